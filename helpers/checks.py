@@ -1,0 +1,289 @@
+"""Exercise checkers: each runs the student's function on inputs built to expose a known mistake,
+compares with helpers' own answer, and names the mistake it finds.
+
+Every checker returns a ``CheckResult`` and never raises: a stub says "not implemented yet".
+"""
+
+import torch
+
+from helpers import attention as att
+from helpers.feedback import CheckResult, failed, passed, run_check
+
+
+def _tensor(x, what: str) -> torch.Tensor:
+    if x is None:
+        raise TypeError(f"{what} is None; did you forget a `return`?")
+    return torch.as_tensor(x).double()
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
+    return a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=tol, rtol=tol)
+
+
+# --- part a: softmax attention ------------------------------------------------------------------
+
+
+def check_softmax_attention(fn) -> CheckResult:
+    """``fn(query, keys, values) -> (output, weights)`` with raw dot-product scores (no 1/√d)."""
+    name = "softmax attention"
+    return run_check(name, lambda: _softmax_attention(name, fn))
+
+
+def _softmax_attention(name: str, fn) -> CheckResult:
+    g = torch.Generator().manual_seed(0)
+    cases = [
+        ("the course example", att.COURSE_QUERY, att.COURSE_KEYS, att.COURSE_VALUES),
+        ("one random query", torch.randn(4, generator=g), torch.randn(5, 4, generator=g), None),
+        (
+            "3 queries at once, (m, d)",
+            torch.randn(3, 4, generator=g),
+            torch.randn(6, 4, generator=g),
+            None,
+        ),
+    ]
+    for label, q, k, v in cases:
+        q, k = q.double(), k.double()
+        v = (
+            torch.randn(k.shape[0], 2, generator=g, dtype=torch.float64)
+            if v is None
+            else v.double()
+        )
+        result = fn(q, k, v)
+        if not isinstance(result, tuple | list) or len(result) != 2:
+            return failed(
+                name,
+                "return a pair (output, weights)",
+                "end with `return weights @ values, weights`",
+            )
+        out, w = _tensor(result[0], "output"), _tensor(result[1], "weights")
+        want_out, want_w = att.softmax_attention(q, k, v, scale=1.0, return_weights=True)
+        if w.shape != want_w.shape:
+            return failed(
+                name,
+                f"on {label} the weights have shape {tuple(w.shape)}, expected {tuple(want_w.shape)}",
+                "one weight per (query, key) pair: scores = query @ keys.T",
+            )
+        if not _close(w, want_w):
+            return failed(name, f"wrong weights on {label}", _weights_hint(w, q, k, v))
+        if not _close(out, want_out):
+            hint = "the output is the weighted sum of the values: weights @ values"
+            if _close(out, w @ k):
+                hint = "you mixed the keys; the output mixes the values: weights @ values"
+            return failed(name, f"right weights but wrong output on {label}", hint)
+    q, k, v = 300 * att.COURSE_QUERY.double(), att.COURSE_KEYS.double(), att.COURSE_VALUES.double()
+    out, w = (_tensor(x, "result") for x in fn(q, k, v))
+    if not torch.isfinite(w).all() or not _close(
+        w, att.softmax_attention(q, k, v, scale=1.0, return_weights=True)[1]
+    ):
+        return failed(
+            name,
+            "the weights break when the scores are large (query × 300: scores up to 900 give NaN or inf)",
+            "exp(900) overflows even in float64: subtract the largest score before exp (softmax does not change "
+            "when you shift every score by the same number), or use torch.softmax",
+        )
+    return passed(name, "right on the course example, random queries, batches and huge scores")
+
+
+def _weights_hint(w: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str:
+    scores = q @ k.T
+    if _close(w, att.softmax_attention(q, k, v, return_weights=True)[1]):
+        return "you divided the scores by √d; in this exercise use the raw dot products q·k"
+    if _close(w, att.argmax_attention(q, k, v, return_weights=True)[1]):
+        return "that is argmax attention (one-hot weights); use a softmax of the scores"
+    if _close(w, torch.exp(scores)):
+        return "you took exp of the scores but did not normalise: divide by the sum over the keys"
+    if scores.dim() == 2 and _close(w, torch.softmax(scores, dim=0)):
+        return "the softmax runs over the queries; normalise over the keys: dim=-1"
+    if scores.dim() == 2 and _close(w, torch.softmax(scores, dim=-1).T):
+        return "the weights are transposed: use scores = query @ keys.T, shape (m, n)"
+    if v.shape[1] == q.shape[-1] and _close(w, torch.softmax(q @ v.T, dim=-1)):
+        return "compare the query with the keys, not with the values"
+    if not torch.allclose(w.sum(-1), torch.ones_like(w.sum(-1)), atol=1e-5):
+        return "each query's weights should sum to 1: a softmax over the keys"
+    return "weights = softmax(query @ keys.T) over the last axis; print your scores and compare"
+
+
+# --- part b: gradients through argmax and softmax ---------------------------------------------
+
+
+def check_query_gradients(fn) -> CheckResult:
+    """``fn(attend, query, keys, values, target) -> (grad_query, grad_keys)`` of Σ(output - target)²."""
+    name = "gradients through attention"
+    return run_check(name, lambda: _query_gradients(name, fn))
+
+
+def _query_gradients(name: str, fn) -> CheckResult:
+    q, k, v = att.COURSE_QUERY.double(), att.COURSE_KEYS.double(), att.COURSE_VALUES.double()
+    target = torch.tensor([3.0, -2, 4], dtype=torch.float64)  # v2: the loss wants key 2 to win
+
+    for label, attend in (("softmax", att.raw_softmax_attention), ("argmax", att.argmax_attention)):
+        try:
+            result = fn(attend, q.clone(), k.clone(), v, target)
+        except RuntimeError as err:
+            if "does not require grad and does not have a grad_fn" in str(err):
+                return failed(
+                    name,
+                    f"autograd refused on {label}: nothing the loss depends on requires grad",
+                    "through argmax the loss depends on the values only: make values require grad "
+                    "too (a model learns them as well), and pass allow_unused=True",
+                )
+            if "not have been used in the graph" in str(err):
+                return failed(
+                    name,
+                    f"autograd refused on {label}: the loss does not depend on q or K there",
+                    "that is the point of part b! pass allow_unused=True to torch.autograd.grad and "
+                    "turn a None gradient into torch.zeros_like(...)",
+                )
+            raise
+        if not isinstance(result, tuple | list) or len(result) != 2:
+            return failed(name, "return a pair (grad_query, grad_keys)")
+        if result[0] is None or result[1] is None:
+            return failed(
+                name,
+                f"a gradient is None for {label}",
+                "None means 'no path from the loss to this tensor'; return torch.zeros_like(...) instead",
+            )
+        got_q, got_k = _tensor(result[0], "grad_query"), _tensor(result[1], "grad_keys")
+        want_q, want_k = att.query_key_gradients(attend, q, k, v, target)
+        if got_q.shape != want_q.shape or got_k.shape != want_k.shape:
+            return failed(
+                name,
+                f"gradient shapes {tuple(got_q.shape)}, {tuple(got_k.shape)}; expected "
+                f"{tuple(want_q.shape)}, {tuple(want_k.shape)}",
+                "a gradient has the shape of the tensor it is taken with respect to",
+            )
+        if _close(got_q, want_q) and _close(got_k, want_k):
+            continue
+        if label == "softmax" and not got_q.any():
+            return failed(
+                name,
+                "softmax gives zero gradients",
+                "did you detach, or compute the loss under torch.no_grad()? call requires_grad_() "
+                "on q and K before calling attend",
+            )
+        if _close(got_q, want_q / 3):
+            return failed(
+                name,
+                f"gradients are a third too small for {label}",
+                "the loss is the sum of squares, not the mean",
+            )
+        if _close(got_q, -want_q):
+            return failed(
+                name,
+                f"gradients have the wrong sign for {label}",
+                "the loss is (output - target)², in that order",
+            )
+        return failed(
+            name, f"wrong gradients for {label}", "loss = ((attend(q, K, V) - target) ** 2).sum()"
+        )
+    return passed(name, "softmax gradients match autograd, and argmax gives exactly zero")
+
+
+# --- parts c and d: queries that copy and average -----------------------------------------------
+
+
+def check_selection_query(fn) -> CheckResult:
+    """``fn(keys, j, strength) -> query`` whose lookup returns value j as the strength grows."""
+    name = "selection query"
+    return run_check(name, lambda: _selection_query(name, fn))
+
+
+def _selection_query(name: str, fn) -> CheckResult:
+    k, v = att.SELECTION_KEYS.double(), att.COURSE_VALUES.double()
+    for j in range(k.shape[0]):
+        q = _tensor(fn(k, j, 30.0), "query")
+        if q.shape != (k.shape[1],):
+            return failed(
+                name,
+                f"the query has shape {tuple(q.shape)}, expected ({k.shape[1]},)",
+                "take row j of keys (keys[j]), the key of the value you want",
+            )
+        state = att.lookup_state(q, k, v, v[j])
+        if state["distance"] > 1e-2:
+            best = int(state["weights"].argmax())
+            hint = f"with S=30 your query puts most weight on key {best}; it should be key {j}: q = S·k_j"
+            if torch.allclose(q, -30.0 * k[j]):
+                hint = "the sign is flipped: -k_j points away from k_j, so it picks the least similar key"
+            return failed(name, f"the lookup does not copy v_{j} at strength 30", hint)
+    weak = att.lookup_state(_tensor(fn(k, 0, 0.5), "query"), k, v, v[0])["weights"][0]
+    strong = att.lookup_state(_tensor(fn(k, 0, 30.0), "query"), k, v, v[0])["weights"][0]
+    if not weak < strong:
+        return failed(
+            name, "the weight on key j does not grow with the strength S", "multiply the key by S"
+        )
+    return passed(name, "copies every value once S is large, and sharpens as S grows")
+
+
+def check_averaging_query(fn) -> CheckResult:
+    """``fn(keys, a, b, strength) -> query`` whose lookup averages values a and b (orthonormal keys)."""
+    name = "averaging query"
+    return run_check(name, lambda: _averaging_query(name, fn))
+
+
+def _averaging_query(name: str, fn) -> CheckResult:
+    g = torch.Generator().manual_seed(1)
+    k = att.random_orthonormal(6, 4, g).T  # (4, 6): orthonormal keys as rows
+    v = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    for a, b in ((0, 1), (1, 3), (2, 0)):
+        q = _tensor(fn(k, a, b, 20.0), "query")
+        if q.shape != (k.shape[1],):
+            return failed(name, f"the query has shape {tuple(q.shape)}, expected ({k.shape[1]},)")
+        state = att.lookup_state(q, k, v, (v[a] + v[b]) / 2)
+        w = state["weights"]
+        if state["distance"] < 1e-3:
+            continue
+        if w[a] > 0.9 or w[b] > 0.9:
+            return failed(
+                name,
+                f"almost all weight goes to one key for a={a}, b={b}",
+                "add both keys: k_a + k_b",
+            )
+        if torch.allclose(w, torch.full_like(w, 0.25), atol=0.05):
+            return failed(
+                name,
+                "the weights are uniform",
+                "q ≈ 0 averages all values; scale k_a + k_b up by C",
+            )
+        return failed(name, f"the lookup does not average v_{a} and v_{b}", "q = C·(k_a + k_b)")
+    return passed(name, "averages exactly the two chosen values")
+
+
+# --- part e: recovering a signal from an average -----------------------------------------------
+
+
+def check_recovery_matrix(fn, trials: int = 10) -> CheckResult:
+    """``fn(basis_a) -> M`` with M·(v_a + v_b)/2 = v_a for every v_a in span(A), v_b ⟂ A."""
+    name = "recovery matrix"
+    return run_check(name, lambda: _recovery_matrix(name, fn, trials))
+
+
+def _recovery_matrix(name: str, fn, trials: int) -> CheckResult:
+    g = torch.Generator().manual_seed(2)
+    for trial in range(trials):
+        d, dim_a = 5 + trial % 4, 1 + trial % 3
+        basis_a, basis_b = att.orthogonal_subspaces(d, dim_a, d - dim_a, g)
+        m = _tensor(fn(basis_a.clone()), "M")
+        if m.shape != (d, d):
+            hint = "M acts on vectors in R^d, so it is (d, d)"
+            if m.shape == (dim_a, dim_a):
+                hint = (
+                    "AᵀA is the (m, m) identity; the projector onto span(A) is A Aᵀ, shape (d, d)"
+                )
+            return failed(
+                name, f"M has shape {tuple(m.shape)} for d={d}; expected ({d}, {d})", hint
+            )
+        v_a = basis_a @ torch.randn(dim_a, generator=g, dtype=torch.float64)
+        v_b = basis_b @ torch.randn(d - dim_a, generator=g, dtype=torch.float64)
+        got = m @ ((v_a + v_b) / 2)
+        if _close(got, v_a, 1e-6):
+            continue
+        if _close(got, v_a / 2, 1e-6):
+            hint = "you get v_a / 2: the average halved v_a, so scale the projector by 2"
+        elif _close(got, v_b, 1e-6) or _close(got, v_b / 2, 1e-6):
+            hint = "you recovered v_b: project onto span(A), not onto its complement"
+        elif _close(got, (v_a + v_b) / 2, 1e-6):
+            hint = "M leaves the average unchanged: M must remove the part in B"
+        else:
+            hint = "M = 2·A·Aᵀ projects onto span(A) and undoes the 1/2"
+        return failed(name, f"M·(v_a + v_b)/2 ≠ v_a in {d} dimensions with dim A = {dim_a}", hint)
+    return passed(name, f"recovers v_a exactly on {trials} random subspace pairs")

@@ -1,0 +1,151 @@
+"""Where files live: one cache directory, one download helper (progress bar, checksum, atomic write),
+and the project's own small data files.
+
+Everything the notebooks download is listed in ``DOWNLOADS`` (name -> url, sha256), the way d2l keeps
+one table. Fetch it all ahead of class with ``python -m helpers.download --all``.
+"""
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+CACHE_ENV = "HELPERS_CACHE"
+CHUNK = 1 << 20  # 1 MiB
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A file to download: where from, its published sha256 (or None), and what it is for."""
+
+    url: str
+    sha256: str | None
+    about: str
+
+
+# Filled in by the notebooks that need downloads; notebooks 01 and 02 need none.
+DOWNLOADS: dict[str, Remote] = {}
+
+
+class DownloadError(RuntimeError):
+    """A download failed; the message says which file and how to get it by hand."""
+
+
+def cache_dir() -> Path:
+    """The cache folder: $HELPERS_CACHE if set, else ~/.cache/attention-lab. Created if missing."""
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attention-lab"
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def project_file(name: str) -> Path:
+    """A file of the project's own data/ folder (installed as helpers/data by a plain pip install)."""
+    package = Path(__file__).parent
+    for folder in (
+        package / "data",
+        package.parent / "data",
+    ):  # installed wheel, then source checkout
+        if (folder / name).exists():
+            return folder / name
+    raise FileNotFoundError(
+        f"{name} is missing from the project's data/ folder; reinstall attention-lab"
+    )
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(url: str, filename: str | None = None, sha256: str | None = None) -> Path:
+    """Download ``url`` into the cache once and return its path.
+
+    A file already in the cache (with the right checksum) is not downloaded again. The bytes go to a
+    temporary file in the same folder and are renamed into place only when complete and verified, so
+    an interrupted download never leaves a file that looks finished.
+    """
+    dest = cache_dir() / (filename or url.rstrip("/").rsplit("/", 1)[-1])
+    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256):
+        return dest
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _fetch(url, out, dest.name)
+        if sha256 is not None and (got := sha256_of(tmp)) != sha256:
+            raise DownloadError(
+                f"{dest.name} from {url} has sha256 {got}, but {sha256} was expected: the download "
+                "is corrupt or the file changed upstream. Run the cell again to retry."
+            )
+        os.replace(tmp, dest)  # atomic on one file system
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _fetch(url: str, out, name: str) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
+                while chunk := response.read(CHUNK):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+        reason = getattr(err, "reason", err)
+        raise DownloadError(
+            f"could not download {name} from {url} ({reason}). If you are offline, download it "
+            f"on a connected machine and copy it to {cache_dir() / name} (or point ${CACHE_ENV} at "
+            "a folder that has it); `python -m helpers.download --all` fetches everything ahead of class."
+        ) from None
+
+
+def fetch(name: str) -> Path:
+    """Download the table entry ``name`` (see ``DOWNLOADS``) and return its cached path."""
+    if name not in DOWNLOADS:
+        known = ", ".join(sorted(DOWNLOADS)) or "none yet"
+        raise KeyError(f"no download called {name!r}; known: {known}")
+    remote = DOWNLOADS[name]
+    return download(remote.url, name, remote.sha256)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.download",
+        description="Fetch the notebooks' downloads into the cache.",
+    )
+    parser.add_argument("names", nargs="*", help="entries of the download table")
+    parser.add_argument("--all", action="store_true", help="fetch every entry")
+    parser.add_argument("--list", action="store_true", help="list the entries and the cache folder")
+    args = parser.parse_args(argv)
+    names = sorted(DOWNLOADS) if args.all else args.names
+    if args.list or not names:
+        print(f"cache: {cache_dir()}  (set ${CACHE_ENV} to move it)")
+        for name, remote in sorted(DOWNLOADS.items()):
+            print(f"  {name:30s} {remote.about}  <- {remote.url}")
+        if not DOWNLOADS:
+            print("  (no downloads yet: the notebooks so far need none)")
+        return 0
+    for name in names:
+        try:
+            print(f"{name}: {fetch(name)}")
+        except (KeyError, DownloadError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

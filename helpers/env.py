@@ -1,0 +1,89 @@
+"""Notebook setup: seeds, device, profile, and where we are running."""
+
+import importlib.util
+import os
+import random
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from helpers.profiles import PROFILE_NOTES, PROFILES, sizes_for
+
+SEED = 42
+# Imported names (not pip names) that notebooks need beyond torch and numpy.
+RUNTIME_MODULES = ("matplotlib", "ipywidgets", "tqdm")
+
+
+@dataclass
+class Lab:
+    """What ``setup`` decided; notebooks read ``lab.device``, ``lab.profile`` and ``lab.sizes``."""
+
+    device: torch.device
+    profile: str
+    in_colab: bool
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return (
+            f"device: {self.device.type} | profile: {self.profile} "
+            f"({PROFILE_NOTES[self.profile]}) | torch {torch.__version__}"
+            + (" | Colab" if self.in_colab else "")
+        )
+
+
+def seed_everything(seed: int = SEED) -> None:
+    """Seed Python's, numpy's and torch's random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def in_colab() -> bool:
+    """True inside a Google Colab runtime."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def pick_device() -> torch.device:
+    """cuda if there is a GPU, else Apple's mps, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def resolve_profile(device: torch.device, requested: str | None = None) -> str:
+    """``requested``, else $HELPERS_PROFILE, else ``full`` on a GPU and ``quick`` on a CPU."""
+    profile = requested or os.environ.get("HELPERS_PROFILE", "").strip().lower() or None
+    if profile is None:
+        return "full" if device.type == "cuda" else "quick"
+    if profile not in PROFILES:
+        raise ValueError(
+            f"HELPERS_PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)} "
+            "(or unset it to pick full on a GPU and quick on a CPU)"
+        )
+    return profile
+
+
+def missing_modules(names: tuple[str, ...] = RUNTIME_MODULES) -> list[str]:
+    """The names in ``names`` that cannot be imported."""
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+
+def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
+    """Seed everything, pick device and profile, print one line saying so, and return them."""
+    missing = missing_modules()
+    if missing:
+        raise ImportError(
+            f"this notebook needs {', '.join(missing)}, which is not installed; "
+            'run `pip install -e ".[dev]"` in the attention-lab folder (Colab already has them)'
+        )
+    seed_everything(seed)
+    device = pick_device()
+    chosen = resolve_profile(device, profile)
+    lab = Lab(device=device, profile=chosen, in_colab=in_colab(), sizes=sizes_for(notebook, chosen))
+    print(lab.describe())
+    return lab

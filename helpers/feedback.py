@@ -1,0 +1,76 @@
+"""The result every exercise checker returns: passed or not, a one-line verdict, specific hints."""
+
+import html
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+@dataclass(repr=False)
+class CheckResult:
+    """Prints as ✅/❌ with hints in a notebook; code reads ``result.passed`` and ``result.hints``."""
+
+    name: str
+    passed: bool
+    verdict: str
+    hints: list[str] = field(default_factory=list)
+
+    @property
+    def not_implemented(self) -> bool:
+        return self.verdict == NOT_IMPLEMENTED
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        mark = "✅" if self.passed else ("⏳" if self.not_implemented else "❌")
+        lines = [f"{mark} {self.name}: {self.verdict}"]
+        label = "why" if self.passed else "hint"
+        lines += [f"   {label}: {hint}" for hint in self.hints]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        color = "#1a7f37" if self.passed else ("#9a6700" if self.not_implemented else "#cf222e")
+        text = html.escape(str(self)).replace("\n", "<br>")
+        return f'<div style="font-family:monospace;color:{color}">{text}</div>'
+
+
+def passed(name: str, verdict: str) -> CheckResult:
+    return CheckResult(name, True, verdict)
+
+
+def failed(name: str, verdict: str, *hints: str) -> CheckResult:
+    return CheckResult(name, False, verdict, list(hints))
+
+
+def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
+    """Run ``check``; a stub's NotImplementedError or any crash becomes a result, never a traceback."""
+    try:
+        return check()
+    except NotImplementedError as err:
+        hint = str(err) or "replace the `raise NotImplementedError` line with your code"
+        return CheckResult(name, False, NOT_IMPLEMENTED, [hint])
+    except Exception as err:  # the student's code crashed: say where, briefly
+        frame = _students_frame(err)
+        where = f"line {frame.lineno} (`{frame.line}`)" if frame.line else f"line {frame.lineno}"
+        return CheckResult(
+            name,
+            False,
+            f"your code raised {type(err).__name__} at {where}",
+            [str(err).splitlines()[0] if str(err) else type(err).__name__],
+        )
+
+
+def _students_frame(err: BaseException) -> traceback.FrameSummary:
+    """The innermost frame of the traceback that is neither helpers' nor an installed library's."""
+    frames = traceback.extract_tb(err.__traceback__)
+    ours = str(Path(__file__).parent)
+    theirs = [
+        f for f in frames if not f.filename.startswith(ours) and "-packages" not in f.filename
+    ]
+    return (theirs or frames)[-1]

@@ -1,0 +1,144 @@
+"""Interactive widgets, core ipywidgets only (7.7 in Colab, 8.x in JupyterLab), matplotlib redrawn inline.
+
+Each function builds one widget from plain inputs and returns it. The numbers it draws come from a
+plain function in another module; after every change the widget keeps them in ``widget.state``, so a
+test can set ``widget.controls[name].value`` and read the recomputed state.
+"""
+
+from collections.abc import Callable
+
+import ipywidgets as w
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from helpers import attention as att
+from helpers import plots
+from helpers.quiz import grade, load_quiz
+
+SLIDER_LAYOUT = w.Layout(width="420px")
+STYLE = {"description_width": "150px"}
+
+
+def live_plot(
+    controls: dict[str, w.ValueWidget], compute: Callable[..., dict], draw: Callable
+) -> w.VBox:
+    """A VBox of ``controls`` above a plot; on any change: state = compute(**values), then draw(state)."""
+    out = w.Output()
+    box = w.VBox([*controls.values(), out])
+    box.controls, box.state = controls, {}
+
+    def redraw(_change=None) -> None:
+        box.state = compute(**{name: c.value for name, c in controls.items()})
+        with out:
+            out.clear_output(wait=True)
+            fig = draw(box.state)
+            display(fig)
+            plt.close(fig)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    return box
+
+
+def _slider(
+    description: str, value: float, lo: float, hi: float, step: float = 0.1
+) -> w.FloatSlider:
+    return w.FloatSlider(
+        value=value, min=lo, max=hi, step=step, description=description,
+        continuous_update=False, layout=SLIDER_LAYOUT, style=STYLE,
+    )  # fmt: skip
+
+
+def _index(description: str, value: int, n: int) -> w.IntSlider:
+    return w.IntSlider(
+        value=value, min=0, max=n - 1, description=description,
+        continuous_update=False, layout=SLIDER_LAYOUT, style=STYLE,
+    )  # fmt: skip
+
+
+def attention_explorer(keys, values, query=None, scale: float = 1.0) -> w.VBox:
+    """A slider per query component, a scale (inverse temperature) slider and a softmax/argmax toggle."""
+    k, v = att.as_float(keys), att.as_float(values)
+    q = att.as_float(query) if query is not None else k.new_zeros(k.shape[1])
+    controls: dict[str, w.ValueWidget] = {
+        f"q{i}": _slider(f"query[{i}]", float(q[i]), -3.0, 3.0) for i in range(k.shape[1])
+    }
+    controls["scale"] = _slider("scale (1/temperature)", scale, 0.0, 5.0)
+    controls["mode"] = w.ToggleButtons(
+        options=["softmax", "argmax"], value="softmax", description="lookup"
+    )
+
+    def compute(scale: float, mode: str, **components: float) -> dict:
+        query = [components[f"q{i}"] for i in range(k.shape[1])]
+        return {**att.lookup(query, k, v, scale=scale, mode=mode), "mode": mode}
+
+    def draw(state: dict):
+        title = "weights = " + (
+            "softmax(scale · q·k)" if state["mode"] == "softmax" else "one-hot(argmax q·k)"
+        )
+        return plots.plot_lookup(state["weights"], state["output"], title=title)
+
+    return live_plot(controls, compute, draw)
+
+
+def selection_explorer(keys, values, strength: float = 1.0, j: int = 0) -> w.VBox:
+    """Part c: sliders for S and j; the lookup with q = S·k_j, its weights and distance from v_j."""
+    k, v = att.as_float(keys), att.as_float(values)
+    controls = {
+        "strength": _slider("strength S", strength, 0.0, 20.0, 0.5),
+        "j": _index("index j (0 = k1)", j, len(k)),
+    }
+
+    def compute(strength: float, j: int) -> dict:
+        return att.lookup_state(att.selection_query(k, j, strength), k, v, v[j])
+
+    def draw(state: dict):
+        title = f"q = S·k_j: distance from v_j = {state['distance']:.3f}"
+        return plots.plot_lookup(state["weights"], state["output"], state["target"], title)
+
+    return live_plot(controls, compute, draw)
+
+
+def averaging_explorer(keys, values, strength: float = 1.0, a: int = 0, b: int = 1) -> w.VBox:
+    """Part d: sliders for C, a and b; the lookup with q = C·(k_a + k_b) against (v_a + v_b)/2."""
+    k, v = att.as_float(keys), att.as_float(values)
+    controls = {
+        "strength": _slider("strength C", strength, 0.0, 20.0, 0.5),
+        "a": _index("index a (0 = k1)", a, len(k)),
+        "b": _index("index b (0 = k1)", b, len(k)),
+    }
+
+    def compute(strength: float, a: int, b: int) -> dict:
+        return att.lookup_state(att.averaging_query(k, a, b, strength), k, v, (v[a] + v[b]) / 2)
+
+    def draw(state: dict):
+        title = f"q = C·(k_a + k_b): distance from (v_a + v_b)/2 = {state['distance']:.3f}"
+        return plots.plot_lookup(state["weights"], state["output"], state["target"], title)
+
+    return live_plot(controls, compute, draw)
+
+
+def quiz(name: str) -> w.VBox:
+    """The quiz data/quiz_<name>.json: one radio group and a Check button per question."""
+    title, questions = load_quiz(name)
+    box = w.VBox([w.HTML(f"<h3>{title}</h3>")])
+    box.questions, box.results = [], {}
+    for number, question in enumerate(questions, 1):
+        choices = w.RadioButtons(
+            options=question.options, index=None, layout=w.Layout(width="auto")
+        )
+        button = w.Button(description="Check", button_style="info")
+        feedback = w.HTML()
+
+        def on_click(_button, question=question, choices=choices, feedback=feedback) -> None:
+            result = grade(question, choices.index)
+            box.results[question.id] = result
+            feedback.value = result._repr_html_()
+
+        button.on_click(on_click)
+        box.questions.append(
+            {"id": question.id, "choices": choices, "button": button, "feedback": feedback}
+        )
+        box.children += (w.HTML(f"<b>{number}. {question.question}</b>"), choices, button, feedback)
+    return box

@@ -1,0 +1,37 @@
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+NOTEBOOK_SECONDS: dict[str, float] = {}
+
+# Before anything imports matplotlib: a font cache that a first run builds once, not per test.
+os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "attention-lab-mpl"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data beside the checkout (real data sets); tests that need it skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent (it exists only beside the project's own machines)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """An empty HELPERS_CACHE for one test."""
+    monkeypatch.setenv("HELPERS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not NOTEBOOK_SECONDS:
+        return
+    terminalreporter.section("notebook execution (smoke profile)")
+    for name, seconds in sorted(NOTEBOOK_SECONDS.items()):
+        terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
+    terminalreporter.write_line(f"{sum(NOTEBOOK_SECONDS.values()):7.1f} s  total")

@@ -1,0 +1,84 @@
+import hashlib
+import urllib.error
+
+import pytest
+
+from helpers import download as dl
+
+
+def served(tmp_path, content: bytes = b"hello attention\n" * 1000):
+    src = tmp_path / "remote" / "vectors.txt"
+    src.parent.mkdir()
+    src.write_bytes(content)
+    return src.as_uri(), hashlib.sha256(content).hexdigest(), content
+
+
+def test_cache_dir_follows_the_environment(cache):
+    assert dl.cache_dir() == cache and cache.is_dir()
+
+
+def test_download_verifies_and_caches(tmp_path, cache, monkeypatch):
+    url, sha, content = served(tmp_path)
+    path = dl.download(url, sha256=sha)
+    assert path == cache / "vectors.txt" and path.read_bytes() == content
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a cached, verified file must not be downloaded again")
+
+    monkeypatch.setattr(dl, "_fetch", no_network)
+    assert dl.download(url, sha256=sha) == path
+
+
+def test_bad_checksum_leaves_no_file(tmp_path, cache):
+    url, _, _ = served(tmp_path)
+    with pytest.raises(dl.DownloadError, match="vectors.txt .* has sha256 .* but 0+ was expected"):
+        dl.download(url, sha256="0" * 64)
+    assert list(cache.iterdir()) == []
+
+
+def test_interrupted_download_leaves_nothing_that_looks_complete(tmp_path, cache, monkeypatch):
+    url, sha, _ = served(tmp_path)
+
+    def dies_half_way(url, out, name):
+        out.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dl, "_fetch", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        dl.download(url, sha256=sha)
+    assert list(cache.iterdir()) == []
+
+
+def test_offline_message_names_the_file_and_what_to_do(cache, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", offline)
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download("https://example.org/data/glove.zip")
+    message = str(err.value)
+    assert "glove.zip" in message and str(cache / "glove.zip") in message
+    assert "python -m helpers.download --all" in message and "HELPERS_CACHE" in message
+
+
+def test_fetch_unknown_name_lists_the_known_ones():
+    with pytest.raises(KeyError, match="no download called 'nope'"):
+        dl.fetch("nope")
+
+
+def test_cli_lists_the_cache(cache, capsys):
+    assert dl.main(["--list"]) == 0
+    assert str(cache) in capsys.readouterr().out
+
+
+def test_cli_fetches_a_table_entry(tmp_path, cache, monkeypatch, capsys):
+    url, sha, content = served(tmp_path)
+    monkeypatch.setitem(dl.DOWNLOADS, "vectors.txt", dl.Remote(url, sha, "test vectors"))
+    assert dl.main(["--all"]) == 0
+    assert (cache / "vectors.txt").read_bytes() == content
+
+
+def test_project_file_finds_data_folder():
+    assert dl.project_file("quiz_01_concepts.json").name == "quiz_01_concepts.json"
+    with pytest.raises(FileNotFoundError, match="missing from the project's data/ folder"):
+        dl.project_file("nope.json")

@@ -1,0 +1,99 @@
+"""Notebook conventions: clean, titled, badged, set up, parameterised, short cells."""
+
+import re
+
+import nbformat
+import pytest
+from conftest import ROOT
+
+from helpers.authoring import current_repo, instructor_notebooks, stale_students
+
+NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
+MAX_CODE_LINES = 15
+REPO_LINE = re.compile(r'^REPO_URL = "(.+)"$', re.MULTILINE)
+
+
+def ids(path):
+    return str(path.relative_to(ROOT / "notebooks"))
+
+
+def test_there_are_notebooks():
+    assert instructor_notebooks(), "no numbered notebooks in notebooks/"
+    assert len(NOTEBOOKS) == 2 * len(instructor_notebooks()), (
+        "each notebook needs its student version"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_valid_nbformat4_with_python3_kernel(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.nbformat == 4
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_no_outputs_or_execution_counts(path):
+    nb = nbformat.read(path, as_version=4)
+    dirty = [
+        i
+        for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and (c.outputs or c.execution_count)
+    ]
+    assert not dirty, f"cells {dirty} carry outputs: run `python -m helpers.authoring strip`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_title_cell_has_badge_to_own_path(path):
+    first = nbformat.read(path, as_version=4).cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith("# ")
+    own = path.relative_to(ROOT).as_posix()
+    badge = f"https://colab.research.google.com/github/{current_repo()}/blob/main/{own}"
+    assert badge in first.source, f"cell 1 needs the Colab badge {badge}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_second_cell_is_setup(path):
+    setup = nbformat.read(path, as_version=4).cells[1]
+    assert setup.cell_type == "code"
+    assert "helpers.setup(" in setup.source
+    assert "except ImportError" in setup.source and "%pip install" in setup.source
+    match = REPO_LINE.search(setup.source)
+    assert match and match.group(1) == f"https://github.com/{current_repo()}", (
+        "one REPO_URL everywhere"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_exactly_one_parameters_cell(path):
+    cells = nbformat.read(path, as_version=4).cells
+    tagged = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].cell_type == "code"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_code_cells_are_short(path):
+    cells = nbformat.read(path, as_version=4).cells
+    long = [
+        i
+        for i, c in enumerate(cells)
+        if c.cell_type == "code" and len(c.source.splitlines()) > MAX_CODE_LINES
+    ]
+    assert not long, (
+        f"cells {long} have more than {MAX_CODE_LINES} lines: move the code into helpers"
+    )
+
+
+def test_student_notebooks_are_up_to_date():
+    stale = stale_students()
+    assert not stale, f"regenerate with `python -m helpers.authoring students`: {stale}"
+
+
+@pytest.mark.parametrize("path", instructor_notebooks(), ids=ids)
+def test_student_versions_hold_no_solutions(path):
+    student = nbformat.read(ROOT / "notebooks" / "student" / path.name, as_version=4)
+    source = "\n".join(c.source for c in student.cells)
+    assert "BEGIN SOLUTION" not in source and "END SOLUTION" not in source
+    instructor = nbformat.read(path, as_version=4)
+    blocks = sum(c.source.count("# BEGIN SOLUTION") for c in instructor.cells)
+    assert source.count("raise NotImplementedError(") == blocks

@@ -1,0 +1,55 @@
+"""Execute every notebook (instructor and student) headless, offline, in the smoke profile."""
+
+import json
+import os
+import sys
+import time
+
+import nbformat
+import pytest
+from conftest import NOTEBOOK_SECONDS, ROOT
+from nbclient import NotebookClient
+
+NOTEBOOKS = sorted((ROOT / "notebooks").rglob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def this_python_as_kernel(tmp_path_factory):
+    """A python3 kernelspec that runs this interpreter, whatever kernels the machine has."""
+    folder = tmp_path_factory.mktemp("jupyter")
+    spec = folder / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"})
+    )
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(folder), old]))
+    yield
+    if old is None:
+        os.environ.pop("JUPYTER_PATH")
+    else:
+        os.environ["JUPYTER_PATH"] = old
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))
+def test_notebook_runs_in_smoke_profile(path, monkeypatch, tmp_path):
+    monkeypatch.setenv("HELPERS_PROFILE", "smoke")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HELPERS_CACHE", os.environ.get("HELPERS_CACHE", str(tmp_path / "cache")))
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel uses its inline backend
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    start = time.perf_counter()
+    client.execute()
+    NOTEBOOK_SECONDS[str(path.relative_to(ROOT))] = time.perf_counter() - start
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
+    assert not errors
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "profile: smoke" in text, "the setup cell should print the active profile"
