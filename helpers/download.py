@@ -30,8 +30,13 @@ class Remote:
     about: str
 
 
-# Filled in by the notebooks that need downloads; notebooks 01 and 02 need none.
-DOWNLOADS: dict[str, Remote] = {}
+DOWNLOADS: dict[str, Remote] = {
+    "tinyshakespeare.txt": Remote(
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
+        "Tiny Shakespeare, 1.1 MB: notebook 02's masking lesson (quick and full profiles)",
+    ),
+}
 
 
 class DownloadError(RuntimeError):
@@ -135,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cache: {cache_dir()}  (set ${CACHE_ENV} to move it)")
         for name, remote in sorted(DOWNLOADS.items()):
             print(f"  {name:30s} {remote.about}  <- {remote.url}")
-        if not DOWNLOADS:
-            print("  (no downloads yet: the notebooks so far need none)")
         return 0
     for name in names:
         try:

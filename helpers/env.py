@@ -23,7 +23,7 @@ class Lab:
     device: torch.device
     profile: str
     in_colab: bool
-    sizes: dict[str, int] = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         return (

@@ -17,17 +17,40 @@ PROFILE_NOTES: dict[str, str] = {
 }
 
 # notebook -> profile -> knob -> value. Every knob a profile changes lives here.
-SIZES: dict[str, dict[str, dict[str, int]]] = {
+SIZES: dict[str, dict[str, dict]] = {
     "01": {
-        # checker_trials: random inputs each checker tries; sweep_points: resolution of line plots.
-        "full": {"checker_trials": 50, "sweep_points": 401},
-        "quick": {"checker_trials": 20, "sweep_points": 201},
-        "smoke": {"checker_trials": 5, "sweep_points": 41},
+        # sweep_points: resolution of the loss curve in part b.
+        "full": {"sweep_points": 401},
+        "quick": {"sweep_points": 201},
+        "smoke": {"sweep_points": 41},
+    },
+    "02": {
+        # lm_steps: training steps of each masking-lesson language model;
+        # timing_tokens / loop_max_tokens: sequence lengths of the speed plot (loops only up to the max);
+        # block_repeats: timed repeats of the from-scratch vs torch block comparison.
+        "full": {
+            "lm_steps": 1500,
+            "timing_tokens": [16, 32, 64, 128, 256, 512, 1024],
+            "loop_max_tokens": 128,
+            "block_repeats": 30,
+        },
+        "quick": {
+            "lm_steps": 400,
+            "timing_tokens": [16, 32, 64, 128, 256, 512],
+            "loop_max_tokens": 64,
+            "block_repeats": 10,
+        },
+        "smoke": {
+            "lm_steps": 20,
+            "timing_tokens": [8, 16],
+            "loop_max_tokens": 16,
+            "block_repeats": 2,
+        },
     },
 }
 
 
-def sizes_for(notebook: str, profile: str) -> dict[str, int]:
+def sizes_for(notebook: str, profile: str) -> dict:
     """The sizes notebook ``notebook`` (e.g. "01") uses in ``profile``."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from helpers import attention as att
-from helpers import plots
+from helpers import plots, pretrained
 from helpers.quiz import grade, load_quiz
 
 SLIDER_LAYOUT = w.Layout(width="420px")
@@ -142,3 +142,40 @@ def quiz(name: str) -> w.VBox:
         )
         box.children += (w.HTML(f"<b>{number}. {question.question}</b>"), choices, button, feedback)
     return box
+
+
+def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int = 0) -> w.VBox:
+    """A pretrained encoder's attention over ``sentence``: sliders for layer, head, temperature,
+    padding length, and a mask on/off switch."""
+    config = model.config
+    controls = {
+        "layer": _index("layer", layer, config.num_hidden_layers),
+        "head": _index("head", head, config.num_attention_heads),
+        "temperature": _slider("temperature", 1.0, 0.1, 5.0),
+        "pad": w.IntSlider(
+            value=0,
+            min=0,
+            max=8,
+            description="padding tokens",
+            continuous_update=False,
+            layout=SLIDER_LAYOUT,
+            style=STYLE,
+        ),  # fmt: skip
+        "use_mask": w.Checkbox(value=True, description="mask the padding"),
+    }
+
+    def compute(**settings) -> dict:
+        return pretrained.attention_map(model, tokenizer, sentence, **settings)
+
+    def draw(state: dict):
+        leak = (
+            float(state["on_padding"][state["on_padding"] > 0].mean())
+            if state["on_padding"].any()
+            else 0.0
+        )
+        title = (
+            f"weight on padding: {leak:.1%} per query" if leak else "rows: queries, columns: keys"
+        )
+        return plots.plot_attention_heatmap(state["tokens"], state["weights"], title)
+
+    return live_plot(controls, compute, draw)

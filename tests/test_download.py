@@ -73,7 +73,7 @@ def test_cli_lists_the_cache(cache, capsys):
 
 def test_cli_fetches_a_table_entry(tmp_path, cache, monkeypatch, capsys):
     url, sha, content = served(tmp_path)
-    monkeypatch.setitem(dl.DOWNLOADS, "vectors.txt", dl.Remote(url, sha, "test vectors"))
+    monkeypatch.setattr(dl, "DOWNLOADS", {"vectors.txt": dl.Remote(url, sha, "test vectors")})
     assert dl.main(["--all"]) == 0
     assert (cache / "vectors.txt").read_bytes() == content
 
@@ -82,3 +82,14 @@ def test_project_file_finds_data_folder():
     assert dl.project_file("quiz_01_concepts.json").name == "quiz_01_concepts.json"
     with pytest.raises(FileNotFoundError, match="missing from the project's data/ folder"):
         dl.project_file("nope.json")
+
+
+def test_every_table_entry_has_a_checksum_and_a_purpose():
+    for name, remote in dl.DOWNLOADS.items():
+        assert remote.url.startswith("https://") and remote.about, name
+        assert remote.sha256 is None or len(remote.sha256) == 64, name
+
+
+def test_tiny_shakespeare_checksum_matches_the_real_file(shared_data):
+    real = shared_data / "corpus" / "tinyshakespeare.txt"
+    assert dl.sha256_of(real) == dl.DOWNLOADS["tinyshakespeare.txt"].sha256

@@ -1,8 +1,5 @@
-"""Exercise checkers: each runs the student's function on inputs built to expose a known mistake,
-compares with helpers' own answer, and names the mistake it finds.
-
-Every checker returns a ``CheckResult`` and never raises: a stub says "not implemented yet".
-"""
+"""Notebook 01's checkers (attention by hand): each runs the student's function on inputs built to
+expose a known mistake, compares with helpers' own answer, and names the mistake it finds."""
 
 import torch
 

