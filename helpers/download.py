@@ -1,7 +1,7 @@
 """Where files live: one cache directory, one download helper (progress bar, checksum, atomic write),
 and the project's own small data files.
 
-Everything the notebooks download is listed in ``DOWNLOADS`` (name -> url, sha256), the way d2l keeps
+Everything the notebooks download is listed in ``DOWNLOADS`` (name -> url, checksum), the way d2l keeps
 one table. Fetch it all ahead of class with ``python -m helpers.download --all``.
 """
 
@@ -23,14 +23,31 @@ CHUNK = 1 << 20  # 1 MiB
 
 @dataclass(frozen=True)
 class Remote:
-    """A file to download: where from, its published sha256 (or None), and what it is for."""
+    """A file to download: where from, its published checksum (sha1 or sha256 hex, or None), what for."""
 
     url: str
-    sha256: str | None
+    checksum: str | None
     about: str
 
 
 DOWNLOADS: dict[str, Remote] = {
+    # d2l's mirror of Stanford's GloVe 6B, one zip per size, with the sha1 d2l publishes for each.
+    "glove.6B.50d.zip": Remote(
+        "https://d2l-data.s3-accelerate.amazonaws.com/glove.6B.50d.zip",
+        "0b8703943ccdb6eb788e6f091b8946e82231bc4d",
+        "GloVe 6B 50d, 400k lowercase words, 69 MB: notebook 03 on a CPU",
+    ),
+    "glove.6B.100d.zip": Remote(
+        "https://d2l-data.s3-accelerate.amazonaws.com/glove.6B.100d.zip",
+        "cd43bfb07e44e6f27cbcc7bc9ae3d80284fdaf5a",
+        "GloVe 6B 100d, 400k lowercase words, 131 MB: notebook 03 on a GPU",
+    ),
+    # Stanford's IMDB reviews (Maas et al. 2011), used when the Hugging Face hub is out of reach.
+    "aclImdb_v1.tar.gz": Remote(
+        "https://d2l-data.s3-accelerate.amazonaws.com/aclImdb_v1.tar.gz",
+        "01ada507287d82875905620988597833ad4e0903",
+        "IMDB reviews, 25k train + 25k test, 84 MB: notebook 03's fallback source",
+    ),
     "tinyshakespeare.txt": Remote(
         "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
@@ -65,16 +82,24 @@ def project_file(name: str) -> Path:
     )
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def digest_of(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def download(url: str, filename: str | None = None, sha256: str | None = None) -> Path:
+def algorithm_of(checksum: str) -> str:
+    """sha1 for a 40-digit hex checksum, sha256 for 64 digits."""
+    algorithms = {40: "sha1", 64: "sha256"}
+    if len(checksum) not in algorithms:
+        raise ValueError(f"checksum {checksum!r} is neither sha1 (40 hex digits) nor sha256 (64)")
+    return algorithms[len(checksum)]
+
+
+def download(url: str, filename: str | None = None, checksum: str | None = None) -> Path:
     """Download ``url`` into the cache once and return its path.
 
     A file already in the cache (with the right checksum) is not downloaded again. The bytes go to a
@@ -82,16 +107,17 @@ def download(url: str, filename: str | None = None, sha256: str | None = None) -
     an interrupted download never leaves a file that looks finished.
     """
     dest = cache_dir() / (filename or url.rstrip("/").rsplit("/", 1)[-1])
-    if dest.exists() and (sha256 is None or sha256_of(dest) == sha256):
+    algorithm = algorithm_of(checksum) if checksum else "sha256"
+    if dest.exists() and (checksum is None or digest_of(dest, algorithm) == checksum):
         return dest
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             _fetch(url, out, dest.name)
-        if sha256 is not None and (got := sha256_of(tmp)) != sha256:
+        if checksum is not None and (got := digest_of(tmp, algorithm)) != checksum:
             raise DownloadError(
-                f"{dest.name} from {url} has sha256 {got}, but {sha256} was expected: the download "
+                f"{dest.name} from {url} has {algorithm} {got}, but {checksum} was expected: the download "
                 "is corrupt or the file changed upstream. Run the cell again to retry."
             )
         os.replace(tmp, dest)  # atomic on one file system
@@ -123,7 +149,7 @@ def fetch(name: str) -> Path:
         known = ", ".join(sorted(DOWNLOADS)) or "none yet"
         raise KeyError(f"no download called {name!r}; known: {known}")
     remote = DOWNLOADS[name]
-    return download(remote.url, name, remote.sha256)
+    return download(remote.url, name, remote.checksum)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Plots and tables for the notebooks. Each function returns a matplotlib Figure or a DataFrame."""
 
+import html
 import inspect
 
 import matplotlib.pyplot as plt
@@ -187,3 +188,48 @@ def plot_attention_timings(result: dict) -> Figure:
     ax.legend(loc="best")
     fig.tight_layout()
     return fig
+
+
+def plot_history(history: dict[str, list[float]], title: str = "training") -> Figure:
+    """Train and validation loss per epoch (left) and validation accuracy (right)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    left.plot(history["epoch"], history["train_loss"], "o-", label="train")
+    left.plot(history["epoch"], history["valid_loss"], "o-", label="validation")
+    left.set(title=f"{title}: loss", xlabel="epoch", ylabel="cross-entropy")
+    left.legend(loc="best")
+    right.plot(history["epoch"], history["valid_accuracy"], "o-", color="tab:green")
+    right.set(title=f"{title}: validation accuracy", xlabel="epoch", ylabel="accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def plot_runs(runs: list[dict]) -> Figure:
+    """Validation loss per epoch of every run so far, one line each, labelled by its settings."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    for run in runs:
+        h = run["history"]
+        ax.plot(
+            h["epoch"],
+            h["valid_loss"],
+            "o-",
+            label=f"{run['label']}: test acc {run['test_accuracy']:.1%}",
+        )
+    ax.set(
+        title="validation loss of every run so far",
+        xlabel="epoch",
+        ylabel="validation cross-entropy",
+    )
+    if runs:
+        ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def highlight_tokens(tokens: list[str], weights: list[float]) -> str:
+    """HTML: each token on a background as dark as its weight (relative to the largest)."""
+    top = max(weights) if weights else 1.0
+    spans = [
+        f'<span style="background: rgba(255, 140, 0, {w / top:.2f}); padding: 1px">{html.escape(t)}</span>'
+        for t, w in zip(tokens, weights)
+    ]
+    return '<div style="line-height: 1.8">' + " ".join(spans) + "</div>"

@@ -47,7 +47,17 @@ SIZES: dict[str, dict[str, dict]] = {
             "block_repeats": 2,
         },
     },
-}
+    "03": {
+        # synthetic: offline stand-in data; max_train / max_test: reviews used (None = all 25k);
+        # glove_dim: GloVe size; epochs / max_len: override the config's (None = keep it).
+        "full": {"synthetic": False, "max_train": None, "max_test": None, "glove_dim": 100, "epochs": None,
+                 "max_len": None},
+        "quick": {"synthetic": False, "max_train": 4000, "max_test": 2000, "glove_dim": 50, "epochs": None,
+                  "max_len": None},
+        "smoke": {"synthetic": True, "max_train": 300, "max_test": 100, "glove_dim": 16, "epochs": 2,
+                  "max_len": 64},
+    },
+}  # fmt: skip
 
 
 def sizes_for(notebook: str, profile: str) -> dict:

@@ -5,6 +5,7 @@ plain function in another module; after every change the widget keeps them in ``
 test can set ``widget.controls[name].value`` and read the recomputed state.
 """
 
+import html
 from collections.abc import Callable
 
 import ipywidgets as w
@@ -12,7 +13,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from helpers import attention as att
-from helpers import plots, pretrained
+from helpers import imdb, plots, pretrained
 from helpers.quiz import grade, load_quiz
 
 SLIDER_LAYOUT = w.Layout(width="420px")
@@ -179,3 +180,98 @@ def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int
         return plots.plot_attention_heatmap(state["tokens"], state["weights"], title)
 
     return live_plot(controls, compute, draw)
+
+
+def hyperparameter_explorer(prepared, device, base: dict) -> w.VBox:
+    """Controls for blocks, heads, lr, epochs, max length and frozen embeddings; "train" runs a quick
+    training with them and overlays its validation loss on every earlier run's."""
+    controls = {
+        "blocks": w.IntSlider(
+            value=base["blocks"], min=1, max=4, description="blocks", style=STYLE
+        ),
+        "heads": w.Dropdown(
+            options=[1, 2, 5], value=base["heads"], description="heads", style=STYLE
+        ),
+        "lr": w.Dropdown(
+            options=[1e-4, 3e-4, 1e-3, 3e-3],
+            value=base["lr"],
+            description="learning rate",
+            style=STYLE,
+        ),
+        "epochs": w.IntSlider(
+            value=base["epochs"], min=1, max=10, description="epochs", style=STYLE
+        ),
+        "max_len": w.Dropdown(
+            options=[32, 64, 128, 256, 512],
+            value=base["max_len"],
+            description="max length",
+            style=STYLE,
+        ),  # fmt: skip
+        "freeze_embeddings": w.Checkbox(
+            value=base["freeze_embeddings"], description="freeze GloVe"
+        ),
+    }
+    button = w.Button(description="train", button_style="success")
+    status, out = w.HTML(), w.Output()
+    box = w.VBox([*controls.values(), button, status, out])
+    box.controls, box.button, box.runs = controls, button, []
+
+    def on_click(_button=None) -> None:
+        config = {**base, **{name: c.value for name, c in controls.items()}}
+        status.value = "training…"
+        try:
+            result = imdb.run(prepared, config, device, progress=False)
+        except ValueError as err:  # e.g. heads that do not divide the GloVe size
+            status.value = f"<span style='color:#cf222e'>{html.escape(str(err))}</span>"
+            return
+        label = ", ".join(f"{k}={v}" for k, v in config.items() if k in controls)
+        box.runs.append(
+            {
+                "label": label,
+                "history": result["history"],
+                "test_accuracy": result["test"]["accuracy"],
+            }
+        )
+        status.value = f"run {len(box.runs)}: test accuracy {result['test']['accuracy']:.1%}"
+        with out:
+            out.clear_output(wait=True)
+            fig = plots.plot_runs(box.runs)
+            display(fig)
+            plt.close(fig)
+
+    button.on_click(on_click)
+    return box
+
+
+def review_attention(prepared, model, device, split: str = "test", index: int = 0) -> w.VBox:
+    """A review with each token shaded by the attention it receives in the model's first block."""
+    n = len(prepared.docs[split])
+
+    def compute(index: int) -> dict:
+        return imdb.token_attention(prepared, model, device, split, index)
+
+    def draw(state: dict) -> w.HTML:
+        verdict = "✅" if state["predicted"] == state["label"] else "❌"
+        head = (f"<b>true: {'pos' if state['label'] else 'neg'} · predicted: "
+                f"{'pos' if state['predicted'] else 'neg'} ({state['confidence']:.0%}) {verdict}</b><br>")  # fmt: skip
+        return w.HTML(head + plots.highlight_tokens(state["tokens"], state["weights"]))
+
+    return live_html({"index": _index("review", index, n)}, compute, draw)
+
+
+def live_html(
+    controls: dict[str, w.ValueWidget], compute: Callable[..., dict], draw: Callable
+) -> w.VBox:
+    """Like ``live_plot`` for widgets that draw HTML: state = compute(**values), then show draw(state)."""
+    view = w.Box()
+    box = w.VBox([*controls.values(), view])
+    box.controls, box.state = controls, {}
+
+    def redraw(_change=None) -> None:
+        box.state = compute(**{name: c.value for name, c in controls.items()})
+        view.children = (draw(box.state),)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    return box

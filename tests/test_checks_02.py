@@ -278,3 +278,21 @@ def test_layer_norm_without_eps_argument():
 
     result = check_layer_norm(NoEps)
     assert not result.passed and "__init__(self, normalized_shape, eps=1e-8)" in str(result)
+
+
+def test_any_initialisation_passes():
+    class XavierAttention(attention_class(with_matmul)):
+        def __init__(self, embed_dim):
+            super().__init__(embed_dim)
+            for layer in (self.query, self.key, self.value):
+                nn.init.xavier_normal_(layer.weight)
+                nn.init.normal_(layer.bias, std=0.5)
+
+    class ScaledNorm(norm_class(norm_two_pass)):
+        def __init__(self, normalized_shape, eps=1e-8):
+            super().__init__(normalized_shape, eps)
+            nn.init.constant_(self.weight, 0.5)
+            nn.init.uniform_(self.bias)
+
+    assert check_self_attention(XavierAttention).passed
+    assert check_layer_norm(ScaledNorm).passed

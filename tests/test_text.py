@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+
+from helpers import text
+
+
+def test_clean_strips_line_breaks_and_lowercases():
+    assert text.clean("Great film.<br /><br />Really<BR/>GOOD") == "great film. really good"
+
+
+def test_spacy_rules_split_like_glove():
+    tokens = text.tokenize(["I didn't like it.<br /><br />The END!"], progress=False)
+    assert tokens.document(0) == ["i", "did", "n't", "like", "it", ".", "the", "end", "!"]
+
+
+def test_tokens_are_cached_atomically(cache):
+    texts = ["A good movie.", "A bad one!", ""]
+    first, cached = text.tokenize_cached(texts, progress=False)
+    assert not cached
+    again, cached = text.tokenize_cached(texts, progress=False)
+    assert cached and again.words == first.words and np.array_equal(again.ids, first.ids)
+    assert [again.document(i) for i in range(3)] == [
+        ["a", "good", "movie", "."],
+        ["a", "bad", "one", "!"],
+        [],
+    ]
+    files = list((cache / "tokens").iterdir())
+    assert len(files) == 1 and not files[0].name.startswith(".")  # no temporary file left behind
+    assert not text.tokenize_cached(texts[:2], progress=False)[1]  # other texts, other cache entry
+
+
+def test_vocab_maps_unknown_words_to_one_and_keeps_zero_for_padding():
+    tokens = text.tokenize(["good movie", "good unknownword"], progress=False)
+    vocab = text.Vocab(["good", "movie"])
+    assert vocab.itos[:2] == [text.PAD, text.UNK] and len(vocab) == 4
+    encoded = vocab.encode(tokens)
+    assert encoded[0].tolist() == [2, 3] and encoded[1].tolist() == [2, 1]
+
+
+def test_bucketed_batches_cover_everything_once_with_similar_lengths():
+    lengths = np.random.default_rng(0).integers(1, 500, size=1000)
+    batches = text.bucketed_batches(lengths, 32, shuffle=True, seed=1)
+    flat = sorted(i for b in batches for i in b)
+    assert flat == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.2 * np.ptp(lengths)  # batches hold similar lengths
+    assert batches == text.bucketed_batches(lengths, 32, shuffle=True, seed=1)
+    assert batches != text.bucketed_batches(lengths, 32, shuffle=True, seed=2)
+    ordered = text.bucketed_batches(lengths, 32, shuffle=False)
+    assert [lengths[b].max() for b in ordered] == sorted(lengths[b].max() for b in ordered)
+
+
+def test_pad_batch_truncates_pads_and_masks():
+    ids, mask = text.pad_batch(
+        [np.array([5, 6, 7, 8]), np.array([9]), np.array([], dtype=np.int64)], max_len=3
+    )
+    assert ids.tolist() == [[5, 6, 7], [9, 0, 0], [1, 0, 0]]
+    assert mask.tolist() == [[True, True, True], [True, False, False], [True, False, False]]
+
+
+@pytest.mark.parametrize("bad", [[np.array([3])]])
+def test_pad_batch_of_one(bad):
+    ids, mask = text.pad_batch(bad, max_len=10)
+    assert ids.shape == (1, 1) and mask.all()
