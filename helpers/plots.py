@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 from IPython.display import Code
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from helpers import attention as att
 
@@ -199,6 +200,8 @@ def plot_history(history: dict[str, list[float]], title: str = "training") -> Fi
     left.legend(loc="best")
     right.plot(history["epoch"], history["valid_accuracy"], "o-", color="tab:green")
     right.set(title=f"{title}: validation accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 

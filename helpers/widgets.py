@@ -190,7 +190,7 @@ def hyperparameter_explorer(prepared, device, base: dict) -> w.VBox:
             value=base["blocks"], min=1, max=4, description="blocks", style=STYLE
         ),
         "heads": w.Dropdown(
-            options=[1, 2, 5], value=base["heads"], description="heads", style=STYLE
+            options=[1, 2, 4, 5], value=base["heads"], description="heads", style=STYLE
         ),
         "lr": w.Dropdown(
             options=[1e-4, 3e-4, 1e-3, 3e-3],

@@ -130,7 +130,7 @@ def test_model_messages():
 
 
 def test_frozen_embeddings_stay_frozen(prepared):
-    model = imdb.build_model(prepared, SMALL)
+    model = imdb.build_model(prepared, {**SMALL, "freeze_embeddings": True})
     assert not model.embed.weight.requires_grad
     assert imdb.build_model(
         prepared, {**SMALL, "freeze_embeddings": False}

@@ -24,6 +24,17 @@ FIGURES = {
         {s: masking.future_influence(s, T=4) for s in masking.STYLES}
     ),
     "loss curves": lambda: plots.plot_loss_curves(HISTORY, "curves", 1.0),
+    "history": lambda: plots.plot_history(
+        {
+            "epoch": [1, 2],
+            "train_loss": [0.7, 0.5],
+            "valid_loss": [0.6, 0.5],
+            "valid_accuracy": [0.6, 0.7],
+        }
+    ),
+    "runs": lambda: plots.plot_runs(
+        [{"label": "a", "history": {"epoch": [1], "valid_loss": [0.5]}, "test_accuracy": 0.8}]
+    ),
     "timings": lambda: plots.plot_attention_timings(
         benchmark.attention_speed([4], embed_dim=4, repeats=1)
     ),
