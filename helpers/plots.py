@@ -236,3 +236,64 @@ def highlight_tokens(tokens: list[str], weights: list[float]) -> str:
         for t, w in zip(tokens, weights)
     ]
     return '<div style="line-height: 1.8">' + " ".join(spans) + "</div>"
+
+
+def plot_accuracy(histories: dict[str, dict], keys: tuple[str, ...], title: str) -> Figure:
+    """Accuracy per epoch: one panel per run in ``histories``, one line per key (e.g. train, dev)."""
+    fig, axes = plt.subplots(
+        1, len(histories), figsize=(4.2 * len(histories), 3.4), squeeze=False, sharey=True
+    )
+    for ax, (name, history) in zip(axes[0], histories.items()):
+        for key in keys:
+            ax.plot(history["epoch"], history[f"{key}_accuracy"], "o-", label=key)
+        ax.set(
+            title=f"{title}: {name}" if name else title,
+            xlabel="epoch",
+            ylabel="accuracy",
+            ylim=(0, 1.02),
+        )
+        ax.set_xticks(history["epoch"])
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_model_comparison(rows: list[dict]) -> Figure:
+    """Dev and test accuracy per model; a model that could not run shows 0 and why."""
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 3.8))
+    x = torch.arange(len(rows)).double()
+    ax.bar((x - 0.2).tolist(), [r["dev_accuracy"] for r in rows], 0.4, label="dev")
+    ax.bar((x + 0.2).tolist(), [r["test_accuracy"] for r in rows], 0.4, label="test")
+    for i, row in enumerate(rows):
+        if row["reason"]:
+            ax.text(
+                i,
+                0.02,
+                row["reason"][:40],
+                rotation=90,
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+            )
+    ax.set_xticks(x.tolist(), [r["model"] for r in rows], rotation=20, ha="right")
+    ax.set(title="fine-tuned models compared", xlabel="model", ylabel="accuracy", ylim=(0, 1.02))
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def search_table(results: list[dict]) -> pd.DataFrame:
+    """Hyperparameter search results, best dev accuracy first."""
+    return pd.DataFrame(results).sort_values("dev_accuracy", ascending=False).reset_index(drop=True)
+
+
+def plot_curves(histories: dict[str, dict], key: str, title: str) -> Figure:
+    """One accuracy curve per run on shared axes, e.g. key="dev" for every optimizer's dev accuracy."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, history in histories.items():
+        ax.plot(history["epoch"], history[f"{key}_accuracy"], "o-", label=name)
+    ax.set(title=title, xlabel="epoch", ylabel=f"{key} accuracy", ylim=(0, 1.02))
+    ax.set_xticks(next(iter(histories.values()))["epoch"])
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig

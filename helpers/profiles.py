@@ -57,6 +57,22 @@ SIZES: dict[str, dict[str, dict]] = {
         "smoke": {"synthetic": True, "max_train": 300, "max_test": 100, "glove_dim": 16, "epochs": 2,
                   "max_len": 64},
     },
+    "04": {
+        # synthetic: offline stand-in data; model: the one most cells fine-tune ("minilm" = all-MiniLM-L6-v2,
+        # "tiny" = a 2-layer random BERT); max_train / max_eval: examples used (None = all);
+        # epochs: the main run's; curve_epochs: the long run that shows overfitting; search_train: training
+        # examples per hyperparameter-search run; grid_*: the course's grid; compare: the models compared.
+        "full": {"synthetic": False, "model": "distilbert-base-uncased", "max_train": None, "max_eval": None,
+                 "epochs": 3, "curve_epochs": 10, "search_train": 8000, "grid_lrs": [1e-4, 5e-4, 1e-3, 2e-5, 3e-5, 5e-5],
+                 "grid_epochs": [5, 7, 9], "compare": ["distilbert-base-uncased", "bert-base-uncased",
+                 "bert-large-uncased", "bert-large-cased", "roberta-base", "roberta-large"]},
+        "quick": {"synthetic": False, "model": "minilm", "max_train": 2000, "max_eval": 872, "epochs": 2,
+                  "curve_epochs": 4, "search_train": 500, "grid_lrs": [1e-4, 5e-5], "grid_epochs": [1, 2],
+                  "compare": ["minilm", "distilbert-base-uncased"]},
+        "smoke": {"synthetic": True, "model": "minilm", "max_train": 48, "max_eval": 24, "epochs": 2,
+                  "curve_epochs": 2, "search_train": 24, "grid_lrs": [1e-4, 1e-3], "grid_epochs": [1],
+                  "compare": ["tiny", "minilm", "bert-base-uncased"]},
+    },
 }  # fmt: skip
 
 

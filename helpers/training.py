@@ -25,6 +25,14 @@ def autocast(device: torch.device):
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
+def grad_scaler(device: torch.device):
+    """Loss scaling for float16 on GPUs without bfloat16; a no-op elsewhere (torch 2.2 lacks torch.amp's)."""
+    enabled = device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     """torch.save to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +93,7 @@ def train(
     optimizer = torch.optim.AdamW(
         (p for p in model.parameters() if p.requires_grad), lr=lr, weight_decay=weight_decay
     )
-    scaler = torch.amp.GradScaler(
-        "cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    )
+    scaler = grad_scaler(device)
     history: dict[str, list[float]] = {
         "epoch": [],
         "train_loss": [],

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from helpers import attention as att
-from helpers import imdb, plots, pretrained
+from helpers import experiments, imdb, plots, pretrained
 from helpers.quiz import grade, load_quiz
 
 SLIDER_LAYOUT = w.Layout(width="420px")
@@ -274,4 +274,53 @@ def live_html(
     for control in controls.values():
         control.observe(redraw, names="value")
     redraw()
+    return box
+
+
+def finetune_explorer(models: list[str], data: dict, device, sizes: dict) -> w.VBox:
+    """Choose a model, a data set, lr, epochs and batch size; "run" fine-tunes and adds a dev curve.
+
+    ``data`` maps a data-set name to (splits, task) as ``experiments.notebook_data`` returns them.
+    """
+    controls = {
+        "model": w.Dropdown(options=models, description="model", style=STYLE),
+        "dataset": w.Dropdown(options=list(data), description="data set", style=STYLE),
+        "lr": w.Dropdown(
+            options=[2e-5, 5e-5, 1e-4, 5e-4], value=5e-5, description="learning rate", style=STYLE
+        ),
+        "epochs": w.IntSlider(
+            value=sizes["epochs"], min=1, max=10, description="epochs", style=STYLE
+        ),
+        "batch_size": w.Dropdown(
+            options=[8, 16, 32, 64], value=32, description="batch size", style=STYLE
+        ),
+    }
+    button, status, out = w.Button(description="run", button_style="success"), w.HTML(), w.Output()
+    box = w.VBox([*controls.values(), button, status, out])
+    box.controls, box.button, box.runs = controls, button, {}
+
+    def on_click(_button=None) -> None:
+        values = {name: c.value for name, c in controls.items()}
+        splits, task = data[values["dataset"]]
+        status.value = "fine-tuning…"
+        try:
+            result = experiments.experiment(values["model"], splits, task, device, values["lr"], values["epochs"],
+                                            values["batch_size"], train_rows=sizes["max_train"])  # fmt: skip
+        except Exception as err:  # a model that cannot load: say so in the widget
+            status.value = f"<span style='color:#cf222e'>{html.escape(type(err).__name__ + ': ' + str(err))[:300]}</span>"
+            return
+        label = f"{values['model']} on {values['dataset']}, lr {values['lr']}, batch {values['batch_size']}"
+        box.runs[label] = result["history"]
+        status.value = f"{label}: dev accuracy {result['history']['dev_accuracy'][-1]:.1%}"
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(8, 3.5))
+            for name, history in box.runs.items():
+                ax.plot(history["epoch"], history["dev_accuracy"], "o-", label=name)
+            ax.set(title="dev accuracy of every run", xlabel="epoch", ylabel="dev accuracy")
+            ax.legend(loc="best", fontsize="small")
+            display(fig)
+            plt.close(fig)
+
+    button.on_click(on_click)
     return box

@@ -38,6 +38,9 @@ def test_notebook_runs_in_smoke_profile(path, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv(
+        "TQDM_DISABLE", "1"
+    )  # progress bars are widgets: noise between kernel and client
     monkeypatch.setenv("HELPERS_CACHE", os.environ.get("HELPERS_CACHE", str(tmp_path / "cache")))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel uses its inline backend
     nb = nbformat.read(path, as_version=4)

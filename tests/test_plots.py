@@ -35,6 +35,18 @@ FIGURES = {
     "runs": lambda: plots.plot_runs(
         [{"label": "a", "history": {"epoch": [1], "valid_loss": [0.5]}, "test_accuracy": 0.8}]
     ),
+    "accuracy": lambda: plots.plot_accuracy(
+        {"a": {"epoch": [1, 2], "dev_accuracy": [0.5, 0.6]}}, ("dev",), "t"
+    ),
+    "curves": lambda: plots.plot_curves(
+        {"a": {"epoch": [1, 2], "dev_accuracy": [0.5, 0.6]}}, "dev", "t"
+    ),
+    "models": lambda: plots.plot_model_comparison(
+        [
+            {"model": "a", "dev_accuracy": 0.9, "test_accuracy": 0.8, "reason": ""},
+            {"model": "b", "dev_accuracy": 0.0, "test_accuracy": 0.0, "reason": "out of memory"},
+        ]  # fmt: skip
+    ),
     "timings": lambda: plots.plot_attention_timings(
         benchmark.attention_speed([4], embed_dim=4, repeats=1)
     ),
