@@ -2,8 +2,10 @@
 batch that fits, hyperparameter search chosen on dev, and a comparison across models."""
 
 import math
+import os
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -18,6 +20,7 @@ from helpers.finetune import (
     load_hub,
     loader,
     make_collate,
+    read_table,
     synthetic_pairs,
     tiny_bert,
 )
@@ -134,6 +137,39 @@ def resolve_model(name: str) -> str:
     return pretrained.minilm_path() if name == "minilm" else name
 
 
+def local_splits(task_name: str) -> tuple[dict[str, list[Example]], str] | None:
+    """$HELPERS_DATA_DIR/sst2/{train,valid}.tsv or boolq/{train,valid}.jsonl, split like the hub's, if present."""
+    folder = os.environ.get("HELPERS_DATA_DIR")
+    suffix = ".tsv" if task_name == "sst2" else ".jsonl"
+    train_file = Path(folder or ".") / task_name / f"train{suffix}"
+    if not folder or not train_file.exists():
+        return None
+    train_rows, dev = read_table(train_file), read_table(train_file.with_name(f"valid{suffix}"))
+    if task_name == "sst2":
+        for row in train_rows + dev:
+            row["label"] = int(row["label"])
+    random.Random(42).shuffle(train_rows)
+    cut = 8000 if task_name == "boolq" else len(train_rows) - 1000
+    return {
+        "train": train_rows[:cut],
+        "test": train_rows[cut:],
+        "dev": dev,
+    }, f"$HELPERS_DATA_DIR ({folder})"
+
+
+def explorer_data(task_name: str, sizes: dict) -> dict[str, tuple[dict, Task]]:
+    """Both data sets for the explorer widget, leaving out (and saying so) one that cannot be loaded."""
+    data = {}
+    for name in dict.fromkeys([task_name, "sst2", "boolq"]):
+        try:
+            data[name] = notebook_data(name, sizes)[:2]
+        except Exception as err:  # offline without that data set: the widget offers the others
+            print(
+                f"{name} is not available here ({type(err).__name__}); the explorer leaves it out"
+            )
+    return data
+
+
 def notebook_data(task_name: str, sizes: dict) -> tuple[dict[str, list[Example]], Task, str]:
     """Train/dev/test rows of SST-2 or BoolQ for a profile's ``sizes``, the task's columns, and the source."""
     task = HUB[task_name][2]
@@ -150,11 +186,14 @@ def notebook_data(task_name: str, sizes: dict) -> tuple[dict[str, list[Example]]
         splits = {"train": rows[: sizes["max_train"]], "dev": rows[sizes["max_train"] :][: sizes["max_eval"]],
                   "test": rows[sizes["max_train"] + sizes["max_eval"] :]}  # fmt: skip
         return splits, task, "synthetic examples (smoke profile: offline)"
-    splits = load_hub(task_name)
+    splits, source = local_splits(task_name) or (
+        load_hub(task_name),
+        f"Hugging Face hub ({HUB[task_name][0]})",
+    )
     splits["train"] = splits["train"][: sizes["max_train"]]
     for name in ("dev", "test"):
         splits[name] = splits[name][: sizes["max_eval"]]
-    return splits, task, f"Hugging Face hub ({HUB[task_name][0]})"
+    return splits, task, source
 
 
 def experiment(

@@ -45,7 +45,7 @@ def test_notebook_runs_in_smoke_profile(path, monkeypatch, tmp_path):
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel uses its inline backend
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     start = time.perf_counter()
     client.execute()
