@@ -40,14 +40,6 @@ HUB = {
     "sst2": ("nyu-mll/glue", "sst2", Task("sentence", "label")),
     "boolq": ("google/boolq", None, Task("question", "answer", pair="passage")),
 }
-MODELS = [  # the comparison's default list
-    "distilbert-base-uncased",
-    "bert-base-uncased",
-    "bert-large-uncased",
-    "bert-large-cased",
-    "roberta-base",
-    "roberta-large",
-]
 
 
 # --- data --------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ SIZES: dict[str, dict[str, dict]] = {
                  "grid_epochs": [5, 7, 9], "compare": ["distilbert-base-uncased", "bert-base-uncased",
                  "bert-large-uncased", "bert-large-cased", "roberta-base", "roberta-large"]},
         "quick": {"synthetic": False, "model": "minilm", "max_train": 1000, "max_eval": 400, "epochs": 2,
-                  "curve_epochs": 3, "search_train": 300, "grid_lrs": [1e-4, 5e-5], "grid_epochs": [1, 2],
+                  "curve_epochs": 3, "search_train": 1000, "grid_lrs": [1e-4, 5e-5], "grid_epochs": [1, 2],
                   "compare": ["minilm", "distilbert-base-uncased"]},
         "smoke": {"synthetic": True, "model": "minilm", "max_train": 48, "max_eval": 24, "epochs": 2,
                   "curve_epochs": 2, "search_train": 24, "grid_lrs": [1e-4, 1e-3], "grid_epochs": [1],

@@ -42,9 +42,6 @@ class Tokenized:
     def document(self, i: int) -> list[str]:
         return [self.words[j] for j in self.ids[self.offsets[i] : self.offsets[i + 1]]]
 
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
     def counts(self) -> Counter:
         """How often each token occurs."""
         return Counter(
