@@ -11,6 +11,9 @@ NOTEBOOK_SECONDS: dict[str, float] = {}
 # Before anything imports matplotlib: a font cache that a first run builds once, not per test.
 os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "attention-lab-mpl"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never reach a hub: anything not on disk fails at once instead of waiting on the network.
+for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(variable, "1")
 
 
 @pytest.fixture

@@ -209,3 +209,22 @@ def test_cli_missing_column_is_a_clear_error(tmp_path, capsys):
     ]
     assert finetune.main([*args, "--json", str(tmp_path / "o.json")]) == 2
     assert "has no column 'sentence'" in capsys.readouterr().err
+
+
+def test_finetune_explorer_runs_and_overlays():
+    from helpers import widgets
+
+    sizes = {**SMOKE, "epochs": 1}
+    data = experiments.explorer_data("sst2", sizes)
+    assert set(data) == {"sst2", "boolq"}
+    explorer = widgets.finetune_explorer(["tiny", "no-such-model-anywhere"], data, CPU, sizes)
+    explorer.controls["epochs"].value = 2
+    explorer.button.click()
+    explorer.controls["dataset"].value = "boolq"
+    explorer.button.click()
+    assert len(explorer.runs) == 2 and all(
+        len(h["dev_accuracy"]) == 2 for h in explorer.runs.values()
+    )
+    explorer.controls["model"].value = "no-such-model-anywhere"
+    explorer.button.click()
+    assert len(explorer.runs) == 2  # the failure is reported in the widget, not raised
