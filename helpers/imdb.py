@@ -390,6 +390,25 @@ def misclassified(
     return pd.DataFrame(rows)
 
 
+@torch.no_grad()
+def token_attention(
+    prepared: Prepared, model: MyTransformer, device: torch.device, split: str, index: int
+) -> dict:
+    """One review's tokens, the attention each receives, and the model's prediction."""
+    doc = prepared.docs[split][index][: model.max_len]
+    ids, mask = pad_batch([doc], model.max_len)
+    model.eval()
+    probs = torch.softmax(model(ids.to(device), mask.to(device)).float(), dim=-1)[0].cpu()
+    weights = model.token_attention(ids.to(device), mask.to(device))[0].cpu()
+    return {
+        "tokens": [prepared.itos[i] for i in ids[0].tolist()],
+        "weights": weights.tolist(),
+        "label": int(prepared.labels[split][index]),
+        "predicted": int(probs.argmax()),
+        "confidence": float(probs.max()),
+    }
+
+
 # --- command line ------------------------------------------------------------------------------
 
 
@@ -462,22 +481,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-@torch.no_grad()
-def token_attention(
-    prepared: Prepared, model: MyTransformer, device: torch.device, split: str, index: int
-) -> dict:
-    """One review's tokens, the attention each receives, and the model's prediction."""
-    doc = prepared.docs[split][index][: model.max_len]
-    ids, mask = pad_batch([doc], model.max_len)
-    model.eval()
-    probs = torch.softmax(model(ids.to(device), mask.to(device)).float(), dim=-1)[0].cpu()
-    weights = model.token_attention(ids.to(device), mask.to(device))[0].cpu()
-    return {
-        "tokens": [prepared.itos[i] for i in ids[0].tolist()],
-        "weights": weights.tolist(),
-        "label": int(prepared.labels[split][index]),
-        "predicted": int(probs.argmax()),
-        "confidence": float(probs.max()),
-    }
