@@ -3,10 +3,10 @@ comparison see the same machine load.
 
     python -m helpers.benchmark block --json block.json          # from-scratch block vs nn.LayerNorm + SDPA
     python -m helpers.benchmark attention --json attention.json  # loop vs vectorised vs torch as T grows
+    python -m helpers.benchmark precision --json precision.json  # fit() in fp32 / bf16 / fp16 on this device
 """
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.env import pick_device, seeded
+from helpers.files import write_json
 from helpers.layers import Block, SelfAttention
 from helpers.loops import loop_self_attention
 
@@ -26,10 +28,10 @@ def _sync(device: torch.device) -> None:
 
 
 def interleaved_medians(
-    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 3
+    fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 3, device: str = "cpu"
 ) -> dict[str, float]:
     """Median seconds of each function, timed in turns (a, b, a, b, ...) after ``warmup`` calls each."""
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(device)
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -53,27 +55,32 @@ def block_speed(
     device: str = "cpu",
 ) -> dict:
     """Forward + backward of a block from helpers' layers vs the same block from nn.LayerNorm + SDPA."""
-    torch.manual_seed(0)
-    scratch = Block(embed_dim, heads).to(device)
+    with seeded(0):  # the same weights and inputs every time, the caller's generators untouched
+        scratch = Block(embed_dim, heads).to(device)
+        x = torch.randn(batch, tokens, embed_dim, device=device)
     fast = Block(embed_dim, heads, fast=True).to(device)
     fast.load_state_dict(scratch.state_dict())
-    x = torch.randn(batch, tokens, embed_dim, device=device)
     mask = torch.ones(batch, tokens, dtype=torch.bool, device=device)
     mask[::2, tokens // 2 :] = False  # half the sequences padded to half length
+    with torch.no_grad():  # both paths compute the same function: say how closely
+        difference = (scratch(x, mask) - fast(x, mask)).abs().max().item()
 
     def step(block: Block) -> Callable[[], None]:
         def run() -> None:
             block.zero_grad(set_to_none=True)
-            block(x, mask).square().mean().backward()
+            block(x, mask).square().mean().backward()  # timed, not training: one pass each way
 
         return run
 
-    medians = interleaved_medians({"from_scratch": step(scratch), "torch": step(fast)}, repeats)
+    medians = interleaved_medians(
+        {"from_scratch": step(scratch), "torch": step(fast)}, repeats, device=device
+    )
     return {
         "what": "forward+backward of one pre-LN transformer block with a padding mask",
         "shape": {"batch": batch, "tokens": tokens, "embed_dim": embed_dim, "heads": heads},
         "seconds": medians,
         "ratio_from_scratch_over_torch": medians["from_scratch"] / medians["torch"],
+        "max_output_difference": difference,
         "repeats": repeats,
     }
 
@@ -82,13 +89,14 @@ def attention_speed(
     token_counts: list[int], embed_dim: int = 64, loop_max: int = 64, repeats: int = 5
 ) -> dict:
     """Forward time of single-head self-attention as T grows: loops, vectorised, and SDPA."""
-    torch.manual_seed(0)
-    slow, fast = SelfAttention(embed_dim), SelfAttention(embed_dim, fast=True)
+    with seeded(0):
+        slow = SelfAttention(embed_dim)
+        inputs = {T: torch.randn(1, T, embed_dim) for T in token_counts}
+    fast = SelfAttention(embed_dim, fast=True)
     fast.load_state_dict(slow.state_dict())
     rows = []
     with torch.no_grad():
-        for T in token_counts:
-            x = torch.randn(1, T, embed_dim)
+        for T, x in inputs.items():
             fns = {"vectorised": lambda x=x: slow(x), "torch": lambda x=x: fast(x)}
             if T <= loop_max:
                 fns["loops"] = lambda x=x: loop_self_attention(slow.query, slow.key, slow.value, x)
@@ -96,6 +104,41 @@ def attention_speed(
     return {
         "what": "forward seconds of single-head self-attention, batch 1",
         "embed_dim": embed_dim,
+        "rows": rows,
+    }
+
+
+def precision_check(steps: int = 300, device: str = "cpu") -> dict:
+    """Train the same small causal language model (one ``layers.Block``) through ``training.fit`` in every
+    precision the device offers: fp32, and on a GPU bf16 and fp16 with loss scaling. Reports the final
+    losses, the seconds, and which precision ``auto`` picks here."""
+    from helpers.corpora import synthetic_text
+    from helpers.masking import STYLES, CharLM, char_batches
+    from helpers.training import TrainConfig, choose_precision, fit
+
+    text = synthetic_text(20_000)
+    chars = sorted(set(text))
+    data = torch.tensor([chars.index(c) for c in text])
+    dev = torch.device(device)
+    offered = ["fp32"] + (["bf16", "fp16"] if dev.type == "cuda" else [])
+    rows = []
+    for precision in offered:
+        with seeded(0):
+            g = torch.Generator().manual_seed(0)
+            train = char_batches(data[:18_000], steps, 64, 32, g)
+            valid = char_batches(data[18_000:], 8, 64, 32, g)
+            model = CharLM(len(chars), 64, 128, 4, STYLES[0])
+            cfg = TrainConfig(epochs=1, lr=3e-3, schedule="cosine", warmup=0.1, precision=precision)
+            _sync(dev)
+            start = time.perf_counter()
+            history = fit(model, train, cfg, dev, eval_batches={"valid": valid}, progress=False)
+            _sync(dev)
+        rows.append({"precision": precision, "train_loss": history.last("train_loss"),
+                     "valid_loss": history.last("valid_loss"), "seconds": time.perf_counter() - start})  # fmt: skip
+    return {
+        "what": f"{steps} steps of a one-block character LM (d 128, T 64, batch 32) per precision",
+        "auto_picks": choose_precision(dev),
+        "capability": list(torch.cuda.get_device_capability(dev)) if dev.type == "cuda" else None,
         "rows": rows,
     }
 
@@ -114,20 +157,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.benchmark", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("which", choices=["block", "attention"])
+    parser.add_argument("which", choices=["block", "attention", "precision"])
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        print(f"error: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+        return 2
     if args.which == "block":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        result = block_speed(repeats=args.repeats, device=device)
+        result = block_speed(repeats=args.repeats, device=pick_device().type)
         summary = f"from-scratch / torch = {result['ratio_from_scratch_over_torch']:.2f}x"
+    elif args.which == "precision":
+        result = precision_check(device=pick_device().type)
+        summary = ", ".join(
+            f"{r['precision']} valid loss {r['valid_loss']:.3f}" for r in result["rows"]
+        )
     else:
         result = attention_speed([16, 32, 64, 128, 256, 512], repeats=max(3, args.repeats // 6))
         summary = f"{len(result['rows'])} sizes"
     result["machine"] = machine()
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.json, result)
     print(f"{args.which}: {summary}; wrote {args.json}")
     return 0
 

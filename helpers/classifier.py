@@ -2,17 +2,17 @@
 
     token ids (B, T) -> GloVe embedding + positional encoding -> N blocks -> masked mean pooling -> logits (B, 2)
 
-The blocks use helpers' self-attention and LayerNorm unless the caller passes its own: the notebook
-switches in the student's ``MySelfAttention`` and ``MyLayerNorm`` with one argument.
+The blocks are ``helpers.layers.Block`` (pre-LN, with dropout), built from helpers' multi-head attention
+and LayerNorm unless the caller passes its own: the notebook switches in the student's
+``MySelfAttention`` and ``MyLayerNorm`` with one argument.
 """
 
 import math
-from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 
-from helpers.layers import LayerNorm, MultiHeadAttention, check_inputs
+from helpers.layers import Block, LayerNorm, ModuleFactory, attention_weights, check_inputs
 
 
 def sinusoidal_positions(max_len: int, dim: int) -> torch.Tensor:
@@ -33,22 +33,6 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
-class ClassifierBlock(nn.Module):
-    """Pre-LN block: x + attention(LN(x), mask), then x + MLP(LN(x)), with dropout on both branches."""
-
-    def __init__(
-        self, attention: nn.Module, norm1: nn.Module, norm2: nn.Module, dim: int, dropout: float
-    ):
-        super().__init__()
-        self.attention, self.norm1, self.norm2 = attention, norm1, norm2
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.norm1(x), mask))  # (B, T, d)
-        return x + self.dropout(self.mlp(self.norm2(x)))  # (B, T, d)
-
-
 class MyTransformer(nn.Module):
     """GloVe embeddings, positional encoding, ``blocks`` transformer blocks, masked pooling, a classifier."""
 
@@ -61,8 +45,8 @@ class MyTransformer(nn.Module):
         classes: int = 2,
         freeze_embeddings: bool = True,
         dropout: float = 0.1,
-        attention: Callable[[int], nn.Module] | None = None,
-        layer_norm: Callable[[int], nn.Module] | None = None,
+        attention: ModuleFactory | None = None,
+        layer_norm: ModuleFactory | None = None,
     ):
         super().__init__()
         dim = vectors.shape[1]
@@ -70,14 +54,20 @@ class MyTransformer(nn.Module):
             raise ValueError(
                 f"{heads} heads do not divide the GloVe dimension {dim}; try 1, 2 or 5 (50d), 4 (100d)"
             )
-        make_attention = attention or (lambda d: MultiHeadAttention(d, heads, fast=True))
         make_norm = layer_norm or (lambda d: LayerNorm(d, eps=1e-5, fast=True))
         self.embed = nn.Embedding.from_pretrained(
             vectors.float(), freeze=freeze_embeddings, padding_idx=0
         )
         self.register_buffer("positions", sinusoidal_positions(max_len, dim), persistent=False)
         self.blocks = nn.ModuleList(
-            ClassifierBlock(make_attention(dim), make_norm(dim), make_norm(dim), dim, dropout)
+            Block(
+                dim,
+                heads,
+                attention=attention or "dot",
+                layer_norm=make_norm,
+                dropout=dropout,
+                fast=True,
+            )  # fmt: skip
             for _ in range(blocks)
         )
         self.norm = make_norm(dim)
@@ -100,18 +90,10 @@ class MyTransformer(nn.Module):
     @torch.no_grad()
     def token_attention(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """How much attention each token receives in the first block, averaged over queries and heads: (B, T)."""
-        x = self.embed(ids) + self.positions[: ids.shape[1]]
-        attention = self.blocks[0].attention
-        h = self.blocks[0].norm1(x)
-        heads = getattr(attention, "num_heads", 1)
-        B, T, d = h.shape
-        q = attention.query(h).view(B, T, heads, d // heads).transpose(1, 2)  # (B, h, T, hs)
-        k = attention.key(h).view(B, T, heads, d // heads).transpose(1, 2)
-        scores = (q @ k.transpose(-2, -1) / math.sqrt(d // heads)).masked_fill(
-            ~mask[:, None, None, :], float("-inf")
-        )
-        weights = torch.softmax(scores, dim=-1)  # (B, h, T, T)
+        x = self.embed(ids) + self.positions[: ids.shape[1]]  # (B, T, d)
+        block = self.blocks[0]
+        weights = attention_weights(block.attn, block.ln1(x), mask)  # (B, h, T, T)
         received = (
             (weights * mask[:, None, :, None]).sum(dim=2).mean(dim=1)
-        )  # (B, T): summed over real queries
+        )  # (B, T): over real queries
         return received / mask.sum(dim=1, keepdim=True)  # share of the average query's attention

@@ -9,13 +9,14 @@ import argparse
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from helpers.files import atomic_write
 
 CACHE_ENV = "HELPERS_CACHE"
 CHUNK = 1 << 20  # 1 MiB
@@ -110,19 +111,16 @@ def download(url: str, filename: str | None = None, checksum: str | None = None)
     algorithm = algorithm_of(checksum) if checksum else "sha256"
     if dest.exists() and (checksum is None or digest_of(dest, algorithm) == checksum):
         return dest
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as out:
             _fetch(url, out, dest.name)
         if checksum is not None and (got := digest_of(tmp, algorithm)) != checksum:
             raise DownloadError(
                 f"{dest.name} from {url} has {algorithm} {got}, but {checksum} was expected: the download "
                 "is corrupt or the file changed upstream. Run the cell again to retry."
             )
-        os.replace(tmp, dest)  # atomic on one file system
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(dest, save)  # renamed into place only when complete and verified
     return dest
 
 

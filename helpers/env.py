@@ -4,7 +4,9 @@ import importlib.util
 import os
 import random
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,6 +14,7 @@ import torch
 from helpers.profiles import PROFILE_NOTES, PROFILES, sizes_for
 
 SEED = 42
+_current_seed = SEED  # the seed of the last setup(): every run function's default
 # Imported names (not pip names) that notebooks need beyond torch and numpy.
 RUNTIME_MODULES = ("matplotlib", "ipywidgets", "tqdm")
 
@@ -23,7 +26,8 @@ class Lab:
     device: torch.device
     profile: str
     in_colab: bool
-    sizes: dict = field(default_factory=dict)
+    sizes: object  # this notebook's sizes in this profile: a config from helpers.profiles
+    seed: int = SEED
 
     def describe(self) -> str:
         return (
@@ -34,10 +38,27 @@ class Lab:
 
 
 def seed_everything(seed: int = SEED) -> None:
-    """Seed Python's, numpy's and torch's random generators."""
+    """Seed Python's, numpy's and torch's random generators; later runs default to ``seed`` too."""
+    global _current_seed
+    _current_seed = seed
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def current_seed() -> int:
+    """The seed ``setup`` (or ``seed_everything``) was last given: run functions use it by default."""
+    return _current_seed
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's generators seeded to ``seed``, then give the caller back the random
+    state it had: a run is reproducible from its seed and never resets the caller's generators."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def in_colab() -> bool:
@@ -84,6 +105,7 @@ def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
     seed_everything(seed)
     device = pick_device()
     chosen = resolve_profile(device, profile)
-    lab = Lab(device=device, profile=chosen, in_colab=in_colab(), sizes=sizes_for(notebook, chosen))
+    lab = Lab(device=device, profile=chosen, in_colab=in_colab(), sizes=sizes_for(notebook, chosen),
+              seed=seed)  # fmt: skip
     print(lab.describe())
     return lab

@@ -4,17 +4,26 @@ import csv
 import hashlib
 import json
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
 import torch
 
 from helpers.download import DownloadError, cache_dir, download, fetch
-from helpers.text import Vocab, save_atomic
+from helpers.files import save_arrays
+from helpers.text import Vocab
 
 STANFORD_GLOVE = "https://nlp.stanford.edu/data/glove.6B.zip"
+FORMAT = "'word v1 v2 ... vd', separated by single spaces, the same number of values on every line"
+SEPARATORS = {
+    ",": "commas (a CSV file?), not spaces",
+    "\t": "tabs, not spaces",
+    ";": "semicolons, not spaces",
+}
 
 
 @dataclass
@@ -27,22 +36,103 @@ class Glove:
         return self.vectors.shape[1]
 
 
-def parse_glove_text(path) -> Glove:
-    """Parse GloVe's text format (``word v1 ... vd`` per line) with pandas' C parser, not a Python loop."""
-    frame = pd.read_csv(
-        path,
-        sep=" ",
-        header=None,
-        quoting=csv.QUOTE_NONE,
-        na_filter=False,
-        encoding="utf-8",
-        engine="c",
-    )
-    if frame.shape[1] < 2:
-        raise ValueError(
-            f"{path} is not in GloVe's text format: expected 'word v1 v2 ...' on every line"
+def parse_glove_text(source: str | Path | IO[bytes], name: str | None = None) -> Glove:
+    """Parse GloVe's text format (``word v1 ... vd`` per line) with pandas' C parser, fast.
+
+    ``source`` is a path or a binary file (a zip member); ``name`` names it in errors. A file not
+    in this format raises ValueError naming the first line that breaks it and what it holds.
+    """
+    name = name or str(source)
+    try:
+        frame = pd.read_csv(
+            source,
+            sep=" ",
+            header=None,
+            quoting=csv.QUOTE_NONE,
+            na_filter=False,
+            dtype={0: str},  # words such as "1.50" or "null" stay as written
+            encoding="utf-8",
+            engine="c",
         )
-    return Glove(frame[0].astype(str).tolist(), frame.iloc[:, 1:].to_numpy(dtype=np.float32))
+        vectors = frame.iloc[:, 1:].to_numpy(dtype=np.float32)
+    # pandas' ParserError and EmptyDataError, UnicodeDecodeError, and a value that is not a number
+    except ValueError as err:
+        raise ValueError(_explain(source, name, str(err))) from None
+    if frame.shape[1] < 2:
+        raise ValueError(_explain(source, name, "one value per line"))
+    return Glove(frame[0].tolist(), vectors)
+
+
+def _explain(source: str | Path | IO[bytes], name: str, reason: str) -> str:
+    """Why ``source`` is not GloVe's text format, for a person: its first bad line, found by
+    reading it again line by line (slow, but only after the fast parser has failed)."""
+    if isinstance(source, str | Path):
+        with open(source, "rb") as f:
+            problem = _first_problem(f)
+    else:
+        source.seek(0)
+        problem = _first_problem(source)
+    if problem is None:  # every line looks right to Python; say what pandas said
+        problem = f"pandas could not parse it ({reason})"
+    return f"{name} is not a GloVe text file: {problem}; every line must be {FORMAT}"
+
+
+def _first_problem(lines: Iterable[bytes]) -> str | None:
+    """The first line that breaks GloVe's format (or "it is empty"); None if none does."""
+    first, head, offset = 0, [], 0  # the first line's number and its values
+    for number, raw in enumerate(lines, 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError as err:
+            return (
+                f"line {number} holds byte {raw[err.start]:#04x} (offset {offset + err.start}), "
+                "which is not UTF-8 text. Is it a binary file (word2vec's .bin, a zip, a pickle)? "
+                "GloVe files are plain text"
+            )
+        offset += len(raw)
+        if not line:
+            continue  # pandas skips blank lines too
+        values = line.split(" ")
+        if not first and line.lstrip()[:1] in ("{", "["):
+            return f"line {number} starts with {line.lstrip()[0]!r}: this looks like JSON"
+        if len(values) < 2:
+            separator = next((s for s in SEPARATORS if s in line), None)
+            if separator:
+                by = SEPARATORS[separator]
+                return f"line {number} ({_cut(line)!r}) separates its values by {by}"
+            return f"line {number} ({_cut(line)!r}) is a word with no numbers after it"
+        if line.startswith(" ") or line.endswith(" "):
+            edge = "starts" if line.startswith(" ") else "ends"
+            return f"line {number} ({_cut(line)!r}) {edge} with a space"
+        if "  " in line:
+            return f"line {number} has two spaces in a row at character {line.index('  ') + 1}"
+        for column, value in enumerate(values[1:], 1):
+            try:
+                float(value)
+            except ValueError:
+                spaced = " (a word that holds a space?)" if column == 1 else ""
+                return (
+                    f"line {number}, value {column} after the word {values[0]!r} is "
+                    f"{_cut(value)!r}, not a number{spaced}"
+                )
+        if not first:
+            first, head = number, values
+        elif len(values) != len(head):
+            count = len(values) - 1
+            found = f"line {number} has {count} number{'s' * (count != 1)} after its word"
+            found += f", but line {first}"
+            if len(head) == 2 and head[0].isdigit():  # "400000 50": a word2vec header
+                return (
+                    f"{found} is only 2 numbers, like word2vec's header 'count dim': delete that "
+                    "line, e.g. `tail -n +2 in.txt > out.txt`"
+                )
+            return f"{found} has {len(head) - 1}"
+    return None if first else "it is empty"
+
+
+def _cut(text: str, width: int = 50) -> str:
+    """``text``, cut to ``width`` characters."""
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def load_glove(path: str | Path, member: str | None = None) -> tuple[Glove, bool]:
@@ -62,16 +152,22 @@ def load_glove(path: str | Path, member: str | None = None) -> tuple[Glove, bool
         with np.load(cached) as f:
             return Glove(json.loads(str(f["words"])), f["vectors"]), True
     if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise ValueError(
+                f"{path} ends in .zip but is not a zip archive (a download cut short?); delete it "
+                "and download it again"
+            ) from None
+        with archive:
             names = [n for n in archive.namelist() if n.endswith(member or ".txt")]
             if not names:
                 raise ValueError(f"{path} holds no {member or '.txt file of vectors'}")
             with archive.open(names[0]) as f:
-                glove = parse_glove_text(f)
+                glove = parse_glove_text(f, name=f"{names[0]} in {path}")
     else:
         glove = parse_glove_text(path)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(cached, words=np.array(json.dumps(glove.words)), vectors=glove.vectors)
+    save_arrays(cached, words=np.array(json.dumps(glove.words)), vectors=glove.vectors)
     return glove, False
 
 

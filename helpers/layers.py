@@ -1,18 +1,27 @@
-"""Transformer layers from scratch: self-attention, multi-head attention, LayerNorm and a block.
+"""The one transformer layer family: attention, LayerNorm, feed-forward, and the block built from them.
 
-Every layer has a teaching path (the formula, written out) and a fast path (PyTorch's fused kernels:
-``F.scaled_dot_product_attention``, ``F.layer_norm``) behind one switch, ``fast``. Both compute the same
-thing; ``tests/test_layers.py`` checks that they agree.
+Every model in the course is made of these: notebook 03's IMDB classifier, notebook 02's character
+language model, BERT (post-LN, notebook 05) and the small GPT (causal, notebook 07).
+
+- Teaching path and fast path behind one switch, ``fast``: the formula written out, or PyTorch's fused
+  kernels (``F.scaled_dot_product_attention``, ``F.layer_norm``). ``tests/test_layers.py`` checks they agree.
+- Attention variants by name: ``Block(..., attention="dot")``; a variant registers itself with
+  ``@register_attention("name")`` (notebook 02's leaky mask does; notebook 07 adds more).
+- A student's own classes plug in: ``attention=`` and ``layer_norm=`` also take any callable
+  ``f(embed_dim) -> nn.Module`` (e.g. ``MySelfAttention``), used as ``module(x, mask)`` and ``module(x)``.
 
 Shapes: B batch, T tokens, d embedding, h heads, hs = d / h head size.
 A padding ``mask`` is (B, T) and boolean: True for real tokens, False for padding.
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+ModuleFactory = Callable[[int], nn.Module]
 
 
 def check_inputs(x: torch.Tensor, mask: torch.Tensor | None, embed_dim: int) -> None:
@@ -21,6 +30,11 @@ def check_inputs(x: torch.Tensor, mask: torch.Tensor | None, embed_dim: int) -> 
         raise ValueError(
             f"x has shape {tuple(x.shape)}; expected (B, T, {embed_dim}): a batch of B sequences of "
             f"T tokens, each a vector of embed_dim={embed_dim} numbers"
+        )
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(
+            f"x has shape {tuple(x.shape)}: an empty batch; every batch needs at least one sequence "
+            "with at least one token"
         )
     if mask is None:
         return
@@ -41,6 +55,19 @@ def check_inputs(x: torch.Tensor, mask: torch.Tensor | None, embed_dim: int) -> 
         )
 
 
+def allowed_keys(
+    mask: torch.Tensor | None, causal: bool, T: int, dims: int, device: torch.device
+) -> torch.Tensor | None:
+    """Which keys each query may see, broadcastable against (..., T, T) scores of ``dims`` dimensions."""
+    allowed = None
+    if mask is not None:
+        allowed = mask.view(mask.shape[0], *([1] * (dims - 2)), T)  # (B, 1, T) or (B, 1, 1, T)
+    if causal:
+        lower = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T): key j <= query i
+        allowed = lower if allowed is None else allowed & lower
+    return allowed
+
+
 def attend(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -48,28 +75,22 @@ def attend(
     mask: torch.Tensor | None = None,
     causal: bool = False,
     fast: bool = False,
+    dropout: float = 0.0,
 ) -> torch.Tensor:
     """softmax(q kᵀ / √hs) v over (..., T, hs) tensors, ignoring padded keys (and future keys if causal)."""
     T, hs = q.shape[-2], q.shape[-1]
-    allowed = None  # (B, 1, .., T) or (T, T) or their combination, broadcast against the (..., T, T) scores
-    if mask is not None:
-        allowed = mask.view(
-            mask.shape[0], *([1] * (q.dim() - 2)), T
-        )  # key mask: (B, 1, T) or (B, 1, 1, T)
-    if causal:
-        lower = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()  # (T, T): j <= i
-        allowed = lower if allowed is None else allowed & lower
+    allowed = allowed_keys(mask, causal, T, q.dim(), q.device)
     if fast:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
     scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (..., T, T)
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))  # zero weight after the softmax
     weights = torch.softmax(scores, dim=-1)  # (..., T, T), each row sums to 1
-    return weights @ v  # (..., T, hs)
+    return F.dropout(weights, dropout, training=dropout > 0) @ v  # (..., T, hs)
 
 
 class SelfAttention(nn.Module):
-    """Single-head self-attention: softmax(Q Kᵀ / √d) V with Q, K, V linear maps of x."""
+    """Single-head self-attention: softmax(Q Kᵀ / √d) V with Q, K, V linear maps of x (notebook 02)."""
 
     def __init__(self, embed_dim: int, fast: bool = False):
         super().__init__()
@@ -96,28 +117,75 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(B, T, h * hs)
 
 
-class MultiHeadAttention(nn.Module):
-    """h heads of self-attention over d/h-dimensional slices, then an output projection."""
+ATTENTION: dict[str, type[nn.Module]] = {}
 
-    def __init__(self, embed_dim: int, num_heads: int, fast: bool = False):
+
+def register_attention(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make an attention variant available to ``Block(attention=name)``."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        ATTENTION[name] = cls
+        return cls
+
+    return add
+
+
+@register_attention("dot")
+class MultiHeadAttention(nn.Module):
+    """h heads of scaled dot-product self-attention over d/h-dimensional slices, then an output projection.
+
+    A variant overrides ``mix`` (how queries, keys and values become outputs) and keeps the rest.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int = 1,
+        causal: bool = False,
+        dropout: float = 0.0,
+        fast: bool = False,
+    ):
         super().__init__()
         if embed_dim % num_heads:
-            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
-        self.embed_dim, self.num_heads, self.fast = embed_dim, num_heads, fast
+            raise ValueError(
+                f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; each head needs an "
+                f"equal slice: choose a divisor of {embed_dim}"
+            )
+        self.embed_dim, self.num_heads, self.causal = embed_dim, num_heads, causal
+        self.dropout, self.fast = dropout, fast
         self.query = nn.Linear(embed_dim, embed_dim)
         self.key = nn.Linear(embed_dim, embed_dim)
         self.value = nn.Linear(embed_dim, embed_dim)
         self.out = nn.Linear(embed_dim, embed_dim)
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(x, mask, self.embed_dim)
         q, k, v = (
             split_heads(f(x), self.num_heads) for f in (self.query, self.key, self.value)
         )  # (B, h, T, hs)
-        y = attend(q, k, v, mask, causal=causal, fast=self.fast)  # (B, h, T, hs)
+        y = self.mix(q, k, v, mask)  # (B, h, T, hs)
         return self.out(merge_heads(y))  # (B, T, d)
+
+    def mix(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(B, h, T, hs) queries, keys, values -> (B, h, T, hs) outputs."""
+        p = self.dropout if self.training else 0.0
+        return attend(q, k, v, mask, causal=self.causal, fast=self.fast, dropout=p)
+
+
+def attention_weights(
+    module: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The (B, h, T, T) softmax weights of a dot-product attention ``module`` (ours or a student's with
+    ``query`` and ``key`` layers) on input ``x`` (B, T, d)."""
+    heads = getattr(module, "num_heads", 1)
+    q, k = split_heads(module.query(x), heads), split_heads(module.key(x), heads)  # (B, h, T, hs)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, T, T)
+    allowed = allowed_keys(mask, getattr(module, "causal", False), x.shape[1], 4, x.device)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.softmax(scores, dim=-1)
 
 
 def to_torch_multihead(mha: MultiHeadAttention) -> nn.MultiheadAttention:
@@ -158,26 +226,67 @@ class LayerNorm(nn.Module):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
-class Block(nn.Module):
-    """A pre-LN transformer block: x + attention(LN(x)), then x + MLP(LN(x)).
+class FeedForward(nn.Module):
+    """The position-wise MLP: d -> hidden -> d with a GELU between (applied to every token alike)."""
 
-    ``fast=False`` builds it from this module's from-scratch layers; ``fast=True`` from ``nn.LayerNorm``
-    and SDPA. With the same weights both compute the same function.
+    def __init__(self, embed_dim: int, hidden_dim: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        hidden_dim = hidden_dim or 4 * embed_dim
+        self.up = nn.Linear(embed_dim, hidden_dim)
+        self.down = nn.Linear(hidden_dim, embed_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.gelu(self.up(x))))  # (B, T, d)
+
+
+class Block(nn.Module):
+    """A transformer block: attention and a feed-forward layer, each with a residual connection and
+    a LayerNorm.
+
+    - ``norm="pre"`` (GPT-2, most modern models):  x + attn(LN(x)), then x + FF(LN(x)).
+    - ``norm="post"`` (the original transformer, BERT's "add & norm"): LN(x + attn(x)), then LN(x + FF(x)).
+
+    ``attention`` is a registered variant's name (``"dot"``: multi-head scaled dot-product) or a
+    factory ``f(embed_dim) -> module``; ``layer_norm`` likewise a factory (default: this module's
+    LayerNorm). ``causal`` masks future tokens (variants by name only: a factory builds its own module).
+    ``fast=True`` uses PyTorch's fused kernels for the built-in layers; both paths compute the same.
     """
 
-    def __init__(self, embed_dim: int, num_heads: int, mlp_ratio: int = 4, fast: bool = False):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int = 1,
+        *,
+        norm: str = "pre",
+        causal: bool = False,
+        attention: str | ModuleFactory = "dot",
+        layer_norm: ModuleFactory | None = None,
+        hidden_dim: int | None = None,
+        dropout: float = 0.0,
+        norm_eps: float = 1e-5,
+        fast: bool = False,
+    ):
         super().__init__()
-        norm = nn.LayerNorm if fast else LayerNorm
-        self.ln1, self.ln2 = norm(embed_dim, eps=1e-5), norm(embed_dim, eps=1e-5)
-        self.attn = MultiHeadAttention(embed_dim, num_heads, fast=fast)
-        self.mlp = nn.Sequential(
-            nn.Linear(embed_dim, mlp_ratio * embed_dim),
-            nn.GELU(),
-            nn.Linear(mlp_ratio * embed_dim, embed_dim),
-        )
+        if norm not in ("pre", "post"):
+            raise ValueError(f"norm must be 'pre' or 'post', not {norm!r}")
+        self.norm = norm
+        if isinstance(attention, str):
+            if attention not in ATTENTION:
+                raise ValueError(
+                    f"no attention variant called {attention!r}; registered: {', '.join(ATTENTION)}"
+                )
+            self.attn = ATTENTION[attention](embed_dim, num_heads, causal, dropout, fast)
+        else:
+            self.attn = attention(embed_dim)
+        make_norm = layer_norm or (lambda d: LayerNorm(d, eps=norm_eps, fast=fast))
+        self.ln1, self.ln2 = make_norm(embed_dim), make_norm(embed_dim)
+        self.ff = FeedForward(embed_dim, hidden_dim, dropout)
+        self.dropout = nn.Dropout(dropout)
 
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, causal: bool = False
-    ) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), mask, causal)  # (B, T, d)
-        return x + self.mlp(self.ln2(x))  # (B, T, d)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.norm == "pre":
+            x = x + self.dropout(self.attn(self.ln1(x), mask))  # (B, T, d)
+            return x + self.ff(self.ln2(x))  # (B, T, d)
+        x = self.ln1(x + self.dropout(self.attn(x, mask)))  # add & norm
+        return self.ln2(x + self.ff(x))

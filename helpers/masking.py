@@ -10,10 +10,10 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
-from tqdm.auto import tqdm
 
-from helpers.layers import merge_heads, split_heads
+from helpers.env import current_seed, seeded
+from helpers.layers import Block, MultiHeadAttention, allowed_keys, register_attention
+from helpers.training import TrainConfig, fit
 
 STYLES = ("-inf before softmax", "zeros after softmax")
 
@@ -49,6 +49,21 @@ def future_influence(style: str, T: int = 8, d: int = 16, seed: int = 42) -> tor
     return (outputs(changed) - outputs(x)).norm(dim=-1)
 
 
+@register_attention("zeros after softmax")
+class ZerosAfterSoftmax(MultiHeadAttention):
+    """Multi-head attention with the bug: the softmax runs over every key, then masked weights are zeroed."""
+
+    def mix(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, T, T)
+        allowed = allowed_keys(mask, self.causal, q.shape[-2], q.dim(), q.device)
+        return masked_softmax(scores, allowed, STYLES[1]) @ v  # (B, h, T, hs)
+
+
+VARIANT = {STYLES[0]: "dot", STYLES[1]: "zeros after softmax"}  # style -> attention variant
+
+
 class CharLM(nn.Module):
     """A one-block causal character model whose attention masks the future in the given ``style``."""
 
@@ -56,28 +71,30 @@ class CharLM(nn.Module):
         self, vocab_size: int, block_size: int, embed_dim: int, num_heads: int, style: str
     ):
         super().__init__()
-        self.style, self.num_heads = style, num_heads
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, not {style!r}")
         self.tok = nn.Embedding(vocab_size, embed_dim)
         self.pos = nn.Embedding(block_size, embed_dim)
-        self.ln1, self.ln2, self.ln_f = (nn.LayerNorm(embed_dim) for _ in range(3))
-        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
-        self.proj = nn.Linear(embed_dim, embed_dim)
-        self.mlp = nn.Sequential(
-            nn.Linear(embed_dim, 4 * embed_dim), nn.GELU(), nn.Linear(4 * embed_dim, embed_dim)
-        )
+        self.block = Block(embed_dim, num_heads, causal=True, attention=VARIANT[style], fast=True)
+        self.ln_f = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, vocab_size)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        B, T = idx.shape
-        x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))  # (B, T, d)
-        q, k, v = (
-            split_heads(t, self.num_heads) for t in self.qkv(self.ln1(x)).chunk(3, dim=-1)
-        )  # (B, h, T, hs)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, T, T)
-        weights = masked_softmax(scores, causal_mask(T).to(idx.device), self.style)
-        x = x + self.proj(merge_heads(weights @ v))
-        x = x + self.mlp(self.ln2(x))
-        return self.head(self.ln_f(x))  # (B, T, vocab)
+        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))  # (B, T, d)
+        return self.head(self.ln_f(self.block(x)))  # (B, T, vocab)
+
+
+def char_batches(
+    data: torch.Tensor, count: int, block_size: int, batch_size: int, generator: torch.Generator
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` batches of random windows: inputs (B, T) and targets (B, T), the next characters."""
+    batches = []
+    for _ in range(count):
+        starts = torch.randint(len(data) - block_size - 1, (batch_size,), generator=generator)
+        x = torch.stack([data[s : s + block_size] for s in starts])  # (B, T)
+        y = torch.stack([data[s + 1 : s + block_size + 1] for s in starts])  # (B, T)
+        batches.append((x, y))
+    return batches
 
 
 def train_char_lm(
@@ -88,45 +105,35 @@ def train_char_lm(
     embed_dim: int = 64,
     batch_size: int = 32,
     lr: float = 3e-3,
-    seed: int = 42,
+    seed: int | None = None,
     device: str | torch.device = "cpu",
+    progress: bool = True,
 ) -> dict[str, list[float]]:
-    """Train a CharLM on the first 90% of ``text``; return its train and validation losses (nats/char)."""
-    chars = sorted(set(text))
+    """Train a CharLM on the first 90% of ``text``; return its train and validation losses (nats/char)
+    at 20 points along the way (the one training loop, ``helpers.training.fit``, does the work)."""
     if len(text) < 10 * block_size:
         raise ValueError(f"the text has {len(text)} characters; give at least {10 * block_size}")
+    chars = sorted(set(text))
     data = torch.tensor([chars.index(c) for c in text])
     split = int(0.9 * len(data))
-    torch.manual_seed(seed)
-    model = CharLM(len(chars), block_size, embed_dim, 4, style).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-
-    def batch(part: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(len(part) - block_size - 1, (batch_size,), generator=g)
-        x = torch.stack([part[s : s + block_size] for s in starts])  # (B, T)
-        y = torch.stack(
-            [part[s + 1 : s + block_size + 1] for s in starts]
-        )  # (B, T): the next characters
-        return x.to(device), y.to(device)
-
-    def loss_on(part: torch.Tensor) -> torch.Tensor:
-        x, y = batch(part)
-        return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-
-    history: dict[str, list[float]] = {"step": [], "train": [], "valid": []}
-    every = max(1, steps // 20)
-    for step in tqdm(range(1, steps + 1), desc=style, leave=False):
-        loss = loss_on(data[:split])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % every == 0 or step == steps:
-            with torch.no_grad():
-                model.eval()
-                valid = sum(loss_on(data[split:]).item() for _ in range(4)) / 4
-                model.train()
-            history["step"].append(step)
-            history["train"].append(loss.item())
-            history["valid"].append(valid)
-    return history
+    seed = current_seed() if seed is None else seed
+    rounds = min(20, steps)  # evaluate this often
+    per_round = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
+    config = TrainConfig(epochs=rounds, lr=lr, schedule="constant", seed=seed)
+    with seeded(seed):
+        model = CharLM(len(chars), block_size, embed_dim, 4, style)
+        g = torch.Generator().manual_seed(seed)
+        valid = char_batches(data[split:], 8, block_size, batch_size, g)
+        history = fit(
+            model,
+            lambda r: char_batches(data[:split], per_round[r], block_size, batch_size, g),
+            config,
+            torch.device(device),
+            eval_batches={"valid": valid},
+            progress=progress,
+        )
+    return {
+        "step": [sum(per_round[:e]) for e in history["epoch"]],
+        "train": history["train_loss"],
+        "valid": history["valid_loss"],
+    }

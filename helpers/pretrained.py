@@ -7,6 +7,7 @@
 import importlib.util
 import math
 import os
+from pathlib import Path
 
 import torch
 
@@ -22,11 +23,62 @@ def minilm_path() -> str:
     return HUB_ID
 
 
+def model_source(name_or_dir: str) -> str:
+    """What to give ``from_pretrained``: a local model folder (checked) or a hub id (unchanged).
+
+    The rule: an existing path is local, and so is anything that looks like a path (absolute,
+    starting with "." or "~", holding a backslash or more than one "/"). A local path must be a
+    folder holding config.json, else FileNotFoundError says what is there instead; it is returned
+    with "~" expanded. Anything else ("bert-base-uncased", "org/name": at most one "/") is a hub
+    id, returned unchanged.
+    """
+    if not name_or_dir.strip():
+        raise ValueError(
+            "the model name is empty; give a hub id like 'bert-base-uncased' or a folder"
+        )
+    path = Path(name_or_dir).expanduser()
+    shown = str(path) if path.is_absolute() else f"{path} ({path.absolute()})"
+    if not path.exists():
+        if not (
+            path.is_absolute()
+            or name_or_dir.startswith((".", "~"))
+            or "\\" in name_or_dir
+            or name_or_dir.count("/") > 1
+        ):
+            return name_or_dir
+        parent = next((p for p in path.absolute().parents if p.is_dir()), None)
+        raise FileNotFoundError(
+            f"the model folder {shown} does not exist"
+            + (f"; {parent} holds {_listing(parent)}" if parent else "")
+            + ". Check the path (a relative one starts from the folder Python runs in)"
+        )
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{shown} is a file; pass the folder that holds the model's config.json instead "
+            f"(perhaps {path.parent})"
+        )
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{shown} has no config.json, so it holds no saved model; it holds {_listing(path)}. "
+            "Pass the folder that save_pretrained wrote (it may be a checkpoint-* folder inside)"
+        )
+    return str(path)
+
+
+def _listing(folder: Path, shown: int = 8) -> str:
+    """The first names in ``folder``, sorted: "a, b/, c and 4 more" (folders end with "/")."""
+    names = sorted(p.name + "/" * p.is_dir() for p in folder.iterdir())
+    if not names:
+        return "nothing"
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
 def load_minilm():
     """(model, tokenizer) for all-MiniLM-L6-v2, with eager attention so its weights can be read."""
     from transformers import AutoModel, AutoTokenizer
 
-    path = minilm_path()
+    path = model_source(minilm_path())
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, attn_implementation="eager")

@@ -4,19 +4,17 @@ and length-bucketed batches with padding masks.
 
 import hashlib
 import json
-import os
 import random
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from helpers.download import cache_dir
+from helpers.files import save_arrays
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 in every Vocab
 BREAKS = re.compile(r"(?:<br\s*/?>\s*)+", re.IGNORECASE)
@@ -84,22 +82,10 @@ def tokenize_cached(texts: list[str], progress: bool = True) -> tuple[Tokenized,
         with np.load(path) as f:
             return Tokenized(json.loads(str(f["words"])), f["ids"], f["offsets"]), True
     tokens = tokenize(texts, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomic(
+    save_arrays(
         path, words=np.array(json.dumps(tokens.words)), ids=tokens.ids, offsets=tokens.offsets
     )
     return tokens, False
-
-
-def save_atomic(path: Path, **arrays: np.ndarray) -> None:
-    """np.savez to a temporary file in the same folder, then rename: never a half-written file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class Vocab:
@@ -133,6 +119,9 @@ def bucketed_batches(
     Shuffled: indices are shuffled, cut into pools of ``bucket`` batches, each pool sorted by length and
     cut into batches, and the batches shuffled. Not shuffled: sorted by length throughout.
     """
+    for name, value in (("batch_size", batch_size), ("bucket", bucket)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
     order = list(range(len(lengths)))
     rng = random.Random(seed)
     if not shuffle:
@@ -150,6 +139,16 @@ def bucketed_batches(
 
 def pad_batch(docs: list[np.ndarray], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Truncate each document to ``max_len`` and pad with 0: ids (B, T) and mask (B, T), True = real."""
+    if len(docs) == 0:
+        raise ValueError(
+            "pad_batch got an empty batch (no documents). Batches come out empty when the split "
+            "they are cut from has no examples (an empty file, a filter that kept nothing, a "
+            "valid_fraction that rounds to 0 examples) or when slicing runs past its end "
+            "(docs[i : i + batch_size] with i >= len(docs)); check the split's size, and cut "
+            "batches with bucketed_batches"
+        )
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1 token, not {max_len!r}")
     T = max(1, min(max_len, max(len(d) for d in docs)))
     ids = torch.zeros(len(docs), T, dtype=torch.long)
     for row, doc in enumerate(docs):

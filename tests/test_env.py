@@ -1,3 +1,4 @@
+import dataclasses
 import random
 
 import numpy as np
@@ -5,8 +6,16 @@ import pytest
 import torch
 
 import helpers
-from helpers.env import pick_device, resolve_profile, seed_everything
-from helpers.profiles import PROFILES, SIZES, sizes_for
+from helpers import env
+from helpers.config import ConfigError
+from helpers.env import current_seed, pick_device, resolve_profile, seed_everything, seeded
+from helpers.profiles import PROFILES, SIZES, Sizes03, sizes_for
+
+
+@pytest.fixture(autouse=True)
+def keep_the_default_seed(monkeypatch):
+    """Tests here set the process's seed; later tests' runs must default to the one they had."""
+    monkeypatch.setattr(env, "_current_seed", env.current_seed())
 
 
 def test_setup_prints_one_line_and_seeds_everything(monkeypatch, capsys):
@@ -18,9 +27,36 @@ def test_setup_prints_one_line_and_seeds_everything(monkeypatch, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and "device: cpu" in lines[0] and "profile: smoke" in lines[0]
     assert f"torch {torch.__version__}" in lines[0]
-    assert (
-        lab.profile == "smoke" and lab.device == pick_device() and lab.sizes == SIZES["01"]["smoke"]
-    )
+    assert lab.profile == "smoke" and lab.device == pick_device()
+    assert lab.sizes == SIZES["01"]["smoke"] and lab.sizes.sweep_points == 41
+
+
+def test_setup_remembers_its_seed_for_later_runs(monkeypatch):
+    monkeypatch.setenv("HELPERS_PROFILE", "smoke")
+    lab = helpers.setup("03", seed=123)
+    assert lab.seed == 123 and current_seed() == 123
+    a = torch.rand(3)
+    seed_everything(123)
+    assert torch.equal(torch.rand(3), a)  # setup(seed=123) seeded torch with 123
+    assert helpers.setup("03").seed == 42 and current_seed() == 42  # the default seed again
+
+
+def test_seeded_is_repeatable_and_gives_the_caller_its_generator_back():
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    with seeded(5):
+        a = torch.rand(4)
+    assert torch.equal(torch.get_rng_state(), state)
+    after = torch.rand(4)
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(4), after)  # as if the block had never drawn
+    with seeded(5):
+        assert torch.equal(torch.rand(4), a)
+    state = torch.get_rng_state()
+    with pytest.raises(RuntimeError, match="inside"), seeded(6):
+        torch.rand(1)
+        raise RuntimeError("inside")
+    assert torch.equal(torch.get_rng_state(), state)  # given back after an error too
 
 
 def test_profile_defaults_to_quick_on_cpu_and_full_on_gpu(monkeypatch):
@@ -39,20 +75,45 @@ def test_unknown_profile_says_what_to_use(monkeypatch):
         resolve_profile(torch.device("cpu"))
 
 
-def test_every_notebook_has_every_profile_with_the_same_knobs():
+def test_every_notebook_has_every_profile_as_one_config_class():
     for notebook, profiles in SIZES.items():
         assert set(profiles) == set(PROFILES), notebook
-        knobs = {name: set(sizes) for name, sizes in profiles.items()}
-        assert len({frozenset(k) for k in knobs.values()}) == 1, f"{notebook}: {knobs}"
+        classes = {name: type(sizes) for name, sizes in profiles.items()}
+        assert len(set(classes.values())) == 1, f"{notebook}: {classes}"
+        cls = next(iter(classes.values()))
+        assert dataclasses.is_dataclass(cls) and cls.__name__ == f"Sizes{notebook}", notebook
+        for profile, sizes in profiles.items():
+            assert sizes_for(notebook, profile) is sizes
+            assert set(sizes.to_dict()) == {f.name for f in dataclasses.fields(cls)}
 
 
-def test_sizes_for_unknown_notebook():
-    with pytest.raises(ValueError, match="no sizes for notebook '99'"):
+def test_sizes_are_frozen_and_refuse_an_unknown_field():
+    smoke = SIZES["03"]["smoke"]
+    with pytest.raises(
+        ConfigError, match=r"Sizes03 has no field 'max_tran' \(did you mean 'max_train'\?\)"
+    ):
+        Sizes03(synthetic=True, max_tran=400, max_test=100, glove_dim=16, epochs=None, max_len=None)
+    with pytest.raises(ConfigError, match="its fields: synthetic, max_train, max_test, glove_dim"):
+        smoke.replace(glove_dims=50)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        smoke.max_train = 10
+    bigger = smoke.replace(max_train=1000)
+    assert bigger.max_train == 1000 and smoke.max_train == 300 and bigger.glove_dim == 16
+
+
+def test_sizes_for_unknown_notebook_or_profile():
+    with pytest.raises(ValueError, match="no sizes for notebook '99'; known notebooks: 01, 02"):
         sizes_for("99", "quick")
+    with pytest.raises(
+        ValueError, match="unknown profile 'fast'; choose one of full, quick, smoke"
+    ):
+        sizes_for("01", "fast")
 
 
-def test_seed_everything_is_repeatable():
+def test_seed_everything_is_repeatable_and_becomes_the_default():
     seed_everything(42)
     a = torch.randn(3)
     seed_everything(42)
     assert torch.equal(a, torch.randn(3))
+    seed_everything(9)
+    assert current_seed() == 9

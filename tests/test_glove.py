@@ -44,6 +44,67 @@ def test_missing_file_says_so(tmp_path):
         glove.load_glove(tmp_path / "nope.txt")
 
 
+def test_numeric_words_stay_as_written(tmp_path):
+    path = tmp_path / "numbers.txt"
+    path.write_text("1.50 1 2\n007 3 4\nnull 5 6\n", encoding="utf-8")
+    assert glove.parse_glove_text(path).words == ["1.50", "007", "null"]
+
+
+FORMAT = "every line must be 'word v1 v2 ... vd', separated by single spaces"
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"the,0.1,0.2\nof,0.3,0.4\n", "line 1 ('the,0.1,0.2') separates its values by commas"),
+        (b"the\t0.1\t0.2\n", "separates its values by tabs"),
+        (b'{"the": [0.1, 0.2]}\n', "line 1 starts with '{': this looks like JSON"),
+        (b"the 0.1 0.2\nof 0.3 0.4 0.5\n", "line 2 has 3 numbers after its word, but line 1 has 2"),
+        (b"the 0.1 0.2\n\nof 0.3\n", "line 3 has 1 number after its word, but line 1 has 2"),
+        (
+            b"the 0.1 0.2\nof 0.3 abc\n",
+            "line 2, value 2 after the word 'of' is 'abc', not a number",
+        ),
+        (b"the 0.1 0.2\nat home 0.3 0.4\n", "is 'home', not a number (a word that holds a space?)"),
+        (b"the  0.1 0.2\n", "line 1 has two spaces in a row at character 4"),
+        (b"the 0.1 0.2 \n", "line 1 ('the 0.1 0.2 ') ends with a space"),
+        (b"the\n", "line 1 ('the') is a word with no numbers after it"),
+        (b"2 2\nthe 0.1 0.2\n", "but line 1 is only 2 numbers, like word2vec's header 'count dim'"),
+        (b"", "it is empty"),
+        (b"\n\n", "it is empty"),
+        (
+            b"the 0.1 0.2\n\x80\x03]q\x00 1 2\n",
+            "line 2 holds byte 0x80 (offset 12), which is not UTF-8",
+        ),
+    ],
+)
+def test_a_file_that_is_not_glove_names_the_line_and_what_it_holds(tmp_path, content, problem):
+    path = tmp_path / "vectors.txt"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as err:
+        glove.parse_glove_text(path)
+    message = str(err.value)
+    assert message.startswith(f"{path} is not a GloVe text file: ")
+    assert problem in message and FORMAT in message
+
+
+def test_a_bad_line_inside_a_zip_names_the_member(tmp_path, cache):
+    archive = tmp_path / "glove.6B.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("glove.6B.3d.txt", TEXT + "oops 1 2\n")
+    with pytest.raises(ValueError, match=r"glove\.6B\.3d\.txt in .*glove\.6B\.zip is not a GloVe "):
+        glove.load_glove(archive)
+    with pytest.raises(ValueError, match="line 6 has 2 numbers after its word, but line 1 has 3"):
+        glove.load_glove(archive)
+
+
+def test_a_zip_that_is_not_a_zip(tmp_path, cache):
+    archive = tmp_path / "glove.6B.zip"
+    archive.write_bytes(b"<html>Service unavailable</html>")
+    with pytest.raises(ValueError, match=r"glove\.6B\.zip ends in \.zip but is not a zip archive"):
+        glove.load_glove(archive)
+
+
 def test_align_restricts_vocabulary_to_corpus_words(glove_file):
     g = glove.parse_glove_text(glove_file)
     aligned = glove.align(g, {"the": 10, "null": 3, "zebra": 2, ",": 5})

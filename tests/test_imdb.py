@@ -1,14 +1,28 @@
 import io
+import itertools
 import json
+import linecache
+import math
+import random
 import tarfile
 
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 
-from helpers import imdb, layers, widgets
+from helpers import env, imdb, layers
 from helpers.classifier import MyTransformer, masked_mean
+from helpers.config import ConfigError
 from helpers.download import DownloadError
+from helpers.files import extract_tar
+from helpers.imdb import cli
+from helpers.imdb import data as imdb_data
+from helpers.profiles import Sizes03
+from helpers.synthetic import synthetic_glove, synthetic_reviews
+
+CPU = torch.device("cpu")
+SMALL = imdb.CONFIGS["course"].replace(epochs=3, max_len=64, lr=3e-3)
 
 
 def write_jsonl(path, rows):
@@ -17,14 +31,43 @@ def write_jsonl(path, rows):
     return path
 
 
+def numbers(history):
+    """A history without its timings (which differ between two runs of the same training)."""
+    return {k: v for k, v in history.items() if k != "seconds"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: on a busy machine two threads fight over the cores and take 10x longer."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def prepared():
-    sizes = {"synthetic": True, "max_train": 400, "max_test": 100, "glove_dim": 16}
-    splits, glove, _ = imdb.notebook_data(sizes)
-    return imdb.prepare(splits, glove, progress=False)
+def prepared(tmp_path_factory):
+    sizes = Sizes03(
+        synthetic=True, max_train=400, max_test=100, glove_dim=16, epochs=None, max_len=None
+    )
+    with pytest.MonkeyPatch.context() as patch:  # the token cache goes to a temporary folder
+        patch.setenv("HELPERS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        splits, glove, _ = imdb.notebook_data(sizes)
+        return imdb.prepare(splits, glove, progress=False)
 
 
-SMALL = {**imdb.CONFIGS["course"], "epochs": 3, "max_len": 64, "lr": 3e-3}
+# --- configs -----------------------------------------------------------------------------------
+
+
+def test_a_misspelt_config_field_names_the_right_one():
+    with pytest.raises(ConfigError, match=r"ImdbConfig has no field 'lrr' \(did you mean 'lr'\?\)"):
+        imdb.ImdbConfig(lrr=1)
+    with pytest.raises(ConfigError, match="its fields: blocks, heads, epochs, lr, max_len"):
+        SMALL.replace(max_length=32)
+    with pytest.raises(ConfigError, match="ImdbConfig.epochs must be > 0, got 0"):
+        SMALL.replace(epochs=0)
+    assert SMALL.epochs == 3 and SMALL.to_dict()["max_len"] == 64
+    assert imdb.CONFIGS["course"].epochs == 5  # replace made a copy
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -32,14 +75,20 @@ SMALL = {**imdb.CONFIGS["course"], "epochs": 3, "max_len": 64, "lr": 3e-3}
 
 def test_read_jsonl_and_its_errors(tmp_path):
     path = write_jsonl(
-        tmp_path / "a.jsonl", [{"text": "good", "label": 1}, {"text": "bad", "label": 0}]
+        tmp_path / "a.jsonl", [{"text": "good", "label": 1}, {"text": "bad", "label": "0"}]
     )
     assert imdb.read_jsonl(path) == (["good", "bad"], [1, 0])
+    with pytest.raises(ValueError, match=r"b.jsonl has no column 'text'.*its columns are 'review'"):
+        imdb.read_jsonl(write_jsonl(tmp_path / "b.jsonl", [{"review": "x", "label": 1}]))
     with pytest.raises(
-        ValueError, match=r"line 1: needs fields 'text' and 'label'; found \['review'\]"
+        ValueError, match=r"labels must be one of 0, 1.*found 2 \(1 row, first row 2\)"
     ):
-        imdb.read_jsonl(write_jsonl(tmp_path / "b.jsonl", [{"review": "x"}]))
-    with pytest.raises(FileNotFoundError, match="expected a jsonl file"):
+        imdb.read_jsonl(
+            write_jsonl(
+                tmp_path / "c.jsonl", [{"text": "a", "label": 1}, {"text": "b", "label": 2}]
+            )
+        )
+    with pytest.raises(FileNotFoundError, match="missing.jsonl does not exist"):
         imdb.read_jsonl(tmp_path / "missing.jsonl")
 
 
@@ -72,8 +121,8 @@ def test_offline_without_data_says_what_to_do(monkeypatch, cache):
     def no_tarball(name):
         raise DownloadError(f"could not download {name}")
 
-    monkeypatch.setattr(imdb, "_from_hub", no_hub)
-    monkeypatch.setattr(imdb, "fetch", no_tarball)
+    monkeypatch.setattr(imdb_data, "_from_hub", no_hub)
+    monkeypatch.setattr(imdb_data, "fetch", no_tarball)
     with pytest.raises(RuntimeError, match="set HELPERS_DATA_DIR to that folder") as err:
         imdb.load_imdb()
     assert "offline" in str(err.value) and "aclImdb_v1.tar.gz" in str(err.value)
@@ -92,11 +141,11 @@ def tar_with(tmp_path, names):
 
 def test_tarball_extraction_refuses_paths_outside_the_target(tmp_path):
     with pytest.raises(ValueError, match="refusing to extract '../evil.txt'"):
-        imdb.extract_tar_safely(tar_with(tmp_path, ["../evil.txt"]), tmp_path / "out")
+        extract_tar(tar_with(tmp_path, ["../evil.txt"]), tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
     names = ["aclImdb/train/pos/1_9.txt", "aclImdb/train/neg/2_1.txt", "aclImdb/test/pos/3_8.txt"]
-    imdb.extract_tar_safely(tar_with(tmp_path, names), tmp_path / "ok")
-    data = imdb.read_aclimdb(tmp_path / "ok" / "aclImdb")
+    extract_tar(tar_with(tmp_path, names), tmp_path / "ok")
+    data = imdb_data.read_aclimdb(tmp_path / "ok" / "aclImdb")
     assert data["train"] == (["A fine film.", "A fine film."], [0, 1]) and data["test"][1] == [1]
 
 
@@ -130,10 +179,10 @@ def test_model_messages():
 
 
 def test_frozen_embeddings_stay_frozen(prepared):
-    model = imdb.build_model(prepared, {**SMALL, "freeze_embeddings": True})
+    model = imdb.build_model(prepared, SMALL.replace(freeze_embeddings=True))
     assert not model.embed.weight.requires_grad
     assert imdb.build_model(
-        prepared, {**SMALL, "freeze_embeddings": False}
+        prepared, SMALL.replace(freeze_embeddings=False)
     ).embed.weight.requires_grad
 
 
@@ -141,42 +190,133 @@ def test_frozen_embeddings_stay_frozen(prepared):
 
 
 def test_training_lowers_the_loss_and_learns(prepared):
-    result = imdb.run(prepared, {**SMALL, "epochs": 6}, torch.device("cpu"), progress=False)
-    losses = result["history"]["train_loss"]
+    result = imdb.run(prepared, SMALL.replace(epochs=6), CPU, progress=False)
+    losses = result.history["train_loss"]
     assert losses[-1] < losses[0] - 0.1
-    assert result["test"]["accuracy"] > 0.8  # the synthetic labels are learnable
+    assert result.test.accuracy > 0.8 and result.test.count == 100  # the labels are learnable
+    assert len(result.history["valid_accuracy"]) == 6 and set(result.seconds) == {"train", "test"}
+
+
+def test_training_leaves_the_prepared_vectors_alone(prepared):
+    """Fine-tuning the embeddings must change the model's copy, not GloVe's: otherwise every later
+    run starts from the last run's vectors, and the data's fingerprint (the checkpoint key)
+    changes."""
+    vectors, fingerprint = prepared.vectors.clone(), prepared.fingerprint()
+    result = imdb.run(prepared, SMALL.replace(epochs=1), CPU, progress=False)
+    assert not torch.equal(result.model.embed.weight.detach(), vectors)  # fine-tuned
+    assert torch.equal(prepared.vectors, vectors) and prepared.fingerprint() == fingerprint
 
 
 def test_checkpoint_resumes_after_the_last_epoch(prepared, cache, capsys):
-    first = imdb.run(prepared, {**SMALL, "epochs": 2}, torch.device("cpu"), checkpoint=True)
+    first = imdb.run(prepared, SMALL.replace(epochs=2), CPU, checkpoint=True)
     assert len(list((cache / "checkpoints").glob("*.pt"))) == 1
-    again = imdb.run(prepared, {**SMALL, "epochs": 2}, torch.device("cpu"), checkpoint=True)
+    again = imdb.run(prepared, SMALL.replace(epochs=2), CPU, checkpoint=True)
     assert "resuming" in capsys.readouterr().out
-    assert again["history"] == first["history"]  # nothing retrained
-    assert again["test"]["accuracy"] == first["test"]["accuracy"]
+    assert again.history == first.history  # nothing retrained: even the timings are the saved ones
+    assert again.test == first.test
 
 
 def test_students_modules_plug_in(prepared):
     result = imdb.run(
         prepared,
         SMALL,
-        torch.device("cpu"),
+        CPU,
         progress=False,
         attention=layers.SelfAttention,
         layer_norm=layers.LayerNorm,
     )
-    assert isinstance(result["model"].blocks[0].attention, layers.SelfAttention)
-    assert isinstance(result["model"].norm, layers.LayerNorm)
-    assert len(result["history"]["epoch"]) == SMALL["epochs"]
+    assert isinstance(result.model.blocks[0].attn, layers.SelfAttention)
+    assert isinstance(result.model.norm, layers.LayerNorm)
+    assert len(result.history["epoch"]) == SMALL.epochs
 
 
-# --- widgets and tables ------------------------------------------------------------------------
+# A student's attention as a notebook cell holds it: first with a bug (no 1/√d), then fixed.
+ATTENTION_CELL = """
+class MySelfAttention(nn.Module):
+    def __init__(self, embed_dim):
+        super().__init__()
+        self.query = nn.Linear(embed_dim, embed_dim)
+        self.key = nn.Linear(embed_dim, embed_dim)
+        self.value = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, x, mask):
+        q, k, v = (f(x) for f in (self.query, self.key, self.value))
+        scores = q @ k.transpose(-2, -1){scale}
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        return torch.softmax(scores, dim=-1) @ v
+"""
+BUGGY = ATTENTION_CELL.format(scale="")
+FIXED = ATTENTION_CELL.format(scale=" / math.sqrt(q.shape[-1])")
+_cells = itertools.count(1)
+
+
+def run_cell(source: str, keep_source: bool) -> type:
+    """Define MySelfAttention as running a notebook cell does: IPython compiles each run of a cell
+    under a new file name and keeps its source in linecache (``keep_source``; a bare ``exec`` keeps
+    none); the class's module is no file."""
+    name = f"<ipython-input-{next(_cells)}-0123456789ab>" if keep_source else "<string>"
+    if keep_source:
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    namespace = {"__name__": "notebook_cell", "math": math, "nn": nn, "torch": torch}
+    exec(compile(source, name, "exec"), namespace)
+    return namespace["MySelfAttention"]
+
+
+@pytest.mark.parametrize("keep_source", [True, False], ids=["ipython-cell", "bare-exec"])
+def test_a_checkpoint_of_the_buggy_attention_is_not_reused_after_the_fix(
+    prepared, cache, capsys, keep_source
+):
+    def cell(source):
+        return run_cell(source, keep_source)
+
+    cfg = SMALL.replace(epochs=2)
+    buggy = imdb.run(prepared, cfg, CPU, checkpoint=True, progress=False, attention=cell(BUGGY))
+    assert type(buggy.model.blocks[0].attn).__name__ == "MySelfAttention"
+    capsys.readouterr()
+
+    fixed = imdb.run(prepared, cfg, CPU, checkpoint=True, progress=False, attention=cell(FIXED))
+    out = capsys.readouterr().out  # said even with progress=False: never retrain silently
+    assert "trained differently" in out and "training again" in out, out
+    assert "the code of MySelfAttention changed" in out, out
+    assert "resuming" not in out
+    assert numbers(fixed.history) != numbers(buggy.history)
+    fresh = imdb.run(prepared, cfg, CPU, progress=False, attention=cell(FIXED))
+    assert numbers(fixed.history) == numbers(fresh.history)  # a whole new training, not the old one
+
+    again = imdb.run(prepared, cfg, CPU, checkpoint=True, attention=cell(FIXED))  # the cell re-run
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "after epoch 2" in out and "training again" not in out, out
+    assert again.history == fixed.history and again.test == fixed.test
+    assert len(list((cache / "checkpoints").glob("*.pt"))) == 1
+
+
+def test_seed_defaults_to_the_last_one_set_and_the_callers_generators_are_left_alone(
+    prepared, monkeypatch
+):
+    monkeypatch.setattr(env, "_current_seed", env.current_seed())  # restored after the test
+    cfg = SMALL.replace(epochs=2)
+    env.seed_everything(7)
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    default = imdb.run(prepared, cfg, CPU, progress=False)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert random.getstate() == before[1] and np.array_equal(np.random.get_state()[1], before[2])
+    seven = imdb.run(prepared, cfg, CPU, progress=False, seed=7)
+    eight = imdb.run(prepared, cfg, CPU, progress=False, seed=8)
+    assert numbers(default.history) == numbers(seven.history)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(default.model.state_dict().values(), seven.model.state_dict().values())
+    )
+    assert numbers(eight.history) != numbers(seven.history)
+
+
+# --- widgets and mistakes ----------------------------------------------------------------------
 
 
 def test_hyperparameter_explorer_overlays_runs(prepared):
-    explorer = widgets.hyperparameter_explorer(
-        prepared, torch.device("cpu"), {**SMALL, "epochs": 1}
-    )
+    from helpers.widgets.imdb import hyperparameter_explorer
+
+    explorer = hyperparameter_explorer(prepared, CPU, SMALL.replace(epochs=1))
     explorer.button.click()
     explorer.controls["blocks"].value = 2
     explorer.controls["epochs"].value = 2
@@ -188,46 +328,61 @@ def test_hyperparameter_explorer_overlays_runs(prepared):
     assert len(explorer.runs) == 2
 
 
-def test_review_attention_and_mistakes(prepared):
-    result = imdb.run(prepared, SMALL, torch.device("cpu"), progress=False)
-    view = widgets.review_attention(prepared, result["model"], torch.device("cpu"))
+def test_review_attention(prepared):
+    from helpers.widgets.imdb import review_attention
+
+    result = imdb.run(prepared, SMALL, CPU, progress=False)
+    view = review_attention(prepared, result.model, CPU)
     first = view.state
     assert len(first["tokens"]) == len(first["weights"]) and abs(sum(first["weights"]) - 1) < 1e-4
     view.controls["index"].value = 5
     assert view.state["label"] == int(prepared.labels["test"][5])
-    table = imdb.misclassified(prepared, result["model"], torch.device("cpu"), k=3, max_len=64)
+
+
+def test_misclassified_lists_the_most_confident_mistakes_first(prepared):
+    result = imdb.run(prepared, SMALL.replace(epochs=1), CPU, progress=False)
+    table = imdb.misclassified(prepared, result.model, CPU, k=3, max_len=64)
     assert len(table) <= 3 and list(table.columns) == ["confidence", "true", "review"]
     assert (table["confidence"].diff().dropna() <= 0).all()
+
+
+def test_token_attention_shares_sum_to_one(prepared):
+    model = imdb.build_model(prepared, SMALL)
+    state = imdb.token_attention(prepared, model, CPU, "test", 3)
+    assert len(state["tokens"]) == len(state["weights"]) and abs(sum(state["weights"]) - 1) < 1e-4
+    assert state["label"] == int(prepared.labels["test"][3]) and 0.5 <= state["confidence"] <= 1
 
 
 # --- command line ------------------------------------------------------------------------------
 
 
-def test_cli_writes_the_report(tmp_path, cache):
-    texts, labels = imdb.synthetic_reviews(300)
+@pytest.fixture
+def cli_files(tmp_path, cache):
+    """Valid train, test and GloVe files for the command line (synthetic reviews)."""
+    texts, labels = synthetic_reviews(300)
     rows = [{"text": t, "label": y} for t, y in zip(texts, labels)]
-    train_file = write_jsonl(tmp_path / "train.jsonl", rows[:240])
-    test_file = write_jsonl(tmp_path / "test.jsonl", rows[240:])
-    g = imdb.synthetic_glove(8)
-    glove_file = tmp_path / "glove.txt"
-    glove_file.write_text(
+    g = synthetic_glove(8)
+    glove = tmp_path / "glove.txt"
+    glove.write_text(
         "".join(w + " " + " ".join(map(str, v)) + "\n" for w, v in zip(g.words, g.vectors))
     )
-    out = tmp_path / "report.json"
-    args = [
-        "--train-file",
-        str(train_file),
-        "--test-file",
-        str(test_file),
-        "--glove-file",
-        str(glove_file),
-    ]
-    assert (
-        imdb.main([*args, "--epochs", "2", "--lr", "3e-3", "--max-len", "48", "--json", str(out)])
-        == 0
-    )
-    report = json.loads(out.read_text())
+    return {
+        "--train-file": write_jsonl(tmp_path / "train.jsonl", rows[:240]),
+        "--test-file": write_jsonl(tmp_path / "test.jsonl", rows[240:]),
+        "--glove-file": glove,
+        "--json": tmp_path / "report.json",
+    }
+
+
+def call(files, *extra):
+    return cli.main([str(a) for pair in files.items() for a in pair] + list(extra))
+
+
+def test_cli_writes_the_report(cli_files):
+    assert call(cli_files, "--epochs", "2", "--lr", "3e-3", "--max-len", "48") == 0
+    report = json.loads(cli_files["--json"].read_text())
     assert report["config"]["epochs"] == 2 and report["config"]["max_len"] == 48
+    assert report["config"]["lr"] == 3e-3 and report["seed"] == 42
     assert len(report["history"]["valid_loss"]) == 2 and 0 <= report["test_accuracy"] <= 1
     assert {"read", "glove parse", "tokenise train", "epoch 1", "epoch 2", "test"} <= set(
         report["seconds"]
@@ -235,21 +390,80 @@ def test_cli_writes_the_report(tmp_path, cache):
     assert report["examples"] == {"train": 216, "valid": 24, "test": 60}
 
 
-def test_cli_bad_file_is_a_clear_error(tmp_path, capsys):
-    args = ["--train-file", str(tmp_path / "nope.jsonl"), "--test-file", "x", "--glove-file", "y"]
-    assert imdb.main([*args, "--json", str(tmp_path / "o.json")]) == 2
-    assert "nope.jsonl does not exist" in capsys.readouterr().err
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and err.count("\n") == 1, err  # one line
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+def test_cli_missing_file(cli_files, tmp_path, capsys):
+    assert call({**cli_files, "--train-file": tmp_path / "nope.jsonl"}) == 2
+    assert "nope.jsonl does not exist" in error_line(capsys)
+
+
+def test_cli_malformed_json_line_names_the_file_and_line(cli_files, capsys):
+    path = cli_files["--train-file"]
+    lines = path.read_text().splitlines(True)
+    lines[4] = '{"text": "no closing brace", "label": 1\n'
+    path.write_text("".join(lines))
+    assert call(cli_files) == 2
+    err = error_line(capsys)
+    assert f"{path}, line 5" in err and "not valid JSON" in err, err
+
+
+def test_cli_train_file_that_is_not_utf8(cli_files, capsys):
+    path = cli_files["--train-file"]
+    path.write_bytes(path.read_bytes() + '{"text": "caf\u00e9", "label": 1}\n'.encode("latin-1"))
+    assert call(cli_files) == 2
+    err = error_line(capsys)
+    assert f"{path} is not UTF-8 text" in err and "line 241" in err and "iconv" in err, err
+
+
+def test_cli_string_labels_are_named(cli_files, capsys):
+    write_jsonl(
+        cli_files["--train-file"],
+        [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}] * 3,
+    )
+    assert call(cli_files) == 2
+    err = error_line(capsys)
+    assert "train.jsonl: labels must be one of 0, 1" in err, err
+    assert "'pos' (3 rows, first row 1)" in err and "'neg' (3 rows, first row 2)" in err, err
+
+
+def test_cli_file_that_is_not_glove(cli_files, capsys):
+    cli_files["--glove-file"].write_text("word,0.1,0.2\nfilm,0.3,0.4\n")
+    assert call(cli_files) == 2
+    err = error_line(capsys)
+    assert "glove.txt is not a GloVe text file" in err and "commas" in err, err
+
+
+@pytest.mark.parametrize(
+    "flag, value, said",
+    [
+        ("--epochs", "0", "ImdbConfig.epochs must be > 0, got 0"),
+        ("--lr", "-1", "ImdbConfig.lr must be > 0, got -1.0"),
+        ("--max-len", "0", "ImdbConfig.max_len must be > 0, got 0"),
+    ],
+)
+def test_cli_settings_out_of_range(cli_files, capsys, flag, value, said):
+    assert call(cli_files, flag, value) == 2
+    assert said in error_line(capsys)
+    assert not cli_files["--json"].exists()
 
 
 def test_real_imdb_learns(shared_data, cache, monkeypatch):
-    """Real reviews and real GloVe: 2,000 reviews, 2 epochs of the best config beat chance by far."""
+    """Real reviews and GloVe: 2,000 reviews, 2 epochs of the best config beat chance by far."""
     monkeypatch.setenv("HELPERS_DATA_DIR", str(shared_data))
-    sizes = {"synthetic": False, "max_train": 2000, "max_test": 500, "glove_dim": 50}
+    sizes = Sizes03(
+        synthetic=False, max_train=2000, max_test=500, glove_dim=50, epochs=None, max_len=None
+    )
     splits, glove, source = imdb.notebook_data(sizes)
     assert "HELPERS_DATA_DIR" in source and glove.dim == 50
     prepared = imdb.prepare(splits, glove, progress=False)
     assert prepared.coverage > 0.95
-    config = {**imdb.CONFIGS["best"], "epochs": 2, "max_len": 256}
-    result = imdb.run(prepared, config, torch.device("cpu"), progress=False)
-    assert result["test"]["accuracy"] > 0.7, result["test"]
-    assert np.isfinite(result["history"]["valid_loss"]).all()
+    result = imdb.run(
+        prepared, imdb.CONFIGS["best"].replace(epochs=2, max_len=256), CPU, progress=False
+    )
+    assert result.test.accuracy > 0.7, result.test
+    assert np.isfinite(result.history["valid_loss"]).all()

@@ -44,17 +44,18 @@ def test_multi_head_matches_torch_multihead_attention(fast):
     assert torch.allclose(got[mask], want[mask], atol=1e-5)
 
 
-def test_causal_attention_never_sees_the_future():
+@pytest.mark.parametrize("fast", [False, True])
+def test_causal_attention_never_sees_the_future(fast):
     torch.manual_seed(0)
-    attn = layers.MultiHeadAttention(8, 2)
+    causal = layers.MultiHeadAttention(8, 2, causal=True, fast=fast)
+    both_ways = layers.MultiHeadAttention(8, 2, fast=fast)
+    both_ways.load_state_dict(causal.state_dict())
     x = torch.randn(1, 6, 8)
     later = x.clone()
     later[0, 4:] = torch.randn(2, 8)
     with torch.no_grad():
-        assert torch.allclose(
-            attn(x, causal=True)[0, :4], attn(later, causal=True)[0, :4], atol=1e-6
-        )
-        assert not torch.allclose(attn(x)[0, :4], attn(later)[0, :4], atol=1e-6)
+        assert torch.allclose(causal(x)[0, :4], causal(later)[0, :4], atol=1e-6)
+        assert not torch.allclose(both_ways(x)[0, :4], both_ways(later)[0, :4], atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", [8, (8,), (5, 8)])
@@ -77,14 +78,69 @@ def test_layer_norm_keeps_precision_with_a_large_mean():
     assert torch.allclose(layers.LayerNorm(8, eps=1e-5)(x), nn.LayerNorm(8)(x), atol=1e-2)
 
 
-def test_block_from_scratch_equals_block_from_torch():
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_block_from_scratch_equals_block_from_torch(norm, causal):
     torch.manual_seed(0)
-    scratch, fast = layers.Block(16, 4), layers.Block(16, 4, fast=True)
+    scratch = layers.Block(16, 4, norm=norm, causal=causal)
+    fast = layers.Block(16, 4, norm=norm, causal=causal, fast=True)
     fast.load_state_dict(scratch.state_dict())
     x, mask = torch.randn(2, 9, 16), padding_mask([9, 5], 9)
     with torch.no_grad():
         assert torch.allclose(scratch(x, mask), fast(x, mask), atol=1e-5)
-        assert torch.allclose(scratch(x, causal=True), fast(x, causal=True), atol=1e-5)
+
+
+def test_pre_and_post_norm_blocks_compute_what_their_formulas_say():
+    torch.manual_seed(0)
+    pre, post = layers.Block(8, 2, norm="pre"), layers.Block(8, 2, norm="post")
+    post.load_state_dict(pre.state_dict())
+    x = torch.randn(2, 5, 8)
+    with torch.no_grad():
+        h = x + pre.attn(pre.ln1(x))
+        assert torch.allclose(pre(x), h + pre.ff(pre.ln2(h)), atol=1e-6)
+        h = pre.ln1(x + pre.attn(x))  # BERT's add & norm
+        assert torch.allclose(post(x), pre.ln2(h + pre.ff(h)), atol=1e-6)
+        out = post(3 * x + 5)
+        assert torch.allclose(out.mean(-1), torch.zeros(2, 5), atol=1e-5)  # post-LN ends normalised
+
+
+def test_attention_variants_plug_in_by_name_and_students_modules_by_class():
+    @layers.register_attention("test-double")
+    class Doubled(layers.MultiHeadAttention):
+        def mix(self, q, k, v, mask):
+            return 2 * super().mix(q, k, v, mask)
+
+    try:
+        torch.manual_seed(0)
+        plain, doubled = layers.Block(8, 2), layers.Block(8, 2, attention="test-double")
+        doubled.load_state_dict(plain.state_dict())
+        x = torch.randn(1, 4, 8)
+        with torch.no_grad():
+            want = x + 2 * (plain.attn(plain.ln1(x)) - plain.attn.out.bias) + plain.attn.out.bias
+            assert isinstance(doubled.attn, Doubled)
+            assert torch.allclose(doubled(x) - doubled.ff(doubled.ln2(want)), want, atol=1e-5)
+    finally:
+        del layers.ATTENTION["test-double"]
+    with pytest.raises(ValueError, match="no attention variant called 'additive'; registered: dot"):
+        layers.Block(8, 2, attention="additive")
+    with pytest.raises(ValueError, match="norm must be 'pre' or 'post', not 'middle'"):
+        layers.Block(8, 2, norm="middle")
+    mine = layers.Block(8, attention=layers.SelfAttention, layer_norm=nn.LayerNorm)
+    assert isinstance(mine.attn, layers.SelfAttention) and isinstance(mine.ln2, nn.LayerNorm)
+    assert mine(torch.randn(2, 3, 8), padding_mask([3, 1], 3)).shape == (2, 3, 8)
+
+
+def test_attention_weights_are_the_modules_own():
+    torch.manual_seed(0)
+    attn = layers.MultiHeadAttention(8, 2, causal=True)
+    x, mask = torch.randn(2, 5, 8), padding_mask([5, 3], 5)
+    weights = layers.attention_weights(attn, x, mask)  # (B, h, T, T)
+    v = layers.split_heads(attn.value(x), 2)
+    with torch.no_grad():
+        want = attn.out(layers.merge_heads(weights @ v))
+        assert torch.allclose(attn(x, mask), want, atol=1e-5)
+    assert torch.allclose(weights.sum(-1), torch.ones(2, 2, 5)) and weights[1, :, :, 3:].eq(0).all()
+    assert weights[0].triu(1).eq(0).all()  # causal: nothing above the diagonal
 
 
 @pytest.mark.parametrize(
@@ -98,6 +154,7 @@ def test_block_from_scratch_equals_block_from_torch():
             r"mask has shape \(4, 9\) but x has 4 sequences of 12 tokens.*shape \(4, 12\)",
         ),
         (torch.randn(2, 3, 8), torch.ones(2, 3), r"use a boolean mask"),
+        (torch.randn(0, 3, 8), None, r"x has shape \(0, 3, 8\): an empty batch"),
         (
             torch.randn(2, 3, 8),
             torch.tensor([[1, 1, 0], [0, 0, 0]]).bool(),

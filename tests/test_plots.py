@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from helpers import attention as att
-from helpers import benchmark, masking, plots
+from helpers import benchmark, masking
+from helpers.plots import layers, lookup, rounded, training
 
 matplotlib.use("Agg")
 
@@ -14,17 +15,17 @@ K, V, Q = att.COURSE_KEYS, att.COURSE_VALUES, att.COURSE_QUERY
 W = att.softmax_attention(Q, K, V, return_weights=True)[1]
 HISTORY = {"run": {"step": [1, 2], "train": [2.0, 1.0], "valid": [2.1, 1.2]}}
 FIGURES = {
-    "lookup": lambda: plots.plot_lookup(W, V[0], V[1], "lookup"),
-    "argmax vs softmax": lambda: plots.plot_argmax_vs_softmax(Q, K, V, V[1], points=11),
-    "heatmap": lambda: plots.plot_attention_heatmap(["a", "b"], torch.eye(2), "heatmap"),
-    "masking": lambda: plots.plot_masking(
+    "lookup": lambda: lookup.plot_lookup(W, V[0], V[1], "lookup"),
+    "argmax vs softmax": lambda: lookup.plot_argmax_vs_softmax(Q, K, V, V[1], points=11),
+    "heatmap": lambda: layers.plot_attention_heatmap(["a", "b"], torch.eye(2), "heatmap"),
+    "masking": lambda: layers.plot_masking(
         torch.tensor([0.5, 0.5, 0]), torch.tensor([0.3, 0.3, 0]), torch.tensor([True, True, False])
     ),
-    "future": lambda: plots.plot_future_influence(
+    "future": lambda: layers.plot_future_influence(
         {s: masking.future_influence(s, T=4) for s in masking.STYLES}
     ),
-    "loss curves": lambda: plots.plot_loss_curves(HISTORY, "curves", 1.0),
-    "history": lambda: plots.plot_history(
+    "loss curves": lambda: layers.plot_loss_curves(HISTORY, "curves", 1.0),
+    "history": lambda: training.plot_history(
         {
             "epoch": [1, 2],
             "train_loss": [0.7, 0.5],
@@ -32,22 +33,22 @@ FIGURES = {
             "valid_accuracy": [0.6, 0.7],
         }
     ),
-    "runs": lambda: plots.plot_runs(
+    "runs": lambda: training.plot_runs(
         [{"label": "a", "history": {"epoch": [1], "valid_loss": [0.5]}, "test_accuracy": 0.8}]
     ),
-    "accuracy": lambda: plots.plot_accuracy(
+    "accuracy": lambda: training.plot_accuracy(
         {"a": {"epoch": [1, 2], "dev_accuracy": [0.5, 0.6]}}, ("dev",), "t"
     ),
-    "curves": lambda: plots.plot_curves(
+    "curves": lambda: training.plot_curves(
         {"a": {"epoch": [1, 2], "dev_accuracy": [0.5, 0.6]}}, "dev", "t"
     ),
-    "models": lambda: plots.plot_model_comparison(
+    "models": lambda: training.plot_model_comparison(
         [
             {"model": "a", "dev_accuracy": 0.9, "test_accuracy": 0.8, "reason": ""},
             {"model": "b", "dev_accuracy": 0.0, "test_accuracy": 0.0, "reason": "out of memory"},
         ]  # fmt: skip
     ),
-    "timings": lambda: plots.plot_attention_timings(
+    "timings": lambda: layers.plot_attention_timings(
         benchmark.attention_speed([4], embed_dim=4, repeats=1)
     ),
 }
@@ -64,10 +65,23 @@ def test_every_axis_is_titled_and_labelled(name):
 
 
 def test_lookup_table():
-    table = plots.lookup_table(att.COURSE_QUERY, att.COURSE_KEYS, att.COURSE_VALUES)
-    assert list(table["score q·k"]) == [3.0, 1.0, 1.0, -3.0] and list(table.index) == [
-        "k1",
-        "k2",
-        "k3",
-        "k4",
-    ]
+    table = lookup.lookup_table(att.COURSE_QUERY, att.COURSE_KEYS, att.COURSE_VALUES)
+    assert table["score q·k"] == [3.0, 1.0, 1.0, -3.0] and table.index == ["k1", "k2", "k3", "k4"]
+    page = table._repr_html_()
+    assert page.count("<tr>") == 1 + 4 and "<th>softmax weight</th>" in page
+    assert repr(table).splitlines()[1].lstrip().startswith("k1")
+
+
+def test_search_table_puts_the_best_dev_accuracy_first():
+    results = [{"lr": 1e-4, "dev_accuracy": 0.6}, {"lr": 5e-5, "dev_accuracy": 0.8}]
+    table = training.search_table(results)
+    assert list(table["lr"]) == [5e-5, 1e-4] and list(table.index) == [0, 1]
+
+
+def test_highlight_tokens_shades_relative_to_the_top_weight_and_escapes():
+    page = training.highlight_tokens(["<b>", "ok"], [0.2, 0.4])
+    assert "&lt;b&gt;" in page and "rgba(255, 140, 0, 0.50)" in page and "0, 1.00)" in page
+
+
+def test_rounded():
+    assert rounded(torch.tensor([[0.12345, 1.0]]), 2) == [0.12, 1.0]

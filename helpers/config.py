@@ -1,0 +1,73 @@
+"""Typed configs: frozen, keyword-only dataclasses that reject a field they do not have.
+
+    @config
+    class RunConfig:
+        lr: float = 1e-3
+        epochs: int = 3
+
+    RunConfig(lrr=0.1)   # ConfigError: RunConfig has no field 'lrr' (did you mean 'lr'?); its fields: lr, epochs
+
+A typo fails where it is made, not as a KeyError three calls later. ``cfg.replace(epochs=5)`` returns a
+changed copy, checked the same way; ``cfg.to_dict()`` is what checkpoints and JSON reports store.
+"""
+
+import dataclasses
+import difflib
+import functools
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A config field that does not exist, or a value it cannot take."""
+
+
+def _unknown(cls: type, names: list[str]) -> ConfigError:
+    valid = [f.name for f in dataclasses.fields(cls)]
+    name = names[0]
+    close = difflib.get_close_matches(name, valid, n=1)
+    maybe = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(
+        f"{cls.__name__} has no field {name!r}{maybe}; its fields: {', '.join(valid)}"
+    )
+
+
+def config(cls: type[T]) -> type[T]:
+    """Make ``cls`` a frozen keyword-only dataclass whose constructor names the valid fields on a typo."""
+    cls = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+    init = cls.__init__
+    valid = {f.name for f in dataclasses.fields(cls)}
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs) -> None:
+        unknown = [k for k in kwargs if k not in valid]
+        if unknown:
+            raise _unknown(type(self), unknown)
+        init(self, *args, **kwargs)
+
+    def replace(self: T, **changes: Any) -> T:
+        """A copy with ``changes`` applied (unknown names fail the same way)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for JSON and checkpoints)."""
+        return dataclasses.asdict(self)
+
+    cls.__init__ = __init__
+    cls.replace = replace
+    cls.to_dict = to_dict
+    return cls
+
+
+def from_dict(cls: type[T], values: Mapping[str, Any]) -> T:
+    """``cls(**values)``, with the same message for an unknown key."""
+    return cls(**dict(values))
+
+
+def positive(owner: object, **values: float | int | None) -> None:
+    """Raise ConfigError naming the first of ``values`` that is not > 0 (None is allowed: "not set")."""
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise ConfigError(f"{type(owner).__name__}.{name} must be > 0, got {value!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from helpers.finetune.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""Notebook 04 from a terminal or a cluster: fine-tune a BERT-family classifier on local files.
+
+    python -m helpers.finetune --model NAME_OR_DIR --train-file F --eval-file F \\
+        [--text-column C --text-pair-column C --label-column C --max-train-examples N \\
+         --epochs N --lr X --batch-size N --max-length N --seed N] --json OUT
+"""
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+from helpers.env import pick_device, seeded
+from helpers.files import write_json
+from helpers.finetune.data import Task, loader, make_collate
+from helpers.finetune.experiments import FinetuneConfig
+from helpers.finetune.models import load_classifier
+from helpers.tables import check_labels, label_index, read_rows
+from helpers.training import fit
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.finetune", description="Fine-tune a BERT-family classifier."
+    )
+    parser.add_argument("--model", required=True, help="a hub name or a local folder")
+    parser.add_argument("--train-file", required=True, help=".csv, .tsv or .jsonl")
+    parser.add_argument("--eval-file", required=True, help=".csv, .tsv or .jsonl")
+    parser.add_argument("--text-column", default="sentence")
+    parser.add_argument("--text-pair-column")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--max-train-examples", type=int)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    task = Task(args.text_column, args.label_column, args.text_pair_column)
+    try:
+        cfg = FinetuneConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
+                             max_length=args.max_length)  # fmt: skip
+        if args.max_train_examples is not None and args.max_train_examples < 1:
+            raise ValueError(
+                f"--max-train-examples must be at least 1, got {args.max_train_examples}"
+            )
+        train_rows, eval_rows = read_rows(args.train_file), read_rows(args.eval_file)
+        task.check(train_rows, args.train_file)
+        task.check(eval_rows, args.eval_file)
+        random.Random(args.seed).shuffle(train_rows)
+        train_rows = train_rows[: args.max_train_examples]
+        labels = label_index([r[task.label] for r in train_rows], args.train_file)
+        check_labels(labels, [r[task.label] for r in eval_rows], args.eval_file)
+        start = time.perf_counter()
+        with seeded(args.seed):
+            model, tokenizer = load_classifier(args.model, len(labels))
+    except (
+        OSError,
+        ValueError,
+    ) as err:  # files, columns, labels, settings, a model that is not there
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    load_seconds = time.perf_counter() - start
+    device = pick_device()
+    collate = make_collate(tokenizer, task, labels, args.max_length)
+    start = time.perf_counter()
+    with seeded(args.seed):
+        history = fit(
+            model,
+            loader(train_rows, collate, args.batch_size, shuffle=True, seed=args.seed),
+            cfg.train_config(args.seed),
+            device,
+            eval_batches={"eval": loader(eval_rows, collate, 2 * args.batch_size, shuffle=False)},
+        )
+    report = {
+        "model": args.model,
+        "accuracy_per_epoch": history["eval_accuracy"],
+        "final_accuracy": history.last("eval_accuracy"),
+        "train_loss_per_epoch": history["train_loss"],
+        "seconds": {
+            "load": load_seconds,
+            "train_and_eval": time.perf_counter() - start,
+            "per_epoch": history["seconds"],
+        },  # fmt: skip
+        "examples": {"train": len(train_rows), "eval": len(eval_rows)},
+        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "device": device.type,
+    }
+    write_json(args.json, report)
+    print(
+        f"accuracy per epoch {[round(a, 4) for a in history['eval_accuracy']]}; wrote {args.json}"
+    )
+    return 0

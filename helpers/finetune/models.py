@@ -1,0 +1,44 @@
+"""Notebook 04's models: pretrained BERT-family encoders with a new classification head, and a tiny
+random BERT for tests where the real weights add nothing."""
+
+from helpers import pretrained
+
+
+def resolve_model(name: str) -> str:
+    """ "minilm" means all-MiniLM-L6-v2 (the offline package if installed); anything else is passed on
+    (a hub id, or a local folder, which must exist)."""
+    return pretrained.minilm_path() if name == "minilm" else pretrained.model_source(name)
+
+
+def load_tokenizer(name_or_dir: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model(name_or_dir))
+
+
+def load_classifier(name_or_dir: str, num_labels: int):
+    """(model, tokenizer): a pretrained encoder with a new, randomly initialised classification head.
+
+    ``"tiny"`` is a 2-layer, 64-wide BERT from a config (random weights) with MiniLM's tokenizer.
+    """
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging
+
+    if name_or_dir == "tiny":
+        tokenizer = load_tokenizer("minilm")
+        return tiny_bert(tokenizer.vocab_size, num_labels), tokenizer
+    logging.set_verbosity_error()  # "some weights are newly initialized" is expected: it is the new head
+    tokenizer = load_tokenizer(name_or_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model(name_or_dir), num_labels=num_labels
+    )
+    return model, tokenizer
+
+
+def tiny_bert(vocab_size: int, num_labels: int = 2):
+    """A 2-layer, 64-wide BERT from a config (random weights, from torch's current generator)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, num_labels=num_labels)  # fmt: skip
+    return BertForSequenceClassification(config)

@@ -1,0 +1,5 @@
+import sys
+
+from helpers.imdb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""Notebook 03 from a terminal or a cluster: the same functions and configs as the notebook.
+
+    python -m helpers.imdb --train-file train.jsonl --test-file test.jsonl --glove-file glove.6B.50d.txt \\
+        [--config course|best --epochs N --blocks N --lr X --max-len N --seed N] --json out.json
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from helpers.env import pick_device
+from helpers.files import write_json
+from helpers.glove import load_glove
+from helpers.imdb.data import read_jsonl, split_off
+from helpers.imdb.runs import CONFIGS, prepare, run
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.imdb", description="Train notebook 03's IMDB transformer."
+    )
+    parser.add_argument("--train-file", required=True, help="jsonl with fields text and label")
+    parser.add_argument("--test-file", required=True, help="jsonl with fields text and label")
+    parser.add_argument(
+        "--glove-file", required=True, help="GloVe in its text format (.txt or .zip)"
+    )
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="course")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--blocks", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--max-len", type=int)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--valid-fraction", type=float, default=0.1, help="of the train file, held out (seed 42)"
+    )
+    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    device = pick_device()
+    try:
+        overrides = {k: getattr(args, k) for k in ("epochs", "blocks", "lr", "max_len")}
+        cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
+        if not 0 < args.valid_fraction < 1:
+            raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
+        start = time.perf_counter()
+        train_data, valid_data = split_off(read_jsonl(args.train_file), args.valid_fraction)
+        test_data = read_jsonl(args.test_file)
+        read_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        glove, cached = load_glove(args.glove_file)
+        glove_seconds = time.perf_counter() - start
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    prepared = prepare({"train": train_data, "valid": valid_data, "test": test_data}, glove)
+    print(
+        f"{len(prepared.itos)} words in the vocabulary; GloVe covers {prepared.coverage:.1%} of the tokens"
+    )
+    result = run(prepared, cfg, device, seed=args.seed)
+    history = result.history
+    report = {
+        "config": cfg.to_dict(),
+        "seed": args.seed,
+        "test_accuracy": result.test.accuracy,
+        "test_loss": result.test.loss,
+        "history": dict(history),
+        "seconds": {
+            "read": read_seconds,
+            "glove (cached)" if cached else "glove parse": glove_seconds,
+            **prepared.seconds,
+            **{f"epoch {e}": s for e, s in zip(history["epoch"], history["seconds"])},
+            "test": result.seconds["test"],
+        },
+        "examples": {name: len(d) for name, d in prepared.docs.items()},
+        "vocabulary": len(prepared.itos),
+        "glove_dim": glove.dim,
+        "token_coverage": prepared.coverage,
+        "device": device.type,
+        "torch": torch.__version__,
+    }
+    write_json(args.json, report)
+    print(f"test accuracy {report['test_accuracy']:.2%}; wrote {args.json}")
+    return 0

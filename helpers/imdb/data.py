@@ -1,0 +1,148 @@
+"""IMDB reviews and GloVe vectors for notebook 03: local files, the Hugging Face hub, or Stanford's
+tarball, split into train / validation / test."""
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+from helpers.download import DownloadError, cache_dir, fetch
+from helpers.files import extract_tar
+from helpers.glove import Glove, download_glove, load_glove
+from helpers.synthetic import synthetic_glove, synthetic_reviews
+from helpers.tables import check_columns, int_labels, read_rows
+
+DATA_ENV = "HELPERS_DATA_DIR"
+HUB_ID = "stanfordnlp/imdb"
+
+Split = tuple[list[str], list[int]]  # texts, labels (0 = negative, 1 = positive)
+
+
+def read_jsonl(path: str | Path) -> Split:
+    """Texts and labels from a jsonl file with fields ``text`` and ``label`` (0 or 1)."""
+    rows = read_rows(path)
+    check_columns(rows, ["text", "label"], str(path))
+    labels = int_labels([r["label"] for r in rows], str(path), allowed={0, 1})
+    return [str(r["text"]) for r in rows], labels
+
+
+def split_off(data: Split, fraction: float, seed: int = 42) -> tuple[Split, Split]:
+    """(rest, held out): a random ``fraction`` of the examples held out, the same one for the same seed."""
+    order = list(range(len(data[0])))
+    random.Random(seed).shuffle(order)
+    cut = int(round(len(order) * fraction))
+
+    def pick(idx: list[int]) -> Split:
+        return [data[0][i] for i in idx], [data[1][i] for i in idx]
+
+    return pick(order[cut:]), pick(order[:cut])
+
+
+def subsample(data: Split, n: int | None, seed: int = 42) -> Split:
+    """At most ``n`` examples, chosen at random with ``seed`` (all of them when n is None)."""
+    if n is None or n >= len(data[0]):
+        return data
+    return split_off(data, n / len(data[0]), seed)[1]
+
+
+def _from_local() -> dict[str, Split] | None:
+    folder = os.environ.get(DATA_ENV)
+    if not folder:
+        return None
+    train_file = Path(folder) / "imdb" / "train.jsonl"
+    test_file = train_file.with_name("test.jsonl")
+    if not train_file.exists():
+        raise FileNotFoundError(
+            f"${DATA_ENV} is {folder}, but {train_file} is missing; put the reviews there (jsonl with "
+            f"fields 'text' and 'label') or unset {DATA_ENV} to download them"
+        )
+    train_data = read_jsonl(train_file)
+    if test_file.exists():
+        return {"train": train_data, "test": read_jsonl(test_file)}
+    train_data, test_data = split_off(train_data, 0.2, seed=7)  # no test file: hold out 20% as test
+    return {"train": train_data, "test": test_data}
+
+
+def _from_hub() -> dict[str, Split]:
+    from datasets import load_dataset
+
+    data = load_dataset(HUB_ID)
+    return {
+        split: (list(data[split]["text"]), list(data[split]["label"]))
+        for split in ("train", "test")
+    }
+
+
+def read_aclimdb(folder: Path) -> dict[str, Split]:
+    """Stanford's aclImdb folder layout: {train,test}/{pos,neg}/<id>_<stars>.txt."""
+    data = {}
+    for split in ("train", "test"):
+        texts, labels = [], []
+        for label, sentiment in ((0, "neg"), (1, "pos")):
+            for path in sorted((folder / split / sentiment).glob("*.txt")):
+                texts.append(path.read_text(encoding="utf-8"))
+                labels.append(label)
+        data[split] = (texts, labels)
+    return data
+
+
+def _from_tarball() -> dict[str, Split]:
+    folder = cache_dir() / "aclImdb"
+    if not folder.exists():
+        archive = fetch("aclImdb_v1.tar.gz")
+        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+            extract_tar(archive, Path(tmp))
+            shutil.move(str(Path(tmp) / "aclImdb"), folder)  # complete folders only
+    return read_aclimdb(folder)
+
+
+def load_imdb() -> tuple[dict[str, Split], str]:
+    """IMDB train and test reviews, and where they came from.
+
+    Tries $HELPERS_DATA_DIR/imdb/*.jsonl, then the Hugging Face hub (stanfordnlp/imdb), then Stanford's
+    tarball (via d2l's checksum-verified mirror). A source that fails is reported, never skipped silently.
+    """
+    local = _from_local()
+    if local is not None:
+        return local, f"${DATA_ENV} ({os.environ[DATA_ENV]})"
+    errors = []
+    try:
+        return _from_hub(), f"Hugging Face hub ({HUB_ID})"
+    except (OSError, ConnectionError, ValueError) as err:  # offline, or the hub is down
+        errors.append(f"hub: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+        print(f"IMDB from the hub failed ({errors[-1]}); trying Stanford's tarball")
+    try:
+        return _from_tarball(), "Stanford's aclImdb tarball"
+    except DownloadError as err:
+        errors.append(f"tarball: {err}")
+    raise RuntimeError(
+        "could not load IMDB from any source. Either connect to the internet, or put train.jsonl (and "
+        f"test.jsonl) with fields 'text' and 'label' in a folder's imdb/ subfolder and set {DATA_ENV} to "
+        "that folder.\n" + "\n".join(errors)
+    )
+
+
+def local_glove(dim: int) -> Path | None:
+    """$HELPERS_DATA_DIR/glove/glove.6B.<dim>d*.txt if there is one."""
+    folder = os.environ.get(DATA_ENV)
+    found = sorted((Path(folder) / "glove").glob(f"glove.6B.{dim}d*.txt")) if folder else []
+    return found[0] if found else None
+
+
+def notebook_data(sizes) -> tuple[dict[str, Split], Glove, str]:
+    """Notebook 03's train/valid/test splits and GloVe vectors for a profile's ``sizes``
+    (``helpers.profiles.Sizes03``), and where they came from."""
+    if sizes.synthetic:
+        train_data = synthetic_reviews(sizes.max_train)
+        test_data = synthetic_reviews(sizes.max_test, seed=7)
+        glove = synthetic_glove(sizes.glove_dim)
+        source = "synthetic reviews and vectors (smoke profile: offline)"
+    else:
+        data, source = load_imdb()
+        train_data = subsample(data["train"], sizes.max_train)
+        test_data = subsample(data["test"], sizes.max_test)
+        path = local_glove(sizes.glove_dim)
+        glove = load_glove(path)[0] if path else download_glove(sizes.glove_dim)
+    train_data, valid_data = split_off(train_data, 0.1)
+    return {"train": train_data, "valid": valid_data, "test": test_data}, glove, source

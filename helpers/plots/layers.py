@@ -1,0 +1,89 @@
+"""Notebook 02's plots: attention maps over real tokens, masking, causal loss curves, timings."""
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+
+def plot_attention_heatmap(tokens: list[str], weights: torch.Tensor, title: str = "") -> Figure:
+    """A (T, T) weight matrix with the tokens on both axes: row = query, column = key."""
+    T = len(tokens)
+    fig, ax = plt.subplots(figsize=(0.45 * T + 2.5, 0.45 * T + 1.5))
+    image = ax.imshow(weights.detach().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(T), tokens, rotation=90)
+    ax.set_yticks(range(T), tokens)
+    ax.set(title=title, xlabel="key (attended to)", ylabel="query (attending)")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
+    fig.tight_layout()
+    return fig
+
+
+def plot_masking(
+    weights_right: torch.Tensor, weights_wrong: torch.Tensor, allowed: torch.Tensor
+) -> Figure:
+    """One query's weights under both masking styles, with the sum of each printed on the chart."""
+    labels = [f"k{i + 1}" + ("" if ok else " (pad)") for i, ok in enumerate(allowed.tolist())]
+    x = torch.arange(len(labels)).double()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for offset, w, name in (
+        (-0.2, weights_right, "-inf before softmax"),
+        (0.2, weights_wrong, "zeros after softmax"),
+    ):
+        ax.bar(
+            (x + offset).tolist(), w.tolist(), 0.4, label=f"{name}: weights sum to {w.sum():.3f}"
+        )
+    ax.set_xticks(x.tolist(), labels)
+    ax.set(title="one query's attention weights, two ways to mask", xlabel="key", ylabel="weight")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_future_influence(influence: dict[str, torch.Tensor]) -> Figure:
+    """How much each position's output moves when only the last token changes, per masking style."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    T = len(next(iter(influence.values())))
+    x = torch.arange(T).double()
+    for offset, (style, change) in zip((-0.2, 0.2), influence.items()):
+        ax.bar((x + offset).tolist(), change.tolist(), 0.4, label=style)
+    ax.set_xticks(x.tolist(), [f"{t}" + (" (changed)" if t == T - 1 else "") for t in range(T)])
+    ax.set(
+        title="a causal mask must make earlier outputs blind to the last token",
+        xlabel="position",
+        ylabel="‖change in output‖",
+    )
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curves(
+    histories: dict[str, dict[str, list[float]]], title: str, floor: float | None = None
+) -> Figure:
+    """Train (dashed) and validation (solid) loss per run; ``floor`` draws a reference line."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for (name, h), color in zip(
+        histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ):
+        ax.plot(h["step"], h["train"], "--", color=color, alpha=0.6, label=f"{name} (train)")
+        ax.plot(h["step"], h["valid"], "-", color=color, label=f"{name} (validation)")
+    if floor is not None:
+        ax.axhline(
+            floor, color="gray", linestyle=":", label=f"{floor}: roughly the best honest loss"
+        )
+    ax.set(title=title, xlabel="training step", ylabel="cross-entropy (nats per character)")
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_timings(result: dict) -> Figure:
+    """Seconds per forward pass as T grows, log-log: loops vs vectorised vs torch."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, marker in (("loops", "s"), ("vectorised", "o"), ("torch", "^")):
+        rows = [r for r in result["rows"] if name in r]
+        ax.loglog([r["tokens"] for r in rows], [r[name] for r in rows], marker=marker, label=name)
+    ax.set(title="self-attention forward time", xlabel="tokens T", ylabel="seconds (median)")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,323 @@
+"""Rows of tabular files (.jsonl, .csv, .tsv), and checks on their columns and labels.
+
+The data layer's one reader of tables. Each mistake people make in such a file (another encoding, a
+broken JSON line, a missing column, labels that the training and evaluation files spell differently)
+raises an error that names the file, the line or row, and the value, and says what to do.
+
+Rows are counted from 1 in the list a check is given (a file's data rows, if it was not shuffled).
+"""
+
+import csv
+import difflib
+import io
+import json
+import numbers
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+FORMATS = {
+    ".jsonl": "one JSON object per line",
+    ".csv": "comma-separated values under a header line that names the columns",
+    ".tsv": "tab-separated values under a header line that names the columns",
+}
+JSONL_EXAMPLE = '{"text": "...", "label": 1}'
+QUOTES = (
+    "an opening double quote that is never closed swallows the lines after it; a value that "
+    'holds a quote must be in double quotes, with each quote inside doubled ("")'
+)
+NOT_JSON_LINES = (
+    " (this looks like one JSON document, not JSON Lines: write each object on its own line, e.g. "
+    "`jq -c '.[]' in.json > out.jsonl`)"
+)
+SHOWN = 10  # distinct values listed in a message before "and N more"
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """Every row of a .jsonl, .csv or .tsv file (chosen by extension) as a dict.
+
+    Blank lines are skipped. Values of .csv/.tsv rows are strings; .jsonl rows keep JSON's types.
+    Raises FileNotFoundError for a missing file and ValueError for anything else wrong in it.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        supported = "; ".join(f"{ext} ({what})" for ext, what in FORMATS.items())
+        raise ValueError(
+            f"{path}: unknown extension {path.suffix or '(none)'!r}; supported are {supported}. "
+            "Rename the file if it is one of these."
+        )
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} does not exist; expected a {suffix} file: {FORMATS[suffix]}"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder; expected a {suffix} file: {FORMATS[suffix]}")
+    text = _read_utf8(path)
+    if suffix == ".jsonl":
+        return _jsonl_rows(text, path)
+    return _delimited_rows(text, path, "," if suffix == ".csv" else "\t")
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text (a UTF-8 byte-order mark, as Excel writes, is dropped)."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - data.rfind(b"\n", 0, err.start)  # in bytes, from 1
+        utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
+        source = "utf-16" if utf16 else "latin1"
+        bom = " (it starts with a UTF-16 byte-order mark)" if utf16 else ""
+        raise ValueError(
+            f"{path} is not UTF-8 text{bom}: byte {data[err.start]:#04x} at line {line}, byte "
+            f"{column} (offset {err.start}) is not UTF-8. Re-save it as UTF-8, e.g. "
+            f"`iconv -f {source} -t utf-8 {path.name} > utf8-{path.name}` (put the file's real "
+            "encoding after -f), or in a spreadsheet choose 'CSV UTF-8'."
+        ) from None
+
+
+def _jsonl_rows(text: str, path: Path) -> list[dict]:
+    """One dict per non-blank line."""
+    rows = []
+    lines = text.split("\n")  # not splitlines(): a JSON string may hold \u2028, which it splits at
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{path}, line {number}, column {err.colno}: not valid JSON ({err.msg}); every "
+                f"line must be one JSON object like {JSONL_EXAMPLE}"
+                + (NOT_JSON_LINES if line.strip() in ("[", "{") else "")
+            ) from None
+        if not isinstance(row, dict):
+            raise ValueError(
+                f"{path}, line {number}: a JSON {_json_kind(row)} ({_short(row)}), not an object; "
+                f"every line must be one JSON object like {JSONL_EXAMPLE}"
+                + (NOT_JSON_LINES if isinstance(row, list) else "")
+            )
+        rows.append(row)
+    if not rows:
+        raise ValueError(
+            f"{path} has no rows: it is empty or holds only blank lines; expected one JSON object "
+            f"per line like {JSONL_EXAMPLE}"
+        )
+    return rows
+
+
+def _delimited_rows(text: str, path: Path, delimiter: str) -> list[dict]:
+    """One dict per non-blank line below the header, keyed by the header's column names."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header: list[str] = []
+    rows = []
+    end = 0  # the line the last row ended on
+    try:
+        for values in reader:
+            start, end = end + 1, reader.line_num  # a quoted value may span lines
+            if not values:
+                continue
+            if not header:
+                header, header_line = values, reader.line_num
+            elif len(values) != len(header):
+                if start < end:
+                    fix = f"this row runs from line {start} to line {end}: {QUOTES}"
+                elif delimiter == ",":
+                    fix = "put double quotes around a value that holds a comma"
+                else:
+                    fix = "a value may not hold a tab: replace tabs inside texts with spaces"
+                raise ValueError(
+                    f"{path}, line {start}: {len(values)} value{'s' * (len(values) != 1)}, but the "
+                    f"header (line {header_line}) names {len(header)} columns "
+                    f"({', '.join(header)}); {fix}"
+                )
+            else:
+                rows.append(dict(zip(header, values)))
+    except csv.Error as err:
+        raise ValueError(f"{path}, line {end + 1}: {err}; {QUOTES}") from None
+    if not header:
+        raise ValueError(f"{path} is empty; expected {FORMATS[path.suffix.lower()]}")
+    if not rows:
+        raise ValueError(f"{path} has a header line ({', '.join(header)}) but no rows below it")
+    return rows
+
+
+def check_columns(rows: list[dict], needed: list[str], where: str, hint: str = "") -> None:
+    """Raise ValueError naming the ``needed`` columns that ``rows`` lack, and the columns they have.
+
+    ``where`` names the file; ``hint`` (e.g. "Name them with --text-column ...") ends the message.
+    """
+    if not rows:
+        raise ValueError(f"{where} has no rows")
+    for number, row in enumerate(rows, 1):
+        missing = [column for column in needed if column not in row]
+        if not missing:
+            continue
+        guesses = [
+            difflib.get_close_matches(column, list(map(str, row)), n=1) for column in missing
+        ]
+        named = ", ".join(
+            repr(column) + (f" (did you mean {guess[0]!r}?)" if guess else "")
+            for column, guess in zip(missing, guesses)
+        )
+        have = ", ".join(map(repr, row)) or "none"
+        first = f"{where} has no column" if number == 1 else f"{where}, row {number} has no column"
+        raise ValueError(
+            f"{first} {named}; its columns are {have}"
+            + ("." if number == 1 else " (the rows before it have them).")
+            + (f" {hint}" if hint else "")
+        )
+
+
+def label_index(train_labels: list, where: str) -> dict:
+    """Each distinct label of the training file -> its class index, in sorted order (0, 1, ...).
+
+    Raises ValueError if the labels mix types (1 and "1", or 1 and 1.0), if one is a list or an
+    object, or if there are fewer than two distinct labels (nothing to classify).
+    """
+    tally = _tally(enumerate(train_labels, 1), where)
+    labels = [label for label, _, _ in tally.values()]
+    if len({type(label) for label in labels}) > 1:
+        raise ValueError(
+            f"{where}'s labels mix types: {_typed(labels)}; give every label the same type "
+            "(all whole numbers or all strings)"
+        )
+    if len(labels) < 2:
+        found = f"are all {labels[0]!r}" if labels else "are missing: there are none"
+        raise ValueError(
+            f"{where}'s labels {found} ({len(train_labels)} rows); a classifier needs at least two "
+            "classes. Is the label column the right one, or was the file filtered to one class?"
+        )
+    return {label: index for index, label in enumerate(sorted(labels))}
+
+
+def check_labels(train_index: dict, eval_labels: list, where: str) -> None:
+    """Raise ValueError if ``eval_labels`` (of file ``where``) hold a label the training file lacks.
+
+    Labels of another type than the training labels (1 and "1") are named as such; a new value is
+    named with its count and first row, beside the training labels.
+    """
+    tally = _tally(enumerate(eval_labels, 1), where)
+    train_types = {type(label) for label in train_index}
+    if any(type(label) not in train_types for label, _, _ in tally.values()):
+        raise ValueError(
+            f"train's labels are {_typed(train_index)} but {where}'s are "
+            f"{_typed(label for label, _, _ in tally.values())}; read both files the same way "
+            "(e.g. both .jsonl), or convert the labels of one (int_labels turns '0'/'1' into 0/1)"
+        )
+    unseen = {key: seen for key, seen in tally.items() if seen[0] not in train_index}
+    if unseen:
+        raise ValueError(
+            f"{where} has label{'s' * (len(unseen) > 1)} {_listing(unseen)} that train never "
+            f"had; train's labels are {', '.join(map(repr, train_index))}. A model trained on "
+            "train cannot predict it: drop those rows, or add examples to train."
+        )
+
+
+def int_labels(values: list, where: str, allowed: set[int] | None = None) -> list[int]:
+    """Labels that must be whole numbers (class indices such as IMDB's 0 and 1), as ints.
+
+    Accepted: ints, and strings of digits such as "1" or " 0" (a .csv/.tsv cell is always a
+    string, so the same labels read from .csv and .jsonl agree). Refused with ValueError: booleans
+    (True/False is an answer, not a class number: write which one is 1), floats, even 1.0 (a float
+    label is usually a score, such as SST's 0.0 to 1.0 sentiment, that needs a threshold first),
+    other strings ("pos"/"neg"), and, if ``allowed`` is given, numbers outside it. The message
+    lists the values found, with counts and first rows.
+    """
+    numbers_found = [_as_int(value) for value in values]
+    expected = f"one of {', '.join(map(str, sorted(allowed)))}" if allowed else "whole numbers"
+    bad = _tally(
+        ((row, value) for row, value in enumerate(values, 1) if numbers_found[row - 1] is None),
+        where,
+    )
+    if bad:
+        strings = sorted(label for label, _, _ in bad.values() if isinstance(label, str))
+        targets = sorted(allowed) if allowed else list(range(len(strings)))
+        example = (
+            f", e.g. {dict(zip(strings, targets))}"
+            if len(strings) == len(bad) == len(targets) and len(strings) <= SHOWN
+            else ""
+        )
+        kinds = {type(label) for label, _, _ in bad.values()}
+        notes = ("" if bool not in kinds else " Booleans: write 0 and 1, deciding which is 1.") + (
+            "" if float not in kinds else " Floats look like scores: threshold them into classes."
+        )
+        raise ValueError(
+            f"{where}: labels must be {expected} (class numbers, e.g. 0 = negative, 1 = positive), "
+            f"but found {_listing(bad)}. Map each value to a class number first{example}.{notes}"
+        )
+    result = [number for number in numbers_found if number is not None]
+    if allowed is not None:
+        outside = _tally(
+            ((row, number) for row, number in enumerate(result, 1) if number not in allowed), where
+        )
+        if outside:
+            raise ValueError(f"{where}: labels must be {expected}, but found {_listing(outside)}")
+    return result
+
+
+# --- describing values in messages ----------------------------------------------------------------
+
+
+def _as_int(value: object) -> int | None:
+    """``value`` as an int if it is an integer (not a bool) or a string of digits, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+        return int(value)
+    return None
+
+
+def _tally(rows: Iterable[tuple[int, object]], where: str) -> dict[tuple, list]:
+    """(type, label) -> [label, count, first row] over (row, label) pairs: 1, 1.0, True differ.
+
+    A label that is a list or an object (unhashable) is refused.
+    """
+    tally: dict[tuple, list] = {}
+    for row, label in rows:
+        try:
+            seen = tally.setdefault((type(label), label), [label, 0, row])
+        except TypeError:  # unhashable: a JSON array or object
+            raise ValueError(
+                f"{where}, row {row}: the label is a JSON {_json_kind(label)} ({_short(label)}); a "
+                "label must be one number, string or boolean"
+            ) from None
+        seen[1] += 1
+    return tally
+
+
+def _listing(tally: dict[tuple, list]) -> str:
+    """ "'neg' (3 rows, first row 1), 'pos' (1 row, first row 2)", at most SHOWN values."""
+    shown = [
+        f"{label!r} ({count} row{'s' if count > 1 else ''}, first row {first})"
+        for label, count, first in list(tally.values())[:SHOWN]
+    ]
+    more = len(tally) - SHOWN
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def _typed(labels: Iterable) -> str:
+    """Distinct labels grouped by type: "int (0, 1) and str ('pos')"."""
+    groups: dict[str, list] = {}
+    for label in labels:
+        groups.setdefault(type(label).__name__, []).append(label)
+    return " and ".join(
+        f"{name} ({', '.join(map(repr, values[:SHOWN]))}{', ...' if len(values) > SHOWN else ''})"
+        for name, values in groups.items()
+    )
+
+
+def _json_kind(value: object) -> str:
+    """JSON's name for the kind of ``value``."""
+    kinds = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
+def _short(value: object, width: int = 60) -> str:
+    """``value`` as JSON, cut to ``width`` characters."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -1,0 +1,30 @@
+"""Training: the one loop (``fit``, ``evaluate``), its config, mixed precision and checkpoints."""
+
+from helpers.training.checkpoints import code_fingerprint, fingerprint
+from helpers.training.loop import (
+    History,
+    Metrics,
+    TrainConfig,
+    batch_outputs,
+    evaluate,
+    fit,
+    predict,
+    run_epoch,
+)
+from helpers.training.precision import autocast, choose_precision, grad_scaler
+
+__all__ = [
+    "History",
+    "Metrics",
+    "TrainConfig",
+    "autocast",
+    "batch_outputs",
+    "choose_precision",
+    "code_fingerprint",
+    "evaluate",
+    "fingerprint",
+    "fit",
+    "grad_scaler",
+    "predict",
+    "run_epoch",
+]

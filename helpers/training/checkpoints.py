@@ -1,0 +1,103 @@
+"""Checkpoints that know what they trained.
+
+A checkpoint stores, beside the weights, a fingerprint of what produced them: the training config,
+the model's config, the data, the parameter shapes, and the source code of every class in the model
+(a student's ``MySelfAttention`` included, also when it was written in a notebook cell). Resuming
+compares fingerprints first: a checkpoint made by other code, config or data is never reused; the run
+says what changed and trains again.
+"""
+
+import hashlib
+import inspect
+import pickle
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from helpers.files import atomic_write
+
+
+def _digest(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()[:16]
+
+
+def class_source(cls: type) -> bytes:
+    """What defines ``cls``: the source of each of its methods (found through their code, so it is
+    exact also for a class re-defined in a notebook cell), else their bytecode, and its plain class
+    attributes."""
+    parts: list[str | bytes] = []
+    for name, member in sorted(vars(cls).items(), key=lambda item: item[0]):
+        if inspect.isfunction(member):
+            try:
+                parts.append(inspect.getsource(member))
+            except (OSError, TypeError):  # no source (e.g. made by exec): the compiled code instead
+                parts.append(member.__code__.co_code + repr(member.__code__.co_consts).encode())
+        elif isinstance(member, int | float | str | bool | tuple) and not name.startswith("__"):
+            parts.append(f"{name} = {member!r}")
+    return b"\n".join(p.encode() if isinstance(p, str) else p for p in parts)
+
+
+def code_fingerprint(model: nn.Module) -> dict[str, str]:
+    """A digest of the source of every class in ``model`` that is not PyTorch's own, by class name."""
+    classes: dict[str, type] = {}
+    for module in model.modules():
+        for cls in type(module).__mro__:
+            if cls.__module__.startswith("torch") or cls is object:
+                continue
+            classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return {name: _digest(class_source(cls)) for name, cls in sorted(classes.items())}
+
+
+def fingerprint(model: nn.Module, /, **parts: object) -> dict:
+    """What a checkpoint must match to be reused: the model's code and parameter shapes, plus ``parts``
+    (the training config, the model config, a digest of the data, ...)."""
+    shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
+    return {"code": code_fingerprint(model), "shapes": _digest(repr(shapes)), **parts}
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    """What differs between two fingerprints, in words."""
+    found = []
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        if old == new:
+            continue
+        if key == "code" and isinstance(old, dict) and isinstance(new, dict):
+            changed = [
+                n.rsplit(".", 1)[-1]
+                for n in sorted(set(old) | set(new))
+                if old.get(n) != new.get(n)
+            ]
+            found.append(f"the code of {', '.join(changed)} changed")
+        elif key == "shapes":
+            found.append("the model's parameter shapes changed")
+        else:
+            found.append(f"the {key} changed")
+    return found
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """``torch.save(state)`` atomically: a crash mid-save never leaves a half-written checkpoint."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(
+    path: str | Path, current: dict, device: torch.device
+) -> tuple[dict | None, str]:
+    """The checkpoint at ``path`` if it exists and its fingerprint equals ``current``, with a reason
+    either way: (state, "resuming ...") or (None, "... training again")."""
+    path = Path(path)
+    if not path.exists():
+        return None, f"no checkpoint at {path}: training from the start"
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:  # not a checkpoint
+        return None, f"{path} could not be read ({type(err).__name__}: {err}); training again"
+    saved = state.get("fingerprint") if isinstance(state, dict) else None
+    if saved is None:
+        return None, f"{path} has no fingerprint (an older format); training again"
+    changed = differences(saved, current)
+    if changed:
+        return None, f"{path.name} was trained differently ({'; '.join(changed)}): training again"
+    return state, f"resuming from {path.name} after epoch {state['epoch']}"

@@ -1,0 +1,283 @@
+"""The one training loop: ``fit`` and ``evaluate`` for every model in the course.
+
+    history = fit(model, train_batches, TrainConfig(epochs=3, lr=1e-3), device,
+                  eval_batches={"valid": valid_batches}, checkpoint=path)
+
+A batch is either a dict of tensors for a Hugging Face model (``model(**batch)`` returns ``.loss`` and
+``.logits``; ``batch["labels"]`` are the targets) or a tuple ``(*inputs, targets)`` for our own models
+(``model(*inputs)`` returns logits (B, C) or (B, T, C); the loss is the cross-entropy with ``targets``).
+``outputs=`` swaps in any other way of turning a batch into (loss, logits, targets).
+"""
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from helpers.config import ConfigError, config, positive
+from helpers.training.checkpoints import fingerprint, load_checkpoint, save_checkpoint
+from helpers.training.precision import PRECISIONS, autocast, choose_precision, grad_scaler
+
+Batch = Mapping[str, torch.Tensor] | Sequence[torch.Tensor]
+Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # loss (), logits (N, C), targets (N,)
+OPTIMIZERS = ("adamw", "sgd", "rmsprop")
+SCHEDULES = ("constant", "linear", "cosine")
+
+
+@config
+class TrainConfig:
+    """How to train: optimizer, learning-rate schedule, clipping, accumulation, precision, seed."""
+
+    epochs: int = 3
+    lr: float = 1e-3
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9) | rmsprop
+    weight_decay: float = 0.01  # AdamW only
+    schedule: str = "linear"  # after warm-up: constant | linear decay to 0 | cosine decay to 0
+    warmup: float = 0.0  # fraction of the optimizer steps spent warming the rate up from 0
+    clip: float | None = 1.0  # max gradient norm; None = no clipping
+    accumulate: int = 1  # batches per optimizer step (a larger effective batch in the same memory)
+    precision: str = "auto"  # auto (bf16 / fp16 / fp32 by hardware) | fp32 | bf16 | fp16
+    seed: int = 42  # the run's seed: model init, dropout, shuffling
+
+    def __post_init__(self) -> None:
+        positive(self, epochs=self.epochs, lr=self.lr, accumulate=self.accumulate, clip=self.clip)
+        for name, value, allowed in (
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("precision", self.precision, PRECISIONS),
+        ):
+            if value not in allowed:
+                raise ConfigError(
+                    f"TrainConfig.{name} must be one of {', '.join(allowed)}, not {value!r}"
+                )
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(
+                f"TrainConfig.warmup is a fraction of the steps in [0, 1), not {self.warmup!r}"
+            )
+        if self.weight_decay < 0:
+            raise ConfigError(f"TrainConfig.weight_decay must be >= 0, not {self.weight_decay!r}")
+
+
+@dataclass
+class Metrics:
+    """Mean loss and accuracy over ``count`` predictions."""
+
+    loss: float
+    accuracy: float
+    count: int
+
+
+class History(dict):
+    """Per-epoch numbers, one list per column: epoch, train_loss, lr, seconds, and for each evaluated
+    split ``<name>_loss`` and ``<name>_accuracy``. A dict, so it plots, pickles and dumps as JSON."""
+
+    def log(self, **values: float) -> None:
+        for key, value in values.items():
+            self.setdefault(key, []).append(value)
+
+    def last(self, key: str) -> float:
+        return self[key][-1]
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    if isinstance(batch, Mapping):
+        return {k: v.to(device) for k, v in batch.items()}
+    return tuple(t.to(device) for t in batch)
+
+
+def batch_size(batch: Batch) -> int:
+    """How many examples a batch holds (its targets' first dimension)."""
+    targets = batch["labels"] if isinstance(batch, Mapping) else batch[-1]
+    return len(targets)
+
+
+def batch_outputs(model: nn.Module, batch: Batch) -> Outputs:
+    """(loss, logits, targets) of ``model`` on ``batch``, with logits flattened to (N, C) over tokens."""
+    if isinstance(batch, Mapping):
+        out = model(**batch)  # a Hugging Face model computes the loss from batch["labels"]
+        return out.loss, out.logits.flatten(0, -2), batch["labels"].flatten()
+    *inputs, targets = batch
+    logits = model(*inputs).flatten(0, -2).float()  # (N, C): N examples, or N = B·T tokens
+    targets = targets.flatten()
+    return F.cross_entropy(logits, targets), logits, targets
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9)
+    return torch.optim.RMSprop(params, lr=cfg.lr)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """The multiple of the base learning rate at optimizer ``step`` of ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup  # linear warm-up from ~0
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)  # 0 -> 1 over the rest of training
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@torch.no_grad()  # no graph: less memory, faster
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    device: torch.device,
+    precision: str = "auto",
+    outputs: Callable[[nn.Module, Batch], Outputs] = batch_outputs,
+) -> Metrics:
+    """Mean loss and accuracy of ``model`` over ``batches`` (dropout off)."""
+    model.eval()
+    precision = choose_precision(device, precision)
+    loss_sum, correct, count = 0.0, 0, 0
+    for batch in batches:
+        _nonempty(batch, "an evaluation batch")
+        with autocast(device, precision):
+            loss, logits, targets = outputs(model, to_device(batch, device))
+        n = targets.numel()  # predictions: one per example, or one per token
+        loss_sum += loss.float().item() * n
+        correct += (logits.argmax(dim=-1) == targets).sum().item()
+        count += n
+    if count == 0:
+        raise ValueError("nothing to evaluate: the evaluation batches are empty")
+    return Metrics(loss_sum / count, correct / count, count)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, batches: Iterable[Batch], device: torch.device, precision: str = "auto"
+) -> torch.Tensor:
+    """Class probabilities for every example, in batch order: (N, C)."""
+    model.eval()
+    precision = choose_precision(device, precision)
+    probs = []
+    for batch in batches:
+        with autocast(device, precision):
+            _, logits, _ = batch_outputs(model, to_device(batch, device))
+        probs.append(torch.softmax(logits.float(), dim=-1).cpu())
+    return torch.cat(probs)
+
+
+def _nonempty(batch: Batch, what: str) -> int:
+    n = batch_size(batch)
+    if n == 0:
+        raise ValueError(
+            f"{what} is empty (0 examples); check that every split has examples and that the "
+            "batching does not produce an empty last batch"
+        )
+    return n
+
+
+def run_epoch(model, batches, optimizer, scheduler, scaler, cfg, device, precision, outputs, bar):
+    """One pass over the training batches, an optimizer step every ``cfg.accumulate`` batches.
+    Returns the mean training loss."""
+    model.train()  # dropout on
+    total, count = 0.0, 0
+    batches = list(batches)
+    for i, batch in enumerate(batches):
+        _nonempty(batch, f"training batch {i}")
+        with autocast(device, precision):  # bf16/fp16 on a GPU, nothing on a CPU
+            loss, _, targets = outputs(model, to_device(batch, device))
+        scaler.scale(loss / cfg.accumulate).backward()  # d loss / d every parameter, added up
+        if (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches):
+            scaler.unscale_(optimizer)  # fp16: back to true gradient sizes before clipping
+            if cfg.clip is not None:  # one bad batch cannot blow up the weights
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            scaler.step(optimizer)  # the update
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)  # gradients add up until cleared
+            scheduler.step()  # the learning rate for the next step
+        total, count = total + loss.item() * targets.numel(), count + targets.numel()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return total / count
+
+
+def fit(
+    model: nn.Module,
+    train_batches: Sequence[Batch] | Callable[[int], Sequence[Batch]],
+    cfg: TrainConfig,
+    device: torch.device,
+    *,
+    eval_batches: Mapping[str, Iterable[Batch]] | None = None,
+    outputs: Callable[[nn.Module, Batch], Outputs] = batch_outputs,
+    callbacks: Sequence[Callable[[History], None]] = (),
+    checkpoint: str | Path | None = None,
+    identity: Mapping[str, object] | None = None,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` for ``cfg.epochs``; evaluate each of ``eval_batches`` after every epoch.
+
+    ``train_batches`` is a list of batches, or ``f(epoch)`` giving each epoch's (reshuffled) batches.
+    ``callbacks`` are called with the history after every epoch (live plots). With ``checkpoint``, the
+    model, optimizer, schedule and history are saved after every epoch, and a later call resumes after
+    the last saved epoch, but only if the model's code, ``cfg`` and ``identity`` (the model's config,
+    a digest of the data, ...) are what they were; otherwise it says what changed and trains again.
+    """
+    model.to(device)
+    precision = choose_precision(device, cfg.precision)
+    epoch_batches = train_batches if callable(train_batches) else (lambda _epoch: train_batches)
+    first = list(epoch_batches(0))
+    if not first:
+        raise ValueError("there are no training batches: the training split is empty")
+    steps = math.ceil(len(first) / cfg.accumulate) * cfg.epochs  # optimizer steps in the whole run
+    warmup = int(cfg.warmup * steps)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, steps, warmup, cfg.schedule)
+    )
+    scaler = grad_scaler(device, precision)
+    history, start = History(), 0
+    if checkpoint is not None:
+        identity = fingerprint(model, train=cfg.to_dict(), **(identity or {}))
+        state, reason = load_checkpoint(checkpoint, identity, device)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            history, start = History(state["history"]), state["epoch"]
+            torch.set_rng_state(state["rng"].cpu())
+        if progress or (state is None and Path(checkpoint).exists()):  # never retrain silently
+            print(reason)
+    bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
+               unit="batch", disable=not progress)  # fmt: skip
+    for epoch in range(start, cfg.epochs):
+        started = time.perf_counter()
+        batches = first if epoch == 0 else epoch_batches(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        train_loss = run_epoch(
+            model, batches, optimizer, scheduler, scaler, cfg, device, precision, outputs, bar
+        )
+        history.log(epoch=epoch + 1, train_loss=train_loss, lr=lr)
+        for name, held_out in (eval_batches or {}).items():
+            metrics = evaluate(model, held_out, device, precision, outputs)
+            history.log(**{f"{name}_loss": metrics.loss, f"{name}_accuracy": metrics.accuracy})
+        history.log(seconds=time.perf_counter() - started)
+        if progress:
+            scores = ", ".join(
+                f"{k} {v[-1]:.3f}" for k, v in history.items() if k.endswith(("_loss", "_accuracy"))
+            )
+            bar.write(f"epoch {epoch + 1}/{cfg.epochs}: {scores} ({history.last('seconds'):.0f} s)")
+        for callback in callbacks:
+            callback(history)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "history": dict(history), "epoch": epoch + 1, "rng": torch.get_rng_state(),
+                "fingerprint": identity,
+            })  # fmt: skip
+    bar.close()
+    return history

@@ -1,0 +1,45 @@
+"""Notebook 04's widget: fine-tune a chosen model on a chosen data set and compare the dev curves."""
+
+import ipywidgets as w
+
+from helpers.finetune import experiments
+from helpers.plots.training import plot_curves
+from helpers.widgets.live import STYLE, live_runs
+
+
+def finetune_explorer(models: list[str], data: dict, device, sizes) -> w.VBox:
+    """Choose a model, a data set, lr, epochs and batch size; "run" fine-tunes and adds a dev curve.
+
+    ``data`` maps a data-set name to (splits, task) as ``experiments.explorer_data`` returns them;
+    ``sizes`` is the profile's ``helpers.profiles.Sizes04``.
+    """
+    controls = {
+        "model": w.Dropdown(options=models, description="model", style=STYLE),
+        "dataset": w.Dropdown(options=list(data), description="data set", style=STYLE),
+        "lr": w.Dropdown(
+            options=[2e-5, 5e-5, 1e-4, 5e-4], value=5e-5, description="learning rate", style=STYLE
+        ),
+        "epochs": w.IntSlider(
+            value=sizes.epochs, min=1, max=10, description="epochs", style=STYLE
+        ),
+        "batch_size": w.Dropdown(
+            options=[8, 16, 32, 64], value=32, description="batch size", style=STYLE
+        ),
+    }
+    runs: dict[str, dict] = {}  # label -> history
+
+    def run(model: str, dataset: str, lr: float, epochs: int, batch_size: int) -> str:
+        splits, task = data[dataset]
+        cfg = experiments.FinetuneConfig(lr=lr, epochs=epochs, batch_size=batch_size)
+        result = experiments.experiment(model, splits, task, device, cfg, train_rows=sizes.max_train)
+        label = f"{model} on {dataset}, lr {lr}, batch {batch_size}"
+        runs[label] = result.history
+        return f"{label}: dev accuracy {result.history.last('dev_accuracy'):.1%}"
+
+    def draw(runs: dict[str, dict]):
+        return plot_curves(runs, "dev", "dev accuracy of every run")
+
+    # A model that cannot load (offline: OSError), does not fit (RuntimeError) or a bad setting
+    # (ValueError) is reported in the widget; anything else is a bug and is raised.
+    errors = (OSError, RuntimeError, ValueError)
+    return live_runs(controls, run, draw, runs, "run", "fine-tuning…", errors=errors)

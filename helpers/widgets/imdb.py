@@ -1,0 +1,67 @@
+"""Notebook 03's widgets: train the GloVe transformer with other settings, and read what it attends to."""
+
+import ipywidgets as w
+
+from helpers import imdb
+from helpers.plots.training import highlight_tokens, plot_runs
+from helpers.widgets.live import STYLE, index_slider, live_html, live_runs
+
+
+def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
+    """Controls for blocks, heads, lr, epochs, max length and frozen embeddings; "train" runs a quick
+    training with them and overlays its validation loss on every earlier run's."""
+    controls = {
+        "blocks": w.IntSlider(
+            value=base.blocks, min=1, max=4, description="blocks", style=STYLE
+        ),
+        "heads": w.Dropdown(
+            options=[1, 2, 4, 5], value=base.heads, description="heads", style=STYLE
+        ),
+        "lr": w.Dropdown(
+            options=[1e-4, 3e-4, 1e-3, 3e-3],
+            value=base.lr,
+            description="learning rate",
+            style=STYLE,
+        ),
+        "epochs": w.IntSlider(
+            value=base.epochs, min=1, max=10, description="epochs", style=STYLE
+        ),
+        "max_len": w.Dropdown(
+            options=[32, 64, 128, 256, 512],
+            value=base.max_len,
+            description="max length",
+            style=STYLE,
+        ),
+        "freeze_embeddings": w.Checkbox(
+            value=base.freeze_embeddings, description="freeze GloVe"
+        ),
+    }
+    runs: list[dict] = []
+
+    def run(**settings) -> str:
+        result = imdb.run(prepared, base.replace(**settings), device, progress=False)
+        accuracy = result.test.accuracy
+        label = ", ".join(f"{name}={value}" for name, value in settings.items())
+        runs.append({"label": label, "history": result.history, "test_accuracy": accuracy})
+        return f"run {len(runs)}: test accuracy {accuracy:.1%}"
+
+    # ValueError: e.g. heads that do not divide the GloVe size; anything else is a bug to see.
+    return live_runs(controls, run, plot_runs, runs, "train", "training…", errors=(ValueError,))
+
+
+def review_attention(prepared, model, device, split: str = "test", index: int = 0) -> w.VBox:
+    """A review with each token shaded by the attention it receives in the model's first block."""
+    n = len(prepared.docs[split])
+
+    def compute(index: int) -> dict:
+        return imdb.token_attention(prepared, model, device, split, index)
+
+    def draw(state: dict) -> w.HTML:
+        verdict = "✅" if state["predicted"] == state["label"] else "❌"
+        truth, guess = ("pos" if state[k] else "neg" for k in ("label", "predicted"))
+        head = (
+            f"<b>true: {truth} · predicted: {guess} ({state['confidence']:.0%}) {verdict}</b><br>"
+        )
+        return w.HTML(head + highlight_tokens(state["tokens"], state["weights"]))
+
+    return live_html({"index": index_slider("review", index, n)}, compute, draw)

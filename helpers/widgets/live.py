@@ -1,0 +1,126 @@
+"""What every widget shares: controls in, a plain function computes, a figure or HTML out.
+
+A widget is a VBox of controls above a view. On every change it calls ``compute(**values)``, keeps the
+result in ``widget.state`` and redraws it, so a test can set ``widget.controls[name].value`` and read
+``widget.state``. Core ipywidgets only (7.7 in Colab, 8.x in JupyterLab); matplotlib redrawn inline.
+"""
+
+import html
+from collections.abc import Callable
+
+import ipywidgets as w
+import matplotlib.pyplot as plt
+from IPython.display import display
+from matplotlib.figure import Figure
+
+SLIDER_LAYOUT = w.Layout(width="420px")
+STYLE = {"description_width": "150px"}
+
+
+def slider(
+    description: str,
+    value: float,
+    lo: float,
+    hi: float,
+    step: float = 0.1,
+    continuous_update: bool = False,
+) -> w.FloatSlider:
+    """A float slider; ``continuous_update=True`` redraws while it is dragged, not only on release."""
+    return w.FloatSlider(
+        value=value, min=lo, max=hi, step=step, description=description,
+        continuous_update=continuous_update, layout=SLIDER_LAYOUT, style=STYLE,
+    )  # fmt: skip
+
+
+def index_slider(
+    description: str, value: int, n: int, continuous_update: bool = False
+) -> w.IntSlider:
+    """An integer slider over 0 … n - 1, e.g. which key, layer or review."""
+    return w.IntSlider(
+        value=value, min=0, max=n - 1, description=description,
+        continuous_update=continuous_update, layout=SLIDER_LAYOUT, style=STYLE,
+    )  # fmt: skip
+
+
+def live_plot(
+    controls: dict[str, w.ValueWidget], compute: Callable[..., dict], draw: Callable[[dict], Figure]
+) -> w.VBox:
+    """``controls`` above a plot; on any change: state = compute(**values), then draw(state)."""
+    out = w.Output()
+    return _live(controls, compute, out, lambda state: _show(out, draw(state)))
+
+
+def live_html(
+    controls: dict[str, w.ValueWidget], compute: Callable[..., dict], draw: Callable[[dict], w.HTML]
+) -> w.VBox:
+    """``controls`` above an HTML view; on any change: state = compute(**values), then draw(state)."""
+    view = w.Box()
+
+    def show(state: dict) -> None:
+        view.children = (draw(state),)
+
+    return _live(controls, compute, view, show)
+
+
+def live_runs(
+    controls: dict[str, w.ValueWidget],
+    run: Callable[..., str],
+    draw: Callable[..., Figure],
+    runs: list | dict,
+    action: str = "run",
+    busy: str = "running…",
+    errors: tuple[type[Exception], ...] = (ValueError,),
+) -> w.VBox:
+    """``controls``, an ``action`` button, a status line and a plot of every run so far.
+
+    Each click calls ``run(**values)``, which adds its run to ``runs`` and returns a one-line summary;
+    then the plot shows ``draw(runs)``. An error in ``errors`` is shown in the status line, not raised.
+    """
+    button = w.Button(description=action, button_style="success")
+    status, out = w.HTML(), w.Output()
+    box = w.VBox([*controls.values(), button, status, out])
+    box.controls, box.button, box.runs = controls, button, runs
+
+    def on_click(_button=None) -> None:
+        status.value = busy
+        try:
+            summary = run(**_values(controls))
+        except errors as err:  # e.g. heads that do not divide the embedding size, a missing model
+            message = f"{type(err).__name__}: {err}"[:300]
+            status.value = f"<span style='color:#cf222e'>{html.escape(message)}</span>"
+            return
+        status.value = html.escape(summary)
+        _show(out, draw(runs))
+
+    button.on_click(on_click)
+    return box
+
+
+def _live(
+    controls: dict[str, w.ValueWidget],
+    compute: Callable[..., dict],
+    view: w.Widget,
+    show: Callable[[dict], None],
+) -> w.VBox:
+    box = w.VBox([*controls.values(), view])
+    box.controls, box.state = controls, {}
+
+    def redraw(_change=None) -> None:
+        box.state = compute(**_values(controls))
+        show(box.state)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    return box
+
+
+def _values(controls: dict[str, w.ValueWidget]) -> dict:
+    return {name: control.value for name, control in controls.items()}
+
+
+def _show(out: w.Output, fig: Figure) -> None:
+    with out:
+        out.clear_output(wait=True)
+        display(fig)
+        plt.close(fig)

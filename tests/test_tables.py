@@ -1,0 +1,256 @@
+"""helpers.tables: right files in each format; each bad input named with its file, line, value."""
+
+import json
+import re
+
+import pytest
+
+from helpers.tables import check_columns, check_labels, int_labels, label_index, read_rows
+
+ROWS = [{"text": "a good film", "label": "1"}, {"text": "bad, sadly", "label": "0"}]
+
+
+def write(path, text: str, encoding: str = "utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+# --- right inputs ---------------------------------------------------------------------------------
+
+
+def test_reads_jsonl_skipping_blank_lines_and_keeping_json_types(tmp_path):
+    rows = [{"text": "a good film", "label": 1}, {"text": "line\u2028break", "label": 0}]
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    path = write(tmp_path / "train.jsonl", lines[0] + "\n\n  \n" + lines[1] + "\r\n")
+    assert read_rows(path) == rows
+
+
+def test_reads_csv_with_quoted_commas_and_an_excel_byte_order_mark(tmp_path):
+    path = write(
+        tmp_path / "train.csv", '\ufefftext,label\r\na good film,1\r\n"bad, sadly",0\r\n\r\n'
+    )
+    assert read_rows(path) == ROWS
+
+
+def test_reads_tsv(tmp_path):
+    path = write(tmp_path / "dev.tsv", "text\tlabel\na good film\t1\nbad, sadly\t0\n")
+    assert read_rows(str(path)) == ROWS
+
+
+# --- bad files ------------------------------------------------------------------------------------
+
+
+def test_missing_file_is_named_with_the_format_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.jsonl does not exist; expected a \.jsonl"):
+        read_rows(tmp_path / "nope.jsonl")
+
+
+def test_unknown_extension_lists_the_supported_ones(tmp_path):
+    path = write(tmp_path / "train.json", "[]")
+    with pytest.raises(ValueError, match=r"train\.json: unknown extension '\.json'") as err:
+        read_rows(path)
+    assert all(ext in str(err.value) for ext in (".jsonl", ".csv", ".tsv"))
+
+
+def test_a_folder_is_not_a_file(tmp_path):
+    (tmp_path / "data.csv").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"data\.csv is a folder"):
+        read_rows(tmp_path / "data.csv")
+
+
+def test_latin1_file_names_line_byte_and_iconv(tmp_path):
+    path = write(tmp_path / "train.csv", "text,label\nok,1\ncaf\u00e9 au lait,0\n", "latin1")
+    with pytest.raises(ValueError) as err:
+        read_rows(path)
+    message = str(err.value)
+    assert "train.csv is not UTF-8" in message and "byte 0xe9 at line 3, byte 4" in message
+    assert "iconv -f latin1 -t utf-8 train.csv" in message
+
+
+def test_utf16_file_is_recognised(tmp_path):
+    path = write(tmp_path / "train.tsv", "text\tlabel\nok\t1\n", "utf-16")
+    with pytest.raises(ValueError, match="UTF-16 byte-order mark.*iconv -f utf-16"):
+        read_rows(path)
+
+
+def test_malformed_json_line_names_line_column_and_json_message(tmp_path):
+    path = write(
+        tmp_path / "train.jsonl", '{"text": "a", "label": 1}\n\n{"text": "b" "label": 0}\n'
+    )
+    with pytest.raises(ValueError) as err:
+        read_rows(path)
+    assert str(err.value) == (
+        f"{path}, line 3, column 14: not valid JSON (Expecting ',' delimiter); every line must "
+        'be one JSON object like {"text": "...", "label": 1}'
+    )
+
+
+def test_pretty_printed_json_is_recognised(tmp_path):
+    path = write(tmp_path / "train.jsonl", '[\n  {"text": "a", "label": 1}\n]\n')
+    with pytest.raises(ValueError, match="line 1, column 2: not valid JSON.*jq -c"):
+        read_rows(path)
+
+
+@pytest.mark.parametrize(
+    "line, kind", [('["a", 1]', "array"), ('"just text"', "string"), ("7", "number")]
+)
+def test_json_line_that_is_not_an_object(tmp_path, line, kind):
+    path = write(tmp_path / "train.jsonl", '{"text": "a", "label": 1}\n' + line + "\n")
+    with pytest.raises(
+        ValueError, match=re.escape(f"train.jsonl, line 2: a JSON {kind} ({line}), not an object")
+    ):
+        read_rows(path)
+
+
+@pytest.mark.parametrize(
+    "name, text, said",
+    [
+        ("train.jsonl", "", "has no rows: it is empty or holds only blank lines"),
+        ("train.jsonl", "\n  \n", "has no rows"),
+        ("train.csv", "", "is empty; expected comma-separated values under a header line"),
+        ("train.tsv", "text\tlabel\n", r"has a header line \(text, label\) but no rows below it"),
+    ],
+)
+def test_empty_file_says_it_has_no_rows(tmp_path, name, text, said):
+    with pytest.raises(ValueError, match=re.escape(name) + " " + said):
+        read_rows(write(tmp_path / name, text))
+
+
+def test_csv_row_with_an_unquoted_comma(tmp_path):
+    path = write(tmp_path / "train.csv", "text,label\ngood,1\nbad, sadly,0\n")
+    with pytest.raises(ValueError) as err:
+        read_rows(path)
+    assert (
+        "train.csv, line 3: 3 values, but the header (line 1) names 2 columns (text, label)"
+        in str(err.value)
+        and "double quotes" in str(err.value)
+    )
+
+
+def test_tsv_row_with_a_tab_in_the_text(tmp_path):
+    path = write(tmp_path / "dev.tsv", "text\tlabel\ngood\t1\nbad\tsadly\t0\n")
+    with pytest.raises(ValueError, match=r"dev\.tsv, line 3: 3 values.*replace tabs"):
+        read_rows(path)
+
+
+def test_csv_unclosed_quote_names_the_line_it_starts_on(tmp_path):
+    path = write(tmp_path / "train.csv", 'text,label\nok,1\n"never closed,1\nok,0\nok,1\n')
+    with pytest.raises(ValueError) as err:
+        read_rows(path)
+    assert "train.csv, line 3: 1 value" in str(err.value)
+    assert "this row runs from line 3 to line 5: an opening double quote" in str(err.value)
+
+
+def test_csv_multiline_quoted_value_is_fine(tmp_path):
+    path = write(tmp_path / "train.csv", 'text,label\n"two\nlines",1\nok,0\n')
+    assert read_rows(path) == [{"text": "two\nlines", "label": "1"}, {"text": "ok", "label": "0"}]
+
+
+# --- columns --------------------------------------------------------------------------------------
+
+
+def test_missing_column_names_it_the_columns_there_are_and_the_hint():
+    rows = [{"sentence": "a", "Label": 1}]
+    hint = "Name them with --text-column and --label-column."
+    with pytest.raises(ValueError) as err:
+        check_columns(rows, ["text", "label"], "train.csv", hint)
+    assert str(err.value) == (
+        "train.csv has no column 'text', 'label' (did you mean 'Label'?); its columns are "
+        "'sentence', 'Label'. Name them with --text-column and --label-column."
+    )
+
+
+def test_a_later_row_missing_a_column_is_named():
+    rows = [{"text": "a", "label": 1}, {"text": "b", "label": 0}, {"text": "c"}]
+    with pytest.raises(ValueError, match=r"train\.jsonl, row 3 has no column 'label'; its columns"):
+        check_columns(rows, ["text", "label"], "train.jsonl")
+    check_columns(rows[:2], ["text", "label"], "train.jsonl")  # right rows pass
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+def test_label_index_sorts_numbers_as_numbers_and_strings_as_strings():
+    assert label_index([10, 2, 2, 10], "train.jsonl") == {2: 0, 10: 1}
+    assert label_index(["pos", "neg", "pos"], "train.csv") == {"neg": 0, "pos": 1}
+    assert label_index([True, False], "boolq.jsonl") == {False: 0, True: 1}
+
+
+def test_label_index_with_mixed_types_lists_them():
+    with pytest.raises(ValueError) as err:
+        label_index([0, 1, "1", None], "train.jsonl")
+    assert str(err.value).startswith(
+        "train.jsonl's labels mix types: int (0, 1) and str ('1') and NoneType (None)"
+    )
+
+
+def test_label_index_refuses_a_single_class_and_unhashable_labels():
+    with pytest.raises(
+        ValueError, match=r"train\.csv's labels are all '1' \(3 rows\).*two classes"
+    ):
+        label_index(["1", "1", "1"], "train.csv")
+    with pytest.raises(
+        ValueError, match=r"train\.jsonl, row 2: the label is a JSON array \(\[0, 1\]\)"
+    ):
+        label_index([0, [0, 1]], "train.jsonl")
+
+
+def test_eval_labels_of_another_type():
+    with pytest.raises(ValueError) as err:
+        check_labels({0: 0, 1: 1}, ["0", "1", "1"], "dev.tsv")
+    assert str(err.value).startswith(
+        "train's labels are int (0, 1) but dev.tsv's are str ('0', '1')"
+    )
+
+
+def test_eval_label_train_never_saw():
+    train = label_index(["neg", "pos"], "train.csv")
+    check_labels(train, ["pos", "neg"], "dev.csv")  # right labels pass
+    with pytest.raises(ValueError) as err:
+        check_labels(train, ["pos", "neutral", "neg", "neutral"], "dev.csv")
+    assert str(err.value).startswith(
+        "dev.csv has label 'neutral' (2 rows, first row 2) that train never had; train's labels "
+        "are 'neg', 'pos'"
+    )
+
+
+# --- integer labels -------------------------------------------------------------------------------
+
+
+def test_int_labels_accepts_ints_and_digit_strings():
+    assert int_labels([0, 1, "1", " 0\r", "+1"], "train.csv", allowed={0, 1}) == [0, 1, 1, 0, 1]
+    assert int_labels(["3", -1], "train.csv") == [3, -1]
+
+
+def test_string_labels_are_listed_with_a_mapping_to_use():
+    values = ["neg", "pos", "pos", "1"]
+    with pytest.raises(ValueError) as err:
+        int_labels(values, "train.jsonl", allowed={0, 1})
+    assert str(err.value) == (
+        "train.jsonl: labels must be one of 0, 1 (class numbers, e.g. 0 = negative, 1 = positive), "
+        "but found 'neg' (1 row, first row 1), 'pos' (2 rows, first row 2). Map each value to a "
+        "class number first, e.g. {'neg': 0, 'pos': 1}."
+    )
+
+
+def test_many_distinct_bad_labels_are_cut_short():
+    with pytest.raises(ValueError, match=r"'w10' \(1 row, first row 10\) and 3 more\."):
+        int_labels([f"w{i}" for i in range(1, 14)], "train.jsonl")
+
+
+def test_bools_and_floats_are_refused_with_a_reason():
+    with pytest.raises(
+        ValueError, match=r"found True \(1 row, first row 2\).*Booleans: write 0 and 1"
+    ):
+        int_labels([0, True], "train.jsonl")
+    with pytest.raises(ValueError, match=r"found 0\.7 \(1 row, first row 1\).*threshold them"):
+        int_labels([0.7, 1], "train.jsonl")
+
+
+def test_labels_outside_allowed_are_named():
+    with pytest.raises(ValueError) as err:
+        int_labels([0, 1, 2, "-1", 2], "test.jsonl", allowed={0, 1})
+    assert str(err.value) == (
+        "test.jsonl: labels must be one of 0, 1, but found 2 (2 rows, first row 3), "
+        "-1 (1 row, first row 4)"
+    )

@@ -1,0 +1,224 @@
+"""The one training loop: configs, precision policy, schedule, accumulation, clipping, callbacks,
+checkpoints that know what they trained, seeds, and the errors people meet."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from helpers.config import ConfigError
+from helpers.env import seeded
+from helpers.training import (
+    History,
+    TrainConfig,
+    choose_precision,
+    code_fingerprint,
+    evaluate,
+    fit,
+    grad_scaler,
+)
+from helpers.training.loop import lr_factor
+
+CPU = torch.device("cpu")
+
+
+def toy_data(n: int = 64, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of 8 points in 2-D; the label is which side of a line the point is on."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2, generator=g)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return [(x[i : i + 8], y[i : i + 8]) for i in range(0, n, 8)]
+
+
+def toy_model(seed: int = 0) -> nn.Module:
+    with seeded(seed):
+        return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 2))
+
+
+def test_fit_learns_and_logs_one_row_per_epoch():
+    data = toy_data()
+    history = fit(toy_model(), data, TrainConfig(epochs=8, lr=0.05), CPU,
+                  eval_batches={"valid": toy_data(32, seed=1)}, progress=False)  # fmt: skip
+    assert isinstance(history, History) and history["epoch"] == list(range(1, 9))
+    assert {"train_loss", "valid_loss", "valid_accuracy", "lr", "seconds"} <= set(history)
+    assert history["train_loss"][-1] < history["train_loss"][0] / 2
+    assert history.last("valid_accuracy") >= 0.9
+
+
+def test_unknown_or_bad_config_fields_fail_at_construction_and_name_the_valid_ones():
+    with pytest.raises(
+        ConfigError, match=r"no field 'lrr' \(did you mean 'lr'\?\); its fields: epochs, lr"
+    ):
+        TrainConfig(lrr=0.1)
+    for bad, message in [
+        ({"epochs": 0}, "TrainConfig.epochs must be > 0, got 0"),
+        ({"lr": -1e-3}, "TrainConfig.lr must be > 0, got -0.001"),
+        ({"accumulate": 0}, "TrainConfig.accumulate must be > 0"),
+        ({"optimizer": "adam"}, "optimizer must be one of adamw, sgd, rmsprop, not 'adam'"),
+        ({"schedule": "step"}, "schedule must be one of constant, linear, cosine"),
+        ({"warmup": 1.5}, r"warmup is a fraction of the steps in \[0, 1\)"),
+        ({"precision": "fp8"}, "precision must be one of auto, fp32, bf16, fp16"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            TrainConfig(**bad)
+    with pytest.raises(ConfigError, match="no field 'epoch'"):
+        TrainConfig().replace(epoch=3)
+
+
+def test_precision_follows_the_hardware(monkeypatch):
+    assert choose_precision(CPU) == "fp32"
+    with pytest.raises(ValueError, match="'bf16' needs a CUDA GPU, but the device is cpu"):
+        choose_precision(CPU, "bf16")
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))  # T4
+    assert choose_precision(cuda) == "fp16"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))  # A100
+    assert choose_precision(cuda) == "bf16"
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # H100
+    assert choose_precision(cuda) == "bf16" and choose_precision(cuda, "fp32") == "fp32"
+    assert grad_scaler(CPU, "fp16").is_enabled() is not grad_scaler(CPU, "fp32").is_enabled()
+
+
+def test_warmup_then_decay_schedules():
+    total, warm = 100, 10
+    assert lr_factor(0, total, warm, "linear") == pytest.approx(0.1)
+    assert lr_factor(9, total, warm, "linear") == pytest.approx(1.0)
+    assert lr_factor(55, total, warm, "linear") == pytest.approx(0.5)
+    assert lr_factor(55, total, warm, "cosine") == pytest.approx(0.5)
+    assert lr_factor(99, total, warm, "constant") == 1.0
+    assert lr_factor(total, total, warm, "linear") == 0.0
+    history = fit(toy_model(), toy_data(), TrainConfig(epochs=4, lr=0.1, warmup=0.25), CPU,
+                  progress=False)  # fmt: skip
+    assert history["lr"][0] == pytest.approx(0.1 / 8) and history["lr"][1] > history["lr"][2]
+
+
+def test_accumulating_two_half_batches_equals_one_full_batch():
+    full = [(torch.randn(16, 2), torch.randint(0, 2, (16,))) for _ in range(3)]
+    halves = [(x[i : i + 8], y[i : i + 8]) for x, y in full for i in (0, 8)]
+    one, two = toy_model(), toy_model()
+    cfg = TrainConfig(epochs=1, lr=0.1, optimizer="sgd", schedule="constant", clip=None)
+    fit(one, full, cfg, CPU, progress=False)
+    fit(two, halves, cfg.replace(accumulate=2), CPU, progress=False)
+    for a, b in zip(one.parameters(), two.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_clipping_bounds_the_update():
+    model = nn.Linear(2, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    huge = [(1e6 * torch.randn(8, 2), torch.randint(0, 2, (8,)))]
+    fit(model, huge, TrainConfig(epochs=1, lr=1.0, optimizer="sgd", clip=0.5, schedule="constant"),
+        CPU, progress=False)  # fmt: skip
+    step = torch.cat([(p - b).flatten() for p, b in zip(model.parameters(), before)])
+    assert step.norm() <= 0.5 + 1e-5
+
+
+def test_callbacks_see_every_epoch_and_token_level_targets_work():
+    seen = []
+    lm = nn.Sequential(nn.Embedding(5, 8), nn.Linear(8, 5))  # logits (B, T, 5)
+    tokens = torch.randint(0, 5, (4, 6))
+    data = [(tokens[:, :-1], tokens[:, 1:])]
+    history = fit(lm, data, TrainConfig(epochs=3), CPU, eval_batches={"valid": data},
+                  callbacks=[lambda h: seen.append(len(h["epoch"]))], progress=False)  # fmt: skip
+    assert seen == [1, 2, 3] and 0 <= history.last("valid_accuracy") <= 1
+    assert evaluate(lm, data, CPU).count == 4 * 5  # every token is a prediction
+
+
+def test_empty_inputs_get_clear_messages():
+    with pytest.raises(ValueError, match="no training batches: the training split is empty"):
+        fit(toy_model(), [], TrainConfig(), CPU, progress=False)
+    empty = [(torch.zeros(0, 2), torch.zeros(0, dtype=torch.long))]
+    with pytest.raises(ValueError, match="training batch 0 is empty"):
+        fit(toy_model(), empty, TrainConfig(), CPU, progress=False)
+    with pytest.raises(ValueError, match="nothing to evaluate"):
+        evaluate(toy_model(), [], CPU)
+
+
+class Attention(nn.Module):
+    """Stands for a student's MySelfAttention; re-defined below as a student re-runs a cell."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return self.proj(x) * 0  # the bug
+
+
+def fixed_attention() -> type:
+    class Attention(nn.Module):  # the same name, the bug fixed
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.proj(x)
+
+    Attention.__qualname__ = "Attention"  # as when a notebook cell is run again
+    return Attention
+
+
+def test_a_checkpoint_made_by_other_code_is_never_reused(tmp_path, capsys):
+    path, cfg, data = tmp_path / "run.pt", TrainConfig(epochs=2, lr=0.05), toy_data()
+
+    def model(attention: type) -> nn.Module:
+        with seeded(0):
+            return nn.Sequential(attention(), nn.ReLU(), nn.Linear(2, 2))
+
+    buggy = fit(model(Attention), data, cfg, CPU, checkpoint=path, progress=False)
+    assert path.exists() and capsys.readouterr().out == ""
+    fixed = fit(model(fixed_attention()), data, cfg, CPU, checkpoint=path, progress=False)
+    said = capsys.readouterr().out
+    assert "the code of Attention changed" in said and "training again" in said
+    assert fixed["train_loss"] != buggy["train_loss"]  # trained, not reloaded
+    again = fit(model(fixed_attention()), data, cfg, CPU, checkpoint=path)
+    assert "resuming from run.pt after epoch 2" in capsys.readouterr().out
+    assert again["train_loss"] == fixed["train_loss"] and again["seconds"] == fixed["seconds"]
+    fit(model(fixed_attention()), data, cfg.replace(lr=0.01), CPU, checkpoint=path, progress=False)
+    assert "the train changed" in capsys.readouterr().out
+    fit(model(fixed_attention()), data, cfg.replace(lr=0.01), CPU, checkpoint=path, progress=False,
+        identity={"data": "other"})  # fmt: skip
+    assert "the data changed" in capsys.readouterr().out
+
+
+def test_resuming_mid_run_gives_the_run_that_never_stopped(tmp_path):
+    data, cfg = toy_data(), TrainConfig(epochs=4, lr=0.05, schedule="constant", seed=3)
+    with seeded(3):
+        whole = fit(toy_model(), data, cfg, CPU, progress=False)
+    path = tmp_path / "part.pt"
+    with seeded(3):
+        fit(toy_model(), data, cfg.replace(epochs=2), CPU, checkpoint=path, progress=False)
+    state = torch.load(path, weights_only=False)
+    state["fingerprint"]["train"]["epochs"] = 4  # pretend the 4-epoch run was killed after epoch 2
+    torch.save(state, path)
+    with seeded(3):
+        resumed = fit(toy_model(), data, cfg, CPU, checkpoint=path, progress=False)
+    assert resumed["epoch"] == [1, 2, 3, 4]
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-5)
+
+
+def test_an_unreadable_checkpoint_retrains_and_says_so(tmp_path, capsys):
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a checkpoint")
+    history = fit(
+        toy_model(), toy_data(), TrainConfig(epochs=1), CPU, checkpoint=path, progress=False
+    )
+    assert "could not be read" in capsys.readouterr().out and len(history["epoch"]) == 1
+
+
+def test_code_fingerprint_names_our_classes_not_torchs():
+    names = code_fingerprint(nn.Sequential(Attention(), nn.ReLU()))
+    assert list(names) == [f"{__name__}.Attention"]
+
+
+def test_the_same_seed_gives_the_same_run_and_the_callers_generator_is_left_alone():
+    def run(seed: int) -> History:
+        with seeded(seed):
+            model = nn.Sequential(nn.Linear(2, 16), nn.Dropout(0.5), nn.Linear(16, 2))
+            return fit(model, toy_data(), TrainConfig(epochs=2, seed=seed), CPU, progress=False)
+
+    state = torch.get_rng_state()
+    assert run(1)["train_loss"] == run(1)["train_loss"] != run(2)["train_loss"]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(math.isfinite(v) for v in run(1)["train_loss"])
