@@ -56,7 +56,7 @@ class MyTransformer(nn.Module):
             )
         make_norm = layer_norm or (lambda d: LayerNorm(d, eps=1e-5, fast=True))
         self.embed = nn.Embedding.from_pretrained(
-            vectors.float(), freeze=freeze_embeddings, padding_idx=0
+            vectors.detach().float().clone(), freeze=freeze_embeddings, padding_idx=0
         )
         self.register_buffer("positions", sinusoidal_positions(max_len, dim), persistent=False)
         self.blocks = nn.ModuleList(

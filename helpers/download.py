@@ -111,6 +111,7 @@ def download(url: str, filename: str | None = None, checksum: str | None = None)
     algorithm = algorithm_of(checksum) if checksum else "sha256"
     if dest.exists() and (checksum is None or digest_of(dest, algorithm) == checksum):
         return dest
+
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as out:
             _fetch(url, out, dest.name)

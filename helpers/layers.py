@@ -250,6 +250,7 @@ class Block(nn.Module):
     ``attention`` is a registered variant's name (``"dot"``: multi-head scaled dot-product) or a
     factory ``f(embed_dim) -> module``; ``layer_norm`` likewise a factory (default: this module's
     LayerNorm). ``causal`` masks future tokens (variants by name only: a factory builds its own module).
+    ``dropout`` applies to each branch's output, ``attention_dropout`` to the attention weights (BERT: 0.1).
     ``fast=True`` uses PyTorch's fused kernels for the built-in layers; both paths compute the same.
     """
 
@@ -264,6 +265,7 @@ class Block(nn.Module):
         layer_norm: ModuleFactory | None = None,
         hidden_dim: int | None = None,
         dropout: float = 0.0,
+        attention_dropout: float = 0.0,
         norm_eps: float = 1e-5,
         fast: bool = False,
     ):
@@ -276,7 +278,7 @@ class Block(nn.Module):
                 raise ValueError(
                     f"no attention variant called {attention!r}; registered: {', '.join(ATTENTION)}"
                 )
-            self.attn = ATTENTION[attention](embed_dim, num_heads, causal, dropout, fast)
+            self.attn = ATTENTION[attention](embed_dim, num_heads, causal, attention_dropout, fast)
         else:
             self.attn = attention(embed_dim)
         make_norm = layer_norm or (lambda d: LayerNorm(d, eps=norm_eps, fast=fast))

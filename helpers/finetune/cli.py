@@ -17,7 +17,7 @@ from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig
 from helpers.finetune.models import load_classifier
 from helpers.tables import check_labels, label_index, read_rows
-from helpers.training import fit
+from helpers.training import choose_precision, fit
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -36,6 +36,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
+    )
     parser.add_argument("--json", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -43,9 +46,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     task = Task(args.text_column, args.label_column, args.text_pair_column)
+    device = pick_device()
     try:
         cfg = FinetuneConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
-                             max_length=args.max_length)  # fmt: skip
+                             max_length=args.max_length, precision=args.precision)  # fmt: skip
+        choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         if args.max_train_examples is not None and args.max_train_examples < 1:
             raise ValueError(
                 f"--max-train-examples must be at least 1, got {args.max_train_examples}"
@@ -67,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     load_seconds = time.perf_counter() - start
-    device = pick_device()
     collate = make_collate(tokenizer, task, labels, args.max_length)
     start = time.perf_counter()
     with seeded(args.seed):

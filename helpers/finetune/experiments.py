@@ -27,6 +27,7 @@ class FinetuneConfig:
     optimizer: str = "adamw"  # adamw | sgd | rmsprop
     warmup: float = 0.1  # fraction of the steps
     schedule: str = "linear"  # constant | linear | cosine
+    precision: str = "auto"  # auto (by hardware) | fp32 | bf16 | fp16
 
     def __post_init__(self) -> None:
         positive(self, lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
@@ -35,7 +36,7 @@ class FinetuneConfig:
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr, optimizer=self.optimizer,
-                           warmup=self.warmup, schedule=self.schedule, seed=seed)  # fmt: skip
+                           warmup=self.warmup, schedule=self.schedule, precision=self.precision, seed=seed)  # fmt: skip
 
 
 @dataclass

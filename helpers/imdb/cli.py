@@ -16,6 +16,7 @@ from helpers.files import write_json
 from helpers.glove import load_glove
 from helpers.imdb.data import read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, prepare, run
+from helpers.training import choose_precision
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -34,6 +35,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-len", type=int)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
+        "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
+    )
+    parser.add_argument(
         "--valid-fraction", type=float, default=0.1, help="of the train file, held out (seed 42)"
     )
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
@@ -44,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     device = pick_device()
     try:
-        overrides = {k: getattr(args, k) for k in ("epochs", "blocks", "lr", "max_len")}
+        overrides = {
+            k: getattr(args, k) for k in ("epochs", "blocks", "lr", "max_len", "precision")
+        }
         cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
+        choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         start = time.perf_counter()
@@ -67,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "config": cfg.to_dict(),
         "seed": args.seed,
+        "precision": choose_precision(device, cfg.precision),
         "test_accuracy": result.test.accuracy,
         "test_loss": result.test.loss,
         "history": dict(history),

@@ -31,16 +31,21 @@ class ImdbConfig:
     freeze_embeddings: bool = False  # keep GloVe fixed, or fine-tune it
     batch_size: int = 16
     dropout: float = 0.1
+    precision: str = (
+        "auto"  # auto (by hardware) | fp32 | bf16 | fp16: see helpers.training.precision
+    )
 
     def __post_init__(self) -> None:
         positive(self, blocks=self.blocks, heads=self.heads, epochs=self.epochs, lr=self.lr,
                  max_len=self.max_len, batch_size=self.batch_size)  # fmt: skip
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"ImdbConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        self.train_config(0)  # the precision is checked there
 
     def train_config(self, seed: int) -> TrainConfig:
         """AdamW at a constant rate with gradient clipping, as the course trains it."""
-        return TrainConfig(epochs=self.epochs, lr=self.lr, schedule="constant", seed=seed)
+        return TrainConfig(epochs=self.epochs, lr=self.lr, schedule="constant",
+                           precision=self.precision, seed=seed)  # fmt: skip
 
 
 # "course": the course's 1 block, 5 epochs, lr 1e-4 (with GloVe fine-tuned, in batches of 16).

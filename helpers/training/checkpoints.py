@@ -22,6 +22,13 @@ def _digest(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()[:16]
 
 
+def _code_bytes(code) -> bytes:
+    """A code object's bytecode and constants, nested code (lambdas, comprehensions) included, without
+    the memory addresses that ``repr`` would put in."""
+    consts = (_code_bytes(c) if inspect.iscode(c) else repr(c).encode() for c in code.co_consts)
+    return code.co_code + b"|" + b"|".join(consts)
+
+
 def class_source(cls: type) -> bytes:
     """What defines ``cls``: the source of each of its methods (found through their code, so it is
     exact also for a class re-defined in a notebook cell), else their bytecode, and its plain class
@@ -32,7 +39,7 @@ def class_source(cls: type) -> bytes:
             try:
                 parts.append(inspect.getsource(member))
             except (OSError, TypeError):  # no source (e.g. made by exec): the compiled code instead
-                parts.append(member.__code__.co_code + repr(member.__code__.co_consts).encode())
+                parts.append(_code_bytes(member.__code__))
         elif isinstance(member, int | float | str | bool | tuple) and not name.startswith("__"):
             parts.append(f"{name} = {member!r}")
     return b"\n".join(p.encode() if isinstance(p, str) else p for p in parts)

@@ -19,9 +19,7 @@ def finetune_explorer(models: list[str], data: dict, device, sizes) -> w.VBox:
         "lr": w.Dropdown(
             options=[2e-5, 5e-5, 1e-4, 5e-4], value=5e-5, description="learning rate", style=STYLE
         ),
-        "epochs": w.IntSlider(
-            value=sizes.epochs, min=1, max=10, description="epochs", style=STYLE
-        ),
+        "epochs": w.IntSlider(value=sizes.epochs, min=1, max=10, description="epochs", style=STYLE),
         "batch_size": w.Dropdown(
             options=[8, 16, 32, 64], value=32, description="batch size", style=STYLE
         ),
@@ -31,7 +29,9 @@ def finetune_explorer(models: list[str], data: dict, device, sizes) -> w.VBox:
     def run(model: str, dataset: str, lr: float, epochs: int, batch_size: int) -> str:
         splits, task = data[dataset]
         cfg = experiments.FinetuneConfig(lr=lr, epochs=epochs, batch_size=batch_size)
-        result = experiments.experiment(model, splits, task, device, cfg, train_rows=sizes.max_train)
+        result = experiments.experiment(
+            model, splits, task, device, cfg, train_rows=sizes.max_train
+        )
         label = f"{model} on {dataset}, lr {lr}, batch {batch_size}"
         runs[label] = result.history
         return f"{label}: dev accuracy {result.history.last('dev_accuracy'):.1%}"

@@ -11,9 +11,7 @@ def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
     """Controls for blocks, heads, lr, epochs, max length and frozen embeddings; "train" runs a quick
     training with them and overlays its validation loss on every earlier run's."""
     controls = {
-        "blocks": w.IntSlider(
-            value=base.blocks, min=1, max=4, description="blocks", style=STYLE
-        ),
+        "blocks": w.IntSlider(value=base.blocks, min=1, max=4, description="blocks", style=STYLE),
         "heads": w.Dropdown(
             options=[1, 2, 4, 5], value=base.heads, description="heads", style=STYLE
         ),
@@ -23,18 +21,14 @@ def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
             description="learning rate",
             style=STYLE,
         ),
-        "epochs": w.IntSlider(
-            value=base.epochs, min=1, max=10, description="epochs", style=STYLE
-        ),
+        "epochs": w.IntSlider(value=base.epochs, min=1, max=10, description="epochs", style=STYLE),
         "max_len": w.Dropdown(
             options=[32, 64, 128, 256, 512],
             value=base.max_len,
             description="max length",
             style=STYLE,
         ),
-        "freeze_embeddings": w.Checkbox(
-            value=base.freeze_embeddings, description="freeze GloVe"
-        ),
+        "freeze_embeddings": w.Checkbox(value=base.freeze_embeddings, description="freeze GloVe"),
     }
     runs: list[dict] = []
 
