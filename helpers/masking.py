@@ -123,7 +123,7 @@ def train_char_lm(
     with seeded(seed):
         model = CharLM(len(chars), block_size, embed_dim, 4, style)
         g = torch.Generator().manual_seed(seed)
-        valid = char_batches(data[split:], 8, block_size, batch_size, g)
+        valid = char_batches(data[split:], 4, block_size, batch_size, g)
         history = fit(
             model,
             lambda r: char_batches(data[:split], per_round[r], block_size, batch_size, g),

