@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from helpers.env import pick_device, seeded
-from helpers.files import write_json
+from helpers.files import check_writable, write_json
 from helpers.layers import Block, SelfAttention
 from helpers.loops import loop_self_attention
 
@@ -163,6 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         print(f"error: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
+        return 2
+    try:
+        check_writable(args.json)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     if args.which == "block":
         result = block_speed(repeats=args.repeats, device=pick_device().type)

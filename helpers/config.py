@@ -14,6 +14,7 @@ changed copy, checked the same way; ``cfg.to_dict()`` is what checkpoints and JS
 import dataclasses
 import difflib
 import functools
+import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -69,5 +70,7 @@ def from_dict(cls: type[T], values: Mapping[str, Any]) -> T:
 def positive(owner: object, **values: float | int | None) -> None:
     """Raise ConfigError naming the first of ``values`` that is not > 0 (None is allowed: "not set")."""
     for name, value in values.items():
-        if value is not None and not value > 0:
-            raise ConfigError(f"{type(owner).__name__}.{name} must be > 0, got {value!r}")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(
+                f"{type(owner).__name__}.{name} must be > 0 and finite, got {value!r}"
+            )

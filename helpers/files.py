@@ -13,10 +13,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def check_writable(path: str | Path) -> Path:
+    """Raise a ValueError naming ``path`` unless a file can be written there (call it before long work)."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise ValueError(f"cannot write {path}: it is {kind}; give the name of a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise ValueError(
+            f"cannot write {path}: {err.strerror or err}; choose another place"
+        ) from None
+    return path
+
+
 def atomic_write(path: str | Path, save: Callable[[Path], object]) -> Path:
     """Call ``save(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_writable(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)

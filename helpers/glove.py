@@ -143,6 +143,8 @@ def load_glove(path: str | Path, member: str | None = None) -> tuple[Glove, bool
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"GloVe file {path} does not exist; pass a glove.6B.*d.txt or .zip")
+    if path.is_dir():
+        raise ValueError(f"GloVe file {path} is a folder; pass a glove.6B.*d.txt or .zip")
     stat = path.stat()
     key = hashlib.sha256(
         f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()

@@ -46,9 +46,11 @@ def write_jsonl(path, rows):
 
 
 def test_config_refuses_impossible_settings_and_misspelt_fields():
-    with pytest.raises(ConfigError, match="FinetuneConfig.epochs must be > 0, got 0"):
+    with pytest.raises(ConfigError, match="FinetuneConfig.epochs must be > 0 and finite, got 0"):
         FinetuneConfig(epochs=0)
-    with pytest.raises(ConfigError, match="FinetuneConfig.batch_size must be > 0, got -3"):
+    with pytest.raises(
+        ConfigError, match="FinetuneConfig.batch_size must be > 0 and finite, got -3"
+    ):
         FinetuneConfig(batch_size=-3)
     with pytest.raises(ConfigError, match="TrainConfig.schedule must be one of constant, linear"):
         FinetuneConfig(schedule="step")
@@ -288,10 +290,10 @@ def test_cli_model_folder_that_does_not_exist(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize(
     "flag, value, said",
     [
-        ("--epochs", "0", "FinetuneConfig.epochs must be > 0, got 0"),
-        ("--lr", "0", "FinetuneConfig.lr must be > 0, got 0.0"),
-        ("--batch-size", "0", "FinetuneConfig.batch_size must be > 0, got 0"),
-        ("--batch-size", "-3", "FinetuneConfig.batch_size must be > 0, got -3"),
+        ("--epochs", "0", "FinetuneConfig.epochs must be > 0 and finite, got 0"),
+        ("--lr", "0", "FinetuneConfig.lr must be > 0 and finite, got 0.0"),
+        ("--batch-size", "0", "FinetuneConfig.batch_size must be > 0 and finite, got 0"),
+        ("--batch-size", "-3", "FinetuneConfig.batch_size must be > 0 and finite, got -3"),
     ],
 )
 def test_cli_settings_out_of_range(tmp_path, capsys, flag, value, said):

@@ -64,7 +64,7 @@ def test_a_misspelt_config_field_names_the_right_one():
         imdb.ImdbConfig(lrr=1)
     with pytest.raises(ConfigError, match="its fields: blocks, heads, epochs, lr, max_len"):
         SMALL.replace(max_length=32)
-    with pytest.raises(ConfigError, match="ImdbConfig.epochs must be > 0, got 0"):
+    with pytest.raises(ConfigError, match="ImdbConfig.epochs must be > 0 and finite, got 0"):
         SMALL.replace(epochs=0)
     assert SMALL.epochs == 3 and SMALL.to_dict()["max_len"] == 64
     assert imdb.CONFIGS["course"].epochs == 5  # replace made a copy
@@ -441,9 +441,9 @@ def test_cli_file_that_is_not_glove(cli_files, capsys):
 @pytest.mark.parametrize(
     "flag, value, said",
     [
-        ("--epochs", "0", "ImdbConfig.epochs must be > 0, got 0"),
-        ("--lr", "-1", "ImdbConfig.lr must be > 0, got -1.0"),
-        ("--max-len", "0", "ImdbConfig.max_len must be > 0, got 0"),
+        ("--epochs", "0", "ImdbConfig.epochs must be > 0 and finite, got 0"),
+        ("--lr", "-1", "ImdbConfig.lr must be > 0 and finite, got -1.0"),
+        ("--max-len", "0", "ImdbConfig.max_len must be > 0 and finite, got 0"),
     ],
 )
 def test_cli_settings_out_of_range(cli_files, capsys, flag, value, said):
@@ -467,3 +467,13 @@ def test_real_imdb_learns(shared_data, cache, monkeypatch):
     )
     assert result.test.accuracy > 0.7, result.test
     assert np.isfinite(result.history["valid_loss"]).all()
+
+
+def test_cli_refuses_one_class_and_an_unwritable_report_before_training(tmp_path, capsys):
+    texts, _ = synthetic_reviews(40)
+    one = write_jsonl(tmp_path / "one.jsonl", [{"text": t, "label": 1} for t in texts])
+    args = ["--train-file", str(one), "--test-file", str(one), "--glove-file", str(one)]
+    assert cli.main([*args, "--json", str(tmp_path / "o.json")]) == 2
+    assert "labels are all 1" in capsys.readouterr().err
+    assert cli.main([*args, "--json", str(tmp_path)]) == 2
+    assert "it is a folder" in capsys.readouterr().err

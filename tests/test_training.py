@@ -52,9 +52,9 @@ def test_unknown_or_bad_config_fields_fail_at_construction_and_name_the_valid_on
     ):
         TrainConfig(lrr=0.1)
     for bad, message in [
-        ({"epochs": 0}, "TrainConfig.epochs must be > 0, got 0"),
-        ({"lr": -1e-3}, "TrainConfig.lr must be > 0, got -0.001"),
-        ({"accumulate": 0}, "TrainConfig.accumulate must be > 0"),
+        ({"epochs": 0}, "TrainConfig.epochs must be > 0 and finite, got 0"),
+        ({"lr": -1e-3}, "TrainConfig.lr must be > 0 and finite, got -0.001"),
+        ({"accumulate": 0}, "TrainConfig.accumulate must be > 0 and finite"),
         ({"optimizer": "adam"}, "optimizer must be one of adamw, sgd, rmsprop, not 'adam'"),
         ({"schedule": "step"}, "schedule must be one of constant, linear, cosine"),
         ({"warmup": 1.5}, r"warmup is a fraction of the steps in \[0, 1\)"),
@@ -222,3 +222,8 @@ def test_the_same_seed_gives_the_same_run_and_the_callers_generator_is_left_alon
     assert run(1)["train_loss"] == run(1)["train_loss"] != run(2)["train_loss"]
     assert torch.equal(torch.get_rng_state(), state)
     assert all(math.isfinite(v) for v in run(1)["train_loss"])
+
+
+def test_an_infinite_learning_rate_is_refused():
+    with pytest.raises(ConfigError, match="TrainConfig.lr must be > 0 and finite, got inf"):
+        TrainConfig(lr=float("inf"))

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from helpers.env import pick_device, seeded
-from helpers.files import write_json
+from helpers.files import check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig
 from helpers.finetune.models import load_classifier
@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = FinetuneConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                              max_length=args.max_length, precision=args.precision)  # fmt: skip
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
+        check_writable(args.json)
+        if not 0 <= args.seed < 2**63:
+            raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if args.max_train_examples is not None and args.max_train_examples < 1:
             raise ValueError(
                 f"--max-train-examples must be at least 1, got {args.max_train_examples}"

@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 
 from helpers.env import pick_device
-from helpers.files import write_json
+from helpers.files import check_writable, write_json
 from helpers.glove import load_glove
 from helpers.imdb.data import read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, prepare, run
+from helpers.tables import label_index
 from helpers.training import choose_precision
 
 
@@ -53,16 +54,26 @@ def main(argv: list[str] | None = None) -> int:
         }
         cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
+        check_writable(args.json)
+        if not 0 <= args.seed < 2**63:
+            raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         start = time.perf_counter()
         train_data, valid_data = split_off(read_jsonl(args.train_file), args.valid_fraction)
         test_data = read_jsonl(args.test_file)
+        for name, (texts, _) in (("train", train_data), ("validation", valid_data)):
+            if not texts:
+                raise ValueError(
+                    f"the {name} split of {args.train_file} is empty (--valid-fraction "
+                    f"{args.valid_fraction}); use more reviews or another fraction"
+                )
+        label_index(train_data[1] + valid_data[1], args.train_file)  # both classes present
         read_seconds = time.perf_counter() - start
         start = time.perf_counter()
         glove, cached = load_glove(args.glove_file)
         glove_seconds = time.perf_counter() - start
-    except (FileNotFoundError, ValueError) as err:
+    except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     prepared = prepare({"train": train_data, "valid": valid_data, "test": test_data}, glove)

@@ -1,0 +1,32 @@
+"""The one atomic write: complete files only, and no write over something that is not a file."""
+
+import pytest
+
+from helpers.files import atomic_write, check_writable, write_json
+
+
+def test_a_failed_save_leaves_no_file_and_no_temporary(tmp_path):
+    target = tmp_path / "out" / "report.json"
+
+    def broken(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, broken)
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    write_json(target, {"a": 1})
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_targets_that_are_not_files_are_refused_before_any_work(tmp_path):
+    with pytest.raises(
+        ValueError, match="cannot write .*: it is a folder; give the name of a file"
+    ):
+        check_writable(tmp_path)
+    with pytest.raises(ValueError, match="cannot write /dev/null: it is not a regular file"):
+        check_writable("/dev/null")
+    blocker = tmp_path / "a.txt"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot write .*a.txt/b.json: .*choose another place"):
+        check_writable(blocker / "b.json")
