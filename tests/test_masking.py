@@ -5,14 +5,7 @@ from helpers import corpora, env, layers, masking
 
 HONEST, LEAKY = masking.STYLES  # "-inf before softmax", "zeros after softmax"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: on a busy machine two threads fight over the cores and take much longer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_masked_softmax_two_ways():
