@@ -31,6 +31,12 @@ def cache(tmp_path, monkeypatch) -> Path:
     return tmp_path / "cache"
 
 
+def pytest_configure(config) -> None:
+    from notebook_runner import Summary  # the Colab tier's times and any stall the client made up
+
+    config.pluginmanager.register(Summary(), "notebook-tiers-summary")
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     if not NOTEBOOK_SECONDS:
         return

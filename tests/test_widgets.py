@@ -61,6 +61,22 @@ def test_averaging_explorer_averages_the_chosen_pair():
     assert torch.allclose(explorer.state["weights"], torch.full((4,), 0.25))
 
 
+def test_notebook_01_explorers_redraw_while_a_slider_is_dragged():
+    """Their recompute is a lookup over a few keys: cheap enough to follow the mouse."""
+    explorers = [
+        lookup.attention_explorer(K, V),
+        lookup.selection_explorer(att.SELECTION_KEYS, V),
+        lookup.averaging_explorer(att.SELECTION_KEYS, V, a=0, b=1),
+    ]
+    sliders = [
+        control
+        for explorer in explorers
+        for control in explorer.controls.values()
+        if hasattr(control, "continuous_update")
+    ]
+    assert len(sliders) == 9 and all(slider.continuous_update for slider in sliders)
+
+
 def test_quiz_grades_each_answer():
     widget = quiz("01_concepts")
     assert len(widget.questions) == 5

@@ -1,4 +1,5 @@
-"""Notebook 01's explorers: one query looking up keys and values, redrawn as its sliders move."""
+"""Notebook 01's explorers: one query looking up keys and values, redrawn while its sliders are
+dragged (a lookup over a few keys and one small figure: cheap enough to follow the mouse)."""
 
 import ipywidgets as w
 
@@ -12,9 +13,10 @@ def attention_explorer(keys, values, query=None, scale: float = 1.0) -> w.VBox:
     k, v = att.as_float(keys), att.as_float(values)
     q = att.as_float(query) if query is not None else k.new_zeros(k.shape[1])
     controls: dict[str, w.ValueWidget] = {
-        f"q{i}": slider(f"query[{i}]", float(q[i]), -3.0, 3.0) for i in range(k.shape[1])
+        f"q{i}": slider(f"query[{i}]", float(q[i]), -3.0, 3.0, continuous_update=True)
+        for i in range(k.shape[1])
     }
-    controls["scale"] = slider("scale (1/temperature)", scale, 0.0, 5.0)
+    controls["scale"] = slider("scale (1/temperature)", scale, 0.0, 5.0, continuous_update=True)
     controls["mode"] = w.ToggleButtons(
         options=["softmax", "argmax"], value="softmax", description="lookup"
     )
@@ -36,8 +38,8 @@ def selection_explorer(keys, values, strength: float = 1.0, j: int = 0) -> w.VBo
     """Part c: sliders for S and j; the lookup with q = S·k_j, its weights and distance from v_j."""
     k, v = att.as_float(keys), att.as_float(values)
     controls = {
-        "strength": slider("strength S", strength, 0.0, 20.0, 0.5),
-        "j": index_slider("index j (0 = k1)", j, len(k)),
+        "strength": slider("strength S", strength, 0.0, 20.0, 0.5, continuous_update=True),
+        "j": index_slider("index j (0 = k1)", j, len(k), continuous_update=True),
     }
 
     def compute(strength: float, j: int) -> dict:
@@ -54,9 +56,9 @@ def averaging_explorer(keys, values, strength: float = 1.0, a: int = 0, b: int =
     """Part d: sliders for C, a and b; the lookup with q = C·(k_a + k_b) against (v_a + v_b)/2."""
     k, v = att.as_float(keys), att.as_float(values)
     controls = {
-        "strength": slider("strength C", strength, 0.0, 20.0, 0.5),
-        "a": index_slider("index a (0 = k1)", a, len(k)),
-        "b": index_slider("index b (0 = k1)", b, len(k)),
+        "strength": slider("strength C", strength, 0.0, 20.0, 0.5, continuous_update=True),
+        "a": index_slider("index a (0 = k1)", a, len(k), continuous_update=True),
+        "b": index_slider("index b (0 = k1)", b, len(k), continuous_update=True),
     }
 
     def compute(strength: float, a: int, b: int) -> dict:
