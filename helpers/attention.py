@@ -89,18 +89,22 @@ def squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((output - target) ** 2).sum()
 
 
-def query_key_gradients(attend, query, keys, values, target) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of ``squared_error(attend(q, K, V), target)`` with respect to q and K.
+def gradients(attend, query, keys, values, target) -> tuple[torch.Tensor, ...]:
+    """Gradients of ``squared_error(attend(q, K, V), target)`` with respect to q, K and V.
 
-    The values require grad too (a model learns them as well), so the loss always has a graph;
-    where it does not depend on q or K at all (argmax), their gradient is zeros.
+    All three require grad, so the loss always has a graph; where it does not depend on one of them
+    at all (q and K through argmax), that gradient is zeros.
     """
     q, k, v = validate(query, keys, values)
     q, k, v = (t.clone().requires_grad_(True) for t in (q, k, v))
     loss = squared_error(attend(q, k, v), as_float(target))
-    grad_q, grad_k = torch.autograd.grad(loss, [q, k], allow_unused=True)
-    grad_q = torch.zeros_like(q) if grad_q is None else grad_q
-    grad_k = torch.zeros_like(k) if grad_k is None else grad_k
+    grads = torch.autograd.grad(loss, [q, k, v], allow_unused=True)
+    return tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, (q, k, v)))
+
+
+def query_key_gradients(attend, query, keys, values, target) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of ``gradients`` with respect to q and K only."""
+    grad_q, grad_k, _ = gradients(attend, query, keys, values, target)
     return grad_q, grad_k
 
 
@@ -120,17 +124,62 @@ def selection_query(keys, j: int, strength: float) -> torch.Tensor:
     return strength * as_float(keys)[j]
 
 
+def copy_queries(keys, strength: float) -> torch.Tensor:
+    """Part c: Q = S·K (n, d): query i points at key i, so every position copies its own value
+    once S is large (as long as each key is more similar to itself than to any other key)."""
+    return strength * as_float(keys)
+
+
 def averaging_query(keys, a: int, b: int, strength: float) -> torch.Tensor:
     """Part d: q = C·(k_a + k_b), a query that averages values a and b (for orthonormal keys)."""
     k = as_float(keys)
     return strength * (k[a] + k[b])
 
 
+def score_margin(query, keys, a: int, b: int) -> float:
+    """By how much k_a's score beats every key but k_a and k_b, for ``query`` scaled to length 1
+    (negative: another key scores higher)."""
+    q, k, _ = validate(query, keys)
+    q = q / q.norm()
+    others = [i for i in range(k.shape[0]) if i not in (a, b)]
+    return float(q @ k[a] - (k[others] @ q).max()) if others else float("inf")
+
+
+def balanced_query(keys, a: int, b: int, strength: float, candidates: int = 20_000) -> torch.Tensor:
+    """Part d, keys that are not orthogonal: a query that gives k_a and k_b the same score, above
+    every other key by the widest margin found, times the strength C.
+
+    Equal scores: q·(k_a - k_b) = 0, so q lies in the subspace orthogonal to k_a - k_b. Among
+    ``candidates`` random unit directions of that subspace, the one whose worst margin is largest.
+    """
+    _, k, _ = validate(torch.zeros(as_float(keys).shape[1]), keys)
+    if a == b:
+        raise ValueError(f"a and b are both {a}: averaging a value with itself is copying (part c)")
+    k = k.double()
+    plane = torch.linalg.svd((k[a] - k[b])[None]).Vh[1:]  # (d - 1, d): every q with q·k_a = q·k_b
+    g = torch.Generator().manual_seed(0)
+    directions = torch.randn(candidates, plane.shape[0], generator=g, dtype=k.dtype) @ plane
+    directions = directions / directions.norm(dim=1, keepdim=True)  # (N, d)
+    others = [i for i in range(k.shape[0]) if i not in (a, b)]
+    if not others:
+        return strength * directions[0].to(as_float(keys).dtype)
+    margins = (directions @ k[a])[:, None] - directions @ k[others].T  # (N, n - 2)
+    worst = margins.min(dim=1).values  # (N,)
+    if worst.max() <= 0:
+        raise ValueError(
+            f"no query gives k{a + 1} and k{b + 1} equal scores above every other key: "
+            "another key lies between them"
+        )
+    return strength * directions[worst.argmax()].to(as_float(keys).dtype)
+
+
 def lookup_state(query, keys, values, target) -> dict[str, torch.Tensor]:
-    """Weights and output of a raw-dot-product softmax lookup, and its distance from ``target``."""
+    """Scores, weights and output of a raw-dot-product softmax lookup, and its distance from
+    ``target``."""
     output, weights = softmax_attention(query, keys, values, scale=1.0, return_weights=True)
     target = as_float(target)
     return {
+        "scores": attention_scores(query, keys),
         "weights": weights,
         "output": output,
         "target": target,

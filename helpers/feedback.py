@@ -1,4 +1,9 @@
-"""The result every exercise checker returns: passed or not, a one-line verdict, specific hints."""
+"""The result every exercise checker returns: passed or not, a one-line verdict, specific hints.
+
+Hints escalate. A checker lists its hints for a mistake from the idea to the answer; the first
+failed attempt prints the first hint, each further failed attempt of the same exercise one more, and
+a pass starts the count again. ``result.hints`` always holds them all (for code and tests).
+"""
 
 import html
 import traceback
@@ -7,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NOT_IMPLEMENTED = "not implemented yet"
+MORE = "(check again after your next try for a more specific hint)"
+_FAILED: dict[str, int] = {}  # exercise name -> failed attempts since its last pass (this kernel)
 
 
 @dataclass(repr=False)
@@ -17,6 +24,7 @@ class CheckResult:
     passed: bool
     verdict: str
     hints: list[str] = field(default_factory=list)
+    shown: int | None = None  # how many hints to print (None: all)
 
     @property
     def not_implemented(self) -> bool:
@@ -29,7 +37,10 @@ class CheckResult:
         mark = "✅" if self.passed else ("⏳" if self.not_implemented else "❌")
         lines = [f"{mark} {self.name}: {self.verdict}"]
         label = "why" if self.passed else "hint"
-        lines += [f"   {label}: {hint}" for hint in self.hints]
+        shown = self.hints if self.shown is None else self.hints[: max(1, self.shown)]
+        lines += [f"   {label}: {hint}" for hint in shown]
+        if len(shown) < len(self.hints):
+            lines.append(f"   {MORE}")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -48,10 +59,17 @@ def failed(name: str, verdict: str, *hints: str) -> CheckResult:
     return CheckResult(name, False, verdict, list(hints))
 
 
+def forget_attempts() -> None:
+    """Start every exercise's hints again from the first (the tests do, before each test)."""
+    _FAILED.clear()
+
+
 def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
-    """Run ``check``; a stub's NotImplementedError or any crash becomes a result, never a traceback."""
+    """Run ``check``; a stub's NotImplementedError or any crash becomes a result, never a traceback.
+
+    A failed attempt shows one hint more than the last one did (see the module doc)."""
     try:
-        return check()
+        result = check()
     except NotImplementedError as err:
         hint = str(err) or "replace the `raise NotImplementedError` line with your code"
         return CheckResult(name, False, NOT_IMPLEMENTED, [hint])
@@ -64,6 +82,12 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
             f"your code raised {type(err).__name__} at {where}",
             [str(err).splitlines()[0] if str(err) else type(err).__name__],
         )
+    if result.passed:
+        _FAILED.pop(name, None)
+    else:
+        _FAILED[name] = _FAILED.get(name, 0) + 1
+        result.shown = _FAILED[name]
+    return result
 
 
 def _students_frame(err: BaseException) -> traceback.FrameSummary:

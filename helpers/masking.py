@@ -7,13 +7,14 @@ loss that is too good to be true.
 """
 
 import math
+import re
 
 import torch
 import torch.nn as nn
 
 from helpers.env import current_seed, seeded
 from helpers.layers import Block, MultiHeadAttention, allowed_keys, register_attention
-from helpers.training import TrainConfig, fit
+from helpers.training import TrainConfig, fit, generate
 
 STYLES = ("-inf before softmax", "zeros after softmax")
 
@@ -110,7 +111,8 @@ def train_char_lm(
     progress: bool = True,
 ) -> dict[str, list[float]]:
     """Train a CharLM on the first 90% of ``text``; return its train and validation losses (nats/char)
-    at 20 points along the way (the one training loop, ``helpers.training.fit``, does the work)."""
+    at 20 points along the way (the one training loop, ``helpers.training.fit``, does the work), the
+    model, its characters and its context length (for ``sample_text``)."""
     if len(text) < 10 * block_size:
         raise ValueError(f"the text has {len(text)} characters; give at least {10 * block_size}")
     chars = sorted(set(text))
@@ -136,4 +138,34 @@ def train_char_lm(
         "step": [sum(per_round[:e]) for e in history["epoch"]],
         "train": history["train_loss"],
         "valid": history["valid_loss"],
+        "model": model,
+        "chars": chars,
+        "block_size": block_size,
     }
+
+
+def sample_text(
+    run: dict, prompt: str, length: int, temperature: float = 1.0, seed: int = 0
+) -> str:
+    """``length`` characters that the model of ``run`` (from ``train_char_lm``) writes after
+    ``prompt``, one at a time: the model sees only what it has written so far, as a language model
+    must."""
+    chars = run["chars"]
+    unknown = sorted({c for c in prompt if c not in chars})
+    if not prompt or unknown:
+        raise ValueError(
+            f"the prompt must be non-empty characters of the training text; {unknown} are not"
+        )
+    model = run["model"]
+    device = next(model.parameters()).device
+    idx = torch.tensor([[chars.index(c) for c in prompt]], device=device)  # (1, T)
+    g = torch.Generator().manual_seed(seed)
+    out = generate(model, idx, length, run["block_size"], temperature, g)[0, len(prompt) :]
+    return "".join(chars[i] for i in out.tolist())
+
+
+def real_word_share(sample: str, text: str) -> float:
+    """The share of ``sample``'s words (runs of letters, any case) that occur in ``text``."""
+    known = set(re.findall(r"[a-z]+", text.lower()))
+    words = re.findall(r"[a-z]+", sample.lower())
+    return sum(w in known for w in words) / len(words) if words else 0.0

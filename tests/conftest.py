@@ -16,6 +16,14 @@ for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"
     os.environ.setdefault(variable, "1")
 
 
+@pytest.fixture(autouse=True)
+def first_hints():
+    """Each test starts with every exercise's hints at the first (they escalate per attempt)."""
+    from helpers.feedback import forget_attempts
+
+    forget_attempts()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """../shared/data beside the checkout (real data sets); tests that need it skip without it."""

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+from helpers import attention as att
 from helpers import checks
+from helpers.feedback import forget_attempts
 
 # --- part a ------------------------------------------------------------------------------------
 
@@ -89,7 +91,9 @@ def test_a_stub_is_not_implemented_yet():
         checks.check_softmax_attention,
         checks.check_query_gradients,
         checks.check_selection_query,
+        checks.check_copy_queries,
         checks.check_averaging_query,
+        checks.check_balanced_query,
         checks.check_recovery_matrix,
     ):
         result = check(stub)
@@ -144,22 +148,64 @@ def test_gradients_without_allow_unused():
 # --- parts c and d -----------------------------------------------------------------------------
 
 
+def all_hints(result) -> str:
+    """The verdict and every hint the checker has for this mistake (it prints the hints one failed
+    attempt at a time)."""
+    return " ".join([result.verdict, *result.hints])
+
+
 def test_selection_query():
-    assert checks.check_selection_query(lambda k, j, s: s * k[j]).passed
-    assert "sign is flipped" in str(checks.check_selection_query(lambda k, j, s: -s * k[j]))
-    assert "should be key" in str(checks.check_selection_query(lambda k, j, s: s * k[(j + 1) % 4]))
+    for right_answer in (
+        lambda k, j, s: s * k[j],
+        lambda k, j, s: torch.einsum("d,->d", k[j], torch.tensor(s, dtype=k.dtype)),
+        lambda k, j, s: s * torch.eye(len(k), dtype=k.dtype)[j] @ k,
+    ):
+        assert checks.check_selection_query(right_answer).passed
+    flipped = checks.check_selection_query(lambda k, j, s: -s * k[j])
+    assert "least like k1" in str(flipped) and "sign is flipped" in all_hints(flipped)
+    forget_attempts()
+    other = checks.check_selection_query(lambda k, j, s: s * k[(j + 1) % 4])
+    assert "most weight on k2; it should be k1" in str(other)
+    assert "q = S·k_j" not in str(other), "the answer is not the first hint"
+    assert "q = S·k_j" in all_hints(other)
     assert "shape" in str(checks.check_selection_query(lambda k, j, s: s * k[:, 0]))
     assert "grow with the strength" in str(checks.check_selection_query(lambda k, j, s: 30 * k[j]))
 
 
+def test_copy_queries():
+    for right_answer in (
+        lambda k, s: s * k,
+        lambda k, s: torch.stack([s * key for key in k]),
+        lambda k, s: s * k / k.norm(dim=1, keepdim=True),  # unit keys first: still copies
+    ):
+        result = checks.check_copy_queries(right_answer)
+        assert result.passed, str(result)
+    mistakes = {
+        "the sign is flipped": lambda k, s: -s * k,
+        "the queries are transposed": lambda k, s: s * k.T,
+        "the size of the weights": lambda k, s: torch.softmax(s * k @ k.T, dim=-1),
+        "prefers its own key, but the weights are still spread": lambda k, s: k,
+        "copies the same value, v1": lambda k, s: s * k[0].expand_as(k),
+        "which query scores k_i highest": lambda k, s: s * k.roll(1, 0),
+        "do not sharpen": lambda k, s: 30 * k,
+    }
+    for hint, fn in mistakes.items():
+        result = checks.check_copy_queries(fn)
+        assert not result.passed and hint in all_hints(result), (hint, str(result))
+
+
 def test_averaging_query():
     assert checks.check_averaging_query(lambda k, a, b, c: c * (k[a] + k[b])).passed
-    assert "add both keys" in str(checks.check_averaging_query(lambda k, a, b, c: c * k[a]))
+    assert checks.check_averaging_query(lambda k, a, b, c: c * k[[a, b]].sum(0)).passed
+    one = checks.check_averaging_query(lambda k, a, b, c: c * k[a])
+    assert "score k1 and k2 equally high" in str(one) and "add both keys" in all_hints(one)
     assert "uniform" in str(checks.check_averaging_query(lambda k, a, b, c: 0 * k[a]))
-    assert "add both keys" in str(
+    assert "add both keys" in all_hints(
         checks.check_averaging_query(lambda k, a, b, c: c * (k[a] - k[b]))
     )
-    assert "q = C·(k_a + k_b)" in str(checks.check_averaging_query(third_key_too))
+    forget_attempts()
+    third = checks.check_averaging_query(third_key_too)
+    assert "q = C·(k_a + k_b)" in all_hints(third) and "q = C·(k_a + k_b)" not in str(third)
 
 
 def third_key_too(k, a, b, c):
@@ -167,18 +213,125 @@ def third_key_too(k, a, b, c):
     return c * (k[a] + k[b] + k[other])
 
 
+def balanced_by_search(keys, a, b, strength):
+    """The notebook's answer: random directions with q·(k_a − k_b) = 0, the widest margin wins."""
+    plane = torch.linalg.svd((keys[a] - keys[b])[None]).Vh[1:]
+    g = torch.Generator().manual_seed(0)
+    directions = torch.randn(5000, plane.shape[0], generator=g, dtype=keys.dtype) @ plane
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    others = [i for i in range(len(keys)) if i not in (a, b)]
+    margins = (directions @ keys[a])[:, None] - directions @ keys[others].T
+    return strength * directions[margins.min(dim=1).values.argmax()]
+
+
+def balanced_by_linear_programming(keys, a, b, strength):
+    """Another right answer: a linear programme. Maximise t with q·(k_a − k_i) ≥ t for every other
+    key, q·(k_a − k_b) = 0 and every component of q in [-1, 1]."""
+    from scipy.optimize import linprog
+
+    k = keys.numpy()
+    others = [i for i in range(len(k)) if i not in (a, b)]
+    d = k.shape[1]
+    cost = [0.0] * d + [-1.0]  # minimise -t
+    upper = [[*(k[i] - k[a]), 1.0] for i in others]  # (k_i - k_a)·q + t ≤ 0
+    equal = [[*(k[a] - k[b]), 0.0]]
+    bounds = [(-1, 1)] * d + [(None, None)]
+    solution = linprog(cost, A_ub=upper, b_ub=[0.0] * len(others), A_eq=equal, b_eq=[0.0],
+                       bounds=bounds)  # fmt: skip
+    q = torch.tensor(solution.x[:d], dtype=keys.dtype)
+    return strength * q / q.norm()
+
+
+def test_balanced_query_accepts_right_answers():
+    for fn in (att.balanced_query, balanced_by_search, balanced_by_linear_programming):
+        result = checks.check_balanced_query(fn)
+        assert result.passed, (fn.__name__, str(result))
+
+
+def least_squares(k, a, b, c):
+    target = torch.zeros(k.shape[0], dtype=k.dtype)
+    target[[a, b]] = 1.0
+    return c * torch.linalg.lstsq(k, target[:, None]).solution[:, 0]
+
+
+@pytest.mark.parametrize(
+    ("fn", "first", "later"),
+    [
+        (lambda k, a, b, c: c * (k[a] + k[b]), "that is part d's query", "q·(k_a − k_b) = 0"),
+        (least_squares, "least squares", "q·(k_a − k_b) = 0"),
+        (lambda k, a, b, c: c * k[a], "their scores differ", "orthogonal to k_a − k_b"),
+        (lambda k, a, b, c: -balanced_by_search(k, a, b, c), "turn away from k2", "largest"),
+        (lambda k, a, b, c: balanced_by_search(k, a, b, 1.0), "at C = 50 only", "multiply"),
+        (lambda k, a, b, c: torch.zeros(k.shape[1], dtype=k.dtype), "the query is zero", "uniform"),
+        (lambda k, a, b, c: c * k[[a, b]], "shape (2, 3)", "one vector"),
+    ],
+    ids=["naive sum", "least squares", "one key", "a third key wins", "no C", "zero", "shape"],
+)
+def test_balanced_query_names_each_mistake(fn, first, later):
+    result = checks.check_balanced_query(fn)
+    assert not result.passed and first in str(result), str(result)
+    assert later in all_hints(result), result.hints
+
+
+def test_the_balanced_query_of_the_course():
+    """k1 and k3 of part c: the naive query hands k2 almost all the weight; the balanced one splits
+    it 0.50 / 0.00 / 0.50 / 0.00 at C = 20, with a score margin of about 0.36."""
+    keys = att.SELECTION_KEYS
+    naive = torch.softmax(keys @ att.averaging_query(keys, 0, 2, 20.0), dim=-1)
+    assert naive.argmax() == 1 and naive[1] > 0.99
+    q = att.balanced_query(keys, 0, 2, 20.0)
+    weights = torch.softmax(keys @ q, dim=-1)
+    assert torch.allclose(weights, torch.tensor([0.5, 0.0, 0.5, 0.0]), atol=1e-3)
+    assert abs(att.score_margin(q, keys, 0, 2) - 0.36) < 0.01
+    with pytest.raises(ValueError, match="a and b are both 1"):
+        att.balanced_query(keys, 1, 1, 1.0)
+
+
 # --- part e ------------------------------------------------------------------------------------
 
 
 def test_recovery_matrix():
     assert checks.check_recovery_matrix(lambda a: 2 * a @ a.T).passed
+    assert checks.check_recovery_matrix(lambda a: 2 * torch.einsum("im,jm->ij", a, a)).passed
     cases = {
         "scale the projector by 2": lambda a: a @ a.T,
         "you recovered v_b": lambda a: 2 * (torch.eye(a.shape[0], dtype=a.dtype) - a @ a.T),
         "leaves the average unchanged": lambda a: torch.eye(a.shape[0], dtype=a.dtype),
         "AᵀA is the (m, m) identity": lambda a: 2 * a.T @ a,
-        "undoes the 1/2": lambda a: 3 * a @ a.T,
+        "keeps every vector of A": lambda a: 3 * a @ a.T,
     }
     for hint, fn in cases.items():
+        forget_attempts()
         result = checks.check_recovery_matrix(fn)
         assert not result.passed and hint in str(result), (hint, str(result))
+    assert "M = 2·A·Aᵀ" in all_hints(result) and "M = 2·A·Aᵀ" not in str(result)
+
+
+# --- hints escalate ----------------------------------------------------------------------------
+
+
+def test_hints_escalate_from_the_idea_to_the_answer_and_restart_after_a_pass():
+    wrong = lambda a: 3 * a @ a.T  # noqa: E731
+    shown = [str(checks.check_recovery_matrix(wrong)) for _ in range(4)]
+    assert [s.count("hint:") for s in shown] == [1, 2, 3, 3]
+    assert "check again after your next try" in shown[0] and "M = 2·A·Aᵀ" in shown[2]
+    assert checks.check_recovery_matrix(lambda a: 2 * a @ a.T).passed
+    assert str(checks.check_recovery_matrix(wrong)).count("hint:") == 1
+
+
+def test_no_first_hint_gives_an_answer_away():
+    wrong_answers = [
+        (checks.check_softmax_attention, lambda q, k, v: (q @ k.T @ v, q @ k.T), "torch.softmax("),
+        (checks.check_selection_query, lambda k, j, s: s * k[(j + 1) % 4], "S·k_j"),
+        (checks.check_copy_queries, lambda k, s: s * k.roll(1, 0), "S·K"),
+        (checks.check_averaging_query, third_key_too, "C·(k_a + k_b)"),
+        (
+            checks.check_balanced_query,
+            lambda k, a, b, c: c * (k[a] + k[b]),
+            "search the directions",
+        ),
+        (checks.check_recovery_matrix, lambda a: 3 * a @ a.T, "2·A·Aᵀ"),
+    ]
+    for check, fn, answer in wrong_answers:
+        result = check(fn)
+        assert answer in all_hints(result) and answer not in str(result), str(result)

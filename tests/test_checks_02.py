@@ -118,6 +118,59 @@ def returns_weights(self, x, mask=None):
     return torch.softmax(q @ k.transpose(1, 2) / math.sqrt(x.shape[-1]), dim=-1)
 
 
+def variant(queries="query", keys="key", values="value", weigh=None, fill=None, rows=False):
+    """More mistakes: which projection feeds the queries, keys and values; how the scaled scores
+    become weights (``weigh``); what padded scores are filled with, and along which axis."""
+
+    def forward(self, x, mask=None):
+        pick = {"query": self.query, "key": self.key, "value": self.value, "x": lambda t: t}
+        q, k, v = pick[queries](x), pick[keys](x), pick[values](x)
+        s = q @ k.transpose(1, 2) / math.sqrt(x.shape[-1])
+        if mask is not None:
+            where = ~mask[:, :, None] if rows else ~mask[:, None, :]
+            s = s.masked_fill(where, float("-inf") if fill is None else fill)
+        w = torch.softmax(s, dim=-1) if weigh is None else weigh(s)
+        return w @ v
+
+    return forward
+
+
+def scaled_after_softmax(self, x, mask=None):
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    s = (q @ k.transpose(1, 2)).masked_fill(~mask[:, None, :], float("-inf")) if mask is not None \
+        else q @ k.transpose(1, 2)  # fmt: skip
+    return torch.softmax(s, dim=-1) / math.sqrt(x.shape[-1]) @ v
+
+
+def multiplied_by_sqrt_d(self, x, mask=None):
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    s = q @ k.transpose(1, 2) * math.sqrt(x.shape[-1])
+    if mask is not None:
+        s = s.masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
+NEW_ATTENTION_MISTAKES = {
+    "query projection skipped": (variant(queries="x"), "query projection is skipped"),
+    "key projection skipped": (variant(keys="x"), "key projection is skipped"),
+    "values from the query projection": (variant(values="query"), "from the query projection"),
+    "values from the key projection": (variant(values="key"), "from the key projection"),
+    "scaled after the softmax": (scaled_after_softmax, "you scaled after the softmax"),
+    "multiplied by sqrt(d)": (multiplied_by_sqrt_d, "multiplied the scores by √d"),
+    "softmax over the batch": (
+        variant(weigh=lambda s: torch.softmax(s, dim=0)),
+        "softmax runs over the batch",
+    ),
+    "log_softmax": (variant(weigh=lambda s: torch.log_softmax(s, dim=-1)), "log_softmax"),
+    "sigmoid": (variant(weigh=torch.sigmoid), "a sigmoid weighs each key on its own"),
+    "weights transposed before mixing": (
+        variant(weigh=lambda s: torch.softmax(s, dim=-1).transpose(1, 2)),
+        "the weights are transposed before mixing",
+    ),
+    "padded scores filled with 0": (variant(fill=0.0), "filled the padded scores with 0"),
+    "queries masked instead of keys": (variant(rows=True), "masked the queries (rows)"),
+}
+
 ATTENTION_MISTAKES = {
     "scaled by d": (bug(scale="d"), "divided the scores by d"),
     "scaled by sqrt(T)": (bug(scale="T"), "divided the scores by √T"),
@@ -133,6 +186,14 @@ ATTENTION_MISTAKES = {
     "loops": (loops, "loops over `range(x.shape[0])`"),
     "wrong output shape": (returns_weights, "(B, T, T) weight matrix"),
 }
+
+
+ATTENTION_MISTAKES |= NEW_ATTENTION_MISTAKES
+
+
+def test_at_least_twelve_attention_mistakes_were_added_for_issue_11():
+    hints = [hint for _, hint in ATTENTION_MISTAKES.values()]
+    assert len(NEW_ATTENTION_MISTAKES) >= 12 and len(set(hints)) == len(hints)
 
 
 @pytest.mark.parametrize("mistake", ATTENTION_MISTAKES)
@@ -244,6 +305,82 @@ def norm_loops(self, x):
     return out
 
 
+def norm_with(transform):
+    """A LayerNorm whose last steps are ``transform(self, x, dims)``: one mistake each."""
+
+    def forward(self, x):
+        return transform(self, x, dims(self))
+
+    return norm_class(forward)
+
+
+def normed(self, x, d):
+    var, mean = torch.var_mean(x, dim=d, correction=0, keepdim=True)
+    return (x - mean) / torch.sqrt(var + self.eps)
+
+
+def rms(x, d):
+    return torch.sqrt((x**2).mean(dim=d, keepdim=True))
+
+
+NEW_NORM_MISTAKES = {
+    "divided by the variance": (
+        norm_with(
+            lambda m, x, d: (
+                (x - x.mean(d, keepdim=True))
+                / (x.var(d, keepdim=True, correction=0) + m.eps)
+                * m.weight
+                + m.bias
+            )
+        ),
+        "you divided by the variance",
+    ),
+    "not centred": (
+        norm_with(
+            lambda m, x, d: (
+                x / torch.sqrt(x.var(d, keepdim=True, correction=0) + m.eps) * m.weight + m.bias
+            )
+        ),
+        "x is not centred",
+    ),
+    "RMS of x, centred": (
+        norm_with(
+            lambda m, x, d: (
+                (x - x.mean(d, keepdim=True)) / torch.sqrt(rms(x, d) ** 2 + m.eps) * m.weight
+                + m.bias
+            )
+        ),
+        "root mean square of x, not of x - mean",
+    ),
+    "RMSNorm": (
+        norm_with(lambda m, x, d: x / torch.sqrt(rms(x, d) ** 2 + m.eps) * m.weight + m.bias),
+        "that is RMSNorm",
+    ),
+    "gamma and beta swapped": (
+        norm_with(lambda m, x, d: normed(m, x, d) * m.bias + m.weight),
+        "γ and β are swapped",
+    ),
+    "beta before gamma": (
+        norm_with(lambda m, x, d: (normed(m, x, d) + m.bias) * m.weight),
+        "β is added before scaling by γ",
+    ),
+    "mean absolute deviation": (
+        norm_with(
+            lambda m, x, d: (
+                (x - x.mean(d, keepdim=True))
+                / ((x - x.mean(d, keepdim=True)).abs().mean(d, keepdim=True) + m.eps)
+                * m.weight
+                + m.bias
+            )
+        ),
+        "mean absolute deviation",
+    ),
+    "over the tokens": (
+        norm_with(lambda m, x, d: normed(m, x, (1,)) * m.weight + m.bias),
+        "normalised over the tokens (dim 1)",
+    ),
+}
+
 NORM_MISTAKES = {
     "unbiased variance": (norm_class(norm_bug(unbiased=True)), "unbiased variance"),
     "eps outside the sqrt": (norm_class(norm_bug(eps_mode="outside")), "outside the square root"),
@@ -261,6 +398,15 @@ NORM_MISTAKES = {
         "γ (self.weight) is shape (8,)",
     ),
 }
+
+
+NORM_MISTAKES |= NEW_NORM_MISTAKES
+
+
+def test_new_mistakes_for_issue_11_number_at_least_twelve_and_each_hint_is_distinct():
+    hints = [hint for _, hint in NORM_MISTAKES.values()]
+    assert len(NEW_NORM_MISTAKES) + len(NEW_ATTENTION_MISTAKES) >= 12
+    assert len(set(hints)) == len(hints)
 
 
 @pytest.mark.parametrize("mistake", NORM_MISTAKES)

@@ -31,3 +31,26 @@ def test_a_crash_becomes_a_short_result_naming_the_students_line():
     result = run_check("attention", lambda: students_code())
     assert isinstance(result, CheckResult) and not result.passed
     assert "IndexError" in result.verdict and "return [1, 2][5]" in result.verdict
+
+
+def test_hints_escalate_per_failed_attempt_of_each_exercise():
+    wrong = lambda: failed("softmax", "wrong weights", "the idea", "narrower", "the answer")  # noqa: E731
+    shown = [str(run_check("softmax", wrong)) for _ in range(4)]
+    assert ["the idea" in s for s in shown] == [True] * 4
+    assert ["narrower" in s for s in shown] == [False, True, True, True]
+    assert ["the answer" in s for s in shown] == [False, False, True, True]
+    assert "for a more specific hint" in shown[0] and "for a more specific hint" not in shown[2]
+    other = run_check("layer norm", lambda: failed("layer norm", "bad", "idea", "answer"))
+    assert "answer" not in str(other), "each exercise counts its own attempts"
+    assert run_check("softmax", lambda: passed("softmax", "ok")).passed
+    assert "narrower" not in str(run_check("softmax", wrong)), "a pass starts again"
+    assert failed("x", "y", "a", "b").hints == ["a", "b"], "code always sees every hint"
+
+
+def test_a_stub_or_a_crash_does_not_count_as_an_attempt():
+    def stub():
+        raise NotImplementedError("later")
+
+    for _ in range(3):
+        run_check("e", stub)
+    assert "b" not in str(run_check("e", lambda: failed("e", "v", "a", "b")))

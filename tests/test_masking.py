@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from helpers import corpora, env, layers, masking
+from helpers.training import generate
 
 HONEST, LEAKY = masking.STYLES  # "-inf before softmax", "zeros after softmax"
 
@@ -61,13 +62,67 @@ def test_char_lm_learns_on_synthetic_text():
 def test_char_lm_is_repeatable_from_its_seed(monkeypatch):
     monkeypatch.setattr(env, "_current_seed", env.current_seed())  # restored after the test
     text = corpora.synthetic_text(3000)
+
+    def losses(**kwargs) -> tuple[list[float], list[float]]:
+        run = masking.train_char_lm(text, LEAKY, steps=20, progress=False, **kwargs)
+        return run["train"], run["valid"]
+
     before = torch.get_rng_state()
-    first = masking.train_char_lm(text, LEAKY, steps=20, seed=3, progress=False)
+    first = losses(seed=3)
     assert torch.equal(torch.get_rng_state(), before)  # the caller's generator is left alone
-    assert masking.train_char_lm(text, LEAKY, steps=20, seed=3, progress=False) == first
-    assert masking.train_char_lm(text, LEAKY, steps=20, seed=4, progress=False) != first
+    assert losses(seed=3) == first
+    assert losses(seed=4) != first
     env.seed_everything(3)  # the default seed is the last one set
-    assert masking.train_char_lm(text, LEAKY, steps=20, progress=False) == first
+    assert losses() == first
+
+
+def test_a_trained_model_writes_text_from_a_prompt():
+    text = corpora.synthetic_text(3000)
+    run = masking.train_char_lm(text, masking.STYLES[0], steps=20, seed=0, progress=False)
+    sample = masking.sample_text(run, "the ", 50, seed=1)
+    assert len(sample) == 50 and set(sample) <= set(run["chars"])
+    assert masking.sample_text(run, "the ", 50, seed=1) == sample, "a seed repeats the sample"
+    greedy = masking.sample_text(run, "the ", 20, temperature=0.0)
+    assert greedy == masking.sample_text(run, "the ", 20, temperature=0.0, seed=5)
+    with pytest.raises(ValueError, match=r"\['Z'\] are not"):
+        masking.sample_text(run, "Zebra", 5)
+
+
+def test_real_word_share():
+    assert masking.real_word_share("The cat, the DOG; zzq", "the cat sat with a dog") == 0.8
+    assert masking.real_word_share("?!", "anything") == 0.0
+
+
+def test_generate_crops_the_context_and_refuses_bad_settings():
+    class LastToken(
+        torch.nn.Module
+    ):  # logits favour (last token + 1) mod 5, and record the context
+        def forward(self, idx):
+            self.seen = idx.shape[1]
+            return torch.nn.functional.one_hot((idx + 1) % 5, 5).float() * 10
+
+    model = LastToken()
+    out = generate(model, torch.tensor([[0, 1]]), steps=4, block_size=3, temperature=0.0)
+    assert out.tolist() == [[0, 1, 2, 3, 4, 0]] and model.seen == 3
+    with pytest.raises(ValueError, match="temperature must be ≥ 0"):
+        generate(model, torch.tensor([[0]]), 1, 3, temperature=-1.0)
+    with pytest.raises(ValueError, match="block_size ≥ 1"):
+        generate(model, torch.tensor([[0]]), 1, 0)
+
+
+def test_the_leaky_model_writes_garbage_on_tiny_shakespeare(shared_data):
+    """The punchline of part 3: the leaky model's far lower loss buys text with fewer real words."""
+    text = (shared_data / "corpus" / "tinyshakespeare.txt").read_text()
+
+    def real_words(run: dict) -> float:
+        samples = " ".join(masking.sample_text(run, "ROMEO:\n", 300, seed=s) for s in range(3))
+        return masking.real_word_share(samples, text)
+
+    honest, leaky = (
+        masking.train_char_lm(text, style, 400, seed=0, progress=False) for style in masking.STYLES
+    )
+    assert leaky["valid"][-1] < honest["valid"][-1] - 1.0
+    assert real_words(honest) > real_words(leaky) + 0.05, (real_words(honest), real_words(leaky))
 
 
 def test_char_lm_rejects_tiny_text():

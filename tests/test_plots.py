@@ -24,7 +24,7 @@ FIGURES = {
     "future": lambda: layers.plot_future_influence(
         {s: masking.future_influence(s, T=4) for s in masking.STYLES}
     ),
-    "loss curves": lambda: layers.plot_loss_curves(HISTORY, "curves", 1.0),
+    "loss curves": lambda: layers.plot_loss_curves(HISTORY, "curves", (1.0, "a reference")),
     "history": lambda: training.plot_history(
         {
             "epoch": [1, 2],

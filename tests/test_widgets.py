@@ -3,6 +3,7 @@
 import ipywidgets
 import matplotlib
 import matplotlib.pyplot as plt
+import pytest
 import torch
 
 from helpers import attention as att
@@ -42,23 +43,46 @@ def test_explorer_starts_at_zero_query_when_none_given():
 
 
 def test_selection_explorer_copies_as_strength_grows():
-    explorer = lookup.selection_explorer(att.SELECTION_KEYS, V, strength=1.0, j=2)
+    """Keys are numbered from 1 on the sliders, as in the text: j = 3 copies v3 (row 2)."""
+    explorer = lookup.selection_explorer(att.SELECTION_KEYS, V, strength=1.0, j=3)
+    assert (explorer.controls["j"].min, explorer.controls["j"].max) == (1, 4)
     weak = explorer.state["distance"]
     explorer.controls["strength"].value = 20.0
     assert explorer.state["distance"] < weak and explorer.state["weights"].argmax() == 2
-    explorer.controls["j"].value = 0
+    explorer.controls["j"].value = 1
     assert torch.equal(explorer.state["target"], V[0]) and explorer.state["weights"].argmax() == 0
+    assert torch.allclose(
+        explorer.state["scores"], 20.0 * att.SELECTION_KEYS @ att.SELECTION_KEYS[0]
+    )
 
 
 def test_averaging_explorer_averages_the_chosen_pair():
     keys = att.random_orthonormal(4, 4, torch.Generator().manual_seed(0)).T.float()
-    explorer = lookup.averaging_explorer(keys, V, strength=20.0, a=0, b=3)
+    explorer = lookup.averaging_explorer(keys, V, strength=20.0, a=1, b=4)
     assert explorer.state["distance"] < 1e-4
-    explorer.controls["b"].value = 1
+    explorer.controls["b"].value = 2
     assert torch.allclose(explorer.state["target"], (V[0] + V[1]) / 2)
     assert explorer.state["distance"] < 1e-4
     explorer.controls["strength"].value = 0.0
     assert torch.allclose(explorer.state["weights"], torch.full((4,), 0.25))
+
+
+def test_averaging_explorer_shows_a_third_key_winning_for_keys_that_are_not_orthogonal():
+    explorer = lookup.averaging_explorer(att.SELECTION_KEYS, V, strength=20.0, a=1, b=3)
+    assert explorer.state["weights"].argmax() == 1 and explorer.state["weights"][1] > 0.99
+
+
+def test_a_key_number_outside_the_keys_is_refused():
+    with pytest.raises(ValueError, match="key number 0 is not one of k1 … k4"):
+        lookup.selection_explorer(att.SELECTION_KEYS, V, j=0)
+
+
+def test_copy_explorer_turns_the_weights_into_the_identity():
+    explorer = lookup.copy_explorer(att.SELECTION_KEYS, strength=0.0)
+    assert torch.allclose(explorer.state["weights"], torch.full((4, 4), 0.25))
+    explorer.controls["strength"].value = 20.0
+    assert explorer.state["distance"] < 1e-4
+    assert torch.allclose(explorer.state["weights"], torch.eye(4), atol=1e-4)
 
 
 def test_notebook_01_explorers_redraw_while_a_slider_is_dragged():
@@ -66,7 +90,8 @@ def test_notebook_01_explorers_redraw_while_a_slider_is_dragged():
     explorers = [
         lookup.attention_explorer(K, V),
         lookup.selection_explorer(att.SELECTION_KEYS, V),
-        lookup.averaging_explorer(att.SELECTION_KEYS, V, a=0, b=1),
+        lookup.averaging_explorer(att.SELECTION_KEYS, V, a=1, b=2),
+        lookup.copy_explorer(att.SELECTION_KEYS),
     ]
     sliders = [
         control
@@ -74,22 +99,26 @@ def test_notebook_01_explorers_redraw_while_a_slider_is_dragged():
         for control in explorer.controls.values()
         if hasattr(control, "continuous_update")
     ]
-    assert len(sliders) == 9 and all(slider.continuous_update for slider in sliders)
+    assert len(sliders) == 10 and all(slider.continuous_update for slider in sliders)
 
 
 def test_quiz_grades_each_answer():
     widget = quiz("01_concepts")
     assert len(widget.questions) == 5
-    first = widget.questions[0]
+    first = widget.questions[0]  # pair packing: options 1 and 2 are right
     first["button"].click()
-    assert widget.results[first["id"]].verdict == "choose an answer first"
-    wrong = 1
-    first["choices"].index = wrong
+    assert widget.results[first["id"]].verdict == "choose at least one option first"
+    first["choices"][0].value = True
     first["button"].click()
-    assert not widget.results[first["id"]].passed and "❌" in first["feedback"].value
-    first["choices"].index = 0
+    result = widget.results[first["id"]]
+    assert not result.passed and "❌" in first["feedback"].value
+    assert "3 of 4 options marked right" in result.verdict
+    first["choices"][1].value = True
     first["button"].click()
     assert widget.results[first["id"]].passed and "✅" in first["feedback"].value
+    first["choices"][3].value = True  # a wrong option as well
+    first["button"].click()
+    assert not widget.results[first["id"]].passed
 
 
 def test_sliders_redraw_on_release_unless_asked_to_follow_the_drag():

@@ -7,6 +7,8 @@ it never raises: a stub reads "not implemented yet", a crash becomes a short ver
 
 from helpers.checks.lookup import (
     check_averaging_query,
+    check_balanced_query,
+    check_copy_queries,
     check_query_gradients,
     check_recovery_matrix,
     check_selection_query,
@@ -16,6 +18,8 @@ from helpers.checks.modules import check_layer_norm, check_self_attention
 
 __all__ = [
     "check_averaging_query",
+    "check_balanced_query",
+    "check_copy_queries",
     "check_layer_norm",
     "check_query_gradients",
     "check_recovery_matrix",

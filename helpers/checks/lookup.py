@@ -61,12 +61,13 @@ def _softmax_attention(name: str, fn) -> CheckResult:
                 "one weight per (query, key) pair: scores = query @ keys.T",
             )
         if not _close(w, want_w):
-            return failed(name, f"wrong weights on {label}", _weights_hint(w, q, k, v))
+            return failed(name, f"wrong weights on {label}", *_weights_hints(w, q, k, v))
         if not _close(out, want_out):
-            hint = "the output is the weighted sum of the values: weights @ values"
+            hints = ["the output is a weighted average: which vectors does it average?"]
             if _close(out, w @ k):
-                hint = "you mixed the keys; the output mixes the values: weights @ values"
-            return failed(name, f"right weights but wrong output on {label}", hint)
+                hints = ["you mixed the keys; the output mixes the values"]
+            hints.append("output = weights @ values")
+            return failed(name, f"right weights but wrong output on {label}", *hints)
     q, k, v = 300 * att.COURSE_QUERY.double(), att.COURSE_KEYS.double(), att.COURSE_VALUES.double()
     out, w = (_tensor(x, "result") for x in fn(q, k, v))
     if not torch.isfinite(w).all() or not _close(
@@ -81,23 +82,29 @@ def _softmax_attention(name: str, fn) -> CheckResult:
     return passed(name, "right on the course example, random queries, batches and huge scores")
 
 
-def _weights_hint(w: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> str:
+def _weights_hints(w: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> list[str]:
+    """The named mistake first; the formula only after further failed attempts."""
     scores = q @ k.T
+    answer = "weights = torch.softmax(query @ keys.T, dim=-1)"
     if _close(w, att.softmax_attention(q, k, v, return_weights=True)[1]):
-        return "you divided the scores by √d; in this exercise use the raw dot products q·k"
+        return ["you divided the scores by √d; in this exercise use the raw dot products q·k"]
     if _close(w, att.argmax_attention(q, k, v, return_weights=True)[1]):
-        return "that is argmax attention (one-hot weights); use a softmax of the scores"
+        return ["that is argmax attention (one-hot weights); use a softmax of the scores", answer]
     if _close(w, torch.exp(scores)):
-        return "you took exp of the scores but did not normalise: divide by the sum over the keys"
+        return ["you took exp of the scores but did not normalise: divide by the sum over the keys"]
     if scores.dim() == 2 and _close(w, torch.softmax(scores, dim=0)):
-        return "the softmax runs over the queries; normalise over the keys: dim=-1"
+        return ["the softmax runs over the queries; normalise over the keys: dim=-1"]
     if scores.dim() == 2 and _close(w, torch.softmax(scores, dim=-1).T):
-        return "the weights are transposed: use scores = query @ keys.T, shape (m, n)"
+        return ["the weights are transposed: use scores = query @ keys.T, shape (m, n)"]
     if v.shape[1] == q.shape[-1] and _close(w, torch.softmax(q @ v.T, dim=-1)):
-        return "compare the query with the keys, not with the values"
+        return ["compare the query with the keys, not with the values", answer]
     if not torch.allclose(w.sum(-1), torch.ones_like(w.sum(-1)), atol=1e-5):
-        return "each query's weights should sum to 1: a softmax over the keys"
-    return "weights = softmax(query @ keys.T) over the last axis; print your scores and compare"
+        return ["each query's weights should sum to 1: a softmax over the keys", answer]
+    return [
+        "print your scores on the course example: they should be (3, 1, 1, -3)",
+        "one score per key, q·k_i, then a softmax over the keys",
+        answer,
+    ]
 
 
 # --- part b: gradients through argmax and softmax ---------------------------------------------
@@ -179,6 +186,11 @@ def _query_gradients(name: str, fn) -> CheckResult:
 # --- parts c and d: queries that copy and average -----------------------------------------------
 
 
+def _key(i: int) -> str:
+    """Keys are numbered from 1 in the text, the sliders and the plots: row 0 is k1."""
+    return f"k{i + 1}"
+
+
 def check_selection_query(fn) -> CheckResult:
     """``fn(keys, j, strength) -> query`` whose lookup returns value j as the strength grows."""
     name = "selection query"
@@ -193,22 +205,114 @@ def _selection_query(name: str, fn) -> CheckResult:
             return failed(
                 name,
                 f"the query has shape {tuple(q.shape)}, expected ({k.shape[1]},)",
+                "one query is one vector with a number per key dimension",
                 "take row j of keys (keys[j]), the key of the value you want",
             )
         state = att.lookup_state(q, k, v, v[j])
         if state["distance"] > 1e-2:
-            best = int(state["weights"].argmax())
-            hint = f"with S=30 your query puts most weight on key {best}; it should be key {j}: q = S·k_j"
+            best = _key(int(state["weights"].argmax()))
+            verdict = f"the lookup does not copy v{j + 1} (row {j}) at strength 30"
             if torch.allclose(q, -30.0 * k[j]):
-                hint = "the sign is flipped: -k_j points away from k_j, so it picks the least similar key"
-            return failed(name, f"the lookup does not copy v_{j} at strength 30", hint)
+                return failed(
+                    name,
+                    verdict,
+                    f"your query gives {best} the most weight: the key least like {_key(j)}",
+                    "the sign is flipped: -k_j points away from k_j",
+                )
+            return failed(
+                name,
+                verdict,
+                f"with S = 30 your query puts most weight on {best}; it should be {_key(j)}",
+                f"which direction makes {_key(j)}'s score larger than every other key's?",
+                "q = S·k_j",
+            )
     weak = att.lookup_state(_tensor(fn(k, 0, 0.5), "query"), k, v, v[0])["weights"][0]
     strong = att.lookup_state(_tensor(fn(k, 0, 30.0), "query"), k, v, v[0])["weights"][0]
     if not weak < strong:
         return failed(
-            name, "the weight on key j does not grow with the strength S", "multiply the key by S"
+            name,
+            "the weight on k_j does not grow with the strength S",
+            "S should make the lookup sharper: a longer query, larger score gaps",
+            "multiply the key by S",
         )
     return passed(name, "copies every value once S is large, and sharpens as S grows")
+
+
+def check_copy_queries(fn) -> CheckResult:
+    """``fn(keys, strength) -> queries`` (n, d): row i copies value i, so the weights → identity."""
+    name = "copy queries"
+    return run_check(name, lambda: _copy_queries(name, fn))
+
+
+def _copy_cases() -> list[tuple[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(12)  # each key beats the others on itself by ≥ 0.58
+    unit = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    return [
+        ("part c's keys", att.SELECTION_KEYS.double()),
+        ("6 random unit keys in 4 dimensions", unit / unit.norm(dim=1, keepdim=True)),
+    ]
+
+
+def _copy_queries(name: str, fn) -> CheckResult:
+    for label, k in _copy_cases():
+        n, d = k.shape
+        eye = torch.eye(n, dtype=k.dtype)
+        queries = _tensor(fn(k.clone(), 30.0), "queries")
+        if queries.shape != (n, d):
+            hints = [f"one query per position (row), each with {d} numbers: shape ({n}, {d})"]
+            if queries.shape == (d, n):
+                hints = ["the queries are transposed: row i must be the query of position i"]
+            elif queries.shape == (n, n):
+                hints = ["that is an (n, n) matrix, the size of the weights: return the queries"]
+            return failed(
+                name, f"on {label} the queries have shape {tuple(queries.shape)}, expected "
+                f"({n}, {d})", *hints, "Q = S·K: row i is S·k_i",
+            )  # fmt: skip
+        weights = torch.softmax(queries @ k.T, dim=-1)  # (n, n)
+        if (weights - eye).abs().max() < 1e-3:
+            continue
+        verdict = f"on {label} at S = 30 the weights are not the identity"
+        chosen = weights.argmax(dim=1)  # (n,): the key each position copies
+        if torch.allclose(queries, -30.0 * k):
+            return failed(
+                name,
+                verdict,
+                "every position copies the key least like its own",
+                "the sign is flipped: -k_i points away from k_i",
+            )
+        if (chosen == torch.arange(n)).all():
+            return failed(
+                name,
+                verdict,
+                "every position prefers its own key, but the weights are still spread",
+                "S must make the queries long: multiply the keys by S",
+            )
+        if (chosen == chosen[0]).all():
+            return failed(
+                name,
+                verdict,
+                f"every position copies the same value, v{int(chosen[0]) + 1}",
+                "position i needs its own query, pointing at its own key k_i",
+                "Q = S·K",
+            )
+        return failed(
+            name,
+            verdict,
+            "position i should put its weight on k_i: which query scores k_i highest?",
+            "part c's selecting query, once per row",
+            "Q = S·K",
+        )
+    k = att.SELECTION_KEYS.double()
+    weak, strong = (torch.softmax(_tensor(fn(k, s), "queries") @ k.T, -1).diagonal().mean()
+                    for s in (0.5, 30.0))  # fmt: skip
+    if not weak < strong:
+        return failed(
+            name,
+            "the weights do not sharpen as the strength S grows",
+            "S should make every lookup sharper",
+            "multiply the keys by S",
+        )
+    return passed(name, "every position copies its own value once S is large, on 2 key sets")
 
 
 def check_averaging_query(fn) -> CheckResult:
@@ -224,25 +328,131 @@ def _averaging_query(name: str, fn) -> CheckResult:
     for a, b in ((0, 1), (1, 3), (2, 0)):
         q = _tensor(fn(k, a, b, 20.0), "query")
         if q.shape != (k.shape[1],):
-            return failed(name, f"the query has shape {tuple(q.shape)}, expected ({k.shape[1]},)")
+            return failed(
+                name,
+                f"the query has shape {tuple(q.shape)}, expected ({k.shape[1]},)",
+                "one query is one vector with a number per key dimension",
+            )
         state = att.lookup_state(q, k, v, (v[a] + v[b]) / 2)
         w = state["weights"]
         if state["distance"] < 1e-3:
             continue
+        verdict = f"the lookup does not average v{a + 1} and v{b + 1}"
         if w[a] > 0.9 or w[b] > 0.9:
+            winner = _key(a if w[a] > 0.9 else b)
             return failed(
                 name,
-                f"almost all weight goes to one key for a={a}, b={b}",
+                f"{verdict}: almost all weight goes to {winner}",
+                f"the query must score {_key(a)} and {_key(b)} equally high",
                 "add both keys: k_a + k_b",
             )
         if torch.allclose(w, torch.full_like(w, 0.25), atol=0.05):
             return failed(
                 name,
-                "the weights are uniform",
-                "q ≈ 0 averages all values; scale k_a + k_b up by C",
+                f"{verdict}: the weights are uniform",
+                "your query scores every key about the same (q ≈ 0 averages all values)",
+                "scale k_a + k_b up by C",
             )
-        return failed(name, f"the lookup does not average v_{a} and v_{b}", "q = C·(k_a + k_b)")
+        return failed(
+            name,
+            verdict,
+            f"the query should score {_key(a)} and {_key(b)} high and equal, every other key 0",
+            "for orthonormal keys k_i·k_i = 1 and k_i·k_j = 0: what is q·k_i for q = k_a + k_b?",
+            "q = C·(k_a + k_b)",
+        )
     return passed(name, "averages exactly the two chosen values")
+
+
+def check_balanced_query(fn) -> CheckResult:
+    """``fn(keys, a, b, strength) -> query`` giving k_a and k_b equal weight, above every other key,
+    for keys that are not orthogonal; the weights on k_a and k_b approach 1/2 each as C grows."""
+    name = "balanced query"
+    return run_check(name, lambda: _balanced_query(name, fn))
+
+
+def _balanced_cases() -> list[tuple[str, torch.Tensor, int, int]]:
+    g = torch.Generator().manual_seed(4)
+    unit = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    k = att.SELECTION_KEYS.double()
+    return [
+        ("part c's keys, k1 and k3", k, 0, 2),
+        ("part c's keys, k4 and k2", k, 3, 1),
+        (
+            "5 random unit keys in 4 dimensions, k2 and k5",
+            unit / unit.norm(dim=1, keepdim=True),
+            1,
+            4,
+        ),
+    ]
+
+
+def _balanced_query(name: str, fn) -> CheckResult:
+    for label, k, a, b in _balanced_cases():
+        ka, kb = _key(a), _key(b)
+        q = _tensor(fn(k.clone(), a, b, 1.0), "query")
+        if q.shape != (k.shape[1],):
+            return failed(
+                name,
+                f"on {label} the query has shape {tuple(q.shape)}, expected ({k.shape[1]},)",
+                "one query is one vector with a number per key dimension",
+            )
+        if not torch.isfinite(q).all() or q.norm() < 1e-9:
+            return failed(name, f"on {label} the query is zero (or not finite)",
+                          "a zero query scores every key 0: uniform weights")  # fmt: skip
+        unit = q / q.norm()
+        naive = (k[a] + k[b]) / (k[a] + k[b]).norm()
+        target = torch.zeros(k.shape[0], dtype=k.dtype)
+        target[[a, b]] = 1.0
+        least_squares = torch.linalg.lstsq(k, target[:, None]).solution[:, 0]
+        verdict = f"on {label}, {ka} and {kb} do not get equal, dominant weight"
+        scores = k @ unit  # (n,)
+        winner = _key(int(scores.argmax()))
+        if torch.dot(unit, naive) > 0.999 and att.score_margin(q, k, a, b) < 0:
+            return failed(
+                name,
+                f"{verdict}: {winner} scores highest",
+                f"that is part d's query C·(k_a + k_b): with keys that are not orthogonal, a third "
+                f"key can score higher than both ({ka}·{kb} = {float(k[a] @ k[b]):.2f} here)",
+                "keep only what matters: equal scores for k_a and k_b (q·(k_a − k_b) = 0), and "
+                "both above every other key",
+                "search the directions q with q·(k_a − k_b) = 0 for the one whose smallest margin "
+                "q·k_a − q·k_i over the other keys is largest; then multiply it by C",
+            )
+        if torch.dot(unit, least_squares / least_squares.norm()) > 0.999:
+            return failed(
+                name,
+                f"{verdict}: {winner} scores highest",
+                "least squares on K·q = c·(e_a + e_b) spreads its error over every key, and here "
+                "that lets a third key win",
+                "keep only what matters: equal scores for k_a and k_b (q·(k_a − k_b) = 0), and "
+                "both above every other key",
+            )
+        gap = float(unit @ (k[a] - k[b]))
+        if abs(gap) > 1e-3:
+            return failed(
+                name,
+                f"{verdict}: their scores differ by {gap:.3f} (query scaled to length 1)",
+                f"equal weights need equal scores: q·{ka} = q·{kb}, that is q·(k_a − k_b) = 0",
+                "project your query onto the directions orthogonal to k_a − k_b",
+            )
+        if att.score_margin(q, k, a, b) <= 1e-3:
+            return failed(
+                name,
+                f"{verdict}: {ka} and {kb} score the same, but {winner} scores at least as high",
+                f"among the queries with q·(k_a − k_b) = 0, turn away from {winner}",
+                "search those directions for the one whose smallest margin q·k_a − q·k_i is "
+                "largest (a few thousand random ones will do in 3 or 4 dimensions)",
+            )
+        weights = torch.softmax(k @ _tensor(fn(k.clone(), a, b, 50.0), "query"), dim=-1)
+        if weights[a] + weights[b] < 0.95:
+            return failed(
+                name,
+                f"on {label} at C = 50 only {float(weights[a] + weights[b]):.2f} of the weight is "
+                f"on {ka} and {kb}",
+                "the direction is right: C must make the query long, so the margin is amplified",
+                "multiply the unit-length direction by C",
+            )
+    return passed(name, "equal, dominant weight on the two keys for 3 key sets, sharpening with C")
 
 
 # --- part e: recovering a signal from an average -----------------------------------------------
@@ -281,6 +491,12 @@ def _recovery_matrix(name: str, fn, trials: int) -> CheckResult:
         elif _close(got, (v_a + v_b) / 2, 1e-6):
             hint = "M leaves the average unchanged: M must remove the part in B"
         else:
-            hint = "M = 2·A·Aᵀ projects onto span(A) and undoes the 1/2"
+            return failed(
+                name,
+                f"M·(v_a + v_b)/2 ≠ v_a in {d} dimensions with dim A = {dim_a}",
+                "which matrix keeps every vector of A and sends every vector orthogonal to A to 0?",
+                "that is the projector onto span(A), A·Aᵀ; the average also halved v_a",
+                "M = 2·A·Aᵀ",
+            )
         return failed(name, f"M·(v_a + v_b)/2 ≠ v_a in {d} dimensions with dim A = {dim_a}", hint)
     return passed(name, f"recovers v_a exactly on {trials} random subspace pairs")

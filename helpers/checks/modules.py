@@ -94,6 +94,32 @@ def _attention_mistakes(
         "the scores are transposed (keys attending to queries): use q @ k.transpose(-2, -1), so row i "
         "holds query i's scores": soft(k @ q.transpose(1, 2) / math.sqrt(d), keys_ok) @ v,
         "the value projection is skipped: mix self.value(x), not x": right @ x,
+        "the query projection is skipped: compare self.query(x) with the keys, not x itself": soft(
+            x @ k.transpose(1, 2) / math.sqrt(d), keys_ok
+        )
+        @ v,
+        "the key projection is skipped: compare the queries with self.key(x), not x itself": soft(
+            q @ x.transpose(1, 2) / math.sqrt(d), keys_ok
+        )
+        @ v,
+        "the values come from the query projection: mix self.value(x)": right @ q,
+        "the values come from the key projection: mix self.value(x)": right @ k,
+        "you scaled after the softmax: divide the scores by √d before it, so the weights still sum "
+        "to 1": soft(scores, keys_ok) / math.sqrt(d) @ v,
+        "you multiplied the scores by √d; divide them by it": soft(scores * math.sqrt(d), keys_ok)
+        @ v,
+        "the softmax runs over the batch (dim 0); normalise each query over the keys, dim=-1": soft(
+            scores / math.sqrt(d), keys_ok, dim=0
+        )
+        @ v,
+        "log_softmax gives log-weights (negative, not summing to 1): use torch.softmax": (
+            torch.log_softmax((scores / math.sqrt(d)).masked_fill(~keys_ok, float("-inf")), dim=-1)
+        )
+        @ v,
+        "a sigmoid weighs each key on its own, so the weights do not sum to 1: use a softmax over "
+        "the keys": torch.sigmoid((scores / math.sqrt(d)).masked_fill(~keys_ok, float("-inf"))) @ v,
+        "the weights are transposed before mixing: row i of (weights @ v) must use query i's "
+        "weights, so do not transpose them": right.transpose(1, 2) @ v,
     }
     if mask is not None:
         no_mask = torch.ones_like(keys_ok)
@@ -112,17 +138,35 @@ def _attention_mistakes(
                 soft(scores / math.sqrt(d), no_mask) * keys_ok
             )
             @ v,
+            "you filled the padded scores with 0, and e^0 = 1 still gives them weight: fill with "
+            "-inf (or -1e9)": torch.softmax((scores / math.sqrt(d)).masked_fill(~keys_ok, 0.0), -1)
+            @ v,
+            "you masked the queries (rows) instead of the keys (columns): padded keys must get no "
+            "weight, so mask[:, None, :]; a fully masked row is NaN": torch.softmax(
+                (scores / math.sqrt(d)).masked_fill(~mask[:, :, None], float("-inf")), -1
+            )
+            @ v,
         }
     return mistakes
+
+
+GENERIC_HINT = "compare with the loop reference on a tiny input (B=1, T=2) and print the weights"
 
 
 def _diagnose(
     got: torch.Tensor, m: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, rows
 ) -> str:
-    for hint, output in _attention_mistakes(m, x, mask).items():
+    mistakes = _attention_mistakes(m, x, mask)
+    for (
+        hint,
+        output,
+    ) in mistakes.items():  # every row first: padded queries tell some mistakes apart
+        if _close(got, output):
+            return hint
+    for hint, output in mistakes.items():
         if _close(got[rows], output[rows]):
             return hint
-    return "compare with the loop reference on a tiny input (B=1, T=2) and print the weights"
+    return GENERIC_HINT
 
 
 def _self_attention(name: str, cls: type) -> CheckResult:
@@ -151,12 +195,17 @@ def _self_attention(name: str, cls: type) -> CheckResult:
         other = x.clone()
         other[1] = torch.randn(5, d)
         if not _close(m(other)[0], out[0]):
+            hint = _diagnose(out, m, x, None, slice(None))  # e.g. a softmax over the batch
+            if hint == GENERIC_HINT:
+                hint = (
+                    "the scores must be (B, T, T), one matrix per sequence: q @ k.transpose(-2, -1) "
+                    "or torch.bmm, not a (B·T, B·T) matrix over the flattened batch"
+                )
             return failed(
                 name,
                 "attention mixes tokens of different sequences: sequence 0's output changed when only "
                 "sequence 1 did",
-                "the scores must be (B, T, T), one matrix per sequence: q @ k.transpose(-2, -1) or "
-                "torch.bmm, not a (B·T, B·T) matrix over the flattened batch",
+                hint,
             )
         # against the loop reference, then against SDPA on more shapes and input scales
         mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
@@ -231,6 +280,10 @@ def _norm_mistakes(
     var = x.var(dim=dims, keepdim=True, correction=0)
     centred = x - mean
     last = F.layer_norm(x, shape[-1:], None, None, eps)
+    rms2 = (x**2).mean(dim=dims, keepdim=True)  # the mean square of x itself, not of x - mean
+    over_tokens = (x - x.mean(1, keepdim=True)) / torch.sqrt(
+        x.var(1, keepdim=True, correction=0) + eps
+    )
     batch = (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, correction=0) + eps)
     return {
         "unbiased variance: LayerNorm divides by N, not N - 1 (correction=0 or unbiased=False)": centred
@@ -256,6 +309,34 @@ def _norm_mistakes(
         "you normalised across the batch (dim 0); normalise each example over its last dimensions": batch
         * w
         + b,
+        "you divided by the variance; divide by the standard deviation, sqrt(var + eps)": centred
+        / (var + eps)
+        * w
+        + b,
+        "x is not centred: subtract the mean before dividing by the standard deviation": x
+        / torch.sqrt(var + eps)
+        * w
+        + b,
+        "you divided by the root mean square of x, not of x - mean: the variance is the mean of "
+        "(x - mean)²": centred / torch.sqrt(rms2 + eps) * w + b,
+        "that is RMSNorm (nothing subtracted): LayerNorm subtracts the mean first": x
+        / torch.sqrt(rms2 + eps)
+        * w
+        + b,
+        "γ and β are swapped: scale by self.weight (γ), shift by self.bias (β)": centred
+        / torch.sqrt(var + eps)
+        * b
+        + w,
+        "β is added before scaling by γ: scale first, then shift": (
+            centred / torch.sqrt(var + eps) + b
+        )
+        * w,
+        "you divided by the mean absolute deviation; LayerNorm divides by the standard deviation": centred
+        / (centred.abs().mean(dim=dims, keepdim=True) + eps)
+        * w
+        + b,
+        "you normalised over the tokens (dim 1) for each feature; normalise each token over its "
+        "features": over_tokens * w + b,
     }
 
 

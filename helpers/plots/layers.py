@@ -58,18 +58,21 @@ def plot_future_influence(influence: dict[str, torch.Tensor]) -> Figure:
 
 
 def plot_loss_curves(
-    histories: dict[str, dict[str, list[float]]], title: str, floor: float | None = None
+    histories: dict[str, dict[str, list[float]]],
+    title: str,
+    reference: tuple[float, str] | None = None,
 ) -> Figure:
-    """Train (dashed) and validation (solid) loss per run; ``floor`` draws a reference line."""
+    """Train (dashed) and validation (solid) loss per run; ``reference`` = (loss, label) draws a
+    horizontal line, e.g. another model's published result."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for (name, h), color in zip(
         histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]
     ):
         ax.plot(h["step"], h["train"], "--", color=color, alpha=0.6, label=f"{name} (train)")
         ax.plot(h["step"], h["valid"], "-", color=color, label=f"{name} (validation)")
-    if floor is not None:
+    if reference is not None:
         ax.axhline(
-            floor, color="gray", linestyle=":", label=f"{floor}: roughly the best honest loss"
+            reference[0], color="gray", linestyle=":", label=f"{reference[0]}: {reference[1]}"
         )
     ax.set(title=title, xlabel="training step", ylabel="cross-entropy (nats per character)")
     ax.legend(loc="best", fontsize="small")

@@ -59,14 +59,40 @@ def lookup_table(query, keys, values) -> Table:
     return Table(columns, index=_labels("k", k.shape[0]))
 
 
+def queries_table(keys, queries: dict[str, torch.Tensor]) -> Table:
+    """One row per labelled query: its score q·k and its softmax weight on each key (scale 1)."""
+    k = att.as_float(keys)
+    columns: dict[str, list] = {}
+    rows = [att.lookup(q, k, k) for q in queries.values()]
+    for i, name in enumerate(_labels("k", k.shape[0])):
+        columns[f"score {name}"] = [round(float(r["scores"][i]), 3) for r in rows]
+    for i, name in enumerate(_labels("k", k.shape[0])):
+        columns[f"weight {name}"] = [round(float(r["weights"][i]), 3) for r in rows]
+    return Table(columns, index=list(queries))
+
+
 def plot_lookup(
-    weights: torch.Tensor, output: torch.Tensor, target: torch.Tensor | None = None, title: str = ""
+    weights: torch.Tensor,
+    output: torch.Tensor,
+    target: torch.Tensor | None = None,
+    title: str = "",
+    scores: torch.Tensor | None = None,
 ) -> Figure:
-    """Bar charts: the weight on each key, and the output (beside a target, if given)."""
+    """Bar charts: the raw score of each key (if given), the weight on each key, and the output
+    (beside a target, if given)."""
     weights, output = weights.detach().double(), output.detach().double()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    left.bar(_labels("k", len(weights)), weights.tolist(), color="tab:blue")
-    left.set(title="weight on each key", xlabel="key", ylabel="attention weight", ylim=(0, 1.05))
+    panels = 3 if scores is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2))
+    keys = _labels("k", len(weights))
+    if scores is not None:
+        bars = axes[0].bar(keys, scores.detach().double().tolist(), color="tab:gray")
+        axes[0].bar_label(bars, fmt="%.2f", fontsize=8)
+        axes[0].axhline(0, color="black", linewidth=0.5)
+        axes[0].set(title="score q·k of each key", xlabel="key", ylabel="score")
+    left, right = axes[-2], axes[-1]
+    bars = left.bar(keys, weights.tolist(), color="tab:blue")
+    left.bar_label(bars, fmt="%.2f", fontsize=8)
+    left.set(title="weight on each key", xlabel="key", ylabel="attention weight", ylim=(0, 1.12))
     positions = torch.arange(len(output)).double()
     width = 0.4 if target is not None else 0.8
     right.bar(
@@ -87,6 +113,26 @@ def plot_lookup(
     right.set(title="output vector", xlabel="component", ylabel="value")
     right.axhline(0, color="black", linewidth=0.5)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_matrix(weights: torch.Tensor, title: str = "") -> Figure:
+    """The (n, n) weights of n queries over n keys as a heatmap, each cell labelled."""
+    weights = weights.detach().double()
+    n = weights.shape[0]
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    image = ax.imshow(weights.tolist(), vmin=0, vmax=1, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            value = float(weights[i, j])
+            color = "white" if value > 0.6 else "black"
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", color=color, fontsize=8)
+    ax.set_xticks(range(n), _labels("k", n))
+    ax.set_yticks(range(n), _labels("q", n))
+    ax.set(xlabel="key", ylabel="query (position)")
+    fig.suptitle(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="attention weight")
     fig.tight_layout()
     return fig
 

@@ -1,6 +1,8 @@
-"""Training: the one loop (``fit``, ``evaluate``), its config, mixed precision and checkpoints."""
+"""Training: the one loop (``fit``, ``evaluate``), its config, mixed precision, checkpoints, and
+sampling from a trained language model (``generate``)."""
 
 from helpers.training.checkpoints import code_fingerprint, fingerprint
+from helpers.training.generate import generate
 from helpers.training.loop import (
     History,
     Metrics,
@@ -24,6 +26,7 @@ __all__ = [
     "evaluate",
     "fingerprint",
     "fit",
+    "generate",
     "grad_scaler",
     "predict",
     "run_epoch",
