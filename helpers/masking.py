@@ -66,23 +66,45 @@ VARIANT = {STYLES[0]: "dot", STYLES[1]: "zeros after softmax"}  # style -> atten
 
 
 class CharLM(nn.Module):
-    """A one-block causal character model whose attention masks the future in the given ``style``."""
+    """A causal character model (one block unless told) whose attention masks the future in the given
+    ``style``; ``norm`` is "pre" (GPT-2) or "post" (BERT's add & norm)."""
 
     def __init__(
-        self, vocab_size: int, block_size: int, embed_dim: int, num_heads: int, style: str
+        self,
+        vocab_size: int,
+        block_size: int,
+        embed_dim: int,
+        num_heads: int,
+        style: str,
+        depth: int = 1,
+        norm: str = "pre",
     ):
         super().__init__()
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, not {style!r}")
         self.tok = nn.Embedding(vocab_size, embed_dim)
         self.pos = nn.Embedding(block_size, embed_dim)
-        self.block = Block(embed_dim, num_heads, causal=True, attention=VARIANT[style], fast=True)
-        self.ln_f = nn.LayerNorm(embed_dim)
+        self.blocks = nn.Sequential(
+            *(
+                Block(
+                    embed_dim,
+                    num_heads,
+                    norm=norm,
+                    causal=True,
+                    attention=VARIANT[style],
+                    fast=True,
+                )
+                for _ in range(depth)
+            )
+        )
+        # pre-LN leaves the residual stream unnormalised, so it ends with a LayerNorm; post-LN's
+        # stream is already normalised by its last block's add & norm
+        self.ln_f = nn.LayerNorm(embed_dim) if norm == "pre" else nn.Identity()
         self.head = nn.Linear(embed_dim, vocab_size)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))  # (B, T, d)
-        return self.head(self.ln_f(self.block(x)))  # (B, T, vocab)
+        return self.head(self.ln_f(self.blocks(x)))  # (B, T, vocab)
 
 
 def char_batches(
@@ -109,7 +131,11 @@ def train_char_lm(
     seed: int | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
-) -> dict[str, list[float]]:
+    depth: int = 1,
+    norm: str = "pre",
+    warmup: float = 0.0,
+    clip: float | None = 1.0,
+) -> dict:
     """Train a CharLM on the first 90% of ``text``; return its train and validation losses (nats/char)
     at 20 points along the way (the one training loop, ``helpers.training.fit``, does the work), the
     model, its characters and its context length (for ``sample_text``)."""
@@ -121,9 +147,11 @@ def train_char_lm(
     seed = current_seed() if seed is None else seed
     rounds = min(20, steps)  # evaluate this often
     per_round = [steps // rounds + (r < steps % rounds) for r in range(rounds)]
-    config = TrainConfig(epochs=rounds, lr=lr, schedule="constant", seed=seed)
+    config = TrainConfig(
+        epochs=rounds, lr=lr, schedule="constant", warmup=warmup, clip=clip, seed=seed
+    )
     with seeded(seed):
-        model = CharLM(len(chars), block_size, embed_dim, 4, style)
+        model = CharLM(len(chars), block_size, embed_dim, 4, style, depth, norm)
         g = torch.Generator().manual_seed(seed)
         valid = char_batches(data[split:], 4, block_size, batch_size, g)
         history = fit(

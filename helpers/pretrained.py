@@ -108,6 +108,28 @@ def attention_map(
     ``pad`` appends padding tokens; ``use_mask=False`` lets the head attend to them, as a model with a
     forgotten mask would. ``temperature`` divides the scores (1 is the model's own attention).
     """
+    found = attention_maps(model, tokenizer, sentence, layer, temperature, pad, use_mask)
+    weights = found["weights"][head]  # (T, T)
+    return {
+        "tokens": found["tokens"],
+        "weights": weights,
+        "on_padding": weights[:, found["real"] == 0].sum(dim=-1),  # (T,) weight on pads
+    }
+
+
+def attention_maps(
+    model,
+    tokenizer,
+    sentence: str,
+    layer: int,
+    temperature: float = 1.0,
+    pad: int = 0,
+    use_mask: bool = True,
+) -> dict:
+    """Every head's attention weights over ``sentence`` in ``layer``: (h, T, T), with the tokens and
+    which of them are real (1) or padding (0)."""
+    if not sentence.strip():
+        raise ValueError("the sentence is empty: type a few words")
     ids = tokenizer(sentence)["input_ids"] + [tokenizer.pad_token_id] * pad
     real = torch.tensor([[1] * (len(ids) - pad) + [0] * pad])  # (1, T)
     hidden = model(
@@ -116,15 +138,13 @@ def attention_map(
     attn = model.encoder.layer[layer].attention.self
     heads = model.config.num_attention_heads
     hs = model.config.hidden_size // heads
-    q = attn.query(hidden)[0].view(len(ids), heads, hs)[:, head]  # (T, hs)
-    k = attn.key(hidden)[0].view(len(ids), heads, hs)[:, head]  # (T, hs)
-    scores = q @ k.T / math.sqrt(hs) / temperature  # (T, T)
+    q = attn.query(hidden)[0].view(len(ids), heads, hs).transpose(0, 1)  # (h, T, hs)
+    k = attn.key(hidden)[0].view(len(ids), heads, hs).transpose(0, 1)  # (h, T, hs)
+    scores = q @ k.transpose(1, 2) / math.sqrt(hs) / temperature  # (h, T, T)
     if use_mask:
-        scores = scores.masked_fill(real[0][None, :] == 0, float("-inf"))
+        scores = scores.masked_fill(real[0][None, None, :] == 0, float("-inf"))
     return {
         "tokens": tokenizer.convert_ids_to_tokens(ids),
         "weights": torch.softmax(scores, dim=-1),
-        "on_padding": torch.softmax(scores, dim=-1)[:, real[0] == 0].sum(
-            dim=-1
-        ),  # (T,) weight on pads
+        "real": real[0],
     }

@@ -31,6 +31,9 @@ class Sizes02:
     timing_tokens: tuple[int, ...]  # sequence lengths of the speed plot
     loop_max_tokens: int  # the loop version is timed only up to here
     block_repeats: int  # timed repeats of the from-scratch vs torch block comparison
+    norm_steps: int  # training steps of each run of the post-LN vs pre-LN experiment
+    norm_seeds: int  # seeds per setting of that experiment (the spread in its plot)
+    norm_depth: int  # blocks in its character model
 
 
 @config
@@ -65,10 +68,11 @@ SIZES: dict[str, dict[str, object]] = {
     },
     "02": {
         "full": Sizes02(lm_steps=1500, timing_tokens=(16, 32, 64, 128, 256, 512, 1024), loop_max_tokens=128,
-                        block_repeats=30),
+                        block_repeats=30, norm_steps=600, norm_seeds=3, norm_depth=6),
         "quick": Sizes02(lm_steps=400, timing_tokens=(16, 32, 64, 128, 256, 512), loop_max_tokens=64,
-                         block_repeats=10),
-        "smoke": Sizes02(lm_steps=20, timing_tokens=(8, 16), loop_max_tokens=16, block_repeats=2),
+                         block_repeats=10, norm_steps=300, norm_seeds=1, norm_depth=6),
+        "smoke": Sizes02(lm_steps=20, timing_tokens=(8, 16), loop_max_tokens=16, block_repeats=2,
+                         norm_steps=10, norm_seeds=1, norm_depth=2),
     },
     "03": {
         "full": Sizes03(synthetic=False, max_train=None, max_test=None, glove_dim=100, epochs=None, max_len=None),

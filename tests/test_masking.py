@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -29,11 +31,15 @@ def test_only_the_shortcut_lets_the_past_see_the_future():
 def test_char_lm_is_a_layers_block_with_the_registered_leaky_attention():
     leaky = masking.CharLM(vocab_size=20, block_size=16, embed_dim=32, num_heads=4, style=LEAKY)
     honest = masking.CharLM(vocab_size=20, block_size=16, embed_dim=32, num_heads=4, style=HONEST)
-    assert isinstance(leaky.block, layers.Block) and isinstance(honest.block, layers.Block)
+    (leaky_block,), (honest_block,) = leaky.blocks, honest.blocks
+    assert isinstance(leaky_block, layers.Block) and isinstance(honest_block, layers.Block)
     assert layers.ATTENTION["zeros after softmax"] is masking.ZerosAfterSoftmax
-    assert isinstance(leaky.block.attn, layers.ATTENTION["zeros after softmax"])
-    assert type(honest.block.attn) is layers.ATTENTION["dot"]
-    assert leaky.block.attn.causal and honest.block.attn.causal and leaky.block.attn.num_heads == 4
+    assert isinstance(leaky_block.attn, layers.ATTENTION["zeros after softmax"])
+    assert type(honest_block.attn) is layers.ATTENTION["dot"]
+    assert leaky_block.attn.causal and honest_block.attn.causal and leaky_block.attn.num_heads == 4
+    deep = masking.CharLM(20, 16, 32, 4, HONEST, depth=3, norm="post")
+    assert len(deep.blocks) == 3 and all(b.norm == "post" for b in deep.blocks)
+    assert isinstance(deep.ln_f, torch.nn.Identity), "post-LN's stream is already normalised"
     with pytest.raises(ValueError, match="style must be one of"):
         masking.CharLM(20, 16, 32, 4, "zeros")
 
@@ -144,3 +150,25 @@ def test_synthetic_text_is_deterministic_and_char_corpus_stays_offline_in_smoke(
     assert corpora.synthetic_text(300) == corpora.synthetic_text(300)
     name, text = corpora.char_corpus("smoke")
     assert "synthetic" in name and len(text) == 20_000
+
+
+def test_the_warmup_experiment_runs_every_setting_per_seed():
+    from helpers import add_norm
+
+    runs = add_norm.warmup_experiment(corpora.synthetic_text(3000), steps=4, depth=2, seeds=2)
+    assert list(runs) == list(add_norm.SETTINGS) and all(len(r) == 2 for r in runs.values())
+    finals = add_norm.final_losses(runs)
+    assert all(len(v) == 2 and all(math.isfinite(x) for x in v) for v in finals.values())
+
+
+def test_post_ln_needs_warm_up_at_a_high_learning_rate_on_tiny_shakespeare(shared_data):
+    """Part 5's measured contrast: without warm-up post-LN stays near the entropy of the character
+    frequencies (3.31 nats), while post-LN with warm-up and pre-LN with or without it learn."""
+    from helpers import add_norm
+
+    text = (shared_data / "corpus" / "tinyshakespeare.txt").read_text()
+    finals = add_norm.final_losses(add_norm.warmup_experiment(text, steps=300, depth=6, seeds=1))
+    stuck = finals["post-LN, no warm-up"][0]
+    assert stuck > 3.2, finals
+    for label in ("post-LN, 30% warm-up", "pre-LN, no warm-up", "pre-LN, 30% warm-up"):
+        assert finals[label][0] < stuck - 0.8, finals

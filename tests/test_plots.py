@@ -48,6 +48,11 @@ FIGURES = {
             {"model": "b", "dev_accuracy": 0.0, "test_accuracy": 0.0, "reason": "out of memory"},
         ]  # fmt: skip
     ),
+    "weight matrix": lambda: lookup.plot_weight_matrix(torch.eye(3), "identity"),
+    "heads grid": lambda: layers.plot_heads_grid(["a", "b"], torch.rand(5, 2, 2), "grid"),
+    "runs with spread": lambda: layers.plot_runs_with_spread(
+        {"a": [HISTORY["run"], {"step": [1, 2], "train": [2.0, 1.0], "valid": [2.3, 1.1]}]}, "t"
+    ),
     "timings": lambda: layers.plot_attention_timings(
         benchmark.attention_speed([4], embed_dim=4, repeats=1)
     ),
@@ -70,6 +75,15 @@ def test_lookup_table():
     page = table._repr_html_()
     assert page.count("<tr>") == 1 + 4 and "<th>softmax weight</th>" in page
     assert repr(table).splitlines()[1].lstrip().startswith("k1")
+
+
+def test_queries_table_shows_scores_and_weights_per_key():
+    table = lookup.queries_table(att.COURSE_KEYS, {"q": att.COURSE_QUERY, "zero": torch.zeros(3)})
+    assert table["score k1"] == [3.0, 0.0] and table.index == ["q", "zero"]
+    assert (
+        table["weight k4"][1] == 0.25
+        and round(sum(table[f"weight k{i}"][0] for i in (1, 2, 3, 4)), 2) == 1.0
+    )
 
 
 def test_search_table_puts_the_best_dev_accuracy_first():

@@ -63,6 +63,25 @@ def test_heatmap_widget_recomputes(minilm):
     assert widget.state["weights"].max(dim=-1).values.mean() > flat.max(dim=-1).values.mean()
 
 
+@needs_minilm
+def test_the_student_types_a_sentence_and_sees_every_head(minilm):
+    from helpers.pretrained import attention_map, attention_maps
+    from helpers.widgets.heatmap import attention_heatmap, heads_grid
+
+    widget = attention_heatmap(*minilm, SENTENCE)
+    widget.controls["sentence"].value = "Dogs bark."
+    assert widget.state["tokens"] == ["[CLS]", "dogs", "bark", ".", "[SEP]"]
+    grid = heads_grid(*minilm, SENTENCE, layer=1)
+    assert grid.state["weights"].shape == (12, 16, 16)
+    one = attention_map(*minilm, SENTENCE, layer=1, head=7)["weights"]
+    assert torch.equal(grid.state["weights"][7], one), "the grid shows the same heads, all at once"
+    grid.controls["sentence"].value = "Dogs bark."
+    grid.controls["layer"].value = 4
+    assert grid.state["weights"].shape == (12, 5, 5)
+    with pytest.raises(ValueError, match="the sentence is empty"):
+        attention_maps(*minilm, "   ", layer=0)
+
+
 # --- model_source --------------------------------------------------------------------------------
 
 

@@ -2,9 +2,16 @@
 it never raises: a stub reads "not implemented yet", a crash becomes a short verdict.
 
 - ``lookup``: notebook 01 (attention by hand)
-- ``modules``: notebook 02 (self-attention and LayerNorm from scratch)
+- ``modules``: notebook 02 (the loop tester, self-attention and LayerNorm from scratch)
+- ``blocks``: notebook 02 (multi-head attention, BERT's post-LN block)
 """
 
+from helpers.checks.blocks import (
+    check_multi_head_attention,
+    check_post_ln_block,
+    check_split_merge,
+    same_as_torch_multihead,
+)
 from helpers.checks.lookup import (
     check_averaging_query,
     check_balanced_query,
@@ -14,16 +21,27 @@ from helpers.checks.lookup import (
     check_selection_query,
     check_softmax_attention,
 )
-from helpers.checks.modules import check_layer_norm, check_self_attention
+from helpers.checks.modules import (
+    check_layer_norm,
+    check_loop_attention,
+    check_self_attention,
+    compare_with_reference,
+)
 
 __all__ = [
     "check_averaging_query",
     "check_balanced_query",
     "check_copy_queries",
     "check_layer_norm",
+    "check_loop_attention",
+    "check_multi_head_attention",
+    "check_post_ln_block",
     "check_query_gradients",
     "check_recovery_matrix",
     "check_selection_query",
     "check_self_attention",
     "check_softmax_attention",
+    "check_split_merge",
+    "compare_with_reference",
+    "same_as_torch_multihead",
 ]

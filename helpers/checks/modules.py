@@ -251,6 +251,77 @@ def _self_attention(name: str, cls: type) -> CheckResult:
     )
 
 
+# --- the tester first: a loop reference, then the vectorised module against it -------------------
+
+
+def check_loop_attention(fn) -> CheckResult:
+    """``fn(query, key, value, x, mask=None)`` (three ``nn.Linear`` layers, x (B, T, d), mask (B, T))
+    computing self-attention the slow, obvious way; compared with helpers' loop reference."""
+    name = "loop reference"
+    with seeded(0):
+        return run_check(name, lambda: _loop_attention(name, fn))
+
+
+def _projections(d: int) -> nn.Module:
+    m = nn.Module()
+    m.query, m.key, m.value = (nn.Linear(d, d) for _ in range(3))
+    return m
+
+
+def _tester_cases() -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    padded = torch.tensor([[True] * 4, [True, True, False, False]])
+    return [
+        (torch.randn(2, 4, 6), None),
+        (torch.randn(2, 4, 6), padded),
+        (3 * torch.randn(1, 3, 6), torch.tensor([[True, True, False]])),
+    ]
+
+
+def _loop_attention(name: str, fn) -> CheckResult:
+    m = _projections(6)
+    with torch.no_grad():
+        for x, mask in _tester_cases():
+            got = fn(m.query, m.key, m.value, x, mask)
+            where = f"(B, T, d) = {tuple(x.shape)}, {'no mask' if mask is None else 'padding'}"
+            if not isinstance(got, torch.Tensor) or got.shape != x.shape:
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                return failed(name, f"on {where} the output is {shape}, expected {tuple(x.shape)}",
+                              "one output vector per token: out[b, i] = Σ_j weight_ij · value(x[b, j])")  # fmt: skip
+            want = loop_self_attention(m.query, m.key, m.value, x, mask)
+            rows = torch.ones(x.shape[:2], dtype=torch.bool) if mask is None else mask
+            if not _close(got[rows], want[rows]):
+                return failed(
+                    name, f"differs from the formula on {where}", _diagnose(got, m, x, mask, rows)
+                )
+    return passed(
+        name,
+        "matches the formula on 3 inputs, with and without padding: now it can test your module",
+    )
+
+
+def compare_with_reference(cls: type, reference) -> CheckResult:
+    """The student's vectorised ``cls(d)`` against the student's own loop ``reference`` (with the
+    module's weights), on the tester's inputs: the tester written first, then used."""
+    name = "vectorised vs your loop reference"
+    with seeded(0):
+        return run_check(name, lambda: _compare(name, cls, reference))
+
+
+def _compare(name: str, cls: type, reference) -> CheckResult:
+    m = cls(6)
+    with torch.no_grad():
+        for x, mask in _tester_cases():
+            got = m(x) if mask is None else m(x, mask)
+            want = reference(m.query, m.key, m.value, x, mask)
+            rows = torch.ones(x.shape[:2], dtype=torch.bool) if mask is None else mask
+            if got.shape != want.shape or not _close(got[rows], want[rows]):
+                gap = (got[rows] - want[rows]).abs().max() if got.shape == want.shape else "a shape"
+                where = f"(B, T, d) = {tuple(x.shape)}, {'no mask' if mask is None else 'padding'}"
+                return failed(name, f"they differ on {where} (by {gap})",
+                              "if your loop reference passed its own check, the module is what is wrong")  # fmt: skip
+    return passed(name, "equal on 3 inputs, with and without padding")
+
+
 # --- LayerNorm ---------------------------------------------------------------------------------
 
 

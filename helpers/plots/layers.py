@@ -18,6 +18,48 @@ def plot_attention_heatmap(tokens: list[str], weights: torch.Tensor, title: str 
     return fig
 
 
+def plot_heads_grid(tokens: list[str], weights: torch.Tensor, title: str = "") -> Figure:
+    """Every head of one layer at once: (h, T, T) weights as a grid of small heatmaps."""
+    heads, T = weights.shape[0], len(tokens)
+    cols = min(4, heads)
+    rows = -(-heads // cols)
+    size = max(2.2, 0.22 * T + 0.8)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    for h, ax in enumerate(axes.flat):
+        if h >= heads:
+            fig.delaxes(ax)
+            continue
+        ax.imshow(weights[h].detach().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+        ax.set_title(f"head {h}", fontsize=9)
+        ax.set_xticks(range(T), tokens, rotation=90, fontsize=6)
+        ax.set_yticks(range(T), tokens, fontsize=6)
+        ax.set_xlabel("key", fontsize=7)
+        ax.set_ylabel("query", fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_runs_with_spread(runs: dict[str, list[dict]], title: str) -> Figure:
+    """Validation loss per setting: the mean over its seeds' runs, and their range shaded."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for (label, seeded), color in zip(
+        runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ):
+        curves = torch.tensor([run["valid"] for run in seeded])  # (seeds, points)
+        steps = seeded[0]["step"]
+        ax.plot(
+            steps, curves.mean(0).tolist(), color=color, label=f"{label} ({len(seeded)} seed(s))"
+        )
+        if len(seeded) > 1:
+            ax.fill_between(steps, curves.min(0).values.tolist(), curves.max(0).values.tolist(),
+                            color=color, alpha=0.2)  # fmt: skip
+    ax.set(title=title, xlabel="training step", ylabel="validation loss (nats per character)")
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 def plot_masking(
     weights_right: torch.Tensor, weights_wrong: torch.Tensor, allowed: torch.Tensor
 ) -> Figure:

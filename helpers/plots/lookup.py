@@ -121,7 +121,7 @@ def plot_weight_matrix(weights: torch.Tensor, title: str = "") -> Figure:
     """The (n, n) weights of n queries over n keys as a heatmap, each cell labelled."""
     weights = weights.detach().double()
     n = weights.shape[0]
-    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
     image = ax.imshow(weights.tolist(), vmin=0, vmax=1, cmap="Blues")
     for i in range(n):
         for j in range(n):
@@ -131,7 +131,7 @@ def plot_weight_matrix(weights: torch.Tensor, title: str = "") -> Figure:
     ax.set_xticks(range(n), _labels("k", n))
     ax.set_yticks(range(n), _labels("q", n))
     ax.set(xlabel="key", ylabel="query (position)")
-    fig.suptitle(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, label="attention weight")
     fig.tight_layout()
     return fig

@@ -1,20 +1,28 @@
-"""Notebook 02's widget: where a pretrained encoder's heads look, and what padding does to it.
+"""Notebook 02's widgets: where a pretrained encoder's heads look, on a sentence the student types,
+and what padding does to it.
 
-It is given the model and tokenizer, so it never imports transformers itself.
+They are given the model and tokenizer, so they never import transformers themselves.
 """
 
 import ipywidgets as w
 
-from helpers.plots.layers import plot_attention_heatmap
-from helpers.pretrained import attention_map
+from helpers.plots.layers import plot_attention_heatmap, plot_heads_grid
+from helpers.pretrained import attention_map, attention_maps
 from helpers.widgets.live import index_slider, live_plot, slider
 
 
+def sentence_box(sentence: str) -> w.Text:
+    """A text box whose sentence is used when Enter is pressed or the box loses focus."""
+    return w.Text(value=sentence, description="sentence", continuous_update=False,
+                  layout=w.Layout(width="600px"))  # fmt: skip
+
+
 def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int = 0) -> w.VBox:
-    """A pretrained encoder's attention over ``sentence``: sliders for layer, head, temperature,
-    padding length, and a mask on/off switch."""
+    """A pretrained encoder's attention over a sentence (a text box): sliders for layer, head,
+    temperature, padding length, and a mask on/off switch."""
     config = model.config
     controls = {
+        "sentence": sentence_box(sentence),
         "layer": index_slider("layer", layer, config.num_hidden_layers),
         "head": index_slider("head", head, config.num_attention_heads),
         "temperature": slider("temperature", 1.0, 0.1, 5.0),
@@ -22,8 +30,8 @@ def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int
         "use_mask": w.Checkbox(value=True, description="mask the padding"),
     }
 
-    def compute(**settings) -> dict:
-        return attention_map(model, tokenizer, sentence, **settings)
+    def compute(sentence: str, **settings) -> dict:
+        return attention_map(model, tokenizer, sentence or "(empty)", **settings)
 
     def draw(state: dict):
         on_padding = state["on_padding"]
@@ -32,5 +40,21 @@ def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int
             f"weight on padding: {leak:.1%} per query" if leak else "rows: queries, columns: keys"
         )
         return plot_attention_heatmap(state["tokens"], state["weights"], title)
+
+    return live_plot(controls, compute, draw)
+
+
+def heads_grid(model, tokenizer, sentence: str, layer: int = 2) -> w.VBox:
+    """Every head of one layer at once, over a sentence the student types."""
+    controls = {
+        "sentence": sentence_box(sentence),
+        "layer": index_slider("layer", layer, model.config.num_hidden_layers),
+    }
+
+    def compute(sentence: str, layer: int) -> dict:
+        return attention_maps(model, tokenizer, sentence or "(empty)", layer)
+
+    def draw(state: dict):
+        return plot_heads_grid(state["tokens"], state["weights"], "every head of one layer")
 
     return live_plot(controls, compute, draw)

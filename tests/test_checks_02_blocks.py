@@ -1,0 +1,323 @@
+"""Notebook 02's exercises beyond the single layers: the loop tester, multi-head attention and BERT's
+post-LN block. Right answers written several ways pass; each named mistake gets its own hint."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from helpers import checks, layers, loops
+
+# --- the loop tester ---------------------------------------------------------------------------
+
+
+def loop_with_softmax(query, key, value, x, mask=None):
+    B, T, d = x.shape
+    out = torch.zeros_like(x)
+    for b in range(B):
+        for i in range(T):
+            scores = torch.stack([query(x[b, i]) @ key(x[b, j]) / math.sqrt(d) for j in range(T)])
+            if mask is not None:
+                scores = scores.masked_fill(~mask[b], float("-inf"))
+            out[b, i] = torch.softmax(scores, dim=0) @ value(x[b])
+    return out
+
+
+def loop_without_scale(query, key, value, x, mask=None):
+    B, T, d = x.shape
+    out = torch.zeros_like(x)
+    for b in range(B):
+        for i in range(T):
+            scores = torch.stack([query(x[b, i]) @ key(x[b, j]) for j in range(T)])
+            if mask is not None:
+                scores = scores.masked_fill(~mask[b], float("-inf"))
+            out[b, i] = torch.softmax(scores, dim=0) @ value(x[b])
+    return out
+
+
+def loop_ignoring_the_mask(query, key, value, x, mask=None):
+    return loops.loop_self_attention(query, key, value, x, None)
+
+
+@pytest.mark.parametrize("fn", [loops.loop_self_attention, loop_with_softmax])
+def test_the_loop_tester_accepts_right_answers(fn):
+    assert checks.check_loop_attention(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "hint"),
+    [
+        (loop_without_scale, "not scaled"),
+        (loop_ignoring_the_mask, "the mask has no effect"),
+        (lambda q, k, v, x, mask=None: x, "compare with the loop reference"),
+        (lambda q, k, v, x, mask=None: x[..., 0], "expected (2, 4, 6)"),
+    ],
+)
+def test_the_loop_tester_names_each_mistake(fn, hint):
+    result = checks.check_loop_attention(fn)
+    assert not result.passed and hint in " ".join([result.verdict, *result.hints]), str(result)
+
+
+def test_the_vectorised_module_is_compared_with_the_students_own_loop():
+    assert checks.compare_with_reference(layers.SelfAttention, loop_with_softmax).passed
+    differ = checks.compare_with_reference(layers.SelfAttention, loop_without_scale)
+    assert not differ.passed and "they differ" in differ.verdict
+
+    def stub(*args):
+        raise NotImplementedError("loops first")
+
+    assert checks.compare_with_reference(layers.SelfAttention, stub).not_implemented
+
+
+# --- multi-head attention ----------------------------------------------------------------------
+
+
+class Heads(nn.Module):
+    """A student-style multi-head attention; ``forward`` is set per test."""
+
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.query, self.key, self.value, self.out = (
+            nn.Linear(embed_dim, embed_dim) for _ in range(4)
+        )
+
+
+def heads_class(forward):
+    return type("Student", (Heads,), {"forward": forward})
+
+
+def with_view_and_transpose(self, x, mask=None):
+    B, T, d = x.shape
+    h = self.num_heads
+    q, k, v = (
+        f(x).view(B, T, h, d // h).transpose(1, 2) for f in (self.query, self.key, self.value)
+    )
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    return self.out((torch.softmax(scores, -1) @ v).transpose(1, 2).reshape(B, T, d))
+
+
+def with_einsum(self, x, mask=None):
+    B, T, d = x.shape
+    h = self.num_heads
+    q, k, v = (f(x).reshape(B, T, h, d // h) for f in (self.query, self.key, self.value))
+    scores = torch.einsum("bihe,bjhe->bhij", q, k) / (d // h) ** 0.5
+    if mask is not None:
+        scores = torch.where(mask[:, None, None, :], scores, torch.tensor(-1e9))
+    return self.out(torch.einsum("bhij,bjhe->bihe", torch.softmax(scores, -1), v).reshape(B, T, d))
+
+
+def with_sdpa(self, x, mask=None):
+    q, k, v = (layers.split_heads(f(x), self.num_heads) for f in (self.query, self.key, self.value))
+    allowed = None if mask is None else mask[:, None, None, :]
+    y = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+    return self.out(layers.merge_heads(y))
+
+
+@pytest.mark.parametrize("forward", [with_view_and_transpose, with_einsum, with_sdpa])
+def test_right_multi_head_attention_passes(forward):
+    result = checks.check_multi_head_attention(heads_class(forward))
+    assert result.passed, str(result)
+    assert checks.check_multi_head_attention(layers.MultiHeadAttention).passed
+
+
+def heads_bug(split="right", scale="head", merge="right", mask_shape="right", out=True, dim=-1):
+    def forward(self, x, mask=None):
+        B, T, d = x.shape
+        h = self.num_heads
+        if split == "no transpose":
+            q, k, v = (f(x).reshape(B, h, T, d // h) for f in (self.query, self.key, self.value))
+        else:
+            q, k, v = (
+                f(x).view(B, T, h, d // h).transpose(1, 2)
+                for f in (self.query, self.key, self.value)
+            )
+        scores = q @ k.transpose(-2, -1) / math.sqrt(d if scale == "d" else d // h)
+        if mask is not None and mask_shape != "ignored":
+            allowed = mask[:, None, :] if mask_shape == "(B, 1, T)" else mask[:, None, None, :]
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        y = torch.softmax(scores, dim=dim) @ v  # (B, h, T, hs)
+        if split == "no transpose" or merge == "no transpose":
+            y = y.reshape(B, T, d)
+        elif merge == "interleaved":
+            y = y.permute(0, 2, 3, 1).reshape(B, T, d)
+        else:
+            y = y.transpose(1, 2).reshape(B, T, d)
+        return self.out(y) if out else y
+
+    return heads_class(forward)
+
+
+HEAD_MISTAKES = {
+    "split without a transpose": (heads_bug(split="no transpose"), "without a transpose"),
+    "scaled by sqrt(d)": (heads_bug(scale="d"), "divide by √(d/h)"),
+    "merged without a transpose": (heads_bug(merge="no transpose"), "merged in the wrong order"),
+    "heads interleaved": (heads_bug(merge="interleaved"), "interleaved"),
+    "mask not broadcast over heads": (
+        heads_bug(mask_shape="(B, 1, T)"),
+        "not broadcast over the heads",
+    ),
+    "mask ignored": (heads_bug(mask_shape="ignored"), "the mask has no effect"),
+    "no output projection": (heads_bug(out=False), "output projection is skipped"),
+    "softmax over the queries": (heads_bug(dim=-2), "softmax runs over the queries"),
+}
+
+
+@pytest.mark.parametrize("mistake", HEAD_MISTAKES)
+def test_each_multi_head_mistake_has_its_own_hint(mistake):
+    cls, hint = HEAD_MISTAKES[mistake]
+    result = checks.check_multi_head_attention(cls)
+    assert not result.passed and hint in str(result), str(result)
+
+
+def test_a_mask_that_cannot_broadcast_is_named_not_a_torch_traceback(monkeypatch):
+    """With B ≠ h, a (B, 1, T) mask does not even broadcast against (B, h, T, T) scores."""
+    from helpers.checks import blocks
+
+    monkeypatch.setattr(blocks, "_head_mistakes", lambda *args: {})  # reach the B ≠ h shape
+    right_first = heads_bug(mask_shape="(B, 1, T)")
+    original = right_first.forward
+
+    def forward(self, x, mask=None):
+        if x.shape[0] == self.num_heads:  # the first shape, B = h: answer right there
+            return with_view_and_transpose(self, x, mask)
+        return original(self, x, mask)
+
+    result = checks.check_multi_head_attention(heads_class(forward))
+    assert not result.passed and "mask[:, None, None, :]" in str(result), str(result)
+
+
+# --- the post-LN block -------------------------------------------------------------------------
+
+
+class PostLN(nn.Module):
+    def __init__(self, embed_dim, num_heads):
+        super().__init__()
+        self.attn, self.ff = (
+            layers.MultiHeadAttention(embed_dim, num_heads),
+            layers.FeedForward(embed_dim),
+        )
+        self.ln1, self.ln2 = layers.LayerNorm(embed_dim), layers.LayerNorm(embed_dim)
+
+
+def block_class(forward):
+    return type("Student", (PostLN,), {"forward": forward})
+
+
+def post_ln(self, x, mask=None):
+    h = self.ln1(x + self.attn(x, mask))
+    return self.ln2(h + self.ff(h))
+
+
+def post_ln_as_a_loop(self, x, mask=None):  # the same two steps, written as one loop
+    for sublayer, norm in ((lambda t: self.attn(t, mask), self.ln1), (self.ff, self.ln2)):
+        x = norm(x + sublayer(x))
+    return x
+
+
+@pytest.mark.parametrize("forward", [post_ln, post_ln_as_a_loop])
+def test_right_post_ln_blocks_pass(forward):
+    assert checks.check_post_ln_block(block_class(forward)).passed
+    assert checks.check_post_ln_block(lambda d, h: layers.Block(d, h, norm="post")).passed
+
+
+BLOCK_MISTAKES = {
+    "pre-LN": (
+        lambda s, x, m=None: (lambda a: a + s.ff(s.ln2(a)))(x + s.attn(s.ln1(x), m)),
+        "that is pre-LN",
+    ),
+    "norm before adding": (
+        lambda s, x, m=None: (lambda a: a + s.ln2(s.ff(a)))(x + s.ln1(s.attn(x, m))),
+        "normalised the sublayer's output, then added",
+    ),
+    "no residual": (
+        lambda s, x, m=None: s.ln2(s.ff(s.ln1(s.attn(x, m)))),
+        "residual connections are missing",
+    ),
+    "ln1 twice": (
+        lambda s, x, m=None: (lambda a: s.ln1(a + s.ff(a)))(s.ln1(x + s.attn(x, m))),
+        "the second LayerNorm is ln1 again",
+    ),
+    "ff reads x": (
+        lambda s, x, m=None: s.ln2(s.ln1(x + s.attn(x, m)) + s.ff(x)),
+        "the feed-forward layer reads the block's input x",
+    ),
+    "mask not passed": (
+        lambda s, x, m=None: (lambda a: s.ln2(a + s.ff(a)))(s.ln1(x + s.attn(x))),
+        "the mask is not passed",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", BLOCK_MISTAKES)
+def test_each_post_ln_mistake_has_its_own_hint(mistake):
+    forward, hint = BLOCK_MISTAKES[mistake]
+    result = checks.check_post_ln_block(block_class(forward))
+    assert not result.passed and hint in str(result), str(result)
+
+
+def test_new_exercises_read_not_implemented_as_stubs():
+    def stub(*args, **kwargs):
+        raise NotImplementedError("your turn")
+
+    assert checks.check_loop_attention(stub).not_implemented
+    assert checks.check_multi_head_attention(heads_class(stub)).not_implemented
+    assert checks.check_post_ln_block(block_class(stub)).not_implemented
+
+
+# --- split and merge, and the comparison with nn.MultiheadAttention ----------------------------
+
+
+def split_by_reshape(x, h):
+    B, T, d = x.shape
+    return x.reshape(B, T, h, d // h).permute(0, 2, 1, 3)
+
+
+def merge_by_permute(x):
+    B, h, T, hs = x.shape
+    return x.permute(0, 2, 1, 3).contiguous().view(B, T, h * hs)
+
+
+@pytest.mark.parametrize(
+    ("split", "merge"),
+    [(layers.split_heads, layers.merge_heads), (split_by_reshape, merge_by_permute)],
+)
+def test_right_split_and_merge_pass(split, merge):
+    result = checks.check_split_merge(split, merge)
+    assert result.passed and "(2, 3, 5, 4)" in result.verdict, str(result)
+
+
+@pytest.mark.parametrize(
+    ("split", "merge", "hint"),
+    [
+        (
+            lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1),
+            layers.merge_heads,
+            "reshaped straight to (B, h, T, d/h)",
+        ),
+        (
+            layers.split_heads,
+            lambda y: y.reshape(y.shape[0], y.shape[2], -1),
+            "merge(split(x)) is not x",
+        ),
+        (lambda x, h: x.view(*x.shape[:2], h, -1), layers.merge_heads, "expected (2, 3, 5, 4)"),
+        (
+            lambda x, h: x.view(*x.shape[:2], -1, h).permute(0, 3, 1, 2),
+            layers.merge_heads,
+            "does not hold columns",
+        ),
+    ],
+    ids=["reshape straight", "merge without transpose", "no transpose at all", "strided slices"],
+)
+def test_split_and_merge_mistakes_are_named(split, merge, hint):
+    result = checks.check_split_merge(split, merge)
+    assert not result.passed and hint in str(result), str(result)
+
+
+def test_the_comparison_with_torch_multihead():
+    assert checks.same_as_torch_multihead(layers.MultiHeadAttention, 4).passed
+    wrong = checks.same_as_torch_multihead(HEAD_MISTAKES["scaled by sqrt(d)"][0], 4)
+    assert not wrong.passed and "they differ by up to" in wrong.verdict
