@@ -83,6 +83,31 @@ def test_softmax_attention_names_each_mistake(bug):
     assert hint in str(result), str(result)
 
 
+def test_a_pair_in_the_wrong_order_is_named():
+    result = checks.check_softmax_attention(lambda q, k, v: right(q, k, v)[::-1])
+    assert "the pair is in the wrong order" in str(result)
+
+
+def test_balanced_query_with_a_small_margin_still_passes():
+    """Any direction with equal scores above every other key is right: C does the rest."""
+
+    def small_margin(k, a, b, c):
+        best = att.balanced_query(k, a, b, 1.0).double()
+        naive = (k[a] + k[b]) / (k[a] + k[b]).norm()
+        for t in torch.linspace(
+            0, 1, 201
+        ):  # walk towards the naive query while the margin stays > 0
+            q = (1 - t) * best + t * naive
+            q = q - (q @ (k[a] - k[b])) / (k[a] - k[b]).norm() ** 2 * (k[a] - k[b])
+            if att.score_margin(q, k, a, b) < 0.05:
+                break
+            last = q
+        return c * last / last.norm()
+
+    result = checks.check_balanced_query(small_margin)
+    assert result.passed, str(result)
+
+
 def test_a_stub_is_not_implemented_yet():
     def stub(*args):
         raise NotImplementedError("scores first")
@@ -124,7 +149,7 @@ def test_gradients_accept_the_right_answer():
     ("fn", "hint"),
     [
         (lambda *a: gradients(*a, values_grad=False), "make values require grad"),
-        (lambda *a: gradients(*a, reduce=torch.mean), "sum of squares, not the mean"),
+        (lambda *a: gradients(*a, reduce=torch.mean), "not their mean"),
         (lambda *a: gradients(*a, sign=-1.0), "wrong sign"),
         (lambda a, q, k, v, t: (torch.zeros_like(q), torch.zeros_like(k)), "did you detach"),
         (lambda a, q, k, v, t: (None, None), "None means 'no path"),
@@ -169,6 +194,8 @@ def test_selection_query():
     assert "q = S·k_j" not in str(other), "the answer is not the first hint"
     assert "q = S·k_j" in all_hints(other)
     assert "shape" in str(checks.check_selection_query(lambda k, j, s: s * k[:, 0]))
+    short = checks.check_selection_query(lambda k, j, s: k[j])
+    assert "the right key, but not enough" in str(short) and "should be" not in str(short)
     assert "grow with the strength" in str(checks.check_selection_query(lambda k, j, s: 30 * k[j]))
 
 
@@ -202,6 +229,12 @@ def test_averaging_query():
     assert "uniform" in str(checks.check_averaging_query(lambda k, a, b, c: 0 * k[a]))
     assert "add both keys" in all_hints(
         checks.check_averaging_query(lambda k, a, b, c: c * (k[a] - k[b]))
+    )
+    forget_attempts()
+    short = checks.check_averaging_query(lambda k, a, b, c: k[a] + k[b])
+    assert "too short: multiply it by the strength C" in str(short)
+    assert "do not grow with the strength" in str(
+        checks.check_averaging_query(lambda k, a, b, c: 20 * (k[a] + k[b]))
     )
     forget_attempts()
     third = checks.check_averaging_query(third_key_too)
@@ -261,7 +294,7 @@ def least_squares(k, a, b, c):
         (least_squares, "least squares", "q·(k_a − k_b) = 0"),
         (lambda k, a, b, c: c * k[a], "their scores differ", "orthogonal to k_a − k_b"),
         (lambda k, a, b, c: -balanced_by_search(k, a, b, c), "turn away from k2", "largest"),
-        (lambda k, a, b, c: balanced_by_search(k, a, b, 1.0), "at C = 50 only", "multiply"),
+        (lambda k, a, b, c: balanced_by_search(k, a, b, 1.0), "is not 50 ×", "one fixed direction"),
         (lambda k, a, b, c: torch.zeros(k.shape[1], dtype=k.dtype), "the query is zero", "uniform"),
         (lambda k, a, b, c: c * k[[a, b]], "shape (2, 3)", "one vector"),
     ],

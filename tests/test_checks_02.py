@@ -264,7 +264,15 @@ def norm_functional(self, x):
     return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
 
-@pytest.mark.parametrize("forward", [norm_var_mean, norm_two_pass, norm_functional])
+def norm_dims_by_comprehension(self, x):  # loops over the settings, not the data: fine
+    dims = [-(i + 1) for i in range(len(self.normalized_shape))]
+    var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+    return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+@pytest.mark.parametrize(
+    "forward", [norm_var_mean, norm_two_pass, norm_functional, norm_dims_by_comprehension]
+)
 def test_right_layer_norm_passes(forward):
     result = check_layer_norm(norm_class(forward))
     assert result.passed, str(result)
@@ -415,6 +423,17 @@ def test_each_layer_norm_mistake_has_its_own_hint(mistake):
     result = check_layer_norm(cls)
     assert not result.passed
     assert hint in str(result), str(result)
+
+
+def test_gamma_as_a_plain_tensor_is_named():
+    class Plain(norm_class(norm_two_pass)):
+        def __init__(self, normalized_shape, eps=1e-8):
+            super().__init__(normalized_shape, eps)
+            del self.weight
+            self.weight = torch.ones(self.normalized_shape)
+
+    result = check_layer_norm(Plain)
+    assert not result.passed and "right shape (8,) but is a plain tensor" in str(result)
 
 
 def test_layer_norm_without_eps_argument():

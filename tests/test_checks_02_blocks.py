@@ -321,3 +321,36 @@ def test_the_comparison_with_torch_multihead():
     assert checks.same_as_torch_multihead(layers.MultiHeadAttention, 4).passed
     wrong = checks.same_as_torch_multihead(HEAD_MISTAKES["scaled by sqrt(d)"][0], 4)
     assert not wrong.passed and "they differ by up to" in wrong.verdict
+
+
+def test_a_loop_over_the_heads_is_named():
+    def per_head(self, x, mask=None):
+        B, T, d = x.shape
+        h = self.num_heads
+        outs = []
+        for i in range(h):
+            cols = slice(i * d // h, (i + 1) * d // h)
+            q, k, v = (f(x)[..., cols] for f in (self.query, self.key, self.value))
+            scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)
+            if mask is not None:
+                scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+            outs.append(torch.softmax(scores, -1) @ v)
+        return self.out(torch.cat(outs, dim=-1))
+
+    result = checks.check_multi_head_attention(heads_class(per_head))
+    assert not result.passed and "loops over `range(h)`" in str(result), str(result)
+
+
+def test_a_merge_with_view_that_cannot_work_on_real_outputs_is_named():
+    def merge_with_view(y):
+        return y.transpose(1, 2).view(y.shape[0], y.shape[2], -1)
+
+    result = checks.check_split_merge(layers.split_heads, merge_with_view)
+    assert not result.passed and "use .reshape" in str(result), str(result)
+
+
+def test_the_comparison_with_torch_takes_any_number_of_heads():
+    for heads in (1, 3, 4):
+        assert checks.same_as_torch_multihead(layers.MultiHeadAttention, heads).passed
+    with pytest.raises(ValueError, match="num_heads must be a whole number"):
+        checks.same_as_torch_multihead(layers.MultiHeadAttention, 0)

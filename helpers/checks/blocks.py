@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn as nn
 
+from helpers.checks.modules import find_loop
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 from helpers.layers import MultiHeadAttention, to_torch_multihead
@@ -48,7 +49,13 @@ def _split_merge(name: str, split, merge) -> CheckResult:
             )
         return failed(name, "head i does not hold columns i·d/h to (i+1)·d/h of every token",
                       "view as (B, T, h, d/h), then transpose(1, 2)")  # fmt: skip
-    back = merge(want)
+    fresh = want.contiguous()  # as attention outputs arrive: a new tensor, not a view of x
+    try:
+        back = merge(fresh)
+    except RuntimeError as err:
+        return failed(name, f"merge of a contiguous (B, h, T, d/h) tensor raised: {err}".split("\n")[0],
+                      "after the transpose the memory is not in (B, T, d) order: use .reshape, "
+                      "or .contiguous() before .view")  # fmt: skip
     if not isinstance(back, torch.Tensor) or not torch.equal(back, x):
         return failed(name, "merge(split(x)) is not x", "transpose back to (B, T, h, d/h), then "
                       "reshape to (B, T, d); .reshape copies where .view cannot")  # fmt: skip
@@ -57,17 +64,20 @@ def _split_merge(name: str, split, merge) -> CheckResult:
 
 
 def same_as_torch_multihead(cls: type, num_heads: int) -> CheckResult:
-    """``cls(16, num_heads)`` against ``nn.MultiheadAttention`` holding the same weights, with a
+    """``cls(4·num_heads, num_heads)`` against ``nn.MultiheadAttention`` holding the same weights, with a
     padding mask (PyTorch's key_padding_mask is True for padding: the opposite convention)."""
     name = "yours vs nn.MultiheadAttention"
+    if not isinstance(num_heads, int) or num_heads < 1:
+        raise ValueError(f"num_heads must be a whole number ≥ 1, not {num_heads!r}")
     with seeded(0):
         return run_check(name, lambda: _same_as_torch(name, cls, num_heads))
 
 
 def _same_as_torch(name: str, cls: type, num_heads: int) -> CheckResult:
-    ours = cls(16, num_heads)
+    d = 4 * num_heads  # each head 4 features, whatever HEADS is
+    ours = cls(d, num_heads)
     theirs = to_torch_multihead(ours)
-    x = torch.randn(2, 5, 16)
+    x = torch.randn(2, 5, d)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
     with torch.no_grad():
         got, want = ours(x, mask)[mask], theirs(x, x, x, key_padding_mask=~mask)[0][mask]
@@ -139,6 +149,9 @@ def _head_mistakes(m: nn.Module, x: torch.Tensor, mask: torch.Tensor, h: int) ->
 
 
 def _multi_head(name: str, cls: type) -> CheckResult:
+    if loop := find_loop(cls):
+        return failed(name, loop, "no loop over heads or tokens: the heads are one more batch "
+                      "dimension, (B, h, T, d/h), and one matmul scores them all")  # fmt: skip
     for B, T, d, h in ((4, 5, 16, 4), (2, 6, 12, 3)):
         torch.manual_seed(B)
         m = cls(d, h)

@@ -54,6 +54,8 @@ def _softmax_attention(name: str, fn) -> CheckResult:
             )
         out, w = _tensor(result[0], "output"), _tensor(result[1], "weights")
         want_out, want_w = att.softmax_attention(q, k, v, scale=1.0, return_weights=True)
+        if _close(out, want_w) and _close(w, want_out):
+            return failed(name, "the pair is in the wrong order", "return (output, weights)")
         if w.shape != want_w.shape:
             return failed(
                 name,
@@ -168,8 +170,9 @@ def _query_gradients(name: str, fn) -> CheckResult:
         if _close(got_q, want_q / 3):
             return failed(
                 name,
-                f"gradients are a third too small for {label}",
-                "the loss is the sum of squares, not the mean",
+                f"gradients are 3× too small for {label}",
+                "the loss is the sum of the 3 squared differences, not their mean (mse_loss takes the "
+                "mean)",
             )
         if _close(got_q, -want_q):
             return failed(
@@ -218,6 +221,14 @@ def _selection_query(name: str, fn) -> CheckResult:
                     verdict,
                     f"your query gives {best} the most weight: the key least like {_key(j)}",
                     "the sign is flipped: -k_j points away from k_j",
+                )
+            if best == _key(j):
+                return failed(
+                    name,
+                    verdict,
+                    f"the most weight is on {best}, the right key, but not enough: the query is too "
+                    "short",
+                    "multiply it by the strength S",
                 )
             return failed(
                 name,
@@ -346,6 +357,13 @@ def _averaging_query(name: str, fn) -> CheckResult:
                 f"the query must score {_key(a)} and {_key(b)} equally high",
                 "add both keys: k_a + k_b",
             )
+        pair = k[a] + k[b]
+        if torch.dot(q, pair) > 0.999 * q.norm() * pair.norm():  # the right direction, too short
+            return failed(
+                name,
+                f"{verdict}: {_key(a)} and {_key(b)} share the most weight, but not all of it",
+                "the direction is right; the query is too short: multiply it by the strength C",
+            )
         if torch.allclose(w, torch.full_like(w, 0.25), atol=0.05):
             return failed(
                 name,
@@ -360,7 +378,15 @@ def _averaging_query(name: str, fn) -> CheckResult:
             "for orthonormal keys k_i·k_i = 1 and k_i·k_j = 0: what is q·k_i for q = k_a + k_b?",
             "q = C·(k_a + k_b)",
         )
-    return passed(name, "averages exactly the two chosen values")
+    weak, strong = (att.lookup_state(_tensor(fn(k, 0, 1, c), "query"), k, v, v[0])["weights"][0]
+                    for c in (0.5, 20.0))  # fmt: skip
+    if not weak < strong:
+        return failed(
+            name,
+            "the weights on k_a and k_b do not grow with the strength C",
+            "C should make the lookup sharper: multiply the query by C",
+        )
+    return passed(name, "averages exactly the two chosen values, sharper as C grows")
 
 
 def check_balanced_query(fn) -> CheckResult:
@@ -443,16 +469,14 @@ def _balanced_query(name: str, fn) -> CheckResult:
                 "search those directions for the one whose smallest margin q·k_a − q·k_i is "
                 "largest (a few thousand random ones will do in 3 or 4 dimensions)",
             )
-        weights = torch.softmax(k @ _tensor(fn(k.clone(), a, b, 50.0), "query"), dim=-1)
-        if weights[a] + weights[b] < 0.95:
+        strong = _tensor(fn(k.clone(), a, b, 50.0), "query")
+        if not _close(strong, 50.0 * q, 1e-4):
             return failed(
                 name,
-                f"on {label} at C = 50 only {float(weights[a] + weights[b]):.2f} of the weight is "
-                f"on {ka} and {kb}",
-                "the direction is right: C must make the query long, so the margin is amplified",
-                "multiply the unit-length direction by C",
+                f"on {label}, fn(..., C = 50) is not 50 × fn(..., C = 1)",
+                "the strength C must only scale the query: return C times one fixed direction",
             )
-    return passed(name, "equal, dominant weight on the two keys for 3 key sets, sharpening with C")
+    return passed(name, "equal scores above every other key for 3 key sets, sharpening with C")
 
 
 # --- part e: recovering a signal from an average -----------------------------------------------

@@ -29,6 +29,10 @@ def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
     return a.shape == b.shape and torch.allclose(a, b, equal_nan=True, **(tol or TOL))
 
 
+# A loop whose iterable names nothing but these walks the module's settings, not the data.
+SETTINGS_ONLY = {"self", "range", "len", "enumerate", "zip", "reversed", "tuple", "list"}
+
+
 def find_loop(cls: type) -> str | None:
     """Where a method of ``cls`` loops over data (for/while over range, shapes or its inputs), or None."""
     for name, member in vars(cls).items():
@@ -47,6 +51,8 @@ def find_loop(cls: type) -> str | None:
             if isinstance(node, ast.For | ast.comprehension):
                 over = ast.unparse(node.iter)
                 names = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
+                if names <= SETTINGS_ONLY:  # e.g. range(len(self.normalized_shape)): not data
+                    continue
                 if any(s in over for s in ("range(", "shape", "size(", "len(")) or names & inputs:
                     return f"`{name}` loops over `{over}`"
     return None
@@ -425,6 +431,16 @@ def _layer_norm(name: str, cls: type) -> CheckResult:
         m = _build(cls, shape if len(shape) > 1 else shape[0], 1e-5)
         for attr, label in (("weight", "γ (self.weight)"), ("bias", "β (self.bias)")):
             p = getattr(m, attr, None)
+            if (
+                isinstance(p, torch.Tensor)
+                and tuple(p.shape) == shape
+                and not isinstance(p, nn.Parameter)
+            ):
+                return failed(
+                    name,
+                    f"{label} has the right shape {shape} but is a plain tensor, so it is not learned",
+                    "wrap it in nn.Parameter(...): the optimiser only sees a module's parameters",
+                )
             if not isinstance(p, nn.Parameter) or tuple(p.shape) != shape:
                 got = "missing" if p is None else f"shape {tuple(p.shape)}"
                 return failed(
