@@ -8,17 +8,10 @@ import math
 import torch
 import torch.nn as nn
 
-from helpers.checks.modules import find_loop
+from helpers.checks.modules import _close, find_loop
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 from helpers.layers import MultiHeadAttention, to_torch_multihead
-
-TOL = {"atol": 1e-4, "rtol": 1e-4}
-
-
-def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, equal_nan=True, **TOL)
-
 
 # --- multi-head attention ----------------------------------------------------------------------
 
