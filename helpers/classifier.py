@@ -33,6 +33,14 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
+def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The largest value of each feature over the real tokens only: (B, d)."""
+    return x.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)  # (B, d)
+
+
+POOLINGS = ("mean", "mean+max")
+
+
 class MyTransformer(nn.Module):
     """GloVe embeddings, positional encoding, ``blocks`` transformer blocks, masked pooling, a classifier."""
 
@@ -47,9 +55,17 @@ class MyTransformer(nn.Module):
         dropout: float = 0.1,
         attention: ModuleFactory | None = None,
         layer_norm: ModuleFactory | None = None,
+        pooling: str = "mean",
     ):
         super().__init__()
         dim = vectors.shape[1]
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
+        if attention is not None and heads != 1:
+            raise ValueError(
+                f"your attention module is single-head, but the config asks for {heads} heads: "
+                "use heads=1 (CONFIG='course') with your own modules"
+            )
         if attention is None and dim % heads:
             raise ValueError(
                 f"{heads} heads do not divide the GloVe dimension {dim}; try 1, 2 or 5 (50d), 4 (100d)"
@@ -71,7 +87,8 @@ class MyTransformer(nn.Module):
             for _ in range(blocks)
         )
         self.norm = make_norm(dim)
-        self.head = nn.Linear(dim, classes)
+        self.pooling = pooling
+        self.head = nn.Linear(dim * len(pooling.split("+")), classes)
         self.dropout = nn.Dropout(dropout)
         self.max_len = max_len
 
@@ -85,7 +102,11 @@ class MyTransformer(nn.Module):
         x = self.dropout(x)
         for block in self.blocks:
             x = block(x, mask)  # (B, T, d)
-        return self.head(masked_mean(self.norm(x), mask))  # (B, classes)
+        x = self.norm(x)
+        pooled = masked_mean(x, mask)  # (B, d)
+        if self.pooling == "mean+max":  # the average token, and each feature's strongest token
+            pooled = torch.cat([pooled, masked_max(x, mask)], dim=-1)  # (B, 2d)
+        return self.head(pooled)  # (B, classes)
 
     @torch.no_grad()
     def token_attention(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ a pass starts the count again. ``result.hints`` always holds them all (for code 
 """
 
 import html
+import sysconfig
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,14 +74,15 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     except NotImplementedError as err:
         hint = str(err) or "replace the `raise NotImplementedError` line with your code"
         return CheckResult(name, False, NOT_IMPLEMENTED, [hint])
-    except Exception as err:  # the student's code crashed: say where, briefly
+    except Exception as err:  # the student's code crashed, or returned what the check cannot use
+        message = [str(err).splitlines()[0] if str(err) else type(err).__name__]
         frame = _students_frame(err)
+        if frame is None:
+            return CheckResult(name, False, "the checker could not use what your code returned "
+                               f"({type(err).__name__}): check what it returns", message)  # fmt: skip
         where = f"line {frame.lineno} (`{frame.line}`)" if frame.line else f"line {frame.lineno}"
         return CheckResult(
-            name,
-            False,
-            f"your code raised {type(err).__name__} at {where}",
-            [str(err).splitlines()[0] if str(err) else type(err).__name__],
+            name, False, f"your code raised {type(err).__name__} at {where}", message
         )
     if result.passed:
         _FAILED.pop(name, None)
@@ -90,11 +92,14 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     return result
 
 
-def _students_frame(err: BaseException) -> traceback.FrameSummary:
-    """The innermost frame of the traceback that is neither helpers' nor an installed library's."""
+def _students_frame(err: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of the traceback that is the student's: neither helpers', nor an
+    installed library's, nor Python's own. None when the error arose in the checker itself (the
+    student's function returned, and the checker could not use what it returned)."""
     frames = traceback.extract_tb(err.__traceback__)
-    ours = str(Path(__file__).parent)
-    theirs = [
-        f for f in frames if not f.filename.startswith(ours) and "-packages" not in f.filename
-    ]
-    return (theirs or frames)[-1]
+    ours, stdlib = str(Path(__file__).parent), sysconfig.get_paths()["stdlib"]
+    innermost = next((f for f in reversed(frames) if "-packages" not in f.filename
+                      and not f.filename.startswith(stdlib)), None)  # fmt: skip
+    if innermost is not None and innermost.filename.startswith(ours):
+        return None
+    return innermost or frames[-1]

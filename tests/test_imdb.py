@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from helpers import env, imdb, layers
+from helpers import env, imdb, layers, text
 from helpers.classifier import MyTransformer, masked_mean
 from helpers.config import ConfigError
 from helpers.download import DownloadError
@@ -186,8 +186,9 @@ def test_training_lowers_the_loss_and_learns(prepared):
     result = imdb.run(prepared, SMALL.replace(epochs=6), CPU, progress=False)
     losses = result.history["train_loss"]
     assert losses[-1] < losses[0] - 0.1
-    assert result.test.accuracy > 0.8 and result.test.count == 100  # the labels are learnable
-    assert len(result.history["valid_accuracy"]) == 6 and set(result.seconds) == {"train", "test"}
+    assert len(result.history["valid_accuracy"]) == 6 and set(result.seconds) == {"train"}
+    test = imdb.score_test(prepared, result.model, CPU)  # once, after choosing on validation
+    assert test.accuracy > 0.8 and test.count == 100  # the labels are learnable
 
 
 def test_training_leaves_the_prepared_vectors_alone(prepared):
@@ -206,7 +207,7 @@ def test_checkpoint_resumes_after_the_last_epoch(prepared, cache, capsys):
     again = imdb.run(prepared, SMALL.replace(epochs=2), CPU, checkpoint=True)
     assert "resuming" in capsys.readouterr().out
     assert again.history == first.history  # nothing retrained: even the timings are the saved ones
-    assert again.test == first.test
+    assert torch.equal(again.model.head.weight, first.model.head.weight)
 
 
 def test_students_modules_plug_in(prepared):
@@ -279,7 +280,8 @@ def test_a_checkpoint_of_the_buggy_attention_is_not_reused_after_the_fix(
     again = imdb.run(prepared, cfg, CPU, checkpoint=True, attention=cell(FIXED))  # the cell re-run
     out = capsys.readouterr().out
     assert "resuming from" in out and "after epoch 2" in out and "training again" not in out, out
-    assert again.history == fixed.history and again.test == fixed.test
+    assert again.history == fixed.history
+    assert torch.equal(again.model.head.weight, fixed.model.head.weight)
     assert len(list((cache / "checkpoints").glob("*.pt"))) == 1
 
 
@@ -329,12 +331,13 @@ def test_review_attention(prepared):
     first = view.state
     assert len(first["tokens"]) == len(first["weights"]) and abs(sum(first["weights"]) - 1) < 1e-4
     view.controls["index"].value = 5
-    assert view.state["label"] == int(prepared.labels["test"][5])
+    assert view.state["label"] == int(prepared.labels["valid"][5])
+    assert len(view.state["occlusion"]) == len(view.state["tokens"])
 
 
 def test_misclassified_lists_the_most_confident_mistakes_first(prepared):
     result = imdb.run(prepared, SMALL.replace(epochs=1), CPU, progress=False)
-    table = imdb.misclassified(prepared, result.model, CPU, k=3, max_len=64)
+    table = imdb.misclassified(prepared, result.model, CPU, k=3)
     assert len(table) <= 3 and list(table.columns) == ["confidence", "true", "review"]
     assert (table["confidence"].diff().dropna() <= 0).all()
 
@@ -458,7 +461,8 @@ def test_real_imdb_learns(shared_data, cache, monkeypatch):
     result = imdb.run(
         prepared, imdb.CONFIGS["best"].replace(epochs=2, max_len=256), CPU, progress=False
     )
-    assert result.test.accuracy > 0.7, result.test
+    test = imdb.score_test(prepared, result.model, CPU)
+    assert test.accuracy > 0.7, test
     assert np.isfinite(result.history["valid_loss"]).all()
 
 
@@ -470,3 +474,135 @@ def test_cli_refuses_one_class_and_an_unwritable_report_before_training(tmp_path
     assert "labels are all 1" in capsys.readouterr().err
     assert cli.main([*args, "--json", str(tmp_path)]) == 2
     assert "it is a folder" in capsys.readouterr().err
+
+
+def test_leaving_out_a_token_measures_its_effect_on_the_prediction(prepared):
+    """Each token's score is the drop in P(predicted class) when the model runs with that one token
+    masked out (the other tokens keep their positions)."""
+    result = imdb.run(prepared, SMALL.replace(epochs=2), CPU, progress=False)
+    model = result.model.eval()
+    drops = imdb.token_occlusion(prepared, model, CPU, "valid", 3)
+    doc = prepared.docs["valid"][3][: model.max_len]
+    assert len(drops) == len(doc)
+    ids, mask = text.pad_batch([doc], model.max_len)
+    with torch.no_grad():
+        full = torch.softmax(model(ids, mask), -1)[0]
+        c = int(full.argmax())
+        for t in (0, len(doc) // 2):
+            dropped = mask.clone()
+            dropped[0, t] = False
+            assert abs(drops[t] - (full[c] - torch.softmax(model(ids, dropped), -1)[0, c])) < 1e-5
+    assert any(abs(d) > 1e-4 for d in drops)  # some tokens matter
+
+
+# --- the ablation and the baseline commands ---------------------------------------------------------
+
+
+def test_ablation_runs_every_change_and_seed_resumes_and_summarises(cli_files, capsys):
+    from helpers.imdb import ablation
+
+    args = ["--train-file", str(cli_files["--train-file"]), "--glove-file",
+            str(cli_files["--glove-file"]), "--json", str(cli_files["--json"])]  # fmt: skip
+    changes = {"course": {}, "lr 3e-3": {"lr": 3e-3}}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ablation, "CHANGES", changes)
+        assert ablation.main([*args, "--seeds", "2", "--epochs", "1"]) == 0
+        saved = json.loads(cli_files["--json"].read_text())
+        assert [(r["change"], r["seed"]) for r in saved["runs"]] == [
+            ("course", 42), ("course", 43), ("lr 3e-3", 42), ("lr 3e-3", 43)]  # fmt: skip
+        assert saved["setting"]["examples"] == {"train": 216, "valid": 24}  # no test split at all
+        capsys.readouterr()
+        assert ablation.main([*args, "--seeds", "3", "--epochs", "1"]) == 0  # resumes: 2 runs more
+    again = json.loads(cli_files["--json"].read_text())["runs"]
+    assert again[:4] == saved["runs"] and len(again) == 6
+    table = ablation.summary(again)
+    assert list(table.index) == ["course", "lr 3e-3"] and table.loc["course", "vs course"] == 0
+    assert (
+        table.loc["course", "runs"] == 3
+        and table.loc["course", "low"] <= table.loc["course", "mean"]
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [(["--seeds", "0"], "--seeds must be between 1 and 20"),
+     (["--valid-fraction", "1.5"], "--valid-fraction must be between 0 and 1")],
+)  # fmt: skip
+def test_ablation_refuses_bad_settings(cli_files, capsys, extra, words):
+    from helpers.imdb import ablation
+
+    args = ["--train-file", str(cli_files["--train-file"]), "--glove-file",
+            str(cli_files["--glove-file"]), "--json", str(cli_files["--json"])]  # fmt: skip
+    assert ablation.main([*args, *extra]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_the_measured_ablation_ships_with_the_package():
+    from helpers.imdb import ablation
+
+    measured = ablation.measured()
+    seeds = {r["seed"] for r in measured["runs"]}
+    assert len(seeds) >= 3 and {r["change"] for r in measured["runs"]} == set(ablation.CHANGES)
+    assert measured["setting"]["examples"]["valid"] >= 500
+
+
+def test_baseline_chooses_c_on_validation_and_scores_test_once(cli_files, capsys):
+    from helpers.imdb import baseline
+
+    args = [f"{k}={v}" for k, v in cli_files.items() if k != "--glove-file"]
+    assert baseline.main(args) == 0
+    report = json.loads(cli_files["--json"].read_text())
+    by_c = {float(c): accuracy for c, accuracy in report["valid_accuracy_by_C"].items()}
+    assert report["chosen_C"] == max(by_c, key=by_c.get)
+    assert report["test_accuracy"] > 0.8  # the synthetic labels follow the words
+    assert report["examples"] == {"train": 216, "valid": 24, "test": 60}
+    missing = {**cli_files, "--test-file": cli_files["--json"].parent / "nope.jsonl"}
+    assert baseline.main([f"{k}={v}" for k, v in missing.items() if k != "--glove-file"]) == 2
+    assert "nope.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_the_students_pipeline_scores_the_trained_model_as_fit_did(prepared):
+    from helpers.checks.pipeline import check_pipeline_on_model
+
+    cfg = SMALL.replace(epochs=1)
+    result = imdb.run(prepared, cfg, CPU, progress=False)
+    items = list(zip(prepared.docs["valid"], prepared.labels["valid"].tolist()))
+
+    def collate(examples, max_len):
+        ids, mask = text.pad_batch([d for d, _ in examples], max_len)
+        return ids, mask, torch.tensor([y for _, y in examples])
+
+    def loaders(train, valid, batch_size, collate):
+        make = torch.utils.data.DataLoader
+        return make(train, batch_size, shuffle=True, collate_fn=collate), make(
+            valid, batch_size, collate_fn=collate
+        )
+
+    @torch.no_grad()
+    def evaluate(model, batches):
+        model.eval()
+        hits = [(model(i, m).argmax(-1) == y).float() for i, m, y in batches]
+        return torch.cat(hits).mean()
+
+    reference = result.history.last("valid_accuracy")
+    ok = check_pipeline_on_model(
+        collate, loaders, evaluate, result.model, items, cfg.max_len, reference
+    )
+    assert ok.passed, ok
+    off = check_pipeline_on_model(
+        collate, loaders, lambda m, b: 0.0, result.model, items, cfg.max_len, reference
+    )
+    assert not off.passed and "scores 0.0%" in off.verdict
+
+
+def test_mean_and_max_pooling_ignores_padding_and_own_modules_need_one_head(prepared):
+    model = imdb.build_model(prepared, SMALL.replace(pooling="mean+max")).eval()
+    ids, mask = text.pad_batch([prepared.docs["valid"][0][:20]], 64)
+    wide = [torch.cat([t, torch.zeros(1, 10, dtype=t.dtype)], dim=1) for t in (ids, mask)]
+    with torch.no_grad():
+        assert torch.allclose(model(ids, mask), model(*wide), atol=1e-6)
+    assert model.head.in_features == 2 * prepared.vectors.shape[1]
+    with pytest.raises(ConfigError, match="pooling must be one of mean, mean\\+max"):
+        SMALL.replace(pooling="max")
+    with pytest.raises(ValueError, match="single-head, but the config asks for 2 heads"):
+        imdb.build_model(prepared, SMALL.replace(heads=2), attention=layers.SelfAttention)

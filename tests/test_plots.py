@@ -34,7 +34,7 @@ FIGURES = {
         }
     ),
     "runs": lambda: training.plot_runs(
-        [{"label": "a", "history": {"epoch": [1], "valid_loss": [0.5]}, "test_accuracy": 0.8}]
+        [{"label": "a", "history": {"epoch": [1], "valid_loss": [0.5]}, "valid_accuracy": 0.8}]
     ),
     "accuracy": lambda: training.plot_accuracy(
         {"a": {"epoch": [1, 2], "dev_accuracy": [0.5, 0.6]}}, ("dev",), "t"

@@ -4,6 +4,7 @@ it never raises: a stub reads "not implemented yet", a crash becomes a short ver
 - ``lookup``: notebook 01 (attention by hand)
 - ``modules``: notebook 02 (the loop tester, self-attention and LayerNorm from scratch)
 - ``blocks``: notebook 02 (multi-head attention, BERT's post-LN block)
+- ``pipeline``: notebook 03 (collate and mask, masked mean, loaders, training step, evaluation)
 """
 
 from helpers.checks.blocks import (

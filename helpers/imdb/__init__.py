@@ -12,7 +12,9 @@ from helpers.imdb.runs import (
     misclassified,
     prepare,
     run,
+    score_test,
     token_attention,
+    token_occlusion,
 )
 
 __all__ = [
@@ -27,7 +29,9 @@ __all__ = [
     "prepare",
     "read_jsonl",
     "run",
+    "score_test",
     "split_off",
     "subsample",
     "token_attention",
+    "token_occlusion",
 ]

@@ -1,4 +1,4 @@
-"""Plots and tables, one module per topic: ``lookup`` (notebook 01), ``layers`` (02), ``training``
+"""Plots and tables, one module per topic: ``lookup`` (notebook 01), ``layers`` (02), ``imdb`` (03), ``training``
 (03 and 04); here, two small helpers every notebook uses.
 
 Each plot function returns a matplotlib Figure. Only ``training`` imports pandas.

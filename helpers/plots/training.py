@@ -34,7 +34,7 @@ def plot_runs(runs: list[dict]) -> Figure:
             h["epoch"],
             h["valid_loss"],
             "o-",
-            label=f"{run['label']}: test acc {run['test_accuracy']:.1%}",
+            label=f"{run['label']}: validation acc {run['valid_accuracy']:.1%}",
         )
     ax.set(
         title="validation loss of every run so far",
@@ -80,11 +80,22 @@ def plot_curves(histories: dict[str, dict], key: str, title: str) -> Figure:
 
 
 def plot_model_comparison(rows: list[dict]) -> Figure:
-    """Dev and test accuracy per model; a model that could not run shows 0 and why."""
+    """Accuracy per model on each split the rows hold (``dev_accuracy``, …); a model that could not
+    run shows 0 and why."""
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 3.8))
     x = torch.arange(len(rows)).double()
-    ax.bar((x - 0.2).tolist(), [r["dev_accuracy"] for r in rows], 0.4, label="dev")
-    ax.bar((x + 0.2).tolist(), [r["test_accuracy"] for r in rows], 0.4, label="test")
+    splits = (
+        [k.removesuffix("_accuracy") for k in rows[0] if k.endswith("_accuracy")] if rows else []
+    )
+    width = 0.8 / max(1, len(splits))
+    for i, split in enumerate(splits):
+        offset = (i - (len(splits) - 1) / 2) * width
+        ax.bar(
+            (x + offset).tolist(),
+            [r.get(f"{split}_accuracy", 0.0) for r in rows],
+            width,
+            label=split,
+        )
     for i, row in enumerate(rows):
         if row["reason"]:
             ax.text(

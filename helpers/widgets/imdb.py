@@ -3,6 +3,7 @@
 import ipywidgets as w
 
 from helpers import imdb
+from helpers.plots.imdb import highlight_signed
 from helpers.plots.training import highlight_tokens, plot_runs
 from helpers.widgets.live import STYLE, index_slider, live_html, live_runs
 
@@ -34,28 +35,36 @@ def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
 
     def run(**settings) -> str:
         result = imdb.run(prepared, base.replace(**settings), device, progress=False)
-        accuracy = result.test.accuracy
+        accuracy = result.history.last(
+            "valid_accuracy"
+        )  # validation only: test is scored once, at the end
         label = ", ".join(f"{name}={value}" for name, value in settings.items())
-        runs.append({"label": label, "history": result.history, "test_accuracy": accuracy})
-        return f"run {len(runs)}: test accuracy {accuracy:.1%}"
+        runs.append({"label": label, "history": result.history, "valid_accuracy": accuracy})
+        return f"run {len(runs)}: validation accuracy {accuracy:.1%}"
 
     # ValueError: e.g. heads that do not divide the GloVe size; anything else is a bug to see.
     return live_runs(controls, run, plot_runs, runs, "train", "training…", errors=(ValueError,))
 
 
-def review_attention(prepared, model, device, split: str = "test", index: int = 0) -> w.VBox:
-    """A review with each token shaded by the attention it receives in the model's first block."""
+def review_attention(prepared, model, device, split: str = "valid", index: int = 0) -> w.VBox:
+    """A review twice: each token shaded by the attention it receives in the first block, and by how
+    much the prediction drops without it (leave one token out)."""
     n = len(prepared.docs[split])
 
     def compute(index: int) -> dict:
-        return imdb.token_attention(prepared, model, device, split, index)
+        state = imdb.token_attention(prepared, model, device, split, index)
+        return {**state, "occlusion": imdb.token_occlusion(prepared, model, device, split, index)}
 
     def draw(state: dict) -> w.HTML:
         verdict = "✅" if state["predicted"] == state["label"] else "❌"
         truth, guess = ("pos" if state[k] else "neg" for k in ("label", "predicted"))
-        head = (
-            f"<b>true: {truth} · predicted: {guess} ({state['confidence']:.0%}) {verdict}</b><br>"
-        )
-        return w.HTML(head + highlight_tokens(state["tokens"], state["weights"]))
+        head = f"<b>true: {truth} · predicted: {guess} ({state['confidence']:.0%}) {verdict}</b>"
+        top = sorted(zip(state["occlusion"], state["tokens"]), reverse=True)[:5]
+        words = ", ".join(f"{t} ({d:+.2f})" for d, t in top)
+        return w.HTML(f"{head}<br><i>attention received (orange)</i>"
+                      + highlight_tokens(state["tokens"], state["weights"])
+                      + "<i>leave one token out: the drop in P(predicted) without it (blue: it "
+                      f"supported the prediction, red: it argued against)</i><br>top 5: {words}"
+                      + highlight_signed(state["tokens"], state["occlusion"]))  # fmt: skip
 
     return live_html({"index": index_slider("review", index, n)}, compute, draw)

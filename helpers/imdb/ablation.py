@@ -1,0 +1,133 @@
+"""Notebook 03's ablation: the course config against one change at a time, several seeds each, scored
+on validation only (the test split is not even loaded).
+
+    python -m helpers.imdb.ablation --train-file train.jsonl --glove-file glove.6B.50d.txt \\
+        [--seeds 3 --valid-fraction 0.1 --epochs N] --json ablation.json
+
+The JSON is rewritten after every run, so a killed command resumes where it stopped.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from helpers.download import project_file
+from helpers.env import pick_device
+from helpers.files import check_writable, write_json
+from helpers.glove import load_glove
+from helpers.imdb.data import read_jsonl, split_off
+from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, prepare, run
+
+# One change from the course config per row; "course" itself is the reference.
+CHANGES: dict[str, dict] = {
+    "course": {},
+    "frozen GloVe": {"freeze_embeddings": True},
+    "batch 32": {"batch_size": 32},
+    "2 blocks": {"blocks": 2},
+    "2 heads": {"heads": 2},
+    "max 512 tokens": {"max_len": 512},
+    "lr 1e-3": {"lr": 1e-3},
+}
+
+
+def ablation(
+    prepared: Prepared,
+    base: ImdbConfig,
+    seeds: list[int],
+    device: torch.device,
+    changes: dict[str, dict] = CHANGES,
+    done: list[dict] = (),
+    save=None,
+) -> list[dict]:
+    """Train ``base`` with each change for each seed; one row per run with its validation scores.
+    Rows already in ``done`` are kept, not retrained; ``save(rows)`` is called after every run."""
+    rows = list(done)
+    todo = [(name, seed) for name in changes for seed in seeds
+            if not any(r["change"] == name and r["seed"] == seed for r in rows)]  # fmt: skip
+    for name, seed in tqdm(todo, desc="ablation", unit="run"):
+        cfg = base.replace(**changes[name])
+        history = run(prepared, cfg, device, seed=seed, progress=False).history
+        rows.append({
+            "change": name, "seed": seed, "config": cfg.to_dict(),
+            "valid_accuracy": history.last("valid_accuracy"), "valid_loss": history.last("valid_loss"),
+            "best_epoch_valid_accuracy": max(history["valid_accuracy"]),
+            "seconds_per_epoch": statistics.mean(history["seconds"]),
+        })  # fmt: skip
+        if save is not None:
+            save(rows)
+    return rows
+
+
+def summary(rows: list[dict], reference: str = "course"):
+    """One line per change: validation accuracy as mean, spread (sample sd) and range over seeds,
+    and the mean difference from ``reference``."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    table = frame.groupby("change", sort=False)["valid_accuracy"].agg(
+        runs="count", mean="mean", sd="std", low="min", high="max"
+    )
+    table["vs course"] = table["mean"] - table.loc[reference, "mean"]
+    table["s / epoch"] = frame.groupby("change", sort=False)["seconds_per_epoch"].mean()
+    return table
+
+
+def measured() -> dict:
+    """The ablation measured for the README (data/imdb_ablation.json): its setting and its runs."""
+    return json.loads(project_file("imdb_ablation.json").read_text(encoding="utf-8"))
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m helpers.imdb.ablation",
+                                     description="Notebook 03's ablation, on validation.")  # fmt: skip
+    parser.add_argument("--train-file", required=True, help="jsonl with fields text and label")
+    parser.add_argument("--glove-file", required=True, help="GloVe in its text format")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per change (seeds 42, 43, …)")
+    parser.add_argument("--valid-fraction", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, help="override the course config's 5 (for a test)")
+    parser.add_argument(
+        "--json", type=Path, required=True, help="results, rewritten after each run"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    try:
+        base = CONFIGS["course"].replace(**({"epochs": args.epochs} if args.epochs else {}))
+        if not 1 <= args.seeds <= 20:
+            raise ValueError(f"--seeds must be between 1 and 20, got {args.seeds}")
+        if not 0 < args.valid_fraction < 1:
+            raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
+        check_writable(args.json)
+        done = json.loads(args.json.read_text())["runs"] if args.json.exists() else []
+        train, valid = split_off(read_jsonl(args.train_file), args.valid_fraction)
+        glove, _ = load_glove(args.glove_file)
+    except (OSError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    prepared = prepare({"train": train, "valid": valid}, glove)
+    setting = {"base": base.to_dict(), "examples": {k: len(d) for k, d in prepared.docs.items()},
+               "data": prepared.fingerprint(), "glove_dim": glove.dim}  # fmt: skip
+    if done and json.loads(args.json.read_text()).get("setting") != setting:
+        print(f"{args.json} holds runs of other data or settings: starting again")
+        done = []
+
+    def save(rows: list[dict]) -> None:
+        write_json(args.json, {"setting": setting, "device": pick_device().type,
+                               "torch": torch.__version__, "runs": rows})  # fmt: skip
+
+    seeds = list(range(42, 42 + args.seeds))
+    rows = ablation(prepared, base, seeds, pick_device(), CHANGES, done=done, save=save)
+    save(rows)
+    print(summary(rows).to_string(float_format=lambda x: f"{x:.4f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

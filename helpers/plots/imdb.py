@@ -1,0 +1,38 @@
+"""Notebook 03: the ablation's runs with their spread, and text shaded by a signed attribution."""
+
+import html
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+
+def plot_ablation(rows: list[dict], title: str = "one change at a time") -> Figure:
+    """Validation accuracy of every run: a dot per seed, a bar at the mean, one row per change; the
+    course config's mean as a dashed line."""
+    changes = list(dict.fromkeys(r["change"] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(changes) + 1.2))
+    for y, change in enumerate(changes):
+        scores = [r["valid_accuracy"] for r in rows if r["change"] == change]
+        ax.plot(scores, [y] * len(scores), "o", color="tab:blue", alpha=0.6)
+        ax.plot([sum(scores) / len(scores)] * 2, [y - 0.3, y + 0.3], color="black")
+    course = [r["valid_accuracy"] for r in rows if r["change"] == changes[0]]
+    ax.axvline(
+        sum(course) / len(course), color="gray", linestyle="--", label=f"{changes[0]} (mean)"
+    )
+    ax.set_yticks(range(len(changes)), changes)
+    ax.invert_yaxis()
+    ax.set(title=f"{title}: validation accuracy, each dot a seed", xlabel="validation accuracy")
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def highlight_signed(tokens: list[str], values: list[float]) -> str:
+    """HTML: each token on blue (positive) or red (negative), as dark as |value| relative to the largest."""
+    top = max((abs(v) for v in values), default=0.0) or 1.0
+    spans = []
+    for token, value in zip(tokens, values):
+        color = "30, 110, 220" if value >= 0 else "220, 50, 50"
+        spans.append(f'<span style="background: rgba({color}, {abs(value) / top:.2f}); '
+                     f'padding: 1px" title="{value:+.3f}">{html.escape(token)}</span>')  # fmt: skip
+    return '<div style="line-height: 1.8">' + " ".join(spans) + "</div>"

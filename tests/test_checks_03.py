@@ -1,0 +1,441 @@
+"""Notebook 03's checkers: right answers written several ways pass, and each named mistake is named."""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers.checks.pipeline import (
+    check_collate,
+    check_evaluate,
+    check_loaders,
+    check_masked_mean,
+    check_train_step,
+)
+from helpers.classifier import masked_mean
+from helpers.text import pad_batch
+
+
+def said(result) -> str:
+    return " ".join([result.verdict, *result.hints])
+
+
+# --- (a) collate -----------------------------------------------------------------------------------
+
+
+def collate_loop(examples, max_len):
+    docs, labels = zip(*examples)
+    T = min(max_len, max(len(d) for d in docs))
+    ids = torch.zeros(len(docs), T, dtype=torch.long)
+    mask = torch.zeros(len(docs), T, dtype=torch.bool)
+    for i, doc in enumerate(docs):
+        n = min(len(doc), T)
+        ids[i, :n] = torch.as_tensor(doc[:n])
+        mask[i, :n] = True
+    return ids, mask, torch.tensor(labels)
+
+
+def collate_lengths(examples, max_len):
+    docs = [torch.as_tensor(d[:max_len]) for d, _ in examples]
+    lengths = torch.tensor([len(d) for d in docs])
+    ids = torch.nn.utils.rnn.pad_sequence(docs, batch_first=True, padding_value=0)
+    mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+    return ids, mask, torch.tensor([y for _, y in examples])
+
+
+def collate_helpers(examples, max_len):
+    ids, mask = pad_batch([d for d, _ in examples], max_len)
+    return ids, mask, torch.tensor([y for _, y in examples], dtype=torch.long)
+
+
+@pytest.mark.parametrize("fn", [collate_loop, collate_lengths, collate_helpers])
+def test_collate_right_answers_pass(fn):
+    result = check_collate(fn)
+    assert result.passed, result
+
+
+def _variant(**change):
+    def collate(examples, max_len):
+        docs, labels = zip(*examples)
+        T = max_len if change.get("pad_to_max") else min(max_len, max(len(d) for d in docs))
+        if change.get("no_cut"):
+            T = max(len(d) for d in docs)
+        ids = torch.full(
+            (len(docs), T), change.get("pad", 0), dtype=change.get("dtype", torch.long)
+        )
+        for i, doc in enumerate(docs):
+            kept = doc[-T:] if change.get("keep_end") else doc[:T]
+            ids[i, : len(kept)] = torch.as_tensor(kept)
+        lengths = torch.tensor([min(len(d), T) for d in docs])
+        mask = torch.arange(T)[None, :] < lengths[:, None]
+        if change.get("inverted"):
+            mask = ~mask
+        if change.get("mask_int"):
+            mask = mask.long()
+        if change.get("left_pad"):
+            ids, mask = ids.flip(1), mask.flip(1)
+            ids = torch.stack([torch.cat([r[r == 0], r[r != 0].flip(0)]) for r in ids])
+        out = torch.tensor([[y] for y in labels] if change.get("labels_column") else labels)
+        out = list(labels) if change.get("labels_list") else out
+        if change.get("order"):
+            return ids, out, mask
+        return ids, mask, out
+
+    return collate
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"pad_to_max": True}, "padded to max_len"),
+        ({"no_cut": True}, "columns but max_len is 4"),
+        ({"pad": 1}, "padding positions hold [1]"),
+        ({"keep_end": True}, "kept its last max_len tokens"),
+        ({"inverted": True}, "True at the padding"),
+        ({"mask_int": True}, "has dtype torch.int64"),
+        ({"dtype": torch.float32}, "ids has dtype torch.float32"),
+        ({"labels_list": True}, "labels are list"),
+        ({"left_pad": True}, "padding is on the left"),
+        ({"order": "ids, labels, mask"}, "look out of order"),
+        ({"labels_column": True}, "labels have shape (3, 1)"),
+    ],
+)
+def test_collate_mistakes_are_named(change, words):
+    result = check_collate(_variant(**change))
+    assert not result.passed and words in said(result), result
+
+
+# --- (b) masked mean -------------------------------------------------------------------------------
+
+
+def mean_float(x, mask):
+    m = mask.unsqueeze(-1).to(x.dtype)
+    return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)
+
+
+def mean_where(x, mask):
+    keep = mask.bool()[..., None]
+    total = torch.where(keep, x, torch.zeros_like(x)).sum(1)
+    return total / keep.sum(1).clamp(min=1)
+
+
+def mean_einsum(x, mask):
+    m = mask.float()
+    return torch.einsum("btd,bt->bd", x, m) / m.sum(1, keepdim=True).clamp(min=1)
+
+
+@pytest.mark.parametrize("fn", [mean_float, mean_where, mean_einsum, masked_mean])
+def test_masked_mean_right_answers_pass(fn):
+    result = check_masked_mean(fn)
+    assert result.passed, result
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (lambda x, mask: x.mean(1), "averaged over the padding"),
+        (lambda x, mask: (x * mask[..., None]).sum(1) / x.shape[1], "padded length T"),
+        (lambda x, mask: (x * ~mask[..., None]).sum(1) / (~mask).sum(1, keepdim=True).clamp(min=1),
+         "upside down"),
+        (lambda x, mask: (x * mask).sum(1) / mask.sum(1), "mask.unsqueeze(-1)"),
+        (lambda x, mask: x.masked_fill(~mask[..., None], 0).sum(1) / mask.sum(1, keepdim=True),
+         "integer 0/1 mask"),
+        (lambda x, mask: (x * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), "nan"),
+        (lambda x, mask: (x * mask[..., None]).sum(1) / x.shape[0], "batch size B"),
+        (lambda x, mask: (x * mask[..., None]).sum(1) / mask.sum(), "of the whole batch"),
+        (lambda x, mask: (x * mask[..., None].double()).sum(1) / mask.sum(1, keepdim=True), "float64"),
+    ],
+    ids=["over-padding", "padded-length", "inverted", "no-last-axis", "bitwise-not", "empty-row",
+         "batch-size", "batch-total", "float64"],
+)  # fmt: skip
+def test_masked_mean_mistakes_are_named(fn, words):
+    result = check_masked_mean(fn)
+    assert not result.passed and words in said(result), result
+    assert "your code raised" not in result.verdict  # named by the checker, not a traceback
+
+
+# --- (c) loaders, training step, evaluation --------------------------------------------------------
+
+
+def loaders(train, valid, batch_size, collate, shuffle_train=True, shuffle_valid=False,
+            drop_last_valid=False, **kw):  # fmt: skip
+    make = torch.utils.data.DataLoader
+    return (make(train, batch_size=batch_size, shuffle=shuffle_train, collate_fn=collate, **kw),
+            make(valid, batch_size=batch_size, shuffle=shuffle_valid, collate_fn=collate,
+                 drop_last=drop_last_valid))  # fmt: skip
+
+
+def loaders_with_generator(train, valid, batch_size, collate):
+    return loaders(train, valid, batch_size, collate, generator=torch.Generator().manual_seed(0))
+
+
+def loaders_wrapped_collate_bigger_valid_batches(train, valid, batch_size, collate):
+    train_loader = torch.utils.data.DataLoader(
+        train, batch_size, shuffle=True, collate_fn=lambda b: collate(b), drop_last=True
+    )
+    sampler = torch.utils.data.SequentialSampler(valid)
+    valid_loader = torch.utils.data.DataLoader(
+        valid, 2 * batch_size, sampler=sampler, collate_fn=functools.partial(collate)
+    )
+    return [train_loader, valid_loader]
+
+
+def loaders_batch_sampler(train, valid, batch_size, collate):
+    sampler = torch.utils.data.BatchSampler(
+        torch.utils.data.RandomSampler(train), batch_size, False
+    )
+    return (torch.utils.data.DataLoader(train, batch_sampler=sampler, collate_fn=collate),
+            torch.utils.data.DataLoader(valid, batch_size=batch_size, collate_fn=collate))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        loaders,
+        loaders_with_generator,
+        loaders_wrapped_collate_bigger_valid_batches,
+        loaders_batch_sampler,
+    ],
+)
+def test_loaders_right_answers_pass(fn):
+    assert check_loaders(fn).passed
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (lambda t, v, b, c: loaders(t, v, b, c, shuffle_valid=True), "validation loader shuffles"),
+        (lambda t, v, b, c: loaders(t, v, b, c, shuffle_train=False), "does not shuffle"),
+        (lambda t, v, b, c: loaders(t, v, 32, c), "hold [30] examples, not 4"),
+        (lambda t, v, b, c: loaders(t, v, b, None), "does not batch with the collate"),
+        (lambda t, v, b, c: loaders(v, v, b, c), "each training example once"),
+        (
+            lambda t, v, b, c: loaders(t, v, b, c, drop_last_valid=True),
+            "drops the last, smaller batch",
+        ),
+        (lambda t, v, b, c: loaders(t, v, b, c)[::-1], "returned (valid, train)"),
+        (lambda t, v, b, c: None, "did you forget `return`"),
+    ],
+    ids=[
+        "shuffled-valid",
+        "unshuffled-train",
+        "batch-size",
+        "no-collate",
+        "wrong-items",
+        "drop-last-valid",
+        "swapped",
+        "no-return",
+    ],
+)
+def test_loaders_mistakes_are_named(fn, words):
+    result = check_loaders(fn)
+    assert not result.passed and words in said(result), result
+
+
+def step_zero_first(model, batch, optimizer):
+    ids, mask, labels = batch
+    model.train()
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(ids, mask), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_zero_last(model, batch, optimizer):
+    model.train()
+    *inputs, labels = batch
+    loss = torch.nn.CrossEntropyLoss()(model(*inputs), labels)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+@pytest.mark.parametrize("fn", [step_zero_first, step_zero_last])
+def test_train_step_right_answers_pass(fn):
+    result = check_train_step(fn)
+    assert result.passed, result
+
+
+def _step(train=True, zero=True, step=True, zero_between=False, item=True, train_late=False,
+          softmax=False, reduction="mean", twice=False):  # fmt: skip
+    def fn(model, batch, optimizer):
+        ids, mask, labels = batch
+        if train:
+            model.train()
+        if zero:
+            optimizer.zero_grad()
+        logits = model(ids, mask)
+        loss = F.cross_entropy(
+            logits.softmax(-1) if softmax else logits, labels, reduction=reduction
+        )
+        loss.backward()
+        if zero_between:
+            optimizer.zero_grad()
+        if step:
+            optimizer.step()
+            if twice:
+                optimizer.step()
+        if train_late:
+            model.train()
+        return loss.item() if item else loss
+
+    return fn
+
+
+def step_restores_mode(model, batch, optimizer):
+    was_training = model.training
+    model.train()
+    model.zero_grad(set_to_none=True)
+    ids, mask, labels = batch
+    loss = F.nll_loss(F.log_softmax(model(ids, mask), dim=-1), labels)
+    loss.backward()
+    optimizer.step()
+    model.train(was_training)
+    return loss.detach()
+
+
+def test_train_step_that_restores_the_mode_passes():
+    result = check_train_step(step_restores_mode)
+    assert result.passed, result
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (_step(train=False), "in eval mode when it computed the loss"),
+        (_step(train=False, train_late=True), "in eval mode when it computed the loss"),
+        (_step(softmax=True), "softmax before cross_entropy"),
+        (_step(reduction="sum"), "summed over the batch"),
+        (_step(twice=True), "two updates per batch"),
+        (_step(zero=False), "added the first step's gradients"),
+        (_step(step=False), "did not change"),
+        (_step(zero=False, zero_between=True), "did not change"),
+        (_step(item=False), "whole graph"),
+    ],
+    ids=[
+        "no-train-mode",
+        "train-too-late",
+        "softmax",
+        "sum",
+        "twice",
+        "no-zero-grad",
+        "no-step",
+        "zero-before-step",
+        "returns-tensor",
+    ],
+)
+def test_train_step_mistakes_are_named(fn, words):
+    result = check_train_step(fn)
+    assert not result.passed and words in said(result), result
+
+
+@torch.no_grad()
+def evaluate_decorated(model, batches):
+    model.eval()
+    correct = total = 0
+    for ids, mask, labels in batches:
+        correct += (model(ids, mask).argmax(-1) == labels).sum().item()
+        total += len(labels)
+    return correct / total
+
+
+def evaluate_inference_mode(model, batches):
+    model.eval()
+    with torch.inference_mode():
+        predictions = torch.cat([model(i, m).argmax(-1) for i, m, _ in batches])
+    return (predictions == torch.cat([y for *_, y in batches])).float().mean()
+
+
+def evaluate_restoring_mode(model, batches):
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(i, m).argmax(-1) == y).sum().item() for i, m, y in batches)
+    model.train(was_training)
+    return correct / sum(len(y) for *_, y in batches)
+
+
+@pytest.mark.parametrize(
+    "fn", [evaluate_decorated, evaluate_inference_mode, evaluate_restoring_mode]
+)
+def test_evaluate_right_answers_pass(fn):
+    result = check_evaluate(fn)
+    assert result.passed, result
+
+
+def _eval(eval_mode=True, no_grad=True, per_batch=False, percent=False, eval_late=False,
+          count=False, last_only=False, no_return=False):  # fmt: skip
+    def fn(model, batches):
+        if eval_mode:
+            model.eval()
+        with torch.set_grad_enabled(not no_grad):
+            scores = [(model(i, m).argmax(-1) == y).float() for i, m, y in batches]
+        if eval_late:
+            model.eval()
+        if no_return:
+            return None
+        value = torch.cat(scores).mean()
+        if per_batch:
+            value = sum(s.mean() for s in scores) / len(scores)
+        if last_only:
+            value = scores[-1].mean()
+        if count:
+            value = torch.cat(scores).sum()
+        return 100 * float(value) if percent else float(value)
+
+    return fn
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (_eval(eval_mode=False), "train mode while scoring"),
+        (_eval(no_grad=False), "gradients were tracked"),
+        (_eval(per_batch=True), "last batch is smaller"),
+        (_eval(percent=True), "percentage"),
+        (_eval(eval_mode=False, eval_late=True), "train mode while scoring"),
+        (_eval(count=True), "number of correct predictions"),
+        (_eval(last_only=True), "only the last batch"),
+        (_eval(no_return=True), "did you forget `return`"),
+    ],
+    ids=[
+        "no-eval-mode",
+        "grad-on",
+        "mean-of-batch-means",
+        "percent",
+        "eval-too-late",
+        "count",
+        "last-batch",
+        "no-return",
+    ],
+)
+def test_evaluate_mistakes_are_named(fn, words):
+    result = check_evaluate(fn)
+    assert not result.passed and words in said(result), result
+
+
+def test_stubs_read_not_implemented():
+    def stub(*args):
+        raise NotImplementedError("which positions are real tokens?")
+
+    for check in (
+        check_collate,
+        check_masked_mean,
+        check_loaders,
+        check_train_step,
+        check_evaluate,
+    ):
+        result = check(stub)
+        assert result.not_implemented and "which positions" in result.hints[0]
+
+
+def test_a_crash_in_students_code_is_a_verdict_not_a_traceback():
+    def broken(examples, max_len):
+        return np.stack([d for d, _ in examples])  # documents of different lengths
+
+    result = check_collate(broken)
+    assert not result.passed and "raised ValueError" in result.verdict
