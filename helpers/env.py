@@ -77,14 +77,15 @@ def pick_device() -> torch.device:
 
 
 def resolve_profile(device: torch.device, requested: str | None = None) -> str:
-    """``requested``, else $HELPERS_PROFILE, else ``full`` on a GPU and ``quick`` on a CPU."""
+    """``requested``, else $HELPERS_PROFILE, else ``class`` on a GPU and ``quick`` on a CPU (``full``,
+    whole data sets and every experiment, only when asked for)."""
     profile = requested or os.environ.get("HELPERS_PROFILE", "").strip().lower() or None
     if profile is None:
-        return "full" if device.type == "cuda" else "quick"
+        return "class" if device.type == "cuda" else "quick"
     if profile not in PROFILES:
         raise ValueError(
             f"HELPERS_PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)} "
-            "(or unset it to pick full on a GPU and quick on a CPU)"
+            "(or unset it to pick class on a GPU and quick on a CPU)"
         )
     return profile
 
@@ -105,6 +106,9 @@ def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
     seed_everything(seed)
     device = pick_device()
     chosen = resolve_profile(device, profile)
+    if chosen == "smoke" and device.type == "cpu":
+        # the tests' tiny models: a second thread mostly waits for a core the other jobs hold
+        torch.set_num_threads(1)
     lab = Lab(device=device, profile=chosen, in_colab=in_colab(), sizes=sizes_for(notebook, chosen),
               seed=seed)  # fmt: skip
     print(lab.describe())

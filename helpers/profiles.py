@@ -1,7 +1,8 @@
 """The one place that decides how big each notebook runs.
 
-Three profiles:
-- ``full``:  a GPU runtime (Colab), whole data sets, the course's settings.
+Four profiles:
+- ``class``: a GPU runtime (Colab's T4 and up), sized so each notebook fits a 75-minute class.
+- ``full``:  a GPU, whole data sets, every experiment of the course (homework; HELPERS_PROFILE=full).
 - ``quick``: a laptop CPU, subsets and smaller models, a few minutes a notebook.
 - ``smoke``: the test suite, offline and tiny, seconds a notebook.
 
@@ -11,10 +12,11 @@ Each notebook's sizes are a typed config (``Sizes01`` ...); a notebook reads the
 
 from helpers.config import config
 
-PROFILES: tuple[str, ...] = ("full", "quick", "smoke")
+PROFILES: tuple[str, ...] = ("class", "full", "quick", "smoke")
 
 PROFILE_NOTES: dict[str, str] = {
-    "full": "GPU: whole data sets, the course's settings",
+    "class": "GPU: sized for a 75-minute class; HELPERS_PROFILE=full for whole data sets and the homework runs",
+    "full": "GPU: whole data sets, every experiment, the homework runs included",
     "quick": "CPU: smaller data and models, minutes per notebook; HELPERS_PROFILE=full for everything",
     "smoke": "tests: offline, tiny, seconds per notebook",
 }
@@ -51,13 +53,17 @@ class Sizes04:
     synthetic: bool  # offline stand-in data
     model: str  # the model most cells fine-tune ("minilm" = all-MiniLM-L6-v2, "tiny" = 2-layer random BERT)
     max_train: int | None  # training examples used (None = all)
-    max_eval: int | None  # dev and test examples used (None = all)
+    max_eval: int | None  # dev and test examples used (None = all: 872 each for SST-2)
+    lr: float  # the main run's learning rate
     epochs: int  # the main run's
     curve_epochs: int  # the long run that shows overfitting
+    sanity_lr: float  # lr of the 10-example sanity check (a random tiny BERT needs more)
     search_train: int  # training examples per hyperparameter-search run
     grid_lrs: tuple[float, ...]  # the course's grid
     grid_epochs: tuple[int, ...]
     compare: tuple[str, ...]  # the models compared
+    seeds: int  # seeds of the final run: its figures are their mean and spread
+    homework: bool  # run the grid search and the model comparison (the cost is printed first)
 
 
 SIZES: dict[str, dict[str, object]] = {
@@ -80,18 +86,26 @@ SIZES: dict[str, dict[str, object]] = {
         "smoke": Sizes03(synthetic=True, max_train=300, max_test=100, glove_dim=16, epochs=2, max_len=64),
     },
     "04": {
-        "full": Sizes04(synthetic=False, model="distilbert-base-uncased", max_train=None, max_eval=None, epochs=3,
-                        curve_epochs=10, search_train=8000, grid_lrs=(1e-4, 5e-4, 1e-3, 2e-5, 3e-5, 5e-5),
+        "class": Sizes04(synthetic=False, model="distilbert-base-uncased", max_train=4000, max_eval=None, lr=5e-5,
+                         epochs=3, curve_epochs=4, sanity_lr=1e-4, search_train=4000, grid_lrs=(2e-5, 5e-5, 1e-4),
+                         grid_epochs=(2, 3), compare=("distilbert-base-uncased", "bert-base-uncased", "roberta-base"),
+                         seeds=3, homework=False),
+        "full": Sizes04(synthetic=False, model="distilbert-base-uncased", max_train=None, max_eval=None, lr=5e-5,
+                        epochs=3, curve_epochs=10, sanity_lr=1e-4, search_train=8000, grid_lrs=(1e-4, 5e-4, 1e-3, 2e-5, 3e-5, 5e-5),
                         grid_epochs=(5, 7, 9), compare=("distilbert-base-uncased", "bert-base-uncased",
-                        "bert-large-uncased", "bert-large-cased", "roberta-base", "roberta-large")),
-        "quick": Sizes04(synthetic=False, model="minilm", max_train=1000, max_eval=400, epochs=2, curve_epochs=3,
-                         search_train=1000, grid_lrs=(1e-4, 5e-5), grid_epochs=(1, 2),
-                         compare=("minilm", "distilbert-base-uncased")),
-        "smoke": Sizes04(synthetic=True, model="tiny", max_train=48, max_eval=24, epochs=2, curve_epochs=2,
-                         search_train=24, grid_lrs=(1e-4, 1e-3), grid_epochs=(1,),
-                         compare=("tiny", "bert-base-uncased")),  # offline: the second fails, as shown
+                        "bert-large-uncased", "bert-large-cased", "roberta-base", "roberta-large"), seeds=3,
+                        homework=True),
+        "quick": Sizes04(synthetic=False, model="minilm", max_train=1000, max_eval=400, lr=1e-4, epochs=2,
+                         curve_epochs=3, sanity_lr=1e-4, search_train=500, grid_lrs=(1e-4, 5e-5), grid_epochs=(1, 2),
+                         compare=("minilm", "distilbert-base-uncased"), seeds=3, homework=False),
+        "smoke": Sizes04(synthetic=True, model="tiny", max_train=32, max_eval=16, lr=1e-3, epochs=1, curve_epochs=2,
+                         sanity_lr=3e-3, search_train=16, grid_lrs=(1e-3,), grid_epochs=(1,),
+                         compare=("tiny", "bert-base-uncased"),  # offline: the second fails, as shown
+                         seeds=2, homework=True),  # a tiny homework: the tests run its code
     },
 }  # fmt: skip
+for _notebook in ("01", "02", "03"):  # a class runs these at their full sizes: minutes on a GPU
+    SIZES[_notebook].setdefault("class", SIZES[_notebook]["full"])
 
 
 def sizes_for(notebook: str, profile: str):

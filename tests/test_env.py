@@ -59,10 +59,10 @@ def test_seeded_is_repeatable_and_gives_the_caller_its_generator_back():
     assert torch.equal(torch.get_rng_state(), state)  # given back after an error too
 
 
-def test_profile_defaults_to_quick_on_cpu_and_full_on_gpu(monkeypatch):
+def test_profile_defaults_to_quick_on_cpu_and_class_on_gpu(monkeypatch):
     monkeypatch.delenv("HELPERS_PROFILE", raising=False)
     assert resolve_profile(torch.device("cpu")) == "quick"
-    assert resolve_profile(torch.device("cuda")) == "full"
+    assert resolve_profile(torch.device("cuda")) == "class"
     monkeypatch.setenv("HELPERS_PROFILE", " Smoke ")
     assert resolve_profile(torch.device("cuda")) == "smoke"
 
@@ -70,7 +70,8 @@ def test_profile_defaults_to_quick_on_cpu_and_full_on_gpu(monkeypatch):
 def test_unknown_profile_says_what_to_use(monkeypatch):
     monkeypatch.setenv("HELPERS_PROFILE", "fast")
     with pytest.raises(
-        ValueError, match="HELPERS_PROFILE='fast' is not a profile; use one of full, quick, smoke"
+        ValueError,
+        match="HELPERS_PROFILE='fast' is not a profile; use one of class, full, quick, smoke",
     ):
         resolve_profile(torch.device("cpu"))
 
@@ -105,7 +106,7 @@ def test_sizes_for_unknown_notebook_or_profile():
     with pytest.raises(ValueError, match="no sizes for notebook '99'; known notebooks: 01, 02"):
         sizes_for("99", "quick")
     with pytest.raises(
-        ValueError, match="unknown profile 'fast'; choose one of full, quick, smoke"
+        ValueError, match="unknown profile 'fast'; choose one of class, full, quick, smoke"
     ):
         sizes_for("01", "fast")
 

@@ -23,7 +23,9 @@ pytestmark = [
     ),
 ]
 CPU = torch.device("cpu")
-SMOKE = SIZES["04"]["smoke"]  # synthetic rows, 48 train and 24 dev / test
+SMOKE = SIZES["04"]["smoke"].replace(
+    max_train=48, max_eval=24
+)  # synthetic: 48 train, 24 dev / test
 
 
 @pytest.fixture(scope="module")
@@ -153,18 +155,17 @@ def test_other_errors_are_not_mistaken_for_out_of_memory():
         experiments.largest_batch_size(step, torch.device("cuda"))
 
 
-def test_grid_search_chooses_on_dev_not_test():
+def test_grid_search_chooses_on_dev():
     configs = experiments.grid([1e-4, 5e-4, 1e-3], [5, 7, 9])
     assert len(configs) == 9 and {"lr": 5e-4, "epochs": 7} in configs
-    scores = {1e-4: (0.80, 0.95), 5e-4: (0.90, 0.70), 1e-3: (0.85, 0.99)}  # (dev, test)
+    dev = {1e-4: 0.80, 5e-4: 0.90, 1e-3: 0.85}
 
     def fake_run(config):
-        dev, test = scores[config["lr"]]
-        return {"dev_accuracy": dev - config["epochs"] / 1000, "test_accuracy": test}
+        return {"dev_accuracy": dev[config["lr"]] - config["epochs"] / 1000}
 
     found = experiments.search(configs, fake_run)
-    assert found["chosen"]["lr"] == 5e-4 and found["chosen"]["epochs"] == 5  # best dev, worst test
-    assert found["chosen"]["test_accuracy"] == 0.70
+    assert found["chosen"]["lr"] == 5e-4 and found["chosen"]["epochs"] == 5
+    assert all("test_accuracy" not in r for r in found["results"])  # the search never sees test
 
 
 def test_random_configs_are_log_uniform_and_repeatable():
@@ -179,7 +180,7 @@ def test_comparison_reports_failures_as_zero_with_a_reason():
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         if name == "missing":
             raise OSError("missing is not a local folder and is not a valid model identifier")
-        return {"dev_accuracy": 0.9, "test_accuracy": 0.88}
+        return {"dev_accuracy": 0.9}
 
     rows = experiments.compare(["ok", "huge", "missing"], run)
     assert rows[0]["reason"] == "" and rows[1]["reason"] == "out of memory"
@@ -188,7 +189,7 @@ def test_comparison_reports_failures_as_zero_with_a_reason():
 
 def test_real_minilm_learns_synthetic_sentiment_quickly():
     splits, task, _ = notebook_data("sst2", SMOKE.replace(max_train=64, max_eval=48))
-    cfg = FinetuneConfig(lr=3e-4, epochs=2, batch_size=16, max_length=48)
+    cfg = FinetuneConfig(lr=3e-4, epochs=3, batch_size=16, max_length=48)
     run = experiments.experiment("minilm", splits, task, CPU, cfg, watch=("dev",), seed=42)
     assert run.history["dev_accuracy"][-1] >= 0.75, run.history
 
@@ -222,10 +223,9 @@ def test_cli_writes_accuracy_per_epoch(tmp_path):
     ]
     assert cli.main([*args, *settings]) == 0
     report = json.loads((tmp_path / "out.json").read_text())
-    assert len(report["accuracy_per_epoch"]) == 2 and report["examples"] == {
-        "train": 16,
-        "eval": 24,
-    }
+    assert len(report["accuracy_per_epoch"]) == 2
+    assert report["examples"] == {"train": 16, "eval": 24, "test": 0}
+    assert report["test_accuracy"] is None  # no --test-file
     assert report["final_accuracy"] == report["accuracy_per_epoch"][-1]
     assert report["seconds"]["train_and_eval"] > 0 and report["settings"]["epochs"] == 2
 
@@ -316,3 +316,194 @@ def test_finetune_explorer_runs_and_overlays():
     explorer.controls["model"].value = "no-such-model-anywhere"
     explorer.button.click()
     assert len(explorer.runs) == 2  # the failure is reported in the widget, not raised
+
+
+# --- splits without leaks ----------------------------------------------------------------------
+
+
+def test_leaking_rows_finds_equal_contained_and_containing_rows_word_for_word():
+    from helpers.finetune.splits import leaking_rows
+
+    train = [
+        "the lord of the rings ",  # inside the held-out sentence
+        "in its own way , a quest story as grand as the lord of the rings . ",  # contains it
+        "a quest story as grand as the lord of the rings . ",  # equal (another case, spaces)
+        "lord of the ring",  # not whole words of it: "ring" is not "rings"
+        "the rings of saturn",  # shares words, not a span
+        "story",  # a one-word span of it
+    ]
+    held = ["A quest story as grand as  the lord of the rings . "]
+    assert leaking_rows(train, held) == {0, 1, 2, 5}
+
+
+def test_complete_sentences_are_maximal_rows_that_end_like_sentences():
+    from helpers.finetune.splits import complete_sentences
+
+    rows = [
+        "it 's a charming and often affecting journey . ",
+        "a charming and often affecting journey . ",  # inside the first
+        "charming ",
+        "too short . ",  # under 5 words
+        "an unforgettable , unflinching look at grief and love ",  # no full stop
+        "the film is funny , warm and true ! ",
+    ]
+    assert complete_sentences(rows) == [0, 5]
+
+
+def test_sst2_splits_hold_dev_and_test_out_without_leaks():
+    from helpers.finetune.data import sst2_splits
+
+    sentences = [f"sentence number {i} is about film {i} and more . " for i in range(30)]
+    pool = [{"sentence": s, "label": i % 2} for i, s in enumerate(sentences)]
+    pool += [{"sentence": f"about film {i} ", "label": i % 2} for i in range(30)]  # sub-phrases
+    result = sst2_splits(pool, None, dev_size=5)
+    dev, test, train = (result.rows[k] for k in ("dev", "test", "train"))
+    assert len(dev) == len(test) == 5 and len(train) == 60 - 10 - 10
+    held = {r["sentence"] for r in dev + test}
+    numbers = {s.split()[2] for s in held}
+    assert not any(
+        r["sentence"].split()[-1] in numbers for r in train
+    )  # no phrase of theirs is left
+    assert "complete sentences held out of train" in result.notes[0] and "5 more" in result.notes[0]
+    given = sst2_splits(pool, [{"sentence": sentences[0], "label": 0}], dev_size=5)
+    assert given.rows["test"] == [{"sentence": sentences[0], "label": 0}]
+    assert "GLUE's 1 validation sentences; 2 train rows" in given.notes[0], given.notes
+
+
+def test_boolq_keeps_its_splits_and_drops_rows_that_repeat_in_dev_or_test():
+    from helpers.finetune.data import boolq_splits
+
+    rows = [{"question": f"q{i}", "passage": "p", "answer": i % 2 == 0} for i in range(12)]
+    dev = [{"question": "Q3 ", "passage": "p", "answer": False}]  # the same as training row 3
+    result = boolq_splits(rows, dev, train_size=10)
+    assert len(result.rows["test"]) == 2 and result.rows["dev"] == dev
+    assert (
+        len(result.rows["train"]) == 9 and "1 training rows also in dev or test" in result.notes[0]
+    )
+
+
+def test_local_sst2_folder_with_a_test_file(tmp_path, monkeypatch):
+    folder = tmp_path / "sst2"
+    folder.mkdir()
+    sentences = [f"the {i} th film was a quiet delight to watch . " for i in range(40)]
+    lines = ["sentence\tlabel", *(f"{s}\t{i % 2}" for i, s in enumerate(sentences))]
+    (folder / "train.tsv").write_text("\n".join(lines) + "\n")
+    (folder / "test.tsv").write_text(
+        "sentence\tlabel\nan unseen test sentence , whole and new . \t1\n"
+    )
+    monkeypatch.setenv("HELPERS_DATA_DIR", str(tmp_path))
+    sizes = SIZES["04"]["quick"].replace(max_train=100, max_eval=10)
+    rows, _, source = notebook_data("sst2", sizes)
+    assert source.startswith(f"$HELPERS_DATA_DIR ({tmp_path})") and "GLUE's 1 validation" in source
+    assert len(rows["test"]) == 1 and len(rows["dev"]) == 10 and len(rows["train"]) == 30
+    assert isinstance(rows["train"][0]["label"], int)
+
+
+def test_baselines_are_chance_and_the_majority_class_on_dev():
+    splits = {"train": [{"label": 1}] * 3 + [{"label": 0}], "dev": [{"label": 1}, {"label": 0}] * 2}
+    base = experiments.baselines(splits, Task("sentence", "label"))
+    assert base == {"chance": 0.5, "majority": 0.5, "majority_label": 1}
+
+
+# --- the proxy for GLUE's validation sentences -------------------------------------------------
+
+
+def test_sst_sentences_are_written_the_way_glue_writes_them():
+    from helpers.finetune.proxy import glue_form
+
+    said = glue_form("Singer\\/composer -LRB- Bryan Adams -RRB- is `` great '' \\* .")
+    assert said == "singer/composer ( bryan adams ) is `` great '' * . "
+
+
+def test_proxy_build_holds_sentences_out_and_drops_their_phrases(tmp_path):
+    from helpers.finetune import proxy
+
+    sst = tmp_path / "sst-train.txt"
+    sst.write_text("4 ||| A Fine Film .\n2 ||| So-so film .\n0 ||| A dull , dull film .\n"
+                   "1 ||| Not good .\n3 ||| Rather nice .\n")  # fmt: skip
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\na fine film . \t1\nfine \t1\ndull , dull film \t0\n"
+                     "not good . \t0\nsomething else \t1\n")  # fmt: skip
+    report = proxy.build(sst, train, tmp_path / "out", tune=1, confirm=1, seed=0)
+    assert report["sentences"] == 4 and report["sentences_found_verbatim_in_train"] == 2
+    held = proxy.read_rows(tmp_path / "out" / "tune.tsv") + proxy.read_rows(
+        tmp_path / "out" / "confirm.tsv"
+    )
+    kept = proxy.read_rows(tmp_path / "out" / "train.tsv")
+    for row in kept:
+        assert not any(row["sentence"].strip() in h["sentence"] or h["sentence"].strip() in row["sentence"]
+                       for h in held)  # fmt: skip
+    assert report["train_rows_kept"] == len(kept) and {"something else "} <= {
+        r["sentence"] for r in kept
+    }
+
+
+def test_proxy_refuses_a_file_that_is_not_label_sentence(tmp_path, capsys):
+    from helpers.finetune import proxy
+
+    (tmp_path / "sst.txt").write_text("pos ||| a film\n")
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\na \t1\n")
+    args = ["--sst-file", str(tmp_path / "sst.txt"), "--train-file", str(tmp_path / "train.tsv"),
+            "--out", str(tmp_path / "out")]  # fmt: skip
+    assert proxy.main(args) == 2
+    assert "line 1: expected 'LABEL ||| SENTENCE'" in capsys.readouterr().err
+
+
+# --- the batch-size probe, seeds, the homework's cost ------------------------------------------
+
+
+def test_training_probe_takes_a_real_training_step_on_cpu():
+    splits, task, _ = notebook_data("sst2", SMOKE)
+    labels = label_index([r[task.label] for r in splits["train"]], "train")
+    torch.manual_seed(0)
+    model, tokenizer = load_classifier("tiny", len(labels))
+    before = [p.detach().clone() for p in model.parameters()]
+    probe = experiments.training_probe(
+        model, splits["train"], make_collate(tokenizer, task, labels), CPU
+    )
+    probe(8)
+    assert probe.precision == "fp32"  # a CPU trains in fp32
+    state = probe.optimizer.state
+    assert state and all({"exp_avg", "exp_avg_sq"} <= set(s) for s in state.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert all(p.grad is None for p in model.parameters())  # cleared for the next probe
+
+
+def test_seeded_runs_summarize_as_mean_and_spread():
+    splits, task, _ = notebook_data("sst2", SMOKE)
+    cfg = FinetuneConfig(lr=1e-3, epochs=1, batch_size=16)
+    runs = experiments.seeded_runs("tiny", splits, task, CPU, cfg, seeds=2, first_seed=3)
+    scores = experiments.score_runs(runs, splits["dev"], CPU)
+    assert len(scores) == 2 and set(scores[0]) == {"accuracy", "precision", "recall", "f1"}
+    summary = experiments.summarize(scores)
+    assert summary["accuracy"].endswith("(2 seeds)") and " ± " in summary["accuracy"]
+    assert experiments.spread([0.8, 0.9, 1.0]) == pytest.approx((0.9, 0.1))
+    assert experiments.seconds_per_example_epoch(runs, len(splits["train"])) > 0
+
+
+def test_homework_cost_counts_runs_and_scales_the_measured_speed():
+    cfg = FinetuneConfig(epochs=3)
+    line = experiments.homework_cost([{"lr": 1e-4, "epochs": 2}, {"lr": 2e-4}], ["a", "b", "c"], cfg,
+                                     search_rows=1000, train_rows=4000, per_example_epoch=0.01)  # fmt: skip
+    assert "2 search runs + 3 models = 5 runs" in line
+    assert "about 50 s for the search" in line and "6 min 0 s for the comparison" in line
+
+
+def test_cli_scores_the_test_file_once_after_training(tmp_path):
+    rows = notebook_data("boolq", SMOKE)[0]
+    args = boolq_args(tmp_path, rows["train"], rows["dev"])
+    test = write_jsonl(tmp_path / "test.jsonl", rows["test"])
+    settings = [
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--max-train-examples",
+        "16",
+        "--max-length",
+        "32",
+    ]
+    assert cli.main([*args, *settings, "--test-file", str(test)]) == 0
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert 0 <= report["test_accuracy"] <= 1 and report["examples"]["test"] == len(rows["test"])
+    assert len(report["accuracy_per_epoch"]) == 1 and report["seconds"]["test"] >= 0

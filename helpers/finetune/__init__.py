@@ -1,3 +1,5 @@
-"""Notebook 04, fine-tuning BERT-family models: ``data`` (SST-2, BoolQ, batches), ``models`` (pretrained
-encoders with a new head), ``experiments`` (sanity check, batch-size finder, search, comparison),
-``cli`` (``python -m helpers.finetune``). Training is ``helpers.training.fit``, as everywhere."""
+"""Notebook 04, fine-tuning BERT-family models: ``data`` (SST-2, BoolQ, batches), ``splits`` (dev and
+test held out of phrase-level data without leaks), ``models`` (pretrained encoders with a new head),
+``experiments`` (training step, scores, sanity check, batch-size probe, seeds, search, comparison),
+``cli`` (``python -m helpers.finetune``) and ``proxy`` (``python -m helpers.finetune.proxy``: sentence-level
+stand-ins for GLUE SST-2's validation sentences). Training is ``helpers.training.fit``, as everywhere."""

@@ -1,6 +1,6 @@
 """Notebook 04 from a terminal or a cluster: fine-tune a BERT-family classifier on local files.
 
-    python -m helpers.finetune --model NAME_OR_DIR --train-file F --eval-file F \\
+    python -m helpers.finetune --model NAME_OR_DIR --train-file F --eval-file F [--test-file F] \\
         [--text-column C --text-pair-column C --label-column C --max-train-examples N \\
          --epochs N --lr X --batch-size N --max-length N --seed N] --json OUT
 """
@@ -17,7 +17,7 @@ from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig
 from helpers.finetune.models import load_classifier
 from helpers.tables import check_labels, label_index, read_rows
-from helpers.training import choose_precision, fit
+from helpers.training import choose_precision, evaluate, fit
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -26,13 +26,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--model", required=True, help="a hub name or a local folder")
     parser.add_argument("--train-file", required=True, help=".csv, .tsv or .jsonl")
-    parser.add_argument("--eval-file", required=True, help=".csv, .tsv or .jsonl")
+    parser.add_argument(
+        "--eval-file", required=True, help=".csv, .tsv or .jsonl: scored every epoch"
+    )
+    parser.add_argument("--test-file", help="scored once, after training (never used to choose)")
     parser.add_argument("--text-column", default="sentence")
     parser.add_argument("--text-pair-column")
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--max-train-examples", type=int)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=1e-4)  # chosen on a proxy: see README
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
@@ -59,12 +62,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-train-examples must be at least 1, got {args.max_train_examples}"
             )
         train_rows, eval_rows = read_rows(args.train_file), read_rows(args.eval_file)
+        test_rows = read_rows(args.test_file) if args.test_file else []
         task.check(train_rows, args.train_file)
         task.check(eval_rows, args.eval_file)
+        if args.test_file:
+            task.check(test_rows, args.test_file)
         random.Random(args.seed).shuffle(train_rows)
         train_rows = train_rows[: args.max_train_examples]
         labels = label_index([r[task.label] for r in train_rows], args.train_file)
         check_labels(labels, [r[task.label] for r in eval_rows], args.eval_file)
+        if args.test_file:
+            check_labels(labels, [r[task.label] for r in test_rows], args.test_file)
         start = time.perf_counter()
         with seeded(args.seed):
             model, tokenizer = load_classifier(args.model, len(labels))
@@ -85,22 +93,30 @@ def main(argv: list[str] | None = None) -> int:
             device,
             eval_batches={"eval": loader(eval_rows, collate, 2 * args.batch_size, shuffle=False)},
         )
+    train_seconds = time.perf_counter() - start
+    test = None
+    if test_rows:
+        batches = loader(test_rows, collate, 2 * args.batch_size, shuffle=False)
+        test = evaluate(model, batches, device, cfg.precision).accuracy
     report = {
         "model": args.model,
         "accuracy_per_epoch": history["eval_accuracy"],
         "final_accuracy": history.last("eval_accuracy"),
+        "test_accuracy": test,
         "train_loss_per_epoch": history["train_loss"],
         "seconds": {
             "load": load_seconds,
-            "train_and_eval": time.perf_counter() - start,
+            "train_and_eval": train_seconds,
+            "test": time.perf_counter() - start - train_seconds,
             "per_epoch": history["seconds"],
         },  # fmt: skip
-        "examples": {"train": len(train_rows), "eval": len(eval_rows)},
+        "examples": {"train": len(train_rows), "eval": len(eval_rows), "test": len(test_rows)},
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "device": device.type,
     }
     write_json(args.json, report)
+    tested = f"; test accuracy {test:.4f}" if test is not None else ""
     print(
-        f"accuracy per epoch {[round(a, 4) for a in history['eval_accuracy']]}; wrote {args.json}"
+        f"accuracy per epoch {[round(a, 4) for a in history['eval_accuracy']]}{tested}; wrote {args.json}"
     )
     return 0

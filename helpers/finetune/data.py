@@ -1,5 +1,6 @@
 """Notebook 04's data: SST-2 and BoolQ (hub, local files or synthetic), and batches a BERT can read."""
 
+import functools
 import os
 import random
 from collections.abc import Callable
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.finetune import splits
 from helpers.synthetic import synthetic_pairs, synthetic_reviews
 from helpers.tables import check_columns, read_rows
 
@@ -36,66 +38,141 @@ HUB = {
     "sst2": ("nyu-mll/glue", "sst2", Task("sentence", "label")),
     "boolq": ("google/boolq", None, Task("question", "answer", pair="passage")),
 }
+GLUE_TEST = 872  # GLUE SST-2's validation sentences: this course's SST-2 test set
+BOOLQ_TRAIN = 8000  # BoolQ: train on 8,000 of its training questions, test on the rest
 
 
-def course_splits(
-    train_rows: list[Example], dev: list[Example], name: str
-) -> dict[str, list[Example]]:
-    """The course's splits: SST-2 holds 1,000 training rows out as test; BoolQ trains on 8,000 and tests
-    on the rest. The published validation split is dev (for choosing), so test is never peeked at."""
+@dataclass
+class Splits:
+    """train/dev/test rows, where they came from, and how they were made (``notes``, printed)."""
+
+    rows: dict[str, list[Example]]
+    source: str
+    notes: list[str]
+
+
+def sst2_splits(
+    pool: list[Example], test: list[Example] | None, dev_size: int, seed: int = 42
+) -> Splits:
+    """SST-2 without leaks. ``pool`` is GLUE SST-2 train (phrases and whole sentences); ``test`` is GLUE's
+    validation sentences, or None to hold ``dev_size`` test sentences out of the pool the way dev is.
+
+    Dev: ``dev_size`` complete sentences of the pool (``splits.complete_sentences``: no other row contains
+    them; like the test, whole sentences, not phrases). Train: the rest of the pool, less every row that
+    equals, contains or is contained in a dev or test sentence (word for word)."""
+    rng, notes = random.Random(seed), []
+    pool = list(pool)
+    if test is None:
+        pool, test, dropped = splits.hold_out(pool, "sentence", dev_size, rng)
+        notes.append(f"test: {len(test):,} complete sentences held out of train (no GLUE validation "
+                     f"file here); {dropped:,} more train rows equal, contain or are contained in one of them: dropped")  # fmt: skip
+    else:
+        pool, dropped = splits.drop_leaks(pool, "sentence", test)
+        notes.append(f"test: GLUE's {len(test):,} validation sentences; {dropped:,} train rows equal, "
+                     "contain or are contained in one of them: dropped")  # fmt: skip
+    train, dev, dropped = splits.hold_out(pool, "sentence", dev_size, rng)
+    notes.append(f"dev: {len(dev):,} complete sentences of train; {dropped:,} more train rows equal, "
+                 "contain or are contained in one of them: dropped")  # fmt: skip
+    rng.shuffle(train)
+    return Splits({"train": train, "dev": dev, "test": list(test)}, "", notes)
+
+
+def boolq_splits(
+    train_rows: list[Example],
+    validation: list[Example],
+    seed: int = 42,
+    train_size: int = BOOLQ_TRAIN,
+) -> Splits:
+    """BoolQ as published: 8,000 training questions to train on, the rest of train as test, the
+    validation split as dev; a training row that also occurs in dev or test is dropped (counted)."""
     rows = list(train_rows)
-    random.Random(42).shuffle(rows)
-    cut = 8000 if name == "boolq" else len(rows) - 1000
-    return {"train": rows[:cut], "test": rows[cut:], "dev": dev}
+    random.Random(seed).shuffle(rows)
+    train, test = rows[:train_size], rows[train_size:]
+    held = test + list(validation)
+    columns = ["question", "passage"]
+    seen = {tuple(str(r[c]).strip().lower() for c in columns) for r in held}
+    kept = [r for r in train if tuple(str(r[c]).strip().lower() for c in columns) not in seen]
+    notes = [f"BoolQ's own splits (dev: its validation split; test: the training questions after the "
+             f"first {train_size:,}); {len(train) - len(kept)} training rows also in dev or test: dropped"]  # fmt: skip
+    return Splits({"train": kept, "dev": list(validation), "test": test}, "", notes)
 
 
-def load_hub(name: str) -> dict[str, list[Example]]:
-    """SST-2 or BoolQ from the Hugging Face hub, split as the course does."""
+def _as_int_labels(rows: list[Example]) -> list[Example]:
+    for row in rows:  # a tsv's labels are text: GLUE's are 0/1
+        row["label"] = int(row["label"])
+    return rows
+
+
+@functools.lru_cache(maxsize=4)
+def _real_splits(name: str, folder: str | None, dev_size: int) -> Splits:
+    """(Cached: the leak search over 67k rows takes seconds, and the explorer asks again.)"""
+    if folder:
+        base = Path(folder) / name
+        if name == "sst2":
+            pool = _as_int_labels(read_rows(base / "train.tsv") + _optional(base / "valid.tsv"))
+            test = (
+                _as_int_labels(read_rows(base / "test.tsv"))
+                if (base / "test.tsv").exists()
+                else None
+            )
+            result = sst2_splits(pool, test, dev_size)
+        else:
+            result = boolq_splits(read_rows(base / "train.jsonl"), read_rows(base / "valid.jsonl"))
+        result.source = f"$HELPERS_DATA_DIR ({folder})"
+        return result
     from datasets import load_dataset
 
     hub_id, subset, _ = HUB[name]
     data = load_dataset(hub_id, subset) if subset else load_dataset(hub_id)
-    return course_splits(
-        [dict(r) for r in data["train"]], [dict(r) for r in data["validation"]], name
+    train, validation = [dict(r) for r in data["train"]], [dict(r) for r in data["validation"]]
+    result = (
+        sst2_splits(train, validation, dev_size)
+        if name == "sst2"
+        else boolq_splits(train, validation)
     )
+    result.source = f"Hugging Face hub ({hub_id})"
+    return result
 
 
-def local_splits(name: str) -> tuple[dict[str, list[Example]], str] | None:
-    """$HELPERS_DATA_DIR/sst2/{train,valid}.tsv or boolq/{train,valid}.jsonl, split like the hub's."""
+def _optional(path: Path) -> list[Example]:
+    return read_rows(path) if path.exists() else []
+
+
+def local_folder(name: str) -> str | None:
+    """$HELPERS_DATA_DIR if it holds this data set: sst2/train.tsv (+ valid.tsv, more GLUE train rows,
+    and optionally test.tsv, GLUE's validation sentences) or boolq/{train,valid}.jsonl."""
     folder = os.environ.get("HELPERS_DATA_DIR")
-    suffix = ".tsv" if name == "sst2" else ".jsonl"
-    train_file = Path(folder or ".") / name / f"train{suffix}"
-    if not folder or not train_file.exists():
-        return None
-    train_rows, dev = read_rows(train_file), read_rows(train_file.with_name(f"valid{suffix}"))
-    if name == "sst2":  # a tsv's labels are text: GLUE's are 0/1
-        for row in train_rows + dev:
-            row["label"] = int(row["label"])
-    return course_splits(train_rows, dev, name), f"$HELPERS_DATA_DIR ({folder})"
+    first = "train.tsv" if name == "sst2" else "train.jsonl"
+    return folder if folder and (Path(folder) / name / first).exists() else None
 
 
 def notebook_data(name: str, sizes) -> tuple[dict[str, list[Example]], Task, str]:
     """Train/dev/test rows of SST-2 or BoolQ for a profile's ``sizes`` (``helpers.profiles.Sizes04``),
-    the task's columns, and where the rows came from."""
+    the task's columns, and where the rows came from and how they were split (several lines)."""
     task = HUB[name][2]
     if sizes.synthetic:
         n = sizes.max_train + 2 * sizes.max_eval
         if name == "boolq":
             rows = synthetic_pairs(n)
+            cut = n - sizes.max_eval
+            result = boolq_splits(rows[:cut], rows[cut:], train_size=sizes.max_train)
         else:
             texts, labels = synthetic_reviews(n)
             rows = [
                 {"sentence": t.replace("<br /><br />", ""), "label": y}
                 for t, y in zip(texts, labels)
             ]
-        a, b = sizes.max_train, sizes.max_train + sizes.max_eval
-        splits = {"train": rows[:a], "dev": rows[a:b], "test": rows[b:]}
-        return splits, task, "synthetic examples (smoke profile: offline)"
-    splits, source = local_splits(name) or (load_hub(name), f"Hugging Face hub ({HUB[name][0]})")
-    splits["train"] = splits["train"][: sizes.max_train]
+            result = sst2_splits(rows, None, sizes.max_eval)
+        source = "synthetic examples (smoke profile: offline)"
+    else:
+        dev_size = min(sizes.max_eval or GLUE_TEST, GLUE_TEST)
+        result = _real_splits(name, local_folder(name), dev_size)
+        source = result.source
+    rows = dict(result.rows)
+    rows["train"] = rows["train"][: sizes.max_train]
     for split in ("dev", "test"):
-        splits[split] = splits[split][: sizes.max_eval]
-    return splits, task, source
+        rows[split] = rows[split][: sizes.max_eval]
+    return rows, task, "\n".join([source, *result.notes])
 
 
 def make_collate(tokenizer, task: Task, labels: dict, max_length: int = 128) -> Callable:
@@ -116,6 +193,13 @@ def make_collate(tokenizer, task: Task, labels: dict, max_length: int = 128) -> 
         return dict(batch)
 
     return collate
+
+
+def collate_rows(
+    rows: list[Example], tokenizer, task: Task, labels: dict, max_length: int = 128
+) -> dict:
+    """``make_collate``'s batch with the notebook exercise's signature (all settings as arguments)."""
+    return make_collate(tokenizer, task, labels, max_length)(rows)
 
 
 def loader(rows: list[Example], collate: Callable, batch_size: int, shuffle: bool, seed: int = 42):

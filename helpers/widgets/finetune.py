@@ -1,4 +1,5 @@
-"""Notebook 04's widget: fine-tune a chosen model on a chosen data set and compare the dev curves."""
+"""Notebook 04's widget: fine-tune a chosen model on a chosen data set and compare the dev curves
+(dev only: the test set is scored once, at the end of the notebook, never here)."""
 
 import ipywidgets as w
 
@@ -17,7 +18,10 @@ def finetune_explorer(models: list[str], data: dict, device, sizes) -> w.VBox:
         "model": w.Dropdown(options=models, description="model", style=STYLE),
         "dataset": w.Dropdown(options=list(data), description="data set", style=STYLE),
         "lr": w.Dropdown(
-            options=[2e-5, 5e-5, 1e-4, 5e-4], value=5e-5, description="learning rate", style=STYLE
+            options=sorted({2e-5, 5e-5, 1e-4, 2e-4, 5e-4, sizes.lr}),
+            value=sizes.lr,  # the profile's learning rate
+            description="learning rate",
+            style=STYLE,
         ),
         "epochs": w.IntSlider(value=sizes.epochs, min=1, max=10, description="epochs", style=STYLE),
         "batch_size": w.Dropdown(

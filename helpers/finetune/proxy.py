@@ -1,0 +1,109 @@
+"""A sentence-level stand-in for GLUE SST-2's validation sentences, built from SST's training sentences.
+
+GLUE SST-2's 872 validation sentences are the yardstick of ``python -m helpers.finetune``'s defaults, but
+phrase-level rows held out of SST-2 train are not: their sub-phrases stay in train. SST's own training
+sentences (``LABEL ||| SENTENCE``, 5 classes, PTB-tokenised and cased, as minBERT ships them) are whole
+sentences like GLUE's validation ones. This command writes them in GLUE's form (binary, lowercased, PTB
+escapes undone) as two slices, ``tune.tsv`` (for choosing settings) and ``confirm.tsv`` (scored once,
+never chosen on), and a ``train.tsv`` of SST-2 rows with every row that contains or is contained in one
+of those sentences removed:
+
+    python -m helpers.finetune.proxy --sst-file ../shared/data/minbert/sst-train.txt \\
+        --train-file ../shared/data/sst2/train.tsv --out proxy/ [--tune 1000 --confirm 1000 --seed 0]
+"""
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from helpers.finetune.splits import leaking_rows, words
+from helpers.tables import read_rows
+
+BINARY = {"0": 0, "1": 0, "3": 1, "4": 1}  # SST's 5 classes; 2 (neutral) is not in SST-2
+PTB = {"\\/": "/", "\\*": "*", "-lrb-": "(", "-rrb-": ")"}  # GLUE keeps `` and '' as they are
+
+
+def glue_form(sentence: str) -> str:
+    """A PTB-tokenised SST sentence written the way GLUE SST-2 writes it (lowercased, escapes undone)."""
+    text = sentence.strip().lower()
+    for escaped, plain in PTB.items():
+        text = text.replace(escaped, plain)
+    return " ".join(text.split()) + " "  # GLUE's rows end with a space
+
+
+def read_sst(path: Path) -> list[dict]:
+    """Binary rows ``{"sentence", "label"}`` from a minBERT-style ``LABEL ||| SENTENCE`` file."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        label, sep, sentence = line.partition(" ||| ")
+        if not sep or label.strip() not in "01234":
+            raise ValueError(
+                f"{path}, line {number}: expected 'LABEL ||| SENTENCE' with a label 0-4"
+            )
+        if label.strip() in BINARY:
+            rows.append({"sentence": glue_form(sentence), "label": BINARY[label.strip()]})
+    return rows
+
+
+def write_tsv(path: Path, rows: list[dict]) -> None:
+    """GLUE's form: a ``sentence<TAB>label`` header, then one row a line."""
+    lines = ["sentence\tlabel", *(f"{r['sentence']}\t{r['label']}" for r in rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def build(sst_file: Path, train_file: Path, out: Path, tune: int, confirm: int, seed: int) -> dict:
+    sentences = list({r["sentence"]: r for r in read_sst(sst_file)}.values())
+    train = read_rows(train_file)
+    train_words = {words(str(r["sentence"])) for r in train}
+    found = sum(words(s["sentence"]) in train_words for s in sentences)
+    random.Random(seed).shuffle(sentences)
+    if tune + confirm > len(sentences):
+        raise ValueError(f"only {len(sentences)} sentences for --tune {tune} + --confirm {confirm}")
+    held = {"tune": sentences[:tune], "confirm": sentences[tune : tune + confirm]}
+    bad = leaking_rows(
+        [str(r["sentence"]) for r in train], [s["sentence"] for s in sentences[: tune + confirm]]
+    )
+    kept = [r for i, r in enumerate(train) if i not in bad]
+    out.mkdir(parents=True, exist_ok=True)
+    write_tsv(out / "train.tsv", kept)
+    for name, rows in held.items():
+        write_tsv(out / f"{name}.tsv", rows)
+    return {
+        "sentences": len(sentences),
+        "sentences_found_verbatim_in_train": found,
+        "tune": tune,
+        "confirm": confirm,
+        "train_rows": len(train),
+        "train_rows_dropped": len(bad),
+        "train_rows_kept": len(kept),
+        "seed": seed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.finetune.proxy", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--sst-file", type=Path, required=True, help="minBERT's sst-train.txt")
+    parser.add_argument("--train-file", type=Path, required=True, help="SST-2 train.tsv")
+    parser.add_argument("--out", type=Path, required=True, help="folder for train/tune/confirm.tsv")
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--confirm", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        report = build(args.sst_file, args.train_file, args.out, args.tune, args.confirm, args.seed)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    (args.out / "proxy.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
