@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from helpers.checks.modules import _close
 from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.text import pad_batch
 
 # --- (a) the collate function ---------------------------------------------------------------------
 
@@ -26,15 +27,6 @@ def check_collate(collate) -> CheckResult:
     labels (B,) long."""
     name = "collate"
     return run_check(name, lambda: _collate(name, collate))
-
-
-def _want(docs: list[np.ndarray], max_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    T = min(max_len, max(len(d) for d in docs))
-    ids = torch.zeros(len(docs), T, dtype=torch.long)
-    for row, doc in enumerate(docs):
-        ids[row, : min(len(doc), T)] = torch.as_tensor(doc[:T])
-    lengths = torch.tensor([min(len(d), T) for d in docs])
-    return ids, torch.arange(T)[None, :] < lengths[:, None]  # (B, T): True = real
 
 
 def _collate(name: str, collate) -> CheckResult:
@@ -66,7 +58,7 @@ def _collate_order(ids, mask, labels) -> tuple[str, ...] | None:
 
 
 def _collate_mistake(ids, mask, labels, max_len: int) -> tuple[str, ...] | None:
-    want_ids, want_mask = _want(_DOCS, max_len)
+    want_ids, want_mask = pad_batch(_DOCS, max_len)  # the helpers' own padding: no empty docs here
     where = f"(max_len {max_len}, documents of 3, 6 and 1 tokens)"
     if not isinstance(ids, torch.Tensor) or not isinstance(mask, torch.Tensor):
         return ("ids and mask must be tensors", "torch.zeros(B, T, dtype=torch.long) to start from")
