@@ -1,6 +1,7 @@
 """Training: the one loop (``fit``, ``evaluate``), its config, mixed precision, checkpoints, and
-sampling from a trained language model (``generate``)."""
+sampling from a trained language model (``generate``), and AdamW written out (notebook 05)."""
 
+from helpers.training.adamw import AdamW
 from helpers.training.checkpoints import code_fingerprint, fingerprint
 from helpers.training.generate import generate
 from helpers.training.loop import (
@@ -16,6 +17,7 @@ from helpers.training.loop import (
 from helpers.training.precision import autocast, choose_precision, grad_scaler
 
 __all__ = [
+    "AdamW",
     "History",
     "Metrics",
     "TrainConfig",
