@@ -53,6 +53,7 @@ class MyTransformer(nn.Module):
         classes: int = 2,
         freeze_embeddings: bool = True,
         dropout: float = 0.1,
+        word_dropout: float = 0.0,
         attention: ModuleFactory | None = None,
         layer_norm: ModuleFactory | None = None,
         pooling: str = "mean",
@@ -91,13 +92,17 @@ class MyTransformer(nn.Module):
         self.head = nn.Linear(dim * len(pooling.split("+")), classes)
         self.dropout = nn.Dropout(dropout)
         self.max_len = max_len
+        self.word_dropout = word_dropout  # training only: the share of words whose vector is zeroed
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if ids.shape[1] > self.max_len:
             raise ValueError(
                 f"batch has {ids.shape[1]} tokens but max_len is {self.max_len}; truncate first"
             )
-        x = self.embed(ids) + self.positions[: ids.shape[1]]  # (B, T, d)
+        x = self.embed(ids)  # (B, T, d)
+        if self.training and self.word_dropout > 0:  # drop whole words: judge by the rest
+            x = x * (torch.rand(ids.shape, device=ids.device) >= self.word_dropout).unsqueeze(-1)
+        x = x + self.positions[: ids.shape[1]]
         check_inputs(x, mask, x.shape[-1])
         x = self.dropout(x)
         for block in self.blocks:

@@ -163,6 +163,25 @@ def test_padding_does_not_change_the_prediction():
         assert torch.allclose(model(ids, ids != 0), model(padded, padded != 0), atol=1e-5)
 
 
+def test_word_dropout_zeroes_whole_words_in_training_only():
+    torch.manual_seed(0)
+    vectors = torch.randn(20, 8)
+    model = MyTransformer(vectors, max_len=32, dropout=0.0, word_dropout=0.5)
+    ids, mask = torch.randint(1, 20, (4, 30)), torch.ones(4, 30, dtype=torch.bool)
+    seen = []
+    model.blocks[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    model.train()(ids, mask)
+    words = seen[-1] - model.positions[:30]  # (B, T, d): what the embedding layer passed on
+    zeroed = (words.abs().amax(-1) < 1e-6).float().mean().item()
+    assert 0.35 < zeroed < 0.65  # about half of the words, each zeroed as a whole vector
+    plain = MyTransformer(vectors, max_len=32, dropout=0.0).eval()
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(model.eval()(ids, mask), plain(ids, mask))  # evaluation: every word
+    with pytest.raises(ConfigError, match=r"ImdbConfig.word_dropout must be in \[0, 1\), got 1.0"):
+        imdb.ImdbConfig(word_dropout=1.0)
+
+
 def test_model_messages():
     with pytest.raises(ValueError, match="3 heads do not divide the GloVe dimension 8"):
         MyTransformer(torch.randn(5, 8), heads=3)

@@ -31,6 +31,7 @@ class ImdbConfig:
     freeze_embeddings: bool = False  # keep GloVe fixed, or fine-tune it
     batch_size: int = 16
     dropout: float = 0.1
+    word_dropout: float = 0.0  # training: share of words whose vector is zeroed (0 = off)
     schedule: str = "constant"  # learning rate: constant | linear or cosine decay to 0
     pooling: str = "mean"  # mean over the real tokens | "mean+max": their mean and their max
     precision: str = "auto"  # auto (by hardware) | fp32 | bf16 | fp16
@@ -38,8 +39,11 @@ class ImdbConfig:
     def __post_init__(self) -> None:
         positive(self, blocks=self.blocks, heads=self.heads, epochs=self.epochs, lr=self.lr,
                  max_len=self.max_len, batch_size=self.batch_size)  # fmt: skip
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"ImdbConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "word_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(
+                    f"ImdbConfig.{name} must be in [0, 1), got {getattr(self, name)!r}"
+                )
         if self.pooling not in POOLINGS:
             raise ConfigError(
                 f"ImdbConfig.pooling must be one of {', '.join(POOLINGS)}, not {self.pooling!r}"
@@ -56,7 +60,9 @@ class ImdbConfig:
 # "best": chosen on validation (README: the ablation, and the runs behind each choice).
 CONFIGS: dict[str, ImdbConfig] = {
     "course": ImdbConfig(),
-    "best": ImdbConfig(heads=2, epochs=6, lr=1e-3, max_len=512, dropout=0.2, pooling="mean+max"),
+    "best": ImdbConfig(
+        heads=2, epochs=6, lr=1e-3, max_len=512, dropout=0.2, word_dropout=0.1, pooling="mean+max"
+    ),
 }
 
 
@@ -135,7 +141,8 @@ def build_model(
     """A MyTransformer for ``cfg`` on the prepared vectors (optionally with the student's modules)."""
     return MyTransformer(prepared.vectors, blocks=cfg.blocks, heads=cfg.heads, max_len=cfg.max_len,
                          freeze_embeddings=cfg.freeze_embeddings, dropout=cfg.dropout,
-                         attention=attention, layer_norm=layer_norm, pooling=cfg.pooling)  # fmt: skip
+                         word_dropout=cfg.word_dropout, attention=attention, layer_norm=layer_norm,
+                         pooling=cfg.pooling)  # fmt: skip
 
 
 @dataclass
