@@ -31,6 +31,8 @@ class Remote:
     about: str
 
 
+MINBERT_COMMIT = "80fd0590f91760c7005b92a77b9582cfde8fd697"
+
 DOWNLOADS: dict[str, Remote] = {
     # d2l's mirror of Stanford's GloVe 6B, one zip per size, with the sha1 d2l publishes for each.
     "glove.6B.50d.zip": Remote(
@@ -49,6 +51,31 @@ DOWNLOADS: dict[str, Remote] = {
         "01ada507287d82875905620988597833ad4e0903",
         "IMDB reviews, 25k train + 25k test, 84 MB: notebook 03's fallback source",
     ),
+    # minBERT's copies of SST-5 and CFIMDB (CMU CS11-711), pinned to one commit of its repository.
+    **{
+        f"minbert-{name}": Remote(
+            f"https://raw.githubusercontent.com/neubig/minbert-assignment/{MINBERT_COMMIT}/data/{name}",
+            checksum,
+            f"minBERT's {name} (LABEL ||| SENTENCE), {size}: notebook 05",
+        )
+        for name, checksum, size in (
+            (
+                "sst-train.txt",
+                "7aeac81f2a387f2ce7fab98ed8f40ef85cc9c8ad11bcbb63b122e95665cb1f35",
+                "0.9 MB",
+            ),
+            (
+                "cfimdb-train.txt",
+                "278e200499d1d68a1a9d80e3947a2203cc97130632d8a53f2b9c11de9cb6c699",
+                "1.6 MB",
+            ),
+            (
+                "cfimdb-dev.txt",
+                "b38f0c095c4624e85927116728140e96d0221969b34146f65eae5b5bb24752b8",
+                "0.2 MB",
+            ),
+        )
+    },
     "tinyshakespeare.txt": Remote(
         "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
         "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",

@@ -93,13 +93,20 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
 
 
 def _students_frame(err: BaseException) -> traceback.FrameSummary | None:
-    """The innermost frame of the traceback that is the student's: neither helpers', nor an
-    installed library's, nor Python's own. None when the error arose in the checker itself (the
-    student's function returned, and the checker could not use what it returned)."""
+    """The innermost frame of the traceback that is the student's. Going outwards from where the
+    error arose, library code (installed packages, Python's own, helpers' layers a student may call)
+    is skipped; the first frame that is either a checker's (helpers/checks, the quizzes) or the
+    student's decides. None for a checker's: the student's code returned, and the checker could not
+    use what it returned."""
     frames = traceback.extract_tb(err.__traceback__)
-    ours, stdlib = str(Path(__file__).parent), sysconfig.get_paths()["stdlib"]
-    innermost = next((f for f in reversed(frames) if "-packages" not in f.filename
-                      and not f.filename.startswith(stdlib)), None)  # fmt: skip
-    if innermost is not None and innermost.filename.startswith(ours):
-        return None
-    return innermost or frames[-1]
+    helpers_dir, stdlib = Path(__file__).parent, sysconfig.get_paths()["stdlib"]
+    checkers = (str(helpers_dir / "checks"), str(helpers_dir / "quiz.py"))
+    for frame in reversed(frames):
+        if frame.filename.startswith(checkers):
+            return None
+        library = (
+            frame.filename.startswith((str(helpers_dir), stdlib)) or "-packages" in frame.filename
+        )
+        if not library:
+            return frame
+    return frames[-1] if frames else None

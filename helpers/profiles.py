@@ -66,6 +66,20 @@ class Sizes04:
     homework: bool  # run the grid search and the model comparison (the cost is printed first)
 
 
+@config
+class Sizes05:
+    model: str  # the checkpoint part 3's BERT loads ("minilm" = all-MiniLM-L6-v2)
+    synthetic: bool  # part 6: stand-in sentences (offline), else minBERT's SST-5 and CFIMDB files
+    train_model: str  # part 6: the BERT trained frozen and fine-tuned (a name, folder or hub id)
+    max_train: int | None  # part 6: training sentences per data set (None = all)
+    max_eval: int | None  # part 6: dev and test sentences per data set (None = all)
+    max_len: int  # part 6: tokens per sentence (CFIMDB's reviews are cut here)
+    epochs: int  # part 6: each run's epochs
+    batch_size: int
+    dropouts: tuple[float, ...]  # part 6's grid: hidden dropout values
+    lrs: dict  # part 6's grid: learning rates per option: {"pretrain": (...), "finetune": (...)}
+
+
 SIZES: dict[str, dict[str, object]] = {
     "01": {
         "full": Sizes01(sweep_points=401),
@@ -102,6 +116,20 @@ SIZES: dict[str, dict[str, object]] = {
                          sanity_lr=3e-3, search_train=16, grid_lrs=(1e-3,), grid_epochs=(1,),
                          compare=("tiny", "bert-base-uncased"),  # offline: the second fails, as shown
                          seeds=2, homework=True),  # a tiny homework: the tests run its code
+    },
+    "05": {
+        "class": Sizes05(model="minilm", synthetic=False, train_model="minilm", max_train=2000, max_eval=500,
+                         max_len=128, epochs=4, batch_size=16, dropouts=(0.1, 0.3),
+                         lrs={"pretrain": (1e-3, 1e-2), "finetune": (2e-5, 5e-5, 1e-4)}),
+        "full": Sizes05(model="minilm", synthetic=False, train_model="bert-base-uncased", max_train=None,
+                        max_eval=None, max_len=256, epochs=10, batch_size=8, dropouts=(0.1, 0.3),
+                        lrs={"pretrain": (1e-3, 1e-2), "finetune": (1e-5, 2e-5, 5e-5)}),
+        "quick": Sizes05(model="minilm", synthetic=False, train_model="minilm", max_train=800, max_eval=200,
+                         max_len=64, epochs=3, batch_size=16, dropouts=(0.1,),
+                         lrs={"pretrain": (1e-3, 1e-2), "finetune": (1e-4,)}),
+        "smoke": Sizes05(model="minilm", synthetic=True, train_model="minilm", max_train=24, max_eval=12,
+                         max_len=16, epochs=1, batch_size=8, dropouts=(0.3,),
+                         lrs={"pretrain": (1e-3,), "finetune": (1e-5,)}),
     },
 }  # fmt: skip
 for _notebook in ("01", "02", "03"):  # a class runs these at their full sizes: minutes on a GPU

@@ -100,3 +100,8 @@ def test_every_table_entry_has_a_checksum_and_a_purpose():
 def test_tiny_shakespeare_checksum_matches_the_real_file(shared_data):
     real = shared_data / "corpus" / "tinyshakespeare.txt"
     assert dl.digest_of(real) == dl.DOWNLOADS["tinyshakespeare.txt"].checksum
+
+
+@pytest.mark.parametrize("name", ["sst-train.txt", "cfimdb-train.txt", "cfimdb-dev.txt"])
+def test_minbert_checksums_match_the_real_files(shared_data, name):
+    assert dl.digest_of(shared_data / "minbert" / name) == dl.DOWNLOADS[f"minbert-{name}"].checksum

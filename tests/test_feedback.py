@@ -54,3 +54,30 @@ def test_a_stub_or_a_crash_does_not_count_as_an_attempt():
     for _ in range(3):
         run_check("e", stub)
     assert "b" not in str(run_check("e", lambda: failed("e", "v", "a", "b")))
+
+
+def test_a_crash_inside_a_helpers_layer_the_student_called_names_the_students_line():
+    import torch
+
+    from helpers import layers
+
+    def students_code():
+        return layers.split_heads(torch.zeros(2, 3, 10), 3)  # 10 features do not split in 3
+
+    result = run_check("attention", students_code)
+    assert not result.passed and "your code raised" in result.verdict
+    assert "layers.split_heads(torch.zeros(2, 3, 10), 3)" in result.verdict
+
+
+def test_a_crash_in_the_checker_after_the_students_code_returned_is_not_blamed_on_them():
+    from helpers.checks import modules
+
+    def checker():
+        # stands for a checker's line that cannot use what the student's code returned
+        return modules.__dict__["__name__"][99]
+
+    checker.__code__ = checker.__code__.replace(co_filename=modules.__file__)
+    result = run_check("attention", checker)
+    assert (
+        not result.passed and "the checker could not use what your code returned" in result.verdict
+    )

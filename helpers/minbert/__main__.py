@@ -1,0 +1,5 @@
+import sys
+
+from helpers.minbert.cli import main
+
+sys.exit(main())

