@@ -86,7 +86,10 @@ def losing_shell_wake_ups(client_class):
 def three_quick_cells(tmp_path, monkeypatch):
     smoke_environment(monkeypatch, tmp_path / "cache")
     path = tmp_path / "quick.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell(f"{i} + 1") for i in range(3)]), path)
+    # each cell takes 0.5 s, so its reply comes after the client has started polling for it, even
+    # when a loaded machine is slow to start the poll (a reply already waiting loses no wake-up)
+    cells = [new_code_cell(f"__import__('time').sleep(0.5) or {i} + 1") for i in range(3)]
+    nbformat.write(new_notebook(cells=cells), path)
     return path
 
 
