@@ -1,0 +1,353 @@
+"""Notebook 06's checkers: BPE written out (pair counts, one merge, the learning loop) and BERT's masking.
+
+The BPE checkers compare with ``helpers.tokenization.bpe`` on a corpus built so that each classic
+mistake gives a different answer, and rebuild the mistaken answer to name it. The masking checker runs
+the student's function on a large batch (256 sequences of up to 128 tokens, padded) under fixed
+generators and measures the rates; the tolerances are six standard deviations or more from the
+expected rates, so a right answer never fails by chance and the named mistakes are far outside them.
+"""
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+
+import torch
+
+from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.tokenization import bpe
+
+# --- BPE: pair counts --------------------------------------------------------------------------
+
+# Pieces longer than a character (a corpus after some merges), repeated pairs ("a a a a"), counts.
+WORDS = {
+    ("l", "o", "w"): 5,
+    ("l", "o", "w", "e", "r"): 2,
+    ("n", "e", "w", "e", "s", "t"): 6,
+    ("w", "i", "d", "e", "s", "t"): 3,
+    ("b", "a", "a", "a", "a"): 2,
+    ("th", "e"): 4,
+    ("b", "an", "an", "a"): 1,
+    ("x",): 7,
+}
+
+
+def _nonzero(counts: Mapping) -> dict:
+    return {k: v for k, v in counts.items() if v}
+
+
+def check_pair_counts(fn: Callable) -> CheckResult:
+    """``fn(words) -> {(left, right): count}``: words maps a tuple of pieces to how often it occurs."""
+    name = "pair counts"
+    return run_check(name, lambda: _pair_counts(name, fn))
+
+
+def _pair_counts(name: str, fn: Callable) -> CheckResult:
+    words = dict(WORDS)
+    got = fn(words)
+    if words != WORDS:
+        return failed(name, "your function changed the words it was given",
+                      "count into a new Counter; leave `words` as it is")  # fmt: skip
+    if not isinstance(got, Mapping):
+        return failed(name, f"it returned a {type(got).__name__}, not a dict or Counter",
+                      "return a Counter whose keys are pairs (left, right) and values their counts")  # fmt: skip
+    got = _nonzero(got)
+    want = bpe.pair_counts(WORDS)
+    if got == want:
+        return passed(name, f"all {len(want)} pairs counted, each word as often as it occurs")
+    if any(not (isinstance(k, tuple) and len(k) == 2) for k in got):
+        key = next(k for k in got if not (isinstance(k, tuple) and len(k) == 2))
+        return failed(name, f"a key is {key!r}: the keys must be pairs of pieces (left, right)",
+                      "for each word, zip(word, word[1:]) gives its adjacent pairs")  # fmt: skip
+    once = Counter()
+    for word in WORDS:
+        once.update(zip(word, word[1:]))
+    per_word = Counter()
+    for word, n in WORDS.items():
+        per_word.update({pair: n for pair in set(zip(word, word[1:]))})
+    chars = Counter()
+    for word, n in WORDS.items():
+        text = "".join(word)
+        for pair in zip(text, text[1:]):
+            chars[pair] += n
+    mistakes = {
+        "each word counted once: a word that occurs n times adds n to each of its pairs "
+        "(counts[pair] += n)": once,
+        "a pair that occurs twice in one word is counted once (a set of pairs per word?): "
+        '("b", "a", "a", "a", "a") has the pair ("a", "a") three times': per_word,
+        "the pairs are over characters, not pieces: after a merge a word holds longer pieces "
+        '("th", "e"), and the pairs are between neighbouring pieces, zip(word, word[1:])': chars,
+    }
+    for hint, output in mistakes.items():
+        if got == _nonzero(output):
+            return failed(name, "wrong counts", hint)
+    extra = [k for k in got if k not in want]
+    if extra:
+        return failed(name, f"{len(extra)} pairs that occur in no word, e.g. {extra[0]!r}",
+                      "pair only neighbours inside one word: a pair never spans two words")  # fmt: skip
+    wrong = next(k for k in want if got.get(k) != want[k])
+    return failed(name, f"the pair {wrong!r} counted {got.get(wrong, 0)} times; expected {want[wrong]}",
+                  "for word, n in words.items(): for pair in zip(word, word[1:]): counts[pair] += n")  # fmt: skip
+
+
+# --- BPE: one merge ----------------------------------------------------------------------------
+
+MERGE_WORDS = {
+    ("x", "a", "b"): 5,
+    ("a", "b", "a", "b"): 3,
+    ("ca", "b"): 2,  # " ".join gives "ca b", which holds "a b"
+    ("a", "bc"): 4,  # "a bc" holds "a b" too
+    ("b", "a"): 6,
+    ("a", "a", "a"): 2,
+}
+
+
+def check_merge(fn: Callable) -> CheckResult:
+    """``fn(words, pair) -> new words``: every occurrence of ``pair`` joined into one piece, counts kept."""
+    name = "merge"
+    return run_check(name, lambda: _merge(name, fn))
+
+
+def _first_only(word: tuple, pair: tuple) -> tuple:
+    for i in range(len(word) - 1):
+        if (word[i], word[i + 1]) == pair:
+            return word[:i] + (word[i] + word[i + 1],) + word[i + 2 :]
+    return word
+
+
+def _no_skip(word: tuple, pair: tuple) -> tuple:
+    """Merging without stepping past the pair: ("x", "a", "b") -> ("x", "ab", "b")."""
+    return tuple(a + b if (a, b) == pair else a for a, b in zip(word, word[1:])) + word[-1:]
+
+
+def _string_replace(word: tuple, pair: tuple) -> tuple:
+    return tuple(" ".join(word).replace(" ".join(pair), "".join(pair)).split(" "))
+
+
+def _merge(name: str, fn: Callable) -> CheckResult:
+    for pair in (("a", "b"), ("a", "a")):
+        words = dict(MERGE_WORDS)
+        got = fn(words, pair)
+        if words != MERGE_WORDS:
+            return failed(name, "your function changed the words it was given",
+                          "build a new dict: merged[new_word] = count")  # fmt: skip
+        if not isinstance(got, Mapping):
+            return failed(name, f"it returned a {type(got).__name__}, not a dict",
+                          "return a dict from each merged word (a tuple of pieces) to its count")  # fmt: skip
+        got = {tuple(k) if isinstance(k, list) else k: v for k, v in got.items()}
+        want = bpe.merge(MERGE_WORDS, pair)
+        if got == want:
+            continue
+        mistakes = {
+            "only the first occurrence in a word is merged: ('a', 'b', 'a', 'b') must become "
+            "('ab', 'ab'); keep going after a merge": {_first_only(w, pair): n for w, n in MERGE_WORDS.items()},
+            "a string replace on ' '.join(word) merges across piece boundaries: ('ca', 'b') is "
+            "'ca b', which holds 'a b'; walk the pieces and compare (word[i], word[i + 1]) with the "
+            "pair": {_string_replace(w, pair): n for w, n in MERGE_WORDS.items()},
+            "after a merge the second piece is kept too ('x', 'a', 'b') became ('x', 'ab', 'b'): "
+            "after merging word[i] and word[i + 1], go on from i + 2": {_no_skip(w, pair): n for w, n in MERGE_WORDS.items()},
+            "the counts changed: each merged word keeps its count": {w: 1 for w in want},
+        }  # fmt: skip
+        for hint, output in mistakes.items():
+            if got == output:
+                return failed(name, f"wrong result for the pair {pair!r}", hint)
+        wrong = next((w for w in MERGE_WORDS if bpe.merge_word(w, pair) not in got), None)
+        where = f": {wrong!r} should become {bpe.merge_word(wrong, pair)!r}" if wrong else ""
+        return failed(name, f"wrong result for the pair {pair!r}{where}",
+                      "walk the word: where (word[i], word[i + 1]) == pair append word[i] + "
+                      "word[i + 1] and step 2, else append word[i] and step 1")  # fmt: skip
+    return passed(name, "every occurrence merged, left to right, within pieces only, counts kept")
+
+
+# --- BPE: the learning loop --------------------------------------------------------------------
+
+LEARN_TEXT = (
+    "low low low low low lower lower newest newest newest newest newest newest "
+    "widest widest widest the the then there where here"
+)
+
+
+def check_learn_bpe(fn: Callable) -> CheckResult:
+    """``fn(words, num_merges) -> [pair, …]``: count, merge the most frequent pair, repeat; stop early when
+    no pair occurs twice. Any tie-breaking passes; the verdict says whether it equals the ``tokenizers``
+    trainer's."""
+    name = "learn BPE"
+    return run_check(name, lambda: _learn(name, fn))
+
+
+def _learn(name: str, fn: Callable) -> CheckResult:
+    start = bpe.as_corpus(bpe.word_counts([LEARN_TEXT]))
+    want = bpe.learn_bpe(bpe.word_counts([LEARN_TEXT]), 100)
+    got = fn(dict(start), 100)
+    if not isinstance(got, list | tuple) or any(
+        not (isinstance(p, tuple | list) and len(p) == 2) for p in got
+    ):
+        return failed(name, "return the list of merged pairs, in order: [('e', 's'), ('es', 't'), …]",
+                      "append the pair you merge at each step, not the merged string")  # fmt: skip
+    got = [tuple(p) for p in got]
+    words = dict(start)
+    for step, pair in enumerate(got):
+        counts = bpe.pair_counts(words)
+        top = max(counts.values(), default=0)
+        if counts.get(pair, 0) != top:
+            if step and pair == got[step - 1]:
+                return failed(name, f"the pair {pair!r} is merged twice in a row",
+                              "after each merge, go on with the merged words: words = my_merge(words, pair)")  # fmt: skip
+            if counts.get(pair, 0) == min(counts.values()):
+                return failed(name, f"step {step + 1} merged {pair!r}, a least frequent pair",
+                              "merge the most frequent pair: max(counts, key=counts.get)")  # fmt: skip
+            return failed(name, f"step {step + 1} merged {pair!r} ({counts.get(pair, 0)} times) but "
+                          f"the most frequent pair occurs {top} times",
+                          "count the pairs again after every merge, and take the most frequent")  # fmt: skip
+        if top < 2:
+            return failed(name, f"step {step + 1} merged {pair!r}, which occurs only once",
+                          "stop when the most frequent pair occurs fewer than 2 times: a merge that "
+                          "helps one word only makes the vocabulary bigger")  # fmt: skip
+        words = bpe.merge(words, pair)
+    if len(got) < len(want):
+        return failed(name, f"{len(got)} merges; the corpus allows {len(want)} (pairs occurring twice "
+                      "or more)", "loop num_merges times and stop only when no pair occurs twice")  # fmt: skip
+    same = "equal to the tokenizers trainer's" if got == want else (
+        "a valid order, but ties were broken differently from the tokenizers trainer, which takes the "
+        "pair whose tokens entered the vocabulary first (characters in code-point order, then merged "
+        "tokens in the order they were made)")  # fmt: skip
+    return passed(name, f"{len(got)} merges, each the most frequent pair at its step: {same}")
+
+
+# --- masking -----------------------------------------------------------------------------------
+
+PAD, UNK, CLS, SEP, MASK = range(5)
+VOCAB = 40
+RANDOM_IDS = torch.arange(5, VOCAB)  # the non-special ids
+IGNORE = -100
+
+
+def masking_batch(B: int = 256, T: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, special_mask): [CLS] words [SEP] then [PAD], rows of different lengths."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, VOCAB, (B, T), generator=g)
+    lengths = torch.randint(T // 3, T + 1, (B,), generator=g)
+    for row, n in enumerate(lengths.tolist()):
+        ids[row, 0], ids[row, n - 1], ids[row, n:] = CLS, SEP, PAD
+    return ids, torch.isin(ids, torch.tensor([PAD, UNK, CLS, SEP, MASK]))
+
+
+def check_masking(fn: Callable) -> CheckResult:
+    """``fn(input_ids, special_mask, mask_id, random_ids, generator) -> (inputs, labels)`` with BERT's
+    recipe at 15%, every random number drawn from ``generator``."""
+    name = "MLM masking"
+    return run_check(name, lambda: _masking(name, fn))
+
+
+def _call(fn: Callable, ids, special, seed: int):
+    return fn(ids, special, MASK, RANDOM_IDS.clone(), torch.Generator().manual_seed(seed))
+
+
+def _pct(x) -> str:
+    return f"{100 * float(x):.1f}%"
+
+
+def _masking(name: str, fn: Callable) -> CheckResult:
+    ids, special = masking_batch()
+    given, given_special = ids.clone(), special.clone()
+    out = _call(fn, given, given_special, 0)
+    if not torch.equal(given, ids) or not torch.equal(given_special, special):
+        return failed(name, "your function changed input_ids (or special_mask) in place",
+                      "work on copies: inputs = input_ids.clone() and labels = input_ids.clone(), then "
+                      "change those; the caller still needs the original ids")  # fmt: skip
+    if not (isinstance(out, tuple | list) and len(out) == 2):
+        return failed(name, "return two tensors, (inputs, labels)",
+                      "return inputs, labels")  # fmt: skip
+    inputs, labels = out
+    for what, t in (("inputs", inputs), ("labels", labels)):
+        if not isinstance(t, torch.Tensor) or t.shape != ids.shape:
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            return failed(name, f"{what} is {shape}; expected a tensor shaped like input_ids, "
+                          f"{tuple(ids.shape)}", "return inputs, labels, both (B, T)")  # fmt: skip
+        if t.is_floating_point() or t.dtype == torch.bool:
+            return failed(name, f"{what} has dtype {t.dtype}; token ids and labels are integers",
+                          "clone input_ids (torch.long) and change the clones")  # fmt: skip
+
+    real = ~special  # the tokens that may be chosen
+    chosen = labels != IGNORE
+    changed = inputs != ids
+    if chosen[real].float().mean() > 0.5:
+        if (labels[changed & real] == IGNORE).float().mean() > 0.5:
+            return failed(name, "the labels are inverted: -100 at the chosen tokens, the ids elsewhere",
+                          "labels[~chosen] = -100: the loss is computed only where a token was chosen")  # fmt: skip
+        return failed(name, f"labels hold an id at {_pct(chosen[real].float().mean())} of the real "
+                      "tokens: labels on every position", "the loss is computed only at the chosen "
+                      "15%: set labels to -100 everywhere else, labels[~chosen] = -100")  # fmt: skip
+    not_chosen = real & ~chosen
+    if (inputs[not_chosen] == MASK).float().mean() > 0.3:
+        return failed(name, f"{_pct((inputs[not_chosen] == MASK).float().mean())} of the tokens that "
+                      "were not chosen became [MASK]: the 80/10/10 split is applied to all tokens",
+                      "split only the chosen 15%: to_mask = bernoulli(0.8) & chosen, and the random "
+                      "ones & chosen & ~to_mask")  # fmt: skip
+    bad = special & (chosen | changed)
+    if bad.any():
+        pads = (bad & (ids == PAD)).sum().item()
+        return failed(name, f"{bad.sum().item()} special or padding positions were chosen or changed "
+                      f"({pads} of them padding)", "never choose a position where special_mask is True: "
+                      "give it probability 0, chance.masked_fill(special_mask, 0.0), or & ~special_mask")  # fmt: skip
+    if not torch.equal(labels[chosen], ids[chosen]):
+        if torch.equal(labels[chosen], inputs[chosen]):
+            return failed(name, "the labels hold the replaced ids ([MASK] and the random tokens)",
+                          "the labels are what the model must predict, the original ids: take them from "
+                          "input_ids (labels = input_ids.clone() before replacing anything)")  # fmt: skip
+        return failed(name, "at some chosen positions the label is not the original id",
+                      "labels = input_ids.clone(); labels[~chosen] = -100")  # fmt: skip
+    if (changed & ~chosen).any():
+        if torch.equal(chosen, (inputs == MASK) & real):
+            return failed(name, "labels only at the [MASK]ed tokens: the random and unchanged ones "
+                          "have -100", "the model predicts every chosen token, also the 10% replaced "
+                          "at random and the 10% left as they were: labels at all chosen positions")  # fmt: skip
+        return failed(name, f"{(changed & ~chosen).sum().item()} tokens were replaced but have label "
+                      "-100", "replace only chosen tokens: draw the choice once and use it for the "
+                      "labels and for the replacements (& chosen)")  # fmt: skip
+
+    n = chosen.sum().item()
+    rate = n / real.sum().item()
+    masked = (inputs[chosen] == MASK).float().mean().item() if n else 0.0
+    replaced = chosen & changed & (inputs != MASK)
+    randomised = replaced.sum().item() / n if n else 0.0
+    kept = 1 - masked - randomised
+    if abs(rate - 0.15) > 0.03:
+        hint = ("you chose with probability 1 - 0.15: choose where rand < 0.15"
+                if abs(rate - 0.85) < 0.03 else "choose each real token with probability 0.15: "
+                "torch.bernoulli(torch.full(shape, 0.15), generator=generator), or torch.rand(shape, "
+                "generator=generator) < 0.15")  # fmt: skip
+        return failed(
+            name, f"wrong rate: {_pct(rate)} of the real tokens were chosen; expected 15%", hint
+        )
+    drawn = inputs[replaced]
+    if torch.isin(drawn, torch.tensor([PAD, UNK, CLS, SEP, MASK])).any():
+        which = sorted(set(drawn[drawn < 5].tolist()))
+        return failed(name, f"some random tokens are special ids {which}: random tokens drawn from "
+                      "special ids", "draw from random_ids: random_ids[torch.randint(len(random_ids), "
+                      "shape, generator=generator)]; torch.randint(len(random_ids), …) alone gives "
+                      "positions in random_ids, not ids")  # fmt: skip
+    if not torch.isin(drawn, RANDOM_IDS).all():
+        return failed(name, "some random tokens are not in random_ids",
+                      "random_ids[torch.randint(len(random_ids), shape, generator=generator)]")  # fmt: skip
+    split = f"{_pct(masked)} [MASK], {_pct(randomised)} random, {_pct(kept)} unchanged"
+    if not (abs(masked - 0.8) < 0.06 and abs(randomised - 0.1) < 0.05 and abs(kept - 0.1) < 0.05):
+        hint = "of the chosen: 80% [MASK]; of the other 20%, half random (probability 0.5), half unchanged"
+        if abs(masked - 0.8) < 0.06 and randomised < 0.04:
+            hint = ("too few random tokens: 10% of all chosen is half of the 20% not masked, so draw "
+                    "them with probability 0.5 among those, not 0.1" if randomised > 0.005 else
+                    "no random tokens: replace half of the chosen tokens that are not [MASK] with "
+                    "random ids")  # fmt: skip
+        elif abs(masked - 0.8) < 0.06 and kept < 0.04:
+            hint = "nothing is left unchanged: only half of the 20% not masked become random"
+        return failed(name, f"among the chosen tokens: {split}; expected 80%, 10%, 10%", hint)
+    again = _call(fn, ids.clone(), special.clone(), 0)
+    if not all(torch.equal(a, b) for a, b in zip(out, again)):
+        return failed(name, "two calls with generators seeded alike gave different results",
+                      "pass generator=generator to every random draw (torch.bernoulli, torch.rand, "
+                      "torch.randint), so a seed reproduces the batch")  # fmt: skip
+    other = _call(fn, ids.clone(), special.clone(), 1)
+    if all(torch.equal(a, b) for a, b in zip(out, other)):
+        return failed(name, "a different generator gave the same result",
+                      "draw from the generator you are given; do not seed inside the function")  # fmt: skip
+    return passed(name, f"{_pct(rate)} of the real tokens chosen (never special or padding); among "
+                  f"them {split}; labels are the original ids there and -100 "
+                  "elsewhere; reproducible with a generator")  # fmt: skip

@@ -1,0 +1,147 @@
+"""Train a WordPiece or BPE tokenizer on a corpus with the ``tokenizers`` library, BERT-style, and measure
+how many tokens it cuts a word into.
+
+Both tokenizers get BERT's special tokens, [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, and its
+template: [CLS] A [SEP] for one sentence, [CLS] A [SEP] B [SEP] for a pair (token types 0 then 1). They
+come back as ``transformers`` tokenizers, so ``save_pretrained(folder)`` writes files that
+``AutoTokenizer.from_pretrained(folder)`` loads back.
+
+- WordPiece (BERT's): BERT's normaliser (lowercasing and stripping accents if ``lowercase``) and
+  pre-tokeniser (split on whitespace and on every punctuation character); "##" marks a piece that
+  continues a word.
+- BPE: the pre-tokeniser of ``helpers.tokenization.bpe`` (runs of letters/digits, runs of punctuation,
+  the ``tokenizers`` ``Whitespace`` pre-tokeniser) and no word-boundary marker, so its merges are the
+  ones ``bpe.learn_bpe`` finds on the same text.
+
+The trainers draw ids for tied candidates from a hash map, so two trainings of a WordPiece on the same
+text can number a few pieces differently; the pieces themselves and the BPE merges are the same.
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0 … 4
+MODEL_MAX_LENGTH = 512
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The non-blank lines of a UTF-8 text file, stripped (WikiText's blank lines and Shakespeare's gaps
+    between speeches are dropped)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+def _bert_template(tok: Tokenizer) -> processors.TemplateProcessing:
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    return processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+
+
+def _check(vocab_size: int) -> None:
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 32:
+        raise ValueError(
+            f"vocab_size must be a whole number of at least 32 (5 special tokens and an alphabet), "
+            f"not {vocab_size!r}"
+        )
+
+
+def _specials() -> dict[str, str]:
+    return {
+        "unk_token": "[UNK]",
+        "pad_token": "[PAD]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    }
+
+
+def train_wordpiece(
+    texts: Iterable[str], vocab_size: int, *, lowercase: bool = True, min_frequency: int = 2
+):
+    """A BERT WordPiece tokenizer (``transformers.BertTokenizerFast``) trained on ``texts``."""
+    from transformers import BertTokenizerFast
+
+    _check(vocab_size)
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = _bert_template(tok)
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return BertTokenizerFast(
+        tokenizer_object=tok,
+        do_lower_case=lowercase,
+        strip_accents=lowercase,
+        model_max_length=MODEL_MAX_LENGTH,
+        **_specials(),
+    )
+
+
+def train_bpe(
+    texts: Iterable[str], vocab_size: int, *, lowercase: bool = True, min_frequency: int = 2
+):
+    """A BPE tokenizer (``transformers.PreTrainedTokenizerFast``) with BERT's special tokens, trained on
+    ``texts``; its merges are ``bpe.learn_bpe``'s (same pre-tokeniser, no word-boundary marker)."""
+    from transformers import PreTrainedTokenizerFast
+
+    _check(vocab_size)
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    tok.post_processor = _bert_template(tok)  # no decoder: decode() joins the pieces with spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=MODEL_MAX_LENGTH,
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        **_specials(),
+    )
+
+
+def bpe_merges(tokenizer) -> list[tuple[str, str]]:
+    """The merges of a BPE tokenizer (``tokenizers.Tokenizer`` or a ``transformers`` fast one), in order."""
+    import json
+
+    tok = getattr(tokenizer, "backend_tokenizer", tokenizer)
+    merges = json.loads(tok.to_str())["model"]["merges"]
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]
+
+
+def fertility(tokenizer, texts: Iterable[str]) -> float:
+    """Tokens per whitespace-separated word over ``texts``, special tokens not counted.
+
+    1.0 means every word is one token; a tokenizer cut for another kind of text splits more. Punctuation
+    that the tokenizer splits off a word counts as one more token for that word."""
+    texts = [t for t in texts if t.strip()]
+    words = sum(len(t.split()) for t in texts)
+    if words == 0:
+        raise ValueError("fertility needs some text: every text given is empty")
+    ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+    return sum(map(len, ids)) / words

@@ -1,0 +1,352 @@
+"""Notebook 06's exercises: BPE's pair counts, one merge and the learning loop; BERT's masking. Right
+answers written several ways pass; each named mistake gets its own hint."""
+
+from collections import Counter, defaultdict
+
+import pytest
+import torch
+
+from helpers.checks import tokenization as checks
+from helpers.tokenization import bpe
+
+
+def hints(result) -> str:
+    return " ".join([result.verdict, *result.hints])
+
+
+# --- pair counts -------------------------------------------------------------------------------
+
+
+def counts_loop(words):
+    counts = Counter()
+    for word, n in words.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] += n
+    return counts
+
+
+def counts_defaultdict(words):
+    counts = defaultdict(int)
+    for word, n in words.items():
+        for i in range(len(word) - 1):
+            counts[word[i], word[i + 1]] += n
+    return dict(counts)
+
+
+def counts_sum(words):
+    pairs = {p for w in words for p in zip(w, w[1:])}
+    return Counter(
+        {p: sum(n * list(zip(w, w[1:])).count(p) for w, n in words.items()) for p in pairs}
+    )
+
+
+@pytest.mark.parametrize("fn", [counts_loop, counts_defaultdict, counts_sum, bpe.pair_counts])
+def test_pair_counts_checker_accepts_right_answers(fn):
+    result = checks.check_pair_counts(fn)
+    assert result.passed, str(result)
+
+
+def counts_once(words):
+    return Counter(p for w in words for p in zip(w, w[1:]))
+
+
+def counts_set(words):
+    counts = Counter()
+    for word, n in words.items():
+        for pair in set(zip(word, word[1:])):
+            counts[pair] += n
+    return counts
+
+
+def counts_chars(words):
+    counts = Counter()
+    for word, n in words.items():
+        text = "".join(word)
+        for pair in zip(text, text[1:]):
+            counts[pair] += n
+    return counts
+
+
+def counts_across(words):
+    flat = [piece for word in words for piece in word]
+    return Counter(zip(flat, flat[1:])) + counts_loop(words) - counts_once(words)
+
+
+def counts_pieces(words):
+    return Counter(piece for w, n in words.items() for piece in w for _ in range(n))
+
+
+def counts_in_place(words):
+    counts = counts_loop(words)
+    words.clear()
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [
+        (counts_once, "each word counted once"),
+        (counts_set, "counted once (a set of pairs"),
+        (counts_chars, "over characters, not pieces"),
+        (counts_across, "occur in no word"),
+        (counts_pieces, "pairs of pieces"),
+        (counts_in_place, "changed the words"),
+        (lambda words: list(counts_loop(words).items()), "not a dict or Counter"),
+    ],
+)
+def test_pair_counts_checker_names_each_mistake(fn, expected):
+    result = checks.check_pair_counts(fn)
+    assert not result.passed and expected in hints(result), str(result)
+
+
+# --- merge -------------------------------------------------------------------------------------
+
+
+def merge_while(words, pair):
+    out = {}
+    for word, n in words.items():
+        new, i = [], 0
+        while i < len(word):
+            if word[i : i + 2] == pair:
+                new.append(word[i] + word[i + 1])
+                i += 2
+            else:
+                new.append(word[i])
+                i += 1
+        out[tuple(new)] = n
+    return out
+
+
+def merge_skip(words, pair):
+    out = {}
+    for word, n in words.items():
+        new, skip = [], False
+        for i, piece in enumerate(word):
+            if skip:
+                skip = False
+            elif i + 1 < len(word) and (piece, word[i + 1]) == pair:
+                new.append(piece + word[i + 1])
+                skip = True
+            else:
+                new.append(piece)
+        out[tuple(new)] = out.get(tuple(new), 0) + n
+    return out
+
+
+@pytest.mark.parametrize("fn", [merge_while, merge_skip, bpe.merge])
+def test_merge_checker_accepts_right_answers(fn):
+    result = checks.check_merge(fn)
+    assert result.passed, str(result)
+
+
+def merge_first_only(words, pair):
+    return {checks._first_only(w, pair): n for w, n in words.items()}
+
+
+def merge_replace(words, pair):
+    return {tuple(" ".join(w).replace(" ".join(pair), "".join(pair)).split()): n for w, n in words.items()}  # fmt: skip
+
+
+def merge_overlapping(words, pair):
+    out = {}
+    for word, n in words.items():
+        new, i = [], 0
+        while i < len(word):  # forgets to step past the second piece
+            new.append(word[i] + word[i + 1] if word[i : i + 2] == pair else word[i])
+            i += 1
+        out[tuple(new)] = n
+    return out
+
+
+def merge_counts_one(words, pair):
+    return {w: 1 for w in merge_while(words, pair)}
+
+
+def merge_in_place(words, pair):
+    merged = merge_while(words, pair)
+    words.clear()
+    words.update(merged)
+    return words
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [
+        (merge_first_only, "only the first occurrence"),
+        (merge_replace, "merges across piece boundaries"),
+        (merge_overlapping, "go on from i + 2"),
+        (merge_counts_one, "counts changed"),
+        (merge_in_place, "changed the words"),
+        (lambda words, pair: list(merge_while(words, pair)), "not a dict"),
+    ],
+)
+def test_merge_checker_names_each_mistake(fn, expected):
+    result = checks.check_merge(fn)
+    assert not result.passed and expected in hints(result), str(result)
+
+
+# --- learning loop -----------------------------------------------------------------------------
+
+
+def learn_first_max(words, num_merges):
+    merges = []
+    for _ in range(num_merges):
+        counts = bpe.pair_counts(words)
+        if not counts or max(counts.values()) < 2:
+            break
+        pair = max(counts, key=counts.get)  # ties: the first pair counted
+        merges.append(pair)
+        words = bpe.merge(words, pair)
+    return merges
+
+
+def learn_min(words, num_merges):
+    counts = bpe.pair_counts(words)
+    return [min(counts, key=counts.get)]
+
+
+def learn_no_update(words, num_merges):
+    counts = bpe.pair_counts(words)
+    return [max(counts, key=counts.get)] * 3
+
+
+def learn_no_stop(words, num_merges):
+    merges = []
+    for _ in range(num_merges):
+        counts = bpe.pair_counts(words)
+        if not counts:
+            break
+        pair = max(counts, key=lambda p: (counts[p], p))
+        merges.append(pair)
+        words = bpe.merge(words, pair)
+    return merges
+
+
+def test_learn_checker_accepts_any_tie_breaking_and_says_which():
+    exact = checks.check_learn_bpe(lambda words, n: bpe.learn_bpe({"".join(w): c for w, c in words.items()}, n))  # fmt: skip
+    assert exact.passed and "equal to the tokenizers trainer's" in exact.verdict, str(exact)
+    first = checks.check_learn_bpe(learn_first_max)
+    assert first.passed, str(first)
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [
+        (learn_min, "least frequent"),
+        (learn_no_update, "merged twice in a row"),
+        (learn_no_stop, "occurs only once"),
+        (lambda words, n: ["es", "est"], "list of merged pairs"),
+        (lambda words, n: learn_first_max(words, n)[:3], "the corpus allows"),
+    ],
+)
+def test_learn_checker_names_each_mistake(fn, expected):
+    result = checks.check_learn_bpe(fn)
+    assert not result.passed and expected in hints(result), str(result)
+
+
+# --- masking -----------------------------------------------------------------------------------
+
+
+def mask_bernoulli(ids, special, mask_id, random_ids, g, how="right"):
+    """transformers' recipe, with a switch for each mistake."""
+    inputs = ids if how == "in place" else ids.clone()
+    labels = ids.clone()
+    p = {"rate 0.5": 0.5}.get(how, 0.15)
+    chance = torch.full(ids.shape, p)
+    if how != "special chosen":
+        chance = chance.masked_fill(special, 0.0)
+    chosen = torch.bernoulli(chance, generator=g).bool()
+    if how == "inverted labels":
+        labels[chosen] = -100
+    elif how != "labels everywhere":
+        labels[~chosen] = -100
+    to_mask = torch.bernoulli(torch.full(ids.shape, 0.8), generator=g).bool()
+    if how != "split on all":
+        to_mask &= chosen
+    inputs[to_mask] = mask_id
+    rest = 0.1 if how == "random 0.1" else 0.5
+    to_random = torch.bernoulli(torch.full(ids.shape, rest), generator=g).bool() & ~to_mask
+    if how != "split on all":
+        to_random &= chosen
+    pick = torch.randint(len(random_ids), ids.shape, generator=g)
+    inputs[to_random] = (
+        pick[to_random] if how == "random positions" else random_ids[pick][to_random]
+    )
+    if how == "labels replaced":
+        labels = torch.where(chosen, inputs, -100)
+    if how == "labels only masked":
+        labels[~to_mask] = -100
+    return inputs, labels
+
+
+def mask_rand_where(ids, special, mask_id, random_ids, g):
+    chosen = (torch.rand(ids.shape, generator=g) < 0.15) & ~special
+    labels = torch.where(chosen, ids, torch.full_like(ids, -100))
+    u = torch.rand(ids.shape, generator=g)
+    random = random_ids[torch.randint(len(random_ids), ids.shape, generator=g)]
+    inputs = torch.where(chosen & (u < 0.8), torch.full_like(ids, mask_id), ids)
+    inputs = torch.where(chosen & (u >= 0.8) & (u < 0.9), random, inputs)
+    return inputs, labels
+
+
+def mask_masked_fill(ids, special, mask_id, random_ids, g):
+    chosen = torch.bernoulli(torch.full(ids.shape, 0.15), generator=g).bool() & ~special
+    labels = ids.masked_fill(~chosen, -100)
+    masked = chosen & (torch.rand(ids.shape, generator=g) < 0.8)
+    random = chosen & ~masked & (torch.rand(ids.shape, generator=g) < 0.5)
+    inputs = ids.masked_fill(masked, mask_id)
+    draws = random_ids[torch.randint(0, random_ids.numel(), ids.shape, generator=g)]
+    return torch.where(random, draws, inputs), labels
+
+
+def mask_global_rng(ids, special, mask_id, random_ids, g):
+    return mask_bernoulli(ids, special, mask_id, random_ids, None)
+
+
+def mask_reference(ids, special, mask_id, random_ids, g):
+    from helpers.tokenization.mlm import mask_tokens
+
+    return mask_tokens(ids, special, mask_id, 0, generator=g, random_ids=random_ids)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [mask_bernoulli, mask_rand_where, mask_masked_fill, mask_reference],
+    ids=lambda f: f.__name__,
+)
+def test_masking_checker_accepts_right_answers(fn):
+    result = checks.check_masking(fn)
+    assert result.passed, str(result)
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("special chosen", "special or padding positions were chosen"),
+        ("labels everywhere", "labels on every position"),
+        ("inverted labels", "labels are inverted"),
+        ("random positions", "random tokens drawn from special ids"),
+        ("split on all", "80/10/10 split is applied to all tokens"),
+        ("rate 0.5", "wrong rate"),
+        ("labels replaced", "labels hold the replaced ids"),
+        ("in place", "changed input_ids"),
+        ("random 0.1", "too few random tokens"),
+        ("labels only masked", "labels only at the [MASK]ed tokens"),
+    ],
+)
+def test_masking_checker_names_each_mistake(how, expected):
+    def fn(*args):
+        return mask_bernoulli(*args, how=how)
+
+    result = checks.check_masking(fn)
+    assert not result.passed and expected in hints(result), str(result)
+
+
+def test_masking_checker_names_a_missing_generator_and_a_stub():
+    result = checks.check_masking(mask_global_rng)
+    assert not result.passed and "generator=generator" in hints(result), str(result)
+
+    def stub(*args):
+        raise NotImplementedError("choose 15% of the positions")
+
+    assert checks.check_masking(stub).not_implemented

@@ -1,0 +1,237 @@
+"""helpers.tokenization: BERT's masking (rates, specials, labels, same as transformers' collator), tokenizers
+trained with `tokenizers` that save and load through transformers, and BPE written out equal to the
+`tokenizers` BPE trainer."""
+
+import pytest
+import torch
+
+from helpers.tokenization import bpe
+from helpers.tokenization.mlm import (
+    IGNORE,
+    mask_tokens,
+    mlm_perplexity,
+    non_special_ids,
+    special_tokens_mask,
+)
+
+PAD, UNK, CLS, SEP, MASK = range(5)
+SPECIALS = [PAD, UNK, CLS, SEP, MASK]
+V = 60
+
+TEXTS = [
+    "To be, or not to be, that is the question:",
+    "Whether 'tis nobler in the mind to suffer",
+    "The slings and arrows of outrageous fortune,",
+    "Or to take arms against a sea of troubles",
+    "And by opposing end them. To die: to sleep;",
+    "No more; and by a sleep to say we end",
+] * 3
+
+
+def batch(B: int = 64, T: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """[CLS] words [SEP] [PAD]…, rows of different lengths; (ids, special mask)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, V, (B, T), generator=g)
+    lengths = torch.randint(T // 3, T + 1, (B,), generator=g)
+    for row, n in enumerate(lengths.tolist()):
+        ids[row, 0], ids[row, n - 1], ids[row, n:] = CLS, SEP, PAD
+    return ids, special_tokens_mask(ids, SPECIALS)
+
+
+# --- masking -----------------------------------------------------------------------------------
+
+
+def test_special_tokens_mask_and_non_special_ids():
+    ids = torch.tensor([[CLS, 7, 8, SEP, PAD]])
+    assert special_tokens_mask(ids, SPECIALS).tolist() == [[True, False, False, True, True]]
+    assert non_special_ids(8, SPECIALS).tolist() == [5, 6, 7]
+
+
+def test_masking_rates_specials_and_labels():
+    ids, special = batch(B=256)
+    original = ids.clone()
+    allowed = non_special_ids(V, SPECIALS)
+    g = torch.Generator().manual_seed(1)
+    inputs, labels = mask_tokens(ids, special, MASK, V, generator=g, random_ids=allowed)
+    assert torch.equal(ids, original), "input_ids must not change"
+    chosen = labels != IGNORE
+    assert not chosen[special].any() and torch.equal(inputs[special], ids[special])
+    assert torch.equal(labels[chosen], ids[chosen])  # the originals, at the chosen positions only
+    assert torch.equal(inputs[~chosen], ids[~chosen])  # nothing else changes
+    rate = chosen.sum() / (~special).sum()
+    assert abs(rate - 0.15) < 0.02, rate  # ~15,000 real tokens: sd 0.003
+    n = chosen.sum()
+    masked = (inputs[chosen] == MASK).sum() / n
+    kept = (inputs[chosen] == ids[chosen]).sum() / n
+    assert abs(masked - 0.8) < 0.04 and abs(kept - 0.1) < 0.04, (masked, kept)  # sd ~0.008
+    replaced = chosen & (inputs != MASK) & (inputs != ids)
+    assert abs(replaced.sum() / n - 0.1 * (1 - 1 / (V - 5))) < 0.04
+    assert not torch.isin(inputs[replaced], torch.tensor(SPECIALS)).any()
+
+
+def test_masking_is_deterministic_with_a_generator_and_draws_from_random_ids():
+    ids, special = batch()
+    first = mask_tokens(ids, special, MASK, V, generator=torch.Generator().manual_seed(3))
+    again = mask_tokens(ids, special, MASK, V, generator=torch.Generator().manual_seed(3))
+    other = mask_tokens(ids, special, MASK, V, generator=torch.Generator().manual_seed(4))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[1], other[1])
+    inputs, _ = mask_tokens(
+        ids, special, MASK, V, prob=1.0
+    )  # default: not [MASK], not the batch's specials
+    replaced = (inputs != MASK) & (inputs != ids)
+    assert not torch.isin(inputs[replaced], torch.tensor([MASK, CLS, SEP, PAD])).any()
+    only = torch.tensor([42])
+    inputs, labels = mask_tokens(ids, special, MASK, V, prob=1.0, random_ids=only)
+    replaced = (inputs != MASK) & (inputs != ids)
+    assert replaced.any() and (inputs[replaced] == 42).all()
+    assert (labels[~special] == ids[~special]).all()  # prob=1: every real token chosen
+
+
+def test_masking_is_transformers_collator_exactly():
+    from transformers import DataCollatorForLanguageModeling
+
+    from helpers.tokenization.train import train_wordpiece
+
+    tok = train_wordpiece(TEXTS, 60, min_frequency=1)
+    ids, _ = batch(B=8, T=32)
+    ids = ids % len(tok)
+    special = special_tokens_mask(ids, tok.all_special_ids)
+    collator = DataCollatorForLanguageModeling(tok, mlm_probability=0.15)
+    torch.manual_seed(0)
+    theirs = collator.torch_mask_tokens(ids.clone(), special.long())
+    torch.manual_seed(0)
+    ours = mask_tokens(ids, special, tok.mask_token_id, len(tok), random_ids=torch.arange(len(tok)))
+    assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+
+
+def test_masking_says_what_is_wrong_with_its_inputs():
+    ids, special = batch(B=2, T=8)
+    with pytest.raises(ValueError, match="one entry per token"):
+        mask_tokens(ids, special[:, :4], MASK, V)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        mask_tokens(ids, special, MASK, V, prob=15)
+
+
+def test_mlm_perplexity():
+    assert mlm_perplexity(torch.tensor(0.0)) == 1.0
+    assert abs(mlm_perplexity(2.0) - 7.389) < 1e-3
+
+
+# --- trained tokenizers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "bpe"])
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_trained_tokenizer_saves_and_loads_through_transformers(kind, lowercase, tmp_path):
+    from transformers import AutoTokenizer
+
+    from helpers.tokenization import train
+
+    make = train.train_wordpiece if kind == "wordpiece" else train.train_bpe
+    tok = make(TEXTS, 120, lowercase=lowercase, min_frequency=1)
+    assert tok.convert_ids_to_tokens(list(range(5))) == train.SPECIAL_TOKENS
+    assert (tok.pad_token_id, tok.mask_token_id) == (0, 4)
+    pair = (["To be, or NOT to be", "a sea"], ["that is the question", "of troubles"])
+    enc = tok(*pair, padding=True)
+    tokens = tok.convert_ids_to_tokens(enc["input_ids"][0])
+    assert tokens[0] == "[CLS]" and tokens.count("[SEP]") == 2 and tokens[-1] == "[SEP]"
+    assert enc["token_type_ids"][0][-1] == 1 and enc["input_ids"][1][-1] == 0  # B is type 1; padded
+    assert ("not" in tokens) == lowercase
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert loaded(*pair, padding=True) == enc
+
+
+def test_fertility_and_read_lines(tmp_path):
+    from helpers.tokenization.train import fertility, read_lines, train_wordpiece
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(TEXTS[:6]) + "\n\n   \n", encoding="utf-8")
+    lines = read_lines(path)
+    assert lines == TEXTS[:6]
+    tok = train_wordpiece(lines, 400, min_frequency=1)  # every word becomes a piece of its own
+    words = sum(len(t.split()) for t in lines)
+    punctuation = sum(t.count(c) for t in lines for c in ",:.;'")
+    assert fertility(tok, lines) == pytest.approx((words + punctuation) / words)
+    with pytest.raises(ValueError, match="empty"):
+        fertility(tok, ["", " "])
+
+
+def test_vocab_size_is_checked():
+    from helpers.tokenization.train import train_bpe
+
+    with pytest.raises(ValueError, match="at least 32"):
+        train_bpe(TEXTS, 10)
+
+
+# --- BPE written out ---------------------------------------------------------------------------
+
+
+def tokenizers_bpe(texts, num_merges: int, lowercase: bool = False):
+    """The `tokenizers` BPE trainer with bpe's settings: Whitespace pre-tokeniser, no word marker."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    alphabet = {ch for word in bpe.word_counts(texts, lowercase) for ch in word}
+    trainer = trainers.BpeTrainer(
+        vocab_size=len(alphabet) + num_merges, min_frequency=2, show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
+def test_pair_counts_and_merge():
+    words = {("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2, ("a", "a", "a"): 1}
+    assert bpe.pair_counts(words) == {("l", "o"): 7, ("o", "w"): 7, ("w", "e"): 2, ("e", "r"): 2,
+                                      ("a", "a"): 2}  # fmt: skip
+    assert bpe.merge(words, ("a", "a")) == {("l", "o", "w"): 5, ("l", "o", "w", "e", "r"): 2,
+                                            ("aa", "a"): 1}  # fmt: skip
+    assert bpe.learn_bpe({"low": 5, "lower": 2, "aaa": 1}, 10) == [("l", "o"), ("lo", "w"), ("a", "a"), ("e", "r"), ("low", "er")]  # fmt: skip
+
+
+def test_ties_go_to_the_tokens_that_entered_the_vocabulary_first():
+    # ties: "B" < "a" < "c" by code point; the character "x" before the merged token "ab"
+    assert bpe.learn_bpe(["ab ab Ba Ba ca ca"], 3) == [("B", "a"), ("a", "b"), ("c", "a")]
+    assert bpe.learn_bpe(["abx abx abx xab xab xab"], 3) == [("a", "b"), ("x", "ab"), ("ab", "x")]
+
+
+@pytest.mark.parametrize("lowercase", [False, True])
+def test_learn_bpe_equals_the_tokenizers_trainer_on_a_small_corpus(lowercase):
+    from helpers.tokenization.train import bpe_merges
+
+    theirs = bpe_merges(tokenizers_bpe(TEXTS, 200, lowercase))
+    assert len(theirs) > 50
+    assert bpe.learn_bpe(TEXTS, 200, lowercase=lowercase) == theirs
+
+
+def test_learn_bpe_equals_the_tokenizers_trainer_on_tiny_shakespeare(shared_data):
+    from helpers.tokenization.train import bpe_merges, read_lines
+
+    texts = read_lines(shared_data / "corpus" / "tinyshakespeare.txt")[:300]
+    tok = tokenizers_bpe(texts, 300)
+    ours = bpe.learn_bpe(texts, 300)
+    assert ours == bpe_merges(tok) and len(ours) == 300
+    words = list(bpe.word_counts(texts))[:200] + ["questioning", "Shakespeare", "unkindness"]
+    for word in words:  # segment = the BPE model's tokenisation with these merges
+        assert bpe.segment(word, ours) == [t.value for t in tok.model.tokenize(word)], word
+
+
+def test_train_bpe_learns_the_same_merges():
+    from helpers.tokenization.train import bpe_merges, train_bpe
+
+    tok = train_bpe(TEXTS, 150)
+    assert bpe_merges(tok) == bpe.learn_bpe(TEXTS, 1000, lowercase=True)[: len(bpe_merges(tok))]
+
+
+def test_segmentations_by_step():
+    merges = bpe.learn_bpe(TEXTS, 40)
+    steps = bpe.segmentations_by_step(["question", "nobler"], merges)
+    assert len(steps) == len(merges) + 1
+    assert steps[0]["nobler"] == list("nobler")
+    for k in (0, 7, len(merges)):
+        assert steps[k]["question"] == bpe.segment("question", merges[:k])
+    assert len(steps[-1]["question"]) < len("question")
