@@ -1,0 +1,25 @@
+"""Pretraining a small BERT (notebook 05's encoder with an MLM head) and whether it pays: ``runs``
+(``pretrain``: tokenizer, packing, masking, the one training loop, Hugging Face-format saving), ``compare``
+(SST-2 fine-tuning of the pretrained model, its random twin and MiniLM) and ``cli`` (``python -m helpers.mlm``)."""
+
+from helpers.mlm.runs import (
+    MlmConfig,
+    MlmRun,
+    Packed,
+    masked_batches,
+    pack,
+    perplexity,
+    pretrain,
+    split_eval,
+)
+
+__all__ = [
+    "MlmConfig",
+    "MlmRun",
+    "Packed",
+    "masked_batches",
+    "pack",
+    "perplexity",
+    "pretrain",
+    "split_eval",
+]

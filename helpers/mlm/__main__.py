@@ -1,0 +1,5 @@
+import sys
+
+from helpers.mlm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,158 @@
+"""Pretraining from a terminal: a small BERT with masked language modelling, saved for fine-tuning.
+
+    python -m helpers.mlm --train-file F [--eval-file F | --eval-fraction 0.1] [--epochs N | --minutes M] \\
+        [--layers N --hidden N --heads N --vocab-size N --seq-len N --batch-size N --lr X --seed S] \\
+        --save DIR --json OUT
+
+Text files hold one document or line per line (blank lines are skipped). Without ``--eval-file`` the
+last 10% of the training file's lines are held out. ``--minutes M`` times a few training steps on a copy
+of the model and runs as many whole epochs as fit in M minutes. ``DIR`` receives the model and tokenizer
+in Hugging Face's format (``python -m helpers.finetune --model DIR`` and ``python -m helpers.minbert
+--model DIR`` fine-tune it) and ``checkpoint.pt``: the same command again resumes after the last epoch.
+
+    python -m helpers.mlm compare --pretrained DIR --sst-file sst2/train.tsv [--seeds 3 --minilm] --json OUT
+
+fine-tunes the pretrained model, its randomly initialised twin and MiniLM on SST-2 (``helpers.mlm.compare``).
+"""
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+from helpers.config import ConfigError
+from helpers.env import pick_device
+from helpers.files import check_writable, write_json
+from helpers.mlm.runs import MlmConfig, pretrain, split_eval
+from helpers.training import choose_precision
+
+FLAGS = {  # MlmConfig field -> its flag, for error messages
+    "layers": "--layers", "hidden": "--hidden", "heads": "--heads", "vocab_size": "--vocab-size",
+    "seq_len": "--seq-len", "epochs": "--epochs", "minutes": "--minutes", "batch_size": "--batch-size",
+    "lr": "--lr", "seed": "--seed", "warmup": "--warmup", "mask_prob": "--mask-prob",
+    "precision": "--precision", "max_positions": "--max-positions",
+}  # fmt: skip
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.mlm",
+        description="Pretrain a small BERT with masked language modelling and save it in Hugging Face's "
+        "format (python -m helpers.mlm compare ...: the SST-2 comparison).",
+    )
+    parser.add_argument(
+        "--train-file", type=Path, required=True, help="text, one document or line per line"
+    )
+    parser.add_argument("--eval-file", type=Path, help="held-out text (default: the last --eval-fraction "
+                        "of the training file's lines)")  # fmt: skip
+    parser.add_argument("--eval-fraction", type=float, default=0.1)
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, help="default 3")
+    budget.add_argument(
+        "--minutes", type=float, help="as many whole epochs as fit in this many minutes"
+    )
+    defaults = MlmConfig(epochs=1)
+    for name in (
+        "layers",
+        "hidden",
+        "heads",
+        "vocab_size",
+        "seq_len",
+        "max_positions",
+        "batch_size",
+        "seed",
+    ):
+        parser.add_argument(FLAGS[name], type=int, default=getattr(defaults, name))
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--warmup", type=float, default=defaults.warmup)
+    parser.add_argument("--mask-prob", type=float, default=defaults.mask_prob)
+    parser.add_argument(
+        "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
+    )
+    parser.add_argument(
+        "--save", type=Path, required=True, help="folder for the model, tokenizer and checkpoint"
+    )
+    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def config_of(args: argparse.Namespace) -> MlmConfig:
+    """MlmConfig from the flags; an error names the flag ("--hidden=100 is not divisible by --heads=3")."""
+    epochs = args.epochs if args.epochs is not None or args.minutes is not None else 3
+    values = {
+        name: getattr(args, name) for name in FLAGS if hasattr(args, name) and name != "epochs"
+    }
+    try:
+        return MlmConfig(**{**values, "epochs": epochs})
+    except ConfigError as err:
+        message = re.sub(r"MlmConfig\.(\w+)", lambda m: FLAGS.get(m.group(1), m.group(1)), str(err))
+        message = re.sub(r"\b(heads|max_positions)=", lambda m: FLAGS[m.group(1)] + "=", message)
+        raise ValueError(
+            message.replace("MlmConfig needs epochs or minutes", "give --epochs or --minutes")
+        ) from None
+
+
+def read_text(path: Path, what: str) -> list[str]:
+    """The non-blank lines of ``path``; a missing, unreadable or empty file is a ValueError naming it."""
+    from helpers.tokenization.train import read_lines
+
+    if not path.exists():
+        raise ValueError(f"{what} {path} does not exist; check the path (relative to {Path.cwd()})")
+    if not path.is_file():
+        raise ValueError(
+            f"{what} {path} is not a file; give a text file, one document or line per line"
+        )
+    try:
+        lines = read_lines(path)
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{what} {path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
+        ) from None
+    if not lines:
+        raise ValueError(f"{what} {path} holds no text (every line is blank)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        from helpers.mlm.compare import main as compare_main
+
+        return compare_main(argv[1:])
+    started = time.perf_counter()
+    args = parse(argv)
+    device = pick_device()
+    try:
+        cfg = config_of(args)
+        choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
+        check_writable(args.json)
+        if args.save.exists() and not args.save.is_dir():
+            raise ValueError(
+                f"--save {args.save} is a file; give a folder (it is created if missing)"
+            )
+        check_writable(args.save / ".probe")
+        train = read_text(args.train_file, "--train-file")
+        if args.eval_file is not None:
+            held = read_text(args.eval_file, "--eval-file")
+            split = f"held out: {args.eval_file}"
+        else:
+            train, held = split_eval(train, args.eval_fraction)
+            split = f"held out: the last {len(held):,} of {len(train) + len(held):,} lines of {args.train_file}"
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    try:
+        run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
+    except ValueError as err:  # e.g. a text too small to hold a token
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report = {"train_file": str(args.train_file), "eval_file": str(args.eval_file or ""), "split": split,
+              **run.report}  # fmt: skip
+    report["seconds"]["command"] = time.perf_counter() - started
+    write_json(args.json, report)
+    curve = ", ".join(f"{p:.1f}" for p in report["eval_perplexity"])
+    print(f"held-out MLM perplexity per epoch: {curve}; {report['tokens_seen']:,} tokens seen in "
+          f"{report['seconds']['train']:.0f} s; saved {args.save}; wrote {args.json}")  # fmt: skip
+    return 0

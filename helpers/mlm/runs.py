@@ -1,0 +1,400 @@
+"""Pretrain a small BERT with masked language modelling (notebook 05's BERT + an MLM head), on the one
+training loop, and save it in Hugging Face's format so that the fine-tuning lessons can load it.
+
+    run = pretrain(MlmConfig(epochs=5), train_texts, eval_texts, "small-bert/")
+    run.report["eval_perplexity"]      # one per epoch: exp(mean cross-entropy over the masked tokens)
+    # python -m helpers.finetune --model small-bert/ ...   and   python -m helpers.minbert --model small-bert/ ...
+
+The data: a WordPiece tokenizer trained on the training text (``helpers.tokenization.train``); every
+line tokenised and the tokens packed end to end into sequences of ``seq_len``: [CLS] … [SEP]. Each
+training epoch masks its batches afresh (BERT's 80/10/10 recipe, ``helpers.tokenization.mlm``) from a
+seed of its own, so a resumed run sees the same masks; the held-out batches are masked once, with a
+fixed seed, so every epoch's perplexity is measured on the very same masked tokens.
+"""
+
+import copy
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from helpers.bert import BertConfig
+from helpers.bert.mlm import BertForMaskedLM, mlm_outputs
+from helpers.bert.save import save_pretrained
+from helpers.config import ConfigError, config, positive
+from helpers.env import pick_device, seeded
+from helpers.files import write_json
+from helpers.tokenization.mlm import mask_tokens, non_special_ids, special_tokens_mask
+from helpers.tokenization.train import train_wordpiece
+from helpers.training import History, TrainConfig, fit
+from helpers.training.loop import make_optimizer
+
+Batch = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor
+]  # inputs (B, T), attention mask (B, T), labels (B, T)
+CHECKPOINT = (
+    "checkpoint.pt"  # in the save folder: the model, optimizer and history after each epoch
+)
+STATE = (
+    "mlm-state.json"  # in the save folder: what a resumed run must reuse (tokenizer, epochs chosen)
+)
+SAFETY = (
+    1.1  # --minutes plans for epochs 10% slower than the probe (a busy machine, the last batch)
+)
+EVAL_MASK_SEED = 1234  # the held-out masks: the same for every epoch and every run
+
+
+@config
+class MlmConfig:
+    """A pretraining run: the small BERT's shape, the tokenizer, the masking and the optimisation.
+    Give ``epochs`` or ``minutes`` (a time budget: as many whole epochs as fit, timed on a probe)."""
+
+    layers: int = 4
+    hidden: int = 128  # with 4 layers: 15 epochs of wiki.valid.tokens in ~8 min on one CPU thread
+    heads: int = 4
+    intermediate: int | None = None  # the feed-forward width; None: 4 × hidden, as BERT
+    vocab_size: int = 8000  # the WordPiece vocabulary asked for (a small text may give fewer)
+    seq_len: int = 128  # tokens per packed sequence, [CLS] and [SEP] included
+    max_positions: int = 512  # position embeddings (fine-tuning may use longer inputs than seq_len)
+    epochs: int | None = None
+    minutes: float | None = None
+    batch_size: int = 32
+    lr: float = 1e-3  # a small BERT from scratch takes a large rate (BERT-base used 1e-4)
+    warmup: float = 0.06  # fraction of the steps warming the rate up, then linear decay to 0
+    mask_prob: float = 0.15
+    dropout: float = 0.1
+    min_frequency: int = 2  # a WordPiece merge needs this many occurrences
+    lowercase: bool = True
+    seed: int = 0  # the model's initial weights, dropout, shuffling and the training masks
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        positive(self, layers=self.layers, hidden=self.hidden, heads=self.heads,
+                 intermediate=self.intermediate, vocab_size=self.vocab_size, seq_len=self.seq_len,
+                 max_positions=self.max_positions, epochs=self.epochs, minutes=self.minutes,
+                 batch_size=self.batch_size, lr=self.lr, min_frequency=self.min_frequency)  # fmt: skip
+        if (self.epochs is None) == (self.minutes is None):
+            raise ConfigError("MlmConfig needs epochs or minutes, not both and not neither")
+        if self.hidden % self.heads:
+            raise ConfigError(
+                f"MlmConfig.hidden={self.hidden} is not divisible by heads={self.heads}: each head "
+                f"takes an equal slice of the hidden vector (try heads={_divisor(self.hidden, self.heads)})"
+            )
+        if self.seq_len < 3:
+            raise ConfigError(
+                f"MlmConfig.seq_len must be at least 3 ([CLS], a token, [SEP]), not {self.seq_len}"
+            )
+        if self.seq_len > self.max_positions:
+            raise ConfigError(
+                f"MlmConfig.seq_len={self.seq_len} exceeds max_positions={self.max_positions}"
+            )
+        if not 0 < self.mask_prob < 1:
+            raise ConfigError(f"MlmConfig.mask_prob must be in (0, 1), not {self.mask_prob!r}")
+        if not 0 <= self.seed < 2**31:
+            raise ConfigError(f"MlmConfig.seed must be in [0, 2**31), not {self.seed!r}")
+        self.train_config(1)  # warm-up, dropout and precision are checked there
+
+    def bert_config(self, vocab_size: int) -> BertConfig:
+        return BertConfig(vocab_size=vocab_size, hidden_size=self.hidden, num_hidden_layers=self.layers,
+                          num_attention_heads=self.heads, intermediate_size=self.intermediate or 4 * self.hidden,
+                          max_position_embeddings=self.max_positions, hidden_dropout_prob=self.dropout,
+                          attention_probs_dropout_prob=self.dropout)  # fmt: skip
+
+    def train_config(self, epochs: int) -> TrainConfig:
+        """AdamW (weight decay 0.01), warm-up then linear decay to 0, gradients clipped at 1."""
+        return TrainConfig(epochs=epochs, lr=self.lr, warmup=self.warmup, schedule="linear",
+                           precision=self.precision, seed=self.seed)  # fmt: skip
+
+
+def _divisor(hidden: int, heads: int) -> int:
+    """The number of heads nearest ``heads`` that divides ``hidden``."""
+    return min((h for h in range(1, hidden + 1) if hidden % h == 0), key=lambda h: abs(h - heads))
+
+
+# --- data ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Packed:
+    """Token sequences of one length: ids (N, T) and attention mask (N, T) (the last one may be padded)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def tokens(self) -> int:
+        return int(self.mask.sum())
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.ids.numpy().tobytes()).hexdigest()[:16]
+
+
+def pack(tokenizer, texts: Sequence[str], seq_len: int) -> Packed:
+    """Every text tokenised and the tokens laid end to end, cut into sequences of ``seq_len - 2``
+    tokens, each framed as [CLS] … [SEP]; the last one is padded with [PAD] (mask 0)."""
+    pieces = (
+        tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+        if texts
+        else []
+    )
+    stream = [i for piece in pieces for i in piece]
+    if not stream:
+        raise ValueError("the text holds no tokens: nothing to pretrain on or to evaluate")
+    body = seq_len - 2
+    rows = math.ceil(len(stream) / body)
+    ids = torch.full((rows, seq_len), tokenizer.pad_token_id, dtype=torch.long)  # (N, T)
+    mask = torch.zeros(rows, seq_len, dtype=torch.long)
+    for r in range(rows):
+        chunk = stream[r * body : (r + 1) * body]
+        ids[r, : len(chunk) + 2] = torch.tensor(
+            [tokenizer.cls_token_id, *chunk, tokenizer.sep_token_id]
+        )
+        mask[r, : len(chunk) + 2] = 1
+    return Packed(ids, mask)
+
+
+def masked_batches(
+    data: Packed, tokenizer, batch_size: int, prob: float, seed: int, shuffle: bool
+) -> list[Batch]:
+    """Batches ``(inputs, attention_mask, labels)``: the sequences (shuffled with ``seed`` if asked)
+    masked with BERT's recipe from a generator seeded with ``seed``; the same seed, the same batches."""
+    generator = torch.Generator().manual_seed(seed)
+    order = (
+        torch.randperm(len(data.ids), generator=generator)
+        if shuffle
+        else torch.arange(len(data.ids))
+    )
+    specials = tokenizer.all_special_ids
+    random_ids = non_special_ids(len(tokenizer), specials)
+    batches = []
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = data.ids[idx], data.mask[idx]  # (B, T)
+        inputs, labels = mask_tokens(
+            ids, special_tokens_mask(ids, specials), tokenizer.mask_token_id, len(tokenizer),
+            prob=prob, generator=generator, random_ids=random_ids,
+        )  # fmt: skip
+        batches.append((inputs, mask, labels))
+    return batches
+
+
+def split_eval(lines: Sequence[str], fraction: float = 0.1) -> tuple[list[str], list[str]]:
+    """(train, eval): the last ``fraction`` of the lines held out (a contiguous slice: no paragraph is
+    on both sides except, at most, the one cut)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the held-out fraction must be between 0 and 1, not {fraction!r}")
+    cut = len(lines) - max(1, round(fraction * len(lines)))
+    if cut < 1:
+        raise ValueError(
+            f"{len(lines)} line{'s' * (len(lines) != 1)} cannot be split into train and eval"
+        )
+    return list(lines[:cut]), list(lines[cut:])
+
+
+def perplexity(loss: float) -> float:
+    """exp(mean cross-entropy over the masked tokens); inf when that overflows."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class MlmRun:
+    """What ``pretrain`` returns: the history (per epoch: train_loss, eval_loss, eval_accuracy (masked
+    tokens guessed right), seconds), the trained model, its tokenizer and the JSON report."""
+
+    history: History
+    model: BertForMaskedLM
+    tokenizer: object
+    report: dict = field(default_factory=dict)
+
+
+def probe_epoch_seconds(
+    model: BertForMaskedLM, train: list[Batch], held_out: list[Batch], cfg: MlmConfig,
+    device: torch.device, steps: int = 6,
+) -> float:  # fmt: skip
+    """Seconds one epoch should take (training steps + the evaluation), timed on a copy of the model
+    (the run's own weights stay untouched): ``steps`` AdamW steps after one untimed."""
+    probe = copy.deepcopy(model).to(device).train()
+    optimizer = make_optimizer(cfg.train_config(1), probe)
+    sample = [train[i % len(train)] for i in range(steps + 1)]
+    started = 0.0
+    for i, batch in enumerate(sample):
+        if i == 1:
+            started = time.perf_counter()
+        loss, _, _ = mlm_outputs(probe, tuple(t.to(device) for t in batch))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    per_step = (time.perf_counter() - started) / steps
+    probe.eval()
+    started = time.perf_counter()
+    with torch.no_grad():
+        mlm_outputs(probe, tuple(t.to(device) for t in held_out[0]))
+    per_eval = time.perf_counter() - started
+    return per_step * len(train) + per_eval * len(held_out)
+
+
+def _read_state(folder: Path) -> dict:
+    try:
+        return json.loads((folder / STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_state(folder: Path, **changes) -> None:
+    write_json(folder / STATE, {**_read_state(folder), **changes})
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_or_train_tokenizer(
+    cfg: MlmConfig, texts: Sequence[str], folder: Path
+) -> tuple[object, bool]:
+    """(tokenizer, reused): the one a run with the same text and tokenizer settings saved in ``folder``
+    (a WordPiece trained twice may number a few pieces differently, and a resumed run must see the same
+    ids), else a new one trained on ``texts`` and saved there at once."""
+    from transformers import AutoTokenizer
+
+    key = _digest({"texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
+                   "vocab_size": cfg.vocab_size, "lowercase": cfg.lowercase,
+                   "min_frequency": cfg.min_frequency})  # fmt: skip
+    if _read_state(folder).get("tokenizer") == key:
+        try:
+            return AutoTokenizer.from_pretrained(str(folder)), True
+        except (OSError, ValueError):
+            pass  # the files are gone or broken: train again
+    tokenizer = train_wordpiece(list(texts), cfg.vocab_size, lowercase=cfg.lowercase,
+                                min_frequency=cfg.min_frequency)  # fmt: skip
+    tokenizer.save_pretrained(str(folder))
+    _write_state(folder, tokenizer=key)
+    return tokenizer, False
+
+
+def plan_epochs(
+    cfg: MlmConfig, folder: Path, key: str, estimate: Callable[[], float], spent: float
+) -> dict:
+    """How many epochs ``cfg.minutes`` allows: read from the folder's state if a run with the same
+    settings chose already (so a resumed run keeps its schedule), else timed now and written there."""
+    plan = _read_state(folder).get("plan")
+    if isinstance(plan, dict) and plan.get("key") == key:
+        return {**plan, "reused": True}
+    seconds = estimate()
+    budget = cfg.minutes * 60 - spent
+    epochs = max(1, int(budget // (SAFETY * seconds)))
+    plan = {"key": key, "minutes": cfg.minutes, "estimated_epoch_seconds": seconds,
+            "seconds_before_training": spent, "epochs": epochs,
+            "rule": "whole epochs that fit in the budget left after tokenising, at the probe's speed "
+                    f"plus {SAFETY - 1:.0%} (at least 1); the learning rate decays to 0 at the last"}  # fmt: skip
+    _write_state(folder, plan=plan)
+    return {**plan, "reused": False}
+
+
+def pretrain(
+    cfg: MlmConfig,
+    train_texts: Sequence[str],
+    eval_texts: Sequence[str],
+    save_dir: str | Path,
+    device: torch.device | None = None,
+    progress: bool = True,
+    *,
+    callbacks: Sequence[Callable[[History], None]] = (),
+) -> MlmRun:
+    """Train a WordPiece tokenizer and a small BERT with MLM on ``train_texts``; score the held-out
+    MLM perplexity on ``eval_texts`` after every epoch; checkpoint every epoch in ``save_dir`` (a
+    second call with the same settings and text resumes); save the model and tokenizer there in
+    Hugging Face's format."""
+    started = time.perf_counter()
+    device = pick_device() if device is None else device
+    folder = Path(save_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not train_texts or not eval_texts:
+        raise ValueError(f"the {'training' if not train_texts else 'held-out'} text is empty")
+    seconds: dict = {}
+    start = time.perf_counter()
+    tokenizer, reused = load_or_train_tokenizer(cfg, train_texts, folder)
+    seconds["tokenizer"] = time.perf_counter() - start
+    start = time.perf_counter()
+    train, held = (
+        pack(tokenizer, train_texts, cfg.seq_len),
+        pack(tokenizer, eval_texts, cfg.seq_len),
+    )
+    eval_batches = masked_batches(
+        held, tokenizer, 2 * cfg.batch_size, cfg.mask_prob, EVAL_MASK_SEED, shuffle=False
+    )
+    seconds["pack"] = time.perf_counter() - start
+    bert_cfg = cfg.bert_config(len(tokenizer))
+
+    def epoch_batches(epoch: int) -> list[Batch]:  # a seed per epoch: fresh masks, repeatable
+        return masked_batches(train, tokenizer, cfg.batch_size, cfg.mask_prob,
+                              cfg.seed * 100_003 + epoch, shuffle=True)  # fmt: skip
+
+    identity = {"model": bert_cfg.to_dict(), "train_data": train.digest(), "eval_data": held.digest(),
+                "batch_size": cfg.batch_size, "mask_prob": cfg.mask_prob}  # fmt: skip
+    with seeded(cfg.seed):
+        model = BertForMaskedLM(bert_cfg)
+    plan = None
+    epochs = cfg.epochs
+    if epochs is None:
+        key = _digest({**identity, "cfg": cfg.to_dict()})
+        first = epoch_batches(0)
+        plan = plan_epochs(cfg, folder, key,
+                           lambda: probe_epoch_seconds(model, first, eval_batches, cfg, device),
+                           time.perf_counter() - started)  # fmt: skip
+        epochs = plan["epochs"]
+    ran = []  # the epochs this call trained (the rest came from the checkpoint)
+    start = time.perf_counter()
+    with seeded(cfg.seed):
+        history = fit(
+            model, epoch_batches, cfg.train_config(epochs), device,
+            eval_batches={"eval": eval_batches}, outputs=mlm_outputs,
+            callbacks=[lambda h: ran.append(len(h["epoch"])), *callbacks],
+            checkpoint=folder / CHECKPOINT, identity=identity, progress=progress,
+        )  # fmt: skip
+    seconds["train"] = time.perf_counter() - start
+    start = time.perf_counter()
+    save_pretrained(model, folder, tokenizer)
+    seconds["save"] = time.perf_counter() - start
+    seconds["per_epoch"] = history["seconds"]
+    seconds["total"] = time.perf_counter() - started
+    per_epoch = train.tokens
+    report = {
+        "eval_perplexity": [perplexity(x) for x in history["eval_loss"]],
+        "eval_loss": history["eval_loss"],
+        "eval_masked_accuracy": history["eval_accuracy"],
+        "train_loss": history["train_loss"],
+        "epochs": epochs,
+        "resumed_after_epoch": epochs - len(ran),
+        "tokenizer_reused": reused,
+        "tokens_seen": per_epoch * epochs,
+        "tokens_seen_per_epoch": [per_epoch * (e + 1) for e in range(epochs)],  # cumulative
+        "seconds": seconds,
+        "data": {
+            "train_lines": len(train_texts),
+            "eval_lines": len(eval_texts),
+            "train_sequences": len(train.ids),
+            "eval_sequences": len(held.ids),
+            "train_tokens": train.tokens,
+            "eval_tokens": held.tokens,
+            "eval_masked_tokens": sum(int((b[2] != -100).sum()) for b in eval_batches),
+            "vocab_size": len(tokenizer),
+        },  # fmt: skip
+        "model": bert_cfg.to_dict(),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "plan": plan,
+        "config": cfg.to_dict(),
+        "saved": str(folder),
+        "checkpoint": str(folder / CHECKPOINT),
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    return MlmRun(history, model, tokenizer, report)

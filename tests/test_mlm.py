@@ -1,0 +1,296 @@
+"""Pretraining a small BERT with MLM (``helpers.mlm``, ``helpers.bert.mlm``, ``helpers.bert.save``): the
+command end to end on a tiny text, resume, Hugging Face-format round trips, bad input, the masked loss."""
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers.bert import BertConfig, BertModel
+from helpers.bert.mlm import IGNORE, BertForMaskedLM, mlm_outputs
+from helpers.bert.save import hf_name, save_pretrained
+from helpers.bert.weights import our_name
+from helpers.env import seeded
+from helpers.mlm import MlmConfig, cli, masked_batches, pack, pretrain, split_eval
+from helpers.mlm.runs import STATE
+from helpers.tokenization.train import train_wordpiece
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+CPU = torch.device("cpu")
+TINY = ["--epochs", "2", "--layers", "1", "--hidden", "16", "--heads", "2", "--vocab-size", "60",
+        "--seq-len", "16", "--batch-size", "8", "--quiet"]  # fmt: skip
+TINY_CFG = dict(layers=1, hidden=16, heads=2, vocab_size=60, seq_len=16, batch_size=8)
+
+
+def tiny_text(n: int = 120, seed: int = 0) -> list[str]:
+    """Lines of a small language: a subject, a verb, an object (so MLM has something to learn)."""
+    rng = torch.Generator().manual_seed(seed)
+    parts = [["the cat", "a dog", "my friend", "the teacher"], ["sees", "likes", "finds", "reads"],
+             ["the book", "a ball", "the garden", "an apple"]]  # fmt: skip
+    lines = []
+    for _ in range(n):
+        words = [p[int(torch.randint(len(p), (1,), generator=rng))] for p in parts]
+        lines.append(" ".join(words) + " .")
+    return lines
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(tiny_text()) + "\n\n", encoding="utf-8")
+    return path
+
+
+def small_bert_config(vocab_size: int = 50) -> BertConfig:
+    return BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=32)  # fmt: skip
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def test_command_writes_perplexity_per_epoch_and_a_loadable_folder(text_file, tmp_path, capsys):
+    out, save = tmp_path / "out.json", tmp_path / "saved"
+    assert (
+        cli.main(["--train-file", str(text_file), *TINY, "--save", str(save), "--json", str(out)])
+        == 0
+    )
+    report = json.loads(out.read_text())
+    assert len(report["eval_perplexity"]) == 2 and all(p > 1 for p in report["eval_perplexity"])
+    assert report["eval_perplexity"][0] == pytest.approx(
+        torch.tensor(report["eval_loss"][0]).exp().item()
+    )
+    assert report["tokens_seen"] == 2 * report["data"]["train_tokens"] > 0
+    assert report["tokens_seen_per_epoch"] == [
+        report["data"]["train_tokens"],
+        report["tokens_seen"],
+    ]
+    assert report["seconds"]["train"] > 0 and len(report["seconds"]["per_epoch"]) == 2
+    assert report["data"]["eval_lines"] == 12  # the last 10% of 120 lines
+    assert "held-out MLM perplexity per epoch" in capsys.readouterr().out
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "checkpoint.pt"):
+        assert (save / name).is_file(), name
+    from transformers import AutoTokenizer
+
+    from helpers.minbert.runs import load_bert  # what python -m helpers.minbert --model DIR calls
+
+    bert, tokenizer = load_bert(str(save))
+    assert isinstance(bert, BertModel) and tokenizer.pad_token_id == 0
+    assert bert.config.num_hidden_layers == 1 and bert.config.vocab_size == len(
+        AutoTokenizer.from_pretrained(save)
+    )
+    mlm = BertForMaskedLM.from_pretrained(save)  # the head was saved too
+    assert mlm.head.bias.shape == (bert.config.vocab_size,)
+
+
+def test_finetune_command_loads_the_saved_folder(text_file, tmp_path):
+    """python -m helpers.finetune --model DIR reads the folder through transformers' Auto classes."""
+    from helpers.finetune.models import load_classifier
+
+    save = tmp_path / "saved"
+    assert (
+        cli.main(
+            [
+                "--train-file",
+                str(text_file),
+                *TINY,
+                "--save",
+                str(save),
+                "--json",
+                str(tmp_path / "o.json"),
+            ]
+        )
+        == 0
+    )
+    model, tokenizer = load_classifier(str(save), 2)
+    batch = tokenizer(["the cat sees a ball ."], return_tensors="pt")
+    assert model(**batch).logits.shape == (1, 2)
+
+
+def test_resume_continues_after_the_last_saved_epoch(tmp_path):
+    lines = tiny_text()
+    train, held = split_eval(lines)
+    cfg = MlmConfig(epochs=3, **TINY_CFG)
+    whole = pretrain(cfg, train, held, tmp_path / "whole", CPU, progress=False)
+
+    def crash(history):
+        if len(history["epoch"]) == 2:
+            raise KeyboardInterrupt  # killed during epoch 2: only epoch 1's checkpoint is on disk
+
+    (tmp_path / "broken").mkdir()  # the same tokenizer (WordPiece may number a few pieces
+    for name in ("tokenizer.json", "tokenizer_config.json", STATE):  # differently when retrained)
+        shutil.copy(tmp_path / "whole" / name, tmp_path / "broken" / name)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, train, held, tmp_path / "broken", CPU, progress=False, callbacks=[crash])
+    again = pretrain(cfg, train, held, tmp_path / "broken", CPU, progress=False)
+    assert again.report["resumed_after_epoch"] == 1 and again.report["tokenizer_reused"]
+    assert len(again.history["eval_loss"]) == 3
+    assert again.history["eval_loss"] == pytest.approx(whole.history["eval_loss"], rel=1e-4)
+    assert whole.report["resumed_after_epoch"] == 0
+
+
+def test_minutes_picks_whole_epochs_and_keeps_them_on_resume(tmp_path):
+    train, held = split_eval(tiny_text())
+    cfg = MlmConfig(minutes=0.05, **TINY_CFG)
+    first = pretrain(cfg, train, held, tmp_path / "m", CPU, progress=False)
+    plan = first.report["plan"]
+    assert plan["epochs"] >= 1 and not plan["reused"] and plan["estimated_epoch_seconds"] > 0
+    assert len(first.report["eval_perplexity"]) == plan["epochs"]
+    again = pretrain(cfg, train, held, tmp_path / "m", CPU, progress=False)
+    assert again.report["plan"]["reused"] and again.report["resumed_after_epoch"] == plan["epochs"]
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        ({"--train-file": "missing.txt"}, r"--train-file missing\.txt does not exist"),
+        ({"--train-file": "empty.txt"}, r"empty\.txt holds no text"),
+        ({"--eval-file": "empty.txt"}, r"--eval-file empty\.txt holds no text"),
+        ({"--epochs": "0"}, r"--epochs must be > 0"),
+        ({"--hidden": "100", "--heads": "3"}, r"--hidden=100 is not divisible by --heads=3"),
+        ({"--seq-len": "2"}, r"--seq-len must be at least 3"),
+        ({"--save": "plain.txt"}, r"--save plain\.txt is a file"),
+        ({"--json": "plain.txt/out.json"}, "cannot write"),
+        ({"--minutes": "5"}, r"not allowed with argument --epochs"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(text_file, tmp_path, monkeypatch, capsys, change, said):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.txt").write_text("\n  \n")
+    (tmp_path / "plain.txt").write_text("not a folder")
+    args = {
+        "--train-file": str(text_file),
+        "--epochs": "1",
+        "--save": "saved",
+        "--json": "out.json",
+        **change,
+    }
+    argv = [item for pair in args.items() for item in pair]
+    try:
+        status = cli.main(argv)
+    except SystemExit as err:  # argparse
+        status = err.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert re.search(said, err), err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert "Traceback" not in err and len(errors) == 1, err  # one line says what is wrong
+    assert not (tmp_path / "out.json").exists()
+
+
+# --- the masked loss ------------------------------------------------------------------------------
+
+
+def test_mlm_loss_counts_only_the_masked_positions():
+    with seeded(0):
+        model = BertForMaskedLM(small_bert_config()).eval()
+        ids = torch.randint(5, 50, (2, 10))
+    labels = torch.full_like(ids, IGNORE)
+    labels[0, 3], labels[1, 7], labels[1, 2] = 11, 12, 13
+    mask = torch.ones_like(ids)
+    loss, logits, targets = mlm_outputs(model, (ids, mask, labels))
+    full = model(ids, mask)  # (B, T, V): every position
+    chosen = labels != IGNORE
+    assert logits.shape == (3, 50) and targets.tolist() == [11, 13, 12]
+    assert torch.allclose(logits, full[chosen], atol=1e-6)
+    assert loss.item() == pytest.approx(
+        F.cross_entropy(full[chosen], labels[chosen]).item(), rel=1e-5
+    )
+    assert loss.item() == pytest.approx(
+        F.cross_entropy(full.transpose(1, 2), labels).item(), rel=1e-5
+    )
+    # a different label at an unmasked position changes nothing; at a masked one it does
+    other = labels.clone()
+    other[0, 0] = IGNORE
+    assert mlm_outputs(model, (ids, mask, other))[0].item() == pytest.approx(loss.item())
+    other[0, 3] = 40
+    assert mlm_outputs(model, (ids, mask, other))[0].item() != pytest.approx(loss.item())
+    nothing = mlm_outputs(model, (ids, mask, torch.full_like(ids, IGNORE)))
+    assert nothing[0].item() == 0.0 and nothing[2].numel() == 0
+
+
+def test_decoder_is_tied_to_the_word_embeddings():
+    model = BertForMaskedLM(small_bert_config())
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("decoder" in n for n in names) and "head.bias" in names
+    with torch.no_grad():
+        model.bert.embeddings.word.weight[7] += 1.0
+    h = torch.randn(1, 32)
+    x = model.head.norm(F.gelu(model.head.dense(h)))
+    assert torch.allclose(
+        model.head(h), x @ model.bert.embeddings.word.weight.T + model.head.bias, atol=1e-5
+    )
+
+
+def test_eval_masks_are_the_same_every_time_and_training_masks_change_per_seed():
+    tok = train_wordpiece(tiny_text(), 60)
+    data = pack(tok, tiny_text(), 16)
+    assert data.ids.shape[1] == 16 and (data.ids[:, 0] == tok.cls_token_id).all()
+    a = masked_batches(data, tok, 8, 0.15, seed=1, shuffle=False)
+    b = masked_batches(data, tok, 8, 0.15, seed=1, shuffle=False)
+    c = masked_batches(data, tok, 8, 0.15, seed=2, shuffle=False)
+    assert all(torch.equal(x[2], y[2]) for x, y in zip(a, b))
+    assert not all(torch.equal(x[2], y[2]) for x, y in zip(a, c))
+    specials = torch.isin(data.ids, torch.tensor(tok.all_special_ids))
+    labels = torch.cat([x[2] for x in a])
+    assert (labels[specials] == IGNORE).all()  # [CLS], [SEP], [PAD] are never predicted
+
+
+# --- Hugging Face format --------------------------------------------------------------------------
+
+
+def test_hf_names_invert_the_loader_mapping():
+    model = BertModel(small_bert_config())
+    for name in model.state_dict():
+        assert our_name(hf_name(name)) == name
+    with pytest.raises(KeyError, match="not a tensor"):
+        hf_name("head.bias")
+
+
+def test_saved_folder_round_trips_through_ours_and_transformers(tmp_path):
+    import transformers
+
+    with seeded(3):
+        model = BertForMaskedLM(small_bert_config()).eval()
+        ids = torch.randint(5, 50, (2, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0
+    tok = train_wordpiece(tiny_text(), 50)
+    save_pretrained(model, tmp_path, tok)
+    expected = model.bert(ids, mask).last_hidden_state
+
+    ours = BertModel.from_pretrained(tmp_path)
+    assert torch.equal(ours(ids, mask).last_hidden_state, expected)
+    assert torch.equal(BertForMaskedLM.from_pretrained(tmp_path)(ids, mask), model(ids, mask))
+
+    theirs, info = transformers.BertModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"]
+    real = mask.bool()
+    got = theirs.eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert (got - expected)[real].abs().max() < 1e-5
+    mlm, info = transformers.BertForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"]
+    assert (mlm.eval()(input_ids=ids, attention_mask=mask).logits - model(ids, mask))[
+        real
+    ].abs().max() < 1e-4
+    cls, info = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path, num_labels=2,
+                                                                                output_loading_info=True)  # fmt: skip
+    assert set(info["missing_keys"]) == {
+        "classifier.weight",
+        "classifier.bias",
+    }  # only the new head
+    assert transformers.AutoTokenizer.from_pretrained(tmp_path).get_vocab() == tok.get_vocab()
+
+
+def test_encoder_alone_saves_without_a_head(tmp_path):
+    model = BertModel(small_bert_config())
+    save_pretrained(model, tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["BertModel"]
+    with pytest.raises(ValueError, match="holds no MLM head"):
+        BertForMaskedLM.from_pretrained(tmp_path)
