@@ -1,6 +1,8 @@
 """Small text corpora for the language-model demos."""
 
+import os
 import random
+from pathlib import Path
 
 from helpers.download import fetch
 
@@ -26,3 +28,32 @@ def char_corpus(profile: str) -> tuple[str, str]:
     if profile == "smoke":
         return "synthetic sentences (smoke profile: offline)", synthetic_text()
     return "Tiny Shakespeare", tiny_shakespeare()
+
+
+# The tokenised WikiText-2 (as in wiki.*.tokens): hub id and config.
+WIKITEXT_HUB = ("Salesforce/wikitext", "wikitext-2-v1")
+
+
+def wikitext2_lines(split: str = "validation", path: str | None = None) -> list[str]:
+    """WikiText-2's non-blank lines (headings and paragraphs, tokenised, rare words as <unk>): from
+    ``path`` (a local copy such as ``wiki.valid.tokens``) if given, else
+    ``$HELPERS_DATA_DIR/corpus/wikitext-2/wiki.<train|valid|test>.tokens`` if there, else the hub."""
+    from helpers.tokenization.train import read_lines
+
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"WikiText-2's splits are train, validation and test, not {split!r}")
+    local = Path(os.environ.get("HELPERS_DATA_DIR", "")) / "corpus" / "wikitext-2"
+    local = local / f"wiki.{'valid' if split == 'validation' else split}.tokens"
+    if path is None and os.environ.get("HELPERS_DATA_DIR") and local.is_file():
+        path = str(local)
+    if path is not None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(
+                f"{path} does not exist; give a WikiText-2 file such as wiki.valid.tokens, or path=None "
+                f"to download {WIKITEXT_HUB[0]} ({WIKITEXT_HUB[1]}) from the hub"
+            )
+        return read_lines(path)
+    from datasets import load_dataset
+
+    rows = load_dataset(*WIKITEXT_HUB, split=split)["text"]
+    return [line.strip() for line in rows if line.strip()]

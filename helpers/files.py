@@ -19,6 +19,11 @@ def check_writable(path: str | Path) -> Path:
     if path.exists() and not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file"
         raise ValueError(f"cannot write {path}: it is {kind}; give the name of a file to write")
+    blocked = next((d for d in path.parents if d.exists() and not d.is_dir()), None)
+    if blocked is not None:
+        raise ValueError(
+            f"cannot write {path}: {blocked} is a file, not a folder; choose another place"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")

@@ -80,6 +80,26 @@ class Sizes05:
     lrs: dict  # part 6's grid: learning rates per option: {"pretrain": (...), "finetune": (...)}
 
 
+@config
+class Sizes06:
+    synthetic: bool  # offline stand-in text and sentences (smoke), else Tiny Shakespeare, WikiText-2, SST-2
+    bpe_lines: int  # Tiny Shakespeare lines for part 1's from-scratch BPE against tokenizers'
+    bpe_merges: int  # merges learnt there
+    vocab_size: int  # part 2's WordPiece and BPE vocabularies
+    wikitext_split: str  # part 4 pretrains on this WikiText-2 split (its last 10% held out)
+    mlm: dict  # part 4: helpers.mlm.MlmConfig's fields (the small BERT, the tokenizer, the budget)
+    sst_train: int  # part 5: SST-2 training sentences
+    sst_eval: int | None  # part 5: dev and test sentences (None: all, 872 each)
+    finetune_epochs: int
+    seeds: int  # part 5: seeds per small model (pretrained and random twin)
+    minilm_seeds: int  # part 5: seeds for MiniLM (0: leave it out)
+
+
+# Notebook 06's pretraining, as measured with python -m helpers.mlm (README): a small BERT, ~10 CPU minutes.
+# Batches of 8: four times the steps of 32 for the same tokens, which is what gets it past predicting
+# only frequent words (perplexity 527 -> 54 on WikiText-2's validation split; with 32: 585 -> 213).
+MLM_06 = dict(layers=2, hidden=128, heads=4, vocab_size=4000, seq_len=64, batch_size=8, lr=1e-3, minutes=9.5)  # fmt: skip
+
 SIZES: dict[str, dict[str, object]] = {
     "01": {
         "full": Sizes01(sweep_points=401),
@@ -130,6 +150,19 @@ SIZES: dict[str, dict[str, object]] = {
         "smoke": Sizes05(model="minilm", synthetic=True, train_model="minilm", max_train=24, max_eval=12,
                          max_len=16, epochs=1, batch_size=8, dropouts=(0.3,),
                          lrs={"pretrain": (1e-3,), "finetune": (1e-5,)}),
+    },
+    "06": {
+        "class": Sizes06(synthetic=False, bpe_lines=2000, bpe_merges=300, vocab_size=8000, wikitext_split="train",
+                         mlm=MLM_06, sst_train=4000, sst_eval=None, finetune_epochs=3, seeds=3, minilm_seeds=3),
+        "full": Sizes06(synthetic=False, bpe_lines=2000, bpe_merges=300, vocab_size=8000, wikitext_split="train",
+                        mlm={**MLM_06, "layers": 4, "hidden": 256, "heads": 4, "minutes": 30.0}, sst_train=4000,
+                        sst_eval=None, finetune_epochs=3, seeds=3, minilm_seeds=3),
+        "quick": Sizes06(synthetic=False, bpe_lines=1000, bpe_merges=200, vocab_size=8000, wikitext_split="validation",
+                         mlm={**MLM_06, "minutes": 6.0}, sst_train=4000, sst_eval=None, finetune_epochs=3, seeds=2,
+                         minilm_seeds=0),
+        "smoke": Sizes06(synthetic=True, bpe_lines=60, bpe_merges=30, vocab_size=120, wikitext_split="validation",
+                         mlm=dict(layers=1, hidden=16, heads=2, vocab_size=120, seq_len=16, batch_size=8, epochs=2),
+                         sst_train=24, sst_eval=12, finetune_epochs=1, seeds=1, minilm_seeds=1),
     },
 }  # fmt: skip
 for _notebook in ("01", "02", "03"):  # a class runs these at their full sizes: minutes on a GPU

@@ -222,6 +222,36 @@ def learn_no_stop(words, num_merges):
     return merges
 
 
+def learn_with(count=bpe.pair_counts, merge=merge_while, extra=0, pick=None, mutate=False):
+    """learn_first_max with one part swapped for a mistaken one."""
+
+    def learn(words, num_merges):
+        merges = []
+        for _ in range(num_merges + extra):
+            counts = count(words)
+            if not counts:
+                break
+            pair = max(counts, key=counts.get)
+            if counts[pair] < 2:
+                break
+            new = merge(words, pair)
+            if mutate:
+                words.clear()
+                words.update(new)
+            else:
+                words = new
+            merges.append(pick(counts, pair) if pick else pair)
+        return merges
+
+    return learn
+
+
+def once_per_word(words):
+    return Counter(
+        pair for word, n in words.items() for pair in set(zip(word, word[1:])) for _ in range(n)
+    )
+
+
 def test_learn_checker_accepts_any_tie_breaking_and_says_which():
     exact = checks.check_learn_bpe(lambda words, n: bpe.learn_bpe({"".join(w): c for w, c in words.items()}, n))  # fmt: skip
     assert exact.passed and "equal to the tokenizers trainer's" in exact.verdict, str(exact)
@@ -237,11 +267,31 @@ def test_learn_checker_accepts_any_tie_breaking_and_says_which():
         (learn_no_stop, "occurs only once"),
         (lambda words, n: ["es", "est"], "list of merged pairs"),
         (lambda words, n: learn_first_max(words, n)[:3], "the corpus allows"),
+        (learn_with(extra=1), "merges returned when num_merges=12"),
+        (learn_with(mutate=True), "changed the words it was given"),
+        (learn_with(pick=lambda counts, pair: (pair, counts[pair])), "not (pair, count)"),
+        (learn_with(count=once_per_word), "each pair once per word"),
+        (learn_with(merge=merge_replace), "count the pairs again"),
+        (learn_with(merge=merge_first_only), "not two adjacent pieces"),
     ],
 )
 def test_learn_checker_names_each_mistake(fn, expected):
     result = checks.check_learn_bpe(fn)
     assert not result.passed and expected in hints(result), str(result)
+
+
+def test_bpe_on_a_corpus_counts_the_steps_equal_to_the_trainer():
+    texts = [checks.LEARN_TEXT, "Then the Thane there, thither, then; whether the weather"] * 3
+    exact = checks.check_bpe_on_corpus(lambda words, n: bpe.learn_bpe({"".join(w): c for w, c in words.items()}, n), texts, 40)  # fmt: skip
+    assert exact.passed and "equal to the tokenizers trainer's" in exact.verdict, str(exact)
+    first = checks.check_bpe_on_corpus(learn_first_max, texts, 40)
+    want = bpe.learn_bpe(texts, 40)
+    agree = sum(a == b for a, b in zip(learn_first_max(bpe.as_corpus(texts), 40), want))
+    assert first.passed, str(first)
+    if agree < len(want):
+        assert f"at {agree} of {len(want)} steps" in first.verdict, str(first)
+    wrong = checks.check_bpe_on_corpus(learn_min, texts, 40)
+    assert not wrong.passed and "least frequent" in hints(wrong), str(wrong)
 
 
 # --- masking -----------------------------------------------------------------------------------
@@ -251,7 +301,8 @@ def mask_bernoulli(ids, special, mask_id, random_ids, g, how="right"):
     """transformers' recipe, with a switch for each mistake."""
     inputs = ids if how == "in place" else ids.clone()
     labels = ids.clone()
-    p = {"rate 0.5": 0.5}.get(how, 0.15)
+    pick = torch.randint(len(random_ids), ids.shape, generator=g)  # drawn first: as good as last
+    p = {"rate 0.5": 0.5, "rate 0.85": 0.85}.get(how, 0.15)
     chance = torch.full(ids.shape, p)
     if how != "special chosen":
         chance = chance.masked_fill(special, 0.0)
@@ -263,20 +314,25 @@ def mask_bernoulli(ids, special, mask_id, random_ids, g, how="right"):
     to_mask = torch.bernoulli(torch.full(ids.shape, 0.8), generator=g).bool()
     if how != "split on all":
         to_mask &= chosen
-    inputs[to_mask] = mask_id
+    inputs[to_mask] = 4 if how == "mask id 4" else mask_id
     rest = 0.1 if how == "random 0.1" else 0.5
     to_random = torch.bernoulli(torch.full(ids.shape, rest), generator=g).bool() & ~to_mask
-    if how != "split on all":
+    if how not in ("split on all", "random anywhere"):
         to_random &= chosen
-    pick = torch.randint(len(random_ids), ids.shape, generator=g)
-    inputs[to_random] = (
-        pick[to_random] if how == "random positions" else random_ids[pick][to_random]
-    )
+    if how == "random range":  # one range from the smallest to the largest allowed id
+        pick = torch.randint(
+            int(random_ids.min()), int(random_ids.max()) + 1, ids.shape, generator=g
+        )
+        inputs[to_random] = pick[to_random]
+    else:
+        inputs[to_random] = (
+            pick[to_random] if how == "random positions" else random_ids[pick][to_random]
+        )
     if how == "labels replaced":
         labels = torch.where(chosen, inputs, -100)
     if how == "labels only masked":
         labels[~to_mask] = -100
-    return inputs, labels
+    return (labels, inputs) if how == "swapped" else (inputs, labels)
 
 
 def mask_rand_where(ids, special, mask_id, random_ids, g):
@@ -332,6 +388,11 @@ def test_masking_checker_accepts_right_answers(fn):
         ("in place", "changed input_ids"),
         ("random 0.1", "too few random tokens"),
         ("labels only masked", "labels only at the [MASK]ed tokens"),
+        ("rate 0.85", "probability 1 - 0.15"),
+        ("swapped", "wrong order"),
+        ("random anywhere", "replaced but have label -100"),
+        ("mask id 4", "[MASK] written as a fixed id"),
+        ("random range", "not in random_ids"),
     ],
 )
 def test_masking_checker_names_each_mistake(how, expected):

@@ -161,8 +161,10 @@ def _merge(name: str, fn: Callable) -> CheckResult:
 
 LEARN_TEXT = (
     "low low low low low lower lower newest newest newest newest newest newest "
-    "widest widest widest the the then there where here"
-)
+    "widest widest widest the the then there where here banana banana bananas aaaa aaaa "
+    + "st " * 14
+    + "es " * 12
+)  # a pair twice in one word (banana, aaaa); after "st", a string replace of "e s" glues "e st"
 
 
 def check_learn_bpe(fn: Callable) -> CheckResult:
@@ -170,27 +172,67 @@ def check_learn_bpe(fn: Callable) -> CheckResult:
     no pair occurs twice. Any tie-breaking passes; the verdict says whether it equals the ``tokenizers``
     trainer's."""
     name = "learn BPE"
-    return run_check(name, lambda: _learn(name, fn))
+    return run_check(name, lambda: _learn_twice(name, fn))
 
 
-def _learn(name: str, fn: Callable) -> CheckResult:
-    start = bpe.as_corpus(bpe.word_counts([LEARN_TEXT]))
-    want = bpe.learn_bpe(bpe.word_counts([LEARN_TEXT]), 100)
-    got = fn(dict(start), 100)
+def _learn_twice(name: str, fn: Callable) -> CheckResult:
+    """Fewer merges than the text allows (the loop's count), then more (the stopping rule)."""
+    fewer = _learn(name, fn, [LEARN_TEXT], 12)
+    return _learn(name, fn, [LEARN_TEXT], 100) if fewer.passed else fewer
+
+
+def _once_per_word(words: Mapping) -> Counter:
+    return Counter(pair for word in words for pair in set(zip(word, word[1:])))
+
+
+def _top(counts: Counter) -> tuple | None:
+    return max(counts, key=counts.get) if counts else None
+
+
+def check_bpe_on_corpus(fn: Callable, texts: list[str], num_merges: int) -> CheckResult:
+    """``check_learn_bpe`` on a real corpus: ``fn`` learns ``num_merges`` merges from ``texts``' words;
+    the verdict counts the steps where they equal the ``tokenizers`` trainer's."""
+    name = f"your BPE on {len(texts):,} lines"
+    return run_check(name, lambda: _learn(name, fn, texts, num_merges))
+
+
+def _learn(name: str, fn: Callable, texts: list[str], num_merges: int) -> CheckResult:
+    from helpers.tokenization.train import trainer_merges
+
+    start = bpe.as_corpus(bpe.word_counts(texts))
+    want = trainer_merges(texts, num_merges)
+    given = dict(start)
+    got = fn(given, num_merges)
+    if given != start:
+        return failed(name, "your function changed the words it was given",
+                      "keep the merged corpus in a new variable: words = my_merge(words, pair) makes a "
+                      "new dict each step")  # fmt: skip
     if not isinstance(got, list | tuple) or any(
-        not (isinstance(p, tuple | list) and len(p) == 2) for p in got
+        not (isinstance(p, tuple | list) and len(p) == 2 and all(isinstance(x, str) for x in p))
+        for p in got
     ):
         return failed(name, "return the list of merged pairs, in order: [('e', 's'), ('es', 't'), …]",
-                      "append the pair you merge at each step, not the merged string")  # fmt: skip
+                      "append the pair you merge at each step (not the merged string, not (pair, count))")  # fmt: skip
     got = [tuple(p) for p in got]
+    if len(got) > num_merges:
+        return failed(name, f"{len(got)} merges returned when num_merges={num_merges}",
+                      "stop after num_merges merges: for _ in range(num_merges)")  # fmt: skip
     words = dict(start)
     for step, pair in enumerate(got):
         counts = bpe.pair_counts(words)
         top = max(counts.values(), default=0)
+        if counts.get(pair, 0) != top and _top(_once_per_word(words)) == pair:
+            return failed(name, f"step {step + 1} merged {pair!r}: each word counted once, or each pair "
+                          "once per word", "a word that occurs n times adds n to each of its pairs, and a "
+                          "pair twice in one word (banana: an, an) counts twice")  # fmt: skip
         if counts.get(pair, 0) != top:
             if step and pair == got[step - 1]:
                 return failed(name, f"the pair {pair!r} is merged twice in a row",
                               "after each merge, go on with the merged words: words = my_merge(words, pair)")  # fmt: skip
+            if counts.get(pair, 0) == 0:
+                return failed(name, f"step {step + 1} merged {pair!r}, which is not two adjacent pieces of "
+                              "any word after the earlier merges", "count pairs inside each word only, and "
+                              "apply every merge to every occurrence: words = my_merge(words, pair)")  # fmt: skip
             if counts.get(pair, 0) == min(counts.values()):
                 return failed(name, f"step {step + 1} merged {pair!r}, a least frequent pair",
                               "merge the most frequent pair: max(counts, key=counts.get)")  # fmt: skip
@@ -205,10 +247,11 @@ def _learn(name: str, fn: Callable) -> CheckResult:
     if len(got) < len(want):
         return failed(name, f"{len(got)} merges; the corpus allows {len(want)} (pairs occurring twice "
                       "or more)", "loop num_merges times and stop only when no pair occurs twice")  # fmt: skip
+    agree = sum(a == b for a, b in zip(got, want))
     same = "equal to the tokenizers trainer's" if got == want else (
-        "a valid order, but ties were broken differently from the tokenizers trainer, which takes the "
-        "pair whose tokens entered the vocabulary first (characters in code-point order, then merged "
-        "tokens in the order they were made)")  # fmt: skip
+        f"a valid order, equal to the tokenizers trainer's at {agree} of {len(want)} steps: ties were "
+        "broken differently from the trainer, which takes the pair whose tokens entered the vocabulary "
+        "first (characters in code-point order, then merged tokens in the order they were made)")  # fmt: skip
     return passed(name, f"{len(got)} merges, each the most frequent pair at its step: {same}")
 
 
@@ -220,7 +263,12 @@ RANDOM_IDS = torch.arange(5, VOCAB)  # the non-special ids
 IGNORE = -100
 
 
-def masking_batch(B: int = 256, T: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+BATCH_SEED = 20_240_601  # the batch's generator: never one the student's function is given
+
+
+def masking_batch(
+    B: int = 256, T: int = 128, seed: int = BATCH_SEED
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(input_ids, special_mask): [CLS] words [SEP] then [PAD], rows of different lengths."""
     g = torch.Generator().manual_seed(seed)
     ids = torch.randint(5, VOCAB, (B, T), generator=g)
@@ -228,6 +276,23 @@ def masking_batch(B: int = 256, T: int = 128, seed: int = 0) -> tuple[torch.Tens
     for row, n in enumerate(lengths.tolist()):
         ids[row, 0], ids[row, n - 1], ids[row, n:] = CLS, SEP, PAD
     return ids, torch.isin(ids, torch.tensor([PAD, UNK, CLS, SEP, MASK]))
+
+
+BERT_LIKE = {"specials": (0, 100, 101, 102, 103), "mask": 103, "vocab": 160}  # bert-base's layout
+
+
+def bert_like_batch(B: int = 128, T: int = 64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input_ids, special_mask, random_ids) in a vocabulary laid out like bert-base's: [PAD] 0,
+    [UNK] [CLS] [SEP] [MASK] = 100 … 103, and ids 20 … 99 left out of random_ids (as bert-base's
+    [unused] pieces might be), so the ids a random token may take are far from one range."""
+    g = torch.Generator().manual_seed(BATCH_SEED + 1)
+    specials = torch.tensor(BERT_LIKE["specials"])
+    random_ids = torch.cat([torch.arange(1, 20), torch.arange(104, BERT_LIKE["vocab"])])
+    ids = random_ids[torch.randint(len(random_ids), (B, T), generator=g)]
+    lengths = torch.randint(T // 3, T + 1, (B,), generator=g)
+    for row, n in enumerate(lengths.tolist()):
+        ids[row, 0], ids[row, n - 1], ids[row, n:] = 101, 102, 0
+    return ids, torch.isin(ids, specials), random_ids
 
 
 def check_masking(fn: Callable) -> CheckResult:
@@ -265,23 +330,36 @@ def _masking(name: str, fn: Callable) -> CheckResult:
         if t.is_floating_point() or t.dtype == torch.bool:
             return failed(name, f"{what} has dtype {t.dtype}; token ids and labels are integers",
                           "clone input_ids (torch.long) and change the clones")  # fmt: skip
+    if (inputs == IGNORE).any() and not (labels == IGNORE).any():
+        return failed(name, "inputs hold -100 and labels none: the two are returned in the wrong order",
+                      "return inputs, labels (the masked ids first, then the labels)")  # fmt: skip
 
     real = ~special  # the tokens that may be chosen
     chosen = labels != IGNORE
     changed = inputs != ids
-    if chosen[real].float().mean() > 0.5:
-        if (labels[changed & real] == IGNORE).float().mean() > 0.5:
-            return failed(name, "the labels are inverted: -100 at the chosen tokens, the ids elsewhere",
-                          "labels[~chosen] = -100: the loss is computed only where a token was chosen")  # fmt: skip
-        return failed(name, f"labels hold an id at {_pct(chosen[real].float().mean())} of the real "
-                      "tokens: labels on every position", "the loss is computed only at the chosen "
-                      "15%: set labels to -100 everywhere else, labels[~chosen] = -100")  # fmt: skip
+    share = chosen[real].float().mean()
+    if share > 0.5 and (labels[changed & real] == IGNORE).float().mean() > 0.5:
+        return failed(name, "the labels are inverted: -100 at the chosen tokens, the ids elsewhere",
+                      "labels[~chosen] = -100: the loss is computed only where a token was chosen")  # fmt: skip
+    if share > 0.95:
+        return failed(name, f"labels hold an id at {_pct(share)} of the real tokens: labels on every "
+                      "position", "the loss is computed only at the chosen 15%: set labels to -100 "
+                      "everywhere else, labels[~chosen] = -100")  # fmt: skip
     not_chosen = real & ~chosen
     if (inputs[not_chosen] == MASK).float().mean() > 0.3:
         return failed(name, f"{_pct((inputs[not_chosen] == MASK).float().mean())} of the tokens that "
                       "were not chosen became [MASK]: the 80/10/10 split is applied to all tokens",
                       "split only the chosen 15%: to_mask = bernoulli(0.8) & chosen, and the random "
                       "ones & chosen & ~to_mask")  # fmt: skip
+    if (changed & ~chosen).any():
+        if torch.equal(chosen, (inputs == MASK) & real):
+            return failed(name, "labels only at the [MASK]ed tokens: the random and unchanged ones "
+                          "have -100", "the model predicts every chosen token, also the 10% replaced "
+                          "at random and the 10% left as they were: labels at all chosen positions")  # fmt: skip
+        return failed(name, f"{(changed & ~chosen).sum().item()} tokens were replaced but have label "
+                      "-100", "replace only chosen tokens: draw the choice once and use it for the "
+                      "labels and for the replacements (& chosen)")  # fmt: skip
+
     bad = special & (chosen | changed)
     if bad.any():
         pads = (bad & (ids == PAD)).sum().item()
@@ -295,15 +373,13 @@ def _masking(name: str, fn: Callable) -> CheckResult:
                           "input_ids (labels = input_ids.clone() before replacing anything)")  # fmt: skip
         return failed(name, "at some chosen positions the label is not the original id",
                       "labels = input_ids.clone(); labels[~chosen] = -100")  # fmt: skip
-    if (changed & ~chosen).any():
-        if torch.equal(chosen, (inputs == MASK) & real):
-            return failed(name, "labels only at the [MASK]ed tokens: the random and unchanged ones "
-                          "have -100", "the model predicts every chosen token, also the 10% replaced "
-                          "at random and the 10% left as they were: labels at all chosen positions")  # fmt: skip
-        return failed(name, f"{(changed & ~chosen).sum().item()} tokens were replaced but have label "
-                      "-100", "replace only chosen tokens: draw the choice once and use it for the "
-                      "labels and for the replacements (& chosen)")  # fmt: skip
-
+    replacements = inputs[chosen & changed]
+    if len(replacements):
+        common, share = _most_common(replacements)
+        if common != MASK and share > 0.5:
+            return failed(name, f"{_pct(share)} of the replaced tokens became id {common}, not mask_id "
+                          f"({MASK}): [MASK] written as a fixed id", "use the argument: "
+                          "inputs[to_mask] = mask_id (each tokenizer numbers [MASK] differently)")  # fmt: skip
     n = chosen.sum().item()
     rate = n / real.sum().item()
     masked = (inputs[chosen] == MASK).float().mean().item() if n else 0.0
@@ -348,6 +424,40 @@ def _masking(name: str, fn: Callable) -> CheckResult:
     if all(torch.equal(a, b) for a, b in zip(out, other)):
         return failed(name, "a different generator gave the same result",
                       "draw from the generator you are given; do not seed inside the function")  # fmt: skip
+    problem = _bert_like_vocabulary(fn)
+    if problem:
+        return failed(name, *problem)
     return passed(name, f"{_pct(rate)} of the real tokens chosen (never special or padding); among "
                   f"them {split}; labels are the original ids there and -100 "
-                  "elsewhere; reproducible with a generator")  # fmt: skip
+                  "elsewhere; reproducible with a generator; right with bert-base's ids too")  # fmt: skip
+
+
+def _most_common(t: torch.Tensor) -> tuple[int, float]:
+    values, counts = t.unique(return_counts=True)
+    top = int(counts.argmax())
+    return int(values[top]), float(counts[top]) / len(t)
+
+
+def _bert_like_vocabulary(fn: Callable) -> tuple[str, str] | None:
+    """The same function on a vocabulary laid out like bert-base's ([MASK] = 103, the non-special
+    ids not one range): (verdict, hint) if it goes wrong there, else None."""
+    ids, special, random_ids = bert_like_batch()
+    inputs, labels = fn(ids.clone(), special.clone(), BERT_LIKE["mask"], random_ids.clone(),
+                        torch.Generator().manual_seed(2))  # fmt: skip
+    chosen, changed = labels != IGNORE, inputs != ids
+    if (special & (chosen | changed)).any():
+        return ("with bert-base's ids ([PAD] 0, [CLS] 101, [SEP] 102) special positions were chosen "
+                "or changed", "decide from special_mask, never from the id values (specials are not "
+                "always the smallest ids)")  # fmt: skip
+    masked = inputs[chosen & changed]
+    if len(masked) and (masked == BERT_LIKE["mask"]).float().mean() < 0.6:
+        common, _ = _most_common(masked)
+        return (f"with mask_id {BERT_LIKE['mask']}, the replaced tokens were mostly id {common}: "
+                "[MASK] written as a fixed id", "use the argument: inputs[to_mask] = mask_id")  # fmt: skip
+    drawn = inputs[chosen & changed & (inputs != BERT_LIKE["mask"])]
+    if not torch.isin(drawn, random_ids).all():
+        bad = sorted(set(drawn[~torch.isin(drawn, random_ids)].tolist()))[:5]
+        return (f"with bert-base's layout some random tokens ({bad}) are not in random_ids",
+                "draw positions in random_ids and index it: random_ids[torch.randint(len(random_ids), "
+                "shape, generator=generator)]; the ids are not one range from min to max")  # fmt: skip
+    return None

@@ -28,6 +28,7 @@ def load_classifier(name_or_dir: str, num_labels: int):
         tokenizer = load_tokenizer("minilm")
         return tiny_bert(tokenizer.vocab_size, num_labels), tokenizer
     logging.set_verbosity_error()  # "some weights are newly initialized" is expected: it is the new head
+    logging.disable_progress_bar()  # one bar per run is the caller's; not one per checkpoint loaded
     tokenizer = load_tokenizer(name_or_dir)
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_model(name_or_dir), num_labels=num_labels

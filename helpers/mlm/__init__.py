@@ -1,6 +1,6 @@
 """Pretraining a small BERT (notebook 05's encoder with an MLM head) and whether it pays: ``runs``
-(``pretrain``: tokenizer, packing, masking, the one training loop, Hugging Face-format saving), ``compare``
-(SST-2 fine-tuning of the pretrained model, its random twin and MiniLM) and ``cli`` (``python -m helpers.mlm``)."""
+(``pretrain``: tokenizer, packing, masking, the one training loop, Hugging Face-format saving) and ``cli``
+(``python -m helpers.mlm``). Whether it pays is fine-tuning's question: ``helpers.finetune.twin``."""
 
 from helpers.mlm.runs import (
     MlmConfig,

@@ -10,9 +10,9 @@ of the model and runs as many whole epochs as fit in M minutes. ``DIR`` receives
 in Hugging Face's format (``python -m helpers.finetune --model DIR`` and ``python -m helpers.minbert
 --model DIR`` fine-tune it) and ``checkpoint.pt``: the same command again resumes after the last epoch.
 
-    python -m helpers.mlm compare --pretrained DIR --sst-file sst2/train.tsv [--seeds 3 --minilm] --json OUT
+    python -m helpers.finetune compare --pretrained DIR --sst-file sst2/train.tsv [--seeds 3] --json OUT
 
-fine-tunes the pretrained model, its randomly initialised twin and MiniLM on SST-2 (``helpers.mlm.compare``).
+then fine-tunes the pretrained model, its randomly initialised twin and MiniLM on SST-2 (``helpers.finetune.twin``).
 """
 
 import argparse
@@ -39,7 +39,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.mlm",
         description="Pretrain a small BERT with masked language modelling and save it in Hugging Face's "
-        "format (python -m helpers.mlm compare ...: the SST-2 comparison).",
+        "format (python -m helpers.finetune compare ...: the SST-2 comparison).",
     )
     parser.add_argument(
         "--train-file", type=Path, required=True, help="text, one document or line per line"
@@ -87,11 +87,19 @@ def config_of(args: argparse.Namespace) -> MlmConfig:
     try:
         return MlmConfig(**{**values, "epochs": epochs})
     except ConfigError as err:
-        message = re.sub(r"MlmConfig\.(\w+)", lambda m: FLAGS.get(m.group(1), m.group(1)), str(err))
-        message = re.sub(r"\b(heads|max_positions)=", lambda m: FLAGS[m.group(1)] + "=", message)
         raise ValueError(
-            message.replace("MlmConfig needs epochs or minutes", "give --epochs or --minutes")
+            flagged(str(err)).replace(
+                "MlmConfig needs epochs or minutes", "give --epochs or --minutes"
+            )
         ) from None
+
+
+def flagged(message: str) -> str:
+    """An error about a config field, reworded with its flag: "MlmConfig.hidden=100" -> "--hidden=100"."""
+    message = re.sub(
+        r"(?:MlmConfig|TrainConfig)\.(\w+)", lambda m: FLAGS.get(m.group(1), m.group(1)), message
+    )
+    return re.sub(r"\b(heads|max_positions|vocab_size)\b", lambda m: FLAGS[m.group(1)], message)
 
 
 def read_text(path: Path, what: str) -> list[str]:
@@ -117,10 +125,6 @@ def read_text(path: Path, what: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["compare"]:
-        from helpers.mlm.compare import main as compare_main
-
-        return compare_main(argv[1:])
     started = time.perf_counter()
     args = parse(argv)
     device = pick_device()
@@ -132,7 +136,6 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(
                 f"--save {args.save} is a file; give a folder (it is created if missing)"
             )
-        check_writable(args.save / ".probe")
         train = read_text(args.train_file, "--train-file")
         if args.eval_file is not None:
             held = read_text(args.eval_file, "--eval-file")
@@ -140,13 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             train, held = split_eval(train, args.eval_fraction)
             split = f"held out: the last {len(held):,} of {len(train) + len(held):,} lines of {args.train_file}"
+        check_writable(args.save / ".probe")  # creates the folder: only once the inputs are good
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
         run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
     except ValueError as err:  # e.g. a text too small to hold a token
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {flagged(str(err))}", file=sys.stderr)
         return 2
     report = {"train_file": str(args.train_file), "eval_file": str(args.eval_file or ""), "split": split,
               **run.report}  # fmt: skip

@@ -330,6 +330,9 @@ def pretrain(
     eval_batches = masked_batches(
         held, tokenizer, 2 * cfg.batch_size, cfg.mask_prob, EVAL_MASK_SEED, shuffle=False
     )
+    if not any((labels != -100).any() for _, _, labels in eval_batches):
+        raise ValueError(f"the held-out text is too short ({held.tokens} tokens): no token was chosen "
+                         "for the perplexity; give a longer --eval-file or a larger --eval-fraction")  # fmt: skip
     seconds["pack"] = time.perf_counter() - start
     bert_cfg = cfg.bert_config(len(tokenizer))
 

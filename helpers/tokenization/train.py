@@ -145,3 +145,23 @@ def fertility(tokenizer, texts: Iterable[str]) -> float:
         raise ValueError("fertility needs some text: every text given is empty")
     ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     return sum(map(len, ids)) / words
+
+
+def trainer_merges(
+    texts: Iterable[str], num_merges: int, *, lowercase: bool = False, min_frequency: int = 2
+) -> list[tuple[str, str]]:
+    """The first ``num_merges`` merges the ``tokenizers`` library's BPE trainer learns on ``texts``
+    (``train_bpe``'s settings, no special tokens; fewer if no pair occurs ``min_frequency`` times):
+    ``bpe.learn_bpe``'s reference."""
+    from helpers.tokenization.bpe import word_counts
+
+    texts = list(texts)
+    alphabet = {ch for word in word_counts(texts, lowercase) for ch in word}
+    tok = Tokenizer(models.BPE())
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=len(alphabet) + num_merges,
+                                  min_frequency=min_frequency, show_progress=False)  # fmt: skip
+    tok.train_from_iterator(texts, trainer)
+    return bpe_merges(tok)

@@ -1,0 +1,268 @@
+"""Does pretraining pay? Fine-tune on SST-2 the small BERT that ``python -m helpers.mlm`` pretrained,
+the same architecture from random initialisation (its "twin": same config, same tokenizer), and MiniLM,
+a few seeds each, and score dev accuracy, precision, recall and F1.
+
+    python -m helpers.finetune compare --pretrained small-bert/ --sst-file ../shared/data/sst2/train.tsv \\
+        [--train-rows 4000 --seeds 3 --minilm-seeds 3 --epochs 3 --lr 1e-4 --small-lr 3e-4] --json OUT
+
+The splits are notebook 04's (``helpers.finetune.data.sst2_splits``): dev (and a test slice) are whole
+sentences of SST-2 train, and every training row that equals, contains or is contained in one of them
+is dropped. The fine-tuning is notebook 04's ``experiment`` on the one training loop. Notebook 06 draws
+the chart (``helpers.plots.pretraining.plot_comparison``).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from helpers.bert import BertModel
+from helpers.bert.mlm import BertForMaskedLM
+from helpers.bert.save import save_pretrained
+from helpers.env import pick_device, seeded
+from helpers.files import check_writable, write_json
+from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
+from helpers.finetune.experiments import FinetuneConfig, classification_scores, experiment, spread
+from helpers.tables import read_rows
+
+TASK = Task("sentence", "label")
+METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def random_twin(pretrained_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
+    """The pretrained model's architecture and tokenizer with fresh random weights (BERT's init), saved
+    in Hugging Face's format in ``out_dir``: the control that says what the pretraining added."""
+    from transformers import AutoTokenizer
+
+    hf_config = json.loads((Path(pretrained_dir) / "config.json").read_text())
+    with seeded(seed):
+        model = BertForMaskedLM(hf_config)
+    return save_pretrained(model, out_dir, AutoTokenizer.from_pretrained(str(pretrained_dir)))
+
+
+def sst2_data(
+    path: str | Path, train_rows: int = 4000, dev_size: int = 872, seed: int = 42
+) -> dict:
+    """Notebook 04's leak-free SST-2 splits from GLUE's train file, training rows cut to ``train_rows``.
+    A file without the columns ``sentence`` and ``label``, or a label other than 0 or 1, is a ValueError
+    naming the file and the row."""
+    rows = read_rows(path)
+    if rows and not {"sentence", "label"} <= set(rows[0]):
+        raise ValueError(f"{path} has the columns {sorted(rows[0])}; it needs 'sentence' and 'label' "
+                         "(GLUE SST-2's train.tsv)")  # fmt: skip
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        if str(row["label"]).strip() not in ("0", "1"):
+            raise ValueError(f"{path}, line {number}: label {row['label']!r}; SST-2's labels are 0 "
+                             "(negative) and 1 (positive)")  # fmt: skip
+        row["label"] = int(row["label"])
+    if len(rows) < 2 * dev_size:
+        raise ValueError(f"{path} holds {len(rows):,} rows; dev and test take --dev-size {dev_size} whole "
+                         f"sentences each, so give a smaller --dev-size or a larger file")  # fmt: skip
+    result = sst2_splits(rows, None, dev_size, seed)
+    splits = dict(result.rows)
+    splits["train"] = splits["train"][:train_rows]
+    return {"splits": splits, "notes": result.notes}
+
+
+def sst2_notebook_rows(synthetic: bool, train_rows: int, eval_rows: int | None) -> tuple[dict, str]:
+    """Notebook 06's SST-2 (notebook 04's leak-free splits: GLUE train from the hub, its validation set
+    as test) or, offline, made-up sentences; (rows per split, where they came from)."""
+    sizes = SimpleNamespace(synthetic=synthetic, max_train=train_rows, max_eval=eval_rows)
+    rows, _, source = notebook_data("sst2", sizes)
+    return rows, source.splitlines()[0]
+
+
+def frozen_probe(
+    folder: str | Path, splits: dict, device: torch.device, batch_size: int = 64
+) -> dict[str, float]:
+    """Dev accuracy of a logistic regression trained on frozen features of the encoder in ``folder``:
+    the mean over the real tokens of the word embeddings, and of the last layer's vectors. Does the
+    encoder, untouched, already separate the classes?"""
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    model = BertModel.from_pretrained(folder).to(device).eval()
+
+    def features(rows: list[dict]) -> dict[str, torch.Tensor]:
+        out: dict[str, list] = {"word embeddings": [], "last layer": []}
+        for start in range(0, len(rows), batch_size):
+            text = [r[TASK.text] for r in rows[start : start + batch_size]]
+            batch = tokenizer(
+                text, padding=True, truncation=True, max_length=128, return_tensors="pt"
+            ).to(device)
+            real = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+            with torch.no_grad():
+                last = model(
+                    batch["input_ids"], batch["attention_mask"]
+                ).last_hidden_state  # (B, T, H)
+                words = model.embeddings.word(batch["input_ids"])  # (B, T, H)
+            for name, x in (("word embeddings", words), ("last layer", last)):
+                out[name].append(((x * real).sum(1) / real.sum(1)).cpu())  # (B, H)
+        return {name: torch.cat(parts).numpy() for name, parts in out.items()}
+
+    train, dev = features(splits["train"]), features(splits["dev"])
+    y_train = [r[TASK.label] for r in splits["train"]]
+    y_dev = [r[TASK.label] for r in splits["dev"]]
+    return {name: float(LogisticRegression(max_iter=2000).fit(train[name], y_train).score(dev[name], y_dev))
+            for name in train}  # fmt: skip
+
+
+def finetune_runs(
+    models: dict[str, str], splits: dict, seeds: dict[str, int], configs: dict[str, FinetuneConfig],
+    device: torch.device, progress: bool = False,
+) -> list[dict]:  # fmt: skip
+    """Fine-tune every model (name -> folder or "minilm") with ``seeds[name]`` seeds (0, 1, ...); one
+    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds."""
+    rows = []
+    for name, source in models.items():
+        for seed in range(seeds[name]):
+            start = time.perf_counter()
+            run = experiment(
+                source, splits, TASK, device, configs[name], seed=seed, progress=progress
+            )
+            scores = classification_scores(
+                run.model, loader(splits["dev"], run.collate, 64, False), device
+            )
+            rows.append({"model": name, "seed": seed, **scores,
+                         "dev_accuracy_per_epoch": run.history["dev_accuracy"],
+                         "seconds": time.perf_counter() - start})  # fmt: skip
+            print(f"{name} seed {seed}: dev accuracy {scores['accuracy']:.4f}, F1 {scores['f1']:.4f} "
+                  f"({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict[str, dict]:
+    """Per model: mean and standard deviation of each metric over its seeds."""
+    out: dict[str, dict] = {}
+    for name in dict.fromkeys(r["model"] for r in rows):
+        mine = [r for r in rows if r["model"] == name]
+        out[name] = {"seeds": len(mine)}
+        for metric in METRICS:
+            mean, sd = spread([r[metric] for r in mine])
+            out[name][metric] = {"mean": mean, "sd": sd}
+    return out
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m helpers.finetune compare",
+                                     description="Fine-tune the pretrained small BERT, its random twin and "
+                                     "MiniLM on SST-2; dev accuracy, precision, recall, F1.")  # fmt: skip
+    parser.add_argument(
+        "--pretrained", type=Path, required=True, help="a folder saved by python -m helpers.mlm"
+    )
+    parser.add_argument(
+        "--sst-file", type=Path, required=True, help="GLUE SST-2 train.tsv (sentence, label)"
+    )
+    parser.add_argument("--train-rows", type=int, default=4000)
+    parser.add_argument("--dev-size", type=int, default=872)
+    parser.add_argument("--seeds", type=int, default=3, help="per small model")
+    parser.add_argument("--minilm-seeds", type=int, default=3, help="0: leave MiniLM out")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=1e-4, help="MiniLM's (notebook 04's choice)")
+    parser.add_argument(
+        "--small-lr", type=float, default=3e-4, help="the small BERT's and its twin's"
+    )
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--twin", type=Path, help="where to save the random twin (default: beside --pretrained)"
+    )
+    parser.add_argument("--json", type=Path, required=True)
+    return parser.parse_args(argv)
+
+
+def check_inputs(args: argparse.Namespace, pretrained: Path, twin: Path) -> None:
+    """Every flag and folder checked before any work; a ValueError names the flag and what to do."""
+    if not (pretrained / "config.json").is_file():
+        raise ValueError(f"--pretrained {args.pretrained} holds no config.json; give a folder saved "
+                         "by python -m helpers.mlm --save")  # fmt: skip
+    try:
+        json.loads((pretrained / "config.json").read_text())
+    except ValueError as err:
+        raise ValueError(f"--pretrained {args.pretrained}: config.json is not valid JSON ({err}); "
+                         "save the model again with python -m helpers.mlm") from None  # fmt: skip
+    try:
+        BertModel.from_pretrained(pretrained)  # the weights are readable and fit the config
+    except (
+        Exception
+    ) as err:  # a truncated or foreign file fails in many ways; each is the same advice
+        raise ValueError(f"--pretrained {args.pretrained}: its weights cannot be read ({type(err).__name__}: "
+                         f"{str(err)[:120]}); save the model again with python -m helpers.mlm") from None  # fmt: skip
+    if not any((pretrained / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+        raise ValueError(f"--pretrained {args.pretrained} holds no tokenizer (tokenizer.json or "
+                         "vocab.txt); python -m helpers.mlm --save writes both model and tokenizer")  # fmt: skip
+    if twin == pretrained:
+        raise ValueError(f"--twin {args.twin} is the --pretrained folder: the random weights would "
+                         "overwrite the pretrained ones; give another folder")  # fmt: skip
+    if twin.exists() and not twin.is_dir():
+        raise ValueError(f"--twin {args.twin} is a file; give a folder (it is created if missing)")
+    try:
+        check_writable(twin / "config.json")
+    except ValueError as err:
+        raise ValueError(f"--twin: {err}") from None
+    if args.sst_file.is_dir() or not args.sst_file.exists():
+        what = "is a folder" if args.sst_file.is_dir() else "does not exist"
+        raise ValueError(f"--sst-file {args.sst_file} {what}; give GLUE SST-2's train.tsv")
+    for flag in ("train_rows", "seeds", "epochs", "dev_size"):
+        if getattr(args, flag) < 1:
+            raise ValueError(
+                f"--{flag.replace('_', '-')} must be at least 1, not {getattr(args, flag)}"
+            )
+    if args.minilm_seeds < 0:
+        raise ValueError(f"--minilm-seeds must be 0 (no MiniLM) or more, not {args.minilm_seeds}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = parse(argv)
+    device = pick_device()
+    pretrained = args.pretrained.resolve()
+    twin = (args.twin or pretrained.with_name(pretrained.name + "-random-twin")).resolve()
+    try:
+        check_writable(args.json)
+        check_inputs(args, pretrained, twin)
+        small = FinetuneConfig(lr=args.small_lr, epochs=args.epochs, max_length=args.max_length)
+        minilm = FinetuneConfig(lr=args.lr, epochs=args.epochs, max_length=args.max_length)
+        data = sst2_data(args.sst_file, args.train_rows, args.dev_size)
+        random_twin(pretrained, twin)
+    except (OSError, ValueError) as err:
+        message = str(err).replace("FinetuneConfig.lr", "--small-lr or --lr")
+        print(
+            f"error: {message.replace('FinetuneConfig.max_length', '--max-length')}",
+            file=sys.stderr,
+        )
+        return 2
+    models = {"pretrained": str(pretrained), "random init": str(twin)}
+    seeds = {"pretrained": args.seeds, "random init": args.seeds}
+    configs = {"pretrained": small, "random init": small, "minilm": minilm}
+    if args.minilm_seeds > 0:
+        models["minilm"], seeds["minilm"] = "minilm", args.minilm_seeds
+    rows = finetune_runs(models, data["splits"], seeds, configs, device)
+    summary = summarize(rows)
+    gap = summary["pretrained"]["accuracy"]["mean"] - summary["random init"]["accuracy"]["mean"]
+    report = {
+        "summary": summary,
+        "pretrained_minus_random_accuracy": gap,
+        "runs": rows,
+        "splits": {k: len(v) for k, v in data["splits"].items()},
+        "split_notes": data["notes"],
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "configs": {k: v.to_dict() for k, v in configs.items() if k in models},
+        "seconds": time.perf_counter() - started,
+        "device": device.type,
+        "threads": torch.get_num_threads(),
+    }
+    write_json(args.json, report)
+    for name, s in summary.items():
+        print(
+            f"{name:12s} "
+            + "  ".join(f"{k} {s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" for k in METRICS)
+        )
+    print(
+        f"pretrained - random init: {100 * gap:+.1f} accuracy points (mean of {args.seeds} seeds); wrote {args.json}"
+    )
+    return 0

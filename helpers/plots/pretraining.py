@@ -1,0 +1,42 @@
+"""Notebook 06: the pretraining curve (held-out MLM perplexity per epoch) and the SST-2 comparison."""
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def plot_perplexity(report: dict, title: str = "Pretraining: held-out MLM perplexity") -> Figure:
+    """``python -m helpers.mlm``'s report (or ``pretrain(...).report``): perplexity per epoch, with the
+    tokens seen on a second axis."""
+    ppl = report["eval_perplexity"]
+    epochs = range(1, len(ppl) + 1)
+    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    ax.plot(epochs, ppl, marker="o")
+    ax.set(title=title, xlabel="epoch", ylabel="perplexity (exp of masked cross-entropy)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for x, y in ((1, ppl[0]), (len(ppl), ppl[-1])):
+        ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 6))
+    tokens = report["tokens_seen"] / 1e6
+    ax.text(0.98, 0.95, f"{tokens:.2f}M tokens seen in {report['seconds']['train']:.0f} s",
+            transform=ax.transAxes, ha="right", va="top", fontsize="small")  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def plot_comparison(summary: dict[str, dict], title: str = "SST-2 dev, fine-tuned") -> Figure:
+    """One bar chart: each metric (groups) for each model (bars), mean over seeds with ±1 sd
+    (``helpers.finetune.twin.summarize``'s output)."""
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    width = 0.8 / max(1, len(summary))
+    for i, (name, s) in enumerate(summary.items()):
+        x = [m + (i - (len(summary) - 1) / 2) * width for m in range(len(METRICS))]
+        ax.bar(x, [s[k]["mean"] for k in METRICS], width, yerr=[s[k]["sd"] for k in METRICS],
+               capsize=3, label=f"{name} ({s['seeds']} seed{'s' * (s['seeds'] > 1)})")  # fmt: skip
+    ax.axhline(0.5, color="gray", linestyle=":", linewidth=1)
+    ax.set_xticks(range(len(METRICS)), METRICS)
+    ax.set(title=title, ylabel="score (mean ± sd)", ylim=(0, 1.05))
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig

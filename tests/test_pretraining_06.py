@@ -1,0 +1,251 @@
+"""Notebook 06's pieces beyond the checkers: the pretrained-vs-random-twin comparison (``python -m
+helpers.finetune compare``), the merge slider, the plots, the WikiText-2 reader, BPE against the
+trainer, and the profile's sizes."""
+
+import json
+import subprocess
+import sys
+
+import matplotlib
+import pytest
+import torch
+from test_mlm import TINY, tiny_text
+
+from helpers.finetune import twin
+from helpers.mlm import MlmConfig, cli
+from helpers.profiles import PROFILES, sizes_for
+from helpers.tokenization import bpe
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A tiny pretrained folder, as python -m helpers.mlm saves it."""
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(tiny_text()) + "\n", encoding="utf-8")
+    save = tmp_path / "small"
+    argv = [
+        "--train-file",
+        str(text),
+        *TINY,
+        "--save",
+        str(save),
+        "--json",
+        str(tmp_path / "p.json"),
+    ]
+    assert cli.main(argv) == 0
+    return save
+
+
+@pytest.fixture
+def sst_file(tmp_path):
+    """A GLUE-style train.tsv: sentences a tiny model can tell apart (good/bad words), labels 1/0."""
+    rng = torch.Generator().manual_seed(0)
+    good, bad = ["good", "fine", "nice"], ["bad", "awful", "poor"]
+    rows = ["sentence\tlabel"]
+    for i in range(160):
+        label = int(torch.randint(2, (1,), generator=rng))  # not tied to the number in the phrase
+        words = good if label else bad
+        word = words[int(torch.randint(3, (1,), generator=rng))]
+        rows.append(f"the cat sees a {word} book number {i} .\t{label}")
+    path = tmp_path / "train.tsv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def compare_argv(saved, sst_file, out, *extra):
+    return ["--pretrained", str(saved), "--sst-file", str(sst_file), "--train-rows", "100",
+            "--dev-size", "40", "--seeds", "2", "--minilm-seeds", "0", "--epochs", "1",
+            "--json", str(out), *extra]  # fmt: skip
+
+
+def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_file, tmp_path):
+    out = tmp_path / "compare.json"
+    assert twin.main(compare_argv(saved, sst_file, out)) == 0
+    report = json.loads(out.read_text())
+    assert set(report["summary"]) == {"pretrained", "random init"}
+    assert [(r["model"], r["seed"]) for r in report["runs"]] == [
+        ("pretrained", 0), ("pretrained", 1), ("random init", 0), ("random init", 1)
+    ]  # fmt: skip
+    for row in report["runs"]:
+        assert 0 <= row["accuracy"] <= 1 and 0 <= row["f1"] <= 1 and row["seconds"] > 0
+    mean = sum(r["accuracy"] for r in report["runs"][:2]) / 2
+    assert report["summary"]["pretrained"]["accuracy"]["mean"] == pytest.approx(mean)
+    gap = mean - report["summary"]["random init"]["accuracy"]["mean"]
+    assert report["pretrained_minus_random_accuracy"] == pytest.approx(gap)
+    assert report["splits"]["dev"] == 40 and report["splits"]["train"] <= 100
+    # the twin: same config and tokenizer, other weights
+    twin_dir = saved.with_name(saved.name + "-random-twin")
+    assert json.loads((twin_dir / "config.json").read_text()) == json.loads(
+        (saved / "config.json").read_text()
+    )
+    from helpers.bert import BertModel
+
+    a, b = BertModel.from_pretrained(saved), BertModel.from_pretrained(twin_dir)
+    assert not torch.equal(a.embeddings.word.weight, b.embeddings.word.weight)
+
+
+def test_compare_is_a_subcommand_of_python_m_helpers_finetune(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "helpers.finetune", "compare", "--pretrained",
+                             str(tmp_path / "nothing"), "--sst-file", "x.tsv", "--json", str(tmp_path / "o.json")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2
+    assert "holds no config.json" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "change, said",
+    [
+        ({"--sst-file": "missing.tsv"}, "--sst-file missing.tsv does not exist"),
+        ({"--seeds": "0"}, "--seeds must be at least 1"),
+        ({"--epochs": "0"}, "--epochs must be at least 1"),
+    ],
+)
+def test_compare_bad_input_exits_2(saved, sst_file, tmp_path, capsys, change, said):
+    argv = compare_argv(saved, sst_file, tmp_path / "o.json")
+    for flag, value in change.items():
+        argv[argv.index(flag) + 1] = value
+    assert twin.main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+
+
+def test_sst2_notebook_rows_offline_are_made_up_and_leak_free():
+    rows, source = twin.sst2_notebook_rows(True, 24, 12)
+    assert "synthetic" in source and len(rows["train"]) == 24 and len(rows["dev"]) == 12
+    assert not {r["sentence"] for r in rows["train"]} & {r["sentence"] for r in rows["dev"]}
+
+
+# --- the merge slider, the plots ----------------------------------------------------------------
+
+
+def test_merge_explorer_shows_each_step_and_redraws_on_the_slider():
+    from helpers.widgets.tokenization import merge_explorer
+
+    merges = bpe.learn_bpe(["low lower lowest newer newest wider widest"] * 3, 20)
+    explorer = merge_explorer(["lowest", "newer", "unseen"], merges, step=0)
+    assert explorer.state["pieces"]["lowest"] == list("lowest") and explorer.state["merge"] is None
+    html = explorer.children[-1].children[0].value
+    assert "every word in characters" in html
+    explorer.controls["step"].value = 1
+    assert explorer.state["merge"] == merges[0]
+    assert explorer.state["pieces"]["lowest"] == bpe.segment("lowest", merges[:1])
+    explorer.controls["step"].value = len(merges)
+    assert explorer.state["pieces"]["newer"] == bpe.segment("newer", merges)
+    assert explorer.state["pieces"]["unseen"] == bpe.segment("unseen", merges)
+    html = explorer.children[-1].children[0].value
+    assert f"step {len(merges)}: merged" in html and "".join(merges[-1]) in html
+    assert explorer.controls["step"].continuous_update  # cheap: it redraws while dragged
+
+
+def test_plots_have_titles_and_labelled_axes():
+    matplotlib.use("Agg")
+    from helpers.plots.pretraining import plot_comparison, plot_perplexity
+
+    fig = plot_perplexity({"eval_perplexity": [700.0, 500.0, 420.0], "tokens_seen": 3_000_000,
+                           "seconds": {"train": 300.0}})  # fmt: skip
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_xlabel() == "epoch" and "perplexity" in ax.get_ylabel()
+    assert list(ax.lines[0].get_ydata()) == [700.0, 500.0, 420.0]
+    summary = twin.summarize([
+        {"model": m, "seed": s, "accuracy": a, "precision": a, "recall": a, "f1": a}
+        for m, s, a in (("pretrained", 0, 0.8), ("pretrained", 1, 0.7), ("random init", 0, 0.6))
+    ])  # fmt: skip
+    fig = plot_comparison(summary)
+    ax = fig.axes[0]
+    assert ax.get_title() and ax.get_ylabel() and len(ax.patches) == 8  # 2 models × 4 metrics
+    assert ax.patches[0].get_height() == pytest.approx(0.75)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["pretrained (2 seeds)", "random init (1 seed)"]
+
+
+# --- data, BPE against the trainer, the profile ------------------------------------------------
+
+
+def test_wikitext_lines_from_a_file_and_a_clear_error(tmp_path, monkeypatch):
+    from helpers.corpora import wikitext2_lines
+
+    local = tmp_path / "data" / "corpus" / "wikitext-2"
+    local.mkdir(parents=True)
+    (local / "wiki.valid.tokens").write_text(" = Local = \n", encoding="utf-8")
+    monkeypatch.setenv("HELPERS_DATA_DIR", str(tmp_path / "data"))
+    assert wikitext2_lines("validation") == ["= Local ="]  # $HELPERS_DATA_DIR, no download
+
+    path = tmp_path / "wiki.valid.tokens"
+    path.write_text(" \n = Title = \n\n A line @-@ of text . \n", encoding="utf-8")
+    assert wikitext2_lines(path=str(path)) == ["= Title =", "A line @-@ of text ."]
+    with pytest.raises(FileNotFoundError, match="does not exist; give a WikiText-2 file"):
+        wikitext2_lines(path=str(tmp_path / "missing.tokens"))
+    with pytest.raises(ValueError, match="splits are train, validation and test"):
+        wikitext2_lines("valid")
+
+
+def test_trainer_merges_equal_learn_bpe_on_sentences():
+    from helpers.tokenization.train import trainer_merges
+
+    texts = [" ".join(tiny_text(40, seed=s)) for s in range(3)] + ["Zebras and zebu, Ångström!"]
+    assert trainer_merges(texts, 60) == bpe.learn_bpe(texts, 60)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_gives_a_valid_pretraining_config(profile):
+    sizes = sizes_for("06", profile)
+    cfg = MlmConfig(**sizes.mlm)
+    assert (cfg.epochs is None) != (cfg.minutes is None)
+    assert sizes.seeds >= 1 and sizes.sst_train >= 1
+    assert sizes.synthetic == (profile == "smoke")
+
+
+def test_compare_refuses_a_twin_over_the_pretrained_folder_and_bad_folders(
+    saved, sst_file, tmp_path, capsys
+):
+    weights = (saved / "model.safetensors").read_bytes()
+    argv = compare_argv(saved, sst_file, tmp_path / "o.json", "--twin", str(saved))
+    assert twin.main(argv) == 2
+    assert "would overwrite the pretrained ones" in capsys.readouterr().err
+    assert (saved / "model.safetensors").read_bytes() == weights  # untouched
+    bare = tmp_path / "no-tokenizer"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (bare / name).write_bytes((saved / name).read_bytes())
+    assert twin.main(compare_argv(bare, sst_file, tmp_path / "o.json")) == 2
+    assert "holds no tokenizer" in capsys.readouterr().err
+    (bare / "model.safetensors").write_bytes(b"\x00" * 7)
+    assert twin.main(compare_argv(bare, sst_file, tmp_path / "o.json")) == 2
+    assert "weights cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "lines, said",
+    [
+        (["text\tlabel", "good .\t1"], "it needs 'sentence' and 'label'"),
+        (["sentence\tlabel", "good .\t1", "bad .\tpositive"], "line 3: label 'positive'"),
+        (["sentence\tlabel", "good .\t2"], "line 2: label '2'"),
+    ],
+)
+def test_compare_names_the_line_of_a_bad_sst_file(saved, tmp_path, capsys, lines, said):
+    path = tmp_path / "bad.tsv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert twin.main(compare_argv(saved, path, tmp_path / "o.json")) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+
+
+def test_pretraining_names_a_held_out_text_too_short_to_mask(tmp_path, capsys):
+    train, held = tmp_path / "train.txt", tmp_path / "held.txt"
+    train.write_text("\n".join(tiny_text()) + "\n", encoding="utf-8")
+    held.write_text("the cat\n", encoding="utf-8")
+    argv = ["--train-file", str(train), "--eval-file", str(held), *TINY, "--save", str(tmp_path / "s"),
+            "--json", str(tmp_path / "o.json"), "--mask-prob", "0.01"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "held-out text is too short" in err and "--eval-file" in err
+
+
+def test_frozen_probe_scores_both_feature_kinds_on_dev(saved, sst_file):
+    data = twin.sst2_data(sst_file, 100, 40)["splits"]
+    probe = twin.frozen_probe(saved, data, torch.device("cpu"))
+    assert set(probe) == {"word embeddings", "last layer"}
+    assert all(acc in {k / 40 for k in range(41)} for acc in probe.values()), probe  # a share of 40
+    assert twin.frozen_probe(saved, data, torch.device("cpu")) == probe  # no randomness left
