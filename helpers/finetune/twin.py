@@ -69,8 +69,9 @@ def sst2_data(
 
 
 def sst2_notebook_rows(synthetic: bool, train_rows: int, eval_rows: int | None) -> tuple[dict, str]:
-    """Notebook 06's SST-2 (notebook 04's leak-free splits: GLUE train from the hub, its validation set
-    as test) or, offline, made-up sentences; (rows per split, where they came from)."""
+    """Notebook 06's SST-2 with notebook 04's leak-free splits (``notebook_data``: GLUE from the hub, its
+    validation set as test, or ``$HELPERS_DATA_DIR/sst2/``) or made-up sentences; (rows per split, where
+    they came from)."""
     sizes = SimpleNamespace(synthetic=synthetic, max_train=train_rows, max_eval=eval_rows)
     rows, _, source = notebook_data("sst2", sizes)
     return rows, source.splitlines()[0]
