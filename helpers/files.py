@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def check_writable(path: str | Path) -> Path:
-    """Raise a ValueError naming ``path`` unless a file can be written there (call it before long work)."""
+def check_writable(path: str | Path, create: bool = True) -> Path:
+    """Raise a ValueError naming ``path`` unless a file can be written there (call it before long work).
+    ``create=False`` creates no missing folder: it probes the nearest one that exists."""
     path = Path(path)
     if path.exists() and not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file"
@@ -24,9 +25,10 @@ def check_writable(path: str | Path) -> Path:
         raise ValueError(
             f"cannot write {path}: {blocked} is a file, not a folder; choose another place"
         )
+    folder = path.parent if create else next(d for d in (path.parent, *path.parents) if d.exists())
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
@@ -44,6 +46,9 @@ def atomic_write(path: str | Path, save: Callable[[Path], object]) -> Path:
     tmp = Path(tmp_name)
     try:
         save(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it (mkstemp's is owner-only)
         os.replace(tmp, path)  # atomic on one file system
     finally:
         tmp.unlink(missing_ok=True)

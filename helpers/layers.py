@@ -6,7 +6,9 @@ language model, BERT (post-LN, notebook 05) and the small GPT (causal, notebook 
 - Teaching path and fast path behind one switch, ``fast``: the formula written out, or PyTorch's fused
   kernels (``F.scaled_dot_product_attention``, ``F.layer_norm``). ``tests/test_layers.py`` checks they agree.
 - Attention variants by name: ``Block(..., attention="dot")``; a variant registers itself with
-  ``@register_attention("name")`` (notebook 02's leaky mask does; notebook 07 adds more).
+  ``@register_attention("name")`` (notebook 02's leaky mask does). Notebook 07's GPT passes its causal
+  attention (``helpers.gpt.attention``: dot, additive, shared-qk, shared-qkv; -inf or zero masking)
+  as a factory.
 - A student's own classes plug in: ``attention=`` and ``layer_norm=`` also take any callable
   ``f(embed_dim) -> nn.Module`` (e.g. ``MySelfAttention``), used as ``module(x, mask)`` and ``module(x)``.
 

@@ -95,11 +95,24 @@ class Sizes06:
     minilm_seeds: int  # part 5: seeds for MiniLM (0: leave it out)
 
 
+@config
+class Sizes07:
+    synthetic: bool  # offline stand-in text (smoke), else Tiny Shakespeare and WikiText-2
+    study: dict  # parts 3-5: helpers.gpt.GPTRunConfig's fields, the same for every variant
+    variants: tuple[tuple[str, str], ...]  # (attention, mask) pairs trained in the study
+    word: dict  # part 6: the word-level run's GPTRunConfig fields
+    wikitext_split: str  # part 6 trains on this WikiText-2 split (its last 10% of lines: dev)
+    sample_tokens: int  # characters (or words) per sample shown
+
+
 # Notebook 06's pretraining, as measured with python -m helpers.mlm (README): a small BERT, ~10 CPU minutes
 # (`quick` fixes the 26 epochs that budget gave on one thread, so a busy laptop still gets all of them).
 # Batches of 8: four times the steps of 32 for the same tokens, which is what gets it past predicting
 # only frequent words (held-out perplexity 582 -> 81 in 26 epochs; with batches of 32: 585 -> 213).
 MLM_06 = dict(layers=2, hidden=128, heads=4, vocab_size=4000, seq_len=64, batch_size=8, lr=1e-3, minutes=9.5)  # fmt: skip
+
+# Notebook 07's study: every attention variant with the right mask, and dot-product with the leaky one.
+VARIANTS_07 = (("dot", "inf"), ("additive", "inf"), ("shared-qk", "inf"), ("shared-qkv", "inf"), ("dot", "zero"))  # fmt: skip
 
 SIZES: dict[str, dict[str, object]] = {
     "01": {
@@ -164,6 +177,21 @@ SIZES: dict[str, dict[str, object]] = {
         "smoke": Sizes06(synthetic=True, bpe_lines=60, bpe_merges=30, vocab_size=120, wikitext_split="validation",
                          mlm=dict(layers=1, hidden=16, heads=2, vocab_size=120, seq_len=16, batch_size=8, epochs=2),
                          sst_train=24, sst_eval=12, finetune_epochs=1, seeds=1, minilm_seeds=1),
+    },
+    "07": {
+        "class": Sizes07(synthetic=False, study=dict(layers=4, heads=4, embd=256, block_size=128, batch_size=64, iters=2000, lr=1e-3),
+                         variants=VARIANTS_07, word=dict(level="word", layers=4, heads=4, embd=256, block_size=64,
+                         batch_size=64, iters=2000, lr=1e-3, dropout=0.1), wikitext_split="train", sample_tokens=300),
+        "full": Sizes07(synthetic=False, study=dict(layers=6, heads=6, embd=384, block_size=256, batch_size=64, iters=5000, lr=1e-3,
+                        dropout=0.2), variants=VARIANTS_07, word=dict(level="word", layers=6, heads=6, embd=384, block_size=128,
+                        batch_size=64, iters=5000, lr=1e-3, dropout=0.2), wikitext_split="train", sample_tokens=500),
+        "quick": Sizes07(synthetic=False, study=dict(layers=4, heads=4, embd=128, block_size=64, batch_size=32, iters=600, lr=2e-3),
+                         variants=VARIANTS_07, word=dict(level="word", layers=2, heads=4, embd=128, block_size=32, batch_size=32,
+                         iters=600, lr=2e-3, dropout=0.1), wikitext_split="validation", sample_tokens=300),
+        "smoke": Sizes07(synthetic=True, study=dict(layers=1, heads=2, embd=32, block_size=32, batch_size=16, iters=30, lr=3e-3,
+                         evals=3, eval_batches=2), variants=VARIANTS_07, word=dict(level="word", layers=1, heads=2, embd=32,
+                         block_size=16, batch_size=16, iters=30, lr=3e-3, evals=3, eval_batches=2),
+                         wikitext_split="validation", sample_tokens=80),
     },
 }  # fmt: skip
 for _notebook in ("01", "02", "03"):  # a class runs these at their full sizes: minutes on a GPU

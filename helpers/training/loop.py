@@ -74,8 +74,9 @@ class Metrics:
 
 
 class History(dict):
-    """Per-epoch numbers, one list per column: epoch, train_loss, lr, seconds, and for each evaluated
-    split ``<name>_loss`` and ``<name>_accuracy``. A dict, so it plots, pickles and dumps as JSON."""
+    """Per-epoch numbers, one list per column: epoch, train_loss, lr, seconds (train_seconds of them
+    training), and for each evaluated split ``<name>_loss`` and ``<name>_accuracy``. A dict, so it
+    plots, pickles and dumps as JSON."""
 
     def log(self, **values: float) -> None:
         for key, value in values.items():
@@ -260,7 +261,8 @@ def fit(
         train_loss = run_epoch(
             model, batches, optimizer, scheduler, scaler, cfg, device, precision, outputs, bar
         )
-        history.log(epoch=epoch + 1, train_loss=train_loss, lr=lr)
+        history.log(epoch=epoch + 1, train_loss=train_loss, lr=lr,
+                    train_seconds=time.perf_counter() - started)  # fmt: skip
         for name, held_out in (eval_batches or {}).items():
             metrics = evaluate(model, held_out, device, precision, outputs)
             history.log(**{f"{name}_loss": metrics.loss, f"{name}_accuracy": metrics.accuracy})

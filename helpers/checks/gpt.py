@@ -1,0 +1,272 @@
+"""Notebook 07's checkers: the causal mask, additive attention scores, and the sampling loop.
+
+Each compares the student's output with the reference in ``helpers.gpt`` on fixed random inputs and,
+when they differ, rebuilds each classic mistake from the same inputs to name it.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.gpt.attention import additive_scores, causal_softmax
+
+
+def _same(got: object, want: torch.Tensor, atol: float = 1e-5) -> bool:
+    return (isinstance(got, torch.Tensor) and got.shape == want.shape
+            and torch.allclose(got.float(), want, atol=atol, equal_nan=False))  # fmt: skip
+
+
+def _shape_problem(got: object, want: torch.Tensor, what: str, hint: str) -> CheckResult | None:
+    if not isinstance(got, torch.Tensor):
+        return failed(what, f"it returned a {type(got).__name__}, not a tensor",
+                      f"return a tensor of shape {tuple(want.shape)}")  # fmt: skip
+    if got.shape != want.shape:
+        return failed(what, f"shape {tuple(got.shape)}; expected {tuple(want.shape)}",
+                      f"keep every leading dimension (batch, heads); {hint}")  # fmt: skip
+    return None
+
+
+# --- the causal mask ---------------------------------------------------------------------------
+
+
+def check_causal_softmax(fn: Callable) -> CheckResult:
+    """``fn(scores) -> weights``: scores (..., T, T) -> softmax weights where query i sees keys j <= i."""
+    name = "causal softmax"
+    return run_check(name, lambda: _causal(name, fn))
+
+
+def _causal(name: str, fn: Callable) -> CheckResult:
+    g = torch.Generator().manual_seed(7)
+    scores = torch.randn(2, 3, 6, 6, generator=g) * 2  # (B, h, T, T)
+    original = scores.clone()
+    got = fn(scores)
+    if not torch.equal(scores, original):
+        return failed(name, "your function changed the scores it was given (an in-place fill?)",
+                      "masked_fill (no underscore) returns a new tensor; masked_fill_ changes its input")  # fmt: skip
+    want = causal_softmax(original, "inf")
+    problem = _shape_problem(
+        got, want, name, "one weight per (query, key): the same shape as the scores"
+    )
+    if problem is not None:
+        return problem
+    future = torch.ones(want.shape[-1], want.shape[-1], dtype=torch.bool).triu(1)
+    if _same(got, want) and bool((got[..., future] == 0).all()):
+        return passed(name, "every row sums to 1 over the keys at or before its query; the future "
+                      "gets weight exactly 0")  # fmt: skip
+    if torch.isnan(got).any():
+        if torch.isnan(got[..., 1:, :]).any():  # NaN beyond the first row: not an empty row
+            return failed(name, "NaN weights where keys are allowed: 0 × (-inf) is NaN",
+                          "do not multiply a mask by -inf; put -inf with scores.masked_fill(~allowed, "
+                          "float('-inf')) or torch.where(allowed, scores, float('-inf'))")  # fmt: skip
+        return failed(name, "NaN weights: the first query sees no key at all (a row of only -inf)",
+                      "the diagonal must stay visible: a token attends to itself; torch.tril keeps "
+                      "the diagonal (diagonal=0), tril(diagonal=-1) drops it")  # fmt: skip
+    T = scores.shape[-1]
+    ones = torch.ones(T, T, dtype=torch.bool)
+    soft = torch.softmax(original, dim=-1)
+
+    def masked(allowed: torch.Tensor, fill: float = float("-inf")) -> torch.Tensor:
+        return torch.softmax(original.masked_fill(~allowed, fill), dim=-1)
+
+    mistakes = {
+        "the mask is applied after the softmax (weights zeroed): the rows no longer sum to 1, and the "
+        "future still sits in the softmax's denominator, so it leaks into every output":
+            soft * ones.tril(),
+        "the mask has the wrong orientation: each query sees its future (triu) instead of its past "
+        "(tril)": masked(ones.triu()),
+        "off by one: each query also sees the next token (tril(diagonal=1))": masked(ones.tril(1)),
+        "off by one: the diagonal is masked, so a token cannot see itself (tril(diagonal=-1)); with a "
+        "finite fill the first query's row comes out uniform": masked(ones.tril(-1), -1e9),
+        "the masked scores are set to 0, not -inf: exp(0) = 1, so the future still gets weight":
+            masked(ones.tril(), 0.0),
+        "no mask at all: every query sees every key": soft,
+    }  # fmt: skip
+    for hint, output in mistakes.items():
+        if _same(got, output):
+            return failed(name, hint.split(":")[0], hint)
+    if _same(got, want):  # close, but the future keeps a little weight
+        return failed(name, "the future keeps a tiny weight: the fill value is not negative enough",
+                      "fill with float('-inf') so that exp gives exactly 0")  # fmt: skip
+    rows = got.sum(-1)
+    if not torch.allclose(rows, torch.ones_like(rows), atol=1e-4):
+        return failed(name, "the weights of a query do not sum to 1",
+                      "take the softmax over the last dimension (the keys), after masking")  # fmt: skip
+    return failed(name, f"wrong weights (largest difference {(got - want).abs().max():.3g})",
+                  "scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float('-inf')), "
+                  "then torch.softmax(..., dim=-1)")  # fmt: skip
+
+
+# --- additive attention ------------------------------------------------------------------------
+
+
+def check_additive_scores(fn: Callable) -> CheckResult:
+    """``fn(q, k, w_q, w_k, w2) -> scores``: q, k (B, h, T, hs), w_q and w_k (h, hs, da), w2 (h, da);
+    scores[b, h, i, j] = w2[h] · tanh(q[b, h, i] @ w_q[h] + k[b, h, j] @ w_k[h]), shape (B, h, T, T)."""
+    name = "additive scores"
+    return run_check(name, lambda: _additive(name, fn))
+
+
+def _additive(name: str, fn: Callable) -> CheckResult:
+    g = torch.Generator().manual_seed(11)
+    B, h, T, hs, da = 2, 3, 5, 4, 6
+    q, k = torch.randn(B, h, T, hs, generator=g), torch.randn(B, h, T, hs, generator=g)
+    w_q, w_k = torch.randn(h, hs, da, generator=g), torch.randn(h, hs, da, generator=g)
+    w2 = torch.randn(h, da, generator=g)
+    got = fn(q, k, w_q, w_k, w2)
+    want = additive_scores(q, k, w_q, w_k, w2)
+    problem = _shape_problem(
+        got, want, name, "one score per (query, key): sum the da features with w2"
+    )
+    if problem is not None:
+        return problem
+    if _same(got, want, 1e-4):
+        return passed(name, "w2ᵀ tanh(W1q q_i + W1k k_j) for every query i and key j, per head")
+    a = torch.einsum("bhtd,hde->bhte", q, w_q)
+    b = torch.einsum("bhtd,hde->bhte", k, w_k)
+    pre = a.unsqueeze(3) + b.unsqueeze(2)  # (B, h, T, T, da)
+    mistakes = {
+        "no tanh: without it the score is linear, w2ᵀW1q q_i + w2ᵀW1k k_j, and splits into a query "
+        "part plus a key part; the softmax over keys cancels the query part":
+            torch.einsum("bhije,he->bhij", pre, w2),
+        "tanh after w2: squash the da-vector W1q q + W1k k first, then weight it with w2":
+            torch.tanh(torch.einsum("bhije,he->bhij", pre, w2)),
+        "queries and keys swapped: scores[..., i, j] must use query i (rows) and key j (columns)":
+            additive_scores(q, k, w_q, w_k, w2).transpose(-2, -1),
+        "the da features are summed instead of weighted by w2":
+            torch.tanh(pre).sum(-1),
+        "w_q is applied to the keys and w_k to the queries":
+            additive_scores(q, k, w_k, w_q, w2),
+        "it returned weights (each row sums to 1): return the raw scores; the softmax comes later":
+            torch.softmax(want, dim=-1),
+    }  # fmt: skip
+    if torch.isinf(got).any():
+        return failed(name, "-inf in the scores: do not mask here",
+                      "return every pair's score; the model's causal_softmax hides the future")  # fmt: skip
+    for hint, output in mistakes.items():
+        if _same(got, output, 1e-4):
+            return failed(name, hint.split(":")[0], hint)
+    return failed(name, f"wrong scores (largest difference {(got - want).abs().max():.3g})",
+                  "a = q @ w_q (per head: einsum 'bhtd,hde->bhte'), b likewise for k; "
+                  "tanh(a.unsqueeze(3) + b.unsqueeze(2)) @ w2 gives (B, h, T, T)")  # fmt: skip
+
+
+# --- the sampling loop -------------------------------------------------------------------------
+
+
+class ToyLM(nn.Module):
+    """A stand-in language model for the sampling checker: next-token scores from the window's first
+    token, last token and length, spread out, so that a crop off by one, an ignored generator or a
+    missing temperature all change the draws. Like a GPT, it refuses more than ``block_size`` tokens."""
+
+    def __init__(self, vocab: int = 12, block_size: int = 6):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.block_size = block_size
+        self.register_buffer("first", torch.randn(vocab, vocab, generator=g) * 1.5)
+        self.register_buffer("last", torch.randn(vocab, vocab, generator=g) * 1.5)
+        self.register_buffer("length", torch.randn(block_size + 1, vocab, generator=g))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        T = idx.shape[1]
+        if T > self.block_size:
+            raise ValueError(
+                f"the input has {T} tokens; this model reads at most block_size={self.block_size}"
+            )
+        return self.first[idx[:, :1]] + self.last[idx] + self.length[T]  # (B, T, vocab)
+
+
+def _reference(model, idx, steps, block_size, temperature, seed, how="right"):
+    """The right loop, or one of the classic mistakes, drawing from a generator seeded ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        context = idx[:, -(block_size - 1) :] if how == "crop off by one" else idx[:, -block_size:]
+        logits = model(context)[:, 0 if how == "first" else -1, :]
+        if how == "no temperature":
+            probs = torch.softmax(logits, dim=-1)
+        elif how == "multiply":
+            probs = torch.softmax(logits * temperature, dim=-1)
+        else:
+            probs = torch.softmax(logits / temperature, dim=-1)
+        nxt = (
+            probs.argmax(-1, keepdim=True)
+            if how == "greedy"
+            else torch.multinomial(probs, 1, generator=g)
+        )
+        idx = torch.cat([idx, nxt], dim=1)
+    return idx
+
+
+def check_generate(fn: Callable) -> CheckResult:
+    """``fn(model, idx, steps, block_size, temperature, generator) -> idx`` extended by ``steps`` tokens,
+    each drawn with ``torch.multinomial(probs, 1, generator=generator)``."""
+    name = "sampling loop"
+    return run_check(name, lambda: _generate(name, fn))
+
+
+def _generate(name: str, fn: Callable) -> CheckResult:
+    model = ToyLM().eval()
+    idx = torch.tensor([[1, 2, 3], [4, 5, 6]])  # (B, T)
+    steps, block_size = 9, 6  # the context outgrows block_size: cropping matters
+    for temperature, seed in ((1.0, 5), (0.5, 6), (2.0, 7)):
+        g = torch.Generator().manual_seed(seed)
+        try:
+            got = fn(model, idx.clone(), steps, block_size, temperature, g)
+        except ValueError as err:
+            if "block_size" in str(err):
+                return failed(name, "the context grew past the model's block_size",
+                              "feed the model only the last block_size tokens: idx[:, -block_size:]")  # fmt: skip
+            raise
+        except RuntimeError as err:
+            if "multinomial" in str(err) or "probability" in str(err):
+                return failed(name, "torch.multinomial was given logits, not probabilities",
+                              "probs = torch.softmax(logits / temperature, dim=-1), then multinomial")  # fmt: skip
+            raise
+        want = _reference(model, idx, steps, block_size, temperature, seed)
+        if isinstance(got, torch.Tensor) and got.shape == (idx.shape[0], steps):
+            return failed(name, "it returned only the new tokens",
+                          "return the prompt followed by them: the whole (B, T + steps) sequence")  # fmt: skip
+        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            return failed(name, f"it returned {shape}; expected {tuple(want.shape)}: the prompt "
+                          f"followed by {steps} new tokens per row",
+                          "append each new token: idx = torch.cat([idx, next_token], dim=1)")  # fmt: skip
+        if got.is_floating_point():
+            return failed(name, f"the token ids are {got.dtype}, not integers",
+                          "keep them torch.long, as torch.multinomial returns them (an embedding "
+                          "needs integer ids)")  # fmt: skip
+        if torch.equal(got, want):
+            continue
+        if not torch.equal(got[:, : idx.shape[1]], idx):
+            return failed(name, "the prompt is not at the start of what it returned",
+                          "return the whole sequence: the prompt, then the new tokens")  # fmt: skip
+        again = fn(
+            model, idx.clone(), steps, block_size, temperature, torch.Generator().manual_seed(seed)
+        )
+        if not torch.equal(got, again):
+            return failed(name, "two runs with equally seeded generators gave different tokens",
+                          "draw with torch.multinomial(probs, 1, generator=generator)")  # fmt: skip
+        mistakes = {
+            "crop off by one": "the context is cropped to block_size - 1 tokens: idx[:, -block_size:] "
+                               "keeps exactly block_size",
+            "first": "the prediction is read at the first position: the next token's scores are at "
+                     "the last, logits[:, -1, :]",
+            "greedy": "it takes the most likely token every time (argmax): sampling draws from the "
+                      "distribution with torch.multinomial",
+            "no temperature": "the temperature has no effect (left out, or applied to the probabilities, "
+                              "which multinomial renormalises): divide the logits by it, then softmax",
+            "multiply": "the logits are multiplied by the temperature; divide them: a high temperature "
+                        "flattens the distribution, a low one sharpens it",
+        }  # fmt: skip
+        for how, hint in mistakes.items():
+            if temperature != 1.0 or how in ("crop off by one", "first", "greedy"):
+                if torch.equal(
+                    got, _reference(model, idx, steps, block_size, temperature, seed, how)
+                ):
+                    return failed(name, hint.split(":")[0], hint)
+        return failed(name, f"different tokens from the reference at temperature {temperature}",
+                      "logits = model(idx[:, -block_size:])[:, -1, :]; probs = softmax(logits / "
+                      "temperature); torch.multinomial(probs, 1, generator=generator)")  # fmt: skip
+    return passed(name, "the same tokens as the reference at temperatures 1, 0.5 and 2, the context "
+                  "cropped to block_size")  # fmt: skip

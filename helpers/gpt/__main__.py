@@ -1,0 +1,5 @@
+import sys
+
+from helpers.gpt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,193 @@
+"""The small GPT from a terminal (notebook 07's runs).
+
+    python -m helpers.gpt train --data FILE --level char|word --attention dot|additive|shared-qk|shared-qkv \\
+        --mask inf|zero [--minutes M | --iters N] [--layers N --heads N --embd N --block-size N \\
+        --batch-size N --lr X --dropout P --additive-dim N --evals N --seed S --quiet] --save DIR --json OUT
+    python -m helpers.gpt sample --load DIR --prompt TEXT [--tokens N --temperature T --top-k K --seed S]
+
+``train`` splits FILE 90/10 (characters, or lines at word level), trains with the course's one trainer
+(AdamW, warm-up then cosine decay) and evaluates on the same dev windows every run uses; DIR receives
+``model.pt`` and ``checkpoint.pt`` (the same command again resumes). The JSON holds ``dev_loss`` (nats per
+token, final), ``dev_losses`` per evaluation, ``tokens_per_second`` and ``seconds``. Bad input exits 2.
+"""
+
+import argparse
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+from helpers.env import pick_device
+from helpers.files import check_writable, write_json
+from helpers.gpt.attention import MASKS, VARIANTS
+from helpers.gpt.data import LEVELS
+from helpers.gpt.runs import GPTRunConfig, load_model, sample, train
+
+FLAGS = {  # GPTRunConfig field -> its flag, for error messages
+    "level": "--level", "attention": "--attention", "mask": "--mask", "minutes": "--minutes",
+    "iters": "--iters", "layers": "--layers", "heads": "--heads", "embd": "--embd",
+    "block_size": "--block-size", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+    "additive_dim": "--additive-dim", "dropout": "--dropout", "evals": "--evals",
+}  # fmt: skip
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors as one line (``error: ...``, exit 2) instead of the usage block."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = Parser(prog="python -m helpers.gpt",
+                    description="Train a small GPT on a text file, or sample from one.")  # fmt: skip
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    t = commands.add_parser("train", help="train a GPT and save it",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    t.add_argument("--data", type=Path, required=True, help="a UTF-8 text file")
+    t.add_argument("--level", choices=LEVELS, default="char")
+    t.add_argument("--attention", choices=VARIANTS, default="dot")
+    t.add_argument("--mask", choices=MASKS, default="inf")
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="as many steps as fit in this many minutes")
+    budget.add_argument("--iters", type=int, help="optimizer steps (default 2000)")
+    defaults = GPTRunConfig(iters=1)
+    for name in ("layers", "heads", "embd", "block_size", "batch_size", "seed", "evals"):
+        t.add_argument(FLAGS[name], type=int, default=getattr(defaults, name))
+    t.add_argument("--additive-dim", type=int, default=defaults.additive_dim)
+    t.add_argument("--lr", type=float, default=defaults.lr)
+    t.add_argument("--dropout", type=float, default=defaults.dropout)
+    t.add_argument(
+        "--save", type=Path, required=True, help="folder for model.pt and the checkpoint"
+    )
+    t.add_argument("--json", type=Path, required=True, help="where to write the results")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = commands.add_parser("sample", help="write text with a saved GPT",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    s.add_argument("--load", type=Path, required=True, help="a folder written by train --save")
+    s.add_argument("--prompt", required=True)
+    s.add_argument("--tokens", type=int, default=300)
+    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def flagged(message: str) -> str:
+    """An error about a config field, reworded with its flag: "GPTRunConfig.embd=100" -> "--embd=100"."""
+    message = re.sub(r"(?:GPTRunConfig|GPTConfig|TrainConfig)\.(\w+)",
+                     lambda m: FLAGS.get(m.group(1), m.group(1)), message)  # fmt: skip
+    message = message.replace("GPTRunConfig needs iters or minutes", "give --iters or --minutes")
+    return re.sub(r"\b(heads|block_size)\b", lambda m: FLAGS[m.group(1)], message)
+
+
+def read_text(path: Path) -> str:
+    if not path.exists():
+        raise ValueError(f"--data {path} does not exist; check the path (relative to {Path.cwd()})")
+    if not path.is_file():
+        raise ValueError(f"--data {path} is not a file; give a UTF-8 text file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"--data {path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise ValueError(f"--data {path} holds no text")
+    return text
+
+
+SAVED = ("model.pt", "checkpoint.pt", "plan.json")  # what train --save writes in its folder
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """--save and --json must be writable and must not overwrite the data or each other's files;
+    nothing is created yet."""
+    if str(args.save) in ("", ".") or not str(args.json).strip():
+        raise ValueError("--save and --json need a folder and a file name; give both")
+    if args.save.exists() and not args.save.is_dir():
+        raise ValueError(f"--save {args.save} is a file; give a folder (it is created if missing)")
+    try:
+        check_writable(args.save / SAVED[0], create=False)
+    except ValueError as err:
+        raise ValueError(f"--save {args.save}: {err}") from None
+    check_writable(args.json, create=False)
+    json_path = args.json.resolve()
+    if json_path == args.data.resolve():
+        raise ValueError(f"--json {args.json} is the --data file: writing it would overwrite the "
+                         "text; choose another name")  # fmt: skip
+    if json_path in {(args.save / name).resolve() for name in SAVED}:
+        raise ValueError(f"--json {args.json} would overwrite {json_path.name} in --save; "
+                         "choose another name")  # fmt: skip
+
+
+def run_train(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    values = {name: getattr(args, name) for name in FLAGS}
+    if values["iters"] is None and values["minutes"] is None:
+        values["iters"] = 2000
+    try:
+        text = read_text(args.data)
+        cfg = GPTRunConfig(**values)
+        check_paths(args)
+        run = train(text, cfg, pick_device(), save=args.save, progress=not args.quiet)
+    except (OSError, ValueError) as err:  # ConfigError is a ValueError
+        print(f"error: {flagged(' '.join(str(err).split()))}", file=sys.stderr)
+        return 2
+    except RuntimeError as err:  # the allocator's "can't allocate" / "out of memory"
+        if "alloc" not in str(err) and "out of memory" not in str(err):
+            raise
+        print(f"error: the model or a batch does not fit in memory: make --embd, --layers, "
+              f"--batch-size or --block-size smaller ({str(err).splitlines()[0][:120]})",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    report = {
+        "data": str(args.data),
+        **run.report,
+        "command_seconds": time.perf_counter() - started,
+    }
+    write_json(args.json, report)
+    print(f"dev loss {report['dev_loss']:.3f} nats/token (perplexity {report['dev_perplexity']:.2f}) "
+          f"after {report['iters']:,} steps; {report['tokens_per_second']:,.0f} tokens/s; "
+          f"saved {args.save}; wrote {args.json}")  # fmt: skip
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    try:
+        if args.tokens < 0:
+            raise ValueError(f"--tokens must be ≥ 0, not {args.tokens}")
+        if not (math.isfinite(args.temperature) and args.temperature >= 0):
+            raise ValueError(f"--temperature must be a finite number ≥ 0 (0: always the most "
+                             f"likely), not {args.temperature}")  # fmt: skip
+        if args.top_k is not None and args.top_k < 1:
+            raise ValueError(f"--top-k must be ≥ 1, not {args.top_k}")
+        if not 0 <= args.seed < 2**63:
+            raise ValueError(f"--seed must be between 0 and 2**63 - 1, not {args.seed}")
+        if args.load.is_file():
+            raise ValueError(
+                f"--load {args.load} is a file; give the folder that train --save wrote"
+            )
+        model, vocab = load_model(args.load, pick_device())
+        unknown = vocab.unknown(args.prompt)
+        if unknown and vocab.level == "word":
+            print(f"note: {unknown} are not in the vocabulary; read as <unk>", file=sys.stderr)
+        text = sample(
+            model, vocab, args.prompt, args.tokens, args.temperature, args.top_k, args.seed
+        )
+    except (OSError, ValueError) as err:
+        message = " ".join(str(err).split()).replace("the prompt", "--prompt")
+        print(
+            f"error: {message.replace('characters [', '--prompt has characters [')}",
+            file=sys.stderr,
+        )
+        return 2
+    print(args.prompt + ("" if vocab.level == "char" or not text else " ") + text)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    return run_train(args) if args.command == "train" else run_sample(args)

@@ -1,0 +1,113 @@
+"""Text for the small GPT: a character or word vocabulary, the train/dev split, and random windows.
+
+- ``char``: every distinct character is a token (Tiny Shakespeare: 65); the split is nanoGPT's, the
+  first 90% of the characters for training and the last 10% for dev.
+- ``word``: whitespace-separated words plus ``<eos>`` at each line's end (WikiText-2 is tokenised
+  already, rare words written ``<unk>``); the first 90% of the lines train, the rest are dev, and dev
+  words never seen in training become ``<unk>`` too.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+LEVELS = ("char", "word")
+UNK, EOS = "<unk>", "<eos>"
+
+
+@dataclass
+class Vocab:
+    """Token strings by id (``itos``) and the way text becomes tokens (``level``)."""
+
+    level: str
+    itos: list[str]
+    stoi: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.level not in LEVELS:
+            raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {self.level!r}")
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def tokens(self, text: str) -> list[str]:
+        """Characters, or words with ``<eos>`` after every non-blank line."""
+        if self.level == "char":
+            return list(text)
+        return [w for line in text.splitlines() if line.split() for w in [*line.split(), EOS]]
+
+    def unknown(self, text: str) -> list[str]:
+        """The tokens of ``text`` that are not in the vocabulary (sorted, each once)."""
+        return sorted({t for t in self.tokens(text) if t not in self.stoi})
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids; unknown words become ``<unk>`` (word level); unknown characters raise."""
+        if self.level == "char":
+            missing = self.unknown(text)
+            if missing:
+                raise ValueError(f"characters {missing} are not in the model's vocabulary "
+                                 f"of {len(self)}; leave them out")  # fmt: skip
+            return [self.stoi[c] for c in text]
+        return [self.stoi.get(t, self.stoi[UNK]) for t in self.tokens(text)]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        if self.level == "char":
+            return "".join(self.itos[i] for i in ids)
+        out: list[str] = []
+        for word in (self.itos[i] for i in ids):  # words spaced, <eos> ends the line
+            out.append("\n" if word == EOS else word if not out or out[-1] == "\n" else " " + word)
+        return "".join(out)
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "itos": self.itos}
+
+
+@dataclass
+class Corpus:
+    """A vocabulary and the train and dev token ids (1-D tensors)."""
+
+    vocab: Vocab
+    train: torch.Tensor
+    dev: torch.Tensor
+
+    def digest(self) -> str:
+        h = hashlib.sha256(str(self.vocab.itos).encode())
+        for part in (self.train, self.dev):
+            h.update(part.numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+def build_corpus(text: str, level: str, dev_fraction: float = 0.1) -> Corpus:
+    """Split ``text`` (characters at the 90% mark, or whole lines) and number its tokens."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if level == "char":
+        vocab = Vocab("char", sorted(set(text)))
+        cut = int(len(text) * (1 - dev_fraction))
+        train, dev = text[:cut], text[cut:]
+    else:
+        lines = [line for line in text.splitlines() if line.split()]
+        cut = int(len(lines) * (1 - dev_fraction))
+        train, dev = "\n".join(lines[:cut]), "\n".join(lines[cut:])
+        words = sorted({w for line in lines[:cut] for w in line.split()} - {UNK, EOS})
+        vocab = Vocab("word", [UNK, EOS, *words])
+    ids = [torch.tensor(vocab.encode(part), dtype=torch.long) for part in (train, dev)]
+    return Corpus(vocab, *ids)
+
+
+def windows(
+    data: torch.Tensor, count: int, block_size: int, batch_size: int, generator: torch.Generator
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` batches of random windows: inputs (B, T) and targets (B, T), the tokens one later."""
+    if len(data) < block_size + 2:
+        raise ValueError(f"{len(data)} tokens cannot fill a window of block_size={block_size} "
+                         "(plus one target); use a longer text or a smaller block size")  # fmt: skip
+    batches = []
+    for _ in range(count):
+        starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+        offsets = starts[:, None] + torch.arange(block_size)  # (B, T)
+        batches.append((data[offsets], data[offsets + 1]))
+    return batches

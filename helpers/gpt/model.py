@@ -1,0 +1,96 @@
+"""A small GPT: token + position embeddings, causal pre-LN blocks from ``helpers.layers``, a final
+LayerNorm and a head that shares the token embedding's weights (notebook 07).
+
+    model = GPT(GPTConfig(vocab_size=65, attention="additive"))
+    logits = model(idx)  # idx (B, T) token ids -> (B, T, vocab) next-token scores
+"""
+
+import math
+from functools import partial
+
+import torch
+import torch.nn as nn
+
+from helpers.config import ConfigError, config, positive
+from helpers.gpt.attention import MASKS, VARIANTS, CausalSelfAttention
+from helpers.layers import Block, LayerNorm
+
+
+@config
+class GPTConfig:
+    """The architecture: sizes, the attention variant and how the future is masked."""
+
+    vocab_size: int
+    block_size: int = 128  # the longest context the model reads (position embeddings)
+    layers: int = 4
+    heads: int = 4
+    embd: int = 128
+    attention: str = "dot"  # dot | additive | shared-qk | shared-qkv
+    mask: str = "inf"  # inf (-inf before the softmax) | zero (weights zeroed after it: leaks)
+    additive_dim: int | None = None  # width da of the additive scorer (None: the head size)
+    dropout: float = 0.0
+    fast: bool = True  # PyTorch's fused kernels where they compute the same thing
+
+    def __post_init__(self) -> None:
+        positive(self, vocab_size=self.vocab_size, block_size=self.block_size, layers=self.layers,
+                 heads=self.heads, embd=self.embd, additive_dim=self.additive_dim)  # fmt: skip
+        if self.attention not in VARIANTS:
+            raise ConfigError(f"GPTConfig.attention must be one of {', '.join(VARIANTS)}, "
+                              f"not {self.attention!r}")  # fmt: skip
+        if self.mask not in MASKS:
+            raise ConfigError(
+                f"GPTConfig.mask must be one of {', '.join(MASKS)}, not {self.mask!r}"
+            )
+        if self.embd % self.heads:
+            raise ConfigError(f"GPTConfig.embd={self.embd} is not divisible by heads={self.heads}; "
+                              "each head needs an equal slice")  # fmt: skip
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"GPTConfig.dropout must be in [0, 1), not {self.dropout!r}")
+
+
+class GPT(nn.Module):
+    """A decoder-only transformer language model (nanoGPT's shape) built from the course's one block."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.config = cfg
+        d = cfg.embd
+        self.tok = nn.Embedding(cfg.vocab_size, d)
+        self.pos = nn.Embedding(cfg.block_size, d)
+        self.drop = nn.Dropout(cfg.dropout)
+        attention = partial(CausalSelfAttention, num_heads=cfg.heads, variant=cfg.attention,
+                            mask=cfg.mask, dropout=cfg.dropout, fast=cfg.fast,
+                            additive_dim=cfg.additive_dim)  # fmt: skip
+        self.blocks = nn.ModuleList(
+            Block(d, cfg.heads, norm="pre", attention=attention, dropout=cfg.dropout, fast=cfg.fast)
+            for _ in range(cfg.layers)
+        )
+        self.ln_f = LayerNorm(d, eps=1e-5, fast=cfg.fast)
+        self.head = nn.Linear(d, cfg.vocab_size, bias=False)
+        self.head.weight = self.tok.weight  # tied: a token's input and output vectors are one
+        self.apply(self._init)
+        for name, p in self.named_parameters():  # residual branches start small (GPT-2)
+            if name.endswith(("attn.out.weight", "ff.down.weight")):
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        T = idx.shape[1]
+        if T > self.config.block_size:
+            raise ValueError(f"the input has {T} tokens; this model reads at most "
+                             f"block_size={self.config.block_size} (crop the context)")  # fmt: skip
+        x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))  # (B, T, d)
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block(x)  # (B, T, d)
+        return self.head(self.ln_f(x))  # (B, T, vocab)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters, the tied head counted once."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,284 @@
+"""Notebook 07's runs: train the small GPT on a text with the one trainer, save and load it, sample
+from it, and the measurements of the variant study (per-sentence loss, the future-token leak).
+
+    run = train(text, GPTRunConfig(level="char", attention="additive", iters=2000), device)
+    run.report["dev_loss"], sample(run.model, run.vocab, "ROMEO:", 200)
+"""
+
+import copy
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from helpers.config import ConfigError, config, positive
+from helpers.files import atomic_write, write_json
+from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus, windows
+from helpers.gpt.model import GPT, GPTConfig
+from helpers.training import History, TrainConfig, fit, generate
+from helpers.training.loop import make_optimizer
+
+SAFETY = 1.1  # --minutes plans for steps 10% slower than the probe (a busy machine)
+DEV_SEED = 1234  # every run is scored on the same dev windows, whatever its own seed
+MAX_ROUND = 2000  # steps between evaluations at most (a round's batches are drawn up front)
+
+
+@config
+class GPTRunConfig:
+    """One training run: the data's level, the model, and the budget (``iters`` or ``minutes``)."""
+
+    level: str = "char"  # char | word
+    layers: int = 4
+    heads: int = 4
+    embd: int = 128
+    block_size: int = 128
+    attention: str = "dot"
+    mask: str = "inf"
+    additive_dim: int | None = (
+        4  # the additive scorer's width: 4 keeps it within 3x dot's time on a CPU
+    )
+    dropout: float = 0.0
+    iters: int | None = None  # optimizer steps
+    minutes: float | None = None  # or: as many steps as fit in this budget (timed on a probe)
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup: float = 0.02  # then cosine decay to 0
+    weight_decay: float = 0.1
+    evals: int = 20  # dev evaluations along the run (the curve's points; more if a round would pass 2,000 steps)
+    eval_batches: int = 20  # batches of dev windows per evaluation
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        positive(self, iters=self.iters, minutes=self.minutes, batch_size=self.batch_size, lr=self.lr,
+                 evals=self.evals, eval_batches=self.eval_batches, additive_dim=self.additive_dim)  # fmt: skip
+        if not 0 <= self.seed < 2**31:
+            raise ConfigError(f"GPTRunConfig.seed must be between 0 and 2**31 - 1, not {self.seed}")
+        if (self.iters is None) == (self.minutes is None):
+            raise ConfigError("GPTRunConfig needs iters or minutes, not both and not neither")
+        if self.level not in LEVELS:
+            raise ConfigError(
+                f"GPTRunConfig.level must be one of {', '.join(LEVELS)}, not {self.level!r}"
+            )
+        self.model_config(2)  # the model's own checks, now
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, layers=self.layers,
+                         heads=self.heads, embd=self.embd, attention=self.attention, mask=self.mask,
+                         additive_dim=self.additive_dim if self.attention == "additive" else None,
+                         dropout=self.dropout)  # fmt: skip
+
+
+@dataclass
+class GPTRun:
+    """What ``train`` returns: the history (per evaluation: step, train_loss, dev_loss, seconds), the
+    model, its vocabulary and the JSON report."""
+
+    history: History
+    model: GPT
+    vocab: Vocab
+    report: dict = field(default_factory=dict)
+
+
+def step_seconds(model: GPT, batch: tuple[torch.Tensor, torch.Tensor], cfg: GPTRunConfig,
+                 device: torch.device, steps: int = 5) -> float:  # fmt: skip
+    """Seconds per optimizer step, timed on a copy of ``model`` (its weights stay untouched)."""
+    probe = copy.deepcopy(model).to(device).train()
+    optimizer = make_optimizer(TrainConfig(lr=cfg.lr), probe)
+    x, y = (t.to(device) for t in batch)
+    for i in range(steps + 1):
+        if i == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+        F.cross_entropy(probe(x).flatten(0, 1), y.flatten()).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - started) / steps
+
+
+def plan_iters(cfg: GPTRunConfig, per_step: float, spent: float = 0.0) -> int:
+    """Steps that fit in ``cfg.minutes`` after the ``spent`` seconds of reading and probing: training
+    at the probe's speed plus 10%, and the evaluations (a forward pass costs about a third of a step)."""
+    eval_seconds = cfg.evals * cfg.eval_batches * per_step / 3
+    return max(1, int((cfg.minutes * 60 - spent - eval_seconds) / (SAFETY * per_step)))
+
+
+def _state(folder: Path | None) -> dict:
+    try:
+        return json.loads((folder / "plan.json").read_text()) if folder else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def train(
+    text: str,
+    cfg: GPTRunConfig,
+    device: torch.device,
+    save: str | Path | None = None,
+    progress: bool = True,
+) -> GPTRun:
+    """Train a GPT on ``text`` (split 90/10 by ``build_corpus``); with ``save``, checkpoint every
+    evaluation (the same call again resumes) and write the model there for ``load``."""
+    started = time.perf_counter()
+    corpus = build_corpus(text, cfg.level)
+    for name, part in (("training", corpus.train), ("dev", corpus.dev)):
+        if len(part) < cfg.block_size + 1:
+            raise ValueError(f"the {name} split has {len(part)} tokens, fewer than block_size + 1 = "
+                             f"{cfg.block_size + 1} (a window and its target); give a longer text or a "
+                             "smaller block size")  # fmt: skip
+    torch.manual_seed(cfg.seed)
+    model = GPT(cfg.model_config(len(corpus.vocab)))
+    g = torch.Generator().manual_seed(cfg.seed)
+    first = windows(corpus.train, 1, cfg.block_size, cfg.batch_size, g)[0]  # fails here if too big
+    folder = Path(save) if save is not None else None
+    key = hashlib.sha256(json.dumps([cfg.to_dict(), corpus.digest()]).encode()).hexdigest()[:16]
+    plan = _state(folder)
+    if plan.get("key") != key:  # a new run: decide its length now (a resumed one keeps its plan)
+        per_step = step_seconds(model, first, cfg, device) if cfg.minutes else None
+        iters = cfg.iters or plan_iters(cfg, per_step, time.perf_counter() - started)
+        plan = {"key": key, "iters": iters, "probe_step_seconds": per_step}
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(folder / "plan.json", plan)
+    iters = plan["iters"]
+    rounds = min(iters, max(cfg.evals, math.ceil(iters / MAX_ROUND)))
+    per_round = [iters // rounds + (r < iters % rounds) for r in range(rounds)]
+    dev = windows(corpus.dev, cfg.eval_batches, cfg.block_size, cfg.batch_size,
+                  torch.Generator().manual_seed(DEV_SEED))  # fmt: skip
+
+    def round_batches(r: int) -> list:  # a seed per round: the same batches after a resume
+        g = torch.Generator().manual_seed(cfg.seed * 1000 + r)
+        return windows(corpus.train, per_round[r], cfg.block_size, cfg.batch_size, g)
+
+    train_cfg = TrainConfig(epochs=rounds, lr=cfg.lr, schedule="cosine", warmup=cfg.warmup,
+                            weight_decay=cfg.weight_decay, clip=1.0, precision="fp32", seed=cfg.seed)  # fmt: skip
+    history = fit(model, round_batches, train_cfg, device, eval_batches={"dev": dev},
+                  checkpoint=folder / "checkpoint.pt" if folder else None,
+                  identity={"run": cfg.to_dict(), "data": corpus.digest()}, progress=progress)  # fmt: skip
+    history["step"] = [sum(per_round[:e]) for e in history["epoch"]]
+    report = make_report(cfg, corpus, model, history, per_round, time.perf_counter() - started)
+    if folder is not None:
+        save_model(model, corpus.vocab, folder)
+    return GPTRun(history, model, corpus.vocab, report)
+
+
+def make_report(cfg: GPTRunConfig, corpus: Corpus, model: GPT, history: History,
+                per_round: list[int], seconds: float) -> dict:  # fmt: skip
+    tokens = sum(per_round) * cfg.batch_size * cfg.block_size
+    train_seconds = sum(history["train_seconds"])
+    per_token = train_seconds / tokens
+    return {
+        "config": cfg.to_dict(), "model": model.config.to_dict(),
+        "parameters": model.num_parameters(), "vocab_size": len(corpus.vocab),
+        "train_tokens": len(corpus.train), "dev_tokens": len(corpus.dev),
+        "iters": sum(per_round), "tokens_seen": tokens,
+        "dev_loss": history["dev_loss"][-1], "dev_perplexity": math.exp(history["dev_loss"][-1]),
+        "dev_losses": history["dev_loss"], "train_losses": history["train_loss"], "steps": history["step"],
+        "tokens_per_second": 1 / per_token, "seconds_per_epoch": per_token * len(corpus.train),
+        "train_seconds": train_seconds, "seconds": seconds,
+        "note": "losses in nats per token; an epoch is one pass's worth of training tokens; "
+                "tokens_per_second counts training steps only (the dev evaluations excluded)",
+    }  # fmt: skip
+
+
+def save_model(model: GPT, vocab: Vocab, folder: str | Path) -> Path:
+    """``folder``/model.pt: the config, the vocabulary and the weights, written atomically."""
+    state = {
+        "config": model.config.to_dict(),
+        "vocab": vocab.to_dict(),
+        "weights": model.state_dict(),
+    }
+    return atomic_write(Path(folder) / "model.pt", lambda tmp: torch.save(state, tmp))
+
+
+def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[GPT, Vocab]:
+    """The model and vocabulary ``save_model`` (or ``python -m helpers.gpt train --save``) wrote."""
+    path = Path(folder) / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; train a model there first: python -m "
+                                f"helpers.gpt train ... --save {folder}")  # fmt: skip
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model = GPT(GPTConfig(**state["config"]))
+        model.load_state_dict(state["weights"])
+        vocab = Vocab(**state["vocab"])
+        if len(vocab) != model.config.vocab_size:
+            raise ValueError(
+                f"{len(vocab)} tokens in the vocabulary, {model.config.vocab_size} in the model"
+            )
+    except Exception as e:  # a truncated or foreign file: say which, not torch's traceback
+        detail = " ".join(str(e).split())[:200]
+        raise ValueError(f"{path} is not a model saved by helpers.gpt ({type(e).__name__}: {detail}); "
+                         f"train it again with --save {folder}") from None  # fmt: skip
+    return model.to(device).eval(), vocab
+
+
+def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: float = 1.0,
+           top_k: int | None = None, seed: int = 0) -> str:  # fmt: skip
+    """The ``tokens`` tokens the model writes after ``prompt`` (decoded to text), one at a time."""
+    ids = vocab.encode(prompt)
+    if not ids:
+        raise ValueError("the prompt is empty; give at least one character or word")
+    device = next(model.parameters()).device
+    idx = torch.tensor([ids], device=device)  # (1, T)
+    g = torch.Generator().manual_seed(seed)
+    out = generate(model, idx, tokens, model.config.block_size, temperature, g, top_k)
+    return vocab.decode(out[0, len(ids) :].tolist())
+
+
+@torch.no_grad()
+def sentence_losses(model: GPT, vocab: Vocab, sentences: Sequence[str]) -> list[float]:
+    """Each sentence's mean loss (nats per token) when the model reads it from its first token."""
+    model.eval()
+    device = next(model.parameters()).device
+    losses = []
+    for sentence in sentences:
+        ids = torch.tensor([vocab.encode(sentence)[: model.config.block_size + 1]], device=device)
+        if ids.shape[1] < 2:
+            raise ValueError(f"{sentence!r} has fewer than 2 tokens: nothing to predict")
+        logits = model(ids[:, :-1])  # (1, T, vocab)
+        losses.append(F.cross_entropy(logits[0], ids[0, 1:]).item())
+    return losses
+
+
+@torch.no_grad()
+def future_leak(model: GPT, ids: torch.Tensor, position: int, seed: int = 0) -> float:
+    """How much the predictions at positions before ``position`` change when only the tokens from
+    ``position`` on are replaced (max |Δ logit|). 0 for a causal model; > 0 means it sees the future."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    changed = ids.clone()  # (1, T)
+    changed[:, position:] = torch.randint(
+        model.config.vocab_size, changed[:, position:].shape, generator=g
+    )
+    before, after = model(ids)[:, :position], model(changed)[:, :position]
+    return (before - after).abs().max().item()
+
+
+@torch.no_grad()
+def inspect(model: GPT, vocab: Vocab, prompt: str) -> dict:
+    """What the model does with ``prompt``: its tokens, the vocabulary (itos), every layer's
+    attention weights (L, h, T, T) and the next-token probabilities (vocab,)."""
+    model.eval()
+    ids = vocab.encode(prompt)[-model.config.block_size :]
+    if not ids:
+        raise ValueError("the prompt is empty; give at least one character or word")
+    inputs: list[torch.Tensor] = []
+    hooks = [block.attn.register_forward_hook(lambda m, args, out: inputs.append(args[0]))
+             for block in model.blocks]  # fmt: skip
+    try:
+        logits = model(torch.tensor([ids], device=next(model.parameters()).device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    weights = torch.stack([b.attn.weights(x)[0] for b, x in zip(model.blocks, inputs)])
+    return {"tokens": [vocab.itos[i] for i in ids], "itos": vocab.itos, "weights": weights.cpu(),
+            "probs": torch.softmax(logits[0, -1].float(), dim=-1).cpu()}  # fmt: skip

@@ -1,0 +1,51 @@
+"""Notebook 07's plots: the variants' dev-loss curves, and one model's attention with its next-token
+distribution."""
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+
+def plot_curves(reports: dict[str, dict], title: str = "Dev loss while training") -> Figure:
+    """Each run's dev loss (nats per token) against the training step, overlaid; ``reports`` maps a
+    label to a run's report (``train(...).report`` or the JSON of ``python -m helpers.gpt train``)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for label, report in reports.items():
+        ax.plot(
+            report["steps"],
+            report["dev_losses"],
+            marker=".",
+            label=f"{label}: {report['dev_loss']:.3f}",
+        )
+    ax.set(title=title, xlabel="training step", ylabel="dev loss (nats per token)")
+    ax.legend(loc="upper right", fontsize="small", title="final dev loss")
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_and_next(
+    state: dict, layer: int, head: int, top: int = 10, title: str = ""
+) -> Figure:
+    """``helpers.gpt.runs.inspect``'s output: one head's (T, T) weights, and the ``top`` most likely
+    next tokens."""
+    tokens, weights, probs = state["tokens"], state["weights"][layer, head], state["probs"]
+    T = len(tokens)
+    shown = [repr(t)[1:-1] if t.strip() else repr(t) for t in tokens]
+    fig, (left, right) = plt.subplots(
+        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.3, 1]}
+    )
+    left.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    ticks = range(T) if T <= 40 else range(0, T, max(1, T // 20))
+    left.set_xticks(list(ticks), [shown[i] for i in ticks], rotation=90, fontsize=7)
+    left.set_yticks(list(ticks), [shown[i] for i in ticks], fontsize=7)
+    left.set(
+        title=f"layer {layer}, head {head}", xlabel="key (attended to)", ylabel="query (attending)"
+    )
+    p, idx = torch.topk(probs, min(top, len(probs)))
+    names = [repr(state["itos"][i])[1:-1] if "itos" in state else str(i) for i in idx.tolist()]
+    right.barh(range(len(p)), p.numpy()[::-1])
+    right.set_yticks(range(len(p)), names[::-1])
+    right.set(title=f"next token after {shown[-1]!r}", xlabel="probability", xlim=(0, 1))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,305 @@
+"""Notebook 07's exercises: the causal softmax, additive attention scores and the sampling loop. Right
+answers written several ways pass; each named mistake gets its own hint."""
+
+import pytest
+import torch
+
+from helpers.checks.gpt import check_additive_scores, check_causal_softmax, check_generate
+from helpers.gpt.attention import additive_scores, causal_softmax
+from helpers.training import generate
+
+
+def hints(result) -> str:
+    return " ".join([result.verdict, *result.hints])
+
+
+def tril(T: int, diagonal: int = 0) -> torch.Tensor:
+    return torch.ones(T, T, dtype=torch.bool).tril(diagonal)
+
+
+def r1(s):  # masked_fill with -inf
+    return torch.softmax(s.masked_fill(~tril(s.shape[-1]), float("-inf")), -1)
+
+
+def r2(s):  # add a mask of -inf above the diagonal
+    T = s.shape[-1]
+    return torch.softmax(s + torch.full((T, T), float("-inf")).triu(1), -1)
+
+
+def r3(s):  # softmax, zero the future, renormalise: the same weights
+    w = torch.softmax(s, -1) * tril(s.shape[-1])
+    return w / w.sum(-1, keepdim=True)
+
+
+def r4(s):  # a large negative number instead of -inf
+    return torch.softmax(torch.where(tril(s.shape[-1]), s, -1e9), -1)
+
+
+def m_after(s):
+    return torch.softmax(s, -1) * tril(s.shape[-1])
+
+
+def m_triu(s):
+    T = s.shape[-1]
+    return torch.softmax(
+        s.masked_fill(~torch.ones(T, T, dtype=torch.bool).triu(), float("-inf")), -1
+    )
+
+
+def m_off(s):
+    return torch.softmax(s.masked_fill(~tril(s.shape[-1], -1), float("-inf")), -1)
+
+
+def m_off2(s):
+    return torch.softmax(s.masked_fill(~tril(s.shape[-1], 1), float("-inf")), -1)
+
+
+def m_zero(s):
+    return torch.softmax(s.masked_fill(~tril(s.shape[-1]), 0.0), -1)
+
+
+def m_inplace(s):
+    return torch.softmax(s.masked_fill_(~tril(s.shape[-1]), float("-inf")), -1)
+
+
+def project(q, k, wq, wk):
+    return torch.einsum("bhtd,hde->bhte", q, wq), torch.einsum("bhtd,hde->bhte", k, wk)
+
+
+def a1(q, k, wq, wk, w2):  # broadcasting, then a weighted sum
+    a, b = project(q, k, wq, wk)
+    return (torch.tanh(a[:, :, :, None] + b[:, :, None]) * w2[None, :, None, None]).sum(-1)
+
+
+def a2(
+    q, k, wq, wk, w2
+):  # the concatenation [q; k] built for every pair (more memory, same numbers)
+    B, h, T, hs = q.shape
+    w1 = torch.cat([wq, wk], 1)  # (h, 2hs, da)
+    pairs = torch.cat(
+        [q.unsqueeze(3).expand(B, h, T, T, hs), k.unsqueeze(2).expand(B, h, T, T, hs)], -1
+    )
+    return torch.einsum(
+        "bhije,he->bhij", torch.tanh(torch.einsum("bhijc,hce->bhije", pairs, w1)), w2
+    )
+
+
+def a3(q, k, wq, wk, w2):  # a loop over heads with matrix products
+    B, h, T, _ = q.shape
+    out = torch.zeros(B, h, T, T)
+    for i in range(h):
+        a, b = q[:, i] @ wq[i], k[:, i] @ wk[i]
+        out[:, i] = torch.tanh(a[:, :, None] + b[:, None]) @ w2[i]
+    return out
+
+
+def am_notanh(q, k, wq, wk, w2):
+    a, b = project(q, k, wq, wk)
+    return ((a[:, :, :, None] + b[:, :, None]) * w2[None, :, None, None]).sum(-1)
+
+
+def am_swap(q, k, wq, wk, w2):
+    return a1(q, k, wq, wk, w2).transpose(-1, -2)
+
+
+def am_sum(q, k, wq, wk, w2):
+    a, b = project(q, k, wq, wk)
+    return torch.tanh(a[:, :, :, None] + b[:, :, None]).sum(-1)
+
+
+def g1(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        logits = model(idx[:, -bs:])[:, -1, :]
+        p = torch.softmax(logits / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def g2(model, idx, steps, bs, t, gen):
+    out = idx
+    for _ in range(steps):
+        ctx = out if out.shape[1] <= bs else out[:, out.shape[1] - bs :]
+        p = torch.nn.functional.softmax(model(ctx)[:, -1] / t, -1)
+        out = torch.cat((out, p.multinomial(1, generator=gen)), dim=-1)
+    return out
+
+
+def gm_nocrop(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx)[:, -1, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def gm_after(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :], dim=-1) / t
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def gm_logits(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = model(idx[:, -bs:])[:, -1, :] / t
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def gm_greedy(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        idx = torch.cat([idx, model(idx[:, -bs:])[:, -1, :].argmax(-1, keepdim=True)], 1)
+    return idx
+
+
+def gm_nogen(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1)], 1)
+    return idx
+
+
+def gm_mult(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :] * t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def gm_first(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, 0, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+@pytest.mark.parametrize("fn", [r1, r2, r3, r4, causal_softmax])
+def test_causal_checker_accepts_right_answers(fn):
+    assert check_causal_softmax(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(m_after, "after the softmax"), (m_triu, "wrong orientation"), (m_off, "diagonal"),
+     (m_off2, "off by one"), (m_zero, "not -inf"), (m_inplace, "changed the scores")],
+)  # fmt: skip
+def test_causal_checker_names_each_mistake(fn, named):
+    result = check_causal_softmax(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def m_nan(s):  # multiplying a mask by -inf: 0 * -inf is NaN
+    return torch.softmax(s + (1 - tril(s.shape[-1]).float()) * float("-inf"), -1)
+
+
+def m_small_fill(s):
+    return torch.softmax(s.masked_fill(~tril(s.shape[-1]), -20.0), -1)
+
+
+def m_last_row(s):
+    return r1(s)[..., -1, :]
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(m_nan, "0 × (-inf)"), (m_small_fill, "tiny weight"), (m_last_row, "shape (2, 3, 6)"),
+     (lambda s: r1(s).tolist(), "returned a list")],
+)  # fmt: skip
+def test_causal_checker_names_shapes_nan_and_weak_fills(fn, named):
+    result = check_causal_softmax(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def test_causal_checker_stub_and_crash():
+    def stub(s):
+        raise NotImplementedError
+
+    def crash(s):
+        return s @ torch.ones(3)
+
+    assert check_causal_softmax(stub).not_implemented
+    assert "raised RuntimeError" in check_causal_softmax(crash).verdict
+
+
+@pytest.mark.parametrize("fn", [a1, a2, a3, additive_scores])
+def test_additive_checker_accepts_right_answers(fn):
+    assert check_additive_scores(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(am_notanh, "no tanh"), (am_swap, "swapped"), (am_sum, "summed instead")],
+)
+def test_additive_checker_names_each_mistake(fn, named):
+    result = check_additive_scores(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(lambda *a: a1(*a).unsqueeze(-1), "shape (2, 3, 5, 5, 1)"), (lambda *a: a1(*a)[0], "shape (3, 5, 5)"),
+     (lambda *a: torch.softmax(a1(*a), -1), "returned weights"),
+     (lambda *a: additive_scores(*a, past_only=True), "-inf in the scores")],
+)  # fmt: skip
+def test_additive_checker_names_shapes_weights_and_masking(fn, named):
+    result = check_additive_scores(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def gm_crop_short(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs + 1 :])[:, -1, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def gm_no_temperature(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :], dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def gm_float(model, idx, steps, bs, t, gen):
+    return g1(model, idx, steps, bs, t, gen).float()
+
+
+def gm_new_only(model, idx, steps, bs, t, gen):
+    return g1(model, idx, steps, bs, t, gen)[:, idx.shape[1] :]
+
+
+def gm_global_seed(model, idx, steps, bs, t, gen):
+    torch.manual_seed(0)
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1)], 1)
+    return idx
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(gm_crop_short, "block_size - 1"), (gm_no_temperature, "no effect"), (gm_float, "not integers"),
+     (gm_new_only, "only the new tokens"), (gm_global_seed, "different tokens")],
+)  # fmt: skip
+def test_sampling_checker_catches_subtler_mistakes(fn, named):
+    result = check_generate(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def gen_reference(model, idx, steps, bs, t, gen):
+    return generate(model, idx, steps, bs, t, gen)
+
+
+@pytest.mark.parametrize("fn", [g1, g2, gen_reference])
+def test_sampling_checker_accepts_right_answers(fn):
+    assert check_generate(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(gm_nocrop, "block_size"), (gm_after, "no effect"), (gm_logits, "logits, not"),
+     (gm_greedy, "most likely token"), (gm_nogen, "generator"), (gm_mult, "multiplied"),
+     (gm_first, "first position")],
+)  # fmt: skip
+def test_sampling_checker_names_each_mistake(fn, named):
+    result = check_generate(fn)
+    assert not result.passed and named in hints(result), hints(result)

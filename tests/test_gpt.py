@@ -1,0 +1,275 @@
+"""Notebook 07's GPT: the attention variants (the teaching path equals the fast one), the leak of
+zero-masking proven by changing future tokens, training that learns, word-level data with <unk>, the
+command line (train, resume, sample, bad input), and the widgets."""
+
+import contextlib
+import json
+import math
+
+import matplotlib
+import pytest
+import torch
+
+from helpers.corpora import synthetic_text
+from helpers.gpt import GPT, VARIANTS, GPTConfig, GPTRunConfig, Vocab, build_corpus, cli, train
+from helpers.gpt.attention import CausalSelfAttention, additive_scores, causal_softmax
+from helpers.gpt.runs import future_leak, inspect, load_model, sample, sentence_losses
+from helpers.training import generate
+
+matplotlib.use("Agg")
+TINY = dict(layers=1, heads=2, embd=16, block_size=16, batch_size=8, evals=2, eval_batches=2)
+
+
+def tiny_model(**changes) -> GPT:
+    torch.manual_seed(0)
+    return GPT(
+        GPTConfig(vocab_size=20, block_size=12, layers=2, heads=2, embd=16, **changes)
+    ).eval()
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_fast_path_equals_the_teaching_path(variant):
+    torch.manual_seed(0)
+    slow = CausalSelfAttention(16, 4, variant=variant, fast=False)
+    fast = CausalSelfAttention(16, 4, variant=variant, fast=True)
+    fast.load_state_dict(slow.state_dict())
+    x = torch.randn(3, 9, 16)
+    assert torch.allclose(slow(x), fast(x), atol=1e-5)
+
+
+def test_shared_projections_share_parameters():
+    sizes = {
+        v: sum(p.numel() for p in CausalSelfAttention(16, 2, variant=v).parameters())
+        for v in VARIANTS
+    }
+    assert sizes["shared-qk"] == sizes["dot"] - (16 * 16 + 16)
+    assert sizes["shared-qkv"] == sizes["dot"] - 2 * (16 * 16 + 16)
+    attn = CausalSelfAttention(16, 2, variant="shared-qkv")
+    q, k, v = attn.qkv(torch.randn(1, 5, 16))
+    assert q is k and k is v
+
+
+def test_additive_scores_match_the_formula_and_the_past_only_shortcut():
+    g = torch.Generator().manual_seed(0)
+    q, k = torch.randn(2, 3, 5, 4, generator=g), torch.randn(2, 3, 5, 4, generator=g)
+    w_q, w_k, w2 = (
+        torch.randn(3, 4, 6, generator=g),
+        torch.randn(3, 4, 6, generator=g),
+        torch.randn(3, 6, generator=g),
+    )
+    full = additive_scores(q, k, w_q, w_k, w2)
+    b, h, i, j = 1, 2, 3, 1  # one pair by the definition: w2ᵀ tanh(W1 [q_i; k_j])
+    w1 = torch.cat([w_q[h], w_k[h]])  # (2 hs, da)
+    assert torch.isclose(
+        full[b, h, i, j], torch.tanh(torch.cat([q[b, h, i], k[b, h, j]]) @ w1) @ w2[h], atol=1e-5
+    )
+    past = additive_scores(q, k, w_q, w_k, w2, past_only=True)
+    assert torch.allclose(causal_softmax(past), causal_softmax(full), atol=1e-6)
+
+
+def test_zero_mask_weights_do_not_sum_to_one_and_inf_weights_do():
+    scores = torch.randn(2, 6, 6)
+    assert torch.allclose(causal_softmax(scores, "inf").sum(-1), torch.ones(2, 6))
+    assert (causal_softmax(scores, "zero").sum(-1)[:, :-1] < 1 - 1e-4).all()
+    with pytest.raises(ValueError, match="mask must be one of"):
+        causal_softmax(scores, "none")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_the_leak_future_tokens_change_earlier_predictions_only_with_zero_masking(variant):
+    ids = torch.randint(20, (1, 12), generator=torch.Generator().manual_seed(1))
+    for position in (1, 6, 11):
+        assert future_leak(tiny_model(attention=variant, mask="inf"), ids, position) == 0.0
+        assert future_leak(tiny_model(attention=variant, mask="zero"), ids, position) > 1e-6
+    trained_like = tiny_model(attention=variant, mask="zero")
+    with torch.no_grad():  # weights the size training gives them: the leak grows with the scores
+        for p in trained_like.parameters():
+            p.mul_(10)
+    assert future_leak(trained_like, ids, 6) > 1e-2
+
+
+def test_gpt_ties_its_head_to_the_embedding_and_refuses_a_long_context():
+    model = tiny_model()
+    assert model.head.weight is model.tok.weight
+    assert model(torch.zeros(2, 12, dtype=torch.long)).shape == (2, 12, 20)
+    with pytest.raises(ValueError, match="block_size=12"):
+        model(torch.zeros(1, 13, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [(dict(attention="sparse"), "attention must be one of"), (dict(mask="none"), "mask must be one of"),
+     (dict(embd=10, heads=3), "not divisible"), (dict(dropout=1.0), "dropout")],
+)  # fmt: skip
+def test_gpt_config_names_bad_values(changes, message):
+    with pytest.raises(ValueError, match=message):
+        GPTConfig(vocab_size=10, **changes)
+
+
+def test_training_learns_from_the_context(one_thread):
+    text = synthetic_text(12_000)
+    cfg = GPTRunConfig(iters=200, lr=3e-3, **{**TINY, "embd": 32, "batch_size": 16, "evals": 4})
+    report = train(text, cfg, torch.device("cpu"), progress=False).report
+    unigram = torch.bincount(build_corpus(text, "char").train).float()
+    unigram /= unigram.sum()
+    entropy = -(unigram * torch.log(unigram + 1e-12)).sum().item()  # letter frequencies alone: 2.78
+    assert report["dev_losses"][-1] < report["dev_losses"][0] < entropy
+    assert report["dev_loss"] < entropy - 1.0  # measured 1.20: it reads the words so far
+    assert report["tokens_per_second"] > 0 and report["iters"] == 200 and len(report["steps"]) == 4
+
+
+def test_word_level_corpus_maps_unseen_dev_words_to_unk():
+    text = "the cat sat\nthe dog ran\n\nthe cat ran\n" * 9 + "a zebra sat\n"
+    corpus = build_corpus(text, "word")
+    vocab = corpus.vocab
+    assert vocab.itos[:2] == ["<unk>", "<eos>"] and "zebra" not in vocab.stoi
+    assert vocab.stoi["<unk>"] in corpus.dev.tolist()
+    assert vocab.decode(vocab.encode("the cat sat\nthe dog")) == "the cat sat\nthe dog\n"
+    assert Vocab("char", list("ab")).unknown("abc!") == ["!", "c"]
+    with pytest.raises(ValueError, match="not in the model's vocabulary"):
+        Vocab("char", list("ab")).encode("abc")
+
+
+def test_generate_top_k_draws_only_among_the_k_most_likely():
+    model = tiny_model()
+    idx = torch.zeros(64, 1, dtype=torch.long)
+    top2 = model(idx[:1])[0, -1].topk(2).indices.tolist()
+    out = generate(model, idx, 1, 12, 1.0, torch.Generator().manual_seed(0), top_k=2)
+    assert set(out[:, 1].tolist()) <= set(top2)
+    with pytest.raises(ValueError, match="top_k"):
+        generate(model, idx, 1, 12, top_k=0)
+
+
+def test_inspect_returns_every_layer_and_head_and_a_distribution():
+    vocab = Vocab("char", [chr(97 + i) for i in range(20)])
+    state = inspect(tiny_model(attention="additive"), vocab, "abcabc")
+    assert state["weights"].shape == (2, 2, 6, 6) and torch.allclose(
+        state["weights"].sum(-1), torch.ones(2, 2, 6)
+    )
+    assert state["weights"][0, 0].triu(1).abs().max() == 0
+    assert math.isclose(state["probs"].sum().item(), 1.0, rel_tol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gpt")
+    data = folder / "text.txt"
+    data.write_text(synthetic_text(8000))
+    out = folder / "run.json"
+    args = ["train", "--data", str(data), "--iters", "30", "--layers", "1", "--heads", "2", "--embd", "16",
+            "--block-size", "16", "--batch-size", "8", "--evals", "3", "--save", str(folder / "m"), "--json", str(out), "--quiet"]  # fmt: skip
+    assert cli.main(args) == 0
+    return folder, args, out
+
+
+def test_cli_train_writes_the_report_and_a_model_that_samples(trained, capsys):
+    folder, _, out = trained
+    report = json.loads(out.read_text())
+    assert len(report["dev_losses"]) == 3 and report["dev_loss"] == report["dev_losses"][-1]
+    assert report["tokens_per_second"] > 0 and report["seconds"] > 0 and report["iters"] == 30
+    model, vocab = load_model(folder / "m")
+    assert (
+        cli.main(["sample", "--load", str(folder / "m"), "--prompt", "the cat", "--tokens", "20"])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert printed.startswith("the cat") and len(printed.rstrip("\n")) == 27
+    assert sample(model, vocab, "the", 5, seed=1) == sample(model, vocab, "the", 5, seed=1)
+    assert len(sentence_losses(model, vocab, ["the cat sat.", "a dog ran."])) == 2
+
+
+def test_cli_train_again_resumes_and_gives_the_same_result(trained, capsys):
+    folder, args, out = trained
+    first = json.loads(out.read_text())
+    assert cli.main([a for a in args if a != "--quiet"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads(out.read_text())["dev_losses"] == first["dev_losses"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--data", "missing.txt"], "does not exist"), (["--embd", "30", "--heads", "4"], "--embd=30"),
+     (["--block-size", "5000"], "block size"), (["--lr", "-1"], "--lr"), (["--seed", str(2**40)], "--seed"),
+     (["--json", "DATA"], "is the --data file"), (["--json", "SAVE/model.pt"], "would overwrite model.pt"),
+     (["--iters", "abc"], "invalid int value"), (["--level", "byte"], "invalid choice"),
+     (["--batch-size", str(10**12)], "does not fit in memory")],
+)  # fmt: skip
+def test_cli_train_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, args, message):
+    data = trained[0] / "text.txt"
+    args = [
+        {"DATA": str(data), "SAVE/model.pt": str(tmp_path / "m" / "model.pt")}.get(a, a)
+        for a in args
+    ]
+    base = {"--data": str(data), "--iters": "2", "--save": str(tmp_path / "m"),
+            "--json": str(tmp_path / "new" / "o.json")}  # fmt: skip
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    flat = ["train", *[x for kv in base.items() for x in kv]]
+    with pytest.raises(SystemExit) if "invalid" in message else contextlib.nullcontext() as exited:
+        assert cli.main(flat) == 2
+    assert exited is None or exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "m" / "plan.json").exists()  # fmt: skip
+    assert data.read_text().startswith(synthetic_text(50)[:20])  # the data is never overwritten
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["--load", "nowhere"], "does not exist"), (["--prompt", "€"], "not in the model's vocabulary"),
+     (["--prompt", ""], "--prompt is empty"), (["--temperature", "-1"], "--temperature"), (["--top-k", "0"], "--top-k"),
+     (["--temperature", "nan"], "finite"), (["--load", "FILE"], "is a file")],
+)  # fmt: skip
+def test_cli_sample_bad_input_exits_2_with_a_message(trained, capsys, args, message):
+    base = {"--load": str(trained[0] / "m"), "--prompt": "the", "--tokens": "3"}
+    args = [str(trained[0] / "text.txt") if a == "FILE" else a for a in args]
+    for flag, value in zip(args[::2], args[1::2]):
+        base[flag] = value
+    assert cli.main(["sample", *[x for kv in base.items() for x in kv]]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_generate_survives_extreme_temperatures():
+    model = tiny_model()
+    idx = torch.zeros(2, 1, dtype=torch.long)
+    greedy = generate(model, idx, 4, 12, 0.0)
+    assert torch.equal(generate(model, idx, 4, 12, 1e-45, torch.Generator().manual_seed(0)), greedy)
+    assert generate(model, idx, 4, 12, 1e30, torch.Generator().manual_seed(0), top_k=3).shape == (
+        2,
+        5,
+    )
+
+
+def test_load_model_names_a_broken_file(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a model saved by helpers.gpt"):
+        load_model(tmp_path)
+
+
+def test_widgets_redraw_when_driven():
+    from helpers.widgets.gpt import attention_explorer, sample_explorer
+
+    vocab = Vocab("char", [chr(97 + i) for i in range(20)])
+    models = {"dot": (tiny_model(), vocab), "additive": (tiny_model(attention="additive"), vocab)}
+    explorer = attention_explorer(models, "abcab")
+    assert explorer.state["weights"].shape == (2, 2, 5, 5)
+    explorer.controls["name"].value = "additive"
+    explorer.controls["prompt"].value = "abz!"
+    assert explorer.state["name"] == "additive" and explorer.state["dropped"] == ["!", "z"]
+    explorer.controls["layer"].value = 1
+    assert explorer.state["layer"] == 1
+    sampler = sample_explorer(models, "ab", tokens=10)
+    cold = sampler.state["text"]
+    sampler.controls["temperature"].value = 2.0
+    assert len(cold) == len(sampler.state["text"]) == 10 and sampler.state["temperature"] == 2.0
+
+
+@pytest.mark.parametrize("profile", ["class", "full", "quick", "smoke"])
+def test_every_profile_gives_valid_runs(profile):
+    from helpers.profiles import sizes_for
+
+    sizes = sizes_for("07", profile)
+    for attention, mask in sizes.variants:
+        GPTRunConfig(**sizes.study, attention=attention, mask=mask)
+    assert GPTRunConfig(**sizes.word).level == "word"
+    assert ("dot", "zero") in sizes.variants and ("dot", "inf") == sizes.variants[0]
