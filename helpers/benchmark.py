@@ -4,6 +4,7 @@ comparison see the same machine load.
     python -m helpers.benchmark block --json block.json          # from-scratch block vs nn.LayerNorm + SDPA
     python -m helpers.benchmark attention --json attention.json  # loop vs vectorised vs torch as T grows
     python -m helpers.benchmark precision --json precision.json  # fit() in fp32 / bf16 / fp16 on this device
+    python -m helpers.benchmark kv-cache --json kv.json          # GPT generation with and without a KV cache
 """
 
 import argparse
@@ -143,6 +144,41 @@ def precision_check(steps: int = 300, device: str = "cpu") -> dict:
     }
 
 
+KV_MODELS = {  # random weights: the speed depends on the shape, not on what was learnt
+    "tiny": dict(vocab_size=100, block_size=256, layers=2, heads=2, embd=64),
+    "gpt2-shape": dict(vocab_size=50257, block_size=1024, layers=12, heads=12, embd=768, activation="gelu_tanh"),
+}  # fmt: skip
+
+
+def kv_cache_speed(tokens: dict[str, int], prompt: int = 8, device: str = "cpu") -> dict:
+    """Greedy generation's tokens/s with and without a KV cache, for each model of ``KV_MODELS``
+    (``tokens`` new tokens after a ``prompt``-token prompt), and whether both wrote the same tokens."""
+    from helpers.gpt import GPT, GPTConfig
+    from helpers.training import generate
+
+    dev, rows = torch.device(device), []
+    for name, steps in tokens.items():
+        with seeded(0):
+            model = GPT(GPTConfig(**KV_MODELS[name])).to(dev).eval()
+        idx = torch.zeros(1, prompt, dtype=torch.long, device=dev)
+        outputs, speed = {}, {}
+        for cache in (False, True):
+            generate(model, idx, 3, model.config.block_size, 0.0, cache=cache)  # warm-up
+            _sync(dev)
+            started = time.perf_counter()
+            outputs[cache] = generate(model, idx, steps, model.config.block_size, 0.0, cache=cache)
+            _sync(dev)
+            speed[cache] = steps / (time.perf_counter() - started)
+        rows.append({"model": name, "config": KV_MODELS[name], "new_tokens": steps,
+                     "tokens_per_second_without_cache": speed[False],
+                     "tokens_per_second_with_cache": speed[True],
+                     "same_tokens": bool(torch.equal(outputs[False], outputs[True]))})  # fmt: skip
+    return {
+        "what": f"greedy generation after a {prompt}-token prompt, random weights",
+        "rows": rows,
+    }
+
+
 def machine() -> dict:
     return {
         "torch": torch.__version__,
@@ -157,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers.benchmark", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("which", choices=["block", "attention", "precision"])
+    parser.add_argument("which", choices=["block", "attention", "precision", "kv-cache"])
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
@@ -176,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         result = precision_check(device=pick_device().type)
         summary = ", ".join(
             f"{r['precision']} valid loss {r['valid_loss']:.3f}" for r in result["rows"]
+        )
+    elif args.which == "kv-cache":
+        result = kv_cache_speed({"tiny": 200, "gpt2-shape": 100}, device=pick_device().type)
+        summary = ", ".join(
+            f"{r['model']} {r['tokens_per_second_without_cache']:.1f} -> "
+            f"{r['tokens_per_second_with_cache']:.1f} tokens/s"
+            for r in result["rows"]
         )
     else:
         result = attention_speed([16, 32, 64, 128, 256, 512], repeats=max(3, args.repeats // 6))

@@ -228,18 +228,34 @@ class LayerNorm(nn.Module):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
+ACTIVATIONS = ("gelu", "gelu_tanh")  # GELU with erf (BERT), or its tanh approximation (GPT-2)
+
+
 class FeedForward(nn.Module):
     """The position-wise MLP: d -> hidden -> d with a GELU between (applied to every token alike)."""
 
-    def __init__(self, embed_dim: int, hidden_dim: int | None = None, dropout: float = 0.0):
+    def __init__(
+        self,
+        embed_dim: int,
+        hidden_dim: int | None = None,
+        dropout: float = 0.0,
+        activation: str = "gelu",
+    ):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}"
+            )
+        self.approximate = "tanh" if activation == "gelu_tanh" else "none"
         hidden_dim = hidden_dim or 4 * embed_dim
         self.up = nn.Linear(embed_dim, hidden_dim)
         self.down = nn.Linear(hidden_dim, embed_dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.down(F.gelu(self.up(x))))  # (B, T, d)
+        return self.dropout(
+            self.down(F.gelu(self.up(x), approximate=self.approximate))
+        )  # (B, T, d)
 
 
 class Block(nn.Module):
@@ -254,6 +270,7 @@ class Block(nn.Module):
     LayerNorm). ``causal`` masks future tokens (variants by name only: a factory builds its own module).
     ``dropout`` applies to each branch's output, ``attention_dropout`` to the attention weights (BERT: 0.1).
     ``fast=True`` uses PyTorch's fused kernels for the built-in layers; both paths compute the same.
+    ``activation`` is the feed-forward's GELU: "gelu" (erf, BERT) or "gelu_tanh" (GPT-2's approximation).
     """
 
     def __init__(
@@ -270,6 +287,7 @@ class Block(nn.Module):
         attention_dropout: float = 0.0,
         norm_eps: float = 1e-5,
         fast: bool = False,
+        activation: str = "gelu",
     ):
         super().__init__()
         if norm not in ("pre", "post"):
@@ -285,7 +303,7 @@ class Block(nn.Module):
             self.attn = attention(embed_dim)
         make_norm = layer_norm or (lambda d: LayerNorm(d, eps=norm_eps, fast=fast))
         self.ln1, self.ln2 = make_norm(embed_dim), make_norm(embed_dim)
-        self.ff = FeedForward(embed_dim, hidden_dim, dropout)
+        self.ff = FeedForward(embed_dim, hidden_dim, dropout, activation)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -29,3 +29,12 @@ def test_cli_writes_json(tmp_path, monkeypatch):
     assert benchmark.main(["block", "--json", str(out), "--repeats", "1"]) == 0
     data = json.loads(out.read_text())
     assert data["repeats"] == 1 and data["machine"]["torch"]
+
+
+def test_kv_cache_speed_reports_both_and_the_same_tokens():
+    from helpers.benchmark import kv_cache_speed
+
+    result = kv_cache_speed({"tiny": 5})
+    (row,) = result["rows"]
+    assert row["same_tokens"] and row["new_tokens"] == 5
+    assert row["tokens_per_second_with_cache"] > 0 and row["tokens_per_second_without_cache"] > 0

@@ -9,6 +9,7 @@ Shapes: B batch, T tokens, d embedding, h heads, hs = d / h head size, da the ad
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -20,14 +21,24 @@ VARIANTS = ("dot", "additive", "shared-qk", "shared-qkv")
 MASKS = ("inf", "zero")
 
 
-def future(T: int, device: torch.device | None = None) -> torch.Tensor:
-    """(T, T) boolean: True where key j is in query i's future (j > i)."""
-    return torch.ones(T, T, dtype=torch.bool, device=device).triu(1)
+def future(T: int, S: int | None = None, device: torch.device | None = None) -> torch.Tensor:
+    """(T, S) boolean: True where a key is in a query's future. The T queries are the last T of the
+    S positions (S = T without a KV cache): query i sits at position S - T + i."""
+    S = T if S is None else S
+    return torch.ones(T, S, dtype=torch.bool, device=device).triu(S - T + 1)
+
+
+@dataclass
+class KVCache:
+    """One layer's keys and values so far, each (B, h, S, hs): what a new token attends to."""
+
+    k: torch.Tensor | None = None
+    v: torch.Tensor | None = None
 
 
 def causal_softmax(scores: torch.Tensor, mask: str = "inf") -> torch.Tensor:
-    """Attention weights from scores (..., T, T), each query seeing only keys at or before it."""
-    hidden = future(scores.shape[-1], scores.device)
+    """Attention weights from scores (..., T, S), each query seeing only keys at or before it."""
+    hidden = future(*scores.shape[-2:], device=scores.device)
     if mask == "inf":
         return torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1)
     if mask == "zero":  # the bug: the softmax's denominator still sums over the future keys
@@ -107,6 +118,7 @@ class CausalSelfAttention(nn.Module):
             self.w_k = nn.Parameter(torch.randn(num_heads, hs, da) / math.sqrt(2 * hs))
             self.w2 = nn.Parameter(torch.randn(num_heads, da) / math.sqrt(da))
         self.out = nn.Linear(embed_dim, embed_dim)
+        self.cache: KVCache | None = None  # set by GPT.kv_cache() while generating
 
     def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values, each (B, h, T, hs); shared projections give the same tensor."""
@@ -116,9 +128,11 @@ class CausalSelfAttention(nn.Module):
         return q, k, v
 
     def scores(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        """(B, h, T, T): how well each query matches each key, before masking."""
+        """(B, h, T, S): how well each query matches each key (additive with -inf masking scores only
+        the past pairs and puts -inf on the future ones)."""
         if self.variant == "additive":
-            return additive_scores(q, k, self.w_q, self.w_k, self.w2, self.mask == "inf")
+            past_only = self.mask == "inf" and q.shape[-2] == k.shape[-2]
+            return additive_scores(q, k, self.w_q, self.w_k, self.w2, past_only)
         return q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
 
     def weights(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,10 +147,20 @@ class CausalSelfAttention(nn.Module):
                 "a GPT's attention takes no padding mask: its batches are unpadded text"
             )
         q, k, v = self.qkv(x)  # (B, h, T, hs) each
+        if self.cache is not None:  # generating: the keys and values of earlier tokens are kept
+            if self.cache.k is not None:
+                k, v = torch.cat([self.cache.k, k], dim=2), torch.cat([self.cache.v, v], dim=2)
+            self.cache.k, self.cache.v = k, v  # (B, h, S, hs)
         p = self.dropout if self.training else 0.0
+        T, S = q.shape[2], k.shape[2]
         if self.fast and self.variant != "additive" and self.mask == "inf":
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+            allowed = (
+                None if S == T else ~future(T, S, q.device)
+            )  # (T, S): new queries see the past
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed, dropout_p=p, is_causal=S == T
+            )
         else:
-            w = causal_softmax(self.scores(q, k), self.mask)  # (B, h, T, T)
+            w = causal_softmax(self.scores(q, k), self.mask)  # (B, h, T, S)
             y = F.dropout(w, p, training=p > 0) @ v  # (B, h, T, hs)
         return self.out(merge_heads(y))  # (B, T, d)

@@ -6,14 +6,16 @@ LayerNorm and a head that shares the token embedding's weights (notebook 07).
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 
 import torch
 import torch.nn as nn
 
 from helpers.config import ConfigError, config, positive
-from helpers.gpt.attention import MASKS, VARIANTS, CausalSelfAttention
-from helpers.layers import Block, LayerNorm
+from helpers.gpt.attention import MASKS, VARIANTS, CausalSelfAttention, KVCache
+from helpers.layers import ACTIVATIONS, Block, LayerNorm
 
 
 @config
@@ -30,6 +32,9 @@ class GPTConfig:
     additive_dim: int | None = None  # width da of the additive scorer (None: the head size)
     dropout: float = 0.0
     fast: bool = True  # PyTorch's fused kernels where they compute the same thing
+    hidden: int | None = None  # the feed-forward's width (None: 4 * embd)
+    activation: str = "gelu"  # gelu (erf) | gelu_tanh (GPT-2's approximation)
+    norm_eps: float = 1e-5
 
     def __post_init__(self) -> None:
         positive(self, vocab_size=self.vocab_size, block_size=self.block_size, layers=self.layers,
@@ -44,6 +49,9 @@ class GPTConfig:
         if self.embd % self.heads:
             raise ConfigError(f"GPTConfig.embd={self.embd} is not divisible by heads={self.heads}; "
                               "each head needs an equal slice")  # fmt: skip
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"GPTConfig.activation must be one of {', '.join(ACTIVATIONS)}, "
+                              f"not {self.activation!r}")  # fmt: skip
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"GPTConfig.dropout must be in [0, 1), not {self.dropout!r}")
 
@@ -62,10 +70,20 @@ class GPT(nn.Module):
                             mask=cfg.mask, dropout=cfg.dropout, fast=cfg.fast,
                             additive_dim=cfg.additive_dim)  # fmt: skip
         self.blocks = nn.ModuleList(
-            Block(d, cfg.heads, norm="pre", attention=attention, dropout=cfg.dropout, fast=cfg.fast)
+            Block(
+                d,
+                cfg.heads,
+                norm="pre",
+                attention=attention,
+                hidden_dim=cfg.hidden,
+                dropout=cfg.dropout,
+                norm_eps=cfg.norm_eps,
+                fast=cfg.fast,
+                activation=cfg.activation,
+            )
             for _ in range(cfg.layers)
         )
-        self.ln_f = LayerNorm(d, eps=1e-5, fast=cfg.fast)
+        self.ln_f = LayerNorm(d, eps=cfg.norm_eps, fast=cfg.fast)
         self.head = nn.Linear(d, cfg.vocab_size, bias=False)
         self.head.weight = self.tok.weight  # tied: a token's input and output vectors are one
         self.apply(self._init)
@@ -80,17 +98,42 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Logits (B, T, vocab) for token ids (B, T) at positions start, start + 1, ... (start > 0 only
+        inside ``kv_cache()``, where the earlier tokens' keys and values are kept)."""
         T = idx.shape[1]
-        if T > self.config.block_size:
-            raise ValueError(f"the input has {T} tokens; this model reads at most "
+        if start + T > self.config.block_size:
+            raise ValueError(f"the input has {start + T} tokens; this model reads at most "
                              f"block_size={self.config.block_size} (crop the context)")  # fmt: skip
-        x = self.tok(idx) + self.pos(torch.arange(T, device=idx.device))  # (B, T, d)
+        x = self.tok(idx) + self.pos(torch.arange(start, start + T, device=idx.device))  # (B, T, d)
         x = self.drop(x)
         for block in self.blocks:
             x = block(x)  # (B, T, d)
         return self.head(self.ln_f(x))  # (B, T, vocab)
 
+    @contextmanager
+    def kv_cache(self) -> Iterator[None]:
+        """Inside, every attention layer keeps its keys and values: call the model on the prompt,
+        then on each new token alone with ``start`` = the number of tokens before it."""
+        self.reset_cache()
+        try:
+            yield
+        finally:
+            for block in self.blocks:
+                block.attn.cache = None
+
+    def reset_cache(self) -> None:
+        for block in self.blocks:
+            block.attn.cache = KVCache()
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str) -> "GPT":
+        """A Hugging Face GPT-2 checkpoint (``gpt2``, ``distilgpt2``, or a folder written by
+        ``GPT2LMHeadModel.save_pretrained``) loaded into this class (``helpers.gpt.pretrained``)."""
+        from helpers.gpt.pretrained import load_gpt2
+
+        return load_gpt2(name_or_dir)
+
     def num_parameters(self) -> int:
-        """Trainable parameters, the tied head counted once."""
+        """Parameters, the tied head counted once."""
         return sum(p.numel() for p in self.parameters())

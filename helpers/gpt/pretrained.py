@@ -1,0 +1,55 @@
+"""GPT-2's weights (Hugging Face's ``GPT2LMHeadModel``) in the course's GPT (notebook 08).
+
+GPT-2 stores its linear layers as ``Conv1D``: weight (in, out), applied as x @ W + b, where
+``nn.Linear`` stores (out, in) and computes x @ Wᵀ + b; so every weight is transposed on the way in,
+and the fused query-key-value weight ``c_attn`` (d, 3d) is cut into the three.
+"""
+
+import torch
+
+from helpers.gpt.model import GPT, GPTConfig
+
+ACTIVATION = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
+
+
+def config_from_gpt2(hf_config) -> GPTConfig:
+    """Our ``GPTConfig`` for a ``transformers.GPT2Config``."""
+    if hf_config.activation_function not in ACTIVATION:
+        raise ValueError(f"GPT-2 activation {hf_config.activation_function!r} is not supported; "
+                         f"known: {', '.join(ACTIVATION)}")  # fmt: skip
+    return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions,
+                     layers=hf_config.n_layer, heads=hf_config.n_head, embd=hf_config.n_embd,
+                     hidden=hf_config.n_inner, activation=ACTIVATION[hf_config.activation_function],
+                     norm_eps=hf_config.layer_norm_epsilon)  # fmt: skip
+
+
+def gpt2_state_dict(hf_state: dict[str, torch.Tensor], layers: int) -> dict[str, torch.Tensor]:
+    """Rename (and transpose) a GPT2LMHeadModel state dict into ``GPT``'s names."""
+    get = {k.removeprefix("transformer."): v for k, v in hf_state.items()}
+    ours = {"tok.weight": get["wte.weight"], "pos.weight": get["wpe.weight"],
+            "ln_f.weight": get["ln_f.weight"], "ln_f.bias": get["ln_f.bias"]}  # fmt: skip
+    for i in range(layers):
+        h, b = f"h.{i}.", f"blocks.{i}."
+        q, k, v = get[h + "attn.c_attn.weight"].t().chunk(3, dim=0)  # (d, 3d) -> three (d, d)
+        qb, kb, vb = get[h + "attn.c_attn.bias"].chunk(3)
+        ours |= {
+            b + "attn.query.weight": q, b + "attn.key.weight": k, b + "attn.value.weight": v,
+            b + "attn.query.bias": qb, b + "attn.key.bias": kb, b + "attn.value.bias": vb,
+            b + "attn.out.weight": get[h + "attn.c_proj.weight"].t(), b + "attn.out.bias": get[h + "attn.c_proj.bias"],
+            b + "ff.up.weight": get[h + "mlp.c_fc.weight"].t(), b + "ff.up.bias": get[h + "mlp.c_fc.bias"],
+            b + "ff.down.weight": get[h + "mlp.c_proj.weight"].t(), b + "ff.down.bias": get[h + "mlp.c_proj.bias"],
+            b + "ln1.weight": get[h + "ln_1.weight"], b + "ln1.bias": get[h + "ln_1.bias"],
+            b + "ln2.weight": get[h + "ln_2.weight"], b + "ln2.bias": get[h + "ln_2.bias"],
+        }  # fmt: skip
+    ours["head.weight"] = ours["tok.weight"]  # tied
+    return {k: v.contiguous() for k, v in ours.items()}
+
+
+def load_gpt2(name_or_dir: str) -> GPT:
+    """``GPT.from_pretrained``: download (or read) a GPT-2 checkpoint and copy its weights in."""
+    from transformers import GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel.from_pretrained(name_or_dir)
+    model = GPT(config_from_gpt2(hf.config))
+    model.load_state_dict(gpt2_state_dict(hf.state_dict(), hf.config.n_layer))
+    return model.eval()

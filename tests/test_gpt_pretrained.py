@@ -1,0 +1,47 @@
+"""GPT-2's weights in the course's GPT (``GPT.from_pretrained``): the logits equal
+``transformers.GPT2LMHeadModel``'s on a small random GPT-2 saved and reloaded offline."""
+
+import pytest
+import torch
+
+from helpers.gpt import GPT
+from helpers.gpt.pretrained import config_from_gpt2
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def saved_gpt2(tmp_path_factory):
+    config = transformers.GPT2Config(vocab_size=97, n_positions=24, n_embd=32, n_layer=2, n_head=4)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    folder = tmp_path_factory.mktemp("gpt2")
+    hf.save_pretrained(folder)
+    return hf, folder
+
+
+def test_from_pretrained_gives_the_same_logits_as_transformers(saved_gpt2):
+    hf, folder = saved_gpt2
+    ours = GPT.from_pretrained(str(folder))
+    idx = torch.randint(97, (3, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        theirs = hf(idx).logits
+        mine = ours(idx)
+    assert mine.shape == (3, 24, 97)
+    assert (mine - theirs).abs().max().item() < 1e-4
+
+
+def test_teaching_path_matches_too(saved_gpt2):
+    hf, folder = saved_gpt2
+    ours = GPT.from_pretrained(str(folder))
+    slow = GPT(ours.config.replace(fast=False)).eval()
+    slow.load_state_dict(ours.state_dict())
+    idx = torch.randint(97, (2, 10), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (slow(idx) - hf(idx).logits).abs().max().item() < 1e-4
+
+
+def test_config_names_an_unsupported_activation():
+    config = transformers.GPT2Config(activation_function="relu")
+    with pytest.raises(ValueError, match="not supported"):
+        config_from_gpt2(config)

@@ -1,0 +1,68 @@
+"""The one sampler: next_token's greedy, temperature, top-k and top-p, and generate with a KV cache
+giving the same tokens as without one."""
+
+import pytest
+import torch
+
+from helpers.gpt import GPT, GPTConfig
+from helpers.training import generate
+from helpers.training.generate import next_token
+
+
+def model_of(**changes) -> GPT:
+    torch.manual_seed(0)
+    return GPT(
+        GPTConfig(vocab_size=30, block_size=16, layers=2, heads=2, embd=16, **changes)
+    ).eval()
+
+
+@pytest.mark.parametrize("attention", ["dot", "additive", "shared-qk", "shared-qkv"])
+@pytest.mark.parametrize("fast", [True, False])
+def test_kv_cache_gives_the_same_greedy_tokens(attention, fast):
+    model = model_of(attention=attention, fast=fast)
+    with torch.no_grad():
+        model.tok.weight.mul_(20)  # peaked predictions: the greedy path is well defined
+    idx = torch.randint(30, (3, 5), generator=torch.Generator().manual_seed(1))
+    for steps in (1, 8, 25):  # 25: past the 16-token window, where the cache starts again
+        plain = generate(model, idx, steps, 16, temperature=0.0)
+        cached = generate(model, idx, steps, 16, temperature=0.0, cache=True)
+        assert torch.equal(plain, cached), steps
+
+
+def test_kv_cache_logits_match_a_full_forward():
+    model = model_of()
+    idx = torch.randint(30, (2, 10), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        full = model(idx)
+        with model.kv_cache():
+            first = model(idx[:, :6])
+            rest = [model(idx[:, t : t + 1], start=t) for t in range(6, 10)]
+    assert torch.allclose(torch.cat([first, *rest], dim=1), full, atol=1e-5)
+    assert all(b.attn.cache is None for b in model.blocks)  # the cache is gone afterwards
+
+
+def test_sampled_tokens_match_with_and_without_cache():
+    model = model_of()
+    idx = torch.zeros(4, 1, dtype=torch.long)
+    a = generate(model, idx, 12, 16, 1.0, torch.Generator().manual_seed(3), cache=True)
+    b = generate(model, idx, 12, 16, 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_next_token_filters():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+
+    def draws(**kw) -> set[int]:
+        rows = logits.expand(2000, 4)  # 2,000 draws at once
+        return set(
+            next_token(rows, generator=torch.Generator().manual_seed(0), **kw).flatten().tolist()
+        )
+
+    assert draws() == {0, 1, 2, 3}
+    assert draws(top_k=2) == {0, 1}
+    assert draws(top_p=0.5) == {0}  # 0.5 reached by the first token
+    assert draws(top_p=0.6) == {0, 1}  # the token that crosses 0.6 is kept
+    assert draws(top_p=0.81) == {0, 1, 2}
+    assert next_token(logits, temperature=0).item() == 0
+    with pytest.raises(ValueError, match="top_p"):
+        generate(model_of(), torch.zeros(1, 1, dtype=torch.long), 1, 16, top_p=0)
