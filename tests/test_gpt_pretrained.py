@@ -45,3 +45,18 @@ def test_config_names_an_unsupported_activation():
     config = transformers.GPT2Config(activation_function="relu")
     with pytest.raises(ValueError, match="not supported"):
         config_from_gpt2(config)
+
+
+def test_greedy_generation_equals_transformers_generate(saved_gpt2):
+    from helpers.training import generate
+
+    hf, folder = saved_gpt2
+    ours = GPT.from_pretrained(str(folder))
+    idx = torch.randint(97, (2, 5), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        theirs = hf.generate(idx, attention_mask=torch.ones_like(idx), max_new_tokens=12,
+                             do_sample=False, pad_token_id=0)  # fmt: skip
+    for cache in (False, True):
+        assert torch.equal(
+            generate(ours, idx, 12, ours.config.block_size, 0.0, cache=cache), theirs
+        )

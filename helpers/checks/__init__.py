@@ -5,6 +5,9 @@ it never raises: a stub reads "not implemented yet", a crash becomes a short ver
 - ``modules``: notebook 02 (the loop tester, self-attention and LayerNorm from scratch)
 - ``blocks``: notebook 02 (multi-head attention, BERT's post-LN block)
 - ``pipeline``: notebook 03 (collate and mask, masked mean, loaders, training step, evaluation)
+- ``finetune``: notebook 04; ``bert``: notebook 05; ``tokenization``: notebook 06 (BPE, masking)
+- ``gpt``: notebook 07 (the causal softmax, additive scores, the sampling loop)
+- ``sampling``: notebook 08 (greedy, temperature, top-k, top-p)
 """
 
 from helpers.checks.blocks import (

@@ -1,0 +1,190 @@
+"""Notebook 08's checkers: the next-token distribution written by hand (greedy, temperature, top-k,
+top-p). Each compares the student's function with ``helpers.training.generate.next_token``'s rules on
+fixed logits and rebuilds the classic mistakes from the same logits to name them.
+"""
+
+from collections.abc import Callable
+
+import torch
+
+from helpers.feedback import CheckResult, failed, passed, run_check
+
+
+def _logits() -> torch.Tensor:
+    """(3, 10) scores with distinct values (no ties) and one row with a very peaked top."""
+    g = torch.Generator().manual_seed(8)
+    logits = torch.randn(3, 10, generator=g) * 2
+    logits[2, 4] = 9.0
+    return logits
+
+
+def _as_probs(got: object, want: torch.Tensor, name: str) -> CheckResult | None:
+    if not isinstance(got, torch.Tensor):
+        return failed(name, f"it returned a {type(got).__name__}, not a tensor",
+                      f"return probabilities of shape {tuple(want.shape)}")  # fmt: skip
+    if got.shape != want.shape:
+        return failed(name, f"shape {tuple(got.shape)}; expected {tuple(want.shape)}",
+                      "one probability per token of the vocabulary, for every row")  # fmt: skip
+    return None
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return bool(torch.allclose(a.float(), b.float(), atol=1e-5, equal_nan=True))
+
+
+def check_greedy(fn: Callable) -> CheckResult:
+    """``fn(logits) -> ids``: logits (B, vocab) -> the most likely token of each row, (B, 1)."""
+    name = "greedy"
+    return run_check(name, lambda: _greedy(name, fn))
+
+
+def _greedy(name: str, fn: Callable) -> CheckResult:
+    logits = _logits()
+    got = fn(logits.clone())
+    want = logits.argmax(-1, keepdim=True)
+    if isinstance(got, torch.Tensor) and got.shape == (3,) and torch.equal(got, want[:, 0]):
+        return failed(name, "shape (3,): keep a column per row, (B, 1)",
+                      "argmax(dim=-1, keepdim=True), so that torch.cat([idx, next], dim=1) works")  # fmt: skip
+    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        return failed(name, f"it returned {shape}; expected {tuple(want.shape)}",
+                      "argmax over the vocabulary (the last dimension), keepdim=True")  # fmt: skip
+    if torch.equal(got, want):
+        return passed(name, "the most likely token of every row")
+    if torch.equal(got, logits.argmin(-1, keepdim=True)):
+        return failed(name, "the least likely token: argmin", "use argmax")
+    return failed(name, "not the most likely tokens",
+                  "the argmax over dim=-1 (the vocabulary), not dim=0 (the batch)")  # fmt: skip
+
+
+def check_temperature(fn: Callable) -> CheckResult:
+    """``fn(logits, temperature) -> probs``: softmax(logits / temperature) over the vocabulary."""
+    name = "temperature"
+    return run_check(name, lambda: _temperature(name, fn))
+
+
+def _temperature(name: str, fn: Callable) -> CheckResult:
+    logits = _logits()
+    for t in (0.5, 2.0, 1.0):
+        got = fn(logits.clone(), t)
+        want = torch.softmax(logits / t, dim=-1)
+        problem = _as_probs(got, want, name)
+        if problem is not None:
+            return problem
+        if _close(got, want):
+            continue
+        soft = torch.softmax(logits, dim=-1)
+        mistakes = {
+            "the temperature is applied after the softmax: dividing probabilities by it changes "
+            "nothing once they are renormalised (and these no longer sum to 1); divide the logits":
+                soft / t,
+            "the temperature is applied after the softmax and renormalised: the same as temperature "
+            "1; divide the logits, then softmax": soft,
+            "the logits are multiplied by the temperature; divide them (a high temperature must "
+            "flatten the distribution)": torch.softmax(logits * t, dim=-1),
+            "the softmax runs over the batch (dim=0); it must run over the vocabulary, dim=-1":
+                torch.softmax(logits / t, dim=0),
+        }  # fmt: skip
+        for hint, output in mistakes.items():
+            if _close(got, output):
+                return failed(name, f"at temperature {t}: {hint.split(':')[0]}", hint)
+        return failed(name, f"wrong probabilities at temperature {t}",
+                      "torch.softmax(logits / temperature, dim=-1)")  # fmt: skip
+    return passed(name, "softmax(logits / T) at T = 0.5, 2 and 1")
+
+
+def top_k_probs(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """The reference: the softmax over the k largest logits of each row, 0 elsewhere."""
+    kth = logits.topk(k, dim=-1).values[:, -1:]
+    return torch.softmax(logits.masked_fill(logits < kth, float("-inf")), dim=-1)
+
+
+def check_top_k(fn: Callable) -> CheckResult:
+    """``fn(logits, k) -> probs``: the k most likely tokens keep their relative probabilities,
+    renormalised to sum to 1; every other token gets 0."""
+    name = "top-k"
+    return run_check(name, lambda: _top_k(name, fn))
+
+
+def _top_k(name: str, fn: Callable) -> CheckResult:
+    logits = _logits()
+    for k in (3, 1, 10):
+        got = fn(logits.clone(), k)
+        want = top_k_probs(logits, k)
+        problem = _as_probs(got, want, name)
+        if problem is not None:
+            return problem
+        if _close(got, want):
+            continue
+        soft = torch.softmax(logits, dim=-1)
+        keep = want > 0
+        mistakes = {
+            "not renormalised: the kept probabilities must sum to 1 (divide by their sum)":
+                soft * keep,
+            "renormalised over the wrong set: the dropped tokens' share went to the kept ones "
+            "unevenly; divide the kept probabilities by their own sum": soft * keep + (1 - (soft * keep).sum(-1, keepdim=True)) / k * keep,
+            "the k *least* likely tokens were kept: topk returns the largest by default; keep "
+            "logits >= the k-th largest": torch.softmax(logits.masked_fill(logits > (-logits).topk(k, dim=-1).values[:, -1:].neg(), float("-inf")), dim=-1),
+            "one token too many or too few: keep exactly the k largest (compare with the k-th "
+            "largest value, topk(k).values[:, -1:])": top_k_probs(logits, min(k + 1, 10)) if k < 10 else soft,
+        }  # fmt: skip
+        for hint, output in mistakes.items():
+            if _close(got, output):
+                return failed(name, f"k = {k}: {hint.split(':')[0]}", hint)
+        return failed(name, f"wrong probabilities for k = {k}",
+                      "mask every logit below the k-th largest with -inf, then softmax")  # fmt: skip
+    return passed(
+        name, "the k largest renormalised, the rest 0, for k = 3, 1 and the whole vocabulary"
+    )
+
+
+def top_p_probs(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """The reference: the smallest set of most likely tokens whose probability reaches p (the token
+    that crosses p included), renormalised; 0 elsewhere."""
+    probs, order = torch.softmax(logits, dim=-1).sort(dim=-1, descending=True)
+    drop = torch.zeros_like(logits, dtype=torch.bool).scatter(
+        -1, order, probs.cumsum(-1) - probs >= p
+    )
+    return torch.softmax(logits.masked_fill(drop, float("-inf")), dim=-1)
+
+
+def check_top_p(fn: Callable) -> CheckResult:
+    """``fn(logits, p) -> probs``: nucleus sampling's distribution: sort the probabilities, keep the
+    most likely tokens until their sum reaches p (the one that crosses p included), renormalise."""
+    name = "top-p"
+    return run_check(name, lambda: _top_p(name, fn))
+
+
+def _top_p(name: str, fn: Callable) -> CheckResult:
+    logits = _logits()
+    for p in (0.5, 0.9, 0.999):
+        got = fn(logits.clone(), p)
+        want = top_p_probs(logits, p)
+        problem = _as_probs(got, want, name)
+        if problem is not None:
+            return problem
+        if _close(got, want):
+            continue
+        if torch.isnan(got).any():
+            return failed(name, f"p = {p}: NaN probabilities: a row kept no token at all",
+                          "the most likely token is always kept (nothing comes before it), even when "
+                          "it alone is more than p: drop a token only when cumsum - probs >= p")  # fmt: skip
+        soft = torch.softmax(logits, dim=-1)
+        probs, order = soft.sort(dim=-1, descending=True)
+        strict = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, probs.cumsum(-1) > p)
+        unsorted = soft.cumsum(-1) - soft >= p
+        mistakes = {
+            "the token that crosses p is dropped: keep a token while the probability *before* it is "
+            "below p (cumsum - probs < p)": torch.softmax(logits.masked_fill(strict, float("-inf")), dim=-1),
+            "not renormalised: the kept probabilities must sum to 1": soft * (want > 0),
+            "the cumulative sum runs over the vocabulary's order, not the sorted probabilities: sort "
+            "first (descending)": torch.softmax(logits.masked_fill(unsorted, float("-inf")), dim=-1),
+        }  # fmt: skip
+        for hint, output in mistakes.items():
+            if _close(got, output):
+                return failed(name, f"p = {p}: {hint.split(':')[0]}", hint)
+        return failed(name, f"wrong probabilities for p = {p}",
+                      "sort descending, cumsum, drop where cumsum - probs >= p, renormalise")  # fmt: skip
+    return passed(
+        name, "the nucleus (the crossing token included), renormalised, for p = 0.5, 0.9 and 0.999"
+    )

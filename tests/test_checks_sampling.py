@@ -1,0 +1,125 @@
+"""The sampling checkers (notebook 08's exercises): greedy, temperature, top-k and top-p. Right
+answers written several ways pass; each named mistake gets its own hint."""
+
+import pytest
+import torch
+
+from helpers.checks.sampling import (
+    check_greedy,
+    check_temperature,
+    check_top_k,
+    check_top_p,
+    top_k_probs,
+    top_p_probs,
+)
+
+
+def hints(result) -> str:
+    return " ".join([result.verdict, *result.hints])
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda z: z.argmax(-1, keepdim=True), lambda z: z.topk(1, dim=-1).indices,
+     lambda z: torch.max(z, dim=1).indices.unsqueeze(1)],
+)  # fmt: skip
+def test_greedy_right(fn):
+    assert check_greedy(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(lambda z: z.argmax(-1), "keep a column"), (lambda z: z.argmin(-1, keepdim=True), "argmin"),
+     (lambda z: z.argsort(-1)[:, -2:-1], "not the most likely")],
+)  # fmt: skip
+def test_greedy_mistakes(fn, named):
+    result = check_greedy(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda z, t: torch.softmax(z / t, dim=-1), lambda z, t: torch.nn.functional.softmax(z * (1 / t), -1),
+     lambda z, t: (e := torch.exp((z - z.max(-1, keepdim=True).values) / t)) / e.sum(-1, keepdim=True),
+     lambda z, t: torch.log_softmax(z / t, -1).exp()],
+)  # fmt: skip
+def test_temperature_right(fn):
+    assert check_temperature(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(lambda z, t: torch.softmax(z, -1) / t, "after the softmax"),
+     (lambda z, t: (q := torch.softmax(z, -1) ** 1) / q.sum(-1, keepdim=True), "after the softmax and renormalised"),
+     (lambda z, t: torch.softmax(z * t, -1), "multiplied"), (lambda z, t: torch.softmax(z / t, 0), "over the batch")],
+)  # fmt: skip
+def test_temperature_mistakes(fn, named):
+    result = check_temperature(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def top_k_sort(z, k):
+    values, order = z.sort(-1, descending=True)
+    keep = torch.zeros_like(z, dtype=torch.bool).scatter(-1, order[:, :k], True)
+    probs = torch.softmax(z, -1) * keep
+    return probs / probs.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("fn", [top_k_probs, top_k_sort])
+def test_top_k_right(fn):
+    assert check_top_k(fn).passed
+
+
+def top_k_unnormalised(z, k):
+    return torch.softmax(z, -1) * (z >= z.topk(k, -1).values[:, -1:])
+
+
+def top_k_one_more(z, k):
+    return top_k_probs(z, min(k + 1, z.shape[-1]))
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(top_k_unnormalised, "not renormalised"), (top_k_one_more, "one token too many")],
+)
+def test_top_k_mistakes(fn, named):
+    result = check_top_k(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def top_p_loop(z, p):
+    probs = torch.softmax(z, -1)
+    out = torch.zeros_like(probs)
+    for row in range(len(z)):
+        total = 0.0
+        for i in probs[row].argsort(descending=True).tolist():
+            out[row, i] = probs[row, i]
+            total += probs[row, i].item()
+            if total >= p:
+                break
+    return out / out.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("fn", [top_p_probs, top_p_loop])
+def test_top_p_right(fn):
+    assert check_top_p(fn).passed
+
+
+def top_p_strict(z, p):
+    probs, order = torch.softmax(z, -1).sort(-1, descending=True)
+    drop = torch.zeros_like(z, dtype=torch.bool).scatter(-1, order, probs.cumsum(-1) > p)
+    return torch.softmax(z.masked_fill(drop, float("-inf")), -1)
+
+
+def top_p_unsorted(z, p):
+    probs = torch.softmax(z, -1)
+    return torch.softmax(z.masked_fill(probs.cumsum(-1) - probs >= p, float("-inf")), -1)
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(top_p_strict, "most likely token is always kept"), (top_p_unsorted, "sort first")],
+)
+def test_top_p_mistakes(fn, named):
+    result = check_top_p(fn)
+    assert not result.passed and named in hints(result), hints(result)
