@@ -100,8 +100,8 @@ class Sizes07:
     synthetic: bool  # offline stand-in text (smoke), else Tiny Shakespeare and WikiText-2
     study: dict  # parts 3-5: helpers.gpt.GPTRunConfig's fields, the same for every variant
     variants: tuple[tuple[str, str], ...]  # (attention, mask) pairs trained in the study
-    word: dict  # part 6: the word-level run's GPTRunConfig fields
-    wikitext_split: str  # part 6 trains on this WikiText-2 split (its last 10% of lines: dev)
+    word: dict  # part 7: the word-level run's GPTRunConfig fields
+    wikitext_split: str  # part 7 trains on this WikiText-2 split (its last 10% of lines: dev)
     sample_tokens: int  # characters (or words) per sample shown
 
 
@@ -188,7 +188,7 @@ SIZES: dict[str, dict[str, object]] = {
         "quick": Sizes07(synthetic=False, study=dict(layers=4, heads=4, embd=128, block_size=64, batch_size=32, iters=600, lr=2e-3),
                          variants=VARIANTS_07, word=dict(level="word", layers=2, heads=4, embd=128, block_size=32, batch_size=32,
                          iters=600, lr=2e-3, dropout=0.1), wikitext_split="validation", sample_tokens=300),
-        "smoke": Sizes07(synthetic=True, study=dict(layers=1, heads=2, embd=32, block_size=32, batch_size=16, iters=30, lr=3e-3,
+        "smoke": Sizes07(synthetic=True, study=dict(layers=2, heads=2, embd=32, block_size=32, batch_size=16, iters=30, lr=3e-3,
                          evals=3, eval_batches=2), variants=VARIANTS_07, word=dict(level="word", layers=1, heads=2, embd=32,
                          block_size=16, batch_size=16, iters=30, lr=3e-3, evals=3, eval_batches=2),
                          wikitext_split="validation", sample_tokens=80),

@@ -111,6 +111,14 @@ def top_p_strict(z, p):
     return torch.softmax(z.masked_fill(drop, float("-inf")), -1)
 
 
+def top_p_strict_kept_first(z, p):
+    probs, order = torch.softmax(z, -1).sort(-1, descending=True)
+    crossed = probs.cumsum(-1) > p
+    crossed[:, 0] = False
+    drop = torch.zeros_like(z, dtype=torch.bool).scatter(-1, order, crossed)
+    return torch.softmax(z.masked_fill(drop, float("-inf")), -1)
+
+
 def top_p_unsorted(z, p):
     probs = torch.softmax(z, -1)
     return torch.softmax(z.masked_fill(probs.cumsum(-1) - probs >= p, float("-inf")), -1)
@@ -118,7 +126,11 @@ def top_p_unsorted(z, p):
 
 @pytest.mark.parametrize(
     ("fn", "named"),
-    [(top_p_strict, "most likely token is always kept"), (top_p_unsorted, "sort first")],
+    [
+        (top_p_strict, "most likely token is always kept"),
+        (top_p_strict_kept_first, "crosses p is dropped"),
+        (top_p_unsorted, "sort first"),
+    ],
 )
 def test_top_p_mistakes(fn, named):
     result = check_top_p(fn)

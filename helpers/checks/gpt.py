@@ -157,7 +157,7 @@ def _additive(name: str, fn: Callable) -> CheckResult:
 
 class ToyLM(nn.Module):
     """A stand-in language model for the sampling checker: next-token scores from the window's first
-    token, last token and length, spread out, so that a crop off by one, an ignored generator or a
+    token, last token and length (so the crop matters), spread out, so that a crop off by one, an ignored generator or a
     missing temperature all change the draws. Like a GPT, it refuses more than ``block_size`` tokens."""
 
     def __init__(self, vocab: int = 12, block_size: int = 6):

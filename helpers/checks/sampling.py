@@ -171,7 +171,9 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
                           "it alone is more than p: drop a token only when cumsum - probs >= p")  # fmt: skip
         soft = torch.softmax(logits, dim=-1)
         probs, order = soft.sort(dim=-1, descending=True)
-        strict = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, probs.cumsum(-1) > p)
+        crossed = probs.cumsum(-1) > p  # the crossing token dropped, the most likely one kept
+        crossed[:, 0] = False
+        strict = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, crossed)
         unsorted = soft.cumsum(-1) - soft >= p
         mistakes = {
             "the token that crosses p is dropped: keep a token while the probability *before* it is "
