@@ -60,3 +60,27 @@ def test_greedy_generation_equals_transformers_generate(saved_gpt2):
         assert torch.equal(
             generate(ours, idx, 12, ours.config.block_size, 0.0, cache=cache), theirs
         )
+
+
+def test_tiny_gpt2_is_a_whole_offline_stand_in(tmp_path):
+    from helpers.corpora import synthetic_text
+    from helpers.gpt.pretrained import tiny_gpt2
+
+    folder = tiny_gpt2(tmp_path / "tiny", synthetic_text(5000).splitlines())
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    text = "the cat sat on the zebra's mat. Ünïcode!"
+    ids = tokenizer(text)["input_ids"]
+    assert tokenizer.decode(ids) == text  # byte level: nothing is unknown, the text comes back
+    model = GPT.from_pretrained(str(folder))
+    hf = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    idx = torch.tensor([ids])
+    with torch.no_grad():
+        assert (model(idx) - hf(idx).logits).abs().max().item() < 1e-4
+    assert model.config.vocab_size == len(tokenizer) <= 400
+
+
+def test_byte_level_bpe_names_a_vocabulary_too_small():
+    from helpers.tokenization.train import train_byte_level_bpe
+
+    with pytest.raises(ValueError, match="at least 257"):
+        train_byte_level_bpe(["some text"], 100)

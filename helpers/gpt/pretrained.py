@@ -5,6 +5,9 @@ GPT-2 stores its linear layers as ``Conv1D``: weight (in, out), applied as x @ W
 and the fused query-key-value weight ``c_attn`` (d, 3d) is cut into the three.
 """
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import torch
 
 from helpers.gpt.model import GPT, GPTConfig
@@ -53,3 +56,22 @@ def load_gpt2(name_or_dir: str) -> GPT:
     model = GPT(config_from_gpt2(hf.config))
     model.load_state_dict(gpt2_state_dict(hf.state_dict(), hf.config.n_layer))
     return model.eval()
+
+
+def tiny_gpt2(
+    folder: str | Path, texts: Sequence[str], vocab_size: int = 400, seed: int = 0
+) -> Path:
+    """A small random GPT-2 (2 layers, 64 wide, 128 positions) and a byte-level BPE tokenizer trained on
+    ``texts``, saved in Hugging Face's format in ``folder``: what the offline tests and the smoke profile
+    load instead of gpt2 (``GPT.from_pretrained(folder)``, ``AutoTokenizer.from_pretrained(folder)``)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from helpers.tokenization.train import train_byte_level_bpe
+
+    tokenizer = train_byte_level_bpe(texts, vocab_size, model_max_length=128)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=64, n_layer=2, n_head=2,
+                        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)

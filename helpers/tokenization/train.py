@@ -125,6 +125,26 @@ def train_bpe(
     )
 
 
+def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, model_max_length: int = 1024):
+    """A GPT-2-style tokenizer (``transformers.PreTrainedTokenizerFast``) trained on ``texts``: byte-level
+    BPE (every byte is in the vocabulary, so no text is ever unknown; a space is part of the word after
+    it, "Ġ"), one special token ``<|endoftext|>``, and a decoder that gives the text back exactly."""
+    from transformers import PreTrainedTokenizerFast
+
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 257:
+        raise ValueError(f"vocab_size must be a whole number of at least 257 (256 bytes and "
+                         f"<|endoftext|>), not {vocab_size!r}")  # fmt: skip
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    tok.train_from_iterator(texts, trainer)
+    end = "<|endoftext|>"
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length,
+                                   bos_token=end, eos_token=end, unk_token=end)  # fmt: skip
+
+
 def bpe_merges(tokenizer) -> list[tuple[str, str]]:
     """The merges of a BPE tokenizer (``tokenizers.Tokenizer`` or a ``transformers`` fast one), in order."""
     import json
