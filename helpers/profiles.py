@@ -105,6 +105,14 @@ class Sizes07:
     sample_tokens: int  # characters (or words) per sample shown
 
 
+@config
+class Sizes08:
+    model: str  # GPT-2 checkpoint: "gpt2", "distilgpt2" (hub) or "tiny" (the offline stand-in)
+    tokens: int  # new tokens per sample in the prefix table
+    lengths: tuple[int, ...]  # sequence lengths at which the KV cache is timed
+    generate_tokens: int  # tokens generated for the tokens/s comparison
+
+
 # Notebook 06's pretraining, as measured with python -m helpers.mlm (README): a small BERT, ~10 CPU minutes
 # (`quick` fixes the 26 epochs that budget gave on one thread, so a busy laptop still gets all of them).
 # Batches of 8: four times the steps of 32 for the same tokens, which is what gets it past predicting
@@ -192,6 +200,12 @@ SIZES: dict[str, dict[str, object]] = {
                          evals=3, eval_batches=2), variants=VARIANTS_07, word=dict(level="word", layers=1, heads=2, embd=32,
                          block_size=16, batch_size=16, iters=30, lr=3e-3, evals=3, eval_batches=2),
                          wikitext_split="validation", sample_tokens=80),
+    },
+    "08": {
+        "class": Sizes08(model="gpt2", tokens=30, lengths=(16, 64, 128, 256, 512, 768, 1000), generate_tokens=200),
+        "full": Sizes08(model="gpt2-medium", tokens=40, lengths=(16, 64, 128, 256, 512, 768, 1000), generate_tokens=300),
+        "quick": Sizes08(model="distilgpt2", tokens=20, lengths=(16, 64, 128, 256, 512), generate_tokens=100),
+        "smoke": Sizes08(model="tiny", tokens=8, lengths=(8, 32, 96), generate_tokens=20),
     },
 }  # fmt: skip
 for _notebook in ("01", "02", "03"):  # a class runs these at their full sizes: minutes on a GPU

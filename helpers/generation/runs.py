@@ -1,0 +1,107 @@
+"""Notebook 08's runs: load GPT-2 (or the offline stand-in) into the course's GPT, write samples for a
+list of prefixes, read the next-token distribution of a text, and time generation with and without
+the KV cache.
+
+    model, tokenizer, name = load_gpt2_and_tokenizer("distilgpt2")
+    table = prefix_samples(model, tokenizer, ["My name", "Machine learning"], samples=5, seed=42)
+"""
+
+import time
+from collections.abc import Sequence
+
+import torch
+
+from helpers.corpora import synthetic_text
+from helpers.download import cache_dir
+from helpers.gpt import GPT
+from helpers.gpt.pretrained import tiny_gpt2
+from helpers.training import generate
+
+TINY = "tiny"  # the offline stand-in: a random 2-layer GPT-2 and a byte-level BPE trained on made-up text
+
+
+def load_gpt2_and_tokenizer(name: str) -> tuple[GPT, object, str]:
+    """(model, tokenizer, name): ``gpt2``, ``distilgpt2`` or a folder (from the hub or the cache), or
+    ``"tiny"``: the offline stand-in, built once in the helpers cache."""
+    from transformers import AutoTokenizer
+
+    if name == TINY:
+        folder = cache_dir() / "tiny-gpt2"
+        if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
+            tiny_gpt2(folder, synthetic_text(20_000).splitlines())
+        name = str(folder)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        return GPT.from_pretrained(name), tokenizer, name
+    except OSError as err:  # offline, a typo, a folder without the files
+        raise OSError(f"could not load {name!r} ({str(err).splitlines()[0][:150]}); offline, use "
+                      f"MODEL = {TINY!r}, the stand-in that needs no download") from None  # fmt: skip
+
+
+def _encode(tokenizer, text: str, device: torch.device) -> torch.Tensor:
+    ids = tokenizer(text)["input_ids"]
+    if not ids:
+        raise ValueError("the text is empty; type at least one character")
+    return torch.tensor([ids], device=device)  # (1, T)
+
+
+def prefix_samples(model: GPT, tokenizer, prefixes: Sequence[str], samples: int = 5, tokens: int = 20,
+                   seed: int = 42, **sampling) -> dict[str, list[str]]:  # fmt: skip
+    """{prefix: ``samples`` continuations of ``tokens`` tokens}, drawn with ``sampling`` (temperature,
+    top_k, top_p) from one generator seeded ``seed``: the same seed gives the same table."""
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(seed)
+    table = {}
+    for prefix in prefixes:
+        idx = _encode(tokenizer, prefix, device).repeat(
+            samples, 1
+        )  # (samples, T): one row per sample
+        out = generate(
+            model, idx, tokens, model.config.block_size, generator=g, cache=True, **sampling
+        )
+        table[prefix] = [tokenizer.decode(row[idx.shape[1] :].tolist()) for row in out]
+    return table
+
+
+@torch.no_grad()
+def next_token_table(model: GPT, tokenizer, text: str, top: int = 10) -> list[tuple[str, float]]:
+    """The ``top`` most likely next tokens after ``text``, with their probabilities."""
+    model.eval()
+    idx = _encode(tokenizer, text, next(model.parameters()).device)[:, -model.config.block_size :]
+    probs = torch.softmax(model(idx)[0, -1].float(), dim=-1)
+    p, ids = probs.topk(top)
+    return [(tokenizer.decode([i]), q) for i, q in zip(ids.tolist(), p.tolist())]
+
+
+@torch.no_grad()
+def time_per_token(
+    model: GPT, lengths: Sequence[int], cache: bool, repeats: int = 3
+) -> list[float]:
+    """Seconds the model takes to produce the next token once the sequence is ``length`` tokens long:
+    a full forward pass over the context without a cache, one token's pass with it (median of
+    ``repeats``)."""
+    model.eval()
+    device = next(model.parameters()).device
+    times = []
+    for length in lengths:
+        if not 1 <= length <= model.config.block_size:
+            raise ValueError(
+                f"lengths must be between 1 and block_size={model.config.block_size}, not {length}"
+            )
+        idx = torch.zeros(1, length, dtype=torch.long, device=device)
+        runs = []
+        for _ in range(repeats):
+            if cache:
+                with model.kv_cache():
+                    if length > 1:
+                        model(idx[:, :-1])  # the earlier tokens, once
+                    started = time.perf_counter()
+                    model(idx[:, -1:], start=length - 1)
+            else:
+                started = time.perf_counter()
+                model(idx)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            runs.append(time.perf_counter() - started)
+        times.append(sorted(runs)[len(runs) // 2])
+    return times

@@ -1,0 +1,68 @@
+"""Notebook 08's widgets: samples for a few prefixes under sliders for temperature, top-k, top-p and
+length, and the next-token distribution of a text the student types."""
+
+import html
+
+import ipywidgets as w
+
+from helpers.generation.runs import next_token_table, prefix_samples
+from helpers.plots.generation import plot_next_tokens
+from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_html, live_plot, slider
+
+
+def sampling_explorer(model, tokenizer, prefixes: list[str], seed: int = 42) -> w.VBox:
+    """Sliders for temperature, top-k (0: off), top-p and length; one sample per prefix, redrawn on
+    release with the same seed, so only the sliders change what is written."""
+    controls = {
+        "temperature": slider("temperature", 1.0, 0.1, 2.0),
+        "top_k": w.IntSlider(
+            value=0,
+            min=0,
+            max=100,
+            description="top-k (0: off)",
+            continuous_update=False,
+            layout=SLIDER_LAYOUT,
+            style=STYLE,
+        ),  # fmt: skip
+        "top_p": slider("top-p", 1.0, 0.05, 1.0, step=0.05),
+        "tokens": w.IntSlider(
+            value=20,
+            min=5,
+            max=60,
+            description="new tokens",
+            continuous_update=False,
+            layout=SLIDER_LAYOUT,
+            style=STYLE,
+        ),  # fmt: skip
+    }
+
+    def compute(temperature: float, top_k: int, top_p: float, tokens: int) -> dict:
+        table = prefix_samples(model, tokenizer, prefixes, samples=1, tokens=tokens, seed=seed,
+                               temperature=temperature, top_k=top_k or None, top_p=top_p)  # fmt: skip
+        return {
+            "samples": {p: s[0] for p, s in table.items()},
+            "settings": (temperature, top_k, top_p, tokens),
+        }
+
+    def draw(state: dict) -> w.HTML:
+        t, k, p, n = state["settings"]
+        rows = "".join(f"<tr><td><b>{html.escape(prefix)}</b></td><td>{html.escape(text)}</td></tr>"
+                       for prefix, text in state["samples"].items())  # fmt: skip
+        return w.HTML(f"<div>temperature {t:.2f}, top-k {k or 'off'}, top-p {p:.2f}, {n} tokens</div>"
+                      f"<table>{rows}</table>")  # fmt: skip
+
+    return live_html(controls, compute, draw)
+
+
+def next_token_explorer(model, tokenizer, text: str) -> w.VBox:
+    """Type a text (Enter to apply): the ten most likely next tokens as bars."""
+    controls = {"text": w.Text(value=text, description="text", continuous_update=False,
+                               layout=w.Layout(width="600px"), style=STYLE)}  # fmt: skip
+
+    def compute(text: str) -> dict:
+        return {"text": text or " ", "rows": next_token_table(model, tokenizer, text or " ")}
+
+    def draw(state: dict):
+        return plot_next_tokens(state["rows"], f"after {state['text'][-40:]!r}")
+
+    return live_plot(controls, compute, draw)

@@ -1,0 +1,114 @@
+"""Notebook 08's lesson helpers: the offline stand-in loads like gpt2, the prefix table is
+reproducible by seed, the next-token table, the KV-cache timing, the widgets, and a clear message
+when a model cannot be loaded."""
+
+import matplotlib
+import pytest
+import torch
+
+from helpers.generation import (
+    load_gpt2_and_tokenizer,
+    next_token_table,
+    prefix_samples,
+    time_per_token,
+)
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HELPERS_CACHE", str(tmp_path_factory.mktemp("cache")))
+    model, tokenizer, name = load_gpt2_and_tokenizer("tiny")
+    yield model, tokenizer
+    mp.undo()
+
+
+def test_prefix_table_is_reproducible_by_seed(tiny):
+    model, tokenizer = tiny
+    one = prefix_samples(
+        model,
+        tokenizer,
+        ["the cat", "a dog"],
+        samples=3,
+        tokens=6,
+        seed=1,
+        temperature=0.8,
+        top_k=50,
+    )
+    assert list(one) == ["the cat", "a dog"] and all(len(v) == 3 for v in one.values())
+    assert one == prefix_samples(
+        model,
+        tokenizer,
+        ["the cat", "a dog"],
+        samples=3,
+        tokens=6,
+        seed=1,
+        temperature=0.8,
+        top_k=50,
+    )
+    assert one != prefix_samples(
+        model,
+        tokenizer,
+        ["the cat", "a dog"],
+        samples=3,
+        tokens=6,
+        seed=2,
+        temperature=0.8,
+        top_k=50,
+    )
+
+
+def test_next_token_table_is_sorted_probabilities(tiny):
+    model, tokenizer = tiny
+    rows = next_token_table(model, tokenizer, "the cat sat on the", top=10)
+    probs = [p for _, p in rows]
+    assert len(rows) == 10 and probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1 + 1e-6
+    with pytest.raises(ValueError, match="empty"):
+        next_token_table(model, tokenizer, "")
+
+
+def test_time_per_token_measures_both_ways(tiny):
+    model, _ = tiny
+    without, with_cache = (
+        time_per_token(model, [4, 64], False),
+        time_per_token(model, [4, 64], True),
+    )
+    assert len(without) == len(with_cache) == 2 and min(without + with_cache) > 0
+    with pytest.raises(ValueError, match="block_size"):
+        time_per_token(model, [model.config.block_size + 1], True)
+
+
+def test_widgets_redraw_when_driven(tiny):
+    from helpers.widgets.generation import next_token_explorer, sampling_explorer
+
+    model, tokenizer = tiny
+    explorer = sampling_explorer(model, tokenizer, ["the cat", "a dog"])
+    before = dict(explorer.state["samples"])
+    explorer.controls["temperature"].value = 0.1
+    explorer.controls["tokens"].value = 7
+    assert explorer.state["settings"][0] == 0.1 and explorer.state["samples"] != before
+    box = next_token_explorer(model, tokenizer, "the cat")
+    box.controls["text"].value = "a dog ran"
+    assert box.state["text"] == "a dog ran" and len(box.state["rows"]) == 10
+
+
+def test_a_model_that_cannot_be_loaded_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match="MODEL = 'tiny'"):
+        load_gpt2_and_tokenizer(str(tmp_path / "no-such-model"))
+
+
+@pytest.mark.parametrize("profile", ["class", "full", "quick", "smoke"])
+def test_profiles(profile):
+    from helpers.profiles import sizes_for
+
+    sizes = sizes_for("08", profile)
+    assert (
+        sizes.tokens > 0
+        and sizes.generate_tokens > 0
+        and sorted(sizes.lengths) == list(sizes.lengths)
+    )
+    assert (sizes.model == "tiny") == (profile == "smoke")
+    assert torch.tensor(sizes.lengths).max() <= 1024
