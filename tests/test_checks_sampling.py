@@ -51,7 +51,8 @@ def test_temperature_right(fn):
     ("fn", "named"),
     [(lambda z, t: torch.softmax(z, -1) / t, "after the softmax"),
      (lambda z, t: (q := torch.softmax(z, -1) ** 1) / q.sum(-1, keepdim=True), "after the softmax and renormalised"),
-     (lambda z, t: torch.softmax(z * t, -1), "multiplied"), (lambda z, t: torch.softmax(z / t, 0), "over the batch")],
+     (lambda z, t: torch.softmax(z * t, -1), "multiplied"), (lambda z, t: torch.softmax(z / t, 0), "over the batch"),
+     (lambda z, t: z / t, "logits, not probabilities")],
 )  # fmt: skip
 def test_temperature_mistakes(fn, named):
     result = check_temperature(fn)

@@ -28,6 +28,14 @@ def _as_probs(got: object, want: torch.Tensor, name: str) -> CheckResult | None:
     return None
 
 
+def _logits_not_probs(got: torch.Tensor, name: str, what: str) -> CheckResult | None:
+    """Negative or infinite values: the student returned (masked) logits, which cannot be sampled."""
+    if bool((got < 0).any()) or bool(torch.isinf(got).any()):
+        return failed(name, f"{what}: negative or infinite values: these are logits, not probabilities",
+                      "torch.multinomial samples from probabilities; finish with torch.softmax(..., dim=-1)")  # fmt: skip
+    return None
+
+
 def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(torch.allclose(a.float(), b.float(), atol=1e-5, equal_nan=True))
 
@@ -73,6 +81,9 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
             return problem
         if _close(got, want):
             continue
+        problem = _logits_not_probs(got, name, f"at temperature {t}")
+        if problem is not None:
+            return problem
         soft = torch.softmax(logits, dim=-1)
         mistakes = {
             "the temperature is applied after the softmax: dividing probabilities by it changes "
@@ -116,6 +127,9 @@ def _top_k(name: str, fn: Callable) -> CheckResult:
             return problem
         if _close(got, want):
             continue
+        problem = _logits_not_probs(got, name, f"k = {k}")
+        if problem is not None:
+            return problem
         soft = torch.softmax(logits, dim=-1)
         keep = want > 0
         mistakes = {
@@ -165,6 +179,9 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
             return problem
         if _close(got, want):
             continue
+        problem = _logits_not_probs(got, name, f"p = {p}")
+        if problem is not None:
+            return problem
         if torch.isnan(got).any():
             return failed(name, f"p = {p}: NaN probabilities: a row kept no token at all",
                           "the most likely token is always kept (nothing comes before it), even when "
