@@ -30,7 +30,9 @@ def test_greedy_right(fn):
 @pytest.mark.parametrize(
     ("fn", "named"),
     [(lambda z: z.argmax(-1), "keep a column"), (lambda z: z.argmin(-1, keepdim=True), "argmin"),
-     (lambda z: z.argsort(-1)[:, -2:-1], "not the most likely")],
+     (lambda z: z.argsort(-1)[:, -2:-1], "not the most likely"),
+     (lambda z: z.argmax(-1, keepdim=True).float(), "not integers"),
+     (lambda z: z.max(-1, keepdim=True).values, "not their positions")],
 )  # fmt: skip
 def test_greedy_mistakes(fn, named):
     result = check_greedy(fn)

@@ -94,6 +94,22 @@ def test_widgets_redraw_when_driven(tiny):
     assert box.state["text"] == "a dog ran" and len(box.state["rows"]) == 10
 
 
+def test_transformers_greedy_equals_ours_and_speeds_are_measured(tiny, tmp_path):
+    import transformers
+
+    from helpers.generation import tokens_per_second, transformers_greedy
+    from helpers.training import generate
+
+    model, tokenizer = tiny
+    hf = transformers.GPT2LMHeadModel.from_pretrained(tokenizer.name_or_path).eval()
+    prompt = torch.tensor([tokenizer("the cat sat")["input_ids"]])
+    assert torch.equal(transformers_greedy(hf, prompt, 15), generate(model, prompt, 15, 128, 0.0))
+    assert (
+        tokens_per_second(model, prompt, 5, cache=True) > 0
+        and tokens_per_second(model, prompt, 5, cache=False) > 0
+    )
+
+
 def test_a_model_that_cannot_be_loaded_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OSError, match="MODEL = 'tiny'"):

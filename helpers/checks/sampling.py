@@ -57,6 +57,11 @@ def _greedy(name: str, fn: Callable) -> CheckResult:
         shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
         return failed(name, f"it returned {shape}; expected {tuple(want.shape)}",
                       "argmax over the vocabulary (the last dimension), keepdim=True")  # fmt: skip
+    if got.is_floating_point():
+        values = torch.equal(got, logits.max(-1, keepdim=True).values)
+        return failed(name, "the largest logits themselves, not their positions" if values
+                      else f"the ids are {got.dtype}, not integers",
+                      "return token ids (torch.long): argmax gives the index of the largest logit")  # fmt: skip
     if torch.equal(got, want):
         return passed(name, "the most likely token of every row")
     if torch.equal(got, logits.argmin(-1, keepdim=True)):
@@ -89,8 +94,8 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
             "the temperature is applied after the softmax: dividing probabilities by it changes "
             "nothing once they are renormalised (and these no longer sum to 1); divide the logits":
                 soft / t,
-            "the temperature is applied after the softmax and renormalised: the same as temperature "
-            "1; divide the logits, then softmax": soft,
+            "the temperature has no effect (applied after the softmax and renormalised, or added to "
+            "the logits: the softmax ignores a constant shift): divide the logits, then softmax": soft,
             "the logits are multiplied by the temperature; divide them (a high temperature must "
             "flatten the distribution)": torch.softmax(logits * t, dim=-1),
             "the softmax runs over the batch (dim=0); it must run over the vocabulary, dim=-1":
@@ -139,8 +144,12 @@ def _top_k(name: str, fn: Callable) -> CheckResult:
             "unevenly; divide the kept probabilities by their own sum": soft * keep + (1 - (soft * keep).sum(-1, keepdim=True)) / k * keep,
             "the k *least* likely tokens were kept: topk returns the largest by default; keep "
             "logits >= the k-th largest": torch.softmax(logits.masked_fill(logits > (-logits).topk(k, dim=-1).values[:, -1:].neg(), float("-inf")), dim=-1),
-            "one token too many or too few: keep exactly the k largest (compare with the k-th "
-            "largest value, topk(k).values[:, -1:])": top_k_probs(logits, min(k + 1, 10)) if k < 10 else soft,
+            "one token too many: keep exactly the k largest (compare with the k-th largest value, "
+            "topk(k).values[:, -1:])": top_k_probs(logits, min(k + 1, 10)) if k < 10 else soft,
+            "one token too few: keep exactly the k largest (logits >= the k-th largest, not >)":
+                top_k_probs(logits, k - 1) if k > 1 else soft,
+            "the dropped logits were set to 0, not -inf: exp(0) = 1, so they keep probability":
+                torch.softmax(logits.masked_fill(~keep, 0.0), dim=-1),
         }  # fmt: skip
         for hint, output in mistakes.items():
             if _close(got, output):
@@ -192,7 +201,10 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
         crossed[:, 0] = False
         strict = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, crossed)
         unsorted = soft.cumsum(-1) - soft >= p
+        sorted_want = want.sort(dim=-1, descending=True).values
         mistakes = {
+            "the probabilities are in sorted order: put them back at their tokens' positions "
+            "(scatter with the sort's indices)": sorted_want,
             "the token that crosses p is dropped: keep a token while the probability *before* it is "
             "below p (cumsum - probs < p)": torch.softmax(logits.masked_fill(strict, float("-inf")), dim=-1),
             "not renormalised: the kept probabilities must sum to 1": soft * (want > 0),

@@ -6,6 +6,9 @@ from helpers.generation.runs import (
     next_token_table,
     prefix_samples,
     time_per_token,
+    tokens_per_second,
+    transformers_greedy,
 )
 
-__all__ = ["load_gpt2_and_tokenizer", "next_token_table", "prefix_samples", "time_per_token"]
+__all__ = ["load_gpt2_and_tokenizer", "next_token_table", "prefix_samples", "time_per_token",
+           "tokens_per_second", "transformers_greedy"]  # fmt: skip

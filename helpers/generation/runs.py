@@ -6,6 +6,8 @@ the KV cache.
     table = prefix_samples(model, tokenizer, ["My name", "Machine learning"], samples=5, seed=42)
 """
 
+import contextlib
+import copy
 import time
 from collections.abc import Sequence
 
@@ -21,8 +23,8 @@ TINY = "tiny"  # the offline stand-in: a random 2-layer GPT-2 and a byte-level B
 
 
 def load_gpt2_and_tokenizer(name: str) -> tuple[GPT, object, str]:
-    """(model, tokenizer, name): ``gpt2``, ``distilgpt2`` or a folder (from the hub or the cache), or
-    ``"tiny"``: the offline stand-in, built once in the helpers cache."""
+    """(model, tokenizer, name): ``gpt2``, ``distilgpt2``, ``gpt2-medium`` or a folder (from the hub or
+    the cache), or ``"tiny"``: the offline stand-in, built once in the helpers cache."""
     from transformers import AutoTokenizer
 
     if name == TINY:
@@ -90,18 +92,42 @@ def time_per_token(
             )
         idx = torch.zeros(1, length, dtype=torch.long, device=device)
         runs = []
-        for _ in range(repeats):
-            if cache:
-                with model.kv_cache():
-                    if length > 1:
-                        model(idx[:, :-1])  # the earlier tokens, once
-                    started = time.perf_counter()
-                    model(idx[:, -1:], start=length - 1)
-            else:
+        for _ in range(repeats + 1):  # the first is a warm-up
+            with model.kv_cache() if cache else contextlib.nullcontext():
+                if cache and length > 1:
+                    model(idx[:, :-1])  # the earlier tokens, once (not timed)
+                _sync(device)
                 started = time.perf_counter()
-                model(idx)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+                model(idx[:, -1:], start=length - 1) if cache else model(idx)
+                _sync(device)
             runs.append(time.perf_counter() - started)
+        runs = runs[1:]
         times.append(sorted(runs)[len(runs) // 2])
     return times
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def tokens_per_second(model: GPT, prompt: torch.Tensor, tokens: int, cache: bool) -> float:
+    """Greedy generation's speed: ``tokens`` new tokens after ``prompt`` (1, T), after a warm-up."""
+    device = prompt.device
+    generate(model, prompt, 2, model.config.block_size, 0.0, cache=cache)  # warm-up
+    _sync(device)
+    started = time.perf_counter()
+    generate(model, prompt, tokens, model.config.block_size, 0.0, cache=cache)
+    _sync(device)
+    return tokens / (time.perf_counter() - started)
+
+
+@torch.no_grad()
+def transformers_greedy(hf_model, prompt: torch.Tensor, tokens: int) -> torch.Tensor:
+    """``hf_model.generate`` greedy for exactly ``tokens`` new tokens (no stop at end-of-text, which
+    our loop does not have either)."""
+    config = copy.deepcopy(hf_model.generation_config)
+    config.eos_token_id = None
+    config.pad_token_id = 0
+    return hf_model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=config,
+                             max_new_tokens=tokens, do_sample=False)  # fmt: skip
