@@ -67,8 +67,13 @@ def in_colab() -> bool:
 
 
 def pick_device() -> torch.device:
-    """cuda if there is a GPU, else Apple's mps, else cpu."""
+    """cuda if there is a GPU (under torchrun, the GPU of this process's LOCAL_RANK), else Apple's
+    mps, else cpu."""
     if torch.cuda.is_available():
+        local = os.environ.get("LOCAL_RANK", "")
+        if local.isdigit() and int(local) < torch.cuda.device_count():
+            torch.cuda.set_device(int(local))  # one GPU per process
+            return torch.device("cuda", int(local))
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():

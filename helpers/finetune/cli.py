@@ -2,7 +2,9 @@
 
     python -m helpers.finetune --model NAME_OR_DIR --train-file F --eval-file F [--test-file F] \\
         [--text-column C --text-pair-column C --label-column C --max-train-examples N \\
-         --epochs N --lr X --batch-size N --max-length N --seed N] --json OUT
+         --epochs N --lr X --batch-size N --accumulate N --max-length N --seed N --find-batch] --json OUT
+
+Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-parallel; rank 0 writes.
 """
 
 import argparse
@@ -14,10 +16,10 @@ from pathlib import Path
 from helpers.env import pick_device, seeded
 from helpers.files import check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
-from helpers.finetune.experiments import FinetuneConfig
+from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
 from helpers.finetune.models import load_classifier
 from helpers.tables import check_labels, label_index, read_rows
-from helpers.training import choose_precision, evaluate, fit
+from helpers.training import choose_precision, distributed, evaluate, fit
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -37,11 +39,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-4)  # chosen on a proxy: see README
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--accumulate", type=int, default=1,
+                        help="batches per optimizer step, over all processes")  # fmt: skip
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
     )
+    parser.add_argument("--find-batch", action="store_true",
+                        help="first, each process prints the largest batch that fits on its GPU")  # fmt: skip
     parser.add_argument("--json", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -52,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device()
     try:
         cfg = FinetuneConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
-                             max_length=args.max_length, precision=args.precision)  # fmt: skip
+                             max_length=args.max_length, precision=args.precision,
+                             accumulate=args.accumulate)  # fmt: skip
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_writable(args.json)
         if not 0 <= args.seed < 2**63:
@@ -84,6 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     load_seconds = time.perf_counter() - start
     collate = make_collate(tokenizer, task, labels, args.max_length)
+    largest = None
+    if args.find_batch:  # on each GPU of the job: every process probes its own
+        place = distributed.start(device)
+        found = largest_batch_here(model, train_rows, collate, device, cfg.precision)
+        print(f"rank {place.rank} on {found['name']} ({found['device']}): largest batch "
+              f"{found['batch_size'] or '-'} ({found['reason']})", flush=True)  # fmt: skip
+        largest = distributed.gather(found)
     start = time.perf_counter()
     with seeded(args.seed):
         history = fit(
@@ -94,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             eval_batches={"eval": loader(eval_rows, collate, 2 * args.batch_size, shuffle=False)},
         )
     train_seconds = time.perf_counter() - start
+    if not distributed.current().main:
+        return 0  # rank 0 scores the test file and writes the report
     test = None
     if test_rows:
         batches = loader(test_rows, collate, 2 * args.batch_size, shuffle=False)
@@ -113,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "examples": {"train": len(train_rows), "eval": len(eval_rows), "test": len(test_rows)},
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "device": device.type,
+        "processes": distributed.current().world,
+        "largest_batch": largest,
     }
     write_json(args.json, report)
     tested = f"; test accuracy {test:.4f}" if test is not None else ""

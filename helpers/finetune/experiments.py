@@ -32,15 +32,17 @@ class FinetuneConfig:
     warmup: float = 0.1  # fraction of the steps
     schedule: str = "linear"  # constant | linear | cosine
     precision: str = "auto"  # auto (by hardware) | fp32 | bf16 | fp16
+    accumulate: int = 1  # batches per optimizer step, over all processes
 
     def __post_init__(self) -> None:
         positive(self, lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
-                 max_length=self.max_length)  # fmt: skip
+                 max_length=self.max_length, accumulate=self.accumulate)  # fmt: skip
         self.train_config(0)  # the optimizer, warm-up and schedule are checked there
 
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, lr=self.lr, optimizer=self.optimizer,
-                           warmup=self.warmup, schedule=self.schedule, precision=self.precision, seed=seed)  # fmt: skip
+                           warmup=self.warmup, schedule=self.schedule, precision=self.precision,
+                           accumulate=self.accumulate, seed=seed)  # fmt: skip
 
 
 @dataclass
@@ -360,3 +362,17 @@ def baselines(splits: dict[str, list[Example]], task: Task, split: str = "dev") 
         "majority": sum(label == majority for label in held) / len(held),
         "majority_label": majority,
     }
+
+
+def largest_batch_here(model, rows: list[Example], collate: Callable, device: torch.device,
+                       precision: str = "auto") -> dict:  # fmt: skip
+    """The largest training batch that fits on this process's GPU, probed on a copy of ``model``;
+    with the GPU's name (``--find-batch`` prints it in every process of a job)."""
+    import copy
+
+    found = largest_batch_size(
+        training_probe(copy.deepcopy(model), rows, collate, device, precision), device
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+    found.pop("tried", None)  # only the answer travels; notebook 04 shows the search
+    return {"device": str(device), "name": name, **found}

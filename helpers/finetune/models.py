@@ -1,7 +1,8 @@
-"""Notebook 04's models: pretrained BERT-family encoders with a new classification head, and a tiny
-random BERT for tests where the real weights add nothing."""
+"""Notebook 04's models: pretrained BERT-family encoders with a new classification head, T5 as a
+text-to-text classifier, and tiny random ones for tests where the real weights add nothing."""
 
 from helpers import pretrained
+from helpers.finetune.t5 import load_t5_classifier, tiny_t5
 
 
 def resolve_model(name: str) -> str:
@@ -19,17 +20,23 @@ def load_tokenizer(name_or_dir: str):
 def load_classifier(name_or_dir: str, num_labels: int):
     """(model, tokenizer): a pretrained encoder with a new, randomly initialised classification head.
 
-    ``"tiny"`` is a 2-layer, 64-wide BERT from a config (random weights) with MiniLM's tokenizer.
+    ``"tiny"`` is a 2-layer, 64-wide BERT from a config (random weights) with MiniLM's tokenizer, and
+    ``"t5-tiny"`` a T5 of that size. A T5 checkpoint (``t5-small``) becomes a text-to-text classifier
+    (``helpers.finetune.t5``).
     """
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging
 
-    if name_or_dir == "tiny":
+    if name_or_dir in ("tiny", "t5-tiny"):
         tokenizer = load_tokenizer("minilm")
+        if name_or_dir == "t5-tiny":
+            return tiny_t5(tokenizer, num_labels), tokenizer
         return tiny_bert(tokenizer.vocab_size, num_labels), tokenizer
     logging.set_verbosity_error()  # "some weights are newly initialized" is expected: it is the new head
     logging.disable_progress_bar()  # one bar per run is the caller's; not one per checkpoint loaded
     tokenizer = load_tokenizer(name_or_dir)
+    if AutoConfig.from_pretrained(resolve_model(name_or_dir)).model_type == "t5":
+        return load_t5_classifier(resolve_model(name_or_dir), num_labels, tokenizer), tokenizer
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_model(name_or_dir), num_labels=num_labels
     )

@@ -2,13 +2,15 @@
 
     python -m helpers.gpt train --data FILE --level char|word --attention dot|additive|shared-qk|shared-qkv \\
         --mask inf|zero [--minutes M | --iters N] [--layers N --heads N --embd N --block-size N \\
-        --batch-size N --lr X --dropout P --additive-dim N --evals N --seed S --quiet] --save DIR --json OUT
+        --batch-size N --accumulate N --lr X --dropout P --additive-dim N --evals N --seed S --quiet] \
+        --save DIR --json OUT
     python -m helpers.gpt sample --load DIR --prompt TEXT [--tokens N --temperature T --top-k K --seed S]
 
 ``train`` splits FILE 90/10 (characters, or lines at word level), trains with the course's one trainer
 (AdamW, warm-up then cosine decay) and evaluates on the same dev windows every run uses; DIR receives
 ``model.pt`` and ``checkpoint.pt`` (the same command again resumes). The JSON holds ``dev_loss`` (nats per
 token, final), ``dev_losses`` per evaluation, ``tokens_per_second`` and ``seconds``. Bad input exits 2.
+Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-parallel; rank 0 writes.
 """
 
 import argparse
@@ -23,12 +25,14 @@ from helpers.files import check_writable, write_json
 from helpers.gpt.attention import MASKS, VARIANTS
 from helpers.gpt.data import LEVELS
 from helpers.gpt.runs import GPTRunConfig, load_model, sample, train
+from helpers.training import distributed
 
 FLAGS = {  # GPTRunConfig field -> its flag, for error messages
     "level": "--level", "attention": "--attention", "mask": "--mask", "minutes": "--minutes",
     "iters": "--iters", "layers": "--layers", "heads": "--heads", "embd": "--embd",
     "block_size": "--block-size", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
     "additive_dim": "--additive-dim", "dropout": "--dropout", "evals": "--evals",
+    "accumulate": "--accumulate",
 }  # fmt: skip
 
 
@@ -54,7 +58,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     budget.add_argument("--minutes", type=float, help="as many steps as fit in this many minutes")
     budget.add_argument("--iters", type=int, help="optimizer steps (default 2000)")
     defaults = GPTRunConfig(iters=1)
-    for name in ("layers", "heads", "embd", "block_size", "batch_size", "seed", "evals"):
+    for name in (
+        "layers",
+        "heads",
+        "embd",
+        "block_size",
+        "batch_size",
+        "accumulate",
+        "seed",
+        "evals",
+    ):
         t.add_argument(FLAGS[name], type=int, default=getattr(defaults, name))
     t.add_argument("--additive-dim", type=int, default=defaults.additive_dim)
     t.add_argument("--lr", type=float, default=defaults.lr)
@@ -143,6 +156,8 @@ def run_train(args: argparse.Namespace) -> int:
               f"--batch-size or --block-size smaller ({str(err).splitlines()[0][:120]})",
               file=sys.stderr)  # fmt: skip
         return 2
+    if not distributed.current().main:
+        return 0  # rank 0 writes the report
     report = {
         "data": str(args.data),
         **run.report,

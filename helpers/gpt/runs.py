@@ -21,7 +21,7 @@ from helpers.config import ConfigError, config, positive
 from helpers.files import atomic_write, write_json
 from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus, windows
 from helpers.gpt.model import GPT, GPTConfig
-from helpers.training import History, TrainConfig, fit, generate
+from helpers.training import History, TrainConfig, distributed, fit, generate
 from helpers.training.loop import make_optimizer
 
 SAFETY = 1.1  # --minutes plans for steps 10% slower than the probe (a busy machine)
@@ -44,9 +44,10 @@ class GPTRunConfig:
         4  # the additive scorer's width: 4 keeps it within 3x dot's time on a CPU
     )
     dropout: float = 0.0
-    iters: int | None = None  # optimizer steps
+    iters: int | None = None  # optimizer steps (in one process)
     minutes: float | None = None  # or: as many steps as fit in this budget (timed on a probe)
     batch_size: int = 32
+    accumulate: int = 1  # batches per optimizer step, over all processes
     lr: float = 2e-3
     warmup: float = 0.02  # then cosine decay to 0
     weight_decay: float = 0.1
@@ -56,7 +57,8 @@ class GPTRunConfig:
 
     def __post_init__(self) -> None:
         positive(self, iters=self.iters, minutes=self.minutes, batch_size=self.batch_size, lr=self.lr,
-                 evals=self.evals, eval_batches=self.eval_batches, additive_dim=self.additive_dim)  # fmt: skip
+                 evals=self.evals, eval_batches=self.eval_batches, additive_dim=self.additive_dim,
+                 accumulate=self.accumulate)  # fmt: skip
         if not 0 <= self.seed < 2**31:
             raise ConfigError(f"GPTRunConfig.seed must be between 0 and 2**31 - 1, not {self.seed}")
         if (self.iters is None) == (self.minutes is None):
@@ -126,8 +128,10 @@ def train(
     progress: bool = True,
 ) -> GPTRun:
     """Train a GPT on ``text`` (split 90/10 by ``build_corpus``); with ``save``, checkpoint every
-    evaluation (the same call again resumes) and write the model there for ``load``."""
+    evaluation (the same call again resumes) and write the model there for ``load``. Under torchrun
+    the processes share each round's batches; rank 0 plans, evaluates and writes."""
     started = time.perf_counter()
+    place = distributed.start(device)
     corpus = build_corpus(text, cfg.level)
     for name, part in (("training", corpus.train), ("dev", corpus.dev)):
         if len(part) < cfg.block_size + 1:
@@ -143,12 +147,13 @@ def train(
     plan = _state(folder)
     if plan.get("key") != key:  # a new run: decide its length now (a resumed one keeps its plan)
         per_step = step_seconds(model, first, cfg, device) if cfg.minutes else None
-        iters = cfg.iters or plan_iters(cfg, per_step, time.perf_counter() - started)
-        plan = {"key": key, "iters": iters, "probe_step_seconds": per_step}
-        if folder is not None:
+        batches = (cfg.iters * cfg.accumulate if cfg.iters else  # N processes share the batches
+                   plan_iters(cfg, per_step, time.perf_counter() - started) * place.world)  # fmt: skip
+        plan = {"key": key, "iters": batches, "probe_step_seconds": per_step}
+        if folder is not None and place.main:
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / "plan.json", plan)
-    iters = plan["iters"]
+    iters = distributed.agree(plan["iters"])  # batches in all: rank 0's plan
     rounds = min(iters, max(cfg.evals, math.ceil(iters / MAX_ROUND)))
     per_round = [iters // rounds + (r < iters % rounds) for r in range(rounds)]
     dev = windows(corpus.dev, cfg.eval_batches, cfg.block_size, cfg.batch_size,
@@ -159,13 +164,19 @@ def train(
         return windows(corpus.train, per_round[r], cfg.block_size, cfg.batch_size, g)
 
     train_cfg = TrainConfig(epochs=rounds, lr=cfg.lr, schedule="cosine", warmup=cfg.warmup,
-                            weight_decay=cfg.weight_decay, clip=1.0, precision="fp32", seed=cfg.seed)  # fmt: skip
+                            weight_decay=cfg.weight_decay, clip=1.0, precision="fp32",
+                            accumulate=cfg.accumulate, seed=cfg.seed)  # fmt: skip
     history = fit(model, round_batches, train_cfg, device, eval_batches={"dev": dev},
                   checkpoint=folder / "checkpoint.pt" if folder else None,
                   identity={"run": cfg.to_dict(), "data": corpus.digest()}, progress=progress)  # fmt: skip
     history["step"] = [sum(per_round[:e]) for e in history["epoch"]]
+    if not place.main:  # the other processes trained; rank 0 evaluated and reports
+        return GPTRun(history, model, corpus.vocab)
     report = make_report(cfg, corpus, model, history, per_round, time.perf_counter() - started)
-    if folder is not None:
+    share = distributed.per_process(cfg.accumulate, place.world)  # batches per step per process
+    report.update(processes=place.world, batches=sum(per_round), accumulate=cfg.accumulate,
+                  iters=sum(math.ceil(n // place.world / share) for n in per_round))  # fmt: skip
+    if folder is not None and place.main:
         save_model(model, corpus.vocab, folder)
     return GPTRun(history, model, corpus.vocab, report)
 

@@ -1,7 +1,9 @@
 """Notebook 03 from a terminal or a cluster: the same functions and configs as the notebook.
 
     python -m helpers.imdb --train-file train.jsonl --test-file test.jsonl --glove-file glove.6B.50d.txt \\
-        [--config course|best --epochs N --blocks N --lr X --max-len N --seed N] --json out.json
+        [--config course|best --epochs N --blocks N --lr X --max-len N --accumulate N --seed N] --json out.json
+
+Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-parallel; rank 0 writes.
 """
 
 import argparse
@@ -17,7 +19,7 @@ from helpers.glove import load_glove
 from helpers.imdb.data import read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, prepare, run, score_test
 from helpers.tables import label_index
-from helpers.training import choose_precision
+from helpers.training import choose_precision, distributed
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -34,6 +36,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--blocks", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--max-len", type=int)
+    parser.add_argument("--accumulate", type=int,
+                        help="batches per optimizer step, over all processes (default 1)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
@@ -50,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device()
     try:
         overrides = {
-            k: getattr(args, k) for k in ("epochs", "blocks", "lr", "max_len", "precision")
+            k: getattr(args, k)
+            for k in ("epochs", "blocks", "lr", "max_len", "precision", "accumulate")
         }
         cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
@@ -77,11 +82,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     prepared = prepare({"train": train_data, "valid": valid_data, "test": test_data}, glove)
-    print(
-        f"{len(prepared.itos)} words in the vocabulary; GloVe covers {prepared.coverage:.1%} of the tokens"
-    )
+    if distributed.current().main:
+        print(f"{len(prepared.itos)} words in the vocabulary; "
+              f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
     result = run(prepared, cfg, device, seed=args.seed)
     history = result.history
+    if not distributed.current().main:
+        return 0  # rank 0 scores the test file and writes the report
     start = time.perf_counter()
     test = score_test(prepared, result.model, device)  # once, after training
     test_seconds = time.perf_counter() - start
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         "glove_dim": glove.dim,
         "token_coverage": prepared.coverage,
         "device": device.type,
+        "processes": distributed.current().world,
         "torch": torch.__version__,
     }
     write_json(args.json, report)

@@ -35,10 +35,11 @@ class ImdbConfig:
     schedule: str = "constant"  # learning rate: constant | linear or cosine decay to 0
     pooling: str = "mean"  # mean over the real tokens | "mean+max": their mean and their max
     precision: str = "auto"  # auto (by hardware) | fp32 | bf16 | fp16
+    accumulate: int = 1  # batches per optimizer step, over all processes
 
     def __post_init__(self) -> None:
         positive(self, blocks=self.blocks, heads=self.heads, epochs=self.epochs, lr=self.lr,
-                 max_len=self.max_len, batch_size=self.batch_size)  # fmt: skip
+                 max_len=self.max_len, batch_size=self.batch_size, accumulate=self.accumulate)  # fmt: skip
         for name in ("dropout", "word_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(
@@ -53,7 +54,7 @@ class ImdbConfig:
     def train_config(self, seed: int) -> TrainConfig:
         """AdamW with gradient clipping; the course keeps the rate constant."""
         return TrainConfig(epochs=self.epochs, lr=self.lr, schedule=self.schedule,
-                           precision=self.precision, seed=seed)  # fmt: skip
+                           precision=self.precision, accumulate=self.accumulate, seed=seed)  # fmt: skip
 
 
 # "course": the course's 1 block, 5 epochs, lr 1e-4 (with GloVe fine-tuned, in batches of 16).

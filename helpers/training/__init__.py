@@ -1,6 +1,7 @@
 """Training: the one loop (``fit``, ``evaluate``), its config, mixed precision, checkpoints, and
 sampling from a trained language model (``generate``), and AdamW written out (notebook 05)."""
 
+from helpers.training import distributed
 from helpers.training.adamw import AdamW
 from helpers.training.checkpoints import code_fingerprint, fingerprint
 from helpers.training.generate import generate
@@ -24,6 +25,7 @@ __all__ = [
     "autocast",
     "batch_outputs",
     "choose_precision",
+    "distributed",
     "code_fingerprint",
     "evaluate",
     "fingerprint",

@@ -12,6 +12,7 @@ A batch is either a dict of tensors for a Hugging Face model (``model(**batch)``
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from helpers.config import ConfigError, config, positive
+from helpers.training import distributed
 from helpers.training.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from helpers.training.precision import PRECISIONS, autocast, choose_precision, grad_scaler
 
@@ -41,7 +43,9 @@ class TrainConfig:
     schedule: str = "linear"  # after warm-up: constant | linear decay to 0 | cosine decay to 0
     warmup: float = 0.0  # fraction of the optimizer steps spent warming the rate up from 0
     clip: float | None = 1.0  # max gradient norm; None = no clipping
-    accumulate: int = 1  # batches per optimizer step (a larger effective batch in the same memory)
+    accumulate: int = (
+        1  # batches per optimizer step, over all processes (a larger batch, same memory)
+    )
     precision: str = "auto"  # auto (bf16 / fp16 / fp32 by hardware) | fp32 | bf16 | fp16
     seed: int = 42  # the run's seed: model init, dropout, shuffling
 
@@ -180,18 +184,24 @@ def _nonempty(batch: Batch, what: str) -> int:
     return n
 
 
-def run_epoch(model, batches, optimizer, scheduler, scaler, cfg, device, precision, outputs, bar):
-    """One pass over the training batches, an optimizer step every ``cfg.accumulate`` batches.
-    Returns the mean training loss."""
+def run_epoch(model, batches, optimizer, scheduler, scaler, cfg, device, precision, outputs, bar,
+              accumulate: int | None = None):  # fmt: skip
+    """One pass over the training batches, an optimizer step every ``accumulate`` batches (default
+    ``cfg.accumulate``). Returns the sum of the losses and the number of predictions they cover."""
     model.train()  # dropout on
+    accumulate = accumulate or cfg.accumulate
     total, count = 0.0, 0
     batches = list(batches)
     for i, batch in enumerate(batches):
         _nonempty(batch, f"training batch {i}")
-        with autocast(device, precision):  # bf16/fp16 on a GPU, nothing on a CPU
-            loss, _, targets = outputs(model, to_device(batch, device))
-        scaler.scale(loss / cfg.accumulate).backward()  # d loss / d every parameter, added up
-        if (i + 1) % cfg.accumulate == 0 or i + 1 == len(batches):
+        stepping = (i + 1) % accumulate == 0 or i + 1 == len(batches)
+        # DDP all-reduces the gradients in backward: only on the batch that ends an accumulation
+        sync = model.no_sync() if not stepping and hasattr(model, "no_sync") else nullcontext()
+        with sync:
+            with autocast(device, precision):  # bf16/fp16 on a GPU, nothing on a CPU
+                loss, _, targets = outputs(model, to_device(batch, device))
+            scaler.scale(loss / accumulate).backward()  # d loss / d every parameter, added up
+        if stepping:
             scaler.unscale_(optimizer)  # fp16: back to true gradient sizes before clipping
             if cfg.clip is not None:  # one bad batch cannot blow up the weights
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -202,7 +212,7 @@ def run_epoch(model, batches, optimizer, scheduler, scaler, cfg, device, precisi
         total, count = total + loss.item() * targets.numel(), count + targets.numel()
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    return total / count
+    return total, count
 
 
 def fit(
@@ -225,14 +235,23 @@ def fit(
     model, optimizer, schedule and history are saved after every epoch, and a later call resumes after
     the last saved epoch, but only if the model's code, ``cfg`` and ``identity`` (the model's config,
     a digest of the data, ...) are what they were; otherwise it says what changed and trains again.
+    Started by torchrun or accelerate launch, it trains data-parallel (``training.distributed``): the
+    history's evaluations, the callbacks, the printing and the checkpoint are rank 0's alone.
     """
+    place = distributed.start(device)
     model.to(device)
+    trained = distributed.wrap(model, device, place)  # DDP(model) in several processes, else model
     precision = choose_precision(device, cfg.precision)
     epoch_batches = train_batches if callable(train_batches) else (lambda _epoch: train_batches)
     first = list(epoch_batches(0))
     if not first:
         raise ValueError("there are no training batches: the training split is empty")
-    steps = math.ceil(len(first) / cfg.accumulate) * cfg.epochs  # optimizer steps in the whole run
+    first = distributed.shard(first, place)
+    accumulate = distributed.per_process(cfg.accumulate, place.world)
+    if place.world > 1 and place.main and progress:
+        print(f"{place.world} processes, each taking 1 batch in {place.world}: an optimizer step "
+              f"sees {accumulate * place.world} batches (TrainConfig.accumulate={cfg.accumulate})")  # fmt: skip
+    steps = math.ceil(len(first) / accumulate) * cfg.epochs  # optimizer steps in the whole run
     warmup = int(cfg.warmup * steps)
     optimizer = make_optimizer(cfg, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -240,8 +259,9 @@ def fit(
     )
     scaler = grad_scaler(device, precision)
     history, start = History(), 0
-    if checkpoint is not None:
-        identity = fingerprint(model, train=cfg.to_dict(), **(identity or {}))
+    if checkpoint is not None:  # the batches per step, not the process count, decide a resume
+        train = {**cfg.to_dict(), "accumulate": accumulate * place.world}
+        identity = fingerprint(model, train=train, **(identity or {}))
         state, reason = load_checkpoint(checkpoint, identity, device)
         if state is not None:
             model.load_state_dict(state["model"])
@@ -250,23 +270,26 @@ def fit(
             scaler.load_state_dict(state["scaler"])
             history, start = History(state["history"]), state["epoch"]
             torch.set_rng_state(state["rng"].cpu())
-        if progress or (state is None and Path(checkpoint).exists()):  # never retrain silently
-            print(reason)
+        if place.main and (progress or (state is None and Path(checkpoint).exists())):
+            print(reason)  # never retrain silently
     bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
-               unit="batch", disable=not progress)  # fmt: skip
+               unit="batch", disable=not (progress and place.main))  # fmt: skip
     for epoch in range(start, cfg.epochs):
         started = time.perf_counter()
-        batches = first if epoch == 0 else epoch_batches(epoch)
+        batches = first if epoch == 0 else distributed.shard(list(epoch_batches(epoch)), place)
         lr = optimizer.param_groups[0]["lr"]
-        train_loss = run_epoch(
-            model, batches, optimizer, scheduler, scaler, cfg, device, precision, outputs, bar
-        )
-        history.log(epoch=epoch + 1, train_loss=train_loss, lr=lr,
+        loss_sum, count = run_epoch(trained, batches, optimizer, scheduler, scaler, cfg, device,
+                                    precision, outputs, bar, accumulate)  # fmt: skip
+        loss_sum, count = distributed.total(loss_sum, count)  # over all processes' batches
+        history.log(epoch=epoch + 1, train_loss=loss_sum / count, lr=lr,
                     train_seconds=time.perf_counter() - started)  # fmt: skip
-        for name, held_out in (eval_batches or {}).items():
-            metrics = evaluate(model, held_out, device, precision, outputs)
-            history.log(**{f"{name}_loss": metrics.loss, f"{name}_accuracy": metrics.accuracy})
+        if place.main:
+            for name, held_out in (eval_batches or {}).items():
+                metrics = evaluate(model, held_out, device, precision, outputs)
+                history.log(**{f"{name}_loss": metrics.loss, f"{name}_accuracy": metrics.accuracy})
         history.log(seconds=time.perf_counter() - started)
+        if not place.main:
+            continue
         if progress:
             scores = ", ".join(
                 f"{k} {v[-1]:.3f}" for k, v in history.items() if k.endswith(("_loss", "_accuracy"))

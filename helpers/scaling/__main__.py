@@ -1,0 +1,5 @@
+import sys
+
+from helpers.scaling.cli import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""Notebook 09's Slurm runs from a terminal.
+
+    python -m helpers.scaling write --out DIR --models minilm[,t5-small,...] --lrs 2e-5,5e-5 --epochs 2,3 \\
+        --train-file F --eval-file F [--test-file F --batch-size N --max-train-examples N --max-length N \\
+        --seed S --gpus N --time HH:MM:SS --partition P --parallel N --cpus N]
+    python -m helpers.scaling task DIR/plan.json INDEX      # what array task INDEX runs
+    python -m helpers.scaling collect DIR [--json OUT --plot PNG]
+    python -m helpers.scaling compare --data TEXT --json OUT [--processes 1,2 --iters N --accumulate N \
+        --dropout P]                                       # the same GPT run in 1 and N processes
+
+``write`` makes DIR/plan.json (every model × lr × epochs), DIR/job.sh (the first run, data-parallel on
+all the GPUs of a node) and DIR/array.sh (one array task per run); ``sbatch DIR/array.sh`` submits.
+``collect`` prints the dev-accuracy grid, the run dev chose and its test accuracy, and draws each
+model's dev and test accuracy. Bad input exits 2.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from helpers.files import check_writable, write_json
+from helpers.scaling.runs import compare_processes
+from helpers.scaling.slurm import (
+    best_on_dev,
+    collect,
+    grid_table,
+    make_plan,
+    per_model,
+    read_plan,
+    task_command,  # fmt: skip
+    write_jobs,
+)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def numbers(kind: type):
+    def parse(text: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma-separated list of {kind.__name__}s"
+            ) from None
+
+    return parse
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = Parser(
+        prog="python -m helpers.scaling", description="Slurm job scripts and their results."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    w = commands.add_parser("write", help="write plan.json, job.sh and array.sh")
+    w.add_argument("--out", type=Path, required=True, help="the folder for the scripts and results")
+    w.add_argument("--models", type=lambda t: [m for m in t.split(",") if m], required=True)
+    w.add_argument("--lrs", type=numbers(float), default=[5e-5])
+    w.add_argument("--epochs", type=numbers(int), default=[3])
+    for flag in ("--train-file", "--eval-file", "--test-file", "--text-column", "--label-column"):
+        w.add_argument(flag, required=flag in ("--train-file", "--eval-file"))
+    for flag in ("--max-train-examples", "--batch-size", "--max-length", "--seed"):
+        w.add_argument(flag, type=int)
+    w.add_argument("--gpus", type=int, default=1, help="GPUs per node (0: a CPU-only cluster)")
+    w.add_argument("--time", default="01:00:00", help="each task's time limit, HH:MM:SS")
+    w.add_argument("--partition")
+    w.add_argument("--parallel", type=int, default=4, help="array tasks running at once at most")
+    w.add_argument("--cpus", type=int, default=4, help="CPU cores per task")
+    t = commands.add_parser("task", help="run one array task (array.sh calls this)")
+    t.add_argument("plan", type=Path)
+    t.add_argument("index", type=int)
+    c = commands.add_parser("collect", help="the grid table and the chart from the results")
+    c.add_argument("folder", type=Path)
+    c.add_argument("--json", type=Path)
+    c.add_argument("--plot", type=Path, help="a .png of each model's dev and test accuracy")
+    m = commands.add_parser("compare", help="the same GPT training in 1 and N processes")
+    m.add_argument("--data", type=Path, required=True, help="a UTF-8 text file")
+    m.add_argument("--json", type=Path, required=True)
+    m.add_argument("--processes", type=numbers(int), default=[1, 2])
+    m.add_argument("--iters", type=int, default=200)
+    m.add_argument("--accumulate", type=int, default=2)
+    m.add_argument("--dropout", type=float, default=0.0)
+    m.add_argument("--folder", type=Path, help="where the runs save (default: beside --json)")
+    return parser.parse_args(argv)
+
+
+def run_write(args: argparse.Namespace) -> int:
+    files = {k: getattr(args, k) for k in ("train_file", "eval_file", "test_file", "text_column",
+                                           "label_column", "max_train_examples", "batch_size",
+                                           "max_length", "seed")}  # fmt: skip
+    plan = make_plan(args.out, models=args.models, lrs=args.lrs, epochs=args.epochs, files=files,
+                     gpus=args.gpus, time=args.time, partition=args.partition,
+                     parallel=args.parallel, cpus=args.cpus)  # fmt: skip
+    check_writable(args.out / "plan.json")
+    paths = write_jobs(plan)
+    print(f"{len(plan['runs'])} runs; wrote {paths['plan']}, {paths['job']} and {paths['array']}; "
+          f"submit with: sbatch {paths['array']}")  # fmt: skip
+    return 0
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    rows, missing = collect(args.folder)
+    for line in missing:
+        print(f"missing: {line}", file=sys.stderr)
+    if not rows:
+        raise ValueError(f"no run in {args.folder} has finished (no results/*.json); wait for "
+                         "squeue to empty, then read the logs")  # fmt: skip
+    print(grid_table(rows).to_string())
+    best = best_on_dev(rows)
+    print(f"chosen on dev: {best['model']}, lr {best['lr']}, {best['epochs']} epochs: dev "
+          f"{best['dev']:.4f}, test {best['test']}")  # fmt: skip
+    if args.json:
+        write_json(args.json, {"runs": rows, "missing": missing, "best_on_dev": best})
+    if args.plot:
+        from helpers.plots.scaling import dev_test_bars
+
+        dev_test_bars(per_model(rows)).savefig(args.plot, dpi=120, bbox_inches="tight")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    if not args.data.is_file():
+        raise ValueError(f"--data {args.data} is not a file; give a UTF-8 text file")
+    check_writable(args.json)
+    folder = args.folder or args.json.with_suffix("")
+    rows = compare_processes(args.data, folder, tuple(args.processes), iters=args.iters,
+                             accumulate=args.accumulate, dropout=args.dropout)  # fmt: skip
+    write_json(args.json, {"data": str(args.data), "rows": rows, "cpus": os.cpu_count()})
+    for r in rows:
+        print(f"{r['processes']} process(es): dev loss {r['dev_loss']:.4f}, {r['steps']} steps, "
+              f"training {r['train_seconds']:.1f} s, wall {r['wall_seconds']:.1f} s")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.command == "write":
+            return run_write(args)
+        if args.command == "collect":
+            return run_collect(args)
+        if args.command == "compare":
+            return run_compare(args)
+        command = task_command(read_plan(args.plan), args.index)
+    except (OSError, ValueError, RuntimeError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    print(" ".join(command), flush=True)  # the log says what ran
+    os.execv(command[0], command)  # the task becomes that command (its exit status is the task's)

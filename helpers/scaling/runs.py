@@ -1,0 +1,56 @@
+"""The same training command in 1 and in N processes (notebook 09): the data-parallel run should reach
+the same loss, and the notebook shows how long each took on this machine.
+
+    rows = compare_processes("shakespeare.txt", folder, processes=(1, 2), iters=200, accumulate=2)
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from helpers.training import distributed
+
+
+def launch_command(module_args: list[str], processes: int) -> list[str]:
+    """``python ARGS`` for one process; ``python -m torch.distributed.run ... ARGS`` (torchrun) for N."""
+    if processes == 1:
+        return [sys.executable, *module_args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+            str(processes), *module_args]  # fmt: skip
+
+
+def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int, ...] = (1, 2), *,
+                      iters: int = 200, accumulate: int = 2, dropout: float = 0.0, layers: int = 2,
+                      embd: int = 64, block_size: int = 64, batch_size: int = 16, seed: int = 42) -> list[dict]:  # fmt: skip
+    """``python -m helpers.gpt train`` on ``data`` in each process count, with the same seed and the
+    same batches per optimizer step (``accumulate`` over all processes: N must divide it). One row per
+    run: processes, dev loss and accuracy per evaluation, wall seconds (start-up included)."""
+    for n in processes:
+        if n < 1 or accumulate % n:
+            raise ValueError(f"{n} processes cannot share {accumulate} batches per step; use a process "
+                             f"count that divides --accumulate")  # fmt: skip
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in distributed.VARIABLES}
+    rows = []
+    for n in processes:
+        args = ["-m", "helpers.gpt", "train", "--data", str(Path(data).resolve()), "--iters", str(iters),
+                "--accumulate", str(accumulate), "--dropout", str(dropout), "--layers", str(layers),
+                "--heads", "4", "--embd", str(embd), "--block-size", str(block_size), "--batch-size",
+                str(batch_size), "--evals", "4", "--seed", str(seed), "--quiet",
+                "--save", str(folder / f"{n}-processes"), "--json", str(folder / f"{n}.json")]  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run(launch_command(args, n), env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{n} processes failed (exit {done.returncode}):\n{done.stderr[-2000:]}"
+            )
+        report = json.loads((folder / f"{n}.json").read_text())
+        rows.append({"processes": n, "dev_loss": report["dev_loss"], "dev_losses": report["dev_losses"],
+                     "steps": report["iters"], "batches_per_step": accumulate,
+                     "train_seconds": report["train_seconds"],
+                     "wall_seconds": time.perf_counter() - started})  # fmt: skip
+    return rows

@@ -1,0 +1,136 @@
+"""Notebook 09's checkers: right answers written several ways pass; each named mistake gets its hint."""
+
+import math
+
+import pytest
+import torch
+
+from helpers.checks.scaling import check_all_reduce, check_batch_and_lr, check_shard, check_task
+
+
+def hints(result) -> str:
+    return " ".join([result.verdict, *result.hints])
+
+
+def shard_loop(batches, rank, world):
+    usable = len(batches) // world * world
+    return [b for i, b in enumerate(batches[:usable]) if i % world == rank]
+
+
+def shard_sampler(
+    batches, rank, world
+):  # torch's own sampler over batch positions, without padding
+    sampler = torch.utils.data.DistributedSampler(
+        range(len(batches)), world, rank, shuffle=False, drop_last=True
+    )
+    return [batches[i] for i in sampler]
+
+
+@pytest.mark.parametrize(
+    "fn", [lambda b, r, w: b[r : len(b) - len(b) % w : w], shard_loop, shard_sampler]
+)
+def test_shard_right(fn):
+    assert check_shard(fn).passed
+
+
+def contiguous(b, r, w):
+    k = len(b) // w
+    return b[r * k : (r + 1) * k]
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(lambda b, r, w: b[r::w], "waits forever"), (lambda b, r, w: list(b), "every rank got all"),
+     (contiguous, "contiguous block"), (lambda b, r, w: b[(r + 1) % w : len(b) - len(b) % w : w], "wrong ranks"),
+     (lambda b, r, w: tuple(b[r::w])[:1], "rank 0 got")],
+)  # fmt: skip
+def test_shard_mistakes(fn, named):
+    result = check_shard(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda g: [torch.stack(g).mean(0)] * len(g), lambda g: [sum(g) / len(g) for _ in g],
+     lambda g: [torch.mean(torch.stack(g), dim=0).clone() for _ in range(len(g))]],
+)  # fmt: skip
+def test_all_reduce_right(fn):
+    assert check_all_reduce(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(lambda g: [sum(g)] * len(g), "the sum, not the mean"), (lambda g: torch.stack(g).mean(0), "every rank needs its own copy"),
+     (lambda g: [torch.stack(g).mean(0)] + g[1:], "only rank 0"), (lambda g: [t.mean() for t in g], "keep the shape"),
+     (lambda g: g, "not the mean")],
+)  # fmt: skip
+def test_all_reduce_mistakes(fn, named):
+    result = check_all_reduce(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def plan_right(per_gpu, gpus, accumulate, base_lr, base_batch):
+    batch = per_gpu * gpus * accumulate
+    return batch, base_lr * batch / base_batch
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        plan_right,
+        lambda p, g, a, lr, b: [p * g * a, lr * (p * g * a) / b],
+        lambda p, g, a, lr, b: (a * g * p, lr / b * a * g * p),
+    ],
+)
+def test_batch_and_lr_right(fn):
+    assert check_batch_and_lr(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(lambda p, g, a, lr, b: (p * g, lr * p * g / b), "forgets the accumulation"),
+     (lambda p, g, a, lr, b: (p * a, lr * p * a / b), "forgets the GPUs"),
+     (lambda p, g, a, lr, b: (p * g * a, lr * math.sqrt(p * g * a / b)), "square-root rule"),
+     (lambda p, g, a, lr, b: (p * g * a, lr * b / (p * g * a)), "shrank"),
+     (lambda p, g, a, lr, b: (p * g * a, lr), "expected"), (lambda p, g, a, lr, b: p * g * a, "two numbers")],
+)  # fmt: skip
+def test_batch_and_lr_mistakes(fn, named):
+    result = check_batch_and_lr(fn)
+    assert not result.passed and named in hints(result), hints(result)
+
+
+def task_loop(lrs, epochs, index):
+    pairs = []
+    for lr in lrs:
+        for e in epochs:
+            pairs.append((lr, e))
+    return (
+        pairs[index]
+        if 0 <= index < len(pairs)
+        else (_ for _ in ()).throw(ValueError("no such task"))
+    )
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        task_loop,
+        lambda lrs, ep, i: (
+            (lrs[i // len(ep)], ep[i % len(ep)]) if i < len(lrs) * len(ep) else [][0]
+        ),
+    ],
+)
+def test_task_right(fn):
+    assert check_task(fn).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(lambda lrs, ep, i: (lrs[i % len(lrs)], ep[i // len(lrs)]), "epochs vary slowest"),
+     (lambda lrs, ep, i: task_loop(lrs, ep, max(i - 1, 0)), "counts from 0"),
+     (lambda lrs, ep, i: (lrs[(i // len(ep)) % len(lrs)], ep[i % len(ep)]), "does not exist"),
+     (lambda lrs, ep, i: (lrs[0], ep[0]), "expected")],
+)  # fmt: skip
+def test_task_mistakes(fn, named):
+    result = check_task(fn)
+    assert not result.passed and named in hints(result), hints(result)

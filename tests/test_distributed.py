@@ -1,0 +1,165 @@
+"""Data-parallel training through the one trainer, with 2 CPU processes (gloo) started by torchrun and
+by accelerate launch: the same result as 1 process for the same seed and effective batch, rank 0
+alone writing, a resume across process counts, and the same accuracy within noise on a real task."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.synthetic import synthetic_glove, synthetic_reviews
+from helpers.training import distributed
+
+HERE = Path(__file__).resolve().parent
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+GPT = ["-m", "helpers.gpt", "train", "--layers", "1", "--heads", "2", "--embd", "32",
+       "--block-size", "32", "--batch-size", "8", "--evals", "2", "--quiet"]  # fmt: skip
+
+
+def launch(command: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for name in distributed.VARIABLES:  # a launcher sets these; a plain run must not inherit them
+        env.pop(name, None)
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def gpt(tmp: Path, name: str, launcher: list[str], *extra: str) -> dict:
+    """A GPT run on ``tmp``/text.txt; its JSON report."""
+    launch(
+        [*launcher, *GPT, "--data", "text.txt", "--save", name, "--json", f"{name}.json", *extra],
+        tmp,
+    )
+    return json.loads((tmp / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def text_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("ddp")
+    texts, _ = synthetic_reviews(200)
+    (tmp / "text.txt").write_text("\n".join(texts))
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def one_process(text_dir) -> dict:
+    """1 process, 2 batches of 8 per optimizer step, no dropout: the reference."""
+    return gpt(
+        text_dir, "one", [sys.executable], "--iters", "12", "--accumulate", "2", "--dropout", "0"
+    )
+
+
+def test_rank_from_the_launchers_variables(monkeypatch):
+    for name in distributed.VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert distributed.current() == distributed.Rank(0, 1, 0) and distributed.current().main
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.current() == distributed.Rank(3, 4, 1) and not distributed.current().main
+
+
+@pytest.mark.parametrize(
+    "world, rank, said", [("two", "0", "WORLD_SIZE='two'"), ("2", "2", "RANK=2")]
+)
+def test_bad_launcher_variables_are_named(monkeypatch, world, rank, said):
+    monkeypatch.setenv("WORLD_SIZE", world)
+    monkeypatch.setenv("RANK", rank)
+    with pytest.raises(ValueError, match=said):
+        distributed.current()
+
+
+def test_shard_gives_each_rank_every_nth_batch_and_equal_counts():
+    batches = list(range(7))
+    shares = [distributed.shard(batches, distributed.Rank(r, 3)) for r in range(3)]
+    assert shares == [[0, 3], [1, 4], [2, 5]]  # batch 6 dropped: every rank takes 2 steps
+    with pytest.raises(ValueError, match="2 training batches cannot be shared by 4 processes"):
+        distributed.shard([0, 1], distributed.Rank(0, 4))
+
+
+def test_accumulation_per_process_keeps_the_effective_batch():
+    assert distributed.per_process(4, 2) == 2 and distributed.per_process(2, 2) == 1
+    assert distributed.per_process(1, 2) == 1  # the step sees 2 batches: fit says so
+    assert distributed.per_process(3, 1) == 3
+
+
+def test_torchrun_two_processes_equal_one_with_the_same_effective_batch(text_dir, one_process):
+    two = gpt(text_dir, "two", TORCHRUN, "--iters", "12", "--accumulate", "2", "--dropout", "0")
+    assert (one_process["processes"], two["processes"]) == (1, 2)
+    assert two["iters"] == one_process["iters"] == 12 and two["batches"] == 24
+    assert two["dev_losses"] == pytest.approx(one_process["dev_losses"], abs=1e-5)
+    assert two["train_losses"] == pytest.approx(one_process["train_losses"], abs=1e-5)
+    assert sorted(p.name for p in (text_dir / "two").iterdir()) == [
+        "checkpoint.pt",
+        "model.pt",
+        "plan.json",
+    ]
+
+
+def test_accelerate_launch_runs_the_same_command(text_dir, one_process):
+    pytest.importorskip("accelerate")
+    # On CPUs accelerate's --cpu means one process; --multi_gpu starts the N processes (gloo here).
+    accelerate = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    run = gpt(text_dir, "acc", accelerate, "--iters", "12", "--accumulate", "2", "--dropout", "0")
+    assert run["processes"] == 2
+    assert run["dev_losses"] == pytest.approx(one_process["dev_losses"], abs=1e-5)
+
+
+def test_resume_in_another_process_count_gives_the_uninterrupted_result(tmp_path):
+    script = str(HERE / "ddp_fit.py")
+    launch([sys.executable, script, "--json", "ref.json"], tmp_path)
+    stopped = subprocess.run([sys.executable, script, "--json", "x.json", "--checkpoint", "ck.pt",
+                              "--stop-after", "1"], cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert stopped.returncode == 3 and (tmp_path / "ck.pt").exists(), stopped.stderr[-2000:]
+    resumed = launch([*TORCHRUN, script, "--json", "two.json", "--checkpoint", "ck.pt"], tmp_path)
+    assert "resuming from ck.pt after epoch 1" in resumed.stdout
+    assert resumed.stdout.count("resuming") == 1  # rank 0 alone logs
+    ref, two = (json.loads((tmp_path / f).read_text()) for f in ("ref.json", "two.json"))
+    assert two["processes"] == 2 and two["history"]["epoch"] == [1, 2, 3]
+    assert two["history"]["dev_loss"] == pytest.approx(ref["history"]["dev_loss"], abs=1e-6)
+    flat = [(a, b) for p, q in zip(ref["weights"], two["weights"]) for a, b in zip(p, q)]
+    assert max(abs(a - b) for a, b in flat) < 1e-6
+
+
+def test_finetune_and_imdb_commands_run_under_torchrun(tmp_path):
+    texts, labels = synthetic_reviews(96)
+    rows = [{"text": t, "label": y} for t, y in zip(texts, labels)]
+    for name, part in (("train", rows[:64]), ("dev", rows[64:])):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    g = synthetic_glove(8)
+    (tmp_path / "glove.txt").write_text(
+        "".join(w + " " + " ".join(map(str, v)) + "\n" for w, v in zip(g.words, g.vectors))
+    )
+    launch([*TORCHRUN, "-m", "helpers.finetune", "--model", "tiny", "--train-file", "train.jsonl",
+            "--eval-file", "dev.jsonl", "--text-column", "text", "--epochs", "1", "--batch-size", "8",
+            "--max-length", "32", "--json", "finetune.json"], tmp_path)  # fmt: skip
+    launch([*TORCHRUN, "-m", "helpers.imdb", "--train-file", "train.jsonl", "--test-file", "dev.jsonl",
+            "--glove-file", "glove.txt", "--epochs", "1", "--max-len", "32", "--json", "imdb.json"],
+           tmp_path)  # fmt: skip
+    finetune, imdb = (
+        json.loads((tmp_path / f).read_text()) for f in ("finetune.json", "imdb.json")
+    )
+    assert finetune["processes"] == imdb["processes"] == 2
+    assert 0 <= finetune["final_accuracy"] <= 1 and 0 <= imdb["test_accuracy"] <= 1
+
+
+def test_two_processes_reach_the_same_accuracy_on_tiny_shakespeare(tmp_path, shared_data):
+    """Dropout on: the two processes draw other masks than one process does, so the runs differ; their
+    dev accuracies (next character) agree within noise."""
+    text = (shared_data / "corpus" / "tinyshakespeare.txt").read_text()[:200_000]
+    (tmp_path / "text.txt").write_text(text)
+    extra = ["--iters", "150", "--accumulate", "2", "--dropout", "0.1", "--embd", "64"]
+    one, two = (
+        gpt(tmp_path, "one", [sys.executable], *extra),
+        gpt(tmp_path, "two", TORCHRUN, *extra),
+    )
+    print(f"dev loss 1 process {one['dev_loss']:.3f}, 2 processes {two['dev_loss']:.3f}")
+    assert one["dev_loss"] < 2.9 and two["dev_loss"] < 2.9  # both learned (uniform: ln 65 = 4.17)
+    assert abs(one["dev_loss"] - two["dev_loss"]) < 0.05
