@@ -71,8 +71,11 @@ def pick_device() -> torch.device:
     mps, else cpu."""
     if torch.cuda.is_available():
         local = os.environ.get("LOCAL_RANK", "")
-        if local.isdigit() and int(local) < torch.cuda.device_count():
-            torch.cuda.set_device(int(local))  # one GPU per process
+        if local.isdigit():  # started by torchrun: one GPU per process
+            if int(local) >= torch.cuda.device_count():
+                raise ValueError(f"LOCAL_RANK={local} but this machine shows {torch.cuda.device_count()} "
+                                 "GPU(s): start at most one process per GPU (--nproc_per_node)")  # fmt: skip
+            torch.cuda.set_device(int(local))
             return torch.device("cuda", int(local))
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

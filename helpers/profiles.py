@@ -113,6 +113,18 @@ class Sizes08:
     generate_tokens: int  # tokens generated for the tokens/s comparison
 
 
+@config
+class Sizes09:
+    gpt_iters: int  # part 3: optimizer steps of the GPT run made in 1 and in 2 processes
+    synthetic: bool  # offline stand-in rows (smoke), else SST-2 (hub, or ../shared's copy)
+    max_train: int | None  # training rows each array task fine-tunes on
+    max_eval: int | None  # dev and test rows
+    models: tuple[str, ...]  # part 4's model list (with T5); the grid runs on the first
+    lrs: tuple[float, ...]  # part 4's grid of learning rates
+    epochs: tuple[int, ...]  # and of epochs
+    batch_size: int
+
+
 # Notebook 06's pretraining, as measured with python -m helpers.mlm (README): a small BERT, ~10 CPU minutes
 # (`quick` fixes the 26 epochs that budget gave on one thread, so a busy laptop still gets all of them).
 # Batches of 8: four times the steps of 32 for the same tokens, which is what gets it past predicting
@@ -149,7 +161,7 @@ SIZES: dict[str, dict[str, object]] = {
         "full": Sizes04(synthetic=False, model="distilbert-base-uncased", max_train=None, max_eval=None, lr=5e-5,
                         epochs=3, curve_epochs=10, sanity_lr=1e-4, search_train=8000, grid_lrs=(1e-4, 5e-4, 1e-3, 2e-5, 3e-5, 5e-5),
                         grid_epochs=(5, 7, 9), compare=("distilbert-base-uncased", "bert-base-uncased",
-                        "bert-large-uncased", "bert-large-cased", "roberta-base", "roberta-large"), seeds=3,
+                        "bert-large-uncased", "bert-large-cased", "roberta-base", "roberta-large", "t5-small"), seeds=3,
                         homework=True),
         "quick": Sizes04(synthetic=False, model="minilm", max_train=1000, max_eval=400, lr=1e-4, epochs=2,
                          curve_epochs=3, sanity_lr=1e-4, search_train=500, grid_lrs=(1e-4, 5e-5), grid_epochs=(1, 2),
@@ -206,6 +218,17 @@ SIZES: dict[str, dict[str, object]] = {
         "full": Sizes08(model="gpt2-medium", tokens=40, lengths=(16, 64, 128, 256, 512, 768, 1000), generate_tokens=300),
         "quick": Sizes08(model="distilgpt2", tokens=20, lengths=(16, 64, 128, 256, 512), generate_tokens=100),
         "smoke": Sizes08(model="tiny", tokens=8, lengths=(8, 32, 96), generate_tokens=20),
+    },
+    "09": {
+        "class": Sizes09(gpt_iters=300, synthetic=False, max_train=2000, max_eval=None,
+                         models=("distilbert-base-uncased", "t5-small"), lrs=(5e-5, 1e-4, 3e-4), epochs=(2,), batch_size=32),
+        "full": Sizes09(gpt_iters=600, synthetic=False, max_train=None, max_eval=None,
+                        models=("distilbert-base-uncased", "bert-base-uncased", "roberta-base", "t5-small"),
+                        lrs=(2e-5, 5e-5, 1e-4, 3e-4), epochs=(2, 3), batch_size=32),
+        "quick": Sizes09(gpt_iters=200, synthetic=False, max_train=500, max_eval=200, models=("minilm", "t5-small"),
+                         lrs=(1e-4, 3e-4), epochs=(1,), batch_size=16),
+        "smoke": Sizes09(gpt_iters=8, synthetic=True, max_train=32, max_eval=16, models=("tiny", "t5-tiny"),
+                         lrs=(1e-3,), epochs=(1,), batch_size=16),
     },
 }  # fmt: skip
 for _notebook in ("01", "02", "03"):  # a class runs these at their full sizes: minutes on a GPU

@@ -93,3 +93,34 @@ def test_a_plan_that_is_not_json_names_line_and_column(tmp_path, capsys):
     (tmp_path / "plan.json").write_text('{"runs": [\n  oops]}')
     assert main(["task", str(tmp_path / "plan.json"), "0"]) == 2
     assert "is not JSON (line 2, column 3)" in capsys.readouterr().err
+
+
+def test_sharding_explorer_redraws_for_every_slider():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.widgets.scaling import sharding_explorer
+
+    explorer = sharding_explorer(batches=24, processes=2, accumulate=2)
+    assert explorer.state == {"batches": 24, "processes": 2, "accumulate": 2}
+    explorer.controls["processes"].value = 3
+    explorer.controls["accumulate"].value = 4
+    explorer.controls["batches"].value = 25
+    assert explorer.state == {"batches": 25, "processes": 3, "accumulate": 4}
+    explorer.controls["batches"].value = 4
+    explorer.controls["processes"].value = 8
+    assert explorer.state["processes"] == 4  # never more processes than batches
+
+
+def test_sharding_plot_numbers_steps_and_dropped_batches():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots.scaling import plot_sharding
+
+    ax = plot_sharding(25, 3, 2).axes[0]
+    assert (
+        "6 batches per step, 4 steps" in ax.get_title()
+    )  # 8 batches per rank: steps of 2, 2, 2, 2
+    assert "1 batch(es) dropped" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.texts][:3] == ["0", "3", "6"]  # rank 0 takes every 3rd batch

@@ -19,3 +19,30 @@ def dev_test_bars(
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def plot_sharding(batches: int, processes: int, accumulate: int, ax=None):
+    """An epoch's batches (columns, in order) dealt to the processes: each cell is coloured by the
+    optimizer step it joins and numbered with its batch; the batches no rank can take are grey."""
+    from matplotlib.colors import ListedColormap
+
+    per_rank = batches // processes
+    steps = -(-per_rank // accumulate)  # the last step may take fewer batches
+    grid = np.full((processes, per_rank), np.nan)
+    for rank in range(processes):
+        for j in range(per_rank):
+            grid[rank, j] = j // accumulate
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(14, 1.0 + 0.45 * per_rank), 0.9 + 0.45 * processes))
+    colours = ListedColormap(plt.get_cmap("tab20").colors[: max(1, min(20, steps))])
+    ax.imshow(grid % 20, cmap=colours, aspect="auto", vmin=0, vmax=max(1, min(20, steps)) - 0.999)
+    for rank in range(processes):
+        for j in range(per_rank):
+            ax.text(j, rank, str(rank + j * processes), ha="center", va="center", fontsize=7)
+    ax.set_yticks(range(processes), [f"rank {r}" for r in range(processes)])
+    ax.set_xticks([])
+    dropped = batches - per_rank * processes
+    ax.set(xlabel=f"each rank's batches in order (colour: the optimizer step; {dropped} batch(es) dropped)",
+           title=f"{batches} batches, {processes} process(es) × {accumulate} accumulated: "
+                 f"{processes * accumulate} batches per step, {steps} steps")  # fmt: skip
+    return ax.figure

@@ -25,9 +25,9 @@ def launch_command(module_args: list[str], processes: int) -> list[str]:
 def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int, ...] = (1, 2), *,
                       iters: int = 200, accumulate: int = 2, dropout: float = 0.0, layers: int = 2,
                       embd: int = 64, block_size: int = 64, batch_size: int = 16, seed: int = 42) -> list[dict]:  # fmt: skip
-    """``python -m helpers.gpt train`` on ``data`` in each process count, with the same seed and the
-    same batches per optimizer step (``accumulate`` over all processes: N must divide it). One row per
-    run: processes, dev loss and accuracy per evaluation, wall seconds (start-up included)."""
+    """``python -m helpers.gpt train`` on ``data`` in each process count, on the CPU, with the same seed
+    and the same batches per optimizer step (``accumulate`` over all processes: N must divide it). One
+    row per run: processes, dev loss per evaluation, steps, training and wall seconds (start-up too)."""
     for n in processes:
         if n < 1 or accumulate % n:
             raise ValueError(f"{n} processes cannot share {accumulate} batches per step; use a process "
@@ -35,6 +35,7 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in distributed.VARIABLES}
+    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU processes (gloo): a Colab GPU cannot hold two NCCL ranks
     rows = []
     for n in processes:
         args = ["-m", "helpers.gpt", "train", "--data", str(Path(data).resolve()), "--iters", str(iters),
@@ -54,3 +55,23 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
                      "train_seconds": report["train_seconds"],
                      "wall_seconds": time.perf_counter() - started})  # fmt: skip
     return rows
+
+
+def course_plan(folder: str | Path, splits: dict[str, list[dict]], models: list[str], lrs: list[float],
+                epochs: list[int], batch_size: int, seed: int, max_length: int = 64) -> dict:  # fmt: skip
+    """Notebook 09's plan: ``splits`` written as train/dev/test .jsonl in ``folder``; the grid (every lr ×
+    epochs) on ``models[0]``, then each other model at the first lr and epochs (seed 002's Q7 and Q8)."""
+    from helpers.scaling.slurm import make_plan
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in splits.items():
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = {"train_file": folder / "train.jsonl", "eval_file": folder / "dev.jsonl",
+             "test_file": folder / "test.jsonl", "batch_size": batch_size, "max_length": max_length, "seed": seed}  # fmt: skip
+    plan = make_plan(folder / "slurm", models=models[:1], lrs=lrs, epochs=epochs, files=files)
+    if models[1:]:
+        plan["runs"] += make_plan(
+            folder / "slurm", models=models[1:], lrs=lrs[:1], epochs=epochs[:1], files=files
+        )["runs"]
+    return plan
