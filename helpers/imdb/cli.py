@@ -81,13 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    prepared = prepare({"train": train_data, "valid": valid_data, "test": test_data}, glove)
-    if distributed.current().main:
+    main_rank = distributed.current().main  # under torchrun, only rank 0 shows progress
+    prepared = prepare({"train": train_data, "valid": valid_data, "test": test_data}, glove, main_rank)
+    if main_rank:
         print(f"{len(prepared.itos)} words in the vocabulary; "
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
     result = run(prepared, cfg, device, seed=args.seed)
     history = result.history
-    if not distributed.current().main:
+    if not main_rank:
         return 0  # rank 0 scores the test file and writes the report
     start = time.perf_counter()
     test = score_test(prepared, result.model, device)  # once, after training
