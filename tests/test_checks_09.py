@@ -52,7 +52,8 @@ def test_shard_mistakes(fn, named):
 @pytest.mark.parametrize(
     "fn",
     [lambda g: [torch.stack(g).mean(0)] * len(g), lambda g: [sum(g) / len(g) for _ in g],
-     lambda g: [torch.mean(torch.stack(g), dim=0).clone() for _ in range(len(g))]],
+     lambda g: [torch.mean(torch.stack(g), dim=0).clone() for _ in range(len(g))],
+     lambda g: [torch.stack(g).double().mean(0)] * len(g)],
 )  # fmt: skip
 def test_all_reduce_right(fn):
     assert check_all_reduce(fn).passed
@@ -92,7 +93,8 @@ def test_batch_and_lr_right(fn):
      (lambda p, g, a, lr, b: (p * a, lr * p * a / b), "forgets the GPUs"),
      (lambda p, g, a, lr, b: (p * g * a, lr * math.sqrt(p * g * a / b)), "square-root rule"),
      (lambda p, g, a, lr, b: (p * g * a, lr * b / (p * g * a)), "shrank"),
-     (lambda p, g, a, lr, b: (p * g * a, lr), "expected"), (lambda p, g, a, lr, b: p * g * a, "two numbers")],
+     (lambda p, g, a, lr, b: (p * g * a, lr), "expected"), (lambda p, g, a, lr, b: p * g * a, "two numbers"),
+     (lambda p, g, a, lr, b: (p * g * a, lr * (p * g * a // b)), "rounded down")],
 )  # fmt: skip
 def test_batch_and_lr_mistakes(fn, named):
     result = check_batch_and_lr(fn)
@@ -104,22 +106,25 @@ def task_loop(lrs, epochs, index):
     for lr in lrs:
         for e in epochs:
             pairs.append((lr, e))
-    return (
-        pairs[index]
-        if 0 <= index < len(pairs)
-        else (_ for _ in ()).throw(ValueError("no such task"))
-    )
+    if not 0 <= index < len(pairs):
+        raise ValueError("no such task")
+    return pairs[index]
 
 
-@pytest.mark.parametrize(
-    "fn",
-    [
-        task_loop,
-        lambda lrs, ep, i: (
-            (lrs[i // len(ep)], ep[i % len(ep)]) if i < len(lrs) * len(ep) else [][0]
-        ),
-    ],
-)
+def task_assert(lrs, epochs, index):  # any error refuses an index outside the grid
+    pairs = [(lr, e) for lr in lrs for e in epochs]
+    assert 0 <= index < len(pairs), "no such task"
+    return pairs[index]
+
+
+def task_divmod(lrs, epochs, index):
+    if index < 0:
+        raise IndexError(index)
+    row, col = divmod(index, len(epochs))
+    return lrs[row], epochs[col]
+
+
+@pytest.mark.parametrize("fn", [task_loop, task_assert, task_divmod])
 def test_task_right(fn):
     assert check_task(fn).passed
 
@@ -129,7 +134,8 @@ def test_task_right(fn):
     [(lambda lrs, ep, i: (lrs[i % len(lrs)], ep[i // len(lrs)]), "epochs vary slowest"),
      (lambda lrs, ep, i: task_loop(lrs, ep, max(i - 1, 0)), "counts from 0"),
      (lambda lrs, ep, i: (lrs[(i // len(ep)) % len(lrs)], ep[i % len(ep)]), "does not exist"),
-     (lambda lrs, ep, i: (lrs[0], ep[0]), "expected")],
+     (lambda lrs, ep, i: (lrs[0], ep[0]), "task 1 ->"),
+     (lambda lrs, ep, i: [(lr, e) for lr in lrs for e in ep][i], "task -1 does not exist")],
 )  # fmt: skip
 def test_task_mistakes(fn, named):
     result = check_task(fn)

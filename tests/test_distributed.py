@@ -163,3 +163,21 @@ def test_two_processes_reach_the_same_accuracy_on_tiny_shakespeare(tmp_path, sha
     print(f"dev loss 1 process {one['dev_loss']:.3f}, 2 processes {two['dev_loss']:.3f}")
     assert one["dev_loss"] < 2.9 and two["dev_loss"] < 2.9  # both learned (uniform: ln 65 = 4.17)
     assert abs(one["dev_loss"] - two["dev_loss"]) < 0.05
+
+
+@pytest.mark.parametrize("env, said", [({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc'"),
+                                       ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK=5 but WORLD_SIZE=2"),
+                                       ({"WORLD_SIZE": "4", "RANK": "0"}, "fewer batches of 8 than the 4 processes")])  # fmt: skip
+def test_finetune_command_names_a_bad_launch(tmp_path, monkeypatch, capsys, env, said):
+    from helpers.finetune.cli import main
+
+    texts, labels = synthetic_reviews(20)
+    (tmp_path / "t.jsonl").write_text(
+        "".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels))
+    )
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["--model", "tiny", "--train-file", str(tmp_path / "t.jsonl"), "--eval-file", str(tmp_path / "t.jsonl"),
+                 "--text-column", "text", "--batch-size", "8", "--json", str(tmp_path / "o.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and "Traceback" not in err, err

@@ -124,3 +124,50 @@ def test_sharding_plot_numbers_steps_and_dropped_batches():
     )  # 8 batches per rank: steps of 2, 2, 2, 2
     assert "1 batch(es) dropped" in ax.get_xlabel()
     assert [t.get_text() for t in ax.texts][:3] == ["0", "3", "6"]  # rank 0 takes every 3rd batch
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--lrs", "nan"], "finite"), (["--time", "banana"], "is not Slurm's HH:MM:SS"),
+    (["--batch-size", "-3"], "--batch-size must be at least 1"), (["--gpus", "-1"], "--gpus must be ≥ 0"),
+])  # fmt: skip
+def test_write_refuses_settings_that_would_only_fail_on_the_cluster(
+    tmp_path, monkeypatch, capsys, files, extra, said
+):
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        [
+            "write",
+            "--out",
+            "o",
+            "--models",
+            "m",
+            "--train-file",
+            "train.jsonl",
+            "--eval-file",
+            "dev.jsonl",
+            *extra,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("plan", [
+    {"runs": [], "common": []}, {"folder": "x", "common": [], "runs": ["a"]},
+    {"folder": "x", "common": [], "runs": []}, ["not", "a", "plan"],
+])  # fmt: skip
+def test_a_plan_from_something_else_is_named(tmp_path, capsys, plan):
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    assert main(["task", str(tmp_path / "plan.json"), "0"]) == 2
+    assert "is not a plan written by `python -m helpers.scaling write`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("report", [{"accuracy": 1}, [1, 2]])
+def test_collect_names_a_result_that_is_not_a_finetune_report(tmp_path, capsys, files, report):
+    write_jobs(make_plan(tmp_path, models=["a"], lrs=[1e-5], epochs=[1], files=files))
+    (tmp_path / "results" / "0.json").write_text(json.dumps(report))
+    assert main(["collect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "0.json is not a report of `python -m helpers.finetune`" in err and err.count("\n") == 1
+    ), err

@@ -25,8 +25,8 @@ def _shard(name: str, fn: Callable) -> CheckResult:
         batches = [f"b{i}" for i in range(n)]
         got = [fn(list(batches), rank, world) for rank in range(world)]
         want = [shard(batches, Rank(rank, world)) for rank in range(world)]
-        if got == want:
-            continue
+        if all(isinstance(g, list | tuple) for g in got) and [list(g) for g in got] == want:
+            continue  # a tuple is as good as a list
         if not all(isinstance(g, list | tuple) for g in got):
             return failed(name, f"it returned a {type(got[0]).__name__}, not a list of batches",
                           "return the list of this rank's batches")  # fmt: skip
@@ -72,7 +72,13 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
     grads = [torch.randn(4, 3, generator=g) for _ in range(3)]
     got = fn([t.clone() for t in grads])
     want = all_reduce_mean(grads)
+    if isinstance(got, list | tuple) and all(isinstance(t, torch.Tensor) for t in got):
+        got = [t.float() for t in got]  # float64 is fine: compare as float32
+    elif not isinstance(got, torch.Tensor):
+        return failed(name, f"it returned a {type(got).__name__}, not torch tensors",
+                      "return a list of torch tensors, one per rank (torch.stack and .mean work on tensors)")  # fmt: skip
     if isinstance(got, torch.Tensor):
+        got = got.float()
         if got.shape == want[0].shape and torch.allclose(got, want[0], atol=1e-6):
             return failed(name, "one tensor: the mean is right, but every rank needs its own copy",
                           "return a list with one tensor per rank, all equal to the mean")  # fmt: skip
@@ -109,11 +115,8 @@ def check_batch_and_lr(fn: Callable) -> CheckResult:
 
 
 def _batch_and_lr(name: str, fn: Callable) -> CheckResult:
-    for per_gpu, gpus, accumulate, base_lr, base_batch in (
-        (16, 4, 2, 1e-4, 32),
-        (32, 2, 1, 5e-5, 32),
-        (8, 1, 4, 2e-5, 16),
-    ):
+    cases = ((16, 4, 2, 1e-4, 32), (32, 2, 1, 5e-5, 32), (8, 1, 4, 2e-5, 16), (12, 2, 1, 1e-4, 32))
+    for per_gpu, gpus, accumulate, base_lr, base_batch in cases:  # the last: a batch of 24 from 32
         got = fn(per_gpu, gpus, accumulate, base_lr, base_batch)
         batch = per_gpu * gpus * accumulate
         lr = base_lr * batch / base_batch
@@ -141,6 +144,11 @@ def _batch_and_lr(name: str, fn: Callable) -> CheckResult:
         if math.isclose(got_lr, base_lr * base_batch / batch, rel_tol=1e-6) and batch != base_batch:
             return failed(name, f"{setting}: lr {got_lr:g} shrank as the batch grew",
                           "a k times larger batch takes k times fewer steps: each step gets k times the rate")  # fmt: skip
+        if batch % base_batch and math.isclose(
+            got_lr, base_lr * (batch // base_batch), abs_tol=1e-12
+        ):
+            return failed(name, f"{setting}: lr {got_lr:g}: the ratio {batch}/{base_batch} was rounded down",
+                          "use / (true division), not //")  # fmt: skip
         if not math.isclose(got_lr, lr, rel_tol=1e-6):
             return failed(name, f"{setting}: lr {got_lr:g}; expected {lr:g}",
                           "lr = base_lr × effective batch / base_batch")  # fmt: skip
@@ -175,13 +183,17 @@ def _task(name: str, fn: Callable) -> CheckResult:
         if got[1:] == want[:-1]:
             return failed(name, "task 1 ran task 0's pair: SLURM_ARRAY_TASK_ID counts from 0 here (--array=0-5)",
                           "do not subtract 1")  # fmt: skip
-        return failed(name, f"task 0 -> {got[0]}, task 1 -> {got[1]}; expected {want[0]}, {want[1]}",
+        first = next(i for i in range(n) if got[i] != want[i])
+        return failed(name, f"task {first} -> {got[first]}; expected {want[first]}",
                       "list every (lr, epochs) pair, lr in the outer loop, and take pair number index")  # fmt: skip
-    try:
-        extra = fn(lrs, epochs, n)
-    except (IndexError, ValueError):
-        return passed(
-            name, f"task i runs pair i of the grid, and task {n} (not in the grid) is refused"
-        )
-    return failed(name, f"task {n} does not exist (tasks 0 to {n - 1}) but returned {extra}",
-                  "raise an error for an index outside the grid: a wrong --array would silently rerun a pair")  # fmt: skip
+    for outside in (n, -1):
+        try:
+            extra = fn(lrs, epochs, outside)
+        except Exception:  # any error refuses it
+            continue
+        return failed(name, f"task {outside} does not exist (tasks 0 to {n - 1}) but returned {extra}",
+                      "raise an error for an index outside 0 … len - 1 (Python's l[-1] would quietly give "
+                      "the last pair): a wrong --array must not rerun a pair")  # fmt: skip
+    return passed(
+        name, f"task i runs pair i of the grid, and tasks {n} and -1 (not in the grid) are refused"
+    )

@@ -9,6 +9,7 @@ Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-
 
 import argparse
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -55,8 +56,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     task = Task(args.text_column, args.label_column, args.text_pair_column)
-    device = pick_device()
     try:
+        device = pick_device()  # under torchrun: this process's GPU (an error if it has none)
         cfg = FinetuneConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                              max_length=args.max_length, precision=args.precision,
                              accumulate=args.accumulate)  # fmt: skip
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             task.check(test_rows, args.test_file)
         random.Random(args.seed).shuffle(train_rows)
         train_rows = train_rows[: args.max_train_examples]
+        place = distributed.current()  # under torchrun: each process needs a batch of its own
+        if -(-len(train_rows) // args.batch_size) < place.world:
+            raise ValueError(f"{len(train_rows)} training rows make fewer batches of {args.batch_size} than "
+                             f"the {place.world} processes; use a smaller --batch-size or fewer processes")  # fmt: skip
         labels = label_index([r[task.label] for r in train_rows], args.train_file)
         check_labels(labels, [r[task.label] for r in eval_rows], args.eval_file)
         if args.test_file:
@@ -87,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         OSError,
         ValueError,
     ) as err:  # files, columns, labels, settings, a model that is not there
-        print(f"error: {err}", file=sys.stderr)
+        message = re.sub(
+            r"FinetuneConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(err)
+        )
+        print(f"error: {message}", file=sys.stderr)
         return 2
     load_seconds = time.perf_counter() - start
     collate = make_collate(tokenizer, task, labels, args.max_length)

@@ -1,7 +1,8 @@
-"""T5 as a classifier, text to text (notebook 09; seed 002 Q9): the input is ``"sst2 sentence: <text>"``,
+"""T5 as a classifier, text to text (notebook 09): the input is ``"sst2 sentence: <text>"``,
 the answer is a word (``"negative"`` / ``"positive"``), and training is T5's own sequence-to-sequence loss
 on that word. To compare it with the encoders, ``logits`` are T5's scores for each class word's first
-token at the first decoder step: their argmax is the class word T5 would generate first.
+token at the first decoder step: their argmax is the class word T5 would start to write, if it had to
+choose among the class words.
 
 It answers like a ``...ForSequenceClassification`` model (``model(**batch)`` returns ``.loss`` and
 ``.logits`` (B, C); ``batch["labels"]`` are class indices), so the one trainer, ``evaluate`` and

@@ -51,8 +51,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    device = pick_device()
     try:
+        device = pick_device()  # under torchrun: this process's GPU (an error if it has none)
         overrides = {
             k: getattr(args, k)
             for k in ("epochs", "blocks", "lr", "max_len", "precision", "accumulate")
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_writable(args.json)
+        distributed.current()  # the launcher's variables, if any, are sound
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if not 0 < args.valid_fraction < 1:
@@ -82,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     main_rank = distributed.current().main  # under torchrun, only rank 0 shows progress
-    prepared = prepare({"train": train_data, "valid": valid_data, "test": test_data}, glove, main_rank)
+    prepared = prepare(
+        {"train": train_data, "valid": valid_data, "test": test_data}, glove, main_rank
+    )
     if main_rank:
         print(f"{len(prepared.itos)} words in the vocabulary; "
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip

@@ -22,8 +22,9 @@ def dev_test_bars(
 
 
 def plot_sharding(batches: int, processes: int, accumulate: int, ax=None):
-    """An epoch's batches (columns, in order) dealt to the processes: each cell is coloured by the
-    optimizer step it joins and numbered with its batch; the batches no rank can take are grey."""
+    """An epoch's batches dealt to the processes (a row per rank, its batches in order): each cell is
+    coloured by the optimizer step it joins and numbered with its batch; ``accumulate`` is per process.
+    The batches no rank can take are counted in the x label."""
     from matplotlib.colors import ListedColormap
 
     per_rank = batches // processes
@@ -43,6 +44,6 @@ def plot_sharding(batches: int, processes: int, accumulate: int, ax=None):
     ax.set_xticks([])
     dropped = batches - per_rank * processes
     ax.set(xlabel=f"each rank's batches in order (colour: the optimizer step; {dropped} batch(es) dropped)",
-           title=f"{batches} batches, {processes} process(es) × {accumulate} accumulated: "
+           title=f"{batches} batches, {processes} process(es) × {accumulate} accumulated each: "
                  f"{processes * accumulate} batches per step, {steps} steps")  # fmt: skip
     return ax.figure

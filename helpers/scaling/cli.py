@@ -103,6 +103,9 @@ def run_write(args: argparse.Namespace) -> int:
 
 
 def run_collect(args: argparse.Namespace) -> int:
+    for path in (args.json, args.plot):  # before any work: a bad path fails first
+        if path is not None:
+            check_writable(path)
     rows, missing = collect(args.folder)
     for line in missing:
         print(f"missing: {line}", file=sys.stderr)

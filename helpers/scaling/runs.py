@@ -59,8 +59,8 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
 
 def course_plan(folder: str | Path, splits: dict[str, list[dict]], models: list[str], lrs: list[float],
                 epochs: list[int], batch_size: int, seed: int, max_length: int = 64) -> dict:  # fmt: skip
-    """Notebook 09's plan: ``splits`` written as train/dev/test .jsonl in ``folder``; the grid (every lr ×
-    epochs) on ``models[0]``, then each other model at the first lr and epochs (seed 002's Q7 and Q8)."""
+    """Notebook 09's plan: ``splits`` written as train/dev/test .jsonl in ``folder``, and every model × lr ×
+    epochs as one run (each model gets the same grid, so the comparison is fair)."""
     from helpers.scaling.slurm import make_plan
 
     folder = Path(folder)
@@ -69,9 +69,4 @@ def course_plan(folder: str | Path, splits: dict[str, list[dict]], models: list[
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     files = {"train_file": folder / "train.jsonl", "eval_file": folder / "dev.jsonl",
              "test_file": folder / "test.jsonl", "batch_size": batch_size, "max_length": max_length, "seed": seed}  # fmt: skip
-    plan = make_plan(folder / "slurm", models=models[:1], lrs=lrs, epochs=epochs, files=files)
-    if models[1:]:
-        plan["runs"] += make_plan(
-            folder / "slurm", models=models[1:], lrs=lrs[:1], epochs=epochs[:1], files=files
-        )["runs"]
-    return plan
+    return make_plan(folder / "slurm", models=models, lrs=lrs, epochs=epochs, files=files)

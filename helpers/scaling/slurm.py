@@ -12,6 +12,8 @@ Every run is ``python -m helpers.finetune`` with the plan's arguments; it writes
 """
 
 import json
+import math
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -69,8 +71,15 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
     for name in ("train_file", "eval_file", "test_file"):
         if files.get(name) and not Path(str(files[name])).is_file():
             raise ValueError(f"--{name.replace('_', '-')} {files[name]} is not a file")
-    if any(lr <= 0 for lr in lrs) or any(e < 1 for e in epochs):
-        raise ValueError(f"learning rates must be > 0 and epochs ≥ 1, not {lrs} and {epochs}")
+    if not all(math.isfinite(lr) and lr > 0 for lr in lrs) or any(e < 1 for e in epochs):
+        raise ValueError(
+            f"learning rates must be finite and > 0 and epochs ≥ 1, not {lrs} and {epochs}"
+        )
+    if not re.fullmatch(r"(\d+-)?\d{1,2}:\d{2}:\d{2}", time):
+        raise ValueError(f"--time {time!r} is not Slurm's HH:MM:SS or D-HH:MM:SS (e.g. 01:30:00)")
+    for name in ("max_train_examples", "batch_size", "max_length"):
+        if files.get(name) is not None and files[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {files[name]}")
     if gpus < 0 or parallel < 1 or cpus < 1:
         raise ValueError(
             f"--gpus must be ≥ 0, --parallel and --cpus ≥ 1 (got {gpus}, {parallel}, {cpus})"
@@ -87,10 +96,10 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
             "time": time, "partition": partition, "parallel": parallel, "cpus": cpus}  # fmt: skip
 
 
-def _header(plan: dict, what: str, script: str, name: str) -> str:
+def _header(plan: dict, what: str, script: str, name: str, gpus: int) -> str:
     text = HEADER.format(what=what, script=script, name=name, cpus=plan["cpus"], time=plan["time"])
-    if plan["gpus"]:
-        text += f"#SBATCH --gpus-per-node={plan['gpus']}\n"
+    if gpus:
+        text += f"#SBATCH --gpus-per-node={gpus}\n"
     if plan["partition"]:
         text += f"#SBATCH --partition={plan['partition']}\n"
     return text
@@ -106,9 +115,10 @@ def write_jobs(plan: dict) -> dict[str, Path]:
               "python": shlex.quote(sys.executable)}  # fmt: skip
     first = " ".join(map(shlex.quote, plan["runs"][0]["args"] + plan["common"]))
     job = _header(plan, "One run, data-parallel on all the GPUs of one node.", "job.sh",
-                  "attention-lab") + JOB.format(args=first, **values)  # fmt: skip
-    array = _header(plan, f"{len(plan['runs'])} runs, one array task each.", "array.sh",
-                    "attention-lab-grid")  # fmt: skip
+                  "attention-lab", plan["gpus"]) + JOB.format(args=first, **values)  # fmt: skip
+    runs = f"{len(plan['runs'])} run{'s' if len(plan['runs']) > 1 else ''}"
+    array = _header(plan, f"{runs}, one array task each (one process, one GPU per task).", "array.sh",
+                    "attention-lab-grid", min(plan["gpus"], 1))  # fmt: skip
     array += ARRAY.format(last=len(plan["runs"]) - 1, parallel=plan["parallel"], **values)
     return {
         "plan": write_json(folder / "plan.json", plan),
@@ -120,17 +130,23 @@ def write_jobs(plan: dict) -> dict[str, Path]:
 def read_plan(path: str | Path) -> dict:
     path = Path(path)
     try:
-        plan = json.loads(path.read_text())
+        plan = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ValueError(
             f"{path} does not exist: write it with `python -m helpers.scaling write`"
         ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text, so not a plan") from None
     except json.JSONDecodeError as err:
         raise ValueError(
             f"{path} is not JSON (line {err.lineno}, column {err.colno}): {err.msg}"
         ) from None
-    if not isinstance(plan, dict) or not isinstance(plan.get("runs"), list) or "common" not in plan:
-        raise ValueError(f"{path} is not a plan written by `python -m helpers.scaling write`")
+    run_keys = {"model", "lr", "epochs", "args"}
+    if (not isinstance(plan, dict) or not {"folder", "common", "runs"} <= set(plan)
+            or not isinstance(plan["runs"], list) or not plan["runs"]
+            or not all(isinstance(r, dict) and run_keys <= set(r) for r in plan["runs"])):  # fmt: skip
+        raise ValueError(f"{path} is not a plan written by `python -m helpers.scaling write` (it needs "
+                         "folder, common and a non-empty list of runs with model, lr, epochs, args)")  # fmt: skip
     return plan
 
 
@@ -154,14 +170,18 @@ def collect(folder: str | Path) -> tuple[list[dict], list[str]]:
     for i, run in enumerate(plan["runs"]):
         path = folder / "results" / f"{i}.json"
         try:
-            report = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
             missing.append(f"task {i} ({run['model']}, lr {run['lr']}, {run['epochs']} epochs): no "
                            f"{path.name} yet; see {folder / 'logs'}/*_{i}.out")  # fmt: skip
             continue
-        rows.append({"task": i, "model": run["model"], "lr": run["lr"], "epochs": run["epochs"],
-                     "dev": report["final_accuracy"], "test": report["test_accuracy"],
-                     "seconds": report["seconds"]["train_and_eval"],
+        try:
+            scores = {"dev": report["final_accuracy"], "test": report["test_accuracy"],
+                      "seconds": report["seconds"]["train_and_eval"]}  # fmt: skip
+        except (KeyError, TypeError):
+            raise ValueError(f"{path} is not a report of `python -m helpers.finetune` (it needs "
+                             "final_accuracy, test_accuracy and seconds); move it out of results/") from None  # fmt: skip
+        rows.append({"task": i, "model": run["model"], "lr": run["lr"], "epochs": run["epochs"], **scores,
                      "largest_batch": report.get("largest_batch")})  # fmt: skip
     return rows, missing
 

@@ -17,7 +17,7 @@ def sharding_explorer(batches: int = 24, processes: int = 2, accumulate: int = 2
     controls = {
         "batches": _count("batches per epoch", batches, 4, 64),
         "processes": _count("processes (GPUs)", processes, 1, 8),
-        "accumulate": _count("accumulated per step", accumulate, 1, 8),
+        "accumulate": _count("accumulated per process", accumulate, 1, 8),
     }
 
     def compute(batches: int, processes: int, accumulate: int) -> dict:
