@@ -285,10 +285,11 @@ def test_cli_model_folder_that_does_not_exist(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize(
     "flag, value, said",
     [
-        ("--epochs", "0", "FinetuneConfig.epochs must be > 0 and finite, got 0"),
-        ("--lr", "0", "FinetuneConfig.lr must be > 0 and finite, got 0.0"),
-        ("--batch-size", "0", "FinetuneConfig.batch_size must be > 0 and finite, got 0"),
-        ("--batch-size", "-3", "FinetuneConfig.batch_size must be > 0 and finite, got -3"),
+        ("--epochs", "0", "--epochs must be > 0 and finite, got 0"),
+        ("--lr", "0", "--lr must be > 0 and finite, got 0.0"),
+        ("--batch-size", "0", "--batch-size must be > 0 and finite, got 0"),
+        ("--batch-size", "-3", "--batch-size must be > 0 and finite, got -3"),
+        ("--accumulate", "0", "--accumulate must be > 0 and finite, got 0"),
     ],
 )
 def test_cli_settings_out_of_range(tmp_path, capsys, flag, value, said):

@@ -15,9 +15,9 @@ def sharding_explorer(batches: int = 24, processes: int = 2, accumulate: int = 2
     """Drag the number of batches, processes and accumulated batches: each rank's batches, coloured by
     the optimizer step they join (redrawn while dragging)."""
     controls = {
-        "batches": _count("batches per epoch", batches, 4, 64),
-        "processes": _count("processes (GPUs)", processes, 1, 8),
-        "accumulate": _count("accumulated per process", accumulate, 1, 8),
+        "batches": _count("batches", batches, 4, 64),
+        "processes": _count("processes", processes, 1, 8),
+        "accumulate": _count("accumulated", accumulate, 1, 8),
     }
 
     def compute(batches: int, processes: int, accumulate: int) -> dict:
