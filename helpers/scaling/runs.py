@@ -46,9 +46,9 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
         started = time.perf_counter()
         done = subprocess.run(launch_command(args, n), env=env, capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(
-                f"{n} processes failed (exit {done.returncode}):\n{done.stderr[-2000:]}"
-            )
+            err = done.stderr  # its start says why; torchrun's own traceback ends it
+            err = err if len(err) < 3000 else err[:1500] + "\n…\n" + err[-1500:]
+            raise RuntimeError(f"{n} processes failed (exit {done.returncode}):\n{err}")
         report = json.loads((folder / f"{n}.json").read_text())
         rows.append({"processes": n, "dev_loss": report["dev_loss"], "dev_losses": report["dev_losses"],
                      "steps": report["iters"], "batches_per_step": accumulate,

@@ -64,8 +64,10 @@ def start(device: torch.device) -> Rank:
 
 
 def finish() -> None:
-    """Leave the process group (at the end of a command), if one was joined."""
+    """Leave the process group (at the end of a command), if one was joined: all processes together,
+    after rank 0 has written its files (one leaving alone can abort the others' exit)."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
