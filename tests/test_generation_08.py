@@ -27,37 +27,15 @@ def tiny(tmp_path_factory):
 
 def test_prefix_table_is_reproducible_by_seed(tiny):
     model, tokenizer = tiny
-    one = prefix_samples(
-        model,
-        tokenizer,
-        ["the cat", "a dog"],
-        samples=3,
-        tokens=6,
-        seed=1,
-        temperature=0.8,
-        top_k=50,
-    )
+
+    def table(seed: int) -> dict:
+        return prefix_samples(model, tokenizer, ["the cat", "a dog"], samples=3, tokens=6, seed=seed,
+                              temperature=0.8, top_k=50)  # fmt: skip
+
+    one = table(1)
     assert list(one) == ["the cat", "a dog"] and all(len(v) == 3 for v in one.values())
-    assert one == prefix_samples(
-        model,
-        tokenizer,
-        ["the cat", "a dog"],
-        samples=3,
-        tokens=6,
-        seed=1,
-        temperature=0.8,
-        top_k=50,
-    )
-    assert one != prefix_samples(
-        model,
-        tokenizer,
-        ["the cat", "a dog"],
-        samples=3,
-        tokens=6,
-        seed=2,
-        temperature=0.8,
-        top_k=50,
-    )
+    assert one == table(1)
+    assert one != table(2)
 
 
 def test_next_token_table_is_sorted_probabilities(tiny):

@@ -40,6 +40,24 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return bool(torch.allclose(a.float(), b.float(), atol=1e-5, equal_nan=True))
 
 
+def _graded(name: str, what: str, got: object, want: torch.Tensor, mistakes: Callable[[], dict],
+            fallback: str, precheck: Callable[[torch.Tensor], CheckResult | None] = lambda _: None,
+            ) -> CheckResult | None:  # fmt: skip
+    """None when ``got`` is ``want``; else the failure: a wrong type or shape, logits, what
+    ``precheck`` finds, the first of ``mistakes()`` (hint -> the output it gives) that ``got`` equals,
+    or ``fallback``. ``what`` names the setting (``k = 3``)."""
+    problem = _as_probs(got, want, name)
+    if problem is not None or _close(got, want):
+        return problem
+    problem = _logits_not_probs(got, name, what) or precheck(got)
+    if problem is not None:
+        return problem
+    for hint, output in mistakes().items():
+        if _close(got, output):
+            return failed(name, f"{what}: {hint.split(':')[0]}", hint)
+    return failed(name, f"wrong probabilities for {what}", fallback)
+
+
 def check_greedy(fn: Callable) -> CheckResult:
     """``fn(logits) -> ids``: logits (B, vocab) -> the most likely token of each row, (B, 1)."""
     name = "greedy"
@@ -124,38 +142,31 @@ def check_top_k(fn: Callable) -> CheckResult:
 
 def _top_k(name: str, fn: Callable) -> CheckResult:
     logits = _logits()
+    soft = torch.softmax(logits, dim=-1)
     for k in (3, 1, 10):
-        got = fn(logits.clone(), k)
         want = top_k_probs(logits, k)
-        problem = _as_probs(got, want, name)
-        if problem is not None:
-            return problem
-        if _close(got, want):
-            continue
-        problem = _logits_not_probs(got, name, f"k = {k}")
-        if problem is not None:
-            return problem
-        soft = torch.softmax(logits, dim=-1)
         keep = want > 0
-        mistakes = {
-            "not renormalised: the kept probabilities must sum to 1 (divide by their sum)":
-                soft * keep,
-            "renormalised over the wrong set: the dropped tokens' share went to the kept ones "
-            "unevenly; divide the kept probabilities by their own sum": soft * keep + (1 - (soft * keep).sum(-1, keepdim=True)) / k * keep,
-            "the k *least* likely tokens were kept: topk returns the largest by default; keep "
-            "logits >= the k-th largest": torch.softmax(logits.masked_fill(logits > (-logits).topk(k, dim=-1).values[:, -1:].neg(), float("-inf")), dim=-1),
-            "one token too many: keep exactly the k largest (compare with the k-th largest value, "
-            "topk(k).values[:, -1:])": top_k_probs(logits, min(k + 1, 10)) if k < 10 else soft,
-            "one token too few: keep exactly the k largest (logits >= the k-th largest, not >)":
-                top_k_probs(logits, k - 1) if k > 1 else soft,
-            "the dropped logits were set to 0, not -inf: exp(0) = 1, so they keep probability":
-                torch.softmax(logits.masked_fill(~keep, 0.0), dim=-1),
-        }  # fmt: skip
-        for hint, output in mistakes.items():
-            if _close(got, output):
-                return failed(name, f"k = {k}: {hint.split(':')[0]}", hint)
-        return failed(name, f"wrong probabilities for k = {k}",
-                      "mask every logit below the k-th largest with -inf, then softmax")  # fmt: skip
+
+        def mistakes(k: int = k, keep: torch.Tensor = keep) -> dict:
+            return {
+                "not renormalised: the kept probabilities must sum to 1 (divide by their sum)":
+                    soft * keep,
+                "renormalised over the wrong set: the dropped tokens' share went to the kept ones "
+                "unevenly; divide the kept probabilities by their own sum": soft * keep + (1 - (soft * keep).sum(-1, keepdim=True)) / k * keep,
+                "the k *least* likely tokens were kept: topk returns the largest by default; keep "
+                "logits >= the k-th largest": torch.softmax(logits.masked_fill(logits > (-logits).topk(k, dim=-1).values[:, -1:].neg(), float("-inf")), dim=-1),
+                "one token too many: keep exactly the k largest (compare with the k-th largest value, "
+                "topk(k).values[:, -1:])": top_k_probs(logits, min(k + 1, 10)) if k < 10 else soft,
+                "one token too few: keep exactly the k largest (logits >= the k-th largest, not >)":
+                    top_k_probs(logits, k - 1) if k > 1 else soft,
+                "the dropped logits were set to 0, not -inf: exp(0) = 1, so they keep probability":
+                    torch.softmax(logits.masked_fill(~keep, 0.0), dim=-1),
+            }  # fmt: skip
+
+        problem = _graded(name, f"k = {k}", fn(logits.clone(), k), want, mistakes,
+                          "mask every logit below the k-th largest with -inf, then softmax")  # fmt: skip
+        if problem is not None:
+            return problem
     return passed(
         name, "the k largest renormalised, the rest 0, for k = 3, 1 and the whole vocabulary"
     )
@@ -180,42 +191,37 @@ def check_top_p(fn: Callable) -> CheckResult:
 
 def _top_p(name: str, fn: Callable) -> CheckResult:
     logits = _logits()
+    soft = torch.softmax(logits, dim=-1)
+    probs, order = soft.sort(dim=-1, descending=True)
     for p in (0.5, 0.9, 0.999):
-        got = fn(logits.clone(), p)
         want = top_p_probs(logits, p)
-        problem = _as_probs(got, want, name)
-        if problem is not None:
-            return problem
-        if _close(got, want):
-            continue
-        problem = _logits_not_probs(got, name, f"p = {p}")
-        if problem is not None:
-            return problem
-        if torch.isnan(got).any():
+
+        def nan(got: torch.Tensor, p: float = p) -> CheckResult | None:
+            if not torch.isnan(got).any():
+                return None
             return failed(name, f"p = {p}: NaN probabilities: a row kept no token at all",
                           "the most likely token is always kept (nothing comes before it), even when "
                           "it alone is more than p: drop a token only when cumsum - probs >= p")  # fmt: skip
-        soft = torch.softmax(logits, dim=-1)
-        probs, order = soft.sort(dim=-1, descending=True)
-        crossed = probs.cumsum(-1) > p  # the crossing token dropped, the most likely one kept
-        crossed[:, 0] = False
-        strict = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, crossed)
-        unsorted = soft.cumsum(-1) - soft >= p
-        sorted_want = want.sort(dim=-1, descending=True).values
-        mistakes = {
-            "the probabilities are in sorted order: put them back at their tokens' positions "
-            "(scatter with the sort's indices)": sorted_want,
-            "the token that crosses p is dropped: keep a token while the probability *before* it is "
-            "below p (cumsum - probs < p)": torch.softmax(logits.masked_fill(strict, float("-inf")), dim=-1),
-            "not renormalised: the kept probabilities must sum to 1": soft * (want > 0),
-            "the cumulative sum runs over the vocabulary's order, not the sorted probabilities: sort "
-            "first (descending)": torch.softmax(logits.masked_fill(unsorted, float("-inf")), dim=-1),
-        }  # fmt: skip
-        for hint, output in mistakes.items():
-            if _close(got, output):
-                return failed(name, f"p = {p}: {hint.split(':')[0]}", hint)
-        return failed(name, f"wrong probabilities for p = {p}",
-                      "sort descending, cumsum, drop where cumsum - probs >= p, renormalise")  # fmt: skip
+
+        def mistakes(p: float = p, want: torch.Tensor = want) -> dict:
+            crossed = probs.cumsum(-1) > p  # the crossing token dropped, the most likely one kept
+            crossed[:, 0] = False
+            strict = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, crossed)
+            unsorted = soft.cumsum(-1) - soft >= p
+            return {
+                "the probabilities are in sorted order: put them back at their tokens' positions "
+                "(scatter with the sort's indices)": want.sort(dim=-1, descending=True).values,
+                "the token that crosses p is dropped: keep a token while the probability *before* it is "
+                "below p (cumsum - probs < p)": torch.softmax(logits.masked_fill(strict, float("-inf")), dim=-1),
+                "not renormalised: the kept probabilities must sum to 1": soft * (want > 0),
+                "the cumulative sum runs over the vocabulary's order, not the sorted probabilities: sort "
+                "first (descending)": torch.softmax(logits.masked_fill(unsorted, float("-inf")), dim=-1),
+            }  # fmt: skip
+
+        problem = _graded(name, f"p = {p}", fn(logits.clone(), p), want, mistakes,
+                          "sort descending, cumsum, drop where cumsum - probs >= p, renormalise", nan)  # fmt: skip
+        if problem is not None:
+            return problem
     return passed(
         name, "the nucleus (the crossing token included), renormalised, for p = 0.5, 0.9 and 0.999"
     )

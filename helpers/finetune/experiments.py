@@ -1,6 +1,7 @@
 """Notebook 04's experiments, all on the one training loop: the overfitting sanity check, the largest
 batch that fits, hyperparameter search chosen on dev, and a comparison across models."""
 
+import copy
 import math
 import random
 import statistics
@@ -368,8 +369,6 @@ def largest_batch_here(model, rows: list[Example], collate: Callable, device: to
                        precision: str = "auto") -> dict:  # fmt: skip
     """The largest training batch that fits on this process's GPU, probed on a copy of ``model``;
     with the GPU's name (``--find-batch`` prints it in every process of a job)."""
-    import copy
-
     found = largest_batch_size(
         training_probe(copy.deepcopy(model), rows, collate, device, precision), device
     )

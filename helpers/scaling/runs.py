@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.scaling.slurm import make_plan
 from helpers.training import distributed
 
 
@@ -61,8 +62,6 @@ def course_plan(folder: str | Path, splits: dict[str, list[dict]], models: list[
                 epochs: list[int], batch_size: int, seed: int, max_length: int = 64) -> dict:  # fmt: skip
     """Notebook 09's plan: ``splits`` written as train/dev/test .jsonl in ``folder``, and every model × lr ×
     epochs as one run (each model gets the same grid, so the comparison is fair)."""
-    from helpers.scaling.slurm import make_plan
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in splits.items():

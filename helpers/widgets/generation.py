@@ -7,7 +7,7 @@ import ipywidgets as w
 
 from helpers.generation.runs import next_token_table, prefix_samples
 from helpers.plots.generation import plot_next_tokens
-from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_html, live_plot, slider
+from helpers.widgets.live import STYLE, int_slider, live_html, live_plot, slider
 
 
 def sampling_explorer(model, tokenizer, prefixes: list[str], seed: int = 42) -> w.VBox:
@@ -15,25 +15,9 @@ def sampling_explorer(model, tokenizer, prefixes: list[str], seed: int = 42) -> 
     release with the same seed, so only the sliders change what is written."""
     controls = {
         "temperature": slider("temperature", 1.0, 0.1, 2.0),
-        "top_k": w.IntSlider(
-            value=0,
-            min=0,
-            max=100,
-            description="top-k (0: off)",
-            continuous_update=False,
-            layout=SLIDER_LAYOUT,
-            style=STYLE,
-        ),  # fmt: skip
+        "top_k": int_slider("top-k (0: off)", 0, 0, 100),
         "top_p": slider("top-p", 1.0, 0.05, 1.0, step=0.05),
-        "tokens": w.IntSlider(
-            value=20,
-            min=5,
-            max=60,
-            description="new tokens",
-            continuous_update=False,
-            layout=SLIDER_LAYOUT,
-            style=STYLE,
-        ),  # fmt: skip
+        "tokens": int_slider("new tokens", 20, 5, 60),
     }
 
     def compute(temperature: float, top_k: int, top_p: float, tokens: int) -> dict:

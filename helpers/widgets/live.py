@@ -32,14 +32,21 @@ def slider(
     )  # fmt: skip
 
 
+def int_slider(
+    description: str, value: int, lo: int, hi: int, continuous_update: bool = False
+) -> w.IntSlider:
+    """An integer slider over lo … hi (a count, a length, an index)."""
+    return w.IntSlider(
+        value=value, min=lo, max=hi, description=description,
+        continuous_update=continuous_update, layout=SLIDER_LAYOUT, style=STYLE,
+    )  # fmt: skip
+
+
 def index_slider(
     description: str, value: int, n: int, continuous_update: bool = False
 ) -> w.IntSlider:
     """An integer slider over 0 … n - 1, e.g. which key, layer or review."""
-    return w.IntSlider(
-        value=value, min=0, max=n - 1, description=description,
-        continuous_update=continuous_update, layout=SLIDER_LAYOUT, style=STYLE,
-    )  # fmt: skip
+    return int_slider(description, value, 0, n - 1, continuous_update)
 
 
 def live_plot(

@@ -3,21 +3,16 @@
 import ipywidgets as w
 
 from helpers.plots.scaling import plot_sharding
-from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_plot
-
-
-def _count(description: str, value: int, lo: int, hi: int) -> w.IntSlider:
-    return w.IntSlider(value=value, min=lo, max=hi, description=description, continuous_update=True,
-                       layout=SLIDER_LAYOUT, style=STYLE)  # fmt: skip
+from helpers.widgets.live import int_slider, live_plot
 
 
 def sharding_explorer(batches: int = 24, processes: int = 2, accumulate: int = 2) -> w.VBox:
     """Drag the number of batches, processes and accumulated batches: each rank's batches, coloured by
     the optimizer step they join (redrawn while dragging)."""
     controls = {
-        "batches": _count("batches", batches, 4, 64),
-        "processes": _count("processes", processes, 1, 8),
-        "accumulate": _count("accumulated", accumulate, 1, 8),
+        "batches": int_slider("batches", batches, 4, 64, continuous_update=True),
+        "processes": int_slider("processes", processes, 1, 8, continuous_update=True),
+        "accumulate": int_slider("accumulated", accumulate, 1, 8, continuous_update=True),
     }
 
     def compute(batches: int, processes: int, accumulate: int) -> dict:
