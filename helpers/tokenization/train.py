@@ -13,8 +13,10 @@ come back as ``transformers`` tokenizers, so ``save_pretrained(folder)`` writes 
   the ``tokenizers`` ``Whitespace`` pre-tokeniser) and no word-boundary marker, so its merges are the
   ones ``bpe.learn_bpe`` finds on the same text.
 
-The trainers draw ids for tied candidates from a hash map, so two trainings of a WordPiece on the same
-text can number a few pieces differently; the pieces themselves and the BPE merges are the same.
+The WordPiece trainer is not deterministic: it meets words in hash-map order, so two trainings on the
+same text number some pieces differently and can break ties between equally frequent merges the other
+way (three trainings on WikiText-2's validation text, 4,000 pieces: 218 to 332 ids differed between
+pairs, and one of the three kept 2 pieces the others did not).
 """
 
 from collections.abc import Iterable
