@@ -120,8 +120,8 @@ def test_resume_continues_after_the_last_saved_epoch(tmp_path):
         if len(history["epoch"]) == 2:
             raise KeyboardInterrupt  # killed during epoch 2: only epoch 1's checkpoint is on disk
 
-    (tmp_path / "broken").mkdir()  # the same tokenizer (WordPiece may number its pieces
-    for name in ("tokenizer.json", "tokenizer_config.json", STATE):  # differently when retrained)
+    (tmp_path / "broken").mkdir()  # the same tokenizer files and state: the resume reuses them
+    for name in ("tokenizer.json", "tokenizer_config.json", STATE):
         shutil.copy(tmp_path / "whole" / name, tmp_path / "broken" / name)
     with pytest.raises(KeyboardInterrupt):
         pretrain(cfg, train, held, tmp_path / "broken", CPU, progress=False, callbacks=[crash])

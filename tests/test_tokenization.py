@@ -158,6 +158,24 @@ def test_fertility_and_read_lines(tmp_path):
         fertility(tok, ["", " "])
 
 
+def test_wordpiece_training_is_deterministic_and_its_pieces_are_not_special():
+    """The bare `tokenizers` trainer numbers "##" pieces in hash-map order; train_wordpiece does not."""
+    import random
+
+    from helpers.tokenization.train import SPECIAL_TOKENS, train_wordpiece
+
+    rng = random.Random(0)
+    words = ["".join(rng.choices("abcdefghijklmnop", k=rng.randint(2, 7))) for _ in range(300)]
+    texts = [" ".join(rng.choices(words, k=12)) for _ in range(400)]  # many equally frequent pairs
+    vocabs = [train_wordpiece(texts, 300).get_vocab() for _ in range(4)]
+    assert all(v == vocabs[0] for v in vocabs[1:])
+    tok = train_wordpiece(texts, 300)
+    assert sorted(tok.all_special_tokens) == sorted(SPECIAL_TOKENS)
+    pieces = tok.tokenize(texts[0])
+    assert any(p.startswith("##") for p in pieces) and "[UNK]" not in pieces
+    assert tok.decode(tok(texts[0])["input_ids"], skip_special_tokens=True) == texts[0]
+
+
 def test_vocab_size_is_checked():
     from helpers.tokenization.train import train_bpe
 

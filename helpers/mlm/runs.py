@@ -260,8 +260,8 @@ def load_or_train_tokenizer(
     cfg: MlmConfig, texts: Sequence[str], folder: Path
 ) -> tuple[object, bool]:
     """(tokenizer, reused): the one a run with the same text and tokenizer settings saved in ``folder``
-    (a WordPiece trained twice may number its pieces differently, and a resumed run must see the same
-    ids), else a new one trained on ``texts`` and saved there at once."""
+    (a resumed run must see the same ids, whatever version of ``tokenizers`` runs the resume), else a new
+    one trained on ``texts`` and saved there at once."""
     from transformers import AutoTokenizer
 
     key = _digest({"texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(),

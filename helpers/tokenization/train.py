@@ -13,12 +13,15 @@ come back as ``transformers`` tokenizers, so ``save_pretrained(folder)`` writes 
   the ``tokenizers`` ``Whitespace`` pre-tokeniser) and no word-boundary marker, so its merges are the
   ones ``bpe.learn_bpe`` finds on the same text.
 
-The WordPiece trainer is not deterministic: it meets words in hash-map order, so two trainings on the
-same text number some pieces differently and can break ties between equally frequent merges the other
-way (three trainings on WikiText-2's validation text, 4,000 pieces: 218 to 332 ids differed between
-pairs, and one of the three kept 2 pieces the others did not).
+The ``tokenizers`` WordPiece trainer alone is not deterministic: it numbers each "##" piece when it first
+meets it, in hash-map order, and breaks ties between equally frequent merges by those numbers (two
+trainings on WikiText-2's validation text, 4,000 pieces: 367 ids and 4 pieces differed).
+``train_wordpiece`` hands the trainer its alphabet up front, every character and then every "##"
+character, each in code-point order, so every training on the same text gives the same vocabulary
+with the same ids (tested); on that text, the same 4,000 pieces as two of the library's own trainings.
 """
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -77,17 +80,23 @@ def train_wordpiece(
     from transformers import BertTokenizerFast
 
     _check(vocab_size)
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    texts = list(texts)  # read twice: for the alphabet, then by the trainer
+    tok = _bert_wordpiece(
+        models.WordPiece(unk_token="[UNK]", continuing_subword_prefix="##"), lowercase
+    )
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=SPECIAL_TOKENS + _alphabet(tok, texts),  # numbered in this order
         continuing_subword_prefix="##",
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    vocab = json.loads(tok.to_str())["model"]["vocab"]  # the alphabet as ordinary pieces again
+    tok = _bert_wordpiece(
+        models.WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix="##"), lowercase
+    )
+    tok.add_special_tokens(SPECIAL_TOKENS)
     tok.post_processor = _bert_template(tok)
     tok.decoder = decoders.WordPiece(prefix="##")
     return BertTokenizerFast(
@@ -97,6 +106,25 @@ def train_wordpiece(
         model_max_length=MODEL_MAX_LENGTH,
         **_specials(),
     )
+
+
+def _bert_wordpiece(model: models.WordPiece, lowercase: bool) -> Tokenizer:
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    return tok
+
+
+def _alphabet(tok: Tokenizer, texts: list[str]) -> list[str]:
+    """Every character of ``texts``' words, then "##c" for every character c that continues a word, each
+    list in code-point order: the trainer's first pieces, numbered in this order."""
+    chars: set[str] = set()
+    continuing: set[str] = set()
+    for text in texts:
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
+            chars.update(word)
+            continuing.update(word[1:])
+    return sorted(chars) + ["##" + c for c in sorted(continuing)]
 
 
 def train_bpe(
@@ -149,8 +177,6 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, model_max_length
 
 def bpe_merges(tokenizer) -> list[tuple[str, str]]:
     """The merges of a BPE tokenizer (``tokenizers.Tokenizer`` or a ``transformers`` fast one), in order."""
-    import json
-
     tok = getattr(tokenizer, "backend_tokenizer", tokenizer)
     merges = json.loads(tok.to_str())["model"]["merges"]
     return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]
