@@ -15,7 +15,8 @@ come back as ``transformers`` tokenizers, so ``save_pretrained(folder)`` writes 
 
 The ``tokenizers`` WordPiece trainer alone is not deterministic: it numbers each "##" piece when it first
 meets it, in hash-map order, and breaks ties between equally frequent merges by those numbers (two
-trainings on WikiText-2's validation text, 4,000 pieces: 367 ids and 4 pieces differed).
+trainings on all of WikiText-2's validation lines, 4,000 pieces: 367 ids differed, and each kept 2
+pieces the other lacked).
 ``train_wordpiece`` hands the trainer its alphabet up front, every character and then every "##"
 character, each in code-point order, so every training on the same text gives the same vocabulary
 with the same ids (tested); on that text, the same 4,000 pieces as two of the library's own trainings.
