@@ -411,3 +411,112 @@ def test_masking_checker_names_a_missing_generator_and_a_stub():
         raise NotImplementedError("choose 15% of the positions")
 
     assert checks.check_masking(stub).not_implemented
+
+
+# --- rescaling the embeddings ------------------------------------------------------------------
+
+TABLES = ("word", "position", "token_type")
+
+
+def rescale_div(emb, std):
+    factor = emb.word.weight.std().item() / std
+    with torch.no_grad():
+        for table in (emb.word, emb.position, emb.token_type):
+            table.weight.div_(factor)
+    return factor
+
+
+def rescale_data(emb, std):
+    factor = emb.word.weight.detach().std() / std  # a 0-d tensor, returned as such
+    for name in TABLES:
+        table = getattr(emb, name)
+        table.weight.data = table.weight.data / factor
+    return factor
+
+
+def rescale_copy_biased(emb, std):
+    factor = (
+        float(emb.word.weight.detach().std(unbiased=False)) / std
+    )  # the population std: 0.1% off
+    with torch.no_grad():
+        for name in TABLES:
+            w = getattr(emb, name).weight
+            w.copy_(w / factor)
+    return factor
+
+
+def rescale_reference(emb, std):
+    from helpers.bert.mlm import rescale_embeddings
+
+    return rescale_embeddings(emb, std)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [rescale_div, rescale_data, rescale_copy_biased, rescale_reference],
+    ids=lambda f: f.__name__,
+)
+def test_rescale_checker_accepts_right_answers(fn):
+    from helpers.checks import pretraining
+
+    result = pretraining.check_rescale(fn)
+    assert result.passed, str(result)
+
+
+def rescale_wrong(emb, std, how):
+    factor = emb.word.weight.std().item() / std
+    tables = (
+        ("word",) if how == "word only" else ("word", "position") if how == "no segment" else TABLES
+    )
+    with torch.no_grad():
+        for name in tables:
+            w = getattr(emb, name).weight
+            if how == "multiplied":
+                w.mul_(factor)
+            elif how == "per table":
+                w.div_(w.std().item() / std)
+            elif how == "copies":
+                w = w / factor  # a new tensor; the module keeps its table
+            elif how == "by std":
+                w.div_(factor * std)  # divided by the old standard deviation: std 1
+            else:
+                w.div_(factor)
+        if how == "norm too":
+            emb.norm.weight.div_(factor)
+    if how == "new parameter":
+        emb.word.weight = torch.nn.Parameter(emb.word.weight.detach() * 1.0)
+    if how == "no grad":
+        emb.word.weight.div_(1.0)  # outside no_grad: autograd refuses
+    return {"no return": None, "returns std": std}.get(how, factor)
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("word only", "position (and perhaps segment) table was left"),
+        ("no segment", "segment table (token_type) was left"),
+        ("per table", "each table was brought to the standard deviation on its own"),
+        ("multiplied", "do not multiply"),
+        ("copies", "change the module's tables, not copies"),
+        ("by std", "not 0.02"),
+        ("norm too", "LayerNorm's weight or bias changed"),
+        ("new parameter", "would keep the old, unscaled table"),
+        ("no grad", "a weight that requires gradients"),
+        ("no return", "returned NoneType, not the factor"),
+        ("returns std", "return the factor std(word) / std"),
+    ],
+)
+def test_rescale_checker_names_each_mistake(how, expected):
+    from helpers.checks import pretraining
+
+    result = pretraining.check_rescale(lambda emb, std: rescale_wrong(emb, std, how))
+    assert not result.passed and expected in hints(result), str(result)
+
+
+def test_rescale_checker_names_a_stub():
+    from helpers.checks import pretraining
+
+    def stub(emb, std):
+        raise NotImplementedError("divide the three tables by one factor")
+
+    assert pretraining.check_rescale(stub).not_implemented

@@ -86,6 +86,56 @@ def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_
     assert not torch.equal(a.embeddings.word.weight, b.embeddings.word.weight)
 
 
+def test_rescaled_embeddings_keep_the_function_and_shrink_the_tables(saved, tmp_path):
+    from helpers.bert import BertModel
+
+    folder, factor = twin.rescaled_embeddings(saved, tmp_path / "rescaled", std=0.005)
+    before, after = BertModel.from_pretrained(saved), BertModel.from_pretrained(folder)
+    old, new = before.embeddings, after.embeddings
+    assert factor == pytest.approx(old.word.weight.std().item() / 0.005) and factor > 2
+    assert new.word.weight.std().item() == pytest.approx(0.005, rel=1e-4)
+    for table in ("word", "position", "token_type"):  # all three by the one factor
+        torch.testing.assert_close(getattr(new, table).weight * factor, getattr(old, table).weight)
+    rest = [
+        k for k in before.state_dict() if k.split(".")[1] not in ("word", "position", "token_type")
+    ]
+    for name in rest:  # every other tensor as it was
+        assert torch.equal(after.state_dict()[name], before.state_dict()[name]), name
+    ids = torch.randint(1, 60, (3, 10), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():  # the LayerNorm after the sum: the same vectors come out
+        a, b = before(ids, mask).last_hidden_state, after(ids, mask).last_hidden_state
+    torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+    assert (folder / "tokenizer.json").is_file()
+    with pytest.raises(ValueError, match="std must be positive"):
+        twin.rescaled_embeddings(saved, tmp_path / "never", std=0)
+
+
+def test_weight_sizes_of_a_random_twin_are_berts_initial_size(saved, tmp_path):
+    sizes = twin.weight_sizes(twin.random_twin(saved, tmp_path / "twin"))
+    assert {"embeddings.word", "embeddings.position", "blocks.0.attn.query"} <= set(sizes)
+    assert all(0.012 < v < 0.03 for v in sizes.values()), sizes  # N(0, 0.02²); padding row 0
+
+
+def test_compare_rescaled_adds_a_third_model(saved, sst_file, tmp_path, capsys):
+    out = tmp_path / "compare.json"
+    argv = compare_argv(saved, sst_file, out, "--rescaled")
+    argv[argv.index("--seeds") + 1] = "1"
+    assert twin.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert list(report["summary"]) == ["pretrained", "random init", twin.RESCALED]
+    gap = (report["summary"][twin.RESCALED]["accuracy"]["mean"]
+           - report["summary"]["random init"]["accuracy"]["mean"])  # fmt: skip
+    assert report["rescaled_minus_random_accuracy"] == pytest.approx(gap)
+    assert report["rescale_factor"] > 0 and "embeddings divided by" in capsys.readouterr().out
+    assert (saved.with_name(saved.name + "-rescaled") / "model.safetensors").is_file()
+    blocked = saved.rename(saved.with_name("blocked-dir"))
+    blocked.with_name("blocked-dir-rescaled").write_text("a file")  # where the copy would go
+    assert twin.main(compare_argv(blocked, sst_file, out, "--rescaled")) == 2
+    err = capsys.readouterr().err
+    assert "blocked-dir-rescaled, but that is a file" in err and err.count("\n") == 1
+
+
 def test_compare_is_a_subcommand_of_python_m_helpers_finetune(tmp_path):
     result = subprocess.run([sys.executable, "-m", "helpers.finetune", "compare", "--pretrained",
                              str(tmp_path / "nothing"), "--sst-file", "x.tsv", "--json", str(tmp_path / "o.json")],

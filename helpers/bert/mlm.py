@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.bert.model import BertConfig, BertModel
+from helpers.bert.model import BertConfig, BertEmbeddings, BertModel
 from helpers.layers import LayerNorm
 
 IGNORE = -100  # the label of a position the loss skips (not chosen for prediction)
@@ -52,6 +52,20 @@ def init_bert_weights(model: nn.Module, std: float = 0.02) -> nn.Module:
             for name, p in module.named_parameters(recurse=False):
                 (nn.init.ones_ if name == "weight" else nn.init.zeros_)(p)
     return model
+
+
+def rescale_embeddings(embeddings: BertEmbeddings, std: float = 0.02) -> float:
+    """Divide the word, position and segment tables, in place, by the one factor that brings the word
+    table's standard deviation to ``std`` (BERT's initial size); return the factor. The LayerNorm
+    after their sum gives the same vectors (up to its epsilon); an AdamW step, about the learning rate
+    per weight whatever the weight's size, now moves the tables ``factor`` times more relative to it."""
+    if std <= 0:
+        raise ValueError(f"std must be positive, not {std}")
+    factor = embeddings.word.weight.std().item() / std
+    with torch.no_grad():  # in place: the MLM head's decoder stays tied to the word table
+        for table in (embeddings.word, embeddings.position, embeddings.token_type):
+            table.weight.div_(factor)
+    return factor
 
 
 class MlmHead(nn.Module):

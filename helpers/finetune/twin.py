@@ -3,7 +3,8 @@ the same architecture from random initialisation (its "twin": same config, same 
 a few seeds each, and score dev accuracy, precision, recall and F1.
 
     python -m helpers.finetune compare --pretrained small-bert/ --sst-file ../shared/data/sst2/train.tsv \\
-        [--train-rows 4000 --seeds 3 --minilm-seeds 3 --epochs 3 --lr 1e-4 --small-lr 3e-4] --json OUT
+        [--train-rows 4000 --seeds 3 --minilm-seeds 3 --epochs 3 --lr 1e-4 --small-lr 3e-4 --rescaled] \\
+        --json OUT
 
 The splits are notebook 04's (``helpers.finetune.data.sst2_splits``): dev (and a test slice) are whole
 sentences of SST-2 train, and every training row that equals, contains or is contained in one of them
@@ -21,7 +22,7 @@ from types import SimpleNamespace
 import torch
 
 from helpers.bert import BertModel
-from helpers.bert.mlm import BertForMaskedLM
+from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
 from helpers.env import pick_device, seeded
 from helpers.files import check_writable, write_json
@@ -30,6 +31,7 @@ from helpers.finetune.experiments import FinetuneConfig, classification_scores, 
 from helpers.tables import read_rows
 
 TASK = Task("sentence", "label")
+RESCALED = "pretrained, rescaled"  # the pretrained model with its embeddings at BERT's initial size
 METRICS = ("accuracy", "precision", "recall", "f1")
 
 
@@ -42,6 +44,29 @@ def random_twin(pretrained_dir: str | Path, out_dir: str | Path, seed: int = 0) 
     with seeded(seed):
         model = BertForMaskedLM(hf_config)
     return save_pretrained(model, out_dir, AutoTokenizer.from_pretrained(str(pretrained_dir)))
+
+
+def weight_sizes(folder: str | Path) -> dict[str, float]:
+    """The standard deviation of each weight matrix of the encoder in ``folder`` (BERT starts every one
+    at 0.02); LayerNorms and biases left out."""
+    model = BertModel.from_pretrained(folder)
+    return {name.removesuffix(".weight"): p.std().item()
+            for name, p in model.named_parameters() if p.dim() == 2}  # fmt: skip
+
+
+def rescaled_embeddings(
+    pretrained_dir: str | Path, out_dir: str | Path, std: float = 0.02
+) -> tuple[Path, float]:
+    """A copy of the pretrained model with its embedding tables divided by one factor, the one that
+    brings the word table to ``std`` (``helpers.bert.mlm.rescale_embeddings``): the same function, but
+    an AdamW step moves the tables more relative to their size. The folder and the factor. (The MLM
+    head shares the word table, so its logits shrink too: the copy is for fine-tuning.)"""
+    from transformers import AutoTokenizer
+
+    model = BertForMaskedLM.from_pretrained(pretrained_dir)
+    factor = rescale_embeddings(model.bert.embeddings, std)
+    folder = save_pretrained(model, out_dir, AutoTokenizer.from_pretrained(str(pretrained_dir)))
+    return folder, factor
 
 
 def sst2_data(
@@ -172,6 +197,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--twin", type=Path, help="where to save the random twin (default: beside --pretrained)"
     )
+    parser.add_argument(
+        "--rescaled", action="store_true",
+        help="also fine-tune a copy of --pretrained with its embeddings brought to BERT's initial size "
+        "(saved beside it as NAME-rescaled)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, required=True)
     return parser.parse_args(argv)
 
@@ -230,6 +260,14 @@ def main(argv: list[str] | None = None) -> int:
         minilm = FinetuneConfig(lr=args.lr, epochs=args.epochs, max_length=args.max_length)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)
         random_twin(pretrained, twin)
+        if args.rescaled:
+            rescaled = pretrained.with_name(pretrained.name + "-rescaled")
+            if rescaled.exists() and not rescaled.is_dir():
+                raise ValueError(
+                    f"--rescaled writes the folder {rescaled}, but that is a file; move it"
+                )
+            rescaled, factor = rescaled_embeddings(pretrained, rescaled)
+            print(f"embeddings divided by {factor:.2f}: wrote {rescaled}")
     except (OSError, ValueError) as err:
         message = str(err).replace("FinetuneConfig.lr", "--small-lr or --lr")
         print(
@@ -240,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     models = {"pretrained": str(pretrained), "random init": str(twin)}
     seeds = {"pretrained": args.seeds, "random init": args.seeds}
     configs = {"pretrained": small, "random init": small, "minilm": minilm}
+    if args.rescaled:
+        models[RESCALED], seeds[RESCALED], configs[RESCALED] = str(rescaled), args.seeds, small
     if args.minilm_seeds > 0:
         models["minilm"], seeds["minilm"] = "minilm", args.minilm_seeds
     rows = finetune_runs(models, data["splits"], seeds, configs, device)
@@ -248,6 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "summary": summary,
         "pretrained_minus_random_accuracy": gap,
+        **(
+            {
+                "rescaled_minus_random_accuracy": summary[RESCALED]["accuracy"]["mean"]
+                - summary["random init"]["accuracy"]["mean"],
+                "rescale_factor": factor,
+            }
+            if args.rescaled
+            else {}
+        ),  # fmt: skip
         "runs": rows,
         "splits": {k: len(v) for k, v in data["splits"].items()},
         "split_notes": data["notes"],
@@ -260,8 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, report)
     for name, s in summary.items():
         print(
-            f"{name:12s} "
+            f"{name:20s} "
             + "  ".join(f"{k} {s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" for k in METRICS)
+        )
+    if args.rescaled:
+        print(
+            f"{RESCALED} - random init: {100 * report['rescaled_minus_random_accuracy']:+.1f} points"
         )
     print(
         f"pretrained - random init: {100 * gap:+.1f} accuracy points (mean of {args.seeds} seeds); wrote {args.json}"
