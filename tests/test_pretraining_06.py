@@ -107,8 +107,30 @@ def test_rescaled_embeddings_keep_the_function_and_shrink_the_tables(saved, tmp_
         a, b = before(ids, mask).last_hidden_state, after(ids, mask).last_hidden_state
     torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
     assert (folder / "tokenizer.json").is_file()
-    with pytest.raises(ValueError, match="std must be positive"):
-        twin.rescaled_embeddings(saved, tmp_path / "never", std=0)
+    for std in (0, -1, float("nan"), float("inf"), "0.02"):
+        with pytest.raises(ValueError, match="std must be a positive finite number"):
+            twin.rescaled_embeddings(saved, tmp_path / "never", std=std)
+    with pytest.raises(ValueError, match="would overwrite the pretrained model"):
+        twin.rescaled_embeddings(saved, saved / ".." / saved.name)
+    assert not (tmp_path / "never").exists()
+
+
+def test_rescaled_embeddings_of_an_encoder_without_head_and_of_broken_weights(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from helpers.bert import BertModel
+    from helpers.bert.save import save_pretrained
+
+    bare = save_pretrained(BertModel.from_pretrained(saved), tmp_path / "bare")  # no MLM head
+    folder, factor = twin.rescaled_embeddings(bare, tmp_path / "bare-rescaled")
+    assert BertModel.from_pretrained(folder).embeddings.word.weight.std().item() == pytest.approx(
+        0.02
+    )
+    state = load_file(saved / "model.safetensors")
+    state["bert.embeddings.word_embeddings.weight"][3, 0] = float("nan")
+    save_file(state, str(saved / "model.safetensors"))
+    with pytest.raises(ValueError, match="hold NaN or inf"):
+        twin.rescaled_embeddings(saved, tmp_path / "nan-rescaled")
 
 
 def test_weight_sizes_of_a_random_twin_are_berts_initial_size(saved, tmp_path):
@@ -134,6 +156,46 @@ def test_compare_rescaled_adds_a_third_model(saved, sst_file, tmp_path, capsys):
     assert twin.main(compare_argv(blocked, sst_file, out, "--rescaled")) == 2
     err = capsys.readouterr().err
     assert "blocked-dir-rescaled, but that is a file" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("case", ["twin there", "link to pretrained", "a pretraining run"])
+def test_compare_rescaled_never_writes_over_another_model(saved, sst_file, tmp_path, capsys, case):
+    target = saved.with_name(saved.name + "-rescaled")
+    extra = ["--rescaled"]
+    if case == "twin there":
+        extra += ["--twin", str(target)]
+    elif case == "link to pretrained":
+        target.symlink_to(saved, target_is_directory=True)
+    else:
+        target.mkdir()
+        (target / "checkpoint.pt").write_bytes(b"a run's state")
+    weights = (saved / "model.safetensors").read_bytes()
+    assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", *extra)) == 2
+    err = capsys.readouterr().err
+    said = {"twin there": "is where --rescaled writes its copy",
+            "link to pretrained": "a link to the --pretrained folder",
+            "a pretraining run": "holds a pretraining run (checkpoint.pt)"}[case]  # fmt: skip
+    assert said in err and err.count("\n") == 1, err
+    assert (saved / "model.safetensors").read_bytes() == weights
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_compare_names_a_damaged_tokenizer_and_weights_it_cannot_rescale(
+    saved, sst_file, tmp_path, capsys
+):
+    from safetensors.torch import load_file, save_file
+
+    good = (saved / "tokenizer.json").read_text()
+    (saved / "tokenizer.json").write_text("{not json")
+    assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json")) == 2
+    assert "its tokenizer cannot be read" in capsys.readouterr().err
+    (saved / "tokenizer.json").write_text(good)
+    state = load_file(saved / "model.safetensors")
+    state["bert.embeddings.word_embeddings.weight"][3, 0] = float("inf")
+    save_file(state, str(saved / "model.safetensors"))
+    assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", "--rescaled")) == 2
+    err = capsys.readouterr().err
+    assert "hold NaN or inf" in err and err.count("\n") == 1, err
 
 
 def test_compare_is_a_subcommand_of_python_m_helpers_finetune(tmp_path):

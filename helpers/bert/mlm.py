@@ -11,6 +11,8 @@ the head adds only H² + 3H + V parameters. The names follow ``transformers.Bert
 ``cls.predictions.*`` (``helpers.bert.save`` writes them, ``from_pretrained`` reads them).
 """
 
+import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -59,9 +61,13 @@ def rescale_embeddings(embeddings: BertEmbeddings, std: float = 0.02) -> float:
     table's standard deviation to ``std`` (BERT's initial size); return the factor. The LayerNorm
     after their sum gives the same vectors (up to its epsilon); an AdamW step, about the learning rate
     per weight whatever the weight's size, now moves the tables ``factor`` times more relative to it."""
-    if std <= 0:
-        raise ValueError(f"std must be positive, not {std}")
-    factor = embeddings.word.weight.std().item() / std
+    if not (isinstance(std, numbers.Real) and math.isfinite(std) and std > 0):
+        raise ValueError(f"std must be a positive finite number, not {std!r}")
+    size = embeddings.word.weight.std().item()
+    if not (math.isfinite(size) and size > 0):
+        raise ValueError(f"the word table's standard deviation is {size}: its weights hold NaN or "
+                         "inf, or are all zero, so they cannot be rescaled")  # fmt: skip
+    factor = size / std
     with torch.no_grad():  # in place: the MLM head's decoder stays tied to the word table
         for table in (embeddings.word, embeddings.position, embeddings.token_type):
             table.weight.div_(factor)

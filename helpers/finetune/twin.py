@@ -60,11 +60,19 @@ def rescaled_embeddings(
     """A copy of the pretrained model with its embedding tables divided by one factor, the one that
     brings the word table to ``std`` (``helpers.bert.mlm.rescale_embeddings``): the same function, but
     an AdamW step moves the tables more relative to their size. The folder and the factor. (The MLM
-    head shares the word table, so its logits shrink too: the copy is for fine-tuning.)"""
+    head shares the word table, so its logits shrink too: the copy is for fine-tuning; a folder without
+    the head gives a copy without one.)"""
     from transformers import AutoTokenizer
 
-    model = BertForMaskedLM.from_pretrained(pretrained_dir)
-    factor = rescale_embeddings(model.bert.embeddings, std)
+    if Path(out_dir).resolve() == Path(pretrained_dir).resolve():
+        raise ValueError(f"out_dir {out_dir} is pretrained_dir: the rescaled copy would overwrite the "
+                         "pretrained model; give another folder")  # fmt: skip
+    try:
+        model = BertForMaskedLM.from_pretrained(pretrained_dir)
+    except ValueError:  # saved without the MLM head: the copy has none either
+        model = BertModel.from_pretrained(pretrained_dir)
+    encoder = model.bert if isinstance(model, BertForMaskedLM) else model
+    factor = rescale_embeddings(encoder.embeddings, std)
     folder = save_pretrained(model, out_dir, AutoTokenizer.from_pretrained(str(pretrained_dir)))
     return folder, factor
 
@@ -206,8 +214,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_inputs(args: argparse.Namespace, pretrained: Path, twin: Path) -> None:
+def check_output_folder(flag: str, folder: Path, where: str) -> None:
+    """``folder`` (where ``flag`` writes a model) can be written and holds no pretraining run."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag} writes the folder {folder}, but that is a file; move it")
+    run = [f for f in ("checkpoint.pt", "mlm-state.json") if (folder / f).exists()]
+    if run:
+        raise ValueError(f"{flag} writes {folder}, which holds a pretraining run ({', '.join(run)}); "
+                         f"move or delete it, {where}")  # fmt: skip
+    try:
+        check_writable(folder / "config.json")
+    except ValueError as err:
+        raise ValueError(f"{flag}: {err}") from None
+
+
+def check_inputs(
+    args: argparse.Namespace, pretrained: Path, twin: Path, rescaled: Path | None = None
+) -> None:
     """Every flag and folder checked before any work; a ValueError names the flag and what to do."""
+    from transformers import AutoTokenizer
+
     if not (pretrained / "config.json").is_file():
         raise ValueError(f"--pretrained {args.pretrained} holds no config.json; give a folder saved "
                          "by python -m helpers.mlm --save")  # fmt: skip
@@ -226,15 +252,26 @@ def check_inputs(args: argparse.Namespace, pretrained: Path, twin: Path) -> None
     if not any((pretrained / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
         raise ValueError(f"--pretrained {args.pretrained} holds no tokenizer (tokenizer.json or "
                          "vocab.txt); python -m helpers.mlm --save writes both model and tokenizer")  # fmt: skip
+    try:
+        AutoTokenizer.from_pretrained(str(pretrained))
+    except Exception as err:  # a damaged tokenizer file fails in many ways; each is the same advice
+        raise ValueError(f"--pretrained {args.pretrained}: its tokenizer cannot be read ({type(err).__name__}: "
+                         f"{str(err)[:120]}); save the model again with python -m helpers.mlm") from None  # fmt: skip
     if twin == pretrained:
         raise ValueError(f"--twin {args.twin} is the --pretrained folder: the random weights would "
                          "overwrite the pretrained ones; give another folder")  # fmt: skip
     if twin.exists() and not twin.is_dir():
         raise ValueError(f"--twin {args.twin} is a file; give a folder (it is created if missing)")
-    try:
-        check_writable(twin / "config.json")
-    except ValueError as err:
-        raise ValueError(f"--twin: {err}") from None
+    check_output_folder("--twin", twin, "or give --twin another folder")
+    if rescaled is not None:
+        if rescaled == pretrained:
+            raise ValueError(f"--rescaled writes {pretrained.with_name(pretrained.name + '-rescaled')}, a "
+                             "link to the --pretrained folder: the copy would overwrite the pretrained "
+                             "model; remove the link")  # fmt: skip
+        if rescaled == twin:
+            raise ValueError(f"--twin {args.twin} is where --rescaled writes its copy; give --twin "
+                             "another folder")  # fmt: skip
+        check_output_folder("--rescaled", rescaled, "or copy --pretrained to another folder")
     if args.sst_file.is_dir() or not args.sst_file.exists():
         what = "is a folder" if args.sst_file.is_dir() else "does not exist"
         raise ValueError(f"--sst-file {args.sst_file} {what}; give GLUE SST-2's train.tsv")
@@ -253,19 +290,17 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device()
     pretrained = args.pretrained.resolve()
     twin = (args.twin or pretrained.with_name(pretrained.name + "-random-twin")).resolve()
+    rescaled = (
+        pretrained.with_name(pretrained.name + "-rescaled").resolve() if args.rescaled else None
+    )
     try:
         check_writable(args.json)
-        check_inputs(args, pretrained, twin)
+        check_inputs(args, pretrained, twin, rescaled)
         small = FinetuneConfig(lr=args.small_lr, epochs=args.epochs, max_length=args.max_length)
         minilm = FinetuneConfig(lr=args.lr, epochs=args.epochs, max_length=args.max_length)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)
         random_twin(pretrained, twin)
-        if args.rescaled:
-            rescaled = pretrained.with_name(pretrained.name + "-rescaled")
-            if rescaled.exists() and not rescaled.is_dir():
-                raise ValueError(
-                    f"--rescaled writes the folder {rescaled}, but that is a file; move it"
-                )
+        if rescaled is not None:
             rescaled, factor = rescaled_embeddings(pretrained, rescaled)
             print(f"embeddings divided by {factor:.2f}: wrote {rescaled}")
     except (OSError, ValueError) as err:
