@@ -68,7 +68,7 @@ def rescale_embeddings(embeddings: BertEmbeddings, std: float = 0.02) -> float:
         raise ValueError(f"the word table's standard deviation is {size}: its weights hold NaN or "
                          "inf, or are all zero, so they cannot be rescaled")  # fmt: skip
     factor = size / std
-    with torch.no_grad():  # in place: the MLM head's decoder stays tied to the word table
+    with torch.no_grad():  # in place: whatever holds these Parameters sees the change
         for table in (embeddings.word, embeddings.position, embeddings.token_type):
             table.weight.div_(factor)
     return factor

@@ -48,7 +48,7 @@ def _close(a: float, b: float, rel: float = 2e-3) -> bool:
 
 def _rescale(name: str, fn: Callable) -> CheckResult:
     emb, before = grown_embeddings(), grown_embeddings()
-    word = emb.word.weight  # the Parameter itself: the MLM head's decoder shares it
+    word = emb.word.weight  # the Parameter itself: an optimizer holding it must see the change
     want = copy.deepcopy(before)
     factor = rescale_embeddings(want, TARGET)
     ids = torch.randint(1, 50, (4, 12), generator=torch.Generator().manual_seed(1))  # (B, T)

@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     models = {"pretrained": str(pretrained), "random init": str(twin)}
     seeds = {"pretrained": args.seeds, "random init": args.seeds}
     configs = {"pretrained": small, "random init": small, "minilm": minilm}
-    if args.rescaled:
+    if rescaled is not None:
         models[RESCALED], seeds[RESCALED], configs[RESCALED] = str(rescaled), args.seeds, small
     if args.minilm_seeds > 0:
         models["minilm"], seeds["minilm"] = "minilm", args.minilm_seeds
@@ -323,15 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "summary": summary,
         "pretrained_minus_random_accuracy": gap,
-        **(
-            {
-                "rescaled_minus_random_accuracy": summary[RESCALED]["accuracy"]["mean"]
-                - summary["random init"]["accuracy"]["mean"],
-                "rescale_factor": factor,
-            }
-            if args.rescaled
-            else {}
-        ),  # fmt: skip
         "runs": rows,
         "splits": {k: len(v) for k, v in data["splits"].items()},
         "split_notes": data["notes"],
@@ -341,13 +332,18 @@ def main(argv: list[str] | None = None) -> int:
         "device": device.type,
         "threads": torch.get_num_threads(),
     }
+    if rescaled is not None:
+        report["rescaled_minus_random_accuracy"] = (
+            summary[RESCALED]["accuracy"]["mean"] - summary["random init"]["accuracy"]["mean"]
+        )
+        report["rescale_factor"] = factor
     write_json(args.json, report)
     for name, s in summary.items():
         print(
             f"{name:20s} "
             + "  ".join(f"{k} {s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" for k in METRICS)
         )
-    if args.rescaled:
+    if rescaled is not None:
         print(
             f"{RESCALED} - random init: {100 * report['rescaled_minus_random_accuracy']:+.1f} points"
         )
