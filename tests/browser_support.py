@@ -2,7 +2,8 @@
 Chromium through Playwright, and the checks run on each notebook in the page.
 
 Everything started here is stopped by its own process ids: the server's process group, the kernels
-it started, and the browser's processes (Playwright's driver and Chromium).
+it started, and the browser's processes (Playwright's driver and Chromium). Each widget stack runs as
+a `Pass` in a thread of its own (its own Playwright, Chromium and JupyterLab), the two side by side.
 """
 
 import json
@@ -14,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -43,6 +45,9 @@ UNKNOWN_ARGUMENT_IS_AN_ERROR = "error:Passing unrecognized arguments to super:De
 # A status line that reports an exception instead of a result, e.g. "OSError: ...".
 ERROR_LINE = re.compile(r"^\w*(Error|Exception)\b.*$", re.MULTILINE)
 WIDGET_ERRORS = ("Error displaying widget", "Failed to create view for", "Failed to load model")
+# Held while this process starts a child, so that each Browser can tell its own children from the
+# other pass's.
+SPAWN = threading.Lock()
 
 
 @dataclass
@@ -222,7 +227,7 @@ class Lab:
             "--LabApp.news_url=", "--LabApp.extension_manager=readonly",
             "--ServerApp.terminals_enabled=False", "--allow-root",
         ]  # fmt: skip
-        with open(self.log, "wb") as log:
+        with open(self.log, "wb") as log, SPAWN:
             self.process = subprocess.Popen(
                 command,
                 env=self.environment(),
@@ -306,27 +311,28 @@ class Browser:
         from playwright.sync_api import sync_playwright
 
         self.processes: list[psutil.Process] = []
-        before = {p.pid for p in psutil.Process().children(recursive=True)}
-        self._manager = sync_playwright()
-        self.playwright = self._manager.start()
-        try:
-            self.browser = self.playwright.chromium.launch(
-                executable_path=chromium(),
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-dev-shm-usage",
-                    "--disable-gpu",
-                    "--disable-breakpad",
-                ],
-            )
-        except Exception:
-            self.close()
-            raise
-        # Playwright's driver and the chromium it launched: this process's new descendants.
-        self.processes = [
-            p for p in psutil.Process().children(recursive=True) if p.pid not in before
-        ]
+        with SPAWN:
+            before = {p.pid for p in psutil.Process().children()}
+            self._manager = sync_playwright()
+            self.playwright = self._manager.start()
+            try:
+                self.browser = self.playwright.chromium.launch(
+                    executable_path=chromium(),
+                    headless=True,
+                    args=[
+                        "--no-sandbox",
+                        "--disable-dev-shm-usage",
+                        "--disable-gpu",
+                        "--disable-breakpad",
+                    ],
+                )
+            except Exception:
+                self.close()
+                raise
+            # Playwright's driver (this process's new child) and the chromium it launched.
+            for child in psutil.Process().children():
+                if child.pid not in before:
+                    self.processes += [child, *child.children(recursive=True)]
 
     def close(self) -> None:
         try:
@@ -489,6 +495,7 @@ class Result:
     sliders: int = 0
     changed: int = 0
     errors: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)  # the page's uncaught JavaScript errors
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds of each step
     screenshots: list[Path] = field(default_factory=list)
@@ -655,3 +662,121 @@ def exercise_widgets(page, result: Result) -> None:
                 result.errors.append(f"{where}: clicking {name!r} drew no plot")
             else:
                 result.changed += 1
+
+
+def check_notebook(browser, lab: Lab, path: Path, shots: Path) -> Result:
+    """Open one notebook in a new page, run it all, check what it shows, move its sliders; a
+    screenshot after running and one after the sliders (one on failure)."""
+    name, result = path.stem, Result()
+    for old in shots.glob(f"{name}*.png"):
+        old.unlink()  # never a stale picture beside this run's
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(120_000)
+    page.on("pageerror", lambda error: result.console.append(str(error)))
+    start = step = time.perf_counter()
+    try:
+        page.goto(lab.notebook_url(path.name), wait_until="domcontentloaded")
+        page.wait_for_function(OPENED, arg=path.name)
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+        step = result.phase("open", step)
+        run_all(page)
+        wait_idle(page)
+        step = result.phase("run", step)
+        lab.remember_kernels()
+        not_run = []
+        for cell in page.evaluate(CELLS):
+            if cell["count"] is not None:
+                result.cells += 1
+            elif cell["source"]:  # an empty cell has nothing to run
+                not_run.append(str(cell["index"]))
+            for error in cell["errors"]:
+                result.errors.append(f"cell {cell['index']} ({cell['source']!r}): {error}")
+        if not_run:
+            result.errors.append(f"cells that did not run: {', '.join(not_run)}")
+        check_rendering(page, result)
+        step = result.phase("check", step)
+        result.screenshots.append(screenshot(page, shots / f"{name}.png"))
+        step = result.phase("screenshots", step)
+        exercise_widgets(page, result)
+        step = result.phase("widgets", step)
+        result.screenshots.append(screenshot(page, shots / f"{name}-moved.png"))
+        step = result.phase("screenshots", step)
+    except Exception as error:
+        result.errors.append(f"{type(error).__name__}: {error}")
+        try:
+            result.screenshots.append(screenshot(page, shots / f"{name}-failed.png"))
+        except Exception:
+            pass
+    finally:
+        result.seconds = time.perf_counter() - start
+        page.close()
+        lab.shutdown_kernels()
+    if not result.cells and not result.errors:
+        result.errors.append("no cell ran")
+    return result
+
+
+class Pass(threading.Thread):
+    """One env's notebooks, one after another, in a thread with its own Playwright, Chromium and
+    JupyterLab. The two envs' passes run side by side: while one kernel computes, the other pass's
+    page is being driven."""
+
+    def __init__(self, env: Env, notebooks: list[Path], folder: Path, shots: Path) -> None:
+        super().__init__(name=f"browser-{env.name}", daemon=True)
+        self.env, self.notebooks, self.shots = env, notebooks, shots
+        self.lab = Lab(env, folder, notebooks)
+        self.browser: Browser | None = None
+        self.results: dict[str, Result] = {}
+        self.finished = {path.stem: threading.Event() for path in notebooks}
+        self.error = ""  # why the pass ended before its last notebook
+        self.stopping = threading.Event()
+        self.began = self.ended = 0.0  # time.perf_counter()
+
+    def run(self) -> None:
+        self.began = time.perf_counter()
+        try:
+            self.browser = Browser()
+            self.lab.start()
+            for path in self.notebooks:
+                if self.stopping.is_set():
+                    self.error = "stopped"
+                    break
+                self.results[path.stem] = check_notebook(
+                    self.browser.browser, self.lab, path, self.shots
+                )
+                self.finished[path.stem].set()
+        except BaseException as error:
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            try:
+                self.lab.stop()
+                if self.browser is not None:
+                    self.browser.close()
+            finally:
+                self.ended = time.perf_counter()
+                for event in self.finished.values():
+                    event.set()
+
+    def result(self, name: str) -> Result | None:
+        """The notebook's result once checked; None when the pass ended without it."""
+        while not self.finished[name].wait(1.0):
+            pass  # short waits: a SIGTERM's KeyboardInterrupt reaches this thread between them
+        return self.results.get(name)
+
+    def stop(self) -> None:
+        """End the pass from the main thread: if it still runs (a SIGTERM, Ctrl-C, `pytest -x`),
+        stop its server, kernels and browser by their ids, so its own calls fail and it ends."""
+        if self.is_alive():
+            self.stopping.set()
+            self.lab.remember_kernels()
+            processes = list(self.lab.kernels)
+            if self.browser is not None:
+                processes += self.browser.processes
+            server = self.lab.process  # read once: the pass may be clearing it
+            if server is not None:
+                try:
+                    os.killpg(server.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            stop_processes(processes, grace=5)
+        self.join(timeout=30)
