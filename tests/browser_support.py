@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -496,6 +497,7 @@ class Result:
     changed: int = 0
     errors: list[str] = field(default_factory=list)
     console: list[str] = field(default_factory=list)  # the page's uncaught JavaScript errors
+    log: str = ""  # the end of JupyterLab's log when the notebook was done
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)  # seconds of each step
     screenshots: list[Path] = field(default_factory=list)
@@ -711,6 +713,7 @@ def check_notebook(browser, lab: Lab, path: Path, shots: Path) -> Result:
         result.seconds = time.perf_counter() - start
         page.close()
         lab.shutdown_kernels()
+        result.log = lab.log_tail(10)
     if not result.cells and not result.errors:
         result.errors.append("no cell ran")
     return result
@@ -728,44 +731,47 @@ class Pass(threading.Thread):
         self.browser: Browser | None = None
         self.results: dict[str, Result] = {}
         self.finished = {path.stem: threading.Event() for path in notebooks}
-        self.error = ""  # why the pass ended before its last notebook
+        self.error = ""  # why the pass ended before its last notebook (first line)
+        self.log = ""  # the end of JupyterLab's log when the pass ended early
         self.stopping = threading.Event()
-        self.began = self.ended = 0.0  # time.perf_counter()
+        self.ended = 0.0  # time.perf_counter() at the end
 
     def run(self) -> None:
-        self.began = time.perf_counter()
         try:
             self.browser = Browser()
-            self.lab.start()
             for path in self.notebooks:
                 if self.stopping.is_set():
-                    self.error = "stopped"
-                    break
+                    raise InterruptedError("stopped")
+                if self.lab.process is None:  # the server starts with the first notebook
+                    self.lab.start()
                 self.results[path.stem] = check_notebook(
                     self.browser.browser, self.lab, path, self.shots
                 )
                 self.finished[path.stem].set()
         except BaseException as error:
-            self.error = f"{type(error).__name__}: {error}"
+            self.error = f"{type(error).__name__}: {error}".splitlines()[0]
+            self.log = self.lab.log_tail(10)
         finally:
-            try:
-                self.lab.stop()
-                if self.browser is not None:
-                    self.browser.close()
-            finally:
-                self.ended = time.perf_counter()
-                for event in self.finished.values():
-                    event.set()
+            for step in (self.lab.stop, self.browser.close if self.browser else None):
+                try:
+                    if step is not None:
+                        step()
+                except Exception:  # stop() may have killed its processes already
+                    pass
+            self.ended = time.perf_counter()
+            for event in self.finished.values():
+                event.set()
 
     def result(self, name: str) -> Result | None:
         """The notebook's result once checked; None when the pass ended without it."""
-        while not self.finished[name].wait(1.0):
-            pass  # short waits: a SIGTERM's KeyboardInterrupt reaches this thread between them
+        self.finished[name].wait()
         return self.results.get(name)
 
     def stop(self) -> None:
         """End the pass from the main thread: if it still runs (a SIGTERM, Ctrl-C, `pytest -x`),
         stop its server, kernels and browser by their ids, so its own calls fail and it ends."""
+        if self.ident is None:  # never started
+            return
         if self.is_alive():
             self.stopping.set()
             self.lab.remember_kernels()
@@ -780,3 +786,6 @@ class Pass(threading.Thread):
                     pass
             stop_processes(processes, grace=5)
         self.join(timeout=30)
+        if self.is_alive():
+            message = f"browser {self.env.name}: its pass still runs 30 s after being stopped"
+            warnings.warn(message, stacklevel=2)

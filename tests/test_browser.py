@@ -51,10 +51,9 @@ class Summary:
         for env, seconds in totals.items():
             terminalreporter.write_line(f"browser {env}: notebooks {seconds:.0f} s")
         if all(run.ended for run in PASSES.values()):
-            ended = max(run.ended for run in PASSES.values())
-            terminalreporter.write_line(
-                f"browser: {len(PASSES)} passes side by side, {ended - BEGAN[0]:.0f} s wall"
-            )
+            wall = max(run.ended for run in PASSES.values()) - BEGAN[0]
+            how = "2 passes side by side" if len(PASSES) == 2 else f"{len(PASSES)} pass"
+            terminalreporter.write_line(f"browser: {how}, {wall:.0f} s wall")
         terminalreporter.write_line(f"browser screenshots: {SCREENSHOTS}")
 
 
@@ -76,35 +75,38 @@ def passes(request, tmp_path_factory):
     reason = missing()
     if reason:
         unavailable(reason)
+    notebooks, problems = wanted(request.session.items), {}
+    for env in ENVS:
+        problem = missing(env) if env.name in notebooks else ""
+        if env.name not in notebooks or problem:
+            problems[env.name] = problem
+            continue
+        server, kernel = env.versions(env.python), env.versions(env.kernel)
+        VERSIONS[env.name] = (
+            f"JupyterLab {server['jupyterlab']} + "
+            f"jupyterlab_widgets {server['jupyterlab_widgets']}; "
+            f"kernel ipywidgets {kernel['ipywidgets']}, ipykernel {kernel['ipykernel']}, "
+            f"IPython {kernel['ipython']}"
+        )
+        folder = tmp_path_factory.mktemp(f"lab-{env.name}")
+        PASSES[env.name] = Pass(env, notebooks[env.name], folder, SCREENSHOTS / env.name)
 
     def stop(signum, frame):  # a SIGTERM (a CI timeout) still runs every fixture's clean-up
         raise KeyboardInterrupt(f"signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, stop)
-    problems: dict[str, str] = {}
     BEGAN.append(time.perf_counter())
     try:
-        for env in ENVS:
-            notebooks = wanted(request.session.items).get(env.name)
-            problem = missing(env) if notebooks else None
-            if not notebooks or problem:
-                problems[env.name] = problem or ""
-                continue
-            server, kernel = env.versions(env.python), env.versions(env.kernel)
-            VERSIONS[env.name] = (
-                f"JupyterLab {server['jupyterlab']} + "
-                f"jupyterlab_widgets {server['jupyterlab_widgets']}; "
-                f"kernel ipywidgets {kernel['ipywidgets']}, ipykernel {kernel['ipykernel']}, "
-                f"IPython {kernel['ipython']}"
-            )
-            folder = tmp_path_factory.mktemp(f"lab-{env.name}")
-            PASSES[env.name] = Pass(env, notebooks, folder, SCREENSHOTS / env.name)
-            PASSES[env.name].start()
+        for run in PASSES.values():
+            run.start()
         yield PASSES, problems
     finally:
-        for run in PASSES.values():
-            run.stop()
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
+        try:
+            for run in PASSES.values():
+                run.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -118,7 +120,7 @@ def test_notebook_in_browser(passes, env, path):
     if result is None:
         pytest.fail(
             f"browser {env.name}: {name}: not checked: the pass ended early ({run.error})\n"
-            f"JupyterLab's log ends:\n{run.lab.log_tail(10)}",
+            f"JupyterLab's log ends:\n{run.log or '(nothing logged)'}",
             pytrace=False,
         )
     RESULTS[(env.name, name)] = result
@@ -129,6 +131,6 @@ def test_notebook_in_browser(passes, env, path):
         screenshots = ", ".join(str(p) for p in result.screenshots)
         pytest.fail(
             f"{result.line(env.name, name)}\n{details}\nscreenshots: {screenshots}\n"
-            f"JupyterLab's log ends:\n{run.lab.log_tail(10)}",
+            f"JupyterLab's log ends:\n{result.log}",
             pytrace=False,
         )
