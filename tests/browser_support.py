@@ -789,3 +789,92 @@ class Pass(threading.Thread):
         if self.is_alive():
             message = f"browser {self.env.name}: its pass still runs 30 s after being stopped"
             warnings.warn(message, stacklevel=2)
+
+
+def wanted(items) -> dict[str, list[Path]]:
+    """env name -> the notebooks this session's selected browser tests (after -k) ask of it."""
+    notebooks: dict[str, list[Path]] = {}
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        if getattr(item, "originalname", "") == "test_notebook_in_browser" and spec:
+            notebooks.setdefault(spec.params["env"].name, []).append(spec.params["path"])
+    return notebooks
+
+
+@dataclass
+class Tier:
+    """This session's browser tier: a Pass per env with selected tests, started with the session
+    (tests/conftest.py) so the passes run beside the other tests; the tier's own tests run last
+    and collect their results. Registered as a plugin, it writes the tier's summary."""
+
+    passes: dict[str, Pass] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)  # env -> why it cannot run
+    versions: dict[str, str] = field(default_factory=dict)  # env -> what it runs
+    results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (env, notebook)
+    began: float = 0.0
+    waiting: bool = False  # a browser test is waiting for its result
+    on_sigterm: object = None  # the session's SIGTERM handler (tests/conftest.py)
+
+    @classmethod
+    def prepare(cls, items, folder) -> "Tier":
+        """The passes the selected tests need (none without a browser test); ``folder(name)``
+        makes a fresh folder for each pass's JupyterLab."""
+        tier, notebooks = cls(), wanted(items)
+        reason = missing() if notebooks else None
+        for env in ENVS:
+            if env.name not in notebooks:
+                continue
+            problem = reason or missing(env)
+            if problem:
+                tier.problems[env.name] = problem
+                continue
+            server, kernel = env.versions(env.python), env.versions(env.kernel)
+            tier.versions[env.name] = (
+                f"JupyterLab {server['jupyterlab']} + "
+                f"jupyterlab_widgets {server['jupyterlab_widgets']}; "
+                f"kernel ipywidgets {kernel['ipywidgets']}, ipykernel {kernel['ipykernel']}, "
+                f"IPython {kernel['ipython']}"
+            )
+            tier.passes[env.name] = Pass(
+                env, notebooks[env.name], folder(f"lab-{env.name}"), SCREENSHOTS / env.name
+            )
+        return tier
+
+    def start(self) -> None:
+        self.began = time.perf_counter()
+        for run in self.passes.values():
+            run.start()
+
+    def stop(self) -> None:
+        for run in self.passes.values():
+            run.stop()
+
+    def result(self, env: str, name: str) -> Result | None:
+        """Wait for one notebook's result (None when its pass ended without it)."""
+        if self.on_sigterm is not None and signal.getsignal(signal.SIGTERM) is not self.on_sigterm:
+            signal.signal(signal.SIGTERM, self.on_sigterm)  # a notebook client's loop reset it
+        self.waiting = True
+        try:
+            return self.passes[env].result(name)
+        finally:
+            self.waiting = False
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.results:
+            return
+        terminalreporter.section("browser tier (JupyterLab 4 + headless Chromium, smoke profile)")
+        for env, versions in self.versions.items():
+            terminalreporter.write_line(f"browser {env}: {versions}")
+        totals: dict[str, float] = {}
+        for (env, name), result in self.results.items():
+            terminalreporter.write_line(result.line(env, name))
+            totals[env] = totals.get(env, 0.0) + result.seconds
+        for env, seconds in totals.items():
+            terminalreporter.write_line(f"browser {env}: notebooks {seconds:.0f} s")
+        if all(run.ended for run in self.passes.values()):
+            wall = max(run.ended for run in self.passes.values()) - self.began
+            how = "2 passes side by side" if len(self.passes) == 2 else f"{len(self.passes)} pass"
+            terminalreporter.write_line(
+                f"browser: {how}, {wall:.0f} s wall from the session's start"
+            )
+        terminalreporter.write_line(f"browser screenshots: {SCREENSHOTS}")

@@ -1,4 +1,5 @@
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -63,3 +64,45 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """The browser tier's tests last: its passes start with the session and run beside the other
+    tests (on 2 cores they leave most of one idle), and its tests only collect their results."""
+    items.sort(key=lambda item: item.path.name == "test_browser.py")  # stable: order kept
+
+
+@pytest.fixture(scope="session", autouse=True)
+def browser_tier(request, tmp_path_factory):
+    """The browser tier's passes (tests/browser_support.py), started when the session's first
+    test starts and stopped at its end; nothing starts unless a browser test is selected."""
+    from browser_support import Tier
+
+    tier = Tier.prepare(request.session.items, tmp_path_factory.mktemp)
+    if not tier.passes:
+        yield tier
+        return
+    request.config.pluginmanager.register(tier, "browser-tier")
+
+    def stop(signum, frame):
+        """A SIGTERM (a CI timeout): while a browser test waits, a KeyboardInterrupt ends the
+        session with every fixture's clean-up; during another test (a notebook client may take
+        the interrupt for a dead kernel and go on), stop the passes now and end as SIGTERM does."""
+        if tier.waiting:
+            raise KeyboardInterrupt(f"signal {signum}")
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        tier.stop()
+        signal.signal(signal.SIGTERM, previous)
+        os.kill(os.getpid(), signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    tier.on_sigterm = stop
+    try:
+        tier.start()
+        yield tier
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
+        try:
+            tier.stop()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
