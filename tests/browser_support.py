@@ -820,11 +820,11 @@ class Tier:
         """The passes the selected tests need (none without a browser test); ``folder(name)``
         makes a fresh folder for each pass's JupyterLab."""
         tier, notebooks = cls(), wanted(items)
-        reason = missing() if notebooks else None
+        reason = missing() if notebooks else None  # chromium and playwright, checked once
         for env in ENVS:
             if env.name not in notebooks:
                 continue
-            problem = reason or missing(env)
+            problem = reason or env.problem()
             if problem:
                 tier.problems[env.name] = problem
                 continue
@@ -851,13 +851,23 @@ class Tier:
 
     def result(self, env: str, name: str) -> Result | None:
         """Wait for one notebook's result (None when its pass ended without it)."""
-        if self.on_sigterm is not None and signal.getsignal(signal.SIGTERM) is not self.on_sigterm:
-            signal.signal(signal.SIGTERM, self.on_sigterm)  # a notebook client's loop reset it
         self.waiting = True
         try:
             return self.passes[env].result(name)
         finally:
             self.waiting = False
+
+    def guard(self) -> None:
+        """Put the session's SIGTERM handler back: nbclient's event loop leaves SIGTERM at its
+        default after each notebook it runs."""
+        if self.on_sigterm is not None and signal.getsignal(signal.SIGTERM) is not self.on_sigterm:
+            signal.signal(signal.SIGTERM, self.on_sigterm)
+
+    def pytest_runtest_setup(self, item) -> None:
+        self.guard()
+
+    def pytest_runtest_teardown(self, item) -> None:
+        self.guard()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.results:
@@ -874,7 +884,5 @@ class Tier:
         if all(run.ended for run in self.passes.values()):
             wall = max(run.ended for run in self.passes.values()) - self.began
             how = "2 passes side by side" if len(self.passes) == 2 else f"{len(self.passes)} pass"
-            terminalreporter.write_line(
-                f"browser: {how}, {wall:.0f} s wall from the session's start"
-            )
+            terminalreporter.write_line(f"browser: {how}, {wall:.0f} s wall from the first test")
         terminalreporter.write_line(f"browser screenshots: {SCREENSHOTS}")

@@ -86,8 +86,9 @@ def browser_tier(request, tmp_path_factory):
 
     def stop(signum, frame):
         """A SIGTERM (a CI timeout): while a browser test waits, a KeyboardInterrupt ends the
-        session with every fixture's clean-up; during another test (a notebook client may take
-        the interrupt for a dead kernel and go on), stop the passes now and end as SIGTERM does."""
+        session with every fixture's clean-up; during another test, stop the passes now and end
+        as SIGTERM does. (While nbclient runs a notebook, its own handler takes the signal: it
+        stops that kernel, the test fails and the session goes on, the passes too.)"""
         if tier.waiting:
             raise KeyboardInterrupt(f"signal {signum}")
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
