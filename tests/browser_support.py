@@ -813,7 +813,8 @@ class Tier:
     results: dict[tuple[str, str], Result] = field(default_factory=dict)  # (env, notebook)
     began: float = 0.0
     waiting: bool = False  # a browser test is waiting for its result
-    on_sigterm: object = None  # the session's SIGTERM handler (tests/conftest.py)
+    previous: object = None  # the SIGTERM handler before start()
+    armed: bool = False  # between start() and stop(): SIGTERM is this tier's
 
     @classmethod
     def prepare(cls, items, folder) -> "Tier":
@@ -841,13 +842,34 @@ class Tier:
         return tier
 
     def start(self) -> None:
+        """Start the passes, with a SIGTERM handler that stops them (put back around each test:
+        nbclient's event loop leaves SIGTERM at its default after each notebook it runs)."""
+        self.previous = signal.signal(signal.SIGTERM, self.on_sigterm)
+        self.armed = True
         self.began = time.perf_counter()
         for run in self.passes.values():
             run.start()
 
     def stop(self) -> None:
-        for run in self.passes.values():
-            run.stop()
+        if not self.armed:
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
+        try:
+            for run in self.passes.values():
+                run.stop()
+        finally:
+            self.armed = False
+            signal.signal(signal.SIGTERM, self.previous or signal.SIG_DFL)
+
+    def on_sigterm(self, signum, frame) -> None:
+        """A SIGTERM (a CI timeout): while a browser test waits, a KeyboardInterrupt ends the
+        session with every fixture's clean-up; during another test, stop the passes now and end
+        as SIGTERM does. (While nbclient runs a notebook, its own handler takes the signal: it
+        stops that kernel, the test fails and the session goes on, the passes too.)"""
+        if self.waiting:
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.stop()
+        os.kill(os.getpid(), signum)
 
     def result(self, env: str, name: str) -> Result | None:
         """Wait for one notebook's result (None when its pass ended without it)."""
@@ -858,9 +880,8 @@ class Tier:
             self.waiting = False
 
     def guard(self) -> None:
-        """Put the session's SIGTERM handler back: nbclient's event loop leaves SIGTERM at its
-        default after each notebook it runs."""
-        if self.on_sigterm is not None and signal.getsignal(signal.SIGTERM) is not self.on_sigterm:
+        """Put the SIGTERM handler back if a notebook client reset it."""
+        if self.armed and signal.getsignal(signal.SIGTERM) != self.on_sigterm:
             signal.signal(signal.SIGTERM, self.on_sigterm)
 
     def pytest_runtest_setup(self, item) -> None:

@@ -1,5 +1,4 @@
 import os
-import signal
 import tempfile
 from pathlib import Path
 
@@ -83,27 +82,8 @@ def browser_tier(request, tmp_path_factory):
         yield tier
         return
     request.config.pluginmanager.register(tier, "browser-tier")
-
-    def stop(signum, frame):
-        """A SIGTERM (a CI timeout): while a browser test waits, a KeyboardInterrupt ends the
-        session with every fixture's clean-up; during another test, stop the passes now and end
-        as SIGTERM does. (While nbclient runs a notebook, its own handler takes the signal: it
-        stops that kernel, the test fails and the session goes on, the passes too.)"""
-        if tier.waiting:
-            raise KeyboardInterrupt(f"signal {signum}")
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        tier.stop()
-        signal.signal(signal.SIGTERM, previous)
-        os.kill(os.getpid(), signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    tier.on_sigterm = stop
     try:
         tier.start()
         yield tier
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut this short
-        try:
-            tier.stop()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        tier.stop()
