@@ -143,6 +143,38 @@ def test_minutes_picks_whole_epochs_and_keeps_them_on_resume(tmp_path):
     assert again.report["plan"]["reused"] and again.report["resumed_after_epoch"] == plan["epochs"]
 
 
+def test_the_minutes_probe_is_not_thrown_by_one_slow_step(monkeypatch):
+    """A run's plan rests on the probe: one stalled step (another process, a first allocation) must not
+    make it plan a fraction of the epochs that fit. Here one timed step stalls 1.5 s."""
+    import time
+
+    from helpers.mlm import runs
+
+    cfg = MlmConfig(minutes=1, **TINY_CFG)
+    tokenizer = train_wordpiece(tiny_text(), cfg.vocab_size)
+    train, held = split_eval(tiny_text())
+    batches = masked_batches(
+        pack(tokenizer, train, cfg.seq_len), tokenizer, 8, 0.15, 0, shuffle=False
+    )
+    with seeded(0):
+        model = BertForMaskedLM(cfg.bert_config(len(tokenizer)))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    calls = []
+
+    def stalls_once(probe, batch):
+        calls.append(1)
+        if len(calls) == 4:  # the second timed step
+            time.sleep(1.5)
+        return mlm_outputs(probe, batch)
+
+    monkeypatch.setattr(runs, "mlm_outputs", stalls_once)
+    seconds = runs.probe_epoch_seconds(model, batches, batches[:2], cfg, CPU)
+    # A mean over the 8 timed steps would be >= 1.5 / 8 s a step; the median stays a normal step's.
+    assert 0 < seconds < 0.1 * (len(batches) + 2)
+    assert len(calls) >= 2 + 8 + 2  # warm-up, at least 8 timed steps, the evaluation
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 
 import torch
 
@@ -217,28 +218,35 @@ class MlmRun:
 
 def probe_epoch_seconds(
     model: BertForMaskedLM, train: list[Batch], held_out: list[Batch], cfg: MlmConfig,
-    device: torch.device, steps: int = 6,
+    device: torch.device, min_steps: int = 8, max_steps: int = 40, min_seconds: float = 1.0,
 ) -> float:  # fmt: skip
     """Seconds one epoch should take (training steps + the evaluation), timed on a copy of the model
-    (the run's own weights stay untouched): ``steps`` AdamW steps after one untimed."""
+    (the run's own weights stay untouched). Two untimed AdamW steps warm up; then steps are timed one
+    by one until ``min_steps`` and ``min_seconds`` are both reached (at most ``max_steps``), and the
+    median is used, so one slow step (a first allocation, another process) cannot shrink the plan."""
     probe = copy.deepcopy(model).to(device).train()
     optimizer = make_optimizer(cfg.train_config(1), probe)
-    sample = [train[i % len(train)] for i in range(steps + 1)]
-    started = 0.0
-    for i, batch in enumerate(sample):
-        if i == 1:
-            started = time.perf_counter()
-        loss, _, _ = mlm_outputs(probe, tuple(t.to(device) for t in batch))
+
+    def timed(run: Callable[[Batch], None], batch: Batch) -> float:
+        started = time.perf_counter()
+        run(tuple(t.to(device) for t in batch))
+        return time.perf_counter() - started
+
+    def step(batch: Batch) -> None:
+        loss, _, _ = mlm_outputs(probe, batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    per_step = (time.perf_counter() - started) / steps
+
+    for i in range(2):
+        step(tuple(t.to(device) for t in train[i % len(train)]))
+    steps: list[float] = []
+    while len(steps) < max_steps and (len(steps) < min_steps or sum(steps) < min_seconds):
+        steps.append(timed(step, train[(len(steps) + 2) % len(train)]))
     probe.eval()
-    started = time.perf_counter()
     with torch.no_grad():
-        mlm_outputs(probe, tuple(t.to(device) for t in held_out[0]))
-    per_eval = time.perf_counter() - started
-    return per_step * len(train) + per_eval * len(held_out)
+        evals = [timed(lambda b: mlm_outputs(probe, b), b) for b in held_out[:3]]
+    return median(steps) * len(train) + median(evals) * len(held_out)
 
 
 def _read_state(folder: Path) -> dict:
