@@ -4,6 +4,7 @@ command end to end on a tiny text, resume, Hugging Face-format round trips, bad 
 import json
 import re
 import shutil
+import time
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ from helpers.bert.mlm import IGNORE, BertForMaskedLM, mlm_outputs
 from helpers.bert.save import hf_name, save_pretrained
 from helpers.bert.weights import our_name
 from helpers.env import seeded
-from helpers.mlm import MlmConfig, cli, masked_batches, pack, pretrain, split_eval
+from helpers.mlm import MlmConfig, cli, masked_batches, pack, pretrain, runs, split_eval
 from helpers.mlm.runs import STATE
 from helpers.tokenization.train import train_wordpiece
 
@@ -146,13 +147,9 @@ def test_minutes_picks_whole_epochs_and_keeps_them_on_resume(tmp_path):
 def test_the_minutes_probe_is_not_thrown_by_one_slow_step(monkeypatch):
     """A run's plan rests on the probe: one stalled step (another process, a first allocation) must not
     make it plan a fraction of the epochs that fit. Here one timed step stalls 1.5 s."""
-    import time
-
-    from helpers.mlm import runs
-
     cfg = MlmConfig(minutes=1, **TINY_CFG)
     tokenizer = train_wordpiece(tiny_text(), cfg.vocab_size)
-    train, held = split_eval(tiny_text())
+    train, _ = split_eval(tiny_text())
     batches = masked_batches(
         pack(tokenizer, train, cfg.seq_len), tokenizer, 8, 0.15, 0, shuffle=False
     )

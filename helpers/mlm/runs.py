@@ -238,8 +238,8 @@ def probe_epoch_seconds(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for i in range(2):
-        step(tuple(t.to(device) for t in train[i % len(train)]))
+    for i in range(2):  # warm-up, untimed
+        timed(step, train[i % len(train)])
     steps: list[float] = []
     while len(steps) < max_steps and (len(steps) < min_steps or sum(steps) < min_seconds):
         steps.append(timed(step, train[(len(steps) + 2) % len(train)]))
