@@ -172,6 +172,20 @@ def test_the_minutes_probe_is_not_thrown_by_one_slow_step(monkeypatch):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def test_weight_decay_reaches_adamw_and_a_new_value_retrains(tmp_path):
+    """``--weight-decay`` is AdamW's: a large one ends with smaller weights; a run in the same folder with
+    another value trains again rather than resuming the other run's checkpoint."""
+    train, held = split_eval(tiny_text())
+    runs_by_decay = {}
+    for wd in (0.0, 50.0):
+        cfg = MlmConfig(epochs=2, weight_decay=wd, **TINY_CFG)
+        runs_by_decay[wd] = pretrain(cfg, train, held, tmp_path / "wd", CPU, progress=False)
+    assert runs_by_decay[50.0].report["resumed_after_epoch"] == 0
+    assert runs_by_decay[50.0].report["config"]["weight_decay"] == 50.0
+    size = {wd: run.model.bert.embeddings.word.weight.std().item() for wd, run in runs_by_decay.items()}  # fmt: skip
+    assert size[50.0] < 0.8 * size[0.0], size
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 
@@ -187,6 +201,8 @@ def test_the_minutes_probe_is_not_thrown_by_one_slow_step(monkeypatch):
         ({"--save": "plain.txt"}, r"--save plain\.txt is a file"),
         ({"--json": "plain.txt/out.json"}, "cannot write"),
         ({"--minutes": "5"}, r"not allowed with argument --epochs"),
+        ({"--weight-decay": "-1"}, r"--weight-decay must be >= 0 and finite, not -1\.0"),
+        ({"--weight-decay": "nan"}, r"--weight-decay must be >= 0 and finite, not nan"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(text_file, tmp_path, monkeypatch, capsys, change, said):

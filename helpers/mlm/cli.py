@@ -1,8 +1,8 @@
 """Pretraining from a terminal: a small BERT with masked language modelling, saved for fine-tuning.
 
     python -m helpers.mlm --train-file F [--eval-file F | --eval-fraction 0.1] [--epochs N | --minutes M] \\
-        [--layers N --hidden N --heads N --vocab-size N --seq-len N --batch-size N --lr X --seed S] \\
-        --save DIR --json OUT
+        [--layers N --hidden N --heads N --vocab-size N --seq-len N --batch-size N --lr X --weight-decay X \\
+        --seed S] --save DIR --json OUT
 
 Text files hold one document or line per line (blank lines are skipped). Without ``--eval-file`` the
 last 10% of the training file's lines are held out. ``--minutes M`` times a few training steps on a copy
@@ -30,7 +30,7 @@ from helpers.training import choose_precision
 FLAGS = {  # MlmConfig field -> its flag, for error messages
     "layers": "--layers", "hidden": "--hidden", "heads": "--heads", "vocab_size": "--vocab-size",
     "seq_len": "--seq-len", "epochs": "--epochs", "minutes": "--minutes", "batch_size": "--batch-size",
-    "lr": "--lr", "seed": "--seed", "warmup": "--warmup", "mask_prob": "--mask-prob",
+    "lr": "--lr", "weight_decay": "--weight-decay", "seed": "--seed", "warmup": "--warmup", "mask_prob": "--mask-prob",
     "precision": "--precision", "max_positions": "--max-positions",
 }  # fmt: skip
 
@@ -65,6 +65,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ):
         parser.add_argument(FLAGS[name], type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
+                        help="AdamW's weight decay (default 0.01, as BERT)")  # fmt: skip
     parser.add_argument("--warmup", type=float, default=defaults.warmup)
     parser.add_argument("--mask-prob", type=float, default=defaults.mask_prob)
     parser.add_argument(

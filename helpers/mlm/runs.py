@@ -66,6 +66,7 @@ class MlmConfig:
     minutes: float | None = None
     batch_size: int = 32
     lr: float = 1e-3  # a small BERT from scratch takes a large rate (BERT-base used 1e-4)
+    weight_decay: float = 0.01  # AdamW's, as BERT's pretraining; larger keeps the weights smaller
     warmup: float = 0.06  # fraction of the steps warming the rate up, then linear decay to 0
     mask_prob: float = 0.15
     dropout: float = 0.1
@@ -107,9 +108,9 @@ class MlmConfig:
                           attention_probs_dropout_prob=self.dropout)  # fmt: skip
 
     def train_config(self, epochs: int) -> TrainConfig:
-        """AdamW (weight decay 0.01), warm-up then linear decay to 0, gradients clipped at 1."""
-        return TrainConfig(epochs=epochs, lr=self.lr, warmup=self.warmup, schedule="linear",
-                           precision=self.precision, seed=self.seed)  # fmt: skip
+        """AdamW (weight decay 0.01 unless set), warm-up then linear decay to 0, gradients clipped at 1."""
+        return TrainConfig(epochs=epochs, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
+                           schedule="linear", precision=self.precision, seed=self.seed)  # fmt: skip
 
 
 def _divisor(hidden: int, heads: int) -> int:

@@ -64,8 +64,10 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.warmup is a fraction of the steps in [0, 1), not {self.warmup!r}"
             )
-        if self.weight_decay < 0:
-            raise ConfigError(f"TrainConfig.weight_decay must be >= 0, not {self.weight_decay!r}")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ConfigError(
+                f"TrainConfig.weight_decay must be >= 0 and finite, not {self.weight_decay!r}"
+            )
 
 
 @dataclass
