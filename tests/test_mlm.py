@@ -182,8 +182,10 @@ def test_weight_decay_reaches_adamw_and_a_new_value_retrains(tmp_path):
         runs_by_decay[wd] = pretrain(cfg, train, held, tmp_path / "wd", CPU, progress=False)
     assert runs_by_decay[50.0].report["resumed_after_epoch"] == 0
     assert runs_by_decay[50.0].report["config"]["weight_decay"] == 50.0
-    size = {wd: run.model.bert.embeddings.word.weight.std().item() for wd, run in runs_by_decay.items()}  # fmt: skip
-    assert size[50.0] < 0.8 * size[0.0], size
+    decayed, plain = (
+        runs_by_decay[wd].model.bert.embeddings.word.weight.std() for wd in (50.0, 0.0)
+    )
+    assert decayed < 0.8 * plain, (decayed, plain)
 
 
 # --- bad input ------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ from helpers.training import choose_precision
 FLAGS = {  # MlmConfig field -> its flag, for error messages
     "layers": "--layers", "hidden": "--hidden", "heads": "--heads", "vocab_size": "--vocab-size",
     "seq_len": "--seq-len", "epochs": "--epochs", "minutes": "--minutes", "batch_size": "--batch-size",
-    "lr": "--lr", "weight_decay": "--weight-decay", "seed": "--seed", "warmup": "--warmup", "mask_prob": "--mask-prob",
-    "precision": "--precision", "max_positions": "--max-positions",
+    "lr": "--lr", "weight_decay": "--weight-decay", "seed": "--seed", "warmup": "--warmup",
+    "mask_prob": "--mask-prob", "precision": "--precision", "max_positions": "--max-positions",
 }  # fmt: skip
 
 
@@ -66,7 +66,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.add_argument(FLAGS[name], type=int, default=getattr(defaults, name))
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
-                        help="AdamW's weight decay (default 0.01, as BERT)")  # fmt: skip
+                        help="AdamW's weight decay (default %(default)s, BERT's)")  # fmt: skip
     parser.add_argument("--warmup", type=float, default=defaults.warmup)
     parser.add_argument("--mask-prob", type=float, default=defaults.mask_prob)
     parser.add_argument(

@@ -108,7 +108,7 @@ class MlmConfig:
                           attention_probs_dropout_prob=self.dropout)  # fmt: skip
 
     def train_config(self, epochs: int) -> TrainConfig:
-        """AdamW (weight decay 0.01 unless set), warm-up then linear decay to 0, gradients clipped at 1."""
+        """AdamW with ``weight_decay``, warm-up then linear decay to 0, gradients clipped at 1."""
         return TrainConfig(epochs=epochs, lr=self.lr, weight_decay=self.weight_decay, warmup=self.warmup,
                            schedule="linear", precision=self.precision, seed=self.seed)  # fmt: skip
 
