@@ -86,6 +86,73 @@ def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_
     assert not torch.equal(a.embeddings.word.weight, b.embeddings.word.weight)
 
 
+@pytest.fixture
+def learnable_sst_file(tmp_path):
+    """A train.tsv whose label is the subject ("the cat" 1, "a dog" 0), words the tiny tokenizer keeps."""
+    rng = torch.Generator().manual_seed(0)
+    rows = ["sentence\tlabel"]
+    for i in range(160):
+        label = int(torch.randint(2, (1,), generator=rng))
+        verb = ["sees", "likes", "finds", "reads"][int(torch.randint(4, (1,), generator=rng))]
+        rows.append(f"{'the cat' if label else 'a dog'} {verb} the book number {i} .\t{label}")
+    path = tmp_path / "learnable.tsv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_compare_at_several_rates_keeps_each_models_best_on_dev(
+    saved, learnable_sst_file, tmp_path, capsys
+):
+    out = tmp_path / "compare.json"
+    argv = compare_argv(saved, learnable_sst_file, out, "--small-lr", "1e-6", "1e-2")
+    argv[argv.index("--epochs") + 1] = "16"  # 1e-2 learns the subject; 1e-6 stays at one class
+    assert twin.main(argv) == 0
+    report = json.loads(out.read_text())
+    runs = report["runs"]
+    assert [(r["model"], r["lr"]) for r in runs] == [
+        (m, lr) for lr in (1e-6, 1e-2) for m in ("pretrained", "pretrained", "random init", "random init")
+    ]  # fmt: skip
+    for name in ("pretrained", "random init"):
+        means = {lr: sum(r["accuracy"] for r in runs if (r["model"], r["lr"]) == (name, lr)) / 2
+                 for lr in (1e-6, 1e-2)}  # fmt: skip
+        # the rate given second learns, so choosing it is not taking the order
+        assert means[1e-2] > means[1e-6]
+        assert report["dev_accuracy_by_lr"][name] == pytest.approx(
+            {"1e-06": means[1e-6], "0.01": means[1e-2]}
+        )
+        assert report["chosen_lr"][name] == 1e-2 and report["configs"][name]["lr"] == 1e-2
+        assert report["summary"][name]["accuracy"]["mean"] == pytest.approx(means[1e-2])
+        kept = [r["test_accuracy"] for r in runs if (r["model"], r["lr"]) == (name, 1e-2)]
+        assert report["test_accuracy"][name]["mean"] == pytest.approx(sum(kept) / 2)
+    gap = (
+        report["summary"]["pretrained"]["accuracy"]["mean"]
+        - report["summary"]["random init"]["accuracy"]["mean"]
+    )
+    assert report["pretrained_minus_random_accuracy"] == pytest.approx(gap)
+    printed = capsys.readouterr().out
+    assert "0.01 chosen on dev" in printed and "each at its rate chosen on dev" in printed
+
+
+def test_chosen_rates_take_the_best_mean_and_the_first_tried_on_a_tie():
+    rows = [{"model": "a", "lr": 1e-3, "accuracy": 0.6}, {"model": "a", "lr": 1e-3, "accuracy": 0.8},
+            {"model": "a", "lr": 3e-4, "accuracy": 0.9}, {"model": "a", "lr": 3e-4, "accuracy": 0.4},
+            {"model": "b", "lr": 3e-4, "accuracy": 0.7}, {"model": "b", "lr": 1e-3, "accuracy": 0.7},
+            {"model": "minilm", "accuracy": 0.9}]  # fmt: skip
+    assert twin.chosen_rates(rows) == {"a": 1e-3, "b": 3e-4}  # a: 0.70 against 0.65; b: a tie
+
+
+@pytest.mark.parametrize(
+    "rates, said",
+    [(["3e-4", "1e-3", "3e-4"], "--small-lr 0.0003 0.001 0.0003 names a rate twice"),
+     (["1e-3", "0"], "--small-lr or --lr must be > 0 and finite, got 0.0"),
+     (["nan"], "--small-lr or --lr must be > 0 and finite, got nan")],
+)  # fmt: skip
+def test_compare_bad_rates_exit_2(saved, sst_file, tmp_path, capsys, rates, said):
+    assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", "--small-lr", *rates)) == 2
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+
+
 def test_rescaled_embeddings_keep_the_function_and_shrink_the_tables(saved, tmp_path):
     from helpers.bert import BertModel
 

@@ -6,6 +6,11 @@ a few seeds each, and score dev accuracy, precision, recall and F1.
         [--train-rows 4000 --seeds 3 --minilm-seeds 3 --epochs 3 --lr 1e-4 --small-lr 3e-4 --rescaled] \\
         --json OUT
 
+Several ``--small-lr`` rates (``--small-lr 3e-4 1e-3``) fine-tune each small model at each and keep, per
+model, the rate with the best mean dev accuracy: one fixed rate can favour one model (a narrow model
+fresh from its initialisation learns less at 3e-4 than at 1e-3). The test slice is then scored at the
+chosen rate.
+
 The splits are notebook 04's (``helpers.finetune.data.sst2_splits``): dev (and a test slice) are whole
 sentences of SST-2 train, and every training row that equals, contains or is contained in one of them
 is dropped. The fine-tuning is notebook 04's ``experiment`` on the one training loop. Notebook 06 draws
@@ -14,6 +19,7 @@ the chart (``helpers.plots.pretraining.plot_comparison``).
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -148,10 +154,11 @@ def frozen_probe(
 
 def finetune_runs(
     models: dict[str, str], splits: dict, seeds: dict[str, int], configs: dict[str, FinetuneConfig],
-    device: torch.device, progress: bool = False,
+    device: torch.device, progress: bool = False, test: bool = False,
 ) -> list[dict]:  # fmt: skip
     """Fine-tune every model (name -> folder or "minilm") with ``seeds[name]`` seeds (0, 1, ...); one
-    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds."""
+    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds
+    (``test``: also the accuracy on ``splits["test"]``)."""
     rows = []
     for name, source in models.items():
         for seed in range(seeds[name]):
@@ -165,9 +172,24 @@ def finetune_runs(
             rows.append({"model": name, "seed": seed, **scores,
                          "dev_accuracy_per_epoch": run.history["dev_accuracy"],
                          "seconds": time.perf_counter() - start})  # fmt: skip
+            if test:
+                rows[-1]["test_accuracy"] = classification_scores(
+                    run.model, loader(splits["test"], run.collate, 64, False), device
+                )["accuracy"]
             print(f"{name} seed {seed}: dev accuracy {scores['accuracy']:.4f}, F1 {scores['f1']:.4f} "
                   f"({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
     return rows
+
+
+def chosen_rates(rows: list[dict]) -> dict[str, float]:
+    """Per model fine-tuned at several rates (rows with an ``lr``): the rate with the best mean dev
+    accuracy over its seeds (on a tie, the first tried)."""
+    by_rate: dict[str, dict[float, list[float]]] = {}
+    for r in rows:
+        if "lr" in r:
+            by_rate.setdefault(r["model"], {}).setdefault(r["lr"], []).append(r["accuracy"])
+    return {name: max(accs, key=lambda lr: statistics.fmean(accs[lr]))
+            for name, accs in by_rate.items()}  # fmt: skip
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
@@ -199,8 +221,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-4, help="MiniLM's (notebook 04's choice)")
     parser.add_argument(
-        "--small-lr", type=float, default=3e-4, help="the small BERT's and its twin's"
-    )
+        "--small-lr", type=float, nargs="+", default=[3e-4],
+        help="the small BERT's and its twin's (default 3e-4); several: each small model at each, its "
+        "rate chosen on dev, test scored at it",
+    )  # fmt: skip
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument(
         "--twin", type=Path, help="where to save the random twin (default: beside --pretrained)"
@@ -280,6 +304,9 @@ def check_inputs(
             raise ValueError(
                 f"--{flag.replace('_', '-')} must be at least 1, not {getattr(args, flag)}"
             )
+    if len(set(args.small_lr)) < len(args.small_lr):
+        raise ValueError(f"--small-lr {' '.join(f'{lr:g}' for lr in args.small_lr)} names a rate twice; "
+                         "give each rate once")  # fmt: skip
     if args.minilm_seeds < 0:
         raise ValueError(f"--minilm-seeds must be 0 (no MiniLM) or more, not {args.minilm_seeds}")
 
@@ -296,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_writable(args.json)
         check_inputs(args, pretrained, twin, rescaled)
-        small = FinetuneConfig(lr=args.small_lr, epochs=args.epochs, max_length=args.max_length)
+        small = {lr: FinetuneConfig(lr=lr, epochs=args.epochs, max_length=args.max_length)
+                 for lr in args.small_lr}  # fmt: skip
         minilm = FinetuneConfig(lr=args.lr, epochs=args.epochs, max_length=args.max_length)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)
         random_twin(pretrained, twin)
@@ -311,14 +339,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     models = {"pretrained": str(pretrained), "random init": str(twin)}
-    seeds = {"pretrained": args.seeds, "random init": args.seeds}
-    configs = {"pretrained": small, "random init": small, "minilm": minilm}
     if rescaled is not None:
-        models[RESCALED], seeds[RESCALED], configs[RESCALED] = str(rescaled), args.seeds, small
+        models[RESCALED] = str(rescaled)
+    seeds = dict.fromkeys(models, args.seeds)
+    several = len(small) > 1
+    rows = []
+    for lr, config in small.items():
+        runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config), device,
+                             test=several)  # fmt: skip
+        rows += [{**run, "lr": lr} for run in runs]
     if args.minilm_seeds > 0:
-        models["minilm"], seeds["minilm"] = "minilm", args.minilm_seeds
-    rows = finetune_runs(models, data["splits"], seeds, configs, device)
-    summary = summarize(rows)
+        rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},
+                              {"minilm": minilm}, device)  # fmt: skip
+        models["minilm"] = "minilm"
+    chosen = chosen_rates(rows)
+    kept = [r for r in rows if "lr" not in r or r["lr"] == chosen[r["model"]]]
+    summary = summarize(kept)
     gap = summary["pretrained"]["accuracy"]["mean"] - summary["random init"]["accuracy"]["mean"]
     report = {
         "summary": summary,
@@ -327,11 +363,26 @@ def main(argv: list[str] | None = None) -> int:
         "splits": {k: len(v) for k, v in data["splits"].items()},
         "split_notes": data["notes"],
         "settings": {k: str(v) for k, v in vars(args).items()},
-        "configs": {k: v.to_dict() for k, v in configs.items() if k in models},
+        "configs": {
+            name: (minilm if name == "minilm" else small[chosen[name]]).to_dict() for name in models
+        },
         "seconds": time.perf_counter() - started,
         "device": device.type,
         "threads": torch.get_num_threads(),
     }
+    if several:
+        report["chosen_lr"] = chosen
+        report["dev_accuracy_by_lr"] = {
+            name: {f"{lr:g}": statistics.fmean(r["accuracy"] for r in rows
+                                               if r["model"] == name and r.get("lr") == lr)
+                   for lr in small}
+            for name in chosen
+        }  # fmt: skip
+        report["test_accuracy"] = {
+            name: dict(zip(("mean", "sd"), spread([r["test_accuracy"] for r in kept
+                                                    if r["model"] == name])))
+            for name in chosen
+        }  # fmt: skip
     if rescaled is not None:
         report["rescaled_minus_random_accuracy"] = (
             summary[RESCALED]["accuracy"]["mean"] - summary["random init"]["accuracy"]["mean"]
@@ -343,11 +394,20 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:20s} "
             + "  ".join(f"{k} {s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" for k in METRICS)
         )
+    if several:
+        for name, rate in chosen.items():
+            tried = ", ".join(
+                f"{acc:.3f} at {lr}" for lr, acc in report["dev_accuracy_by_lr"][name].items()
+            )
+            test = report["test_accuracy"][name]
+            print(f"{name}: mean dev accuracy {tried}; {rate:g} chosen on dev (the scores above); test "
+                  f"accuracy at it {test['mean']:.3f} ± {test['sd']:.3f}")  # fmt: skip
     if rescaled is not None:
         print(
             f"{RESCALED} - random init: {100 * report['rescaled_minus_random_accuracy']:+.1f} points"
         )
     print(
-        f"pretrained - random init: {100 * gap:+.1f} accuracy points (mean of {args.seeds} seeds); wrote {args.json}"
+        f"pretrained - random init: {100 * gap:+.1f} accuracy points (mean of {args.seeds} seeds"
+        f"{', each at its rate chosen on dev' if several else ''}); wrote {args.json}"
     )
     return 0
