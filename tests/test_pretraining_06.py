@@ -65,6 +65,7 @@ def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_
     assert twin.main(compare_argv(saved, sst_file, out)) == 0
     report = json.loads(out.read_text())
     assert set(report["summary"]) == {"pretrained", "random init"}
+    assert "chosen_lr" not in report and all("test_accuracy" not in r for r in report["runs"])
     assert [(r["model"], r["seed"]) for r in report["runs"]] == [
         ("pretrained", 0), ("pretrained", 1), ("random init", 0), ("random init", 1)
     ]  # fmt: skip
@@ -101,8 +102,15 @@ def learnable_sst_file(tmp_path):
 
 
 def test_compare_at_several_rates_keeps_each_models_best_on_dev(
-    saved, learnable_sst_file, tmp_path, capsys
+    saved, learnable_sst_file, tmp_path, capsys, monkeypatch
 ):
+    scored, score = [], twin.classification_scores  # the rows each model is scored on
+
+    def spy(model, batches, device):
+        scored.append(batches.dataset)
+        return score(model, batches, device)
+
+    monkeypatch.setattr(twin, "classification_scores", spy)
     out = tmp_path / "compare.json"
     argv = compare_argv(saved, learnable_sst_file, out, "--small-lr", "1e-6", "1e-2")
     argv[argv.index("--epochs") + 1] = "16"  # 1e-2 learns the subject; 1e-6 stays at one class
@@ -115,21 +123,30 @@ def test_compare_at_several_rates_keeps_each_models_best_on_dev(
     for name in ("pretrained", "random init"):
         means = {lr: sum(r["accuracy"] for r in runs if (r["model"], r["lr"]) == (name, lr)) / 2
                  for lr in (1e-6, 1e-2)}  # fmt: skip
-        # the rate given second learns, so choosing it is not taking the order
+        # the rate given second learns, so choosing it is not taking the first
+        # (test_chosen_rates_take_the_best_mean_and_the_first_tried_on_a_tie: nor the last)
         assert means[1e-2] > means[1e-6]
         assert report["dev_accuracy_by_lr"][name] == pytest.approx(
             {"1e-06": means[1e-6], "0.01": means[1e-2]}
         )
-        assert report["chosen_lr"][name] == 1e-2 and report["configs"][name]["lr"] == 1e-2
+        assert report["chosen_lr"][name] == "0.01" and report["configs"][name]["lr"] == 1e-2
         assert report["summary"][name]["accuracy"]["mean"] == pytest.approx(means[1e-2])
         kept = [r["test_accuracy"] for r in runs if (r["model"], r["lr"]) == (name, 1e-2)]
         assert report["test_accuracy"][name]["mean"] == pytest.approx(sum(kept) / 2)
+    assert all("test_accuracy" not in r for r in runs if r["lr"] == 1e-6)
+    test_rows = twin.sst2_data(learnable_sst_file, 100, 40)["splits"]["test"]
+    dev_rows = twin.sst2_data(learnable_sst_file, 100, 40)["splits"]["dev"]
+    assert [rows == test_rows for rows in scored].count(
+        True
+    ) == 4  # 2 models x 2 seeds, at 1e-2 only
+    assert [rows == dev_rows for rows in scored].count(True) == 8  # every run on dev
     gap = (
         report["summary"]["pretrained"]["accuracy"]["mean"]
         - report["summary"]["random init"]["accuracy"]["mean"]
     )
     assert report["pretrained_minus_random_accuracy"] == pytest.approx(gap)
     printed = capsys.readouterr().out
+    assert "fine-tuning rate 1e-06" in printed and "fine-tuning rate 0.01" in printed
     assert "0.01 chosen on dev" in printed and "each at its rate chosen on dev" in printed
 
 
@@ -138,12 +155,16 @@ def test_chosen_rates_take_the_best_mean_and_the_first_tried_on_a_tie():
             {"model": "a", "lr": 3e-4, "accuracy": 0.9}, {"model": "a", "lr": 3e-4, "accuracy": 0.4},
             {"model": "b", "lr": 3e-4, "accuracy": 0.7}, {"model": "b", "lr": 1e-3, "accuracy": 0.7},
             {"model": "minilm", "accuracy": 0.9}]  # fmt: skip
-    assert twin.chosen_rates(rows) == {"a": 1e-3, "b": 3e-4}  # a: 0.70 against 0.65; b: a tie
+    # c: 1907 right answers of 3 x 872 at each rate, whose float means differ in the last bit
+    rows += [{"model": "c", "lr": lr, "accuracy": n / 872}
+             for lr, right in ((3e-4, (640, 629, 638)), (1e-3, (640, 640, 627))) for n in right]  # fmt: skip
+    assert twin.chosen_rates(rows) == {"a": 1e-3, "b": 3e-4, "c": 3e-4}  # a: 0.70 against 0.65
 
 
 @pytest.mark.parametrize(
     "rates, said",
     [(["3e-4", "1e-3", "3e-4"], "--small-lr 0.0003 0.001 0.0003 names a rate twice"),
+     (["1e-4", "1.0000001e-4"], "--small-lr 0.0001 0.0001 names a rate twice"),
      (["1e-3", "0"], "--small-lr or --lr must be > 0 and finite, got 0.0"),
      (["nan"], "--small-lr or --lr must be > 0 and finite, got nan")],
 )  # fmt: skip

@@ -33,7 +33,13 @@ from helpers.bert.save import save_pretrained
 from helpers.env import pick_device, seeded
 from helpers.files import check_writable, write_json
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
-from helpers.finetune.experiments import FinetuneConfig, classification_scores, experiment, spread
+from helpers.finetune.experiments import (
+    FinetuneConfig,
+    FinetuneRun,
+    classification_scores,
+    experiment,
+    spread,
+)
 from helpers.tables import read_rows
 
 TASK = Task("sentence", "label")
@@ -154,11 +160,11 @@ def frozen_probe(
 
 def finetune_runs(
     models: dict[str, str], splits: dict, seeds: dict[str, int], configs: dict[str, FinetuneConfig],
-    device: torch.device, progress: bool = False, test: bool = False,
+    device: torch.device, progress: bool = False, trained: list[FinetuneRun] | None = None,
 ) -> list[dict]:  # fmt: skip
     """Fine-tune every model (name -> folder or "minilm") with ``seeds[name]`` seeds (0, 1, ...); one
-    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds
-    (``test``: also the accuracy on ``splits["test"]``)."""
+    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds.
+    ``trained``: a list that gets each run (model, collate), in the rows' order, to score later."""
     rows = []
     for name, source in models.items():
         for seed in range(seeds[name]):
@@ -172,24 +178,27 @@ def finetune_runs(
             rows.append({"model": name, "seed": seed, **scores,
                          "dev_accuracy_per_epoch": run.history["dev_accuracy"],
                          "seconds": time.perf_counter() - start})  # fmt: skip
-            if test:
-                rows[-1]["test_accuracy"] = classification_scores(
-                    run.model, loader(splits["test"], run.collate, 64, False), device
-                )["accuracy"]
+            if trained is not None:
+                trained.append(run)
             print(f"{name} seed {seed}: dev accuracy {scores['accuracy']:.4f}, F1 {scores['f1']:.4f} "
                   f"({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
     return rows
 
 
-def chosen_rates(rows: list[dict]) -> dict[str, float]:
-    """Per model fine-tuned at several rates (rows with an ``lr``): the rate with the best mean dev
-    accuracy over its seeds (on a tie, the first tried)."""
+def rate_means(rows: list[dict]) -> dict[str, dict[float, float]]:
+    """Per model fine-tuned at several rates (rows with an ``lr``): each rate's mean dev accuracy over
+    its seeds, rounded to 9 places so that equal numbers of right answers tie exactly."""
     by_rate: dict[str, dict[float, list[float]]] = {}
     for r in rows:
         if "lr" in r:
             by_rate.setdefault(r["model"], {}).setdefault(r["lr"], []).append(r["accuracy"])
-    return {name: max(accs, key=lambda lr: statistics.fmean(accs[lr]))
-            for name, accs in by_rate.items()}  # fmt: skip
+    return {name: {lr: round(statistics.fmean(accs), 9) for lr, accs in rates.items()}
+            for name, rates in by_rate.items()}  # fmt: skip
+
+
+def chosen_rates(rows: list[dict]) -> dict[str, float]:
+    """Per model, the rate with the best mean dev accuracy (on a tie, the first tried)."""
+    return {name: max(means, key=means.get) for name, means in rate_means(rows).items()}
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
@@ -304,7 +313,7 @@ def check_inputs(
             raise ValueError(
                 f"--{flag.replace('_', '-')} must be at least 1, not {getattr(args, flag)}"
             )
-    if len(set(args.small_lr)) < len(args.small_lr):
+    if len({f"{lr:g}" for lr in args.small_lr}) < len(args.small_lr):
         raise ValueError(f"--small-lr {' '.join(f'{lr:g}' for lr in args.small_lr)} names a rate twice; "
                          "give each rate once")  # fmt: skip
     if args.minilm_seeds < 0:
@@ -343,10 +352,12 @@ def main(argv: list[str] | None = None) -> int:
         models[RESCALED] = str(rescaled)
     seeds = dict.fromkeys(models, args.seeds)
     several = len(small) > 1
-    rows = []
+    rows, trained = [], []
     for lr, config in small.items():
+        if several:
+            print(f"fine-tuning rate {lr:g}", flush=True)
         runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config), device,
-                             test=several)  # fmt: skip
+                             trained=trained if several else None)  # fmt: skip
         rows += [{**run, "lr": lr} for run in runs]
     if args.minilm_seeds > 0:
         rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},
@@ -354,6 +365,11 @@ def main(argv: list[str] | None = None) -> int:
         models["minilm"] = "minilm"
     chosen = chosen_rates(rows)
     kept = [r for r in rows if "lr" not in r or r["lr"] == chosen[r["model"]]]
+    if several:  # the test slice: each model at its chosen rate only, scored once
+        for row, run in zip(rows, trained):
+            if row["lr"] == chosen[row["model"]]:
+                test = loader(data["splits"]["test"], run.collate, 64, False)
+                row["test_accuracy"] = classification_scores(run.model, test, device)["accuracy"]
     summary = summarize(kept)
     gap = summary["pretrained"]["accuracy"]["mean"] - summary["random init"]["accuracy"]["mean"]
     report = {
@@ -371,13 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
     }
     if several:
-        report["chosen_lr"] = chosen
+        report["chosen_lr"] = {name: f"{lr:g}" for name, lr in chosen.items()}
         report["dev_accuracy_by_lr"] = {
-            name: {f"{lr:g}": statistics.fmean(r["accuracy"] for r in rows
-                                               if r["model"] == name and r.get("lr") == lr)
-                   for lr in small}
-            for name in chosen
-        }  # fmt: skip
+            name: {f"{lr:g}": mean for lr, mean in means.items()}
+            for name, means in rate_means(rows).items()
+        }
         report["test_accuracy"] = {
             name: dict(zip(("mean", "sd"), spread([r["test_accuracy"] for r in kept
                                                     if r["model"] == name])))
