@@ -15,6 +15,7 @@ Without a launcher (``WORLD_SIZE`` unset) all of this is a no-op: one process, t
 """
 
 import atexit
+import gc
 import os
 from dataclasses import dataclass
 
@@ -67,6 +68,8 @@ def finish() -> None:
     """Leave the process group (at the end of a command), if one was joined: all processes together,
     after rank 0 has written its files (one leaving alone can abort the others' exit)."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # free DDP wrappers left in reference cycles: they hold the group, whose threads
+        # would otherwise be torn down during interpreter shutdown ("terminate called", SIGABRT)
         dist.barrier()
         dist.destroy_process_group()
 
