@@ -188,6 +188,48 @@ def test_weight_decay_reaches_adamw_and_a_new_value_retrains(tmp_path):
     assert decayed < 0.8 * plain, (decayed, plain)
 
 
+def test_whole_words_mask_every_piece_of_a_word_and_a_change_retrains(tmp_path):
+    """``--whole-words``: in every batch, training and held out, the pieces of a word are chosen
+    together; a run in the same folder without it trains again rather than resuming."""
+    from helpers.tokenization.mlm import continuation_ids
+
+    train, held = split_eval(tiny_text())
+    argv = ["--train-file", str(tmp_path / "t.txt"), *TINY, "--vocab-size", "40", "--whole-words",
+            "--save", str(tmp_path / "ww"), "--json", str(tmp_path / "ww.json")]  # fmt: skip
+    (tmp_path / "t.txt").write_text("\n".join(train + held) + "\n", encoding="utf-8")
+    assert cli.main(argv) == 0
+    report = json.loads((tmp_path / "ww.json").read_text())
+    assert report["config"]["whole_words"] is True and report["eval_perplexity"]
+    run = runs.MlmConfig(epochs=1, whole_words=True, **{**TINY_CFG, "vocab_size": 40})
+    tok, _ = runs.load_or_train_tokenizer(run, train, tmp_path / "ww")
+    continues = continuation_ids(tok)
+    assert continues.any()  # 40 pieces split some words, so whole words differ from tokens
+    data = pack(tok, train, 16)
+    split = 0
+    for inputs, _, labels in masked_batches(data, tok, 8, 0.3, 5, True, whole_words=True):
+        chosen = labels != IGNORE
+        ids = torch.where(chosen, labels, inputs)  # the original tokens where chosen
+        special = torch.isin(ids, torch.tensor(tok.all_special_ids))
+        piece = continues[ids]
+        piece[:, 1:] &= ~special[:, :-1]  # a piece right after [CLS] starts a word of its own
+        split += int(piece.sum())
+        # a piece is chosen exactly when the token before it (its word's) is
+        assert torch.equal(chosen[:, 1:][piece[:, 1:]], chosen[:, :-1][piece[:, 1:]])
+    assert split > 0
+
+    def held_out_masked(whole: bool) -> int:  # the held-out masks, as the run draws them
+        batches = masked_batches(
+            pack(tok, held, 16), tok, 16, 0.15, runs.EVAL_MASK_SEED, False, whole
+        )
+        return sum(int((b[2] != IGNORE).sum()) for b in batches)
+
+    assert report["data"]["eval_masked_tokens"] == held_out_masked(True) != held_out_masked(False)
+    plain = [a if a != "--whole-words" else "--quiet" for a in argv]
+    assert cli.main(plain) == 0
+    again = json.loads((tmp_path / "ww.json").read_text())
+    assert again["resumed_after_epoch"] == 0 and again["config"]["whole_words"] is False
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 

@@ -8,10 +8,12 @@ import torch
 from helpers.tokenization import bpe
 from helpers.tokenization.mlm import (
     IGNORE,
+    continuation_ids,
     mask_tokens,
     mlm_perplexity,
     non_special_ids,
     special_tokens_mask,
+    whole_word_choice,
 )
 
 PAD, UNK, CLS, SEP, MASK = range(5)
@@ -111,6 +113,48 @@ def test_masking_says_what_is_wrong_with_its_inputs():
         mask_tokens(ids, special[:, :4], MASK, V)
     with pytest.raises(ValueError, match="between 0 and 1"):
         mask_tokens(ids, special, MASK, V, prob=15)
+
+
+def test_whole_words_are_chosen_with_all_their_pieces_at_the_rate():
+    ids, special = batch(B=256)
+    continues = torch.arange(V) >= 40  # ids 40..59 continue a word ("##...")
+    chosen = whole_word_choice(ids, special, continues, 0.15, torch.Generator().manual_seed(2))
+    assert not chosen[special].any()
+    starts = ~continues[ids] | special
+    words = 0
+    for row in range(len(ids)):
+        cuts = starts[row].nonzero().flatten().tolist() + [ids.shape[1]]
+        for a, b in zip(cuts, cuts[1:]):
+            if not special[row, a]:
+                words += 1
+                assert chosen[row, a:b].all() or not chosen[row, a:b].any(), (row, a, b)
+    picked = sum(
+        int(chosen[row, a])
+        for row in range(len(ids))
+        for a in starts[row].nonzero().flatten().tolist()
+    )
+    assert abs(picked / words - 0.15) < 0.02, picked / words  # ~10,000 words: sd 0.004
+    assert chosen[
+        continues[ids] & ~special
+    ].any()  # pieces are chosen with their word, not left out
+    inputs, labels = mask_tokens(ids, special, MASK, V, chosen=chosen, generator=torch.Generator())
+    assert torch.equal(labels != IGNORE, chosen) and torch.equal(labels[chosen], ids[chosen])
+    assert torch.equal(inputs[~chosen], ids[~chosen])
+
+
+def test_whole_word_pieces_come_from_the_tokenizer_and_a_bad_choice_is_named():
+    from helpers.tokenization.train import train_wordpiece
+
+    tok = train_wordpiece(TEXTS, 60, min_frequency=1)
+    continues = continuation_ids(tok)
+    ids = tok("outrageous troubles", add_special_tokens=False)["input_ids"]
+    pieces = tok.convert_ids_to_tokens(ids)
+    assert any(p.startswith("##") for p in pieces), pieces  # a small vocabulary splits these words
+    assert continues[ids].tolist() == [p.startswith("##") for p in pieces]
+    assert not continues[tok.all_special_ids].any()
+    ids, special = batch(B=2, T=8)
+    with pytest.raises(ValueError, match="chooses a special token"):
+        mask_tokens(ids, special, MASK, V, chosen=special)
 
 
 def test_mlm_perplexity():

@@ -2,7 +2,7 @@
 
     python -m helpers.mlm --train-file F [--eval-file F | --eval-fraction 0.1] [--epochs N | --minutes M] \\
         [--layers N --hidden N --heads N --vocab-size N --seq-len N --batch-size N --lr X --weight-decay X \\
-        --seed S] --save DIR --json OUT
+        --seed S --mask-prob P --whole-words] --save DIR --json OUT
 
 Text files hold one document or line per line (blank lines are skipped). Without ``--eval-file`` the
 last 10% of the training file's lines are held out. ``--minutes M`` times a few training steps on a copy
@@ -32,6 +32,7 @@ FLAGS = {  # MlmConfig field -> its flag, for error messages
     "seq_len": "--seq-len", "epochs": "--epochs", "minutes": "--minutes", "batch_size": "--batch-size",
     "lr": "--lr", "weight_decay": "--weight-decay", "seed": "--seed", "warmup": "--warmup",
     "mask_prob": "--mask-prob", "precision": "--precision", "max_positions": "--max-positions",
+    "whole_words": "--whole-words",
 }  # fmt: skip
 
 
@@ -69,6 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="AdamW's weight decay (default %(default)s, BERT's)")  # fmt: skip
     parser.add_argument("--warmup", type=float, default=defaults.warmup)
     parser.add_argument("--mask-prob", type=float, default=defaults.mask_prob)
+    parser.add_argument("--whole-words", action="store_true",
+                        help="choose whole words to mask (every '##' piece with its word), not tokens")  # fmt: skip
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
     )

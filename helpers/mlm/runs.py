@@ -9,7 +9,8 @@ The data: a WordPiece tokenizer trained on the training text (``helpers.tokeniza
 line tokenised and the tokens packed end to end into sequences of ``seq_len``: [CLS] … [SEP]. Each
 training epoch masks its batches afresh (BERT's 80/10/10 recipe, ``helpers.tokenization.mlm``) from a
 seed of its own, so a resumed run sees the same masks; the held-out batches are masked once, with a
-fixed seed, so every epoch's perplexity is measured on the very same masked tokens.
+fixed seed, so every epoch's perplexity is measured on the very same masked tokens (``whole_words``:
+whole words are chosen, every "##" piece with its word, for training and held-out batches alike).
 """
 
 import copy
@@ -30,7 +31,13 @@ from helpers.bert.save import save_pretrained
 from helpers.config import ConfigError, config, positive
 from helpers.env import pick_device, seeded
 from helpers.files import write_json
-from helpers.tokenization.mlm import mask_tokens, non_special_ids, special_tokens_mask
+from helpers.tokenization.mlm import (
+    continuation_ids,
+    mask_tokens,
+    non_special_ids,
+    special_tokens_mask,
+    whole_word_choice,
+)
 from helpers.tokenization.train import train_wordpiece
 from helpers.training import History, TrainConfig, fit
 from helpers.training.loop import make_optimizer
@@ -69,6 +76,7 @@ class MlmConfig:
     weight_decay: float = 0.01  # AdamW's, as BERT's pretraining; larger keeps the weights smaller
     warmup: float = 0.06  # fraction of the steps warming the rate up, then linear decay to 0
     mask_prob: float = 0.15
+    whole_words: bool = False  # choose whole words (all their "##" pieces), not single tokens
     dropout: float = 0.1
     min_frequency: int = 2  # a WordPiece merge needs this many occurrences
     lowercase: bool = True
@@ -161,10 +169,12 @@ def pack(tokenizer, texts: Sequence[str], seq_len: int) -> Packed:
 
 
 def masked_batches(
-    data: Packed, tokenizer, batch_size: int, prob: float, seed: int, shuffle: bool
-) -> list[Batch]:
+    data: Packed, tokenizer, batch_size: int, prob: float, seed: int, shuffle: bool,
+    whole_words: bool = False,
+) -> list[Batch]:  # fmt: skip
     """Batches ``(inputs, attention_mask, labels)``: the sequences (shuffled with ``seed`` if asked)
-    masked with BERT's recipe from a generator seeded with ``seed``; the same seed, the same batches."""
+    masked with BERT's recipe from a generator seeded with ``seed``; the same seed, the same batches.
+    ``whole_words``: words are chosen, each with all its pieces (``whole_word_choice``)."""
     generator = torch.Generator().manual_seed(seed)
     order = (
         torch.randperm(len(data.ids), generator=generator)
@@ -173,13 +183,20 @@ def masked_batches(
     )
     specials = tokenizer.all_special_ids
     random_ids = non_special_ids(len(tokenizer), specials)
+    continues = continuation_ids(tokenizer) if whole_words else None
     batches = []
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         ids, mask = data.ids[idx], data.mask[idx]  # (B, T)
+        special = special_tokens_mask(ids, specials)
+        chosen = (
+            None
+            if continues is None
+            else whole_word_choice(ids, special, continues, prob, generator)
+        )
         inputs, labels = mask_tokens(
-            ids, special_tokens_mask(ids, specials), tokenizer.mask_token_id, len(tokenizer),
-            prob=prob, generator=generator, random_ids=random_ids,
+            ids, special, tokenizer.mask_token_id, len(tokenizer),
+            prob=prob, generator=generator, random_ids=random_ids, chosen=chosen,
         )  # fmt: skip
         batches.append((inputs, mask, labels))
     return batches
@@ -336,9 +353,8 @@ def pretrain(
         pack(tokenizer, train_texts, cfg.seq_len),
         pack(tokenizer, eval_texts, cfg.seq_len),
     )
-    eval_batches = masked_batches(
-        held, tokenizer, 2 * cfg.batch_size, cfg.mask_prob, EVAL_MASK_SEED, shuffle=False
-    )
+    eval_batches = masked_batches(held, tokenizer, 2 * cfg.batch_size, cfg.mask_prob,
+                                  EVAL_MASK_SEED, shuffle=False, whole_words=cfg.whole_words)  # fmt: skip
     if not any((labels != -100).any() for _, _, labels in eval_batches):
         raise ValueError(f"the held-out text is too short ({held.tokens} tokens): no token was chosen "
                          "for the perplexity; give a longer --eval-file or a larger --eval-fraction")  # fmt: skip
@@ -347,10 +363,12 @@ def pretrain(
 
     def epoch_batches(epoch: int) -> list[Batch]:  # a seed per epoch: fresh masks, repeatable
         return masked_batches(train, tokenizer, cfg.batch_size, cfg.mask_prob,
-                              cfg.seed * 100_003 + epoch, shuffle=True)  # fmt: skip
+                              cfg.seed * 100_003 + epoch, shuffle=True, whole_words=cfg.whole_words)  # fmt: skip
 
     identity = {"model": bert_cfg.to_dict(), "train_data": train.digest(), "eval_data": held.digest(),
                 "batch_size": cfg.batch_size, "mask_prob": cfg.mask_prob}  # fmt: skip
+    if cfg.whole_words:  # only then: runs saved before the option keep their identity
+        identity["whole_words"] = True
     with seeded(cfg.seed):
         model = BertForMaskedLM(bert_cfg)
     plan = None

@@ -10,6 +10,9 @@ The random tokens keep the model from learning that only [MASK] needs predicting
 make it keep a useful vector for every real token. ``mask_tokens`` draws its random numbers in the same
 order as transformers does, so with ``random_ids=torch.arange(vocab_size)`` and the same seed it gives
 the same batch; by default it draws random tokens from the non-special ids only.
+
+Whole-word masking (``whole_word_choice``, Google's later BERT release) chooses words instead of
+tokens: every piece of a chosen word is chosen, so "##ing" is never guessed from "walk" beside it.
 """
 
 import math
@@ -42,6 +45,7 @@ def mask_tokens(
     prob: float = 0.15,
     generator: torch.Generator | None = None,
     random_ids: torch.Tensor | None = None,
+    chosen: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's masking: (inputs, labels), both (B, T) long; ``input_ids`` itself is left unchanged.
 
@@ -49,6 +53,7 @@ def mask_tokens(
     token (never chosen). Random replacements are drawn uniformly from ``random_ids`` (1-D); when it is
     None, from every id in [0, vocab_size) except ``mask_id`` and the ids found at the special positions
     of this batch. With a tokenizer, pass ``random_ids=non_special_ids(len(tok), tok.all_special_ids)``.
+    ``chosen`` (B, T) bool replaces step 1 (``whole_word_choice``); 80/10/10 then applies per token.
     """
     if input_ids.shape != special_mask.shape:
         raise ValueError(
@@ -64,8 +69,15 @@ def mask_tokens(
         raise ValueError("random_ids is empty: there is no token to draw a random replacement from")
 
     inputs, labels = input_ids.clone(), input_ids.clone()
-    chance = torch.full(input_ids.shape, prob).masked_fill(special_mask, 0.0)
-    chosen = torch.bernoulli(chance, generator=generator).bool()  # (B, T) ~15% of the real tokens
+    if chosen is None:
+        chance = torch.full(input_ids.shape, prob).masked_fill(special_mask, 0.0)
+        chosen = torch.bernoulli(
+            chance, generator=generator
+        ).bool()  # (B, T) ~15% of the real tokens
+    elif chosen.shape != input_ids.shape or bool((chosen.bool() & special_mask).any()):
+        raise ValueError(f"chosen has shape {tuple(chosen.shape)} for input_ids {tuple(input_ids.shape)}, "
+                         "or chooses a special token; it needs one entry per token, False at specials")  # fmt: skip
+    chosen = chosen.bool()
     labels[~chosen] = IGNORE
 
     to_mask = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=generator).bool() & chosen
@@ -76,6 +88,32 @@ def mask_tokens(
     pick = torch.randint(len(random_ids), input_ids.shape, generator=generator)
     inputs[to_random] = random_ids.to(inputs.dtype)[pick][to_random]
     return inputs, labels
+
+
+def continuation_ids(tokenizer) -> torch.Tensor:
+    """(V,) bool: True for the WordPiece ids that continue a word ("##ing"), False for word starts."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return torch.tensor([t.startswith("##") for t in tokens])
+
+
+def whole_word_choice(
+    input_ids: torch.Tensor,
+    special_mask: torch.Tensor,
+    continues: torch.Tensor,
+    prob: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(B, T) bool: each word chosen with probability ``prob``, and with it all its pieces; never a
+    special token. A word is a token that does not continue (``continues``, (V,) bool) and the
+    continuing tokens after it; a special token is a word of its own, and so is a piece just after one
+    (packing can cut a word in two)."""
+    special_mask = special_mask.bool()
+    after_special = torch.zeros_like(special_mask)
+    after_special[:, 1:] = special_mask[:, :-1]  # a piece cut from its word by [CLS] starts a word
+    starts = ~continues[input_ids] | special_mask | after_special  # (B, T)
+    word = (starts.cumsum(1) - 1).clamp(min=0)  # (B, T): the word each token belongs to
+    picked = torch.bernoulli(torch.full(input_ids.shape, prob), generator=generator).bool()
+    return picked.gather(1, word) & ~special_mask  # one draw per word, shared by its pieces
 
 
 def mlm_perplexity(mean_masked_cross_entropy: float) -> float:
