@@ -188,18 +188,23 @@ def test_weight_decay_reaches_adamw_and_a_new_value_retrains(tmp_path):
     assert decayed < 0.8 * plain, (decayed, plain)
 
 
-def test_whole_words_mask_every_piece_of_a_word_and_a_change_retrains(tmp_path):
+def test_whole_words_mask_every_piece_of_a_word_and_a_change_retrains(tmp_path, monkeypatch):
     """``--whole-words``: in every batch, training and held out, the pieces of a word are chosen
     together; a run in the same folder without it trains again rather than resuming."""
     from helpers.tokenization.mlm import continuation_ids
 
     train, held = split_eval(tiny_text())
+    asked = []  # whole_words of every masked_batches call the run makes, training and held out
+    masked = runs.masked_batches
+    monkeypatch.setattr(runs, "masked_batches",
+                        lambda *a, **k: asked.append(k.get("whole_words")) or masked(*a, **k))  # fmt: skip
     argv = ["--train-file", str(tmp_path / "t.txt"), *TINY, "--vocab-size", "40", "--whole-words",
             "--save", str(tmp_path / "ww"), "--json", str(tmp_path / "ww.json")]  # fmt: skip
     (tmp_path / "t.txt").write_text("\n".join(train + held) + "\n", encoding="utf-8")
     assert cli.main(argv) == 0
     report = json.loads((tmp_path / "ww.json").read_text())
     assert report["config"]["whole_words"] is True and report["eval_perplexity"]
+    assert len(asked) >= 3 and set(asked) == {True}, asked  # held out + each of the 2 epochs
     run = runs.MlmConfig(epochs=1, whole_words=True, **{**TINY_CFG, "vocab_size": 40})
     tok, _ = runs.load_or_train_tokenizer(run, train, tmp_path / "ww")
     continues = continuation_ids(tok)

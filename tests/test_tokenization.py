@@ -155,6 +155,22 @@ def test_whole_word_pieces_come_from_the_tokenizer_and_a_bad_choice_is_named():
     ids, special = batch(B=2, T=8)
     with pytest.raises(ValueError, match="chooses a special token"):
         mask_tokens(ids, special, MASK, V, chosen=special)
+    with pytest.raises(ValueError, match="one entry per token"):
+        mask_tokens(ids, special, MASK, V, chosen=special[:, :4])
+
+
+def test_a_piece_opening_a_row_or_following_cls_is_a_word_of_its_own():
+    """Packing can cut a word in two: its pieces at a row's start, or after [CLS], form a word."""
+    continues = torch.arange(V) >= 40
+    rows = torch.tensor([[41, 42, 7, 43, SEP], [CLS, 44, 45, 8, SEP]]).repeat(500, 1)  # (1000, 5)
+    special = special_tokens_mask(rows, SPECIALS)
+    chosen = whole_word_choice(rows, special, continues, 0.5, torch.Generator().manual_seed(0))
+    opening, after_cls = chosen[::2], chosen[1::2]  # (500, 5) each
+    assert torch.equal(opening[:, 0], opening[:, 1]) and torch.equal(opening[:, 2], opening[:, 3])
+    assert torch.equal(after_cls[:, 1], after_cls[:, 2]) and not after_cls[:, 0].any()
+    for first, word in ((opening[:, 0], opening[:, 2]), (after_cls[:, 1], after_cls[:, 3])):
+        apart = (first != word).float().mean()  # independent draws differ half the time
+        assert 0.4 < apart < 0.6, apart
 
 
 def test_mlm_perplexity():

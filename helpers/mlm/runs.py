@@ -374,7 +374,10 @@ def pretrain(
     plan = None
     epochs = cfg.epochs
     if epochs is None:
-        key = _digest({**identity, "cfg": cfg.to_dict()})
+        settings = cfg.to_dict()
+        if not cfg.whole_words:  # as before the option: earlier runs keep their plan
+            settings.pop("whole_words")
+        key = _digest({**identity, "cfg": settings})
         first = epoch_batches(0)
         plan = plan_epochs(cfg, folder, key,
                            lambda: probe_epoch_seconds(model, first, eval_batches, cfg, device),

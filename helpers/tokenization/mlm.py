@@ -12,7 +12,8 @@ order as transformers does, so with ``random_ids=torch.arange(vocab_size)`` and 
 the same batch; by default it draws random tokens from the non-special ids only.
 
 Whole-word masking (``whole_word_choice``, Google's later BERT release) chooses words instead of
-tokens: every piece of a chosen word is chosen, so "##ing" is never guessed from "walk" beside it.
+tokens: every piece of a chosen word is chosen, so "##ing" is seldom guessed from "walk" beside it
+(80/10/10 still applies per token: "walk" stays in view in about 10% of the chosen words).
 """
 
 import math
@@ -106,11 +107,12 @@ def whole_word_choice(
     """(B, T) bool: each word chosen with probability ``prob``, and with it all its pieces; never a
     special token. A word is a token that does not continue (``continues``, (V,) bool) and the
     continuing tokens after it; a special token is a word of its own, and so is a piece just after one
-    (packing can cut a word in two)."""
+    or at the start of a row (packing can cut a word in two)."""
     special_mask = special_mask.bool()
     after_special = torch.zeros_like(special_mask)
     after_special[:, 1:] = special_mask[:, :-1]  # a piece cut from its word by [CLS] starts a word
     starts = ~continues[input_ids] | special_mask | after_special  # (B, T)
+    starts[:, 0] = True  # and so does a piece that opens a row
     word = (starts.cumsum(1) - 1).clamp(min=0)  # (B, T): the word each token belongs to
     picked = torch.bernoulli(torch.full(input_ids.shape, prob), generator=generator).bool()
     return picked.gather(1, word) & ~special_mask  # one draw per word, shared by its pieces
