@@ -190,9 +190,7 @@ def masked_batches(
         ids, mask = data.ids[idx], data.mask[idx]  # (B, T)
         special = special_tokens_mask(ids, specials)
         chosen = (
-            None
-            if continues is None
-            else whole_word_choice(ids, special, continues, prob, generator)
+            whole_word_choice(ids, special, continues, prob, generator) if whole_words else None
         )
         inputs, labels = mask_tokens(
             ids, special, tokenizer.mask_token_id, len(tokenizer),
@@ -374,9 +372,8 @@ def pretrain(
     plan = None
     epochs = cfg.epochs
     if epochs is None:
-        settings = cfg.to_dict()
-        if not cfg.whole_words:  # as before the option: earlier runs keep their plan
-            settings.pop("whole_words")
+        # whole_words is in identity when on; left out here, earlier runs keep their plan's key
+        settings = {k: v for k, v in cfg.to_dict().items() if k != "whole_words"}
         key = _digest({**identity, "cfg": settings})
         first = epoch_batches(0)
         plan = plan_epochs(cfg, folder, key,

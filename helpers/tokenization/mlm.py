@@ -72,9 +72,8 @@ def mask_tokens(
     inputs, labels = input_ids.clone(), input_ids.clone()
     if chosen is None:
         chance = torch.full(input_ids.shape, prob).masked_fill(special_mask, 0.0)
-        chosen = torch.bernoulli(
-            chance, generator=generator
-        ).bool()  # (B, T) ~15% of the real tokens
+        # (B, T) ~15% of the real tokens
+        chosen = torch.bernoulli(chance, generator=generator).bool()
     elif chosen.shape != input_ids.shape or bool((chosen.bool() & special_mask).any()):
         raise ValueError(f"chosen has shape {tuple(chosen.shape)} for input_ids {tuple(input_ids.shape)}, "
                          "or chooses a special token; it needs one entry per token, False at specials")  # fmt: skip
@@ -109,11 +108,10 @@ def whole_word_choice(
     continuing tokens after it; a special token is a word of its own, and so is a piece just after one
     or at the start of a row (packing can cut a word in two)."""
     special_mask = special_mask.bool()
-    after_special = torch.zeros_like(special_mask)
-    after_special[:, 1:] = special_mask[:, :-1]  # a piece cut from its word by [CLS] starts a word
-    starts = ~continues[input_ids] | special_mask | after_special  # (B, T)
+    starts = ~continues[input_ids] | special_mask  # (B, T)
+    starts[:, 1:] |= special_mask[:, :-1]  # a piece cut from its word by [CLS] starts a word
     starts[:, 0] = True  # and so does a piece that opens a row
-    word = (starts.cumsum(1) - 1).clamp(min=0)  # (B, T): the word each token belongs to
+    word = starts.cumsum(1) - 1  # (B, T): the word each token belongs to
     picked = torch.bernoulli(torch.full(input_ids.shape, prob), generator=generator).bool()
     return picked.gather(1, word) & ~special_mask  # one draw per word, shared by its pieces
 
