@@ -477,6 +477,8 @@ def rescale_wrong(emb, std, how):
                 w.div_(w.std().item() / std)
             elif how == "copies":
                 w = w / factor  # a new tensor; the module keeps its table
+            elif how == "factor in loop":
+                w.div_(emb.word.weight.std().item() / std)  # 1 once the word table is divided
             elif how == "by std":
                 w.div_(factor * std)  # divided by the old standard deviation: std 1
             else:
@@ -494,6 +496,7 @@ def rescale_wrong(emb, std, how):
     ("how", "expected"),
     [
         ("word only", "position (and perhaps segment) table was left"),
+        ("factor in loop", "computed once before dividing any"),
         ("no segment", "segment table (token_type) was left"),
         ("per table", "each table was brought to the standard deviation on its own"),
         ("multiplied", "do not multiply"),

@@ -2,9 +2,11 @@
 command end to end on a tiny text, resume, Hugging Face-format round trips, bad input, the masked loss."""
 
 import json
+import math
 import re
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -229,10 +231,14 @@ def test_whole_words_mask_every_piece_of_a_word_and_a_change_retrains(tmp_path, 
         return sum(int((b[2] != IGNORE).sum()) for b in batches)
 
     assert report["data"]["eval_masked_tokens"] == held_out_masked(True) != held_out_masked(False)
+    # the command will not write over the run with other flags; the library (the notebook) trains again
     plain = [a if a != "--whole-words" else "--quiet" for a in argv]
-    assert cli.main(plain) == 0
-    again = json.loads((tmp_path / "ww.json").read_text())
-    assert again["resumed_after_epoch"] == 0 and again["config"]["whole_words"] is False
+    assert cli.main(plain) == 2
+    again = pretrain(MlmConfig(epochs=2, **{**TINY_CFG, "vocab_size": 40}), train, held,
+                     tmp_path / "ww", CPU, progress=False)  # fmt: skip
+    assert (
+        again.report["resumed_after_epoch"] == 0 and again.report["config"]["whole_words"] is False
+    )
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -276,6 +282,117 @@ def test_bad_input_exits_2_with_one_line(text_file, tmp_path, monkeypatch, capsy
     errors = [line for line in err.splitlines() if "error:" in line]
     assert "Traceback" not in err and len(errors) == 1, err  # one line says what is wrong
     assert not (tmp_path / "out.json").exists()
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()}
+
+
+@pytest.mark.parametrize(
+    "case, said",
+    [
+        (
+            "exported model",
+            r"--save \S+ holds a model \(config\.json, model\.safetensors\) that no run",
+        ),
+        ("more epochs", r"other settings: --epochs 2 \(now 3\)"),
+        ("another rate", r"other settings: --lr 0\.001 \(now 0\.0005\)"),
+        ("other text", r"holds a run on other text"),
+        ("json in save", r"--json \S+ is inside --save"),
+        ("json is the text", r"--json \S+ is the --train-file"),
+        (
+            "eval is train",
+            r"--eval-file \S+ is the --train-file: its perplexity would not be held out",
+        ),
+    ],
+)
+def test_the_command_never_writes_over_other_work(
+    text_file, tmp_path, monkeypatch, capsys, case, said
+):
+    """A finished run, a model saved elsewhere and the input files survive a command that would have
+    written over them: it exits 2 with one line before any work (a run only resumes unchanged)."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--train-file", str(text_file), *TINY, "--save", "run", "--json", "out.json"]
+    assert cli.main(argv) == 0
+    if case == "exported model":
+        (tmp_path / "copy").mkdir()
+        for name in ("config.json", "model.safetensors", "tokenizer.json"):
+            (tmp_path / "copy" / name).write_bytes((tmp_path / "run" / name).read_bytes())
+    other = tmp_path / "other.txt"
+    other.write_text(text_file.read_text() + "one more line of text here\n")
+    changes = {"exported model": {"--save": "copy"}, "more epochs": {"--epochs": "3"},
+               "another rate": {"--lr": "5e-4"}, "other text": {"--train-file": str(other)},
+               "json in save": {"--json": "run/out.json"}, "json is the text": {"--json": str(text_file)},
+               "eval is train": {"--eval-file": str(text_file)}}[case]  # fmt: skip
+    again = list(argv)
+    for flag, value in changes.items():
+        if flag in again:
+            again[again.index(flag) + 1] = value
+        else:
+            again += [flag, value]
+    target = tmp_path / ("copy" if case == "exported model" else "run")
+    before, text = folder_bytes(target), text_file.read_bytes()
+    capsys.readouterr()
+    assert cli.main(again) == 2
+    err = capsys.readouterr().err
+    assert re.search(said, err) and len(err.strip().splitlines()) == 1, err
+    assert folder_bytes(target) == before and text_file.read_bytes() == text
+    assert cli.main(argv) == 0  # the run itself still resumes: nothing left to train
+    assert json.loads((tmp_path / "out.json").read_text())["resumed_after_epoch"] == 2
+
+
+def test_a_failed_run_leaves_its_folder_as_it_was(tmp_path):
+    """The tokenizer is saved only once the data passed its checks: a text too short to score, given to
+    a folder holding another run's tokenizer, changes nothing there."""
+    train, held = split_eval(tiny_text())
+    cfg = MlmConfig(epochs=1, **TINY_CFG)
+    pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
+    before = folder_bytes(tmp_path / "run")
+    with pytest.raises(ValueError, match="no token of the held-out text"):
+        pretrain(cfg, ["a b", "c d"] * 5, ["e"], tmp_path / "run", CPU, progress=False)
+    assert folder_bytes(tmp_path / "run") == before
+    with pytest.raises(ValueError, match="--mask-prob"):
+        pretrain(cfg, train, ["e"], tmp_path / "fresh", CPU, progress=False)
+    assert not (tmp_path / "fresh" / "tokenizer.json").exists()
+
+
+def test_a_diverged_run_stops_saves_nothing_and_says_so(text_file, tmp_path, capsys):
+    argv = ["--train-file", str(text_file), *TINY, "--lr", "1e4", "--save", str(tmp_path / "run"),
+            "--json", str(tmp_path / "out.json")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(
+        r"training diverged: after epoch 1 .*\(--lr 10000\); start again with a smaller --lr", err
+    ), err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()  # the diverged epoch is not kept
+    assert not (tmp_path / "out.json").exists()
+    assert math.isnan(runs.perplexity(math.nan)) and runs.perplexity(800.0) == math.inf
+
+
+def test_ctrl_c_says_the_same_command_resumes(text_file, tmp_path, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "pretrain", interrupted)
+    argv = ["--train-file", str(text_file), *TINY, "--save", str(tmp_path / "run"),
+            "--json", str(tmp_path / "out.json")]  # fmt: skip
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "the same command resumes" in err and "Traceback" not in err, err
+
+
+def test_damaged_state_and_tokenizer_files_are_trained_again(tmp_path):
+    train, held = split_eval(tiny_text())
+    cfg = MlmConfig(epochs=1, **TINY_CFG)
+    first = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
+    (tmp_path / "run" / "tokenizer.json").write_text('{"x": 1}')  # JSON, but not a tokenizer
+    again = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
+    assert not again.report["tokenizer_reused"] and again.report["resumed_after_epoch"] == 1
+    (tmp_path / "run" / STATE).write_text("[1]")  # JSON, but not the state's dict
+    assert runs.read_state(tmp_path / "run") == {}
+    third = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
+    assert third.history["eval_loss"] == pytest.approx(first.history["eval_loss"])
 
 
 # --- the masked loss ------------------------------------------------------------------------------

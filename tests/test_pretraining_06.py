@@ -165,8 +165,8 @@ def test_chosen_rates_take_the_best_mean_and_the_first_tried_on_a_tie():
     "rates, said",
     [(["3e-4", "1e-3", "3e-4"], "--small-lr 0.0003 0.001 0.0003 names a rate twice"),
      (["1e-4", "1.0000001e-4"], "--small-lr 0.0001 0.0001 names a rate twice"),
-     (["1e-3", "0"], "--small-lr or --lr must be > 0 and finite, got 0.0"),
-     (["nan"], "--small-lr or --lr must be > 0 and finite, got nan")],
+     (["1e-3", "0"], "--small-lr must be > 0 and finite, got 0.0"),
+     (["nan"], "--small-lr must be > 0 and finite, got nan")],
 )  # fmt: skip
 def test_compare_bad_rates_exit_2(saved, sst_file, tmp_path, capsys, rates, said):
     assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", "--small-lr", *rates)) == 2
@@ -283,7 +283,7 @@ def test_compare_names_a_damaged_tokenizer_and_weights_it_cannot_rescale(
     save_file(state, str(saved / "model.safetensors"))
     assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", "--rescaled")) == 2
     err = capsys.readouterr().err
-    assert "hold NaN or inf" in err and err.count("\n") == 1, err
+    assert "weights hold nan or inf" in err and err.count("\n") == 1, err
 
 
 def test_compare_is_a_subcommand_of_python_m_helpers_finetune(tmp_path):
@@ -440,7 +440,7 @@ def test_pretraining_names_a_held_out_text_too_short_to_mask(tmp_path, capsys):
             "--json", str(tmp_path / "o.json"), "--mask-prob", "0.01"]  # fmt: skip
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert "held-out text is too short" in err and "--eval-file" in err
+    assert "no token of the held-out text" in err and "--eval-file" in err and "--mask-prob" in err
 
 
 def test_frozen_probe_scores_both_feature_kinds_on_dev(saved, sst_file):
@@ -449,3 +449,80 @@ def test_frozen_probe_scores_both_feature_kinds_on_dev(saved, sst_file):
     assert set(probe) == {"word embeddings", "last layer"}
     assert all(acc in {k / 40 for k in range(41)} for acc in probe.values()), probe  # a share of 40
     assert twin.frozen_probe(saved, data, torch.device("cpu")) == probe  # no randomness left
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "case, said",
+    [
+        ("lr", "--lr must be > 0 and finite, got 0.0"),
+        ("json in pretrained", "is inside the --pretrained folder"),
+        ("json in twin", "is inside the --twin folder"),
+        ("json is the sst file", "is the --sst-file: it would be written over"),
+        ("max length", "--max-length 1000 is more than the 512 positions of --pretrained"),
+        ("one class", "hold only label 1; fine-tuning needs both labels"),
+        ("no training rows", "hold no rows; fine-tuning needs both labels"),
+        (
+            "no whole sentences",
+            "only 0 complete sentences to hold 40 out from (whole sentences: 5 or more",
+        ),
+    ],
+)
+def test_compare_refuses_what_would_fail_late_or_write_over_files(
+    saved, sst_file, tmp_path, capsys, case, said
+):
+    """Each exits 2 with one line before any model is written: no traceback after minutes of work,
+    no report written over an input or a model."""
+    argv = compare_argv(saved, sst_file, tmp_path / "o.json")
+    sst = sst_file.read_text().splitlines()
+    edits = {
+        "lr": ["--lr", "0"],
+        "json in pretrained": ["--json", str(saved / "config.json")],
+        "json in twin": ["--twin", str(tmp_path / "tw"), "--json", str(tmp_path / "tw" / "o.json")],
+        "json is the sst file": ["--json", str(sst_file)],
+        "max length": ["--max-length", "1000"],
+    }
+    if case in ("one class", "no whole sentences"):
+        rows = [r.rsplit("\t", 1)[0] + ("\t1" if case == "one class" else "") for r in sst[1:]]
+        rows = [r.replace(" .", "") + "\t0" if case == "no whole sentences" else r for r in rows]
+        sst_file.write_text("\n".join([sst[0], *rows]) + "\n", encoding="utf-8")
+    if case == "no training rows":
+        edits[case] = ["--dev-size", "80"]  # 160 rows: dev and test take them all
+    for flag, value in zip(edits.get(case, [])[::2], edits.get(case, [])[1::2]):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    before = {f.name: f.read_bytes() for f in saved.iterdir() if f.is_file()}
+    text = sst_file.read_bytes()
+    assert twin.main(argv) == 2
+    assert said in one_line_error(capsys)
+    assert {f.name: f.read_bytes() for f in saved.iterdir() if f.is_file()} == before
+    assert sst_file.read_bytes() == text
+    assert not (tmp_path / "small-random-twin").exists() and not (tmp_path / "tw").exists()
+
+
+def test_compare_refuses_a_diverged_or_unfinished_pretraining_run(
+    saved, sst_file, tmp_path, capsys
+):
+    from safetensors.torch import load_file, save_file
+
+    from helpers.mlm.runs import STATE
+
+    state = json.loads((saved / STATE).read_text())
+    assert state["finished"] is True  # the command marks a run finished once its model is saved
+    (saved / STATE).write_text(json.dumps({**state, "finished": False}))
+    assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json")) == 2
+    assert "its pretraining run has not finished" in one_line_error(capsys)
+    (saved / STATE).write_text(json.dumps(state))
+    weights = load_file(saved / "model.safetensors")
+    name = next(iter(weights))
+    weights[name][0] = float("nan")
+    save_file(weights, saved / "model.safetensors", metadata={"format": "pt"})
+    assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json")) == 2
+    assert "its weights hold nan or inf (did its pretraining diverge?)" in one_line_error(capsys)

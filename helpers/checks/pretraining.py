@@ -87,9 +87,10 @@ def _rescale(name: str, fn: Callable) -> CheckResult:
                       "factor = embeddings.word.weight.std() / std, then divide the table by it")  # fmt: skip
     if _close(new["position"], old["position"]):
         return failed(name, "the position (and perhaps segment) table was left as it was",
-                      "divide all three tables, word, position and token_type, by the same factor: "
-                      "the LayerNorm sees their sum, and only a sum scaled as a whole leaves its "
-                      "output unchanged")  # fmt: skip
+                      "divide all three tables, word, position and token_type, by the same factor, "
+                      "computed once before dividing any (recomputed after the word table is divided, "
+                      "it is 1): the LayerNorm sees their sum, and only a sum scaled as a whole leaves "
+                      "its output unchanged")  # fmt: skip
     if _close(new["position"], TARGET) and not _close(old["position"], factor * TARGET):
         return failed(name, "each table was brought to the standard deviation on its own",
                       "use one factor, the word table's, for all three: a factor per table changes "

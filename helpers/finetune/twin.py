@@ -40,6 +40,7 @@ from helpers.finetune.experiments import (
     experiment,
     spread,
 )
+from helpers.mlm.runs import read_state
 from helpers.tables import read_rows
 
 TASK = Task("sentence", "label")
@@ -107,9 +108,20 @@ def sst2_data(
     if len(rows) < 2 * dev_size:
         raise ValueError(f"{path} holds {len(rows):,} rows; dev and test take --dev-size {dev_size} whole "
                          f"sentences each, so give a smaller --dev-size or a larger file")  # fmt: skip
-    result = sst2_splits(rows, None, dev_size, seed)
+    try:
+        result = sst2_splits(rows, None, dev_size, seed)
+    except ValueError as err:  # too few whole sentences (5+ words ending in . ! ? or a quote)
+        raise ValueError(f"{path}: {err} (whole sentences: 5 or more words ending in . ! ? or a "
+                         "quote); give a smaller --dev-size or GLUE SST-2's train.tsv") from None  # fmt: skip
     splits = dict(result.rows)
     splits["train"] = splits["train"][:train_rows]
+    labels = {row["label"] for row in splits["train"]}
+    if len(labels) < 2:
+        held = f"--dev-size {dev_size} twice"
+        what = f"only label {labels.pop()}" if labels else "no rows"
+        raise ValueError(f"{path}: the training rows (after {held} held out and --train-rows "
+                         f"{train_rows}) hold {what}; fine-tuning needs both labels: give more rows, a "
+                         "smaller --dev-size or a larger --train-rows")  # fmt: skip
     return {"splits": splits, "notes": result.notes}
 
 
@@ -256,9 +268,20 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
         raise ValueError(f"{flag} writes {folder}, which holds a pretraining run ({', '.join(run)}); "
                          f"move or delete it, {where}")  # fmt: skip
     try:
-        check_writable(folder / "config.json")
+        check_writable(
+            folder / "config.json", create=False
+        )  # a failed check leaves no empty folder
     except ValueError as err:
         raise ValueError(f"{flag}: {err}") from None
+
+
+def finetune_config(flag: str, lr: float, args: argparse.Namespace) -> FinetuneConfig:
+    """The fine-tuning settings at rate ``lr``; an error names ``flag`` (the rate's) or --max-length."""
+    try:
+        return FinetuneConfig(lr=lr, epochs=args.epochs, max_length=args.max_length)
+    except ValueError as err:
+        message = str(err).replace("FinetuneConfig.lr", flag)
+        raise ValueError(message.replace("FinetuneConfig.max_length", "--max-length")) from None
 
 
 def check_inputs(
@@ -275,13 +298,26 @@ def check_inputs(
     except ValueError as err:
         raise ValueError(f"--pretrained {args.pretrained}: config.json is not valid JSON ({err}); "
                          "save the model again with python -m helpers.mlm") from None  # fmt: skip
+    state = read_state(pretrained)
+    if state.get("finished") is False:
+        raise ValueError(f"--pretrained {args.pretrained}: its pretraining run has not finished (the "
+                         "weights there are an older run's, if any); run the same python -m helpers.mlm "
+                         "command again to finish it")  # fmt: skip
     try:
-        BertModel.from_pretrained(pretrained)  # the weights are readable and fit the config
+        model = BertModel.from_pretrained(pretrained)  # the weights are readable and fit the config
     except (
         Exception
     ) as err:  # a truncated or foreign file fails in many ways; each is the same advice
         raise ValueError(f"--pretrained {args.pretrained}: its weights cannot be read ({type(err).__name__}: "
-                         f"{str(err)[:120]}); save the model again with python -m helpers.mlm") from None  # fmt: skip
+                         f"{' '.join(str(err).split())[:120]}); save the model again with python -m "
+                         "helpers.mlm") from None  # fmt: skip
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise ValueError(f"--pretrained {args.pretrained}: its weights hold nan or inf (did its "
+                         "pretraining diverge?); pretrain again with a smaller --lr")  # fmt: skip
+    positions = model.config.max_position_embeddings
+    if args.max_length > positions:
+        raise ValueError(f"--max-length {args.max_length} is more than the {positions} positions of "
+                         f"--pretrained {args.pretrained}; give --max-length {positions} or less")  # fmt: skip
     if not any((pretrained / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
         raise ValueError(f"--pretrained {args.pretrained} holds no tokenizer (tokenizer.json or "
                          "vocab.txt); python -m helpers.mlm --save writes both model and tokenizer")  # fmt: skip
@@ -289,7 +325,8 @@ def check_inputs(
         AutoTokenizer.from_pretrained(str(pretrained))
     except Exception as err:  # a damaged tokenizer file fails in many ways; each is the same advice
         raise ValueError(f"--pretrained {args.pretrained}: its tokenizer cannot be read ({type(err).__name__}: "
-                         f"{str(err)[:120]}); save the model again with python -m helpers.mlm") from None  # fmt: skip
+                         f"{' '.join(str(err).split())[:120]}); save the model again with python -m "
+                         "helpers.mlm") from None  # fmt: skip
     if twin == pretrained:
         raise ValueError(f"--twin {args.twin} is the --pretrained folder: the random weights would "
                          "overwrite the pretrained ones; give another folder")  # fmt: skip
@@ -318,6 +355,16 @@ def check_inputs(
                          "give each rate once")  # fmt: skip
     if args.minilm_seeds < 0:
         raise ValueError(f"--minilm-seeds must be 0 (no MiniLM) or more, not {args.minilm_seeds}")
+    out = args.json.resolve()
+    for flag, folder in (("--pretrained", pretrained), ("--twin", twin), ("--rescaled", rescaled)):
+        if folder is not None and (out == folder or folder in out.parents):
+            raise ValueError(
+                f"--json {args.json} is inside the {flag} folder {folder}; write it elsewhere"
+            )
+    if out == args.sst_file.resolve():
+        raise ValueError(
+            f"--json {args.json} is the --sst-file: it would be written over; give another path"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,22 +377,17 @@ def main(argv: list[str] | None = None) -> int:
         pretrained.with_name(pretrained.name + "-rescaled").resolve() if args.rescaled else None
     )
     try:
-        check_writable(args.json)
         check_inputs(args, pretrained, twin, rescaled)
-        small = {lr: FinetuneConfig(lr=lr, epochs=args.epochs, max_length=args.max_length)
-                 for lr in args.small_lr}  # fmt: skip
-        minilm = FinetuneConfig(lr=args.lr, epochs=args.epochs, max_length=args.max_length)
+        check_writable(args.json)
+        small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
+        minilm = finetune_config("--lr", args.lr, args)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)
         random_twin(pretrained, twin)
         if rescaled is not None:
             rescaled, factor = rescaled_embeddings(pretrained, rescaled)
             print(f"embeddings divided by {factor:.2f}: wrote {rescaled}")
     except (OSError, ValueError) as err:
-        message = str(err).replace("FinetuneConfig.lr", "--small-lr or --lr")
-        print(
-            f"error: {message.replace('FinetuneConfig.max_length', '--max-length')}",
-            file=sys.stderr,
-        )
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     models = {"pretrained": str(pretrained), "random init": str(twin)}
     if rescaled is not None:

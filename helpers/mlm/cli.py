@@ -24,7 +24,7 @@ from pathlib import Path
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
-from helpers.mlm.runs import MlmConfig, pretrain, split_eval
+from helpers.mlm.runs import CHECKPOINT, MlmConfig, pretrain, read_state, split_eval, texts_key
 from helpers.training import choose_precision
 
 FLAGS = {  # MlmConfig field -> its flag, for error messages
@@ -128,6 +128,40 @@ def read_text(path: Path, what: str) -> list[str]:
     return lines
 
 
+def check_save(folder: Path, cfg: MlmConfig, train: list[str], held: list[str]) -> None:
+    """``--save`` is new, empty, or this run's own folder: a ValueError before it could be written over
+    (a model saved some other way, or a run with other flags or text, which only resumes unchanged)."""
+    if not folder.is_dir():
+        return
+    state = read_state(folder)
+    if not state and not (folder / CHECKPOINT).exists():
+        model = [f for f in ("config.json", "model.safetensors") if (folder / f).exists()]
+        if model:
+            raise ValueError(f"--save {folder} holds a model ({', '.join(model)}) that no run of this "
+                             "command is resuming; give a new or empty folder, so it is not written over")  # fmt: skip
+        return
+    old = state.get("settings")
+    if isinstance(old, dict) and old != cfg.to_dict():
+        changed = [f"{FLAGS.get(k, k)} {old.get(k)} (now {v})" for k, v in cfg.to_dict().items()
+                   if old.get(k) != v]  # fmt: skip
+        raise ValueError(f"--save {folder} holds a run with other settings: {'; '.join(changed)}; give "
+                         "the same flags to resume it, or a new --save to train anew")  # fmt: skip
+    if state.get("texts") not in (None, texts_key(train, held)):
+        raise ValueError(f"--save {folder} holds a run on other text (--train-file, --eval-file or "
+                         "--eval-fraction differ); give the same to resume it, or a new --save")  # fmt: skip
+
+
+def check_json(args: argparse.Namespace) -> None:
+    """``--json`` is a file of its own: not an input, not inside ``--save``."""
+    out, save = args.json.resolve(), args.save.resolve()
+    if out == save or save in out.parents:
+        raise ValueError(f"--json {args.json} is inside --save {args.save}; write it elsewhere")
+    for flag, path in (("--train-file", args.train_file), ("--eval-file", args.eval_file)):
+        if path is not None and out == path.resolve():
+            raise ValueError(f"--json {args.json} is the {flag}: it would be written over; give "
+                             "another path")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     started = time.perf_counter()
@@ -136,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
+        check_json(args)
         check_writable(args.json)
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(
@@ -143,20 +178,28 @@ def main(argv: list[str] | None = None) -> int:
             )
         train = read_text(args.train_file, "--train-file")
         if args.eval_file is not None:
+            if args.eval_file.resolve() == args.train_file.resolve():
+                raise ValueError(f"--eval-file {args.eval_file} is the --train-file: its perplexity "
+                                 "would not be held out; give another file or leave --eval-file out")  # fmt: skip
             held = read_text(args.eval_file, "--eval-file")
             split = f"held out: {args.eval_file}"
         else:
             train, held = split_eval(train, args.eval_fraction)
             split = f"held out: the last {len(held):,} of {len(train) + len(held):,} lines of {args.train_file}"
+        check_save(args.save, cfg, train, held)
         check_writable(args.save / ".probe")  # creates the folder: only once the inputs are good
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
         run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
-    except ValueError as err:  # e.g. a text too small to hold a token
+    except ValueError as err:  # e.g. a text too small to hold a token, a run that diverged
         print(f"error: {flagged(str(err))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\nstopped: the same command resumes after the last whole epoch, checkpointed in "
+              f"{args.save / CHECKPOINT} (or starts again if none finished)", file=sys.stderr)  # fmt: skip
+        return 130
     report = {"train_file": str(args.train_file), "eval_file": str(args.eval_file or ""), "split": split,
               **run.report}  # fmt: skip
     report["seconds"]["command"] = time.perf_counter() - started

@@ -204,18 +204,19 @@ def split_eval(lines: Sequence[str], fraction: float = 0.1) -> tuple[list[str], 
     """(train, eval): the last ``fraction`` of the lines held out (a contiguous slice: no paragraph is
     on both sides except, at most, the one cut)."""
     if not 0 < fraction < 1:
-        raise ValueError(f"the held-out fraction must be between 0 and 1, not {fraction!r}")
+        raise ValueError(
+            f"the held-out fraction (--eval-fraction) must be between 0 and 1, not {fraction!r}"
+        )
     cut = len(lines) - max(1, round(fraction * len(lines)))
     if cut < 1:
-        raise ValueError(
-            f"{len(lines)} line{'s' * (len(lines) != 1)} cannot be split into train and eval"
-        )
+        raise ValueError(f"{len(lines)} line{'s' * (len(lines) != 1)} cannot be split into training and "
+                         "held-out text; give more lines or an --eval-file")  # fmt: skip
     return list(lines[:cut]), list(lines[cut:])
 
 
 def perplexity(loss: float) -> float:
-    """exp(mean cross-entropy over the masked tokens); inf when that overflows."""
-    return math.exp(loss) if loss < 700 else math.inf
+    """exp(mean cross-entropy over the masked tokens); inf when that overflows, nan for a nan loss."""
+    return math.nan if math.isnan(loss) else math.exp(loss) if loss < 700 else math.inf
 
 
 # --- the run ----------------------------------------------------------------------------------------
@@ -265,42 +266,47 @@ def probe_epoch_seconds(
     return median(steps) * len(train) + median(evals) * len(held_out)
 
 
-def _read_state(folder: Path) -> dict:
+def read_state(folder: Path) -> dict:
+    """The run's state in ``folder`` (tokenizer key, plan, settings, whether it finished); {} if none."""
     try:
-        return json.loads((folder / STATE).read_text())
+        state = json.loads((Path(folder) / STATE).read_text())
     except (OSError, ValueError):
         return {}
+    return state if isinstance(state, dict) else {}
 
 
 def _write_state(folder: Path, **changes) -> None:
-    write_json(folder / STATE, {**_read_state(folder), **changes})
+    write_json(folder / STATE, {**read_state(folder), **changes})
 
 
 def _digest(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def texts_key(train_texts: Sequence[str], eval_texts: Sequence[str]) -> str:
+    """A short digest of a run's training and held-out lines (kept in its state)."""
+    return _digest({"train": list(train_texts), "eval": list(eval_texts)})
+
+
 def load_or_train_tokenizer(
     cfg: MlmConfig, texts: Sequence[str], folder: Path
-) -> tuple[object, bool]:
-    """(tokenizer, reused): the one a run with the same text and tokenizer settings saved in ``folder``
-    (a resumed run must see the same ids, whatever version of ``tokenizers`` runs the resume), else a new
-    one trained on ``texts`` and saved there at once."""
+) -> tuple[object, str | None]:
+    """(tokenizer, None) for the one a run with the same text and tokenizer settings saved in ``folder``
+    (a resumed run must see the same ids, whatever version of ``tokenizers`` runs the resume), else
+    (a new one trained on ``texts``, its key): ``pretrain`` saves it once the data is known to be good."""
     from transformers import AutoTokenizer
 
     key = _digest({"texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
                    "vocab_size": cfg.vocab_size, "lowercase": cfg.lowercase,
                    "min_frequency": cfg.min_frequency})  # fmt: skip
-    if _read_state(folder).get("tokenizer") == key:
+    if read_state(folder).get("tokenizer") == key:
         try:
-            return AutoTokenizer.from_pretrained(str(folder)), True
-        except (OSError, ValueError):
-            pass  # the files are gone or broken: train again
+            return AutoTokenizer.from_pretrained(str(folder)), None
+        except Exception:  # the files are gone or damaged (in many ways): train again
+            pass
     tokenizer = train_wordpiece(list(texts), cfg.vocab_size, lowercase=cfg.lowercase,
                                 min_frequency=cfg.min_frequency)  # fmt: skip
-    tokenizer.save_pretrained(str(folder))
-    _write_state(folder, tokenizer=key)
-    return tokenizer, False
+    return tokenizer, key
 
 
 def plan_epochs(
@@ -308,7 +314,7 @@ def plan_epochs(
 ) -> dict:
     """How many epochs ``cfg.minutes`` allows: read from the folder's state if a run with the same
     settings chose already (so a resumed run keeps its schedule), else timed now and written there."""
-    plan = _read_state(folder).get("plan")
+    plan = read_state(folder).get("plan")
     if isinstance(plan, dict) and plan.get("key") == key:
         return {**plan, "reused": True}
     seconds = estimate()
@@ -320,6 +326,20 @@ def plan_epochs(
                     f"plus {SAFETY - 1:.0%} (at least 1); the learning rate decays to 0 at the last"}  # fmt: skip
     _write_state(folder, plan=plan)
     return {**plan, "reused": False}
+
+
+def stop_if_diverged(cfg: MlmConfig) -> Callable[[History], None]:
+    """A callback that stops training (a ValueError, before the epoch is checkpointed) once the training
+    loss is nan or infinite or the held-out perplexity overflows: the run has diverged."""
+
+    def check(history: History) -> None:
+        train, held = history["train_loss"][-1], history["eval_loss"][-1]
+        if not (math.isfinite(train) and math.isfinite(perplexity(held))):
+            raise ValueError(f"training diverged: after epoch {len(history['eval_loss'])} the training "
+                             f"loss was {train:.4g} and the held-out loss {held:.4g} (--lr {cfg.lr:g}); "
+                             "start again with a smaller --lr and a new --save folder")  # fmt: skip
+
+    return check
 
 
 def pretrain(
@@ -344,7 +364,7 @@ def pretrain(
         raise ValueError(f"the {'training' if not train_texts else 'held-out'} text is empty")
     seconds: dict = {}
     start = time.perf_counter()
-    tokenizer, reused = load_or_train_tokenizer(cfg, train_texts, folder)
+    tokenizer, new_key = load_or_train_tokenizer(cfg, train_texts, folder)
     seconds["tokenizer"] = time.perf_counter() - start
     start = time.perf_counter()
     train, held = (
@@ -354,8 +374,12 @@ def pretrain(
     eval_batches = masked_batches(held, tokenizer, 2 * cfg.batch_size, cfg.mask_prob,
                                   EVAL_MASK_SEED, shuffle=False, whole_words=cfg.whole_words)  # fmt: skip
     if not any((labels != -100).any() for _, _, labels in eval_batches):
-        raise ValueError(f"the held-out text is too short ({held.tokens} tokens): no token was chosen "
-                         "for the perplexity; give a longer --eval-file or a larger --eval-fraction")  # fmt: skip
+        raise ValueError(f"no token of the held-out text ({held.tokens} tokens, special tokens "
+                         "included) was chosen for the perplexity; give a longer --eval-file, a larger "
+                         "--eval-fraction or a larger --mask-prob")  # fmt: skip
+    if new_key is not None:  # saved only now: a failed check leaves the folder as it was
+        tokenizer.save_pretrained(str(folder))
+        _write_state(folder, tokenizer=new_key)
     seconds["pack"] = time.perf_counter() - start
     bert_cfg = cfg.bert_config(len(tokenizer))
 
@@ -381,17 +405,21 @@ def pretrain(
                            time.perf_counter() - started)  # fmt: skip
         epochs = plan["epochs"]
     ran = []  # the epochs this call trained (the rest came from the checkpoint)
+    _write_state(
+        folder, settings=cfg.to_dict(), texts=texts_key(train_texts, eval_texts), finished=False
+    )  # the command refuses other settings here; `compare`, an unfinished run
     start = time.perf_counter()
     with seeded(cfg.seed):
         history = fit(
             model, epoch_batches, cfg.train_config(epochs), device,
             eval_batches={"eval": eval_batches}, outputs=mlm_outputs,
-            callbacks=[lambda h: ran.append(len(h["epoch"])), *callbacks],
+            callbacks=[stop_if_diverged(cfg), lambda h: ran.append(len(h["epoch"])), *callbacks],
             checkpoint=folder / CHECKPOINT, identity=identity, progress=progress,
         )  # fmt: skip
     seconds["train"] = time.perf_counter() - start
     start = time.perf_counter()
     save_pretrained(model, folder, tokenizer)
+    _write_state(folder, finished=True)
     seconds["save"] = time.perf_counter() - start
     seconds["per_epoch"] = history["seconds"]
     seconds["total"] = time.perf_counter() - started
@@ -403,7 +431,7 @@ def pretrain(
         "train_loss": history["train_loss"],
         "epochs": epochs,
         "resumed_after_epoch": epochs - len(ran),
-        "tokenizer_reused": reused,
+        "tokenizer_reused": new_key is None,
         "tokens_seen": per_epoch * epochs,
         "tokens_seen_per_epoch": [per_epoch * (e + 1) for e in range(epochs)],  # cumulative
         "seconds": seconds,
