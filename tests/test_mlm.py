@@ -113,6 +113,32 @@ def test_finetune_command_loads_the_saved_folder(text_file, tmp_path):
     assert model(**batch).logits.shape == (1, 2)
 
 
+def test_finetune_command_refuses_a_max_length_beyond_the_models_positions(
+    text_file, tmp_path, capsys
+):
+    """A model pretrained with 16 positions cannot read 128 tokens: exit 2 before training, not a shape
+    error from inside the model."""
+    from helpers.finetune import cli as finetune_cli
+
+    save = tmp_path / "saved"
+    argv = ["--train-file", str(text_file), *TINY, "--max-positions", "16", "--save", str(save),
+            "--json", str(tmp_path / "o.json")]  # fmt: skip
+    assert cli.main(argv) == 0
+    rows = tmp_path / "rows.tsv"
+    rows.write_text("sentence\tlabel\n" + "".join(f"{'the cat sees a ball ' * 5}{i} .\t{i % 2}\n"
+                                                 for i in range(8)))  # fmt: skip
+    argv = ["--model", str(save), "--train-file", str(rows), "--eval-file", str(rows), "--text-column",
+            "sentence", "--epochs", "1", "--json", str(tmp_path / "f.json")]  # fmt: skip
+    capsys.readouterr()
+    assert finetune_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        "--max-length 128 is more than the 16 positions of --model" in err
+        and "Traceback" not in err
+    )
+    assert finetune_cli.main([*argv, "--max-length", "16"]) == 0
+
+
 def test_resume_continues_after_the_last_saved_epoch(tmp_path):
     lines = tiny_text()
     train, held = split_eval(lines)
