@@ -257,6 +257,16 @@ def balanced_by_search(keys, a, b, strength):
     return strength * directions[margins.min(dim=1).values.argmax()]
 
 
+def balanced_unseeded(keys, a, b, strength):
+    """The search without a seed: a good query each call, but another one each call."""
+    plane = torch.linalg.svd((keys[a] - keys[b])[None]).Vh[1:]
+    directions = torch.randn(5000, plane.shape[0], dtype=keys.dtype) @ plane
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    others = [i for i in range(len(keys)) if i not in (a, b)]
+    margins = (directions @ keys[a])[:, None] - directions @ keys[others].T
+    return strength * directions[margins.min(dim=1).values.argmax()]
+
+
 def balanced_by_linear_programming(keys, a, b, strength):
     """Another right answer: a linear programme. Maximise t with q·(k_a − k_i) ≥ t for every other
     key, q·(k_a − k_b) = 0 and every component of q in [-1, 1]."""
@@ -295,10 +305,20 @@ def least_squares(k, a, b, c):
         (lambda k, a, b, c: c * k[a], "their scores differ", "orthogonal to k_a − k_b"),
         (lambda k, a, b, c: -balanced_by_search(k, a, b, c), "turn away from k2", "largest"),
         (lambda k, a, b, c: balanced_by_search(k, a, b, 1.0), "is not 50 ×", "one fixed direction"),
+        (balanced_unseeded, "is a good query but points another way", "seed your search"),
         (lambda k, a, b, c: torch.zeros(k.shape[1], dtype=k.dtype), "the query is zero", "uniform"),
         (lambda k, a, b, c: c * k[[a, b]], "shape (2, 3)", "one vector"),
     ],
-    ids=["naive sum", "least squares", "one key", "a third key wins", "no C", "zero", "shape"],
+    ids=[
+        "naive sum",
+        "least squares",
+        "one key",
+        "a third key wins",
+        "no C",
+        "unseeded",
+        "zero",
+        "shape",
+    ],  # fmt: skip
 )
 def test_balanced_query_names_each_mistake(fn, first, later):
     result = checks.check_balanced_query(fn)

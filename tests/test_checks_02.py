@@ -113,6 +113,14 @@ def loops(self, x, mask=None):
     return torch.stack(out)
 
 
+def loops_over_features(self, x, mask=None):  # a loop over a setting of the module: still a loop
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    scores = sum(
+        q[:, :, j, None] * k[:, None, :, j] for j in range(self.query.out_features)
+    )  # (B, T, T)
+    return torch.softmax(scores / math.sqrt(x.shape[-1]), dim=-1) @ v
+
+
 def returns_weights(self, x, mask=None):
     q, k = self.query(x), self.key(x)
     return torch.softmax(q @ k.transpose(1, 2) / math.sqrt(x.shape[-1]), dim=-1)
@@ -184,6 +192,7 @@ ATTENTION_MISTAKES = {
     "naive softmax overflows": (bug(naive=True), "exp of a large score overflows"),
     "batch mixed": (flattened_batch, "mixes tokens of different sequences"),
     "loops": (loops, "loops over `range(x.shape[0])`"),
+    "loops over features": (loops_over_features, "loops over `range(self.query.out_features)`"),
     "wrong output shape": (returns_weights, "(B, T, T) weight matrix"),
 }
 

@@ -323,22 +323,46 @@ def test_the_comparison_with_torch_multihead():
     assert not wrong.passed and "they differ by up to" in wrong.verdict
 
 
-def test_a_loop_over_the_heads_is_named():
-    def per_head(self, x, mask=None):
-        B, T, d = x.shape
-        h = self.num_heads
-        outs = []
-        for i in range(h):
-            cols = slice(i * d // h, (i + 1) * d // h)
-            q, k, v = (f(x)[..., cols] for f in (self.query, self.key, self.value))
-            scores = q @ k.transpose(-2, -1) / math.sqrt(d // h)
-            if mask is not None:
-                scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
-            outs.append(torch.softmax(scores, -1) @ v)
-        return self.out(torch.cat(outs, dim=-1))
+def one_head(q, k, v, mask, size):  # (B, T, d/h) each
+    scores = q @ k.transpose(-2, -1) / math.sqrt(size)
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.softmax(scores, -1) @ v
 
-    result = checks.check_multi_head_attention(heads_class(per_head))
-    assert not result.passed and "loops over `range(h)`" in str(result), str(result)
+
+def per_head_range(self, x, mask=None):
+    B, T, d = x.shape
+    h = self.num_heads
+    outs = []
+    for i in range(h):
+        cols = slice(i * d // h, (i + 1) * d // h)
+        q, k, v = (f(x)[..., cols] for f in (self.query, self.key, self.value))
+        outs.append(one_head(q, k, v, mask, d // h))
+    return self.out(torch.cat(outs, dim=-1))
+
+
+def per_head_setting(self, x, mask=None):  # a loop over a setting of the module: still a loop
+    size = x.shape[-1] // self.num_heads
+    q, k, v = (f(x) for f in (self.query, self.key, self.value))
+    outs = [one_head(*(t[..., i * size : (i + 1) * size] for t in (q, k, v)), mask, size)
+            for i in range(self.num_heads)]  # fmt: skip
+    return self.out(torch.cat(outs, dim=-1))
+
+
+def per_head_split(self, x, mask=None):
+    size = x.shape[-1] // self.num_heads
+    q, k, v = (f(x).split(size, -1) for f in (self.query, self.key, self.value))
+    return self.out(torch.cat([one_head(a, b, c, mask, size) for a, b, c in zip(q, k, v)], dim=-1))
+
+
+@pytest.mark.parametrize(
+    "forward, said",
+    [(per_head_range, "range(h)"), (per_head_setting, "range(self.num_heads)"),
+     (per_head_split, "zip(q, k, v)")],
+)  # fmt: skip
+def test_a_loop_over_the_heads_is_named(forward, said):
+    result = checks.check_multi_head_attention(heads_class(forward))
+    assert not result.passed and f"loops over `{said}`" in str(result), str(result)
 
 
 def test_a_merge_with_view_that_cannot_work_on_real_outputs_is_named():

@@ -142,7 +142,7 @@ def _head_mistakes(m: nn.Module, x: torch.Tensor, mask: torch.Tensor, h: int) ->
 
 
 def _multi_head(name: str, cls: type) -> CheckResult:
-    if loop := find_loop(cls):
+    if loop := find_loop(cls, strict=True):
         return failed(name, loop, "no loop over heads or tokens: the heads are one more batch "
                       "dimension, (B, h, T, d/h), and one matmul scores them all")  # fmt: skip
     for B, T, d, h in ((4, 5, 16, 4), (2, 6, 12, 3)):

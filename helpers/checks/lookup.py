@@ -178,7 +178,8 @@ def _query_gradients(name: str, fn) -> CheckResult:
             return failed(
                 name,
                 f"gradients have the wrong sign for {label}",
-                "the loss is (output - target)², in that order",
+                "return ∂L/∂q itself, the gradient that backward() puts in .grad, not the descent "
+                "direction −∂L/∂q",
             )
         return failed(
             name, f"wrong gradients for {label}", "loss = ((attend(q, K, V) - target) ** 2).sum()"
@@ -471,6 +472,19 @@ def _balanced_query(name: str, fn) -> CheckResult:
             )
         strong = _tensor(fn(k.clone(), a, b, 50.0), "query")
         if not _close(strong, 50.0 * q, 1e-4):
+            other = strong / strong.norm()
+            if (
+                _close(strong.norm(), torch.tensor(50.0, dtype=strong.dtype), 1e-4)
+                and abs(float(other @ (k[a] - k[b]))) <= 1e-3
+                and att.score_margin(other, k, a, b) > 1e-3
+            ):  # a valid query, but another one: an unseeded search draws new candidates each call
+                return failed(
+                    name,
+                    f"on {label}, fn(..., C = 50) is a good query but points another way than "
+                    "fn(..., C = 1)",
+                    "seed your search (torch.Generator().manual_seed(0)) so that every call finds "
+                    "the same direction and C only scales it",
+                )
             return failed(
                 name,
                 f"on {label}, fn(..., C = 50) is not 50 × fn(..., C = 1)",

@@ -33,8 +33,10 @@ def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
 SETTINGS_ONLY = {"self", "range", "len", "enumerate", "zip", "reversed", "tuple", "list"}
 
 
-def find_loop(cls: type) -> str | None:
-    """Where a method of ``cls`` loops over data (for/while over range, shapes or its inputs), or None."""
+def find_loop(cls: type, strict: bool = False) -> str | None:
+    """Where a method of ``cls`` loops over data (for/while over range, shapes or its inputs), or None.
+    ``strict``: every loop but one over a written-out tuple or list (``(self.query, self.key)``) counts,
+    so ``range(self.num_heads)`` and ``q.split(...)`` do too (attention has nothing else to loop over)."""
     for name, member in vars(cls).items():
         if (
             not inspect.isfunction(member) or name == "__init__"
@@ -50,6 +52,8 @@ def find_loop(cls: type) -> str | None:
                 return f"`{name}` has a while loop"
             if isinstance(node, ast.For | ast.comprehension):
                 over = ast.unparse(node.iter)
+                if strict and not isinstance(node.iter, ast.Tuple | ast.List):
+                    return f"`{name}` loops over `{over}`"
                 names = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
                 if names <= SETTINGS_ONLY:  # e.g. range(len(self.normalized_shape)): not data
                     continue
@@ -187,7 +191,7 @@ def _self_attention(name: str, cls: type) -> CheckResult:
                 f"self.{attr} is missing or not nn.Linear(embed_dim, embed_dim)",
                 "create self.query, self.key and self.value in __init__, each nn.Linear(embed_dim, embed_dim)",
             )
-    if loop := find_loop(cls):
+    if loop := find_loop(cls, strict=True):
         return failed(name, f"{loop}", LOOP_HINT)
     with torch.no_grad():
         x = torch.randn(2, 5, d)
