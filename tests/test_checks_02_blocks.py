@@ -136,10 +136,16 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
                 for f in (self.query, self.key, self.value)
             )
         scores = q @ k.transpose(-2, -1) / math.sqrt(d if scale == "d" else d // h)
-        if mask is not None and mask_shape != "ignored":
-            allowed = mask[:, None, :] if mask_shape == "(B, 1, T)" else mask[:, None, None, :]
-            scores = scores.masked_fill(~allowed, float("-inf"))
-        y = torch.softmax(scores, dim=dim) @ v  # (B, h, T, hs)
+        shapes = {"(B, 1, T)": mask[:, None, :], "rows": mask[:, None, :, None],
+                  "inverted": ~mask[:, None, None, :]} if mask is not None else {}  # fmt: skip
+        if mask is not None and mask_shape not in ("ignored", "after"):
+            allowed = shapes.get(mask_shape, mask[:, None, None, :])
+            fill = 0.0 if mask_shape == "fill 0" else float("-inf")
+            scores = scores.masked_fill(~allowed, fill)
+        weights = torch.softmax(scores, dim=dim)  # (B, h, T, T)
+        if mask is not None and mask_shape == "after":
+            weights = weights * mask[:, None, None, :]
+        y = weights @ v  # (B, h, T, hs)
         if split == "no transpose" or merge == "no transpose":
             y = y.reshape(B, T, d)
         elif merge == "interleaved":
@@ -161,6 +167,10 @@ HEAD_MISTAKES = {
         "not broadcast over the heads",
     ),
     "mask ignored": (heads_bug(mask_shape="ignored"), "the mask has no effect"),
+    "mask inverted": (heads_bug(mask_shape="inverted"), "the mask is inverted"),
+    "queries masked": (heads_bug(mask_shape="rows"), "masked the queries (rows)"),
+    "filled with 0": (heads_bug(mask_shape="fill 0"), "filled the padded scores with 0"),
+    "zeros after the softmax": (heads_bug(mask_shape="after"), "zeroed the padded weights after"),
     "no output projection": (heads_bug(out=False), "output projection is skipped"),
     "softmax over the queries": (heads_bug(dim=-2), "softmax runs over the queries"),
 }

@@ -132,6 +132,30 @@ def _head_mistakes(m: nn.Module, x: torch.Tensor, mask: torch.Tensor, h: int) ->
         "the mask has no effect: fill the scores of padded keys with -inf": m.out(
             merge(attend(q, k, v, keys=torch.ones_like(mask)[:, None, None, :]))
         ),
+        "the mask is inverted: True means a real token, so fill where the mask is False (~mask)": m.out(
+            merge(attend(q, k, v, keys=~mask[:, None, None, :]))
+        ),
+        "you filled the padded scores with 0, and e^0 = 1 still gives them weight: fill with -inf": m.out(
+            merge(
+                torch.softmax(
+                    (q @ k.transpose(-2, -1) / math.sqrt(hs)).masked_fill(
+                        ~mask[:, None, None, :], 0.0
+                    ),
+                    -1,
+                )
+                @ v
+            )
+        ),  # fmt: skip
+        "you zeroed the padded weights after the softmax, so the rest no longer sum to 1: mask the "
+        "scores with -inf before it": m.out(
+            merge(
+                (
+                    torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(hs), -1)
+                    * mask[:, None, None, :]
+                )
+                @ v
+            )
+        ),  # fmt: skip
     }
     if B == h:  # (B, 1, T) against (B, h, T, T) broadcasts sequence b's mask onto head b
         mistakes["the mask is not broadcast over the heads: scores are (B, h, T, T), so the "
@@ -180,6 +204,12 @@ def _multi_head(name: str, cls: type) -> CheckResult:
             if _close(got[rows], want[rows]):
                 continue
             where = f"(B, T, d, h) = ({B}, {T}, {d}, {h}) with padding"
+            if (
+                torch.isnan(got[~rows]).any() and torch.isfinite(got[rows]).all()
+            ):  # the mask hit rows
+                return failed(name, f"wrong output for {where}: the padded positions' outputs are NaN",
+                              "you masked the queries (rows) instead of the keys (columns): "
+                              "mask[:, None, None, :] broadcasts over the keys")  # fmt: skip
             for hint, output in _head_mistakes(m, x, mask, h).items():
                 if _close(got[rows], output[rows]):
                     return failed(name, f"wrong output for {where}", hint)
