@@ -36,6 +36,10 @@ def loop_without_scale(query, key, value, x, mask=None):
     return out
 
 
+def loop_skipping_the_value(query, key, value, x, mask=None):
+    return loop_with_softmax(query, key, lambda t: t, x, mask)
+
+
 def loop_ignoring_the_mask(query, key, value, x, mask=None):
     return loops.loop_self_attention(query, key, value, x, None)
 
@@ -50,12 +54,15 @@ def test_the_loop_tester_accepts_right_answers(fn):
     [
         (loop_without_scale, "not scaled"),
         (loop_ignoring_the_mask, "the mask has no effect"),
+        (loop_ignoring_the_mask, "give key j the score -inf when mask[b, j] is False"),
+        (loop_skipping_the_value, "weight value(x[b, j]), not x[b, j]"),
         (lambda q, k, v, x, mask=None: x, "compare with the loop reference"),
         (lambda q, k, v, x, mask=None: x[..., 0], "expected (2, 4, 6)"),
     ],
 )
 def test_the_loop_tester_names_each_mistake(fn, hint):
     result = checks.check_loop_attention(fn)
+    assert "self." not in str(result) and "mask[:, None" not in str(result)  # the loop's own terms
     assert not result.passed and hint in " ".join([result.verdict, *result.hints]), str(result)
 
 

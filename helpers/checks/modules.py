@@ -163,10 +163,35 @@ def _attention_mistakes(
 GENERIC_HINT = "compare with the loop reference on a tiny input (B=1, T=2) and print the weights"
 
 
+# The hints in the loop tester's terms: there, one query and one key at a time, no module, no dims.
+LOOP_TERMS = (
+    ("masked_fill the scores' columns (mask[:, None, :]) with -inf before the softmax",
+     "give key j the score -inf when mask[b, j] is False, before the softmax"),
+    ("so mask[:, None, :]; a fully masked row is NaN",
+     "so skip key j when mask[b, j] is False (not query i); a fully masked row is NaN"),
+    ("mix self.value(x), not x", "weight value(x[b, j]), not x[b, j]"),
+    ("mix self.value(x)", "weight value(x[b, j])"),
+    ("compare self.query(x) with the keys, not x itself", "score query(x[b, i]), not x[b, i]"),
+    ("compare the queries with self.key(x), not x itself", "score against key(x[b, j]), not x[b, j]"),
+    ("so dim=-1 (you normalised over the queries)", "so over j for each query i (you normalised "
+     "over the queries)"),
+    ("normalise each query over the keys, dim=-1", "normalise each query's scores over the keys j"),
+    ("use q @ k.transpose(-2, -1), so row i holds query i's scores",
+     "score query i against every key j, not key i against the queries"),
+)  # fmt: skip
+
+
 def _diagnose(
-    got: torch.Tensor, m: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, rows
-) -> str:
-    mistakes = _attention_mistakes(m, x, mask)
+    got: torch.Tensor, m: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, rows,
+    loop: bool = False,
+) -> str:  # fmt: skip
+    hint = _known_mistake(got, _attention_mistakes(m, x, mask), rows)
+    for module_terms, loop_terms in LOOP_TERMS if loop else ():
+        hint = hint.replace(module_terms, loop_terms)
+    return hint
+
+
+def _known_mistake(got: torch.Tensor, mistakes: dict, rows) -> str:
     for (
         hint,
         output,
@@ -301,7 +326,9 @@ def _loop_attention(name: str, fn) -> CheckResult:
             rows = torch.ones(x.shape[:2], dtype=torch.bool) if mask is None else mask
             if not _close(got[rows], want[rows]):
                 return failed(
-                    name, f"differs from the formula on {where}", _diagnose(got, m, x, mask, rows)
+                    name,
+                    f"differs from the formula on {where}",
+                    _diagnose(got, m, x, mask, rows, loop=True),
                 )
     return passed(
         name,
