@@ -319,8 +319,9 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
     [
         (
             "exported model",
-            r"--save \S+ holds a model \(config\.json, model\.safetensors\) that no run",
+            r"holds files \(config\.json, model\.safetensors, tokenizer\.json\) that no",
         ),
+        ("another tool's run", r"--save \S+ holds files \(checkpoint\.pt, model\.pt\) that no run"),
         ("more epochs", r"other settings: --epochs 2 \(now 3\)"),
         ("another rate", r"other settings: --lr 0\.001 \(now 0\.0005\)"),
         ("other text", r"holds a run on other text"),
@@ -344,9 +345,14 @@ def test_the_command_never_writes_over_other_work(
         (tmp_path / "copy").mkdir()
         for name in ("config.json", "model.safetensors", "tokenizer.json"):
             (tmp_path / "copy" / name).write_bytes((tmp_path / "run" / name).read_bytes())
+    if case == "another tool's run":  # e.g. python -m helpers.gpt train's folder
+        (tmp_path / "copy").mkdir()
+        for name in ("checkpoint.pt", "model.pt"):
+            (tmp_path / "copy" / name).write_bytes(b"another run's bytes")
     other = tmp_path / "other.txt"
     other.write_text(text_file.read_text() + "one more line of text here\n")
-    changes = {"exported model": {"--save": "copy"}, "more epochs": {"--epochs": "3"},
+    changes = {"exported model": {"--save": "copy"}, "another tool's run": {"--save": "copy"},
+               "more epochs": {"--epochs": "3"},
                "another rate": {"--lr": "5e-4"}, "other text": {"--train-file": str(other)},
                "json in save": {"--json": "run/out.json"}, "json is the text": {"--json": str(text_file)},
                "eval is train": {"--eval-file": str(text_file)}}[case]  # fmt: skip
@@ -356,7 +362,7 @@ def test_the_command_never_writes_over_other_work(
             again[again.index(flag) + 1] = value
         else:
             again += [flag, value]
-    target = tmp_path / ("copy" if case == "exported model" else "run")
+    target = tmp_path / ("copy" if changes.get("--save") == "copy" else "run")
     before, text = folder_bytes(target), text_file.read_bytes()
     capsys.readouterr()
     assert cli.main(again) == 2

@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         check_inputs(args, pretrained, twin, rescaled)
-        check_writable(args.json)
+        check_writable(args.json, create=False)  # its folder is made when it is written
         small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
         minilm = finetune_config("--lr", args.lr, args)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)

@@ -134,11 +134,12 @@ def check_save(folder: Path, cfg: MlmConfig, train: list[str], held: list[str]) 
     if not folder.is_dir():
         return
     state = read_state(folder)
-    if not state and not (folder / CHECKPOINT).exists():
-        model = [f for f in ("config.json", "model.safetensors") if (folder / f).exists()]
-        if model:
-            raise ValueError(f"--save {folder} holds a model ({', '.join(model)}) that no run of this "
-                             "command is resuming; give a new or empty folder, so it is not written over")  # fmt: skip
+    if not state:  # every run of this command writes its state before anything else
+        held = sorted(f.name for f in folder.iterdir())
+        if held:
+            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            raise ValueError(f"--save {folder} holds files ({shown}) that no run of this command "
+                             "wrote; give a new or empty folder, so they are not written over")  # fmt: skip
         return
     old = state.get("settings")
     if isinstance(old, dict) and old != cfg.to_dict():
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_json(args)
-        check_writable(args.json)
+        check_writable(args.json, create=False)  # its folder is made when it is written
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(
                 f"--save {args.save} is a file; give a folder (it is created if missing)"
