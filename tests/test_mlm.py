@@ -402,6 +402,14 @@ def test_a_diverged_run_stops_saves_nothing_and_says_so(text_file, tmp_path, cap
     assert math.isnan(runs.perplexity(math.nan)) and runs.perplexity(800.0) == math.inf
 
 
+def test_a_budget_that_fits_no_epoch_says_so(text_file, tmp_path, capsys):
+    argv = ["--train-file", str(text_file), *TINY[2:],
+            "--minutes", "0.0001", "--save", str(tmp_path / "run"), "--json", str(tmp_path / "o.json")]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "--minutes 0.0001 fits no whole epoch" in capsys.readouterr().err
+    assert json.loads((tmp_path / "o.json").read_text())["epochs"] == 1
+
+
 def test_ctrl_c_says_the_same_command_resumes(text_file, tmp_path, monkeypatch, capsys):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -24,7 +24,15 @@ from pathlib import Path
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
-from helpers.mlm.runs import CHECKPOINT, MlmConfig, pretrain, read_state, split_eval, texts_key
+from helpers.mlm.runs import (
+    CHECKPOINT,
+    SAFETY,
+    MlmConfig,
+    pretrain,
+    read_state,
+    split_eval,
+    texts_key,
+)
 from helpers.training import choose_precision
 
 FLAGS = {  # MlmConfig field -> its flag, for error messages
@@ -205,6 +213,10 @@ def main(argv: list[str] | None = None) -> int:
               **run.report}  # fmt: skip
     report["seconds"]["command"] = time.perf_counter() - started
     write_json(args.json, report)
+    plan = report["plan"]
+    if plan and plan["epochs"] == 1 and plan["estimated_epoch_seconds"] * SAFETY > 60 * cfg.minutes:
+        print(f"note: --minutes {cfg.minutes:g} fits no whole epoch (one takes about "
+              f"{plan['estimated_epoch_seconds']:.0f} s here); trained 1", file=sys.stderr)  # fmt: skip
     curve = ", ".join(f"{p:.1f}" for p in report["eval_perplexity"])
     print(f"held-out MLM perplexity per epoch: {curve}; {report['tokens_seen']:,} tokens seen in "
           f"{report['seconds']['train']:.0f} s; saved {args.save}; wrote {args.json}")  # fmt: skip
