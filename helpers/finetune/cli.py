@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         with seeded(args.seed):
             model, tokenizer = load_classifier(args.model, len(labels))
-        positions = getattr(model.config, "max_position_embeddings", None)
+        config = getattr(model, "config", None)  # the T5 classifier has none (relative positions)
+        positions = getattr(config, "max_position_embeddings", None)
         if positions is not None and args.max_length > positions:  # it would fail inside the model
             raise ValueError(f"--max-length {args.max_length} is more than the {positions} positions of "
                              f"--model {args.model}; give --max-length {positions} or less")  # fmt: skip
