@@ -441,6 +441,7 @@ def test_pretraining_names_a_held_out_text_too_short_to_mask(tmp_path, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert "no token of the held-out text" in err and "--eval-file" in err and "--mask-prob" in err
+    assert not (tmp_path / "s").exists()  # the new --save folder is not left behind, empty
 
 
 def test_frozen_probe_scores_both_feature_kinds_on_dev(saved, sst_file):

@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             train, held = split_eval(train, args.eval_fraction)
             split = f"held out: the last {len(held):,} of {len(train) + len(held):,} lines of {args.train_file}"
         check_save(args.save, cfg, train, held)
+        new_folder = not args.save.exists()
         check_writable(args.save / ".probe")  # creates the folder: only once the inputs are good
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -203,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
     except ValueError as err:  # e.g. a text too small to hold a token, a run that diverged
+        if new_folder and not any(args.save.iterdir()):
+            args.save.rmdir()  # nothing was written: leave no empty folder behind
         print(f"error: {flagged(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
