@@ -190,6 +190,12 @@ def loaders_batch_sampler(train, valid, batch_size, collate):
             torch.utils.data.DataLoader(valid, batch_size=batch_size, collate_fn=collate))  # fmt: skip
 
 
+def loaders_shuffled_once(train, valid, batch_size, collate):
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0)).tolist()
+    return (torch.utils.data.DataLoader([train[i] for i in order], batch_size, collate_fn=collate),
+            torch.utils.data.DataLoader(valid, batch_size, collate_fn=collate))  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "fn",
     [
@@ -208,6 +214,7 @@ def test_loaders_right_answers_pass(fn):
     [
         (lambda t, v, b, c: loaders(t, v, b, c, shuffle_valid=True), "validation loader shuffles"),
         (lambda t, v, b, c: loaders(t, v, b, c, shuffle_train=False), "does not shuffle"),
+        (loaders_shuffled_once, "the same order every epoch (shuffled once)"),
         (lambda t, v, b, c: loaders(t, v, 32, c), "hold [30] examples, not 4"),
         (lambda t, v, b, c: loaders(t, v, b, None), "does not batch with the collate"),
         (lambda t, v, b, c: loaders(v, v, b, c), "each training example once"),
@@ -221,6 +228,7 @@ def test_loaders_right_answers_pass(fn):
     ids=[
         "shuffled-valid",
         "unshuffled-train",
+        "shuffled-once",
         "batch-size",
         "no-collate",
         "wrong-items",

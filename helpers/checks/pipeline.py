@@ -272,6 +272,10 @@ def _loaders(name: str, make_loaders) -> CheckResult:
         return failed(name, "the training loader does not shuffle",
                       "every epoch would show the batches in the same order, and runs of one "
                       "class or one length pull the weights that way: shuffle=True")  # fmt: skip
+    if seen[1] == seen[0]:  # a real shuffle repeats 30 items' order with probability 1/30!
+        return failed(name, "the training loader gives the same order every epoch (shuffled once)",
+                      "a fresh order each epoch: DataLoader(..., shuffle=True) draws one every "
+                      "time it is iterated; a permutation made once is one fixed sequence")  # fmt: skip
     return passed(name, "train shuffled in batches of 4, validation every example once in a fixed "
                   "order, both batched by your collate")  # fmt: skip
 
