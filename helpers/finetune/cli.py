@@ -18,7 +18,7 @@ from helpers.env import pick_device, seeded
 from helpers.files import check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
-from helpers.finetune.models import load_classifier
+from helpers.finetune.models import check_max_length, load_classifier
 from helpers.tables import check_labels, label_index, read_rows
 from helpers.training import choose_precision, distributed, evaluate, fit
 
@@ -88,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         with seeded(args.seed):
             model, tokenizer = load_classifier(args.model, len(labels))
-        config = getattr(model, "config", None)  # the T5 classifier has none (relative positions)
-        positions = getattr(config, "max_position_embeddings", None)
-        if positions is not None and args.max_length > positions:  # it would fail inside the model
-            raise ValueError(f"--max-length {args.max_length} is more than the {positions} positions of "
-                             f"--model {args.model}; give --max-length {positions} or less")  # fmt: skip
+        check_max_length(model, args.max_length, f"--model {args.model}")
     except (
         OSError,
         ValueError,

@@ -43,6 +43,15 @@ def load_classifier(name_or_dir: str, num_labels: int):
     return model, tokenizer
 
 
+def check_max_length(model, max_length: int, source: str) -> None:
+    """A ValueError, naming ``source``, if inputs of ``max_length`` tokens would not fit the model's
+    position table (it would fail inside the model); models without one (T5's relative positions) pass."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if positions is not None and max_length > positions:
+        raise ValueError(f"--max-length {max_length} is more than the {positions} positions of "
+                         f"{source}; give --max-length {positions} or less")  # fmt: skip
+
+
 def tiny_bert(vocab_size: int, num_labels: int = 2):
     """A 2-layer, 64-wide BERT from a config (random weights, from torch's current generator)."""
     from transformers import BertConfig, BertForSequenceClassification

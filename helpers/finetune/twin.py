@@ -40,6 +40,7 @@ from helpers.finetune.experiments import (
     experiment,
     spread,
 )
+from helpers.finetune.models import check_max_length
 from helpers.mlm.runs import read_state
 from helpers.tables import read_rows
 
@@ -270,7 +271,7 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
     try:
         check_writable(
             folder / "config.json", create=False
-        )  # a failed check leaves no empty folder
+        )  # no empty folder left if a check fails
     except ValueError as err:
         raise ValueError(f"{flag}: {err}") from None
 
@@ -314,10 +315,7 @@ def check_inputs(
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise ValueError(f"--pretrained {args.pretrained}: its weights hold nan or inf (did its "
                          "pretraining diverge?); pretrain again with a smaller --lr")  # fmt: skip
-    positions = model.config.max_position_embeddings
-    if args.max_length > positions:
-        raise ValueError(f"--max-length {args.max_length} is more than the {positions} positions of "
-                         f"--pretrained {args.pretrained}; give --max-length {positions} or less")  # fmt: skip
+    check_max_length(model, args.max_length, f"--pretrained {args.pretrained}")
     if not any((pretrained / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
         raise ValueError(f"--pretrained {args.pretrained} holds no tokenizer (tokenizer.json or "
                          "vocab.txt); python -m helpers.mlm --save writes both model and tokenizer")  # fmt: skip

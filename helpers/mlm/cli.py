@@ -143,9 +143,9 @@ def check_save(folder: Path, cfg: MlmConfig, train: list[str], held: list[str]) 
         return
     state = read_state(folder)
     if not state:  # every run of this command writes its state before anything else
-        held = sorted(f.name for f in folder.iterdir())
-        if held:
-            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        files = sorted(f.name for f in folder.iterdir())
+        if files:
+            shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
             raise ValueError(f"--save {folder} holds files ({shown}) that no run of this command "
                              "wrote; give a new or empty folder, so they are not written over")  # fmt: skip
         return
