@@ -160,6 +160,22 @@ def test_collate_checker_names_each_mistake(fn, hint, tokenizer):
     assert not result.passed and hint in hints(result), str(result)
 
 
+def test_collate_with_equal_shapes_says_the_ids_differ_not_the_shape(tokenizer):
+    result = checks.check_collate(_with(truncation=True), tokenizer)
+    assert not result.passed
+    assert "input_ids differ from the expected ones (same shape (2, 24))" in result.verdict
+    assert "expected (2, 24)" not in result.verdict, str(result)
+
+
+def test_collate_only_second_on_single_sentences_is_named(tokenizer):
+    result = checks.check_collate(_with(truncation="only_second"), tokenizer)
+    assert not result.passed
+    assert (
+        "with one text there is no second text to cut: use truncation=True when task.pair is None"
+        in hints(result)
+    ), str(result)
+
+
 def test_a_collate_stub_is_not_implemented(tokenizer):
     def stub(*args):
         raise NotImplementedError("which padding?")
@@ -202,10 +218,61 @@ def step_model_zero_grad(model, batch, optimizer, scheduler, clip=1.0):
     nn.utils.clip_grad_norm_(model.parameters(), clip)
     optimizer.step()
     scheduler.step()
-    return loss.detach()  # a 0-d tensor converts to the float
+    return loss.detach().item()
 
 
-@pytest.mark.parametrize("fn", [step_right, step_zero_at_the_end, step_model_zero_grad])
+def step_loss_by_key(model, batch, optimizer, scheduler, clip=1.0):
+    """Hugging Face outputs are dicts and tuples too: out["loss"]."""
+    model.train()
+    optimizer.zero_grad()
+    loss = model(**batch)["loss"]
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+def step_loss_by_index(model, batch, optimizer, scheduler, clip=1.0):
+    """out[0] is the loss when the batch has labels."""
+    model.train()
+    optimizer.zero_grad()
+    out = model(**batch)
+    loss = out[0]
+    assert loss.dim() == 0 and out[1].shape == (len(batch["labels"]), 2)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+def step_own_cross_entropy(model, batch, optimizer, scheduler, clip=1.0):
+    """Without labels the model gives no loss (out[0] is then the logits, as in Hugging Face)."""
+    model.train()
+    optimizer.zero_grad()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    out = model(**inputs)
+    assert out.loss is None and out[0] is out.logits
+    loss = nn.functional.cross_entropy(out[0], batch["labels"])
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+    return float(loss)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        step_right,
+        step_zero_at_the_end,
+        step_model_zero_grad,
+        step_loss_by_key,
+        step_loss_by_index,
+        step_own_cross_entropy,
+    ],
+)
 def test_train_step_checker_accepts_right_answers(fn):
     result = checks.check_train_step(fn)
     assert result.passed, str(result)
@@ -215,8 +282,9 @@ def test_the_reference_step_passes():
     assert checks.check_train_step(checks.reference_train_step).passed
 
 
-def _step(order, train=True, returns="item"):
+def _step(order, train=True, returns="item", clip_at=None, clip_by="norm"):
     def step(model, batch, optimizer, scheduler, clip=1.0):
+        clip = clip if clip_at is None else clip_at
         if train:
             model.train()
         loss = None
@@ -226,12 +294,16 @@ def _step(order, train=True, returns="item"):
             elif action == "backward":
                 loss = model(**batch).loss
                 loss.backward()
-            elif action == "clip":
+            elif action == "clip" and clip_by == "norm":
                 nn.utils.clip_grad_norm_(model.parameters(), clip)
+            elif action == "clip":
+                nn.utils.clip_grad_value_(model.parameters(), clip)
             elif action == "step":
                 optimizer.step()
             elif action == "schedule":
                 scheduler.step()
+            elif action == "clear":
+                optimizer.zero_grad(set_to_none=True)
         return {"item": loss.item(), "tensor": loss, "none": None, "zero": 0.0}[returns]
 
     return step
@@ -246,7 +318,21 @@ RIGHT = ("zero", "backward", "clip", "step", "schedule")
         (_step(RIGHT, train=False), "model.train()"),
         (_step(("backward", "clip", "step", "schedule")), "never cleared"),
         (_step(("zero", "backward", "step", "clip", "schedule")), "clipped after the update"),
-        (_step(("zero", "backward", "step", "schedule")), "not clipped"),
+        (_step(("zero", "backward", "step", "schedule", "clip")), "clipped after the update"),
+        (
+            _step(("zero", "backward", "step", "schedule")),
+            "never clipped to the `clip` you were given",
+        ),
+        (
+            _step(("zero", "clip", "backward", "step", "schedule")),
+            "clipping before loss.backward()",
+        ),
+        (
+            _step(("backward", "step", "clip", "schedule", "clear")),
+            "not before backward() or after step()",
+        ),
+        (_step(RIGHT, clip_at=1.0), "clipped at 1.0, not at the `clip` you were given"),
+        (_step(RIGHT, clip_by="value"), "clip_grad_value_ cuts each gradient entry"),
         (_step(("zero", "backward", "clip", "step")), "schedule never moved"),
         (
             _step(("zero", "backward", "clip", "schedule", "step")),
@@ -256,12 +342,21 @@ RIGHT = ("zero", "backward", "clip", "step", "schedule")
         (_step(("backward", "zero", "clip", "step", "schedule")), "did not move"),
         (_step(("zero", "backward", "clip", "schedule")), "did not move"),
         (_step(RIGHT, returns="none"), "return loss.item()"),
+        (_step(RIGHT, returns="tensor"), "returned a tensor, not the loss as a Python float"),
         (_step(RIGHT, returns="zero"), "not the batch's loss"),
     ],
 )
 def test_train_step_checker_names_each_mistake(fn, hint):
     result = checks.check_train_step(fn)
     assert not result.passed and hint in hints(result), str(result)
+
+
+def test_no_clipping_and_clipping_after_the_step_get_different_hints():
+    never = checks.check_train_step(_step(("zero", "backward", "step", "schedule")))
+    after = checks.check_train_step(_step(("zero", "backward", "step", "clip", "schedule")))
+    assert not never.passed and not after.passed
+    assert "clipped after the update" not in hints(never), str(never)
+    assert "never clipped" not in hints(after), str(after)
 
 
 def test_train_step_hints_escalate():
@@ -288,19 +383,75 @@ def evaluate_right(model, batches, device):
 
 @torch.inference_mode()
 def evaluate_separate_scores(model, batches, device):
+    """Labels stay on the CPU (only the model's inputs need to move); out["logits"]."""
     model.train(False)
     logits, labels = [], []
     for batch in batches:
         labels.append(batch.pop("labels"))
-        logits.append(model(**batch).logits)
+        logits.append(model(**{k: t.to(device) for k, t in batch.items()})["logits"].cpu())
     y = torch.cat(labels).numpy()
     p = torch.cat(logits).argmax(1).numpy()
     return {"accuracy": float((p == y).mean()), "precision": precision_score(y, p),
             "recall": recall_score(y, p), "f1": f1_score(y, p, pos_label=1)}  # fmt: skip
 
 
+def _scores(true, predicted):
+    p, r, f1, _ = precision_recall_fscore_support(
+        true, predicted, average="binary", zero_division=0
+    )
+    return {"accuracy": accuracy_score(true, predicted), "precision": p, "recall": r, "f1": f1}
+
+
+@torch.no_grad()
+def evaluate_each_tensor_moved(model, batches, device):
+    """Moves input_ids, attention_mask and labels one by one; out[1] is the logits given labels."""
+    model.eval()
+    true, predicted = [], []
+    for batch in batches:
+        input_ids = batch["input_ids"].to(device)
+        attention_mask = batch["attention_mask"].to(device, non_blocking=True)
+        labels = batch["labels"].to(device=device)
+        out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+        predicted += out[1].argmax(-1).tolist()
+        true += labels.tolist()
+    return _scores(true, predicted)
+
+
+@torch.no_grad()
+def evaluate_helpers_to_device(model, batches, device):
+    from helpers.training.loop import to_device
+
+    model.eval()
+    true, predicted = [], []
+    for batch in batches:
+        batch = to_device(batch, device)
+        predicted += model(**batch).logits.argmax(-1).tolist()
+        true += batch["labels"].tolist()
+    return _scores(true, predicted)
+
+
+@torch.no_grad()
+def evaluate_inputs_only_to_model_device(model, batches, device):
+    """out[0] is the logits when no labels are given; batch.to(model.device) as for a HF model."""
+    model.eval()
+    true, predicted = [], []
+    for batch in batches:
+        out = model(**{k: t.to(model.device) for k, t in batch.items() if k != "labels"})
+        predicted += out[0].argmax(-1).tolist()
+        true += batch["labels"].tolist()
+    return _scores(true, predicted)
+
+
 @pytest.mark.parametrize(
-    "fn", [evaluate_right, evaluate_separate_scores, checks.reference_evaluate]
+    "fn",
+    [
+        evaluate_right,
+        evaluate_separate_scores,
+        evaluate_each_tensor_moved,
+        evaluate_helpers_to_device,
+        evaluate_inputs_only_to_model_device,
+        checks.reference_evaluate,
+    ],
 )
 def test_evaluate_checker_accepts_right_answers(fn):
     result = checks.check_evaluate(fn)
@@ -308,13 +459,15 @@ def test_evaluate_checker_accepts_right_answers(fn):
 
 
 def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=False, per_batch=False,
-              percent=False):  # fmt: skip
+              percent=False, move=True, f1=None):  # fmt: skip
     def evaluate(model, batches, device):
         if eval_mode:
             model.eval()
         true, predicted, batch_accuracies = [], [], []
         with torch.set_grad_enabled(not no_grad):
             for batch in batches:
+                if move:
+                    batch = {k: v.to(device) for k, v in batch.items()}
                 got = model(**batch).logits.argmax(-1).tolist()
                 batch_accuracies.append(
                     sum(a == b for a, b in zip(got, batch["labels"].tolist())) / len(got)
@@ -322,7 +475,9 @@ def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=
                 predicted += got
                 true += batch["labels"].tolist()
         a, b = (predicted, true) if swap else (true, predicted)
-        p, r, f1, _ = precision_recall_fscore_support(a, b, average=average, pos_label=pos_label)
+        p, r, f1_value, _ = precision_recall_fscore_support(
+            a, b, average=average, pos_label=pos_label, zero_division=0
+        )
         accuracy = (
             sum(batch_accuracies) / len(batch_accuracies)
             if per_batch
@@ -332,7 +487,7 @@ def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=
             "accuracy": accuracy * (100 if percent else 1),
             "precision": p,
             "recall": r,
-            "f1": f1,
+            "f1": f1_value if f1 is None else f1(p, r),
         }
 
     return evaluate
@@ -344,6 +499,16 @@ def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=
         (_evaluate(eval_mode=False), "model.eval()"),
         (_evaluate(no_grad=False), "torch.no_grad()"),
         (_evaluate(average="macro"), "average='macro'"),
+        (_evaluate(average="macro"), "this exercise asks for the positive class's (label 1) F1"),
+        (_evaluate(average="weighted"), "average='weighted'"),
+        (_evaluate(average=None), "average=None gives one score per class"),
+        (_evaluate(f1=lambda p, r: (p + r) / 2), "2PR/(P+R), not their average (P+R)/2"),
+        (
+            _evaluate(f1=lambda p, r: 0.5),
+            "is it the positive class's F1, 2PR/(P+R), average='binary'?",
+        ),
+        (_evaluate(move=False), "the batches stay where the loader made them (the CPU)"),
+        (_evaluate(move=False), "before the forward pass"),
         (_evaluate(average="micro"), "average='micro'"),
         (_evaluate(pos_label=0), "negative class"),
         (_evaluate(swap=True), "precision and recall are swapped"),
@@ -356,6 +521,38 @@ def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=
 def test_evaluate_checker_names_each_mistake(fn, hint):
     result = checks.check_evaluate(fn)
     assert not result.passed and hint in " ".join([result.verdict, *result.hints]), str(result)
+
+
+def evaluate_moves_the_inputs_but_not_the_mask(model, batches, device):
+    model.eval()
+    true, predicted = [], []
+    with torch.no_grad():
+        for batch in batches:
+            out = model(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"]
+            )
+            predicted += out.logits.argmax(-1).tolist()
+            true += batch["labels"].tolist()
+    return _scores(true, predicted)
+
+
+def evaluate_changes_only_the_dtype(model, batches, device):
+    model.eval()
+    true, predicted = [], []
+    with torch.no_grad():
+        for batch in batches:
+            batch = {k: v.to(torch.long) for k, v in batch.items()}
+            predicted += model(**batch).logits.argmax(-1).tolist()
+            true += batch["labels"].tolist()
+    return _scores(true, predicted)
+
+
+@pytest.mark.parametrize(
+    "fn", [evaluate_moves_the_inputs_but_not_the_mask, evaluate_changes_only_the_dtype]
+)
+def test_evaluate_checker_catches_batches_left_on_the_cpu(fn):
+    result = checks.check_evaluate(fn)
+    assert not result.passed and "move each batch with .to(device)" in hints(result), str(result)
 
 
 def test_evaluate_hints_escalate():

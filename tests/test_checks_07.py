@@ -172,7 +172,7 @@ def gm_first(model, idx, steps, bs, t, gen):
     return idx
 
 
-@pytest.mark.parametrize("fn", [r1, r2, r3, r4, causal_softmax])
+@pytest.mark.parametrize("fn", [r1, r2, r3, r4])
 def test_causal_checker_accepts_right_answers(fn):
     assert check_causal_softmax(fn).passed
 
@@ -209,6 +209,38 @@ def test_causal_checker_names_shapes_nan_and_weak_fills(fn, named):
     assert not result.passed and named in hints(result), hints(result)
 
 
+def m_inverted(s):  # the allowed triangle itself given to masked_fill, as the task's hint reads
+    return torch.softmax(s.masked_fill(tril(s.shape[-1]), float("-inf")), -1)
+
+
+def m_inverted_finite(s):
+    return torch.softmax(s.masked_fill(tril(s.shape[-1]), -1e9), -1)
+
+
+def m_inverted_triu(s):  # ~triu(1) is the same lower triangle
+    T = s.shape[-1]
+    return torch.softmax(
+        s.masked_fill(~torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf")), -1
+    )
+
+
+@pytest.mark.parametrize("fn", [m_inverted, m_inverted_finite, m_inverted_triu])
+def test_causal_checker_names_an_inverted_mask_not_a_nan_product(fn):
+    result = check_causal_softmax(fn)
+    assert not result.passed and "the mask is inverted" in result.verdict, hints(result)
+    assert "0 × (-inf)" not in hints(result)
+
+
+@pytest.mark.parametrize(("fill", "named"), [(-10.0, "(-10) is not"), (-20.0, "(-20) is not")])
+def test_causal_checker_names_a_finite_fill_and_its_value(fill, named):
+    def weak(s):
+        return torch.softmax(s.masked_fill(~tril(s.shape[-1]), fill), -1)
+
+    result = check_causal_softmax(weak)
+    assert not result.passed and "the future keeps" in result.verdict and named in result.verdict
+    assert "not negative enough" in result.verdict, hints(result)
+
+
 def test_causal_checker_stub_and_crash():
     def stub(s):
         raise NotImplementedError
@@ -220,7 +252,7 @@ def test_causal_checker_stub_and_crash():
     assert "raised RuntimeError" in check_causal_softmax(crash).verdict
 
 
-@pytest.mark.parametrize("fn", [a1, a2, a3, additive_scores])
+@pytest.mark.parametrize("fn", [a1, a2, a3])
 def test_additive_checker_accepts_right_answers(fn):
     assert check_additive_scores(fn).passed
 
@@ -238,7 +270,10 @@ def test_additive_checker_names_each_mistake(fn, named):
     ("fn", "named"),
     [(lambda *a: a1(*a).unsqueeze(-1), "shape (2, 3, 5, 5, 1)"), (lambda *a: a1(*a)[0], "shape (3, 5, 5)"),
      (lambda *a: torch.softmax(a1(*a), -1), "returned weights"),
-     (lambda *a: additive_scores(*a, past_only=True), "-inf in the scores")],
+     (lambda *a: a1(*a).masked_fill(tril(5, -1).T, float("-inf")), "-inf in the scores"),
+     (lambda *a: a1(*a).masked_fill(tril(5, -1).T, -1e9), "masked here"),
+     (lambda *a: a1(*a) / a[0].shape[-1] ** 0.5, "scaled by √d_h"),
+     (lambda q, k, wq, wk, w2: a1(q, k, wq, wq, w2), "w_q applied to the keys too")],
 )  # fmt: skip
 def test_additive_checker_names_shapes_weights_and_masking(fn, named):
     result = check_additive_scores(fn)
@@ -289,7 +324,50 @@ def gen_reference(model, idx, steps, bs, t, gen):
     return generate(model, idx, steps, bs, t, gen)
 
 
-@pytest.mark.parametrize("fn", [g1, g2, gen_reference])
+def gm_crop_start(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, :bs])[:, -1, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+def gm_dim0(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :] / t, dim=0)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(gm_crop_start, "keeps the first block_size tokens, not the last"),
+     (gm_dim0, "over dim=0, the batch")],
+)  # fmt: skip
+def test_sampling_checker_names_a_crop_from_the_start_and_a_softmax_over_the_batch(fn, named):
+    result = check_generate(fn)
+    assert not result.passed and named in result.verdict, hints(result)
+
+
+def cs_wrapper(s):
+    return causal_softmax(s)
+
+
+@pytest.mark.parametrize(
+    ("check", "fn", "verdict"),
+    [(check_causal_softmax, causal_softmax, "this is the course's own function"),
+     (check_causal_softmax, lambda s: causal_softmax(s, "inf"), "calls the course's own causal_softmax"),
+     (check_causal_softmax, cs_wrapper, "calls the course's own causal_softmax"),
+     (check_additive_scores, additive_scores, "this is the course's own function"),
+     (check_additive_scores, lambda *a: additive_scores(*a), "calls the course's own additive_scores"),
+     (check_generate, generate, "this is the course's own function"),
+     (check_generate, gen_reference, "calls the course's own generate")],
+)  # fmt: skip
+def test_checkers_refuse_the_course_s_own_function(check, fn, verdict):
+    result = check(fn)
+    assert not result.passed and verdict in result.verdict and "write it yourself" in result.verdict
+
+
+@pytest.mark.parametrize("fn", [g1, g2])
 def test_sampling_checker_accepts_right_answers(fn):
     assert check_generate(fn).passed
 

@@ -140,3 +140,27 @@ def test_task_right(fn):
 def test_task_mistakes(fn, named):
     result = check_task(fn)
     assert not result.passed and named in hints(result), hints(result)
+
+
+def task_one_based_checked(lrs, epochs, index):
+    """Ids counted from 1, with the range check the task asks for."""
+    pairs = [(lr, e) for lr in lrs for e in epochs]
+    if not 1 <= index <= len(pairs):
+        raise IndexError("no such task")
+    return pairs[index - 1]
+
+
+def task_one_based_unchecked(lrs, epochs, index):
+    """Ids counted from 1, without a range check: task 0 runs the last pair."""
+    return [(lr, e) for lr in lrs for e in epochs][index - 1]
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(task_one_based_checked, "task 0 was refused and task i ran pair i - 1"),
+     (task_one_based_unchecked, "task 1 ran task 0's pair")],
+)  # fmt: skip
+def test_task_one_based_is_named_with_or_without_the_range_check(fn, named):
+    result = check_task(fn)
+    assert not result.passed and named in hints(result), hints(result)
+    assert "counts from 0" in hints(result) and "raised" not in hints(result), hints(result)

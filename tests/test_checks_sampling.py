@@ -39,6 +39,17 @@ def test_greedy_mistakes(fn, named):
     assert not result.passed and named in hints(result), hints(result)
 
 
+def greedy_sampled(z):  # samples (seeded, at a high temperature) where greedy takes the argmax
+    g = torch.Generator().manual_seed(0)
+    return torch.multinomial(torch.softmax(z / 10, -1), 1, generator=g)
+
+
+def test_greedy_sampling_is_named():
+    result = check_greedy(greedy_sampled)
+    assert not result.passed and "no sampling" in hints(result), hints(result)
+    assert "dim=0" not in hints(result), hints(result)
+
+
 @pytest.mark.parametrize(
     "fn",
     [lambda z, t: torch.softmax(z / t, dim=-1), lambda z, t: torch.nn.functional.softmax(z * (1 / t), -1),
@@ -81,9 +92,17 @@ def top_k_one_more(z, k):
     return top_k_probs(z, min(k + 1, z.shape[-1]))
 
 
+def top_k_logits(z, k):  # the masked logits, without the softmax
+    return z.masked_fill(z < z.topk(k).values[:, -1:], float("-inf"))
+
+
 @pytest.mark.parametrize(
     ("fn", "named"),
-    [(top_k_unnormalised, "not renormalised"), (top_k_one_more, "one token too many")],
+    [
+        (top_k_unnormalised, "not renormalised"),
+        (top_k_one_more, "one token too many"),
+        (top_k_logits, "logits, not probabilities"),
+    ],
 )
 def test_top_k_mistakes(fn, named):
     result = check_top_k(fn)
@@ -103,7 +122,47 @@ def top_p_loop(z, p):
     return out / out.sum(-1, keepdim=True)
 
 
-@pytest.mark.parametrize("fn", [top_p_probs, top_p_loop])
+def top_p_ascending(z, p):  # transformers' TopPLogitsWarper: drop the low tail summing to <= 1 - p
+    sorted_z, order = z.sort(-1)
+    drop = sorted_z.softmax(-1).cumsum(-1) <= 1 - p
+    drop[:, -1] = False
+    return torch.softmax(z.masked_fill(drop.scatter(1, order, drop), float("-inf")), -1)
+
+
+def top_p_shifted(z, p):  # the classic shift right of `cumsum > p`
+    sorted_z, order = z.sort(-1, descending=True)
+    drop = torch.softmax(sorted_z, -1).cumsum(-1) > p
+    drop[:, 1:] = drop[:, :-1].clone()
+    drop[:, 0] = False
+    return torch.softmax(z.masked_fill(drop.scatter(1, order, drop), float("-inf")), -1)
+
+
+def top_p_scatter_probs(z, p):  # renormalise in sorted order, then scatter the probabilities back
+    probs, order = torch.softmax(z, -1).sort(-1, descending=True)
+    probs = probs * (probs.cumsum(-1) - probs < p)
+    return torch.zeros_like(z).scatter(-1, order, probs / probs.sum(-1, keepdim=True))
+
+
+def top_p_inverse_gather(z, p):  # gather with the inverse permutation is as good as scatter
+    probs = torch.softmax(z, -1)
+    order = probs.argsort(-1, descending=True)
+    sorted_probs = probs.gather(-1, order)
+    keep = (sorted_probs.cumsum(-1) - sorted_probs < p).gather(-1, order.argsort(-1))
+    kept = probs * keep
+    return kept / kept.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        top_p_probs,
+        top_p_loop,
+        top_p_ascending,
+        top_p_shifted,
+        top_p_scatter_probs,
+        top_p_inverse_gather,
+    ],
+)
 def test_top_p_right(fn):
     assert check_top_p(fn).passed
 
@@ -127,12 +186,29 @@ def top_p_unsorted(z, p):
     return torch.softmax(z.masked_fill(probs.cumsum(-1) - probs >= p, float("-inf")), -1)
 
 
+def top_p_gather(z, p):  # the sorted mask put back with gather instead of scatter
+    probs, order = torch.softmax(z, -1).sort(-1, descending=True)
+    drop = (probs.cumsum(-1) - probs >= p).gather(-1, order)
+    return torch.softmax(z.masked_fill(drop, float("-inf")), -1)
+
+
+def top_p_zero(z, p):  # the dropped logits set to 0
+    return torch.softmax(z.masked_fill(top_p_probs(z, p) == 0, 0.0), -1)
+
+
+def top_p_logits(z, p):  # the masked logits, without the softmax
+    return z.masked_fill(top_p_probs(z, p) == 0, float("-inf"))
+
+
 @pytest.mark.parametrize(
     ("fn", "named"),
     [
         (top_p_strict, "most likely token is always kept"),
         (top_p_strict_kept_first, "crosses p is dropped"),
         (top_p_unsorted, "sort first"),
+        (top_p_gather, "put back with gather; use scatter(-1, order"),
+        (top_p_zero, "set to 0, not -inf"),
+        (top_p_logits, "logits, not probabilities"),
     ],
 )
 def test_top_p_mistakes(fn, named):

@@ -320,6 +320,27 @@ def test_finetune_explorer_runs_and_overlays():
     assert len(explorer.runs) == 2  # the failure is reported in the widget, not raised
 
 
+def test_finetune_explorer_keeps_runs_that_differ_only_in_epochs(monkeypatch):
+    from types import SimpleNamespace
+
+    from helpers.training.loop import History
+    from helpers.widgets.finetune import finetune_explorer
+
+    def experiment(model, splits, task, device, cfg, train_rows=None):
+        history = History()
+        for epoch in range(cfg.epochs):
+            history.log(dev_accuracy=0.5 + 0.1 * epoch)
+        return SimpleNamespace(history=history)
+
+    monkeypatch.setattr(experiments, "experiment", experiment)
+    explorer = finetune_explorer(["tiny"], {"sst2": ([], None)}, CPU, SMOKE.replace(epochs=1))
+    explorer.button.click()
+    explorer.controls["epochs"].value = 2
+    explorer.button.click()
+    assert sorted(len(h["dev_accuracy"]) for h in explorer.runs.values()) == [1, 2]
+    assert any("2 epochs" in label for label in explorer.runs), list(explorer.runs)
+
+
 # --- splits without leaks ----------------------------------------------------------------------
 
 

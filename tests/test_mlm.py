@@ -216,6 +216,28 @@ def test_weight_decay_reaches_adamw_and_a_new_value_retrains(tmp_path):
     assert decayed < 0.8 * plain, (decayed, plain)
 
 
+def test_dropout_reaches_the_model_and_its_saved_config_and_a_new_value_retrains(tmp_path):
+    """``--dropout 0``: no dropout module drops anything while pretraining (two training passes over a
+    batch give one loss), config.json says 0, and the default run in the same folder trains again."""
+    train, held = split_eval(tiny_text())
+    run = pretrain(MlmConfig(epochs=1, dropout=0.0, **TINY_CFG), train, held, tmp_path / "d", CPU,
+                   progress=False)  # fmt: skip
+    rates = {m.p for m in run.model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.0}
+    inputs, attention, labels = next(iter(masked_batches(pack(run.tokenizer, train, 16),
+                                                         run.tokenizer, 8, 0.3, 1, False)))  # fmt: skip
+    run.model.train()
+    losses = [mlm_outputs(run.model, (inputs, attention, labels))[0].item() for _ in range(2)]
+    assert losses[0] == losses[1]
+    saved = json.loads((tmp_path / "d" / "config.json").read_text())
+    assert saved["hidden_dropout_prob"] == saved["attention_probs_dropout_prob"] == 0.0
+    again = pretrain(
+        MlmConfig(epochs=1, **TINY_CFG), train, held, tmp_path / "d", CPU, progress=False
+    )
+    assert again.report["resumed_after_epoch"] == 0 and again.report["config"]["dropout"] == 0.1
+    assert {m.p for m in again.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+
+
 def test_whole_words_mask_every_piece_of_a_word_and_a_change_retrains(tmp_path, monkeypatch):
     """``--whole-words``: in every batch, training and held out, the pieces of a word are chosen
     together; a run in the same folder without it trains again rather than resuming."""
@@ -284,6 +306,8 @@ def test_whole_words_mask_every_piece_of_a_word_and_a_change_retrains(tmp_path, 
         ({"--minutes": "5"}, r"not allowed with argument --epochs"),
         ({"--weight-decay": "-1"}, r"--weight-decay must be >= 0 and finite, not -1\.0"),
         ({"--weight-decay": "nan"}, r"--weight-decay must be >= 0 and finite, not nan"),
+        ({"--dropout": "1"}, r"--dropout must be in \[0, 1\), not 1\.0"),
+        ({"--dropout": "nan"}, r"--dropout must be in \[0, 1\), not nan"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(text_file, tmp_path, monkeypatch, capsys, change, said):

@@ -6,7 +6,7 @@ import torch
 
 from helpers import attention as att
 from helpers import benchmark, masking
-from helpers.plots import layers, lookup, rounded, training
+from helpers.plots import gpt, layers, lookup, rounded, training
 
 matplotlib.use("Agg")
 
@@ -14,6 +14,12 @@ matplotlib.use("Agg")
 K, V, Q = att.COURSE_KEYS, att.COURSE_VALUES, att.COURSE_QUERY
 W = att.softmax_attention(Q, K, V, return_weights=True)[1]
 HISTORY = {"run": {"step": [1, 2], "train": [2.0, 1.0], "valid": [2.1, 1.2]}}
+LEAKY = (
+    torch.softmax(torch.randn(1, 1, 3, 3, generator=torch.Generator().manual_seed(0)), -1)
+    * torch.ones(3, 3).tril()
+)  # dot / zero's weights
+INSPECTED = {"tokens": ["a", "b", " "], "itos": ["a", "b", " ", "c"], "weights": LEAKY,
+             "probs": torch.tensor([0.1, 0.2, 0.3, 0.4])}  # fmt: skip
 FIGURES = {
     "lookup": lambda: lookup.plot_lookup(W, V[0], V[1], "lookup"),
     "argmax vs softmax": lambda: lookup.plot_argmax_vs_softmax(Q, K, V, V[1], points=11),
@@ -56,6 +62,10 @@ FIGURES = {
     "timings": lambda: layers.plot_attention_timings(
         benchmark.attention_speed([4], embed_dim=4, repeats=1)
     ),
+    "gpt curves": lambda: gpt.plot_curves(
+        {"a": {"steps": [1, 2], "dev_losses": [2.0, 1.5], "dev_loss": 1.5}}
+    ),
+    "gpt attention and next": lambda: gpt.plot_attention_and_next(INSPECTED, 0, 0, top=3),
 }
 
 
@@ -66,6 +76,17 @@ def test_every_axis_is_titled_and_labelled(name):
         if ax.get_label() == "<colorbar>":
             continue
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel(), (name, ax)
+    matplotlib.pyplot.close(fig)
+
+
+def test_gpt_attention_plot_shows_a_colour_bar_and_the_row_sums():
+    fig = gpt.plot_attention_and_next(INSPECTED, 0, 0, top=3)
+    left, right = fig.axes[0], fig.axes[1]
+    rows = LEAKY[0, 0].sum(-1)  # below 1 but the last: the leak the heat map alone cannot show
+    assert f"(row sums {rows.min():.2f}–{rows.max():.2f})" in left.get_title()
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "attention weight"
+    assert right.get_ylabel() == "next token"
     matplotlib.pyplot.close(fig)
 
 

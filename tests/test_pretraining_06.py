@@ -87,6 +87,27 @@ def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_
     assert not torch.equal(a.embeddings.word.weight, b.embeddings.word.weight)
 
 
+def test_compare_dropout_sets_the_small_models_fine_tuning_dropout(
+    saved, sst_file, tmp_path, monkeypatch
+):
+    """``--dropout P`` reaches every small model's dropout modules, the twin's too, and is recorded; the
+    folders' config.json files keep the pretraining value."""
+    seen = []
+    experiment = twin.experiment
+    monkeypatch.setattr(
+        twin, "experiment", lambda *a, **k: seen.append(run := experiment(*a, **k)) or run
+    )
+    out = tmp_path / "c.json"
+    assert twin.main(compare_argv(saved, sst_file, out, "--dropout", "0.25")) == 0
+    assert len(seen) == 4  # 2 models x 2 seeds
+    for run in seen:
+        assert {m.p for m in run.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.25}
+    assert json.loads(out.read_text())["settings"]["dropout"] == "0.25"
+    twin_dir = saved.with_name(saved.name + "-random-twin")
+    for folder in (saved, twin_dir):
+        assert json.loads((folder / "config.json").read_text())["hidden_dropout_prob"] == 0.1
+
+
 @pytest.fixture
 def learnable_sst_file(tmp_path):
     """A train.tsv whose label is the subject ("the cat" 1, "a dog" 0), words the tiny tokenizer keeps."""
@@ -300,12 +321,17 @@ def test_compare_is_a_subcommand_of_python_m_helpers_finetune(tmp_path):
         ({"--sst-file": "missing.tsv"}, "--sst-file missing.tsv does not exist"),
         ({"--seeds": "0"}, "--seeds must be at least 1"),
         ({"--epochs": "0"}, "--epochs must be at least 1"),
+        ({"--dropout": "1"}, "--dropout must be in [0, 1), not 1"),
+        ({"--dropout": "-0.1"}, "--dropout must be in [0, 1), not -0.1"),
     ],
 )
 def test_compare_bad_input_exits_2(saved, sst_file, tmp_path, capsys, change, said):
     argv = compare_argv(saved, sst_file, tmp_path / "o.json")
     for flag, value in change.items():
-        argv[argv.index(flag) + 1] = value
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
     assert twin.main(argv) == 2
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1

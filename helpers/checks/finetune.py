@@ -7,12 +7,14 @@ its checker passes, and the helpers' own until then.
 """
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable
-from types import SimpleNamespace
 
+import numpy as np
 import torch
 import torch.nn as nn
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
@@ -95,6 +97,10 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
             got = collate(list(rows), tokenizer, task, dict(labels), max_length)
         except Exception as err:  # the tokenizer's own errors for two classic mistakes
             message = str(err).lower()
+            if "second sequence not provided" in message and not task.pair:
+                return failed(name, f"{what}: truncation='only_second' failed on single sentences",
+                              "with one text there is no second text to cut: use truncation=True "
+                              "when task.pair is None")  # fmt: skip
             if "truncate" in message and task.pair:
                 return failed(name, f"{what}: the tokenizer could not cut the question short enough",
                               "the question must stay whole: cut only the passage, "
@@ -157,9 +163,13 @@ def _compare_batch(name, what, got, want, tokenizer, rows, task, labels, max_len
                 tokens.get("token_type_ids", output["token_type_ids"]), output["token_type_ids"]
             )
         ):
-            shape = tuple(tokens["input_ids"].shape)
-            return failed(name, f"{what}: input_ids of shape {shape}, expected "
-                          f"{tuple(want['input_ids'].shape)}", hint)  # fmt: skip
+            shape, expected = tuple(tokens["input_ids"].shape), tuple(want["input_ids"].shape)
+            verdict = (
+                f"{what}: input_ids differ from the expected ones (same shape {shape})"
+                if shape == expected
+                else f"{what}: input_ids of shape {shape}, expected {expected}"
+            )
+            return failed(name, verdict, hint)
     for key, hint in (
         ("input_ids", "tokenise every row's text(s); pad with padding=True"),
         ("attention_mask", "the attention mask is 1 on real tokens and 0 on padding"),
@@ -175,9 +185,36 @@ def _compare_batch(name, what, got, want, tokenizer, rows, task, labels, max_len
 # --- one training step -------------------------------------------------------------------------
 
 
+class LoaderTensor(torch.Tensor):
+    """A batch tensor as a DataLoader yields it: on the CPU until moved. ``.to(device)`` (or
+    ``.cuda()``) gives a plain tensor, so the model can tell a batch that was moved from one that
+    stayed where the loader made it, even on a machine whose only device is the CPU."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.cuda or (func is torch.Tensor.to and _moves(args[1:], kwargs)):
+            with torch._C.DisableTorchFunctionSubclass():
+                return func(*args, **kwargs).as_subclass(torch.Tensor)
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def _moves(args: tuple, kwargs: dict) -> bool:
+    """Whether ``tensor.to(*args, **kwargs)`` names a device (not only a dtype)."""
+    return "device" in kwargs or any(
+        isinstance(a, torch.device | str | int | torch.Tensor) and not isinstance(a, bool)
+        for a in args
+    )
+
+
+def _plain(tensor):
+    return tensor.as_subclass(torch.Tensor) if isinstance(tensor, LoaderTensor) else tensor
+
+
 class TinyClassifier(nn.Module):
-    """A Hugging Face-style classifier small enough to check with: ``model(**batch)`` returns
-    ``.loss`` and ``.logits``; it records whether gradients were on and the mode it ran in."""
+    """A Hugging Face-style classifier small enough to check with: ``model(**batch)`` returns a
+    ``SequenceClassifierOutput`` (``.loss``, ``["logits"]``, ``[0]`` as on the real models); it records
+    whether gradients were on, the mode it ran in, and whether its inputs were moved to its device."""
 
     def __init__(self, vocab: int = 20, width: int = 8, classes: int = 2, dropout: float = 0.0):
         super().__init__()
@@ -185,14 +222,29 @@ class TinyClassifier(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(width, classes)
         self.calls: list[tuple[bool, bool]] = []  # (grad enabled, training) of every forward
+        self.unmoved = False  # an input came straight from the loader, never moved to a device
+
+    @property
+    def device(self) -> torch.device:  # as a Hugging Face model has: batch.to(model.device)
+        return self.head.weight.device
+
+    def _inputs(self, *tensors):
+        """The inputs as plain tensors on this model's device, noting any that were never moved."""
+        self.unmoved |= any(
+            isinstance(t, LoaderTensor) or t.device != self.device for t in tensors if t is not None
+        )
+        return [None if t is None else _plain(t).to(self.device) for t in tensors]
 
     def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
         self.calls.append((torch.is_grad_enabled(), self.training))
+        input_ids, attention_mask, labels, _ = self._inputs(
+            input_ids, attention_mask, labels, token_type_ids
+        )
         mask = attention_mask.unsqueeze(-1).float()
         pooled = (self.embed(input_ids) * mask).sum(1) / mask.sum(1)  # mean over real tokens
         logits = self.head(self.drop(pooled))
         loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
-        return SimpleNamespace(loss=loss, logits=logits)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
 def _step_batch() -> dict[str, torch.Tensor]:
@@ -216,8 +268,11 @@ def _step_setup(seed: int = 0):
 reference_train_step = experiments.train_step
 
 
-def _variant(order: tuple[str, ...]) -> list[torch.Tensor]:
-    """The parameters after ``STEPS`` steps, each done in ``order`` (names of the actions)."""
+def _variant(
+    order: tuple[str, ...], clip: float = CLIP, clip_by: str = "norm"
+) -> list[torch.Tensor]:
+    """The parameters after ``STEPS`` steps, each done in ``order`` (names of the actions), clipping
+    the gradients' norm (``clip_by="norm"``) or each entry (``"value"``) at ``clip``."""
     model, optimizer, scheduler = _step_setup()
     model.train()
     for _ in range(STEPS):
@@ -226,8 +281,10 @@ def _variant(order: tuple[str, ...]) -> list[torch.Tensor]:
                 optimizer.zero_grad()
             elif action == "backward":
                 model(**_step_batch()).loss.backward()
+            elif action == "clip" and clip_by == "norm":
+                nn.utils.clip_grad_norm_(model.parameters(), clip)
             elif action == "clip":
-                nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+                nn.utils.clip_grad_value_(model.parameters(), clip)
             elif action == "step":
                 optimizer.step()
             elif action == "schedule":
@@ -237,19 +294,47 @@ def _variant(order: tuple[str, ...]) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.parameters()]
 
 
+RIGHT_ORDER = ("zero", "backward", "clip", "step", "schedule")
+
 # The order of a step's actions that each mistake amounts to, and its hint.
 STEP_MISTAKES = {
     "backward clip step schedule": "the gradients were never cleared, so the second step added its "
     "gradients to the first's: call optimizer.zero_grad() before loss.backward()",
-    "zero backward step clip schedule": "the gradients were clipped after the update, so the update "
-    "was not clipped: clip between loss.backward() and optimizer.step()",
-    "zero backward step schedule": "the gradients were not clipped to the `clip` you were given: "
-    "torch.nn.utils.clip_grad_norm_(model.parameters(), clip) before optimizer.step()",
     "zero backward clip schedule step": "the scheduler stepped before the optimizer, so each update "
     "used the next step's learning rate: optimizer.step() first, then scheduler.step()",
     "zero backward clip schedule": "the weights did not move: did optimizer.step() run, after "
     "loss.backward() and before any zero_grad() (which would wipe the gradients it applies)?",
 }
+
+# Clipping in the right place, but not the clipping asked for: how it clips, and its hint.
+CLIP_MISTAKES = {
+    "the gradients were clipped at 1.0, not at the `clip` you were given: "
+    "torch.nn.utils.clip_grad_norm_(model.parameters(), clip)": {"clip": 1.0},
+    "clip_grad_value_ cuts each gradient entry to ±clip; clip their overall norm instead: "
+    "torch.nn.utils.clip_grad_norm_(model.parameters(), clip)": {"clip_by": "value"},
+}
+
+# Steps whose updates were not clipped at all (the same weights as no clipping), told apart by the
+# gradients left in .grad after the last step: clipped only when the clipping ran after the step.
+UNCLIPPED = {
+    "after": "the gradients were clipped after the update, so the update itself was not clipped: "
+    "clip between loss.backward() and optimizer.step()",
+    "never": "the gradients were never clipped to the `clip` you were given (clipping before "
+    "loss.backward() clips nothing: backward makes them): "
+    "torch.nn.utils.clip_grad_norm_(model.parameters(), clip) between loss.backward() and "
+    "optimizer.step()",
+    "cleared": "the updates were not clipped: torch.nn.utils.clip_grad_norm_(model.parameters(), clip) "
+    "between loss.backward() and optimizer.step(), not before backward() or after step()",
+}
+
+
+def _unclipped_hint(model: nn.Module) -> str:
+    """Which way an unclipped step went wrong, from the gradients it left behind."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads or all(not g.any() for g in grads):  # cleared after the step: no telling
+        return UNCLIPPED["cleared"]
+    norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+    return UNCLIPPED["after" if norm <= CLIP * (1 + 1e-4) else "never"]
 
 
 def check_train_step(train_step: Callable) -> CheckResult:
@@ -280,7 +365,7 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
         return failed(
             name, f"the scheduler is at step {scheduler.last_epoch} after {STEPS} steps", hint
         )
-    right = _variant(("zero", "backward", "clip", "step", "schedule"))
+    right = _variant(RIGHT_ORDER)
     got = [p.detach() for p in model.parameters()]
 
     def same(params):
@@ -288,6 +373,11 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
 
     if not same(right):
         verdict = f"the weights after {STEPS} of your steps differ from {STEPS} correct steps'"
+        if same(_variant(("zero", "backward", "step", "schedule"))):
+            return failed(name, verdict, _unclipped_hint(model))
+        for hint, how in CLIP_MISTAKES.items():
+            if same(_variant(RIGHT_ORDER, **how)):
+                return failed(name, verdict, hint)
         for order, hint in STEP_MISTAKES.items():
             if same(_variant(tuple(order.split()))):
                 return failed(name, verdict, hint)
@@ -295,11 +385,15 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
                       "is missing or out of order?", "the order is: model.train(), optimizer.zero_grad(), "
                       "loss = model(**batch).loss, loss.backward(), clip, optimizer.step(), "
                       "scheduler.step()")  # fmt: skip
-    try:
-        value = float(losses[0])
-    except (TypeError, ValueError):
-        return failed(name, f"the step returned {type(losses[0]).__name__}, not the loss",
+    loss = losses[0]
+    if isinstance(loss, torch.Tensor):
+        return failed(name, "the step returned a tensor, not the loss as a Python float",
+                      "return loss.item(): a plain float; a tensor keeps its graph (and its GPU "
+                      "memory) alive in every loss you log")  # fmt: skip
+    if not isinstance(loss, numbers.Real) or isinstance(loss, bool):
+        return failed(name, f"the step returned {type(loss).__name__}, not the loss",
                       "return loss.item(): a plain float, detached from the graph")  # fmt: skip
+    value = float(loss)
     if not math.isfinite(value) or abs(value - _reference_loss()) > 1e-5:
         return failed(name, f"the step returned {value:.4g}, not the batch's loss ({_reference_loss():.4g})",
                       "return loss.item(), the loss computed before the update")  # fmt: skip
@@ -327,20 +421,27 @@ class FixedPredictions(TinyClassifier):
         self.predictions = predictions
 
     def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
-        out = super().forward(input_ids, attention_mask, labels)
-        classes = torch.tensor([self.predictions[int(i)] for i in input_ids[:, 0]])
+        out = super().forward(input_ids, attention_mask, labels, token_type_ids)
+        ids = _plain(input_ids)
+        classes = torch.tensor([self.predictions[int(i)] for i in ids[:, 0]], device=self.device)
         logits = nn.functional.one_hot(classes, 2).float() * 4 - 2 + 0 * out.logits
-        return SimpleNamespace(loss=out.loss, logits=logits)
+        labels = None if labels is None else _plain(labels).to(self.device)
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def _eval_batches() -> list[dict[str, torch.Tensor]]:
-    """9 examples in batches of 4, 4, 1: per-batch means differ from the overall mean."""
+def _eval_batches(loader: bool = False) -> list[dict[str, torch.Tensor]]:
+    """9 examples in batches of 4, 4, 1: per-batch means differ from the overall mean. With
+    ``loader``, the tensors are ``LoaderTensor``s: the model can tell whether they were moved."""
     # true:      1 1 1 1 1 1 0 0 0 ; predicted: 1 1 1 1 0 0 1 0 0  (first token = example id)
     ids = torch.arange(1, 10).unsqueeze(1).repeat(1, 3)
     labels = torch.tensor([1, 1, 1, 1, 1, 1, 0, 0, 0])
     cuts = [(0, 4), (4, 8), (8, 9)]
-    return [{"input_ids": ids[a:b], "attention_mask": torch.ones_like(ids[a:b]),
-             "labels": labels[a:b]} for a, b in cuts]  # fmt: skip
+    batches = [{"input_ids": ids[a:b], "attention_mask": torch.ones_like(ids[a:b]),
+                "labels": labels[a:b]} for a, b in cuts]  # fmt: skip
+    if loader:
+        return [{k: v.as_subclass(LoaderTensor) for k, v in batch.items()} for batch in batches]
+    return batches
 
 
 EVAL_PREDICTIONS = {1: 1, 2: 1, 3: 1, 4: 1, 5: 0, 6: 0, 7: 1, 8: 0, 9: 0}
@@ -352,23 +453,30 @@ def _eval_mistakes() -> dict[str, dict[str, float]]:
     true = [1, 1, 1, 1, 1, 1, 0, 0, 0]
     pred = [EVAL_PREDICTIONS[i] for i in range(1, 10)]
     right = reference_evaluate(FixedPredictions(EVAL_PREDICTIONS), _eval_batches(), "cpu")
-    macro = precision_recall_fscore_support(true, pred, average="macro", zero_division=0)
-    negative = precision_recall_fscore_support(
-        true, pred, average="binary", pos_label=0, zero_division=0
-    )
-    micro = precision_recall_fscore_support(true, pred, average="micro", zero_division=0)
+
+    def scores(**options):
+        return precision_recall_fscore_support(true, pred, zero_division=0, **options)
+
+    macro, weighted, micro = (scores(average=a) for a in ("macro", "weighted", "micro"))
+    negative = scores(average="binary", pos_label=0)
     batch_acc = sum((sum(p == t for p, t in zip(pred[a:b], true[a:b])) / (b - a))
                     for a, b in [(0, 4), (4, 8), (8, 9)]) / 3  # fmt: skip
     return {
         "f1": {
-            "you averaged F1 over both classes (average='macro'); SST-2 reports the positive class's "
-            "F1: average='binary'": macro[2],
+            "you averaged F1 over both classes (average='macro'); this exercise asks for the positive "
+            "class's (label 1) F1: average='binary'": macro[2],
+            "you averaged F1 over both classes, weighted by their counts (average='weighted'); this "
+            "exercise asks for the positive class's (label 1) F1: average='binary'": weighted[2],
             "the F1 is the negative class's: the positive class is label 1 (pos_label=1, the default)": negative[2],
             "average='micro' makes F1 equal to the accuracy; use average='binary'": micro[2],
+            "F1 is the harmonic mean of precision and recall, 2PR/(P+R), not their average (P+R)/2":
+                (right["precision"] + right["recall"]) / 2,
         },
         "precision": {
             "precision and recall are swapped: scikit-learn takes (y_true, y_pred) in that order": right["recall"],
             "you averaged over both classes (average='macro'); use average='binary'": macro[0],
+            "you averaged over both classes, weighted by their counts (average='weighted'); use "
+            "average='binary'": weighted[0],
             "precision of the negative class: the positive class is label 1": negative[0],
         },
         "recall": {
@@ -382,18 +490,32 @@ def _eval_mistakes() -> dict[str, dict[str, float]]:
     }  # fmt: skip
 
 
+# What to ask when a score matches no known mistake.
+EVAL_FALLBACKS = {
+    "accuracy": "collect every prediction (logits.argmax(-1)) and label of every batch first, then "
+    "compute the scores once over all of them",
+    "f1": "is it the positive class's F1, 2PR/(P+R), average='binary'?",
+    "precision": "is it the positive class's (label 1) precision, TP/(TP+FP), average='binary', over "
+    "every example?",
+    "recall": "is it the positive class's (label 1) recall, TP/(TP+FN), average='binary', over every "
+    "example?",
+}
+
+
 def check_evaluate(evaluate: Callable) -> CheckResult:
     """``evaluate(model, batches, device)`` -> {"accuracy", "precision", "recall", "f1"} (positive
-    class = label 1), with the model in eval mode and no gradients tracked."""
+    class = label 1), with the model in eval mode, no gradients tracked and every batch moved to
+    ``device`` (a GPU when there is one; on the CPU, the batches record whether they were moved)."""
     name = "evaluate"
     with seeded(0):
         return run_check(name, lambda: _evaluate(name, evaluate))
 
 
 def _evaluate(name: str, evaluate: Callable) -> CheckResult:
-    model = FixedPredictions(EVAL_PREDICTIONS)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = FixedPredictions(EVAL_PREDICTIONS).to(device)
     model.train()  # as a training step leaves it
-    got = evaluate(model, _eval_batches(), torch.device("cpu"))
+    got = evaluate(model, _eval_batches(loader=True), device)
     if not isinstance(got, dict):
         return failed(name, f"evaluate returned {type(got).__name__}, not a dict",
                       'return {"accuracy": ..., "precision": ..., "recall": ..., "f1": ...}')  # fmt: skip
@@ -410,9 +532,17 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
         return failed(name, "gradients were tracked: every forward pass built a graph for backward",
                       "evaluation never calls backward(): what saves the memory of the graph?",
                       "with torch.no_grad(): around the loop (or @torch.no_grad() on the function)")  # fmt: skip
-    right = reference_evaluate(model, _eval_batches(), "cpu")
+    if model.unmoved:
+        return failed(name, "the batches stay where the loader made them (the CPU) while the model "
+                      "is on `device`: move each batch with .to(device) before the forward pass",
+                      "batch = {k: v.to(device) for k, v in batch.items()}")  # fmt: skip
+    right = reference_evaluate(model, _eval_batches(), device)
     mistakes = _eval_mistakes()
     for key in ("accuracy", "f1", "precision", "recall"):  # f1 first: micro F1 = accuracy
+        if np.ndim(got[key]) == 1 and len(got[key]) == 2:
+            return failed(name, f"{key} has one score per class ({_show(got[key])})",
+                          "average=None gives one score per class; use average='binary' for the "
+                          "positive class's (label 1)")  # fmt: skip
         try:
             value = float(got[key])
         except (TypeError, ValueError):
@@ -425,11 +555,18 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
                 return failed(name, f"{key} is {value:.3f}, expected {right[key]:.3f}", hint)
         if key == "accuracy" and abs(value - 100 * right[key]) < 1e-4:
             return failed(name, "accuracy is a percentage", "return a fraction between 0 and 1")
-        return failed(name, f"{key} is {value:.3f}, expected {right[key]:.3f}",
-                      "collect every prediction (logits.argmax(-1)) and label of every batch first, "
-                      "then compute the scores once over all of them")  # fmt: skip
-    return passed(name, "eval mode, no gradients, accuracy over all examples, and the positive "
-                  "class's precision, recall and F1 (scikit-learn, average='binary')")  # fmt: skip
+        hints = dict.fromkeys([EVAL_FALLBACKS[key], EVAL_FALLBACKS["accuracy"]])  # once each
+        return failed(name, f"{key} is {value:.3f}, expected {right[key]:.3f}", *hints)
+    return passed(name, "eval mode, no gradients, every batch moved to the device, accuracy over "
+                  "all examples, and the positive class's precision, recall and F1 (scikit-learn, "
+                  "average='binary')")  # fmt: skip
+
+
+def _show(scores) -> str:
+    try:
+        return ", ".join(f"{float(v):.3f}" for v in scores)
+    except (TypeError, ValueError):
+        return str(scores)
 
 
 # --- using the student's functions further down ------------------------------------------------

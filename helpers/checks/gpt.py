@@ -1,9 +1,15 @@
 """Notebook 07's checkers: the causal mask, additive attention scores, and the sampling loop.
 
 Each compares the student's output with the reference in ``helpers.gpt`` on fixed random inputs and,
-when they differ, rebuilds each classic mistake from the same inputs to name it.
+when they differ, rebuilds each classic mistake from the same inputs to name it. A function that is
+the course's own (``causal_softmax``, ``additive_scores``, ``generate``), or calls it, is refused.
 """
 
+import dis
+import functools
+import inspect
+import math
+import types
 from collections.abc import Callable
 
 import torch
@@ -11,6 +17,7 @@ from torch import nn
 
 from helpers.feedback import CheckResult, failed, passed, run_check
 from helpers.gpt.attention import additive_scores, causal_softmax
+from helpers.training.generate import generate, next_token
 
 
 def _same(got: object, want: torch.Tensor, atol: float = 1e-5) -> bool:
@@ -28,6 +35,67 @@ def _shape_problem(got: object, want: torch.Tensor, what: str, hint: str) -> Che
     return None
 
 
+def _course_function(fn: Callable, references: tuple[Callable, ...]) -> str | None:
+    """How ``fn`` hands the exercise to the course's own code: "is" when it is one of ``references``
+    (or a partial of one, or shares its code), the reference's name when its code calls one through a
+    global name, a module attribute or a closure; None when it does neither."""
+    raw = [inspect.unwrap(r) for r in references]  # without decorators (torch.no_grad's wrapper)
+    targets = [*references, *raw]
+
+    def found(obj: object) -> bool:
+        return any(obj is t for t in targets)
+
+    f = fn
+    while isinstance(f, functools.partial):
+        f = f.func
+    try:
+        f = inspect.unwrap(f)
+    except ValueError:  # a cycle of __wrapped__
+        return None
+    code = getattr(f, "__code__", None)
+    if found(fn) or found(f) or any(code is getattr(r, "__code__", None) for r in raw):
+        return "is"
+    if not isinstance(code, types.CodeType):
+        return None
+    cells = []
+    for cell in getattr(f, "__closure__", None) or ():
+        try:
+            cells.append(cell.cell_contents)
+        except ValueError:  # a closure variable not assigned yet
+            continue
+    for obj in cells:
+        if found(obj):
+            return obj.__name__
+    namespace = getattr(f, "__globals__", {})
+    stack = [code]
+    while stack:  # the function's code and every function or lambda defined inside it
+        current = stack.pop()
+        stack += [c for c in current.co_consts if isinstance(c, types.CodeType)]
+        obj = None
+        for instruction in dis.get_instructions(current):
+            if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+                obj = namespace.get(instruction.argval)
+            elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(
+                obj, types.ModuleType
+            ):
+                obj = vars(obj).get(instruction.argval)  # module.function, without running getattr
+            else:
+                obj = None
+            if obj is not None and found(obj):
+                return obj.__name__
+    return None
+
+
+def _own_work(name: str, fn: Callable, references: tuple[Callable, ...]) -> CheckResult | None:
+    used = _course_function(fn, references)
+    if used is None:
+        return None
+    verdict = ("this is the course's own function: write it yourself" if used == "is" else
+               f"it calls the course's own {used}: write it yourself")  # fmt: skip
+    return failed(name, verdict, "the exercise is to build it from torch operations; the course's "
+                  "version is for after your exercise")  # fmt: skip
+
+
 # --- the causal mask ---------------------------------------------------------------------------
 
 
@@ -38,6 +106,8 @@ def check_causal_softmax(fn: Callable) -> CheckResult:
 
 
 def _causal(name: str, fn: Callable) -> CheckResult:
+    if (own := _own_work(name, fn, (causal_softmax,))) is not None:
+        return own
     g = torch.Generator().manual_seed(7)
     scores = torch.randn(2, 3, 6, 6, generator=g) * 2  # (B, h, T, T)
     original = scores.clone()
@@ -51,10 +121,23 @@ def _causal(name: str, fn: Callable) -> CheckResult:
     )
     if problem is not None:
         return problem
-    future = torch.ones(want.shape[-1], want.shape[-1], dtype=torch.bool).triu(1)
+    T = scores.shape[-1]
+    ones = torch.ones(T, T, dtype=torch.bool)
+    future = ones.triu(1)
     if _same(got, want) and bool((got[..., future] == 0).all()):
         return passed(name, "every row sums to 1 over the keys at or before its query; the future "
                       "gets weight exactly 0")  # fmt: skip
+
+    def masked(allowed: torch.Tensor, fill: float = float("-inf")) -> torch.Tensor:
+        return torch.softmax(original.masked_fill(~allowed, fill), dim=-1)
+
+    for fill in (float("-inf"), -1e9):  # the allowed triangle itself given to masked_fill
+        if torch.allclose(got.float(), masked(future, fill), atol=1e-5, equal_nan=True):
+            return failed(name, "the mask is inverted: the fill went on the past and the diagonal, "
+                          "the keys a query may see, and the future was left visible",
+                          "masked_fill(mask, value) writes value where mask is True, so give it the "
+                          "future: scores.masked_fill(~allowed, float('-inf')) with allowed = "
+                          "torch.ones(T, T, dtype=torch.bool).tril()")  # fmt: skip
     if torch.isnan(got).any():
         if torch.isnan(got[..., 1:, :]).any():  # NaN beyond the first row: not an empty row
             return failed(name, "NaN weights where keys are allowed: 0 × (-inf) is NaN",
@@ -63,13 +146,7 @@ def _causal(name: str, fn: Callable) -> CheckResult:
         return failed(name, "NaN weights: the first query sees no key at all (a row of only -inf)",
                       "the diagonal must stay visible: a token attends to itself; torch.tril keeps "
                       "the diagonal (diagonal=0), tril(diagonal=-1) drops it")  # fmt: skip
-    T = scores.shape[-1]
-    ones = torch.ones(T, T, dtype=torch.bool)
     soft = torch.softmax(original, dim=-1)
-
-    def masked(allowed: torch.Tensor, fill: float = float("-inf")) -> torch.Tensor:
-        return torch.softmax(original.masked_fill(~allowed, fill), dim=-1)
-
     mistakes = {
         "the mask is applied after the softmax (weights zeroed): the rows no longer sum to 1, and the "
         "future still sits in the softmax's denominator, so it leaks into every output":
@@ -86,6 +163,13 @@ def _causal(name: str, fn: Callable) -> CheckResult:
     for hint, output in mistakes.items():
         if _same(got, output):
             return failed(name, hint.split(":")[0], hint)
+    if bool((got[..., future] > 0).all()):  # a finite fill c: w_01 / w_00 = exp(c - s_00)
+        c = got[..., 0, 1].double().log() - got[..., 0, 0].double().log() + original[..., 0, 0]
+        c = c.mean().item()
+        if _same(got, masked(ones.tril(), c), 1e-4):
+            tiny = "a tiny weight" if _same(got, want) else "weight"
+            return failed(name, f"the future keeps {tiny}: the fill value ({c:.3g}) is not negative "
+                          "enough", "fill with float('-inf') so that exp gives exactly 0")  # fmt: skip
     if _same(got, want):  # close, but the future keeps a little weight
         return failed(name, "the future keeps a tiny weight: the fill value is not negative enough",
                       "fill with float('-inf') so that exp gives exactly 0")  # fmt: skip
@@ -109,6 +193,8 @@ def check_additive_scores(fn: Callable) -> CheckResult:
 
 
 def _additive(name: str, fn: Callable) -> CheckResult:
+    if (own := _own_work(name, fn, (additive_scores,))) is not None:
+        return own
     g = torch.Generator().manual_seed(11)
     B, h, T, hs, da = 2, 3, 5, 4, 6
     q, k = torch.randn(B, h, T, hs, generator=g), torch.randn(B, h, T, hs, generator=g)
@@ -138,12 +224,22 @@ def _additive(name: str, fn: Callable) -> CheckResult:
             torch.tanh(pre).sum(-1),
         "w_q is applied to the keys and w_k to the queries":
             additive_scores(q, k, w_k, w_q, w2),
+        "w_q applied to the keys too: project the keys with w_k": additive_scores(q, k, w_q, w_q, w2),
+        "scaled by √d_h: that scaling belongs to dot-product scores; additive scores are not scaled":
+            want / math.sqrt(hs),
         "it returned weights (each row sums to 1): return the raw scores; the softmax comes later":
             torch.softmax(want, dim=-1),
     }  # fmt: skip
     if torch.isinf(got).any():
         return failed(name, "-inf in the scores: do not mask here",
                       "return every pair's score; the model's causal_softmax hides the future")  # fmt: skip
+    future = torch.ones(T, T, dtype=torch.bool).triu(1)
+    if bool((got[..., future] <= -1e4).all()) and _same(
+        got[..., ~future], want[..., ~future], 1e-4
+    ):
+        return failed(name, "masked here (a large negative fill on the future pairs)",
+                      "return every pair's score; the model masks later: its causal_softmax hides "
+                      "the future")  # fmt: skip
     for hint, output in mistakes.items():
         if _same(got, output, 1e-4):
             return failed(name, hint.split(":")[0], hint)
@@ -181,9 +277,16 @@ def _reference(model, idx, steps, block_size, temperature, seed, how="right"):
     """The right loop, or one of the classic mistakes, drawing from a generator seeded ``seed``."""
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        context = idx[:, -(block_size - 1) :] if how == "crop off by one" else idx[:, -block_size:]
+        if how == "crop off by one":
+            context = idx[:, -(block_size - 1) :]
+        elif how == "crop start":
+            context = idx[:, :block_size]
+        else:
+            context = idx[:, -block_size:]
         logits = model(context)[:, 0 if how == "first" else -1, :]
-        if how == "no temperature":
+        if how == "dim 0":
+            probs = torch.softmax(logits / temperature, dim=0)
+        elif how == "no temperature":
             probs = torch.softmax(logits, dim=-1)
         elif how == "multiply":
             probs = torch.softmax(logits * temperature, dim=-1)
@@ -206,6 +309,8 @@ def check_generate(fn: Callable) -> CheckResult:
 
 
 def _generate(name: str, fn: Callable) -> CheckResult:
+    if (own := _own_work(name, fn, (generate, next_token))) is not None:
+        return own
     model = ToyLM().eval()
     idx = torch.tensor([[1, 2, 3], [4, 5, 6]])  # (B, T)
     steps, block_size = 9, 6  # the context outgrows block_size: cropping matters
@@ -250,6 +355,11 @@ def _generate(name: str, fn: Callable) -> CheckResult:
         mistakes = {
             "crop off by one": "the context is cropped to block_size - 1 tokens: idx[:, -block_size:] "
                                "keeps exactly block_size",
+            "crop start": "the context keeps the first block_size tokens, not the last: once it is "
+                          "full the model never sees what it wrote; idx[:, -block_size:] keeps the "
+                          "last, idx[:, :block_size] the first",
+            "dim 0": "the softmax is taken over dim=0, the batch: each row's probabilities must sum "
+                     "to 1 over the vocabulary, softmax(logits / temperature, dim=-1)",
             "first": "the prediction is read at the first position: the next token's scores are at "
                      "the last, logits[:, -1, :]",
             "greedy": "it takes the most likely token every time (argmax): sampling draws from the "
@@ -260,7 +370,7 @@ def _generate(name: str, fn: Callable) -> CheckResult:
                         "flattens the distribution, a low one sharpens it",
         }  # fmt: skip
         for how, hint in mistakes.items():
-            if temperature != 1.0 or how in ("crop off by one", "first", "greedy"):
+            if temperature != 1.0 or how not in ("no temperature", "multiply"):
                 if torch.equal(
                     got, _reference(model, idx, steps, block_size, temperature, seed, how)
                 ):

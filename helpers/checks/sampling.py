@@ -49,7 +49,9 @@ def _graded(name: str, what: str, got: object, want: torch.Tensor, mistakes: Cal
     problem = _as_probs(got, want, name)
     if problem is not None or _close(got, want):
         return problem
-    problem = _logits_not_probs(got, name, what) or precheck(got)
+    problem = _logits_not_probs(got, name, what)
+    if problem is None:  # not `or`: a failed CheckResult is falsy
+        problem = precheck(got)
     if problem is not None:
         return problem
     for hint, output in mistakes().items():
@@ -84,8 +86,8 @@ def _greedy(name: str, fn: Callable) -> CheckResult:
         return passed(name, "the most likely token of every row")
     if torch.equal(got, logits.argmin(-1, keepdim=True)):
         return failed(name, "the least likely token: argmin", "use argmax")
-    return failed(name, "not the most likely tokens",
-                  "the argmax over dim=-1 (the vocabulary), not dim=0 (the batch)")  # fmt: skip
+    return failed(name, "not the most likely token of every row",
+                  "take the argmax of each row (no sampling): argmax(dim=-1, keepdim=True)")  # fmt: skip
 
 
 def check_temperature(fn: Callable) -> CheckResult:
@@ -208,6 +210,7 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
             crossed[:, 0] = False
             strict = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, crossed)
             unsorted = soft.cumsum(-1) - soft >= p
+            gathered = (probs.cumsum(-1) - probs >= p).gather(-1, order)
             return {
                 "the probabilities are in sorted order: put them back at their tokens' positions "
                 "(scatter with the sort's indices)": want.sort(dim=-1, descending=True).values,
@@ -216,6 +219,10 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
                 "not renormalised: the kept probabilities must sum to 1": soft * (want > 0),
                 "the cumulative sum runs over the vocabulary's order, not the sorted probabilities: sort "
                 "first (descending)": torch.softmax(logits.masked_fill(unsorted, float("-inf")), dim=-1),
+                "the sorted mask was put back with gather; use scatter(-1, order, ...): gather reads "
+                "position order[j], scatter writes to it": torch.softmax(logits.masked_fill(gathered, float("-inf")), dim=-1),
+                "the dropped logits were set to 0, not -inf: exp(0) = 1, so they keep probability":
+                    torch.softmax(logits.masked_fill(want == 0, 0.0), dim=-1),
             }  # fmt: skip
 
         problem = _graded(name, f"p = {p}", fn(logits.clone(), p), want, mistakes,

@@ -174,8 +174,12 @@ def check_task(fn: Callable) -> CheckResult:
 def _task(name: str, fn: Callable) -> CheckResult:
     lrs, epochs = [1e-5, 3e-5, 1e-4], [2, 3]
     n = len(lrs) * len(epochs)
-    got = [tuple(fn(lrs, epochs, i)) for i in range(n)]
     want = [task_run(lrs, epochs, i) for i in range(n)]
+    if _one_based_with_range_check(fn, lrs, epochs, want):
+        return failed(name, "task 0 was refused and task i ran pair i - 1: SLURM_ARRAY_TASK_ID counts "
+                      "from 0 here (--array=0-5), not from 1",
+                      "do not subtract 1: accept 0 … len - 1 and return pair number index")  # fmt: skip
+    got = [tuple(fn(lrs, epochs, i)) for i in range(n)]
     if got != want:
         if got == [(lrs[i % len(lrs)], epochs[i // len(lrs)]) for i in range(n)]:
             return failed(name, "the epochs vary slowest: a valid order, but not the plan's",
@@ -197,3 +201,16 @@ def _task(name: str, fn: Callable) -> CheckResult:
     return passed(
         name, f"task i runs pair i of the grid, and tasks {n} and -1 (not in the grid) are refused"
     )
+
+
+def _one_based_with_range_check(fn: Callable, lrs: list, epochs: list, want: list) -> bool:
+    """Tasks counted from 1, written with the range check: index 0 refused (any error) and
+    ``fn(i + 1)`` gives pair i for every i."""
+    try:
+        fn(lrs, epochs, 0)
+    except Exception:  # refused: is it because the ids count from 1?
+        try:
+            return [tuple(fn(lrs, epochs, i + 1)) for i in range(len(want))] == want
+        except Exception:  # another error: the general path reports it
+            return False
+    return False

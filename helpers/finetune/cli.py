@@ -144,6 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, report)
     tested = f"; test accuracy {test:.4f}" if test is not None else ""
     print(
-        f"accuracy per epoch {[round(a, 4) for a in history['eval_accuracy']]}{tested}; wrote {args.json}"
+        f"--eval-file accuracy per epoch (choose by it) {[round(a, 4) for a in history['eval_accuracy']]}{tested}; wrote {args.json}"
     )
     return 0

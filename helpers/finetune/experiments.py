@@ -65,16 +65,18 @@ def experiment(
     watch: tuple[str, ...] = ("dev",),
     seed: int | None = None,
     progress: bool = False,
+    dropout: float | None = None,
 ) -> FinetuneRun:
     """Fine-tune ``model_name`` ("minilm", "tiny", a hub id or a folder) on ``splits["train"]``.
 
     ``watch`` names the splits whose accuracy is measured every epoch ("train" uses 500 training rows).
-    ``seed`` (default: the one ``helpers.setup`` was given) fixes the new head, dropout and shuffling.
+    ``seed`` (default: the one ``helpers.setup`` was given) fixes the new head, dropout and shuffling;
+    ``dropout`` replaces the one in the model's config (``load_classifier``).
     """
     seed = current_seed() if seed is None else seed
     labels = label_index([r[task.label] for r in splits["train"]], "the training rows")
     with seeded(seed):
-        model, tokenizer = load_classifier(model_name, len(labels))
+        model, tokenizer = load_classifier(model_name, len(labels), dropout)
         collate = make_collate(tokenizer, task, labels, cfg.max_length)
         watched = {"train": splits["train"][:500], **{n: splits[n] for n in watch if n != "train"}}
         history = fit(

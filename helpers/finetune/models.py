@@ -17,8 +17,11 @@ def load_tokenizer(name_or_dir: str):
     return AutoTokenizer.from_pretrained(resolve_model(name_or_dir))
 
 
-def load_classifier(name_or_dir: str, num_labels: int):
+def load_classifier(name_or_dir: str, num_labels: int, dropout: float | None = None):
     """(model, tokenizer): a pretrained encoder with a new, randomly initialised classification head.
+
+    ``dropout``: a BERT's dropout (hidden states and attention weights) for fine-tuning instead of the
+    one its config.json holds.
 
     ``"tiny"`` is a 2-layer, 64-wide BERT from a config (random weights) with MiniLM's tokenizer, and
     ``"t5-tiny"`` a T5 of that size. A T5 checkpoint (``t5-small``) becomes a text-to-text classifier
@@ -37,8 +40,13 @@ def load_classifier(name_or_dir: str, num_labels: int):
     tokenizer = load_tokenizer(name_or_dir)
     if AutoConfig.from_pretrained(resolve_model(name_or_dir)).model_type == "t5":
         return load_t5_classifier(resolve_model(name_or_dir), num_labels, tokenizer), tokenizer
+    rates = (
+        {}
+        if dropout is None
+        else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+    )
     model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model(name_or_dir), num_labels=num_labels
+        resolve_model(name_or_dir), num_labels=num_labels, **rates
     )
     return model, tokenizer
 

@@ -174,16 +174,25 @@ def frozen_probe(
 def finetune_runs(
     models: dict[str, str], splits: dict, seeds: dict[str, int], configs: dict[str, FinetuneConfig],
     device: torch.device, progress: bool = False, trained: list[FinetuneRun] | None = None,
+    dropout: float | None = None,
 ) -> list[dict]:  # fmt: skip
     """Fine-tune every model (name -> folder or "minilm") with ``seeds[name]`` seeds (0, 1, ...); one
     row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds.
-    ``trained``: a list that gets each run (model, collate), in the rows' order, to score later."""
+    ``trained``: a list that gets each run (model, collate), in the rows' order, to score later;
+    ``dropout``: every model's in fine-tuning (default: each one's config)."""
     rows = []
     for name, source in models.items():
         for seed in range(seeds[name]):
             start = time.perf_counter()
             run = experiment(
-                source, splits, TASK, device, configs[name], seed=seed, progress=progress
+                source,
+                splits,
+                TASK,
+                device,
+                configs[name],
+                seed=seed,
+                progress=progress,
+                dropout=dropout,
             )
             scores = classification_scores(
                 run.model, loader(splits["dev"], run.collate, 64, False), device
@@ -248,6 +257,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "rate chosen on dev, test scored at it",
     )  # fmt: skip
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--dropout", type=float,
+        help="the small models' dropout in fine-tuning (default: their config's, the one pretraining "
+        "used: 0.1 unless python -m helpers.mlm got another --dropout)",
+    )  # fmt: skip
     parser.add_argument(
         "--twin", type=Path, help="where to save the random twin (default: beside --pretrained)"
     )
@@ -351,6 +365,8 @@ def check_inputs(
     if len({f"{lr:g}" for lr in args.small_lr}) < len(args.small_lr):
         raise ValueError(f"--small-lr {' '.join(f'{lr:g}' for lr in args.small_lr)} names a rate twice; "
                          "give each rate once")  # fmt: skip
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise ValueError(f"--dropout must be in [0, 1), not {args.dropout:g}")
     if args.minilm_seeds < 0:
         raise ValueError(f"--minilm-seeds must be 0 (no MiniLM) or more, not {args.minilm_seeds}")
     out = args.json.resolve()
@@ -397,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         if several:
             print(f"fine-tuning rate {lr:g}", flush=True)
         runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config), device,
-                             trained=trained if several else None)  # fmt: skip
+                             trained=trained if several else None, dropout=args.dropout)  # fmt: skip
         rows += [{**run, "lr": lr} for run in runs]
     if args.minilm_seeds > 0:
         rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},

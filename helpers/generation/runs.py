@@ -125,9 +125,13 @@ def tokens_per_second(model: GPT, prompt: torch.Tensor, tokens: int, cache: bool
 @torch.no_grad()
 def transformers_greedy(hf_model, prompt: torch.Tensor, tokens: int) -> torch.Tensor:
     """``hf_model.generate`` greedy for exactly ``tokens`` new tokens (no stop at end-of-text, which
-    our loop does not have either)."""
+    our loop does not have either). Every setting goes into a copy of the model's generation config:
+    passing it together with ``max_new_tokens=`` is deprecated in transformers 5."""
     config = copy.deepcopy(hf_model.generation_config)
     config.eos_token_id = None
     config.pad_token_id = 0
-    return hf_model.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=config,
-                             max_new_tokens=tokens, do_sample=False)  # fmt: skip
+    config.max_new_tokens = tokens
+    config.do_sample = False
+    return hf_model.generate(
+        prompt, attention_mask=torch.ones_like(prompt), generation_config=config
+    )

@@ -40,7 +40,7 @@ FLAGS = {  # MlmConfig field -> its flag, for error messages
     "seq_len": "--seq-len", "epochs": "--epochs", "minutes": "--minutes", "batch_size": "--batch-size",
     "lr": "--lr", "weight_decay": "--weight-decay", "seed": "--seed", "warmup": "--warmup",
     "mask_prob": "--mask-prob", "precision": "--precision", "max_positions": "--max-positions",
-    "whole_words": "--whole-words",
+    "whole_words": "--whole-words", "dropout": "--dropout",
 }  # fmt: skip
 
 
@@ -78,6 +78,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="AdamW's weight decay (default %(default)s, BERT's)")  # fmt: skip
     parser.add_argument("--warmup", type=float, default=defaults.warmup)
     parser.add_argument("--mask-prob", type=float, default=defaults.mask_prob)
+    parser.add_argument("--dropout", type=float, default=defaults.dropout,
+                        help="dropout while pretraining (default %(default)s, BERT's; 0 turns it off); "
+                        "the saved config keeps it: compare --dropout sets fine-tuning's")  # fmt: skip
     parser.add_argument("--whole-words", action="store_true",
                         help="choose whole words to mask (every '##' piece with its word), not tokens")  # fmt: skip
     parser.add_argument(

@@ -105,9 +105,11 @@ class MlmConfig:
             )
         if not 0 < self.mask_prob < 1:
             raise ConfigError(f"MlmConfig.mask_prob must be in (0, 1), not {self.mask_prob!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"MlmConfig.dropout must be in [0, 1), not {self.dropout!r}")
         if not 0 <= self.seed < 2**31:
             raise ConfigError(f"MlmConfig.seed must be in [0, 2**31), not {self.seed!r}")
-        self.train_config(1)  # warm-up, dropout and precision are checked there
+        self.train_config(1)  # warm-up and precision are checked there
 
     def bert_config(self, vocab_size: int) -> BertConfig:
         return BertConfig(vocab_size=vocab_size, hidden_size=self.hidden, num_hidden_layers=self.layers,

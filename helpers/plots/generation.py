@@ -27,6 +27,6 @@ def plot_next_tokens(rows: list[tuple[str, float]], title: str) -> Figure:
     names = [repr(t) for t, _ in rows][::-1]
     ax.barh(range(len(rows)), [p for _, p in rows][::-1])
     ax.set_yticks(range(len(rows)), names)
-    ax.set(title=title, xlabel="probability", xlim=(0, 1))
+    ax.set(title=title, xlabel="probability", ylabel="next token", xlim=(0, 1))
     fig.tight_layout()
     return fig

@@ -26,26 +26,37 @@ def plot_curves(reports: dict[str, dict], title: str = "Dev loss while training"
 def plot_attention_and_next(
     state: dict, layer: int, head: int, top: int = 10, title: str = ""
 ) -> Figure:
-    """``helpers.gpt.runs.inspect``'s output: one head's (T, T) weights, and the ``top`` most likely
-    next tokens."""
+    """``helpers.gpt.runs.inspect``'s output: one head's (T, T) weights (with a colour bar, and the
+    smallest and largest row sum in the title: below 1 where weights were zeroed after the softmax),
+    and the ``top`` most likely next tokens."""
     tokens, weights, probs = state["tokens"], state["weights"][layer, head], state["probs"]
     T = len(tokens)
     shown = [repr(t)[1:-1] if t.strip() else repr(t) for t in tokens]
     fig, (left, right) = plt.subplots(
         1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.3, 1]}
     )
-    left.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    image = left.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=left, label="attention weight", fraction=0.046, pad=0.03)
+    rows = weights.sum(-1)  # 1 for a causal softmax; less where weights were zeroed after it
+    low, high = rows.min().item(), rows.max().item()
     ticks = range(T) if T <= 40 else range(0, T, max(1, T // 20))
     left.set_xticks(list(ticks), [shown[i] for i in ticks], rotation=90, fontsize=7)
     left.set_yticks(list(ticks), [shown[i] for i in ticks], fontsize=7)
     left.set(
-        title=f"layer {layer}, head {head}", xlabel="key (attended to)", ylabel="query (attending)"
+        title=f"layer {layer}, head {head} (row sums {low:.2f}–{high:.2f})",
+        xlabel="key (attended to)",
+        ylabel="query (attending)",
     )
     p, idx = torch.topk(probs, min(top, len(probs)))
     names = [repr(state["itos"][i])[1:-1] if "itos" in state else str(i) for i in idx.tolist()]
     right.barh(range(len(p)), p.numpy()[::-1])
     right.set_yticks(range(len(p)), names[::-1])
-    right.set(title=f"next token after {shown[-1]!r}", xlabel="probability", xlim=(0, 1))
+    right.set(
+        title=f"next token after {shown[-1]!r}",
+        xlabel="probability",
+        ylabel="next token",
+        xlim=(0, 1),
+    )
     fig.suptitle(title)
     fig.tight_layout()
     return fig

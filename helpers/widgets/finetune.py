@@ -36,7 +36,8 @@ def finetune_explorer(models: list[str], data: dict, device, sizes) -> w.VBox:
         result = experiments.experiment(
             model, splits, task, device, cfg, train_rows=sizes.max_train
         )
-        label = f"{model} on {dataset}, lr {lr}, batch {batch_size}"
+        # every setting is in the label, so a run that differs only in epochs gets its own curve
+        label = f"{model} on {dataset}, lr {lr}, batch {batch_size}, {epochs} epochs"
         runs[label] = result.history
         return f"{label}: dev accuracy {result.history.last('dev_accuracy'):.1%}"
 
