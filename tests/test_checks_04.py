@@ -442,11 +442,38 @@ def evaluate_inputs_only_to_model_device(model, batches, device):
     return _scores(true, predicted)
 
 
+@torch.no_grad()
+def evaluate_moves_only_what_is_elsewhere(model, batches, device):
+    """Moves a tensor only when it is not on `device` yet (right on every machine)."""
+    model.eval()
+    true, predicted = [], []
+    for batch in batches:
+        batch = {
+            k: v if v.device == torch.device(device) else v.to(device) for k, v in batch.items()
+        }
+        predicted += model(**batch).logits.argmax(-1).tolist()
+        true += batch["labels"].tolist()
+    return _scores(true, predicted)
+
+
+@torch.no_grad()
+def evaluate_as_tensor_on_device(model, batches, device):
+    model.eval()
+    true, predicted = [], []
+    for batch in batches:
+        batch = {k: torch.as_tensor(v, device=device) for k, v in batch.items()}
+        predicted += model(**batch).logits.argmax(-1).tolist()
+        true += batch["labels"].tolist()
+    return _scores(true, predicted)
+
+
 @pytest.mark.parametrize(
     "fn",
     [
         evaluate_right,
         evaluate_separate_scores,
+        evaluate_moves_only_what_is_elsewhere,
+        evaluate_as_tensor_on_device,
         evaluate_each_tensor_moved,
         evaluate_helpers_to_device,
         evaluate_inputs_only_to_model_device,

@@ -113,6 +113,34 @@ def test_finetune_command_loads_the_saved_folder(text_file, tmp_path):
     assert model(**batch).logits.shape == (1, 2)
 
 
+def test_load_classifier_dropout_reaches_a_bert_and_is_refused_elsewhere(text_file, tmp_path):
+    """``dropout=`` replaces a saved BERT's dropout; a stand-in or a model without BERT's dropout
+    settings (a T5) is refused with a ValueError naming it, not silently left as it was."""
+    from helpers.finetune.models import load_classifier, tiny_t5
+
+    save = tmp_path / "saved"
+    argv = [
+        "--train-file",
+        str(text_file),
+        *TINY,
+        "--save",
+        str(save),
+        "--json",
+        str(tmp_path / "o.json"),
+    ]
+    assert cli.main(argv) == 0
+    model, _ = load_classifier(str(save), 2, dropout=0.3)
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+    with pytest.raises(ValueError, match="stand-in 'tiny'"):
+        load_classifier("tiny", 2, dropout=0.3)
+    t5_dir = tmp_path / "t5"
+    tokenizer = load_classifier("tiny", 2)[1]
+    tiny_t5(tokenizer, 2).t5.save_pretrained(t5_dir)
+    tokenizer.save_pretrained(t5_dir)
+    with pytest.raises(ValueError, match=r"\(t5\) has no such settings"):
+        load_classifier(str(t5_dir), 2, dropout=0.3)
+
+
 def test_finetune_command_refuses_a_max_length_beyond_the_models_positions(
     text_file, tmp_path, capsys
 ):

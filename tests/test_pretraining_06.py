@@ -98,8 +98,8 @@ def test_compare_dropout_sets_the_small_models_fine_tuning_dropout(
         twin, "experiment", lambda *a, **k: seen.append(run := experiment(*a, **k)) or run
     )
     out = tmp_path / "c.json"
-    assert twin.main(compare_argv(saved, sst_file, out, "--dropout", "0.25")) == 0
-    assert len(seen) == 4  # 2 models x 2 seeds
+    assert twin.main(compare_argv(saved, sst_file, out, "--dropout", "0.25", "--rescaled")) == 0
+    assert len(seen) == 6  # 3 models (pretrained, twin, rescaled) x 2 seeds
     for run in seen:
         assert {m.p for m in run.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.25}
     assert json.loads(out.read_text())["settings"]["dropout"] == "0.25"

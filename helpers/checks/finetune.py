@@ -193,7 +193,8 @@ class LoaderTensor(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if func is torch.Tensor.cuda or (func is torch.Tensor.to and _moves(args[1:], kwargs)):
+        moved = func is torch.Tensor.cuda or (func is torch.Tensor.to and _moves(args[1:], kwargs))
+        if moved or (func in (torch.as_tensor, torch.asarray) and kwargs.get("device") is not None):
             with torch._C.DisableTorchFunctionSubclass():
                 return func(*args, **kwargs).as_subclass(torch.Tensor)
         return super().__torch_function__(func, types, args, kwargs)
@@ -512,7 +513,9 @@ def check_evaluate(evaluate: Callable) -> CheckResult:
 
 
 def _evaluate(name: str, evaluate: Callable) -> CheckResult:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    # "cpu:0" on a CPU: the same memory, but no tensor reports it, so code that moves a batch only when
+    # it is not on `device` yet moves it, as it would on a GPU
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu", 0)
     model = FixedPredictions(EVAL_PREDICTIONS).to(device)
     model.train()  # as a training step leaves it
     got = evaluate(model, _eval_batches(loader=True), device)
@@ -533,8 +536,9 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
                       "evaluation never calls backward(): what saves the memory of the graph?",
                       "with torch.no_grad(): around the loop (or @torch.no_grad() on the function)")  # fmt: skip
     if model.unmoved:
-        return failed(name, "the batches stay where the loader made them (the CPU) while the model "
-                      "is on `device`: move each batch with .to(device) before the forward pass",
+        return failed(name, "the batches stay where the loader made them (the CPU), while the model "
+                      "is on `device` (a GPU in Colab: there this fails): move each batch with "
+                      ".to(device) before the forward pass",
                       "batch = {k: v.to(device) for k, v in batch.items()}")  # fmt: skip
     right = reference_evaluate(model, _eval_batches(), device)
     mistakes = _eval_mistakes()

@@ -31,14 +31,22 @@ def load_classifier(name_or_dir: str, num_labels: int, dropout: float | None = N
     from transformers.utils import logging
 
     if name_or_dir in ("tiny", "t5-tiny"):
+        if dropout is not None:
+            raise ValueError(
+                f"dropout= is for a saved BERT; the stand-in {name_or_dir!r} takes none"
+            )
         tokenizer = load_tokenizer("minilm")
         if name_or_dir == "t5-tiny":
             return tiny_t5(tokenizer, num_labels), tokenizer
         return tiny_bert(tokenizer.vocab_size, num_labels), tokenizer
     logging.set_verbosity_error()  # "some weights are newly initialized" is expected: it is the new head
     logging.disable_progress_bar()  # one bar per run is the caller's; not one per checkpoint loaded
+    config = AutoConfig.from_pretrained(resolve_model(name_or_dir))
+    if dropout is not None and not hasattr(config, "attention_probs_dropout_prob"):
+        raise ValueError(f"dropout= sets a BERT's hidden_dropout_prob and attention_probs_dropout_prob; "
+                         f"{name_or_dir} ({config.model_type}) has no such settings")  # fmt: skip
     tokenizer = load_tokenizer(name_or_dir)
-    if AutoConfig.from_pretrained(resolve_model(name_or_dir)).model_type == "t5":
+    if config.model_type == "t5":
         return load_t5_classifier(resolve_model(name_or_dir), num_labels, tokenizer), tokenizer
     rates = (
         {}
