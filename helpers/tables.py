@@ -4,7 +4,8 @@ The data layer's one reader of tables. Each mistake people make in such a file (
 broken JSON line, a missing column, labels that the training and evaluation files spell differently)
 raises an error that names the file, the line or row, and the value, and says what to do.
 
-Rows are counted from 1 in the list a check is given (a file's data rows, if it was not shuffled).
+Rows are counted from 1 in the list a check is given (a file's data rows, if it was not shuffled);
+given each row's line (``read_rows_and_lines``), a check names the line of the file instead.
 """
 
 import csv
@@ -39,6 +40,11 @@ def read_rows(path: str | Path) -> list[dict]:
     Blank lines are skipped. Values of .csv/.tsv rows are strings; .jsonl rows keep JSON's types.
     Raises FileNotFoundError for a missing file and ValueError for anything else wrong in it.
     """
+    return read_rows_and_lines(path)[0]
+
+
+def read_rows_and_lines(path: str | Path) -> tuple[list[dict], list[int]]:
+    """``read_rows``'s rows, and the line of the file each starts on (from 1), for messages."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
@@ -78,9 +84,9 @@ def _read_utf8(path: Path) -> str:
         ) from None
 
 
-def _jsonl_rows(text: str, path: Path) -> list[dict]:
-    """One dict per non-blank line."""
-    rows = []
+def _jsonl_rows(text: str, path: Path) -> tuple[list[dict], list[int]]:
+    """One dict per non-blank line, and its line number."""
+    rows, numbers = [], []
     lines = text.split("\n")  # not splitlines(): a JSON string may hold \u2028, which it splits at
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -100,19 +106,21 @@ def _jsonl_rows(text: str, path: Path) -> list[dict]:
                 + (NOT_JSON_LINES if isinstance(row, list) else "")
             )
         rows.append(row)
+        numbers.append(number)
     if not rows:
         raise ValueError(
             f"{path} has no rows: it is empty or holds only blank lines; expected one JSON object "
             f"per line like {JSONL_EXAMPLE}"
         )
-    return rows
+    return rows, numbers
 
 
-def _delimited_rows(text: str, path: Path, delimiter: str) -> list[dict]:
-    """One dict per non-blank line below the header, keyed by the header's column names."""
+def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], list[int]]:
+    """One dict per non-blank line below the header, keyed by the header's column names, and the
+    line each starts on."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header: list[str] = []
-    rows = []
+    rows, numbers = [], []
     end = 0  # the line the last row ended on
     try:
         for values in reader:
@@ -135,13 +143,14 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> list[dict]:
                 )
             else:
                 rows.append(dict(zip(header, values)))
+                numbers.append(start)
     except csv.Error as err:
         raise ValueError(f"{path}, line {end + 1}: {err}; {QUOTES}") from None
     if not header:
         raise ValueError(f"{path} is empty; expected {FORMATS[path.suffix.lower()]}")
     if not rows:
         raise ValueError(f"{path} has a header line ({', '.join(header)}) but no rows below it")
-    return rows
+    return rows, numbers
 
 
 def check_columns(rows: list[dict], needed: list[str], where: str, hint: str = "") -> None:
@@ -171,13 +180,79 @@ def check_columns(rows: list[dict], needed: list[str], where: str, hint: str = "
         )
 
 
-def label_index(train_labels: list, where: str) -> dict:
+def check_texts(rows: list[dict], columns: list[str], where: str, lines: list[int] | None = None):
+    """Raise ValueError naming the first row whose value in one of ``columns`` is not a string (a
+    JSON null, number, boolean, array or object): it would be read as its Python spelling ("None").
+
+    ``lines``: the file line of each row (``read_rows_and_lines``), named instead of the row.
+    """
+    for index, row in enumerate(rows):
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, str):
+                continue
+            at = _at(index, lines)
+            kind = _json_kind(value)
+            if value is None:
+                said = "is null (no text)"
+            else:
+                said = f"is a JSON {kind} ({_short(value)}), not a text"
+            raise ValueError(
+                f"{where}, {at}: the {column!r} value {said}; every {column!r} must be a string: "
+                "write the text, or drop the row"
+                + (" (or is this the wrong column?)" if kind != "null" else "")
+            )
+
+
+def check_label_values(labels: list, where: str, lines: list[int] | None = None) -> None:
+    """Raise ValueError naming the first label that would make a class by mistake: a missing one
+    (JSON null, an empty or blank cell), one with spaces around it ('1 ' would be a class beside
+    '1'), a float that is not a whole number (a score, such as 0.5), or a list or object.
+
+    ``lines``: the file line of each label (``read_rows_and_lines``), named instead of the row.
+    """
+    for index, label in enumerate(labels):
+        at = _at(index, lines)
+        problem = None
+        if label is None:
+            problem = (
+                "the label is null (missing); every row needs a label: fill it in or drop the row"
+            )
+        elif isinstance(label, str) and not label.strip():
+            problem = (
+                f"the label is {'empty' if not label else 'blank'} ({label!r}); every row needs a "
+                "label: fill it in or drop the row"
+            )
+        elif isinstance(label, str) and label != label.strip():
+            problem = (
+                f"the label {label!r} has spaces around it, so it would be a class of its own beside "
+                f"{label.strip()!r}; remove the spaces"
+            )
+        elif isinstance(label, float) and not label.is_integer():
+            problem = (
+                f"the label {label!r} is not a whole number; a fractional label is usually a score: "
+                "threshold the scores into classes (e.g. 1 if score >= 0.5 else 0)"
+            )
+        elif isinstance(label, (list, dict)):
+            problem = (
+                f"the label is a JSON {_json_kind(label)} ({_short(label)}); a label must be one "
+                "number, string or boolean"
+            )
+        if problem:
+            raise ValueError(f"{where}, {at}: {problem}")
+
+
+def label_index(train_labels: list, where: str, lines: list[int] | None = None) -> dict:
     """Each distinct label of the training file -> its class index, in sorted order (0, 1, ...).
 
-    Raises ValueError if the labels mix types (1 and "1", or 1 and 1.0), if one is a list or an
-    object, or if there are fewer than two distinct labels (nothing to classify).
+    Raises ValueError if a label is missing, blank, has spaces around it, is a float that is not a
+    whole number, or is a list or an object (``check_label_values``), if the labels mix types (1 and
+    "1", or 1 and 1.0), or if there are fewer than two distinct labels (nothing to classify).
+    ``lines``: the file line of each label, named instead of the row (in any order: the first is
+    the lowest).
     """
-    tally = _tally(enumerate(train_labels, 1), where)
+    check_label_values(*_in_file_order(train_labels, lines, where))
+    tally = _tally(_numbered(train_labels, lines), where)
     labels = [label for label, _, _ in tally.values()]
     if len({type(label) for label in labels}) > 1:
         raise ValueError(
@@ -193,13 +268,17 @@ def label_index(train_labels: list, where: str) -> dict:
     return {label: index for index, label in enumerate(sorted(labels))}
 
 
-def check_labels(train_index: dict, eval_labels: list, where: str) -> None:
+def check_labels(
+    train_index: dict, eval_labels: list, where: str, lines: list[int] | None = None
+) -> None:
     """Raise ValueError if ``eval_labels`` (of file ``where``) hold a label the training file lacks.
 
     Labels of another type than the training labels (1 and "1") are named as such; a new value is
-    named with its count and first row, beside the training labels.
+    named with its count and first row (or line, given ``lines``), beside the training labels.
+    Missing and malformed labels are refused first (``check_label_values``).
     """
-    tally = _tally(enumerate(eval_labels, 1), where)
+    check_label_values(*_in_file_order(eval_labels, lines, where))
+    tally = _tally(_numbered(eval_labels, lines), where)
     train_types = {type(label) for label in train_index}
     if any(type(label) not in train_types for label, _, _ in tally.values()):
         raise ValueError(
@@ -210,9 +289,9 @@ def check_labels(train_index: dict, eval_labels: list, where: str) -> None:
     unseen = {key: seen for key, seen in tally.items() if seen[0] not in train_index}
     if unseen:
         raise ValueError(
-            f"{where} has label{'s' * (len(unseen) > 1)} {_listing(unseen)} that train never "
-            f"had; train's labels are {', '.join(map(repr, train_index))}. A model trained on "
-            "train cannot predict it: drop those rows, or add examples to train."
+            f"{where} has label{'s' * (len(unseen) > 1)} {_listing(unseen, _unit(lines))} that "
+            f"train never had; train's labels are {', '.join(map(repr, train_index))}. A model "
+            "trained on train cannot predict it: drop those rows, or add examples to train."
         )
 
 
@@ -261,6 +340,33 @@ def int_labels(values: list, where: str, allowed: set[int] | None = None) -> lis
 # --- describing values in messages ----------------------------------------------------------------
 
 
+def _unit(lines: list[int] | None) -> str:
+    return "row" if lines is None else "line"
+
+
+def _at(index: int, lines: list[int] | None) -> str:
+    """ "row 3" (counted from 1) or, given each row's file line, "line 4"."""
+    return f"row {index + 1}" if lines is None else f"line {lines[index]}"
+
+
+def _numbered(values: list, lines: list[int] | None) -> list[tuple[int, object]]:
+    """(row or line, value) pairs, lowest first."""
+    return list(enumerate(values, 1)) if lines is None else sorted(zip(lines, values), key=_first)
+
+
+def _first(pair: tuple) -> int:
+    return pair[0]
+
+
+def _in_file_order(values: list, lines: list[int] | None, where: str) -> tuple:
+    """``check_label_values``'s arguments, the values (and lines) sorted by line: the first problem
+    named is the first in the file."""
+    if lines is None:
+        return values, where, None
+    pairs = _numbered(values, lines)
+    return [value for _, value in pairs], where, [line for line, _ in pairs]
+
+
 def _as_int(value: object) -> int | None:
     """``value`` as an int if it is an integer (not a bool) or a string of digits, else None."""
     if isinstance(value, bool):
@@ -290,10 +396,10 @@ def _tally(rows: Iterable[tuple[int, object]], where: str) -> dict[tuple, list]:
     return tally
 
 
-def _listing(tally: dict[tuple, list]) -> str:
+def _listing(tally: dict[tuple, list], unit: str = "row") -> str:
     """ "'neg' (3 rows, first row 1), 'pos' (1 row, first row 2)", at most SHOWN values."""
     shown = [
-        f"{label!r} ({count} row{'s' if count > 1 else ''}, first row {first})"
+        f"{label!r} ({count} row{'s' if count > 1 else ''}, first {unit} {first})"
         for label, count, first in list(tally.values())[:SHOWN]
     ]
     more = len(tally) - SHOWN

@@ -268,7 +268,7 @@ def test_cli_eval_label_that_train_never_saw(tmp_path, capsys):
     args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows([0, 1, 2, 2]))
     assert cli.main(args) == 2
     err = error_line(capsys)
-    assert "dev.jsonl has label 2 (2 rows, first row 3) that train never had" in err, err
+    assert "dev.jsonl has label 2 (2 rows, first line 3) that train never had" in err, err
     assert "train's labels are 0, 1" in err, err
 
 
@@ -530,3 +530,106 @@ def test_cli_scores_the_test_file_once_after_training(tmp_path):
     report = json.loads((tmp_path / "out.json").read_text())
     assert 0 <= report["test_accuracy"] <= 1 and report["examples"]["test"] == len(rows["test"])
     assert len(report["accuracy_per_epoch"]) == 1 and report["seconds"]["test"] >= 0
+
+
+# --- bad input that used to be trained on, or to fail mid-training ---------------------------------
+
+
+def tiny_args(tmp_path, train_text: str, eval_text: str, suffix: str = ".tsv") -> list[str]:
+    """Arguments for the built-in tiny BERT on the files ``train_text`` and ``eval_text``."""
+    train, dev = tmp_path / f"train{suffix}", tmp_path / f"dev{suffix}"
+    train.write_text(train_text, encoding="utf-8")
+    dev.write_text(eval_text, encoding="utf-8")
+    return ["--model", "tiny", "--epochs", "1", "--batch-size", "8", "--train-file", str(train),
+            "--eval-file", str(dev)]  # fmt: skip
+
+
+SENTENCES = "sentence\tlabel\n" + "".join(f"film number {i} .\t{i % 2}\n" for i in range(12))
+
+
+@pytest.mark.parametrize(
+    "flag, name",
+    [("--train-file", "train.tsv"), ("--eval-file", "dev.tsv"), ("--test-file", "test.tsv")],
+)
+def test_cli_refuses_a_json_that_is_an_input_file(tmp_path, capsys, monkeypatch, flag, name):
+    """The report used to replace the input file after training."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "test.tsv").write_text(SENTENCES, encoding="utf-8")
+    args = [*tiny_args(tmp_path, SENTENCES, SENTENCES), "--test-file", "test.tsv"]
+    assert cli.main([*args, "--json", f"sub/../{name}"]) == 2  # the same file, spelt otherwise
+    said = f"--json sub/../{name} is the {flag}: it would be written over; give another path"
+    assert said in error_line(capsys)
+    assert (tmp_path / name).read_text() == SENTENCES  # untouched
+
+
+@pytest.mark.parametrize("length", ["1", "2"])
+def test_cli_refuses_a_max_length_with_no_room_for_the_text(tmp_path, capsys, length):
+    args = tiny_args(tmp_path, SENTENCES, SENTENCES)
+    assert cli.main([*args, "--max-length", length, "--json", str(tmp_path / "o.json")]) == 2
+    assert f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {length}" in error_line(
+        capsys
+    )
+    assert not (tmp_path / "o.json").exists()
+
+
+@pytest.mark.parametrize(
+    "last_rows, suffix, said",
+    [
+        ("a film with no label\t\n", ".tsv", "train.tsv, line 14: the label is empty ('')"),
+        ("another one\t1 \n", ".tsv", "train.tsv, line 14: the label '1 ' has spaces around it"),
+        ('{"sentence": "a score", "label": 0.5}\n', ".jsonl", "train.jsonl, line 13: the label 0.5 "
+         "is not a whole number"),
+        ('{"sentence": "no label", "label": null}\n', ".jsonl", "train.jsonl, line 13: the label is "
+         "null (missing)"),
+        ('{"sentence": null, "label": 1}\n', ".jsonl", "train.jsonl, line 13: the 'sentence' value is "
+         "null (no text)"),
+        ('{"sentence": ["a", "list"], "label": 1}\n', ".jsonl", "train.jsonl, line 13: the "
+         "'sentence' value is a JSON array"),
+    ],
+)  # fmt: skip
+def test_cli_refuses_labels_and_texts_that_would_be_trained_on_by_mistake(tmp_path, capsys, last_rows,
+                                                                          suffix, said):  # fmt: skip
+    """A blank label, "1 " and 0.5 used to be classes of their own, and a null text the text "None"."""
+    if suffix == ".tsv":
+        good = SENTENCES
+    else:
+        good = "".join(
+            json.dumps({"sentence": f"film {i} .", "label": i % 2}) + "\n" for i in range(12)
+        )
+    args = tiny_args(tmp_path, good + last_rows, good, suffix)
+    assert cli.main([*args, "--max-length", "16", "--json", str(tmp_path / "o.json")]) == 2
+    assert said in error_line(capsys)
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_eval_file_label_with_spaces_names_its_line(tmp_path, capsys):
+    args = tiny_args(tmp_path, SENTENCES, SENTENCES + "\nan eval row\t0 \n")  # line 14 is blank
+    assert cli.main([*args, "--json", str(tmp_path / "o.json")]) == 2
+    assert "dev.tsv, line 15: the label '0 ' has spaces around it" in error_line(capsys)
+
+
+def test_cli_pair_whose_question_cannot_fit_is_refused_before_training(tmp_path, capsys, tokenizer):
+    """The question is never cut (only the passage is): a question longer than --max-length used to
+    stop training with the tokenizer's "Truncation error"; now the longest one is named up front."""
+    long_question = (
+        "is this a question that goes on and on for many more words than there is room for?"
+    )
+    train = [{"question": f"is it {i}?", "passage": "a passage " * 8, "answer": i % 2 == 0}
+             for i in range(16)]  # fmt: skip
+    dev = [dict(r) for r in train[:8]]
+    dev[5]["question"] = long_question  # line 6 of dev.jsonl
+    tokens = len(tokenizer(long_question, add_special_tokens=False)["input_ids"])
+    need = tokens + 3 + 1  # [CLS] question [SEP] one passage token [SEP]
+    args = boolq_args(tmp_path, train, dev, model="tiny")
+    settings = ["--epochs", "1", "--batch-size", "8"]
+    assert cli.main([*args, *settings, "--max-length", "16"]) == 2
+    err = error_line(capsys)
+    assert f"dev.jsonl, line 6: the 'question' text alone is {tokens} tokens" in err, err
+    assert f"give --max-length {need} or more" in err and "Truncation error" not in err, err
+    assert cli.main([*args, *settings, "--max-length", str(need - 1)]) == 2
+    capsys.readouterr()
+    assert cli.main([*args, *settings, "--max-length", str(need)]) == 0
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["classes"] == [False, True]  # class 0, class 1
+    assert "2 classes from" in capsys.readouterr().out

@@ -5,13 +5,24 @@ command line (train, resume, sample, bad input), and the widgets."""
 import contextlib
 import json
 import math
+import re
 
 import matplotlib
 import pytest
 import torch
 
 from helpers.corpora import synthetic_text
-from helpers.gpt import GPT, VARIANTS, GPTConfig, GPTRunConfig, Vocab, build_corpus, cli, train
+from helpers.gpt import (
+    GPT,
+    VARIANTS,
+    GPTConfig,
+    GPTRunConfig,
+    Vocab,
+    build_corpus,
+    cli,
+    train,
+    windows,
+)
 from helpers.gpt.attention import CausalSelfAttention, additive_scores, causal_softmax
 from helpers.gpt.runs import future_leak, inspect, load_model, sample, sentence_losses
 from helpers.training import generate
@@ -192,7 +203,7 @@ def test_cli_train_again_resumes_and_gives_the_same_result(trained, capsys):
      (["--block-size", "5000"], "block size"), (["--lr", "-1"], "--lr"), (["--seed", str(2**40)], "--seed"),
      (["--json", "DATA"], "is the --data file"), (["--json", "SAVE/model.pt"], "would overwrite model.pt"),
      (["--iters", "abc"], "invalid int value"), (["--level", "byte"], "invalid choice"),
-     (["--batch-size", str(10**12)], "does not fit in memory")],
+     (["--batch-size", str(10**12)], "does not fit in memory"), (["--heads", "0"], "error: --heads must be")],
 )  # fmt: skip
 def test_cli_train_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, args, message):
     data = trained[0] / "text.txt"
@@ -244,6 +255,200 @@ def test_load_model_names_a_broken_file(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="not a model saved by helpers.gpt"):
         load_model(tmp_path)
+
+
+def small_argv(tmp_path, changes: dict | None = None) -> list[str]:
+    """``train`` on tmp_path/text.txt (3,000 characters, written once) in 2 steps of a 1-layer model,
+    saved in tmp_path/run; ``changes`` ({"--embd": "32"}) replaces or adds flags."""
+    data = tmp_path / "text.txt"
+    if not data.exists():
+        data.write_text(synthetic_text(3000))
+    flags = {"--data": str(data), "--iters": "2", "--layers": "1", "--heads": "2", "--embd": "16",
+             "--block-size": "16", "--batch-size": "4", "--evals": "1", "--save": str(tmp_path / "run"),
+             "--json": str(tmp_path / "out.json"), **(changes or {})}  # fmt: skip
+    return ["train", *[x for kv in flags.items() for x in kv], "--quiet"]
+
+
+def folder_bytes(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [({"--embd": "32"}, [r"--embd 16 \(now 32\)"]), ({"--iters": "4"}, [r"--iters 2 \(now 4\)"]),
+     ({"--embd": "32", "--dropout": "0.1"}, [r"--embd 16 \(now 32\)", r"--dropout 0\.0 \(now 0\.1\)"]),
+     ({"--level": "word"}, [r"--level char \(now word\)"]), ({"--data": "OTHER"}, [r"--data: another text"]),
+     ({"--heads": "4", "--block-size": "8"}, [r" --heads 2 \(now 4\)", r" --block-size 16 \(now 8\)"])],
+)  # fmt: skip
+def test_cli_train_refuses_to_write_over_a_run_with_other_settings(tmp_path, capsys, changes, said):
+    """A finished run survives the command with any flag or the text changed: exit 2, one line naming
+    what changed, nothing written; the same command then still resumes it."""
+    argv = small_argv(tmp_path)
+    assert cli.main(argv) == 0
+    other = tmp_path / "other.txt"
+    other.write_text(synthetic_text(3000) + "one more line of text\n")
+    before, report = folder_bytes(tmp_path / "run"), (tmp_path / "out.json").read_bytes()
+    capsys.readouterr()
+    changed = {k: str(other) if v == "OTHER" else v for k, v in changes.items()}
+    assert cli.main(small_argv(tmp_path, changed)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --save {tmp_path / 'run'} holds a run with other settings")
+    assert "give the same flags to resume it, or a new --save" in err
+    assert all(re.search(s, err) for s in said) and len(err.strip().splitlines()) == 1, err
+    assert (
+        folder_bytes(tmp_path / "run") == before and (tmp_path / "out.json").read_bytes() == report
+    )
+    assert (
+        cli.main([a for a in argv if a != "--quiet"]) == 0
+    )  # the same command: nothing left to do
+    assert "resuming from checkpoint.pt after epoch 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("files", "said"),
+    [({"checkpoint.pt": b"MLM state", "mlm-state.json": b"{}", "config.json": b"{}"},
+      "holds files (checkpoint.pt, config.json, mlm-state.json) that no run of this command wrote"),
+     ({"model.pt": b"someone's model", "notes.txt": b"keep", "a.txt": b"", "b.txt": b""},
+      "holds files (a.txt, b.txt, model.pt, ...) that no run of this command wrote"),
+     ({"plan.json": b'{"tasks": [{"model": "tiny"}]}'}, "holds files (plan.json) that no run of this")],
+)  # fmt: skip
+def test_cli_train_refuses_a_folder_another_tool_wrote(tmp_path, capsys, files, said):
+    """A python -m helpers.mlm folder, another model, a scaling plan: left as they are (exit 2)."""
+    (tmp_path / "run").mkdir()
+    for name, data in files.items():
+        (tmp_path / "run" / name).write_bytes(data)
+    assert cli.main(small_argv(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert (
+        said in err and "give a new or empty folder" in err and len(err.strip().splitlines()) == 1
+    )
+    assert folder_bytes(tmp_path / "run") == files and not (tmp_path / "out.json").exists()
+
+
+def test_cli_train_interrupted_resumes_with_the_same_command_only(tmp_path, monkeypatch, capsys):
+    """A run stopped after its first evaluation (and a temporary file a kill left behind) is resumed
+    by the same command and refused to any other; an empty folder is a new run."""
+    from helpers.gpt import runs
+
+    (tmp_path / "run").mkdir()  # empty: fine
+    argv = small_argv(tmp_path, {"--iters": "4", "--evals": "2"})
+    fit = runs.fit
+
+    def stopped(model, round_batches, *args, **kwargs):
+        def batches(r):
+            if r == 1:
+                raise KeyboardInterrupt  # Ctrl-C after the first round's checkpoint
+            return round_batches(r)
+
+        return fit(model, batches, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "fit", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(argv)
+    monkeypatch.undo()
+    (tmp_path / "run" / ".model.pt.x1y2.part").write_bytes(b"cut off")  # a save killed midway
+    assert sorted(p.name for p in (tmp_path / "run").iterdir())[1:] == [
+        "checkpoint.pt",
+        "plan.json",
+    ]
+    capsys.readouterr()
+    assert cli.main(small_argv(tmp_path, {"--iters": "4", "--evals": "2", "--embd": "32"})) == 2
+    assert "--embd 16 (now 32)" in capsys.readouterr().err
+    assert cli.main([a for a in argv if a != "--quiet"]) == 0
+    assert "resuming from checkpoint.pt after epoch 1" in capsys.readouterr().out
+    resumed = json.loads((tmp_path / "out.json").read_text())
+    assert (
+        cli.main(
+            small_argv(tmp_path, {"--iters": "4", "--evals": "2", "--save": str(tmp_path / "b")})
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "out.json").read_text())["dev_losses"] == resumed["dev_losses"]
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_run_that_cannot_start_leaves_no_plan_behind(tmp_path, monkeypatch, capsys, existed):
+    """Out of memory in the first step: exit 2, and the plan.json of the run that never trained is
+    gone (the folder too if the command made it), so a smaller model may use the same --save."""
+    from helpers.gpt import runs
+
+    def no_memory(*args, **kwargs):
+        assert (tmp_path / "run" / "plan.json").exists()
+        raise RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 16000"
+        )
+
+    if existed:
+        (tmp_path / "run").mkdir()
+    monkeypatch.setattr(runs, "fit", no_memory)
+    assert cli.main(small_argv(tmp_path)) == 2
+    assert "does not fit in memory" in capsys.readouterr().err
+    assert (tmp_path / "run").exists() == existed and not (tmp_path / "run" / "plan.json").exists()
+    monkeypatch.undo()
+    assert cli.main(small_argv(tmp_path, {"--embd": "8"})) == 0
+
+
+def test_cli_train_resumes_a_folder_from_before_plans_recorded_flags(tmp_path, capsys):
+    """plan.json used to hold only the run's key: the same command still resumes such a folder; any
+    other is refused, without naming flags it cannot know."""
+    argv = small_argv(tmp_path)
+    assert cli.main(argv) == 0
+    plan_path = tmp_path / "run" / "plan.json"
+    plan = json.loads(plan_path.read_text())
+    plan_path.write_text(json.dumps({k: plan[k] for k in ("key", "iters", "probe_step_seconds")}))
+    assert cli.main([a for a in argv if a != "--quiet"]) == 0
+    assert "resuming from checkpoint.pt after epoch 1" in capsys.readouterr().out
+    assert cli.main(small_argv(tmp_path, {"--embd": "32"})) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with other settings or another --data" in err and "a new --save" in err
+
+
+def test_train_in_a_notebook_still_trains_again_in_place(tmp_path, capsys):
+    """The library call (notebook 07) keeps its behaviour: other settings retrain the folder."""
+    text, cpu = synthetic_text(3000), torch.device("cpu")
+    train(text, GPTRunConfig(**TINY, iters=2), cpu, save=tmp_path, progress=False)
+    run = train(
+        text, GPTRunConfig(**{**TINY, "embd": 32}, iters=2), cpu, save=tmp_path, progress=False
+    )
+    assert "training again" in capsys.readouterr().out
+    assert load_model(tmp_path)[0].config.embd == 32 == run.model.config.embd
+
+
+def test_a_dev_split_of_one_window_and_its_target_is_enough(tmp_path, capsys):
+    """170 characters: dev is 17 tokens = --block-size 16 + its target, which trains; 160 (dev 16)
+    is refused before anything is written."""
+    g = torch.Generator().manual_seed(0)
+    x, y = windows(torch.arange(17), 1, 16, 4, g)[0]
+    assert torch.equal(x[0], torch.arange(16)) and torch.equal(y[0], torch.arange(1, 17))
+    with pytest.raises(ValueError, match="16 tokens cannot fill"):
+        windows(torch.arange(16), 1, 16, 4, g)
+    (tmp_path / "text.txt").write_text(synthetic_text(170))
+    assert cli.main(small_argv(tmp_path)) == 0
+    (tmp_path / "text.txt").write_text(synthetic_text(160))
+    capsys.readouterr()
+    assert (
+        cli.main(
+            small_argv(
+                tmp_path, {"--save": str(tmp_path / "e1"), "--json": str(tmp_path / "e1.json")}
+            )
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "the dev split has 16 tokens, fewer than --block-size + 1 = 17" in err, err
+    assert not (tmp_path / "e1").exists() and not (tmp_path / "e1.json").exists()
+
+
+def test_a_temperature_that_is_0_in_float32_samples_greedily(trained, capsys):
+    """--temperature 1e-300 (0 in float32) takes the most likely token, as --temperature 0 does."""
+    texts = []
+    for t in ("0", "1e-300", "1e-46"):
+        argv = ["sample", "--load", str(trained[0] / "m"), "--prompt", "the", "--tokens", "12"]
+        assert cli.main([*argv, "--temperature", t]) == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1] == texts[2] and len(texts[0]) == 16
+    model, vocab = load_model(trained[0] / "m")
+    assert sample(model, vocab, "the", 8, 1e-300, seed=3) == sample(model, vocab, "the", 8, 0.0)
 
 
 def test_widgets_redraw_when_driven():

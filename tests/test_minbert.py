@@ -219,7 +219,8 @@ def test_cli_writes_the_documented_keys(tiny_model, files, capsys):
     out = files["dir"] / "out" / "run.json"
     argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file",
             str(files["dev"]), "--test-file", str(files["test"]), "--option", "finetune",
-            "--epochs", "2", "--lr", "3e-3", "--batch-size", "16", "--json", str(out)]  # fmt: skip
+            "--epochs", "2", "--lr", "3e-3", "--batch-size", "16", "--max-len", "64",
+            "--json", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
     report = json.loads(out.read_text())
     for key in ("dev_accuracy", "test_accuracy", "dev_accuracy_per_epoch", "test_accuracy_per_epoch",
@@ -237,7 +238,8 @@ def test_cli_writes_the_documented_keys(tiny_model, files, capsys):
 def test_cli_hidden_test_labels_give_predictions(tiny_model, files):
     out = files["dir"] / "hidden.json"
     argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--test-file",
-            str(files["hidden"]), "--option", "pretrain", "--epochs", "1", "--json", str(out)]  # fmt: skip
+            str(files["hidden"]), "--option", "pretrain", "--epochs", "1", "--max-len", "64",
+            "--json", str(out)]  # fmt: skip
     assert cli.main(argv) == 0
     report = json.loads(out.read_text())
     assert report["test_accuracy"] is None and "hidden" in report["note"]
@@ -276,6 +278,44 @@ def test_cli_bad_input_exits_2_with_one_message(files, capsys, monkeypatch, chan
     err = capsys.readouterr().err
     assert re.search(said, err), err
     assert "Traceback" not in err and not (files["dir"] / "out.json").exists()
+
+
+@pytest.mark.parametrize("flag", ["--train-file", "--dev-file", "--test-file"])
+def test_cli_refuses_a_json_that_is_an_input_file(tiny_model, files, capsys, monkeypatch, flag):
+    """The report used to replace the input file after training."""
+    monkeypatch.chdir(files["dir"])
+    (files["dir"] / "sub").mkdir()
+    name = {"--train-file": "train.txt", "--dev-file": "dev.txt", "--test-file": "test.txt"}[flag]
+    before = (files["dir"] / name).read_text()
+    argv = ["--model", tiny_model, "--train-file", "train.txt", "--dev-file", "dev.txt",
+            "--test-file", "test.txt", "--epochs", "1", "--max-len", "64",
+            "--json", f"sub/../{name}"]  # fmt: skip
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        err
+        == f"error: --json sub/../{name} is the {flag}: it would be written over; give another path\n"
+    )
+    assert (files["dir"] / name).read_text() == before
+
+
+@pytest.mark.parametrize(
+    "given, said",
+    [
+        (["--max-len", "100"], "--max-len 100 is more than the 64 positions of --model"),
+        ([], "--max-len 128 (the default) is more than the 64 positions of --model"),
+    ],
+)
+def test_cli_refuses_a_max_len_beyond_the_models_positions(tiny_model, files, capsys, given, said):
+    """It used to fail mid-training, inside the model, when a sentence was longer than 64 tokens."""
+    long = write(files["dir"] / "long.txt", [*synthetic(32), "1 ||| " + "a good film " * 40 + "."])
+    out = files["dir"] / "out.json"
+    argv = ["--model", tiny_model, "--train-file", str(long), "--option", "pretrain", "--epochs", "1",
+            *given, "--json", str(out)]  # fmt: skip
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err and "give --max-len 64 or less" in err and err.count("\n") == 1, err
+    assert "Traceback" not in err and not out.exists()
 
 
 def exit_status(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 
 from helpers.scaling.cli import main
+from helpers.scaling.runs import course_plan
 from helpers.scaling.slurm import (
     best_on_dev,
     collect,
@@ -21,7 +22,9 @@ from helpers.scaling.slurm import (
 @pytest.fixture
 def files(tmp_path):
     for name in ("train", "dev"):
-        (tmp_path / f"{name}.jsonl").write_text('{"sentence": "good", "label": 1}\n')
+        (tmp_path / f"{name}.jsonl").write_text(
+            '{"sentence": "good", "label": 1}\n{"sentence": "bad", "label": 0}\n'
+        )
     return {
         "train_file": tmp_path / "train.jsonl",
         "eval_file": tmp_path / "dev.jsonl",
@@ -171,3 +174,184 @@ def test_collect_names_a_result_that_is_not_a_finetune_report(tmp_path, capsys, 
     assert (
         "0.json is not a report of `python -m helpers.finetune`" in err and err.count("\n") == 1
     ), err
+
+
+def write_argv(*extra: str) -> list[str]:
+    return ["write", "--out", "grid", "--train-file", "train.jsonl", "--eval-file", "dev.jsonl",
+            "--gpus", "0", *extra]  # fmt: skip
+
+
+def finished(folder, task: int, dev=0.6, **settings) -> None:
+    report = {"final_accuracy": dev, "test_accuracy": 0.5, "seconds": {"train_and_eval": 1.0}}
+    if settings:
+        report["settings"] = settings
+    (folder / "results" / f"{task}.json").write_text(json.dumps(report))
+
+
+def test_write_refuses_a_folder_holding_another_plan_or_results(
+    tmp_path, monkeypatch, capsys, files
+):
+    monkeypatch.chdir(tmp_path)
+    first = write_argv("--models", "tiny,minilm", "--lrs", "1e-4,2e-4", "--epochs", "1")
+    assert main(first) == 0
+    for task in range(4):
+        finished(tmp_path / "grid", task)
+    plan = (tmp_path / "grid" / "plan.json").read_text()
+    capsys.readouterr()
+    assert (
+        main(write_argv("--models", "distilbert-base-uncased", "--lrs", "5e-5", "--epochs", "3"))
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "grid holds another plan" in err, err
+    assert "models tiny, minilm" in err and "4 results" in err and "give another --out" in err, err
+    assert (tmp_path / "grid" / "plan.json").read_text() == plan  # nothing replaced
+    assert main(write_argv("--models", "tiny,minilm", "--lrs", "1e-4,2e-4", "--epochs", "1",
+                           "--batch-size", "4")) == 2  # fmt: skip
+    assert "settings --batch-size (unset) → 4" in capsys.readouterr().err
+    # the same plan again (other Slurm settings) rewrites the scripts and keeps the results
+    assert main([*first, "--time", "02:00:00"]) == 0
+    assert "02:00:00" in (tmp_path / "grid" / "array.sh").read_text()
+    assert len(collect(tmp_path / "grid")[0]) == 4
+    # the same flags on edited data: the results are of the old data
+    (tmp_path / "train.jsonl").write_text(
+        '{"sentence": "fine", "label": 1}\n{"sentence": "no", "label": 0}\n'
+    )
+    assert main(first) == 2
+    assert "the contents of --train-file changed" in capsys.readouterr().err
+    # results with no plan naming their runs
+    (tmp_path / "orphans" / "results").mkdir(parents=True)
+    (tmp_path / "orphans" / "results" / "0.json").write_text("{}")
+    assert main([*first[:2], "orphans", *first[3:]]) == 2
+    err = capsys.readouterr().err
+    assert "orphans holds results (0.json) but no plan.json" in err and err.count("\n") == 1, err
+
+
+def test_collect_leaves_out_a_result_of_another_run(tmp_path, files):
+    plan = make_plan(tmp_path, models=["tiny", "minilm"], lrs=[1e-4], epochs=[1], files=files)
+    write_jobs(plan)
+    common = {"train_file": str(files["train_file"].resolve()), "batch_size": 8}
+    finished(tmp_path, 0, 0.6, model="tiny", lr=0.0001, epochs=1, **common)  # this task's
+    finished(tmp_path, 1, 0.9, model="distilbert-base-uncased", lr=5e-5, epochs=3, **common)
+    rows, missing = collect(tmp_path)
+    assert [r["task"] for r in rows] == [0] and len(missing) == 1
+    assert (
+        "task 1 (minilm, lr 0.0001, 1 epochs): results/1.json is not this task's result"
+        in missing[0]
+    )
+    assert (
+        "--model distilbert-base-uncased, not minilm" in missing[0]
+        and "--epochs 3, not 1" in missing[0]
+    )
+    finished(tmp_path, 1, 0.9, model="minilm", lr=1e-4, epochs=1, batch_size=16)
+    assert "--batch-size 16, not 8" in collect(tmp_path)[1][0]
+
+
+@pytest.mark.parametrize("flag, target", [
+    ("--json", "plan.json"), ("--json", "results/0.json"), ("--json", "results/summary.json"),
+    ("--plot", "array.sh"), ("--json", "logs/x.json"),
+])  # fmt: skip
+def test_collect_never_writes_over_the_grid(tmp_path, monkeypatch, capsys, files, flag, target):
+    monkeypatch.chdir(tmp_path)
+    write_jobs(make_plan(tmp_path / "grid", models=["a"], lrs=[1e-5], epochs=[1], files=files))
+    finished(tmp_path / "grid", 0)
+    before = {p: p.read_bytes() for p in (tmp_path / "grid").rglob("*") if p.is_file()}
+    assert main(["collect", "grid", flag, f"grid/{target}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag} grid/{target} is " in err and "the grid's" in err, err
+    assert {p: p.read_bytes() for p in (tmp_path / "grid").rglob("*") if p.is_file()} == before
+    assert main(["collect", "grid", "--json", "grid/summary.json"]) == 0  # beside them is fine
+
+
+def test_collect_names_a_failed_run_and_a_broken_result(tmp_path, capsys, files):
+    write_jobs(make_plan(tmp_path, models=["a", "b"], lrs=[1e-5, 1e-4], epochs=[1], files=files))
+    finished(tmp_path, 0, 0.6)
+    finished(tmp_path, 2, None)  # a run that failed: no dev accuracy
+    (tmp_path / "results" / "1.json").write_text('{"final_accuracy": 0.7, "test_accu')  # cut short
+    assert main(["collect", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    assert "chosen on dev: a, lr 1e-05" in out
+    lines = err.splitlines()
+    assert len(lines) == 3, err
+    assert (
+        "results/1.json is not valid JSON (line 1, column 25: " in lines[0]
+        and "rerun task 1" in lines[0]
+    )
+    assert "no 1.json yet" not in err
+    assert (
+        "task 2 (b, lr 1e-05, 1 epochs): results/2.json has no dev accuracy (final_accuracy is null)"
+        in lines[1]
+    )
+    assert "task 3" in lines[2] and "no 3.json yet" in lines[2]
+    assert best_on_dev([{"dev": None}, {"dev": 0.5, "task": 7}])["task"] == 7
+
+
+@pytest.mark.parametrize("extra, said", [
+    (["--models", "tiny", "--train-file", "tiny.txt"], "tiny.txt: unknown extension '.txt'"),
+    (["--models", "tiny", "--text-column", "text"], "train.jsonl has no column 'text'"),
+    (["--models", "tiny", "--train-file", "one.jsonl"], "one.jsonl's labels are all 1"),
+    (["--models", "tiny", "--seed", "-1"], "--seed must be between 0 and 2**63 - 1, got -1"),
+    (["--models", "./no_such_model,bert-bse-uncased"], "--models ./no_such_model: the model folder"),
+    (["--models", "minilm,minilm,MiniLM"], "--models lists the same value more than once (minilm, minilm, MiniLM)"),
+    (["--models", "tiny", "--lrs", "1e-4,0.0001"], "--lrs lists the same value more than once"),
+    (["--models", "tiny", "--eval-file", "odd.jsonl"], "--eval-file odd.jsonl has label 2"),
+])  # fmt: skip
+def test_write_refuses_a_plan_every_task_of_which_would_fail(tmp_path, monkeypatch, capsys, files,
+                                                            extra, said):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.txt").write_text("some text\n")
+    (tmp_path / "odd.jsonl").write_text('{"sentence": "meh", "label": 2}\n')
+    (tmp_path / "one.jsonl").write_text(
+        '{"sentence": "a", "label": 1}\n{"sentence": "b", "label": 1}\n'
+    )
+    argv = write_argv()
+    for flag, value in zip(extra[::2], extra[1::2]):
+        if flag in argv:
+            argv[argv.index(flag) + 1] = value
+        else:
+            argv += [flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+    assert not (tmp_path / "grid").exists()
+
+
+def test_notebook_rerun_keeps_its_results_and_moves_another_plans_aside(tmp_path, capsys):
+    splits = {name: [{"sentence": "good", "label": 1}, {"sentence": "bad", "label": 0}] * n
+              for name, n in (("train", 4), ("dev", 2), ("test", 2))}  # fmt: skip
+    args = (["tiny", "t5-tiny"], [1e-3], [1], 8, 0)
+    write_jobs(course_plan(tmp_path, splits, *args))
+    finished(tmp_path / "slurm", 0)
+    write_jobs(course_plan(tmp_path, splits, *args))  # the same plan: results kept, nothing moved
+    assert len(collect(tmp_path / "slurm")[0]) == 1 and capsys.readouterr().out == ""
+    write_jobs(course_plan(tmp_path, splits, ["tiny"], *args[1:]))  # another model list
+    said = capsys.readouterr().out
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("slurm-replaced-")]
+    assert len(aside) == 1 and f"moved it to {aside[0]}" in said and "1 result" in said, said
+    assert "models tiny, t5-tiny" in said, said
+    assert len(collect(aside[0])[0]) == 1  # the old result, still readable
+    assert collect(tmp_path / "slurm") == ([], [collect(tmp_path / "slurm")[1][0]])
+    finished(tmp_path / "slurm", 0)
+    bigger = {**splits, "train": splits["train"] * 2}  # another profile's sizes, same settings
+    write_jobs(course_plan(tmp_path, bigger, ["tiny"], *args[1:]))
+    said = capsys.readouterr().out
+    assert "the train.jsonl data changed" in said, said
+    assert len([p for p in tmp_path.iterdir() if p.name.startswith("slurm-replaced-")]) == 2
+    assert len(tmp_path.joinpath("train.jsonl").read_text().splitlines()) == 16
+
+
+def test_compare_processes_with_other_settings_in_the_same_folder_trains_again(tmp_path):
+    """Notebook 09 reruns its part 3 in one cache folder; with another GPT_ITERS the command must not
+    meet its own earlier run (python -m helpers.gpt train refuses a folder with other flags)."""
+    from helpers.scaling.runs import compare_processes
+
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat and the dog ran to the tree.\n" * 60, encoding="utf-8")
+    sizes = dict(layers=1, embd=16, block_size=16, batch_size=4, accumulate=1)
+    first = compare_processes(text, tmp_path / "work", (1,), iters=2, **sizes)
+    again = compare_processes(text, tmp_path / "work", (1,), iters=3, **sizes)
+    assert first[0]["steps"] == 2 and again[0]["steps"] == 3
+    same = compare_processes(
+        text, tmp_path / "work", (1,), iters=3, **sizes
+    )  # resumes: nothing new
+    assert same[0]["dev_losses"] == again[0]["dev_losses"]

@@ -5,7 +5,16 @@ import re
 
 import pytest
 
-from helpers.tables import check_columns, check_labels, int_labels, label_index, read_rows
+from helpers.tables import (
+    check_columns,
+    check_label_values,
+    check_labels,
+    check_texts,
+    int_labels,
+    label_index,
+    read_rows,
+    read_rows_and_lines,
+)
 
 ROWS = [{"text": "a good film", "label": "1"}, {"text": "bad, sadly", "label": "0"}]
 
@@ -178,10 +187,73 @@ def test_label_index_sorts_numbers_as_numbers_and_strings_as_strings():
 
 def test_label_index_with_mixed_types_lists_them():
     with pytest.raises(ValueError) as err:
-        label_index([0, 1, "1", None], "train.jsonl")
+        label_index([0, 1, "1", 2.0], "train.jsonl")
     assert str(err.value).startswith(
-        "train.jsonl's labels mix types: int (0, 1) and str ('1') and NoneType (None)"
+        "train.jsonl's labels mix types: int (0, 1) and str ('1') and float (2.0)"
     )
+
+
+@pytest.mark.parametrize(
+    "labels, said",
+    [
+        ([0, 1, None], "row 3: the label is null (missing)"),
+        (["pos", "neg", ""], "row 3: the label is empty ('')"),
+        (["pos", "  ", "neg"], "row 2: the label is blank ('  ')"),
+        (["1", "0", "1 "], "row 3: the label '1 ' has spaces around it, so it would be a class of its "
+         "own beside '1'; remove the spaces"),
+        ([0.0, 0.5, 1.0], "row 2: the label 0.5 is not a whole number"),
+        ([0.0, float("nan")], "row 2: the label nan is not a whole number"),
+        ([0, {"a": 1}], "row 2: the label is a JSON object"),
+    ],
+)  # fmt: skip
+def test_labels_that_would_become_classes_by_mistake_are_refused(labels, said):
+    """A missing label, '1 ' beside '1', and a score used to be classes of their own."""
+    with pytest.raises(ValueError, match=re.escape(f"train.tsv, {said}")):
+        label_index(labels, "train.tsv")
+    with pytest.raises(ValueError, match=re.escape(f"dev.tsv, {said}")):
+        check_labels({0: 0, 1: 1}, labels, "dev.tsv")
+
+
+def test_whole_floats_and_booleans_are_still_labels():
+    assert label_index([1.0, 0.0, 1.0], "train.jsonl") == {0.0: 0, 1.0: 1}
+    check_label_values([True, False, 3, "pos"], "train.jsonl")
+
+
+def test_label_checks_name_the_file_line_given_the_lines():
+    """Given each row's line (rows in any order, e.g. shuffled), the first line in the file is named."""
+    with pytest.raises(ValueError, match=r"^train\.tsv, line 7: the label is empty"):
+        label_index(["1", "", "0", ""], "train.tsv", lines=[2, 9, 3, 7])
+    with pytest.raises(
+        ValueError, match=r"label 'x' \(2 rows, first line 4\) that train never had"
+    ):
+        check_labels({"0": 0, "1": 1}, ["x", "0", "x"], "dev.tsv", lines=[8, 2, 4])
+
+
+def test_texts_must_be_strings():
+    rows = [{"q": "fine", "p": "fine"}, {"q": "fine", "p": None}, {"q": 3, "p": "x"}]
+    check_texts(rows[:1], ["q", "p"], "train.jsonl")
+    with pytest.raises(
+        ValueError, match=r"^train\.jsonl, line 5: the 'p' value is null \(no text\)"
+    ):
+        check_texts(rows, ["q", "p"], "train.jsonl", lines=[1, 5, 6])
+    with pytest.raises(
+        ValueError, match=r"row 1: the 'q' value is a JSON number \(3\), not a text"
+    ):
+        check_texts(rows[2:], ["q", "p"], "train.jsonl")
+
+
+def test_rows_come_with_the_line_they_start_on(tmp_path):
+    path = write(tmp_path / "t.csv", 'text,label\n\na,1\n"two\nlines",0\nb,1\n')
+    assert read_rows_and_lines(path) == (
+        [
+            {"text": "a", "label": "1"},
+            {"text": "two\nlines", "label": "0"},
+            {"text": "b", "label": "1"},
+        ],
+        [3, 4, 6],
+    )
+    path = write(tmp_path / "t.jsonl", '{"a": 1}\n\n{"a": 2}\n')
+    assert read_rows_and_lines(path) == ([{"a": 1}, {"a": 2}], [1, 3])
 
 
 def test_label_index_refuses_a_single_class_and_unhashable_labels():

@@ -19,7 +19,7 @@ from helpers.files import check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
 from helpers.finetune.models import check_max_length, load_classifier
-from helpers.tables import check_labels, label_index, read_rows
+from helpers.tables import check_labels, check_texts, label_index, read_rows_and_lines
 from helpers.training import choose_precision, distributed, evaluate, fit
 
 
@@ -53,14 +53,73 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+INPUTS = (
+    ("--train-file", "train_file"),
+    ("--eval-file", "eval_file"),
+    ("--test-file", "test_file"),
+)
+
+
+def check_json(args: argparse.Namespace) -> None:
+    """``--json`` is a file of its own: not one of the inputs, which the report would replace."""
+    out = args.json.resolve()
+    for flag, name in INPUTS:
+        path = getattr(args, name)
+        if path is not None and out == Path(path).resolve():
+            raise ValueError(f"--json {args.json} is the {flag}: it would be written over; give "
+                             "another path")  # fmt: skip
+
+
+def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: int | None,
+                      model_name: str) -> None:  # fmt: skip
+    """Text pairs: the first text (the question) is never cut, only the second (the passage), so
+    each first text must fit whole with the special tokens and at least one token of the second;
+    else the tokenizer fails mid-training. ``files``: (name, rows, each row's line) of each file."""
+    specials = tokenizer.num_special_tokens_to_add(pair=True)
+    too_long = []  # (tokens, file's position in files, line, file)
+    for order, (where, rows, lines) in enumerate(files):
+        if not rows:
+            continue
+        ids = tokenizer([r[task.text] for r in rows], add_special_tokens=False)["input_ids"]
+        too_long += [(len(x), order, line, where) for x, line in zip(ids, lines)
+                     if len(x) + specials + 1 > max_length]  # fmt: skip
+    if not too_long:
+        return
+    tokens, _, line, where = min(too_long, key=lambda t: (-t[0], t[1], t[2]))  # the longest, first
+    too_long = {
+        (str(t[3]), t[2]) for t in too_long
+    }  # a file given twice (train = eval) counts once
+    need = tokens + specials + 1
+    more = (
+        f"; {len(too_long)} rows need more than {max_length}, this is the longest"
+        if len(too_long) > 1
+        else ""
+    )
+    fix = (
+        f"give --max-length {need} or more"
+        if positions is None or need <= positions
+        else f"--model {model_name} has only {positions} positions, so shorten that text or drop the row"
+    )
+    raise ValueError(
+        f"{where}, line {line}: the {task.text!r} text alone is {tokens} tokens; whole, with "
+        f"{specials} special tokens and one token of {task.pair!r}, it needs {need}, more than "
+        f"--max-length {max_length} (only {task.pair!r} is cut, never {task.text!r}{more}); {fix}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     task = Task(args.text_column, args.label_column, args.text_pair_column)
     try:
+        check_json(args)
         device = pick_device()  # under torchrun: this process's GPU (an error if it has none)
         cfg = FinetuneConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                              max_length=args.max_length, precision=args.precision,
                              accumulate=args.accumulate)  # fmt: skip
+        if args.max_length < 3:  # shorter: [CLS] [SEP] alone, or (1) not cut at all
+            raise ValueError(
+                f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
+            )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_writable(args.json)
         if not 0 <= args.seed < 2**63:
@@ -69,26 +128,37 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(
                 f"--max-train-examples must be at least 1, got {args.max_train_examples}"
             )
-        train_rows, eval_rows = read_rows(args.train_file), read_rows(args.eval_file)
-        test_rows = read_rows(args.test_file) if args.test_file else []
-        task.check(train_rows, args.train_file)
-        task.check(eval_rows, args.eval_file)
-        if args.test_file:
-            task.check(test_rows, args.test_file)
-        random.Random(args.seed).shuffle(train_rows)
-        train_rows = train_rows[: args.max_train_examples]
+        train_rows, train_lines = read_rows_and_lines(args.train_file)
+        eval_rows, eval_lines = read_rows_and_lines(args.eval_file)
+        test_rows, test_lines = read_rows_and_lines(args.test_file) if args.test_file else ([], [])
+        texts = [task.text] + ([task.pair] if task.pair else [])
+        files = [
+            (args.train_file, train_rows, train_lines),
+            (args.eval_file, eval_rows, eval_lines),
+        ]
+        files += [(args.test_file, test_rows, test_lines)] if args.test_file else []
+        for where, rows, lines in files:
+            task.check(rows, where)
+            check_texts(rows, texts, where, lines)  # a JSON null would be the text "None"
+        numbered = list(zip(train_lines, train_rows))
+        random.Random(args.seed).shuffle(numbered)  # the same order as shuffling the rows
+        numbered = numbered[: args.max_train_examples]
+        train_rows, train_lines = [r for _, r in numbered], [n for n, _ in numbered]
+        files[0] = (args.train_file, train_rows, train_lines)  # the rows it trains on
         place = distributed.current()  # under torchrun: each process needs a batch of its own
         if -(-len(train_rows) // args.batch_size) < place.world:
             raise ValueError(f"{len(train_rows)} training rows make fewer batches of {args.batch_size} than "
                              f"the {place.world} processes; use a smaller --batch-size or fewer processes")  # fmt: skip
-        labels = label_index([r[task.label] for r in train_rows], args.train_file)
-        check_labels(labels, [r[task.label] for r in eval_rows], args.eval_file)
-        if args.test_file:
-            check_labels(labels, [r[task.label] for r in test_rows], args.test_file)
+        labels = label_index([r[task.label] for r in train_rows], args.train_file, train_lines)
+        for where, rows, lines in files[1:]:
+            check_labels(labels, [r[task.label] for r in rows], where, lines)
         start = time.perf_counter()
         with seeded(args.seed):
             model, tokenizer = load_classifier(args.model, len(labels))
         check_max_length(model, args.max_length, f"--model {args.model}")
+        if task.pair:
+            positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+            check_first_texts(tokenizer, task, files, args.max_length, positions, args.model)
     except (
         OSError,
         ValueError,
@@ -99,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     load_seconds = time.perf_counter() - start
+    if distributed.current().main:  # which label is which class (a stray label is a class too)
+        shown = [f"{label!r} -> {index}" for label, index in list(labels.items())[:10]]
+        more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
+        print(f"{len(labels)} classes from {args.train_file}'s labels: {', '.join(shown)}{more}",
+              flush=True)  # fmt: skip
     collate = make_collate(tokenizer, task, labels, args.max_length)
     largest = None
     if args.find_batch:  # on each GPU of the job: every process probes its own
@@ -136,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "per_epoch": history["seconds"],
         },  # fmt: skip
         "examples": {"train": len(train_rows), "eval": len(eval_rows), "test": len(test_rows)},
+        "classes": list(labels),  # the labels of class 0, 1, ...
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "device": device.type,
         "processes": distributed.current().world,

@@ -8,14 +8,17 @@
 
 ``train`` splits FILE 90/10 (characters, or lines at word level), trains with the course's one trainer
 (AdamW, warm-up then cosine decay) and evaluates on the same dev windows every run uses; DIR receives
-``model.pt`` and ``checkpoint.pt`` (the same command again resumes). The JSON holds ``dev_loss`` (nats per
-token, final), ``dev_losses`` per evaluation, ``tokens_per_second`` and ``seconds``. Bad input exits 2.
+``model.pt``, ``checkpoint.pt`` and ``plan.json`` (the same command again resumes; a folder holding a run
+with other flags or another --data, or files no run of this command wrote, is refused, never written
+over). The JSON holds ``dev_loss`` (nats per token, final), ``dev_losses`` per evaluation,
+``tokens_per_second`` and ``seconds``. Bad input exits 2 and leaves no file behind.
 Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-parallel; rank 0 writes.
 """
 
 import argparse
 import math
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,8 +26,8 @@ from pathlib import Path
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
 from helpers.gpt.attention import MASKS, VARIANTS
-from helpers.gpt.data import LEVELS
-from helpers.gpt.runs import GPTRunConfig, load_model, sample, train
+from helpers.gpt.data import LEVELS, Corpus, build_corpus
+from helpers.gpt.runs import GPTRunConfig, load_model, read_plan, run_key, sample, train
 from helpers.training import distributed
 
 FLAGS = {  # GPTRunConfig field -> its flag, for error messages
@@ -82,7 +85,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     s.add_argument("--load", type=Path, required=True, help="a folder written by train --save")
     s.add_argument("--prompt", required=True)
     s.add_argument("--tokens", type=int, default=300)
-    s.add_argument("--temperature", type=float, default=1.0)
+    s.add_argument("--temperature", type=float, default=1.0,
+                   help="0 (or less than float32 can hold, ~1e-45): always the most likely token")  # fmt: skip
     s.add_argument("--top-k", type=int)
     s.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
@@ -93,7 +97,10 @@ def flagged(message: str) -> str:
     message = re.sub(r"(?:GPTRunConfig|GPTConfig|TrainConfig)\.(\w+)",
                      lambda m: FLAGS.get(m.group(1), m.group(1)), message)  # fmt: skip
     message = message.replace("GPTRunConfig needs iters or minutes", "give --iters or --minutes")
-    return re.sub(r"\b(heads|block_size)\b", lambda m: FLAGS[m.group(1)], message)
+    # a bare field name only: not "--heads" (already a flag) nor a path such as runs/heads or heads.txt
+    return re.sub(
+        r"(?<![\w/.-])(heads|block_size)(?![\w/.-])", lambda m: FLAGS[m.group(1)], message
+    )
 
 
 def read_text(path: Path) -> str:
@@ -113,6 +120,8 @@ def read_text(path: Path) -> str:
 
 
 SAVED = ("model.pt", "checkpoint.pt", "plan.json")  # what train --save writes in its folder
+# a write of one of them cut off by a kill (atomic_write's temporary file) or check_writable's probe
+LEFTOVER = re.compile(r"\.(?:model\.pt|checkpoint\.pt|plan\.json)\..+\.(?:part|probe)")
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -136,22 +145,76 @@ def check_paths(args: argparse.Namespace) -> None:
                          "choose another name")  # fmt: skip
 
 
+def shown(value: object) -> str:
+    return "not given" if value is None else str(value)
+
+
+def check_save(folder: Path, cfg: GPTRunConfig, corpus: Corpus) -> None:
+    """``--save`` is new, empty, or this command's run with the same flags and data (which resumes):
+    a ValueError otherwise, before anything is written, so no run and no other tool's files are lost."""
+    if not folder.is_dir():
+        return
+    files = sorted(f.name for f in folder.iterdir() if not LEFTOVER.fullmatch(f.name))
+    if not files:
+        return
+    plan = read_plan(folder)
+    if not plan:  # every run writes plan.json before anything else
+        listed = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+        raise ValueError(f"--save {folder} holds files ({listed}) that no run of this command wrote; "
+                         "give a new or empty folder, so they are not written over")  # fmt: skip
+    if plan["key"] == run_key(cfg, corpus):
+        return  # this run: it resumes
+    ending = "give the same flags to resume it, or a new --save"
+    old = plan.get("settings")
+    if not isinstance(old, dict):  # a plan.json from before the settings were recorded
+        raise ValueError(f"--save {folder} holds a run with other settings or another --data (its "
+                         f"plan.json, from an older version, does not say which); {ending}")  # fmt: skip
+    new = cfg.to_dict()
+    changed = [f"{FLAGS.get(k, k)} {shown(old.get(k))} (now {shown(new.get(k))})"
+               for k in {**old, **new} if old.get(k) != new.get(k)]  # fmt: skip
+    if plan.get("data") != corpus.digest():
+        changed.append("--data: another text")
+    if not changed:  # same settings and data, another key: an older version's plan
+        changed.append("its plan.json is from another version of this command")
+    raise ValueError(
+        f"--save {folder} holds a run with other settings: {', '.join(changed)}; {ending}"
+    )
+
+
+def discard_new(folder: Path, existed: bool) -> None:
+    """After a failed start: remove the plan.json a new run wrote (and the folder it made) if it
+    trained nothing, so the next command with corrected flags is not refused."""
+    if any((folder / name).exists() for name in SAVED[:2]):
+        return  # it saved something: a run to resume
+    (folder / SAVED[2]).unlink(missing_ok=True)
+    if not existed and folder.is_dir() and not any(folder.iterdir()):
+        shutil.rmtree(folder)
+
+
 def run_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     values = {name: getattr(args, name) for name in FLAGS}
     if values["iters"] is None and values["minutes"] is None:
         values["iters"] = 2000
+    existed, fresh = args.save.exists(), False
     try:
         text = read_text(args.data)
         cfg = GPTRunConfig(**values)
         check_paths(args)
-        run = train(text, cfg, pick_device(), save=args.save, progress=not args.quiet)
+        corpus = build_corpus(text, cfg.level)
+        check_save(args.save, cfg, corpus)
+        fresh = not read_plan(args.save)  # a new run: what it writes goes if it cannot start
+        run = train(corpus, cfg, pick_device(), save=args.save, progress=not args.quiet)
     except (OSError, ValueError) as err:  # ConfigError is a ValueError
+        if fresh:
+            discard_new(args.save, existed)
         print(f"error: {flagged(' '.join(str(err).split()))}", file=sys.stderr)
         return 2
     except RuntimeError as err:  # the allocator's "can't allocate" / "out of memory"
         if "alloc" not in str(err) and "out of memory" not in str(err):
             raise
+        if fresh:
+            discard_new(args.save, existed)
         print(f"error: the model or a batch does not fit in memory: make --embd, --layers, "
               f"--batch-size or --block-size smaller ({str(err).splitlines()[0][:120]})",
               file=sys.stderr)  # fmt: skip

@@ -102,7 +102,7 @@ def windows(
     data: torch.Tensor, count: int, block_size: int, batch_size: int, generator: torch.Generator
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``count`` batches of random windows: inputs (B, T) and targets (B, T), the tokens one later."""
-    if len(data) < block_size + 2:
+    if len(data) < block_size + 1:  # a window starting at 0 and its targets, one later, fit
         raise ValueError(f"{len(data)} tokens cannot fill a window of block_size={block_size} "
                          "(plus one target); use a longer text or a smaller block size")  # fmt: skip
     batches = []

@@ -113,26 +113,44 @@ def plan_iters(cfg: GPTRunConfig, per_step: float, spent: float = 0.0) -> int:
     return max(1, int((cfg.minutes * 60 - spent - eval_seconds) / (SAFETY * per_step)))
 
 
-def _state(folder: Path | None) -> dict:
+PLAN = "plan.json"  # written before anything else: the run's settings, data and length
+WRITER = "helpers.gpt"  # plan.json's "written_by": a folder of this module's runs
+
+
+def run_key(cfg: GPTRunConfig, corpus: Corpus) -> str:
+    """The run's identity (its settings and its data): a folder with the same key resumes."""
+    return hashlib.sha256(json.dumps([cfg.to_dict(), corpus.digest()]).encode()).hexdigest()[:16]
+
+
+def read_plan(folder: str | Path | None) -> dict:
+    """``folder``/plan.json as written by ``train`` (``key``, ``iters``, and since they were recorded
+    ``settings`` and ``data``); {} if there is none or it is some other file."""
     try:
-        return json.loads((folder / "plan.json").read_text()) if folder else {}
+        plan = json.loads((Path(folder) / PLAN).read_text()) if folder is not None else {}
     except (OSError, ValueError):
         return {}
+    ours = isinstance(plan, dict) and isinstance(plan.get("key"), str) and "iters" in plan
+    return plan if ours and plan.get("written_by", WRITER) == WRITER else {}
 
 
 def train(
-    text: str,
+    text: str | Corpus,
     cfg: GPTRunConfig,
     device: torch.device,
     save: str | Path | None = None,
     progress: bool = True,
 ) -> GPTRun:
-    """Train a GPT on ``text`` (split 90/10 by ``build_corpus``); with ``save``, checkpoint every
-    evaluation (the same call again resumes) and write the model there for ``load``. Under torchrun
-    the processes share each round's batches; rank 0 plans, evaluates and writes."""
+    """Train a GPT on ``text`` (split 90/10 by ``build_corpus``, or a ``Corpus`` already built at
+    ``cfg.level``); with ``save``, checkpoint every evaluation (the same call again resumes; other
+    settings train that folder again: ``python -m helpers.gpt train`` refuses instead) and write the
+    model there for ``load``. Bad input raises before anything is written. Under torchrun the
+    processes share each round's batches; rank 0 plans, evaluates and writes."""
     started = time.perf_counter()
     place = distributed.start(device)
-    corpus = build_corpus(text, cfg.level)
+    corpus = text if isinstance(text, Corpus) else build_corpus(text, cfg.level)
+    if corpus.vocab.level != cfg.level:
+        raise ValueError(f"the corpus is at {corpus.vocab.level} level but GPTRunConfig.level is "
+                         f"{cfg.level!r}; build it with build_corpus(text, {cfg.level!r})")  # fmt: skip
     for name, part in (("training", corpus.train), ("dev", corpus.dev)):
         if len(part) < cfg.block_size + 1:
             raise ValueError(f"the {name} split has {len(part)} tokens, fewer than block_size + 1 = "
@@ -142,22 +160,23 @@ def train(
     model = GPT(cfg.model_config(len(corpus.vocab)))
     g = torch.Generator().manual_seed(cfg.seed)
     first = windows(corpus.train, 1, cfg.block_size, cfg.batch_size, g)[0]  # fails here if too big
+    dev = windows(corpus.dev, cfg.eval_batches, cfg.block_size, cfg.batch_size,
+                  torch.Generator().manual_seed(DEV_SEED))  # fmt: skip
     folder = Path(save) if save is not None else None
-    key = hashlib.sha256(json.dumps([cfg.to_dict(), corpus.digest()]).encode()).hexdigest()[:16]
-    plan = _state(folder)
+    key = run_key(cfg, corpus)
+    plan = read_plan(folder)
     if plan.get("key") != key:  # a new run: decide its length now (a resumed one keeps its plan)
         per_step = step_seconds(model, first, cfg, device) if cfg.minutes else None
         batches = (cfg.iters * cfg.accumulate if cfg.iters else  # N processes share the batches
                    plan_iters(cfg, per_step, time.perf_counter() - started) * place.world)  # fmt: skip
-        plan = {"key": key, "iters": batches, "probe_step_seconds": per_step}
+        plan = {"key": key, "iters": batches, "probe_step_seconds": per_step, "written_by": WRITER,
+                "settings": cfg.to_dict(), "data": corpus.digest()}  # fmt: skip
         if folder is not None and place.main:
             folder.mkdir(parents=True, exist_ok=True)
-            write_json(folder / "plan.json", plan)
+            write_json(folder / PLAN, plan)
     iters = distributed.agree(plan["iters"])  # batches in all: rank 0's plan
     rounds = min(iters, max(cfg.evals, math.ceil(iters / MAX_ROUND)))
     per_round = [iters // rounds + (r < iters % rounds) for r in range(rounds)]
-    dev = windows(corpus.dev, cfg.eval_batches, cfg.block_size, cfg.batch_size,
-                  torch.Generator().manual_seed(DEV_SEED))  # fmt: skip
 
     def round_batches(r: int) -> list:  # a seed per round: the same batches after a resume
         g = torch.Generator().manual_seed(cfg.seed * 1000 + r)
@@ -234,7 +253,11 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
 
 def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: float = 1.0,
            top_k: int | None = None, seed: int = 0) -> str:  # fmt: skip
-    """The ``tokens`` tokens the model writes after ``prompt`` (decoded to text), one at a time."""
+    """The ``tokens`` tokens the model writes after ``prompt`` (decoded to text), one at a time.
+    ``temperature`` 0 takes the most likely token each time; so does one too small for float32
+    (below about 1e-45, the limit it tends to), which the logits could not be divided by."""
+    if 0 < temperature and torch.tensor(temperature, dtype=torch.float32).item() == 0:
+        temperature = 0.0
     ids = vocab.encode(prompt)
     if not ids:
         raise ValueError("the prompt is empty; give at least one character or word")

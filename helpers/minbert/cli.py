@@ -21,6 +21,7 @@ import torch
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
+from helpers.finetune.models import check_max_length
 from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
 from helpers.minbert.runs import (
     DEFAULTS,
@@ -82,11 +83,33 @@ def config_of(args: argparse.Namespace) -> MinbertConfig:
         ) from None
 
 
+def check_json(args: argparse.Namespace) -> None:
+    """``--json`` is a file of its own: not one of the inputs, which the report would replace."""
+    out = args.json.resolve()
+    for flag, path in (("--train-file", args.train_file), ("--dev-file", args.dev_file),
+                       ("--test-file", args.test_file)):  # fmt: skip
+        if path is not None and out == Path(path).resolve():
+            raise ValueError(f"--json {args.json} is the {flag}: it would be written over; give "
+                             "another path")  # fmt: skip
+
+
+def check_max_len(cfg: MinbertConfig, bert, args: argparse.Namespace) -> None:
+    """``--max-len`` (given or the default) within the model's position table, before training
+    (a longer batch would fail inside the model)."""
+    try:
+        check_max_length(bert, cfg.max_len, f"--model {args.model}")
+    except ValueError as err:  # its message names finetune's --max-length
+        given = f"--max-len {cfg.max_len}" + (" (the default)" if "max_len" in args.unset else "")
+        said = str(err).replace(f"--max-length {cfg.max_len}", given, 1)
+        raise ValueError(said.replace("--max-length", "--max-len")) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse(argv)
     device = pick_device()
     try:
+        check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_writable(args.json)
@@ -109,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         loaded = load_bert(args.model)
         load_seconds = time.perf_counter() - start
+        check_max_len(cfg, loaded[0], args)
     except (
         OSError,
         ValueError,

@@ -9,7 +9,9 @@
         --dropout P]                                       # the same GPT run in 1 and N processes
 
 ``write`` makes DIR/plan.json (every model × lr × epochs), DIR/job.sh (the first run, data-parallel on
-all the GPUs of a node) and DIR/array.sh (one array task per run); ``sbatch DIR/array.sh`` submits.
+all the GPUs of a node) and DIR/array.sh (one array task per run); ``sbatch DIR/array.sh`` submits. It
+refuses a DIR that holds another plan or results without a plan (the same flags again only rewrite the
+scripts), and settings every task would fail on (files, columns, labels, --seed, model folders).
 ``collect`` prints the dev-accuracy grid, the run dev chose and its test accuracy, and draws each
 model's dev and test accuracy. Bad input exits 2.
 """
@@ -102,9 +104,24 @@ def run_write(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_outside_grid(flag: str, path: Path, folder: Path) -> None:
+    """Refuse an output path that is the grid's plan or scripts, or lies in its results/ or logs/:
+    the summary would replace what collect (and the next collect) reads."""
+    target, grid = path.resolve(), folder.resolve()
+    kept = {grid / name: f"the grid's {name}" for name in ("plan.json", "job.sh", "array.sh")}
+    inside = [
+        f"inside the grid's {sub}/" for sub in ("results", "logs") if grid / sub in target.parents
+    ]
+    what = kept.get(target) or (inside[0] if inside else None)
+    if what:
+        raise ValueError(f"{flag} {path} is {what} ({folder}): writing it would replace what collect "
+                         "reads; give a file outside plan.json, job.sh, array.sh, results/ and logs/")  # fmt: skip
+
+
 def run_collect(args: argparse.Namespace) -> int:
-    for path in (args.json, args.plot):  # before any work: a bad path fails first
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):  # before any work
         if path is not None:
+            check_outside_grid(flag, path, args.folder)
             check_writable(path)
     rows, missing = collect(args.folder)
     for line in missing:

@@ -4,6 +4,7 @@ the same loss, and the notebook shows how long each took on this machine.
     rows = compare_processes("shakespeare.txt", folder, processes=(1, 2), iters=200, accumulate=2)
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.scaling.slurm import make_plan
+from helpers.files import write_text
+from helpers.scaling.slurm import folder_conflict, make_plan, results_in
 from helpers.training import distributed
 
 
@@ -42,8 +44,16 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
         args = ["-m", "helpers.gpt", "train", "--data", str(Path(data).resolve()), "--iters", str(iters),
                 "--accumulate", str(accumulate), "--dropout", str(dropout), "--layers", str(layers),
                 "--heads", "4", "--embd", str(embd), "--block-size", str(block_size), "--batch-size",
-                str(batch_size), "--evals", "4", "--seed", str(seed), "--quiet",
-                "--save", str(folder / f"{n}-processes"), "--json", str(folder / f"{n}.json")]  # fmt: skip
+                str(batch_size), "--evals", "4", "--seed", str(seed), "--quiet"]  # fmt: skip
+        # a folder per setting: the same settings again resume, other settings start their own run
+        # (python -m helpers.gpt train refuses a folder that holds a run with other flags)
+        key = hashlib.sha256(json.dumps(args).encode()).hexdigest()[:10]
+        args += [
+            "--save",
+            str(folder / f"{n}-processes-{key}"),
+            "--json",
+            str(folder / f"{n}.json"),
+        ]
         started = time.perf_counter()
         done = subprocess.run(launch_command(args, n), env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -61,11 +71,56 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
 def course_plan(folder: str | Path, splits: dict[str, list[dict]], models: list[str], lrs: list[float],
                 epochs: list[int], batch_size: int, seed: int, max_length: int = 64) -> dict:  # fmt: skip
     """Notebook 09's plan: ``splits`` written as train/dev/test .jsonl in ``folder``, and every model × lr ×
-    epochs as one run (each model gets the same grid, so the comparison is fair)."""
+    epochs as one run (each model gets the same grid, so the comparison is fair), for ``folder/slurm``.
+
+    A rerun with the same plan and data keeps ``folder/slurm`` and its results. When that folder holds
+    another plan (other models, lrs, epochs, settings) or results of other data (another profile's
+    sizes), it is moved aside whole to ``folder/slurm-replaced-<time>`` (with the old data files, if
+    they changed), and a line says so: a notebook cannot be asked, and the old results stay readable
+    (``slurm.collect`` on that folder) instead of being attributed to the new plan's runs."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, rows in splits.items():
-        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    texts = {name: "".join(json.dumps(r) + "\n" for r in rows) for name, rows in splits.items()}
+    changed = [name for name, text in texts.items() if _text_of(folder / f"{name}.jsonl") != text]
     files = {"train_file": folder / "train.jsonl", "eval_file": folder / "dev.jsonl",
              "test_file": folder / "test.jsonl", "batch_size": batch_size, "max_length": max_length, "seed": seed}  # fmt: skip
-    return make_plan(folder / "slurm", models=models, lrs=lrs, epochs=epochs, files=files)
+    grid = folder / "slurm"
+
+    def plan() -> dict:
+        return make_plan(grid, models=models, lrs=lrs, epochs=epochs, files=files)
+
+    held = (grid / "plan.json").exists() or bool(results_in(grid))
+    if held:
+        why = (f"the {', '.join(f'{n}.jsonl' for n in changed)} data changed" if changed
+               else folder_conflict(plan()))  # fmt: skip
+        if why:
+            _move_aside(folder, grid, changed, why)
+    for name in changed:
+        write_text(folder / f"{name}.jsonl", texts[name])
+    return plan()
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
+def _move_aside(folder: Path, grid: Path, changed: list[str], why: str) -> Path:
+    """Move ``grid`` (and the data files about to be replaced) to a new ``slurm-replaced-*`` folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = folder / f"slurm-replaced-{stamp}"
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = folder / f"slurm-replaced-{stamp}-{n}"
+    count = len(results_in(grid))
+    grid.rename(aside)
+    for name in changed:
+        old = folder / f"{name}.jsonl"
+        if old.exists():
+            old.rename(aside / old.name)
+    print(f"{grid} held another plan ({why}) and {count} result{'s' * (count != 1)}: moved it to "
+          f"{aside}, so they are not read as this plan's; this plan starts with no results")  # fmt: skip
+    return aside

@@ -11,6 +11,7 @@ Every run is ``python -m helpers.finetune`` with the plan's arguments; it writes
 ``folder/results/<index>.json``. The collector never chooses on test: ``best_on_dev`` picks on dev.
 """
 
+import hashlib
 import json
 import math
 import re
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 from helpers.files import write_json, write_text
+from helpers.tables import check_columns, check_labels, label_index, read_rows
 
 FLAGS = ("train_file", "eval_file", "test_file", "text_column", "label_column",
          "max_train_examples", "batch_size", "max_length", "seed")  # fmt: skip
@@ -84,6 +86,12 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
         raise ValueError(
             f"--gpus must be ≥ 0, --parallel and --cpus ≥ 1 (got {gpus}, {parallel}, {cpus})"
         )
+    seed = files.get("seed")
+    if seed is not None and not 0 <= seed < 2**63:  # python -m helpers.finetune's range
+        raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {seed}")
+    _check_once(models, lrs, epochs)
+    _check_models(models)
+    _check_tables(files)
     common = []
     for name in FLAGS:
         value = files.get(name)
@@ -92,8 +100,126 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
             common += [f"--{name.replace('_', '-')}", str(value)]
     runs = [{"model": m, "lr": lr, "epochs": e, "args": ["--model", m, "--lr", str(lr), "--epochs", str(e)]}
             for m in _listed("models", models) for lr in _listed("lrs", lrs) for e in _listed("epochs", epochs)]  # fmt: skip
+    data = {name: _sha256(files[name]) for name in ("train_file", "eval_file", "test_file")
+            if files.get(name)}  # fmt: skip
     return {"folder": str(Path(folder).resolve()), "common": common, "runs": runs, "gpus": gpus,
-            "time": time, "partition": partition, "parallel": parallel, "cpus": cpus}  # fmt: skip
+            "time": time, "partition": partition, "parallel": parallel, "cpus": cpus,
+            "data_sha256": data}  # fmt: skip
+
+
+def _check_once(models: list[str], lrs: list[float], epochs: list[int]) -> None:
+    """Refuse a value listed twice: two runs of the same settings would write two results of one run
+    (model names compared ignoring case: the hub does)."""
+    for flag, values, key in (("--models", models, str.lower), ("--lrs", lrs, float),
+                              ("--epochs", epochs, int)):  # fmt: skip
+        seen: dict = {}
+        for value in values:
+            seen.setdefault(key(value), []).append(value)
+        twice = [same for same in seen.values() if len(same) > 1]
+        if twice:
+            named = "; ".join(", ".join(map(str, same)) for same in twice)
+            raise ValueError(
+                f"{flag} lists the same value more than once ({named}); give each once"
+            )
+
+
+def _check_models(models: list[str]) -> None:
+    """A model that looks like a local folder (absolute, starting with "." or "~", ...) must exist and
+    hold config.json, as ``python -m helpers.finetune`` will require; hub ids are not looked up."""
+    from helpers.pretrained import model_source  # imports torch: only when a plan is made
+
+    for name in models:
+        if name not in ("minilm", "tiny", "t5-tiny"):
+            try:
+                model_source(name)
+            except (OSError, ValueError) as err:
+                raise ValueError(f"--models {name}: {err}") from None
+
+
+def _check_tables(files: dict[str, object]) -> None:
+    """What ``python -m helpers.finetune`` reads first: each file's format, its text and label
+    columns, and labels (at least two classes in train; no eval or test label that train lacks)."""
+    task = [files.get("text_column") or "sentence", files.get("label_column") or "label"]
+    hint = "Name them with --text-column and --label-column."
+    labels = None
+    for name in ("train_file", "eval_file", "test_file"):
+        if not files.get(name):
+            continue
+        where = f"--{name.replace('_', '-')} {files[name]}"
+        rows = read_rows(str(files[name]))
+        check_columns(rows, task, where, hint)
+        values = [row[task[1]] for row in rows]
+        if labels is None:
+            labels = label_index(values, where)
+        else:
+            check_labels(labels, values, where)
+
+
+def _sha256(path: object) -> str:
+    digest = hashlib.sha256()
+    with open(str(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _flags(args: list[str]) -> dict[str, str]:
+    """``["--lr", "0.001", ...]`` as ``{"--lr": "0.001", ...}``."""
+    return dict(zip(args[::2], args[1::2]))
+
+
+def _summary(plan: dict) -> str:
+    runs = plan["runs"]
+    listed = [
+        ", ".join(map(str, dict.fromkeys(r[k] for r in runs))) for k in ("model", "lr", "epochs")
+    ]
+    return f"{len(runs)} run{'s' * (len(runs) != 1)}: models {listed[0]}; lrs {listed[1]}; epochs {listed[2]}"
+
+
+def plan_difference(old: dict, new: dict) -> str | None:
+    """What makes ``new`` another plan than ``old`` (its runs, their settings, the data files' contents),
+    or None when its results would be the same runs' (Slurm's time, partition, GPUs may differ)."""
+    said = []
+    if [r["args"] for r in old["runs"]] != [r["args"] for r in new["runs"]]:
+        said.append(f"its {_summary(old)}; the new plan's {_summary(new)}")
+    before, after = _flags(old["common"]), _flags(new["common"])
+    changed = [f"{flag} {before.get(flag, '(unset)')} → {after.get(flag, '(unset)')}"
+               for flag in dict.fromkeys([*before, *after]) if before.get(flag) != after.get(flag)]  # fmt: skip
+    if changed:
+        said.append("settings " + ", ".join(changed))
+    if not changed and "data_sha256" in old and "data_sha256" in new:
+        edited = [f"--{k.replace('_', '-')}" for k in new["data_sha256"]
+                  if old["data_sha256"].get(k) != new["data_sha256"][k]]  # fmt: skip
+        if edited:
+            said.append(f"the contents of {', '.join(edited)} changed since it was written")
+    return "; ".join(said) or None
+
+
+def results_in(folder: str | Path) -> list[Path]:
+    """The files in ``folder/results`` (finished runs, job.json), hidden ones (part-written) aside."""
+    results = Path(folder) / "results"
+    if not results.is_dir():
+        return []
+    return sorted(p for p in results.iterdir() if not p.name.startswith("."))
+
+
+def folder_conflict(plan: dict) -> str | None:
+    """Why the plan's folder cannot take this plan (it holds another plan, or results with no plan),
+    or None: it is empty, or holds this same plan (rewriting the scripts keeps its results)."""
+    folder = Path(plan["folder"])
+    results = results_in(folder)
+    held = f" and {len(results)} result{'s' * (len(results) != 1)} in results/" if results else ""
+    if (folder / "plan.json").exists():
+        try:
+            old = read_plan(folder / "plan.json")
+        except ValueError as err:
+            return f"{folder} holds a plan.json that is not a plan ({err}){held}"
+        difference = plan_difference(old, plan)
+        return f"{folder} holds another plan ({difference}){held}" if difference else None
+    if results:
+        names = ", ".join(p.name for p in results[:5]) + (" ..." if len(results) > 5 else "")
+        return f"{folder} holds results ({names}) but no plan.json to say which runs they are"
+    return None
 
 
 def _header(plan: dict, what: str, script: str, name: str, gpus: int) -> str:
@@ -107,8 +233,13 @@ def _header(plan: dict, what: str, script: str, name: str, gpus: int) -> str:
 
 def write_jobs(plan: dict) -> dict[str, Path]:
     """``plan.json``, ``job.sh`` (the first run, on all the node's GPUs) and ``array.sh`` (every run,
-    one array task each) in the plan's folder; logs/ and results/ beside them."""
+    one array task each) in the plan's folder; logs/ and results/ beside them. Raises ValueError when
+    the folder holds another plan or results without a plan (``folder_conflict``); the same plan
+    again only rewrites the scripts."""
     folder = Path(plan["folder"])
+    conflict = folder_conflict(plan)
+    if conflict:  # the old plan's results would be read as this plan's
+        raise ValueError(f"{conflict}; give another --out or move it away")
     for sub in ("logs", "results"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     values = {"folder": shlex.quote(str(folder)), "workdir": shlex.quote(str(Path.cwd())),
@@ -163,17 +294,31 @@ def task_command(plan: dict, index: int) -> list[str]:
 
 def collect(folder: str | Path) -> tuple[list[dict], list[str]]:
     """One row per finished run (model, lr, epochs, dev and test accuracy, seconds, largest batch), and
-    a line for each run with no result yet, naming its log."""
+    a line for each run without a usable result, naming its log: not written yet, not valid JSON (a
+    job killed while writing), no dev accuracy (a failed run), or the result of another run than the
+    plan's task (``settings`` that are not this task's: left out, never attributed to it)."""
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; give the folder that `python -m helpers.scaling "
+                         "write --out` made (it holds plan.json)")  # fmt: skip
     plan = read_plan(folder / "plan.json")
     rows, missing = [], []
     for i, run in enumerate(plan["runs"]):
         path = folder / "results" / f"{i}.json"
+        name = f"results/{i}.json"
+        task = f"task {i} ({run['model']}, lr {run['lr']}, {run['epochs']} epochs)"
+        log = f"see {folder / 'logs'}/*_{i}.out"
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
-            missing.append(f"task {i} ({run['model']}, lr {run['lr']}, {run['epochs']} epochs): no "
-                           f"{path.name} yet; see {folder / 'logs'}/*_{i}.out")  # fmt: skip
+        except FileNotFoundError:
+            missing.append(f"{task}: no {path.name} yet; {log}")
+            continue
+        except UnicodeDecodeError:
+            missing.append(f"{task}: {name} is not UTF-8 text: rerun task {i}; {log}")
+            continue
+        except json.JSONDecodeError as err:
+            missing.append(f"{task}: {name} is not valid JSON (line {err.lineno}, column "
+                           f"{err.colno}: {err.msg}): rerun task {i}; {log}")  # fmt: skip
             continue
         try:
             scores = {"dev": report["final_accuracy"], "test": report["test_accuracy"],
@@ -181,16 +326,57 @@ def collect(folder: str | Path) -> tuple[list[dict], list[str]]:
         except (KeyError, TypeError):
             raise ValueError(f"{path} is not a report of `python -m helpers.finetune` (it needs "
                              "final_accuracy, test_accuracy and seconds); move it out of results/") from None  # fmt: skip
+        other = _other_run(report.get("settings"), run["args"] + plan["common"])
+        if other:
+            missing.append(f"{task}: {name} is not this task's result ({other}): a run of another "
+                           f"plan; move it out of results/ and rerun task {i}")  # fmt: skip
+            continue
+        dev = scores["dev"]
+        if not _is_number(dev):
+            missing.append(f"{task}: {name} has no dev accuracy (final_accuracy is "
+                           f"{json.dumps(dev)}): the run failed or did not finish; rerun task {i}; {log}")  # fmt: skip
+            continue
         rows.append({"task": i, "model": run["model"], "lr": run["lr"], "epochs": run["epochs"], **scores,
                      "largest_batch": report.get("largest_batch")})  # fmt: skip
     return rows, missing
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _other_run(settings: object, args: list[str]) -> str | None:
+    """How a report's ``settings`` (``python -m helpers.finetune`` writes its flags there) differ from
+    the flags ``args`` of the run it should be, e.g. "--model tiny, not minilm"; None if they agree
+    (or the report has no settings to compare)."""
+    if not isinstance(settings, dict):
+        return None
+    differ = []
+    for flag, wanted in _flags(args).items():
+        key = flag[2:].replace("-", "_")
+        if key not in settings:
+            continue
+        got = settings[key]
+        same = str(got) == wanted
+        if not same and key.endswith("_file") and isinstance(got, str):
+            same = Path(got).resolve() == Path(wanted).resolve()  # a relative path, run from here
+        if not same and _is_number(got):
+            try:
+                same = float(got) == float(wanted)
+            except ValueError:
+                pass
+        if not same:
+            differ.append(f"{flag} {got}, not {wanted}")
+    return ", ".join(differ) or None
+
+
 def best_on_dev(rows: list[dict]) -> dict:
-    """The run with the best dev accuracy (its test accuracy is the one to report)."""
-    if not rows:
+    """The run with the best dev accuracy (its test accuracy is the one to report); rows without a
+    dev accuracy (a run that failed) are never chosen."""
+    scored = [r for r in rows if _is_number(r.get("dev"))]
+    if not scored:
         raise ValueError("no finished runs to choose from")
-    return max(rows, key=lambda r: r["dev"])
+    return max(scored, key=lambda r: r["dev"])
 
 
 def grid_table(rows: list[dict]):
