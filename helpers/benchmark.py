@@ -7,7 +7,6 @@ comparison see the same machine load.
     python -m helpers.benchmark kv-cache --json kv.json          # GPT generation with and without a KV cache
 """
 
-import argparse
 import platform
 import statistics
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.cli import Parser
 from helpers.env import pick_device, seeded
 from helpers.files import check_writable, write_json
 from helpers.layers import Block, SelfAttention
@@ -190,13 +190,17 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.benchmark", description=__doc__.split("\n")[0]
-    )
+    parser = Parser(prog="python -m helpers.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("which", choices=["block", "attention", "precision", "kv-cache"])
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int,
+                        help="timed repeats of block and attention (default 30); the others take none")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.repeats is not None and args.which in ("precision", "kv-cache"):
+        print(f"error: --repeats is for block and attention; {args.which} has a fixed length, so "
+              "leave it out", file=sys.stderr)  # fmt: skip
+        return 2
+    args.repeats = 30 if args.repeats is None else args.repeats
     if args.repeats < 1:
         print(f"error: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
         return 2

@@ -65,6 +65,17 @@ def model_source(name_or_dir: str) -> str:
     return str(path)
 
 
+def offline_miss(name: str, err: BaseException, flag: str = "--model") -> str | None:
+    """One line for a hub id that is neither a folder here nor in the hub cache while offline
+    (transformers' two-line "We couldn't connect to 'https://huggingface.co' ..."), naming ``flag``
+    and the name, which may be a typo; None for any other error."""
+    text = " ".join(str(err).split())
+    if not isinstance(err, OSError) or "couldn't connect to 'https://huggingface.co'" not in text:
+        return None
+    return (f"{flag} {name}: not a folder here and not in the hub cache (offline): check the name, "
+            "or download it once online")  # fmt: skip
+
+
 def _listing(folder: Path, shown: int = 8) -> str:
     """The first names in ``folder``, sorted: "a, b/, c and 4 more" (folders end with "/")."""
     names = sorted(p.name + "/" * p.is_dir() for p in folder.iterdir())

@@ -268,10 +268,21 @@ def label_index(train_labels: list, where: str, lines: list[int] | None = None) 
     return {label: index for index, label in enumerate(sorted(labels))}
 
 
+CONVERT = ("read both files the same way (e.g. both .jsonl), or convert the labels of one "
+           "(int_labels turns '0'/'1' into 0/1)")  # fmt: skip
+
+
 def check_labels(
-    train_index: dict, eval_labels: list, where: str, lines: list[int] | None = None
+    train_index: dict,
+    eval_labels: list,
+    where: str,
+    lines: list[int] | None = None,
+    train: str = "train",
+    fix: str = CONVERT,
 ) -> None:
     """Raise ValueError if ``eval_labels`` (of file ``where``) hold a label the training file lacks.
+    ``train`` names the training file in the message; ``fix`` is the advice for labels of another
+    type (a command line passes its own: its user cannot call ``int_labels``).
 
     Labels of another type than the training labels (1 and "1") are named as such; a new value is
     named with its count and first row (or line, given ``lines``), beside the training labels.
@@ -282,16 +293,15 @@ def check_labels(
     train_types = {type(label) for label in train_index}
     if any(type(label) not in train_types for label, _, _ in tally.values()):
         raise ValueError(
-            f"train's labels are {_typed(train_index)} but {where}'s are "
-            f"{_typed(label for label, _, _ in tally.values())}; read both files the same way "
-            "(e.g. both .jsonl), or convert the labels of one (int_labels turns '0'/'1' into 0/1)"
+            f"{train}'s labels are {_typed(train_index)} but {where}'s are "
+            f"{_typed(label for label, _, _ in tally.values())}; {fix}"
         )
     unseen = {key: seen for key, seen in tally.items() if seen[0] not in train_index}
     if unseen:
         raise ValueError(
             f"{where} has label{'s' * (len(unseen) > 1)} {_listing(unseen, _unit(lines))} that "
-            f"train never had; train's labels are {', '.join(map(repr, train_index))}. A model "
-            "trained on train cannot predict it: drop those rows, or add examples to train."
+            f"{train} never had; {train}'s labels are {', '.join(map(repr, train_index))}. A model "
+            f"trained on {train} cannot predict it: drop those rows, or add examples to {train}."
         )
 
 

@@ -38,3 +38,23 @@ def test_kv_cache_speed_reports_both_and_the_same_tokens():
     (row,) = result["rows"]
     assert row["same_tokens"] and row["new_tokens"] == 5
     assert row["tokens_per_second_with_cache"] > 0 and row["tokens_per_second_without_cache"] > 0
+
+
+def test_cli_argparse_errors_are_one_line(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exited:
+        benchmark.main(["block"])  # no --json
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: the following arguments are required: --json"), err
+
+
+def test_cli_refuses_repeats_where_it_is_ignored(tmp_path, capsys):
+    out = tmp_path / "p.json"
+    assert benchmark.main(["precision", "--json", str(out), "--repeats", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: --repeats is for block and attention; precision has a fixed length, so leave it out\n"
+    )
+    assert not out.exists()

@@ -260,7 +260,10 @@ def test_cli_eval_labels_of_another_type_than_train(tmp_path, capsys):
     args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows(["1", "0"]))
     assert cli.main(args) == 2
     err = error_line(capsys)
-    assert "train's labels are int (0, 1)" in err and "dev.jsonl's are str ('1', '0')" in err, err
+    assert (
+        "train.jsonl's labels are int (0, 1)" in err and "dev.jsonl's are str ('1', '0')" in err
+    ), err
+    assert "write the labels the same way in both files" in err and "int_labels" not in err, err
     assert not (tmp_path / "out.json").exists()
 
 
@@ -268,8 +271,11 @@ def test_cli_eval_label_that_train_never_saw(tmp_path, capsys):
     args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows([0, 1, 2, 2]))
     assert cli.main(args) == 2
     err = error_line(capsys)
-    assert "dev.jsonl has label 2 (2 rows, first line 3) that train never had" in err, err
-    assert "train's labels are 0, 1" in err, err
+    assert (
+        "dev.jsonl has label 2 (2 rows, first line 3) that" in err
+        and "train.jsonl never had" in err
+    )
+    assert "train.jsonl's labels are 0, 1" in err, err
 
 
 def test_cli_model_folder_that_does_not_exist(tmp_path, capsys, monkeypatch):
@@ -633,3 +639,49 @@ def test_cli_pair_whose_question_cannot_fit_is_refused_before_training(tmp_path,
     report = json.loads((tmp_path / "out.json").read_text())
     assert report["classes"] == [False, True]  # class 0, class 1
     assert "2 classes from" in capsys.readouterr().out
+
+
+def test_cli_argparse_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--model", "tiny", "--train-file", "t.tsv", "--json", str(tmp_path / "o.json")])
+    assert exited.value.code == 2
+    err = error_line(capsys)
+    assert "required: --eval-file (see python -m helpers.finetune --help)" in err, err
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--precision", "fp64"], "error: --precision must be one of"),
+        (["--max-train-examples", "1"], "--max-train-examples 1 keeps 1 of"),
+    ],
+)
+def test_cli_messages_name_the_flag(tmp_path, capsys, extra, said):
+    args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows([0, 1]), model="tiny")
+    assert cli.main([*args, *extra]) == 2
+    err = error_line(capsys)
+    assert said in err and "TrainConfig" not in err, err
+
+
+def test_cli_offline_hub_typo_is_one_line_naming_model(tmp_path, capsys, monkeypatch):
+    def offline(name, num_labels):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files, and "
+                      "couldn't find them in the cached files.\nCheck your internet connection or "
+                      "see how to run the library in offline mode at 'https://huggingface.co/docs'.")  # fmt: skip
+
+    monkeypatch.setattr(cli, "load_classifier", offline)
+    args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows([0, 1]), model="bert-bse-uncased")
+    assert cli.main(args) == 2
+    assert error_line(capsys) == (
+        "error: --model bert-bse-uncased: not a folder here and not in the hub cache (offline): "
+        "check the name, or download it once online\n"
+    )
+
+
+def test_cli_bad_input_leaves_no_json_folder(tmp_path, capsys):
+    out = tmp_path / "new" / "sub" / "out.json"
+    args = ["--model", "tiny", "--train-file", str(tmp_path / "nope.tsv"), "--eval-file",
+            str(tmp_path / "nope.tsv"), "--json", str(out)]  # fmt: skip
+    assert cli.main(args) == 2
+    assert "does not exist" in error_line(capsys)
+    assert not (tmp_path / "new").exists()

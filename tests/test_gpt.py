@@ -227,7 +227,7 @@ def test_cli_train_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, a
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--load", "nowhere"], "does not exist"), (["--prompt", "€"], "not in the model's vocabulary"),
+    [(["--load", "nowhere"], "does not exist"), (["--prompt", "€"], "--prompt: characters ['€'] are not in"),
      (["--prompt", ""], "--prompt is empty"), (["--temperature", "-1"], "--temperature"), (["--top-k", "0"], "--top-k"),
      (["--temperature", "nan"], "finite"), (["--load", "FILE"], "is a file")],
 )  # fmt: skip
@@ -253,8 +253,50 @@ def test_generate_survives_extreme_temperatures():
 
 def test_load_model_names_a_broken_file(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a model saved by helpers.gpt"):
+    with pytest.raises(ValueError, match="not a model saved by helpers.gpt") as err:
         load_model(tmp_path)
+    assert "not a file torch.save wrote" in str(err.value)  # not torch's "weights_only=False"
+    assert "weights_only" not in str(err.value)
+
+
+def test_cli_parser_errors_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["train", "--iters", "2"])  # no --data
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: the following arguments are required: --data"), err
+
+
+def test_memory_error_is_not_cut_inside_a_number():
+    said = cli.allocator_said(RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. "
+                                           "DefaultCPUAllocator: not enough memory: you tried to "
+                                           "allocate 16000000000000 bytes. " + "x " * 100))  # fmt: skip
+    assert "16000000000000 bytes" in said and len(said) <= 160
+
+
+def test_word_level_one_line_names_the_line_split(tmp_path, capsys):
+    data = tmp_path / "one.txt"
+    data.write_text(" ".join(["word"] * 500) + "\n")
+    argv = ["train", "--data", str(data), "--level", "word", "--iters", "2",
+            "--save", str(tmp_path / "m"), "--json", str(tmp_path / "o.json")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: word level splits the text 90/10 by lines; --data has 1 line")
+    assert err.count("\n") == 1 and not (tmp_path / "m").exists()
+
+
+def test_word_level_sample_continues_from_the_prompts_last_word(monkeypatch):
+    vocab = Vocab("word", ["<unk>", "<eos>", "the", "cat"])
+    seen = []
+
+    def fake_generate(model, idx, *args, **kwargs):
+        seen.append(idx[0].tolist())
+        return idx
+
+    monkeypatch.setattr("helpers.gpt.runs.generate", fake_generate)
+    sample(tiny_model(), vocab, "the cat", 0)
+    sample(tiny_model(), vocab, "the\ncat\n", 0)  # a prompt ending in a newline keeps its <eos>
+    assert seen == [[2, 3], [2, 1, 3, 1]]
 
 
 def small_argv(tmp_path, changes: dict | None = None) -> list[str]:

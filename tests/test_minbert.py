@@ -259,7 +259,9 @@ def test_cli_hidden_test_labels_give_predictions(tiny_model, files):
         ({"--json": "plain.txt/out.json"}, "cannot write"),
         ({"--dev-file": "high.txt"}, r"high\.txt:1: label 7, but .*train\.txt's labels go up to 1"),
         ({"--model": "./no-such-model"}, "does not exist"),
-        ({"--option": "frozen"}, "invalid choice: 'frozen'"),
+        ({"--option": "frozen"}, "^error: argument --option: invalid choice: 'frozen'"),
+        ({"--dev-fraction": "0"}, "^error: --dev-fraction must be between 0 and 1"),
+        ({"--json": "new/sub/out.json", "--train-file": "missing.txt"}, "missing.txt does not"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_message(files, capsys, monkeypatch, change, said):
@@ -278,6 +280,7 @@ def test_cli_bad_input_exits_2_with_one_message(files, capsys, monkeypatch, chan
     err = capsys.readouterr().err
     assert re.search(said, err), err
     assert "Traceback" not in err and not (files["dir"] / "out.json").exists()
+    assert err.count("\n") == 1 and not (files["dir"] / "new").exists(), err
 
 
 @pytest.mark.parametrize("flag", ["--train-file", "--dev-file", "--test-file"])
@@ -335,3 +338,24 @@ def test_data_file_prefers_the_local_copy_and_names_what_it_knows(tmp_path, monk
     assert data_file("cfimdb-dev.txt") == tmp_path / "minbert" / "cfimdb-dev.txt"
     with pytest.raises(ValueError, match="no labelled file 'sst-test.txt'"):
         data_file("sst-test.txt")
+
+
+def test_cli_missing_required_flag_is_one_line(capsys):
+    assert exit_status(["--model", "minilm", "--json", "o.json"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: the following arguments are required: --train-file "
+                   "(see python -m helpers.minbert --help)\n")  # fmt: skip
+
+
+def test_load_bert_offline_hub_typo_is_one_line(monkeypatch):
+    import transformers
+
+    def offline(name):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files.\nCheck "
+                      "your internet connection or see offline mode at 'https://huggingface.co/d'.")  # fmt: skip
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    with pytest.raises(OSError) as err:
+        load_bert("bert-bse-uncased")
+    assert str(err.value) == ("--model bert-bse-uncased: not a folder here and not in the hub cache "
+                              "(offline): check the name, or download it once online")  # fmt: skip

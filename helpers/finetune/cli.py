@@ -14,17 +14,19 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.cli import Parser
 from helpers.env import pick_device, seeded
 from helpers.files import check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
 from helpers.finetune.models import check_max_length, load_classifier
+from helpers.pretrained import offline_miss
 from helpers.tables import check_labels, check_texts, label_index, read_rows_and_lines
 from helpers.training import choose_precision, distributed, evaluate, fit
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m helpers.finetune", description="Fine-tune a BERT-family classifier."
     )
     parser.add_argument("--model", required=True, help="a hub name or a local folder")
@@ -107,6 +109,25 @@ def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: 
     )
 
 
+SAME_LABELS = "write the labels the same way in both files (e.g. as numbers in both)"
+
+
+def train_labels(args: argparse.Namespace, task: Task, rows: list, lines: list,
+                 every: list) -> dict:  # fmt: skip
+    """The class index of each label of the rows it trains on (``every``: the file's rows, line
+    and row): the file's faults name the file; too few classes left by --max-train-examples name it."""
+    if len(rows) == len(every):
+        return label_index([r[task.label] for r in rows], args.train_file, lines)
+    label_index([r[task.label] for _, r in every], args.train_file, [n for n, _ in every])
+    kept = sorted({repr(r[task.label]) for r in rows})
+    if len(kept) < 2:
+        raise ValueError(f"--max-train-examples {args.max_train_examples} keeps {len(rows)} of "
+                         f"{args.train_file}'s {len(every)} rows, and their labels are all {kept[0]}; "
+                         "a classifier needs at least two classes: give a larger "
+                         "--max-train-examples")  # fmt: skip
+    return label_index([r[task.label] for r in rows], args.train_file, lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     task = Task(args.text_column, args.label_column, args.text_pair_column)
@@ -121,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_writable(args.json)
+        check_writable(args.json, create=False)  # its folders are made when it is written
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if args.max_train_examples is not None and args.max_train_examples < 1:
@@ -142,16 +163,17 @@ def main(argv: list[str] | None = None) -> int:
             check_texts(rows, texts, where, lines)  # a JSON null would be the text "None"
         numbered = list(zip(train_lines, train_rows))
         random.Random(args.seed).shuffle(numbered)  # the same order as shuffling the rows
-        numbered = numbered[: args.max_train_examples]
+        numbered_all, numbered = numbered, numbered[: args.max_train_examples]
         train_rows, train_lines = [r for _, r in numbered], [n for n, _ in numbered]
         files[0] = (args.train_file, train_rows, train_lines)  # the rows it trains on
         place = distributed.current()  # under torchrun: each process needs a batch of its own
         if -(-len(train_rows) // args.batch_size) < place.world:
             raise ValueError(f"{len(train_rows)} training rows make fewer batches of {args.batch_size} than "
                              f"the {place.world} processes; use a smaller --batch-size or fewer processes")  # fmt: skip
-        labels = label_index([r[task.label] for r in train_rows], args.train_file, train_lines)
+        labels = train_labels(args, task, train_rows, train_lines, numbered_all)
         for where, rows, lines in files[1:]:
-            check_labels(labels, [r[task.label] for r in rows], where, lines)
+            check_labels(labels, [r[task.label] for r in rows], str(where), lines,
+                         train=str(args.train_file), fix=SAME_LABELS)  # fmt: skip
         start = time.perf_counter()
         with seeded(args.seed):
             model, tokenizer = load_classifier(args.model, len(labels))
@@ -163,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         OSError,
         ValueError,
     ) as err:  # files, columns, labels, settings, a model that is not there
-        message = re.sub(
-            r"FinetuneConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), str(err)
+        message = offline_miss(args.model, err) or re.sub(
+            r"(?:FinetuneConfig|TrainConfig)\.(\w+)",
+            lambda m: "--" + m.group(1).replace("_", "-"),
+            str(err),
         )
         print(f"error: {message}", file=sys.stderr)
         return 2

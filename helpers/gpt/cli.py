@@ -20,9 +20,11 @@ import math
 import re
 import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 
+from helpers.cli import Parser
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
 from helpers.gpt.attention import MASKS, VARIANTS
@@ -37,14 +39,6 @@ FLAGS = {  # GPTRunConfig field -> its flag, for error messages
     "additive_dim": "--additive-dim", "dropout": "--dropout", "evals": "--evals",
     "accumulate": "--accumulate",
 }  # fmt: skip
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with its errors as one line (``error: ...``, exit 2) instead of the usage block."""
-
-    def error(self, message: str):
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -191,6 +185,12 @@ def discard_new(folder: Path, existed: bool) -> None:
         shutil.rmtree(folder)
 
 
+def allocator_said(err: RuntimeError) -> str:
+    """The allocator's first line, shortened at a word (never inside a byte count)."""
+    line = (str(err).splitlines() or [""])[0]
+    return textwrap.shorten(line, 160, placeholder=" ...")
+
+
 def run_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     values = {name: getattr(args, name) for name in FLAGS}
@@ -208,7 +208,8 @@ def run_train(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:  # ConfigError is a ValueError
         if fresh:
             discard_new(args.save, existed)
-        print(f"error: {flagged(' '.join(str(err).split()))}", file=sys.stderr)
+        message = flagged(" ".join(str(err).split())).replace("; the text has", "; --data has")
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except RuntimeError as err:  # the allocator's "can't allocate" / "out of memory"
         if "alloc" not in str(err) and "out of memory" not in str(err):
@@ -216,7 +217,7 @@ def run_train(args: argparse.Namespace) -> int:
         if fresh:
             discard_new(args.save, existed)
         print(f"error: the model or a batch does not fit in memory: make --embd, --layers, "
-              f"--batch-size or --block-size smaller ({str(err).splitlines()[0][:120]})",
+              f"--batch-size or --block-size smaller ({allocator_said(err)})",
               file=sys.stderr)  # fmt: skip
         return 2
     if not distributed.current().main:
@@ -258,7 +259,7 @@ def run_sample(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:
         message = " ".join(str(err).split()).replace("the prompt", "--prompt")
         print(
-            f"error: {message.replace('characters [', '--prompt has characters [')}",
+            f"error: {message.replace('characters [', '--prompt: characters [')}",
             file=sys.stderr,
         )
         return 2

@@ -9,6 +9,7 @@ import copy
 import hashlib
 import json
 import math
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -151,6 +152,10 @@ def train(
     if corpus.vocab.level != cfg.level:
         raise ValueError(f"the corpus is at {corpus.vocab.level} level but GPTRunConfig.level is "
                          f"{cfg.level!r}; build it with build_corpus(text, {cfg.level!r})")  # fmt: skip
+    if cfg.level == "word" and not len(corpus.train):  # cut = int(0.9 * lines) is 0: one line
+        raise ValueError("word level splits the text 90/10 by lines; the text has 1 line, so the "
+                         "training split is empty (a smaller block size cannot help); give a text "
+                         "of several lines, or GPTRunConfig.level 'char'")  # fmt: skip
     for name, part in (("training", corpus.train), ("dev", corpus.dev)):
         if len(part) < cfg.block_size + 1:
             raise ValueError(f"the {name} split has {len(part)} tokens, fewer than block_size + 1 = "
@@ -246,6 +251,8 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
             )
     except Exception as e:  # a truncated or foreign file: say which, not torch's traceback
         detail = " ".join(str(e).split())[:200]
+        if isinstance(e, pickle.UnpicklingError):  # not torch's advice to load it unsafely
+            detail = "not a file torch.save wrote"
         raise ValueError(f"{path} is not a model saved by helpers.gpt ({type(e).__name__}: {detail}); "
                          f"train it again with --save {folder}") from None  # fmt: skip
     return model.to(device).eval(), vocab
@@ -259,6 +266,8 @@ def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: floa
     if 0 < temperature and torch.tensor(temperature, dtype=torch.float32).item() == 0:
         temperature = 0.0
     ids = vocab.encode(prompt)
+    if vocab.level == "word" and ids and not prompt.endswith("\n"):
+        ids = ids[:-1]  # the <eos> tokens() puts after the last line: go on from its last word
     if not ids:
         raise ValueError("the prompt is empty; give at least one character or word")
     device = next(model.parameters()).device

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.cli import Parser
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
@@ -38,7 +39,7 @@ SETTINGS = ("epochs", "lr", "batch_size", "hidden_dropout_prob", "max_len", "pre
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m helpers.minbert",
         description="Train minBERT's sentence classifier: a frozen encoder (pretrain) or all of it "
         "(finetune).",
@@ -112,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_writable(args.json)
+        check_writable(args.json, create=False)  # its folders are made when it is written
+        if args.dev_file is None and not 0 < args.dev_fraction < 1:
+            raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "
+                             f"held out as dev), not {args.dev_fraction}")  # fmt: skip
         train = read_examples(args.train_file)
         if labels_hidden(train):
             raise ValueError(f"{args.train_file} hides its labels; training needs every label")

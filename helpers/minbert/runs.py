@@ -9,6 +9,7 @@ The model kept is the epoch with the best dev accuracy (minBERT's rule): its wei
 ``train_classifier`` returns, so ``score`` and ``predict_labels`` use the epoch dev chose.
 """
 
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,8 +120,12 @@ def load_bert(model_name_or_dir: str) -> tuple[BertModel, object]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:  # no tokenizer files, or offline with nothing cached
+        missing = pretrained.offline_miss(model_name_or_dir, err)
+        if missing:
+            raise OSError(missing) from None
+        said = textwrap.shorten(" ".join(str(err).split()), 200, placeholder=" ...")
         raise OSError(
-            f"could not load a tokenizer from {source} ({type(err).__name__}: {str(err)[:200]}); a "
+            f"could not load a tokenizer from {source} ({type(err).__name__}: {said}); a "
             "model folder needs vocab.txt or tokenizer.json beside config.json"
         ) from None
     return BertModel.from_pretrained(source), tokenizer

@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+from helpers.cli import Parser
 from helpers.files import check_writable, write_json
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
@@ -33,12 +34,6 @@ from helpers.scaling.slurm import (
     task_command,  # fmt: skip
     write_jobs,
 )
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 def numbers(kind: type):
