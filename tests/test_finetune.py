@@ -263,7 +263,7 @@ def test_cli_eval_labels_of_another_type_than_train(tmp_path, capsys):
     assert (
         "train.jsonl's labels are int (0, 1)" in err and "dev.jsonl's are str ('1', '0')" in err
     ), err
-    assert "write the labels the same way in both files" in err and "int_labels" not in err, err
+    assert "give both files one format" in err and "int_labels" not in err, err
     assert not (tmp_path / "out.json").exists()
 
 
@@ -661,6 +661,18 @@ def test_cli_messages_name_the_flag(tmp_path, capsys, extra, said):
     assert cli.main([*args, *extra]) == 2
     err = error_line(capsys)
     assert said in err and "TrainConfig" not in err, err
+
+
+def test_cli_a_label_only_the_cut_dropped_names_the_cut_not_the_file(tmp_path, capsys):
+    """The training file has label 2 once; the rows --max-train-examples keeps have none of it."""
+    args = boolq_args(tmp_path, rows([0, 1] * 10 + [2]), rows([0, 1, 2]), model="tiny")
+    assert cli.main([*args, "--max-train-examples", "6"]) == 2
+    err = error_line(capsys)
+    assert (
+        "dev.jsonl has label 2 (first at line 3) that" in err
+        and "train.jsonl has but none of the 6 rows" in err
+    ), err
+    assert "give a larger --max-train-examples" in err and "never had" not in err, err
 
 
 def test_cli_offline_hub_typo_is_one_line_naming_model(tmp_path, capsys, monkeypatch):

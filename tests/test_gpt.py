@@ -311,6 +311,17 @@ def small_argv(tmp_path, changes: dict | None = None) -> list[str]:
     return ["train", *[x for kv in flags.items() for x in kv], "--quiet"]
 
 
+def test_cli_train_takes_new_flags_where_a_run_stopped_before_its_first_checkpoint(
+    tmp_path, capsys
+):
+    """A folder holding only plan.json (a run killed before it saved anything) has nothing to lose."""
+    assert cli.main(small_argv(tmp_path)) == 0
+    for name in ("model.pt", "checkpoint.pt"):
+        (tmp_path / "run" / name).unlink()
+    assert cli.main(small_argv(tmp_path, {"--embd": "32"})) == 0
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
 def folder_bytes(folder) -> dict:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 

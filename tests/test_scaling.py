@@ -227,6 +227,19 @@ def test_write_refuses_a_folder_holding_another_plan_or_results(
     assert "orphans holds results (0.json) but no plan.json" in err and err.count("\n") == 1, err
 
 
+def test_write_may_correct_a_plan_none_of_whose_tasks_ran(tmp_path, monkeypatch, capsys, files):
+    """Before sbatch (no results, no logs) a plan can be written again with other flags; once a task
+    has left a log, it cannot."""
+    monkeypatch.chdir(tmp_path)
+    assert main(write_argv("--models", "tiny", "--lrs", "1e-4", "--epochs", "1")) == 0
+    assert main(write_argv("--models", "tiny", "--lrs", "3e-4", "--epochs", "1")) == 0
+    assert json.loads((tmp_path / "grid" / "plan.json").read_text())["runs"][0]["lr"] == 3e-4
+    (tmp_path / "grid" / "logs" / "attention-lab_1_0.out").write_text("started\n")
+    capsys.readouterr()
+    assert main(write_argv("--models", "tiny", "--lrs", "5e-4", "--epochs", "1")) == 2
+    assert "grid holds another plan" in capsys.readouterr().err
+
+
 def test_collect_leaves_out_a_result_of_another_run(tmp_path, files):
     plan = make_plan(tmp_path, models=["tiny", "minilm"], lrs=[1e-4], epochs=[1], files=files)
     write_jobs(plan)
@@ -327,8 +340,8 @@ def test_notebook_rerun_keeps_its_results_and_moves_another_plans_aside(tmp_path
     write_jobs(course_plan(tmp_path, splits, ["tiny"], *args[1:]))  # another model list
     said = capsys.readouterr().out
     aside = [p for p in tmp_path.iterdir() if p.name.startswith("slurm-replaced-")]
-    assert len(aside) == 1 and f"moved it to {aside[0]}" in said and "1 result" in said, said
-    assert "models tiny, t5-tiny" in said, said
+    assert len(aside) == 1 and f"aside to {aside[0]}" in said and "its 1 result " in said, said
+    assert "models tiny, t5-tiny" in said and said.count("holds") == 0, said  # one plain sentence
     assert len(collect(aside[0])[0]) == 1  # the old result, still readable
     assert collect(tmp_path / "slurm") == ([], [collect(tmp_path / "slurm")[1][0]])
     finished(tmp_path / "slurm", 0)

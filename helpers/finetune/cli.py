@@ -21,7 +21,13 @@ from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
 from helpers.finetune.models import check_max_length, load_classifier
 from helpers.pretrained import offline_miss
-from helpers.tables import check_labels, check_texts, label_index, read_rows_and_lines
+from helpers.tables import (
+    check_label_values,
+    check_labels,
+    check_texts,
+    label_index,
+    read_rows_and_lines,
+)
 from helpers.training import choose_precision, distributed, evaluate, fit
 
 
@@ -109,7 +115,9 @@ def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: 
     )
 
 
-SAME_LABELS = "write the labels the same way in both files (e.g. as numbers in both)"
+SAME_LABELS = (
+    "give both files one format, or write the .jsonl file's labels as the other file has them"
+)
 
 
 def train_labels(args: argparse.Namespace, task: Task, rows: list, lines: list,
@@ -171,7 +179,17 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{len(train_rows)} training rows make fewer batches of {args.batch_size} than "
                              f"the {place.world} processes; use a smaller --batch-size or fewer processes")  # fmt: skip
         labels = train_labels(args, task, train_rows, train_lines, numbered_all)
+        in_file = {r[task.label] for _, r in numbered_all}  # the labels before --max-train-examples
         for where, rows, lines in files[1:]:
+            check_label_values(
+                [r[task.label] for r in rows], str(where), lines
+            )  # hashable from here
+            if dropped := [(n, r[task.label]) for n, r in sorted(zip(lines, rows), key=lambda p: p[0])
+                           if r[task.label] not in labels and r[task.label] in in_file]:  # fmt: skip
+                raise ValueError(f"{where} has label {dropped[0][1]!r} (first at line {dropped[0][0]}) that "
+                                 f"{args.train_file} has but none of the {len(train_rows)} rows "
+                                 f"--max-train-examples {args.max_train_examples} keeps; give a larger "
+                                 "--max-train-examples")  # fmt: skip
             check_labels(labels, [r[task.label] for r in rows], str(where), lines,
                          train=str(args.train_file), fix=SAME_LABELS)  # fmt: skip
         start = time.perf_counter()

@@ -158,6 +158,8 @@ def check_save(folder: Path, cfg: GPTRunConfig, corpus: Corpus) -> None:
                          "give a new or empty folder, so they are not written over")  # fmt: skip
     if plan["key"] == run_key(cfg, corpus):
         return  # this run: it resumes
+    if files == [SAVED[2]]:
+        return  # only the plan of a run stopped before its first checkpoint: nothing trained to lose
     ending = "give the same flags to resume it, or a new --save"
     old = plan.get("settings")
     if not isinstance(old, dict):  # a plan.json from before the settings were recorded

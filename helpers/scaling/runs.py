@@ -91,8 +91,11 @@ def course_plan(folder: str | Path, splits: dict[str, list[dict]], models: list[
 
     held = (grid / "plan.json").exists() or bool(results_in(grid))
     if held:
+        conflict = folder_conflict(
+            plan()
+        )  # "<grid> holds another plan (...) and N results in results/"
         why = (f"the {', '.join(f'{n}.jsonl' for n in changed)} data changed" if changed
-               else folder_conflict(plan()))  # fmt: skip
+               else conflict and conflict.removeprefix(f"{grid} holds ").split(" and ")[0])  # fmt: skip
         if why:
             _move_aside(folder, grid, changed, why)
     for name in changed:
@@ -121,6 +124,6 @@ def _move_aside(folder: Path, grid: Path, changed: list[str], why: str) -> Path:
         old = folder / f"{name}.jsonl"
         if old.exists():
             old.rename(aside / old.name)
-    print(f"{grid} held another plan ({why}) and {count} result{'s' * (count != 1)}: moved it to "
-          f"{aside}, so they are not read as this plan's; this plan starts with no results")  # fmt: skip
+    print(f"moved {grid} aside to {aside} ({why}), so its {count} result{'s' * (count != 1)} "
+          "cannot be read as this plan's; this plan starts with none")  # fmt: skip
     return aside

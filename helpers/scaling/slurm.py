@@ -204,8 +204,9 @@ def results_in(folder: str | Path) -> list[Path]:
 
 
 def folder_conflict(plan: dict) -> str | None:
-    """Why the plan's folder cannot take this plan (it holds another plan, or results with no plan),
-    or None: it is empty, or holds this same plan (rewriting the scripts keeps its results)."""
+    """Why the plan's folder cannot take this plan (it holds another plan that has results or logs, or
+    results with no plan), or None: it is empty, holds this same plan (rewriting the scripts keeps its
+    results) or a plan none of whose tasks has run yet (a plan can be corrected before sbatch)."""
     folder = Path(plan["folder"])
     results = results_in(folder)
     held = f" and {len(results)} result{'s' * (len(results) != 1)} in results/" if results else ""
@@ -215,7 +216,10 @@ def folder_conflict(plan: dict) -> str | None:
         except ValueError as err:
             return f"{folder} holds a plan.json that is not a plan ({err}){held}"
         difference = plan_difference(old, plan)
-        return f"{folder} holds another plan ({difference}){held}" if difference else None
+        ran = results or any(
+            (folder / "logs").glob("*")
+        )  # a task of the old plan ran, or is running
+        return f"{folder} holds another plan ({difference}){held}" if difference and ran else None
     if results:
         names = ", ".join(p.name for p in results[:5]) + (" ..." if len(results) > 5 else "")
         return f"{folder} holds results ({names}) but no plan.json to say which runs they are"
