@@ -296,7 +296,8 @@ def test_word_level_sample_continues_from_the_prompts_last_word(monkeypatch):
     monkeypatch.setattr("helpers.gpt.runs.generate", fake_generate)
     sample(tiny_model(), vocab, "the cat", 0)
     sample(tiny_model(), vocab, "the\ncat\n", 0)  # a prompt ending in a newline keeps its <eos>
-    assert seen == [[2, 3], [2, 1, 3, 1]]
+    sample(tiny_model(), vocab, "the\ncat\n  ", 0)  # spaces after the newline too
+    assert seen == [[2, 3], [2, 1, 3, 1], [2, 1, 3, 1]]
 
 
 def small_argv(tmp_path, changes: dict | None = None) -> list[str]:
@@ -320,6 +321,16 @@ def test_cli_train_takes_new_flags_where_a_run_stopped_before_its_first_checkpoi
         (tmp_path / "run" / name).unlink()
     assert cli.main(small_argv(tmp_path, {"--embd": "32"})) == 0
     assert (tmp_path / "run" / "model.pt").is_file()
+
+
+def test_cli_train_says_when_minutes_were_spent_before_training(tmp_path, capsys):
+    argv = small_argv(tmp_path)
+    del argv[argv.index("--iters") : argv.index("--iters") + 2]  # --minutes instead
+    assert cli.main([*argv, "--minutes", "0.0001"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --minutes 0.0001 was spent before training" in err and "trained 1 step" in err, (
+        err
+    )
 
 
 def folder_bytes(folder) -> dict:

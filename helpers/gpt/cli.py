@@ -230,6 +230,13 @@ def run_train(args: argparse.Namespace) -> int:
         "command_seconds": time.perf_counter() - started,
     }
     write_json(args.json, report)
+    if (
+        args.minutes is not None
+        and report["iters"] == 1
+        and report["command_seconds"] > 60 * args.minutes
+    ):
+        print(f"note: --minutes {args.minutes:g} was spent before training (reading the text and timing "
+              f"steps); trained 1 step, {report['command_seconds']:.0f} s in all", file=sys.stderr)  # fmt: skip
     print(f"dev loss {report['dev_loss']:.3f} nats/token (perplexity {report['dev_perplexity']:.2f}) "
           f"after {report['iters']:,} steps; {report['tokens_per_second']:,.0f} tokens/s; "
           f"saved {args.save}; wrote {args.json}")  # fmt: skip

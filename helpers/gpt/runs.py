@@ -266,7 +266,7 @@ def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: floa
     if 0 < temperature and torch.tensor(temperature, dtype=torch.float32).item() == 0:
         temperature = 0.0
     ids = vocab.encode(prompt)
-    if vocab.level == "word" and ids and not prompt.endswith("\n"):
+    if vocab.level == "word" and ids and not prompt.rstrip(" \t").endswith("\n"):
         ids = ids[:-1]  # the <eos> tokens() puts after the last line: go on from its last word
     if not ids:
         raise ValueError("the prompt is empty; give at least one character or word")
