@@ -38,6 +38,18 @@ def check_writable(path: str | Path, create: bool = True) -> Path:
     return path
 
 
+def check_not_an_input(
+    out: str | Path, inputs: dict[str, str | Path | None], flag: str = "--json"
+) -> None:
+    """A ValueError if ``out`` (given as ``flag``) is one of ``inputs`` (each input's flag -> its path,
+    None when not given): writing it would replace that input."""
+    for name, path in inputs.items():
+        if path is not None and Path(out).resolve() == Path(path).resolve():
+            raise ValueError(
+                f"{flag} {out} is the {name}: it would be written over; give another path"
+            )
+
+
 def atomic_write(path: str | Path, save: Callable[[Path], object]) -> Path:
     """Call ``save(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
     path = check_writable(path)

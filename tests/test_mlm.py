@@ -89,35 +89,8 @@ def test_command_writes_perplexity_per_epoch_and_a_loadable_folder(text_file, tm
     assert mlm.head.bias.shape == (bert.config.vocab_size,)
 
 
-def test_finetune_command_loads_the_saved_folder(text_file, tmp_path):
-    """python -m helpers.finetune --model DIR reads the folder through transformers' Auto classes."""
-    from helpers.finetune.models import load_classifier
-
-    save = tmp_path / "saved"
-    assert (
-        cli.main(
-            [
-                "--train-file",
-                str(text_file),
-                *TINY,
-                "--save",
-                str(save),
-                "--json",
-                str(tmp_path / "o.json"),
-            ]
-        )
-        == 0
-    )
-    model, tokenizer = load_classifier(str(save), 2)
-    batch = tokenizer(["the cat sees a ball ."], return_tensors="pt")
-    assert model(**batch).logits.shape == (1, 2)
-
-
-def test_load_classifier_dropout_reaches_a_bert_and_is_refused_elsewhere(text_file, tmp_path):
-    """``dropout=`` replaces a saved BERT's dropout; a stand-in or a model without BERT's dropout
-    settings (a T5) is refused with a ValueError naming it, not silently left as it was."""
-    from helpers.finetune.models import load_classifier, tiny_t5
-
+def saved_tiny(text_file, tmp_path) -> Path:
+    """tmp_path/saved: the command's tiny run on ``text_file``."""
     save = tmp_path / "saved"
     argv = [
         "--train-file",
@@ -129,6 +102,25 @@ def test_load_classifier_dropout_reaches_a_bert_and_is_refused_elsewhere(text_fi
         str(tmp_path / "o.json"),
     ]
     assert cli.main(argv) == 0
+    return save
+
+
+def test_finetune_command_loads_the_saved_folder(text_file, tmp_path):
+    """python -m helpers.finetune --model DIR reads the folder through transformers' Auto classes."""
+    from helpers.finetune.models import load_classifier
+
+    save = saved_tiny(text_file, tmp_path)
+    model, tokenizer = load_classifier(str(save), 2)
+    batch = tokenizer(["the cat sees a ball ."], return_tensors="pt")
+    assert model(**batch).logits.shape == (1, 2)
+
+
+def test_load_classifier_dropout_reaches_a_bert_and_is_refused_elsewhere(text_file, tmp_path):
+    """``dropout=`` replaces a saved BERT's dropout; a stand-in or a model without BERT's dropout
+    settings (a T5) is refused with a ValueError naming it, not silently left as it was."""
+    from helpers.finetune.models import load_classifier, tiny_t5
+
+    save = saved_tiny(text_file, tmp_path)
     model, _ = load_classifier(str(save), 2, dropout=0.3)
     assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
     with pytest.raises(ValueError, match="stand-in 'tiny'"):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from helpers.cli import Parser
 from helpers.env import pick_device, seeded
-from helpers.files import check_writable, write_json
+from helpers.files import check_not_an_input, check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
 from helpers.finetune.models import check_max_length, load_classifier
@@ -61,21 +61,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-INPUTS = (
-    ("--train-file", "train_file"),
-    ("--eval-file", "eval_file"),
-    ("--test-file", "test_file"),
-)
-
-
 def check_json(args: argparse.Namespace) -> None:
     """``--json`` is a file of its own: not one of the inputs, which the report would replace."""
-    out = args.json.resolve()
-    for flag, name in INPUTS:
-        path = getattr(args, name)
-        if path is not None and out == Path(path).resolve():
-            raise ValueError(f"--json {args.json} is the {flag}: it would be written over; give "
-                             "another path")  # fmt: skip
+    check_not_an_input(args.json, {"--train-file": args.train_file, "--eval-file": args.eval_file,
+                                   "--test-file": args.test_file})  # fmt: skip
 
 
 def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: int | None,

@@ -21,7 +21,7 @@ import torch
 from helpers.cli import Parser
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_writable, write_json
+from helpers.files import check_not_an_input, check_writable, write_json
 from helpers.finetune.models import check_max_length
 from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
 from helpers.minbert.runs import (
@@ -86,12 +86,8 @@ def config_of(args: argparse.Namespace) -> MinbertConfig:
 
 def check_json(args: argparse.Namespace) -> None:
     """``--json`` is a file of its own: not one of the inputs, which the report would replace."""
-    out = args.json.resolve()
-    for flag, path in (("--train-file", args.train_file), ("--dev-file", args.dev_file),
-                       ("--test-file", args.test_file)):  # fmt: skip
-        if path is not None and out == Path(path).resolve():
-            raise ValueError(f"--json {args.json} is the {flag}: it would be written over; give "
-                             "another path")  # fmt: skip
+    check_not_an_input(args.json, {"--train-file": args.train_file, "--dev-file": args.dev_file,
+                                   "--test-file": args.test_file})  # fmt: skip
 
 
 def check_max_len(cfg: MinbertConfig, bert, args: argparse.Namespace) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_writable, write_json
+from helpers.files import check_not_an_input, check_writable, write_json
 from helpers.mlm.runs import (
     CHECKPOINT,
     SAFETY,
@@ -168,10 +168,7 @@ def check_json(args: argparse.Namespace) -> None:
     out, save = args.json.resolve(), args.save.resolve()
     if out == save or save in out.parents:
         raise ValueError(f"--json {args.json} is inside --save {args.save}; write it elsewhere")
-    for flag, path in (("--train-file", args.train_file), ("--eval-file", args.eval_file)):
-        if path is not None and out == path.resolve():
-            raise ValueError(f"--json {args.json} is the {flag}: it would be written over; give "
-                             "another path")  # fmt: skip
+    check_not_an_input(args.json, {"--train-file": args.train_file, "--eval-file": args.eval_file})
 
 
 def main(argv: list[str] | None = None) -> int:
