@@ -515,6 +515,55 @@ def test_a_temperature_that_is_0_in_float32_samples_greedily(trained, capsys):
     assert sample(model, vocab, "the", 8, 1e-300, seed=3) == sample(model, vocab, "the", 8, 0.0)
 
 
+def test_generate_takes_a_float32_zero_temperature_as_greedy_and_refuses_nan():
+    model, idx = tiny_model(), torch.zeros(2, 1, dtype=torch.long)
+    greedy = generate(model, idx, 4, 12, 0.0)
+    for t in (1e-46, 1e-300):  # 0 in float32: the logits cannot be divided by it
+        assert torch.equal(generate(model, idx, 4, 12, t, torch.Generator().manual_seed(0)), greedy)
+        assert torch.equal(generate(model, idx, 4, 12, t, cache=True), greedy)
+    with pytest.raises(ValueError, match="temperature must be a number ≥ 0, not nan"):
+        generate(model, idx, 4, 12, float("nan"))
+
+
+@pytest.mark.parametrize(("accumulate", "evals", "steps", "batches"), [(2, 5, [1, 2, 3], 6), (3, 2, [2, 3], 9), (1, 2, [2, 3], 3)])  # fmt: skip
+def test_rounds_end_on_whole_steps_and_more_evals_than_steps_is_said(
+    tmp_path, capsys, accumulate, evals, steps, batches
+):
+    """--iters 3 is 3 optimizer steps of --accumulate batches each, however --evals splits them (5
+    evaluations asked for 3 steps once made 5 steps, some of one batch); the curve counts steps."""
+    argv = small_argv(
+        tmp_path, {"--iters": "3", "--accumulate": str(accumulate), "--evals": str(evals)}
+    )
+    assert cli.main(argv) == 0
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert (report["iters"], report["batches"], report["steps"]) == (3, batches, steps)
+    said = "note: --evals 5 is more than the run's 3 steps; evaluated after each step"
+    assert (said in capsys.readouterr().err) == (evals > 3)
+
+
+def test_sample_says_when_top_k_is_more_than_the_vocabulary(trained, capsys):
+    _, vocab = load_model(trained[0] / "m")
+    argv = [
+        "sample",
+        "--load",
+        str(trained[0] / "m"),
+        "--prompt",
+        "the",
+        "--tokens",
+        "6",
+        "--seed",
+        "2",
+    ]
+    texts = []
+    for k in (len(vocab), len(vocab) + 1, 1000):
+        assert cli.main([*argv, "--top-k", str(k)]) == 0
+        out = capsys.readouterr()
+        said = f"note: --top-k {k} is more than the vocabulary's {len(vocab)} tokens"
+        assert (said in out.err) == (k > len(vocab)), out.err
+        texts.append(out.out)
+    assert texts[0] == texts[1] == texts[2]  # every token stays in the draw, as at k = vocabulary
+
+
 def test_widgets_redraw_when_driven():
     from helpers.widgets.gpt import attention_explorer, sample_explorer
 

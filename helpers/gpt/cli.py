@@ -237,6 +237,9 @@ def run_train(args: argparse.Namespace) -> int:
     ):
         print(f"note: --minutes {args.minutes:g} was spent before training (reading the text and timing "
               f"steps); trained 1 step, {report['command_seconds']:.0f} s in all", file=sys.stderr)  # fmt: skip
+    if len(report["dev_losses"]) < args.evals:
+        print(f"note: --evals {args.evals} is more than the run's {report['iters']:,} steps; "
+              f"evaluated after each step", file=sys.stderr)  # fmt: skip
     print(f"dev loss {report['dev_loss']:.3f} nats/token (perplexity {report['dev_perplexity']:.2f}) "
           f"after {report['iters']:,} steps; {report['tokens_per_second']:,.0f} tokens/s; "
           f"saved {args.save}; wrote {args.json}")  # fmt: skip
@@ -259,6 +262,9 @@ def run_sample(args: argparse.Namespace) -> int:
                 f"--load {args.load} is a file; give the folder that train --save wrote"
             )
         model, vocab = load_model(args.load, pick_device())
+        if args.top_k is not None and args.top_k > len(vocab):
+            print(f"note: --top-k {args.top_k} is more than the vocabulary's {len(vocab)} tokens; "
+                  f"every token stays in the draw", file=sys.stderr)  # fmt: skip
         unknown = vocab.unknown(args.prompt)
         if unknown and vocab.level == "word":
             print(f"note: {unknown} are not in the vocabulary; read as <unk>", file=sys.stderr)

@@ -180,8 +180,12 @@ def train(
             folder.mkdir(parents=True, exist_ok=True)
             write_json(folder / PLAN, plan)
     iters = distributed.agree(plan["iters"])  # batches in all: rank 0's plan
-    rounds = min(iters, max(cfg.evals, math.ceil(iters / MAX_ROUND)))
-    per_round = [iters // rounds + (r < iters % rounds) for r in range(rounds)]
+    share = distributed.per_process(cfg.accumulate, place.world)  # batches per step per process
+    group = share * place.world  # batches per optimizer step, all processes together
+    steps, rest = divmod(iters, group)  # rounds end on whole steps; the rest joins the last round
+    rounds = max(1, min(steps, max(cfg.evals, math.ceil(steps / MAX_ROUND))))
+    per_round = [(steps // rounds + (r < steps % rounds)) * group for r in range(rounds)]
+    per_round[-1] += rest
 
     def round_batches(r: int) -> list:  # a seed per round: the same batches after a resume
         g = torch.Generator().manual_seed(cfg.seed * 1000 + r)
@@ -193,13 +197,13 @@ def train(
     history = fit(model, round_batches, train_cfg, device, eval_batches={"dev": dev},
                   checkpoint=folder / "checkpoint.pt" if folder else None,
                   identity={"run": cfg.to_dict(), "data": corpus.digest()}, progress=progress)  # fmt: skip
-    history["step"] = [sum(per_round[:e]) for e in history["epoch"]]
+    round_steps = [math.ceil(n // place.world / share) for n in per_round]  # optimizer steps
+    history["step"] = [sum(round_steps[:e]) for e in history["epoch"]]
     if not place.main:  # the other processes trained; rank 0 evaluated and reports
         return GPTRun(history, model, corpus.vocab)
     report = make_report(cfg, corpus, model, history, per_round, time.perf_counter() - started)
-    share = distributed.per_process(cfg.accumulate, place.world)  # batches per step per process
     report.update(processes=place.world, batches=sum(per_round), accumulate=cfg.accumulate,
-                  iters=sum(math.ceil(n // place.world / share) for n in per_round))  # fmt: skip
+                  iters=sum(round_steps))  # fmt: skip
     if folder is not None and place.main:
         save_model(model, corpus.vocab, folder)
     return GPTRun(history, model, corpus.vocab, report)
@@ -261,10 +265,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
 def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: float = 1.0,
            top_k: int | None = None, seed: int = 0) -> str:  # fmt: skip
     """The ``tokens`` tokens the model writes after ``prompt`` (decoded to text), one at a time.
-    ``temperature`` 0 takes the most likely token each time; so does one too small for float32
-    (below about 1e-45, the limit it tends to), which the logits could not be divided by."""
-    if 0 < temperature and torch.tensor(temperature, dtype=torch.float32).item() == 0:
-        temperature = 0.0
+    ``temperature`` 0 (or one that is 0 in float32) takes the most likely token each time."""
     ids = vocab.encode(prompt)
     if vocab.level == "word" and ids and not prompt.rstrip(" \t").endswith("\n"):
         ids = ids[:-1]  # the <eos> tokens() puts after the last line: go on from its last word

@@ -17,10 +17,11 @@ def next_token(
     top_k: int | None = None,
     top_p: float | None = None,
 ) -> torch.Tensor:
-    """(B, vocab) scores -> (B, 1) token ids. Temperature 0 takes the most likely token; otherwise
+    """(B, vocab) scores -> (B, 1) token ids. Temperature 0 takes the most likely token (so does one
+    too small for float32, below about 1e-45, which the logits could not be divided by); otherwise
     softmax(logits / temperature) restricted to the ``top_k`` most likely tokens and to the smallest
     set whose probability reaches ``top_p`` (the token that crosses it included), then one draw."""
-    if temperature == 0:
+    if torch.tensor(temperature, dtype=torch.float32).item() == 0:
         return logits.argmax(dim=-1, keepdim=True)  # (B, 1)
     z = (
         logits.float() - logits.float().amax(-1, keepdim=True)
@@ -42,8 +43,8 @@ def _check(
 ) -> None:
     if steps < 0 or block_size < 1:
         raise ValueError(f"steps must be ≥ 0 and block_size ≥ 1, not {steps} and {block_size}")
-    if temperature < 0:
-        raise ValueError(f"temperature must be ≥ 0, not {temperature}")
+    if not temperature >= 0:  # nan too
+        raise ValueError(f"temperature must be a number ≥ 0, not {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be ≥ 1 (or None: every token), not {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
