@@ -537,8 +537,51 @@ def test_rounds_end_on_whole_steps_and_more_evals_than_steps_is_said(
     assert cli.main(argv) == 0
     report = json.loads((tmp_path / "out.json").read_text())
     assert (report["iters"], report["batches"], report["steps"]) == (3, batches, steps)
-    said = "note: --evals 5 is more than the run's 3 steps; evaluated after each step"
-    assert (said in capsys.readouterr().err) == (evals > 3)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["scheduler"]["last_epoch"] == 3  # the optimizer steps actually taken
+    err = capsys.readouterr().err
+    said = "note: --evals 5: the run has 3 steps, so 3 evaluations"
+    assert said in err if evals > 3 else "note: --evals" not in err
+
+
+def test_leftover_batches_join_the_first_round_inside_the_schedule(tmp_path, monkeypatch):
+    """A --minutes plan of 5 batches with --accumulate 2: 2 whole steps and 1 batch left over. It
+    goes in the first round, which sizes the cosine schedule, so no step is taken at rate 0."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from helpers.gpt import runs
+
+    monkeypatch.setattr(runs, "step_seconds", lambda *a: 0.01)  # no timing probe (its own steps)
+    monkeypatch.setattr(runs, "plan_iters", lambda *a: 5)
+    rates = []  # the rate of every optimizer step the run takes
+    hook = register_optimizer_step_pre_hook(
+        lambda opt, args, kwargs: rates.append(opt.param_groups[0]["lr"])
+    )
+    argv = small_argv(tmp_path, {"--accumulate": "2", "--evals": "2"})
+    del argv[argv.index("--iters") : argv.index("--iters") + 2]
+    try:
+        assert cli.main([*argv, "--minutes", "5"]) == 0
+    finally:
+        hook.remove()
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert (report["batches"], report["iters"], report["steps"]) == (5, 3, [2, 3])
+    assert len(rates) == 3 and min(rates) > 0, rates
+
+
+def test_an_old_checkpoint_with_another_round_split_trains_again(tmp_path, capsys):
+    """The rounds are part of a checkpoint's identity: a run whose rounds were split otherwise (by an
+    earlier version of this code) is not resumed into other batches."""
+
+    argv = small_argv(tmp_path, {"--iters": "4", "--accumulate": "2", "--evals": "2"})
+    assert cli.main(argv) == 0
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(path, weights_only=False)
+    assert state["fingerprint"]["rounds"] == [4, 4]
+    state["fingerprint"]["rounds"] = [5, 3]
+    torch.save(state, path)
+    capsys.readouterr()
+    assert cli.main([a for a in argv if a != "--quiet"]) == 0
+    assert "the rounds changed" in capsys.readouterr().out
 
 
 def test_sample_says_when_top_k_is_more_than_the_vocabulary(trained, capsys):

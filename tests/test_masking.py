@@ -110,7 +110,7 @@ def test_generate_crops_the_context_and_refuses_bad_settings():
     model = LastToken()
     out = generate(model, torch.tensor([[0, 1]]), steps=4, block_size=3, temperature=0.0)
     assert out.tolist() == [[0, 1, 2, 3, 4, 0]] and model.seen == 3
-    with pytest.raises(ValueError, match="temperature must be ≥ 0"):
+    with pytest.raises(ValueError, match="temperature must be a number ≥ 0"):
         generate(model, torch.tensor([[0]]), 1, 3, temperature=-1.0)
     with pytest.raises(ValueError, match="block_size ≥ 1"):
         generate(model, torch.tensor([[0]]), 1, 0)

@@ -24,7 +24,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from helpers.cli import Parser
+from helpers.cli import DefaultsHelp, Parser
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
 from helpers.gpt.attention import MASKS, VARIANTS
@@ -46,7 +46,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
                     description="Train a small GPT on a text file, or sample from one.")  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = commands.add_parser("train", help="train a GPT and save it",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+                            formatter_class=DefaultsHelp)  # fmt: skip
     t.add_argument("--data", type=Path, required=True, help="a UTF-8 text file")
     t.add_argument("--level", choices=LEVELS, default="char")
     t.add_argument("--attention", choices=VARIANTS, default="dot")
@@ -63,9 +63,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "batch_size",
         "accumulate",
         "seed",
-        "evals",
     ):
         t.add_argument(FLAGS[name], type=int, default=getattr(defaults, name))
+    t.add_argument(
+        "--evals", type=int, help=f"dev evaluations along the run (default {defaults.evals})"
+    )
     t.add_argument("--additive-dim", type=int, default=defaults.additive_dim)
     t.add_argument("--lr", type=float, default=defaults.lr)
     t.add_argument("--dropout", type=float, default=defaults.dropout)
@@ -75,7 +77,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     t.add_argument("--json", type=Path, required=True, help="where to write the results")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     s = commands.add_parser("sample", help="write text with a saved GPT",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+                            formatter_class=DefaultsHelp)  # fmt: skip
     s.add_argument("--load", type=Path, required=True, help="a folder written by train --save")
     s.add_argument("--prompt", required=True)
     s.add_argument("--tokens", type=int, default=300)
@@ -198,6 +200,8 @@ def run_train(args: argparse.Namespace) -> int:
     values = {name: getattr(args, name) for name in FLAGS}
     if values["iters"] is None and values["minutes"] is None:
         values["iters"] = 2000
+    if values["evals"] is None:
+        values["evals"] = GPTRunConfig.evals
     existed, fresh = args.save.exists(), False
     try:
         text = read_text(args.data)
@@ -237,9 +241,9 @@ def run_train(args: argparse.Namespace) -> int:
     ):
         print(f"note: --minutes {args.minutes:g} was spent before training (reading the text and timing "
               f"steps); trained 1 step, {report['command_seconds']:.0f} s in all", file=sys.stderr)  # fmt: skip
-    if len(report["dev_losses"]) < args.evals:
-        print(f"note: --evals {args.evals} is more than the run's {report['iters']:,} steps; "
-              f"evaluated after each step", file=sys.stderr)  # fmt: skip
+    if args.evals is not None and len(report["dev_losses"]) < args.evals:
+        print(f"note: --evals {args.evals}: the run has {report['iters']:,} steps, so "
+              f"{len(report['dev_losses'])} evaluations", file=sys.stderr)  # fmt: skip
     print(f"dev loss {report['dev_loss']:.3f} nats/token (perplexity {report['dev_perplexity']:.2f}) "
           f"after {report['iters']:,} steps; {report['tokens_per_second']:,.0f} tokens/s; "
           f"saved {args.save}; wrote {args.json}")  # fmt: skip

@@ -27,7 +27,7 @@ from helpers.training.loop import make_optimizer
 
 SAFETY = 1.1  # --minutes plans for steps 10% slower than the probe (a busy machine)
 DEV_SEED = 1234  # every run is scored on the same dev windows, whatever its own seed
-MAX_ROUND = 2000  # steps between evaluations at most (a round's batches are drawn up front)
+MAX_ROUND = 2000  # batches between evaluations at most (a round's batches are drawn up front)
 
 
 @config
@@ -182,10 +182,12 @@ def train(
     iters = distributed.agree(plan["iters"])  # batches in all: rank 0's plan
     share = distributed.per_process(cfg.accumulate, place.world)  # batches per step per process
     group = share * place.world  # batches per optimizer step, all processes together
-    steps, rest = divmod(iters, group)  # rounds end on whole steps; the rest joins the last round
-    rounds = max(1, min(steps, max(cfg.evals, math.ceil(steps / MAX_ROUND))))
-    per_round = [(steps // rounds + (r < steps % rounds)) * group for r in range(rounds)]
-    per_round[-1] += rest
+    steps, rest = divmod(iters, group)  # rounds end on whole steps; the rest joins the first round,
+    rounds = max(1, min(steps, max(cfg.evals, math.ceil(iters / MAX_ROUND))))  # which sizes the
+    per_round = [
+        (steps // rounds + (r < steps % rounds)) * group for r in range(rounds)
+    ]  # schedule
+    per_round[0] += rest
 
     def round_batches(r: int) -> list:  # a seed per round: the same batches after a resume
         g = torch.Generator().manual_seed(cfg.seed * 1000 + r)
@@ -196,7 +198,8 @@ def train(
                             accumulate=cfg.accumulate, seed=cfg.seed)  # fmt: skip
     history = fit(model, round_batches, train_cfg, device, eval_batches={"dev": dev},
                   checkpoint=folder / "checkpoint.pt" if folder else None,
-                  identity={"run": cfg.to_dict(), "data": corpus.digest()}, progress=progress)  # fmt: skip
+                  identity={"run": cfg.to_dict(), "data": corpus.digest(), "rounds": per_round},
+                  progress=progress)  # fmt: skip
     round_steps = [math.ceil(n // place.world / share) for n in per_round]  # optimizer steps
     history["step"] = [sum(round_steps[:e]) for e in history["epoch"]]
     if not place.main:  # the other processes trained; rank 0 evaluated and reports
