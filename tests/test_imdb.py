@@ -556,6 +556,45 @@ def test_ablation_refuses_bad_settings(cli_files, capsys, extra, words):
     assert words in capsys.readouterr().err
 
 
+def test_ablation_from_best_scores_a_choose_file_as_the_command_scores_its_test_file(
+    cli_files, capsys
+):
+    """--base best --choose-file F: each run's final model is scored on F, exactly as
+    `python -m helpers.imdb --config best --test-file F` scores it, and the summary ranks by it."""
+    from helpers.imdb import ablation
+
+    files = {k: str(v) for k, v in cli_files.items()}
+    args = ["--train-file", files["--train-file"], "--glove-file", files["--glove-file"],
+            "--json", files["--json"], "--seeds", "1", "--epochs", "1"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ablation, "BEST_CHANGES", {"best": {}, "1 head": {"heads": 1}})
+        assert ablation.main([*args, "--base", "best", "--choose-file", files["--test-file"]]) == 0
+    runs = json.loads(cli_files["--json"].read_text())["runs"]
+    assert [(r["change"], r["config"]["heads"], r["config"]["pooling"]) for r in runs] == [
+        ("best", 2, "mean+max"), ("1 head", 1, "mean+max")]  # fmt: skip
+    table = ablation.summary(runs)
+    assert list(table.columns[:5]) == ["runs", "mean", "sd", "low", "high"]
+    assert table.loc["1 head", "mean"] == runs[1]["choose_accuracy"] != runs[1]["valid_accuracy"]
+    assert table.loc["best", "vs best"] == 0
+    assert "vs best" in capsys.readouterr().out
+    tmp = cli_files["--json"].with_name("cli.json")
+    assert call({**cli_files, "--test-file": cli_files["--test-file"], "--json": tmp},
+                "--config", "best", "--epochs", "1") == 0  # fmt: skip
+    report = json.loads(tmp.read_text())
+    assert report["test_accuracy"] == runs[0]["choose_accuracy"]
+
+
+def test_ablation_refuses_the_train_file_as_choose_file(cli_files, capsys):
+    from helpers.imdb import ablation
+
+    train = str(cli_files["--train-file"])
+    args = ["--train-file", train, "--glove-file", str(cli_files["--glove-file"]),
+            "--json", str(cli_files["--json"]), "--choose-file", train]  # fmt: skip
+    assert ablation.main(args) == 2
+    assert "is the --train-file; give reviews kept apart from training" in capsys.readouterr().err
+    assert not cli_files["--json"].exists()
+
+
 def test_the_measured_ablation_ships_with_the_package():
     from helpers.imdb import ablation
 

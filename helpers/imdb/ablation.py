@@ -1,8 +1,9 @@
-"""Notebook 03's ablation: the course config against one change at a time, several seeds each, scored
-on validation only (the test split is not even loaded).
+"""Notebook 03's ablation: the course config (or `best`) against one change at a time, several seeds
+each, scored on validation only (the test split is not even loaded), or on a choose file of other
+reviews kept for choosing (say, other films' reviews).
 
     python -m helpers.imdb.ablation --train-file train.jsonl --glove-file glove.6B.50d.txt \\
-        [--seeds 3 --valid-fraction 0.1 --epochs N] --json ablation.json
+        [--base course|best --choose-file F --seeds 3 --valid-fraction 0.1 --epochs N] --json ablation.json
 
 The JSON is rewritten after every run, so a killed command resumes where it stopped.
 """
@@ -21,7 +22,7 @@ from helpers.env import pick_device
 from helpers.files import check_writable, write_json
 from helpers.glove import load_glove
 from helpers.imdb.data import read_jsonl, split_off
-from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, prepare, run
+from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, prepare, run, score_test
 
 # One change from the course config per row; "course" itself is the reference.
 CHANGES: dict[str, dict] = {
@@ -32,6 +33,16 @@ CHANGES: dict[str, dict] = {
     "2 heads": {"heads": 2},
     "max 512 tokens": {"max_len": 512},
     "lr 1e-3": {"lr": 1e-3},
+}
+# `best` against each of its choices put back to the course's value (pooling: the course's mean).
+BEST_CHANGES: dict[str, dict] = {
+    "best": {},
+    "1 head": {"heads": 1},
+    "max 256 tokens": {"max_len": 256},
+    "dropout 0.1": {"dropout": 0.1},
+    "5 epochs": {"epochs": 5},
+    "mean pooling": {"pooling": "mean"},
+    "no word dropout": {"word_dropout": 0.0},
 }
 
 
@@ -44,35 +55,44 @@ def ablation(
     done: list[dict] = (),
     save=None,
 ) -> list[dict]:
-    """Train ``base`` with each change for each seed; one row per run with its validation scores.
-    Rows already in ``done`` are kept, not retrained; ``save(rows)`` is called after every run."""
+    """Train ``base`` with each change for each seed; one row per run with its validation scores (and
+    its final model's accuracy on the "choose" split, if ``prepared`` has one). Rows already in
+    ``done`` are kept, not retrained; ``save(rows)`` is called after every run."""
     rows = list(done)
     todo = [(name, seed) for name in changes for seed in seeds
             if not any(r["change"] == name and r["seed"] == seed for r in rows)]  # fmt: skip
     for name, seed in tqdm(todo, desc="ablation", unit="run"):
         cfg = base.replace(**changes[name])
-        history = run(prepared, cfg, device, seed=seed, progress=False).history
+        result = run(prepared, cfg, device, seed=seed, progress=False)
+        history = result.history
         rows.append({
             "change": name, "seed": seed, "config": cfg.to_dict(),
             "valid_accuracy": history.last("valid_accuracy"), "valid_loss": history.last("valid_loss"),
             "best_epoch_valid_accuracy": max(history["valid_accuracy"]),
             "seconds_per_epoch": statistics.mean(history["seconds"]),
         })  # fmt: skip
+        if "choose" in prepared.docs:
+            rows[-1]["choose_accuracy"] = score_test(
+                prepared, result.model, device, "choose"
+            ).accuracy
         if save is not None:
             save(rows)
     return rows
 
 
-def summary(rows: list[dict], reference: str = "course"):
-    """One line per change: validation accuracy as mean, spread (sample sd) and range over seeds,
-    and the mean difference from ``reference``."""
+def summary(rows: list[dict], reference: str | None = None):
+    """One line per change: the accuracy the choice is made on (the choose file's if the runs have
+    one, else validation's) as mean, spread (sample sd) and range over seeds, and the mean difference
+    from ``reference`` (default: the first change, the base itself)."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
-    table = frame.groupby("change", sort=False)["valid_accuracy"].agg(
+    column = "choose_accuracy" if "choose_accuracy" in frame else "valid_accuracy"
+    table = frame.groupby("change", sort=False)[column].agg(
         runs="count", mean="mean", sd="std", low="min", high="max"
     )
-    table["vs course"] = table["mean"] - table.loc[reference, "mean"]
+    reference = reference or table.index[0]
+    table[f"vs {reference}"] = table["mean"] - table.loc[reference, "mean"]
     table["s / epoch"] = frame.groupby("change", sort=False)["seconds_per_epoch"].mean()
     return table
 
@@ -87,9 +107,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                      description="Notebook 03's ablation, on validation.")  # fmt: skip
     parser.add_argument("--train-file", required=True, help="jsonl with fields text and label")
     parser.add_argument("--glove-file", required=True, help="GloVe in its text format")
+    parser.add_argument("--base", choices=sorted(CONFIGS), default="course",
+                        help="the config the changes start from (default course)")  # fmt: skip
+    parser.add_argument("--choose-file", type=Path,
+                        help="jsonl of other reviews: each run's final model is scored on it, and "
+                             "the summary ranks by it")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="runs per change (seeds 42, 43, …)")
     parser.add_argument("--valid-fraction", type=float, default=0.1)
-    parser.add_argument("--epochs", type=int, help="override the course config's 5 (for a test)")
+    parser.add_argument("--epochs", type=int, help="override the base config's epochs (for a test)")
     parser.add_argument(
         "--json", type=Path, required=True, help="results, rewritten after each run"
     )
@@ -99,7 +124,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        base = CONFIGS["course"].replace(**({"epochs": args.epochs} if args.epochs else {}))
+        base = CONFIGS[args.base].replace(**({"epochs": args.epochs} if args.epochs else {}))
         if not 1 <= args.seeds <= 20:
             raise ValueError(f"--seeds must be between 1 and 20, got {args.seeds}")
         if not 0 < args.valid_fraction < 1:
@@ -107,11 +132,17 @@ def main(argv: list[str] | None = None) -> int:
         check_writable(args.json)
         done = json.loads(args.json.read_text())["runs"] if args.json.exists() else []
         train, valid = split_off(read_jsonl(args.train_file), args.valid_fraction)
+        splits = {"train": train, "valid": valid}
+        if args.choose_file is not None:
+            if args.choose_file.resolve() == Path(args.train_file).resolve():
+                raise ValueError(f"--choose-file {args.choose_file} is the --train-file; give reviews "
+                                 "kept apart from training (say, other films')")  # fmt: skip
+            splits["choose"] = read_jsonl(args.choose_file)
         glove, _ = load_glove(args.glove_file)
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    prepared = prepare({"train": train, "valid": valid}, glove)
+    prepared = prepare(splits, glove)
     setting = {"base": base.to_dict(), "examples": {k: len(d) for k, d in prepared.docs.items()},
                "data": prepared.fingerprint(), "glove_dim": glove.dim}  # fmt: skip
     if done and json.loads(args.json.read_text()).get("setting") != setting:
@@ -123,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                                "torch": torch.__version__, "runs": rows})  # fmt: skip
 
     seeds = list(range(42, 42 + args.seeds))
-    rows = ablation(prepared, base, seeds, pick_device(), CHANGES, done=done, save=save)
+    changes = CHANGES if args.base == "course" else BEST_CHANGES
+    rows = ablation(prepared, base, seeds, pick_device(), changes, done=done, save=save)
     save(rows)
     print(summary(rows).to_string(float_format=lambda x: f"{x:.4f}"))
     return 0

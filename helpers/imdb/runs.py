@@ -204,9 +204,12 @@ def run(
     return ImdbRun(history, model, {"train": time.perf_counter() - start})
 
 
-def score_test(prepared: Prepared, model: MyTransformer, device: torch.device) -> Metrics:
-    """The test split's loss and accuracy: once, for the model whose settings validation chose."""
-    return evaluate(model, prepared.batches("test", 64, model.max_len, shuffle=False), device)
+def score_test(
+    prepared: Prepared, model: MyTransformer, device: torch.device, split: str = "test"
+) -> Metrics:
+    """The test split's loss and accuracy: once, for the model whose settings validation chose (or
+    another held-out ``split``'s, such as the ablation's choose file)."""
+    return evaluate(model, prepared.batches(split, 64, model.max_len, shuffle=False), device)
 
 
 def misclassified(
