@@ -182,11 +182,10 @@ def train(
     iters = distributed.agree(plan["iters"])  # batches in all: rank 0's plan
     share = distributed.per_process(cfg.accumulate, place.world)  # batches per step per process
     group = share * place.world  # batches per optimizer step, all processes together
-    steps, rest = divmod(iters, group)  # rounds end on whole steps; the rest joins the first round,
-    rounds = max(1, min(steps, max(cfg.evals, math.ceil(iters / MAX_ROUND))))  # which sizes the
-    per_round = [
-        (steps // rounds + (r < steps % rounds)) * group for r in range(rounds)
-    ]  # schedule
+    # rounds end on whole steps; batches short of a step join the first round, which sizes the schedule
+    steps, rest = divmod(iters, group)
+    rounds = max(1, min(steps, max(cfg.evals, math.ceil(iters / MAX_ROUND))))
+    per_round = [(steps // rounds + (r < steps % rounds)) * group for r in range(rounds)]
     per_round[0] += rest
 
     def round_batches(r: int) -> list:  # a seed per round: the same batches after a resume
