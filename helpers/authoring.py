@@ -10,7 +10,6 @@ version replaces them with ``raise NotImplementedError(hint)``; the hint is what
 ``# BEGIN SOLUTION:`` on the marker line.
 """
 
-import argparse
 import copy
 import json
 import re
@@ -18,6 +17,8 @@ import sys
 from pathlib import Path
 
 import nbformat
+
+from helpers.cli import Parser
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -139,9 +140,7 @@ def set_repo(new: str) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.authoring", description=__doc__.split("\n")[0]
-    )
+    parser = Parser(prog="python -m helpers.authoring", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("students", help="write the student notebooks")
     sub.add_parser("check", help="fail if a student notebook is out of date")

@@ -5,7 +5,6 @@ Everything the notebooks download is listed in ``DOWNLOADS`` (name -> url, check
 one table. Fetch it all ahead of class with ``python -m helpers.download --all``.
 """
 
-import argparse
 import hashlib
 import os
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from helpers.cli import Parser
 from helpers.files import atomic_write
 
 CACHE_ENV = "HELPERS_CACHE"
@@ -179,7 +179,7 @@ def fetch(name: str) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m helpers.download",
         description="Fetch the notebooks' downloads into the cache.",
     )

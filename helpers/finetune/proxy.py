@@ -12,12 +12,12 @@ of those sentences removed:
         --train-file ../shared/data/sst2/train.tsv --out proxy/ [--tune 1000 --confirm 1000 --seed 0]
 """
 
-import argparse
 import json
 import random
 import sys
 from pathlib import Path
 
+from helpers.cli import Parser
 from helpers.finetune.splits import leaking_rows, words
 from helpers.tables import read_rows
 
@@ -85,9 +85,7 @@ def build(sst_file: Path, train_file: Path, out: Path, tune: int, confirm: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m helpers.finetune.proxy", description=__doc__.split("\n")[0]
-    )
+    parser = Parser(prog="python -m helpers.finetune.proxy", description=__doc__.split("\n")[0])
     parser.add_argument("--sst-file", type=Path, required=True, help="minBERT's sst-train.txt")
     parser.add_argument("--train-file", type=Path, required=True, help="SST-2 train.tsv")
     parser.add_argument("--out", type=Path, required=True, help="folder for train/tune/confirm.tsv")

@@ -30,6 +30,7 @@ import torch
 from helpers.bert import BertModel
 from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
+from helpers.cli import Parser
 from helpers.env import pick_device, seeded
 from helpers.files import check_writable, write_json
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
@@ -236,7 +237,7 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m helpers.finetune compare",
+    parser = Parser(prog="python -m helpers.finetune compare",
                                      description="Fine-tune the pretrained small BERT, its random twin and "
                                      "MiniLM on SST-2; dev accuracy, precision, recall, F1.")  # fmt: skip
     parser.add_argument(

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from helpers.cli import Parser
 from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
@@ -103,7 +104,7 @@ def measured() -> dict:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m helpers.imdb.ablation",
+    parser = Parser(prog="python -m helpers.imdb.ablation",
                                      description="Notebook 03's ablation, on validation.")  # fmt: skip
     parser.add_argument("--train-file", required=True, help="jsonl with fields text and label")
     parser.add_argument("--glove-file", required=True, help="GloVe in its text format")

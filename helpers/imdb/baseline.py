@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.cli import Parser
 from helpers.files import check_writable, write_json
 from helpers.imdb.data import Split, read_jsonl, split_off
 from helpers.tables import label_index
@@ -34,7 +35,7 @@ def fit_baseline(train: Split, valid: Split, c_grid: tuple[float, ...] = C_GRID)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m helpers.imdb.baseline",
+    parser = Parser(prog="python -m helpers.imdb.baseline",
                                      description="TF-IDF + logistic regression on IMDB.")  # fmt: skip
     parser.add_argument("--train-file", required=True, help="jsonl with fields text and label")
     parser.add_argument("--test-file", required=True, help="jsonl with fields text and label")

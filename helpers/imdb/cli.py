@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.cli import Parser
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
 from helpers.glove import load_glove
@@ -23,7 +24,7 @@ from helpers.training import choose_precision, distributed
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m helpers.imdb", description="Train notebook 03's IMDB transformer."
     )
     parser.add_argument("--train-file", required=True, help="jsonl with fields text and label")

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.cli import Parser
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_writable, write_json
@@ -45,7 +46,7 @@ FLAGS = {  # MlmConfig field -> its flag, for error messages
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m helpers.mlm",
         description="Pretrain a small BERT with masked language modelling and save it in Hugging Face's "
         "format (python -m helpers.finetune compare ...: the SST-2 comparison).",
