@@ -595,6 +595,27 @@ def test_ablation_refuses_the_train_file_as_choose_file(cli_files, capsys):
     assert not cli_files["--json"].exists()
 
 
+def test_ablation_refuses_a_json_of_other_settings_or_of_another_tool(cli_files, capsys):
+    """Runs of another setting (here --base best after the course ablation) are kept, not thrown away."""
+    from helpers.imdb import ablation
+
+    out = cli_files["--json"]
+    args = ["--train-file", str(cli_files["--train-file"]), "--glove-file",
+            str(cli_files["--glove-file"]), "--json", str(out), "--seeds", "1", "--epochs", "1"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ablation, "CHANGES", {"course": {}})
+        assert ablation.main(args) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert ablation.main([*args, "--base", "best"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 1 run with other settings (the base changed); give another --json" in err, err
+    assert out.read_bytes() == before
+    out.write_text("[1, 2]")
+    assert ablation.main(args) == 2
+    assert "is not a file this command wrote" in capsys.readouterr().err
+
+
 def test_the_measured_ablation_ships_with_the_package():
     from helpers.imdb import ablation
 

@@ -103,6 +103,18 @@ def measured() -> dict:
     return json.loads(project_file("imdb_ablation.json").read_text(encoding="utf-8"))
 
 
+def read_saved(path: Path) -> tuple[dict | None, list[dict]]:
+    """The setting and the runs this command saved at ``path`` earlier; (None, []) if there is none."""
+    if not path.exists():
+        return None, []
+    try:
+        saved = json.loads(path.read_text())
+        return dict(saved["setting"]), list(saved["runs"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"--json {path} exists but is not a file this command wrote (no setting and "
+                         "runs); give another --json") from None  # fmt: skip
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser(prog="python -m helpers.imdb.ablation",
                                      description="Notebook 03's ablation, on validation.")  # fmt: skip
@@ -131,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         check_writable(args.json)
-        done = json.loads(args.json.read_text())["runs"] if args.json.exists() else []
+        saved, done = read_saved(args.json)
         train, valid = split_off(read_jsonl(args.train_file), args.valid_fraction)
         splits = {"train": train, "valid": valid}
         if args.choose_file is not None:
@@ -146,9 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     prepared = prepare(splits, glove)
     setting = {"base": base.to_dict(), "examples": {k: len(d) for k, d in prepared.docs.items()},
                "data": prepared.fingerprint(), "glove_dim": glove.dim}  # fmt: skip
-    if done and json.loads(args.json.read_text()).get("setting") != setting:
-        print(f"{args.json} holds runs of other data or settings: starting again")
-        done = []
+    if saved is not None and saved != setting:
+        changed = ", ".join(f"the {key}" for key in setting if saved.get(key) != setting[key])
+        runs = f"{len(done)} run{'s' * (len(done) != 1)}"
+        print(f"error: --json {args.json} holds {runs} with other settings ({changed} "
+              "changed); give another --json, or delete it to start again", file=sys.stderr)  # fmt: skip
+        return 2
 
     def save(rows: list[dict]) -> None:
         write_json(args.json, {"setting": setting, "device": pick_device().type,
