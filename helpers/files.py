@@ -38,13 +38,21 @@ def check_writable(path: str | Path, create: bool = True) -> Path:
     return path
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file: the same path resolved, or (both existing) a hard link."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
 def check_not_an_input(
     out: str | Path, inputs: dict[str, str | Path | None], flag: str = "--json"
 ) -> None:
     """A ValueError if ``out`` (given as ``flag``) is one of ``inputs`` (each input's flag -> its path,
-    None when not given): writing it would replace that input."""
+    None when not given; by another path, a link or a hard link too): writing it would replace that input."""
     for name, path in inputs.items():
-        if path is not None and Path(out).resolve() == Path(path).resolve():
+        if path is not None and same_file(out, path):
             raise ValueError(
                 f"{flag} {out} is the {name}: it would be written over; give another path"
             )

@@ -456,9 +456,9 @@ def test_cli_file_that_is_not_glove(cli_files, capsys):
 @pytest.mark.parametrize(
     "flag, value, said",
     [
-        ("--epochs", "0", "ImdbConfig.epochs must be > 0 and finite, got 0"),
-        ("--lr", "-1", "ImdbConfig.lr must be > 0 and finite, got -1.0"),
-        ("--max-len", "0", "ImdbConfig.max_len must be > 0 and finite, got 0"),
+        ("--epochs", "0", "error: --epochs must be > 0 and finite, got 0"),
+        ("--lr", "-1", "error: --lr must be > 0 and finite, got -1.0"),
+        ("--max-len", "0", "error: --max-len must be > 0 and finite, got 0"),
     ],
 )
 def test_cli_settings_out_of_range(cli_files, capsys, flag, value, said):
@@ -609,11 +609,115 @@ def test_ablation_refuses_a_json_of_other_settings_or_of_another_tool(cli_files,
     capsys.readouterr()
     assert ablation.main([*args, "--base", "best"]) == 2
     err = capsys.readouterr().err
-    assert "holds 1 run with other settings (the base changed); give another --json" in err, err
+    assert "holds 1 run with other settings (heads 1 (now 2), lr 0.0001 (now 0.001)," in err, err
+    assert "changed); give another --json, or delete it to start again" in err, err
     assert out.read_bytes() == before
     out.write_text("[1, 2]")
     assert ablation.main(args) == 2
     assert "is not a file this command wrote" in capsys.readouterr().err
+
+
+def test_cli_never_writes_its_report_over_an_input_or_other_work(cli_files, capsys):
+    """--json naming an input (by a hard link too), another tool's file or the report of a run with
+    other settings exits 2 and leaves the file as it was; the same command again rewrites its own."""
+    os_link = __import__("os").link
+    hard = cli_files["--train-file"].with_name("hard.jsonl")
+    os_link(cli_files["--train-file"], hard)
+    other = cli_files["--json"].with_name("ablation.json")
+    other.write_text(json.dumps({"setting": {}, "runs": []}))
+    for target, said in ((cli_files["--train-file"], "is the --train-file"), (hard, "is the --train-file"),
+                         (cli_files["--glove-file"], "is the --glove-file"),
+                         (other, "exists and is not a report of this command")):  # fmt: skip
+        before = target.read_bytes()
+        assert call({**cli_files, "--json": target}, "--epochs", "1") == 2
+        assert said in error_line(capsys) and target.read_bytes() == before
+    assert call(cli_files, "--epochs", "1") == 0
+    assert call(cli_files, "--epochs", "1") == 0  # the same run again: its own report, rewritten
+    before = cli_files["--json"].read_bytes()
+    capsys.readouterr()
+    assert call(cli_files, "--epochs", "1", "--seed", "7") == 2
+    assert "holds the report of a run with other settings" in error_line(capsys)
+    assert cli_files["--json"].read_bytes() == before
+
+
+def ablation_args(files: dict, **changes) -> list[str]:
+    flags = {"--train-file": files["--train-file"], "--glove-file": files["--glove-file"],
+             "--json": files["--json"], "--seeds": 1, "--epochs": 1, **changes}  # fmt: skip
+    return [str(x) for kv in flags.items() for x in kv]
+
+
+def test_ablation_and_cli_refuse_evaluation_reviews_that_are_training_reviews(cli_files, capsys):
+    from helpers.imdb import ablation
+
+    train = cli_files["--train-file"]
+    copy = train.with_name("copy.jsonl")
+    copy.write_bytes(train.read_bytes())
+    link = train.with_name("link.jsonl")
+    link.symlink_to(train)
+    for choose, said in (
+        (copy, "of its 240 reviews are in the --train-file"),
+        (link, "is the --train-file"),
+    ):
+        assert ablation.main(ablation_args(cli_files, **{"--choose-file": choose})) == 2
+        assert said in error_line(capsys)
+    assert call({**cli_files, "--test-file": link}, "--epochs", "1") == 2
+    assert "--test-file" in error_line(capsys)
+    assert not cli_files["--json"].exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [({"--epochs": 0}, "error: --epochs must be > 0"),
+     ({"--valid-fraction": 0.999}, "the train split of"),
+     ({"--train-file": "ONE_CLASS"}, "a classifier needs at least two classes"),
+     ({"--choose-file": "NULL_TEXT"}, "is null (no text)")],
+)  # fmt: skip
+def test_ablation_refuses_what_the_imdb_command_refuses(cli_files, capsys, changes, said):
+    """No silent fallback to the base's epochs, no traceback on an empty split, no one-class
+    training, no JSON null read as the word "None"."""
+    from helpers.imdb import ablation
+
+    rows = [json.loads(line) for line in cli_files["--train-file"].read_text().splitlines()]
+    special = {
+        "ONE_CLASS": write_jsonl(cli_files["--json"].with_name("one.jsonl"), [{**r, "label": 1} for r in rows]),
+        "NULL_TEXT": write_jsonl(cli_files["--json"].with_name("null.jsonl"), [{"text": None, "label": 1}]),
+    }  # fmt: skip
+    changes = {k: special.get(v, v) if isinstance(v, str) else v for k, v in changes.items()}
+    assert ablation.main(ablation_args(cli_files, **changes)) == 2
+    err = error_line(capsys)
+    assert said in err, err
+    assert not cli_files["--json"].exists()
+
+
+def test_ablation_interrupted_says_so_in_one_line_and_resumes(cli_files, capsys, monkeypatch):
+    from helpers.imdb import ablation
+
+    real, calls = ablation.run, []
+
+    def stop_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ablation, "run", stop_on_the_second)
+    monkeypatch.setattr(ablation, "CHANGES", {"course": {}, "lr 3e-3": {"lr": 3e-3}})
+    assert ablation.main(ablation_args(cli_files)) == 130
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]  # after the progress bars
+    assert last.startswith("interrupted: 1 run saved in") and "Traceback" not in err, err
+    monkeypatch.setattr(ablation, "run", real)
+    assert ablation.main(ablation_args(cli_files)) == 0
+    runs = json.loads(cli_files["--json"].read_text())["runs"]
+    assert [r["change"] for r in runs] == ["course", "lr 3e-3"]
+
+
+def test_ablation_names_a_json_whose_runs_are_not_its_own(cli_files, capsys):
+    from helpers.imdb import ablation
+
+    cli_files["--json"].write_text(json.dumps({"setting": {}, "runs": [{"seed": 42}]}))
+    assert ablation.main(ablation_args(cli_files)) == 2
+    assert "is not a file this command wrote" in error_line(capsys)
 
 
 def test_the_measured_ablation_ships_with_the_package():

@@ -22,8 +22,8 @@ from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_writable, write_json
 from helpers.glove import load_glove
-from helpers.imdb.data import read_jsonl, split_off
-from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, prepare, run, score_test
+from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
+from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
 
 # One change from the course config per row; "course" itself is the reference.
 CHANGES: dict[str, dict] = {
@@ -109,10 +109,29 @@ def read_saved(path: Path) -> tuple[dict | None, list[dict]]:
         return None, []
     try:
         saved = json.loads(path.read_text())
-        return dict(saved["setting"]), list(saved["runs"])
+        setting, runs = dict(saved["setting"]), list(saved["runs"])
+        ours = all(isinstance(r, dict) and isinstance(r.get("change"), str)
+                   and isinstance(r.get("seed"), int) and isinstance(r.get("valid_accuracy"), float)
+                   for r in runs)  # fmt: skip
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"--json {path} exists but is not a file this command wrote (no setting and "
-                         "runs); give another --json") from None  # fmt: skip
+        ours = False
+    if not ours:
+        raise ValueError(f"--json {path} exists but is not a file this command wrote (a setting and "
+                         "runs of change, seed and scores); give another --json")  # fmt: skip
+    return setting, runs
+
+
+def what_changed(saved: dict, setting: dict) -> list[str]:
+    """In words, how ``setting`` differs from the ``saved`` one: config fields with both values,
+    splits with both sizes, the data."""
+    said = [f"{field} {old!r} (now {setting['base'].get(field)!r})"
+            for field, old in saved.get("base", {}).items() if setting["base"].get(field) != old]  # fmt: skip
+    old_sizes, sizes = saved.get("examples", {}), setting["examples"]
+    said += [f"{split} {old_sizes.get(split, 'none')} examples (now {sizes.get(split, 'none')})"
+             for split in sorted(set(old_sizes) | set(sizes)) if old_sizes.get(split) != sizes.get(split)]  # fmt: skip
+    if not said:
+        said = [f"the {key}" for key in setting if saved.get(key) != setting[key]]
+    return said
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -137,29 +156,33 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        base = CONFIGS[args.base].replace(**({"epochs": args.epochs} if args.epochs else {}))
+        base = CONFIGS[args.base].replace(
+            **({} if args.epochs is None else {"epochs": args.epochs})
+        )
         if not 1 <= args.seeds <= 20:
             raise ValueError(f"--seeds must be between 1 and 20, got {args.seeds}")
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         check_writable(args.json)
         saved, done = read_saved(args.json)
-        train, valid = split_off(read_jsonl(args.train_file), args.valid_fraction)
+        everything = read_jsonl(args.train_file)
+        train, valid = split_off(everything, args.valid_fraction)
+        check_splits(train, valid, args.train_file, args.valid_fraction)
         splits = {"train": train, "valid": valid}
         if args.choose_file is not None:
-            if args.choose_file.resolve() == Path(args.train_file).resolve():
-                raise ValueError(f"--choose-file {args.choose_file} is the --train-file; give reviews "
-                                 "kept apart from training (say, other films')")  # fmt: skip
             splits["choose"] = read_jsonl(args.choose_file)
+            check_apart(
+                everything, args.train_file, splits["choose"], args.choose_file, "--choose-file"
+            )
         glove, _ = load_glove(args.glove_file)
     except (OSError, ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {as_flags(str(err))}", file=sys.stderr)
         return 2
     prepared = prepare(splits, glove)
     setting = {"base": base.to_dict(), "examples": {k: len(d) for k, d in prepared.docs.items()},
                "data": prepared.fingerprint(), "glove_dim": glove.dim}  # fmt: skip
     if saved is not None and saved != setting:
-        changed = ", ".join(f"the {key}" for key in setting if saved.get(key) != setting[key])
+        changed = ", ".join(what_changed(saved, setting))
         runs = f"{len(done)} run{'s' * (len(done) != 1)}"
         print(f"error: --json {args.json} holds {runs} with other settings ({changed} "
               "changed); give another --json, or delete it to start again", file=sys.stderr)  # fmt: skip
@@ -171,7 +194,14 @@ def main(argv: list[str] | None = None) -> int:
 
     seeds = list(range(42, 42 + args.seeds))
     changes = CHANGES if args.base == "course" else BEST_CHANGES
-    rows = ablation(prepared, base, seeds, pick_device(), changes, done=done, save=save)
+    try:
+        rows = ablation(prepared, base, seeds, pick_device(), changes, done=done, save=save)
+    except KeyboardInterrupt:
+        kept = len(read_saved(args.json)[1])
+        print(f"interrupted: {kept} run{'s' * (kept != 1)} saved in {args.json}; the same command "
+              "runs the rest",
+              file=sys.stderr)  # fmt: skip
+        return 130
     save(rows)
     print(summary(rows).to_string(float_format=lambda x: f"{x:.4f}"))
     return 0

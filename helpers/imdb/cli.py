@@ -7,6 +7,7 @@ Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -15,11 +16,10 @@ import torch
 
 from helpers.cli import Parser
 from helpers.env import pick_device
-from helpers.files import check_writable, write_json
+from helpers.files import check_not_an_input, check_writable, write_json
 from helpers.glove import load_glove
-from helpers.imdb.data import read_jsonl, split_off
-from helpers.imdb.runs import CONFIGS, prepare, run, score_test
-from helpers.tables import label_index
+from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
+from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
 from helpers.training import choose_precision, distributed
 
 
@@ -50,6 +50,25 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def check_earlier_report(path: Path, config: dict, seed: int) -> None:
+    """A ValueError if ``path`` exists and is not this command's report of a run with the same config
+    and seed (a rerun of one command writes its report again; nothing else is written over)."""
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+        ours = isinstance(saved, dict) and "test_accuracy" in saved
+    except ValueError:
+        ours = False
+    if not ours:
+        raise ValueError(
+            f"--json {path} exists and is not a report of this command; give another --json"
+        )
+    if saved.get("config") != config or saved.get("seed") != seed:
+        raise ValueError(f"--json {path} holds the report of a run with other settings; give another "
+                         "--json, or delete it to replace it")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
@@ -61,27 +80,26 @@ def main(argv: list[str] | None = None) -> int:
         cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_writable(args.json)
+        check_not_an_input(args.json, {"--train-file": args.train_file, "--test-file": args.test_file,
+                                       "--glove-file": args.glove_file})  # fmt: skip
+        check_earlier_report(args.json, cfg.to_dict(), args.seed)
         distributed.current()  # the launcher's variables, if any, are sound
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         start = time.perf_counter()
-        train_data, valid_data = split_off(read_jsonl(args.train_file), args.valid_fraction)
+        everything = read_jsonl(args.train_file)
+        train_data, valid_data = split_off(everything, args.valid_fraction)
         test_data = read_jsonl(args.test_file)
-        for name, (texts, _) in (("train", train_data), ("validation", valid_data)):
-            if not texts:
-                raise ValueError(
-                    f"the {name} split of {args.train_file} is empty (--valid-fraction "
-                    f"{args.valid_fraction}); use more reviews or another fraction"
-                )
-        label_index(train_data[1] + valid_data[1], args.train_file)  # both classes present
+        check_splits(train_data, valid_data, args.train_file, args.valid_fraction)
+        check_apart(everything, args.train_file, test_data, args.test_file, "--test-file")
         read_seconds = time.perf_counter() - start
         start = time.perf_counter()
         glove, cached = load_glove(args.glove_file)
         glove_seconds = time.perf_counter() - start
     except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {as_flags(str(err))}", file=sys.stderr)
         return 2
     main_rank = distributed.current().main  # under torchrun, only rank 0 shows progress
     prepared = prepare(

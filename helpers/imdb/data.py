@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 from helpers.download import DownloadError, cache_dir, fetch
-from helpers.files import extract_tar
+from helpers.files import extract_tar, same_file
 from helpers.glove import Glove, download_glove, load_glove
 from helpers.synthetic import synthetic_glove, synthetic_reviews
-from helpers.tables import check_columns, int_labels, read_rows
+from helpers.tables import check_columns, check_texts, int_labels, label_index, read_rows
 
 DATA_ENV = "HELPERS_DATA_DIR"
 HUB_ID = "stanfordnlp/imdb"
@@ -23,8 +23,34 @@ def read_jsonl(path: str | Path) -> Split:
     """Texts and labels from a jsonl file with fields ``text`` and ``label`` (0 or 1)."""
     rows = read_rows(path)
     check_columns(rows, ["text", "label"], str(path))
+    check_texts(rows, ["text"], str(path))  # a null would be read as the word "None"
     labels = int_labels([r["label"] for r in rows], str(path), allowed={0, 1})
-    return [str(r["text"]) for r in rows], labels
+    return [r["text"] for r in rows], labels
+
+
+def check_splits(train: Split, valid: Split, train_file: str | Path, fraction: float) -> None:
+    """A ValueError if the training or the validation split of ``train_file`` is empty, or if they
+    hold one class only (nothing to classify)."""
+    for name, (texts, _) in (("train", train), ("validation", valid)):
+        if not texts:
+            raise ValueError(f"the {name} split of {train_file} is empty (--valid-fraction "
+                             f"{fraction}); use more reviews or another fraction")  # fmt: skip
+    label_index(train[1] + valid[1], str(train_file))
+
+
+def check_apart(train: Split, train_file: str | Path, other: Split, other_file: str | Path,
+                flag: str) -> None:  # fmt: skip
+    """A ValueError if ``other_file`` (given as ``flag``) is the training file, by any path or link,
+    or if most of its reviews are training reviews (a copy): scores on it would measure memory."""
+    if same_file(train_file, other_file):
+        raise ValueError(
+            f"{flag} {other_file} is the --train-file; give reviews kept apart from training"
+        )
+    seen = set(train[0])
+    shared = sum(text in seen for text in other[0])
+    if shared > len(other[0]) / 2:
+        raise ValueError(f"{flag} {other_file}: {shared} of its {len(other[0])} reviews are in the "
+                         "--train-file; give reviews kept apart from training")  # fmt: skip
 
 
 def split_off(data: Split, fraction: float, seed: int = 42) -> tuple[Split, Split]:

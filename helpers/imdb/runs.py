@@ -2,6 +2,7 @@
 with the one training loop, test it once, and look inside it."""
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -55,6 +56,12 @@ class ImdbConfig:
         """AdamW with gradient clipping; the course keeps the rate constant."""
         return TrainConfig(epochs=self.epochs, lr=self.lr, schedule=self.schedule,
                            precision=self.precision, accumulate=self.accumulate, seed=seed)  # fmt: skip
+
+
+def as_flags(message: str) -> str:
+    """An ``ImdbConfig`` error with each field named as the commands' flag (``ImdbConfig.max_len`` ->
+    ``--max-len``)."""
+    return re.sub(r"ImdbConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), message)
 
 
 # "course": the course's 1 block, 5 epochs, lr 1e-4 (with GloVe fine-tuned, in batches of 16).
