@@ -720,6 +720,18 @@ def test_ablation_names_a_json_whose_runs_are_not_its_own(cli_files, capsys):
     assert "is not a file this command wrote" in error_line(capsys)
 
 
+def test_baseline_refuses_its_input_as_json_and_the_train_file_as_test_file(cli_files, capsys):
+    from helpers.imdb import baseline
+
+    train, test = str(cli_files["--train-file"]), str(cli_files["--test-file"])
+    args = ["--train-file", train, "--test-file", test, "--json", str(cli_files["--json"])]
+    before = cli_files["--train-file"].read_bytes()
+    assert baseline.main([*args[:4], "--json", train]) == 2
+    assert "--json" in error_line(capsys) and cli_files["--train-file"].read_bytes() == before
+    assert baseline.main([*args[:2], "--test-file", train, *args[4:]]) == 2
+    assert "--test-file" in error_line(capsys) and not cli_files["--json"].exists()
+
+
 def test_the_measured_ablation_ships_with_the_package():
     from helpers.imdb import ablation
 

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 from helpers.cli import Parser
-from helpers.files import check_writable, write_json
-from helpers.imdb.data import Split, read_jsonl, split_off
-from helpers.tables import label_index
+from helpers.files import check_not_an_input, check_writable, write_json
+from helpers.imdb.data import Split, check_apart, check_splits, read_jsonl, split_off
 from helpers.text import clean
 
 C_GRID: tuple[float, ...] = (1.0, 4.0, 16.0)  # inverse regularisation strengths tried on validation
@@ -52,9 +51,14 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         check_writable(args.json)
-        train, valid = split_off(read_jsonl(args.train_file), args.valid_fraction)
+        check_not_an_input(
+            args.json, {"--train-file": args.train_file, "--test-file": args.test_file}
+        )
+        everything = read_jsonl(args.train_file)
+        train, valid = split_off(everything, args.valid_fraction)
         test = read_jsonl(args.test_file)
-        label_index(train[1], args.train_file)  # both classes present
+        check_splits(train, valid, args.train_file, args.valid_fraction)
+        check_apart(everything, args.train_file, test, args.test_file, "--test-file")
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
