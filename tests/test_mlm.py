@@ -89,9 +89,9 @@ def test_command_writes_perplexity_per_epoch_and_a_loadable_folder(text_file, tm
     assert mlm.head.bias.shape == (bert.config.vocab_size,)
 
 
-def saved_tiny(text_file, tmp_path) -> Path:
-    """tmp_path/saved: the command's tiny run on ``text_file``."""
-    save = tmp_path / "saved"
+def saved_tiny(text_file, tmp_path, name: str = "saved", report: str = "o.json") -> Path:
+    """tmp_path/``name``: the command's tiny run on ``text_file`` (its JSON in tmp_path/``report``)."""
+    save = tmp_path / name
     argv = [
         "--train-file",
         str(text_file),
@@ -99,7 +99,7 @@ def saved_tiny(text_file, tmp_path) -> Path:
         "--save",
         str(save),
         "--json",
-        str(tmp_path / "o.json"),
+        str(tmp_path / report),
     ]
     assert cli.main(argv) == 0
     return save

@@ -9,7 +9,7 @@ import sys
 import matplotlib
 import pytest
 import torch
-from test_mlm import TINY, tiny_text
+from test_mlm import TINY, saved_tiny, tiny_text
 
 from helpers.finetune import twin
 from helpers.mlm import MlmConfig, cli
@@ -24,18 +24,7 @@ def saved(tmp_path):
     """A tiny pretrained folder, as python -m helpers.mlm saves it."""
     text = tmp_path / "corpus.txt"
     text.write_text("\n".join(tiny_text()) + "\n", encoding="utf-8")
-    save = tmp_path / "small"
-    argv = [
-        "--train-file",
-        str(text),
-        *TINY,
-        "--save",
-        str(save),
-        "--json",
-        str(tmp_path / "p.json"),
-    ]
-    assert cli.main(argv) == 0
-    return save
+    return saved_tiny(text, tmp_path, "small", "p.json")
 
 
 @pytest.fixture
