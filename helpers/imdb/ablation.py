@@ -199,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         kept = len(read_saved(args.json)[1])
         print(f"interrupted: {kept} run{'s' * (kept != 1)} saved in {args.json}; the same command "
-              "runs the rest",
-              file=sys.stderr)  # fmt: skip
+              "runs the rest", file=sys.stderr)  # fmt: skip
         return 130
     save(rows)
     print(summary(rows).to_string(float_format=lambda x: f"{x:.4f}"))
