@@ -343,7 +343,10 @@ def int_labels(values: list, where: str, allowed: set[int] | None = None) -> lis
             ((row, number) for row, number in enumerate(result, 1) if number not in allowed), where
         )
         if outside:
-            raise ValueError(f"{where}: labels must be {expected}, but found {_listing(outside)}")
+            raise ValueError(
+                f"{where}: labels must be {expected}, but found {_listing(outside)}. Drop those "
+                f"rows, or map each label to {expected} first."
+            )
     return result
 
 

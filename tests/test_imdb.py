@@ -665,6 +665,21 @@ def test_ablation_and_cli_refuse_evaluation_reviews_that_are_training_reviews(cl
     assert not cli_files["--json"].exists()
 
 
+def test_a_one_class_evaluation_file_is_noted_not_refused(capsys):
+    """A test file of positives only is a fair question (the recall of one class), so it runs, but
+    the note says what its accuracy measures; two classes, no note."""
+    from helpers.imdb.data import check_apart
+
+    train = (["a good film", "a bad film"], [1, 0])
+    check_apart(train, "train.jsonl", (["great", "fine"], [1, 1]), "pos.jsonl", "--choose-file")
+    assert capsys.readouterr().err == (
+        "note: every review in --choose-file pos.jsonl is labelled 1, so its accuracy is the recall "
+        "of class 1 alone; a model that always says 1 scores 100%\n"
+    )
+    check_apart(train, "train.jsonl", (["great", "awful"], [1, 0]), "both.jsonl", "--test-file")
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     ("changes", "said"),
     [({"--epochs": 0}, "error: --epochs must be > 0"),

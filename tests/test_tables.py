@@ -324,5 +324,5 @@ def test_labels_outside_allowed_are_named():
         int_labels([0, 1, 2, "-1", 2], "test.jsonl", allowed={0, 1})
     assert str(err.value) == (
         "test.jsonl: labels must be one of 0, 1, but found 2 (2 rows, first row 3), "
-        "-1 (1 row, first row 4)"
+        "-1 (1 row, first row 4). Drop those rows, or map each label to one of 0, 1 first."
     )

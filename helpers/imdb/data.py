@@ -4,6 +4,7 @@ tarball, split into train / validation / test."""
 import os
 import random
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def check_splits(train: Split, valid: Split, train_file: str | Path, fraction: f
 def check_apart(train: Split, train_file: str | Path, other: Split, other_file: str | Path,
                 flag: str) -> None:  # fmt: skip
     """A ValueError if ``other_file`` (given as ``flag``) is the training file, by any path or link,
-    or if most of its reviews are training reviews (a copy): scores on it would measure memory."""
+    or if most of its reviews are training reviews (a copy): scores on it would measure memory. A
+    note on stderr if it holds one class only: its accuracy is then that class's recall."""
     if same_file(train_file, other_file):
         raise ValueError(
             f"{flag} {other_file} is the --train-file; give reviews kept apart from training"
@@ -51,6 +53,12 @@ def check_apart(train: Split, train_file: str | Path, other: Split, other_file: 
     if shared > len(other[0]) / 2:
         raise ValueError(f"{flag} {other_file}: {shared} of its {len(other[0])} reviews are in the "
                          "--train-file; give reviews kept apart from training")  # fmt: skip
+    classes = set(other[1])
+    if len(classes) == 1:
+        (label,) = classes
+        print(f"note: every review in {flag} {other_file} is labelled {label}, so its accuracy is the "
+              f"recall of class {label} alone; a model that always says {label} scores 100%",
+              file=sys.stderr)  # fmt: skip
 
 
 def split_off(data: Split, fraction: float, seed: int = 42) -> tuple[Split, Split]:
