@@ -6,6 +6,7 @@ a pass starts the count again. ``result.hints`` always holds them all (for code 
 """
 
 import html
+import re
 import sysconfig
 import traceback
 from collections.abc import Callable
@@ -52,6 +53,18 @@ class CheckResult:
         return f'<div style="font-family:monospace;color:{color}">{text}</div>'
 
 
+class InputChanged(Exception):
+    """A checker's signal: the student's code changed an input in place (the message names it)."""
+
+
+def kind(value) -> str:
+    """What a value is, for a message: "None", "an int", "a list"."""
+    if value is None:
+        return "None"
+    noun = type(value).__name__
+    return f"{'an' if noun[0].lower() in 'aeiou' else 'a'} {noun}"
+
+
 def passed(name: str, verdict: str) -> CheckResult:
     return CheckResult(name, True, verdict)
 
@@ -71,15 +84,22 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     A failed attempt shows one hint more than the last one did (see the module doc)."""
     try:
         result = check()
+    except InputChanged as err:
+        result = failed(name, f"your code changed its input {err} in place",
+                        "compute into new tensors (x = x - mean, not x -= mean): the caller still "
+                        "needs its input, as a residual connection adds x to the sublayer's output")  # fmt: skip
     except NotImplementedError as err:
         hint = str(err) or "replace the `raise NotImplementedError` line with your code"
         return CheckResult(name, False, NOT_IMPLEMENTED, [hint])
+    except SystemExit as err:  # sys.exit() in a function would end the check, not just the function
+        return CheckResult(name, False, f"your code called sys.exit({err.code!r})",
+                           ["raise an error (ValueError) instead: in a notebook sys.exit stops more "
+                            "than your function"])  # fmt: skip
     except Exception as err:  # the student's code crashed, or returned what the check cannot use
         message = [str(err).splitlines()[0] if str(err) else type(err).__name__]
         frame = _students_frame(err)
         if frame is None:
-            return CheckResult(name, False, "the checker could not use what your code returned "
-                               f"({type(err).__name__}): check what it returns", message)  # fmt: skip
+            return _checker_side(name, err, message)
         where = f"line {frame.lineno} (`{frame.line}`)" if frame.line else f"line {frame.lineno}"
         return CheckResult(
             name, False, f"your code raised {type(err).__name__} at {where}", message
@@ -90,6 +110,27 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         _FAILED[name] = _FAILED.get(name, 0) + 1
         result.shown = _FAILED[name]
     return result
+
+
+_SIGNATURE = re.compile(r"positional argument|keyword argument|multiple values for argument")
+_FLOAT64 = re.compile(r"Double did not match Float|Float did not match Double|expected .*Float.*Double|"
+                      r"expected .*Double.*Float|mixed dtype|scalar type Double")  # fmt: skip
+
+
+def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:
+    """An error raised in the checker's own frame: the student's code could not be called as the
+    exercise says, returned float64, or returned something the check cannot use."""
+    if isinstance(err, TypeError) and _SIGNATURE.search(message[0]):
+        return CheckResult(name, False, "the checker could not call your code the way the exercise "
+                           "does: check its parameters", message + [
+                               "keep the signature the exercise gives (names, order, defaults)"])  # fmt: skip
+    if isinstance(err, RuntimeError) and _FLOAT64.search(message[0]):
+        return CheckResult(name, False, "your code works in float64 (double) where the checker "
+                           "uses float32", message + [
+                               "keep the input's dtype: torch.tensor of Python floats is float32, "
+                               "but numpy arrays and .double() give float64"])  # fmt: skip
+    return CheckResult(name, False, "the checker could not use what your code returned "
+                       f"({type(err).__name__}): check what it returns", message)  # fmt: skip
 
 
 def _students_frame(err: BaseException) -> traceback.FrameSummary | None:

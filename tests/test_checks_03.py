@@ -45,6 +45,18 @@ def collate_lengths(examples, max_len):
     return ids, mask, torch.tensor([y for _, y in examples])
 
 
+def test_a_collate_that_changes_its_documents_is_named_and_the_checker_stays_whole():
+    def collate_zeroing(examples, max_len):
+        out = collate_loop(examples, max_len)
+        for ids, _ in examples:
+            ids[:] = 0  # the data set's own arrays
+        return out
+
+    result = check_collate(collate_zeroing)
+    assert not result.passed and "changed the documents it was given" in result.verdict, result
+    assert check_collate(collate_loop).passed  # the checker's own documents are untouched
+
+
 def collate_helpers(examples, max_len):
     ids, mask = pad_batch([d for d, _ in examples], max_len)
     return ids, mask, torch.tensor([y for _, y in examples], dtype=torch.long)
@@ -126,6 +138,19 @@ def mean_einsum(x, mask):
     return torch.einsum("btd,bt->bd", x, m) / m.sum(1, keepdim=True).clamp(min=1)
 
 
+def mean_count_without_keepdim(x, mask):
+    m = mask.unsqueeze(-1).to(x.dtype)  # the mask is right; the count below is (B,), not (B, 1)
+    return (x * m).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def mean_in_a_loop(x, mask):
+    rows = []
+    for b in range(x.shape[0]):
+        keep = mask[b].bool()
+        rows.append(x[b][keep].mean(0) if keep.any() else x.new_zeros(x.shape[-1]))
+    return torch.stack(rows)
+
+
 @pytest.mark.parametrize("fn", [mean_float, mean_where, mean_einsum, masked_mean])
 def test_masked_mean_right_answers_pass(fn):
     result = check_masked_mean(fn)
@@ -146,9 +171,12 @@ def test_masked_mean_right_answers_pass(fn):
         (lambda x, mask: (x * mask[..., None]).sum(1) / x.shape[0], "batch size B"),
         (lambda x, mask: (x * mask[..., None]).sum(1) / mask.sum(), "of the whole batch"),
         (lambda x, mask: (x * mask[..., None].double()).sum(1) / mask.sum(1, keepdim=True), "float64"),
+        (mean_count_without_keepdim, "keepdim=True"),
+        (lambda x, mask: None, "forget `return`"),
+        (mean_in_a_loop, "loops over `range(x.shape[0])`"),
     ],
     ids=["over-padding", "padded-length", "inverted", "no-last-axis", "bitwise-not", "empty-row",
-         "batch-size", "batch-total", "float64"],
+         "batch-size", "batch-total", "float64", "count-without-keepdim", "no-return", "loop"],
 )  # fmt: skip
 def test_masked_mean_mistakes_are_named(fn, words):
     result = check_masked_mean(fn)
@@ -262,6 +290,38 @@ def step_zero_last(model, batch, optimizer):
     return loss.item()
 
 
+def step_loss_after_the_update(model, batch, optimizer):
+    ids, mask, labels = batch
+    step_zero_first(model, batch, optimizer)
+    torch.manual_seed(1)  # the checker's dropout
+    return F.cross_entropy(model(ids, mask), labels).item()
+
+
+@pytest.mark.parametrize(
+    ("returned", "words"),
+    [(lambda loss: 0.0, "returned 0, but the batch's loss was"),
+     (lambda loss: float("nan"), "returned nan"),
+     (lambda loss: 0.75, "returned 0.75")],
+)  # fmt: skip
+def test_train_step_must_return_the_batch_loss(returned, words):
+    def step(model, batch, optimizer):
+        return returned(step_zero_first(model, batch, optimizer))
+
+    result = check_train_step(step)
+    assert not result.passed and words in result.verdict, result
+    late = check_train_step(step_loss_after_the_update)
+    assert not late.passed and "the loss after the update" in late.verdict, late
+
+
+def test_the_step_and_evaluate_checks_leave_the_notebooks_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    assert check_train_step(step_zero_first).passed
+    assert check_evaluate(evaluate_decorated).passed
+    assert torch.equal(torch.rand(3), expected)
+
+
 @pytest.mark.parametrize("fn", [step_zero_first, step_zero_last])
 def test_train_step_right_answers_pass(fn):
     result = check_train_step(fn)
@@ -367,8 +427,12 @@ def evaluate_restoring_mode(model, batches):
     return correct / sum(len(y) for *_, y in batches)
 
 
+def evaluate_numpy(model, batches):
+    return np.float32(evaluate_decorated(model, batches))  # a numpy number is a number
+
+
 @pytest.mark.parametrize(
-    "fn", [evaluate_decorated, evaluate_inference_mode, evaluate_restoring_mode]
+    "fn", [evaluate_decorated, evaluate_inference_mode, evaluate_restoring_mode, evaluate_numpy]
 )
 def test_evaluate_right_answers_pass(fn):
     result = check_evaluate(fn)

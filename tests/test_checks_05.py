@@ -636,9 +636,12 @@ def minilm():
     return "minilm"
 
 
-def test_helpers_bert_is_correct(minilm):
+def test_helpers_bert_is_correct_and_not_called_the_students(minilm):
+    """With USE_MY_MODULES = False the notebook checks helpers.bert's own BERT: it passes, but
+    the verdict must not congratulate the student on code that never ran."""
     result = checks.check_bert(BertModel, minilm)
-    assert result.passed and checks.CORRECT in result.verdict, str(result)
+    assert result.passed and checks.CORRECT not in result.verdict, str(result)
+    assert "none of yours" in result.verdict and "USE_MY_MODULES = True" in result.verdict
 
 
 def test_student_modules_assembled_into_bert_are_correct(minilm):

@@ -72,6 +72,14 @@ def counts_across(words):
     return Counter(zip(flat, flat[1:])) + counts_loop(words) - counts_once(words)
 
 
+def counts_skipping(words):
+    counts = Counter()
+    for word, n in words.items():
+        for pair in zip(word, word[2:]):  # every other piece: never a neighbour
+            counts[pair] += n
+    return counts
+
+
 def counts_pieces(words):
     return Counter(piece for w, n in words.items() for piece in w for _ in range(n))
 
@@ -89,6 +97,7 @@ def counts_in_place(words):
         (counts_set, "counted once (a set of pairs"),
         (counts_chars, "over characters, not pieces"),
         (counts_across, "occur in no word"),
+        (counts_skipping, "not neighbours"),
         (counts_pieces, "pairs of pieces"),
         (counts_in_place, "changed the words"),
         (lambda words: list(counts_loop(words).items()), "not a dict or Counter"),
@@ -162,6 +171,10 @@ def merge_counts_one(words, pair):
     return {w: 1 for w in merge_while(words, pair)}
 
 
+def merge_only_words_with_the_pair(words, pair):
+    return {w: n for w, n in merge_while(words, pair).items() if w not in words}
+
+
 def merge_in_place(words, pair):
     merged = merge_while(words, pair)
     words.clear()
@@ -176,6 +189,7 @@ def merge_in_place(words, pair):
         (merge_replace, "merges across piece boundaries"),
         (merge_overlapping, "go on from i + 2"),
         (merge_counts_one, "counts changed"),
+        (merge_only_words_with_the_pair, "is missing from your result"),
         (merge_in_place, "changed the words"),
         (lambda words, pair: list(merge_while(words, pair)), "not a dict"),
     ],
@@ -479,6 +493,8 @@ def rescale_wrong(emb, std, how):
                 w = w / factor  # a new tensor; the module keeps its table
             elif how == "factor in loop":
                 w.div_(emb.word.weight.std().item() / std)  # 1 once the word table is divided
+            elif how == "inverse":
+                w.div_(1 / factor)  # std / std(word)
             elif how == "by std":
                 w.div_(factor * std)  # divided by the old standard deviation: std 1
             else:
@@ -499,7 +515,8 @@ def rescale_wrong(emb, std, how):
         ("factor in loop", "computed once before dividing any"),
         ("no segment", "segment table (token_type) was left"),
         ("per table", "each table was brought to the standard deviation on its own"),
-        ("multiplied", "do not multiply"),
+        ("multiplied", "multiplied by the factor"),
+        ("inverse", "divided by its inverse"),
         ("copies", "change the module's tables, not copies"),
         ("by std", "not 0.02"),
         ("norm too", "LayerNorm's weight or bias changed"),
@@ -514,6 +531,26 @@ def test_rescale_checker_names_each_mistake(how, expected):
 
     result = pretraining.check_rescale(lambda emb, std: rescale_wrong(emb, std, how))
     assert not result.passed and expected in hints(result), str(result)
+
+
+def test_a_tensor_factor_that_requires_grad_passes_without_a_warning():
+    """`factor = emb.word.weight.std() / std` (no .item()) is a right answer: no PyTorch warning
+    about converting a tensor that requires grad may appear under the pass."""
+    import warnings
+
+    from helpers.checks import pretraining
+
+    def rescale_tensor(emb, std):
+        factor = emb.word.weight.std() / std  # requires grad
+        with torch.no_grad():
+            for name in TABLES:
+                getattr(emb, name).weight.div_(factor)
+        return factor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = pretraining.check_rescale(rescale_tensor)
+    assert result.passed, str(result)
 
 
 def test_rescale_checker_names_a_stub():

@@ -81,3 +81,15 @@ def test_a_crash_in_the_checker_after_the_students_code_returned_is_not_blamed_o
     assert (
         not result.passed and "the checker could not use what your code returned" in result.verdict
     )
+
+
+def test_a_value_is_described_with_its_article():
+    from helpers.feedback import kind
+
+    assert [kind(v) for v in (None, 3, [], "x", {})] == [
+        "None",
+        "an int",
+        "a list",
+        "a str",
+        "a dict",
+    ]

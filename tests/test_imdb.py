@@ -105,6 +105,29 @@ def test_local_folder_is_used_first(tmp_path, monkeypatch):
     assert len(imdb.load_imdb()[0]["test"][0]) == 5
 
 
+def test_notebook_splits_hold_each_review_once(tmp_path, monkeypatch):
+    """aclImdb repeats some reviews; a repeat in train and test would score memory. The notebook's
+    splits drop repeats first (the first copy stays), whatever the source."""
+    rows = [{"text": f"r{i % 40}", "label": i % 40 % 2} for i in range(50)]  # r0..r9 twice
+    write_jsonl(tmp_path / "imdb" / "train.jsonl", rows)
+    monkeypatch.setenv("HELPERS_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(imdb_data, "local_glove", lambda dim: None)
+    monkeypatch.setattr(imdb_data, "download_glove", lambda dim: "vectors")
+    sizes = Sizes03(
+        synthetic=False, max_train=None, max_test=None, glove_dim=16, epochs=None, max_len=None
+    )
+    for test_rows in (None, rows[:5] + [{"text": "new", "label": 1}, {"text": "new", "label": 1}]):
+        if test_rows:
+            write_jsonl(tmp_path / "imdb" / "test.jsonl", test_rows)
+        splits, _, _ = imdb.notebook_data(sizes)
+        texts = [t for split in splits.values() for t in split[0]]
+        assert len(texts) == len(set(texts)), test_rows
+    assert splits["test"] == (["new"], [1])  # the test rows that train holds are dropped
+    assert len(splits["train"][0]) + len(splits["valid"][0]) == 40
+    assert imdb_data.drop_repeats((["a", "b", "a", "c"], [1, 0, 0, 1]), seen=(["c"], [1])) == (
+        ["a", "b"], [1, 0])  # fmt: skip
+
+
 def test_offline_without_data_says_what_to_do(monkeypatch, cache):
     monkeypatch.delenv("HELPERS_DATA_DIR", raising=False)
 
@@ -803,6 +826,17 @@ def test_the_students_pipeline_scores_the_trained_model_as_fit_did(prepared):
         collate, loaders, lambda m, b: 0.0, result.model, items, cfg.max_len, reference
     )
     assert not off.passed and "scores 0.0%" in off.verdict
+    for returned, said in ((float("nan"), "scores nan%"), (None, "did you forget `return`")):
+        bad = check_pipeline_on_model(
+            collate,
+            loaders,
+            lambda m, b, r=returned: r,
+            result.model,
+            items,
+            cfg.max_len,
+            reference,
+        )
+        assert not bad.passed and said in bad.verdict, bad
 
 
 def test_mean_and_max_pooling_ignores_padding_and_own_modules_need_one_head(prepared):

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn as nn
 
-from helpers.checks.modules import _close, find_loop
+from helpers.checks.modules import _close, find_loop, guarded
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 from helpers.layers import MultiHeadAttention, to_torch_multihead
@@ -45,10 +45,14 @@ def _split_merge(name: str, split, merge) -> CheckResult:
     fresh = want.contiguous()  # as attention outputs arrive: a new tensor, not a view of x
     try:
         back = merge(fresh)
+    except NotImplementedError:  # a stub still: "not implemented yet", not a bug in merge
+        raise
     except RuntimeError as err:
+        hint = ("after the transpose the memory is not in (B, T, d) order: use .reshape, or "
+                ".contiguous() before .view" if "view" in str(err) else
+                "undo the split's steps in reverse order: transpose(1, 2), then reshape to (B, T, d)")  # fmt: skip
         return failed(name, f"merge of a contiguous (B, h, T, d/h) tensor raised: {err}".split("\n")[0],
-                      "after the transpose the memory is not in (B, T, d) order: use .reshape, "
-                      "or .contiguous() before .view")  # fmt: skip
+                      hint)  # fmt: skip
     if not isinstance(back, torch.Tensor) or not torch.equal(back, x):
         return failed(name, "merge(split(x)) is not x", "transpose back to (B, T, h, d/h), then "
                       "reshape to (B, T, d); .reshape copies where .view cannot")  # fmt: skip
@@ -68,7 +72,7 @@ def same_as_torch_multihead(cls: type, num_heads: int) -> CheckResult:
 
 def _same_as_torch(name: str, cls: type, num_heads: int) -> CheckResult:
     d = 4 * num_heads  # each head 4 features, whatever HEADS is
-    ours = cls(d, num_heads)
+    ours = guarded(cls(d, num_heads))
     theirs = to_torch_multihead(ours)
     x = torch.randn(2, 5, d)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
@@ -171,7 +175,7 @@ def _multi_head(name: str, cls: type) -> CheckResult:
                       "dimension, (B, h, T, d/h), and one matmul scores them all")  # fmt: skip
     for B, T, d, h in ((4, 5, 16, 4), (2, 6, 12, 3)):
         torch.manual_seed(B)
-        m = cls(d, h)
+        m = guarded(cls(d, h))
         for attr in ("query", "key", "value", "out"):
             layer = getattr(m, attr, None)
             if not isinstance(layer, nn.Linear) or (layer.in_features, layer.out_features) != (
@@ -219,9 +223,25 @@ def _multi_head(name: str, cls: type) -> CheckResult:
                 "check each step's shape: split (B, h, T, d/h), scores (B, h, T, T), merged (B, T, d)",
                 "compare one head with your single-head attention on its slice of the features",
             )
-    return passed(
-        name, "matches helpers' multi-head attention on 2 shapes (B = h and B ≠ h), with padding"
-    )
+    if verdict := _without_mask(m, torch.randn(2, 3, d)):
+        return failed(name, *verdict)
+    return passed(name, "matches helpers' multi-head attention on 2 shapes (B = h and B ≠ h), with "
+                  "padding and without a mask")  # fmt: skip
+
+
+def _without_mask(m: nn.Module, x: torch.Tensor) -> tuple[str, str] | None:
+    """What is wrong with ``m(x)``, the call with no mask, against ``m(x, all True)``, or None."""
+    with torch.no_grad():
+        try:
+            got = m(x)
+        except (TypeError, AttributeError) as err:  # ~None, None[:, None], None.bool()
+            return (f"forward(x) without a mask raised {type(err).__name__}: {err}",
+                    "mask=None means no padding: use the mask only `if mask is not None`")  # fmt: skip
+        want = m(x, torch.ones(x.shape[:2], dtype=torch.bool))
+    if not isinstance(got, torch.Tensor) or not _close(got, want):
+        return ("forward(x) without a mask differs from forward(x, a mask of all True)",
+                "mask=None means every token is real")  # fmt: skip
+    return None
 
 
 # --- BERT's add & norm: the post-LN block ------------------------------------------------------
@@ -261,7 +281,7 @@ def _block_mistakes(m: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> dict:
 
 def _post_ln(name: str, cls: type) -> CheckResult:
     d, h = 16, 4
-    m = cls(d, h)
+    m = guarded(cls(d, h))
     for attr in ("attn", "ff", "ln1", "ln2"):
         if not isinstance(getattr(m, attr, None), nn.Module):
             return failed(name, f"self.{attr} is missing", "keep the layers __init__ creates")
@@ -276,12 +296,14 @@ def _post_ln(name: str, cls: type) -> CheckResult:
         hidden = m.ln1(x + m.attn(x, mask))
         want = m.ln2(hidden + m.ff(hidden))
         rows = mask
-        if isinstance(got, torch.Tensor) and _close(got[rows], want[rows]):
-            return passed(name, "LN(x + attn(x)), then LN(h + ff(h)), with your own layers")
         if not isinstance(got, torch.Tensor) or got.shape != x.shape:
-            return failed(
-                name, "the block must return a (B, T, d) tensor", "return the second add & norm"
-            )
+            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            return failed(name, f"the block returned {shape}, not a (B, T, d) = (3, 5, 16) tensor",
+                          "return the second add & norm")  # fmt: skip
+        if _close(got[rows], want[rows]):
+            if verdict := _without_mask(m, x):
+                return failed(name, *verdict)
+            return passed(name, "LN(x + attn(x)), then LN(h + ff(h)), with your own layers")
         for hint, output in _block_mistakes(m, x, mask).items():
             if _close(got[rows], output[rows]):
                 return failed(name, "wrong output on (B, T, d) = (3, 5, 16) with padding", hint)

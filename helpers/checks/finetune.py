@@ -6,6 +6,7 @@ and the match names the mistake. ``yours_if_passed`` lets a later cell use the s
 its checker passes, and the helpers' own until then.
 """
 
+import copy
 import math
 import numbers
 import warnings
@@ -17,7 +18,7 @@ import torch.nn as nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, failed, kind, passed, run_check
 from helpers.finetune import experiments
 from helpers.finetune.data import Task, collate_rows, make_collate
 
@@ -93,8 +94,9 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
     ]  # fmt: skip
     for what, rows, task, labels, max_length in cases:
         want = make_collate(tokenizer, task, labels, max_length)(rows)
+        given = copy.deepcopy(rows)  # the student's copies: the checker's rows stay as they are
         try:
-            got = collate(list(rows), tokenizer, task, dict(labels), max_length)
+            got = collate(given, tokenizer, task, dict(labels), max_length)
         except Exception as err:  # the tokenizer's own errors for two classic mistakes
             message = str(err).lower()
             if "second sequence not provided" in message and not task.pair:
@@ -109,6 +111,10 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
                 return failed(name, f"{what}: the tokenizer could not make one tensor of texts "
                               "of different lengths", "pad them: padding=True")  # fmt: skip
             raise
+        if given != rows:
+            return failed(name, f"{what}: your collate changed the rows it was given",
+                          "read each row (row[task.label]), do not pop or overwrite its fields: a "
+                          "DataLoader hands you the data set's own rows")  # fmt: skip
         if not isinstance(got, dict) and hasattr(got, "keys"):
             got = dict(got)  # a BatchEncoding is a dict already; anything mapping-like is fine
         if not isinstance(got, dict):
@@ -124,7 +130,7 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
                 )
                 return failed(name, f"{what}: the batch has no {key!r}", hint)
             if not isinstance(got[key], torch.Tensor):
-                return failed(name, f"{what}: batch[{key!r}] is a {type(got[key]).__name__}, not a tensor",
+                return failed(name, f"{what}: batch[{key!r}] is {kind(got[key])}, not a tensor",
                               "return_tensors='pt' makes the tokenizer return PyTorch tensors")  # fmt: skip
         result = _compare_batch(name, what, got, want, tokenizer, rows, task, labels, max_length)
         if result is not None:
@@ -135,6 +141,10 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
 
 def _compare_batch(name, what, got, want, tokenizer, rows, task, labels, max_length):
     labels_got = got["labels"]
+    if labels_got.dim() != 1 and labels_got.numel() == len(rows):
+        return failed(name, f"{what}: labels have shape {tuple(labels_got.shape)}, expected "
+                      f"({len(rows)},)", "one class index per row, a flat tensor: "
+                      "torch.tensor([labels[r[task.label]] for r in rows])")  # fmt: skip
     if labels_got.dtype == torch.bool or not torch.equal(labels_got.long(), want["labels"]):
         raw = [r[task.label] for r in rows]
         return failed(name, f"{what}: labels are {labels_got.tolist()}, expected {want['labels'].tolist()}"
@@ -550,7 +560,7 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
         try:
             value = float(got[key])
         except (TypeError, ValueError):
-            return failed(name, f"{key} is a {type(got[key]).__name__}, not a number",
+            return failed(name, f"{key} is {kind(got[key])}, not a number",
                           "return plain numbers (float(...))")  # fmt: skip
         if abs(value - right[key]) < 1e-6:
             continue

@@ -4,6 +4,7 @@ expose a known mistake, compares with helpers' own answer, and names the mistake
 import torch
 
 from helpers import attention as att
+from helpers.checks.modules import guarded
 from helpers.feedback import CheckResult, failed, passed, run_check
 
 
@@ -27,6 +28,7 @@ def check_softmax_attention(fn) -> CheckResult:
 
 
 def _softmax_attention(name: str, fn) -> CheckResult:
+    fn = guarded(fn, ("query", "keys", "values"))
     g = torch.Generator().manual_seed(0)
     cases = [
         ("the course example", att.COURSE_QUERY, att.COURSE_KEYS, att.COURSE_VALUES),
@@ -56,6 +58,10 @@ def _softmax_attention(name: str, fn) -> CheckResult:
         want_out, want_w = att.softmax_attention(q, k, v, scale=1.0, return_weights=True)
         if _close(out, want_w) and _close(w, want_out):
             return failed(name, "the pair is in the wrong order", "return (output, weights)")
+        if torch.isnan(w).any():
+            return failed(name, f"the weights on {label} hold NaN",
+                          "NaN comes from 0 / 0, inf - inf or 0 · inf: print your scores and their "
+                          "exponentials on the course example")  # fmt: skip
         if w.shape != want_w.shape:
             return failed(
                 name,

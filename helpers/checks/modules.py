@@ -6,16 +6,18 @@ student's own weights; the one that matches names the mistake.
 """
 
 import ast
+import functools
 import inspect
 import math
 import textwrap
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, InputChanged, failed, passed, run_check
 from helpers.loops import loop_layer_norm, loop_self_attention
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
@@ -33,11 +35,42 @@ def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
 SETTINGS_ONLY = {"self", "range", "len", "enumerate", "zip", "reversed", "tuple", "list"}
 
 
-def find_loop(cls: type, strict: bool = False) -> str | None:
-    """Where a method of ``cls`` loops over data (for/while over range, shapes or its inputs), or None.
-    ``strict``: every loop but one over a written-out tuple or list (``(self.query, self.key)``) counts,
-    so ``range(self.num_heads)`` and ``q.split(...)`` do too (attention has nothing else to loop over)."""
-    for name, member in vars(cls).items():
+def guarded(code, names: tuple[str, ...] = ("x", "mask")):
+    """``code`` (a module, or a function) that raises InputChanged, naming the argument, when a call
+    changes a tensor argument in place; a module is returned itself, watched through its hooks."""
+
+    def compare(args: tuple, before: list) -> None:
+        for name, arg, copy in zip(names, args, before):
+            if isinstance(arg, torch.Tensor) and not torch.equal(arg, copy):
+                raise InputChanged(name)
+
+    def copies(args: tuple) -> list:
+        return [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args]
+
+    if isinstance(code, nn.Module):
+        saved: list[list] = []  # a stack: a forward that raises leaves its entry, popped by nobody
+        code.register_forward_pre_hook(lambda module, args: saved.append(copies(args)))
+        code.register_forward_hook(lambda module, args, out: compare(args, saved.pop()))
+        return code
+
+    @functools.wraps(code)
+    def watched(*args):
+        before = copies(args)
+        out = code(*args)
+        compare(args, before)
+        return out
+
+    return watched
+
+
+def find_loop(code: type | Callable, strict: bool = False) -> str | None:
+    """Where a method of the class ``code`` (or the function ``code``) loops over data (for/while over
+    range, shapes or its inputs), or None. ``strict``: every loop but one over a written-out tuple or
+    list (``(self.query, self.key)``) counts, so ``range(self.num_heads)`` and ``q.split(...)`` do
+    too (attention has nothing else to loop over)."""
+    method = isinstance(code, type)
+    members = vars(code).items() if method else [(getattr(code, "__name__", "it"), code)]
+    for name, member in members:
         if (
             not inspect.isfunction(member) or name == "__init__"
         ):  # building layers in a loop is fine
@@ -46,7 +79,10 @@ def find_loop(cls: type, strict: bool = False) -> str | None:
             tree = ast.parse(textwrap.dedent(inspect.getsource(member)))
         except (OSError, TypeError, SyntaxError):
             continue  # source not available: nothing to report
-        inputs = {a.arg for a in tree.body[0].args.args[1:]}
+        defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.Lambda)]
+        if not defs:
+            continue
+        inputs = {a.arg for a in defs[0].args.args[int(method) :]}  # without self
         for node in ast.walk(tree):
             if isinstance(node, ast.While):
                 return f"`{name}` has a while loop"
@@ -207,7 +243,7 @@ def _known_mistake(got: torch.Tensor, mistakes: dict, rows) -> str:
 def _self_attention(name: str, cls: type) -> CheckResult:
     torch.manual_seed(0)
     d = 8
-    m = cls(d)
+    m = guarded(cls(d))
     for attr in ("query", "key", "value"):
         layer = getattr(m, attr, None)
         if not isinstance(layer, nn.Linear) or (layer.in_features, layer.out_features) != (d, d):
@@ -251,7 +287,7 @@ def _self_attention(name: str, cls: type) -> CheckResult:
                           _diagnose(m(x, mask), m, x, mask, mask))  # fmt: skip
         for B, T, dim, scale, seed in ((3, 7, 16, 1.0, 1), (1, 1, 4, 1.0, 2), (4, 6, 8, 3.0, 3)):
             torch.manual_seed(seed)
-            m = cls(dim)
+            m = guarded(cls(dim))
             x = scale * torch.randn(B, T, dim)
             lengths = torch.randint(1, T + 1, (B,)) if T > 1 else torch.ones(B, dtype=torch.long)
             lengths[0] = max(1, T - 2)  # at least one sequence with padding, when T allows it
@@ -266,7 +302,7 @@ def _self_attention(name: str, cls: type) -> CheckResult:
                     )
         big = 100 * torch.randn(2, 5, 8)
         torch.manual_seed(4)
-        m = cls(8)
+        m = guarded(cls(8))
         got = m(big)
         if not torch.isfinite(got).all():
             return failed(
@@ -316,7 +352,9 @@ def _loop_attention(name: str, fn) -> CheckResult:
     m = _projections(6)
     with torch.no_grad():
         for x, mask in _tester_cases():
-            got = fn(m.query, m.key, m.value, x, mask)
+            got = guarded(fn, ("query", "key", "value", "x", "mask"))(
+                m.query, m.key, m.value, x, mask
+            )
             where = f"(B, T, d) = {tuple(x.shape)}, {'no mask' if mask is None else 'padding'}"
             if not isinstance(got, torch.Tensor) or got.shape != x.shape:
                 shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
@@ -345,7 +383,7 @@ def compare_with_reference(cls: type, reference) -> CheckResult:
 
 
 def _compare(name: str, cls: type, reference) -> CheckResult:
-    m = cls(6)
+    m = guarded(cls(6))
     with torch.no_grad():
         for x, mask in _tester_cases():
             got = m(x) if mask is None else m(x, mask)
@@ -370,7 +408,7 @@ def check_layer_norm(cls: type) -> CheckResult:
 
 
 def _build(cls: type, shape, eps: float) -> nn.Module:
-    m = cls(shape, eps=eps)
+    m = guarded(cls(shape, eps=eps))
     with torch.no_grad():  # random γ and β, so forgetting either shows
         for attr in ("weight", "bias"):
             if isinstance(getattr(m, attr, None), torch.Tensor):

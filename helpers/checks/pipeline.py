@@ -5,13 +5,17 @@ answer, and names the mistake it sees.
 """
 
 import functools
+import math
+import numbers
+import re
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.checks.modules import _close
+from helpers.checks.modules import _close, find_loop
+from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 from helpers.text import pad_batch
 
@@ -31,7 +35,12 @@ def check_collate(collate) -> CheckResult:
 
 def _collate(name: str, collate) -> CheckResult:
     for max_len in (10, 4):  # 10: pad to the longest (6); 4: the long document is cut
-        out = collate(list(zip(_DOCS, _LABELS)), max_len)
+        docs = [doc.copy() for doc in _DOCS]  # the student's copies: the checker's stay as they are
+        out = collate(list(zip(docs, _LABELS)), max_len)
+        if any(not np.array_equal(mine, given) for mine, given in zip(_DOCS, docs)):
+            return failed(name, "your collate changed the documents it was given",
+                          "read the ids, copy them into the new tensor; a DataLoader hands you the "
+                          "dataset's own arrays, so a change in place changes the data set")  # fmt: skip
         if not isinstance(out, tuple | list) or len(out) != 3:
             kind = "None: did you forget `return`?" if out is None else type(out).__name__
             return failed(name, f"returned {kind}, expected (ids, mask, labels)",
@@ -162,8 +171,9 @@ def _masked_mean(name: str, fn) -> CheckResult:
     except RuntimeError as err:
         if "must match the size" not in str(err):
             raise
-        return failed(name, "x (B, T, d) times mask (B, T) does not broadcast",
-                      "the mask needs a last axis to meet x: mask.unsqueeze(-1) is (B, T, 1)")  # fmt: skip
+        return _broadcast_failure(name, str(err), *x.shape)
+    if got is None:
+        return failed(name, "returned None: did you forget `return`?", "return the (B, d) means")
     if isinstance(got, torch.Tensor) and got.dtype != x.dtype:
         return failed(name, f"float32 in, {got.dtype} out", "keep x's dtype: convert the mask "
                       "with mask.to(x.dtype), not .double()")  # fmt: skip
@@ -195,8 +205,23 @@ def _masked_mean(name: str, fn) -> CheckResult:
     if not torch.isfinite(empty).all():
         return failed(name, "a row with no real token gives nan (0 / 0)",
                       "clamp the count of real tokens at 1: mask.sum(1).clamp(min=1)")  # fmt: skip
+    if loop := find_loop(fn):
+        return failed(name, f"right values, but {loop}", "no loops: multiply by the (B, T, 1) mask, "
+                      "sum over dim 1 and divide by the count, all rows at once")  # fmt: skip
     return passed(name, "the mean over real tokens only, for boolean, integer and float masks; "
                   "padding does not dilute it")  # fmt: skip
+
+
+def _broadcast_failure(name: str, error: str, batch: int, tokens: int, dim: int) -> CheckResult:
+    """Which two shapes failed to meet, from torch's "The size of tensor a (4) must match the size
+    of tensor b (5)": the check's B, T and d all differ, so the sizes name the operands."""
+    sizes = {int(n) for n in re.findall(r"tensor [ab] \((\d+)\)", error)}
+    if sizes == {batch, dim}:
+        return failed(name, "a (B, d) sum divided by a (B,) count does not broadcast",
+                      "keep the count's last axis: mask.sum(1, keepdim=True) is (B, 1), or sum "
+                      "the (B, T, 1) mask you multiplied by")  # fmt: skip
+    return failed(name, "x (B, T, d) times mask (B, T) does not broadcast",
+                  "the mask needs a last axis to meet x: mask.unsqueeze(-1) is (B, T, 1)")  # fmt: skip
 
 
 # --- (c) loaders, one training step, the evaluation pass -----------------------------------------
@@ -237,7 +262,7 @@ def _loaders(name: str, make_loaders) -> CheckResult:
     runs = {}
     for label, loader in (("train", train), ("valid", valid)):
         if not isinstance(loader, torch.utils.data.DataLoader):
-            return failed(name, f"the {label} loader is a {type(loader).__name__}",
+            return failed(name, f"the {label} loader is {kind(loader)}",
                           "torch.utils.data.DataLoader(items, batch_size=…, shuffle=…, "
                           "collate_fn=collate)")  # fmt: skip
         runs[label] = [_read(loader), _read(loader)]  # two epochs
@@ -308,7 +333,8 @@ def check_train_step(step) -> CheckResult:
     """``step(model, batch, optimizer)``: model(ids, mask) on batch = (ids, mask, labels), the
     cross-entropy, one update; returns the loss as a number."""
     name = "training step"
-    return run_check(name, lambda: _train_step(name, step))
+    with seeded(0):  # the notebook's own random state is left as it was
+        return run_check(name, lambda: _train_step(name, step))
 
 
 def _sgd_reference(weights: dict[str, torch.Tensor], batches, variant: str = "right"):
@@ -380,15 +406,45 @@ def _train_step(name: str, step) -> CheckResult:
     ):
         return failed(name, f"returned {type(loss).__name__}, expected the loss as a number",
                       "return loss.item()")  # fmt: skip
+    want = _batch_loss(start, batches[0])
+    if not math.isclose(float(loss), want, rel_tol=1e-4, abs_tol=1e-6):
+        after = _batch_loss(_sgd_reference(start, batches[:1]), batches[0])
+        said = " (the loss after the update: compute it once, before backward)" if math.isclose(
+            float(loss), after, rel_tol=1e-4) else ""  # fmt: skip
+        return failed(name, f"returned {float(loss):.4g}, but the batch's loss was {want:.4g}{said}",
+                      "return loss.item() of the loss you called backward on")  # fmt: skip
     return passed(name, "train mode, gradients cleared, one backward, one step: the same weights "
                   "as a reference SGD step, twice in a row")  # fmt: skip
+
+
+def _as_number(value) -> float | None:
+    """A Python or numpy number, or a one-element tensor or array, as a float; None otherwise
+    (a bool too: True is not an accuracy)."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, torch.Tensor | np.ndarray | np.generic):
+        size = value.numel() if isinstance(value, torch.Tensor) else value.size
+        return float(value.item()) if size == 1 else None
+    return float(value) if isinstance(value, numbers.Real) else None
+
+
+def _batch_loss(weights: dict[str, torch.Tensor], batch) -> float:
+    """The cross-entropy of the probe model holding ``weights`` on ``batch``, in train mode with
+    the dropout the check seeds."""
+    model = _Probe()
+    model.load_state_dict(weights)
+    ids, mask, labels = batch
+    torch.manual_seed(1)
+    with torch.no_grad():
+        return F.cross_entropy(model(ids, mask), labels).item()
 
 
 def check_evaluate(evaluate) -> CheckResult:
     """``evaluate(model, batches)``: accuracy over all batches of (ids, mask, labels), with dropout
     off and no gradients tracked."""
     name = "evaluation pass"
-    return run_check(name, lambda: _evaluate(name, evaluate))
+    with seeded(0):
+        return run_check(name, lambda: _evaluate(name, evaluate))
 
 
 def _evaluate(name: str, evaluate) -> CheckResult:
@@ -412,12 +468,12 @@ def _evaluate(name: str, evaluate) -> CheckResult:
         return failed(name, "gradients were tracked during evaluation: the graph of every batch "
                       "is built for nothing", "wrap the loop in `with torch.no_grad():` "
                       "(or decorate the function with @torch.no_grad())")  # fmt: skip
-    if isinstance(got, torch.Tensor) and got.numel() == 1:
-        got = got.item()
-    if not isinstance(got, int | float):
+    number = _as_number(got)
+    if number is None:
         kind = "None: did you forget `return`?" if got is None else type(got).__name__
         return failed(name, f"returned {kind}, expected the accuracy as one number",
                       "return correct / total")  # fmt: skip
+    got = number
     if abs(got - want) > 1e-6:
         others = {
             "averaged the batches' accuracies, but the last batch is smaller": (
@@ -461,8 +517,13 @@ def _on_model(name, collate, make_loaders, evaluate, model, valid_items, max_len
         got = evaluate(model.cpu(), valid)
     finally:
         model.to(device)
-    got = float(got)
-    if abs(got - reference) > 0.01:
+    number = _as_number(got)
+    if number is None:
+        kind = "None: did you forget `return`?" if got is None else type(got).__name__
+        return failed(name, f"your evaluate returned {kind}, not the accuracy",
+                      "run check_evaluate above first")  # fmt: skip
+    got = number
+    if not math.isfinite(got) or not math.isfinite(reference) or abs(got - reference) > 0.01:
         return failed(name, f"your pipeline scores {got:.1%} on validation; the course's loop "
                       f"measured {reference:.1%}", "run the three checks above first")  # fmt: skip
     return passed(name, f"{got:.1%} on {len(valid_items):,} validation reviews, as the course's "

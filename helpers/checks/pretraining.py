@@ -81,7 +81,8 @@ def _rescale(name: str, fn: Callable) -> CheckResult:
                       "`table.weight.div_(factor)` (inside `torch.no_grad()`) changes the table")  # fmt: skip
     if _close(new["word"], old["word"] * factor):
         return failed(name, f"the word table grew to a standard deviation of {new['word']:.4f}",
-                      f"divide by the factor std(word) / std = {factor:.2f}, do not multiply")  # fmt: skip
+                      f"the tables were multiplied by the factor std(word) / std = {factor:.2f}, or "
+                      "divided by its inverse std / std(word): divide by std(word) / std")  # fmt: skip
     if not _close(new["word"], TARGET):
         return failed(name, f"the word table's standard deviation is {new['word']:.4f}, not {TARGET}",
                       "factor = embeddings.word.weight.std() / std, then divide the table by it")  # fmt: skip
@@ -108,8 +109,9 @@ def _rescale(name: str, fn: Callable) -> CheckResult:
     if not isinstance(got, numbers.Real) and not (torch.is_tensor(got) and got.numel() == 1):
         return failed(name, f"it returned {type(got).__name__}, not the factor",
                       "return the factor you divided by (a float)")  # fmt: skip
-    if not _close(float(got), factor):
-        return failed(name, f"it returned {float(got):.4g}, but the tables were divided by {factor:.4g}",
+    value = float(got.detach()) if torch.is_tensor(got) else float(got)  # no requires_grad warning
+    if not _close(value, factor):
+        return failed(name, f"it returned {value:.4g}, but the tables were divided by {factor:.4g}",
                       "return the factor std(word) / std that you divided by")  # fmt: skip
     return passed(name, f"all three tables divided by {factor:.2f}: the word table at std {TARGET}, "
                   "and the same vectors out of the LayerNorm")  # fmt: skip

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, failed, kind, passed, run_check
 
 
 def _logits() -> torch.Tensor:
@@ -20,7 +20,7 @@ def _logits() -> torch.Tensor:
 
 def _as_probs(got: object, want: torch.Tensor, name: str) -> CheckResult | None:
     if not isinstance(got, torch.Tensor):
-        return failed(name, f"it returned a {type(got).__name__}, not a tensor",
+        return failed(name, f"it returned {kind(got)}, not a tensor",
                       f"return probabilities of shape {tuple(want.shape)}")  # fmt: skip
     if got.shape != want.shape:
         return failed(name, f"shape {tuple(got.shape)}; expected {tuple(want.shape)}",
@@ -31,7 +31,7 @@ def _as_probs(got: object, want: torch.Tensor, name: str) -> CheckResult | None:
 def _logits_not_probs(got: torch.Tensor, name: str, what: str) -> CheckResult | None:
     """Negative or infinite values: the student returned (masked) logits, which cannot be sampled."""
     if bool((got < 0).any()) or bool(torch.isinf(got).any()):
-        return failed(name, f"{what}: negative or infinite values: these are logits, not probabilities",
+        return failed(name, f"{what}: negative or infinite values: these are log-probabilities or logits, not probabilities",
                       "torch.multinomial samples from probabilities; finish with torch.softmax(..., dim=-1)")  # fmt: skip
     return None
 

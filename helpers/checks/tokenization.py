@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, failed, kind, passed, run_check
 from helpers.tokenization import bpe
 
 # --- BPE: pair counts --------------------------------------------------------------------------
@@ -47,7 +47,7 @@ def _pair_counts(name: str, fn: Callable) -> CheckResult:
         return failed(name, "your function changed the words it was given",
                       "count into a new Counter; leave `words` as it is")  # fmt: skip
     if not isinstance(got, Mapping):
-        return failed(name, f"it returned a {type(got).__name__}, not a dict or Counter",
+        return failed(name, f"it returned {kind(got)}, not a dict or Counter",
                       "return a Counter whose keys are pairs (left, right) and values their counts")  # fmt: skip
     got = _nonzero(got)
     want = bpe.pair_counts(WORDS)
@@ -80,6 +80,10 @@ def _pair_counts(name: str, fn: Callable) -> CheckResult:
         if got == _nonzero(output):
             return failed(name, "wrong counts", hint)
     extra = [k for k in got if k not in want]
+    apart = {(w[i], w[j]) for w in WORDS for i in range(len(w)) for j in range(i + 2, len(w))}
+    if extra and all(k in apart for k in extra):
+        return failed(name, f"{len(extra)} pairs of pieces that are not neighbours, e.g. {extra[0]!r}",
+                      "pair each piece with the next one: zip(word, word[1:])")  # fmt: skip
     if extra:
         return failed(name, f"{len(extra)} pairs that occur in no word, e.g. {extra[0]!r}",
                       "pair only neighbours inside one word: a pair never spans two words")  # fmt: skip
@@ -130,7 +134,7 @@ def _merge(name: str, fn: Callable) -> CheckResult:
             return failed(name, "your function changed the words it was given",
                           "build a new dict: merged[new_word] = count")  # fmt: skip
         if not isinstance(got, Mapping):
-            return failed(name, f"it returned a {type(got).__name__}, not a dict",
+            return failed(name, f"it returned {kind(got)}, not a dict",
                           "return a dict from each merged word (a tuple of pieces) to its count")  # fmt: skip
         got = {tuple(k) if isinstance(k, list) else k: v for k, v in got.items()}
         want = bpe.merge(MERGE_WORDS, pair)
@@ -151,6 +155,9 @@ def _merge(name: str, fn: Callable) -> CheckResult:
                 return failed(name, f"wrong result for the pair {pair!r}", hint)
         wrong = next((w for w in MERGE_WORDS if bpe.merge_word(w, pair) not in got), None)
         where = f": {wrong!r} should become {bpe.merge_word(wrong, pair)!r}" if wrong else ""
+        if wrong and bpe.merge_word(wrong, pair) == wrong:
+            return failed(name, f"{wrong!r} is missing from your result, though it does not hold "
+                          f"{pair!r}", "keep every word, merged or not, with its count")  # fmt: skip
         return failed(name, f"wrong result for the pair {pair!r}{where}",
                       "walk the word: where (word[i], word[i + 1]) == pair append word[i] + "
                       "word[i + 1] and step 2, else append word[i] and step 1")  # fmt: skip

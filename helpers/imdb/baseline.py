@@ -14,7 +14,7 @@ from helpers.files import check_not_an_input, check_writable, write_json
 from helpers.imdb.data import Split, check_apart, check_splits, read_jsonl, split_off
 from helpers.text import clean
 
-C_GRID: tuple[float, ...] = (1.0, 4.0, 16.0)  # inverse regularisation strengths tried on validation
+C_GRID: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)  # inverse regularisation, tried
 
 
 def fit_baseline(train: Split, valid: Split, c_grid: tuple[float, ...] = C_GRID):

@@ -73,6 +73,18 @@ def split_off(data: Split, fraction: float, seed: int = 42) -> tuple[Split, Spli
     return pick(order[cut:]), pick(order[:cut])
 
 
+def drop_repeats(data: Split, seen: Split | None = None) -> Split:
+    """``data`` without repeated texts (the first copy stays) and without texts that ``seen`` holds:
+    a review in two splits would be scored on what the model trained on."""
+    known = set(seen[0]) if seen else set()
+    keep = []
+    for i, text in enumerate(data[0]):
+        if text not in known:
+            known.add(text)
+            keep.append(i)
+    return [data[0][i] for i in keep], [data[1][i] for i in keep]
+
+
 def subsample(data: Split, n: int | None, seed: int = 42) -> Split:
     """At most ``n`` examples, chosen at random with ``seed`` (all of them when n is None)."""
     if n is None or n >= len(data[0]):
@@ -94,7 +106,7 @@ def _from_local() -> dict[str, Split] | None:
     train_data = read_jsonl(train_file)
     if test_file.exists():
         return {"train": train_data, "test": read_jsonl(test_file)}
-    train_data, test_data = split_off(train_data, 0.2, seed=7)  # no test file: hold out 20% as test
+    train_data, test_data = split_off(drop_repeats(train_data), 0.2, seed=7)  # 20% as test
     return {"train": train_data, "test": test_data}
 
 
@@ -166,7 +178,8 @@ def local_glove(dim: int) -> Path | None:
 
 def notebook_data(sizes) -> tuple[dict[str, Split], Glove, str]:
     """Notebook 03's train/valid/test splits and GloVe vectors for a profile's ``sizes``
-    (``helpers.profiles.Sizes03``), and where they came from."""
+    (``helpers.profiles.Sizes03``), and where they came from. Repeated real reviews are dropped, so
+    each review is in one split once."""
     if sizes.synthetic:
         train_data = synthetic_reviews(sizes.max_train)
         test_data = synthetic_reviews(sizes.max_test, seed=7)
@@ -174,8 +187,9 @@ def notebook_data(sizes) -> tuple[dict[str, Split], Glove, str]:
         source = "synthetic reviews and vectors (smoke profile: offline)"
     else:
         data, source = load_imdb()
-        train_data = subsample(data["train"], sizes.max_train)
-        test_data = subsample(data["test"], sizes.max_test)
+        train_all = drop_repeats(data["train"])
+        train_data = subsample(train_all, sizes.max_train)
+        test_data = subsample(drop_repeats(data["test"], seen=train_all), sizes.max_test)
         path = local_glove(sizes.glove_dim)
         glove = load_glove(path)[0] if path else download_glove(sizes.glove_dim)
     train_data, valid_data = split_off(train_data, 0.1)

@@ -1,0 +1,181 @@
+"""What students really submit, across the notebooks' checkers: code that changes its inputs in
+place, a signature other than the exercise's, float64 results, sys.exit, a stub left in one half of
+an exercise, a module that cannot run without a mask. Each gets a message that names it."""
+
+import math
+
+import pytest
+import torch
+from test_checks_02 import attention_class, norm_class, norm_var_mean, with_matmul
+from test_checks_02_blocks import (
+    block_class,
+    heads_class,
+    loop_with_softmax,
+    post_ln,
+    split_by_reshape,
+    with_view_and_transpose,
+)
+from test_checks_04 import collate_right
+from test_checks_09 import task_loop
+
+from helpers import checks
+from helpers.checks import finetune as finetune_checks
+from helpers.checks import lookup
+from helpers.checks.scaling import check_task
+from helpers.feedback import run_check
+from helpers.finetune.models import load_tokenizer
+
+# --- inputs changed in place -----------------------------------------------------------------------
+
+
+def softmax_scaling_keys_in_place(query, keys, values):
+    keys /= math.sqrt(keys.shape[-1])  # the √d mistake, made in place
+    weights = torch.softmax(query @ keys.T, dim=-1)
+    return weights @ values, weights
+
+
+def layer_norm_centring_in_place(self, x):
+    dims = tuple(range(-len(self.normalized_shape), 0))
+    x -= x.mean(dim=dims, keepdim=True)  # rewrites a pre-LN block's residual stream
+    var = (x**2).mean(dim=dims, keepdim=True)
+    return x / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+def loop_halving_x_in_place(query, key, value, x, mask=None):
+    x /= 2
+    return loop_with_softmax(query, key, value, 2 * x, mask)
+
+
+def attention_scaling_x_in_place(self, x, mask=None):
+    x.mul_(2)  # the right values below, but the caller's x is now doubled
+    return with_matmul(self, x / 2, mask)
+
+
+def post_ln_adding_in_place(self, x, mask=None):
+    x += self.attn(x, mask)
+    h = self.ln1(x)
+    return self.ln2(h + self.ff(h))
+
+
+@pytest.mark.parametrize(
+    ("check", "said"),
+    [(lambda: lookup.check_softmax_attention(softmax_scaling_keys_in_place), "input keys"),
+     (lambda: checks.check_layer_norm(norm_class(layer_norm_centring_in_place)), "input x"),
+     (lambda: checks.check_loop_attention(loop_halving_x_in_place), "input x"),
+     (lambda: checks.check_self_attention(attention_class(attention_scaling_x_in_place)), "input x"),
+     (lambda: checks.check_post_ln_block(block_class(post_ln_adding_in_place)), "input x")],
+    ids=["softmax-attention", "layer-norm", "loop-tester", "self-attention", "post-ln"],
+)  # fmt: skip
+def test_an_input_changed_in_place_is_named(check, said):
+    result = check()
+    assert not result.passed and f"changed its {said} in place" in result.verdict, result
+
+
+def test_right_answers_still_pass_when_watched_for_in_place_changes():
+    assert checks.check_layer_norm(norm_class(norm_var_mean)).passed
+    assert checks.check_self_attention(attention_class(with_matmul)).passed
+    assert checks.check_post_ln_block(block_class(post_ln)).passed
+
+
+# --- the exercise's signature, dtype, sys.exit -----------------------------------------------------
+
+
+def test_a_signature_other_than_the_exercises_is_named_not_blamed_on_a_return():
+    result = lookup.check_softmax_attention(lambda query, keys: None)
+    assert (
+        not result.passed and "could not call your code the way the exercise does" in result.verdict
+    )
+    assert "positional argument" in result.hints[0], result
+
+
+def test_float64_results_are_named():
+    def double_attention(self, x, mask=None):
+        return with_matmul(self, x, mask).double()
+
+    result = checks.check_self_attention(attention_class(double_attention))
+    assert not result.passed and "float64 (double)" in result.verdict, result
+
+
+def test_sys_exit_in_a_students_function_is_a_result_not_the_end_of_the_cell():
+    def exits():
+        raise SystemExit("bad input")
+
+    result = run_check("exercise", exits)
+    assert not result.passed and result.verdict == "your code called sys.exit('bad input')"
+
+
+def test_a_task_refused_with_sys_exit_is_a_refusal_and_a_missing_return_is_named():
+    def task_exiting(lrs, epochs, index):
+        if not 0 <= index < len(lrs) * len(epochs):
+            raise SystemExit(f"task {index} is not in the grid")  # a Slurm script's habit
+        return task_loop(lrs, epochs, index)
+
+    assert check_task(task_exiting).passed
+    result = check_task(lambda lrs, epochs, index: None)
+    assert not result.passed and "did you forget `return`" in result.verdict, result
+
+
+# --- one half still a stub; a module run without a mask ---------------------------------------------
+
+
+def test_split_done_and_merge_still_a_stub_reads_not_implemented():
+    def merge_stub(x):
+        raise NotImplementedError("undo the split")
+
+    result = checks.check_split_merge(split_by_reshape, merge_stub)
+    assert result.not_implemented, result
+
+
+def test_a_module_that_cannot_run_without_a_mask_is_named():
+    def heads_needing_a_mask(self, x, mask=None):
+        mask.bool()  # crashes on None
+        return with_view_and_transpose(self, x, mask)
+
+    def block_needing_a_mask(self, x, mask=None):
+        return post_ln(self, x, mask.bool())
+
+    for result in (checks.check_multi_head_attention(heads_class(heads_needing_a_mask)),
+                   checks.check_post_ln_block(block_class(block_needing_a_mask))):  # fmt: skip
+        assert not result.passed and "forward(x) without a mask raised" in result.verdict, result
+    assert checks.check_multi_head_attention(heads_class(with_view_and_transpose)).passed
+
+
+# --- notebook 04's collate: the checker's rows are the student's copies ----------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer("minilm")
+
+
+def test_a_collate_that_pops_the_label_is_named_and_the_checker_stays_whole(tokenizer):
+    def collate_popping(rows, tokenizer, task, labels, max_length):
+        texts = [r[task.text] for r in rows]
+        pairs = [r[task.pair] for r in rows] if task.pair else None
+        batch = tokenizer(texts, pairs, padding=True, truncation="only_second" if pairs else True,
+                          max_length=max_length, return_tensors="pt")  # fmt: skip
+        batch["labels"] = torch.tensor([labels[r.pop(task.label)] for r in rows])
+        return batch
+
+    result = finetune_checks.check_collate(collate_popping, tokenizer)
+    assert not result.passed and "changed the rows it was given" in result.verdict, result
+    assert finetune_checks.check_collate(collate_right, tokenizer).passed
+
+
+def test_labels_with_an_extra_axis_are_named_as_a_shape(tokenizer):
+    def collate_column(rows, tokenizer, task, labels, max_length):
+        batch = collate_right(rows, tokenizer, task, labels, max_length)
+        batch["labels"] = batch["labels"][:, None]  # (B, 1)
+        return batch
+
+    result = finetune_checks.check_collate(collate_column, tokenizer)
+    assert not result.passed and "labels have shape (2, 1), expected (2,)" in result.verdict, result
+
+
+def test_nan_weights_are_named():
+    def nan_attention(query, keys, values):
+        weights = torch.full((*query.shape[:-1], keys.shape[0]), float("nan"), dtype=query.dtype)
+        return weights @ values, weights
+
+    result = lookup.check_softmax_attention(nan_attention)
+    assert not result.passed and "hold NaN" in result.verdict, result
