@@ -57,12 +57,12 @@ class InputChanged(Exception):
     """A checker's signal: the student's code changed an input in place (the message names it)."""
 
 
-def kind(value) -> str:
+def kind_of(value) -> str:
     """What a value is, for a message: "None", "an int", "a list"."""
     if value is None:
         return "None"
     noun = type(value).__name__
-    return f"{'an' if noun[0].lower() in 'aeiou' else 'a'} {noun}"
+    return f"{'an' if noun[0].lower() in 'aeiou' or noun == 'ndarray' else 'a'} {noun}"
 
 
 def passed(name: str, verdict: str) -> CheckResult:
@@ -92,7 +92,8 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         hint = str(err) or "replace the `raise NotImplementedError` line with your code"
         return CheckResult(name, False, NOT_IMPLEMENTED, [hint])
     except SystemExit as err:  # sys.exit() in a function would end the check, not just the function
-        return CheckResult(name, False, f"your code called sys.exit({err.code!r})",
+        code = "" if err.code is None else repr(err.code)
+        return CheckResult(name, False, f"your code called sys.exit({code})",
                            ["raise an error (ValueError) instead: in a notebook sys.exit stops more "
                             "than your function"])  # fmt: skip
     except Exception as err:  # the student's code crashed, or returned what the check cannot use

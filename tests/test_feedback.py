@@ -84,9 +84,9 @@ def test_a_crash_in_the_checker_after_the_students_code_returned_is_not_blamed_o
 
 
 def test_a_value_is_described_with_its_article():
-    from helpers.feedback import kind
+    from helpers.feedback import kind_of
 
-    assert [kind(v) for v in (None, 3, [], "x", {})] == [
+    assert [kind_of(v) for v in (None, 3, [], "x", {})] == [
         "None",
         "an int",
         "a list",

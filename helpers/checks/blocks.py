@@ -236,7 +236,8 @@ def _without_mask(m: nn.Module, x: torch.Tensor) -> tuple[str, str] | None:
             got = m(x)
         except (TypeError, AttributeError) as err:  # ~None, None[:, None], None.bool()
             return (f"forward(x) without a mask raised {type(err).__name__}: {err}",
-                    "mask=None means no padding: use the mask only `if mask is not None`")  # fmt: skip
+                    "mask=None means no padding: give forward a default, forward(self, x, mask=None), "
+                    "and use the mask only `if mask is not None`")  # fmt: skip
         want = m(x, torch.ones(x.shape[:2], dtype=torch.bool))
     if not isinstance(got, torch.Tensor) or not _close(got, want):
         return ("forward(x) without a mask differs from forward(x, a mask of all True)",

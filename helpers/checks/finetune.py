@@ -18,7 +18,7 @@ import torch.nn as nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, kind, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
 from helpers.finetune import experiments
 from helpers.finetune.data import Task, collate_rows, make_collate
 
@@ -130,7 +130,7 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
                 )
                 return failed(name, f"{what}: the batch has no {key!r}", hint)
             if not isinstance(got[key], torch.Tensor):
-                return failed(name, f"{what}: batch[{key!r}] is {kind(got[key])}, not a tensor",
+                return failed(name, f"{what}: batch[{key!r}] is {kind_of(got[key])}, not a tensor",
                               "return_tensors='pt' makes the tokenizer return PyTorch tensors")  # fmt: skip
         result = _compare_batch(name, what, got, want, tokenizer, rows, task, labels, max_length)
         if result is not None:
@@ -560,7 +560,7 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
         try:
             value = float(got[key])
         except (TypeError, ValueError):
-            return failed(name, f"{key} is {kind(got[key])}, not a number",
+            return failed(name, f"{key} is {kind_of(got[key])}, not a number",
                           "return plain numbers (float(...))")  # fmt: skip
         if abs(value - right[key]) < 1e-6:
             continue

@@ -35,13 +35,22 @@ def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
 SETTINGS_ONLY = {"self", "range", "len", "enumerate", "zip", "reversed", "tuple", "list"}
 
 
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal values, NaN equal to NaN (an input holding NaN that nobody changed is unchanged)."""
+    if a.is_floating_point() or a.is_complex():
+        return a.shape == b.shape and bool(
+            torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all()
+        )
+    return torch.equal(a, b)
+
+
 def guarded(code, names: tuple[str, ...] = ("x", "mask")):
     """``code`` (a module, or a function) that raises InputChanged, naming the argument, when a call
     changes a tensor argument in place; a module is returned itself, watched through its hooks."""
 
     def compare(args: tuple, before: list) -> None:
         for name, arg, copy in zip(names, args, before):
-            if isinstance(arg, torch.Tensor) and not torch.equal(arg, copy):
+            if isinstance(arg, torch.Tensor) and not _same(arg, copy):
                 raise InputChanged(name)
 
     def copies(args: tuple) -> list:
@@ -88,7 +97,9 @@ def find_loop(code: type | Callable, strict: bool = False) -> str | None:
                 return f"`{name}` has a while loop"
             if isinstance(node, ast.For | ast.comprehension):
                 over = ast.unparse(node.iter)
-                if strict and not isinstance(node.iter, ast.Tuple | ast.List):
+                if isinstance(node.iter, ast.Tuple | ast.List):  # (self.query, self.key), (x, mask)
+                    continue
+                if strict:
                     return f"`{name}` loops over `{over}`"
                 names = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
                 if names <= SETTINGS_ONLY:  # e.g. range(len(self.normalized_shape)): not data

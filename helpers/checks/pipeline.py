@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from helpers.checks.modules import _close, find_loop
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
 from helpers.text import pad_batch
 
 # --- (a) the collate function ---------------------------------------------------------------------
@@ -232,7 +232,8 @@ def check_loaders(make_loaders) -> CheckResult:
     train shuffled in batches of ``batch_size``, valid every example once in a fixed order, both
     batching with ``collate``."""
     name = "data loaders"
-    return run_check(name, lambda: _loaders(name, make_loaders))
+    with seeded(0):  # the loaders shuffle: the notebook's own random state is left as it was
+        return run_check(name, lambda: _loaders(name, make_loaders))
 
 
 def _tagged_collate(batch: list) -> tuple[str, list[int]]:
@@ -262,7 +263,7 @@ def _loaders(name: str, make_loaders) -> CheckResult:
     runs = {}
     for label, loader in (("train", train), ("valid", valid)):
         if not isinstance(loader, torch.utils.data.DataLoader):
-            return failed(name, f"the {label} loader is {kind(loader)}",
+            return failed(name, f"the {label} loader is {kind_of(loader)}",
                           "torch.utils.data.DataLoader(items, batch_size=…, shuffle=…, "
                           "collate_fn=collate)")  # fmt: skip
         runs[label] = [_read(loader), _read(loader)]  # two epochs
@@ -401,17 +402,17 @@ def _train_step(name: str, step) -> CheckResult:
         return failed(name, "returned the loss tensor itself, with its whole graph attached",
                       "return loss.item(): a number; holding the tensor keeps every "
                       "activation of the batch in memory")  # fmt: skip
-    if not isinstance(loss, int | float | torch.Tensor) or (
-        isinstance(loss, torch.Tensor) and loss.numel() != 1
-    ):
-        return failed(name, f"returned {type(loss).__name__}, expected the loss as a number",
+    value = _as_number(loss)
+    if value is None:
+        what = "None: did you forget `return`?" if loss is None else kind_of(loss)
+        return failed(name, f"returned {what}, expected the loss as a number",
                       "return loss.item()")  # fmt: skip
     want = _batch_loss(start, batches[0])
-    if not math.isclose(float(loss), want, rel_tol=1e-4, abs_tol=1e-6):
+    if not math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-6):
         after = _batch_loss(_sgd_reference(start, batches[:1]), batches[0])
-        said = " (the loss after the update: compute it once, before backward)" if math.isclose(
-            float(loss), after, rel_tol=1e-4) else ""  # fmt: skip
-        return failed(name, f"returned {float(loss):.4g}, but the batch's loss was {want:.4g}{said}",
+        said = (" (the loss after the update: compute it once, before backward)"
+                if math.isclose(value, after, rel_tol=1e-4) else "")  # fmt: skip
+        return failed(name, f"returned {value:.4g}, but the batch's loss was {want:.4g}{said}",
                       "return loss.item() of the loss you called backward on")  # fmt: skip
     return passed(name, "train mode, gradients cleared, one backward, one step: the same weights "
                   "as a reference SGD step, twice in a row")  # fmt: skip

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.feedback import CheckResult, failed, kind, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
 from helpers.training.distributed import Rank, shard
 
 CASES = ((10, 3), (8, 2), (7, 4), (5, 1))  # (batches, processes): uneven, even, more ranks, one
@@ -28,7 +28,7 @@ def _shard(name: str, fn: Callable) -> CheckResult:
         if all(isinstance(g, list | tuple) for g in got) and [list(g) for g in got] == want:
             continue  # a tuple is as good as a list
         if not all(isinstance(g, list | tuple) for g in got):
-            return failed(name, f"it returned {kind(got[0])}, not a list of batches",
+            return failed(name, f"it returned {kind_of(got[0])}, not a list of batches",
                           "return the list of this rank's batches")  # fmt: skip
         got = [list(g) for g in got]
         where = f"with {n} batches and {world} processes"
@@ -75,7 +75,7 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
     if isinstance(got, list | tuple) and all(isinstance(t, torch.Tensor) for t in got):
         got = [t.float() for t in got]  # float64 is fine: compare as float32
     elif not isinstance(got, torch.Tensor):
-        return failed(name, f"it returned {kind(got)}, not torch tensors",
+        return failed(name, f"it returned {kind_of(got)}, not torch tensors",
                       "return a list of torch tensors, one per rank (torch.stack and .mean work on tensors)")  # fmt: skip
     if isinstance(got, torch.Tensor):
         got = got.float()
@@ -179,13 +179,13 @@ def _task(name: str, fn: Callable) -> CheckResult:
         return failed(name, "task 0 was refused and task i ran pair i - 1: SLURM_ARRAY_TASK_ID counts "
                       "from 0 here (--array=0-5), not from 1",
                       "do not subtract 1: accept 0 … len - 1 and return pair number index")  # fmt: skip
-    got = [fn(lrs, epochs, i) for i in range(n)]
-    if not all(isinstance(pair, tuple | list) and len(pair) == 2 for pair in got):
-        bad = next(pair for pair in got if not (isinstance(pair, tuple | list) and len(pair) == 2))
-        kind = "None: did you forget `return`?" if bad is None else repr(bad)
-        return failed(name, f"it returned {kind}, not an (lr, epochs) pair",
+    returned = [fn(lrs, epochs, i) for i in range(n)]
+    got = [_pair(value) for value in returned]
+    if None in got:
+        bad = returned[got.index(None)]
+        what = "None: did you forget `return`?" if bad is None else repr(bad)
+        return failed(name, f"it returned {what}, not an (lr, epochs) pair",
                       "return the pair as a tuple: (lr, epochs)")  # fmt: skip
-    got = [tuple(pair) for pair in got]
     if got != want:
         if got == [(lrs[i % len(lrs)], epochs[i // len(lrs)]) for i in range(n)]:
             return failed(name, "the epochs vary slowest: a valid order, but not the plan's",
@@ -207,6 +207,15 @@ def _task(name: str, fn: Callable) -> CheckResult:
     return passed(
         name, f"task i runs pair i of the grid, and tasks {n} and -1 (not in the grid) are refused"
     )
+
+
+def _pair(value) -> tuple | None:
+    """``value`` as a tuple if it is a sequence of two (a tuple, a list, a numpy row), else None."""
+    try:
+        pair = tuple(value.tolist() if hasattr(value, "tolist") else value)
+    except TypeError:  # None, a number
+        return None
+    return pair if len(pair) == 2 else None
 
 
 def _one_based_with_range_check(fn: Callable, lrs: list, epochs: list, want: list) -> bool:

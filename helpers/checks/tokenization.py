@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import torch
 
-from helpers.feedback import CheckResult, failed, kind, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
 from helpers.tokenization import bpe
 
 # --- BPE: pair counts --------------------------------------------------------------------------
@@ -47,7 +47,7 @@ def _pair_counts(name: str, fn: Callable) -> CheckResult:
         return failed(name, "your function changed the words it was given",
                       "count into a new Counter; leave `words` as it is")  # fmt: skip
     if not isinstance(got, Mapping):
-        return failed(name, f"it returned {kind(got)}, not a dict or Counter",
+        return failed(name, f"it returned {kind_of(got)}, not a dict or Counter",
                       "return a Counter whose keys are pairs (left, right) and values their counts")  # fmt: skip
     got = _nonzero(got)
     want = bpe.pair_counts(WORDS)
@@ -134,7 +134,7 @@ def _merge(name: str, fn: Callable) -> CheckResult:
             return failed(name, "your function changed the words it was given",
                           "build a new dict: merged[new_word] = count")  # fmt: skip
         if not isinstance(got, Mapping):
-            return failed(name, f"it returned {kind(got)}, not a dict",
+            return failed(name, f"it returned {kind_of(got)}, not a dict",
                           "return a dict from each merged word (a tuple of pieces) to its count")  # fmt: skip
         got = {tuple(k) if isinstance(k, list) else k: v for k, v in got.items()}
         want = bpe.merge(MERGE_WORDS, pair)
