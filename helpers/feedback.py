@@ -62,7 +62,11 @@ def kind_of(value) -> str:
     if value is None:
         return "None"
     noun = type(value).__name__
-    return f"{'an' if noun[0].lower() in 'aeiou' or noun == 'ndarray' else 'a'} {noun}"
+    return f"{_article(noun)} {noun}"
+
+
+def _article(noun: str) -> str:
+    return "an" if noun[0].lower() in "aeiou" or noun == "ndarray" else "a"
 
 
 def passed(name: str, verdict: str) -> CheckResult:
@@ -113,6 +117,8 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     return result
 
 
+_WRONG_TYPE = re.compile(r"'(\w+)' object (?:has no attribute|is not subscriptable|is not iterable)|"
+                         r"non-iterable (\w+) object")  # fmt: skip
 _SIGNATURE = re.compile(r"positional argument|keyword argument|multiple values for argument")
 _FLOAT64 = re.compile(r"Double did not match Float|Float did not match Double|expected .*Float.*Double|"
                       r"expected .*Double.*Float|mixed dtype|scalar type Double")  # fmt: skip
@@ -125,6 +131,13 @@ def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:
         return CheckResult(name, False, "the checker could not call your code the way the exercise "
                            "does: check its parameters", message + [
                                "keep the signature the exercise gives (names, order, defaults)"])  # fmt: skip
+    if isinstance(err, TypeError | AttributeError) and (found := _WRONG_TYPE.search(message[0])):
+        noun = found.group(1) or found.group(2)
+        what = (
+            "None: did you forget `return`?" if noun == "NoneType" else f"{_article(noun)} {noun}"
+        )
+        return CheckResult(name, False, f"your code returned {what}", message + [
+            "return what the exercise asks for (a tensor, unless it says otherwise)"])  # fmt: skip
     if isinstance(err, RuntimeError) and _FLOAT64.search(message[0]):
         return CheckResult(name, False, "your code works in float64 (double) where the checker "
                            "uses float32", message + [

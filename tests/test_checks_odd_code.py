@@ -228,3 +228,16 @@ def test_messages_read_as_english():
 
 def exit_plainly():
     raise SystemExit
+
+
+def test_none_or_a_tuple_where_a_tensor_belongs_is_named_not_a_crash():
+    def norm_without_return(self, x):
+        norm_var_mean(self, x)
+
+    def norm_returning_a_pair(self, x):
+        return norm_var_mean(self, x), None
+
+    missing = checks.check_layer_norm(norm_class(norm_without_return))
+    assert missing.verdict == "your code returned None: did you forget `return`?", missing
+    pair = checks.check_layer_norm(norm_class(norm_returning_a_pair))
+    assert pair.verdict == "your code returned a tuple", pair
