@@ -241,3 +241,12 @@ def test_none_or_a_tuple_where_a_tensor_belongs_is_named_not_a_crash():
     assert missing.verdict == "your code returned None: did you forget `return`?", missing
     pair = checks.check_layer_norm(norm_class(norm_returning_a_pair))
     assert pair.verdict == "your code returned a tuple", pair
+
+
+def test_notebook_01s_query_exercises_name_keys_changed_in_place():
+    def selection_scaling_keys(keys, j, strength):
+        keys[j] *= strength  # the right query, but the caller's keys are changed
+        return keys[j].clone()
+
+    result = lookup.check_selection_query(selection_scaling_keys)
+    assert not result.passed and "changed its input keys in place" in result.verdict, result

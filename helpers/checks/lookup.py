@@ -208,6 +208,7 @@ def check_selection_query(fn) -> CheckResult:
 
 
 def _selection_query(name: str, fn) -> CheckResult:
+    fn = guarded(fn, ("keys", "j", "strength"))
     k, v = att.SELECTION_KEYS.double(), att.COURSE_VALUES.double()
     for j in range(k.shape[0]):
         q = _tensor(fn(k, j, 30.0), "query")
@@ -272,6 +273,7 @@ def _copy_cases() -> list[tuple[str, torch.Tensor]]:
 
 
 def _copy_queries(name: str, fn) -> CheckResult:
+    fn = guarded(fn, ("keys", "strength"))
     for label, k in _copy_cases():
         n, d = k.shape
         eye = torch.eye(n, dtype=k.dtype)
@@ -340,6 +342,7 @@ def check_averaging_query(fn) -> CheckResult:
 
 
 def _averaging_query(name: str, fn) -> CheckResult:
+    fn = guarded(fn, ("keys", "a", "b", "strength"))
     g = torch.Generator().manual_seed(1)
     k = att.random_orthonormal(6, 4, g).T  # (4, 6): orthonormal keys as rows
     v = torch.randn(4, 3, generator=g, dtype=torch.float64)
@@ -420,6 +423,7 @@ def _balanced_cases() -> list[tuple[str, torch.Tensor, int, int]]:
 
 
 def _balanced_query(name: str, fn) -> CheckResult:
+    fn = guarded(fn, ("keys", "a", "b", "strength"))
     for label, k, a, b in _balanced_cases():
         ka, kb = _key(a), _key(b)
         q = _tensor(fn(k.clone(), a, b, 1.0), "query")
@@ -509,6 +513,7 @@ def check_recovery_matrix(fn, trials: int = 10) -> CheckResult:
 
 
 def _recovery_matrix(name: str, fn, trials: int) -> CheckResult:
+    fn = guarded(fn, ("basis_a",))
     g = torch.Generator().manual_seed(2)
     for trial in range(trials):
         d, dim_a = 5 + trial % 4, 1 + trial % 3
