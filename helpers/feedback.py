@@ -65,6 +65,11 @@ def kind_of(value) -> str:
     return f"{_article(noun)} {noun}"
 
 
+def returned(value) -> str:
+    """What code returned, for a verdict: "None: did you forget `return`?", "a list", …"""
+    return "None: did you forget `return`?" if value is None else kind_of(value)
+
+
 def _article(noun: str) -> str:
     return "an" if noun[0].lower() in "aeiou" or noun == "ndarray" else "a"
 

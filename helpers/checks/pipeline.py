@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from helpers.checks.modules import _close, find_loop
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
 from helpers.text import pad_batch
 
 # --- (a) the collate function ---------------------------------------------------------------------
@@ -42,8 +42,7 @@ def _collate(name: str, collate) -> CheckResult:
                           "read the ids, copy them into the new tensor; a DataLoader hands you the "
                           "dataset's own arrays, so a change in place changes the data set")  # fmt: skip
         if not isinstance(out, tuple | list) or len(out) != 3:
-            kind = "None: did you forget `return`?" if out is None else type(out).__name__
-            return failed(name, f"returned {kind}, expected (ids, mask, labels)",
+            return failed(name, f"expected (ids, mask, labels); it returned {returned(out)}",
                           "return three tensors, in that order")  # fmt: skip
         ids, mask, labels = out
         verdict = _collate_order(ids, mask, labels) or _collate_mistake(ids, mask, labels, max_len)
@@ -256,8 +255,7 @@ def _loaders(name: str, make_loaders) -> CheckResult:
     valid_items = [(np.array([i]), i % 2) for i in range(30, 40)]
     out = make_loaders(train_items, valid_items, 4, _tagged_collate)
     if not isinstance(out, tuple | list) or len(out) != 2:
-        kind = "None: did you forget `return`?" if out is None else type(out).__name__
-        return failed(name, f"returned {kind}, expected (train_loader, valid_loader)",
+        return failed(name, f"expected (train_loader, valid_loader); it returned {returned(out)}",
                       "return both loaders, training first")  # fmt: skip
     train, valid = out
     runs = {}
@@ -404,8 +402,7 @@ def _train_step(name: str, step) -> CheckResult:
                       "activation of the batch in memory")  # fmt: skip
     value = _as_number(loss)
     if value is None:
-        what = "None: did you forget `return`?" if loss is None else kind_of(loss)
-        return failed(name, f"returned {what}, expected the loss as a number",
+        return failed(name, f"expected the loss as a number; it returned {returned(loss)}",
                       "return loss.item()")  # fmt: skip
     want = _batch_loss(start, batches[0])
     if not math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-6):
@@ -471,8 +468,7 @@ def _evaluate(name: str, evaluate) -> CheckResult:
                       "(or decorate the function with @torch.no_grad())")  # fmt: skip
     number = _as_number(got)
     if number is None:
-        kind = "None: did you forget `return`?" if got is None else type(got).__name__
-        return failed(name, f"returned {kind}, expected the accuracy as one number",
+        return failed(name, f"expected the accuracy as one number; it returned {returned(got)}",
                       "return correct / total")  # fmt: skip
     got = number
     if abs(got - want) > 1e-6:
@@ -520,8 +516,7 @@ def _on_model(name, collate, make_loaders, evaluate, model, valid_items, max_len
         model.to(device)
     number = _as_number(got)
     if number is None:
-        kind = "None: did you forget `return`?" if got is None else type(got).__name__
-        return failed(name, f"your evaluate returned {kind}, not the accuracy",
+        return failed(name, f"expected the accuracy from your evaluate; it returned {returned(got)}",
                       "run check_evaluate above first")  # fmt: skip
     got = number
     if not math.isfinite(got) or not math.isfinite(reference) or abs(got - reference) > 0.01:
