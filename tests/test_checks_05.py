@@ -722,6 +722,16 @@ def test_sanity_check_names_weights_that_do_not_fit(minilm):
 
     result = checks.check_bert(Renamed, minilm)
     assert not result.passed and "do not fit your modules" in result.verdict, str(result)
+    from helpers.checks.bert import _cut
+
+    long = ", ".join(f"'embeddings.layer{i}.weight'" for i in range(40))  # names, cut whole
+    assert _cut(long).endswith("weight', …") and len(_cut(long)) <= 403
+
+
+def test_sanity_check_names_a_checkpoint_that_cannot_be_loaded(tmp_path):
+    result = checks.check_bert(BertModel, str(tmp_path / "no-such-model"))
+    assert not result.passed and "could not be loaded" in result.verdict, str(result)
+    assert "check MODEL in the parameters cell" in hints(result)
 
 
 def test_sanity_check_of_a_stub_is_not_implemented_yet(minilm):

@@ -852,14 +852,19 @@ def _bert(name: str, cls: type, name_or_dir: str) -> CheckResult:
     from helpers import pretrained
     from helpers.bert.weights import checkpoint_folder
 
-    folder = checkpoint_folder(
-        pretrained.minilm_path() if name_or_dir == "minilm" else str(name_or_dir)
-    )
+    try:
+        folder = checkpoint_folder(
+            pretrained.minilm_path() if name_or_dir == "minilm" else str(name_or_dir)
+        )
+    except OSError as err:  # not the student's code: the checkpoint named in the parameters cell
+        return failed(name, f"the checkpoint {name_or_dir!r} could not be loaded",
+                      str(err).splitlines()[0], "check MODEL in the parameters cell: \"minilm\" "
+                      "or a folder holding a BERT checkpoint")  # fmt: skip
     try:
         ours = cls.from_pretrained(str(folder)).eval()
     except ValueError as err:
         return failed(name, "the checkpoint's weights do not fit your modules",
-                      str(err).splitlines()[0][:400], "keep the names helpers.bert uses: embeddings.word, "
+                      _cut(str(err).splitlines()[0]), "keep the names helpers.bert uses: embeddings.word, "
                       "blocks.0.attn.query, blocks.0.ln1, blocks.0.ff.up, …")  # fmt: skip
     bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.utils.logging.disable_progress_bar()  # its "Loading weights" bar is noise here
@@ -894,6 +899,13 @@ def _bert(name: str, cls: type, name_or_dir: str) -> CheckResult:
         return passed(name, f"helpers.bert's own modules ran, none of yours: {matched}. Set "
                       "USE_MY_MODULES = True to check yours")  # fmt: skip
     return passed(name, f"{CORRECT} {matched[0].upper()}{matched[1:]}")
+
+
+def _cut(text: str, limit: int = 400) -> str:
+    """``text`` cut after its last whole item (", ") within ``limit`` characters."""
+    if len(text) <= limit:
+        return text
+    return text[: text.rfind(", ", 0, limit)] + ", …"
 
 
 def _only_course_modules(model: nn.Module) -> bool:
