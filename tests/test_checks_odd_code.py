@@ -250,3 +250,52 @@ def test_notebook_01s_query_exercises_name_keys_changed_in_place():
 
     result = lookup.check_selection_query(selection_scaling_keys)
     assert not result.passed and "changed its input keys in place" in result.verdict, result
+
+
+# --- notebooks 07 and 08, after a student's walk through them --------------------------------------
+
+
+def test_a_sampling_loop_that_crops_the_sequence_itself_is_told_to_crop_a_copy():
+    from helpers.checks.gpt import check_generate
+
+    def generate_cropping_idx(model, idx, steps, block_size, temperature, generator):
+        for _ in range(steps):
+            idx = idx[:, -block_size:]  # the hint's slice, applied to the sequence itself
+            probs = torch.softmax(model(idx)[:, -1, :] / temperature, dim=-1)
+            idx = torch.cat([idx, torch.multinomial(probs, 1, generator=generator)], dim=1)
+        return idx
+
+    result = check_generate(generate_cropping_idx)
+    assert not result.passed and "the sequence itself was cut to block_size" in result.verdict
+    assert "a variable of its own" in result.hints[0], result
+
+
+def test_greedy_names_torch_max_and_a_missing_return():
+    from helpers.checks.sampling import check_greedy
+
+    pair = check_greedy(lambda z: torch.max(z, dim=-1, keepdim=True))
+    assert not pair.passed and "(values, indices) pair" in pair.verdict, pair
+    missing = check_greedy(lambda z: None)
+    assert missing.verdict == "it returned None: did you forget `return`?", missing
+
+
+def test_hints_escalate_from_the_idea_to_the_answer_in_notebook_07():
+    from helpers.checks.gpt import check_causal_softmax
+    from helpers.feedback import forget_attempts
+
+    def inverted(scores):
+        allowed = torch.ones(scores.shape[-2:], dtype=torch.bool).tril()
+        return torch.softmax(scores.masked_fill(allowed, float("-inf")), dim=-1)
+
+    forget_attempts()
+    first = str(check_causal_softmax(inverted))
+    second = str(check_causal_softmax(inverted))
+    assert "which positions must get -inf" in first and "masked_fill(~allowed" not in first
+    assert "masked_fill(~allowed" in second
+
+
+def test_a_verdict_is_never_cut_inside_a_parenthesis():
+    from helpers.checks.sampling import check_temperature
+
+    result = check_temperature(lambda z, t: torch.softmax(z, dim=-1))  # no temperature at all
+    assert result.verdict.endswith("the temperature has no effect"), result

@@ -139,3 +139,19 @@ def test_an_existing_local_folder_with_config_json_is_used(tmp_path, monkeypatch
         model_source("org/name/config.json")
     with pytest.raises(ValueError, match="the model name is empty"):
         model_source("  ")
+
+
+def test_no_progress_bars_turns_them_off_inside_and_back_on_after():
+    from transformers.utils import logging
+
+    from helpers.pretrained import no_progress_bars
+
+    logging.enable_progress_bar()
+    with no_progress_bars():
+        assert not logging.is_progress_bar_enabled()
+    assert logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    with no_progress_bars():
+        pass
+    assert not logging.is_progress_bar_enabled()  # left as it was found
+    logging.enable_progress_bar()

@@ -866,13 +866,8 @@ def _bert(name: str, cls: type, name_or_dir: str) -> CheckResult:
         return failed(name, "the checkpoint's weights do not fit your modules",
                       _cut(str(err).splitlines()[0]), "keep the names helpers.bert uses: embeddings.word, "
                       "blocks.0.attn.query, blocks.0.ln1, blocks.0.ff.up, …")  # fmt: skip
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.utils.logging.disable_progress_bar()  # its "Loading weights" bar is noise here
-    try:
+    with pretrained.no_progress_bars():  # its "Loading weights" bar is noise here
         theirs = transformers.BertModel.from_pretrained(folder, attn_implementation="eager").eval()
-    finally:
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     rows = [tokenizer(text) for text in SINGLES] + [tokenizer(*PAIR)]  # two sentences, one pair
     batch = tokenizer.pad(rows, return_tensors="pt")  # padded to the longest

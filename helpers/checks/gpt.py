@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
 from helpers.gpt.attention import additive_scores, causal_softmax
 from helpers.training.generate import generate, next_token
 
@@ -135,8 +135,9 @@ def _causal(name: str, fn: Callable) -> CheckResult:
         if torch.allclose(got.float(), masked(future, fill), atol=1e-5, equal_nan=True):
             return failed(name, "the mask is inverted: the fill went on the past and the diagonal, "
                           "the keys a query may see, and the future was left visible",
-                          "masked_fill(mask, value) writes value where mask is True, so give it the "
-                          "future: scores.masked_fill(~allowed, float('-inf')) with allowed = "
+                          "masked_fill(mask, value) writes value where mask is True: which "
+                          "positions must get -inf, the past or the future?",
+                          "scores.masked_fill(~allowed, float('-inf')) with allowed = "
                           "torch.ones(T, T, dtype=torch.bool).tril()")  # fmt: skip
     if torch.isnan(got).any():
         if torch.isnan(got[..., 1:, :]).any():  # NaN beyond the first row: not an empty row
@@ -321,21 +322,33 @@ def _generate(name: str, fn: Callable) -> CheckResult:
         except ValueError as err:
             if "block_size" in str(err):
                 return failed(name, "the context grew past the model's block_size",
-                              "feed the model only the last block_size tokens: idx[:, -block_size:]")  # fmt: skip
+                              "the model reads at most block_size tokens: feed it only the last "
+                              "ones, while idx itself keeps every token",
+                              "context = idx[:, -block_size:] (a variable of its own), then "
+                              "model(context)")  # fmt: skip
             raise
         except RuntimeError as err:
             if "multinomial" in str(err) or "probability" in str(err):
                 return failed(name, "torch.multinomial was given logits, not probabilities",
+                              "multinomial draws from probabilities (each row ≥ 0, summing to 1): "
+                              "what turns scores into those?",
                               "probs = torch.softmax(logits / temperature, dim=-1), then multinomial")  # fmt: skip
             raise
         want = _reference(model, idx, steps, block_size, temperature, seed)
         if isinstance(got, torch.Tensor) and got.shape == (idx.shape[0], steps):
             return failed(name, "it returned only the new tokens",
                           "return the prompt followed by them: the whole (B, T + steps) sequence")  # fmt: skip
-        if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            return failed(name, f"it returned {shape}; expected {tuple(want.shape)}: the prompt "
-                          f"followed by {steps} new tokens per row",
+        if not isinstance(got, torch.Tensor):
+            return failed(name, f"it returned {returned(got)}",
+                          f"return the (B, T + steps) = {tuple(want.shape)} sequence")  # fmt: skip
+        if got.dim() == 2 and got.shape[0] == idx.shape[0] and got.shape[1] <= block_size + 1:
+            return failed(name, f"it returned {tuple(got.shape)}; expected {tuple(want.shape)}: "
+                          "the sequence itself was cut to block_size (idx = idx[:, -block_size:]?)",
+                          "crop into a variable of its own, context = idx[:, -block_size:], and "
+                          "keep appending to idx")  # fmt: skip
+        if got.shape != want.shape:
+            return failed(name, f"it returned {tuple(got.shape)}; expected {tuple(want.shape)}: the "
+                          f"prompt followed by {steps} new tokens per row",
                           "append each new token: idx = torch.cat([idx, next_token], dim=1)")  # fmt: skip
         if got.is_floating_point():
             return failed(name, f"the token ids are {got.dtype}, not integers",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
 
 
 def _logits() -> torch.Tensor:
@@ -72,10 +72,15 @@ def _greedy(name: str, fn: Callable) -> CheckResult:
     want = logits.argmax(-1, keepdim=True)
     if isinstance(got, torch.Tensor) and got.shape == (3,) and torch.equal(got, want[:, 0]):
         return failed(name, "shape (3,): keep a column per row, (B, 1)",
-                      "argmax(dim=-1, keepdim=True), so that torch.cat([idx, next], dim=1) works")  # fmt: skip
-    if not isinstance(got, torch.Tensor) or got.shape != want.shape:
-        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-        return failed(name, f"it returned {shape}; expected {tuple(want.shape)}",
+                      "the loop appends the ids with torch.cat([idx, next], dim=1): what shape must "
+                      "next have?", "argmax(dim=-1, keepdim=True)")  # fmt: skip
+    if not isinstance(got, torch.Tensor) and hasattr(got, "indices"):  # torch.max(..., dim=-1)
+        return failed(name, "it returned torch.max's (values, indices) pair",
+                      "the ids are the indices: .indices, or argmax(dim=-1, keepdim=True)")  # fmt: skip
+    if not isinstance(got, torch.Tensor):
+        return failed(name, f"it returned {returned(got)}", "return the (B, 1) tensor of ids")
+    if got.shape != want.shape:
+        return failed(name, f"it returned {tuple(got.shape)}; expected {tuple(want.shape)}",
                       "argmax over the vocabulary (the last dimension), keepdim=True")  # fmt: skip
     if got.is_floating_point():
         values = torch.equal(got, logits.max(-1, keepdim=True).values)
@@ -114,8 +119,8 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
             "the temperature is applied after the softmax: dividing probabilities by it changes "
             "nothing once they are renormalised (and these no longer sum to 1); divide the logits":
                 soft / t,
-            "the temperature has no effect (applied after the softmax and renormalised, or added to "
-            "the logits: the softmax ignores a constant shift): divide the logits, then softmax": soft,
+            "the temperature has no effect: applied after the softmax and renormalised, or added to "
+            "the logits (the softmax ignores a constant shift); divide the logits, then softmax": soft,
             "the logits are multiplied by the temperature; divide them (a high temperature must "
             "flatten the distribution)": torch.softmax(logits * t, dim=-1),
             "the softmax runs over the batch (dim=0); it must run over the vocabulary, dim=-1":
@@ -159,7 +164,8 @@ def _top_k(name: str, fn: Callable) -> CheckResult:
                 "logits >= the k-th largest": torch.softmax(logits.masked_fill(logits > (-logits).topk(k, dim=-1).values[:, -1:].neg(), float("-inf")), dim=-1),
                 "one token too many: keep exactly the k largest (compare with the k-th largest value, "
                 "topk(k).values[:, -1:])": top_k_probs(logits, min(k + 1, 10)) if k < 10 else soft,
-                "one token too few: keep exactly the k largest (logits >= the k-th largest, not >)":
+                "one token too few: the k-th largest logit itself must stay; mask only the logits "
+                "below it (logits < kth, not <=)":
                     top_k_probs(logits, k - 1) if k > 1 else soft,
                 "the dropped logits were set to 0, not -inf: exp(0) = 1, so they keep probability":
                     torch.softmax(logits.masked_fill(~keep, 0.0), dim=-1),
@@ -202,8 +208,10 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
             if not torch.isnan(got).any():
                 return None
             return failed(name, f"p = {p}: NaN probabilities: a row kept no token at all",
-                          "the most likely token is always kept (nothing comes before it), even when "
-                          "it alone is more than p: drop a token only when cumsum - probs >= p")  # fmt: skip
+                          "the most likely token is always kept, even when it alone is more than p: "
+                          "how much probability comes before it?",
+                          "drop a token only when the probability before it reaches p: "
+                          "cumsum - probs >= p")  # fmt: skip
 
         def mistakes(p: float = p, want: torch.Tensor = want) -> dict:
             crossed = probs.cumsum(-1) > p  # the crossing token dropped, the most likely one kept

@@ -66,12 +66,14 @@ def tiny_gpt2(
     load instead of gpt2 (``GPT.from_pretrained(folder)``, ``AutoTokenizer.from_pretrained(folder)``)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from helpers.pretrained import no_progress_bars
     from helpers.tokenization.train import train_byte_level_bpe
 
     tokenizer = train_byte_level_bpe(texts, vocab_size, model_max_length=128)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=64, n_layer=2, n_head=2,
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
     torch.manual_seed(seed)
-    GPT2LMHeadModel(config).save_pretrained(folder)
+    with no_progress_bars():  # "Writing model shards" for a stand-in is noise
+        GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return Path(folder)
