@@ -95,7 +95,8 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         result = check()
     except InputChanged as err:
         result = failed(name, f"your code changed its input {err} in place",
-                        "compute into new tensors (x = x - mean, not x -= mean): the caller still "
+                        "compute into new tensors (y = x + a, not x += a; x = x - mean, not x -= "
+                        "mean): the caller still "
                         "needs its input, as a residual connection adds x to the sublayer's output")  # fmt: skip
     except NotImplementedError as err:
         hint = str(err) or "replace the `raise NotImplementedError` line with your code"

@@ -148,7 +148,7 @@ def test_gradients_accept_the_right_answer():
 @pytest.mark.parametrize(
     ("fn", "hint"),
     [
-        (lambda *a: gradients(*a, values_grad=False), "make values require grad"),
+        (lambda *a: gradients(*a, values_grad=False), "make the values require grad"),
         (lambda *a: gradients(*a, reduce=torch.mean), "not their mean"),
         (lambda *a: gradients(*a, sign=-1.0), "wrong sign"),
         (lambda a, q, k, v, t: (torch.zeros_like(q), torch.zeros_like(k)), "did you detach"),
@@ -158,7 +158,21 @@ def test_gradients_accept_the_right_answer():
 )
 def test_gradients_name_each_mistake(fn, hint):
     result = checks.check_query_gradients(fn)
-    assert not result.passed and hint in str(result), str(result)
+    assert not result.passed and hint in " ".join([result.verdict, *result.hints]), str(result)
+
+
+def test_gradients_that_leave_the_callers_tensors_requiring_grad_are_named():
+    def in_place(attend, q, k, v, t):
+        q.requires_grad_()
+        k.requires_grad_()
+        loss = ((attend(q, k, v) - t) ** 2).sum()
+        if not loss.requires_grad:
+            return torch.zeros_like(q), torch.zeros_like(k)
+        loss.backward()
+        return q.grad, k.grad
+
+    result = checks.check_query_gradients(in_place)
+    assert not result.passed and "require grad (requires_grad_ changes" in result.verdict
 
 
 def test_gradients_without_allow_unused():
@@ -388,3 +402,25 @@ def test_no_first_hint_gives_an_answer_away():
     for check, fn, answer in wrong_answers:
         result = check(fn)
         assert answer in all_hints(result) and answer not in str(result), str(result)
+
+
+def test_one_largest_score_for_the_whole_batch_is_named():
+    def global_max(q, k, v):
+        s = q @ k.T
+        e = torch.exp(s - s.max())  # one max for every query: a tiny query's row underflows
+        w = e / e.sum(dim=-1, keepdim=True)
+        return w @ v, w
+
+    result = checks.check_softmax_attention(global_max)
+    assert not result.passed and "subtracted for the whole batch" in result.verdict, str(result)
+
+
+def test_a_loop_over_the_queries_is_named():
+    def per_query(q, k, v):
+        if q.dim() == 1:
+            return right(q, k, v)
+        pairs = [right(q[i], k, v) for i in range(q.shape[0])]
+        return torch.stack([o for o, _ in pairs]), torch.stack([w for _, w in pairs])
+
+    result = checks.check_softmax_attention(per_query)
+    assert not result.passed and "loops over `range(q.shape[0])`" in result.verdict, str(result)

@@ -57,7 +57,7 @@ def test_the_loop_tester_accepts_right_answers(fn):
         (loop_ignoring_the_mask, "give key j the score -inf when mask[b, j] is False"),
         (loop_skipping_the_value, "weight value(x[b, j]), not x[b, j]"),
         (lambda q, k, v, x, mask=None: x, "compare with the loop reference"),
-        (lambda q, k, v, x, mask=None: x[..., 0], "expected (2, 4, 6)"),
+        (lambda q, k, v, x, mask=None: x[..., 0], "should be (2, 4, 6); it is (2, 4)"),
     ],
 )
 def test_the_loop_tester_names_each_mistake(fn, hint):

@@ -304,7 +304,7 @@ def _post_ln(name: str, cls: type) -> CheckResult:
         if _close(got[rows], want[rows]):
             if verdict := _without_mask(m, x):
                 return failed(name, *verdict)
-            return passed(name, "LN(x + attn(x)), then LN(h + ff(h)), with your own layers")
+            return passed(name, "LN(x + attn(x)), then LN(h + ff(h)), with the block's own layers")
         for hint, output in _block_mistakes(m, x, mask).items():
             if _close(got[rows], output[rows]):
                 return failed(name, "wrong output on (B, T, d) = (3, 5, 16) with padding", hint)

@@ -4,7 +4,7 @@ expose a known mistake, compares with helpers' own answer, and names the mistake
 import torch
 
 from helpers import attention as att
-from helpers.checks.modules import guarded
+from helpers.checks.modules import find_loop, guarded
 from helpers.feedback import CheckResult, failed, passed, run_check
 
 
@@ -87,6 +87,20 @@ def _softmax_attention(name: str, fn) -> CheckResult:
             "exp(900) overflows even in float64: subtract the largest score before exp (softmax does not change "
             "when you shift every score by the same number), or use torch.softmax",
         )
+    q = torch.stack([300 * att.COURSE_QUERY.double(), 0.01 * att.COURSE_QUERY.double()])  # (2, d)
+    out, w = (_tensor(x, "result") for x in fn(q, k, v))
+    if not torch.isfinite(w).all() or not _close(
+        w, att.softmax_attention(q, k, v, scale=1.0, return_weights=True)[1]
+    ):
+        return failed(
+            name,
+            "the weights break for a batch of a huge and a tiny query: one largest score was "
+            "subtracted for the whole batch, and the tiny query's row underflowed to 0 / 0",
+            "subtract each query's own largest score: scores.max(dim=-1, keepdim=True).values",
+        )
+    if loop := find_loop(fn.__wrapped__ if hasattr(fn, "__wrapped__") else fn):
+        return failed(name, f"right values, but {loop}", "the exercise asks for no Python loops: "
+                      "query @ keys.T scores every query against every key at once")  # fmt: skip
     return passed(name, "right on the course example, random queries, batches and huge scores")
 
 
@@ -129,15 +143,20 @@ def _query_gradients(name: str, fn) -> CheckResult:
     target = torch.tensor([3.0, -2, 4], dtype=torch.float64)  # v2: the loss wants key 2 to win
 
     for label, attend in (("softmax", att.raw_softmax_attention), ("argmax", att.argmax_attention)):
+        given_q, given_k = q.clone(), k.clone()
         try:
-            result = fn(attend, q.clone(), k.clone(), v, target)
+            result = fn(attend, given_q, given_k, v, target)
         except RuntimeError as err:
             if "does not require grad and does not have a grad_fn" in str(err):
                 return failed(
                     name,
                     f"autograd refused on {label}: nothing the loss depends on requires grad",
-                    "through argmax the loss depends on the values only: make values require grad "
-                    "too (a model learns them as well), and pass allow_unused=True",
+                    "through argmax the loss depends on the values only, so its gradients with "
+                    "respect to q and K are zero: what should your function return then?",
+                    "return torch.zeros_like(q) and torch.zeros_like(K) when the loss has no "
+                    "grad_fn (loss.requires_grad is False); or make the values require grad too (a "
+                    "model learns them as well), call torch.autograd.grad(loss, [q, K], "
+                    "allow_unused=True) and turn each None into zeros",
                 )
             if "not have been used in the graph" in str(err):
                 return failed(
@@ -147,6 +166,11 @@ def _query_gradients(name: str, fn) -> CheckResult:
                     "turn a None gradient into torch.zeros_like(...)",
                 )
             raise
+        if any(t.requires_grad or t.grad is not None for t in (given_q, given_k)):
+            return failed(name, "your function made the query and keys it was given require grad "
+                          "(requires_grad_ changes a tensor in place), so .grad adds up from one call "
+                          "to the next", "work on copies: q = query.detach().clone().requires_grad_(); "
+                          "torch.autograd.grad(loss, [q, K]) returns the gradients without .grad")  # fmt: skip
         if not isinstance(result, tuple | list) or len(result) != 2:
             return failed(name, "return a pair (grad_query, grad_keys)")
         if result[0] is None or result[1] is None:

@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.env import seeded
-from helpers.feedback import CheckResult, InputChanged, failed, passed, run_check
+from helpers.feedback import CheckResult, InputChanged, failed, passed, returned, run_check
 from helpers.loops import loop_layer_norm, loop_self_attention
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
@@ -368,8 +368,9 @@ def _loop_attention(name: str, fn) -> CheckResult:
             )
             where = f"(B, T, d) = {tuple(x.shape)}, {'no mask' if mask is None else 'padding'}"
             if not isinstance(got, torch.Tensor) or got.shape != x.shape:
-                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-                return failed(name, f"on {where} the output is {shape}, expected {tuple(x.shape)}",
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else None
+                said = f"is {shape}" if shape else f"came back as {returned(got)}"
+                return failed(name, f"on {where} the output should be {tuple(x.shape)}; it {said}",
                               "one output vector per token: out[b, i] = Σ_j weight_ij · value(x[b, j])")  # fmt: skip
             want = loop_self_attention(m.query, m.key, m.value, x, mask)
             rows = torch.ones(x.shape[:2], dtype=torch.bool) if mask is None else mask
