@@ -1,8 +1,9 @@
 """The result every exercise checker returns: passed or not, a one-line verdict, specific hints.
 
 Hints escalate. A checker lists its hints for a mistake from the idea to the answer; the first
-failed attempt prints the first hint, each further failed attempt of the same exercise one more, and
-a pass starts the count again. ``result.hints`` always holds them all (for code and tests).
+failed attempt with a mistake prints its first hint, each further attempt with the same mistake one
+more (a new mistake starts from its own first hint), and a pass starts every count of the exercise
+again. ``result.hints`` always holds them all (for code and tests).
 """
 
 import html
@@ -15,7 +16,7 @@ from pathlib import Path
 
 NOT_IMPLEMENTED = "not implemented yet"
 MORE = "(check again after your next try for a more specific hint)"
-_FAILED: dict[str, int] = {}  # exercise name -> failed attempts since its last pass (this kernel)
+_FAILED: dict[tuple[str, str], int] = {}  # (exercise, mistake) -> failed attempts (this kernel)
 
 
 @dataclass(repr=False)
@@ -116,10 +117,12 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
             name, False, f"your code raised {type(err).__name__} at {where}", message
         )
     if result.passed:
-        _FAILED.pop(name, None)
+        for key in [key for key in _FAILED if key[0] == name]:
+            del _FAILED[key]
     else:
-        _FAILED[name] = _FAILED.get(name, 0) + 1
-        result.shown = _FAILED[name]
+        mistake = (name, result.hints[0] if result.hints else result.verdict)
+        _FAILED[mistake] = _FAILED.get(mistake, 0) + 1
+        result.shown = _FAILED[mistake]
     return result
 
 

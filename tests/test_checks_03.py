@@ -108,7 +108,7 @@ def _variant(**change):
         ({"inverted": True}, "True at the padding"),
         ({"mask_int": True}, "has dtype torch.int64"),
         ({"dtype": torch.float32}, "ids has dtype torch.float32"),
-        ({"labels_list": True}, "labels are list"),
+        ({"labels_list": True}, "labels are a list"),
         ({"left_pad": True}, "padding is on the left"),
         ({"order": "ids, labels, mask"}, "look out of order"),
         ({"labels_column": True}, "labels have shape (3, 1)"),

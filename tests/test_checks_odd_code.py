@@ -299,3 +299,32 @@ def test_a_verdict_is_never_cut_inside_a_parenthesis():
 
     result = check_temperature(lambda z, t: torch.softmax(z, dim=-1))  # no temperature at all
     assert result.verdict.endswith("the temperature has no effect"), result
+
+
+# --- notebooks 03 and 04, after a student's walk through them --------------------------------------
+
+
+def test_nb03_evaluate_returning_nan_fails_its_check():
+    from helpers.checks import pipeline
+
+    result = pipeline.check_evaluate(lambda model, batches: float("nan"))
+    assert not result.passed and "accuracy nan" in result.verdict, result
+
+
+def test_nb04_step_that_pops_the_labels_is_named(tokenizer):
+    from helpers.checks.finetune import check_train_step
+
+    def step_popping(model, batch, optimizer, scheduler, clip=1.0):
+        model.train()
+        optimizer.zero_grad()
+        labels = batch.pop("labels")
+        logits = model(**batch).logits
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        scheduler.step()
+        return loss.item()
+
+    result = check_train_step(step_popping)
+    assert not result.passed and "changed the batch it was given" in result.verdict, result

@@ -42,6 +42,8 @@ def test_hints_escalate_per_failed_attempt_of_each_exercise():
     assert "for a more specific hint" in shown[0] and "for a more specific hint" not in shown[2]
     other = run_check("layer norm", lambda: failed("layer norm", "bad", "idea", "answer"))
     assert "answer" not in str(other), "each exercise counts its own attempts"
+    new = run_check("softmax", lambda: failed("softmax", "no mask", "another idea", "its answer"))
+    assert "its answer" not in str(new), "a new mistake starts from its own first hint"
     assert run_check("softmax", lambda: passed("softmax", "ok")).passed
     assert "narrower" not in str(run_check("softmax", wrong)), "a pass starts again"
     assert failed("x", "y", "a", "b").hints == ["a", "b"], "code always sees every hint"

@@ -822,11 +822,9 @@ def test_the_students_pipeline_scores_the_trained_model_as_fit_did(prepared):
         collate, loaders, evaluate, result.model, items, cfg.max_len, reference
     )
     assert ok.passed, ok
-    off = check_pipeline_on_model(
-        collate, loaders, lambda m, b: 0.0, result.model, items, cfg.max_len, reference
-    )
-    assert not off.passed and "scores 0.0%" in off.verdict
-    for returned, said in ((float("nan"), "scores nan%"), (None, "did you forget `return`")):
+    off = check_pipeline_on_model(collate, loaders, evaluate, result.model, items, cfg.max_len, 0.0)
+    assert not off.passed and "the course's loop measured 0.0%" in off.verdict, off
+    for returned in (0.0, float("nan"), None):  # functions that fail their own check above
         bad = check_pipeline_on_model(
             collate,
             loaders,
@@ -836,7 +834,7 @@ def test_the_students_pipeline_scores_the_trained_model_as_fit_did(prepared):
             cfg.max_len,
             reference,
         )
-        assert not bad.passed and said in bad.verdict, bad
+        assert not bad.passed and "evaluation pass does not pass its check" in bad.verdict, bad
 
 
 def test_mean_and_max_pooling_ignores_padding_and_own_modules_need_one_head(prepared):

@@ -130,8 +130,11 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
                 )
                 return failed(name, f"{what}: the batch has no {key!r}", hint)
             if not isinstance(got[key], torch.Tensor):
+                hint = ("torch.tensor([...]) turns the list of class indices into a tensor"
+                        if key == "labels" else
+                        "return_tensors='pt' makes the tokenizer return PyTorch tensors")  # fmt: skip
                 return failed(name, f"{what}: batch[{key!r}] is {kind_of(got[key])}, not a tensor",
-                              "return_tensors='pt' makes the tokenizer return PyTorch tensors")  # fmt: skip
+                              hint)  # fmt: skip
         result = _compare_batch(name, what, got, want, tokenizer, rows, task, labels, max_length)
         if result is not None:
             return result
@@ -360,7 +363,14 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(STEPS):
-            losses.append(train_step(model, _step_batch(), optimizer, scheduler, CLIP))
+            batch = _step_batch()
+            given = dict(batch)
+            losses.append(train_step(model, batch, optimizer, scheduler, CLIP))
+            if batch.keys() != given.keys() or any(batch[k] is not v for k, v in given.items()):
+                return failed(name, "your step changed the batch it was given (batch.pop(...)?)",
+                              "the same batch is used again (notebook 04's sanity check trains 20 "
+                              "steps on one batch, then evaluates it): read it, do not pop or replace "
+                              "its entries; model(**batch).loss takes the labels from it")  # fmt: skip
     if not model.calls:
         return failed(name, "the model was never called", "loss = model(**batch).loss")
     if not model.calls[0][1]:
@@ -383,7 +393,9 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
         return all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, params))
 
     if not same(right):
-        verdict = f"the weights after {STEPS} of your steps differ from {STEPS} correct steps'"
+        verdict = (
+            f"the weights after {STEPS} of your steps differ from those after {STEPS} correct steps"
+        )
         if same(_variant(("zero", "backward", "step", "schedule"))):
             return failed(name, verdict, _unclipped_hint(model))
         for hint, how in CLIP_MISTAKES.items():
@@ -534,8 +546,9 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
                       'return {"accuracy": ..., "precision": ..., "recall": ..., "f1": ...}')  # fmt: skip
     if missing := [k for k in ("accuracy", "precision", "recall", "f1") if k not in got]:
         return failed(name, f"the result has no {', '.join(map(repr, missing))}",
-                      "sklearn.metrics.precision_recall_fscore_support(y_true, y_pred, "
-                      "average='binary') gives precision, recall and F1 at once")  # fmt: skip
+                      'return a dict with exactly these keys: {"accuracy": ..., "precision": ..., '
+                      '"recall": ..., "f1": ...}', "sklearn.metrics.precision_recall_fscore_support("
+                      "y_true, y_pred, average='binary') gives precision, recall and F1 at once")  # fmt: skip
     if not model.calls:
         return failed(name, "the model was never called", "logits = model(**batch).logits")
     if any(training for _, training in model.calls):
@@ -572,8 +585,8 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
         hints = dict.fromkeys([EVAL_FALLBACKS[key], EVAL_FALLBACKS["accuracy"]])  # once each
         return failed(name, f"{key} is {value:.3f}, expected {right[key]:.3f}", *hints)
     return passed(name, "eval mode, no gradients, every batch moved to the device, accuracy over "
-                  "all examples, and the positive class's precision, recall and F1 (scikit-learn, "
-                  "average='binary')")  # fmt: skip
+                  "all examples, and the positive class's precision, recall and F1 (as "
+                  "scikit-learn's average='binary')")  # fmt: skip
 
 
 def _show(scores) -> str:

@@ -49,7 +49,7 @@ def _collate(name: str, collate) -> CheckResult:
         if verdict:
             return failed(name, *verdict)
     return passed(name, "pads to the batch's longest document, cuts at max_len, a boolean mask "
-                  "from the lengths, labels as a tensor")  # fmt: skip
+                  "of the real tokens, labels as a tensor")  # fmt: skip
 
 
 def _collate_order(ids, mask, labels) -> tuple[str, ...] | None:
@@ -85,7 +85,7 @@ def _collate_mistake(ids, mask, labels, max_len: int) -> tuple[str, ...] | None:
         return (f"ids has shape {tuple(ids.shape)} {where}, expected {tuple(want_ids.shape)}",
                 "T = min(max_len, the longest document)")  # fmt: skip
     if ids.dtype != torch.long:
-        return (f"ids has dtype {ids.dtype}", "an embedding looks rows up by integer ids: "
+        return (f"ids has dtype {ids.dtype}", "nn.Embedding and cross_entropy expect int64 ids: "
                 "dtype=torch.long")  # fmt: skip
     if not torch.equal(ids, want_ids):
         if torch.equal(ids[want_mask], want_ids[want_mask]):
@@ -118,8 +118,8 @@ def _collate_mistake(ids, mask, labels, max_len: int) -> tuple[str, ...] | None:
         return (f"the mask is right but has dtype {mask.dtype}", "the model takes a boolean mask "
                 "(it uses ~mask and masked_fill): compare, don't convert to numbers")  # fmt: skip
     if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long:
-        kind = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
-        return (f"labels are {kind}", "cross_entropy wants class ids: torch.tensor(labels)")
+        what = labels.dtype if isinstance(labels, torch.Tensor) else kind_of(labels)
+        return (f"labels are {what}", "cross_entropy wants class ids: torch.tensor(labels)")
     if labels.shape != (3,):
         return (f"labels have shape {tuple(labels.shape)}, expected (3,)",
                 "one class id per document: torch.tensor([label for _, label in examples])")  # fmt: skip
@@ -381,8 +381,8 @@ def _train_step(name: str, step) -> CheckResult:
         losses.append(step(model, batch, optimizer))
         if i == 0 and all(torch.equal(v, start[k]) for k, v in model.state_dict().items()):
             return failed(name, "the weights did not change",
-                          "after loss.backward(), optimizer.step() applies the update; "
-                          "zero_grad between backward and step wipes the gradients first")  # fmt: skip
+                          "optimizer.step() applies the gradients that loss.backward() computed: "
+                          "backward must come before step, with no zero_grad between them")  # fmt: skip
     if not model.train_modes or not all(model.train_modes):
         return failed(name, "the model was in eval mode when it computed the loss: dropout was "
                       "off while training", "call model.train() at the start of the step")  # fmt: skip
@@ -471,7 +471,7 @@ def _evaluate(name: str, evaluate) -> CheckResult:
         return failed(name, f"expected the accuracy as one number; it returned {returned(got)}",
                       "return correct / total")  # fmt: skip
     got = number
-    if abs(got - want) > 1e-6:
+    if not math.isfinite(got) or abs(got - want) > 1e-6:  # NaN compares False with everything
         others = {
             "averaged the batches' accuracies, but the last batch is smaller": (
                 sum(h.mean().item() for h in hits) / len(hits),
@@ -507,6 +507,16 @@ def check_pipeline_on_model(
 
 
 def _on_model(name, collate, make_loaders, evaluate, model, valid_items, max_len, reference):
+    with seeded(0):  # the three checks above, quietly: a pipeline that fails them is not scored
+        for what, check, fn in (("collate", _collate, collate), ("loaders", _loaders, make_loaders),
+                                ("evaluation pass", _evaluate, evaluate)):  # fmt: skip
+            try:
+                ok = check(what, fn).passed
+            except Exception:  # a crash is a failure too; its check above says where
+                ok = False
+            if not ok:
+                return failed(name, f"your {what} does not pass its check above yet",
+                              "run the three checks above until each shows ✅")  # fmt: skip
     device = next(model.parameters()).device
     try:
         batch = functools.partial(collate, max_len=max_len)
