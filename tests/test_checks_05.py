@@ -196,7 +196,11 @@ class Attention(nn.Module):
                 scores = scores + keys * -10000.0
             elif how == "times -inf":  # 0 · (-inf) = NaN for the real keys
                 scores = scores + (1.0 - keys) * float("-inf")
-            elif how not in ("after softmax", "right, renormalised after softmax"):
+            elif how not in (
+                "after softmax",
+                "right, renormalised after softmax",
+                "added after softmax",
+            ):
                 scores = scores + extended
         dim = {"softmax over queries": -2, "softmax over heads": 1}.get(how, -1)
         weights = torch.softmax(scores, dim=dim)
@@ -204,6 +208,8 @@ class Attention(nn.Module):
             weights = weights * mask[:, None, None, :]
             if how == "right, renormalised after softmax":  # masked, then summing to 1 again
                 weights = weights / weights.sum(-1, keepdim=True)
+        if how == "added after softmax" and mask is not None:  # the extended mask on the weights
+            weights = weights + (1.0 - mask[:, None, None, :].float()) * -10000.0
         if how == "dropout on scores":
             weights = torch.softmax(self.dropout(scores), dim=-1)
         elif how == "dropout in eval":  # F.dropout defaults to training=True
@@ -252,6 +258,7 @@ def test_helpers_multi_head_attention_passes():
         ("multiply mask", "the mask is multiplied into the scores"),
         ("multiply extended", "the extended mask is multiplied into the scores"),
         ("after softmax", "after the softmax"),
+        ("added after softmax", "added after the softmax, to the weights"),
         ("mask queries", "masking the queries"),
         ("mask over heads", "not broadcast over the heads"),
         ("merge order", "merged in the wrong order"),
@@ -344,6 +351,7 @@ def test_add_norm_checker_accepts_right_answers(fn):
         (lambda x, y, d, n: n(d(y)), "residual connection is missing"),
         (lambda x, y, d, n: x + d(y), "LayerNorm is missing"),
         (lambda x, y, d, n: n(x + F.dropout(y, d.p)), "in eval mode your output still drops"),
+        (lambda x, y, d, n: x + d(n(y)), "pre-LN style"),
         (add_norm_x_in_place, "changed x in place"),
         (lambda x, y, d, n: (n(x + d(y)), y), "a tuple of 2, not one tensor"),
     ],
@@ -356,6 +364,7 @@ def test_add_norm_checker_accepts_right_answers(fn):
         "no residual",
         "no norm",
         "dropout in eval",
+        "pre-LN",
         "x in place",
         "tuple",
     ],
@@ -392,8 +401,8 @@ class Classifier(nn.Module):
             return F.log_softmax(self.head(self.dropout(self.bert(input_ids)[1])), dim=-1)
         if how == "swapped":
             attention_mask, token_type_ids = token_type_ids, attention_mask
-        out = self.bert(input_ids, None if how == "no mask" else attention_mask,
-                        None if how == "no types" else token_type_ids)  # fmt: skip
+        out = self.bert(input_ids, None if how in ("no mask", "ids only") else attention_mask,
+                        None if how in ("no types", "ids only") else token_type_ids)  # fmt: skip
         pooled = {"cls": out.last_hidden_state[:, 0], "mean": out.last_hidden_state.mean(1)}.get(
             how, out.pooler_output
         )
@@ -438,6 +447,7 @@ def test_classifier_checker_accepts_right_answers(how):
         ("no dropout", "no dropout"),
         ("dropout on logits", "dropout is applied to the logits"),
         ("swapped", "the attention mask and the token types are swapped"),
+        ("ids only", "neither the attention mask nor the token types is passed"),
         ("dropout in eval", "changes from call to call"),
         ("outputs[1]", "returns a BertOutput, read by name"),
     ],
@@ -473,12 +483,16 @@ class WrittenOut(torch.optim.Optimizer):
                     state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
                 if bad != "t from 0":
                     state["t"] += 1
-                t = state["t"]
+                t = state["t"] + 1 if bad == "t from 2" else state["t"]
                 if bad == "l2":
                     grad = grad + wd * p
                 b1, b2 = (beta2, beta1) if bad == "betas swapped" else (beta1, beta2)
-                state["m"].mul_(b1).add_((1 - b1) * grad)
-                state["v"].mul_(b2).add_((1 - b2) * grad**2)
+                if bad == "not stored":  # m and v bound to new local tensors: the state stays 0
+                    state = dict(state, m=b1 * state["m"] + (1 - b1) * grad,
+                                 v=b2 * state["v"] + (1 - b2) * grad**2)  # fmt: skip
+                else:
+                    state["m"].mul_(b1).add_((1 - b1) * grad)
+                    state["v"].mul_(b2).add_((1 - b2) * grad**2)
                 m_hat = (
                     state["m"] / (1 - b1**t)
                     if bad not in ("no correction", "v only")
@@ -547,6 +561,8 @@ def test_adamw_checker_accepts_right_answers(cls):
         ("no sqrt", "take the square root"),
         ("corrected in place", "stored back as m and v"),
         ("betas swapped", "β1 and β2 are swapped"),
+        ("t from 2", "one step ahead"),
+        ("not stored", "never stored back in self.state[p]"),
         ("rebind", "have not changed at all"),
         ("efficient", "the Adam paper's 'efficient' form"),
         ("efficient, decay after", "decay θ before the step"),

@@ -236,6 +236,28 @@ def learn_no_stop(words, num_merges):
     return merges
 
 
+def learn_no_stop_at_all(words, num_merges):  # no stop rule and no guard: max() of nothing
+    merges = []
+    for _ in range(num_merges):
+        counts = bpe.pair_counts(words)
+        pair = max(counts, key=counts.get)
+        merges.append(pair)
+        words = bpe.merge(words, pair)
+    return merges
+
+
+def learn_no_empty_guard(words, num_merges):  # the stop rule, but max() before it
+    merges = []
+    for _ in range(num_merges):
+        counts = bpe.pair_counts(words)
+        pair = max(counts, key=counts.get)
+        if counts[pair] < 2:
+            break
+        merges.append(pair)
+        words = bpe.merge(words, pair)
+    return merges
+
+
 def learn_with(count=bpe.pair_counts, merge=merge_while, extra=0, pick=None, mutate=False):
     """learn_first_max with one part swapped for a mistaken one."""
 
@@ -279,6 +301,8 @@ def test_learn_checker_accepts_any_tie_breaking_and_says_which():
         (learn_min, "least frequent"),
         (learn_no_update, "merged twice in a row"),
         (learn_no_stop, "occurs only once"),
+        (learn_no_stop_at_all, "your loop ran out of pairs"),
+        (learn_no_empty_guard, "no pair left too"),
         (lambda words, n: ["es", "est"], "list of merged pairs"),
         (lambda words, n: learn_first_max(words, n)[:3], "the corpus allows"),
         (learn_with(extra=1), "merges returned when num_merges=12"),

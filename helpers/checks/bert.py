@@ -270,6 +270,14 @@ def _mask_mistakes(
         ),
         "the mask is multiplied in after the softmax: the weights no longer sum to 1; add the large "
         "negative number before the softmax": _merge_out(m, torch.softmax(scores, -1) * keys, v),
+        "the extended mask is added after the softmax, to the weights: add it to the scores, before "
+        "the softmax, so the padded keys' weights come out 0": _merge_out(
+            m, torch.softmax(scores, -1) + extended_attention_mask(mask), v
+        ),
+        "the mask's large negative number is added after the softmax, to the weights: add it to the "
+        "scores, before the softmax": _merge_out(
+            m, torch.softmax(scores, -1) + (1 - keys) * -10000.0, v
+        ),
         "the mask has no effect on the real tokens: it must act on the keys (the last axis of the "
         "(B, h, T, T) scores), shape (B, 1, 1, T); masking the queries (B, 1, T, 1) shifts a whole row, "
         "which the softmax ignores": out(scores),
@@ -278,7 +286,7 @@ def _mask_mistakes(
 
 INVERTED = (
     "the mask is inverted: the large negative number goes to the real tokens' keys; add it where the "
-    "mask is False (padding), (1 - mask) · -10000 or masked_fill(~mask, …)"
+    "mask is False (padding), (1 - mask.float()) · -10000 (a boolean mask must become numbers first) or masked_fill(~mask, …)"
 )
 NAN = (
     "(1 - mask) · (-inf) is 0 · (-inf) = NaN for every real key: add a large finite negative number "
@@ -483,6 +491,10 @@ def _add_norm(name: str, add_norm: Callable) -> CheckResult:
         mistakes = {
             "the residual is added after the norm, x + LN(dropout(y)): BERT (post-LN) normalises "
             "the sum, LN(x + dropout(y))": run(lambda: x + norm(dropout(y))),
+            "the sublayer's output is normalised before the residual is added, x + dropout(LN(y)) "
+            "(pre-LN style): BERT is post-LN and normalises the sum, LN(x + dropout(y))": run(
+                lambda: x + dropout(norm(y))
+            ),
             "dropout is applied to the sum: drop only the sublayer's output, then add x, "
             "LN(x + dropout(y))": run(lambda: norm(dropout(x + y))),
             "dropout is applied to the residual x: drop the sublayer's output y instead": run(
@@ -567,6 +579,8 @@ def _classifier(name: str, cls: type) -> CheckResult:
             "self.bert(input_ids, attention_mask, token_type_ids)": m.head(bert(ids, None, types).pooler_output).log_softmax(-1),
             "the token types are not passed to BERT: self.bert(input_ids, attention_mask, "
             "token_type_ids)": m.head(bert(ids, mask).pooler_output).log_softmax(-1),
+            "neither the attention mask nor the token types is passed to BERT: pass all three, "
+            "self.bert(input_ids, attention_mask, token_type_ids)": m.head(bert(ids).pooler_output).log_softmax(-1),
             "the attention mask and the token types are swapped: BertModel takes (input_ids, "
             "attention_mask, token_type_ids) in that order": m.head(bert(ids, types, mask).pooler_output).log_softmax(-1),
         }  # fmt: skip
@@ -653,9 +667,10 @@ def _variant(mistake: str) -> Callable:
                     s["t"] += 1
                     g = p.grad + wd * p if mistake == "l2" else p.grad
                     c1, c2 = (b2, b1) if mistake == "betas swapped" else (b1, b2)
-                    s["m"] = c1 * s["m"] + (1 - c1) * g
-                    s["v"] = c2 * s["v"] + (1 - c2) * g * g
-                    m, v, t = s["m"], s["v"], s["t"]
+                    m, v = c1 * s["m"] + (1 - c1) * g, c2 * s["v"] + (1 - c2) * g * g
+                    if mistake != "not stored":  # the running means live in the state
+                        s["m"], s["v"] = m, v
+                    t = s["t"] + 1 if mistake == "t from 2" else s["t"]
                     if mistake not in ("no correction", "efficient", "efficient, decay after"):
                         m, v = m / (1 - c1**t), v / (1 - c2**t)
                     if mistake == "m only":
@@ -710,6 +725,11 @@ ADAMW_MISTAKES = {
     "corrected in place": "the bias-corrected m̂ and v̂ were stored back as m and v: keep the running "
     "means in the state and compute m̂ = m / (1 - β1ᵗ), v̂ = v / (1 - β2ᵗ) as new tensors each step",
     "betas swapped": "β1 and β2 are swapped: m (the mean of g) decays with β1, v (the mean of g²) with β2",
+    "t from 2": "the bias correction is one step ahead: t is 1 at the first step (count the step "
+    "before you correct: state['step'] += 1, then 1 - β1ᵗ)",
+    "not stored": "m and v are computed but never stored back in self.state[p]: each step starts "
+    "again from zeros; keep the running means in the state (state['m'] = …) so the next step "
+    "continues them",
     "efficient": EFFICIENT,
     "efficient, decay after": EFFICIENT + "; and decay θ before the step, not after it (minBERT's "
     "handout decays after; torch.optim.AdamW, the reference here, decays first)",

@@ -183,9 +183,32 @@ def check_learn_bpe(fn: Callable) -> CheckResult:
 
 
 def _learn_twice(name: str, fn: Callable) -> CheckResult:
-    """Fewer merges than the text allows (the loop's count), then more (the stopping rule)."""
-    fewer = _learn(name, fn, [LEARN_TEXT], 12)
-    return _learn(name, fn, [LEARN_TEXT], 100) if fewer.passed else fewer
+    """Fewer merges than the text allows (the loop's count), then more (the stopping rule), then a
+    corpus whose words all become one piece (no pair left to count)."""
+    for num_merges in (12, 100):
+        try:
+            result = _learn(name, fn, [LEARN_TEXT], num_merges)
+        except ValueError as err:
+            if "empty" not in str(err):
+                raise
+            return failed(name, f"asked for {num_merges} merges, your loop ran out of pairs: "
+                          f"max() got nothing ({err})", "when should the loop stop early?",
+                          "stop when the most frequent pair occurs fewer than 2 times, and when there "
+                          "is no pair left at all: if not counts: break")  # fmt: skip
+        if not result.passed:
+            return result
+    try:
+        last = fn({("a", "b"): 3}, 5)
+    except ValueError as err:
+        if "empty" not in str(err):
+            raise
+        return failed(name, "on {('a', 'b'): 3} with 5 merges your loop crashed after the one merge "
+                      f"there is: every word is one piece, and max() got no pair ({err})",
+                      "stop when there is no pair left too: if not counts: break")  # fmt: skip
+    if [tuple(pair) for pair in last] != [("a", "b")]:
+        return failed(name, f"on {{('a', 'b'): 3}} with 5 merges it returned {last!r}; expected "
+                      "[('a', 'b')]", "one merge, then no pair is left: stop")  # fmt: skip
+    return result
 
 
 def _once_per_word(words: Mapping) -> Counter:
