@@ -40,7 +40,7 @@ def contiguous(b, r, w):
 
 @pytest.mark.parametrize(
     ("fn", "named"),
-    [(lambda b, r, w: b[r::w], "waits forever"), (lambda b, r, w: list(b), "every rank got all"),
+    [(lambda b, r, w: b[r::w], "until the collective's timeout"), (lambda b, r, w: list(b), "every rank got all"),
      (contiguous, "contiguous block"), (lambda b, r, w: b[(r + 1) % w : len(b) - len(b) % w : w], "wrong ranks"),
      (lambda b, r, w: tuple(b[r::w])[:1], "rank 0 got")],
 )  # fmt: skip

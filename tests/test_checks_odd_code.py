@@ -328,3 +328,17 @@ def test_nb04_step_that_pops_the_labels_is_named(tokenizer):
 
     result = check_train_step(step_popping)
     assert not result.passed and "changed the batch it was given" in result.verdict, result
+
+
+# --- notebook 09, after a student's walk through it -------------------------------------------------
+
+
+def test_a_shard_that_counts_ranks_from_1_is_named():
+    from helpers.checks.scaling import check_shard
+
+    def shard_from_1(batches, rank, world):
+        usable = len(batches) - len(batches) % world
+        return batches[rank + 1 : usable : world]
+
+    result = check_shard(shard_from_1)
+    assert not result.passed and "ranks count from 0" in result.verdict, result

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
 from helpers.training.distributed import Rank, shard
 
 CASES = ((10, 3), (8, 2), (7, 4), (5, 1))  # (batches, processes): uneven, even, more ranks, one
@@ -36,15 +36,23 @@ def _shard(name: str, fn: Callable) -> CheckResult:
             return failed(name, f"{where}, every rank got all the batches: N processes would do N "
                           "times the work on the same data", "take every N-th batch, starting at the rank")  # fmt: skip
         counts = [len(g) for g in got]
+        usable = n - n % world
+        if world > 1 and got == [batches[r + 1 : usable : world] for r in range(world)]:
+            return failed(name, f"{where}, rank r started at batch r + 1: ranks count from 0, so "
+                          "rank 0 takes batch 0", "start at the rank itself: batches[rank:usable:world]")  # fmt: skip
         if len(set(counts)) > 1:
             return failed(name, f"{where}, the ranks got {counts} batches: the rank with more waits "
-                          "forever in all-reduce for partners that have finished",
+                          "in all-reduce for partners that have finished, until the collective's "
+                          "timeout ends the job",
                           "drop the last len(batches) % world batches, so every rank takes as many steps")  # fmt: skip
         if sorted(sum(got, [])) == sorted(sum(want, [])) and got != want:
             if got == [batches[r * counts[0] : (r + 1) * counts[0]] for r in range(world)]:
+                joined = ", ".join(str(r * counts[0]) for r in range(world))
                 return failed(name, f"{where}, each rank got a contiguous block: a fair split, but a step "
-                              f"then joins batches 0 and {counts[0]}, not 0 and 1 as one process with "
-                              "accumulation would", "take every N-th batch: batches[rank::world], cut to equal length")  # fmt: skip
+                              f"then joins batches {joined}, not the neighbours 0 to {world - 1} that one "
+                              "process with accumulation would", "which batch should rank r take first, "
+                              "and which next?", "take every N-th batch: batches[rank::world], cut to "
+                              "equal length")  # fmt: skip
             return failed(name, f"{where}, the right batches went to the wrong ranks: rank 0 got {got[0]}",
                           "rank r starts at batch r (ranks count from 0)")  # fmt: skip
         return failed(name, f"{where}, rank 0 got {got[0]}; expected {want[0]}",
@@ -83,7 +91,8 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
             return failed(name, "one tensor: the mean is right, but every rank needs its own copy",
                           "return a list with one tensor per rank, all equal to the mean")  # fmt: skip
         return failed(name, f"a tensor of shape {tuple(got.shape)}, not a list with one gradient per rank",
-                      "return [mean] * number of ranks (or a copy for each)")  # fmt: skip
+                      "every rank needs a gradient of its own: a list, one per rank",
+                      "return [mean.clone() for _ in grads]")  # fmt: skip
     got = list(got)
     if len(got) != len(grads):
         return failed(name, f"{len(got)} tensors for {len(grads)} ranks", "one gradient per rank")
@@ -122,9 +131,8 @@ def _batch_and_lr(name: str, fn: Callable) -> CheckResult:
         lr = base_lr * batch / base_batch
         setting = f"{per_gpu} per GPU × {gpus} GPUs × {accumulate} accumulated (base lr {base_lr:g} at {base_batch})"
         if not isinstance(got, tuple | list) or len(got) != 2:
-            return failed(
-                name, "return two numbers: (effective batch, learning rate)", "return batch, lr"
-            )
+            return failed(name, f"it returned {returned(got)}; expected two numbers, (effective "
+                          "batch, learning rate)", "return batch, lr")  # fmt: skip
         got_batch, got_lr = got
         if got_batch != batch:
             if got_batch == per_gpu * gpus:
