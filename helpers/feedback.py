@@ -128,6 +128,7 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
 
 _WRONG_TYPE = re.compile(r"'(\w+)' object (?:has no attribute|is not subscriptable|is not iterable)|"
                          r"non-iterable (\w+) object")  # fmt: skip
+_RETURNED = {"NoneType", "tuple", "list", "dict", "str", "int", "float", "bool", "ndarray"}
 _SIGNATURE = re.compile(r"positional argument|keyword argument|multiple values for argument")
 _FLOAT64 = re.compile(r"Double did not match Float|Float did not match Double|expected .*Float.*Double|"
                       r"expected .*Double.*Float|mixed dtype|scalar type Double")  # fmt: skip
@@ -140,13 +141,18 @@ def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:
         return CheckResult(name, False, "the checker could not call your code the way the exercise "
                            "does: check its parameters", message + [
                                "keep the signature the exercise gives (names, order, defaults)"])  # fmt: skip
-    if isinstance(err, TypeError | AttributeError) and (found := _WRONG_TYPE.search(message[0])):
-        noun = found.group(1) or found.group(2)
+    found = _WRONG_TYPE.search(message[0]) if isinstance(err, TypeError | AttributeError) else None
+    noun = found and (found.group(1) or found.group(2))
+    if noun in _RETURNED:  # a value where a tensor belongs; a missing attribute of a class is not
         what = (
             "None: did you forget `return`?" if noun == "NoneType" else f"{_article(noun)} {noun}"
         )
         return CheckResult(name, False, f"your code returned {what}", message + [
             "return what the exercise asks for (a tensor, unless it says otherwise)"])  # fmt: skip
+    if noun and isinstance(err, AttributeError):
+        return CheckResult(name, False, f"the checker looked for an attribute your {noun} does not "
+                           "have", message + ["keep the names the exercise gives (the layers "
+                                              "__init__ creates)"])  # fmt: skip
     if isinstance(err, RuntimeError) and _FLOAT64.search(message[0]):
         return CheckResult(name, False, "your code works in float64 (double) where the checker "
                            "uses float32", message + [

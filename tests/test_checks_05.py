@@ -562,7 +562,7 @@ def test_adamw_checker_accepts_right_answers(cls):
         ("corrected in place", "stored back as m and v"),
         ("betas swapped", "β1 and β2 are swapped"),
         ("t from 2", "one step ahead"),
-        ("not stored", "never stored back in self.state[p]"),
+        ("not stored", "never stored back in the parameter's state"),
         ("rebind", "have not changed at all"),
         ("efficient", "the Adam paper's 'efficient' form"),
         ("efficient, decay after", "decay θ before the step"),

@@ -342,3 +342,58 @@ def test_a_shard_that_counts_ranks_from_1_is_named():
 
     result = check_shard(shard_from_1)
     assert not result.passed and "ranks count from 0" in result.verdict, result
+
+
+# --- after a review of the walks' fixes ------------------------------------------------------------
+
+
+def test_a_step_that_reshapes_the_labels_in_the_batch_still_passes(tokenizer):
+    from helpers.checks.finetune import check_train_step
+
+    def step_flattening_labels(model, batch, optimizer, scheduler, clip=1.0):
+        model.train()
+        optimizer.zero_grad()
+        batch["labels"] = batch["labels"].view(-1)  # the same labels, a new view
+        loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        scheduler.step()
+        return loss.item()
+
+    assert check_train_step(step_flattening_labels).passed
+
+
+def test_a_sampling_loop_that_never_appends_is_told_to_append():
+    from helpers.checks.gpt import check_generate
+
+    def generate_without_append(model, idx, steps, block_size, temperature, generator):
+        for _ in range(steps):
+            probs = torch.softmax(model(idx[:, -block_size:])[:, -1, :] / temperature, dim=-1)
+            torch.multinomial(probs, 1, generator=generator)
+        return idx
+
+    result = check_generate(generate_without_append)
+    assert not result.passed and "append each new token" in result.hints[0], result
+
+
+def test_a_missing_attribute_of_the_students_class_is_not_called_a_return_value():
+    from torch import nn
+
+    class DropNamed(
+        nn.Module
+    ):  # right, but its dropout is self.drop, not the exercise's self.dropout
+        def __init__(self, bert, num_labels, dropout):
+            super().__init__()
+            self.bert, self.drop = bert, nn.Dropout(dropout)
+            self.head = nn.Linear(bert.config.hidden_size, num_labels)
+
+        def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+            pooled = self.bert(input_ids, attention_mask, token_type_ids).pooler_output
+            return torch.log_softmax(self.head(self.drop(pooled)), dim=-1)
+
+    from helpers.checks.bert import check_classifier
+
+    result = check_classifier(DropNamed)
+    assert result.verdict == "the checker looked for an attribute your DropNamed does not have"
+    assert "'dropout'" in result.hints[0], result

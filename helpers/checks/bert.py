@@ -278,6 +278,10 @@ def _mask_mistakes(
         "scores, before the softmax": _merge_out(
             m, torch.softmax(scores, -1) + (1 - keys) * -10000.0, v
         ),
+        "the mask's large negative number (-1e9) is added after the softmax, to the weights: add it "
+        "to the scores, before the softmax": _merge_out(
+            m, torch.softmax(scores, -1) + (1 - keys) * -1e9, v
+        ),
         "the mask has no effect on the real tokens: it must act on the keys (the last axis of the "
         "(B, h, T, T) scores), shape (B, 1, 1, T); masking the queries (B, 1, T, 1) shifts a whole row, "
         "which the softmax ignores": out(scores),
@@ -289,8 +293,10 @@ INVERTED = (
     "mask is False (padding), (1 - mask.float()) · -10000 (a boolean mask must become numbers first) or masked_fill(~mask, …)"
 )
 NAN = (
-    "(1 - mask) · (-inf) is 0 · (-inf) = NaN for every real key: add a large finite negative number "
-    "(-10000, or torch.finfo(scores.dtype).min), or fill: scores.masked_fill(~mask, float('-inf'))"
+    "NaN comes from one of two slips: (1 - mask) · (-inf) is 0 · (-inf) = NaN for every real key, or "
+    "a huge negative number added after the softmax, to the weights, overflows in weights @ v. Add a "
+    "large finite negative number (-10000, or torch.finfo(scores.dtype).min) to the scores, before "
+    "the softmax, or fill: scores.masked_fill(~mask, float('-inf'))"
 )
 GENERIC = (
     "check each step's shape: split (B, h, T, H/h), scores (B, h, T, T), extended mask (B, 1, 1, T) "
@@ -725,11 +731,11 @@ ADAMW_MISTAKES = {
     "corrected in place": "the bias-corrected m̂ and v̂ were stored back as m and v: keep the running "
     "means in the state and compute m̂ = m / (1 - β1ᵗ), v̂ = v / (1 - β2ᵗ) as new tensors each step",
     "betas swapped": "β1 and β2 are swapped: m (the mean of g) decays with β1, v (the mean of g²) with β2",
-    "t from 2": "the bias correction is one step ahead: t is 1 at the first step (count the step "
-    "before you correct: state['step'] += 1, then 1 - β1ᵗ)",
-    "not stored": "m and v are computed but never stored back in self.state[p]: each step starts "
-    "again from zeros; keep the running means in the state (state['m'] = …) so the next step "
-    "continues them",
+    "t from 2": "the bias correction is one step ahead: t must be 1 at the first step (a step "
+    "count that starts at 1 and is then increased before correcting is 2 there)",
+    "not stored": "m and v are computed but never stored back in the parameter's state: each step "
+    "starts again from zeros; keep the running means in the state (state['m'] = …, or update them "
+    "in place with mul_ and add_) so the next step continues them",
     "efficient": EFFICIENT,
     "efficient, decay after": EFFICIENT + "; and decay θ before the step, not after it (minBERT's "
     "handout decays after; torch.optim.AdamW, the reference here, decays first)",

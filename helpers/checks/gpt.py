@@ -341,7 +341,7 @@ def _generate(name: str, fn: Callable) -> CheckResult:
         if not isinstance(got, torch.Tensor):
             return failed(name, f"it returned {returned(got)}",
                           f"return the (B, T + steps) = {tuple(want.shape)} sequence")  # fmt: skip
-        if got.dim() == 2 and got.shape[0] == idx.shape[0] and got.shape[1] <= block_size + 1:
+        if got.dim() == 2 and got.shape[0] == idx.shape[0] and got.shape[1] == block_size + 1:
             return failed(name, f"it returned {tuple(got.shape)}; expected {tuple(want.shape)}: "
                           "the sequence itself was cut to block_size (idx = idx[:, -block_size:]?)",
                           "crop into a variable of its own, context = idx[:, -block_size:], and "

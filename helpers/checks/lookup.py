@@ -168,9 +168,10 @@ def _query_gradients(name: str, fn) -> CheckResult:
             raise
         if any(t.requires_grad or t.grad is not None for t in (given_q, given_k)):
             return failed(name, "your function made the query and keys it was given require grad "
-                          "(requires_grad_ changes a tensor in place), so .grad adds up from one call "
-                          "to the next", "work on copies: q = query.detach().clone().requires_grad_(); "
-                          "torch.autograd.grad(loss, [q, K]) returns the gradients without .grad")  # fmt: skip
+                          "(requires_grad_ changes the caller's tensors; with backward(), their .grad "
+                          "adds up from one call to the next)", "work on copies: q = query.detach()"
+                          ".clone().requires_grad_(); torch.autograd.grad(loss, [q, K]) returns the "
+                          "gradients without touching .grad")  # fmt: skip
         if not isinstance(result, tuple | list) or len(result) != 2:
             return failed(name, "return a pair (grad_query, grad_keys)")
         if result[0] is None or result[1] is None:
@@ -194,8 +195,9 @@ def _query_gradients(name: str, fn) -> CheckResult:
             return failed(
                 name,
                 "softmax gives zero gradients",
-                "did you detach, or compute the loss under torch.no_grad()? call requires_grad_() "
-                "on q and K before calling attend",
+                "did you detach, or compute the loss under torch.no_grad()? work on copies that "
+                "require grad, q = query.detach().clone().requires_grad_() (and K the same), "
+                "before calling attend",
             )
         if _close(got_q, want_q / 3):
             return failed(

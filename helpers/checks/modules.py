@@ -369,7 +369,7 @@ def _loop_attention(name: str, fn) -> CheckResult:
             where = f"(B, T, d) = {tuple(x.shape)}, {'no mask' if mask is None else 'padding'}"
             if not isinstance(got, torch.Tensor) or got.shape != x.shape:
                 shape = tuple(got.shape) if isinstance(got, torch.Tensor) else None
-                said = f"is {shape}" if shape else f"came back as {returned(got)}"
+                said = f"is {shape}" if shape is not None else f"came back as {returned(got)}"
                 return failed(name, f"on {where} the output should be {tuple(x.shape)}; it {said}",
                               "one output vector per token: out[b, i] = Σ_j weight_ij · value(x[b, j])")  # fmt: skip
             want = loop_self_attention(m.query, m.key, m.value, x, mask)

@@ -75,7 +75,7 @@ def _greedy(name: str, fn: Callable) -> CheckResult:
                       "the loop appends the ids with torch.cat([idx, next], dim=1): what shape must "
                       "next have?", "argmax(dim=-1, keepdim=True)")  # fmt: skip
     if not isinstance(got, torch.Tensor) and hasattr(got, "indices"):  # torch.max(..., dim=-1)
-        return failed(name, "it returned torch.max's (values, indices) pair",
+        return failed(name, "it returned a (values, indices) pair, as torch.max and torch.topk give",
                       "the ids are the indices: .indices, or argmax(dim=-1, keepdim=True)")  # fmt: skip
     if not isinstance(got, torch.Tensor):
         return failed(name, f"it returned {returned(got)}", "return the (B, 1) tensor of ids")

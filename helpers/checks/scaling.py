@@ -131,8 +131,8 @@ def _batch_and_lr(name: str, fn: Callable) -> CheckResult:
         lr = base_lr * batch / base_batch
         setting = f"{per_gpu} per GPU × {gpus} GPUs × {accumulate} accumulated (base lr {base_lr:g} at {base_batch})"
         if not isinstance(got, tuple | list) or len(got) != 2:
-            return failed(name, f"it returned {returned(got)}; expected two numbers, (effective "
-                          "batch, learning rate)", "return batch, lr")  # fmt: skip
+            return failed(name, "expected two numbers, (effective batch, learning rate); it "
+                          f"returned {returned(got)}", "return batch, lr")  # fmt: skip
         got_batch, got_lr = got
         if got_batch != batch:
             if got_batch == per_gpu * gpus:
@@ -187,10 +187,10 @@ def _task(name: str, fn: Callable) -> CheckResult:
         return failed(name, "task 0 was refused and task i ran pair i - 1: SLURM_ARRAY_TASK_ID counts "
                       "from 0 here (--array=0-5), not from 1",
                       "do not subtract 1: accept 0 … len - 1 and return pair number index")  # fmt: skip
-    returned = [fn(lrs, epochs, i) for i in range(n)]
-    got = [_pair(value) for value in returned]
+    values = [fn(lrs, epochs, i) for i in range(n)]
+    got = [_pair(value) for value in values]
     if None in got:
-        bad = returned[got.index(None)]
+        bad = values[got.index(None)]
         what = "None: did you forget `return`?" if bad is None else repr(bad)
         return failed(name, f"it returned {what}, not an (lr, epochs) pair",
                       "return the pair as a tuple: (lr, epochs)")  # fmt: skip
