@@ -161,6 +161,7 @@ def train_char_lm(
             torch.device(device),
             eval_batches={"valid": valid},
             progress=progress,
+            epoch_lines=False,  # 20 evaluation rounds, not epochs: the plot shows them
         )
     return {
         "step": [sum(per_round[:e]) for e in history["epoch"]],

@@ -46,6 +46,18 @@ def test_fit_learns_and_logs_one_row_per_epoch():
     assert history.last("valid_accuracy") >= 0.9
 
 
+def test_progress_prints_a_line_per_epoch_unless_epoch_lines_is_off(capsys):
+    cfg = TrainConfig(epochs=3, lr=0.05)
+    fit(toy_model(), toy_data(), cfg, CPU, eval_batches={"valid": toy_data(16, seed=1)})
+    assert capsys.readouterr().out.count("epoch ") == 3  # written beside the bar
+    fit(toy_model(), toy_data(), cfg, CPU, eval_batches={"valid": toy_data(16, seed=1)},
+        epoch_lines=False)  # fmt: skip
+    captured = capsys.readouterr()
+    assert (
+        "epoch " not in captured.err + captured.out and "training" in captured.err
+    )  # the bar stays
+
+
 def test_unknown_or_bad_config_fields_fail_at_construction_and_name_the_valid_ones():
     with pytest.raises(
         ConfigError, match=r"no field 'lrr' \(did you mean 'lr'\?\); its fields: epochs, lr"

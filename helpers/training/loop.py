@@ -229,10 +229,13 @@ def fit(
     checkpoint: str | Path | None = None,
     identity: Mapping[str, object] | None = None,
     progress: bool = True,
+    epoch_lines: bool = True,
 ) -> History:
     """Train ``model`` for ``cfg.epochs``; evaluate each of ``eval_batches`` after every epoch.
 
     ``train_batches`` is a list of batches, or ``f(epoch)`` giving each epoch's (reshuffled) batches.
+    ``progress`` shows a bar and, with ``epoch_lines``, one line of scores per epoch (off where the
+    "epochs" are only evaluation rounds and a plot shows the curve).
     ``callbacks`` are called with the history after every epoch (live plots). With ``checkpoint``, the
     model, optimizer, schedule and history are saved after every epoch, and a later call resumes after
     the last saved epoch, but only if the model's code, ``cfg`` and ``identity`` (the model's config,
@@ -292,7 +295,7 @@ def fit(
         history.log(seconds=time.perf_counter() - started)
         if not place.main:
             continue
-        if progress:
+        if progress and epoch_lines:
             scores = ", ".join(
                 f"{k} {v[-1]:.3f}" for k, v in history.items() if k.endswith(("_loss", "_accuracy"))
             )
