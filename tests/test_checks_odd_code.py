@@ -15,7 +15,7 @@ from test_checks_02_blocks import (
     split_by_reshape,
     with_view_and_transpose,
 )
-from test_checks_04 import collate_right
+from test_checks_04 import collate_right, step_right
 from test_checks_09 import task_loop
 
 from helpers import checks
@@ -351,15 +351,8 @@ def test_a_step_that_reshapes_the_labels_in_the_batch_still_passes(tokenizer):
     from helpers.checks.finetune import check_train_step
 
     def step_flattening_labels(model, batch, optimizer, scheduler, clip=1.0):
-        model.train()
-        optimizer.zero_grad()
         batch["labels"] = batch["labels"].view(-1)  # the same labels, a new view
-        loss = model(**batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
-        scheduler.step()
-        return loss.item()
+        return step_right(model, batch, optimizer, scheduler, clip)
 
     assert check_train_step(step_flattening_labels).passed
 
