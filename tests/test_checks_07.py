@@ -1,6 +1,8 @@
 """Notebook 07's exercises: the causal softmax, additive attention scores and the sampling loop. Right
 answers written several ways pass; each named mistake gets its own hint."""
 
+import sys
+
 import pytest
 import torch
 
@@ -352,6 +354,24 @@ def cs_wrapper(s):
     return causal_softmax(s)
 
 
+def cs_import_inside(s):  # no global name to read before it runs: seen while it runs
+    from helpers.gpt.attention import causal_softmax as mine
+
+    return mine(s)
+
+
+def add_getattr(*a):
+    import importlib
+
+    return getattr(importlib.import_module("helpers.gpt.attention"), "additive_" + "scores")(*a)
+
+
+def gen_import_inside(model, idx, steps, block_size, temperature, generator):
+    from helpers import training
+
+    return training.generate(model, idx, steps, block_size, temperature, generator)
+
+
 @pytest.mark.parametrize(
     ("check", "fn", "verdict"),
     [(check_causal_softmax, causal_softmax, "this is the course's own function"),
@@ -360,7 +380,10 @@ def cs_wrapper(s):
      (check_additive_scores, additive_scores, "this is the course's own function"),
      (check_additive_scores, lambda *a: additive_scores(*a), "calls the course's own additive_scores"),
      (check_generate, generate, "this is the course's own function"),
-     (check_generate, gen_reference, "calls the course's own generate")],
+     (check_generate, gen_reference, "calls the course's own generate"),
+     (check_causal_softmax, cs_import_inside, "calls the course's own causal_softmax"),
+     (check_additive_scores, add_getattr, "calls the course's own additive_scores"),
+     (check_generate, gen_import_inside, "calls the course's own generate")],
 )  # fmt: skip
 def test_checkers_refuse_the_course_s_own_function(check, fn, verdict):
     result = check(fn)
@@ -381,3 +404,17 @@ def test_sampling_checker_accepts_right_answers(fn):
 def test_sampling_checker_names_each_mistake(fn, named):
     result = check_generate(fn)
     assert not result.passed and named in hints(result), hints(result)
+
+
+def test_the_watch_on_course_functions_is_removed_after_a_crash():
+    def crashes(s):
+        from helpers.gpt.attention import causal_softmax as mine
+
+        mine(s)
+        raise ZeroDivisionError("boom")
+
+    before = sys.getprofile()
+    result = check_causal_softmax(crashes)
+    assert (
+        sys.getprofile() is before and not result.passed and "ZeroDivisionError" in result.verdict
+    )

@@ -2,13 +2,15 @@
 
 Each compares the student's output with the reference in ``helpers.gpt`` on fixed random inputs and,
 when they differ, rebuilds each classic mistake from the same inputs to name it. A function that is
-the course's own (``causal_softmax``, ``additive_scores``, ``generate``), or calls it, is refused.
+the course's own (``causal_softmax``, ``additive_scores``, ``generate``), or calls it (seen in its code,
+or by a profile hook while it runs), is refused.
 """
 
 import dis
 import functools
 import inspect
 import math
+import sys
 import types
 from collections.abc import Callable
 
@@ -86,10 +88,44 @@ def _course_function(fn: Callable, references: tuple[Callable, ...]) -> str | No
     return None
 
 
-def _own_work(name: str, fn: Callable, references: tuple[Callable, ...]) -> CheckResult | None:
+class _Watched:
+    """``fn``, called with a profile hook that notes the first of ``references`` to run inside it,
+    however it was reached (an import inside the function, a local alias): what no reading of the
+    code before the call can see."""
+
+    def __init__(self, fn: Callable, references: tuple[Callable, ...]):
+        self.fn = fn
+        self.codes = {inspect.unwrap(r).__code__: r.__name__ for r in references}
+        self.used: str | None = None
+
+    def __call__(self, *args, **kwargs):
+        def hook(frame: types.FrameType, event: str, arg: object) -> None:
+            if event == "call" and self.used is None and frame.f_code in self.codes:
+                self.used = self.codes[frame.f_code]
+
+        previous = sys.getprofile()
+        sys.setprofile(hook)
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            sys.setprofile(previous)
+
+
+def _unaided(
+    name: str,
+    fn: Callable,
+    references: tuple[Callable, ...],
+    check: Callable[[str, Callable], CheckResult],
+) -> CheckResult:
+    """``check(name, fn)``, refused when ``fn`` is or calls one of the course's ``references``: seen
+    in its code before it runs, or while it runs."""
     used = _course_function(fn, references)
     if used is None:
-        return None
+        watched = _Watched(fn, references)
+        result = check(name, watched)
+        if watched.used is None:
+            return result
+        used = watched.used
     verdict = ("this is the course's own function: write it yourself" if used == "is" else
                f"it calls the course's own {used}: write it yourself")  # fmt: skip
     return failed(name, verdict, "the exercise is to build it from torch operations; the course's "
@@ -102,12 +138,10 @@ def _own_work(name: str, fn: Callable, references: tuple[Callable, ...]) -> Chec
 def check_causal_softmax(fn: Callable) -> CheckResult:
     """``fn(scores) -> weights``: scores (..., T, T) -> softmax weights where query i sees keys j <= i."""
     name = "causal softmax"
-    return run_check(name, lambda: _causal(name, fn))
+    return run_check(name, lambda: _unaided(name, fn, (causal_softmax,), _causal))
 
 
 def _causal(name: str, fn: Callable) -> CheckResult:
-    if (own := _own_work(name, fn, (causal_softmax,))) is not None:
-        return own
     g = torch.Generator().manual_seed(7)
     scores = torch.randn(2, 3, 6, 6, generator=g) * 2  # (B, h, T, T)
     original = scores.clone()
@@ -190,12 +224,10 @@ def check_additive_scores(fn: Callable) -> CheckResult:
     """``fn(q, k, w_q, w_k, w2) -> scores``: q, k (B, h, T, hs), w_q and w_k (h, hs, da), w2 (h, da);
     scores[b, h, i, j] = w2[h] · tanh(q[b, h, i] @ w_q[h] + k[b, h, j] @ w_k[h]), shape (B, h, T, T)."""
     name = "additive scores"
-    return run_check(name, lambda: _additive(name, fn))
+    return run_check(name, lambda: _unaided(name, fn, (additive_scores,), _additive))
 
 
 def _additive(name: str, fn: Callable) -> CheckResult:
-    if (own := _own_work(name, fn, (additive_scores,))) is not None:
-        return own
     g = torch.Generator().manual_seed(11)
     B, h, T, hs, da = 2, 3, 5, 4, 6
     q, k = torch.randn(B, h, T, hs, generator=g), torch.randn(B, h, T, hs, generator=g)
@@ -306,12 +338,10 @@ def check_generate(fn: Callable) -> CheckResult:
     """``fn(model, idx, steps, block_size, temperature, generator) -> idx`` extended by ``steps`` tokens,
     each drawn with ``torch.multinomial(probs, 1, generator=generator)``."""
     name = "sampling loop"
-    return run_check(name, lambda: _generate(name, fn))
+    return run_check(name, lambda: _unaided(name, fn, (generate, next_token), _generate))
 
 
 def _generate(name: str, fn: Callable) -> CheckResult:
-    if (own := _own_work(name, fn, (generate, next_token))) is not None:
-        return own
     model = ToyLM().eval()
     idx = torch.tensor([[1, 2, 3], [4, 5, 6]])  # (B, T)
     steps, block_size = 9, 6  # the context outgrows block_size: cropping matters
