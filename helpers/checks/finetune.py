@@ -201,7 +201,8 @@ def _compare_batch(name, what, got, want, tokenizer, rows, task, labels, max_len
 class LoaderTensor(torch.Tensor):
     """A batch tensor as a DataLoader yields it: on the CPU until moved. ``.to(device)`` (or
     ``.cuda()``) gives a plain tensor, so the model can tell a batch that was moved from one that
-    stayed where the loader made it, even on a machine whose only device is the CPU."""
+    stayed where the loader made it, even on a machine whose only device is the CPU; a move to a
+    device written as text (``.to("cpu")``) is noted on the result as ``named_device``."""
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
@@ -209,7 +210,10 @@ class LoaderTensor(torch.Tensor):
         moved = func is torch.Tensor.cuda or (func is torch.Tensor.to and _moves(args[1:], kwargs))
         if moved or (func in (torch.as_tensor, torch.asarray) and kwargs.get("device") is not None):
             with torch._C.DisableTorchFunctionSubclass():
-                return func(*args, **kwargs).as_subclass(torch.Tensor)
+                out = func(*args, **kwargs).as_subclass(torch.Tensor)
+            named = kwargs.get("device", next((a for a in args[1:] if isinstance(a, str)), None))
+            out.named_device = named if isinstance(named, str) else None
+            return out
         return super().__torch_function__(func, types, args, kwargs)
 
 
@@ -237,6 +241,7 @@ class TinyClassifier(nn.Module):
         self.head = nn.Linear(width, classes)
         self.calls: list[tuple[bool, bool]] = []  # (grad enabled, training) of every forward
         self.unmoved = False  # an input came straight from the loader, never moved to a device
+        self.named: set[str] = set()  # devices the inputs were moved to by name ("cpu")
 
     @property
     def device(self) -> torch.device:  # as a Hugging Face model has: batch.to(model.device)
@@ -247,6 +252,7 @@ class TinyClassifier(nn.Module):
         self.unmoved |= any(
             isinstance(t, LoaderTensor) or t.device != self.device for t in tensors if t is not None
         )
+        self.named |= {t.named_device for t in tensors if getattr(t, "named_device", None)}
         return [None if t is None else _plain(t).to(self.device) for t in tensors]
 
     def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
@@ -565,6 +571,13 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
         return failed(name, "the batches stay where the loader made them (the CPU), while the model "
                       "is on `device` (a GPU in Colab: there this fails): move each batch with "
                       ".to(device) before the forward pass",
+                      "batch = {k: v.to(device) for k, v in batch.items()}")  # fmt: skip
+    if device.type == "cpu" and (
+        named := sorted(d for d in model.named if torch.device(d) != device)
+    ):
+        return failed(name, f"the batches were moved to {', '.join(map(repr, named))}, a device written "
+                      "in your code, not to `device`: on a GPU (Colab) the model is on `device` and "
+                      "this fails", "move each batch to the `device` evaluate is given",
                       "batch = {k: v.to(device) for k, v in batch.items()}")  # fmt: skip
     right = reference_evaluate(model, _eval_batches(), device)
     mistakes = _eval_mistakes()
