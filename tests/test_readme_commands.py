@@ -1,0 +1,123 @@
+"""Every ``python -m helpers.X`` command README shows still parses: each flag it names exists, and a
+command in a code block parses whole (types, choices, required flags). Only the command's parser runs:
+it is stopped as soon as it has parsed, so nothing is trained, read or written."""
+
+import argparse
+import importlib
+import re
+import runpy
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers.cli import Parser
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+PLACEHOLDERS = {"$seed": "42", "$SLURM_ARRAY_TASK_ID": "0", "$MINILM": "minilm"}
+
+
+def _fenced_and_prose() -> tuple[list[str], list[str]]:
+    """README's code blocks (continuation lines joined) and its prose paragraphs."""
+    code, prose, block, paragraph, inside = [], [], [], [], False
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if inside:
+                code.append("\n".join(block).replace("\\\n", " "))
+                block = []
+            inside = not inside
+        elif inside:
+            block.append(line)
+        elif line.strip():
+            paragraph.append(line.strip())
+        else:
+            prose.append(" ".join(paragraph))
+            paragraph = []
+    return code, [*prose, " ".join(paragraph)]
+
+
+def _command(text: str) -> tuple[str, list[str]] | None:
+    """(module, arguments) of a shell line that runs ``-m helpers...``; None when it elides arguments."""
+    tokens = shlex.split(text, comments=True)
+    if "-m" not in tokens or any(t in ("...", "…") for t in tokens):
+        return None
+    at = tokens.index("-m")
+    args = []
+    for token in tokens[at + 2 :]:
+        token = token.strip("[]").split("|")[0]  # [--test-file F], pretrain|finetune
+        args += [PLACEHOLDERS.get(token, token)] if token else []
+    return tokens[at + 1], args
+
+
+def _commands() -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
+    """The code blocks' complete commands, and the rest: synopses (``--epochs N``) and prose's."""
+    code, prose = _fenced_and_prose()
+    lines = [c for block in code for line in block.splitlines() if "-m helpers" in line
+             if (c := _command(line))]  # fmt: skip
+    spans = [c for paragraph in prose for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", paragraph)
+             if "-m helpers" in span and (c := _command(span))]  # fmt: skip
+    synopsis = [c for c in lines if any(re.fullmatch(r"[A-Z][A-Z_]*", a) for a in c[1])]
+    return [c for c in lines if c not in synopsis], synopsis + spans
+
+
+WHOLE, OTHERS = _commands()
+
+
+class _Parsed(BaseException):  # not an Exception: no command's error handling can catch it
+    def __init__(self, parser: argparse.ArgumentParser, args: list[str]):
+        self.parser, self.args = parser, args
+
+
+def _parser_of(module: str, args: list[str], monkeypatch, parse: bool) -> _Parsed:
+    """Run ``python -m module args`` until its parser is called; ``parse`` lets the parser parse first."""
+
+    def parse_args(self, argv=None, namespace=None):
+        if parse:
+            argparse.ArgumentParser.parse_args(self, argv, namespace)
+        raise _Parsed(self, list(argv if argv is not None else sys.argv[1:]))
+
+    monkeypatch.setattr(Parser, "parse_args", parse_args)
+    monkeypatch.setattr(sys, "argv", [module, *args])
+    imported = importlib.import_module(module)
+    with pytest.raises(_Parsed) as stopped:
+        if hasattr(imported, "__path__"):  # a package: its __main__.py, as python -m runs it
+            runpy.run_module(module, run_name="__main__")
+        else:  # a module already imported here: its main, which python -m calls
+            imported.main(args)
+    return stopped.value
+
+
+def _flags(parser: argparse.ArgumentParser, args: list[str]) -> set[str]:
+    """The option strings of ``parser``, or of its subcommand when ``args`` starts with one."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and args and args[0] in action.choices:
+            return _flags(action.choices[args[0]], args[1:])
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def test_readme_shows_commands_to_check():
+    assert len(WHOLE) >= 25 and len(OTHERS) >= 10, (len(WHOLE), len(OTHERS))
+
+
+def _ids(commands: list[tuple[str, list[str]]]) -> list[str]:
+    return [" ".join([module, *args[:1]]) for module, args in commands]
+
+
+@pytest.mark.parametrize(("module", "args"), WHOLE, ids=_ids(WHOLE))
+def test_readme_code_block_commands_parse(module, args, monkeypatch, capsys):
+    try:
+        _parser_of(module, args, monkeypatch, parse=True)
+    except SystemExit as exit:
+        pytest.fail(f"python -m {module} {shlex.join(args)} exits {exit.code}: "
+                    f"{capsys.readouterr().err.strip()}")  # fmt: skip
+
+
+@pytest.mark.parametrize(("module", "args"), WHOLE + OTHERS, ids=_ids(WHOLE + OTHERS))
+def test_every_flag_readme_names_exists(module, args, monkeypatch):
+    stopped = _parser_of(module, args, monkeypatch, parse=False)
+    known = _flags(stopped.parser, stopped.args)
+    unknown = [a.split("=")[0] for a in args if a.startswith("--") and a.split("=")[0] not in known]
+    assert not unknown, (
+        f"python -m {module}: README names {unknown}, which the command does not take"
+    )
