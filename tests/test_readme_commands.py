@@ -43,6 +43,8 @@ def _command(text: str) -> tuple[str, list[str]] | None:
     if "-m" not in tokens or any(t in ("...", "…") for t in tokens):
         return None
     at = tokens.index("-m")
+    if not re.fullmatch(r"helpers(\.\w+)*", tokens[at + 1]):  # `python -m helpers.X` in a sentence
+        return None
     args = []
     for token in tokens[at + 2 :]:
         token = token.strip("[]").split("|")[0]  # [--test-file F], pretrain|finetune
