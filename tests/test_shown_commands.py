@@ -1,9 +1,11 @@
-"""Every ``python -m helpers.X`` command README shows still parses: each flag it names exists, and a
-command in a code block parses whole (types, choices, required flags). Only the command's parser runs:
-it is stopped as soon as it has parsed, so nothing is trained, read or written."""
+"""Every ``python -m helpers.X`` command README and the notebooks' Markdown show still parses: each
+flag it names exists, and a command in a code block parses whole (types, choices, required flags). Only
+the command's parser runs: it is stopped as soon as it has parsed, so nothing is trained, read or
+written."""
 
 import argparse
 import importlib
+import json
 import re
 import runpy
 import shlex
@@ -14,14 +16,25 @@ import pytest
 
 from helpers.cli import Parser
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDERS = {"$seed": "42", "$SLURM_ARRAY_TASK_ID": "0", "$MINILM": "minilm"}
 
 
-def _fenced_and_prose() -> tuple[list[str], list[str]]:
-    """README's code blocks (continuation lines joined) and its prose paragraphs."""
+def _texts() -> dict[str, str]:
+    """README, and each instructor notebook's Markdown cells."""
+    texts = {"README": (ROOT / "README.md").read_text()}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        texts[path.stem[:2]] = "\n\n".join(
+            "".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown"
+        )
+    return texts
+
+
+def _fenced_and_prose(text: str) -> tuple[list[str], list[str]]:
+    """The code blocks (continuation lines joined) and the prose paragraphs of Markdown ``text``."""
     code, prose, block, paragraph, inside = [], [], [], [], False
-    for line in README.splitlines():
+    for line in text.splitlines():
         if line.startswith("```"):
             if inside:
                 code.append("\n".join(block).replace("\\\n", " "))
@@ -38,9 +51,9 @@ def _fenced_and_prose() -> tuple[list[str], list[str]]:
 
 
 def _command(text: str) -> tuple[str, list[str]] | None:
-    """(module, arguments) of a shell line that runs ``-m helpers...``; None when it elides arguments."""
+    """(module, arguments) of a shell line that runs ``-m helpers...``."""
     tokens = shlex.split(text, comments=True)
-    if "-m" not in tokens or any(t in ("...", "…") for t in tokens):
+    if "-m" not in tokens:
         return None
     at = tokens.index("-m")
     if not re.fullmatch(r"helpers(\.\w+)*", tokens[at + 1]):  # `python -m helpers.X` in a sentence
@@ -52,15 +65,26 @@ def _command(text: str) -> tuple[str, list[str]] | None:
     return tokens[at + 1], args
 
 
-def _commands() -> tuple[list[tuple[str, list[str]]], list[tuple[str, list[str]]]]:
-    """The code blocks' complete commands, and the rest: synopses (``--epochs N``) and prose's."""
-    code, prose = _fenced_and_prose()
-    lines = [c for block in code for line in block.splitlines() if "-m helpers" in line
-             if (c := _command(line))]  # fmt: skip
-    spans = [c for paragraph in prose for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", paragraph)
-             if "-m helpers" in span and (c := _command(span))]  # fmt: skip
-    synopsis = [c for c in lines if any(re.fullmatch(r"[A-Z][A-Z_]*", a) for a in c[1])]
-    return [c for c in lines if c not in synopsis], synopsis + spans
+Command = tuple[str, str, list[str]]  # (where it is shown, module, arguments)
+
+
+def _commands() -> tuple[list[Command], list[Command]]:
+    """The code blocks' complete commands, and the rest: synopses (``--epochs N``, ``--lrs ...``) and
+    the commands in sentences."""
+    whole, others = [], []
+    for where, text in _texts().items():
+        code, prose = _fenced_and_prose(text)
+        lines = [(where, *c) for block in code for line in block.splitlines()
+                 if "-m helpers" in line and (c := _command(line))]  # fmt: skip
+        spans = [(where, *c) for paragraph in prose
+                 for span in re.findall(r"(?<!`)`([^`]+)`(?!`)", paragraph)
+                 if "-m helpers" in span and (c := _command(span))]  # fmt: skip
+        synopsis = [
+            c for c in lines if any(re.fullmatch(r"[A-Z][A-Z_]*|\.\.\.|…", a) for a in c[2])
+        ]
+        whole += [c for c in lines if c not in synopsis]
+        others += synopsis + spans
+    return whole, others
 
 
 WHOLE, OTHERS = _commands()
@@ -98,28 +122,31 @@ def _flags(parser: argparse.ArgumentParser, args: list[str]) -> set[str]:
     return {s for action in parser._actions for s in action.option_strings}
 
 
-def test_readme_shows_commands_to_check():
-    assert len(WHOLE) >= 25 and len(OTHERS) >= 10, (len(WHOLE), len(OTHERS))
+def test_readme_and_the_notebooks_show_commands_to_check():
+    shown = {where for where, _, _ in WHOLE + OTHERS}
+    assert len(WHOLE) >= 25 and len(OTHERS) >= 10 and len(shown) >= 6, (
+        len(WHOLE),
+        len(OTHERS),
+        shown,
+    )
 
 
-def _ids(commands: list[tuple[str, list[str]]]) -> list[str]:
-    return [" ".join([module, *args[:1]]) for module, args in commands]
+def _ids(commands: list[Command]) -> list[str]:
+    return [f"{where}: {' '.join([module, *args[:1]])}" for where, module, args in commands]
 
 
-@pytest.mark.parametrize(("module", "args"), WHOLE, ids=_ids(WHOLE))
-def test_readme_code_block_commands_parse(module, args, monkeypatch, capsys):
+@pytest.mark.parametrize(("where", "module", "args"), WHOLE, ids=_ids(WHOLE))
+def test_code_block_commands_parse(where, module, args, monkeypatch, capsys):
     try:
         _parser_of(module, args, monkeypatch, parse=True)
     except SystemExit as exit:
-        pytest.fail(f"python -m {module} {shlex.join(args)} exits {exit.code}: "
+        pytest.fail(f"{where} shows python -m {module} {shlex.join(args)}, which exits {exit.code}: "
                     f"{capsys.readouterr().err.strip()}")  # fmt: skip
 
 
-@pytest.mark.parametrize(("module", "args"), WHOLE + OTHERS, ids=_ids(WHOLE + OTHERS))
-def test_every_flag_readme_names_exists(module, args, monkeypatch):
+@pytest.mark.parametrize(("where", "module", "args"), WHOLE + OTHERS, ids=_ids(WHOLE + OTHERS))
+def test_every_flag_shown_exists(where, module, args, monkeypatch):
     stopped = _parser_of(module, args, monkeypatch, parse=False)
     known = _flags(stopped.parser, stopped.args)
     unknown = [a.split("=")[0] for a in args if a.startswith("--") and a.split("=")[0] not in known]
-    assert not unknown, (
-        f"python -m {module}: README names {unknown}, which the command does not take"
-    )
+    assert not unknown, f"{where} names {unknown} for python -m {module}, which does not take them"
