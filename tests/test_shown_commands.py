@@ -56,7 +56,7 @@ def _command(text: str) -> tuple[str, list[str]] | None:
     if "-m" not in tokens:
         return None
     at = tokens.index("-m")
-    if not re.fullmatch(r"helpers(\.[a-z_]+)+", tokens[at + 1]):  # `python -m helpers.X` in a sentence
+    if not re.fullmatch(r"helpers(\.[a-z_]+)+", tokens[at + 1]):  # not `python -m helpers.X`
         return None
     args = []
     for token in tokens[at + 2 :]:
