@@ -467,36 +467,28 @@ def evaluate_as_tensor_on_device(model, batches, device):
     return _scores(true, predicted)
 
 
-@torch.no_grad()
-def evaluate_to_the_parameters_device(model, batches, device):
-    """Moves each batch to where the weights are, by a device object, not by name."""
-    model.eval()
-    where = next(model.parameters()).device
-    true, predicted = [], []
-    for batch in batches:
-        batch = {k: v.to(where) for k, v in batch.items()}
-        predicted += model(**batch).logits.argmax(-1).tolist()
-        true += batch["labels"].tolist()
-    return _scores(true, predicted)
+def _evaluate_moving(move):
+    """A right evaluate but for how it moves each batch tensor: ``move(tensor, model, device)``."""
 
+    @torch.no_grad()
+    def evaluate(model, batches, device):
+        model.eval()
+        true, predicted = [], []
+        for batch in batches:
+            batch = {k: move(v, model, device) for k, v in batch.items()}
+            predicted += model(**batch).logits.argmax(-1).tolist()
+            true += batch["labels"].tolist()
+        return _scores(true, predicted)
 
-@torch.no_grad()
-def evaluate_to_str_of_device(model, batches, device):
-    model.eval()
-    true, predicted = [], []
-    for batch in batches:
-        batch = {k: v.to(str(device)) for k, v in batch.items()}
-        predicted += model(**batch).logits.argmax(-1).tolist()
-        true += batch["labels"].tolist()
-    return _scores(true, predicted)
+    return evaluate
 
 
 @pytest.mark.parametrize(
     "fn",
     [
         evaluate_right,
-        evaluate_to_the_parameters_device,
-        evaluate_to_str_of_device,
+        _evaluate_moving(lambda v, model, device: v.to(next(model.parameters()).device)),
+        _evaluate_moving(lambda v, model, device: v.to(str(device))),
         evaluate_separate_scores,
         evaluate_moves_only_what_is_elsewhere,
         evaluate_as_tensor_on_device,
@@ -608,39 +600,26 @@ def test_evaluate_checker_catches_batches_left_on_the_cpu(fn):
     assert not result.passed and "move each batch with .to(device)" in hints(result), str(result)
 
 
-def _evaluate_to_named(move):
-    @torch.no_grad()
-    def evaluate(model, batches, device):
-        model.eval()
-        true, predicted = [], []
-        for batch in batches:
-            batch = {k: move(v) for k, v in batch.items()}
-            predicted += model(**batch).logits.argmax(-1).tolist()
-            true += batch["labels"].tolist()
-        return _scores(true, predicted)
-
-    return evaluate
-
-
 @pytest.mark.parametrize(
     "move",
     [
-        lambda v: v.to("cpu"),
-        lambda v: v.to(device="cpu"),
-        lambda v: v.to("cuda" if torch.cuda.is_available() else "cpu"),
+        lambda v, model, device: v.to("cpu"),
+        lambda v, model, device: v.to(device="cpu"),
+        lambda v, model, device: v.to("cuda" if torch.cuda.is_available() else "cpu"),
     ],
 )
 def test_evaluate_checker_catches_a_device_written_in_the_code(move):
     """On a GPU the batches end up on the CPU and the model on cuda (caught as batches left behind);
     on a CPU the move itself is seen: the device was named, not taken from `device`."""
-    result = checks.check_evaluate(_evaluate_to_named(move))
+    result = checks.check_evaluate(_evaluate_moving(move))
     assert not result.passed and "{k: v.to(device) for k, v in batch.items()}" in hints(result)
     if not torch.cuda.is_available():
         assert "moved to 'cpu', a device written in your code" in result.verdict, str(result)
 
 
 def test_evaluate_checker_catches_as_tensor_to_a_named_device():
-    result = checks.check_evaluate(_evaluate_to_named(lambda v: torch.as_tensor(v, device="cpu")))
+    move = lambda v, model, device: torch.as_tensor(v, device="cpu")  # noqa: E731
+    result = checks.check_evaluate(_evaluate_moving(move))
     assert not result.passed and "{k: v.to(device) for k, v in batch.items()}" in hints(result)
 
 
