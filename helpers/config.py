@@ -15,7 +15,6 @@ import dataclasses
 import difflib
 import functools
 import math
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -60,11 +59,6 @@ def config(cls: type[T]) -> type[T]:
     cls.replace = replace
     cls.to_dict = to_dict
     return cls
-
-
-def from_dict(cls: type[T], values: Mapping[str, Any]) -> T:
-    """``cls(**values)``, with the same message for an unknown key."""
-    return cls(**dict(values))
 
 
 def positive(owner: object, **values: float | int | None) -> None:

@@ -120,9 +120,3 @@ def drop_leaks(rows: list[dict], text: str, held: list[dict]) -> tuple[list[dict
     """``rows`` without every row that equals, contains or is contained in a row of ``held``."""
     bad = leaking_rows([str(r[text]) for r in rows], [str(h[text]) for h in held])
     return [r for i, r in enumerate(rows) if i not in bad], len(bad)
-
-
-def exact_overlap(a: list[dict], b: list[dict], columns: list[str]) -> int:
-    """How many rows of ``a`` also occur in ``b`` (same values in ``columns``)."""
-    seen = {tuple(str(r[c]).strip().lower() for c in columns) for r in b}
-    return sum(tuple(str(r[c]).strip().lower() for c in columns) in seen for r in a)
