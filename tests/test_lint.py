@@ -1,7 +1,9 @@
+import json
 import subprocess
 import sys
 
 from conftest import ROOT
+from vulture import Vulture
 
 
 def ruff(*args: str) -> subprocess.CompletedProcess:
@@ -18,3 +20,26 @@ def test_ruff_check():
 def test_ruff_format():
     result = ruff("format", "--check", ".")
     assert result.returncode == 0, "run `ruff format .`\n" + result.stdout + result.stderr
+
+
+def test_no_dead_code_in_helpers():
+    """Every function, class and variable of ``helpers`` is used by helpers, the tests or a notebook
+    (vulture; attributes are left out: helpers sets some on other libraries' objects)."""
+    scan = Vulture()
+    scan.scavenge([str(ROOT / "helpers"), str(ROOT / "tests")])
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n\n".join(
+            line
+            for cell in cells
+            if cell["cell_type"] == "code"
+            for line in "".join(cell["source"]).splitlines()
+            if not line.lstrip().startswith(("!", "%"))  # shell and magic lines
+        )
+        scan.scan(code, filename=str(path))
+    unused = [
+        f"{item.filename.relative_to(ROOT)}:{item.first_lineno}: {item.message}"
+        for item in scan.get_unused_code(min_confidence=60)
+        if item.typ != "attribute" and (ROOT / "helpers") in item.filename.parents
+    ]
+    assert not unused, "unused code (delete it, or use it):\n" + "\n".join(unused)
