@@ -64,6 +64,14 @@ SOFTMAX_BUGS = {
         ),
         "subtract the largest score",
     ),
+    "query as a (1, d) row": (
+        lambda q, k, v: right(q.view(-1, q.shape[-1]), k, v),
+        "one weight per (query, key) pair",
+    ),
+    "scaled by d": (
+        lambda q, k, v: right(q / k.shape[1], k, v),
+        "print your scores on the course example",
+    ),
     "returns only the output": (lambda q, k, v: right(q, k, v)[0], "return a pair"),
     "forgot return": (lambda q, k, v: None, "return a pair"),
 }
@@ -151,6 +159,11 @@ def test_gradients_accept_the_right_answer():
         (lambda *a: gradients(*a, values_grad=False), "make the values require grad"),
         (lambda *a: gradients(*a, reduce=torch.mean), "not their mean"),
         (lambda *a: gradients(*a, sign=-1.0), "wrong sign"),
+        (
+            lambda *a: gradients(*a, reduce=lambda squares: squares.sum().sqrt()),  # the norm
+            "loss = ((attend(q, K, V) - target) ** 2).sum()",
+        ),
+        (lambda *a: gradients(*a)[0], "return a pair (grad_query, grad_keys)"),
         (lambda a, q, k, v, t: (torch.zeros_like(q), torch.zeros_like(k)), "did you detach"),
         (lambda a, q, k, v, t: (None, None), "None means 'no path"),
         (lambda a, q, k, v, t: (torch.zeros(2), torch.zeros(2)), "shape of the tensor"),
@@ -208,6 +221,8 @@ def test_selection_query():
     assert "q = S·k_j" not in str(other), "the answer is not the first hint"
     assert "q = S·k_j" in all_hints(other)
     assert "shape" in str(checks.check_selection_query(lambda k, j, s: s * k[:, 0]))
+    printed = checks.check_selection_query(lambda k, j, s: print(s * k[j]))  # printed, not returned
+    assert "did you forget a `return`?" in all_hints(printed)
     short = checks.check_selection_query(lambda k, j, s: k[j])
     assert "the right key, but not enough" in str(short) and "should be" not in str(short)
     assert "grow with the strength" in str(checks.check_selection_query(lambda k, j, s: 30 * k[j]))
@@ -241,6 +256,8 @@ def test_averaging_query():
     one = checks.check_averaging_query(lambda k, a, b, c: c * k[a])
     assert "score k1 and k2 equally high" in str(one) and "add both keys" in all_hints(one)
     assert "uniform" in str(checks.check_averaging_query(lambda k, a, b, c: 0 * k[a]))
+    unsummed = checks.check_averaging_query(lambda k, a, b, c: c * k[[a, b]])
+    assert "the query has shape (2, 6), expected (6,)" in str(unsummed)
     assert "add both keys" in all_hints(
         checks.check_averaging_query(lambda k, a, b, c: c * (k[a] - k[b]))
     )

@@ -158,6 +158,22 @@ def multiplied_by_sqrt_d(self, x, mask=None):
     return torch.softmax(s, dim=-1) @ v
 
 
+def scaled_for_d_8(self, x, mask=None):  # the first example's √8, hard-coded
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    s = q @ k.transpose(1, 2) / math.sqrt(8)
+    if mask is not None:
+        s = s.masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
+def clamped_scores(self, x, mask=None):  # "so that exp cannot overflow"
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    s = (q @ k.transpose(1, 2) / math.sqrt(x.shape[-1])).clamp(-30, 30)
+    if mask is not None:
+        s = s.masked_fill(~mask[:, None, :], float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
 NEW_ATTENTION_MISTAKES = {
     "query projection skipped": (variant(queries="x"), "query projection is skipped"),
     "key projection skipped": (variant(keys="x"), "key projection is skipped"),
@@ -194,6 +210,8 @@ ATTENTION_MISTAKES = {
     "loops": (loops, "loops over `range(x.shape[0])`"),
     "loops over features": (loops_over_features, "loops over `range(self.query.out_features)`"),
     "wrong output shape": (returns_weights, "(B, T, T) weight matrix"),
+    "scale hard-coded for d = 8": (scaled_for_d_8, "differs from SDPA on (B, T, d) = (3, 7, 16)"),
+    "scores clamped": (clamped_scores, "wrong on large inputs (x × 100)"),
 }
 
 
@@ -211,6 +229,31 @@ def test_each_attention_mistake_has_its_own_hint(mistake):
     result = check_self_attention(attention_class(forward))
     assert not result.passed
     assert hint in str(result), str(result)
+
+
+def test_a_mistake_is_named_from_the_real_tokens_when_the_padded_ones_differ():
+    def unscaled_padding_zeroed(self, x, mask=None):
+        out = bug(scale="none")(self, x, mask)
+        return out if mask is None else out * mask[..., None]  # padded outputs 0: harmless
+
+    result = check_self_attention(attention_class(unscaled_padding_zeroed))
+    assert not result.passed and "the scores are not scaled" in str(result), str(result)
+
+
+def test_a_forward_whose_source_cannot_be_read_is_checked_by_its_outputs():
+    """Code typed into a plain Python shell, or made by exec, has no source to look for loops in."""
+    namespace = {"math": math, "torch": torch}
+    exec(
+        "def forward(self, x, mask=None):\n"
+        "    q, k, v = self.query(x), self.key(x), self.value(x)\n"
+        "    s = q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])\n"
+        "    if mask is not None:\n"
+        "        s = s.masked_fill(~mask[:, None, :], float('-inf'))\n"
+        "    return torch.softmax(s, dim=-1) @ v\n",
+        namespace,
+    )
+    result = check_self_attention(attention_class(namespace["forward"]))
+    assert result.passed, str(result)
 
 
 def test_missing_projection_and_stub():
@@ -322,6 +365,14 @@ def norm_loops(self, x):
     return out
 
 
+def norm_while_loop(self, x):
+    out, i = torch.empty_like(x), 0
+    while i < x.shape[0]:
+        out[i] = F.layer_norm(x[i], self.normalized_shape, self.weight, self.bias, self.eps)
+        i += 1
+    return out
+
+
 def norm_with(transform):
     """A LayerNorm whose last steps are ``transform(self, x, dims)``: one mistake each."""
 
@@ -410,6 +461,15 @@ NORM_MISTAKES = {
     "across the batch": (norm_class(norm_bug(axes="batch")), "across the batch"),
     "E[x²] - E[x]²": (norm_class(norm_bug(naive=True)), "E[x²] - E[x]²"),
     "loops": (norm_class(norm_loops), "loops over `range(x.shape[0])`"),
+    "while loop": (norm_class(norm_while_loop), "`forward` has a while loop"),
+    "mean and variance of the whole tensor": (
+        norm_with(
+            lambda m, x, d: (
+                (x - x.mean()) / torch.sqrt(x.var(correction=0) + m.eps) * m.weight + m.bias
+            )
+        ),
+        "compare with loop_layer_norm on one example",
+    ),
     "mis-shaped gamma": (
         norm_class(norm_functional, param_shape=(8,)),
         "γ (self.weight) is shape (8,)",

@@ -142,7 +142,8 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
                 f(x).view(B, T, h, d // h).transpose(1, 2)
                 for f in (self.query, self.key, self.value)
             )
-        scores = q @ k.transpose(-2, -1) / math.sqrt(d if scale == "d" else d // h)
+        size = {"d": d, "none": 1}.get(scale, d // h)  # the scale is √size
+        scores = q @ k.transpose(-2, -1) / math.sqrt(size)
         shapes = {"(B, 1, T)": mask[:, None, :], "rows": mask[:, None, :, None],
                   "inverted": ~mask[:, None, None, :]} if mask is not None else {}  # fmt: skip
         if mask is not None and mask_shape not in ("ignored", "after"):
@@ -153,6 +154,8 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
         if mask is not None and mask_shape == "after":
             weights = weights * mask[:, None, None, :]
         y = weights @ v  # (B, h, T, hs)
+        if merge == "none":
+            return y
         if split == "no transpose" or merge == "no transpose":
             y = y.reshape(B, T, d)
         elif merge == "interleaved":
@@ -162,6 +165,12 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
         return self.out(y) if out else y
 
     return heads_class(forward)
+
+
+def no_mask_as_all_padding(self, x, mask=None):
+    if mask is None:
+        mask = torch.zeros(x.shape[:2], dtype=torch.bool)  # True = real token: this is all padding
+    return with_view_and_transpose(self, x, mask)
 
 
 HEAD_MISTAKES = {
@@ -180,6 +189,12 @@ HEAD_MISTAKES = {
     "zeros after the softmax": (heads_bug(mask_shape="after"), "zeroed the padded weights after"),
     "no output projection": (heads_bug(out=False), "output projection is skipped"),
     "softmax over the queries": (heads_bug(dim=-2), "softmax runs over the queries"),
+    "heads not merged": (heads_bug(merge="none"), "output has shape (4, 4, 5, 4)"),
+    "not scaled": (heads_bug(scale="none"), "check each step's shape"),
+    "mask=None read as all padding": (
+        heads_class(no_mask_as_all_padding),
+        "forward(x) without a mask differs from forward(x, a mask of all True)",
+    ),
 }
 
 
@@ -188,6 +203,29 @@ def test_each_multi_head_mistake_has_its_own_hint(mistake):
     cls, hint = HEAD_MISTAKES[mistake]
     result = checks.check_multi_head_attention(cls)
     assert not result.passed and hint in str(result), str(result)
+
+
+def test_a_fused_projection_is_named():
+    class Fused(nn.Module):  # nanoGPT's c_attn: one nn.Linear(d, 3d) for q, k and v
+        def __init__(self, embed_dim, num_heads):
+            super().__init__()
+            self.num_heads = num_heads
+            self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+            self.out = nn.Linear(embed_dim, embed_dim)
+
+        def forward(self, x, mask=None):
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            h = self.num_heads
+            y = nn.functional.scaled_dot_product_attention(
+                layers.split_heads(q, h),
+                layers.split_heads(k, h),
+                layers.split_heads(v, h),
+                attn_mask=None if mask is None else mask[:, None, None, :],
+            )
+            return self.out(layers.merge_heads(y))
+
+    result = checks.check_multi_head_attention(Fused)
+    assert not result.passed and "self.query is missing" in result.verdict, str(result)
 
 
 def test_a_mask_that_cannot_broadcast_is_named_not_a_torch_traceback(monkeypatch):
@@ -241,6 +279,11 @@ def test_right_post_ln_blocks_pass(forward):
     assert checks.check_post_ln_block(lambda d, h: layers.Block(d, h, norm="post")).passed
 
 
+def post_ln_without_return(self, x, mask=None):
+    h = self.ln1(x + self.attn(x, mask))
+    x = self.ln2(h + self.ff(h))
+
+
 BLOCK_MISTAKES = {
     "pre-LN": (
         lambda s, x, m=None: (lambda a: a + s.ff(s.ln2(a)))(x + s.attn(s.ln1(x), m)),
@@ -266,6 +309,11 @@ BLOCK_MISTAKES = {
         lambda s, x, m=None: (lambda a: s.ln2(a + s.ff(a)))(s.ln1(x + s.attn(x))),
         "the mask is not passed",
     ),
+    "norms swapped": (
+        lambda s, x, m=None: (lambda a: s.ln1(a + s.ff(a)))(s.ln2(x + s.attn(x, m))),
+        "two add & norm steps",
+    ),
+    "no return": (post_ln_without_return, "the block returned NoneType"),
 }
 
 
@@ -274,6 +322,17 @@ def test_each_post_ln_mistake_has_its_own_hint(mistake):
     forward, hint = BLOCK_MISTAKES[mistake]
     result = checks.check_post_ln_block(block_class(forward))
     assert not result.passed and hint in str(result), str(result)
+
+
+def test_a_renamed_layer_norm_is_named():
+    class Renamed(PostLN):
+        def __init__(self, embed_dim, num_heads):
+            super().__init__(embed_dim, num_heads)
+            self.ln_1, self.ln_2 = self.ln1, self.ln2  # nanoGPT's names
+            del self.ln1, self.ln2
+
+    result = checks.check_post_ln_block(Renamed)
+    assert not result.passed and "self.ln1 is missing" in result.verdict, str(result)
 
 
 def test_new_exercises_read_not_implemented_as_stubs():

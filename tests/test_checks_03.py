@@ -12,6 +12,7 @@ from helpers.checks.pipeline import (
     check_evaluate,
     check_loaders,
     check_masked_mean,
+    check_pipeline_on_model,
     check_train_step,
 )
 from helpers.classifier import masked_mean
@@ -74,6 +75,8 @@ def _variant(**change):
         T = max_len if change.get("pad_to_max") else min(max_len, max(len(d) for d in docs))
         if change.get("no_cut"):
             T = max(len(d) for d in docs)
+        if change.get("shortest"):
+            T = min(max_len, min(len(d) for d in docs))
         ids = torch.full(
             (len(docs), T), change.get("pad", 0), dtype=change.get("dtype", torch.long)
         )
@@ -82,6 +85,10 @@ def _variant(**change):
             ids[i, : len(kept)] = torch.as_tensor(kept)
         lengths = torch.tensor([min(len(d), T) for d in docs])
         mask = torch.arange(T)[None, :] < lengths[:, None]
+        if change.get("mask_to_max_len"):
+            mask = torch.arange(max_len)[None, :] < lengths[:, None]
+        if change.get("mask_inclusive"):
+            mask = torch.arange(T)[None, :] <= lengths[:, None]
         if change.get("inverted"):
             mask = ~mask
         if change.get("mask_int"):
@@ -112,10 +119,46 @@ def _variant(**change):
         ({"left_pad": True}, "padding is on the left"),
         ({"order": "ids, labels, mask"}, "look out of order"),
         ({"labels_column": True}, "labels have shape (3, 1)"),
+        ({"shortest": True}, "expected (3, 6)"),
+        ({"mask_to_max_len": True}, "mask has shape (3, 10), expected (3, 6)"),
+        ({"mask_inclusive": True}, "does not mark exactly the real tokens"),
     ],
 )
 def test_collate_mistakes_are_named(change, words):
     result = check_collate(_variant(**change))
+    assert not result.passed and words in said(result), result
+
+
+def collate_lengths(examples, max_len):
+    """Returns each document's length where the mask belongs."""
+    ids, mask, labels = collate_loop(examples, max_len)
+    return ids, mask.sum(1), labels
+
+
+def collate_time_first(examples, max_len):
+    docs = [torch.as_tensor(d[:max_len]) for d, _ in examples]
+    ids = torch.nn.utils.rnn.pad_sequence(docs, padding_value=0)  # no batch_first: (T, B)
+    return ids, ids != 0, torch.tensor([y for _, y in examples])
+
+
+@pytest.mark.parametrize(
+    "fn, words",
+    [
+        (lambda examples, max_len: collate_loop(examples, max_len)[:2], "expected (ids, mask, labels)"),
+        (lambda examples, max_len: tuple(t.numpy() for t in collate_loop(examples, max_len)),
+         "must be tensors"),
+        (collate_time_first, "one row per document"),
+        (lambda examples, max_len: collate_loop([(d + 1, y) for d, y in examples], max_len),
+         "ids are not the documents' ids"),  # every id shifted by 1, "to keep 0 for padding"
+        (lambda examples, max_len: collate_lengths(examples, max_len),
+         "each document's length, not the mask"),
+        (lambda examples, max_len: collate_loop(sorted(examples, key=lambda e: -len(e[0])), max_len),
+         "in another order (sorted by length?)"),
+    ],
+    ids=["no-labels", "numpy", "time-first", "shifted-ids", "lengths", "sorted"],
+)  # fmt: skip
+def test_collate_returns_that_are_not_a_batch_are_named(fn, words):
+    result = check_collate(fn)
     assert not result.passed and words in said(result), result
 
 
@@ -174,9 +217,14 @@ def test_masked_mean_right_answers_pass(fn):
         (mean_count_without_keepdim, "keepdim=True"),
         (lambda x, mask: None, "forget `return`"),
         (mean_in_a_loop, "loops over `range(x.shape[0])`"),
+        (lambda x, mask: (x * mask[..., None]).sum(1, keepdim=True)
+         / mask[..., None].sum(1, keepdim=True).clamp(min=1), "gave (3, 1, 4), expected (3, 4)"),
+        (lambda x, mask: (x * mask[..., None]).sum(1) / (mask.sum(1, keepdim=True) + 1),
+         "not the mean of each row's real tokens"),  # + 1 against 0 / 0, instead of clamp
     ],
     ids=["over-padding", "padded-length", "inverted", "no-last-axis", "bitwise-not", "empty-row",
-         "batch-size", "batch-total", "float64", "count-without-keepdim", "no-return", "loop"],
+         "batch-size", "batch-total", "float64", "count-without-keepdim", "no-return", "loop",
+         "keepdim-sum", "count-plus-one"],
 )  # fmt: skip
 def test_masked_mean_mistakes_are_named(fn, words):
     result = check_masked_mean(fn)
@@ -252,6 +300,7 @@ def test_loaders_right_answers_pass(fn):
         ),
         (lambda t, v, b, c: loaders(t, v, b, c)[::-1], "returned (valid, train)"),
         (lambda t, v, b, c: None, "did you forget `return`"),
+        (lambda t, v, b, c: loaders(t, t, b, c), "does not see each validation example once"),
     ],
     ids=[
         "shuffled-valid",
@@ -263,6 +312,7 @@ def test_loaders_right_answers_pass(fn):
         "drop-last-valid",
         "swapped",
         "no-return",
+        "train-items-twice",
     ],
 )
 def test_loaders_mistakes_are_named(fn, words):
@@ -311,6 +361,28 @@ def test_train_step_must_return_the_batch_loss(returned, words):
     assert not result.passed and words in result.verdict, result
     late = check_train_step(step_loss_after_the_update)
     assert not late.passed and "the loss after the update" in late.verdict, late
+
+
+def step_clipped(model, batch, optimizer):  # notebook 04's clipping, one notebook early
+    ids, mask, labels = batch
+    model.train()
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(ids, mask), labels)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return loss.item()
+
+
+def step_without_return(model, batch, optimizer):
+    step_zero_first(model, batch, optimizer)  # the loss is computed, but not returned
+
+
+def test_train_step_clipping_and_no_return_are_named():
+    clipped = check_train_step(step_clipped)
+    assert not clipped.passed and "no clipping here" in said(clipped), clipped
+    silent = check_train_step(step_without_return)
+    assert not silent.passed and "expected the loss as a number; it returned None" in silent.verdict
 
 
 def test_the_step_and_evaluate_checks_leave_the_notebooks_random_state_alone():
@@ -503,6 +575,18 @@ def test_stubs_read_not_implemented():
     ):
         result = check(stub)
         assert result.not_implemented and "which positions" in result.hints[0]
+
+
+def test_the_pipeline_on_the_model_waits_for_the_three_checks():
+    """Run before the evaluation exercise is done, the last cell names it (the model is not used)."""
+
+    def evaluate_stub(model, batches):
+        raise NotImplementedError("count the right predictions")
+
+    model = torch.nn.Linear(4, 2)
+    result = check_pipeline_on_model(collate_loop, loaders, evaluate_stub, model, [], 64, 0.85)
+    assert not result.passed
+    assert "your evaluation pass does not yet pass its check above" in result.verdict, result
 
 
 def test_a_crash_in_students_code_is_a_verdict_not_a_traceback():

@@ -4,6 +4,7 @@ written several ways pass; each named mistake gets its own hint."""
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -132,6 +133,11 @@ def collate_passage_first(rows, tokenizer, task, labels, max_length):
     return _with(truncation="only_first")(swapped, tokenizer, task, labels, max_length)
 
 
+def collate_batch_and_labels(rows, tokenizer, task, labels, max_length):
+    batch = _with()(rows, tokenizer, task, labels, max_length)
+    return batch, batch.pop("labels")  # (inputs, labels) as in notebook 03
+
+
 def collate_inverted_mask(rows, tokenizer, task, labels, max_length):
     batch = _with()(rows, tokenizer, task, labels, max_length)
     return batch | {"attention_mask": 1 - batch["attention_mask"]}
@@ -153,6 +159,7 @@ def collate_inverted_mask(rows, tokenizer, task, labels, max_length):
         (collate_no_mask, "no 'attention_mask'"),
         (collate_inverted_mask, "1 on real tokens and 0 on padding"),
         (_with(return_tensors=None), "return_tensors='pt'"),
+        (collate_batch_and_labels, "collate returned tuple, not a dict"),
     ],
 )
 def test_collate_checker_names_each_mistake(fn, hint, tokenizer):
@@ -312,6 +319,35 @@ def _step(order, train=True, returns="item", clip_at=None, clip_by="norm"):
 RIGHT = ("zero", "backward", "clip", "step", "schedule")
 
 
+def _own_loss(softmax: bool):
+    """A step that computes the loss itself from the logits (``softmax``: from probabilities)."""
+
+    def step(model, batch, optimizer, scheduler, clip=1.0):
+        model.train()
+        optimizer.zero_grad()
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        logits = model(**inputs).logits
+        loss = F.cross_entropy(logits.softmax(-1) if softmax else logits, batch["labels"])
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        scheduler.step()
+        return loss.item()
+
+    return step
+
+
+def test_train_step_checker_accepts_a_loss_computed_from_the_logits():
+    assert checks.check_train_step(_own_loss(softmax=False)).passed
+
+
+def test_train_step_checker_names_a_softmax_before_cross_entropy():
+    result = checks.check_train_step(_own_loss(softmax=True))
+    assert not result.passed and "cross_entropy was given probabilities" in hints(result), str(
+        result
+    )
+
+
 @pytest.mark.parametrize(
     ("fn", "hint"),
     [
@@ -344,6 +380,8 @@ RIGHT = ("zero", "backward", "clip", "step", "schedule")
         (_step(RIGHT, returns="none"), "return loss.item()"),
         (_step(RIGHT, returns="tensor"), "returned a tensor, not the loss as a Python float"),
         (_step(RIGHT, returns="zero"), "not the batch's loss"),
+        (_step(("backward", "step", "schedule")), "which of zero_grad, backward, clip, step"),
+        (lambda model, batch, optimizer, scheduler, clip=1.0: 0.0, "the model was never called"),
     ],
 )
 def test_train_step_checker_names_each_mistake(fn, hint):
@@ -503,6 +541,18 @@ def test_evaluate_checker_accepts_right_answers(fn):
     assert result.passed, str(result)
 
 
+@torch.no_grad()
+def evaluate_accuracy_per_example(model, batches, device):
+    model.eval()
+    true, predicted = [], []
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        predicted += model(**batch).logits.argmax(-1).tolist()
+        true += batch["labels"].tolist()
+    hits = (torch.tensor(predicted) == torch.tensor(true)).float()  # no .mean()
+    return _scores(true, predicted) | {"accuracy": hits}
+
+
 def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=False, per_batch=False,
               percent=False, move=True, f1=None):  # fmt: skip
     def evaluate(model, batches, device):
@@ -561,6 +611,13 @@ def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=
         (_evaluate(percent=True), "a fraction between 0 and 1"),
         (lambda model, batches, device: [0.5], "not a dict"),
         (lambda model, batches, device: {"accuracy": 0.5}, "'precision', 'recall', 'f1'"),
+        (
+            lambda model, batches, device: dict.fromkeys(
+                ["accuracy", "precision", "recall", "f1"], 0.0
+            ),
+            "the model was never called",
+        ),
+        (evaluate_accuracy_per_example, "accuracy is a Tensor, not a number"),
     ],
 )
 def test_evaluate_checker_names_each_mistake(fn, hint):

@@ -46,8 +46,8 @@ class Embeddings(nn.Module):
     def forward(self, input_ids, token_type_ids=None):
         B, T = input_ids.shape
         how = self.how
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids) if how != "none types crash" else None
+        if token_type_ids is None and how != "types only when given":
+            token_type_ids = torch.zeros_like(input_ids)
         positions = torch.arange(T).unsqueeze(0).expand(B, T)
         if how == "right, positions (1, T)":
             positions = torch.arange(T)[None]
@@ -61,7 +61,7 @@ class Embeddings(nn.Module):
         if how == "word scaled":
             word = word * math.sqrt(word.shape[-1])
         x = word + self.position(positions)
-        if how != "no types":
+        if how != "no types" and token_type_ids is not None:
             x = x + self.token_type(token_type_ids)
         if how == "no norm":
             return self.dropout(x)
@@ -79,6 +79,8 @@ class Embeddings(nn.Module):
             return F.dropout(self.norm(x), self.dropout.p)
         if how == "right, F.dropout(training=self.training)":
             return F.dropout(self.norm(x), self.dropout.p, training=self.training)
+        if how == "dropout p hard-coded":
+            return F.dropout(self.norm(x), 0.1, training=self.training)
         if how == "tuple":
             return self.dropout(self.norm(x)), x
         return self.dropout(self.norm(x))
@@ -116,6 +118,8 @@ def test_embeddings_checker_accepts_right_answers(how):
         ("F.layer_norm, default eps", "layer_norm_eps"),
         ("dropout in eval", "changes from call to call"),
         ("tuple", "a tuple of 2, not one tensor"),
+        ("types only when given", "token_type_ids=None gives a different output"),
+        ("dropout p hard-coded", "in training mode the output differs from BERT's"),
     ],
 )
 def test_embeddings_checker_names_each_mistake(how, expected):
@@ -132,6 +136,15 @@ def test_embeddings_checker_names_wrong_attribute_names():
 
     result = checks.check_embeddings(Renamed)
     assert not result.passed and "word, position, token_type, norm, dropout" in hints(result)
+
+
+def test_embeddings_checker_names_a_missing_return():
+    class NoReturn(Embeddings):
+        def forward(self, input_ids, token_type_ids=None):
+            x = super().forward(input_ids, token_type_ids)  # noqa: F841 (computed, never returned)
+
+    result = checks.check_embeddings(NoReturn)
+    assert not result.passed and "the output is NoneType, not a tensor" in result.verdict
 
 
 def test_embeddings_stub_is_not_implemented_yet():
@@ -196,6 +209,10 @@ class Attention(nn.Module):
                 scores = scores + keys * -10000.0
             elif how == "times -inf":  # 0 · (-inf) = NaN for the real keys
                 scores = scores + (1.0 - keys) * float("-inf")
+            elif how == "mask not reshaped":  # (B, T) against (B, h, T, T) scores
+                scores = scores + (1.0 - mask.float()) * -10000.0
+            elif how == "1 - bool mask":  # torch has no `-` for bool tensors
+                scores = scores + (1 - mask[:, None, None, :]) * -10000.0
             elif how not in (
                 "after softmax",
                 "right, renormalised after softmax",
@@ -217,6 +234,8 @@ class Attention(nn.Module):
         elif how not in ("no dropout", "dropout on output"):
             weights = self.dropout(weights)
         y = weights @ v  # (B, h, T, hs)
+        if how == "heads not merged":
+            return y
         if how == "x in place":
             x.mul_(0.5)
         if how in ("merge order", "no transpose"):  # no transpose on the way in, nor on the way out
@@ -277,6 +296,9 @@ def test_helpers_multi_head_attention_passes():
         ("no dropout", "never dropped"),
         ("dropout on output", "dropout is applied to the output"),
         ("dropout on scores", "after the softmax (not to the scores"),
+        ("heads not merged", "the output has shape (4, 4, 5, 6); expected (B, T, H)"),
+        ("mask not reshaped", "the extended mask needs shape (B, 1, 1, T)"),
+        ("1 - bool mask", "your code raised RuntimeError"),
     ],
 )
 def test_attention_checker_names_each_mistake(how, expected):
@@ -301,6 +323,28 @@ def test_attention_checker_refuses_a_loop_over_heads():
 
     result = checks.check_bert_attention(PerHead)
     assert not result.passed and "loops over `range(self.num_heads)`" in result.verdict, str(result)
+
+
+def test_attention_checker_names_a_renamed_layer():
+    class Renamed(Attention):
+        def __init__(self, hidden_size, num_heads, dropout=0.0):
+            super().__init__(hidden_size, num_heads, dropout)
+            self.proj = self.out  # nanoGPT's name for the output projection
+            del self.out
+
+    result = checks.check_bert_attention(Renamed)
+    assert not result.passed and "self.out is missing" in result.verdict, str(result)
+
+
+def test_attention_checker_accepts_an_attention_without_dropout():
+    """As notebook 02's multi-head attention: no dropout argument, so no dropout to check."""
+
+    class NoDropout(Attention):
+        def __init__(self, hidden_size, num_heads):
+            super().__init__(hidden_size, num_heads)
+
+    result = checks.check_bert_attention(NoDropout)
+    assert result.passed, str(result)
 
 
 def test_attention_checker_blames_a_crash_on_its_line_not_on_the_missing_mask():
@@ -399,13 +443,18 @@ class Classifier(nn.Module):
         how = self.how
         if how == "outputs[1]":  # as on transformers' outputs
             return F.log_softmax(self.head(self.dropout(self.bert(input_ids)[1])), dim=-1)
+        if how == "mask=":  # a block's keyword, which BertModel does not take
+            out = self.bert(input_ids, mask=attention_mask, token_type_ids=token_type_ids)
+            return F.log_softmax(self.head(self.dropout(out.pooler_output)), dim=-1)
         if how == "swapped":
             attention_mask, token_type_ids = token_type_ids, attention_mask
         out = self.bert(input_ids, None if how in ("no mask", "ids only") else attention_mask,
                         None if how in ("no types", "ids only") else token_type_ids)  # fmt: skip
-        pooled = {"cls": out.last_hidden_state[:, 0], "mean": out.last_hidden_state.mean(1)}.get(
-            how, out.pooler_output
-        )
+        pooled = {
+            "cls": out.last_hidden_state[:, 0],
+            "mean": out.last_hidden_state.mean(1),
+            "every token": out.last_hidden_state,
+        }.get(how, out.pooler_output)
         if how == "dropout on logits":
             return F.log_softmax(self.dropout(self.head(pooled)), dim=-1)
         logits = self.head(pooled if how == "no dropout" else self.dropout(pooled))
@@ -421,6 +470,8 @@ class Classifier(nn.Module):
             return logits - logits.logsumexp(-1, keepdim=True)
         if how == "dropout in eval":  # F.dropout defaults to training=True
             return F.log_softmax(self.head(F.dropout(pooled, self.dropout.p)), dim=-1)
+        if how == "dropout p hard-coded":
+            return F.log_softmax(self.head(F.dropout(pooled, 0.1, self.training)), dim=-1)
         return F.log_softmax(logits, dim=-1)
 
 
@@ -450,11 +501,25 @@ def test_classifier_checker_accepts_right_answers(how):
         ("ids only", "neither the attention mask nor the token types is passed"),
         ("dropout in eval", "changes from call to call"),
         ("outputs[1]", "returns a BertOutput, read by name"),
+        ("every token", "the output has shape (3, 6, 5); expected (B, C)"),
+        ("dropout p hard-coded", "in training mode the output differs (dropout)"),
+        ("mask=", "your code raised TypeError"),
     ],
 )
 def test_classifier_checker_names_each_mistake(how, expected):
     result = checks.check_classifier(classifier(how))
     assert not result.passed and expected in hints(result), str(result)
+
+
+def test_classifier_checker_names_a_renamed_head():
+    class Renamed(Classifier):
+        def __init__(self, bert, num_labels, dropout):
+            super().__init__(bert, num_labels, dropout)
+            self.classifier = self.head  # transformers' name for it
+            del self.head
+
+    result = checks.check_classifier(Renamed)
+    assert not result.passed and "self.head is missing" in result.verdict, str(result)
 
 
 # --- AdamW -------------------------------------------------------------------------------------
@@ -491,7 +556,7 @@ class WrittenOut(torch.optim.Optimizer):
                     state = dict(state, m=b1 * state["m"] + (1 - b1) * grad,
                                  v=b2 * state["v"] + (1 - b2) * grad**2)  # fmt: skip
                 else:
-                    state["m"].mul_(b1).add_((1 - b1) * grad)
+                    state["m"].mul_(b1).add_(grad if bad == "m sums g" else (1 - b1) * grad)
                     state["v"].mul_(b2).add_((1 - b2) * grad**2)
                 m_hat = (
                     state["m"] / (1 - b1**t)
@@ -571,6 +636,11 @@ def test_adamw_checker_accepts_right_answers(cls):
 def test_adamw_checker_names_each_mistake(mistake, expected):
     result = checks.check_adamw(adamw(mistake))
     assert not result.passed and expected in hints(result), str(result)
+
+
+def test_adamw_checker_spells_out_the_update_for_an_unknown_mistake():
+    result = checks.check_adamw(adamw("m sums g"))  # m += g, without the (1 - β1)
+    assert not result.passed and "running means of g and g²" in hints(result), str(result)
 
 
 # --- the count of one layer --------------------------------------------------------------------

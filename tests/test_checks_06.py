@@ -84,6 +84,14 @@ def counts_pieces(words):
     return Counter(piece for w, n in words.items() for piece in w for _ in range(n))
 
 
+def counts_overwritten(words):
+    counts = {}
+    for word, n in words.items():
+        for pair in zip(word, word[1:]):
+            counts[pair] = n  # = where += belongs: the last word's count wins
+    return counts
+
+
 def counts_in_place(words):
     counts = counts_loop(words)
     words.clear()
@@ -100,6 +108,7 @@ def counts_in_place(words):
         (counts_skipping, "not neighbours"),
         (counts_pieces, "pairs of pieces"),
         (counts_in_place, "changed the words"),
+        (counts_overwritten, "the pair ('l', 'o') counted 2 times; expected 7"),
         (lambda words: list(counts_loop(words).items()), "not a dict or Counter"),
     ],
 )
@@ -167,6 +176,21 @@ def merge_overlapping(words, pair):
     return out
 
 
+def merge_pair_as_piece(words, pair):
+    out = {}
+    for word, n in words.items():
+        new, i = [], 0
+        while i < len(word):
+            if word[i : i + 2] == pair:
+                new.append(pair)  # the pair itself, ("a", "b"), not the piece "ab"
+                i += 2
+            else:
+                new.append(word[i])
+                i += 1
+        out[tuple(new)] = n
+    return out
+
+
 def merge_counts_one(words, pair):
     return {w: 1 for w in merge_while(words, pair)}
 
@@ -191,6 +215,7 @@ def merge_in_place(words, pair):
         (merge_counts_one, "counts changed"),
         (merge_only_words_with_the_pair, "is missing from your result"),
         (merge_in_place, "changed the words"),
+        (merge_pair_as_piece, "('x', 'a', 'b') should become ('x', 'ab')"),
         (lambda words, pair: list(merge_while(words, pair)), "not a dict"),
     ],
 )
@@ -258,6 +283,32 @@ def learn_no_empty_guard(words, num_merges):  # the stop rule, but max() before 
     return merges
 
 
+def learn_without_items(words, num_merges):  # loops over the Counter's keys, not its items
+    merges = []
+    for _ in range(num_merges):
+        best, top = None, 1
+        for (a, b), n in bpe.pair_counts(words):
+            if n > top:
+                best, top = (a, b), n
+        if best is None:
+            break
+        merges.append(best)
+        words = bpe.merge(words, best)
+    return merges
+
+
+def learn_stops_at_one_pair(words, num_merges):  # "fewer than 2" applied to the number of pairs
+    merges = []
+    for _ in range(num_merges):
+        counts = bpe.pair_counts(words)
+        if len(counts) < 2 or max(counts.values()) < 2:
+            break
+        pair = max(counts, key=counts.get)
+        merges.append(pair)
+        words = bpe.merge(words, pair)
+    return merges
+
+
 def learn_with(count=bpe.pair_counts, merge=merge_while, extra=0, pick=None, mutate=False):
     """learn_first_max with one part swapped for a mistaken one."""
 
@@ -311,6 +362,8 @@ def test_learn_checker_accepts_any_tie_breaking_and_says_which():
         (learn_with(count=once_per_word), "each pair once per word"),
         (learn_with(merge=merge_replace), "count the pairs again"),
         (learn_with(merge=merge_first_only), "not two adjacent pieces"),
+        (learn_without_items, "raised ValueError"),
+        (learn_stops_at_one_pair, "it returned []; expected [('a', 'b')]"),
     ],
 )
 def test_learn_checker_names_each_mistake(fn, expected):
@@ -342,7 +395,9 @@ def mask_bernoulli(ids, special, mask_id, random_ids, g, how="right"):
     pick = torch.randint(len(random_ids), ids.shape, generator=g)  # drawn first: as good as last
     p = {"rate 0.5": 0.5, "rate 0.85": 0.85}.get(how, 0.15)
     chance = torch.full(ids.shape, p)
-    if how != "special chosen":
+    if how == "special by id":  # the specials taken to be the smallest ids
+        chance = chance.masked_fill(ids < 5, 0.0)
+    elif how != "special chosen":
         chance = chance.masked_fill(special, 0.0)
     chosen = torch.bernoulli(chance, generator=g).bool()
     if how == "inverted labels":
@@ -352,8 +407,10 @@ def mask_bernoulli(ids, special, mask_id, random_ids, g, how="right"):
     to_mask = torch.bernoulli(torch.full(ids.shape, 0.8), generator=g).bool()
     if how != "split on all":
         to_mask &= chosen
-    inputs[to_mask] = 4 if how == "mask id 4" else mask_id
-    rest = 0.1 if how == "random 0.1" else 0.5
+    inputs[to_mask] = {"mask id 4": 4, "mask id 103": 103}.get(how, mask_id)
+    if how == "labels after [MASK]":
+        labels = torch.where(chosen, inputs, -100)
+    rest = {"random 0.1": 0.1, "random rest": 1.0}.get(how, 0.5)
     to_random = torch.bernoulli(torch.full(ids.shape, rest), generator=g).bool() & ~to_mask
     if how not in ("split on all", "random anywhere"):
         to_random &= chosen
@@ -397,6 +454,53 @@ def mask_global_rng(ids, special, mask_id, random_ids, g):
     return mask_bernoulli(ids, special, mask_id, random_ids, None)
 
 
+def mask_own_generator(ids, special, mask_id, random_ids, g):
+    g = torch.Generator().manual_seed(0)  # seeded here: the caller's generator is ignored
+    return mask_bernoulli(ids, special, mask_id, random_ids, g)
+
+
+def mask_float_labels(ids, special, mask_id, random_ids, g):
+    chosen = (torch.rand(ids.shape, generator=g) < 0.15) & ~special
+    labels = torch.where(chosen, ids, -100.0)  # a float -100.0 makes the labels float
+    u = torch.rand(ids.shape, generator=g)
+    random = random_ids[torch.randint(len(random_ids), ids.shape, generator=g)]
+    inputs = torch.where(chosen & (u < 0.8), mask_id, ids)
+    return torch.where(chosen & (u >= 0.8) & (u < 0.9), random, inputs), labels
+
+
+def mask_whole_vocabulary(ids, special, mask_id, random_ids, g):
+    chosen = (torch.rand(ids.shape, generator=g) < 0.15) & ~special
+    labels = torch.where(chosen, ids, -100)
+    u = torch.rand(ids.shape, generator=g)
+    random = torch.randint(30522, ids.shape, generator=g)  # bert-base's vocabulary size
+    inputs = torch.where(chosen & (u < 0.8), mask_id, ids)
+    return torch.where(chosen & (u >= 0.8) & (u < 0.9), random, inputs), labels
+
+
+def mask_inputs_only(*args):  # the labels are not returned
+    return mask_bernoulli(*args)[0]
+
+
+def mask_chosen_labels(*args):  # only the chosen positions' labels, flattened
+    inputs, labels = mask_bernoulli(*args)
+    return inputs, labels[labels != -100]
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [
+        (mask_own_generator, "a different generator gave the same result"),
+        (mask_float_labels, "labels has dtype torch.float32"),
+        (mask_whole_vocabulary, "some random tokens are not in random_ids"),
+        (mask_inputs_only, "return two tensors, (inputs, labels)"),
+        (mask_chosen_labels, "expected a tensor shaped like input_ids"),
+    ],
+)
+def test_masking_checker_names_what_it_returns_and_where_it_draws(fn, expected):
+    result = checks.check_masking(fn)
+    assert not result.passed and expected in result.verdict, str(result)
+
+
 def mask_reference(ids, special, mask_id, random_ids, g):
     from helpers.tokenization.mlm import mask_tokens
 
@@ -431,6 +535,10 @@ def test_masking_checker_accepts_right_answers(fn):
         ("random anywhere", "replaced but have label -100"),
         ("mask id 4", "[MASK] written as a fixed id"),
         ("random range", "not in random_ids"),
+        ("mask id 103", "became id 103, not mask_id (4): [MASK] written as a fixed id"),
+        ("labels after [MASK]", "the label is not the original id"),
+        ("random rest", "nothing is left unchanged"),
+        ("special by id", "decide from special_mask, never from the id values"),
     ],
 )
 def test_masking_checker_names_each_mistake(how, expected):

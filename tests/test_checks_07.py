@@ -1,10 +1,12 @@
 """Notebook 07's exercises: the causal softmax, additive attention scores and the sampling loop. Right
 answers written several ways pass; each named mistake gets its own hint."""
 
+import functools
 import sys
 
 import pytest
 import torch
+from torch import nn
 
 from helpers.checks.gpt import check_additive_scores, check_causal_softmax, check_generate
 from helpers.gpt.attention import additive_scores, causal_softmax
@@ -233,6 +235,23 @@ def test_causal_checker_names_an_inverted_mask_not_a_nan_product(fn):
     assert "0 × (-inf)" not in hints(result)
 
 
+def m_dim2(s):  # dim=2 is the last dimension of a (B, T, T) tensor, not of (B, h, T, T)
+    return torch.softmax(s.masked_fill(~tril(s.shape[-1]), float("-inf")), dim=2)
+
+
+def m_scaled_again(s):  # the scores come already scaled: this scales them a second time
+    return r1(s / s.shape[-1] ** 0.5)
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(m_dim2, "do not sum to 1"), (m_scaled_again, "wrong weights")],
+)
+def test_causal_checker_names_a_softmax_over_the_queries_and_other_wrong_weights(fn, named):
+    result = check_causal_softmax(fn)
+    assert not result.passed and named in result.verdict, hints(result)
+
+
 @pytest.mark.parametrize(("fill", "named"), [(-10.0, "(-10) is not"), (-20.0, "(-20) is not")])
 def test_causal_checker_names_a_finite_fill_and_its_value(fill, named):
     def weak(s):
@@ -282,6 +301,16 @@ def test_additive_checker_names_shapes_weights_and_masking(fn, named):
     assert not result.passed and named in hints(result), hints(result)
 
 
+def am_relu(q, k, wq, wk, w2):  # relu where the formula has tanh
+    a, b = project(q, k, wq, wk)
+    return (torch.relu(a[:, :, :, None] + b[:, :, None]) * w2[None, :, None, None]).sum(-1)
+
+
+def test_additive_checker_names_other_wrong_scores():
+    result = check_additive_scores(am_relu)
+    assert not result.passed and "wrong scores" in result.verdict, hints(result)
+
+
 def gm_crop_short(model, idx, steps, bs, t, gen):
     for _ in range(steps):
         p = torch.softmax(model(idx[:, -bs + 1 :])[:, -1, :] / t, dim=-1)
@@ -320,6 +349,45 @@ def gm_global_seed(model, idx, steps, bs, t, gen):
 def test_sampling_checker_catches_subtler_mistakes(fn, named):
     result = check_generate(fn)
     assert not result.passed and named in hints(result), hints(result)
+
+
+def gm_no_return(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+
+
+def gm_prepend(model, idx, steps, bs, t, gen):  # the new token put before the sequence
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :] / t, dim=-1)
+        idx = torch.cat([torch.multinomial(p, 1, generator=gen), idx], 1)
+    return idx
+
+
+def gm_cat_dim0(model, idx, steps, bs, t, gen):  # appended as a new row, not a new column
+    for _ in range(steps):
+        p = torch.softmax(model(idx[:, -bs:])[:, -1, :] / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)])
+    return idx
+
+
+def gm_unpack(model, idx, steps, bs, t, gen):
+    for _ in range(steps):
+        logits = model(idx[:, -bs:])[:, -1, :]
+        B, T, C = logits.shape  # (B, vocab) after [:, -1, :]: two sizes, not three
+        p = torch.softmax(logits / t, dim=-1)
+        idx = torch.cat([idx, torch.multinomial(p, 1, generator=gen)], 1)
+    return idx
+
+
+@pytest.mark.parametrize(
+    ("fn", "named"),
+    [(gm_no_return, "did you forget `return`?"), (gm_prepend, "prompt is not at the start"),
+     (gm_cat_dim0, "raised RuntimeError"), (gm_unpack, "raised ValueError")],
+)  # fmt: skip
+def test_sampling_checker_names_a_missing_return_a_prepended_token_and_crashes(fn, named):
+    result = check_generate(fn)
+    assert not result.passed and named in result.verdict, hints(result)
 
 
 def gen_reference(model, idx, steps, bs, t, gen):
@@ -388,6 +456,46 @@ def gen_import_inside(model, idx, steps, block_size, temperature, generator):
 def test_checkers_refuse_the_course_s_own_function(check, fn, verdict):
     result = check(fn)
     assert not result.passed and verdict in result.verdict and "write it yourself" in result.verdict
+
+
+def masked_softmax(s, fill):
+    return torch.softmax(s.masked_fill(~tril(s.shape[-1]), fill), -1)
+
+
+class CausalSoftmax(nn.Module):
+    def forward(self, s):
+        return r1(s)
+
+
+class CourseSoftmax(nn.Module):
+    def forward(self, s):
+        return causal_softmax(s)
+
+
+def course_in_a_closure():
+    from helpers.gpt.attention import causal_softmax as theirs
+
+    def mine(s):
+        return theirs(s)
+
+    return mine
+
+
+def test_right_answers_written_as_a_partial_or_a_module_pass():
+    assert check_causal_softmax(functools.partial(masked_softmax, fill=float("-inf"))).passed
+    assert check_causal_softmax(CausalSoftmax()).passed
+
+
+@pytest.mark.parametrize(
+    ("fn", "verdict"),
+    [(functools.partial(causal_softmax, mask="inf"), "this is the course's own function"),
+     (CourseSoftmax(), "calls the course's own causal_softmax"),
+     (course_in_a_closure(), "calls the course's own causal_softmax")],
+    ids=["partial", "module", "closure"],
+)  # fmt: skip
+def test_the_course_s_function_is_refused_through_a_partial_a_module_or_a_closure(fn, verdict):
+    result = check_causal_softmax(fn)
+    assert not result.passed and verdict in result.verdict, hints(result)
 
 
 @pytest.mark.parametrize("fn", [g1, g2])

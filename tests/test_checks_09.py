@@ -1,5 +1,6 @@
 """Notebook 09's checkers: right answers written several ways pass; each named mistake gets its hint."""
 
+import itertools
 import math
 
 import pytest
@@ -42,7 +43,8 @@ def contiguous(b, r, w):
     ("fn", "named"),
     [(lambda b, r, w: b[r::w], "until the collective's timeout"), (lambda b, r, w: list(b), "every rank got all"),
      (contiguous, "contiguous block"), (lambda b, r, w: b[(r + 1) % w : len(b) - len(b) % w : w], "wrong ranks"),
-     (lambda b, r, w: tuple(b[r::w])[:1], "rank 0 got")],
+     (lambda b, r, w: tuple(b[r::w])[:1], "rank 0 got"),
+     (lambda b, r, w: itertools.islice(b, r, len(b) - len(b) % w, w), "an islice, not a list")],
 )  # fmt: skip
 def test_shard_mistakes(fn, named):
     result = check_shard(fn)
@@ -59,11 +61,19 @@ def test_all_reduce_right(fn):
     assert check_all_reduce(fn).passed
 
 
+def all_reduce_in_place(grads):  # as torch.distributed.all_reduce works: in place, no return
+    mean = torch.stack(grads).mean(0)
+    for g in grads:
+        g.copy_(mean)
+
+
 @pytest.mark.parametrize(
     ("fn", "named"),
     [(lambda g: [sum(g)] * len(g), "the sum, not the mean"), (lambda g: torch.stack(g).mean(0), "every rank needs its own copy"),
      (lambda g: [torch.stack(g).mean(0)] + g[1:], "only rank 0"), (lambda g: [t.mean() for t in g], "keep the shape"),
-     (lambda g: g, "not the mean")],
+     (lambda g: g, "not the mean"), (all_reduce_in_place, "returned None, not torch tensors"),
+     (lambda g: torch.stack([torch.stack(g).mean(0)] * len(g)), "not a list with one gradient per rank"),
+     (lambda g: [torch.stack(g).mean(0)], "1 tensors for 3 ranks")],
 )  # fmt: skip
 def test_all_reduce_mistakes(fn, named):
     result = check_all_reduce(fn)
@@ -94,7 +104,8 @@ def test_batch_and_lr_right(fn):
      (lambda p, g, a, lr, b: (p * g * a, lr * math.sqrt(p * g * a / b)), "square-root rule"),
      (lambda p, g, a, lr, b: (p * g * a, lr * b / (p * g * a)), "shrank"),
      (lambda p, g, a, lr, b: (p * g * a, lr), "expected"), (lambda p, g, a, lr, b: p * g * a, "two numbers"),
-     (lambda p, g, a, lr, b: (p * g * a, lr * (p * g * a // b)), "rounded down")],
+     (lambda p, g, a, lr, b: (p * g * a, lr * (p * g * a // b)), "rounded down"),
+     (lambda p, g, a, lr, b: (g * a, lr * g * a / b), "effective batch 8; expected 128")],
 )  # fmt: skip
 def test_batch_and_lr_mistakes(fn, named):
     result = check_batch_and_lr(fn)
@@ -135,7 +146,8 @@ def test_task_right(fn):
      (lambda lrs, ep, i: task_loop(lrs, ep, max(i - 1, 0)), "counts from 0"),
      (lambda lrs, ep, i: (lrs[(i // len(ep)) % len(lrs)], ep[i % len(ep)]), "does not exist"),
      (lambda lrs, ep, i: (lrs[0], ep[0]), "task 1 ->"),
-     (lambda lrs, ep, i: [(lr, e) for lr in lrs for e in ep][i], "task -1 does not exist")],
+     (lambda lrs, ep, i: [(lr, e) for lr in lrs for e in ep][i], "task -1 does not exist"),
+     (lambda lrs, ep, i: itertools.product(lrs, ep)[i], "'itertools.product' object is not subscriptable")],
 )  # fmt: skip
 def test_task_mistakes(fn, named):
     result = check_task(fn)

@@ -32,7 +32,8 @@ def test_greedy_right(fn):
     [(lambda z: z.argmax(-1), "keep a column"), (lambda z: z.argmin(-1, keepdim=True), "argmin"),
      (lambda z: z.argsort(-1)[:, -2:-1], "not the most likely"),
      (lambda z: z.argmax(-1, keepdim=True).float(), "not integers"),
-     (lambda z: z.max(-1, keepdim=True).values, "not their positions")],
+     (lambda z: z.max(-1, keepdim=True).values, "not their positions"),
+     (lambda z: z.argmax(0, keepdim=True), "it returned (1, 10); expected (3, 1)")],
 )  # fmt: skip
 def test_greedy_mistakes(fn, named):
     result = check_greedy(fn)
@@ -54,10 +55,15 @@ def test_greedy_sampling_is_named():
     "fn",
     [lambda z, t: torch.softmax(z / t, dim=-1), lambda z, t: torch.nn.functional.softmax(z * (1 / t), -1),
      lambda z, t: (e := torch.exp((z - z.max(-1, keepdim=True).values) / t)) / e.sum(-1, keepdim=True),
-     lambda z, t: torch.log_softmax(z / t, -1).exp()],
+     lambda z, t: torch.log_softmax(z / t, -1).exp(),
+     lambda z, t: (q := torch.softmax(z, -1) ** (1 / t)) / q.sum(-1, keepdim=True)],
 )  # fmt: skip
 def test_temperature_right(fn):
     assert check_temperature(fn).passed
+
+
+def temperature_no_return(z, t):
+    probs = torch.softmax(z / t, dim=-1)  # noqa: F841
 
 
 @pytest.mark.parametrize(
@@ -65,7 +71,9 @@ def test_temperature_right(fn):
     [(lambda z, t: torch.softmax(z, -1) / t, "after the softmax"),
      (lambda z, t: (q := torch.softmax(z, -1) ** 1) / q.sum(-1, keepdim=True), "after the softmax and renormalised"),
      (lambda z, t: torch.softmax(z * t, -1), "multiplied"), (lambda z, t: torch.softmax(z / t, 0), "over the batch"),
-     (lambda z, t: z / t, "logits, not probabilities")],
+     (lambda z, t: z / t, "logits, not probabilities"),
+     (lambda z, t: torch.softmax(z, -1) ** (1 / t), "wrong probabilities at temperature 0.5"),
+     (temperature_no_return, "returned None, not a tensor")],
 )  # fmt: skip
 def test_temperature_mistakes(fn, named):
     result = check_temperature(fn)
@@ -92,6 +100,14 @@ def top_k_one_more(z, k):
     return top_k_probs(z, min(k + 1, z.shape[-1]))
 
 
+def top_k_values(z, k):  # the k largest logits' probabilities: k columns, not the vocabulary
+    return torch.softmax(z.topk(k, dim=-1).values, -1)
+
+
+def top_k_batch_min(z, k):  # .min() over the whole batch, not each row's k-th largest
+    return torch.softmax(z.masked_fill(z < z.topk(k).values.min(), float("-inf")), -1)
+
+
 def top_k_logits(z, k):  # the masked logits, without the softmax
     return z.masked_fill(z < z.topk(k).values[:, -1:], float("-inf"))
 
@@ -102,6 +118,8 @@ def top_k_logits(z, k):  # the masked logits, without the softmax
         (top_k_unnormalised, "not renormalised"),
         (top_k_one_more, "one token too many"),
         (top_k_logits, "logits, not probabilities"),
+        (top_k_values, "shape (3, 3); expected (3, 10)"),
+        (top_k_batch_min, "wrong probabilities for k = 3"),
     ],
 )
 def test_top_k_mistakes(fn, named):

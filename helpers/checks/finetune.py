@@ -289,16 +289,21 @@ reference_train_step = experiments.train_step
 
 
 def _variant(
-    order: tuple[str, ...], clip: float = CLIP, clip_by: str = "norm"
+    order: tuple[str, ...], clip: float = CLIP, clip_by: str = "norm", softmax: bool = False
 ) -> list[torch.Tensor]:
     """The parameters after ``STEPS`` steps, each done in ``order`` (names of the actions), clipping
-    the gradients' norm (``clip_by="norm"``) or each entry (``"value"``) at ``clip``."""
+    the gradients' norm (``clip_by="norm"``) or each entry (``"value"``) at ``clip``; ``softmax``:
+    the loss is cross_entropy of the probabilities instead of the logits."""
     model, optimizer, scheduler = _step_setup()
     model.train()
     for _ in range(STEPS):
         for action in order:
             if action == "zero":
                 optimizer.zero_grad()
+            elif action == "backward" and softmax:
+                batch = _step_batch()
+                probs = model(**batch).logits.softmax(-1)
+                nn.functional.cross_entropy(probs, batch["labels"]).backward()
             elif action == "backward":
                 model(**_step_batch()).loss.backward()
             elif action == "clip" and clip_by == "norm":
@@ -413,6 +418,10 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
         for order, hint in STEP_MISTAKES.items():
             if same(_variant(tuple(order.split()))):
                 return failed(name, verdict, hint)
+        if same(_variant(RIGHT_ORDER, softmax=True)):
+            return failed(name, verdict, "cross_entropy was given probabilities (a softmax first): "
+                          "it applies log-softmax itself, so the softmax is taken twice and the "
+                          "gradients shrink; give it the logits, or use model(**batch).loss")  # fmt: skip
         return failed(name, verdict, "which of zero_grad, backward, clip, step and the scheduler "
                       "is missing or out of order?", "the order is: model.train(), optimizer.zero_grad(), "
                       "loss = model(**batch).loss, loss.backward(), clip, optimizer.step(), "

@@ -53,8 +53,15 @@ def _collate(name: str, collate) -> CheckResult:
 
 
 def _collate_order(ids, mask, labels) -> tuple[str, ...] | None:
-    """A swapped return order: the labels (3,) or the boolean mask where the ids belong."""
+    """A swapped return order: the labels (3,) or the boolean mask where the ids belong; or the
+    documents' lengths where the mask belongs."""
     shapes = [tuple(t.shape) if isinstance(t, torch.Tensor) else None for t in (ids, mask, labels)]
+    if shapes[1] == (3,) and isinstance(ids, torch.Tensor) and ids.dim() == 2:
+        lengths = [min(len(d), ids.shape[1]) for d in _DOCS]
+        if mask.tolist() in (lengths, [len(d) for d in _DOCS]):
+            return ("the second tensor holds each document's length, not the mask",
+                    "the mask has the ids' shape (B, T), True at real tokens: "
+                    "torch.arange(T)[None, :] < lengths[:, None]")  # fmt: skip
     if (
         shapes[1] == (3,)
         or shapes[0] == (3,)
@@ -103,6 +110,10 @@ def _collate_mistake(ids, mask, labels, max_len: int) -> tuple[str, ...] | None:
         ):
             return ("the long document kept its last max_len tokens",
                     "keep the first max_len tokens: doc[:T]")  # fmt: skip
+        if sorted(map(tuple, ids.tolist())) == sorted(map(tuple, want_ids.tolist())):
+            return ("the rows hold the right documents, padded right, but in another order "
+                    "(sorted by length?)", "keep the order of `examples`: row i is examples[i], "
+                    "whose label is labels[i]; the loader's shuffling already decides the order")  # fmt: skip
         return (f"ids are not the documents' ids, left-aligned and padded with 0 {where}",
                 "row i, columns 0 … len(doc)-1 hold doc i's ids; the rest are 0")  # fmt: skip
     if mask.shape != want_mask.shape:
@@ -515,7 +526,7 @@ def _on_model(name, collate, make_loaders, evaluate, model, valid_items, max_len
             except Exception:  # a crash is a failure too; its check above says where
                 ok = False
             if not ok:
-                return failed(name, f"your {what} does not pass its check above yet",
+                return failed(name, f"your {what} does not yet pass its check above",
                               "run the three checks above until each shows ✅")  # fmt: skip
     device = next(model.parameters()).device
     try:
