@@ -71,6 +71,11 @@ def returned(value) -> str:
     return "None: did you forget `return`?" if value is None else kind_of(value)
 
 
+def returned_not(value, what: str) -> str:
+    """For "it returned …": "None: did you forget `return`?", or "a list, not ``what``"."""
+    return returned(value) if value is None else f"{kind_of(value)}, not {what}"
+
+
 def _article(noun: str) -> str:
     return "an" if noun[0].lower() in "aeiou" or noun == "ndarray" else "a"
 

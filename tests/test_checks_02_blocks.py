@@ -156,6 +156,8 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
         y = weights @ v  # (B, h, T, hs)
         if merge == "none":
             return y
+        if merge == "with weights":  # as nn.MultiheadAttention returns them
+            return self.out(y.transpose(1, 2).reshape(B, T, d)), weights
         if split == "no transpose" or merge == "no transpose":
             y = y.reshape(B, T, d)
         elif merge == "interleaved":
@@ -190,7 +192,8 @@ HEAD_MISTAKES = {
     "no output projection": (heads_bug(out=False), "output projection is skipped"),
     "softmax over the queries": (heads_bug(dim=-2), "softmax runs over the queries"),
     "heads not merged": (heads_bug(merge="none"), "output has shape (4, 4, 5, 4)"),
-    "not scaled": (heads_bug(scale="none"), "check each step's shape"),
+    "not scaled": (heads_bug(scale="none"), "the scores are not scaled"),
+    "weights returned too": (heads_bug(merge="with weights"), "return the output alone"),
     "mask=None read as all padding": (
         heads_class(no_mask_as_all_padding),
         "forward(x) without a mask differs from forward(x, a mask of all True)",
@@ -313,7 +316,7 @@ BLOCK_MISTAKES = {
         lambda s, x, m=None: (lambda a: s.ln1(a + s.ff(a)))(s.ln2(x + s.attn(x, m))),
         "two add & norm steps",
     ),
-    "no return": (post_ln_without_return, "the block returned NoneType"),
+    "no return": (post_ln_without_return, "the output is None: did you forget `return`?"),
 }
 
 

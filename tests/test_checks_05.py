@@ -144,7 +144,7 @@ def test_embeddings_checker_names_a_missing_return():
             x = super().forward(input_ids, token_type_ids)  # noqa: F841 (computed, never returned)
 
     result = checks.check_embeddings(NoReturn)
-    assert not result.passed and "the output is NoneType, not a tensor" in result.verdict
+    assert not result.passed and "the output is None: did you forget `return`?" in result.verdict
 
 
 def test_embeddings_stub_is_not_implemented_yet():
@@ -336,15 +336,16 @@ def test_attention_checker_names_a_renamed_layer():
     assert not result.passed and "self.out is missing" in result.verdict, str(result)
 
 
-def test_attention_checker_accepts_an_attention_without_dropout():
-    """As notebook 02's multi-head attention: no dropout argument, so no dropout to check."""
+def test_attention_checker_names_an_attention_without_dropout():
+    """As notebook 02's multi-head attention: no dropout argument, so its dropout cannot be checked
+    (the verdict of a pass says it was)."""
 
     class NoDropout(Attention):
         def __init__(self, hidden_size, num_heads):
             super().__init__(hidden_size, num_heads)
 
     result = checks.check_bert_attention(NoDropout)
-    assert result.passed, str(result)
+    assert not result.passed and "takes no `dropout` argument" in result.verdict, str(result)
 
 
 def test_attention_checker_blames_a_crash_on_its_line_not_on_the_missing_mask():
@@ -557,7 +558,7 @@ class WrittenOut(torch.optim.Optimizer):
                                  v=b2 * state["v"] + (1 - b2) * grad**2)  # fmt: skip
                 else:
                     state["m"].mul_(b1).add_(grad if bad == "m sums g" else (1 - b1) * grad)
-                    state["v"].mul_(b2).add_((1 - b2) * grad**2)
+                    state["v"].mul_(b2).add_((1 - b2) * (grad if bad == "v of g" else grad**2))
                 m_hat = (
                     state["m"] / (1 - b1**t)
                     if bad not in ("no correction", "v only")
@@ -620,6 +621,7 @@ def test_adamw_checker_accepts_right_answers(cls):
         ("no decay", "there is no weight decay"),
         ("eps inside", "inside the square root"),
         ("t from 0", "from 1"),
+        ("v of g", "v is the running mean of g², never negative"),
         ("touch idle", "without a gradient changed"),
         ("v only", "only v is bias-corrected"),
         ("eps after division", "added after the division"),

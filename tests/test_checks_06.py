@@ -120,19 +120,25 @@ def test_pair_counts_checker_names_each_mistake(fn, expected):
 # --- merge -------------------------------------------------------------------------------------
 
 
-def merge_while(words, pair):
+def merge_walk(words, pair, glue=True, stop=0):
+    """Walk each word: a pair becomes one piece (``glue=False``: the pair tuple itself, a mistake);
+    ``stop=1`` ends the walk one piece early, losing a last piece no merge took (a mistake)."""
     out = {}
     for word, n in words.items():
         new, i = [], 0
-        while i < len(word):
+        while i < len(word) - stop:
             if word[i : i + 2] == pair:
-                new.append(word[i] + word[i + 1])
+                new.append(word[i] + word[i + 1] if glue else pair)
                 i += 2
             else:
                 new.append(word[i])
                 i += 1
         out[tuple(new)] = n
     return out
+
+
+def merge_while(words, pair):
+    return merge_walk(words, pair)
 
 
 def merge_skip(words, pair):
@@ -176,19 +182,12 @@ def merge_overlapping(words, pair):
     return out
 
 
-def merge_pair_as_piece(words, pair):
-    out = {}
-    for word, n in words.items():
-        new, i = [], 0
-        while i < len(word):
-            if word[i : i + 2] == pair:
-                new.append(pair)  # the pair itself, ("a", "b"), not the piece "ab"
-                i += 2
-            else:
-                new.append(word[i])
-                i += 1
-        out[tuple(new)] = n
-    return out
+def merge_pair_as_piece(words, pair):  # the pair itself, ("a", "b"), not the piece "ab"
+    return merge_walk(words, pair, glue=False)
+
+
+def merge_drops_last(words, pair):  # stops before the last piece, merged or not
+    return merge_walk(words, pair, stop=1)
 
 
 def merge_counts_one(words, pair):
@@ -216,6 +215,7 @@ def merge_in_place(words, pair):
         (merge_only_words_with_the_pair, "is missing from your result"),
         (merge_in_place, "changed the words"),
         (merge_pair_as_piece, "('x', 'a', 'b') should become ('x', 'ab')"),
+        (merge_drops_last, "a word's last piece is lost when no merge takes it"),
         (lambda words, pair: list(merge_while(words, pair)), "not a dict"),
     ],
 )
@@ -281,6 +281,26 @@ def learn_no_empty_guard(words, num_merges):  # the stop rule, but max() before 
         merges.append(pair)
         words = bpe.merge(words, pair)
     return merges
+
+
+def learn_most_common(unpack: bool, stop: bool = True):
+    """The loop with counts.most_common(1) for the top pair, and no guard for an empty count."""
+
+    def learn(words, num_merges):
+        merges = []
+        for _ in range(num_merges):
+            counts = Counter(bpe.pair_counts(words))
+            if unpack:
+                [(pair, n)] = counts.most_common(1)
+            else:
+                pair, n = counts.most_common(1)[0]
+            if stop and n < 2:
+                break
+            merges.append(pair)
+            words = bpe.merge(words, pair)
+        return merges
+
+    return learn
 
 
 def learn_without_items(words, num_merges):  # loops over the Counter's keys, not its items
@@ -354,6 +374,9 @@ def test_learn_checker_accepts_any_tie_breaking_and_says_which():
         (learn_no_stop, "occurs only once"),
         (learn_no_stop_at_all, "your loop ran out of pairs"),
         (learn_no_empty_guard, "no pair left too"),
+        (learn_most_common(unpack=False), "no pair left too"),
+        (learn_most_common(unpack=True), "no pair left too"),
+        (learn_most_common(unpack=False, stop=False), "your loop ran out of pairs"),
         (lambda words, n: ["es", "est"], "list of merged pairs"),
         (lambda words, n: learn_first_max(words, n)[:3], "the corpus allows"),
         (learn_with(extra=1), "merges returned when num_merges=12"),

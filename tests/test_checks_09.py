@@ -71,9 +71,10 @@ def all_reduce_in_place(grads):  # as torch.distributed.all_reduce works: in pla
     ("fn", "named"),
     [(lambda g: [sum(g)] * len(g), "the sum, not the mean"), (lambda g: torch.stack(g).mean(0), "every rank needs its own copy"),
      (lambda g: [torch.stack(g).mean(0)] + g[1:], "only rank 0"), (lambda g: [t.mean() for t in g], "keep the shape"),
-     (lambda g: g, "not the mean"), (all_reduce_in_place, "returned None, not torch tensors"),
+     (lambda g: g, "not the mean"), (all_reduce_in_place, "returned None: did you forget `return`?"),
      (lambda g: torch.stack([torch.stack(g).mean(0)] * len(g)), "not a list with one gradient per rank"),
-     (lambda g: [torch.stack(g).mean(0)], "1 tensors for 3 ranks")],
+     (lambda g: [torch.stack(g).mean(0)], "1 tensor for 3 ranks"),
+     (lambda g: [torch.stack(g).mean(0).numpy()] * len(g), "a list holding an ndarray, not torch tensors")],
 )  # fmt: skip
 def test_all_reduce_mistakes(fn, named):
     result = check_all_reduce(fn)

@@ -73,7 +73,7 @@ def temperature_no_return(z, t):
      (lambda z, t: torch.softmax(z * t, -1), "multiplied"), (lambda z, t: torch.softmax(z / t, 0), "over the batch"),
      (lambda z, t: z / t, "logits, not probabilities"),
      (lambda z, t: torch.softmax(z, -1) ** (1 / t), "wrong probabilities at temperature 0.5"),
-     (temperature_no_return, "returned None, not a tensor")],
+     (temperature_no_return, "returned None: did you forget `return`?")],
 )  # fmt: skip
 def test_temperature_mistakes(fn, named):
     result = check_temperature(fn)

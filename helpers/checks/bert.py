@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from helpers.bert import BertConfig, BertEmbeddings, BertModel, parameter_breakdown
 from helpers.checks.blocks import _head_mistakes
-from helpers.checks.modules import _close, find_loop
+from helpers.checks.modules import _close, find_loop, not_a_tensor
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
 from helpers.layers import LayerNorm, MultiHeadAttention
@@ -58,19 +58,6 @@ def _first_match(got: torch.Tensor, mistakes: dict[str, torch.Tensor], rows=None
         if _close(got, output) if rows is None else _close(got[rows], output[rows]):
             return hint
     return None
-
-
-def _not_a_tensor(got: object, shape: tuple, what: str) -> str | None:
-    """Why ``got`` is not the (shape) tensor expected, or None when it is: a tuple or anything else is named
-    as such, not given a "shape"."""
-    kind = type(got).__name__
-    if isinstance(got, torch.Tensor):
-        if tuple(got.shape) == shape:
-            return None
-        return f"the output has shape {tuple(got.shape)}; expected {what} = {shape}"
-    if isinstance(got, tuple | list):
-        return f"the output is a {kind} of {len(got)}, not one tensor: return only {what} = {shape}"
-    return f"the output is {kind}, not a tensor: return {what} = {shape}"
 
 
 def _varies_in_eval(module: nn.Module, call: Callable[[], torch.Tensor]) -> bool:
@@ -158,7 +145,7 @@ def _embeddings(name: str, cls: type) -> CheckResult:
     with torch.no_grad():
         got = m(ids, types)
         want = ref(ids, types)
-    if wrong := _not_a_tensor(got, tuple(want.shape), "(B, T, H)"):
+    if wrong := not_a_tensor(got, tuple(want.shape), "(B, T, H)"):
         return failed(name, wrong, "return one vector per token: word + position + token type, normalised")  # fmt: skip
     if _varies_in_eval(m, lambda: m(ids, types)):
         return failed(name, *EVAL_DROPOUT)
@@ -384,7 +371,7 @@ def _attention_outputs(name: str, cls: type) -> CheckResult:
             return failed(name, f"forward(x) without a mask raised {type(err).__name__}: "
                           f"{_first_line(err)}", "mask=None means every token is real: skip the mask, "
                           "if mask is not None: …")  # fmt: skip
-        if wrong := _not_a_tensor(got, tuple(x.shape), "(B, T, H)"):
+        if wrong := not_a_tensor(got, tuple(x.shape), "(B, T, H)"):
             return failed(name, wrong, "merge the heads back to (B, T, H), then apply self.out")
         if not _close(got, want):
             with torch.no_grad():
@@ -400,7 +387,7 @@ def _attention_outputs(name: str, cls: type) -> CheckResult:
                               f"{_first_line(err)}", "the scores are (B, h, T, T): the extended "
                               "mask needs shape (B, 1, 1, T), mask[:, None, None, :]")  # fmt: skip
             raise
-        if wrong := _not_a_tensor(got, tuple(x.shape), "(B, T, H)"):
+        if wrong := not_a_tensor(got, tuple(x.shape), "(B, T, H)"):
             return failed(name, wrong, "with a mask, return the same (B, T, H) as without one")
         if _close(got[mask], want_masked[mask]):
             continue
@@ -432,8 +419,10 @@ def _attention_dropout(name: str, cls: type) -> CheckResult | None:
     torch.manual_seed(1)
     try:
         m = _new_attention(cls, d, h, dropout=0.5)
-    except TypeError:  # a class without the dropout argument: nothing to check
-        return None
+    except TypeError:  # a class without the dropout argument
+        return failed(name, "your class takes no `dropout` argument, so its attention dropout "
+                      "cannot be checked", "keep the __init__ the exercise gives: __init__(self, "
+                      "hidden_size, num_heads, dropout=0.0), and self.dropout on the weights")  # fmt: skip
     x, mask = torch.randn(B, T, d), torch.ones(B, T, dtype=torch.bool)
     mask[0, -2:] = False
     ref = MultiHeadAttention(d, h, dropout=0.5)
@@ -487,7 +476,7 @@ def _add_norm(name: str, add_norm: Callable) -> CheckResult:
     # the student's own copies: an in-place change shows, and spoils nothing
     mine = x.clone(), y.clone()
     got = run(lambda: add_norm(*mine, dropout, norm))
-    if wrong := _not_a_tensor(got, tuple(x.shape), "LN(x + dropout(y))"):
+    if wrong := not_a_tensor(got, tuple(x.shape), "LN(x + dropout(y))"):
         return failed(name, wrong, "return the normalised sum, the same shape as x")
     if not torch.equal(mine[0], x):
         return failed(name, "your function changed x in place (x += … or x.add_(…))",
@@ -591,7 +580,7 @@ def _classifier(name: str, cls: type) -> CheckResult:
             "attention_mask, token_type_ids) in that order": m.head(bert(ids, types, mask).pooler_output).log_softmax(-1),
         }  # fmt: skip
     want = logits.log_softmax(-1)
-    if wrong := _not_a_tensor(got, tuple(want.shape), "(B, C)"):
+    if wrong := not_a_tensor(got, tuple(want.shape), "(B, C)"):
         return failed(name, wrong, "one row of C log-probabilities per sentence")
     if _varies_in_eval(m, lambda: m(ids, mask, types)):
         return failed(name, *EVAL_DROPOUT)
@@ -636,12 +625,14 @@ def _loss(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return ((x @ w.T).tanh().sum(-1) + (x * b).sum(-1)).pow(2).mean()
 
 
-def _trajectory(make_optimizer: Callable, seed: int = 0) -> list[torch.Tensor]:
+def _trajectory(
+    make_optimizer: Callable, seed: int = 0, steps: int | None = None
+) -> list[torch.Tensor]:
     start, inputs = _problem(seed)
     params = [nn.Parameter(p.clone()) for p in start]
     idle = nn.Parameter(torch.ones(2))  # never gets a gradient: a step must leave it alone
     opt = make_optimizer([{"params": params}, {"params": [idle]}])
-    for x in inputs:
+    for x in inputs[:steps]:
         opt.zero_grad()
         _loss(params, x).backward()
         opt.step()
@@ -673,7 +664,8 @@ def _variant(mistake: str) -> Callable:
                     s["t"] += 1
                     g = p.grad + wd * p if mistake == "l2" else p.grad
                     c1, c2 = (b2, b1) if mistake == "betas swapped" else (b1, b2)
-                    m, v = c1 * s["m"] + (1 - c1) * g, c2 * s["v"] + (1 - c2) * g * g
+                    m = c1 * s["m"] + (1 - c1) * g
+                    v = c2 * s["v"] + (1 - c2) * (g if mistake == "v of g" else g * g)
                     if mistake != "not stored":  # the running means live in the state
                         s["m"], s["v"] = m, v
                     t = s["t"] + 1 if mistake == "t from 2" else s["t"]
@@ -765,8 +757,19 @@ def _adamw(name: str, cls: type) -> CheckResult:
                       "update p in place: p.mul_(…), p.sub_(…) or p -= …; `p = p - …` makes a new tensor "
                       "and only rebinds the local name p")  # fmt: skip
     if any(not torch.isfinite(p).all() for p in got):
+        # after one step, a v of g (not g²) is NaN only where g < 0; a t from 0 is inf everywhere
+        first = [
+            ~torch.isfinite(p) for p in _trajectory(lambda groups: cls(groups, **ADAMW), steps=1)
+        ]
+        v_of_g = [~torch.isfinite(p) for p in _trajectory(_variant("v of g"), steps=1)]
+        if any(a.any() for a in first) and all(torch.equal(a, b) for a, b in zip(first, v_of_g)):
+            return failed(name, f"{where}: some hold NaN, where v went below 0",
+                          "v is the running mean of g², never negative: with g in its place it can "
+                          "go below 0, and √v is NaN there (g * g, or g**2)")  # fmt: skip
         return failed(name, f"{where}: they hold inf or NaN",
-                      "t counts steps from 1: at t = 0, 1 - β1⁰ = 0 and the bias correction divides by 0")  # fmt: skip
+                      "where can inf or NaN come from: a division by 0, or the square root of a "
+                      "negative number?", "t counts steps from 1: at t = 0, 1 - β1⁰ = 0 and the bias "
+                      "correction divides by 0; and v, the mean of g², is never negative")  # fmt: skip
     for mistake, hint in ADAMW_MISTAKES.items():
         if all(
             _close(a, b, atol=1e-6, rtol=1e-5) for a, b in zip(got, _trajectory(_variant(mistake)))

@@ -8,9 +8,9 @@ import math
 import torch
 import torch.nn as nn
 
-from helpers.checks.modules import _close, find_loop, guarded
+from helpers.checks.modules import _close, find_loop, guarded, not_a_tensor
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, failed, passed, returned, run_check
 from helpers.layers import MultiHeadAttention, to_torch_multihead
 
 # --- multi-head attention ----------------------------------------------------------------------
@@ -27,10 +27,13 @@ def _split_merge(name: str, split, merge) -> CheckResult:
     B, T, d, h = 2, 5, 12, 3
     x = torch.arange(B * T * d, dtype=torch.float32).reshape(B, T, d)
     heads = split(x, h)
-    if not isinstance(heads, torch.Tensor) or heads.shape != (B, h, T, d // h):
-        shape = tuple(heads.shape) if isinstance(heads, torch.Tensor) else type(heads).__name__
-        return failed(name, f"split of (B, T, d) = {(B, T, d)} with h = {h} gave {shape}, expected "
-                      f"{(B, h, T, d // h)}", "the heads go in dim 1, before the tokens")  # fmt: skip
+    if not isinstance(heads, torch.Tensor):
+        return failed(name, f"split of (B, T, d) = {(B, T, d)} with h = {h} returned "
+                      f"{returned(heads)}", f"return the {(B, h, T, d // h)} tensor")  # fmt: skip
+    if heads.shape != (B, h, T, d // h):
+        return failed(name, f"split of (B, T, d) = {(B, T, d)} with h = {h} gave "
+                      f"{tuple(heads.shape)}, expected {(B, h, T, d // h)}",
+                      "the heads go in dim 1, before the tokens")  # fmt: skip
     want = x.view(B, T, h, d // h).transpose(1, 2)
     if not torch.equal(heads, want):
         if torch.equal(heads, x.reshape(B, h, T, d // h)):
@@ -125,6 +128,10 @@ def _head_mistakes(m: nn.Module, x: torch.Tensor, mask: torch.Tensor, h: int) ->
         "you scaled by √d; each head's dot products have d/h terms, so divide by √(d/h)": m.out(
             merge(attend(q, k, v, scale=d))
         ),
+        "the scores are not scaled: divide q·k by √(d/h), the square root of a head's size, so "
+        "the softmax does not saturate as the heads get wider": m.out(
+            merge(attend(q, k, v, scale=1))
+        ),
         "the heads are merged in the wrong order: transpose (B, h, T, d/h) back to "
         "(B, T, h, d/h) before reshaping to (B, T, d)": m.out(attend(q, k, v).reshape(B, T, d)),
         "the heads are interleaved when merged: head i's outputs must stay together, in columns "
@@ -199,10 +206,12 @@ def _multi_head(name: str, cls: type) -> CheckResult:
                         "mask[:, None, None, :], so it broadcasts over the heads and the queries",
                     )
                 raise
-            if not isinstance(got, torch.Tensor) or got.shape != x.shape:
-                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-                return failed(name, f"output has shape {shape}; expected (B, T, d) = {tuple(x.shape)}",
-                              "merge the heads back to (B, T, d), then apply self.out")  # fmt: skip
+            if wrong := not_a_tensor(got, tuple(x.shape), "(B, T, d)"):
+                hint = "merge the heads back to (B, T, d), then apply self.out"
+                if isinstance(got, tuple | list):
+                    hint = ("return the output alone: nn.MultiheadAttention also returns the "
+                            "weights; this exercise does not")  # fmt: skip
+                return failed(name, wrong, hint)
             want = _reference(m, d, h)(x, mask)
             rows = mask  # padded queries' outputs are never used
             if _close(got[rows], want[rows]):
@@ -297,10 +306,8 @@ def _post_ln(name: str, cls: type) -> CheckResult:
         hidden = m.ln1(x + m.attn(x, mask))
         want = m.ln2(hidden + m.ff(hidden))
         rows = mask
-        if not isinstance(got, torch.Tensor) or got.shape != x.shape:
-            shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
-            return failed(name, f"the block returned {shape}, not a (B, T, d) = (3, 5, 16) tensor",
-                          "return the second add & norm")  # fmt: skip
+        if wrong := not_a_tensor(got, tuple(x.shape), "(B, T, d)"):
+            return failed(name, wrong, "return the second add & norm")
         if _close(got[rows], want[rows]):
             if verdict := _without_mask(m, x):
                 return failed(name, *verdict)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
+from helpers.feedback import CheckResult, failed, passed, returned, returned_not, run_check
 from helpers.gpt.attention import additive_scores, causal_softmax
 from helpers.training.generate import generate, next_token
 
@@ -29,7 +29,7 @@ def _same(got: object, want: torch.Tensor, atol: float = 1e-5) -> bool:
 
 def _shape_problem(got: object, want: torch.Tensor, what: str, hint: str) -> CheckResult | None:
     if not isinstance(got, torch.Tensor):
-        return failed(what, f"it returned {kind_of(got)}, not a tensor",
+        return failed(what, f"it returned {returned_not(got, 'a tensor')}",
                       f"return a tensor of shape {tuple(want.shape)}")  # fmt: skip
     if got.shape != want.shape:
         return failed(what, f"shape {tuple(got.shape)}; expected {tuple(want.shape)}",

@@ -17,7 +17,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.env import seeded
-from helpers.feedback import CheckResult, InputChanged, failed, passed, returned, run_check
+from helpers.feedback import (
+    CheckResult,
+    InputChanged,
+    failed,
+    kind_of,
+    passed,
+    returned,
+    run_check,
+)
 from helpers.loops import loop_layer_norm, loop_self_attention
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
@@ -25,6 +33,21 @@ LOOP_HINT = (
     "no Python loops over the batch or the tokens: one matmul computes every score at once "
     "(q @ k.transpose(-2, -1) has shape (B, T, T))"
 )
+
+
+def not_a_tensor(got: object, shape: tuple, what: str) -> str | None:
+    """Why ``got`` is not the (shape) tensor expected, or None when it is: None, a tuple or anything
+    else is named as such, not given a "shape"."""
+    if isinstance(got, torch.Tensor):
+        if tuple(got.shape) == tuple(shape):
+            return None
+        return f"the output has shape {tuple(got.shape)}; expected {what} = {tuple(shape)}"
+    if got is None:
+        return f"the output is None: did you forget `return`? (expected {what} = {tuple(shape)})"
+    if isinstance(got, tuple | list):
+        return (f"the output is a {type(got).__name__} of {len(got)}, not one tensor: return only "
+                f"{what} = {tuple(shape)}")  # fmt: skip
+    return f"the output is {kind_of(got)}, not a tensor: return {what} = {tuple(shape)}"
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
@@ -268,12 +291,11 @@ def _self_attention(name: str, cls: type) -> CheckResult:
     with torch.no_grad():
         x = torch.randn(2, 5, d)
         out = m(x)
-        if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        if wrong := not_a_tensor(out, tuple(x.shape), "(B, T, d)"):
             hint = "return the attended values, one d-vector per token"
             if isinstance(out, torch.Tensor) and out.shape == (2, 5, 5):
                 hint = "that is the (B, T, T) weight matrix: multiply it by the values"
-            return failed(name, f"output has shape {shape}; expected (B, T, d) = (2, 5, {d})", hint)
+            return failed(name, wrong, hint)
         other = x.clone()
         other[1] = torch.randn(5, d)
         if not _close(m(other)[0], out[0]):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
+from helpers.feedback import CheckResult, failed, passed, returned, returned_not, run_check
 
 
 def _logits() -> torch.Tensor:
@@ -20,7 +20,7 @@ def _logits() -> torch.Tensor:
 
 def _as_probs(got: object, want: torch.Tensor, name: str) -> CheckResult | None:
     if not isinstance(got, torch.Tensor):
-        return failed(name, f"it returned {kind_of(got)}, not a tensor",
+        return failed(name, f"it returned {returned_not(got, 'a tensor')}",
                       f"return probabilities of shape {tuple(want.shape)}")  # fmt: skip
     if got.shape != want.shape:
         return failed(name, f"shape {tuple(got.shape)}; expected {tuple(want.shape)}",

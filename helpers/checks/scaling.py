@@ -8,7 +8,15 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
+from helpers.feedback import (
+    CheckResult,
+    failed,
+    kind_of,
+    passed,
+    returned,
+    returned_not,
+    run_check,
+)
 from helpers.training.distributed import Rank, shard
 
 CASES = ((10, 3), (8, 2), (7, 4), (5, 1))  # (batches, processes): uneven, even, more ranks, one
@@ -28,7 +36,7 @@ def _shard(name: str, fn: Callable) -> CheckResult:
         if all(isinstance(g, list | tuple) for g in got) and [list(g) for g in got] == want:
             continue  # a tuple is as good as a list
         if not all(isinstance(g, list | tuple) for g in got):
-            return failed(name, f"it returned {kind_of(got[0])}, not a list of batches",
+            return failed(name, f"it returned {returned_not(got[0], 'a list of batches')}",
                           "return the list of this rank's batches")  # fmt: skip
         got = [list(g) for g in got]
         where = f"with {n} batches and {world} processes"
@@ -82,8 +90,13 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
     want = all_reduce_mean(grads)
     if isinstance(got, list | tuple) and all(isinstance(t, torch.Tensor) for t in got):
         got = [t.float() for t in got]  # float64 is fine: compare as float32
+    elif isinstance(got, list | tuple) and got:
+        other = next(t for t in got if not isinstance(t, torch.Tensor))
+        return failed(name, f"it returned a {type(got).__name__} holding {kind_of(other)}, not "
+                      "torch tensors", "torch.as_tensor(...) turns an array into a tensor; torch.stack "
+                      "and .mean work on tensors")  # fmt: skip
     elif not isinstance(got, torch.Tensor):
-        return failed(name, f"it returned {kind_of(got)}, not torch tensors",
+        return failed(name, f"it returned {returned_not(got, 'torch tensors')}",
                       "return a list of torch tensors, one per rank (torch.stack and .mean work on tensors)")  # fmt: skip
     if isinstance(got, torch.Tensor):
         got = got.float()
@@ -95,7 +108,8 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
                       "return [mean.clone() for _ in grads]")  # fmt: skip
     got = list(got)
     if len(got) != len(grads):
-        return failed(name, f"{len(got)} tensors for {len(grads)} ranks", "one gradient per rank")
+        return failed(name, f"{len(got)} tensor{'' if len(got) == 1 else 's'} for {len(grads)} "
+                      "ranks", "one gradient per rank")  # fmt: skip
     if any(not isinstance(t, torch.Tensor) or t.shape != want[0].shape for t in got):
         return failed(name, f"each rank's gradient must keep the shape {tuple(want[0].shape)}",
                       "average across ranks (torch.stack(grads).mean(dim=0)), not within a gradient")  # fmt: skip

@@ -7,12 +7,13 @@ generators and measures the rates; the tolerances are six standard deviations or
 expected rates, so a right answer never fails by chance and the named mistakes are far outside them.
 """
 
+import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping
 
 import torch
 
-from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
+from helpers.feedback import CheckResult, failed, passed, returned_not, run_check
 from helpers.tokenization import bpe
 
 # --- BPE: pair counts --------------------------------------------------------------------------
@@ -47,7 +48,7 @@ def _pair_counts(name: str, fn: Callable) -> CheckResult:
         return failed(name, "your function changed the words it was given",
                       "count into a new Counter; leave `words` as it is")  # fmt: skip
     if not isinstance(got, Mapping):
-        return failed(name, f"it returned {kind_of(got)}, not a dict or Counter",
+        return failed(name, f"it returned {returned_not(got, 'a dict or Counter')}",
                       "return a Counter whose keys are pairs (left, right) and values their counts")  # fmt: skip
     got = _nonzero(got)
     want = bpe.pair_counts(WORDS)
@@ -122,6 +123,16 @@ def _no_skip(word: tuple, pair: tuple) -> tuple:
     return tuple(a + b if (a, b) == pair else a for a, b in zip(word, word[1:])) + word[-1:]
 
 
+def _drops_last(word: tuple, pair: tuple) -> tuple:
+    """A walk that stops at len(word) - 1: a last piece not merged is lost ("c", "a") -> ("c",)."""
+    new, i = [], 0
+    while i < len(word) - 1:
+        merged = (word[i], word[i + 1]) == pair
+        new.append(word[i] + word[i + 1] if merged else word[i])
+        i += 2 if merged else 1
+    return tuple(new)
+
+
 def _string_replace(word: tuple, pair: tuple) -> tuple:
     return tuple(" ".join(word).replace(" ".join(pair), "".join(pair)).split(" "))
 
@@ -134,7 +145,7 @@ def _merge(name: str, fn: Callable) -> CheckResult:
             return failed(name, "your function changed the words it was given",
                           "build a new dict: merged[new_word] = count")  # fmt: skip
         if not isinstance(got, Mapping):
-            return failed(name, f"it returned {kind_of(got)}, not a dict",
+            return failed(name, f"it returned {returned_not(got, 'a dict')}",
                           "return a dict from each merged word (a tuple of pieces) to its count")  # fmt: skip
         got = {tuple(k) if isinstance(k, list) else k: v for k, v in got.items()}
         want = bpe.merge(MERGE_WORDS, pair)
@@ -148,6 +159,8 @@ def _merge(name: str, fn: Callable) -> CheckResult:
             "pair": {_string_replace(w, pair): n for w, n in MERGE_WORDS.items()},
             "after a merge the second piece is kept too ('x', 'a', 'b') became ('x', 'ab', 'b'): "
             "after merging word[i] and word[i + 1], go on from i + 2": {_no_skip(w, pair): n for w, n in MERGE_WORDS.items()},
+            "a word's last piece is lost when no merge takes it: the walk stops at len(word) - 1, "
+            "so after the loop append word[i] when i == len(word) - 1": {_drops_last(w, pair): n for w, n in MERGE_WORDS.items()},
             "the counts changed: each merged word keeps its count": {w: 1 for w in want},
         }  # fmt: skip
         for hint, output in mistakes.items():
@@ -188,27 +201,40 @@ def _learn_twice(name: str, fn: Callable) -> CheckResult:
     for num_merges in (12, 100):
         try:
             result = _learn(name, fn, [LEARN_TEXT], num_merges)
-        except ValueError as err:
-            if "empty" not in str(err):
+        except (ValueError, IndexError) as err:
+            if not _out_of_pairs(err):
                 raise
-            return failed(name, f"asked for {num_merges} merges, your loop ran out of pairs: "
-                          f"max() got nothing ({err})", "when should the loop stop early?",
+            return failed(name, f"asked for {num_merges} merges, your loop ran out of pairs: the "
+                          f"most frequent of no pairs ({type(err).__name__}: {err})",
+                          "when should the loop stop early?",
                           "stop when the most frequent pair occurs fewer than 2 times, and when there "
                           "is no pair left at all: if not counts: break")  # fmt: skip
         if not result.passed:
             return result
     try:
         last = fn({("a", "b"): 3}, 5)
-    except ValueError as err:
-        if "empty" not in str(err):
+    except (ValueError, IndexError) as err:
+        if not _out_of_pairs(err):
             raise
         return failed(name, "on {('a', 'b'): 3} with 5 merges your loop crashed after the one merge "
-                      f"there is: every word is one piece, and max() got no pair ({err})",
+                      "there is: every word is one piece, and it asked for the most frequent of no "
+                      f"pairs ({type(err).__name__}: {err})",
                       "stop when there is no pair left too: if not counts: break")  # fmt: skip
     if [tuple(pair) for pair in last] != [("a", "b")]:
         return failed(name, f"on {{('a', 'b'): 3}} with 5 merges it returned {last!r}; expected "
                       "[('a', 'b')]", "one merge, then no pair is left: stop")  # fmt: skip
     return result
+
+
+def _out_of_pairs(err: Exception) -> bool:
+    """The crash of asking for the most frequent pair when none is left: max() of nothing,
+    counts.most_common(1)[0], or unpacking [(pair, n)] = counts.most_common(1)."""
+    if isinstance(err, ValueError) and "empty" in str(err):
+        return True
+    line = traceback.extract_tb(err.__traceback__)[-1].line or ""  # where the student's code failed
+    return "most_common" in line and (
+        isinstance(err, IndexError) or "not enough values to unpack" in str(err)
+    )
 
 
 def _once_per_word(words: Mapping) -> Counter:
