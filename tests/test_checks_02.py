@@ -212,6 +212,10 @@ ATTENTION_MISTAKES = {
     "wrong output shape": (returns_weights, "(B, T, T) weight matrix"),
     "scale hard-coded for d = 8": (scaled_for_d_8, "differs from SDPA on (B, T, d) = (3, 7, 16)"),
     "scores clamped": (clamped_scores, "wrong on large inputs (x × 100)"),
+    "numpy output": (
+        lambda self, x, mask=None: bug()(self, x, mask).numpy(),
+        "an ndarray, not a tensor",
+    ),
 }
 
 

@@ -142,7 +142,9 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
                 f(x).view(B, T, h, d // h).transpose(1, 2)
                 for f in (self.query, self.key, self.value)
             )
-        size = {"d": d, "none": 1}.get(scale, d // h)  # the scale is √size
+        size = {"d": d, "none": 1, "head size doubled": 2 * (d // h)}.get(
+            scale, d // h
+        )  # the scale is √size
         scores = q @ k.transpose(-2, -1) / math.sqrt(size)
         shapes = {"(B, 1, T)": mask[:, None, :], "rows": mask[:, None, :, None],
                   "inverted": ~mask[:, None, None, :]} if mask is not None else {}  # fmt: skip
@@ -193,6 +195,10 @@ HEAD_MISTAKES = {
     "softmax over the queries": (heads_bug(dim=-2), "softmax runs over the queries"),
     "heads not merged": (heads_bug(merge="none"), "output has shape (4, 4, 5, 4)"),
     "not scaled": (heads_bug(scale="none"), "the scores are not scaled"),
+    "scaled by √(2·d/h), an unnamed mistake": (
+        heads_bug(scale="head size doubled"),
+        "check each step's shape",
+    ),
     "weights returned too": (heads_bug(merge="with weights"), "return the output alone"),
     "mask=None read as all padding": (
         heads_class(no_mask_as_all_padding),
@@ -388,8 +394,15 @@ def test_right_split_and_merge_pass(split, merge):
             layers.merge_heads,
             "does not hold columns",
         ),
+        (lambda x, h: None, layers.merge_heads, "returned None: did you forget `return`?"),
     ],
-    ids=["reshape straight", "merge without transpose", "no transpose at all", "strided slices"],
+    ids=[
+        "reshape straight",
+        "merge without transpose",
+        "no transpose at all",
+        "strided slices",
+        "split returns nothing",
+    ],
 )
 def test_split_and_merge_mistakes_are_named(split, merge, hint):
     result = checks.check_split_merge(split, merge)
