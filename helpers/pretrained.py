@@ -137,10 +137,11 @@ def attention_map(
     """
     found = attention_maps(model, tokenizer, sentence, layer, temperature, pad, use_mask)
     weights = found["weights"][head]  # (T, T)
+    real = found["real"] == 1
     return {
         "tokens": found["tokens"],
         "weights": weights,
-        "on_padding": weights[:, found["real"] == 0].sum(dim=-1),  # (T,) weight on pads
+        "on_padding": weights[real][:, ~real].sum(dim=-1),  # (real T,) each real token's on pads
     }
 
 

@@ -441,3 +441,14 @@ def test_a_loop_over_the_queries_is_named():
 
     result = checks.check_softmax_attention(per_query)
     assert not result.passed and "loops over `range(q.shape[0])`" in result.verdict, str(result)
+
+
+def test_a_loop_over_a_copy_of_the_query_is_named():
+    def per_row(query, keys, values):
+        rows = query if query.dim() == 2 else query[None]  # a new name: no parameter is looped over
+        pairs = [right(r, keys, values) for r in rows]
+        out, weights = torch.stack([o for o, _ in pairs]), torch.stack([w for _, w in pairs])
+        return (out, weights) if query.dim() == 2 else (out[0], weights[0])
+
+    result = checks.check_softmax_attention(per_row)
+    assert not result.passed and "loops over `rows`" in result.verdict, str(result)

@@ -45,6 +45,9 @@ def test_without_the_mask_real_tokens_attend_to_padding(minilm):
 
     state = attention_map(*minilm, SENTENCE, layer=2, head=0, pad=3, use_mask=False)
     assert state["tokens"][-3:] == ["[PAD]"] * 3 and state["on_padding"].min() > 0
+    # one figure per real token (the padding's own rows are not what the widget's title reports)
+    real = len(state["tokens"]) - 3
+    assert torch.allclose(state["on_padding"], state["weights"][:real, real:].sum(-1))
 
 
 @needs_minilm

@@ -566,8 +566,8 @@ def _classifier(name: str, cls: type) -> CheckResult:
             "the output is probabilities (softmax): NLL needs their log, F.log_softmax(logits, dim=-1)": logits.softmax(-1),
             "the log-softmax runs over the batch (dim 0): normalise over the classes, dim=-1": logits.log_softmax(0),
             "the head reads the [CLS] token's last hidden state: read the pooled output "
-            "(pooler_output: tanh of a dense layer on [CLS]), which BERT trained for sentence-level "
-            "tasks": m.head(out.last_hidden_state[:, 0]).log_softmax(-1),
+            "(pooler_output: tanh of a dense layer on [CLS]), as minBERT's classifier does "
+            "(bert-base trained it on next-sentence prediction)": m.head(out.last_hidden_state[:, 0]).log_softmax(-1),
             "the head reads the mean of the token vectors: read the pooled [CLS] vector, "
             "pooler_output": m.head(out.last_hidden_state.mean(1)).log_softmax(-1),
             "the attention mask is not passed to BERT, so the padding is attended to: "

@@ -34,10 +34,12 @@ def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int
         return attention_map(model, tokenizer, sentence or "(empty)", **settings)
 
     def draw(state: dict):
-        on_padding = state["on_padding"]
-        leak = float(on_padding[on_padding > 0].mean()) if on_padding.any() else 0.0
+        on_padding = state["on_padding"]  # each real token's weight on the padding
+        leak = float(on_padding.mean()) if on_padding.any() else 0.0
         title = (
-            f"weight on padding: {leak:.1%} per query" if leak else "rows: queries, columns: keys"
+            f"weight on padding: {leak:.1%} per real token"
+            if leak
+            else "rows: queries, columns: keys"
         )
         return plot_attention_heatmap(state["tokens"], state["weights"], title)
 
