@@ -93,6 +93,10 @@ def forget_attempts() -> None:
     _FAILED.clear()
 
 
+class ReturnedNone(Exception):
+    """Raised by a checker when the student's code gave None where ``what`` belongs."""
+
+
 def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     """Run ``check``; a stub's NotImplementedError or any crash becomes a result, never a traceback.
 
@@ -104,6 +108,9 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
                         "compute into new tensors (y = x + a, not x += a; x = x - mean, not x -= "
                         "mean): the caller still "
                         "needs its input, as a residual connection adds x to the sublayer's output")  # fmt: skip
+    except ReturnedNone as err:
+        result = failed(name, f"your code returned None for the {err}: did you forget `return`?",
+                        f"end the function with `return` and the {err}")  # fmt: skip
     except NotImplementedError as err:
         hint = str(err) or "replace the `raise NotImplementedError` line with your code"
         return CheckResult(name, False, NOT_IMPLEMENTED, [hint])

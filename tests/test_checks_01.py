@@ -222,7 +222,7 @@ def test_selection_query():
     assert "q = S·k_j" in all_hints(other)
     assert "shape" in str(checks.check_selection_query(lambda k, j, s: s * k[:, 0]))
     printed = checks.check_selection_query(lambda k, j, s: print(s * k[j]))  # printed, not returned
-    assert "did you forget a `return`?" in all_hints(printed)
+    assert "your code returned None for the query: did you forget `return`?" in all_hints(printed)
     short = checks.check_selection_query(lambda k, j, s: k[j])
     assert "the right key, but not enough" in str(short) and "should be" not in str(short)
     assert "grow with the strength" in str(checks.check_selection_query(lambda k, j, s: 30 * k[j]))

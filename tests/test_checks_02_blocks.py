@@ -160,6 +160,8 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
             return y
         if merge == "with weights":  # as nn.MultiheadAttention returns them
             return self.out(y.transpose(1, 2).reshape(B, T, d)), weights
+        if merge == "trailing comma":
+            return (self.out(y.transpose(1, 2).reshape(B, T, d)),)
         if split == "no transpose" or merge == "no transpose":
             y = y.reshape(B, T, d)
         elif merge == "interleaved":
@@ -200,6 +202,7 @@ HEAD_MISTAKES = {
         "check each step's shape",
     ),
     "weights returned too": (heads_bug(merge="with weights"), "return the output alone"),
+    "a trailing comma": (heads_bug(merge="trailing comma"), "a trailing comma, `return y,`"),
     "mask=None read as all padding": (
         heads_class(no_mask_as_all_padding),
         "forward(x) without a mask differs from forward(x, a mask of all True)",

@@ -1,6 +1,8 @@
 """Notebook 04's exercises: the collate function, the training step and evaluate. Right answers
 written several ways pass; each named mistake gets its own hint."""
 
+import importlib.util
+
 import pytest
 import torch
 import torch.nn as nn
@@ -159,7 +161,7 @@ def collate_inverted_mask(rows, tokenizer, task, labels, max_length):
         (collate_no_mask, "no 'attention_mask'"),
         (collate_inverted_mask, "1 on real tokens and 0 on padding"),
         (_with(return_tensors=None), "return_tensors='pt'"),
-        (collate_batch_and_labels, "collate returned tuple, not a dict"),
+        (collate_batch_and_labels, "collate returned a tuple, not a dict"),
     ],
 )
 def test_collate_checker_names_each_mistake(fn, hint, tokenizer):
@@ -657,21 +659,59 @@ def test_evaluate_checker_catches_batches_left_on_the_cpu(fn):
     assert not result.passed and "move each batch with .to(device)" in hints(result), str(result)
 
 
+STUDENT_EVALUATE = """
+import torch
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+
+@torch.no_grad()
+def evaluate(model, batches, device):
+    model.eval()
+    true, predicted = [], []
+    for batch in batches:
+        batch = {{k: {move} for k, v in batch.items()}}
+        predicted += model(**batch).logits.argmax(-1).tolist()
+        true += batch["labels"].tolist()
+    p, r, f1, _ = precision_recall_fscore_support(true, predicted, average="binary", zero_division=0)
+    return {{"accuracy": accuracy_score(true, predicted), "precision": p, "recall": r, "f1": f1}}
+"""
+
+
+def _student_evaluate(tmp_path, move: str):
+    """An evaluate that moves each batch tensor with ``move``, defined in a file of its own (as in a
+    notebook cell, its source can be read)."""
+    path = tmp_path / "student_evaluate.py"
+    path.write_text(STUDENT_EVALUATE.format(move=move))
+    spec = importlib.util.spec_from_file_location("student_evaluate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.evaluate
+
+
 @pytest.mark.parametrize(
-    "move",
-    [
-        lambda v, model, device: v.to("cpu"),
-        lambda v, model, device: v.to(device="cpu"),
-        lambda v, model, device: v.to("cuda" if torch.cuda.is_available() else "cpu"),
-    ],
+    "move", ['v.to("cpu")', 'v.to(device="cpu")', "v.to('cpu', non_blocking=True)"]
 )
-def test_evaluate_checker_catches_a_device_written_in_the_code(move):
+def test_evaluate_checker_catches_a_device_written_in_the_code(move, tmp_path):
     """On a GPU the batches end up on the CPU and the model on cuda (caught as batches left behind);
-    on a CPU the move itself is seen: the device was named, not taken from `device`."""
-    result = checks.check_evaluate(_evaluate_moving(move))
+    on a CPU the move itself is seen: the device was written in the code, not taken from `device`."""
+    result = checks.check_evaluate(_student_evaluate(tmp_path, move))
     assert not result.passed and "{k: v.to(device) for k, v in batch.items()}" in hints(result)
     if not torch.cuda.is_available():
         assert "moved to 'cpu', a device written in your code" in result.verdict, str(result)
+
+
+@pytest.mark.parametrize(
+    "move",
+    [
+        "v.to(device)",
+        "v.to(device.type)",  # "cpu" on a CPU, "cuda" on a GPU: right on both
+        'v.to("cuda" if torch.cuda.is_available() else "cpu")',
+        "v.to(device, non_blocking=True)",
+    ],
+)
+def test_evaluate_checker_accepts_a_device_computed_in_the_code(move, tmp_path):
+    result = checks.check_evaluate(_student_evaluate(tmp_path, move))
+    assert result.passed, str(result)
 
 
 def test_evaluate_checker_catches_as_tensor_to_a_named_device():

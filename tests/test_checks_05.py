@@ -690,7 +690,7 @@ def test_layer_count_checker_accepts_right_answers(fn):
         (lambda H, ff: 5 * (H * H + H) + 2 * H * ff + ff + H + 4 * H, "the pooler"),
         (lambda H, ff: 4 * (H * H + H) + 2 * H * ff + ff + H + 6 * H, "three LayerNorms"),
         (lambda H, ff: (4 * (H * H + H), 2 * H * ff + ff + H, 4 * H), "a tuple, not a number"),
-        (lambda H, ff: None, "`return` missing"),
+        (lambda H, ff: None, "returned None: did you forget `return`?"),
     ],
     ids=[
         "no biases",

@@ -283,17 +283,25 @@ def learn_no_empty_guard(words, num_merges):  # the stop rule, but max() before 
     return merges
 
 
-def learn_most_common(unpack: bool, stop: bool = True):
-    """The loop with counts.most_common(1) for the top pair, and no guard for an empty count."""
+TOP_PAIR = {  # ways to take the most frequent pair, none guarded against an empty count
+    "most_common [0]": lambda counts: counts.most_common(1)[0],
+    "sorted [0]": lambda counts: sorted(counts.items(), key=lambda kv: kv[1], reverse=True)[0],
+}
+
+
+def learn_most_common(top: str, stop: bool = True, guard: bool = False):
+    """The loop with one of TOP_PAIR; ``guard``: it stops on an empty count (right)."""
 
     def learn(words, num_merges):
         merges = []
         for _ in range(num_merges):
             counts = Counter(bpe.pair_counts(words))
-            if unpack:
+            if guard and not counts:
+                break
+            if top == "unpack":
                 [(pair, n)] = counts.most_common(1)
             else:
-                pair, n = counts.most_common(1)[0]
+                pair, n = TOP_PAIR[top](counts)
             if stop and n < 2:
                 break
             merges.append(pair)
@@ -301,6 +309,20 @@ def learn_most_common(unpack: bool, stop: bool = True):
         return merges
 
     return learn
+
+
+def learn_forgot_index(words, num_merges):  # stops on an empty count, but unpacks the list itself
+    merges = []
+    for _ in range(num_merges):
+        counts = Counter(bpe.pair_counts(words))
+        if not counts:
+            break
+        pair, n = counts.most_common(1)  # a list of one (pair, n): [0] is missing
+        if n < 2:
+            break
+        merges.append(pair)
+        words = bpe.merge(words, pair)
+    return merges
 
 
 def learn_without_items(words, num_merges):  # loops over the Counter's keys, not its items
@@ -366,6 +388,12 @@ def test_learn_checker_accepts_any_tie_breaking_and_says_which():
     assert first.passed, str(first)
 
 
+@pytest.mark.parametrize("top", ["most_common [0]", "unpack", "sorted [0]"])
+def test_learn_checker_accepts_each_way_to_take_the_top_pair(top):
+    result = checks.check_learn_bpe(learn_most_common(top, guard=True))
+    assert result.passed, str(result)
+
+
 @pytest.mark.parametrize(
     ("fn", "expected"),
     [
@@ -374,9 +402,11 @@ def test_learn_checker_accepts_any_tie_breaking_and_says_which():
         (learn_no_stop, "occurs only once"),
         (learn_no_stop_at_all, "your loop ran out of pairs"),
         (learn_no_empty_guard, "no pair left too"),
-        (learn_most_common(unpack=False), "no pair left too"),
-        (learn_most_common(unpack=True), "no pair left too"),
-        (learn_most_common(unpack=False, stop=False), "your loop ran out of pairs"),
+        (learn_most_common("most_common [0]"), "no pair left too"),
+        (learn_most_common("unpack"), "no pair left too"),
+        (learn_most_common("sorted [0]"), "no pair left too"),
+        (learn_most_common("most_common [0]", stop=False), "your loop ran out of pairs"),
+        (learn_forgot_index, "your code raised ValueError"),
         (lambda words, n: ["es", "est"], "list of merged pairs"),
         (lambda words, n: learn_first_max(words, n)[:3], "the corpus allows"),
         (learn_with(extra=1), "merges returned when num_merges=12"),
@@ -677,7 +707,7 @@ def rescale_wrong(emb, std, how):
         ("norm too", "LayerNorm's weight or bias changed"),
         ("new parameter", "would keep the old, unscaled table"),
         ("no grad", "a weight that requires gradients"),
-        ("no return", "returned NoneType, not the factor"),
+        ("no return", "returned None: did you forget `return`?"),
         ("returns std", "return the factor std(word) / std"),
     ],
 )

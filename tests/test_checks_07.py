@@ -526,3 +526,17 @@ def test_the_watch_on_course_functions_is_removed_after_a_crash():
     assert (
         sys.getprofile() is before and not result.passed and "ZeroDivisionError" in result.verdict
     )
+
+
+def test_the_watch_stands_aside_for_a_running_profiler():
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        result = check_causal_softmax(lambda s: torch.softmax(s.masked_fill(
+            torch.ones_like(s, dtype=torch.bool).triu(1), float("-inf")), dim=-1))  # fmt: skip
+        still_on = sys.getprofile() is not None
+    finally:
+        profiler.disable()
+    assert result.passed and still_on, str(result)

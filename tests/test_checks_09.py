@@ -74,7 +74,8 @@ def all_reduce_in_place(grads):  # as torch.distributed.all_reduce works: in pla
      (lambda g: g, "not the mean"), (all_reduce_in_place, "returned None: did you forget `return`?"),
      (lambda g: torch.stack([torch.stack(g).mean(0)] * len(g)), "not a list with one gradient per rank"),
      (lambda g: [torch.stack(g).mean(0)], "1 tensor for 3 ranks"),
-     (lambda g: [torch.stack(g).mean(0).numpy()] * len(g), "a list holding an ndarray, not torch tensors")],
+     (lambda g: [torch.stack(g).mean(0).numpy()] * len(g), "a list holding an ndarray, not torch tensors"),
+     (lambda g: [all_reduce_in_place([t]) for t in g], "an in-place call")],  # None, as dist.all_reduce
 )  # fmt: skip
 def test_all_reduce_mistakes(fn, named):
     result = check_all_reduce(fn)

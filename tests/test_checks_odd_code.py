@@ -19,6 +19,8 @@ from test_checks_04 import collate_right, step_right
 from test_checks_09 import task_loop
 
 from helpers import checks
+from helpers.attention import selection_query
+from helpers.checks import bert as bert_checks
 from helpers.checks import finetune as finetune_checks
 from helpers.checks import lookup
 from helpers.checks.scaling import check_task
@@ -390,3 +392,30 @@ def test_a_missing_attribute_of_the_students_class_is_not_called_a_return_value(
     result = check_classifier(DropNamed)
     assert result.verdict == "the checker looked for an attribute your DropNamed does not have"
     assert "'dropout'" in result.hints[0], result
+
+
+def _without_return(fn):
+    """``fn`` as a student writes it when the last line is not `return …`: it runs, and gives None."""
+
+    def body(*args, **kwargs):
+        fn(*args, **kwargs)
+
+    return body
+
+
+@pytest.mark.parametrize(
+    ("check", "fn"),
+    [
+        (finetune_checks.check_train_step, step_right),
+        (finetune_checks.check_evaluate, finetune_checks.reference_evaluate),
+        (check_task, task_loop),
+        (checks.check_selection_query, selection_query),
+        (bert_checks.check_layer_count, lambda H, ff: 12 * H * H),
+    ],
+    ids=["training step", "evaluate", "array task", "selection query", "layer count"],
+)
+def test_a_missing_return_is_named_as_such(check, fn):
+    result = check(_without_return(fn))
+    assert not result.passed and "None" in result.verdict and "forget `return`" in result.verdict, (
+        str(result)
+    )

@@ -114,12 +114,38 @@ def _parser_of(module: str, args: list[str], monkeypatch, parse: bool) -> _Parse
     return stopped.value
 
 
-def _flags(parser: argparse.ArgumentParser, args: list[str]) -> set[str]:
-    """The option strings of ``parser``, or of its subcommand when ``args`` starts with one."""
+def _placeholder(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Z][A-Z_]*|\.\.\.|…", value))
+
+
+def _problems(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
+    """What in ``args`` the parser would refuse without parsing the whole line (a synopsis or a
+    sentence may leave out required flags): a subcommand, a flag, or a value outside a flag's or the
+    first positional's choices."""
     for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and args and args[0] in action.choices:
-            return _flags(action.choices[args[0]], args[1:])
-    return {s for action in parser._actions for s in action.option_strings}
+        if isinstance(action, argparse._SubParsersAction) and args and not args[0].startswith("-"):
+            if args[0] not in action.choices:
+                return [f"the subcommand {args[0]!r} (choose from {', '.join(action.choices)})"]
+            return _problems(action.choices[args[0]], args[1:])
+    by_flag = {s: a for a in parser._actions for s in a.option_strings}
+    problems = []
+    for i, token in enumerate(args):
+        if not token.startswith("--"):
+            continue
+        flag, _, value = token.partition("=")
+        value = value or (args[i + 1] if i + 1 < len(args) else "")
+        if (action := by_flag.get(flag)) is None:
+            problems.append(f"{flag}, which it does not take")
+        elif action.choices and value and not value.startswith("-") and not _placeholder(value):
+            if value not in [str(c) for c in action.choices]:
+                problems.append(
+                    f"{flag} {value} (choose from {', '.join(map(str, action.choices))})"
+                )
+    first = next((a for a in parser._actions if not a.option_strings and a.choices), None)
+    if first is not None and args and not args[0].startswith("-") and not _placeholder(args[0]):
+        if args[0] not in [str(c) for c in first.choices]:
+            problems.append(f"{args[0]!r} (choose from {', '.join(map(str, first.choices))})")
+    return problems
 
 
 def test_readme_and_the_notebooks_show_commands_to_check():
@@ -145,8 +171,7 @@ def test_code_block_commands_parse(where, module, args, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize(("where", "module", "args"), WHOLE + OTHERS, ids=_ids(WHOLE + OTHERS))
-def test_every_flag_shown_exists(where, module, args, monkeypatch):
+def test_every_subcommand_flag_and_choice_shown_exists(where, module, args, monkeypatch):
     stopped = _parser_of(module, args, monkeypatch, parse=False)
-    known = _flags(stopped.parser, stopped.args)
-    unknown = [a.split("=")[0] for a in args if a.startswith("--") and a.split("=")[0] not in known]
-    assert not unknown, f"{where} names {unknown} for python -m {module}, which does not take them"
+    problems = _problems(stopped.parser, stopped.args)
+    assert not problems, f"{where} shows python -m {module} with {'; '.join(problems)}"

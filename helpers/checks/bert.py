@@ -25,7 +25,7 @@ from helpers.bert import BertConfig, BertEmbeddings, BertModel, parameter_breakd
 from helpers.checks.blocks import _head_mistakes
 from helpers.checks.modules import _close, find_loop, not_a_tensor
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
+from helpers.feedback import CheckResult, failed, passed, returned_not, run_check
 from helpers.layers import LayerNorm, MultiHeadAttention
 
 CORRECT = "Your BERT implementation is correct!"  # minBERT's sanity_check.py says this
@@ -810,9 +810,8 @@ def _layer_count(name: str, fn: Callable) -> CheckResult:
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if isinstance(got, bool) or not isinstance(got, numbers.Real):  # numpy's numbers are Real
-            what = "None: is `return` missing?" if got is None else kind_of(got)
-            return failed(name, f"your function returned {what}, not a number (hidden {H}, "
-                          f"intermediate {ff})", "add the parts up and return one integer")  # fmt: skip
+            return failed(name, f"your function returned {returned_not(got, 'a number')} (hidden "
+                          f"{H}, intermediate {ff})", "add the parts up and return one integer")  # fmt: skip
         if got == want:
             continue
         no_biases = 4 * H * H + 2 * H * ff

@@ -210,7 +210,9 @@ def _multi_head(name: str, cls: type) -> CheckResult:
                 hint = "merge the heads back to (B, T, d), then apply self.out"
                 if isinstance(got, tuple | list):
                     hint = ("return the output alone: nn.MultiheadAttention also returns the "
-                            "weights; this exercise does not")  # fmt: skip
+                            "weights; this exercise does not") if len(got) == 2 else (
+                            "return the tensor itself (a trailing comma, `return y,`, makes a "
+                            "tuple)")  # fmt: skip
                 return failed(name, wrong, hint)
             want = _reference(m, d, h)(x, mask)
             rows = mask  # padded queries' outputs are never used

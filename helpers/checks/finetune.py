@@ -6,9 +6,12 @@ and the match names the mistake. ``yours_if_passed`` lets a later cell use the s
 its checker passes, and the helpers' own until then.
 """
 
+import ast
 import copy
+import inspect
 import math
 import numbers
+import textwrap
 import warnings
 from collections.abc import Callable
 
@@ -18,7 +21,7 @@ import torch.nn as nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, kind_of, passed, run_check
+from helpers.feedback import CheckResult, failed, kind_of, passed, returned_not, run_check
 from helpers.finetune import experiments
 from helpers.finetune.data import Task, collate_rows, make_collate
 
@@ -118,7 +121,7 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
         if not isinstance(got, dict) and hasattr(got, "keys"):
             got = dict(got)  # a BatchEncoding is a dict already; anything mapping-like is fine
         if not isinstance(got, dict):
-            return failed(name, f"{what}: collate returned {type(got).__name__}, not a dict",
+            return failed(name, f"{what}: collate returned {returned_not(got, 'a dict')}",
                           "return the tokenizer's output (a dict) with a 'labels' entry added")  # fmt: skip
         for key in want:
             if key not in got:
@@ -432,7 +435,7 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
                       "return loss.item(): a plain float; a tensor keeps its graph (and its GPU "
                       "memory) alive in every loss you log")  # fmt: skip
     if not isinstance(loss, numbers.Real) or isinstance(loss, bool):
-        return failed(name, f"the step returned {type(loss).__name__}, not the loss",
+        return failed(name, f"the step returned {returned_not(loss, 'the loss')}",
                       "return loss.item(): a plain float, detached from the graph")  # fmt: skip
     value = float(loss)
     if not math.isfinite(value) or abs(value - _reference_loss()) > 1e-5:
@@ -560,7 +563,7 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
     model.train()  # as a training step leaves it
     got = evaluate(model, _eval_batches(loader=True), device)
     if not isinstance(got, dict):
-        return failed(name, f"evaluate returned {type(got).__name__}, not a dict",
+        return failed(name, f"evaluate returned {returned_not(got, 'a dict')}",
                       'return {"accuracy": ..., "precision": ..., "recall": ..., "f1": ...}')  # fmt: skip
     if missing := [k for k in ("accuracy", "precision", "recall", "f1") if k not in got]:
         return failed(name, f"the result has no {', '.join(map(repr, missing))}",
@@ -581,12 +584,11 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
                       "is on `device` (a GPU in Colab: there this fails): move each batch with "
                       ".to(device) before the forward pass",
                       "batch = {k: v.to(device) for k, v in batch.items()}")  # fmt: skip
-    if device.type == "cpu" and (
-        named := sorted(d for d in model.named if torch.device(d) != device)
-    ):
-        return failed(name, f"the batches were moved to {', '.join(map(repr, named))}, a device written "
-                      "in your code, not to `device`: on a GPU (Colab) the model is on `device` and "
-                      "this fails", "move each batch to the `device` evaluate is given",
+    named = {d for d in model.named if torch.device(d) != device}  # moved by name, not to `device`
+    if device.type == "cpu" and (written := named & _written_devices(evaluate)):
+        return failed(name, f"the batches were moved to {', '.join(map(repr, sorted(written)))}, a "
+                      "device written in your code, not to `device`: on a GPU (Colab) the model is on "
+                      "`device` and this fails", "move each batch to the `device` evaluate is given",
                       "batch = {k: v.to(device) for k, v in batch.items()}")  # fmt: skip
     right = reference_evaluate(model, _eval_batches(), device)
     mistakes = _eval_mistakes()
@@ -612,6 +614,25 @@ def _evaluate(name: str, evaluate: Callable) -> CheckResult:
     return passed(name, "eval mode, no gradients, every batch moved to the device, accuracy over "
                   "all examples, and the positive class's precision, recall and F1 (as "
                   "scikit-learn's average='binary')")  # fmt: skip
+
+
+def _written_devices(fn: Callable) -> set[str]:
+    """The devices ``fn``'s source writes as a string in a move: ``.to("cpu")``, ``.to(device="cpu")``,
+    ``torch.as_tensor(x, device="cpu")``; not one it computes (``device.type``, ``"cuda" if … else
+    "cpu"``), which is right on a GPU too. Empty when the source cannot be read."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return set()
+    written = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            moving = node.func.attr == "to" and node.args[:1] or []
+            given = [k.value for k in node.keywords if k.arg == "device"]
+            for arg in [*moving, *given]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    written.add(arg.value)
+    return written
 
 
 def _show(scores) -> str:

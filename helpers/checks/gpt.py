@@ -103,12 +103,13 @@ class _Watched:
             if event == "call" and self.used is None and frame.f_code in self.codes:
                 self.used = self.codes[frame.f_code]
 
-        previous = sys.getprofile()
+        if sys.getprofile() is not None:  # a profiler (%prun, cProfile) is on: leave it, unwatched
+            return self.fn(*args, **kwargs)
         sys.setprofile(hook)
         try:
             return self.fn(*args, **kwargs)
         finally:
-            sys.setprofile(previous)
+            sys.setprofile(None)
 
 
 def _unaided(

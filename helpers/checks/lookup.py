@@ -5,12 +5,12 @@ import torch
 
 from helpers import attention as att
 from helpers.checks.modules import find_loop, guarded
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, ReturnedNone, failed, passed, returned, run_check
 
 
 def _tensor(x, what: str) -> torch.Tensor:
     if x is None:
-        raise TypeError(f"{what} is None; did you forget a `return`?")
+        raise ReturnedNone(what)
     return torch.as_tensor(x).double()
 
 
@@ -51,7 +51,7 @@ def _softmax_attention(name: str, fn) -> CheckResult:
         if not isinstance(result, tuple | list) or len(result) != 2:
             return failed(
                 name,
-                "return a pair (output, weights)",
+                f"it returned {returned(result)}: return a pair (output, weights)",
                 "end with `return weights @ values, weights`",
             )
         out, w = _tensor(result[0], "output"), _tensor(result[1], "weights")
@@ -174,7 +174,9 @@ def _query_gradients(name: str, fn) -> CheckResult:
                           ".clone().requires_grad_(); torch.autograd.grad(loss, [q, K]) returns the "
                           "gradients without touching .grad")  # fmt: skip
         if not isinstance(result, tuple | list) or len(result) != 2:
-            return failed(name, "return a pair (grad_query, grad_keys)")
+            return failed(
+                name, f"it returned {returned(result)}: return a pair (grad_query, grad_keys)"
+            )
         if result[0] is None or result[1] is None:
             return failed(
                 name,

@@ -15,7 +15,7 @@ import torch
 from helpers.bert import BertConfig, BertEmbeddings
 from helpers.bert.mlm import rescale_embeddings
 from helpers.env import seeded
-from helpers.feedback import CheckResult, failed, passed, run_check
+from helpers.feedback import CheckResult, failed, passed, returned_not, run_check
 
 TARGET = 0.02  # BERT's initial standard deviation
 TABLES = ("word", "position", "token_type")
@@ -107,7 +107,7 @@ def _rescale(name: str, fn: Callable) -> CheckResult:
                       f"(by up to {(out - ref).abs().max().item():.3g})",
                       "divide word, position and token_type by one factor, nothing else")  # fmt: skip
     if not isinstance(got, numbers.Real) and not (torch.is_tensor(got) and got.numel() == 1):
-        return failed(name, f"it returned {type(got).__name__}, not the factor",
+        return failed(name, f"it returned {returned_not(got, 'the factor')}",
                       "return the factor you divided by (a float)")  # fmt: skip
     value = float(got.detach()) if torch.is_tensor(got) else float(got)  # no requires_grad warning
     if not _close(value, factor):

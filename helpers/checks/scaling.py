@@ -92,9 +92,11 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
         got = [t.float() for t in got]  # float64 is fine: compare as float32
     elif isinstance(got, list | tuple) and got:
         other = next(t for t in got if not isinstance(t, torch.Tensor))
+        hint = ("an in-place call (t.copy_, dist.all_reduce) returns nothing: put the tensors "
+                "themselves in the list" if other is None else "torch.as_tensor(...) turns an array "
+                "into a tensor; torch.stack and .mean work on tensors")  # fmt: skip
         return failed(name, f"it returned a {type(got).__name__} holding {kind_of(other)}, not "
-                      "torch tensors", "torch.as_tensor(...) turns an array into a tensor; torch.stack "
-                      "and .mean work on tensors")  # fmt: skip
+                      "torch tensors", hint)  # fmt: skip
     elif not isinstance(got, torch.Tensor):
         return failed(name, f"it returned {returned_not(got, 'torch tensors')}",
                       "return a list of torch tensors, one per rank (torch.stack and .mean work on tensors)")  # fmt: skip
@@ -205,8 +207,8 @@ def _task(name: str, fn: Callable) -> CheckResult:
     got = [_pair(value) for value in values]
     if None in got:
         bad = values[got.index(None)]
-        what = "None: did you forget `return`?" if bad is None else repr(bad)
-        return failed(name, f"it returned {what}, not an (lr, epochs) pair",
+        what = returned(bad) if bad is None else f"{bad!r}, not an (lr, epochs) pair"
+        return failed(name, f"it returned {what}",
                       "return the pair as a tuple: (lr, epochs)")  # fmt: skip
     if got != want:
         if got == [(lrs[i % len(lrs)], epochs[i // len(lrs)]) for i in range(n)]:
