@@ -15,6 +15,8 @@ import dataclasses
 import difflib
 import functools
 import math
+import numbers
+import typing
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,6 +48,7 @@ def config(cls: type[T]) -> type[T]:
         if unknown:
             raise _unknown(type(self), unknown)
         init(self, *args, **kwargs)
+        _check_numbers(self)
 
     def replace(self: T, **changes: Any) -> T:
         """A copy with ``changes`` applied (unknown names fail the same way)."""
@@ -59,6 +62,22 @@ def config(cls: type[T]) -> type[T]:
     cls.replace = replace
     cls.to_dict = to_dict
     return cls
+
+
+def _check_numbers(cfg: object) -> None:
+    """A ConfigError for a field typed int that holds a fraction or text (``epochs=1.5``), or one
+    typed float that holds text: before any code uses it as a count."""
+    hints = typing.get_type_hints(type(cfg))
+    for field in dataclasses.fields(cfg):
+        kind, value = hints.get(field.name), getattr(cfg, field.name)
+        if value is None or isinstance(value, bool):
+            continue
+        if kind in (int, int | None) and not isinstance(value, numbers.Integral):
+            raise ConfigError(
+                f"{type(cfg).__name__}.{field.name} must be a whole number, got {value!r}"
+            )
+        if kind in (float, float | None) and not isinstance(value, numbers.Real):
+            raise ConfigError(f"{type(cfg).__name__}.{field.name} must be a number, got {value!r}")
 
 
 def positive(owner: object, **values: float | int | None) -> None:

@@ -848,3 +848,20 @@ def test_mean_and_max_pooling_ignores_padding_and_own_modules_need_one_head(prep
         SMALL.replace(pooling="max")
     with pytest.raises(ValueError, match="single-head, but the config asks for 2 heads"):
         imdb.build_model(prepared, SMALL.replace(heads=2), attention=layers.SelfAttention)
+
+
+def test_hyperparameter_explorer_starts_at_the_notebooks_own_settings(prepared):
+    """EPOCHS = 12 or MAX_LEN = 100 in the parameters cell: the controls start there, not at the
+    nearest value of their usual range."""
+    from helpers.widgets.imdb import hyperparameter_explorer
+
+    explorer = hyperparameter_explorer(prepared, CPU, SMALL.replace(epochs=12, max_len=100))
+    assert explorer.controls["epochs"].value == 12 and explorer.controls["max_len"].value == 100
+
+
+def test_a_review_index_beyond_the_validation_reviews_is_refused(prepared):
+    from helpers.widgets.imdb import review_attention
+
+    result = imdb.run(prepared, SMALL.replace(epochs=1), CPU, progress=False)
+    with pytest.raises(ValueError, match="starts at 10000, but it takes numbers from 0 to"):
+        review_attention(prepared, result.model, CPU, index=10_000)

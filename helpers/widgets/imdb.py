@@ -8,27 +8,39 @@ from helpers.plots.training import highlight_tokens, plot_runs
 from helpers.widgets.live import STYLE, index_slider, live_html, live_runs
 
 
+def _with(options: list, value) -> list:
+    return sorted({*options, value})
+
+
 def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
     """Controls for blocks, heads, lr, epochs, max length and frozen embeddings; "train" runs a quick
     training with them and overlays its validation loss on every earlier run's."""
     controls = {
-        "blocks": w.IntSlider(value=base.blocks, min=1, max=4, description="blocks", style=STYLE),
+        # the ranges hold the notebook's own settings too, so each control starts where they are
+        "blocks": w.IntSlider(
+            value=base.blocks, min=1, max=max(4, base.blocks), description="blocks", style=STYLE
+        ),  # fmt: skip
         "heads": w.Dropdown(
-            options=[1, 2, 4, 5], value=base.heads, description="heads", style=STYLE
-        ),
+            options=_with([1, 2, 4, 5], base.heads),
+            value=base.heads,
+            description="heads",
+            style=STYLE,
+        ),  # fmt: skip
         "lr": w.Dropdown(
-            options=[1e-4, 3e-4, 1e-3, 3e-3],
+            options=_with([1e-4, 3e-4, 1e-3, 3e-3], base.lr),
             value=base.lr,
             description="learning rate",
             style=STYLE,
-        ),
-        "epochs": w.IntSlider(value=base.epochs, min=1, max=10, description="epochs", style=STYLE),
+        ),  # fmt: skip
+        "epochs": w.IntSlider(
+            value=base.epochs, min=1, max=max(10, base.epochs), description="epochs", style=STYLE
+        ),  # fmt: skip
         "max_len": w.Dropdown(
-            options=[32, 64, 128, 256, 512],
+            options=_with([32, 64, 128, 256, 512], base.max_len),
             value=base.max_len,
             description="max length",
             style=STYLE,
-        ),
+        ),  # fmt: skip
         "freeze_embeddings": w.Checkbox(value=base.freeze_embeddings, description="freeze GloVe"),
     }
     runs: list[dict] = []

@@ -6,6 +6,7 @@ result in ``widget.state`` and redraws it, so a test can set ``widget.controls[n
 """
 
 import html
+import numbers
 from collections.abc import Callable
 
 import ipywidgets as w
@@ -25,7 +26,9 @@ def slider(
     step: float = 0.1,
     continuous_update: bool = False,
 ) -> w.FloatSlider:
-    """A float slider; ``continuous_update=True`` redraws while it is dragged, not only on release."""
+    """A float slider; ``continuous_update=True`` redraws while it is dragged, not only on release.
+    A starting value outside lo … hi is refused (ipywidgets would move it to the nearest end)."""
+    _in_range(description, value, lo, hi)
     return w.FloatSlider(
         value=value, min=lo, max=hi, step=step, description=description,
         continuous_update=continuous_update, layout=SLIDER_LAYOUT, style=STYLE,
@@ -35,11 +38,19 @@ def slider(
 def int_slider(
     description: str, value: int, lo: int, hi: int, continuous_update: bool = False
 ) -> w.IntSlider:
-    """An integer slider over lo … hi (a count, a length, an index)."""
+    """An integer slider over lo … hi (a count, a length, an index); a starting value outside is
+    refused."""
+    _in_range(description, value, lo, hi)
     return w.IntSlider(
         value=value, min=lo, max=hi, description=description,
         continuous_update=continuous_update, layout=SLIDER_LAYOUT, style=STYLE,
     )  # fmt: skip
+
+
+def _in_range(description: str, value: float, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not lo <= value <= hi:
+        raise ValueError(f"the slider {description!r} starts at {value!r}, but it takes numbers from "
+                         f"{lo} to {hi}: change that knob in the parameters cell")  # fmt: skip
 
 
 def index_slider(

@@ -1,0 +1,168 @@
+"""Every notebook's knobs checked once, right after its parameters cell (``lab.check(globals())``).
+
+A knob of the wrong kind (``EPOCHS = 1.5``, ``MODELS = ("tiny")`` without its comma), out of range
+(``BATCH_SIZE = 0``) or not among its choices (``TASK = "sst-2"``) stops with one line that names the
+knob, its value and what it takes, instead of a traceback from deep inside torch several cells later.
+"""
+
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from helpers.gpt.attention import MASKS, VARIANTS
+
+
+class KnobError(ValueError):
+    """A knob of the parameters cell that its notebook cannot use."""
+
+
+@dataclass(frozen=True)
+class Knob:
+    """What one knob takes: ``kind`` "int", "float", "bool", "str", "ints" or "floats" (a tuple or list
+    of them, not empty), or "strs"; numbers from ``low`` to ``high``; one of ``choices``; None when
+    ``none``."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    none: bool = False
+
+
+def _number(value, kind: str) -> bool:
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    return whole if kind == "int" else whole or isinstance(value, numbers.Real)
+
+
+def _describe(knob: Knob) -> str:
+    what = {"int": "a whole number", "float": "a number", "bool": "True or False", "str": "a string",
+            "ints": "a tuple of whole numbers", "floats": "a tuple of numbers",
+            "strs": "a tuple of strings"}[knob.kind]  # fmt: skip
+    if knob.choices is not None:
+        what = "one of " + ", ".join(map(repr, knob.choices))
+    if knob.low is not None and knob.high is not None:
+        what += f" from {knob.low} to {knob.high}"
+    elif knob.low is not None:
+        what += f" ≥ {knob.low}"
+    return what + (", or None" if knob.none else "")
+
+
+def _fits(value, knob: Knob) -> bool:
+    if value is None:
+        return knob.none
+    if knob.kind in ("ints", "floats", "strs"):
+        single = Knob(knob.kind[:-1], knob.low, knob.high, knob.choices)
+        return (
+            isinstance(value, tuple | list)
+            and len(value) > 0
+            and all(_fits(v, single) for v in value)
+        )
+    if knob.kind == "bool":
+        return isinstance(value, bool)
+    if knob.kind == "str":
+        return (
+            isinstance(value, str)
+            and value.strip() != ""
+            and (knob.choices is None or value in knob.choices)
+        )
+    if not _number(value, knob.kind):
+        return False
+    if knob.choices is not None and value not in knob.choices:
+        return False
+    return (knob.low is None or value >= knob.low) and (knob.high is None or value <= knob.high)
+
+
+def _pair_of_keys(value) -> str | None:
+    ok = (isinstance(value, tuple | list) and len(value) == 2 and all(_number(v, "int") for v in value)
+          and all(1 <= v <= 4 for v in value) and value[0] != value[1])  # fmt: skip
+    return None if ok else "two different key numbers from 1 to 4, e.g. (1, 3)"
+
+
+def _variants(value) -> str | None:
+    ok = (
+        isinstance(value, tuple | list)
+        and len(value) > 0
+        and all(
+            isinstance(v, tuple | list) and len(v) == 2 and v[0] in VARIANTS and v[1] in MASKS
+            for v in value
+        )
+    )
+    return None if ok else (f"(attention, mask) pairs, attention one of {', '.join(VARIANTS)} and "
+                            f"mask one of {', '.join(MASKS)}, e.g. (('dot', 'inf'),)")  # fmt: skip
+
+
+def _lrs(value) -> str | None:
+    ok = (
+        isinstance(value, dict)
+        and set(value) == {"pretrain", "finetune"}
+        and all(_fits(v, Knob("floats", low=1e-8, high=1.0)) for v in value.values())
+    )
+    return None if ok else 'a dict {"pretrain": (rates, ...), "finetune": (rates, ...)}, rates > 0'
+
+
+def _sampling(value) -> str | None:
+    known = {"temperature": Knob("float", 0, 100), "top_k": Knob("int", 1, None, none=True),
+             "top_p": Knob("float", 1e-6, 1, none=True)}  # fmt: skip
+    ok = isinstance(value, dict) and all(
+        k in known and _fits(v, known[k]) for k, v in value.items()
+    )
+    return None if ok else ("a dict with temperature (≥ 0), top_k (≥ 1 or None) and top_p (0 to 1 "
+                            "or None), e.g. dict(temperature=0.8, top_k=50, top_p=0.95)")  # fmt: skip
+
+
+POSITIVE_INT, POSITIVE_FLOAT = Knob("int", low=1), Knob("float", low=1e-12)
+SPLITS = ("train", "validation", "test")
+
+# Each notebook's knobs; a Callable returns what the knob takes when the value does not fit.
+KNOBS: dict[str, dict[str, Knob | Callable]] = {
+    "01": {"SWEEP_POINTS": Knob("int", 2, 10_000), "SELECTION_STRENGTH": Knob("float", 0, 20),
+           "SELECTED_KEY": Knob("int", 1, 4), "COPY_STRENGTH": Knob("float", 0, 20),
+           "AVERAGING_STRENGTH": Knob("float", 0, 20), "AVERAGED_KEYS": _pair_of_keys,
+           "EXPLORER_SCALE": Knob("float", 0, 5)},
+    "02": {"LM_STEPS": POSITIVE_INT, "SAMPLE_CHARS": Knob("int", 1, 100_000), "HEADS": POSITIVE_INT,
+           "NORM_STEPS": POSITIVE_INT, "NORM_SEEDS": POSITIVE_INT, "NORM_DEPTH": POSITIVE_INT,
+           "NORM_LR": POSITIVE_FLOAT, "SENTENCE": Knob("str"), "TIMING_TOKENS": Knob("ints", 1, 8192),
+           "LOOP_MAX_TOKENS": POSITIVE_INT, "BLOCK_REPEATS": POSITIVE_INT},
+    "03": {"CONFIG": Knob("str", choices=("course", "best")), "EPOCHS": Knob("int", 1, none=True),
+           "MAX_LEN": Knob("int", 1, 4096, none=True), "USE_MY_MODULES": Knob("bool"),
+           "REVIEW_INDEX": Knob("int", 0), "SHOW_MISTAKES": Knob("int", 0)},
+    "04": {"MODEL": Knob("str"), "TASK": Knob("str", choices=("sst2", "boolq")), "LR": POSITIVE_FLOAT,
+           "EPOCHS": POSITIVE_INT, "BATCH_SIZE": POSITIVE_INT, "MAX_LENGTH": Knob("int", 1, 512),
+           "SANITY_LR": POSITIVE_FLOAT, "CURVE_EPOCHS": POSITIVE_INT, "SEEDS": POSITIVE_INT,
+           "HOMEWORK": Knob("bool"), "GRID_LRS": Knob("floats", 1e-12), "GRID_EPOCHS": Knob("ints", 1),
+           "RANDOM_SEARCH": Knob("int", 0), "COMPARE": Knob("strs")},
+    "05": {"USE_MY_MODULES": Knob("bool"), "MODEL": Knob("str"), "TRAIN_MODEL": Knob("str"),
+           "MAX_TRAIN": Knob("int", 1, none=True), "MAX_EVAL": Knob("int", 1, none=True),
+           "MAX_LEN": Knob("int", 1, 512), "EPOCHS": POSITIVE_INT, "BATCH_SIZE": POSITIVE_INT,
+           "DROPOUTS": Knob("floats", 0, 0.99), "LRS": _lrs},
+    "06": {"BPE_LINES": POSITIVE_INT, "BPE_MERGES": POSITIVE_INT, "SLIDER_WORDS": Knob("strs"),
+           "VOCAB_SIZE": POSITIVE_INT, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
+           "WIKITEXT_FILE": Knob("str", none=True), "SST_TRAIN": POSITIVE_INT, "SST_EVAL": Knob("int", 1, none=True),
+           "EPOCHS": POSITIVE_INT, "SEEDS": POSITIVE_INT, "MINILM_SEEDS": Knob("int", 0),
+           "SMALL_LR": POSITIVE_FLOAT, "MINILM_LR": POSITIVE_FLOAT, "DEMO_SEED": Knob("int", 0),
+           "WHOLE_WORD_RATE": Knob("float", 0, 1), "RESCALE_STD": POSITIVE_FLOAT},
+    "07": {"VARIANTS": _variants, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
+           "WIKITEXT_FILE": Knob("str", none=True), "SAMPLE_TOKENS": Knob("int", 1, 100_000),
+           "PROMPT": Knob("str"), "SENTENCES": Knob("strs")},
+    "08": {"MODEL": Knob("str"), "PREFIXES": Knob("strs"), "SAMPLES": POSITIVE_INT,
+           "TOKENS": Knob("int", 1, 1024), "SEED": Knob("int", 0), "SAMPLING": _sampling,
+           "LENGTHS": Knob("ints", 1, 1024), "GENERATE_TOKENS": Knob("int", 1, 1024)},
+    "09": {"PROCESSES": Knob("ints", 1, 8), "GPT_ITERS": POSITIVE_INT, "ACCUMULATE": POSITIVE_INT,
+           "MODELS": Knob("strs"), "LRS": Knob("floats", 1e-12), "EPOCHS": Knob("ints", 1),
+           "BATCH_SIZE": POSITIVE_INT, "RUN_TASKS": Knob("bool")},
+}  # fmt: skip
+
+
+def check(notebook: str, values: dict) -> None:
+    """A KnobError naming the first knob of ``notebook`` in ``values`` (the notebook's globals) that
+    its spec does not take; knobs the notebook has not set yet are skipped."""
+    for name, spec in KNOBS[notebook].items():
+        if name not in values:
+            continue
+        value = values[name]
+        if isinstance(spec, Knob):
+            takes = None if _fits(value, spec) else _describe(spec)
+        else:
+            takes = spec(value)
+        if takes is not None:
+            raise KnobError(f"{name} = {value!r} in the parameters cell: it takes {takes}")

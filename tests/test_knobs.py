@@ -1,0 +1,78 @@
+"""The notebooks' knobs: every profile's parameters cell passes its notebook's check, and the bad
+values a student types are named there (a bad-value probe of every parameters cell found them
+failing cells later, deep in torch, or silently changed)."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from conftest import ROOT
+
+from helpers import knobs
+from helpers.profiles import PROFILES, sizes_for
+
+NOTEBOOKS = {path.name[:2]: path for path in sorted((ROOT / "notebooks").glob("0*.ipynb"))}
+
+
+def parameters(notebook: str, profile: str) -> dict:
+    """The knobs the notebook's parameters cell sets in ``profile``."""
+    cells = json.loads(NOTEBOOKS[notebook].read_text())["cells"]
+    cell = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    lab = SimpleNamespace(sizes=sizes_for(notebook, profile), seed=42, profile=profile)
+    values = {"lab": lab}
+    exec("".join(cell["source"]), values)
+    return values
+
+
+def test_every_notebook_checks_its_knobs_after_its_parameters_cell():
+    assert set(NOTEBOOKS) == set(knobs.KNOBS)
+    for notebook, path in NOTEBOOKS.items():
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        assert f'knobs.check("{notebook}", globals())' in code, notebook
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("notebook", sorted(knobs.KNOBS))
+def test_every_profile_s_knobs_pass(notebook, profile):
+    values = parameters(notebook, profile)
+    knobs.check(notebook, values)
+    assert set(knobs.KNOBS[notebook]) <= set(values), "a checked knob the cell does not set"
+
+
+BAD = [
+    ("01", "SELECTION_STRENGTH", 50, "from 0 to 20"),
+    ("01", "SELECTED_KEY", 2.5, "a whole number from 1 to 4"),
+    ("01", "AVERAGED_KEYS", (1, 2, 3), "two different key numbers"),
+    ("01", "SWEEP_POINTS", 0, "from 2 to 10000"),
+    ("02", "LM_STEPS", 10.5, "a whole number ≥ 1"),
+    ("02", "NORM_SEEDS", 0, "a whole number ≥ 1"),
+    ("02", "TIMING_TOKENS", 16, "a tuple of whole numbers"),
+    ("03", "CONFIG", "Course", "one of 'course', 'best'"),
+    ("03", "EPOCHS", 1.5, "a whole number ≥ 1, or None"),
+    ("04", "TASK", "sst-2", "one of 'sst2', 'boolq'"),
+    ("04", "BATCH_SIZE", 0, "a whole number ≥ 1"),
+    ("04", "MAX_LENGTH", 1000, "from 1 to 512"),
+    ("04", "GRID_LRS", 1e-3, "a tuple of numbers"),
+    ("04", "SANITY_LR", 0, "a number ≥ 1e-12"),
+    ("05", "LRS", {"pretrian": (1e-2,), "finetune": (1e-4,)}, '{"pretrain": (rates, ...)'),
+    ("05", "DROPOUTS", 0.3, "a tuple of numbers from 0 to 0.99"),
+    ("06", "BPE_MERGES", -1, "a whole number ≥ 1"),
+    ("06", "SLIDER_WORDS", "king", "a tuple of strings"),
+    ("06", "WHOLE_WORD_RATE", 1.5, "from 0 to 1"),
+    ("06", "WIKITEXT_SPLIT", "valid", "one of 'train', 'validation', 'test'"),
+    ("07", "VARIANTS", ("dot", "inf"), "(attention, mask) pairs"),
+    ("08", "SAMPLING", {"temprature": 0.8}, "a dict with temperature"),
+    ("08", "LENGTHS", (8, 5000), "a tuple of whole numbers from 1 to 1024"),
+    ("08", "TOKENS", 100_000, "from 1 to 1024"),
+    ("09", "MODELS", "tiny", "a tuple of strings"),
+    ("09", "PROCESSES", (1, 2.0), "a tuple of whole numbers from 1 to 8"),
+]
+
+
+@pytest.mark.parametrize(("notebook", "name", "value", "takes"), BAD)
+def test_a_bad_knob_is_named_with_what_it_takes(notebook, name, value, takes):
+    values = parameters(notebook, "quick") | {name: value}
+    with pytest.raises(knobs.KnobError) as err:
+        knobs.check(notebook, values)
+    assert str(err.value).startswith(f"{name} = {value!r} in the parameters cell: it takes")
+    assert takes in str(err.value), str(err.value)
