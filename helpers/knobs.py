@@ -110,6 +110,15 @@ def _sampling(value) -> str | None:
                             "or None), e.g. dict(temperature=0.8, top_k=50, top_p=0.95)")  # fmt: skip
 
 
+def _models_with_t5(value) -> str | None:
+    ok = _fits(value, Knob("strs")) and any("t5" in m.lower() for m in value)
+    return (
+        None
+        if ok
+        else 'a tuple of model names with a T5 among them (part 6 reads the first), e.g. ("distilbert-base-uncased", "t5-small")'
+    )
+
+
 POSITIVE_INT, POSITIVE_FLOAT = Knob("int", low=1), Knob("float", low=1e-12)
 SPLITS = ("train", "validation", "test")
 
@@ -148,7 +157,7 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
            "TOKENS": Knob("int", 1, 1024), "SEED": Knob("int", 0), "SAMPLING": _sampling,
            "LENGTHS": Knob("ints", 1, 1024), "GENERATE_TOKENS": Knob("int", 1, 1024)},
     "09": {"PROCESSES": Knob("ints", 1, 8), "GPT_ITERS": POSITIVE_INT, "ACCUMULATE": POSITIVE_INT,
-           "MODELS": Knob("strs"), "LRS": Knob("floats", 1e-12), "EPOCHS": Knob("ints", 1),
+           "MODELS": _models_with_t5, "LRS": Knob("floats", 1e-12), "EPOCHS": Knob("ints", 1),
            "BATCH_SIZE": POSITIVE_INT, "RUN_TASKS": Knob("bool")},
 }  # fmt: skip
 

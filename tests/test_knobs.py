@@ -64,7 +64,8 @@ BAD = [
     ("08", "SAMPLING", {"temprature": 0.8}, "a dict with temperature"),
     ("08", "LENGTHS", (8, 5000), "a tuple of whole numbers from 1 to 1024"),
     ("08", "TOKENS", 100_000, "from 1 to 1024"),
-    ("09", "MODELS", "tiny", "a tuple of strings"),
+    ("09", "MODELS", "tiny", "a tuple of model names with a T5"),
+    ("09", "MODELS", ("tiny",), "a T5 among them"),
     ("09", "PROCESSES", (1, 2.0), "a tuple of whole numbers from 1 to 8"),
 ]
 
