@@ -110,6 +110,15 @@ def _sampling(value) -> str | None:
                             "or None), e.g. dict(temperature=0.8, top_k=50, top_p=0.95)")  # fmt: skip
 
 
+def _sentence(value) -> str | None:
+    ok = isinstance(value, str) and 0 < len(value.split()) <= 100
+    return (
+        None
+        if ok
+        else "a sentence of 1 to 100 words (the heatmaps draw a row and a column a token)"
+    )
+
+
 def _models_with_t5(value) -> str | None:
     ok = _fits(value, Knob("strs")) and any("t5" in m.lower() for m in value)
     return (
@@ -130,7 +139,7 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
            "EXPLORER_SCALE": Knob("float", 0, 5)},
     "02": {"LM_STEPS": POSITIVE_INT, "SAMPLE_CHARS": Knob("int", 1, 100_000), "HEADS": POSITIVE_INT,
            "NORM_STEPS": POSITIVE_INT, "NORM_SEEDS": POSITIVE_INT, "NORM_DEPTH": POSITIVE_INT,
-           "NORM_LR": POSITIVE_FLOAT, "SENTENCE": Knob("str"), "TIMING_TOKENS": Knob("ints", 1, 8192),
+           "NORM_LR": POSITIVE_FLOAT, "SENTENCE": _sentence, "TIMING_TOKENS": Knob("ints", 1, 8192),
            "LOOP_MAX_TOKENS": POSITIVE_INT, "BLOCK_REPEATS": POSITIVE_INT},
     "03": {"CONFIG": Knob("str", choices=("course", "best")), "EPOCHS": Knob("int", 1, none=True),
            "MAX_LEN": Knob("int", 1, 4096, none=True), "USE_MY_MODULES": Knob("bool"),
@@ -162,9 +171,22 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
 }  # fmt: skip
 
 
+def _processes_divide(values: dict) -> str | None:
+    processes, accumulate = values.get("PROCESSES", ()), values.get("ACCUMULATE", 1)
+    if bad := [p for p in processes if accumulate % p]:
+        return (f"PROCESSES = {processes!r} with ACCUMULATE = {accumulate!r} in the parameters cell: "
+                f"each process count must divide ACCUMULATE (the batches of one step are split "
+                f"evenly over the processes); {bad[0]} does not")  # fmt: skip
+    return None
+
+
+# Knobs that must agree with each other: a message when they do not.
+TOGETHER: dict[str, list[Callable[[dict], str | None]]] = {"09": [_processes_divide]}
+
+
 def check(notebook: str, values: dict) -> None:
     """A KnobError naming the first knob of ``notebook`` in ``values`` (the notebook's globals) that
-    its spec does not take; knobs the notebook has not set yet are skipped."""
+    its spec does not take, then any knobs that disagree; knobs not set yet are skipped."""
     for name, spec in KNOBS[notebook].items():
         if name not in values:
             continue
@@ -175,3 +197,6 @@ def check(notebook: str, values: dict) -> None:
             takes = spec(value)
         if takes is not None:
             raise KnobError(f"{name} = {value!r} in the parameters cell: it takes {takes}")
+    for disagree in TOGETHER.get(notebook, []):
+        if message := disagree(values):
+            raise KnobError(message)

@@ -47,6 +47,7 @@ BAD = [
     ("02", "LM_STEPS", 10.5, "a whole number ≥ 1"),
     ("02", "NORM_SEEDS", 0, "a whole number ≥ 1"),
     ("02", "TIMING_TOKENS", 16, "a tuple of whole numbers"),
+    ("02", "SENTENCE", "word " * 600, "a sentence of 1 to 100 words"),
     ("03", "CONFIG", "Course", "one of 'course', 'best'"),
     ("03", "EPOCHS", 1.5, "a whole number ≥ 1, or None"),
     ("04", "TASK", "sst-2", "one of 'sst2', 'boolq'"),
@@ -68,6 +69,14 @@ BAD = [
     ("09", "MODELS", ("tiny",), "a T5 among them"),
     ("09", "PROCESSES", (1, 2.0), "a tuple of whole numbers from 1 to 8"),
 ]
+
+
+def test_process_counts_that_do_not_divide_the_accumulation_are_named():
+    values = parameters("09", "quick") | {"PROCESSES": (1, 3), "ACCUMULATE": 2}
+    with pytest.raises(
+        knobs.KnobError, match="each process count must divide ACCUMULATE.*; 3 does not"
+    ):
+        knobs.check("09", values)
 
 
 @pytest.mark.parametrize(("notebook", "name", "value", "takes"), BAD)
