@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -81,15 +82,40 @@ def model_source(name_or_dir: str) -> str:
     return str(path)
 
 
+class OfflineMiss(OSError):
+    """A model name that is neither a folder here nor in the hub cache, while offline."""
+
+    def __init__(self, name: str):
+        super().__init__(_miss("model", name))
+        self.name = name
+
+
+def _miss(flag: str, name: str) -> str:
+    return (f"{flag} {name}: not a folder here and not in the hub cache (offline): check the name, "
+            "or download it once online")  # fmt: skip
+
+
 def offline_miss(name: str, err: BaseException, flag: str = "--model") -> str | None:
     """One line for a hub id that is neither a folder here nor in the hub cache while offline
     (transformers' two-line "We couldn't connect to 'https://huggingface.co' ..."), naming ``flag``
     and the name, which may be a typo; None for any other error."""
     text = " ".join(str(err).split())
-    if not isinstance(err, OSError) or "couldn't connect to 'https://huggingface.co'" not in text:
-        return None
-    return (f"{flag} {name}: not a folder here and not in the hub cache (offline): check the name, "
-            "or download it once online")  # fmt: skip
+    if isinstance(err, OfflineMiss) or (
+        isinstance(err, OSError) and "couldn't connect to 'https://huggingface.co'" in text
+    ):
+        return _miss(flag, name)
+    return None
+
+
+@contextlib.contextmanager
+def naming_offline_misses(name: str) -> Iterator[None]:
+    """Turn transformers' "couldn't connect" for ``name`` into an OfflineMiss naming it."""
+    try:
+        yield
+    except OSError as err:
+        if isinstance(err, OfflineMiss) or offline_miss(name, err) is None:
+            raise
+        raise OfflineMiss(name) from None
 
 
 def _listing(folder: Path, shown: int = 8) -> str:

@@ -697,3 +697,25 @@ def test_cli_bad_input_leaves_no_json_folder(tmp_path, capsys):
     assert cli.main(args) == 2
     assert "does not exist" in error_line(capsys)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_model_name_missing_offline_is_named_in_the_notebooks_and_the_command(
+    monkeypatch, capsys, tmp_path
+):
+    """Notebook 04's and 05's MODEL go through load_classifier/load_tokenizer: transformers'
+    "couldn't connect" becomes one line naming the model; the command still names its flag."""
+    from transformers import AutoConfig
+
+    from helpers.finetune import models
+    from helpers.pretrained import OfflineMiss
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files, and "
+                      "couldn't find them in the cached files.")  # fmt: skip
+
+    monkeypatch.setattr(AutoConfig, "from_pretrained", offline)
+    with pytest.raises(OfflineMiss, match="^model bert-bse-uncased: not a folder here and not in"):
+        models.load_classifier("bert-bse-uncased", 2)
+    args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows([0, 1]), model="bert-bse-uncased")
+    assert cli.main(args) == 2
+    assert error_line(capsys).startswith("error: --model bert-bse-uncased: not a folder here")

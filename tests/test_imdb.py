@@ -865,3 +865,11 @@ def test_a_review_index_beyond_the_validation_reviews_is_refused(prepared):
     result = imdb.run(prepared, SMALL.replace(epochs=1), CPU, progress=False)
     with pytest.raises(ValueError, match="starts at 10000, but it takes numbers from 0 to"):
         review_attention(prepared, result.model, CPU, index=10_000)
+
+
+def test_use_my_modules_without_the_classes_says_where_to_paste_them():
+    with pytest.raises(
+        NameError, match="MyLayerNorm is not defined: paste your classes from notebook 02"
+    ):
+        imdb.my_modules({"MySelfAttention": object})
+    assert imdb.my_modules({"MySelfAttention": int, "MyLayerNorm": float}) == (int, float)

@@ -14,7 +14,8 @@ def resolve_model(name: str) -> str:
 def load_tokenizer(name_or_dir: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(name_or_dir))
+    with pretrained.naming_offline_misses(name_or_dir):
+        return AutoTokenizer.from_pretrained(resolve_model(name_or_dir))
 
 
 def load_classifier(name_or_dir: str, num_labels: int, dropout: float | None = None):
@@ -41,7 +42,8 @@ def load_classifier(name_or_dir: str, num_labels: int, dropout: float | None = N
         return tiny_bert(tokenizer.vocab_size, num_labels), tokenizer
     logging.set_verbosity_error()  # "some weights are newly initialized" is expected: it is the new head
     logging.disable_progress_bar()  # one bar per run is the caller's; not one per checkpoint loaded
-    config = AutoConfig.from_pretrained(resolve_model(name_or_dir))
+    with pretrained.naming_offline_misses(name_or_dir):
+        config = AutoConfig.from_pretrained(resolve_model(name_or_dir))
     if dropout is not None and not hasattr(config, "attention_probs_dropout_prob"):
         raise ValueError(f"dropout= sets a BERT's hidden_dropout_prob and attention_probs_dropout_prob; "
                          f"{name_or_dir} ({config.model_type}) has no such settings")  # fmt: skip

@@ -153,6 +153,17 @@ def build_model(
                          pooling=cfg.pooling)  # fmt: skip
 
 
+def my_modules(names: dict) -> tuple[ModuleFactory, ModuleFactory]:
+    """The student's MySelfAttention and MyLayerNorm from ``names`` (the notebook's globals), for
+    ``USE_MY_MODULES = True``; a NameError saying where to paste them when either is missing."""
+    missing = [name for name in ("MySelfAttention", "MyLayerNorm") if name not in names]
+    if missing:
+        raise NameError(f"USE_MY_MODULES = True, but {' and '.join(missing)} "
+                        f"{'is' if len(missing) == 1 else 'are'} not defined: paste your classes from "
+                        "notebook 02 into the cell above and run it (or set USE_MY_MODULES = False)")  # fmt: skip
+    return names["MySelfAttention"], names["MyLayerNorm"]
+
+
 @dataclass
 class ImdbRun:
     """What ``run`` returns: the per-epoch history (validation only), the model, the seconds."""
