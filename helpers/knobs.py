@@ -1,4 +1,4 @@
-"""Every notebook's knobs checked once, right after its parameters cell (``lab.check(globals())``).
+"""Every notebook's knobs checked once, right after its parameters cell (``knobs.check("03", globals())``).
 
 A knob of the wrong kind (``EPOCHS = 1.5``, ``MODELS = ("tiny")`` without its comma), out of range
 (``BATCH_SIZE = 0``) or not among its choices (``TASK = "sst-2"``) stops with one line that names the
@@ -19,14 +19,15 @@ class KnobError(ValueError):
 @dataclass(frozen=True)
 class Knob:
     """What one knob takes: ``kind`` "int", "float", "bool", "str", "ints" or "floats" (a tuple or list
-    of them, not empty), or "strs"; numbers from ``low`` to ``high``; one of ``choices``; None when
-    ``none``."""
+    of them, not empty), or "strs"; numbers from ``low`` to ``high``, or above ``above``; one of
+    ``choices``; None when ``none``."""
 
     kind: str
     low: float | None = None
     high: float | None = None
     choices: tuple | None = None
     none: bool = False
+    above: float | None = None
 
 
 def _number(value, kind: str) -> bool:
@@ -44,6 +45,8 @@ def _describe(knob: Knob) -> str:
         what += f" from {knob.low} to {knob.high}"
     elif knob.low is not None:
         what += f" ≥ {knob.low}"
+    if knob.above is not None:
+        what += f" > {knob.above}"
     return what + (", or None" if knob.none else "")
 
 
@@ -51,7 +54,7 @@ def _fits(value, knob: Knob) -> bool:
     if value is None:
         return knob.none
     if knob.kind in ("ints", "floats", "strs"):
-        single = Knob(knob.kind[:-1], knob.low, knob.high, knob.choices)
+        single = Knob(knob.kind[:-1], knob.low, knob.high, knob.choices, above=knob.above)
         return (
             isinstance(value, tuple | list)
             and len(value) > 0
@@ -69,7 +72,8 @@ def _fits(value, knob: Knob) -> bool:
         return False
     if knob.choices is not None and value not in knob.choices:
         return False
-    return (knob.low is None or value >= knob.low) and (knob.high is None or value <= knob.high)
+    return ((knob.low is None or value >= knob.low) and (knob.high is None or value <= knob.high)
+            and (knob.above is None or value > knob.above))  # fmt: skip
 
 
 def _pair_of_keys(value) -> str | None:
@@ -95,14 +99,14 @@ def _lrs(value) -> str | None:
     ok = (
         isinstance(value, dict)
         and set(value) == {"pretrain", "finetune"}
-        and all(_fits(v, Knob("floats", low=1e-8, high=1.0)) for v in value.values())
+        and all(_fits(v, Knob("floats", high=1.0, above=0)) for v in value.values())
     )
     return None if ok else 'a dict {"pretrain": (rates, ...), "finetune": (rates, ...)}, rates > 0'
 
 
 def _sampling(value) -> str | None:
     known = {"temperature": Knob("float", 0, 100), "top_k": Knob("int", 1, None, none=True),
-             "top_p": Knob("float", 1e-6, 1, none=True)}  # fmt: skip
+             "top_p": Knob("float", high=1, none=True, above=0)}  # fmt: skip
     ok = isinstance(value, dict) and all(
         k in known and _fits(v, known[k]) for k, v in value.items()
     )
@@ -128,7 +132,7 @@ def _models_with_t5(value) -> str | None:
     )
 
 
-POSITIVE_INT, POSITIVE_FLOAT = Knob("int", low=1), Knob("float", low=1e-12)
+POSITIVE_INT, POSITIVE_FLOAT = Knob("int", low=1), Knob("float", above=0)
 SPLITS = ("train", "validation", "test")
 
 # Each notebook's knobs; a Callable returns what the knob takes when the value does not fit.
@@ -147,7 +151,7 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
     "04": {"MODEL": Knob("str"), "TASK": Knob("str", choices=("sst2", "boolq")), "LR": POSITIVE_FLOAT,
            "EPOCHS": POSITIVE_INT, "BATCH_SIZE": POSITIVE_INT, "MAX_LENGTH": Knob("int", 1, 512),
            "SANITY_LR": POSITIVE_FLOAT, "CURVE_EPOCHS": POSITIVE_INT, "SEEDS": POSITIVE_INT,
-           "HOMEWORK": Knob("bool"), "GRID_LRS": Knob("floats", 1e-12), "GRID_EPOCHS": Knob("ints", 1),
+           "HOMEWORK": Knob("bool"), "GRID_LRS": Knob("floats", above=0), "GRID_EPOCHS": Knob("ints", 1),
            "RANDOM_SEARCH": Knob("int", 0), "COMPARE": Knob("strs")},
     "05": {"USE_MY_MODULES": Knob("bool"), "MODEL": Knob("str"), "TRAIN_MODEL": Knob("str"),
            "MAX_TRAIN": Knob("int", 1, none=True), "MAX_EVAL": Knob("int", 1, none=True),
@@ -166,7 +170,7 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
            "TOKENS": Knob("int", 1, 1024), "SEED": Knob("int", 0), "SAMPLING": _sampling,
            "LENGTHS": Knob("ints", 1, 1024), "GENERATE_TOKENS": Knob("int", 1, 1024)},
     "09": {"PROCESSES": Knob("ints", 1, 8), "GPT_ITERS": POSITIVE_INT, "ACCUMULATE": POSITIVE_INT,
-           "MODELS": _models_with_t5, "LRS": Knob("floats", 1e-12), "EPOCHS": Knob("ints", 1),
+           "MODELS": _models_with_t5, "LRS": Knob("floats", above=0), "EPOCHS": Knob("ints", 1),
            "BATCH_SIZE": POSITIVE_INT, "RUN_TASKS": Knob("bool")},
 }  # fmt: skip
 

@@ -54,7 +54,7 @@ BAD = [
     ("04", "BATCH_SIZE", 0, "a whole number ≥ 1"),
     ("04", "MAX_LENGTH", 1000, "from 1 to 512"),
     ("04", "GRID_LRS", 1e-3, "a tuple of numbers"),
-    ("04", "SANITY_LR", 0, "a number ≥ 1e-12"),
+    ("04", "SANITY_LR", 0, "a number > 0"),
     ("05", "LRS", {"pretrian": (1e-2,), "finetune": (1e-4,)}, '{"pretrain": (rates, ...)'),
     ("05", "DROPOUTS", 0.3, "a tuple of numbers from 0 to 0.99"),
     ("06", "BPE_MERGES", -1, "a whole number ≥ 1"),
