@@ -110,7 +110,7 @@ def _sampling(value) -> str | None:
     ok = isinstance(value, dict) and all(
         k in known and _fits(v, known[k]) for k, v in value.items()
     )
-    return None if ok else ("a dict with temperature (≥ 0), top_k (≥ 1 or None) and top_p (0 to 1 "
+    return None if ok else ("a dict with temperature (≥ 0), top_k (≥ 1 or None) and top_p (above 0, at most 1, "
                             "or None), e.g. dict(temperature=0.8, top_k=50, top_p=0.95)")  # fmt: skip
 
 
