@@ -47,8 +47,8 @@ def config(cls: type[T]) -> type[T]:
         unknown = [k for k in kwargs if k not in valid]
         if unknown:
             raise _unknown(type(self), unknown)
+        _check_numbers(type(self), kwargs)  # before __post_init__ compares them
         init(self, *args, **kwargs)
-        _check_numbers(self)
 
     def replace(self: T, **changes: Any) -> T:
         """A copy with ``changes`` applied (unknown names fail the same way)."""
@@ -64,20 +64,18 @@ def config(cls: type[T]) -> type[T]:
     return cls
 
 
-def _check_numbers(cfg: object) -> None:
-    """A ConfigError for a field typed int that holds a fraction or text (``epochs=1.5``), or one
-    typed float that holds text: before any code uses it as a count."""
-    hints = typing.get_type_hints(type(cfg))
-    for field in dataclasses.fields(cfg):
-        kind, value = hints.get(field.name), getattr(cfg, field.name)
+def _check_numbers(cls: type, values: dict[str, Any]) -> None:
+    """A ConfigError for a field typed int given a fraction or text (``epochs=1.5``), or one typed
+    float given text: before any code uses it as a count or compares it."""
+    hints = typing.get_type_hints(cls)
+    for name, value in values.items():
+        kind = hints.get(name)
         if value is None or isinstance(value, bool):
             continue
         if kind in (int, int | None) and not isinstance(value, numbers.Integral):
-            raise ConfigError(
-                f"{type(cfg).__name__}.{field.name} must be a whole number, got {value!r}"
-            )
+            raise ConfigError(f"{cls.__name__}.{name} must be a whole number, got {value!r}")
         if kind in (float, float | None) and not isinstance(value, numbers.Real):
-            raise ConfigError(f"{type(cfg).__name__}.{field.name} must be a number, got {value!r}")
+            raise ConfigError(f"{cls.__name__}.{name} must be a number, got {value!r}")
 
 
 def positive(owner: object, **values: float | int | None) -> None:

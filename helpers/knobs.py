@@ -5,11 +5,17 @@ A knob of the wrong kind (``EPOCHS = 1.5``, ``MODELS = ("tiny")`` without its co
 knob, its value and what it takes, instead of a traceback from deep inside torch several cells later.
 """
 
+import math
 import numbers
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from helpers.config import ConfigError
 from helpers.gpt.attention import MASKS, VARIANTS
+from helpers.gpt.runs import GPTRunConfig
+from helpers.mlm.runs import MlmConfig
 
 
 class KnobError(ValueError):
@@ -18,8 +24,8 @@ class KnobError(ValueError):
 
 @dataclass(frozen=True)
 class Knob:
-    """What one knob takes: ``kind`` "int", "float", "bool", "str", "ints" or "floats" (a tuple or list
-    of them, not empty), or "strs"; numbers from ``low`` to ``high``, or above ``above``; one of
+    """What one knob takes: ``kind`` "int", "float", "bool", "str", "path" (a string or a Path),
+    "ints", "floats" or "strs" (a tuple, list or range of them, not empty); numbers from ``low`` to ``high``, or above ``above``; one of
     ``choices``; None when ``none``."""
 
     kind: str
@@ -36,9 +42,10 @@ def _number(value, kind: str) -> bool:
 
 
 def _describe(knob: Knob) -> str:
-    what = {"int": "a whole number", "float": "a number", "bool": "True or False", "str": "a string",
-            "ints": "a tuple of whole numbers", "floats": "a tuple of numbers",
-            "strs": "a tuple of strings"}[knob.kind]  # fmt: skip
+    what = {"int": "a whole number", "float": "a finite number", "bool": "True or False",
+            "str": "a non-empty string", "path": "a file or folder name (a string or a Path)",
+            "ints": "a tuple of whole numbers", "floats": "a tuple of finite numbers",
+            "strs": "a tuple of non-empty strings"}[knob.kind]  # fmt: skip
     if knob.choices is not None:
         what = "one of " + ", ".join(map(repr, knob.choices))
     if knob.low is not None and knob.high is not None:
@@ -55,20 +62,18 @@ def _fits(value, knob: Knob) -> bool:
         return knob.none
     if knob.kind in ("ints", "floats", "strs"):
         single = Knob(knob.kind[:-1], knob.low, knob.high, knob.choices, above=knob.above)
-        return (
-            isinstance(value, tuple | list)
-            and len(value) > 0
-            and all(_fits(v, single) for v in value)
-        )
+        return _sequence(value) and len(value) > 0 and all(_fits(v, single) for v in value)
     if knob.kind == "bool":
         return isinstance(value, bool)
+    if knob.kind == "path":
+        return isinstance(value, str | os.PathLike) and str(value) != ""
     if knob.kind == "str":
         return (
             isinstance(value, str)
-            and value.strip() != ""
+            and value != ""
             and (knob.choices is None or value in knob.choices)
         )
-    if not _number(value, knob.kind):
+    if not _number(value, knob.kind) or not math.isfinite(value):
         return False
     if knob.choices is not None and value not in knob.choices:
         return False
@@ -76,32 +81,37 @@ def _fits(value, knob: Knob) -> bool:
             and (knob.above is None or value > knob.above))  # fmt: skip
 
 
+def _sequence(value) -> bool:
+    """A tuple, list, range or array: not text, not a dict."""
+    return (
+        hasattr(value, "__len__")
+        and hasattr(value, "__iter__")
+        and not isinstance(value, str | bytes | dict)
+    )
+
+
 def _pair_of_keys(value) -> str | None:
-    ok = (isinstance(value, tuple | list) and len(value) == 2 and all(_number(v, "int") for v in value)
-          and all(1 <= v <= 4 for v in value) and value[0] != value[1])  # fmt: skip
-    return None if ok else "two different key numbers from 1 to 4, e.g. (1, 3)"
+    ok = (_sequence(value) and len(value) == 2 and all(_number(v, "int") for v in value)
+          and all(1 <= v <= 4 for v in value))  # fmt: skip
+    return None if ok else "two key numbers from 1 to 4, e.g. (1, 3)"
 
 
 def _variants(value) -> str | None:
     ok = (
-        isinstance(value, tuple | list)
+        _sequence(value)
         and len(value) > 0
-        and all(
-            isinstance(v, tuple | list) and len(v) == 2 and v[0] in VARIANTS and v[1] in MASKS
-            for v in value
-        )
+        and all(_sequence(v) and len(v) == 2 and v[0] in VARIANTS and v[1] in MASKS for v in value)
     )
     return None if ok else (f"(attention, mask) pairs, attention one of {', '.join(VARIANTS)} and "
                             f"mask one of {', '.join(MASKS)}, e.g. (('dot', 'inf'),)")  # fmt: skip
 
 
 def _lrs(value) -> str | None:
-    ok = (
-        isinstance(value, dict)
-        and set(value) == {"pretrain", "finetune"}
-        and all(_fits(v, Knob("floats", high=1.0, above=0)) for v in value.values())
-    )
-    return None if ok else 'a dict {"pretrain": (rates, ...), "finetune": (rates, ...)}, rates > 0'
+    rates = Knob("floats", high=1.0, above=0)
+    ok = (isinstance(value, dict) and set(value) == {"pretrain", "finetune"}
+          and all(v == () or _fits(v, rates) for v in value.values()) and any(value.values()))  # fmt: skip
+    return None if ok else ('a dict {"pretrain": (rates, ...), "finetune": (rates, ...)}, rates > 0 '
+                            "(one of them may be (), to leave that option out)")  # fmt: skip
 
 
 def _sampling(value) -> str | None:
@@ -123,8 +133,26 @@ def _sentence(value) -> str | None:
     )
 
 
+def _fields_of(cls: type, **others) -> Callable:
+    """A dict knob that is ``cls``'s fields (with ``others``, which the notebook adds)."""
+
+    def takes(value) -> str | None:
+        try:
+            cls(**value, **others)
+        except (
+            ConfigError,
+            TypeError,
+            ValueError,
+        ) as err:  # a field it lacks, or a value it refuses
+            return f"a dict of {cls.__name__}'s fields, as it accepts them ({err})"
+        return None
+
+    return takes
+
+
 def _models_with_t5(value) -> str | None:
-    ok = _fits(value, Knob("strs")) and any("t5" in m.lower() for m in value)
+    t5 = re.compile(r"(^|[/-])t5([-_]|$)", re.IGNORECASE)  # t5-small, google/flan-t5-base; not mt5
+    ok = _fits(value, Knob("strs")) and any(t5.search(m) for m in value)
     return (
         None
         if ok
@@ -148,27 +176,28 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
     "03": {"CONFIG": Knob("str", choices=("course", "best")), "EPOCHS": Knob("int", 1, none=True),
            "MAX_LEN": Knob("int", 1, 4096, none=True), "USE_MY_MODULES": Knob("bool"),
            "REVIEW_INDEX": Knob("int", 0), "SHOW_MISTAKES": Knob("int", 0)},
-    "04": {"MODEL": Knob("str"), "TASK": Knob("str", choices=("sst2", "boolq")), "LR": POSITIVE_FLOAT,
+    "04": {"MODEL": Knob("path"), "TASK": Knob("str", choices=("sst2", "boolq")), "LR": POSITIVE_FLOAT,
            "EPOCHS": POSITIVE_INT, "BATCH_SIZE": POSITIVE_INT, "MAX_LENGTH": Knob("int", 1, 512),
            "SANITY_LR": POSITIVE_FLOAT, "CURVE_EPOCHS": POSITIVE_INT, "SEEDS": POSITIVE_INT,
            "HOMEWORK": Knob("bool"), "GRID_LRS": Knob("floats", above=0), "GRID_EPOCHS": Knob("ints", 1),
            "RANDOM_SEARCH": Knob("int", 0), "COMPARE": Knob("strs")},
-    "05": {"USE_MY_MODULES": Knob("bool"), "MODEL": Knob("str"), "TRAIN_MODEL": Knob("str"),
+    "05": {"USE_MY_MODULES": Knob("bool"), "MODEL": Knob("path"), "TRAIN_MODEL": Knob("path"),
            "MAX_TRAIN": Knob("int", 1, none=True), "MAX_EVAL": Knob("int", 1, none=True),
            "MAX_LEN": Knob("int", 1, 512), "EPOCHS": POSITIVE_INT, "BATCH_SIZE": POSITIVE_INT,
            "DROPOUTS": Knob("floats", 0, 0.99), "LRS": _lrs},
     "06": {"BPE_LINES": POSITIVE_INT, "BPE_MERGES": POSITIVE_INT, "SLIDER_WORDS": Knob("strs"),
            "VOCAB_SIZE": POSITIVE_INT, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
-           "WIKITEXT_FILE": Knob("str", none=True), "SST_TRAIN": POSITIVE_INT, "SST_EVAL": Knob("int", 1, none=True),
+           "WIKITEXT_FILE": Knob("path", none=True), "MLM": _fields_of(MlmConfig, seed=0),
+           "SAVE_DIR": Knob("path", none=True), "SST_TRAIN": POSITIVE_INT, "SST_EVAL": Knob("int", 1, none=True),
            "EPOCHS": POSITIVE_INT, "SEEDS": POSITIVE_INT, "MINILM_SEEDS": Knob("int", 0),
-           "SMALL_LR": POSITIVE_FLOAT, "MINILM_LR": POSITIVE_FLOAT, "DEMO_SEED": Knob("int", 0),
+           "SMALL_LR": POSITIVE_FLOAT, "MINILM_LR": POSITIVE_FLOAT, "DEMO_SEED": Knob("int"),
            "WHOLE_WORD_RATE": Knob("float", 0, 1), "RESCALE_STD": POSITIVE_FLOAT},
-    "07": {"VARIANTS": _variants, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
-           "WIKITEXT_FILE": Knob("str", none=True), "SAMPLE_TOKENS": Knob("int", 1, 100_000),
+    "07": {"STUDY": _fields_of(GPTRunConfig), "WORD": _fields_of(GPTRunConfig), "VARIANTS": _variants, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
+           "WIKITEXT_FILE": Knob("path", none=True), "SAMPLE_TOKENS": Knob("int", 1, 100_000),
            "PROMPT": Knob("str"), "SENTENCES": Knob("strs")},
-    "08": {"MODEL": Knob("str"), "PREFIXES": Knob("strs"), "SAMPLES": POSITIVE_INT,
-           "TOKENS": Knob("int", 1, 1024), "SEED": Knob("int", 0), "SAMPLING": _sampling,
-           "LENGTHS": Knob("ints", 1, 1024), "GENERATE_TOKENS": Knob("int", 1, 1024)},
+    "08": {"MODEL": Knob("path"), "PREFIXES": Knob("strs"), "SAMPLES": POSITIVE_INT,
+           "TOKENS": Knob("int", 1, 10_000), "SEED": Knob("int"), "SAMPLING": _sampling,
+           "LENGTHS": Knob("ints", 1, 1024), "GENERATE_TOKENS": Knob("int", 1, 10_000)},
     "09": {"PROCESSES": Knob("ints", 1, 8), "GPT_ITERS": POSITIVE_INT, "ACCUMULATE": POSITIVE_INT,
            "MODELS": _models_with_t5, "LRS": Knob("floats", above=0), "EPOCHS": Knob("ints", 1),
            "BATCH_SIZE": POSITIVE_INT, "RUN_TASKS": Knob("bool")},

@@ -3,8 +3,10 @@ values a student types are named there (a bad-value probe of every parameters ce
 failing cells later, deep in torch, or silently changed)."""
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -42,7 +44,7 @@ def test_every_profile_s_knobs_pass(notebook, profile):
 BAD = [
     ("01", "SELECTION_STRENGTH", 50, "from 0 to 20"),
     ("01", "SELECTED_KEY", 2.5, "a whole number from 1 to 4"),
-    ("01", "AVERAGED_KEYS", (1, 2, 3), "two different key numbers"),
+    ("01", "AVERAGED_KEYS", (1, 2, 3), "two key numbers from 1 to 4"),
     ("01", "SWEEP_POINTS", 0, "from 2 to 10000"),
     ("02", "LM_STEPS", 10.5, "a whole number ≥ 1"),
     ("02", "NORM_SEEDS", 0, "a whole number ≥ 1"),
@@ -53,20 +55,24 @@ BAD = [
     ("04", "TASK", "sst-2", "one of 'sst2', 'boolq'"),
     ("04", "BATCH_SIZE", 0, "a whole number ≥ 1"),
     ("04", "MAX_LENGTH", 1000, "from 1 to 512"),
-    ("04", "GRID_LRS", 1e-3, "a tuple of numbers"),
-    ("04", "SANITY_LR", 0, "a number > 0"),
+    ("04", "GRID_LRS", 1e-3, "a tuple of finite numbers > 0"),
+    ("04", "LR", float("inf"), "a finite number > 0"),
+    ("04", "SANITY_LR", 0, "a finite number > 0"),
     ("05", "LRS", {"pretrian": (1e-2,), "finetune": (1e-4,)}, '{"pretrain": (rates, ...)'),
-    ("05", "DROPOUTS", 0.3, "a tuple of numbers from 0 to 0.99"),
+    ("05", "DROPOUTS", 0.3, "a tuple of finite numbers from 0 to 0.99"),
     ("06", "BPE_MERGES", -1, "a whole number ≥ 1"),
-    ("06", "SLIDER_WORDS", "king", "a tuple of strings"),
+    ("06", "SLIDER_WORDS", "king", "a tuple of non-empty strings"),
+    ("06", "MLM", {"heads": 3, "hidden": 64}, "a dict of MlmConfig's fields"),
     ("06", "WHOLE_WORD_RATE", 1.5, "from 0 to 1"),
     ("06", "WIKITEXT_SPLIT", "valid", "one of 'train', 'validation', 'test'"),
     ("07", "VARIANTS", ("dot", "inf"), "(attention, mask) pairs"),
+    ("07", "STUDY", {"iters": 10.5}, "GPTRunConfig.iters must be a whole number, got 10.5"),
     ("08", "SAMPLING", {"temprature": 0.8}, "a dict with temperature"),
     ("08", "LENGTHS", (8, 5000), "a tuple of whole numbers from 1 to 1024"),
-    ("08", "TOKENS", 100_000, "from 1 to 1024"),
+    ("08", "TOKENS", 100_000, "from 1 to 10000"),
     ("09", "MODELS", "tiny", "a tuple of model names with a T5"),
     ("09", "MODELS", ("tiny",), "a T5 among them"),
+    ("09", "MODELS", ("google/mt5-small",), "a T5 among them"),
     ("09", "PROCESSES", (1, 2.0), "a tuple of whole numbers from 1 to 8"),
 ]
 
@@ -86,3 +92,23 @@ def test_a_bad_knob_is_named_with_what_it_takes(notebook, name, value, takes):
         knobs.check(notebook, values)
     assert str(err.value).startswith(f"{name} = {value!r} in the parameters cell: it takes")
     assert takes in str(err.value), str(err.value)
+
+
+GOOD = [  # values a student may sensibly set, which the notebooks' code takes
+    ("01", "AVERAGED_KEYS", (2, 2)),
+    ("01", "AVERAGED_KEYS", np.array([1, 3])),
+    ("02", "TIMING_TOKENS", range(16, 64, 16)),
+    ("04", "MODEL", Path("my-model")),
+    ("05", "LRS", {"pretrain": (), "finetune": (1e-4,)}),
+    ("06", "DEMO_SEED", -1),
+    ("06", "WIKITEXT_FILE", Path("wiki.valid.tokens")),
+    ("07", "PROMPT", "\n"),
+    ("08", "TOKENS", 2000),
+    ("08", "SEED", np.int64(3)),
+    ("09", "MODELS", ("minilm", "google/flan-t5-small")),
+]
+
+
+@pytest.mark.parametrize(("notebook", "name", "value"), GOOD)
+def test_sensible_values_pass(notebook, name, value):
+    knobs.check(notebook, parameters(notebook, "quick") | {name: value})

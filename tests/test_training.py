@@ -71,6 +71,12 @@ def test_unknown_or_bad_config_fields_fail_at_construction_and_name_the_valid_on
         ({"schedule": "step"}, "schedule must be one of constant, linear, cosine"),
         ({"warmup": 1.5}, r"warmup is a fraction of the steps in \[0, 1\)"),
         ({"precision": "fp8"}, "precision must be one of auto, fp32, bf16, fp16"),
+        ({"epochs": 1.5}, "TrainConfig.epochs must be a whole number, got 1.5"),
+        (
+            {"epochs": "3"},
+            "TrainConfig.epochs must be a whole number, got '3'",
+        ),  # before any compare
+        ({"lr": "1e-3"}, "TrainConfig.lr must be a number, got '1e-3'"),
     ]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig(**bad)
