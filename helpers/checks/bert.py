@@ -12,10 +12,8 @@ trips on later (add & norm's x, attention's x), and say so when one changed.
 """
 
 import ast
-import inspect
 import math
 import numbers
-import textwrap
 from collections.abc import Callable
 
 import torch
@@ -23,7 +21,7 @@ import torch.nn as nn
 
 from helpers.bert import BertConfig, BertEmbeddings, BertModel, parameter_breakdown
 from helpers.checks.blocks import _head_mistakes
-from helpers.checks.modules import _close, find_loop, not_a_tensor
+from helpers.checks.modules import _close, find_loop, not_a_tensor, source_tree
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, returned_not, run_check
 from helpers.layers import LayerNorm, MultiHeadAttention
@@ -320,9 +318,7 @@ class _InPlace(Exception):
 def _head_loop(cls: type) -> str | None:
     """A for loop or comprehension of ``cls.forward`` over the heads (``range(self.num_heads)``, which
     ``find_loop`` takes for a walk over settings), or None."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(vars(cls)["forward"])))
-    except (KeyError, OSError, TypeError, SyntaxError):
+    if "forward" not in vars(cls) or (tree := source_tree(vars(cls)["forward"])) is None:
         return None
     for node in ast.walk(tree):
         if isinstance(node, ast.For | ast.comprehension) and "head" in ast.unparse(node.iter):

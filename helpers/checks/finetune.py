@@ -8,10 +8,8 @@ its checker passes, and the helpers' own until then.
 
 import ast
 import copy
-import inspect
 import math
 import numbers
-import textwrap
 import warnings
 from collections.abc import Callable
 
@@ -20,6 +18,7 @@ import torch
 import torch.nn as nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from helpers.checks.modules import source_tree
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, kind_of, passed, returned_not, run_check
 from helpers.finetune import experiments
@@ -620,9 +619,7 @@ def _written_devices(fn: Callable) -> set[str]:
     """The devices ``fn``'s source writes as a string in a move: ``.to("cpu")``, ``.to(device="cpu")``,
     ``torch.as_tensor(x, device="cpu")``; not one it computes (``device.type``, ``"cuda" if … else
     "cpu"``), which is right on a GPU too. Empty when the source cannot be read."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
-    except (OSError, TypeError, SyntaxError, ValueError):
+    if (tree := source_tree(fn)) is None:
         return set()
     written = set()
     for node in ast.walk(tree):

@@ -95,6 +95,15 @@ def guarded(code, names: tuple[str, ...] = ("x", "mask")):
     return watched
 
 
+def source_tree(fn: Callable) -> ast.AST | None:
+    """The parsed source of the function ``fn`` (unwrapped), or None when Python cannot show it (a
+    function typed at a bare prompt, a builtin)."""
+    try:
+        return ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
+    except (OSError, TypeError, SyntaxError, ValueError):
+        return None
+
+
 def find_loop(code: type | Callable, strict: bool = False) -> str | None:
     """Where a method of the class ``code`` (or the function ``code``) loops over data (for/while over
     range, shapes or its inputs), or None. ``strict``: every loop but one over a written-out tuple or
@@ -107,9 +116,7 @@ def find_loop(code: type | Callable, strict: bool = False) -> str | None:
             not inspect.isfunction(member) or name == "__init__"
         ):  # building layers in a loop is fine
             continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(member)))
-        except (OSError, TypeError, SyntaxError):
+        if (tree := source_tree(member)) is None:
             continue  # source not available: nothing to report
         defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.Lambda)]
         if not defs:
