@@ -25,8 +25,8 @@ class KnobError(ValueError):
 @dataclass(frozen=True)
 class Knob:
     """What one knob takes: ``kind`` "int", "float", "bool", "str", "path" (a string or a Path),
-    "ints", "floats" or "strs" (a tuple, list or range of them, not empty); numbers from ``low`` to ``high``, or above ``above``; one of
-    ``choices``; None when ``none``."""
+    "ints", "floats" or "strs" (a tuple, list or range of them, not empty); numbers from ``low`` to
+    ``high``, or above ``above``; one of ``choices``; None when ``none``."""
 
     kind: str
     low: float | None = None
