@@ -233,3 +233,11 @@ def check(notebook: str, values: dict) -> None:
     for disagree in TOGETHER.get(notebook, []):
         if message := disagree(values):
             raise KnobError(message)
+
+
+def check_index(name: str, value: int, count: int, what: str) -> None:
+    """A KnobError when the index knob ``name`` does not pick one of ``count`` ``what`` (how many
+    there are depends on the profile and the data, so it is checked once they are loaded)."""
+    if not 0 <= value < count:
+        raise KnobError(f"{name} = {value!r} in the parameters cell: it takes a whole number from 0 "
+                        f"to {count - 1} (this run has {count:,} {what})")  # fmt: skip

@@ -3,6 +3,7 @@ versions that differ from them."""
 
 import asyncio
 import importlib.util
+import re
 import sys
 
 import nbformat
@@ -112,3 +113,41 @@ def test_a_lost_wake_up_costs_a_second_and_is_logged(three_quick_cells, monkeypa
     assert len(notebook_runner.STALLS) == 3 and len(caught) == 3, notebook_runner.STALLS
     assert all("shell execute_reply found by the 1 s re-poll" in s for s in notebook_runner.STALLS)
     assert seconds < 3 * 1 + 30, "one second per lost wake-up (plus the kernel's start), not 120"
+
+
+def run_cut(tmp_path, monkeypatch, name: str, knob: str, value: str, through: str):
+    """Notebook ``name`` in smoke with ``knob = value`` in its parameters cell, run through the first
+    code cell containing ``through``: the error it stopped at ("" if none), and its stream text."""
+    smoke_environment(monkeypatch, tmp_path / "cache")
+    nb = nbformat.read(next((ROOT / "notebooks").glob(f"{name}_*.ipynb")), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert re.search(rf"^[\w, ]*\b{knob}\b[\w, ]* = ", cell.source, re.MULTILINE), knob
+    cell.source += f"\n{knob} = {value}"
+    last = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and through in c.source)
+    nb.cells = nb.cells[: last + 1]
+    path = tmp_path / f"{name}_cut.ipynb"
+    nbformat.write(nb, path)
+    try:
+        nb, _ = run_notebook(path, "python3", label=f"{name} with {knob} = {value}")
+    except notebook_runner.NotebookFailed as failed:
+        return str(failed), ""
+    return "", errors_and_text(nb)[1]
+
+
+def test_a_review_index_beyond_the_validation_reviews_is_named_once_the_data_are_loaded(
+    tmp_path, monkeypatch
+):
+    failed, _ = run_cut(tmp_path, monkeypatch, "03", "REVIEW_INDEX", "10**6", "notebook_data(")
+    assert (
+        "KnobError: REVIEW_INDEX = 1000000 in the parameters cell: it takes a whole number "
+        in failed
+    )
+    assert "(this run has " in failed and " validation reviews)" in failed, failed
+
+
+def test_all_sentences_in_the_smoke_profile_uses_a_stand_in_set(tmp_path, monkeypatch):
+    failed, text = run_cut(tmp_path, monkeypatch, "05", "MAX_TRAIN", "None", "= minbert_data(")
+    assert not failed, failed
+    # 200 made-up training sentences and 2 x 12 for dev and test, less the 10% carved off twice
+    for name, train in (("SST-5", 180), ("CFIMDB", 181)):
+        assert f"{name}: stand-in sentences | {{'train': {train}, 'dev': 12, 'test': 12}}" in text
