@@ -82,6 +82,27 @@ def model_source(name_or_dir: str) -> str:
     return str(path)
 
 
+# A tokenizer's vocabulary: WordPiece, byte-level BPE (GPT-2, beside merges.txt), SentencePiece (T5).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "tokenizer.model")
+
+
+def has_tokenizer(folder: str | os.PathLike) -> bool:
+    """Whether the local ``folder`` holds a tokenizer's vocabulary (one of TOKENIZER_FILES)."""
+    return any((Path(folder) / name).is_file() for name in TOKENIZER_FILES)
+
+
+def require_tokenizer(source: str) -> str:
+    """``source`` (a hub id or a model folder); a local folder without a tokenizer is a
+    FileNotFoundError: transformers 5 builds an empty tokenizer for it, every word then [UNK]."""
+    if Path(source).is_dir() and not has_tokenizer(source):
+        raise FileNotFoundError(
+            f"{source} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}), only "
+            f"{_listing(Path(source))}; save the model's tokenizer into the same folder "
+            "(tokenizer.save_pretrained(folder))"
+        )
+    return source
+
+
 class OfflineMiss(OSError):
     """A model name that is neither a folder here nor in the hub cache, while offline."""
 

@@ -190,7 +190,9 @@ def test_comparison_reports_failures_as_zero_with_a_reason():
 
 def test_real_minilm_learns_synthetic_sentiment_quickly():
     splits, task, _ = notebook_data("sst2", SMOKE.replace(max_train=64, max_eval=48))
-    cfg = FinetuneConfig(lr=3e-4, epochs=3, batch_size=16, max_length=48)
+    # 5 epochs: with 3, seed 42 ended at 81% under torch 2.13 and 69% under torch 2.2 (its dropout
+    # masks differ); with 5, 92% under both, and seeds 0 and 1 passed 90% at 3 epochs under both
+    cfg = FinetuneConfig(lr=3e-4, epochs=5, batch_size=16, max_length=48)
     run = experiments.experiment("minilm", splits, task, CPU, cfg, watch=("dev",), seed=42)
     assert run.history["dev_accuracy"][-1] >= 0.75, run.history
 
@@ -286,6 +288,19 @@ def test_cli_model_folder_that_does_not_exist(tmp_path, capsys, monkeypatch):
     assert "the model folder no/such/folder" in err and "does not exist" in err, err
     assert f"{tmp_path} holds" in err, err  # where the path stops existing, and what is there
     assert "repo id" not in err.lower() and "huggingface" not in err.lower(), err
+
+
+def test_cli_model_folder_without_a_tokenizer(tmp_path, capsys):
+    model = tmp_path / "bare"  # weights and config, the tokenizer left behind
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows([0, 1]), model=str(model))
+    assert cli.main(args) == 2
+    err = error_line(capsys)
+    assert err.startswith(
+        f"error: {model} holds no tokenizer (none of tokenizer.json, vocab.txt"
+    ), err
+    assert "tokenizer.save_pretrained(folder)" in err, err
 
 
 @pytest.mark.parametrize(

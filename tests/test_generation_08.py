@@ -2,6 +2,8 @@
 reproducible by seed, the next-token table, the KV-cache timing, the widgets, and a clear message
 when a model cannot be loaded."""
 
+import shutil
+
 import matplotlib
 import pytest
 import torch
@@ -113,6 +115,16 @@ def test_a_model_that_cannot_be_loaded_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(OSError, match="MODEL = 'tiny'"):
         load_gpt2_and_tokenizer(str(tmp_path / "no-such-model"))
+
+
+def test_a_model_folder_without_its_tokenizer_is_named(tmp_path):
+    load_gpt2_and_tokenizer("tiny")  # builds the stand-in in the cache
+    from helpers.download import cache_dir
+
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(cache_dir() / "tiny-gpt2" / name, tmp_path / name)
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path} holds no tokenizer "):
+        load_gpt2_and_tokenizer(str(tmp_path))
 
 
 @pytest.mark.parametrize("profile", ["class", "full", "quick", "smoke"])

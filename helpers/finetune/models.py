@@ -15,7 +15,9 @@ def load_tokenizer(name_or_dir: str):
     from transformers import AutoTokenizer
 
     with pretrained.naming_offline_misses(name_or_dir):
-        return AutoTokenizer.from_pretrained(resolve_model(name_or_dir))
+        return AutoTokenizer.from_pretrained(
+            pretrained.require_tokenizer(resolve_model(name_or_dir))
+        )
 
 
 def load_classifier(name_or_dir: str, num_labels: int, dropout: float | None = None):

@@ -43,6 +43,7 @@ from helpers.finetune.experiments import (
 )
 from helpers.finetune.models import check_max_length
 from helpers.mlm.runs import read_state
+from helpers.pretrained import has_tokenizer
 from helpers.tables import read_rows
 
 TASK = Task("sentence", "label")
@@ -50,15 +51,20 @@ RESCALED = "pretrained, rescaled"  # the pretrained model with its embeddings at
 METRICS = ("accuracy", "precision", "recall", "f1")
 
 
+def _tokenizer_of(folder: str | Path):
+    """The tokenizer saved in ``folder``, or None where it holds none (the copy then holds none)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(folder)) if has_tokenizer(folder) else None
+
+
 def random_twin(pretrained_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
     """The pretrained model's architecture and tokenizer with fresh random weights (BERT's init), saved
     in Hugging Face's format in ``out_dir``: the control that says what the pretraining added."""
-    from transformers import AutoTokenizer
-
     hf_config = json.loads((Path(pretrained_dir) / "config.json").read_text())
     with seeded(seed):
         model = BertForMaskedLM(hf_config)
-    return save_pretrained(model, out_dir, AutoTokenizer.from_pretrained(str(pretrained_dir)))
+    return save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir))
 
 
 def weight_sizes(folder: str | Path) -> dict[str, float]:
@@ -76,9 +82,7 @@ def rescaled_embeddings(
     brings the word table to ``std`` (``helpers.bert.mlm.rescale_embeddings``): the same function, but
     an AdamW step moves the tables more relative to their size. The folder and the factor. (The MLM
     head shares the word table, so its logits shrink too: the copy is for fine-tuning; a folder without
-    the head gives a copy without one.)"""
-    from transformers import AutoTokenizer
-
+    the head gives a copy without one, and one without a tokenizer a copy without one.)"""
     if Path(out_dir).resolve() == Path(pretrained_dir).resolve():
         raise ValueError(f"out_dir {out_dir} is pretrained_dir: the rescaled copy would overwrite the "
                          "pretrained model; give another folder")  # fmt: skip
@@ -88,7 +92,7 @@ def rescaled_embeddings(
         model = BertModel.from_pretrained(pretrained_dir)
     encoder = model.bert if isinstance(model, BertForMaskedLM) else model
     factor = rescale_embeddings(encoder.embeddings, std)
-    folder = save_pretrained(model, out_dir, AutoTokenizer.from_pretrained(str(pretrained_dir)))
+    folder = save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir))
     return folder, factor
 
 

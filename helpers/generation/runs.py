@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 
+from helpers import pretrained
 from helpers.corpora import synthetic_text
 from helpers.download import cache_dir
 from helpers.gpt import GPT
@@ -32,6 +33,7 @@ def load_gpt2_and_tokenizer(name: str) -> tuple[GPT, object, str]:
         if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
             tiny_gpt2(folder, synthetic_text(20_000).splitlines())
         name = str(folder)
+    pretrained.require_tokenizer(name)  # a folder without one: named, not an empty tokenizer
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         return GPT.from_pretrained(name), tokenizer, name

@@ -118,8 +118,10 @@ def load_bert(model_name_or_dir: str) -> tuple[BertModel, object]:
         else pretrained.model_source(model_name_or_dir)
     )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as err:  # no tokenizer files, or offline with nothing cached
+        tokenizer = AutoTokenizer.from_pretrained(pretrained.require_tokenizer(source))
+    except FileNotFoundError:  # a folder without a tokenizer: named as such
+        raise
+    except (OSError, ValueError) as err:  # damaged tokenizer files, or offline with nothing cached
         missing = pretrained.offline_miss(model_name_or_dir, err)
         if missing:
             raise OSError(missing) from None
