@@ -169,7 +169,7 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
            "SELECTED_KEY": Knob("int", 1, 4), "COPY_STRENGTH": Knob("float", 0, 20),
            "AVERAGING_STRENGTH": Knob("float", 0, 20), "AVERAGED_KEYS": _pair_of_keys,
            "EXPLORER_SCALE": Knob("float", 0, 5)},
-    "02": {"LM_STEPS": POSITIVE_INT, "SAMPLE_CHARS": Knob("int", 1, 100_000), "HEADS": POSITIVE_INT,
+    "02": {"LM_STEPS": POSITIVE_INT, "SAMPLE_CHARS": Knob("int", 1, 100_000), "LM_SAMPLES": Knob("int", 1, 100), "HEADS": POSITIVE_INT,
            "NORM_STEPS": POSITIVE_INT, "NORM_SEEDS": POSITIVE_INT, "NORM_DEPTH": POSITIVE_INT,
            "NORM_LR": POSITIVE_FLOAT, "SENTENCE": _sentence, "TIMING_TOKENS": Knob("ints", 1, 8192),
            "LOOP_MAX_TOKENS": POSITIVE_INT, "BLOCK_REPEATS": POSITIVE_INT},
