@@ -79,6 +79,14 @@ def test_every_axis_is_titled_and_labelled(name):
     matplotlib.pyplot.close(fig)
 
 
+def test_gpt_curves_legend_lies_beside_the_axes_not_over_the_curves():
+    fig = FIGURES["gpt curves"]()
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert legend.x0 > ax.get_window_extent().x1  # right of the plotting area, whatever the data
+
+
 def test_gpt_attention_plot_shows_a_colour_bar_and_the_row_sums():
     fig = gpt.plot_attention_and_next(INSPECTED, 0, 0, top=3)
     left, right = fig.axes[0], fig.axes[1]

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 def plot_curves(reports: dict[str, dict], title: str = "Dev loss while training") -> Figure:
     """Each run's dev loss (nats per token) against the training step, overlaid; ``reports`` maps a
     label to a run's report (``train(...).report`` or the JSON of ``python -m helpers.gpt train``)."""
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     for label, report in reports.items():
         ax.plot(
             report["steps"],
@@ -18,7 +18,8 @@ def plot_curves(reports: dict[str, dict], title: str = "Dev loss while training"
             label=f"{label}: {report['dev_loss']:.3f}",
         )
     ax.set(title=title, xlabel="training step", ylabel="dev loss (nats per token)")
-    ax.legend(loc="upper right", fontsize="small", title="final dev loss")
+    # beside the axes: inside, it covered the curves' last steps, the part compared
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small", title="final dev loss")
     fig.tight_layout()
     return fig
 
