@@ -427,7 +427,10 @@ def test_compare_refuses_a_twin_over_the_pretrained_folder_and_bad_folders(
     for name in ("config.json", "model.safetensors"):
         (bare / name).write_bytes((saved / name).read_bytes())
     assert twin.main(compare_argv(bare, sst_file, tmp_path / "o.json")) == 2
-    assert "holds no tokenizer" in capsys.readouterr().err
+    assert (
+        "holds no tokenizer (none of tokenizer.json, vocab.txt, vocab.json,"
+        in capsys.readouterr().err
+    )
     (bare / "model.safetensors").write_bytes(b"\x00" * 7)
     assert twin.main(compare_argv(bare, sst_file, tmp_path / "o.json")) == 2
     assert "weights cannot be read" in capsys.readouterr().err

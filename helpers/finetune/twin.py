@@ -43,7 +43,7 @@ from helpers.finetune.experiments import (
 )
 from helpers.finetune.models import check_max_length
 from helpers.mlm.runs import read_state
-from helpers.pretrained import has_tokenizer
+from helpers.pretrained import TOKENIZER_FILES, has_tokenizer
 from helpers.tables import read_rows
 
 TASK = Task("sentence", "label")
@@ -335,9 +335,9 @@ def check_inputs(
         raise ValueError(f"--pretrained {args.pretrained}: its weights hold nan or inf (did its "
                          "pretraining diverge?); pretrain again with a smaller --lr")  # fmt: skip
     check_max_length(model, args.max_length, f"--pretrained {args.pretrained}")
-    if not any((pretrained / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
-        raise ValueError(f"--pretrained {args.pretrained} holds no tokenizer (tokenizer.json or "
-                         "vocab.txt); python -m helpers.mlm --save writes both model and tokenizer")  # fmt: skip
+    if not has_tokenizer(pretrained):
+        raise ValueError(f"--pretrained {args.pretrained} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                         "python -m helpers.mlm --save writes both model and tokenizer")  # fmt: skip
     try:
         AutoTokenizer.from_pretrained(str(pretrained))
     except Exception as err:  # a damaged tokenizer file fails in many ways; each is the same advice
