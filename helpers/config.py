@@ -65,13 +65,15 @@ def config(cls: type[T]) -> type[T]:
 
 
 def _check_numbers(cls: type, values: dict[str, Any]) -> None:
-    """A ConfigError for a field typed int given a fraction or text (``epochs=1.5``), or one typed
-    float given text: before any code uses it as a count or compares it."""
+    """A ConfigError for a field typed int given a fraction, text or a bool (``epochs=1.5``), or one
+    typed float given text or a bool: before any code uses it as a count or compares it."""
     hints = typing.get_type_hints(cls)
     for name, value in values.items():
         kind = hints.get(name)
-        if value is None or isinstance(value, bool):
+        if value is None:
             continue
+        if isinstance(value, bool) and kind in (int, int | None, float, float | None):
+            raise ConfigError(f"{cls.__name__}.{name} must be a number, got {value!r}")  # True == 1
         if kind in (int, int | None) and not isinstance(value, numbers.Integral):
             raise ConfigError(f"{cls.__name__}.{name} must be a whole number, got {value!r}")
         if kind in (float, float | None) and not isinstance(value, numbers.Real):

@@ -1,8 +1,9 @@
 """Where files live: one cache directory, one download helper (progress bar, checksum, atomic write),
 and the project's own small data files.
 
-Everything the notebooks download is listed in ``DOWNLOADS`` (name -> url, checksum), the way d2l keeps
-one table. Fetch it all ahead of class with ``python -m helpers.download --all``.
+Every direct download is listed in ``DOWNLOADS`` (name -> url, checksum), the way d2l keeps one table;
+``python -m helpers.download --all`` fetches them ahead of class. Models and data sets from the Hugging
+Face hub are not here: they go to Hugging Face's own caches when a notebook first loads them.
 """
 
 import hashlib

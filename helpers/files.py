@@ -2,7 +2,8 @@
 
 ``atomic_write(path, save)`` hands ``save`` a temporary path in the same folder and renames it into
 place only when ``save`` returns, so a crash, a full disk or a killed kernel never leaves a file that
-looks finished. Checkpoints, cached arrays, downloads and JSON reports all go through it.
+looks finished. Checkpoints, cached arrays, downloads and JSON reports all go through it;
+``save_into`` does the same for the files a library's ``save_pretrained`` writes.
 """
 
 import json
@@ -73,6 +74,18 @@ def atomic_write(path: str | Path, save: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
+    """Call ``save(tmp)`` on a temporary folder inside ``folder`` (a library's ``save_pretrained``),
+    then rename each file it wrote into ``folder``: no file there is ever half written."""
+    folder = Path(folder)
+    check_writable(folder / ".probe")
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp:
+        save(Path(tmp))
+        for file in sorted(Path(tmp).iterdir()):
+            os.replace(file, folder / file.name)  # atomic on one file system
+    return folder
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -5,6 +5,7 @@ A knob of the wrong kind (``EPOCHS = 1.5``, ``MODELS = ("tiny")`` without its co
 knob, its value and what it takes, instead of a traceback from deep inside torch several cells later.
 """
 
+import importlib
 import math
 import numbers
 import os
@@ -13,9 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from helpers.config import ConfigError
-from helpers.gpt.attention import MASKS, VARIANTS
-from helpers.gpt.runs import GPTRunConfig
-from helpers.mlm.runs import MlmConfig
 
 
 class KnobError(ValueError):
@@ -97,6 +95,8 @@ def _pair_of_keys(value) -> str | None:
 
 
 def _variants(value) -> str | None:
+    from helpers.gpt.attention import MASKS, VARIANTS  # notebook 07's lesson: loaded when checked
+
     ok = (
         _sequence(value)
         and len(value) > 0
@@ -133,10 +133,14 @@ def _sentence(value) -> str | None:
     )
 
 
-def _fields_of(cls: type, **others) -> Callable:
-    """A dict knob that is ``cls``'s fields (with ``others``, which the notebook adds)."""
+def _fields_of(config: str, **others) -> Callable:
+    """A dict knob that is the fields of the config class ``config`` ("module.Class"; imported when a
+    value is checked, so that one notebook's check loads no other notebook's lesson), with
+    ``others``, which the notebook adds."""
 
     def takes(value) -> str | None:
+        module, name = config.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), name)
         try:
             cls(**value, **others)
         except (
@@ -163,6 +167,8 @@ def _models_with_t5(value) -> str | None:
 POSITIVE_INT, POSITIVE_FLOAT = Knob("int", low=1), Knob("float", above=0)
 SPLITS = ("train", "validation", "test")
 
+GPT_RUN, MLM_RUN = "helpers.gpt.runs.GPTRunConfig", "helpers.mlm.runs.MlmConfig"  # dict knobs
+
 # Each notebook's knobs; a Callable returns what the knob takes when the value does not fit.
 KNOBS: dict[str, dict[str, Knob | Callable]] = {
     "01": {"SWEEP_POINTS": Knob("int", 2, 10_000), "SELECTION_STRENGTH": Knob("float", 0, 20),
@@ -188,12 +194,12 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
            "DROPOUTS": Knob("floats", 0, 0.99), "LRS": _lrs},
     "06": {"BPE_LINES": POSITIVE_INT, "BPE_MERGES": POSITIVE_INT, "SLIDER_WORDS": Knob("strs"),
            "VOCAB_SIZE": POSITIVE_INT, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
-           "WIKITEXT_FILE": Knob("path", none=True), "MLM": _fields_of(MlmConfig, seed=0),
+           "WIKITEXT_FILE": Knob("path", none=True), "MLM": _fields_of(MLM_RUN, seed=0),
            "SAVE_DIR": Knob("path", none=True), "SST_TRAIN": POSITIVE_INT, "SST_EVAL": Knob("int", 1, none=True),
            "EPOCHS": POSITIVE_INT, "SEEDS": POSITIVE_INT, "MINILM_SEEDS": Knob("int", 0),
            "SMALL_LR": POSITIVE_FLOAT, "MINILM_LR": POSITIVE_FLOAT, "DEMO_SEED": Knob("int"),
            "WHOLE_WORD_RATE": Knob("float", 0, 1), "RESCALE_STD": POSITIVE_FLOAT},
-    "07": {"STUDY": _fields_of(GPTRunConfig), "WORD": _fields_of(GPTRunConfig), "VARIANTS": _variants, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
+    "07": {"STUDY": _fields_of(GPT_RUN), "WORD": _fields_of(GPT_RUN), "VARIANTS": _variants, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
            "WIKITEXT_FILE": Knob("path", none=True), "SAMPLE_TOKENS": Knob("int", 1, 100_000),
            "PROMPT": Knob("str"), "SENTENCES": Knob("strs")},
     "08": {"MODEL": Knob("path"), "PREFIXES": Knob("strs"), "SAMPLES": POSITIVE_INT,

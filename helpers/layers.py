@@ -260,17 +260,18 @@ class FeedForward(nn.Module):
 
 class Block(nn.Module):
     """A transformer block: attention and a feed-forward layer, each with a residual connection and
-    a LayerNorm.
+        a LayerNorm.
 
-    - ``norm="pre"`` (GPT-2, most modern models):  x + attn(LN(x)), then x + FF(LN(x)).
-    - ``norm="post"`` (the original transformer, BERT's "add & norm"): LN(x + attn(x)), then LN(x + FF(x)).
+        - ``norm="pre"`` (GPT-2, most modern models):  x + attn(LN(x)), then x + FF(LN(x)).
+        - ``norm="post"`` (the original transformer, BERT's "add & norm"): LN(x + attn(x)), then LN(x + FF(x)).
 
-    ``attention`` is a registered variant's name (``"dot"``: multi-head scaled dot-product) or a
-    factory ``f(embed_dim) -> module``; ``layer_norm`` likewise a factory (default: this module's
-    LayerNorm). ``causal`` masks future tokens (variants by name only: a factory builds its own module).
-    ``dropout`` applies to each branch's output, ``attention_dropout`` to the attention weights (BERT: 0.1).
-    ``fast=True`` uses PyTorch's fused kernels for the built-in layers; both paths compute the same.
-    ``activation`` is the feed-forward's GELU: "gelu" (erf, BERT) or "gelu_tanh" (GPT-2's approximation).
+        ``attention`` is a registered variant's name (``"dot"``: multi-head scaled dot-product) or a
+        factory ``f(embed_dim) -> module``; ``layer_norm`` likewise a factory (default: this module's
+        LayerNorm). ``causal`` masks future tokens (variants by name only: a factory builds its own module,
+    so ``causal`` or ``attention_dropout`` beside one is an error).
+        ``dropout`` applies to each branch's output, ``attention_dropout`` to the attention weights (BERT: 0.1).
+        ``fast=True`` uses PyTorch's fused kernels for the built-in layers; both paths compute the same.
+        ``activation`` is the feed-forward's GELU: "gelu" (erf, BERT) or "gelu_tanh" (GPT-2's approximation).
     """
 
     def __init__(
@@ -299,6 +300,12 @@ class Block(nn.Module):
                     f"no attention variant called {attention!r}; registered: {', '.join(ATTENTION)}"
                 )
             self.attn = ATTENTION[attention](embed_dim, num_heads, causal, attention_dropout, fast)
+        elif causal or attention_dropout:
+            raise ValueError(
+                "Block got an attention factory with causal=True or attention_dropout: a factory "
+                "builds its own module, so make it causal or add its dropout there "
+                "(e.g. partial(MyAttention, causal=True)), or use a variant by name"
+            )
         else:
             self.attn = attention(embed_dim)
         make_norm = layer_norm or (lambda d: LayerNorm(d, eps=norm_eps, fast=fast))

@@ -59,6 +59,8 @@ class ZerosAfterSoftmax(MultiHeadAttention):
     ) -> torch.Tensor:
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, T, T)
         allowed = allowed_keys(mask, self.causal, q.shape[-2], q.dim(), q.device)
+        if allowed is None:  # nothing masked: nothing to zero
+            return torch.softmax(scores, dim=-1) @ v  # (B, h, T, hs)
         return masked_softmax(scores, allowed, STYLES[1]) @ v  # (B, h, T, hs)
 
 

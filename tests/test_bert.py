@@ -67,7 +67,9 @@ def test_counts_are_exact_and_equal_the_instantiated_model(config, expected):
     assert count_parameters(transformers.BertConfig(**config)) == expected
     with torch.device("meta"):  # shapes only: no memory for 335M numbers
         model = BertModel(config)
+        theirs = transformers.BertModel(transformers.BertConfig(**config))
     assert sum(p.numel() for p in model.parameters()) == expected
+    assert sum(p.numel() for p in theirs.parameters()) == expected
 
 
 def test_minilm_count_from_its_config_equals_both_models(pair):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers.files import atomic_write, check_writable, write_json
+from helpers.files import atomic_write, check_writable, save_into, write_json
 
 
 def test_a_failed_save_leaves_no_file_and_no_temporary(tmp_path):
@@ -17,6 +17,30 @@ def test_a_failed_save_leaves_no_file_and_no_temporary(tmp_path):
     assert not target.exists() and list(target.parent.iterdir()) == []
     write_json(target, {"a": 1})
     assert target.read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_a_library_save_moves_in_whole_files_or_none(tmp_path):
+    """``save_into`` (a tokenizer's save_pretrained): a save that fails half-way leaves the folder as
+    it was; one that finishes puts each of its files there, over older ones."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "vocab.txt").write_text("old")
+
+    def broken(tmp):
+        (tmp / "tokenizer.json").write_text("{")
+        raise RuntimeError("killed mid-save")
+
+    with pytest.raises(RuntimeError):
+        save_into(folder, broken)
+    assert sorted(p.name for p in folder.iterdir()) == ["vocab.txt"]
+    save_into(
+        folder, lambda tmp: [(tmp / n).write_text(n) for n in ("tokenizer.json", "vocab.txt")]
+    )
+    assert {p.name: p.read_text() for p in folder.iterdir()} == {
+        "tokenizer.json": "tokenizer.json",
+        "vocab.txt": "vocab.txt",
+    }
+    assert save_into(tmp_path / "new" / "folder", lambda tmp: None).is_dir()  # made when missing
 
 
 def test_targets_that_are_not_files_are_refused_before_any_work(tmp_path):

@@ -491,6 +491,13 @@ def test_proxy_refuses_a_file_that_is_not_label_sentence(tmp_path, capsys):
             "--out", str(tmp_path / "out")]  # fmt: skip
     assert proxy.main(args) == 2
     assert "line 1: expected 'LABEL ||| SENTENCE'" in capsys.readouterr().err
+    for label in ("34", "12", "", "01234"):  # a label of several classes, or none
+        (tmp_path / "sst.txt").write_text(f"4 ||| good .\n{label} ||| a film\n")
+        assert proxy.main(args) == 2
+        assert (
+            "sst.txt, line 2: expected 'LABEL ||| SENTENCE' with a label 0-4"
+            in capsys.readouterr().err
+        )
 
 
 # --- the batch-size probe, seeds, the homework's cost ------------------------------------------

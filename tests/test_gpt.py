@@ -120,7 +120,9 @@ def test_gpt_config_names_bad_values(changes, message):
 def test_training_learns_from_the_context(one_thread):
     text = synthetic_text(12_000)
     cfg = GPTRunConfig(iters=200, lr=3e-3, **{**TINY, "embd": 32, "batch_size": 16, "evals": 4})
+    state = torch.get_rng_state()
     report = train(text, cfg, torch.device("cpu"), progress=False).report
+    assert torch.equal(torch.get_rng_state(), state)  # the notebook's generator is left alone
     unigram = torch.bincount(build_corpus(text, "char").train).float()
     unigram /= unigram.sum()
     entropy = -(unigram * torch.log(unigram + 1e-12)).sum().item()  # letter frequencies alone: 2.78

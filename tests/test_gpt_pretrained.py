@@ -66,7 +66,11 @@ def test_tiny_gpt2_is_a_whole_offline_stand_in(tmp_path):
     from helpers.corpora import synthetic_text
     from helpers.gpt.pretrained import tiny_gpt2
 
+    state = torch.get_rng_state()
     folder = tiny_gpt2(tmp_path / "tiny", synthetic_text(5000).splitlines())
+    assert torch.equal(
+        torch.get_rng_state(), state
+    )  # the first load leaves the notebook's generator alone
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     text = "the cat sat on the zebra's mat. Ünïcode!"
     ids = tokenizer(text)["input_ids"]

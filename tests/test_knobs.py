@@ -3,6 +3,8 @@ values a student types are named there (a bad-value probe of every parameters ce
 failing cells later, deep in torch, or silently changed)."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -112,3 +114,32 @@ GOOD = [  # values a student may sensibly set, which the notebooks' code takes
 @pytest.mark.parametrize(("notebook", "name", "value"), GOOD)
 def test_sensible_values_pass(notebook, name, value):
     knobs.check(notebook, parameters(notebook, "quick") | {name: value})
+
+
+LESSONS_PROBE = """
+import json, sys
+from types import SimpleNamespace
+from helpers import knobs
+from helpers.profiles import sizes_for
+loaded = []
+for notebook, path in (("01", sys.argv[1]), ("07", sys.argv[2])):
+    cell = next(c for c in json.load(open(path))["cells"] if "parameters" in c["metadata"].get("tags", []))
+    values = {"lab": SimpleNamespace(sizes=sizes_for(notebook, "quick"), seed=42, profile="quick")}
+    exec("".join(cell["source"]), values)
+    knobs.check(notebook, values)
+    loaded.append(sorted(sys.modules))
+print(json.dumps(loaded))
+"""
+
+
+def test_checking_one_notebook_loads_no_other_notebooks_lesson():
+    """knobs sits below the lessons: notebook 01's check loads neither notebook 06's MLM runs nor
+    notebook 07's GPT; notebook 07's check loads its own config when it reads STUDY."""
+    paths = [str(NOTEBOOKS[n]) for n in ("01", "07")]
+    done = subprocess.run(
+        [sys.executable, "-c", LESSONS_PROBE, *paths], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    after_01, after_07 = json.loads(done.stdout.splitlines()[-1])
+    assert not [m for m in after_01 if m.startswith(("helpers.gpt", "helpers.mlm"))]
+    assert "helpers.gpt.runs" in after_07

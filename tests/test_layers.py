@@ -128,6 +128,9 @@ def test_attention_variants_plug_in_by_name_and_students_modules_by_class():
     mine = layers.Block(8, attention=layers.SelfAttention, layer_norm=nn.LayerNorm)
     assert isinstance(mine.attn, layers.SelfAttention) and isinstance(mine.ln2, nn.LayerNorm)
     assert mine(torch.randn(2, 3, 8), padding_mask([3, 1], 3)).shape == (2, 3, 8)
+    for wrong in ({"causal": True}, {"attention_dropout": 0.1}):  # a factory's module is its own
+        with pytest.raises(ValueError, match="a factory builds its own module, so make it causal"):
+            layers.Block(8, attention=layers.SelfAttention, **wrong)
 
 
 def test_attention_weights_are_the_modules_own():

@@ -42,6 +42,11 @@ def test_char_lm_is_a_layers_block_with_the_registered_leaky_attention():
     assert isinstance(deep.ln_f, torch.nn.Identity), "post-LN's stream is already normalised"
     with pytest.raises(ValueError, match="style must be one of"):
         masking.CharLM(20, 16, 32, 4, "zeros")
+    unmasked = layers.Block(8, 2, attention="zeros after softmax")  # no mask: plain attention
+    dot = layers.Block(8, 2)
+    dot.load_state_dict(unmasked.state_dict())
+    x = torch.randn(2, 5, 8)
+    assert torch.allclose(unmasked(x), dot(x), atol=1e-6)
 
 
 def test_only_the_leaky_char_lm_reads_the_future():

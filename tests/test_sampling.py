@@ -39,6 +39,13 @@ def test_kv_cache_logits_match_a_full_forward():
             rest = [model(idx[:, t : t + 1], start=t) for t in range(6, 10)]
     assert torch.allclose(torch.cat([first, *rest], dim=1), full, atol=1e-5)
     assert all(b.attn.cache is None for b in model.blocks)  # the cache is gone afterwards
+    with torch.no_grad(), model.kv_cache():
+        model(idx[:, :6])
+        with pytest.raises(
+            ValueError,
+            match="the cache holds 6 tokens, so the new tokens start at position 6, not start=0",
+        ):
+            model(idx[:, 6:7])  # start forgotten: position 0 again, beside 6 cached keys
 
 
 def test_sampled_tokens_match_with_and_without_cache():

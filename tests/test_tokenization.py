@@ -10,7 +10,6 @@ from helpers.tokenization.mlm import (
     IGNORE,
     continuation_ids,
     mask_tokens,
-    mlm_perplexity,
     non_special_ids,
     special_tokens_mask,
     whole_word_choice,
@@ -171,11 +170,6 @@ def test_a_piece_opening_a_row_or_following_cls_is_a_word_of_its_own():
     for first, word in ((opening[:, 0], opening[:, 2]), (after_cls[:, 1], after_cls[:, 3])):
         apart = (first != word).float().mean()  # independent draws differ half the time
         assert 0.4 < apart < 0.6, apart
-
-
-def test_mlm_perplexity():
-    assert mlm_perplexity(torch.tensor(0.0)) == 1.0
-    assert abs(mlm_perplexity(2.0) - 7.389) < 1e-3
 
 
 # --- trained tokenizers ------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import math
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from helpers import layers
 from helpers.config import ConfigError
 from helpers.env import seeded
 from helpers.training import (
@@ -17,6 +19,7 @@ from helpers.training import (
     evaluate,
     fit,
     grad_scaler,
+    perplexity,
 )
 from helpers.training.loop import lr_factor
 
@@ -77,6 +80,8 @@ def test_unknown_or_bad_config_fields_fail_at_construction_and_name_the_valid_on
             "TrainConfig.epochs must be a whole number, got '3'",
         ),  # before any compare
         ({"lr": "1e-3"}, "TrainConfig.lr must be a number, got '1e-3'"),
+        ({"epochs": True}, "TrainConfig.epochs must be a number, got True"),  # not 1
+        ({"lr": True}, "TrainConfig.lr must be a number, got True"),
     ]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig(**bad)
@@ -125,6 +130,19 @@ def test_accumulating_two_half_batches_equals_one_full_batch():
         assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_a_short_last_accumulation_averages_its_own_batches():
+    """Six batches accumulated four at a time: two steps, over four batches and then two; each is
+    the mean over its own batches, as if they were one batch (the last not weighted 2/4)."""
+    halves = [(torch.randn(8, 2), torch.randint(0, 2, (8,))) for _ in range(6)]
+    full = [tuple(torch.cat(parts) for parts in zip(*halves[a:b])) for a, b in ((0, 4), (4, 6))]
+    one, four = toy_model(), toy_model()
+    cfg = TrainConfig(epochs=1, lr=0.1, optimizer="sgd", schedule="constant", clip=None)
+    fit(one, full, cfg, CPU, progress=False)
+    fit(four, halves, cfg.replace(accumulate=4), CPU, progress=False)
+    for a, b in zip(one.parameters(), four.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_clipping_bounds_the_update():
     model = nn.Linear(2, 2)
     before = [p.detach().clone() for p in model.parameters()]
@@ -144,6 +162,22 @@ def test_callbacks_see_every_epoch_and_token_level_targets_work():
                   callbacks=[lambda h: seen.append(len(h["epoch"]))], progress=False)  # fmt: skip
     assert seen == [1, 2, 3] and 0 <= history.last("valid_accuracy") <= 1
     assert evaluate(lm, data, CPU).count == 4 * 5  # every token is a prediction
+
+
+class Echo(nn.Module):
+    """A perfect next-token model: its logits pick the token it is given."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return 10.0 * F.one_hot(ids.clamp(min=0), 5).float()  # (B, T, 5)
+
+
+def test_targets_of_minus_100_are_not_predictions():
+    """-100 marks "no target" (padding, unmasked tokens): a perfect model scores 100% on the real
+    targets, which alone are counted and weigh in the loss."""
+    ids = torch.tensor([[1, 2, 3, 4]])
+    targets = torch.tensor([[1, 2, -100, -100]])
+    metrics = evaluate(Echo(), [(ids, targets)], CPU)
+    assert metrics.accuracy == 1.0 and metrics.count == 2 and metrics.loss < 1e-3
 
 
 def test_empty_inputs_get_clear_messages():
@@ -233,6 +267,42 @@ def test_code_fingerprint_names_our_classes_not_torchs():
     assert list(names) == [f"{__name__}.Attention"]
 
 
+CELL = """
+import torch.nn as nn
+
+def helper(x):
+    return x * SCALE
+
+def outer(x):
+    return helper(x)
+
+class Mine(nn.Module):
+    def forward(self, x):
+        return outer(x)
+"""
+
+
+def test_code_fingerprint_follows_the_functions_a_class_calls(monkeypatch):
+    """A helper from another notebook cell, called through another one, or the course's own ``attend``:
+    changing it changes the fingerprint, so a checkpoint trained with the old one is not reused."""
+    cell = {"__name__": "__main__"}
+    exec(CELL, cell)
+    before = code_fingerprint(cell["Mine"]())
+    exec("def helper(x):\n    return x * SCALE + 1", cell)  # the helper's cell edited and re-run
+    assert code_fingerprint(cell["Mine"]()) != before
+    exec(CELL, cell)
+    assert code_fingerprint(cell["Mine"]()) == before  # the same code again: the same fingerprint
+    attention = layers.MultiHeadAttention(8, 2)
+    before = code_fingerprint(attention)
+
+    def attend(q, k, v, mask=None, **options):  # a rewrite that ignores the mask
+        return v
+
+    attend.__module__ = "helpers.layers"
+    monkeypatch.setattr(layers, "attend", attend)
+    assert code_fingerprint(attention) != before
+
+
 def test_the_same_seed_gives_the_same_run_and_the_callers_generator_is_left_alone():
     def run(seed: int) -> History:
         with seeded(seed):
@@ -248,3 +318,8 @@ def test_the_same_seed_gives_the_same_run_and_the_callers_generator_is_left_alon
 def test_an_infinite_learning_rate_is_refused():
     with pytest.raises(ConfigError, match="TrainConfig.lr must be > 0 and finite, got inf"):
         TrainConfig(lr=float("inf"))
+
+
+def test_perplexity_is_exp_of_the_loss_and_inf_past_overflow():
+    assert perplexity(torch.tensor(0.0)) == 1.0 and abs(perplexity(2.0) - 7.389) < 1e-3
+    assert perplexity(800.0) == math.inf and math.isnan(perplexity(math.nan))  # a diverged run

@@ -21,7 +21,7 @@ import torch.nn as nn
 from helpers.bert.mlm import HEAD_RENAMES, BertForMaskedLM
 from helpers.bert.model import BertModel
 from helpers.bert.weights import RENAMES
-from helpers.files import atomic_write, write_text
+from helpers.files import atomic_write, save_into, write_text
 
 # ours -> Hugging Face's (after the "bert." prefix): RENAMES read right to left.
 INVERSE = [
@@ -96,5 +96,5 @@ def save_pretrained(
     )
     write_text(folder / "config.json", json.dumps(hf_config(model, pad), indent=2) + "\n")
     if tokenizer is not None:
-        tokenizer.save_pretrained(str(folder))
+        save_into(folder, lambda tmp: tokenizer.save_pretrained(str(tmp)))
     return folder

@@ -83,8 +83,9 @@ def boolq_splits(
     seed: int = 42,
     train_size: int = BOOLQ_TRAIN,
 ) -> Splits:
-    """BoolQ as published: 8,000 training questions to train on, the rest of train as test, the
-    validation split as dev; a training row that also occurs in dev or test is dropped (counted)."""
+    """BoolQ's test labels are not public, so its train is split: 8,000 training questions (after a
+    seeded shuffle) to train on, the rest of train as test, the validation split as dev; a training
+    row that also occurs in dev or test is dropped (counted)."""
     rows = list(train_rows)
     random.Random(seed).shuffle(rows)
     train, test = rows[:train_size], rows[train_size:]
@@ -92,8 +93,9 @@ def boolq_splits(
     columns = ["question", "passage"]
     seen = {tuple(str(r[c]).strip().lower() for c in columns) for r in held}
     kept = [r for r in train if tuple(str(r[c]).strip().lower() for c in columns) not in seen]
-    notes = [f"BoolQ's own splits (dev: its validation split; test: the training questions after the "
-             f"first {train_size:,}); {len(train) - len(kept)} training rows also in dev or test: dropped"]  # fmt: skip
+    notes = [f"BoolQ's test labels are not public (dev: its validation split; test: its training "
+             f"questions after the first {train_size:,} of a seeded shuffle); {len(train) - len(kept)} "
+             "training rows also in dev or test: dropped"]  # fmt: skip
     return Splits({"train": kept, "dev": list(validation), "test": test}, "", notes)
 
 

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from helpers.cli import Parser
+from helpers.files import write_json, write_text
 from helpers.finetune.splits import leaking_rows, words
 from helpers.tables import read_rows
 
@@ -40,7 +41,7 @@ def read_sst(path: Path) -> list[dict]:
         if not line.strip():
             continue
         label, sep, sentence = line.partition(" ||| ")
-        if not sep or label.strip() not in "01234":
+        if not sep or label.strip() not in ("0", "1", "2", "3", "4"):
             raise ValueError(
                 f"{path}, line {number}: expected 'LABEL ||| SENTENCE' with a label 0-4"
             )
@@ -52,7 +53,7 @@ def read_sst(path: Path) -> list[dict]:
 def write_tsv(path: Path, rows: list[dict]) -> None:
     """GLUE's form: a ``sentence<TAB>label`` header, then one row a line."""
     lines = ["sentence\tlabel", *(f"{r['sentence']}\t{r['label']}" for r in rows)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def build(sst_file: Path, train_file: Path, out: Path, tune: int, confirm: int, seed: int) -> dict:
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    (args.out / "proxy.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out / "proxy.json", report)
     print(json.dumps(report))
     return 0
 

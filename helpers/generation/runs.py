@@ -16,7 +16,7 @@ import torch
 from helpers import pretrained
 from helpers.corpora import synthetic_text
 from helpers.download import cache_dir
-from helpers.gpt import GPT
+from helpers.gpt.model import GPT
 from helpers.gpt.pretrained import tiny_gpt2
 from helpers.training import generate
 

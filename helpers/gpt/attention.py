@@ -54,7 +54,8 @@ def additive_scores(
     w2: torch.Tensor,
     past_only: bool = False,
 ) -> torch.Tensor:
-    """score[i, j] = w2ᵀ tanh(W1 [q_i; k_j]) for every pair, per head: (B, h, T, T).
+    """score[i, j] = w2ᵀ tanh(W1 [q_i; k_j]) for every pair, per head: (B, h, T, S) for T queries
+    and S keys (S = T, or more with a KV cache).
 
     W1 [q; k] = W1q q + W1k k, so each side is projected once, (B, h, T, da), and the pairs are formed
     by broadcasting: memory O(T² da), never the (T, T, 2 hs) concatenations. ``past_only`` scores only

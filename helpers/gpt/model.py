@@ -105,6 +105,11 @@ class GPT(nn.Module):
         if start + T > self.config.block_size:
             raise ValueError(f"the input has {start + T} tokens; this model reads at most "
                              f"block_size={self.config.block_size} (crop the context)")  # fmt: skip
+        cache = self.blocks[0].attn.cache if self.blocks else None
+        held = 0 if cache is None or cache.k is None else cache.k.shape[2]
+        if cache is not None and start != held:
+            raise ValueError(f"inside kv_cache() the cache holds {held} tokens, so the new tokens "
+                             f"start at position {held}, not start={start}")  # fmt: skip
         x = self.tok(idx) + self.pos(torch.arange(start, start + T, device=idx.device))  # (B, T, d)
         x = self.drop(x)
         for block in self.blocks:

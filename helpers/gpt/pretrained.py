@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.env import seeded
+from helpers.files import save_into
 from helpers.gpt.model import GPT, GPTConfig
 
 ACTIVATION = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
@@ -72,8 +74,10 @@ def tiny_gpt2(
     tokenizer = train_byte_level_bpe(texts, vocab_size, model_max_length=128)
     config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=64, n_layer=2, n_head=2,
                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-    torch.manual_seed(seed)
-    with no_progress_bars():  # "Writing model shards" for a stand-in is noise
-        GPT2LMHeadModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return Path(folder)
+
+    def save(tmp: Path) -> None:
+        with seeded(seed), no_progress_bars():  # "Writing model shards" for a stand-in is noise
+            GPT2LMHeadModel(config).save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return save_into(folder, save)

@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from helpers.config import ConfigError, config, positive
+from helpers.env import seeded
 from helpers.files import atomic_write, write_json
 from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus, windows
 from helpers.gpt.model import GPT, GPTConfig
-from helpers.training import History, TrainConfig, distributed, fit, generate
+from helpers.training import History, TrainConfig, distributed, fit, generate, perplexity
 from helpers.training.loop import make_optimizer
 
 SAFETY = 1.1  # --minutes plans for steps 10% slower than the probe (a busy machine)
@@ -52,7 +53,7 @@ class GPTRunConfig:
     lr: float = 2e-3
     warmup: float = 0.02  # then cosine decay to 0
     weight_decay: float = 0.1
-    evals: int = 20  # dev evaluations along the run (the curve's points; more if a round would pass 2,000 steps)
+    evals: int = 20  # dev evaluations along the run (the curve's points; more if a round would pass 2,000 batches)
     eval_batches: int = 20  # batches of dev windows per evaluation
     seed: int = 42
 
@@ -145,7 +146,14 @@ def train(
     ``cfg.level``); with ``save``, checkpoint every evaluation (the same call again resumes; other
     settings train that folder again: ``python -m helpers.gpt train`` refuses instead) and write the
     model there for ``load``. Bad input raises before anything is written. Under torchrun the
-    processes share each round's batches; rank 0 plans, evaluates and writes."""
+    processes share each round's batches; rank 0 plans, evaluates and writes. The caller's random
+    generator is given back as it was."""
+    with seeded(cfg.seed):  # the weights and the dropout masks: from the run's seed
+        return _train(text, cfg, device, save, progress)
+
+
+def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: str | Path | None,
+           progress: bool) -> GPTRun:  # fmt: skip
     started = time.perf_counter()
     place = distributed.start(device)
     corpus = text if isinstance(text, Corpus) else build_corpus(text, cfg.level)
@@ -161,7 +169,6 @@ def train(
             raise ValueError(f"the {name} split has {len(part)} tokens, fewer than block_size + 1 = "
                              f"{cfg.block_size + 1} (a window and its target); give a longer text or a "
                              "smaller block size")  # fmt: skip
-    torch.manual_seed(cfg.seed)
     model = GPT(cfg.model_config(len(corpus.vocab)))
     g = torch.Generator().manual_seed(cfg.seed)
     first = windows(corpus.train, 1, cfg.block_size, cfg.batch_size, g)[0]  # fails here if too big
@@ -221,7 +228,7 @@ def make_report(cfg: GPTRunConfig, corpus: Corpus, model: GPT, history: History,
         "parameters": model.num_parameters(), "vocab_size": len(corpus.vocab),
         "train_tokens": len(corpus.train), "dev_tokens": len(corpus.dev),
         "iters": sum(per_round), "tokens_seen": tokens,
-        "dev_loss": history["dev_loss"][-1], "dev_perplexity": math.exp(history["dev_loss"][-1]),
+        "dev_loss": history["dev_loss"][-1], "dev_perplexity": perplexity(history["dev_loss"][-1]),
         "dev_losses": history["dev_loss"], "train_losses": history["train_loss"], "steps": history["step"],
         "tokens_per_second": 1 / per_token, "seconds_per_epoch": per_token * len(corpus.train),
         "train_seconds": train_seconds, "seconds": seconds,

@@ -166,7 +166,7 @@ def my_modules(names: dict) -> tuple[ModuleFactory, ModuleFactory]:
 
 @dataclass
 class ImdbRun:
-    """What ``run`` returns: the per-epoch history (validation only), the model, the seconds."""
+    """What ``run`` returns: the per-epoch history (training loss, validation scores), the model, the seconds."""
 
     history: History
     model: MyTransformer

@@ -71,7 +71,7 @@ class MinbertConfig:
     seed: int = 42  # the head's initial weights, dropout, shuffling
     max_len: int = 128  # tokens kept per sentence ([CLS] and [SEP] included)
     warmup: float = 0.1  # fraction of the steps warming the rate up, then linear decay to 0
-    precision: str = "auto"  # auto (bf16 on a GPU that has it, else fp32) | fp32 | bf16 | fp16
+    precision: str = "auto"  # auto (bf16 / fp16 / fp32 by hardware) | fp32 | bf16 | fp16
 
     def __post_init__(self) -> None:
         if self.option not in OPTIONS:

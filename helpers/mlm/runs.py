@@ -30,7 +30,7 @@ from helpers.bert.mlm import BertForMaskedLM, mlm_outputs
 from helpers.bert.save import save_pretrained
 from helpers.config import ConfigError, config, positive
 from helpers.env import pick_device, seeded
-from helpers.files import write_json
+from helpers.files import save_into, write_json
 from helpers.tokenization.mlm import (
     continuation_ids,
     mask_tokens,
@@ -39,7 +39,7 @@ from helpers.tokenization.mlm import (
     whole_word_choice,
 )
 from helpers.tokenization.train import train_wordpiece
-from helpers.training import History, TrainConfig, fit
+from helpers.training import History, TrainConfig, fit, perplexity
 from helpers.training.loop import make_optimizer
 
 Batch = tuple[
@@ -216,11 +216,6 @@ def split_eval(lines: Sequence[str], fraction: float = 0.1) -> tuple[list[str], 
     return list(lines[:cut]), list(lines[cut:])
 
 
-def perplexity(loss: float) -> float:
-    """exp(mean cross-entropy over the masked tokens); inf when that overflows, nan for a nan loss."""
-    return math.nan if math.isnan(loss) else math.exp(loss) if loss < 700 else math.inf
-
-
 # --- the run ----------------------------------------------------------------------------------------
 
 
@@ -380,7 +375,7 @@ def pretrain(
                          "included) was chosen for the perplexity; give a longer --eval-file, a larger "
                          "--eval-fraction or a larger --mask-prob")  # fmt: skip
     if new_key is not None:  # saved only now: a failed check leaves the folder as it was
-        tokenizer.save_pretrained(str(folder))
+        save_into(folder, lambda tmp: tokenizer.save_pretrained(str(tmp)))
         _write_state(folder, tokenizer=new_key)
     seconds["pack"] = time.perf_counter() - start
     bert_cfg = cfg.bert_config(len(tokenizer))

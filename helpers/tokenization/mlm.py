@@ -16,7 +16,6 @@ tokens: every piece of a chosen word is chosen, so "##ing" is seldom guessed fro
 (80/10/10 still applies per token: "walk" stays in view in about 10% of the chosen words).
 """
 
-import math
 from collections.abc import Iterable
 
 import torch
@@ -114,8 +113,3 @@ def whole_word_choice(
     word = starts.cumsum(1) - 1  # (B, T): the word each token belongs to
     picked = torch.bernoulli(torch.full(input_ids.shape, prob), generator=generator).bool()
     return picked.gather(1, word) & ~special_mask  # one draw per word, shared by its pieces
-
-
-def mlm_perplexity(mean_masked_cross_entropy: float) -> float:
-    """exp(mean cross-entropy over the masked positions): how many tokens the model hesitates between."""
-    return math.exp(float(mean_masked_cross_entropy))

@@ -12,6 +12,7 @@ from helpers.training.loop import (
     batch_outputs,
     evaluate,
     fit,
+    perplexity,
     predict,
     run_epoch,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "fit",
     "generate",
     "grad_scaler",
+    "perplexity",
     "predict",
     "run_epoch",
 ]

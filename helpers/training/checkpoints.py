@@ -2,9 +2,10 @@
 
 A checkpoint stores, beside the weights, a fingerprint of what produced them: the training config,
 the model's config, the data, the parameter shapes, and the source code of every class in the model
-(a student's ``MySelfAttention`` included, also when it was written in a notebook cell). Resuming
-compares fingerprints first: a checkpoint made by other code, config or data is never reused; the run
-says what changed and trains again.
+(a student's ``MySelfAttention`` included, also when it was written in a notebook cell) and of the
+functions its methods call by name (``attend``, a helper from another cell). Resuming compares
+fingerprints first: a checkpoint made by other code, config or data is never reused; the run says
+what changed and trains again.
 """
 
 import hashlib
@@ -29,19 +30,52 @@ def _code_bytes(code) -> bytes:
     return code.co_code + b"|" + b"|".join(consts)
 
 
+def _function_source(fn) -> bytes:
+    try:
+        return inspect.getsource(fn).encode()
+    except (OSError, TypeError):  # no source (e.g. made by exec): the compiled code instead
+        return _code_bytes(fn.__code__)
+
+
+def _names(code) -> set[str]:
+    """The global names ``code`` (and the code nested in it) looks up."""
+    nested = (_names(c) for c in code.co_consts if inspect.iscode(c))
+    return set(code.co_names).union(*nested)
+
+
+def _called_functions(functions: list, home: str) -> dict[str, object]:
+    """The plain functions of ``home``'s module or of the course (``helpers``, a notebook's
+    ``__main__``) that ``functions`` reach through their global names, and those they reach in turn."""
+    found: dict[str, object] = {}
+    todo = [inspect.unwrap(fn) for fn in functions]  # a decorated method: its own body
+    while todo:
+        fn = todo.pop()
+        for name in sorted(_names(fn.__code__)):
+            target = fn.__globals__.get(name)
+            if not inspect.isfunction(target) or target in found.values():
+                continue
+            module = target.__module__ or ""
+            if module == home or module == "__main__" or module.split(".")[0] == "helpers":
+                found[f"{module}.{target.__qualname__}"] = target
+                todo.append(target)
+    return found
+
+
 def class_source(cls: type) -> bytes:
     """What defines ``cls``: the source of each of its methods (found through their code, so it is
-    exact also for a class re-defined in a notebook cell), else their bytecode, and its plain class
-    attributes."""
+    exact also for a class re-defined in a notebook cell), else their bytecode, its plain class
+    attributes, and the source of the module-level functions its methods call (``attend``, a helper
+    written in another cell)."""
     parts: list[str | bytes] = []
+    methods = []
     for name, member in sorted(vars(cls).items(), key=lambda item: item[0]):
         if inspect.isfunction(member):
-            try:
-                parts.append(inspect.getsource(member))
-            except (OSError, TypeError):  # no source (e.g. made by exec): the compiled code instead
-                parts.append(_code_bytes(member.__code__))
+            parts.append(_function_source(member))
+            methods.append(member)
         elif isinstance(member, int | float | str | bool | tuple) and not name.startswith("__"):
             parts.append(f"{name} = {member!r}")
+    for _, fn in sorted(_called_functions(methods, cls.__module__).items()):
+        parts.append(_function_source(fn))
     return b"\n".join(p.encode() if isinstance(p, str) else p for p in parts)
 
 

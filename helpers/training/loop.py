@@ -105,14 +105,19 @@ def batch_size(batch: Batch) -> int:
 
 
 def batch_outputs(model: nn.Module, batch: Batch) -> Outputs:
-    """(loss, logits, targets) of ``model`` on ``batch``, with logits flattened to (N, C) over tokens."""
+    """(loss, logits, targets) of ``model`` on ``batch``, with logits flattened to (N, C) over tokens;
+    targets of -100 (cross-entropy's "no target") are left out of the loss and of what is returned,
+    so accuracy and the loss's weight count real targets only."""
     if isinstance(batch, Mapping):
         out = model(**batch)  # a Hugging Face model computes the loss from batch["labels"]
-        return out.loss, out.logits.flatten(0, -2), batch["labels"].flatten()
-    *inputs, targets = batch
-    logits = model(*inputs).flatten(0, -2).float()  # (N, C): N examples, or N = B·T tokens
-    targets = targets.flatten()
-    return F.cross_entropy(logits, targets), logits, targets
+        loss, logits, targets = out.loss, out.logits.flatten(0, -2), batch["labels"].flatten()
+    else:
+        *inputs, targets = batch
+        logits = model(*inputs).flatten(0, -2).float()  # (N, C): N examples, or N = B·T tokens
+        targets = targets.flatten()
+        loss = F.cross_entropy(logits, targets)  # ignores -100
+    real = targets != -100  # (N,)
+    return loss, logits[real], targets[real]
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -134,6 +139,13 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     if schedule == "linear":
         return max(0.0, 1.0 - progress)
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def perplexity(loss: float) -> float:
+    """exp(mean cross-entropy): how many tokens the model hesitates between; inf when that
+    overflows, nan for a nan loss."""
+    loss = float(loss)
+    return math.nan if math.isnan(loss) else math.exp(loss) if loss < 700 else math.inf
 
 
 @torch.no_grad()  # no graph: less memory, faster
@@ -197,12 +209,15 @@ def run_epoch(model, batches, optimizer, scheduler, scaler, cfg, device, precisi
     for i, batch in enumerate(batches):
         _nonempty(batch, f"training batch {i}")
         stepping = (i + 1) % accumulate == 0 or i + 1 == len(batches)
+        group = min(
+            accumulate, len(batches) - i // accumulate * accumulate
+        )  # the last may be short
         # DDP all-reduces the gradients in backward: only on the batch that ends an accumulation
         sync = model.no_sync() if not stepping and hasattr(model, "no_sync") else nullcontext()
         with sync:
             with autocast(device, precision):  # bf16/fp16 on a GPU, nothing on a CPU
                 loss, _, targets = outputs(model, to_device(batch, device))
-            scaler.scale(loss / accumulate).backward()  # d loss / d every parameter, added up
+            scaler.scale(loss / group).backward()  # d loss / d every parameter, added up
         if stepping:
             scaler.unscale_(optimizer)  # fp16: back to true gradient sizes before clipping
             if cfg.clip is not None:  # one bad batch cannot blow up the weights
