@@ -8,6 +8,7 @@ word for word (whole words of the space-separated, lowercased text). Containment
 inverted index by each row's rarest word, never by scanning every pair.
 """
 
+import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
@@ -100,13 +101,13 @@ def complete_sentences(texts: list[str]) -> list[int]:
 
 
 def hold_out(
-    rows: list[dict], text: str, n: int, rng, candidates: list[int] | None = None
+    rows: list[dict], text: str, n: int, rng: random.Random
 ) -> tuple[list[dict], list[dict], int]:
-    """(kept, held, dropped): ``n`` rows drawn with ``rng`` from ``candidates`` (default: complete
-    sentences) become ``held``; ``kept`` is every other row that does not leak into them; ``dropped``
-    counts the rows removed besides the held ones (their duplicates, sub-phrases and super-phrases)."""
+    """(kept, held, dropped): ``n`` complete sentences drawn with ``rng`` become ``held``; ``kept`` is
+    every other row that does not leak into them; ``dropped`` counts the rows removed besides the held
+    ones (their duplicates, sub-phrases and super-phrases)."""
     texts = [str(r[text]) for r in rows]
-    pool = complete_sentences(texts) if candidates is None else candidates
+    pool = complete_sentences(texts)
     if len(pool) < n:
         raise ValueError(f"only {len(pool)} complete sentences to hold {n} out from")
     chosen = sorted(rng.sample(pool, n))

@@ -41,6 +41,7 @@ from helpers.tokenization.mlm import (
 from helpers.tokenization.train import train_wordpiece
 from helpers.training import History, TrainConfig, fit, perplexity
 from helpers.training.loop import make_optimizer
+from helpers.training.precision import autocast, choose_precision
 
 Batch = tuple[
     torch.Tensor, torch.Tensor, torch.Tensor
@@ -237,13 +238,21 @@ def probe_epoch_seconds(
     """Seconds one epoch should take (training steps + the evaluation), timed on a copy of the model
     (the run's own weights stay untouched). Two untimed AdamW steps warm up; then steps are timed one
     by one until ``min_steps`` and ``min_seconds`` are both reached (at most ``max_steps``), and the
-    median is used, so one slow step (a first allocation, another process) cannot shrink the plan."""
+    median is used, so one slow step (a first allocation, another process) cannot shrink the plan.
+    The steps run in the run's precision (bf16/fp16 autocast on a GPU), and a GPU is synchronised
+    around each, so that its queued work is timed too."""
     probe = copy.deepcopy(model).to(device).train()
     optimizer = make_optimizer(cfg.train_config(1), probe)
+    precision = choose_precision(device, cfg.precision)
 
     def timed(run: Callable[[Batch], None], batch: Batch) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         started = time.perf_counter()
-        run(tuple(t.to(device) for t in batch))
+        with autocast(device, precision):
+            run(tuple(t.to(device) for t in batch))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         return time.perf_counter() - started
 
     def step(batch: Batch) -> None:
