@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from helpers.feedback import CheckResult, failed, passed, returned, returned_not, run_check
+from helpers.training.generate import filter_logits
 
 
 def _logits() -> torch.Tensor:
@@ -135,9 +136,9 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
 
 
 def top_k_probs(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """The reference: the softmax over the k largest logits of each row, 0 elsewhere."""
-    kth = logits.topk(k, dim=-1).values[:, -1:]
-    return torch.softmax(logits.masked_fill(logits < kth, float("-inf")), dim=-1)
+    """The reference, by the sampler's own rule: the softmax over the k largest logits of each row,
+    0 elsewhere."""
+    return torch.softmax(filter_logits(logits, top_k=k), dim=-1)
 
 
 def check_top_k(fn: Callable) -> CheckResult:
@@ -183,11 +184,7 @@ def _top_k(name: str, fn: Callable) -> CheckResult:
 def top_p_probs(logits: torch.Tensor, p: float) -> torch.Tensor:
     """The reference: the smallest set of most likely tokens whose probability reaches p (the token
     that crosses p included), renormalised; 0 elsewhere."""
-    probs, order = torch.softmax(logits, dim=-1).sort(dim=-1, descending=True)
-    drop = torch.zeros_like(logits, dtype=torch.bool).scatter(
-        -1, order, probs.cumsum(-1) - probs >= p
-    )
-    return torch.softmax(logits.masked_fill(drop, float("-inf")), dim=-1)
+    return torch.softmax(filter_logits(logits, top_p=p), dim=-1)  # the sampler's own rule
 
 
 def check_top_p(fn: Callable) -> CheckResult:

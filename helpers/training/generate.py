@@ -26,6 +26,15 @@ def next_token(
     z = (
         logits.float() - logits.float().amax(-1, keepdim=True)
     ) / temperature  # max 0: no inf - inf
+    probs = torch.softmax(filter_logits(z, top_k, top_p), dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)  # (B, 1)
+
+
+def filter_logits(
+    z: torch.Tensor, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
+    """(B, vocab) scores with -inf on every token outside the ``top_k`` most likely and outside the
+    smallest set whose probability reaches ``top_p`` (the token that crosses it included)."""
     if top_k is not None and top_k < z.shape[-1]:
         kth = z.topk(top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest score
         z = z.masked_fill(z < kth, float("-inf"))
@@ -34,8 +43,7 @@ def next_token(
         before = probs.cumsum(-1) - probs  # probability of the tokens ranked above each one
         drop = torch.zeros_like(z, dtype=torch.bool).scatter(-1, order, before >= top_p)
         z = z.masked_fill(drop, float("-inf"))
-    probs = torch.softmax(z, dim=-1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).to(logits.device)  # (B, 1)
+    return z
 
 
 def _check(
