@@ -5,7 +5,16 @@ Every function takes tensors, numpy arrays or nested lists; results are float te
 float, and a few return a tuple of them).
 """
 
+from collections.abc import Callable
+from typing import TypeAlias
+
 import torch
+from numpy.typing import ArrayLike
+
+Array: TypeAlias = torch.Tensor | ArrayLike  # a tensor, a numpy array or nested lists
+Attend: TypeAlias = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
+]  # (q, K, V) -> out
 
 # Part a of notebook 01: the course's worked example.
 COURSE_KEYS = torch.tensor([[0.0, 1, 2], [1, 1, 2], [-1, 1, -2], [0, -1, -2]])  # (4, 3)
@@ -17,13 +26,15 @@ SELECTION_KEYS = torch.tensor(
 )  # (4, 3)
 
 
-def as_float(x) -> torch.Tensor:
+def as_float(x: Array) -> torch.Tensor:
     """``x`` as a floating-point tensor (float32 unless it already is floating point)."""
     t = torch.as_tensor(x)
     return t if t.is_floating_point() else t.float()
 
 
-def validate(query, keys, values=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def validate(
+    query: Array, keys: Array, values: Array | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Check the shapes of a lookup and say exactly what is wrong if they do not fit."""
     q, k = as_float(query), as_float(keys)
     if k.dim() != 2:
@@ -49,15 +60,19 @@ def validate(query, keys, values=None) -> tuple[torch.Tensor, torch.Tensor, torc
     return q.to(dtype), k.to(dtype), v.to(dtype)
 
 
-def attention_scores(query, keys) -> torch.Tensor:
+def attention_scores(query: Array, keys: Array) -> torch.Tensor:
     """Dot products q·k_i: (n,) for one query, (m, n) for m queries."""
     q, k, _ = validate(query, keys)
     return q @ k.T  # (m, n) or (n,)
 
 
 def softmax_attention(
-    query, keys, values, scale: float | None = None, return_weights: bool = False
-):
+    query: Array,
+    keys: Array,
+    values: Array,
+    scale: float | None = None,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Soft lookup: weights softmax(scale · q·k_i) over the keys, output Σ_i weight_i v_i.
 
     ``scale=None`` divides by √d, as transformers and ``F.scaled_dot_product_attention`` do;
@@ -71,12 +86,14 @@ def softmax_attention(
     return (output, weights) if return_weights else output
 
 
-def raw_softmax_attention(query, keys, values):
+def raw_softmax_attention(query: Array, keys: Array, values: Array) -> torch.Tensor:
     """Softmax attention on the raw dot products (scale 1), as in the by-hand examples."""
     return softmax_attention(query, keys, values, scale=1.0)
 
 
-def argmax_attention(query, keys, values, return_weights: bool = False):
+def argmax_attention(
+    query: Array, keys: Array, values: Array, return_weights: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Hard lookup: the value of the key with the largest score (the first one on a tie)."""
     q, k, v = validate(query, keys, values)
     best = (q @ k.T).argmax(dim=-1)  # (m,) or ()
@@ -90,7 +107,9 @@ def squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((output - target) ** 2).sum()
 
 
-def gradients(attend, query, keys, values, target) -> tuple[torch.Tensor, ...]:
+def gradients(
+    attend: Attend, query: Array, keys: Array, values: Array, target: Array
+) -> tuple[torch.Tensor, ...]:
     """Gradients of ``squared_error(attend(q, K, V), target)`` with respect to q, K and V.
 
     All three require grad, so the loss always has a graph; where it does not depend on one of them
@@ -103,13 +122,24 @@ def gradients(attend, query, keys, values, target) -> tuple[torch.Tensor, ...]:
     return tuple(torch.zeros_like(t) if g is None else g for g, t in zip(grads, (q, k, v)))
 
 
-def query_key_gradients(attend, query, keys, values, target) -> tuple[torch.Tensor, torch.Tensor]:
+def query_key_gradients(
+    attend: Attend, query: Array, keys: Array, values: Array, target: Array
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The gradients of ``gradients`` with respect to q and K only."""
     grad_q, grad_k, _ = gradients(attend, query, keys, values, target)
     return grad_q, grad_k
 
 
-def loss_along_query(attend, query, keys, values, target, component: int, span: float, points: int):
+def loss_along_query(
+    attend: Attend,
+    query: Array,
+    keys: Array,
+    values: Array,
+    target: Array,
+    component: int,
+    span: float,
+    points: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Loss as one query component moves over [q_c - span, q_c + span]: (offsets, losses)."""
     q, k, v = validate(query, keys, values)
     offsets = torch.linspace(-span, span, points)  # (P,)
@@ -120,24 +150,24 @@ def loss_along_query(attend, query, keys, values, target, component: int, span: 
     return offsets, losses
 
 
-def selection_query(keys, j: int, strength: float) -> torch.Tensor:
+def selection_query(keys: Array, j: int, strength: float) -> torch.Tensor:
     """Part c: q = S·k_j, a query that selects value j as the strength S grows."""
     return strength * as_float(keys)[j]
 
 
-def copy_queries(keys, strength: float) -> torch.Tensor:
+def copy_queries(keys: Array, strength: float) -> torch.Tensor:
     """Part c: Q = S·K (n, d): query i points at key i, so every position copies its own value
     once S is large (as long as each key is more similar to itself than to any other key)."""
     return strength * as_float(keys)
 
 
-def averaging_query(keys, a: int, b: int, strength: float) -> torch.Tensor:
+def averaging_query(keys: Array, a: int, b: int, strength: float) -> torch.Tensor:
     """Part d: q = C·(k_a + k_b), a query that averages values a and b (for orthonormal keys)."""
     k = as_float(keys)
     return strength * (k[a] + k[b])
 
 
-def score_margin(query, keys, a: int, b: int) -> float:
+def score_margin(query: Array, keys: Array, a: int, b: int) -> float:
     """By how much k_a's score beats every key but k_a and k_b, for ``query`` scaled to length 1
     (negative: another key scores higher)."""
     q, k, _ = validate(query, keys)
@@ -146,7 +176,9 @@ def score_margin(query, keys, a: int, b: int) -> float:
     return float(q @ k[a] - (k[others] @ q).max()) if others else float("inf")
 
 
-def balanced_query(keys, a: int, b: int, strength: float, candidates: int = 20_000) -> torch.Tensor:
+def balanced_query(
+    keys: Array, a: int, b: int, strength: float, candidates: int = 20_000
+) -> torch.Tensor:
     """Part d, keys that are not orthogonal: a query that gives k_a and k_b the same score, above
     every other key by the widest margin found, times the strength C.
 
@@ -174,7 +206,9 @@ def balanced_query(keys, a: int, b: int, strength: float, candidates: int = 20_0
     return strength * directions[worst.argmax()].to(as_float(keys).dtype)
 
 
-def lookup_state(query, keys, values, target) -> dict[str, torch.Tensor]:
+def lookup_state(
+    query: Array, keys: Array, values: Array, target: Array
+) -> dict[str, torch.Tensor]:
     """Scores, weights and output of a raw-dot-product softmax lookup, and its distance from
     ``target``."""
     output, weights = softmax_attention(query, keys, values, scale=1.0, return_weights=True)
@@ -205,7 +239,7 @@ def orthogonal_subspaces(
 
 
 def lookup(
-    query, keys, values, scale: float = 1.0, mode: str = "softmax"
+    query: Array, keys: Array, values: Array, scale: float = 1.0, mode: str = "softmax"
 ) -> dict[str, torch.Tensor]:
     """Scores, weights and output of one lookup; ``mode`` is "softmax" or "argmax"."""
     if mode not in ("softmax", "argmax"):

@@ -198,8 +198,19 @@ def _nonempty(batch: Batch, what: str) -> int:
     return n
 
 
-def run_epoch(model, batches, optimizer, scheduler, scaler, cfg, device, precision, outputs, bar,
-              accumulate: int | None = None):  # fmt: skip
+def run_epoch(
+    model: nn.Module,
+    batches: Iterable[Batch],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: "torch.amp.GradScaler",  # torch.cuda.amp's under torch 2.2
+    cfg: TrainConfig,
+    device: torch.device,
+    precision: str,
+    outputs: Callable[[nn.Module, Batch], Outputs],
+    bar: tqdm,
+    accumulate: int | None = None,
+) -> tuple[float, int]:
     """One pass over the training batches, an optimizer step every ``accumulate`` batches (default
     ``cfg.accumulate``). Returns the sum of the losses and the number of predictions they cover."""
     model.train()  # dropout on
