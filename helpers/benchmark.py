@@ -18,7 +18,7 @@ import torch
 
 from helpers.cli import Parser
 from helpers.env import pick_device, seeded
-from helpers.files import check_writable, write_json
+from helpers.files import check_report, write_json
 from helpers.layers import Block, SelfAttention
 from helpers.loops import loop_self_attention
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
         return 2
     try:
-        check_writable(args.json)
+        check_report(args.json, create=True)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

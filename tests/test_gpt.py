@@ -206,13 +206,18 @@ def test_cli_train_again_resumes_and_gives_the_same_result(trained, capsys):
     [(["--data", "missing.txt"], "does not exist"), (["--embd", "30", "--heads", "4"], "--embd=30"),
      (["--block-size", "5000"], "block size"), (["--lr", "-1"], "--lr"), (["--seed", str(2**40)], "--seed"),
      (["--json", "DATA"], "is the --data file"), (["--json", "SAVE/model.pt"], "would overwrite model.pt"),
+     (["--json", "SAVE"], "is inside --save"),
      (["--iters", "abc"], "invalid int value"), (["--level", "byte"], "invalid choice"),
      (["--batch-size", str(10**12)], "does not fit in memory"), (["--heads", "0"], "error: --heads must be")],
 )  # fmt: skip
 def test_cli_train_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, args, message):
     data = trained[0] / "text.txt"
     args = [
-        {"DATA": str(data), "SAVE/model.pt": str(tmp_path / "m" / "model.pt")}.get(a, a)
+        {
+            "DATA": str(data),
+            "SAVE/model.pt": str(tmp_path / "m" / "model.pt"),
+            "SAVE": str(tmp_path / "m"),
+        }.get(a, a)
         for a in args
     ]
     base = {"--data": str(data), "--iters": "2", "--save": str(tmp_path / "m"),

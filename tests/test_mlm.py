@@ -372,6 +372,11 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
         ("json in save", r"--json \S+ is inside --save"),
         ("json is the text", r"--json \S+ is the --train-file"),
         (
+            "json is a run's weights",
+            r"--json \S+ is the model\.safetensors of a saved model or run",
+        ),
+        ("json is not json", r"--json \S+ exists and is not a JSON report"),
+        (
             "eval is train",
             r"--eval-file \S+ is the --train-file: its perplexity would not be held out",
         ),
@@ -393,12 +398,15 @@ def test_the_command_never_writes_over_other_work(
         (tmp_path / "copy").mkdir()
         for name in ("checkpoint.pt", "model.pt"):
             (tmp_path / "copy" / name).write_bytes(b"another run's bytes")
+    (tmp_path / "notes.txt").write_text("a student's notes, not a report")
     other = tmp_path / "other.txt"
     other.write_text(text_file.read_text() + "one more line of text here\n")
     changes = {"exported model": {"--save": "copy"}, "another tool's run": {"--save": "copy"},
                "more epochs": {"--epochs": "3"},
                "another rate": {"--lr": "5e-4"}, "other text": {"--train-file": str(other)},
                "json in save": {"--json": "run/out.json"}, "json is the text": {"--json": str(text_file)},
+               "json is a run's weights": {"--save": "run2", "--json": "run/model.safetensors"},
+               "json is not json": {"--save": "run2", "--json": "notes.txt"},
                "eval is train": {"--eval-file": str(text_file)}}[case]  # fmt: skip
     again = list(argv)
     for flag, value in changes.items():
@@ -413,6 +421,8 @@ def test_the_command_never_writes_over_other_work(
     err = capsys.readouterr().err
     assert re.search(said, err) and len(err.strip().splitlines()) == 1, err
     assert folder_bytes(target) == before and text_file.read_bytes() == text
+    assert (tmp_path / "notes.txt").read_text() == "a student's notes, not a report"
+    assert not (tmp_path / "run2").exists()
     assert cli.main(argv) == 0  # the run itself still resumes: nothing left to train
     assert json.loads((tmp_path / "out.json").read_text())["resumed_after_epoch"] == 2
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from helpers.cli import Parser
 from helpers.env import pick_device, seeded
-from helpers.files import check_not_an_input, check_writable, write_json
+from helpers.files import check_not_an_input, check_report, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
 from helpers.finetune.models import check_max_length, load_classifier
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_writable(args.json, create=False)  # its folders are made when it is written
+        check_report(args.json)  # its folders are made when it is written
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if args.max_train_examples is not None and args.max_train_examples < 1:

@@ -32,7 +32,7 @@ from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
 from helpers.cli import Parser
 from helpers.env import pick_device, seeded
-from helpers.files import check_writable, write_json
+from helpers.files import check_report, check_writable, write_json
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
 from helpers.finetune.experiments import (
     FinetuneConfig,
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         check_inputs(args, pretrained, twin, rescaled)
-        check_writable(args.json, create=False)  # its folder is made when it is written
+        check_report(args.json)  # its folder is made when it is written
         small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
         minilm = finetune_config("--lr", args.lr, args)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from helpers.cli import DefaultsHelp, Parser
 from helpers.env import pick_device
-from helpers.files import check_writable, write_json
+from helpers.files import check_report, check_writable, write_json
 from helpers.gpt.attention import MASKS, VARIANTS
 from helpers.gpt.data import LEVELS, Corpus, build_corpus
 from helpers.gpt.runs import GPTRunConfig, load_model, read_plan, run_key, sample, train
@@ -131,7 +131,6 @@ def check_paths(args: argparse.Namespace) -> None:
         check_writable(args.save / SAVED[0], create=False)
     except ValueError as err:
         raise ValueError(f"--save {args.save}: {err}") from None
-    check_writable(args.json, create=False)
     json_path = args.json.resolve()
     if json_path == args.data.resolve():
         raise ValueError(f"--json {args.json} is the --data file: writing it would overwrite the "
@@ -139,6 +138,10 @@ def check_paths(args: argparse.Namespace) -> None:
     if json_path in {(args.save / name).resolve() for name in SAVED}:
         raise ValueError(f"--json {args.json} would overwrite {json_path.name} in --save; "
                          "choose another name")  # fmt: skip
+    save = args.save.resolve()
+    if json_path == save or save in json_path.parents:
+        raise ValueError(f"--json {args.json} is inside --save {args.save}; write it elsewhere")
+    check_report(args.json)
 
 
 def shown(value: object) -> str:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from helpers.cli import Parser
-from helpers.files import check_not_an_input, check_writable, write_json
+from helpers.files import check_not_an_input, check_report, write_json
 from helpers.imdb.data import Split, check_apart, check_splits, read_jsonl, split_off
 from helpers.text import clean
 
@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
-        check_writable(args.json)
         check_not_an_input(
             args.json, {"--train-file": args.train_file, "--test-file": args.test_file}
         )
+        check_report(args.json, create=True)
         everything = read_jsonl(args.train_file)
         train, valid = split_off(everything, args.valid_fraction)
         test = read_jsonl(args.test_file)

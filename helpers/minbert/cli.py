@@ -21,7 +21,7 @@ import torch
 from helpers.cli import Parser
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_writable, write_json
+from helpers.files import check_not_an_input, check_report, write_json
 from helpers.finetune.models import check_max_length
 from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
 from helpers.minbert.runs import (
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_writable(args.json, create=False)  # its folders are made when it is written
+        check_report(args.json)  # its folders are made when it is written
         if args.dev_file is None and not 0 < args.dev_fraction < 1:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "
                              f"held out as dev), not {args.dev_fraction}")  # fmt: skip

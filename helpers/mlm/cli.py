@@ -24,7 +24,7 @@ from pathlib import Path
 from helpers.cli import Parser
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_writable, write_json
+from helpers.files import check_not_an_input, check_report, check_writable, write_json
 from helpers.mlm.runs import (
     CHECKPOINT,
     SAFETY,
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_json(args)
-        check_writable(args.json, create=False)  # its folder is made when it is written
+        check_report(args.json)  # its folder is made when it is written
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(
                 f"--save {args.save} is a file; give a folder (it is created if missing)"

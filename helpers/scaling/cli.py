@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from helpers.cli import Parser
-from helpers.files import check_writable, write_json
+from helpers.files import check_report, check_writable, write_json
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
     best_on_dev,
@@ -140,7 +140,7 @@ def run_collect(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     if not args.data.is_file():
         raise ValueError(f"--data {args.data} is not a file; give a UTF-8 text file")
-    check_writable(args.json)
+    check_report(args.json, create=True)
     folder = args.folder or args.json.with_suffix("")
     rows = compare_processes(args.data, folder, tuple(args.processes), iters=args.iters,
                              accumulate=args.accumulate, dropout=args.dropout)  # fmt: skip
