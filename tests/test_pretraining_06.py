@@ -422,6 +422,18 @@ def test_compare_refuses_a_twin_over_the_pretrained_folder_and_bad_folders(
     assert twin.main(argv) == 2
     assert "would overwrite the pretrained ones" in capsys.readouterr().err
     assert (saved / "model.safetensors").read_bytes() == weights  # untouched
+    mine = tmp_path / "my-model"  # a model folder of the user's, not a twin this command wrote
+    mine.mkdir()
+    (mine / "model.safetensors").write_text("precious")
+    rescaled = tmp_path / f"{saved.name}-rescaled"
+    rescaled.mkdir(exist_ok=True)
+    (rescaled / "notes.txt").write_text("mine")
+    for extra, flag in (["--twin", str(mine)], "--twin"), (["--rescaled"], "--rescaled"):
+        assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", *extra)) == 2
+        said = capsys.readouterr().err
+        assert f"{flag} writes" in said and "holds files this command did not write" in said, said
+    assert (mine / "model.safetensors").read_text() == "precious"
+    assert [f.name for f in rescaled.iterdir()] == ["notes.txt"]
     bare = tmp_path / "no-tokenizer"
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):

@@ -58,13 +58,23 @@ def _tokenizer_of(folder: str | Path):
     return AutoTokenizer.from_pretrained(str(folder)) if has_tokenizer(folder) else None
 
 
+MADE = "made-by-compare.json"  # in every copy this module writes: a later run may write over it
+
+
+def _mark(folder: Path, kind: str, pretrained_dir: str | Path) -> Path:
+    write_json(folder / MADE, {"kind": kind, "from": str(pretrained_dir)})
+    return folder
+
+
 def random_twin(pretrained_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
     """The pretrained model's architecture and tokenizer with fresh random weights (BERT's init), saved
     in Hugging Face's format in ``out_dir``: the control that says what the pretraining added."""
     hf_config = json.loads((Path(pretrained_dir) / "config.json").read_text())
     with seeded(seed):
         model = BertForMaskedLM(hf_config)
-    return save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir))
+    return _mark(
+        save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir)), "twin", pretrained_dir
+    )
 
 
 def weight_sizes(folder: str | Path) -> dict[str, float]:
@@ -93,7 +103,7 @@ def rescaled_embeddings(
     encoder = model.bert if isinstance(model, BertForMaskedLM) else model
     factor = rescale_embeddings(encoder.embeddings, std)
     folder = save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir))
-    return folder, factor
+    return _mark(folder, "rescaled", pretrained_dir), factor
 
 
 def sst2_data(
@@ -287,6 +297,14 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
     if run:
         raise ValueError(f"{flag} writes {folder}, which holds a pretraining run ({', '.join(run)}); "
                          f"move or delete it, {where}")  # fmt: skip
+    others = (
+        sorted(f.name for f in folder.iterdir() if not f.name.startswith("."))
+        if folder.is_dir()
+        else []
+    )
+    if others and MADE not in others:
+        raise ValueError(f"{flag} writes {folder}, which holds files this command did not write "
+                         f"({', '.join(others[:5])}); move or delete them, {where}")  # fmt: skip
     try:
         check_writable(
             folder / "config.json", create=False
