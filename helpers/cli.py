@@ -8,9 +8,22 @@ flag's default in --help, except where it is None (the flag's help says what hap
 import argparse
 import sys
 
+INT_MAX = 2**31 - 1  # a count or size beyond this cannot be allocated or run: refused at parsing
+FLOAT32_MAX = 3.4e38  # a number beyond it is inf in float32, where the models compute
+
 
 class Parser(argparse.ArgumentParser):
-    """argparse with its errors as one line (``error: ...``, exit 2) instead of the usage block."""
+    """argparse with its errors as one line (``error: ...``, exit 2) instead of the usage block, and
+    ``type=int`` (except seeds) and ``type=float`` values of absurd magnitude (``--batch-size`` with
+    20 digits, ``--lr 1e308``) refused instead of failing deep inside torch."""
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> object:
+        value = super()._get_value(action, arg_string)
+        limit = {int: INT_MAX, float: FLOAT32_MAX}.get(action.type)
+        if limit is not None and "seed" not in action.dest and abs(value) > limit:
+            shown = f"{limit:,}" if action.type is int else f"{limit:g}"
+            raise argparse.ArgumentError(action, f"{arg_string} is too large (at most {shown})")
+        return value
 
     def error(self, message: str):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)

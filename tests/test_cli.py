@@ -32,3 +32,37 @@ def test_an_unknown_flag_is_one_line_and_exit_2(module, capsys):
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "--help)" in err, err
+
+
+HUGE = [  # (command, argv): a count or size with 20 digits, a rate that is inf in float32
+    ("helpers.mlm.cli", ["--train-file", "t.txt", "--save", "s", "--json", "o.json", "--vocab-size", "9" * 20]),
+    ("helpers.mlm.cli", ["--train-file", "t.txt", "--save", "s", "--json", "o.json", "--epochs", "9" * 20]),
+    ("helpers.gpt.cli", ["train", "--data", "t.txt", "--save", "s", "--json", "o.json", "--embd", "9" * 20]),
+    ("helpers.gpt.cli", ["train", "--data", "t.txt", "--save", "s", "--json", "o.json", "--minutes", "1e308"]),
+    ("helpers.finetune.cli", ["--train-file", "t.tsv", "--json", "o.json", "--batch-size", "9" * 20]),
+    ("helpers.imdb.cli", ["--train-file", "t.jsonl", "--json", "o.json", "--max-len", "9" * 11]),
+    ("helpers.finetune.twin", ["--pretrained", "p", "--sst-file", "s.tsv", "--json", "o.json", "--small-lr", "1e308"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("module", "argv"), HUGE)
+def test_absurd_magnitudes_are_refused_at_parsing(module, argv, capsys):
+    """Before: tracebacks from the tokenizer trainer, the allocator or the optimizer, or a run that
+    never ends; now one line naming the flag and the largest value taken."""
+    with pytest.raises(SystemExit) as exited:
+        importlib.import_module(module).main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and f"argument {argv[-2]}: {argv[-1]} is too large (at most" in err
+    ), err
+
+
+def test_seeds_keep_their_whole_range(capsys):
+    from helpers.cli import Parser
+
+    parser = Parser(prog="p")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--split-seed", type=int)
+    big = str(2**62)
+    assert parser.parse_args(["--seed", big, "--split-seed", big]).seed == 2**62
