@@ -6,7 +6,9 @@ flag's default in --help, except where it is None (the flag's help says what hap
 """
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 
 INT_MAX = 2**31 - 1  # a count or size beyond this cannot be allocated or run: refused at parsing
 FLOAT32_MAX = 3.4e38  # a number beyond it is inf in float32, where the models compute
@@ -37,3 +39,21 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         if action.default is None:
             return action.help
         return super()._get_help_string(action)
+
+
+def stops_cleanly(what_is_kept: str) -> Callable:
+    """A command's ``main`` that Ctrl-C ends with one line (``stopped: ...``, saying what is kept)
+    and exit status 130, instead of a traceback from wherever training was."""
+
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
+        @functools.wraps(main)
+        def run(*args, **kwargs) -> int:
+            try:
+                return main(*args, **kwargs)
+            except KeyboardInterrupt:
+                print(f"\nstopped: {what_is_kept}", file=sys.stderr)
+                return 130
+
+        return run
+
+    return wrap

@@ -66,3 +66,22 @@ def test_seeds_keep_their_whole_range(capsys):
     parser.add_argument("--split-seed", type=int)
     big = str(2**62)
     assert parser.parse_args(["--seed", big, "--split-seed", big]).seed == 2**62
+
+
+def test_ctrl_c_stops_a_command_with_one_line_saying_what_is_kept(capsys):
+    from helpers.cli import stops_cleanly
+
+    @stops_cleanly("the same command resumes")
+    def main(argv):
+        raise KeyboardInterrupt
+
+    assert main([]) == 130
+    assert capsys.readouterr().err == "\nstopped: the same command resumes\n"
+    for module in ("helpers.gpt.cli", "helpers.finetune.cli", "helpers.finetune.twin",
+                   "helpers.minbert.cli", "helpers.imdb.cli", "helpers.mlm.cli", "helpers.imdb.ablation"):  # fmt: skip
+        main = importlib.import_module(module).main
+        wrapped = (
+            hasattr(main, "__wrapped__")
+            or "KeyboardInterrupt" in Path(importlib.import_module(module).__file__).read_text()
+        )
+        assert wrapped, f"{module}: Ctrl-C would print a traceback"

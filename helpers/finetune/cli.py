@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.cli import Parser
+from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_not_an_input, check_report, write_json
 from helpers.finetune.data import Task, loader, make_collate
@@ -125,6 +125,7 @@ def train_labels(args: argparse.Namespace, task: Task, rows: list, lines: list,
     return label_index([r[task.label] for r in rows], args.train_file, lines)
 
 
+@stops_cleanly("fine-tuning keeps no checkpoint: the same command starts again from the beginning")
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     task = Task(args.text_column, args.label_column, args.text_pair_column)

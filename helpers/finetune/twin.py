@@ -30,7 +30,7 @@ import torch
 from helpers.bert import BertModel
 from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
-from helpers.cli import Parser
+from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, check_writable, write_json
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
@@ -404,6 +404,9 @@ def check_inputs(
         )
 
 
+@stops_cleanly(
+    "the runs finished so far are not kept: the same command starts again from the first run"
+)
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse(argv)

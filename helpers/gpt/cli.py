@@ -24,7 +24,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from helpers.cli import DefaultsHelp, Parser
+from helpers.cli import DefaultsHelp, Parser, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_report, check_writable, write_json
 from helpers.gpt.attention import MASKS, VARIANTS
@@ -289,6 +289,9 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+@stops_cleanly(
+    "the same command resumes from the last evaluation checkpointed in --save (or starts again if none was)"
+)
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     return run_train(args) if args.command == "train" else run_sample(args)

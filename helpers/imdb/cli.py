@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.cli import Parser
+from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_writable, write_json
 from helpers.glove import load_glove
@@ -69,6 +69,7 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
                          "--json, or delete it to replace it")  # fmt: skip
 
 
+@stops_cleanly("the run keeps no checkpoint: the same command starts again from the beginning")
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.cli import Parser
+from helpers.cli import Parser, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, write_json
@@ -101,6 +101,7 @@ def check_max_len(cfg: MinbertConfig, bert, args: argparse.Namespace) -> None:
         raise ValueError(said.replace("--max-length", "--max-len")) from None
 
 
+@stops_cleanly("fine-tuning keeps no checkpoint: the same command starts again from the beginning")
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse(argv)
