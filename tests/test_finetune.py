@@ -233,6 +233,19 @@ def test_cli_writes_accuracy_per_epoch(tmp_path):
     assert report["seconds"]["train_and_eval"] > 0 and report["settings"]["epochs"] == 2
 
 
+def test_cli_a_diverged_run_is_an_error_not_a_score(tmp_path, capsys):
+    """--lr 1e30: the loss became NaN and the run reported chance accuracy, exit 0."""
+    rows = notebook_data("boolq", SMOKE)[0]
+    args = boolq_args(tmp_path, rows["train"], rows["dev"])
+    settings = ["--epochs", "1", "--batch-size", "8", "--max-train-examples", "16", "--lr", "1e30"]
+    assert cli.main([*args, *settings]) == 2
+    err = capsys.readouterr().err
+    assert "error: training diverged: the training loss was nan in epoch 1 at --lr 1e+30" in err, (
+        err
+    )
+    assert not (tmp_path / "out.json").exists()
+
+
 def error_line(capsys) -> str:
     err = capsys.readouterr().err
     assert err.endswith("\n") and err.count("\n") == 1, err  # one line

@@ -321,6 +321,15 @@ def test_cli_refuses_a_max_len_beyond_the_models_positions(tiny_model, files, ca
     assert "Traceback" not in err and not out.exists()
 
 
+def test_cli_a_diverged_run_is_an_error_not_a_score(tiny_model, files, capsys):
+    out = files["dir"] / "out.json"
+    argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file", str(files["dev"]),
+            "--option", "finetune", "--epochs", "1", "--lr", "1e30", "--max-len", "64", "--json", str(out)]  # fmt: skip
+    assert exit_status(argv) == 2
+    assert "training diverged: the training loss was nan in epoch 1" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def exit_status(argv: list[str]) -> int:
     """``cli.main``'s exit status, whether it returns it or argparse raises SystemExit."""
     try:

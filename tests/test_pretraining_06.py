@@ -50,6 +50,16 @@ def compare_argv(saved, sst_file, out, *extra):
             "--json", str(out), *extra]  # fmt: skip
 
 
+def test_compare_stops_at_a_diverged_run(saved, sst_file, tmp_path, capsys):
+    out = tmp_path / "compare.json"
+    assert twin.main(compare_argv(saved, sst_file, out, "--small-lr", "1e30")) == 2
+    assert (
+        "training diverged: the training loss was nan in epoch 1 at --small-lr 1e+30"
+        in capsys.readouterr().err
+    )
+    assert not out.exists()
+
+
 def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_file, tmp_path):
     out = tmp_path / "compare.json"
     assert twin.main(compare_argv(saved, sst_file, out)) == 0

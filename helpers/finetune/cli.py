@@ -29,6 +29,7 @@ from helpers.tables import (
     read_rows_and_lines,
 )
 from helpers.training import choose_precision, distributed, evaluate, fit
+from helpers.training.loop import check_finite_losses
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -224,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             eval_batches={"eval": loader(eval_rows, collate, 2 * args.batch_size, shuffle=False)},
         )
     train_seconds = time.perf_counter() - start
+    try:
+        check_finite_losses(history["train_loss"], args.lr)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if not distributed.current().main:
         return 0  # rank 0 scores the test file and writes the report
     test = None

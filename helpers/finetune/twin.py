@@ -45,6 +45,7 @@ from helpers.finetune.models import check_max_length
 from helpers.mlm.runs import read_state
 from helpers.pretrained import TOKENIZER_FILES, has_tokenizer
 from helpers.tables import read_rows
+from helpers.training.loop import Diverged, check_finite_losses
 
 TASK = Task("sentence", "label")
 RESCALED = "pretrained, rescaled"  # the pretrained model with its embeddings at BERT's initial size
@@ -209,6 +210,8 @@ def finetune_runs(
                 progress=progress,
                 dropout=dropout,
             )
+            flag = "--lr" if name == "minilm" else "--small-lr"
+            check_finite_losses(run.history["train_loss"], configs[name].lr, flag)  # before a score
             scores = classification_scores(
                 run.model, loader(splits["dev"], run.collate, 64, False), device
             )
@@ -435,16 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     seeds = dict.fromkeys(models, args.seeds)
     several = len(small) > 1
     rows, trained = [], []
-    for lr, config in small.items():
-        if several:
-            print(f"fine-tuning rate {lr:g}", flush=True)
-        runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config), device,
-                             trained=trained if several else None, dropout=args.dropout)  # fmt: skip
-        rows += [{**run, "lr": lr} for run in runs]
-    if args.minilm_seeds > 0:
-        rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},
-                              {"minilm": minilm}, device)  # fmt: skip
-        models["minilm"] = "minilm"
+    try:
+        for lr, config in small.items():
+            if several:
+                print(f"fine-tuning rate {lr:g}", flush=True)
+            runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config), device,
+                                 trained=trained if several else None, dropout=args.dropout)  # fmt: skip
+            rows += [{**run, "lr": lr} for run in runs]
+        if args.minilm_seeds > 0:
+            rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},
+                                  {"minilm": minilm}, device)  # fmt: skip
+            models["minilm"] = "minilm"
+    except Diverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     chosen = chosen_rates(rows)
     kept = [r for r in rows if "lr" not in r or r["lr"] == chosen[r["model"]]]
     if several:  # the test slice: each model at its chosen rate only, scored once

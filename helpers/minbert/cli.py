@@ -34,6 +34,7 @@ from helpers.minbert.runs import (
     train_classifier,
 )
 from helpers.training import choose_precision
+from helpers.training.loop import check_finite_losses
 
 SETTINGS = ("epochs", "lr", "batch_size", "hidden_dropout_prob", "max_len", "precision")
 
@@ -143,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     hidden = bool(test) and labels_hidden(test)
     watch = {"test": test} if test and not hidden else {}
     run = train_classifier(args.model, cfg, train, dev, device, watch=watch, loaded=loaded)
+    try:
+        check_finite_losses(run.history["train_loss"], cfg.lr)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     start = time.perf_counter()
     report: dict = {
         "model": args.model,

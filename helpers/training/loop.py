@@ -148,6 +148,19 @@ def perplexity(loss: float) -> float:
     return math.nan if math.isnan(loss) else math.exp(loss) if loss < 700 else math.inf
 
 
+class Diverged(ValueError):
+    """A run whose training loss became NaN or infinite."""
+
+
+def check_finite_losses(losses: Sequence[float], lr: float, flag: str = "--lr") -> None:
+    """A ``Diverged`` error naming the first epoch whose training loss is NaN or infinite: the run
+    diverged, and its scores would look like a model's."""
+    for epoch, loss in enumerate(losses, 1):
+        if not math.isfinite(loss):
+            raise Diverged(f"training diverged: the training loss was {loss} in epoch {epoch} at "
+                           f"{flag} {lr:g}; give a smaller {flag}")  # fmt: skip
+
+
 @torch.no_grad()  # no graph: less memory, faster
 def evaluate(
     model: nn.Module,
