@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import shutil
 
 import pytest
 import torch
@@ -244,6 +245,16 @@ def test_cli_a_diverged_run_is_an_error_not_a_score(tmp_path, capsys):
         err
     )
     assert not (tmp_path / "out.json").exists()
+
+
+def test_cli_damaged_weights_are_one_line(tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(resolve_model("minilm"), damaged)
+    (damaged / "model.safetensors").write_text("{}")
+    rows = notebook_data("boolq", SMOKE)[0]
+    args = boolq_args(tmp_path, rows["train"], rows["dev"], model=str(damaged))
+    assert cli.main(args) == 2
+    assert f"--model {damaged}: its weights cannot be read (SafetensorError" in error_line(capsys)
 
 
 def error_line(capsys) -> str:

@@ -330,6 +330,19 @@ def test_cli_a_diverged_run_is_an_error_not_a_score(tiny_model, files, capsys):
     assert not out.exists()
 
 
+def test_cli_damaged_weights_are_one_line(tiny_model, files, capsys, tmp_path):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_model, damaged)
+    (damaged / "model.safetensors").write_text("{}")
+    argv = ["--model", str(damaged), "--train-file", str(files["train"]), "--max-len", "64",
+            "--json", str(tmp_path / "o.json")]  # fmt: skip
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"the weights in {damaged} cannot be read (SafetensorError" in err and err.count("\n") == 1
+    ), err
+
+
 def exit_status(argv: list[str]) -> int:
     """``cli.main``'s exit status, whether it returns it or argparse raises SystemExit."""
     try:

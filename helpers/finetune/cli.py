@@ -185,7 +185,14 @@ def main(argv: list[str] | None = None) -> int:
                          train=str(args.train_file), fix=SAME_LABELS)  # fmt: skip
         start = time.perf_counter()
         with seeded(args.seed):
-            model, tokenizer = load_classifier(args.model, len(labels))
+            try:
+                model, tokenizer = load_classifier(args.model, len(labels))
+            except (OSError, ValueError):
+                raise
+            except Exception as err:  # a damaged weights file fails in many ways: the same advice
+                said = " ".join(str(err).split())[:120]
+                raise ValueError(f"--model {args.model}: its weights cannot be read ({type(err).__name__}: "
+                                 f"{said}); save or download the model again") from None  # fmt: skip
         check_max_length(model, args.max_length, f"--model {args.model}")
         if task.pair:
             positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)

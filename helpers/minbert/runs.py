@@ -130,7 +130,14 @@ def load_bert(model_name_or_dir: str) -> tuple[BertModel, object]:
             f"could not load a tokenizer from {source} ({type(err).__name__}: {said}); a "
             "model folder needs vocab.txt or tokenizer.json beside config.json"
         ) from None
-    return BertModel.from_pretrained(source), tokenizer
+    try:
+        return BertModel.from_pretrained(source), tokenizer
+    except (OSError, ValueError):
+        raise
+    except Exception as err:  # a damaged weights file fails in many ways: the same advice
+        said = textwrap.shorten(" ".join(str(err).split()), 120, placeholder=" ...")
+        raise OSError(f"the weights in {source} cannot be read ({type(err).__name__}: {said}); save or "
+                      "download the model again") from None  # fmt: skip
 
 
 def set_hidden_dropout(model: nn.Module, p: float) -> None:
