@@ -60,6 +60,12 @@ def parse_glove_text(source: str | Path | IO[bytes], name: str | None = None) ->
         raise ValueError(_explain(source, name, str(err))) from None
     if frame.shape[1] < 2:
         raise ValueError(_explain(source, name, "one value per line"))
+    bad = np.argwhere(~np.isfinite(vectors))
+    if len(bad):  # "nan" or "inf" parse as numbers, then every review that holds the word is NaN
+        row, column = bad[0]
+        raise ValueError(f"{name} is not a GloVe text file: value {column + 1} of the vector of "
+                         f"{frame[0][row]!r} is {vectors[row, column]}, not a finite number; "
+                         f"every line must be {FORMAT}")  # fmt: skip
     return Glove(frame[0].tolist(), vectors)
 
 

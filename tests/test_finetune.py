@@ -247,6 +247,14 @@ def test_cli_a_diverged_run_is_an_error_not_a_score(tmp_path, capsys):
     assert not (tmp_path / "out.json").exists()
 
 
+def test_cli_refuses_the_label_column_as_text(tmp_path, capsys):
+    rows = notebook_data("boolq", SMOKE)[0]
+    args = boolq_args(tmp_path, rows["train"], rows["dev"])
+    args[args.index("--text-column") + 1] = "answer"  # the model would read the answer
+    assert cli.main(args) == 2
+    assert "--label-column answer is also a text column" in error_line(capsys)
+
+
 def test_cli_damaged_weights_are_one_line(tmp_path, capsys):
     damaged = tmp_path / "damaged"
     shutil.copytree(resolve_model("minilm"), damaged)

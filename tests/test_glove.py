@@ -70,6 +70,8 @@ FORMAT = "every line must be 'word v1 v2 ... vd', separated by single spaces"
         (b"the 0.1 0.2 \n", "line 1 ('the 0.1 0.2 ') ends with a space"),
         (b"the\n", "line 1 ('the') is a word with no numbers after it"),
         (b"2 2\nthe 0.1 0.2\n", "but line 1 is only 2 numbers, like word2vec's header 'count dim'"),
+        (b"the 0.1 0.2\nof nan 0.4\n", "value 1 of the vector of 'of' is nan, not a finite number"),
+        (b"the 0.1 -inf\n", "value 2 of the vector of 'the' is -inf, not a finite number"),
         (b"", "it is empty"),
         (b"\n\n", "it is empty"),
         (

@@ -105,6 +105,8 @@ def test_read_examples_skips_blank_lines_and_keeps_line_numbers(tmp_path):
     [
         (["1 ||| fine .", "0 just text"], r"b\.txt:2: no '\|\|\|' separator"),
         (["pos ||| fine ."], r"b\.txt:1: the label 'pos' is not a whole number"),
+        (["1 ||| fine .", "1_0 ||| bad ."], r"b\.txt:2: the label '1_0' is not a whole number"),
+        (["1 ||| fine .", "+1 ||| bad ."], r"b\.txt:2: the label '\+1' is not a whole number"),
         (["1 ||| fine .", "-2 ||| bad ."], r"b\.txt:2: the label -2 is negative"),
         (["1 ||| "], r"b\.txt:1: the sentence after '\|\|\|' is empty"),
         (["", "  "], r"b\.txt holds no examples \(2 lines, all blank\)"),
@@ -114,6 +116,21 @@ def test_read_examples_skips_blank_lines_and_keeps_line_numbers(tmp_path):
 def test_bad_lines_name_file_and_line(tmp_path, lines, said):
     with pytest.raises(ValueError, match=said):
         read_examples(write(tmp_path / "b.txt", lines))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_label(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_text("\ufeff3 ||| A gorgeous film .\n", encoding="utf-8")
+    assert read_examples(path) == [Example(3, "A gorgeous film .")]
+
+
+def test_a_stray_large_label_is_named_not_a_hundred_classes(tmp_path):
+    train = read_examples(write(tmp_path / "s.txt", ["0 ||| a .", "1 ||| b .", "99 ||| c ."]))
+    with pytest.raises(
+        ValueError, match=r"s\.txt:3: label 99, but only 3 of the classes 0-99 occur"
+    ):
+        num_classes(train, str(tmp_path / "s.txt"))
+    assert num_classes([Example(0, "a"), Example(1, "b"), Example(4, "c")]) == 5  # SST-5 in part
 
 
 def test_missing_file_is_named(tmp_path):
@@ -328,6 +345,13 @@ def test_cli_a_diverged_run_is_an_error_not_a_score(tiny_model, files, capsys):
     assert exit_status(argv) == 2
     assert "training diverged: the training loss was nan in epoch 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_refuses_a_dev_file_that_is_the_train_file(tiny_model, files, capsys, tmp_path):
+    argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file", str(files["train"]),
+            "--max-len", "64", "--json", str(tmp_path / "o.json")]  # fmt: skip
+    assert exit_status(argv) == 2
+    assert "is the --train-file: its accuracy would not be held out" in capsys.readouterr().err
 
 
 def test_cli_damaged_weights_are_one_line(tiny_model, files, capsys, tmp_path):

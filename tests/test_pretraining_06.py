@@ -50,6 +50,12 @@ def compare_argv(saved, sst_file, out, *extra):
             "--json", str(out), *extra]  # fmt: skip
 
 
+def test_compare_refuses_a_max_length_below_3(saved, sst_file, tmp_path, capsys):
+    """--max-length 2 left [CLS] [SEP] alone: every sentence the same, exit 0."""
+    assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", "--max-length", "2")) == 2
+    assert "--max-length must be at least 3" in capsys.readouterr().err
+
+
 def test_compare_stops_at_a_diverged_run(saved, sst_file, tmp_path, capsys):
     out = tmp_path / "compare.json"
     assert twin.main(compare_argv(saved, sst_file, out, "--small-lr", "1e30")) == 2

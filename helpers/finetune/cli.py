@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     task = Task(args.text_column, args.label_column, args.text_pair_column)
     try:
         check_json(args)
+        if args.label_column in (args.text_column, args.text_pair_column):
+            raise ValueError(f"--label-column {args.label_column} is also a text column: the model "
+                             "would read the answer; give the column that holds the text")  # fmt: skip
         device = pick_device()  # under torchrun: this process's GPU (an error if it has none)
         cfg = FinetuneConfig(lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                              max_length=args.max_length, precision=args.precision,

@@ -355,6 +355,10 @@ def check_inputs(
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise ValueError(f"--pretrained {args.pretrained}: its weights hold nan or inf (did its "
                          "pretraining diverge?); pretrain again with a smaller --lr")  # fmt: skip
+    if args.max_length < 3:  # shorter: [CLS] [SEP] alone, every sentence the same
+        raise ValueError(
+            f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
+        )
     check_max_length(model, args.max_length, f"--pretrained {args.pretrained}")
     if not has_tokenizer(pretrained):
         raise ValueError(f"--pretrained {args.pretrained} holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "

@@ -21,7 +21,7 @@ import torch
 from helpers.cli import Parser, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_report, write_json
+from helpers.files import check_not_an_input, check_report, same_file, write_json
 from helpers.finetune.models import check_max_length
 from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
 from helpers.minbert.runs import (
@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         train = read_examples(args.train_file)
         if labels_hidden(train):
             raise ValueError(f"{args.train_file} hides its labels; training needs every label")
+        if args.dev_file and same_file(args.dev_file, args.train_file):
+            raise ValueError(f"--dev-file {args.dev_file} is the --train-file: its accuracy would "
+                             "not be held out; give another file, or none to carve dev out of train")  # fmt: skip
         if args.dev_file:
             dev, split_note = read_examples(args.dev_file), f"dev: {args.dev_file}"
             if labels_hidden(dev):

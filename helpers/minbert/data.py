@@ -39,7 +39,7 @@ def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise ValueError(f"{path} is not a file; give the path of a LABEL ||| SENTENCE text file")
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8").removeprefix("\ufeff").splitlines()  # no BOM
     except UnicodeDecodeError as err:
         raise ValueError(
             f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8 and try again"
@@ -64,13 +64,13 @@ def read_examples(path: str | Path) -> list[Example]:
         if field_ in HIDDEN:
             label = None
         else:
-            try:
-                label = int(field_)
-            except ValueError:
+            digits = field_.removeprefix("-")
+            if not (digits.isascii() and digits.isdigit()):  # int() would read "1_0" as 10
                 raise ValueError(
                     f"{where}: the label {field_!r} is not a whole number; labels are class numbers "
                     f"0, 1, 2, ... (or '?', '-1' or nothing for a hidden test label)"
-                ) from None
+                )
+            label = int(field_)
             if label < 0:
                 raise ValueError(
                     f"{where}: the label {label} is negative; classes are numbered from 0"
@@ -122,6 +122,12 @@ def num_classes(train: list[Example], where: str = "the training file") -> int:
         raise ValueError(
             f"{where}'s labels are all 0; a classifier needs at least two classes (0 and 1)"
         )
+    used = {e.label for e in train}
+    if 2 * len(used) < count:  # {0, 1, 99}: a stray label, not 100 classes of which 3 occur
+        stray = max(used)
+        line = next(e.line for e in train if e.label == stray)
+        raise ValueError(f"{where}{f':{line}' if line else ''}: label {stray}, but only {len(used)} of the classes 0-{stray} "
+                         "occur; classes are numbered 0, 1, 2, ... Is this label a typo?")  # fmt: skip
     return count
 
 
