@@ -59,28 +59,34 @@ def read_rows_and_lines(path: str | Path) -> tuple[list[dict], list[int]]:
         )
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; expected a {suffix} file: {FORMATS[suffix]}")
-    text = _read_utf8(path)
+    text = read_utf8(path)
     if suffix == ".jsonl":
         return _jsonl_rows(text, path)
     return _delimited_rows(text, path, "," if suffix == ".csv" else "\t")
 
 
-def _read_utf8(path: Path) -> str:
-    """The file's text (a UTF-8 byte-order mark, as Excel writes, is dropped)."""
+def read_utf8(path: str | Path) -> str:
+    """The file's text (a UTF-8 byte-order mark, as Excel writes, is dropped); a ValueError naming the
+    line and byte where it is not UTF-8."""
+    path = Path(path)
     data = path.read_bytes()
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        column = err.start - data.rfind(b"\n", 0, err.start)  # in bytes, from 1
+        start = err.start + 3 * data.startswith(b"\xef\xbb\xbf")  # counted after a UTF-8 BOM
+        line = data.count(b"\n", 0, start) + 1
+        column = start - data.rfind(b"\n", 0, start)  # in bytes, from 1
         utf16 = data[:2] in (b"\xff\xfe", b"\xfe\xff")
         source = "utf-16" if utf16 else "latin1"
         bom = " (it starts with a UTF-16 byte-order mark)" if utf16 else ""
+        sheet = (
+            ", or in a spreadsheet choose 'CSV UTF-8'" if path.suffix in (".csv", ".tsv") else ""
+        )
         raise ValueError(
-            f"{path} is not UTF-8 text{bom}: byte {data[err.start]:#04x} at line {line}, byte "
-            f"{column} (offset {err.start}) is not UTF-8. Re-save it as UTF-8, e.g. "
+            f"{path} is not UTF-8 text{bom}: byte {data[start]:#04x} at line {line}, byte "
+            f"{column} (offset {start}) is not UTF-8. Re-save it as UTF-8, e.g. "
             f"`iconv -f {source} -t utf-8 {path.name} > utf8-{path.name}` (put the file's real "
-            "encoding after -f), or in a spreadsheet choose 'CSV UTF-8'."
+            f"encoding after -f){sheet}."
         ) from None
 
 
@@ -125,8 +131,8 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
     try:
         for values in reader:
             start, end = end + 1, reader.line_num  # a quoted value may span lines
-            if not values:
-                continue
+            if not values or (not header and not "".join(values).strip()):
+                continue  # a blank line (before the header: spaces too)
             if not header:
                 header, header_line = values, reader.line_num
             elif len(values) != len(header):
@@ -147,7 +153,8 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
     except csv.Error as err:
         raise ValueError(f"{path}, line {end + 1}: {err}; {QUOTES}") from None
     if not header:
-        raise ValueError(f"{path} is empty; expected {FORMATS[path.suffix.lower()]}")
+        blank = " (only blank lines)" if text.strip() == "" and text else ""
+        raise ValueError(f"{path} is empty{blank}; expected {FORMATS[path.suffix.lower()]}")
     if not rows:
         raise ValueError(f"{path} has a header line ({', '.join(header)}) but no rows below it")
     return rows, numbers

@@ -417,8 +417,8 @@ def test_cli_train_interrupted_resumes_with_the_same_command_only(tmp_path, monk
         return fit(model, batches, *args, **kwargs)
 
     monkeypatch.setattr(runs, "fit", stopped)
-    with pytest.raises(KeyboardInterrupt):
-        cli.main(argv)
+    assert cli.main(argv) == 130  # one line, no traceback
+    assert "stopped: the same command resumes" in capsys.readouterr().err
     monkeypatch.undo()
     (tmp_path / "run" / ".model.pt.x1y2.part").write_bytes(b"cut off")  # a save killed midway
     assert sorted(p.name for p in (tmp_path / "run").iterdir())[1:] == [
@@ -644,3 +644,10 @@ def test_every_profile_gives_valid_runs(profile):
         GPTRunConfig(**sizes.study, attention=attention, mask=mask)
     assert GPTRunConfig(**sizes.word).level == "word"
     assert ("dot", "zero") in sizes.variants and ("dot", "inf") == sizes.variants[0]
+
+
+def test_cli_reads_text_without_its_byte_order_mark(tmp_path):
+    """U+FEFF was kept as a character of the text (a vocabulary of 59 instead of 58)."""
+    path = tmp_path / "bom.txt"
+    path.write_text("\ufeffthe cat sat.\n", encoding="utf-8")
+    assert cli.read_text(path) == "the cat sat.\n"

@@ -568,6 +568,11 @@ def test_compare_refuses_a_diverged_or_unfinished_pretraining_run(
     (saved / STATE).write_text(json.dumps({**state, "finished": False}))
     assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json")) == 2
     assert "its pretraining run has not finished" in one_line_error(capsys)
+    early = tmp_path / "early"  # stopped before its first save: no config.json yet
+    early.mkdir()
+    (early / STATE).write_text(json.dumps({**state, "finished": False}))
+    assert twin.main(compare_argv(early, sst_file, tmp_path / "o.json")) == 2
+    assert "its pretraining run has not finished" in one_line_error(capsys)
     (saved / STATE).write_text(json.dumps(state))
     weights = load_file(saved / "model.safetensors")
     name = next(iter(weights))

@@ -368,3 +368,11 @@ def test_compare_processes_with_other_settings_in_the_same_folder_trains_again(t
         text, tmp_path / "work", (1,), iters=3, **sizes
     )  # resumes: nothing new
     assert same[0]["dev_losses"] == again[0]["dev_losses"]
+
+
+def test_compare_processes_names_a_process_count_below_1(tmp_path):
+    """It said "0 processes cannot share 2 batches per step; use a count that divides --accumulate"."""
+    from helpers.scaling.runs import compare_processes
+
+    with pytest.raises(ValueError, match="a process count must be at least 1, not 0"):
+        compare_processes(tmp_path / "text.txt", tmp_path / "work", (1, 0))

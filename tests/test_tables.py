@@ -326,3 +326,11 @@ def test_labels_outside_allowed_are_named():
         "test.jsonl: labels must be one of 0, 1, but found 2 (2 rows, first row 3), "
         "-1 (1 row, first row 4). Drop those rows, or map each label to one of 0, 1 first."
     )
+
+
+def test_a_file_of_blank_lines_is_called_empty(tmp_path):
+    """It was "has a header line (   ) but no rows below it"."""
+    path = tmp_path / "blank.tsv"
+    path.write_text("\n\n   \n\n")
+    with pytest.raises(ValueError, match=r"blank\.tsv is empty \(only blank lines\); expected"):
+        read_rows(path)

@@ -307,3 +307,15 @@ def test_segmentations_by_step():
     for k in (0, 7, len(merges)):
         assert steps[k]["question"] == bpe.segment("question", merges[:k])
     assert len(steps[-1]["question"]) < len("question")
+
+
+def test_read_lines_names_the_line_that_is_not_utf8_and_drops_a_bom(tmp_path):
+    """The byte offset came from one 8 KiB decode chunk (7,272 for a byte at 89,192), with no line."""
+    from helpers.tokenization.train import read_lines
+
+    path = tmp_path / "latin.txt"
+    path.write_bytes("\ufeffone\n".encode() + b"two\n" * 3000 + b"caf\xe9\n")
+    with pytest.raises(ValueError, match=r"byte 0xe9 at line 3002, byte 4 \(offset 12010\)"):
+        read_lines(path)
+    path.write_bytes("\ufeffone\ntwo\n".encode())
+    assert read_lines(path) == ["one", "two"]

@@ -331,6 +331,11 @@ def check_inputs(
     """Every flag and folder checked before any work; a ValueError names the flag and what to do."""
     from transformers import AutoTokenizer
 
+    state = read_state(pretrained)  # first: an unfinished run has no config.json yet
+    if state.get("finished") is False:
+        raise ValueError(f"--pretrained {args.pretrained}: its pretraining run has not finished (the "
+                         "weights there are an older run's, if any); run the same python -m helpers.mlm "
+                         "command again to finish it")  # fmt: skip
     if not (pretrained / "config.json").is_file():
         raise ValueError(f"--pretrained {args.pretrained} holds no config.json; give a folder saved "
                          "by python -m helpers.mlm --save")  # fmt: skip
@@ -339,11 +344,6 @@ def check_inputs(
     except ValueError as err:
         raise ValueError(f"--pretrained {args.pretrained}: config.json is not valid JSON ({err}); "
                          "save the model again with python -m helpers.mlm") from None  # fmt: skip
-    state = read_state(pretrained)
-    if state.get("finished") is False:
-        raise ValueError(f"--pretrained {args.pretrained}: its pretraining run has not finished (the "
-                         "weights there are an older run's, if any); run the same python -m helpers.mlm "
-                         "command again to finish it")  # fmt: skip
     try:
         model = BertModel.from_pretrained(pretrained)  # the weights are readable and fit the config
     except (

@@ -30,6 +30,7 @@ from helpers.files import check_report, check_writable, write_json
 from helpers.gpt.attention import MASKS, VARIANTS
 from helpers.gpt.data import LEVELS, Corpus, build_corpus
 from helpers.gpt.runs import GPTRunConfig, load_model, read_plan, run_key, sample, train
+from helpers.tables import read_utf8
 from helpers.training import distributed
 
 FLAGS = {  # GPTRunConfig field -> its flag, for error messages
@@ -105,11 +106,9 @@ def read_text(path: Path) -> str:
     if not path.is_file():
         raise ValueError(f"--data {path} is not a file; give a UTF-8 text file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"--data {path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
-        ) from None
+        text = read_utf8(path)  # a byte-order mark is not a character of the text
+    except ValueError as err:  # not UTF-8: the line and byte
+        raise ValueError(f"--data {err}") from None
     if not text.strip():
         raise ValueError(f"--data {path} holds no text")
     return text

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.download import fetch
+from helpers.tables import read_utf8
 
 SEPARATOR = "|||"
 HIDDEN = (
@@ -38,12 +39,7 @@ def _read_lines(path: Path) -> list[str]:
         raise FileNotFoundError(f"{path} does not exist; check the path (relative to {Path.cwd()})")
     if not path.is_file():
         raise ValueError(f"{path} is not a file; give the path of a LABEL ||| SENTENCE text file")
-    try:
-        return path.read_text(encoding="utf-8").removeprefix("\ufeff").splitlines()  # no BOM
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8 and try again"
-        ) from None
+    return read_utf8(path).splitlines()  # a byte-order mark dropped; not UTF-8: line and byte named
 
 
 def read_examples(path: str | Path) -> list[Example]:

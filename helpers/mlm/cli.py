@@ -131,10 +131,8 @@ def read_text(path: Path, what: str) -> list[str]:
         )
     try:
         lines = read_lines(path)
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"{what} {path} is not UTF-8 text (byte {err.start}); save it as UTF-8"
-        ) from None
+    except ValueError as err:  # not UTF-8: the line and byte
+        raise ValueError(f"{what} {err}") from None
     if not lines:
         raise ValueError(f"{what} {path} holds no text (every line is blank)")
     return lines

@@ -32,7 +32,9 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
     and the same batches per optimizer step (``accumulate`` over all processes: N must divide it). One
     row per run: processes, dev loss per evaluation, steps, training and wall seconds (start-up too)."""
     for n in processes:
-        if n < 1 or accumulate % n:
+        if n < 1:
+            raise ValueError(f"a process count must be at least 1, not {n}")
+        if accumulate % n:
             raise ValueError(f"{n} processes cannot share {accumulate} batches per step; use a process "
                              f"count that divides --accumulate")  # fmt: skip
     folder = Path(folder)

@@ -36,15 +36,16 @@ from tokenizers import (
     trainers,
 )
 
+from helpers.tables import read_utf8
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0 … 4
 MODEL_MAX_LENGTH = 512
 
 
 def read_lines(path: str | Path) -> list[str]:
     """The non-blank lines of a UTF-8 text file, stripped (WikiText's blank lines and Shakespeare's gaps
-    between speeches are dropped)."""
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip()]
+    between speeches are dropped; so is a byte-order mark); a ValueError names a line that is not UTF-8."""
+    return [line.strip() for line in read_utf8(path).splitlines() if line.strip()]
 
 
 def _bert_template(tok: Tokenizer) -> processors.TemplateProcessing:
