@@ -14,6 +14,20 @@ INT_MAX = 2**31 - 1  # a count or size beyond this cannot be allocated or run: r
 FLOAT32_MAX = 3.4e38  # a number beyond it is inf in float32, where the models compute
 
 
+def check_magnitude(
+    value: float, kind: type, text: str, action: argparse.Action | None = None
+) -> None:
+    """An argparse error if ``value`` (an int or a float) is beyond what the commands can use; a type
+    function's error without ``action``, the parser's with it."""
+    limit = INT_MAX if kind is int else FLOAT32_MAX
+    if not abs(value) > limit:  # nan passes: each command names it with what it takes
+        return
+    message = f"{text} is too large (at most {f'{limit:,}' if kind is int else f'{limit:g}'})"
+    if action is None:
+        raise argparse.ArgumentTypeError(message)
+    raise argparse.ArgumentError(action, message)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with its errors as one line (``error: ...``, exit 2) instead of the usage block, and
     ``type=int`` (except seeds) and ``type=float`` values of absurd magnitude (``--batch-size`` with
@@ -21,10 +35,9 @@ class Parser(argparse.ArgumentParser):
 
     def _get_value(self, action: argparse.Action, arg_string: str) -> object:
         value = super()._get_value(action, arg_string)
-        limit = {int: INT_MAX, float: FLOAT32_MAX}.get(action.type)
-        if limit is not None and "seed" not in action.dest and abs(value) > limit:
-            shown = f"{limit:,}" if action.type is int else f"{limit:g}"
-            raise argparse.ArgumentError(action, f"{arg_string} is too large (at most {shown})")
+        seed = action.dest == "seed" or action.dest.endswith("_seed")  # --seeds is a count
+        if action.type in (int, float) and not seed:
+            check_magnitude(value, action.type, arg_string, action)
         return value
 
     def error(self, message: str):

@@ -42,24 +42,28 @@ def check_writable(path: str | Path, create: bool = True) -> Path:
 # Files of a saved model or run, which a report must never replace (a JSON one among them too).
 RUN_FILES = ("checkpoint.pt", "model.pt", "model.safetensors", "pytorch_model.bin", "config.json",
              "plan.json", "mlm-state.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt",
-             "special_tokens_map.json", "generation_config.json")  # fmt: skip
+             "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json",
+             "generation_config.json")  # fmt: skip
 
 
 def check_report(path: str | Path, flag: str = "--json", create: bool = False) -> Path:
-    """Like ``check_writable`` for a command's JSON report, and a ValueError if ``path`` is a file of a
-    saved model or run, or an existing file that is not JSON: writing the report would replace it."""
+    """Like ``check_writable`` for a command's JSON report, and a ValueError if ``path`` is named like
+    a file of a saved model or run (``config.json``, ``*.index.json``), or is an existing file that is
+    not a JSON report (another suffix, or not JSON): writing the report would replace it."""
     path = check_writable(path, create=create)
+    if path.name in RUN_FILES or path.name.endswith(".index.json"):
+        raise ValueError(f"{flag} {path}: {path.name} is the name of a saved model's or run's file; "
+                         f"give the report another name")  # fmt: skip
     if not path.is_file():
         return path
-    if path.name in RUN_FILES:
-        raise ValueError(f"{flag} {path} is the {path.name} of a saved model or run: the report would "
-                         f"replace it; give another {flag}")  # fmt: skip
-    try:
-        json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ValueError(f"{flag} {path} exists and is not a JSON report: writing would replace it; "
-                         f"give another {flag}, or delete the file") from None  # fmt: skip
-    return path
+    if path.suffix.lower() == ".json":  # another suffix: a notebook (.ipynb) is JSON too
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+            return path
+        except (UnicodeDecodeError, ValueError):
+            pass
+    raise ValueError(f"{flag} {path} exists and is not a JSON report: writing would replace it; "
+                     f"give another {flag}, or delete the file")  # fmt: skip
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -260,18 +260,18 @@ class FeedForward(nn.Module):
 
 class Block(nn.Module):
     """A transformer block: attention and a feed-forward layer, each with a residual connection and
-        a LayerNorm.
+    a LayerNorm.
 
-        - ``norm="pre"`` (GPT-2, most modern models):  x + attn(LN(x)), then x + FF(LN(x)).
-        - ``norm="post"`` (the original transformer, BERT's "add & norm"): LN(x + attn(x)), then LN(x + FF(x)).
+    - ``norm="pre"`` (GPT-2, most modern models):  x + attn(LN(x)), then x + FF(LN(x)).
+    - ``norm="post"`` (the original transformer, BERT's "add & norm"): LN(x + attn(x)), then LN(x + FF(x)).
 
-        ``attention`` is a registered variant's name (``"dot"``: multi-head scaled dot-product) or a
-        factory ``f(embed_dim) -> module``; ``layer_norm`` likewise a factory (default: this module's
-        LayerNorm). ``causal`` masks future tokens (variants by name only: a factory builds its own module,
+    ``attention`` is a registered variant's name (``"dot"``: multi-head scaled dot-product) or a
+    factory ``f(embed_dim) -> module``; ``layer_norm`` likewise a factory (default: this module's
+    LayerNorm). ``causal`` masks future tokens (variants by name only: a factory builds its own module,
     so ``causal`` or ``attention_dropout`` beside one is an error).
-        ``dropout`` applies to each branch's output, ``attention_dropout`` to the attention weights (BERT: 0.1).
-        ``fast=True`` uses PyTorch's fused kernels for the built-in layers; both paths compute the same.
-        ``activation`` is the feed-forward's GELU: "gelu" (erf, BERT) or "gelu_tanh" (GPT-2's approximation).
+    ``dropout`` applies to each branch's output, ``attention_dropout`` to the attention weights (BERT: 0.1).
+    ``fast=True`` uses PyTorch's fused kernels for the built-in layers; both paths compute the same.
+    ``activation`` is the feed-forward's GELU: "gelu" (erf, BERT) or "gelu_tanh" (GPT-2's approximation).
     """
 
     def __init__(

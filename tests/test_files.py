@@ -54,3 +54,21 @@ def test_targets_that_are_not_files_are_refused_before_any_work(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match="cannot write .*a.txt/b.json: .*choose another place"):
         check_writable(blocker / "b.json")
+
+
+def test_a_report_never_replaces_a_run_file_or_a_file_that_is_not_a_report(tmp_path):
+    from helpers.files import check_report
+
+    (tmp_path / "old.json").write_text('{"accuracy": 0.8}')
+    assert check_report(tmp_path / "old.json") == tmp_path / "old.json"  # a rerun's own report
+    assert check_report(tmp_path / "new" / "r.json") == tmp_path / "new" / "r.json"
+    for name in ("config.json", "model.safetensors", "vocab.json", "model.safetensors.index.json"):
+        with pytest.raises(
+            ValueError, match=f"{name} is the name of a saved model's or run's file"
+        ):
+            check_report(tmp_path / name)  # also before it exists: a rerun would be refused
+    (tmp_path / "lesson.ipynb").write_text('{"cells": []}')
+    (tmp_path / "notes.json").write_text("not json")
+    for name in ("lesson.ipynb", "notes.json"):
+        with pytest.raises(ValueError, match="exists and is not a JSON report"):
+            check_report(tmp_path / name)

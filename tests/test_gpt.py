@@ -651,3 +651,5 @@ def test_cli_reads_text_without_its_byte_order_mark(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_text("\ufeffthe cat sat.\n", encoding="utf-8")
     assert cli.read_text(path) == "the cat sat.\n"
+    path.write_bytes(b"the cat\r\nsat.\r\n")  # saved on Windows: no \r characters to learn
+    assert cli.read_text(path) == "the cat\nsat.\n"

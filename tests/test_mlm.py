@@ -373,7 +373,7 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
         ("json is the text", r"--json \S+ is the --train-file"),
         (
             "json is a run's weights",
-            r"--json \S+ is the model\.safetensors of a saved model or run",
+            r"--json \S+: model\.safetensors is the name of a saved model's or run's file",
         ),
         ("json is not json", r"--json \S+ exists and is not a JSON report"),
         (

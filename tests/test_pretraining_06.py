@@ -66,6 +66,17 @@ def test_compare_stops_at_a_diverged_run(saved, sst_file, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_compare_leaves_a_diverged_rate_out_of_the_choice(saved, sst_file, tmp_path, capsys):
+    """With several --small-lr, one diverged rate threw the whole sweep away; it is left out."""
+    out = tmp_path / "compare.json"
+    argv = compare_argv(saved, sst_file, out, "--small-lr", "1e-3", "1e30")
+    argv[argv.index("--seeds") + 1] = "1"
+    assert twin.main(argv) == 0
+    assert "rate 1e+30 left out of the choice: training diverged" in capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["diverged_rates"] == [1e30] and {r["lr"] for r in report["runs"]} == {1e-3}
+
+
 def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_file, tmp_path):
     out = tmp_path / "compare.json"
     assert twin.main(compare_argv(saved, sst_file, out)) == 0
@@ -447,7 +458,7 @@ def test_compare_refuses_a_twin_over_the_pretrained_folder_and_bad_folders(
     for extra, flag in (["--twin", str(mine)], "--twin"), (["--rescaled"], "--rescaled"):
         assert twin.main(compare_argv(saved, sst_file, tmp_path / "o.json", *extra)) == 2
         said = capsys.readouterr().err
-        assert f"{flag} writes" in said and "holds files this command did not write" in said, said
+        assert f"{flag} writes" in said and "so this command did not write them" in said, said
     assert (mine / "model.safetensors").read_text() == "precious"
     assert [f.name for f in rescaled.iterdir()] == ["notes.txt"]
     bare = tmp_path / "no-tokenizer"

@@ -319,3 +319,7 @@ def test_read_lines_names_the_line_that_is_not_utf8_and_drops_a_bom(tmp_path):
         read_lines(path)
     path.write_bytes("\ufeffone\ntwo\n".encode())
     assert read_lines(path) == ["one", "two"]
+    path.write_bytes(
+        "a review\x85 still one line\r\nnext\rlast\n".encode()
+    )  # 127 IMDB reviews hold \x85
+    assert read_lines(path) == ["a review\x85 still one line", "next", "last"]

@@ -20,6 +20,7 @@ from helpers.training import (
     fit,
     grad_scaler,
     perplexity,
+    predict,
 )
 from helpers.training.loop import lr_factor
 
@@ -178,6 +179,20 @@ def test_targets_of_minus_100_are_not_predictions():
     targets = torch.tensor([[1, 2, -100, -100]])
     metrics = evaluate(Echo(), [(ids, targets)], CPU)
     assert metrics.accuracy == 1.0 and metrics.count == 2 and metrics.loss < 1e-3
+    torch.manual_seed(0)
+    lm = nn.Sequential(nn.Embedding(5, 8), nn.Linear(8, 5))  # logits (B, T, 5)
+    batches = [
+        (torch.tensor([[1, 2, 3, 4]]), torch.tensor([[2, -100, -100, -100]])),
+        (torch.tensor([[0, 1, 2, 3]]), torch.tensor([[3, 4, 0, 1]])),
+    ]  # 1 and 4 real targets
+    with torch.no_grad():
+        want = F.cross_entropy(torch.cat([lm(x)[y != -100] for x, y in batches]),
+                               torch.cat([y[y != -100] for _, y in batches]))  # fmt: skip
+    metrics = evaluate(lm, batches, CPU)  # the mean over the 5 real targets, each weighing the same
+    assert metrics.count == 5 and metrics.loss == pytest.approx(want.item(), rel=1e-5)
+    assert predict(
+        lm, [(torch.tensor([[1, 2, 3]]), torch.tensor([[-100, -100, -100]]))], CPU
+    ).shape == (3, 5)
 
 
 def test_empty_inputs_get_clear_messages():
@@ -301,6 +316,33 @@ def test_code_fingerprint_follows_the_functions_a_class_calls(monkeypatch):
     attend.__module__ = "helpers.layers"
     monkeypatch.setattr(layers, "attend", attend)
     assert code_fingerprint(attention) != before
+
+
+WRAPPED = """
+import torch.nn as nn
+
+def count(n):
+    return 0 if n == 0 else 1 + count(n - 1)
+
+plain_count = count
+
+def count(n):  # a wrapper around the function it replaces, under the same name
+    return plain_count(n) * K
+
+class Mine(nn.Module):
+    def forward(self, x):
+        return x * count(3)
+"""
+
+
+def test_code_fingerprint_keeps_a_wrapper_and_the_function_it_wraps():
+    """Two functions of one name that call each other: the walk ended in a loop, and an edit of the
+    wrapper went unseen (only one of the two was kept)."""
+    cell = {"__name__": "__main__", "K": 1}
+    exec(WRAPPED, cell)
+    before = code_fingerprint(cell["Mine"]())
+    exec(WRAPPED.replace("* K", "* K + 1"), cell)
+    assert code_fingerprint(cell["Mine"]()) != before
 
 
 def test_the_same_seed_gives_the_same_run_and_the_callers_generator_is_left_alone():

@@ -62,9 +62,8 @@ def _tokenizer_of(folder: str | Path):
 MADE = "made-by-compare.json"  # in every copy this module writes: a later run may write over it
 
 
-def _mark(folder: Path, kind: str, pretrained_dir: str | Path) -> Path:
+def _mark(folder: Path, kind: str, pretrained_dir: str | Path) -> None:
     write_json(folder / MADE, {"kind": kind, "from": str(pretrained_dir)})
-    return folder
 
 
 def random_twin(pretrained_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
@@ -73,9 +72,8 @@ def random_twin(pretrained_dir: str | Path, out_dir: str | Path, seed: int = 0) 
     hf_config = json.loads((Path(pretrained_dir) / "config.json").read_text())
     with seeded(seed):
         model = BertForMaskedLM(hf_config)
-    return _mark(
-        save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir)), "twin", pretrained_dir
-    )
+    _mark(Path(out_dir), "twin", pretrained_dir)  # first: a save cut off is still this command's
+    return save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir))
 
 
 def weight_sizes(folder: str | Path) -> dict[str, float]:
@@ -103,8 +101,10 @@ def rescaled_embeddings(
         model = BertModel.from_pretrained(pretrained_dir)
     encoder = model.bert if isinstance(model, BertForMaskedLM) else model
     factor = rescale_embeddings(encoder.embeddings, std)
-    folder = save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir))
-    return _mark(folder, "rescaled", pretrained_dir), factor
+    _mark(
+        Path(out_dir), "rescaled", pretrained_dir
+    )  # first: a save cut off is still this command's
+    return save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir)), factor
 
 
 def sst2_data(
@@ -293,7 +293,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def check_output_folder(flag: str, folder: Path, where: str) -> None:
-    """``folder`` (where ``flag`` writes a model) can be written and holds no pretraining run."""
+    """``folder`` (where ``flag`` writes a model) can be written and holds no pretraining run, and no
+    files but this command's (marked by ``MADE``; a copy from a version before the marker is refused
+    too, with that said)."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{flag} writes the folder {folder}, but that is a file; move it")
     run = [f for f in ("checkpoint.pt", "mlm-state.json") if (folder / f).exists()]
@@ -306,8 +308,9 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
         else []
     )
     if others and MADE not in others:
-        raise ValueError(f"{flag} writes {folder}, which holds files this command did not write "
-                         f"({', '.join(others[:5])}); move or delete them, {where}")  # fmt: skip
+        raise ValueError(f"{flag} writes {folder}, which holds files ({', '.join(others[:5])}) and no "
+                         f"{MADE}, so this command did not write them (or a version before it did); "
+                         f"move or delete them, {where}")  # fmt: skip
     try:
         check_writable(
             folder / "config.json", create=False
@@ -441,14 +444,26 @@ def main(argv: list[str] | None = None) -> int:
         models[RESCALED] = str(rescaled)
     seeds = dict.fromkeys(models, args.seeds)
     several = len(small) > 1
-    rows, trained = [], []
+    rows, trained, diverged = [], [], []
     try:
         for lr, config in small.items():
             if several:
                 print(f"fine-tuning rate {lr:g}", flush=True)
-            runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config), device,
-                                 trained=trained if several else None, dropout=args.dropout)  # fmt: skip
+            done = len(trained)
+            try:
+                runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config),
+                                     device, trained=trained if several else None, dropout=args.dropout)  # fmt: skip
+            except Diverged as err:
+                if not several:
+                    raise
+                del trained[done:]  # this rate's finished runs: left out with it
+                diverged.append(lr)
+                print(f"rate {lr:g} left out of the choice: {err}", flush=True)
+                continue
             rows += [{**run, "lr": lr} for run in runs]
+        if several and len(diverged) == len(small):
+            raise Diverged(f"training diverged at every --small-lr ({', '.join(f'{lr:g}' for lr in small)}); "
+                           "give smaller rates")  # fmt: skip
         if args.minilm_seeds > 0:
             rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},
                                   {"minilm": minilm}, device)  # fmt: skip
@@ -472,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         "splits": {k: len(v) for k, v in data["splits"].items()},
         "split_notes": data["notes"],
         "settings": {k: str(v) for k, v in vars(args).items()},
+        "diverged_rates": diverged,  # left out of the choice
         "configs": {
             name: (minilm if name == "minilm" else small[chosen[name]]).to_dict() for name in models
         },

@@ -106,9 +106,13 @@ def read_text(path: Path) -> str:
     if not path.is_file():
         raise ValueError(f"--data {path} is not a file; give a UTF-8 text file")
     try:
-        text = read_utf8(path)  # a byte-order mark is not a character of the text
-    except ValueError as err:  # not UTF-8: the line and byte
-        raise ValueError(f"--data {err}") from None
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not a character of it
+    except UnicodeDecodeError:
+        try:
+            read_utf8(path)  # reads it again to name the line and byte
+        except ValueError as err:
+            raise ValueError(f"--data {err}") from None
+        raise
     if not text.strip():
         raise ValueError(f"--data {path} holds no text")
     return text
@@ -197,6 +201,9 @@ def allocator_said(err: RuntimeError) -> str:
     return textwrap.shorten(line, 160, placeholder=" ...")
 
 
+@stops_cleanly(
+    "the same command resumes from the last evaluation checkpointed in --save (or starts again if none was)"
+)
 def run_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     values = {name: getattr(args, name) for name in FLAGS}
@@ -252,6 +259,7 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+@stops_cleanly("sampling keeps nothing; the model in --load is as it was")
 def run_sample(args: argparse.Namespace) -> int:
     try:
         if args.tokens < 0:
@@ -288,9 +296,6 @@ def run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-@stops_cleanly(
-    "the same command resumes from the last evaluation checkpointed in --save (or starts again if none was)"
-)
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     return run_train(args) if args.command == "train" else run_sample(args)

@@ -21,7 +21,7 @@ import os
 import sys
 from pathlib import Path
 
-from helpers.cli import Parser
+from helpers.cli import Parser, check_magnitude
 from helpers.files import check_report, check_writable, write_json
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
@@ -38,12 +38,16 @@ from helpers.scaling.slurm import (
 
 def numbers(kind: type):
     def parse(text: str) -> list:
+        pieces = [v.strip() for v in text.split(",") if v.strip()]
         try:
-            return [kind(v) for v in text.split(",") if v.strip()]
+            values = [kind(v) for v in pieces]
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a comma-separated list of {kind.__name__}s"
             ) from None
+        for piece, value in zip(pieces, values):
+            check_magnitude(value, kind, piece)
+        return values
 
     return parse
 
@@ -117,7 +121,10 @@ def run_collect(args: argparse.Namespace) -> int:
     for flag, path in (("--json", args.json), ("--plot", args.plot)):  # before any work
         if path is not None:
             check_outside_grid(flag, path, args.folder)
-            check_writable(path)
+            if flag == "--json":
+                check_report(path, flag, create=True)
+            else:
+                check_writable(path)
     rows, missing = collect(args.folder)
     for line in missing:
         print(f"missing: {line}", file=sys.stderr)

@@ -44,8 +44,14 @@ MODEL_MAX_LENGTH = 512
 
 def read_lines(path: str | Path) -> list[str]:
     """The non-blank lines of a UTF-8 text file, stripped (WikiText's blank lines and Shakespeare's gaps
-    between speeches are dropped; so is a byte-order mark); a ValueError names a line that is not UTF-8."""
-    return [line.strip() for line in read_utf8(path).splitlines() if line.strip()]
+    between speeches are dropped; so is a byte-order mark), read line by line (lines end at \\n, \\r\\n
+    or \\r only); a ValueError names the line and byte that are not UTF-8."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return [line.strip() for line in f if line.strip()]
+    except UnicodeDecodeError:
+        read_utf8(path)  # reads it again to name the line and byte
+        raise
 
 
 def _bert_template(tok: Tokenizer) -> processors.TemplateProcessing:

@@ -43,20 +43,22 @@ def _names(code) -> set[str]:
     return set(code.co_names).union(*nested)
 
 
-def _called_functions(functions: list, home: str) -> dict[str, object]:
+def _called_functions(functions: list, home: str) -> list:
     """The plain functions of ``home``'s module or of the course (``helpers``, a notebook's
-    ``__main__``) that ``functions`` reach through their global names, and those they reach in turn."""
-    found: dict[str, object] = {}
+    ``__main__``) that ``functions`` reach through their global names, and those they reach in turn
+    (each once, also where two share a name: a wrapper around a function it replaced)."""
+    found, seen = [], {id(inspect.unwrap(fn)) for fn in functions}
     todo = [inspect.unwrap(fn) for fn in functions]  # a decorated method: its own body
     while todo:
         fn = todo.pop()
         for name in sorted(_names(fn.__code__)):
             target = fn.__globals__.get(name)
-            if not inspect.isfunction(target) or target in found.values():
+            if not inspect.isfunction(target) or id(target) in seen:
                 continue
             module = target.__module__ or ""
             if module == home or module == "__main__" or module.split(".")[0] == "helpers":
-                found[f"{module}.{target.__qualname__}"] = target
+                seen.add(id(target))
+                found.append(target)
                 todo.append(target)
     return found
 
@@ -74,8 +76,9 @@ def class_source(cls: type) -> bytes:
             methods.append(member)
         elif isinstance(member, int | float | str | bool | tuple) and not name.startswith("__"):
             parts.append(f"{name} = {member!r}")
-    for _, fn in sorted(_called_functions(methods, cls.__module__).items()):
-        parts.append(_function_source(fn))
+    called = [(f"{fn.__module__}.{fn.__qualname__}", _function_source(fn))
+              for fn in _called_functions(methods, cls.__module__)]  # fmt: skip
+    parts += [source for _, source in sorted(called)]
     return b"\n".join(p.encode() if isinstance(p, str) else p for p in parts)
 
 

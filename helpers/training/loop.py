@@ -104,18 +104,22 @@ def batch_size(batch: Batch) -> int:
     return len(targets)
 
 
+def _all_outputs(model: nn.Module, batch: Batch) -> Outputs:
+    """(loss, logits, targets) with logits flattened to (N, C) over tokens, every position kept."""
+    if isinstance(batch, Mapping):
+        out = model(**batch)  # a Hugging Face model computes the loss from batch["labels"]
+        return out.loss, out.logits.flatten(0, -2), batch["labels"].flatten()
+    *inputs, targets = batch
+    logits = model(*inputs).flatten(0, -2).float()  # (N, C): N examples, or N = B·T tokens
+    targets = targets.flatten()
+    return F.cross_entropy(logits, targets), logits, targets  # the loss ignores -100
+
+
 def batch_outputs(model: nn.Module, batch: Batch) -> Outputs:
     """(loss, logits, targets) of ``model`` on ``batch``, with logits flattened to (N, C) over tokens;
     targets of -100 (cross-entropy's "no target") are left out of the loss and of what is returned,
     so accuracy and the loss's weight count real targets only."""
-    if isinstance(batch, Mapping):
-        out = model(**batch)  # a Hugging Face model computes the loss from batch["labels"]
-        loss, logits, targets = out.loss, out.logits.flatten(0, -2), batch["labels"].flatten()
-    else:
-        *inputs, targets = batch
-        logits = model(*inputs).flatten(0, -2).float()  # (N, C): N examples, or N = B·T tokens
-        targets = targets.flatten()
-        loss = F.cross_entropy(logits, targets)  # ignores -100
+    loss, logits, targets = _all_outputs(model, batch)
     real = targets != -100  # (N,)
     return loss, logits[real], targets[real]
 
@@ -196,7 +200,7 @@ def predict(
     probs = []
     for batch in batches:
         with autocast(device, precision):
-            _, logits, _ = batch_outputs(model, to_device(batch, device))
+            _, logits, _ = _all_outputs(model, to_device(batch, device))  # a row per example
         probs.append(torch.softmax(logits.float(), dim=-1).cpu())
     return torch.cat(probs)
 
