@@ -120,15 +120,20 @@ def test_warmup_then_decay_schedules():
     assert history["lr"][0] == pytest.approx(0.1 / 8) and history["lr"][1] > history["lr"][2]
 
 
+def assert_accumulating_equals_merged_batches(merged: list, split: list, accumulate: int) -> None:
+    """One epoch on ``split`` at ``accumulate`` batches a step ends where one on ``merged`` does."""
+    one, other = toy_model(), toy_model()
+    cfg = TrainConfig(epochs=1, lr=0.1, optimizer="sgd", schedule="constant", clip=None)
+    fit(one, merged, cfg, CPU, progress=False)
+    fit(other, split, cfg.replace(accumulate=accumulate), CPU, progress=False)
+    for a, b in zip(one.parameters(), other.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
 def test_accumulating_two_half_batches_equals_one_full_batch():
     full = [(torch.randn(16, 2), torch.randint(0, 2, (16,))) for _ in range(3)]
     halves = [(x[i : i + 8], y[i : i + 8]) for x, y in full for i in (0, 8)]
-    one, two = toy_model(), toy_model()
-    cfg = TrainConfig(epochs=1, lr=0.1, optimizer="sgd", schedule="constant", clip=None)
-    fit(one, full, cfg, CPU, progress=False)
-    fit(two, halves, cfg.replace(accumulate=2), CPU, progress=False)
-    for a, b in zip(one.parameters(), two.parameters()):
-        assert torch.allclose(a, b, atol=1e-6)
+    assert_accumulating_equals_merged_batches(full, halves, 2)
 
 
 def test_a_short_last_accumulation_averages_its_own_batches():
@@ -136,12 +141,7 @@ def test_a_short_last_accumulation_averages_its_own_batches():
     the mean over its own batches, as if they were one batch (the last not weighted 2/4)."""
     halves = [(torch.randn(8, 2), torch.randint(0, 2, (8,))) for _ in range(6)]
     full = [tuple(torch.cat(parts) for parts in zip(*halves[a:b])) for a, b in ((0, 4), (4, 6))]
-    one, four = toy_model(), toy_model()
-    cfg = TrainConfig(epochs=1, lr=0.1, optimizer="sgd", schedule="constant", clip=None)
-    fit(one, full, cfg, CPU, progress=False)
-    fit(four, halves, cfg.replace(accumulate=4), CPU, progress=False)
-    for a, b in zip(one.parameters(), four.parameters()):
-        assert torch.allclose(a, b, atol=1e-6)
+    assert_accumulating_equals_merged_batches(full, halves, 4)
 
 
 def test_clipping_bounds_the_update():
