@@ -111,6 +111,12 @@ class OfflineMiss(OSError):
         self.name = name
 
 
+def short_error(err: BaseException, width: int = 120) -> str:
+    """``Type: message`` on one line, cut to ``width`` characters: a damaged file fails in many ways,
+    and each gets the same advice after it."""
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:width]}"
+
+
 def _miss(flag: str, name: str) -> str:
     return (f"{flag} {name}: not a folder here and not in the hub cache (offline): check the name, "
             "or download it once online")  # fmt: skip

@@ -20,7 +20,7 @@ from helpers.files import check_not_an_input, check_report, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
 from helpers.finetune.models import check_max_length, load_classifier
-from helpers.pretrained import offline_miss
+from helpers.pretrained import offline_miss, short_error
 from helpers.tables import (
     check_label_values,
     check_labels,
@@ -192,10 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                 model, tokenizer = load_classifier(args.model, len(labels))
             except (OSError, ValueError):
                 raise
-            except Exception as err:  # a damaged weights file fails in many ways: the same advice
-                said = " ".join(str(err).split())[:120]
-                raise ValueError(f"--model {args.model}: its weights cannot be read ({type(err).__name__}: "
-                                 f"{said}); save or download the model again") from None  # fmt: skip
+            except Exception as err:  # a damaged weights file
+                raise ValueError(f"--model {args.model}: its weights cannot be read ({short_error(err)}); "
+                                 "save or download the model again") from None  # fmt: skip
         check_max_length(model, args.max_length, f"--model {args.model}")
         if task.pair:
             positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)

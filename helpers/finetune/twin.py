@@ -43,7 +43,7 @@ from helpers.finetune.experiments import (
 )
 from helpers.finetune.models import check_max_length
 from helpers.mlm.runs import read_state
-from helpers.pretrained import TOKENIZER_FILES, has_tokenizer
+from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, short_error
 from helpers.tables import read_rows
 from helpers.training.loop import Diverged, check_finite_losses
 
@@ -349,12 +349,9 @@ def check_inputs(
                          "save the model again with python -m helpers.mlm") from None  # fmt: skip
     try:
         model = BertModel.from_pretrained(pretrained)  # the weights are readable and fit the config
-    except (
-        Exception
-    ) as err:  # a truncated or foreign file fails in many ways; each is the same advice
-        raise ValueError(f"--pretrained {args.pretrained}: its weights cannot be read ({type(err).__name__}: "
-                         f"{' '.join(str(err).split())[:120]}); save the model again with python -m "
-                         "helpers.mlm") from None  # fmt: skip
+    except Exception as err:  # a truncated or foreign file
+        raise ValueError(f"--pretrained {args.pretrained}: its weights cannot be read ({short_error(err)}); "
+                         "save the model again with python -m helpers.mlm") from None  # fmt: skip
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         raise ValueError(f"--pretrained {args.pretrained}: its weights hold nan or inf (did its "
                          "pretraining diverge?); pretrain again with a smaller --lr")  # fmt: skip
@@ -368,10 +365,9 @@ def check_inputs(
                          "python -m helpers.mlm --save writes both model and tokenizer")  # fmt: skip
     try:
         AutoTokenizer.from_pretrained(str(pretrained))
-    except Exception as err:  # a damaged tokenizer file fails in many ways; each is the same advice
-        raise ValueError(f"--pretrained {args.pretrained}: its tokenizer cannot be read ({type(err).__name__}: "
-                         f"{' '.join(str(err).split())[:120]}); save the model again with python -m "
-                         "helpers.mlm") from None  # fmt: skip
+    except Exception as err:  # a damaged tokenizer file
+        raise ValueError(f"--pretrained {args.pretrained}: its tokenizer cannot be read ({short_error(err)}); "
+                         "save the model again with python -m helpers.mlm") from None  # fmt: skip
     if twin == pretrained:
         raise ValueError(f"--twin {args.twin} is the --pretrained folder: the random weights would "
                          "overwrite the pretrained ones; give another folder")  # fmt: skip

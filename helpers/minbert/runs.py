@@ -134,9 +134,8 @@ def load_bert(model_name_or_dir: str) -> tuple[BertModel, object]:
         return BertModel.from_pretrained(source), tokenizer
     except (OSError, ValueError):
         raise
-    except Exception as err:  # a damaged weights file fails in many ways: the same advice
-        said = textwrap.shorten(" ".join(str(err).split()), 120, placeholder=" ...")
-        raise OSError(f"the weights in {source} cannot be read ({type(err).__name__}: {said}); save or "
+    except Exception as err:  # a damaged weights file
+        raise OSError(f"the weights in {source} cannot be read ({pretrained.short_error(err)}); save or "
                       "download the model again") from None  # fmt: skip
 
 
