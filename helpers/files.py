@@ -6,12 +6,32 @@ looks finished. Checkpoints, cached arrays, downloads and JSON reports all go th
 ``save_into`` does the same for the files a library's ``save_pretrained`` writes.
 """
 
+import hashlib
 import json
 import os
 import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+def json_digest(value: object) -> str:
+    """A short digest of a JSON-able value (dict keys in any order): what a checkpoint was trained on."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def folder_digest(folder: str | Path) -> str:
+    """A short digest of the files directly in ``folder`` (names and bytes; hidden files left out):
+    a saved model's weights, config and tokenizer."""
+    sha = hashlib.sha256()
+    for file in sorted(Path(folder).iterdir()):
+        if file.is_file() and not file.name.startswith("."):
+            sha.update(file.name.encode() + b"\0")
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(chunk)
+    return sha.hexdigest()[:16]
 
 
 def check_writable(path: str | Path, create: bool = True) -> Path:

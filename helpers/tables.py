@@ -189,16 +189,21 @@ def check_columns(rows: list[dict], needed: list[str], where: str, hint: str = "
 
 def check_texts(rows: list[dict], columns: list[str], where: str, lines: list[int] | None = None):
     """Raise ValueError naming the first row whose value in one of ``columns`` is not a string (a
-    JSON null, number, boolean, array or object): it would be read as its Python spelling ("None").
+    JSON null, number, boolean, array or object): it would be read as its Python spelling ("None");
+    or is empty or blank: a row with nothing to read.
 
     ``lines``: the file line of each row (``read_rows_and_lines``), named instead of the row.
     """
     for index, row in enumerate(rows):
         for column in columns:
             value = row.get(column)
+            at = _at(index, lines)
+            if isinstance(value, str) and not value.strip():
+                raise ValueError(f"{where}, {at}: the {column!r} value is empty ({value!r}): the "
+                                 "model would learn from a text that says nothing; write the text, "
+                                 "or drop the row")  # fmt: skip
             if isinstance(value, str):
                 continue
-            at = _at(index, lines)
             kind = _json_kind(value)
             if value is None:
                 said = "is null (no text)"

@@ -607,6 +607,54 @@ def tiny_args(tmp_path, train_text: str, eval_text: str, suffix: str = ".tsv") -
 SENTENCES = "sentence\tlabel\n" + "".join(f"film number {i} .\t{i % 2}\n" for i in range(12))
 
 
+def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
+    tmp_path, capsys, monkeypatch
+):
+    """Ctrl-C lost every finished epoch; now they are kept in OUT-checkpoint.pt until the report is
+    written, and the same command resumes after the last one with the run that never stopped."""
+    train = "sentence\tlabel\n" + "".join(
+        f"a {'good' if i % 2 else 'bad'} film {i} .\t{i % 2}\n" for i in range(24)
+    )
+    args = [*tiny_args(tmp_path, train, SENTENCES), "--epochs", "3", "--max-length", "16"]
+    assert cli.main([*args, "--json", str(tmp_path / "a.json")]) == 0
+    never_stopped = json.loads((tmp_path / "a.json").read_text())
+    assert not (tmp_path / "a-checkpoint.pt").exists()  # deleted once the report is written
+    evaluate, calls = cli.fit.__globals__["evaluate"], []
+
+    def stop_in_epoch_3(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return evaluate(*a, **k)
+
+    monkeypatch.setitem(cli.fit.__globals__, "evaluate", stop_in_epoch_3)
+    capsys.readouterr()
+    assert cli.main([*args, "--json", str(tmp_path / "b.json")]) == 130
+    assert "the finished epochs are kept in --checkpoint" in capsys.readouterr().err
+    assert (tmp_path / "b-checkpoint.pt").is_file() and not (tmp_path / "b.json").exists()
+    monkeypatch.undo()
+    assert cli.main([*args, "--json", str(tmp_path / "b.json")]) == 0
+    assert "resuming from b-checkpoint.pt after epoch 2" in capsys.readouterr().out
+    resumed = json.loads((tmp_path / "b.json").read_text())
+    for key in ("accuracy_per_epoch", "train_loss_per_epoch", "classes", "examples"):
+        assert resumed[key] == never_stopped[key], key
+    assert not (tmp_path / "b-checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("name, said", [("model.pt", "give a file of its own ending in .pt"),
+                                        ("ck.txt", "give a file of its own ending in .pt"),
+                                        ("train.tsv", "--checkpoint")])  # fmt: skip
+def test_cli_refuses_a_checkpoint_that_would_replace_a_file(tmp_path, capsys, name, said):
+    args = tiny_args(tmp_path, SENTENCES, SENTENCES)
+    checkpoint = tmp_path / name
+    assert (
+        cli.main([*args, "--json", str(tmp_path / "o.json"), "--checkpoint", str(checkpoint)]) == 2
+    )
+    line = error_line(capsys)
+    assert said in line and str(checkpoint) in line, line
+    assert not (tmp_path / "o.json").exists()
+
+
 @pytest.mark.parametrize(
     "flag, name",
     [("--train-file", "train.tsv"), ("--eval-file", "dev.tsv"), ("--test-file", "test.tsv")],
@@ -646,6 +694,10 @@ def test_cli_refuses_a_max_length_with_no_room_for_the_text(tmp_path, capsys, le
          "null (no text)"),
         ('{"sentence": ["a", "list"], "label": 1}\n', ".jsonl", "train.jsonl, line 13: the "
          "'sentence' value is a JSON array"),
+
+        ('{"sentence": "  ", "label": 1}\n', ".jsonl", "train.jsonl, line 13: the 'sentence' value is "
+         "empty ('  ')"),
+        ("\t1\n", ".tsv", "train.tsv, line 14: the 'sentence' value is empty ('')"),
     ],
 )  # fmt: skip
 def test_cli_refuses_labels_and_texts_that_would_be_trained_on_by_mistake(tmp_path, capsys, last_rows,

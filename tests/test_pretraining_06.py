@@ -104,6 +104,91 @@ def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_
     assert not torch.equal(a.embeddings.word.weight, b.embeddings.word.weight)
 
 
+def test_compare_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
+    saved, sst_file, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C lost every finished run; now each run's epochs are kept in OUT-runs/ and the same command
+    resumes: the finished runs reload, and the report equals an uninterrupted run's."""
+    argv = compare_argv(saved, sst_file, tmp_path / "a.json", "--epochs", "2")
+    assert twin.main(argv) == 0
+    never_stopped = json.loads((tmp_path / "a.json").read_text())
+    assert not (tmp_path / "a-runs").exists()  # deleted once the report is written
+    capsys.readouterr()
+    scores, calls = twin.classification_scores, []
+
+    def stop_at_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return scores(*args, **kwargs)
+
+    monkeypatch.setattr(twin, "classification_scores", stop_at_the_third)
+    out = tmp_path / "b.json"
+    assert twin.main(compare_argv(saved, sst_file, out, "--epochs", "2")) == 130
+    assert (
+        "each run's finished epochs are kept in the --checkpoints folder" in capsys.readouterr().err
+    )
+    assert sorted(f.name for f in (tmp_path / "b-runs").iterdir()) == [
+        "pretrained-lr0.0003-seed0.pt", "pretrained-lr0.0003-seed1.pt", "random-init-lr0.0003-seed0.pt"
+    ]  # fmt: skip
+    monkeypatch.setattr(twin, "classification_scores", scores)
+    assert twin.main(compare_argv(saved, sst_file, out, "--epochs", "2")) == 0
+    said = capsys.readouterr().out
+    for name in (
+        "pretrained-lr0.0003-seed0",
+        "pretrained-lr0.0003-seed1",
+        "random-init-lr0.0003-seed0",
+    ):
+        assert f"resuming from {name}.pt after epoch 2" in said, said
+    assert "training again" not in said and said.count("resuming") == 3
+    resumed = json.loads(out.read_text())
+    for a, b in zip(never_stopped["runs"], resumed["runs"], strict=True):
+        assert {**a, "seconds": 0} == {**b, "seconds": 0}
+    assert not (tmp_path / "b-runs").exists()
+
+
+def test_a_fine_tuning_checkpoint_of_other_weights_trains_again(saved, sst_file, tmp_path, capsys):
+    """The checkpoint's identity holds a digest of the model folder: the same architecture with other
+    weights (a pretraining run redone) must not resume the old run."""
+    from helpers.finetune.experiments import FinetuneConfig, experiment
+
+    start = tmp_path / "start"
+    twin.random_twin(saved, start, seed=0)
+    splits = twin.sst2_data(sst_file, 60, 40)["splits"]
+    cfg, ckpt = FinetuneConfig(lr=3e-4, epochs=1, max_length=32), tmp_path / "run.pt"
+    experiment(str(start), splits, twin.TASK, torch.device("cpu"), cfg, seed=0, checkpoint=ckpt)
+    experiment(str(start), splits, twin.TASK, torch.device("cpu"), cfg, seed=0, checkpoint=ckpt)
+    assert "resuming from run.pt after epoch 1" in capsys.readouterr().out
+    twin.random_twin(saved, start, seed=1)  # other weights, same config and tokenizer
+    experiment(str(start), splits, twin.TASK, torch.device("cpu"), cfg, seed=0, checkpoint=ckpt)
+    assert (
+        "run.pt was trained differently (the model changed): training again"
+        in capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize("case", ["file", "foreign", "inside pretrained"])
+def test_compare_refuses_a_checkpoints_folder_it_could_harm(
+    saved, sst_file, tmp_path, capsys, case
+):
+    folder = {
+        "file": tmp_path / "ck",
+        "foreign": tmp_path / "ck",
+        "inside pretrained": saved / "ck",
+    }[case]
+    if case == "file":
+        folder.write_text("mine")
+    if case == "foreign":
+        folder.mkdir()
+        (folder / "notes.txt").write_text("mine")
+    argv = compare_argv(saved, sst_file, tmp_path / "o.json", "--checkpoints", str(folder))
+    assert twin.main(argv) == 2
+    said = capsys.readouterr().err
+    assert {"file": "is a file; give a folder", "foreign": "holds files this command did not write (notes.txt)",
+            "inside pretrained": "and the --pretrained"}[case] in said, said  # fmt: skip
+    assert not (tmp_path / "o.json").exists()
+
+
 def test_compare_dropout_sets_the_small_models_fine_tuning_dropout(
     saved, sst_file, tmp_path, monkeypatch
 ):

@@ -268,6 +268,32 @@ def test_resuming_mid_run_gives_the_run_that_never_stopped(tmp_path):
     assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-5)
 
 
+def test_resuming_a_shuffling_dataloader_draws_the_orders_of_the_run_that_never_stopped(tmp_path):
+    """A DataLoader reshuffles from its own generator every epoch; a resumed run started it afresh,
+    so its epoch 3 saw epoch 1's order (a different loss). The generator's state is checkpointed."""
+    x = torch.cat([b[0] for b in toy_data()])
+    y = torch.cat([b[1] for b in toy_data()])
+
+    def batches() -> torch.utils.data.DataLoader:
+        pairs = list(zip(x, y))
+        return torch.utils.data.DataLoader(
+            pairs, 8, shuffle=True, generator=torch.Generator().manual_seed(5)
+        )
+
+    cfg = TrainConfig(epochs=4, lr=0.05, schedule="constant", seed=3)
+    with seeded(3):
+        whole = fit(toy_model(), batches(), cfg, CPU, progress=False)
+    path = tmp_path / "part.pt"
+    with seeded(3):
+        fit(toy_model(), batches(), cfg.replace(epochs=2), CPU, checkpoint=path, progress=False)
+    state = torch.load(path, weights_only=False)
+    state["fingerprint"]["train"]["epochs"] = 4  # pretend the 4-epoch run was killed after epoch 2
+    torch.save(state, path)
+    with seeded(3):
+        resumed = fit(toy_model(), batches(), cfg, CPU, checkpoint=path, progress=False)
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-6)
+
+
 def test_an_unreadable_checkpoint_retrains_and_says_so(tmp_path, capsys):
     path = tmp_path / "broken.pt"
     path.write_bytes(b"not a checkpoint")

@@ -2,7 +2,11 @@
 
     python -m helpers.finetune --model NAME_OR_DIR --train-file F --eval-file F [--test-file F] \\
         [--text-column C --text-pair-column C --label-column C --max-train-examples N \\
-         --epochs N --lr X --batch-size N --accumulate N --max-length N --seed N --find-batch] --json OUT
+         --epochs N --lr X --batch-size N --accumulate N --max-length N --seed N --find-batch \
+         --checkpoint FILE.pt] --json OUT
+
+Each finished epoch is kept in a checkpoint (default: beside OUT) until the report is written: the
+same command resumes after Ctrl-C.
 
 Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-parallel; rank 0 writes.
 """
@@ -16,9 +20,9 @@ from pathlib import Path
 
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
-from helpers.files import check_not_an_input, check_report, write_json
+from helpers.files import RUN_FILES, check_not_an_input, check_report, check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
-from helpers.finetune.experiments import FinetuneConfig, largest_batch_here
+from helpers.finetune.experiments import FinetuneConfig, largest_batch_here, run_identity
 from helpers.finetune.models import check_max_length, load_classifier
 from helpers.pretrained import offline_miss, short_error
 from helpers.tables import (
@@ -59,13 +63,34 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--find-batch", action="store_true",
                         help="first, each process prints the largest batch that fits on its GPU")  # fmt: skip
     parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument(
+        "--checkpoint", type=Path,
+        help="where the finished epochs are kept until the report is written, so that the same "
+        "command resumes after Ctrl-C (default: beside --json, named after it: OUT-checkpoint.pt)",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
+def checkpoint_path(args: argparse.Namespace) -> Path:
+    """--checkpoint, or beside --json: ``run.json`` keeps its epochs in ``run-checkpoint.pt``."""
+    return args.checkpoint or args.json.with_name(args.json.stem + "-checkpoint.pt")
+
+
 def check_json(args: argparse.Namespace) -> None:
-    """``--json`` is a file of its own: not one of the inputs, which the report would replace."""
-    check_not_an_input(args.json, {"--train-file": args.train_file, "--eval-file": args.eval_file,
-                                   "--test-file": args.test_file})  # fmt: skip
+    """``--json`` and the checkpoint are files of their own: not one of the inputs, which they would
+    replace, nor each other; the checkpoint a ``.pt`` file that is not a saved model's."""
+    inputs = {
+        "--train-file": args.train_file,
+        "--eval-file": args.eval_file,
+        "--test-file": args.test_file,
+    }
+    check_not_an_input(args.json, inputs)
+    checkpoint = checkpoint_path(args)
+    check_not_an_input(checkpoint, {**inputs, "--json": args.json}, "--checkpoint")
+    if checkpoint.suffix != ".pt" or checkpoint.name in RUN_FILES:
+        raise ValueError(f"--checkpoint {checkpoint}: give a file of its own ending in .pt (not "
+                         "model.pt or checkpoint.pt, a saved model's or run's)")  # fmt: skip
+    check_writable(checkpoint, create=False)
 
 
 def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: int | None,
@@ -126,7 +151,10 @@ def train_labels(args: argparse.Namespace, task: Task, rows: list, lines: list,
     return label_index([r[task.label] for r in rows], args.train_file, lines)
 
 
-@stops_cleanly("fine-tuning keeps no checkpoint: the same command starts again from the beginning")
+@stops_cleanly(
+    "the finished epochs are kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
+    "same command resumes after the last one"
+)
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     task = Task(args.text_column, args.label_column, args.text_pair_column)
@@ -232,11 +260,17 @@ def main(argv: list[str] | None = None) -> int:
             cfg.train_config(args.seed),
             device,
             eval_batches={"eval": loader(eval_rows, collate, 2 * args.batch_size, shuffle=False)},
+            checkpoint=checkpoint_path(args),
+            identity={
+                **run_identity(args.model, cfg, task, [train_rows, eval_rows]),
+                "labels": list(labels),
+            },  # fmt: skip
         )
     train_seconds = time.perf_counter() - start
     try:
         check_finite_losses(history["train_loss"], args.lr)
     except ValueError as err:
+        checkpoint_path(args).unlink(missing_ok=True)  # a diverged run: nothing to resume
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not distributed.current().main:
@@ -265,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "largest_batch": largest,
     }
     write_json(args.json, report)
+    checkpoint_path(args).unlink(missing_ok=True)  # its work is in the report now
     tested = f"; test accuracy {test:.4f}" if test is not None else ""
     print(
         f"--eval-file accuracy per epoch (choose by it) {[round(a, 4) for a in history['eval_accuracy']]}{tested}; wrote {args.json}"

@@ -8,14 +8,16 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from helpers.config import config, positive
 from helpers.env import current_seed, seeded
+from helpers.files import folder_digest, json_digest
 from helpers.finetune.data import Example, Task, loader, make_collate, notebook_data
-from helpers.finetune.models import load_classifier
+from helpers.finetune.models import load_classifier, resolve_model
 from helpers.tables import label_index
 from helpers.training import History, TrainConfig, autocast, choose_precision, fit, grad_scaler
 from helpers.training.loop import lr_factor, to_device
@@ -54,6 +56,18 @@ class FinetuneRun:
     collate: Callable
 
 
+def run_identity(
+    model_name: str, cfg: FinetuneConfig, task: Task, data: object, dropout: float | None = None
+) -> dict:
+    """What a fine-tuning checkpoint must match besides the model's code and the training settings
+    (``fit`` checks those): the files the model starts from (a digest; for a stand-in or a hub id, its
+    name), the rows (a digest of ``data``) and the settings ``fit`` does not see."""
+    source = None if model_name in ("tiny", "t5-tiny") else resolve_model(model_name)
+    return {"model": folder_digest(source) if source and Path(source).is_dir() else model_name,
+            "data": json_digest(data), "finetune": cfg.to_dict(), "task": task.columns(),
+            "dropout": dropout}  # fmt: skip
+
+
 def experiment(
     model_name: str,
     splits: dict[str, list[Example]],
@@ -66,12 +80,15 @@ def experiment(
     seed: int | None = None,
     progress: bool = False,
     dropout: float | None = None,
+    checkpoint: str | Path | None = None,
 ) -> FinetuneRun:
     """Fine-tune ``model_name`` ("minilm", "tiny", a hub id or a folder) on ``splits["train"]``.
 
     ``watch`` names the splits whose accuracy is measured every epoch ("train" uses 500 training rows).
     ``seed`` (default: the one ``helpers.setup`` was given) fixes the new head, dropout and shuffling;
-    ``dropout`` replaces the one in the model's config (``load_classifier``).
+    ``dropout`` replaces the one in the model's config (``load_classifier``). With ``checkpoint``, each
+    finished epoch is saved there and a later call with the same model files, rows and settings
+    resumes after it (a finished run only reloads).
     """
     seed = current_seed() if seed is None else seed
     labels = label_index([r[task.label] for r in splits["train"]], "the training rows")
@@ -79,12 +96,15 @@ def experiment(
         model, tokenizer = load_classifier(model_name, len(labels), dropout)
         collate = make_collate(tokenizer, task, labels, cfg.max_length)
         watched = {"train": splits["train"][:500], **{n: splits[n] for n in watch if n != "train"}}
+        data = [splits["train"][:train_rows], {n: watched[n] for n in watch}]
         history = fit(
             model,
             loader(splits["train"][:train_rows], collate, cfg.batch_size, shuffle=True, seed=seed),
             cfg.train_config(seed),
             device,
             eval_batches={n: loader(watched[n], collate, 64, shuffle=False) for n in watch},
+            checkpoint=checkpoint,
+            identity=run_identity(model_name, cfg, task, data, dropout) if checkpoint else None,
             progress=progress,
         )
     return FinetuneRun(history, model, tokenizer, collate)

@@ -3,8 +3,11 @@ the same architecture from random initialisation (its "twin": same config, same 
 a few seeds each, and score dev accuracy, precision, recall and F1.
 
     python -m helpers.finetune compare --pretrained small-bert/ --sst-file ../shared/data/sst2/train.tsv \\
-        [--train-rows 4000 --seeds 3 --minilm-seeds 3 --epochs 3 --lr 1e-4 --small-lr 3e-4 --rescaled] \\
-        --json OUT
+        [--train-rows 4000 --seeds 3 --minilm-seeds 3 --epochs 3 --lr 1e-4 --small-lr 3e-4 --rescaled \\
+         --checkpoints DIR] --json OUT
+
+Every run keeps its finished epochs in DIR (default: beside OUT) until the report is written, so the
+same command resumes after Ctrl-C: finished runs reload, the one stopped goes on.
 
 Several ``--small-lr`` rates (``--small-lr 3e-4 1e-3``) fine-tune each small model at each and keep, per
 model, the rate with the best mean dev accuracy: one fixed rate can favour one model (a narrow model
@@ -19,6 +22,7 @@ the chart (``helpers.plots.pretraining.plot_comparison``).
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -187,15 +191,24 @@ def frozen_probe(
             for name in train}  # fmt: skip
 
 
+def run_checkpoint(folder: Path, name: str, lr: float, seed: int) -> Path:
+    """Where one fine-tuning run (model ``name`` at rate ``lr``, ``seed``) keeps its finished epochs."""
+    return folder / f"{name.replace(',', '').replace(' ', '-')}-lr{lr:g}-seed{seed}.pt"
+
+
+RUN_CHECKPOINT = re.compile(r"[a-z-]+-lr[0-9.e+-]+-seed[0-9]+\.pt")  # run_checkpoint's names
+
+
 def finetune_runs(
     models: dict[str, str], splits: dict, seeds: dict[str, int], configs: dict[str, FinetuneConfig],
     device: torch.device, progress: bool = False, trained: list[FinetuneRun] | None = None,
-    dropout: float | None = None,
+    dropout: float | None = None, checkpoints: Path | None = None,
 ) -> list[dict]:  # fmt: skip
     """Fine-tune every model (name -> folder or "minilm") with ``seeds[name]`` seeds (0, 1, ...); one
     row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds.
     ``trained``: a list that gets each run (model, collate), in the rows' order, to score later;
-    ``dropout``: every model's in fine-tuning (default: each one's config)."""
+    ``dropout``: every model's in fine-tuning (default: each one's config); ``checkpoints``: a folder
+    where each run keeps its finished epochs (``run_checkpoint``), so that a run stopped resumes."""
     rows = []
     for name, source in models.items():
         for seed in range(seeds[name]):
@@ -209,6 +222,8 @@ def finetune_runs(
                 seed=seed,
                 progress=progress,
                 dropout=dropout,
+                checkpoint=checkpoints
+                and run_checkpoint(checkpoints, name, configs[name].lr, seed),
             )
             flag = "--lr" if name == "minilm" else "--small-lr"
             check_finite_losses(run.history["train_loss"], configs[name].lr, flag)  # before a score
@@ -289,7 +304,33 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "(saved beside it as NAME-rescaled)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument(
+        "--checkpoints", type=Path,
+        help="where each run keeps its finished epochs until the report is written, so that the same "
+        "command resumes after Ctrl-C (default: beside --json, named after it: OUT-runs/)",
+    )  # fmt: skip
     return parser.parse_args(argv)
+
+
+def remove_checkpoints(folder: Path, plan: list[tuple[str, float, int]]) -> None:
+    """Once the report is written: delete the checkpoints of the runs in ``plan`` (model, rate, seed),
+    and the folder if nothing else is left in it (else say what is)."""
+    for name, lr, seed in plan:
+        run_checkpoint(folder, name, lr, seed).unlink(missing_ok=True)
+    if not folder.is_dir():
+        return
+    left = sorted(f.name for f in folder.iterdir())
+    if not left:
+        folder.rmdir()
+    else:
+        print(f"note: {folder} still holds {len(left)} checkpoint{'s' * (len(left) != 1)} of runs with "
+              f"other settings ({', '.join(left[:3])}{', ...' * (len(left) > 3)}); delete the folder "
+              "when no run needs them")  # fmt: skip
+
+
+def checkpoint_folder(args: argparse.Namespace) -> Path:
+    """--checkpoints, or beside --json: ``compare.json`` keeps its runs in ``compare-runs/``."""
+    return (args.checkpoints or args.json.with_name(args.json.stem + "-runs")).resolve()
 
 
 def check_output_folder(flag: str, folder: Path, where: str) -> None:
@@ -408,10 +449,37 @@ def check_inputs(
         raise ValueError(
             f"--json {args.json} is the --sst-file: it would be written over; give another path"
         )
+    check_checkpoint_folder(checkpoint_folder(args), {"--pretrained": pretrained, "--twin": twin,
+                                                      "--rescaled": rescaled, "--json": out})  # fmt: skip
+
+
+def check_checkpoint_folder(folder: Path, others: dict[str, Path | None]) -> None:
+    """The --checkpoints folder is none of the other folders and files, and holds nothing but
+    this command's run checkpoints (the command deletes them once the report is written)."""
+    for flag, path in others.items():
+        if path is not None and (
+            folder == path or path in folder.parents or folder in path.parents
+        ):
+            raise ValueError(f"--checkpoints {folder} and the {flag} {path} overlap; give "
+                             "--checkpoints a folder of its own")  # fmt: skip
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"--checkpoints {folder} is a file; give a folder (it is created if missing)"
+        )
+    foreign = sorted(f.name for f in folder.iterdir() if not f.name.startswith(".")
+                     and not RUN_CHECKPOINT.fullmatch(f.name)) if folder.is_dir() else []  # fmt: skip
+    if foreign:
+        raise ValueError(f"--checkpoints {folder} holds files this command did not write "
+                         f"({', '.join(foreign[:5])}); give --checkpoints a folder of its own")  # fmt: skip
+    try:
+        check_writable(folder / ".probe", create=False)
+    except ValueError as err:
+        raise ValueError(f"--checkpoints: {err}") from None
 
 
 @stops_cleanly(
-    "the runs finished so far are not kept: the same command starts again from the first run"
+    "each run's finished epochs are kept in the --checkpoints folder (default: beside --json, "
+    "OUT-runs/): the same command resumes from them"
 )
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
@@ -435,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    checkpoints = checkpoint_folder(args)
     models = {"pretrained": str(pretrained), "random init": str(twin)}
     if rescaled is not None:
         models[RESCALED] = str(rescaled)
@@ -448,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
             done = len(trained)
             try:
                 runs = finetune_runs(models, data["splits"], seeds, dict.fromkeys(models, config),
-                                     device, trained=trained if several else None, dropout=args.dropout)  # fmt: skip
+                                     device, trained=trained if several else None, dropout=args.dropout,
+                                     checkpoints=checkpoints)  # fmt: skip
             except Diverged as err:
                 if not several:
                     raise
@@ -462,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
                            "give smaller rates")  # fmt: skip
         if args.minilm_seeds > 0:
             rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},
-                                  {"minilm": minilm}, device)  # fmt: skip
+                                  {"minilm": minilm}, device, checkpoints=checkpoints)  # fmt: skip
             models["minilm"] = "minilm"
     except Diverged as err:
         print(f"error: {err}", file=sys.stderr)
@@ -508,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         report["rescale_factor"] = factor
     write_json(args.json, report)
+    plan = [(name, lr, seed) for lr in small for name in models if name != "minilm"
+            for seed in range(args.seeds)] + [("minilm", args.lr, seed) for seed in range(args.minilm_seeds)]  # fmt: skip
+    remove_checkpoints(checkpoints, plan)
     for name, s in summary.items():
         print(
             f"{name:20s} "

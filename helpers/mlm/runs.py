@@ -30,7 +30,7 @@ from helpers.bert.mlm import BertForMaskedLM, mlm_outputs
 from helpers.bert.save import save_pretrained
 from helpers.config import ConfigError, config, positive
 from helpers.env import pick_device, seeded
-from helpers.files import save_into, write_json
+from helpers.files import json_digest, save_into, write_json
 from helpers.tokenization.mlm import (
     continuation_ids,
     mask_tokens,
@@ -285,13 +285,9 @@ def _write_state(folder: Path, **changes) -> None:
     write_json(folder / STATE, {**read_state(folder), **changes})
 
 
-def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def texts_key(train_texts: Sequence[str], eval_texts: Sequence[str]) -> str:
     """A short digest of a run's training and held-out lines (kept in its state)."""
-    return _digest({"train": list(train_texts), "eval": list(eval_texts)})
+    return json_digest({"train": list(train_texts), "eval": list(eval_texts)})
 
 
 def load_or_train_tokenizer(
@@ -302,7 +298,7 @@ def load_or_train_tokenizer(
     (a new one trained on ``texts``, its key): ``pretrain`` saves it once the data is known to be good."""
     from transformers import AutoTokenizer
 
-    key = _digest({"texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
+    key = json_digest({"texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
                    "vocab_size": cfg.vocab_size, "lowercase": cfg.lowercase,
                    "min_frequency": cfg.min_frequency})  # fmt: skip
     if read_state(folder).get("tokenizer") == key:
@@ -404,7 +400,7 @@ def pretrain(
     if epochs is None:
         # whole_words is in identity when on; left out here, earlier runs keep their plan's key
         settings = {k: v for k, v in cfg.to_dict().items() if k != "whole_words"}
-        key = _digest({**identity, "cfg": settings})
+        key = json_digest({**identity, "cfg": settings})
         first = epoch_batches(0)
         plan = plan_epochs(cfg, folder, key,
                            lambda: probe_epoch_seconds(model, first, eval_batches, cfg, device),

@@ -281,8 +281,9 @@ def fit(
     "epochs" are only evaluation rounds and a plot shows the curve).
     ``callbacks`` are called with the history after every epoch (live plots). With ``checkpoint``, the
     model, optimizer, schedule and history are saved after every epoch, and a later call resumes after
-    the last saved epoch, but only if the model's code, ``cfg`` and ``identity`` (the model's config,
-    a digest of the data, ...) are what they were; otherwise it says what changed and trains again.
+    the last saved epoch (a DataLoader's shuffling generator too: the same orders as a run never
+    stopped), but only if the model's code, ``cfg`` and ``identity`` (the model's config, a digest of
+    the data, ...) are what they were; otherwise it says what changed and trains again.
     Started by torchrun or accelerate launch, it trains data-parallel (``training.distributed``): the
     history's evaluations, the callbacks, the printing and the checkpoint are rank 0's alone.
     """
@@ -307,6 +308,7 @@ def fit(
     )
     scaler = grad_scaler(device, precision)
     history, start = History(), 0
+    shuffler = getattr(train_batches, "generator", None)  # a DataLoader's: each epoch's order
     if checkpoint is not None:  # the batches per step, not the process count, decide a resume
         train = {**cfg.to_dict(), "accumulate": accumulate * place.world}
         identity = fingerprint(model, train=train, **(identity or {}))
@@ -318,8 +320,10 @@ def fit(
             scaler.load_state_dict(state["scaler"])
             history, start = History(state["history"]), state["epoch"]
             torch.set_rng_state(state["rng"].cpu())
-        if place.main and (progress or (state is None and Path(checkpoint).exists())):
-            print(reason)  # never retrain silently
+            if shuffler is not None and state.get("shuffler") is not None:  # the next epoch's order
+                shuffler.set_state(state["shuffler"].cpu())
+        if place.main and (progress or Path(checkpoint).exists()):
+            print(reason)  # never resume or retrain silently
     bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
                unit="batch", disable=not (progress and place.main))  # fmt: skip
     for epoch in range(start, cfg.epochs):
@@ -350,6 +354,7 @@ def fit(
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "history": dict(history), "epoch": epoch + 1, "rng": torch.get_rng_state(),
+                "shuffler": shuffler.get_state() if shuffler is not None else None,
                 "fingerprint": identity,
             })  # fmt: skip
     bar.close()
