@@ -21,12 +21,24 @@ def json_digest(value: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# A saved model's own files: config, weights (also sharded), tokenizer; not a run's checkpoint or reports.
+MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+               "vocab.txt", "vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json",
+               "spiece.model", "tokenizer.model", "model.safetensors.index.json",
+               "pytorch_model.bin.index.json")  # fmt: skip
+
+
 def folder_digest(folder: str | Path) -> str:
-    """A short digest of the files directly in ``folder`` (names and bytes; hidden files left out):
-    a saved model's weights, config and tokenizer."""
+    """A short digest of a saved model's own files in ``folder`` (``MODEL_FILES`` and the weights,
+    names and bytes): what a fine-tuning run starts from. Other files (a report, a run's checkpoint)
+    leave it unchanged."""
     sha = hashlib.sha256()
     for file in sorted(Path(folder).iterdir()):
-        if file.is_file() and not file.name.startswith("."):
+        weights = file.name.startswith(("model", "pytorch_model")) and file.suffix in (
+            ".safetensors",
+            ".bin",
+        )
+        if file.is_file() and (file.name in MODEL_FILES or weights):
             sha.update(file.name.encode() + b"\0")
             with open(file, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):

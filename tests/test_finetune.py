@@ -638,7 +638,41 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     resumed = json.loads((tmp_path / "b.json").read_text())
     for key in ("accuracy_per_epoch", "train_loss_per_epoch", "classes", "examples"):
         assert resumed[key] == never_stopped[key], key
+    seconds = resumed["seconds"]  # the epochs before the stop count too
+    assert len(seconds["per_epoch"]) == 3
+    assert seconds["train_and_eval"] == pytest.approx(sum(seconds["per_epoch"]))
     assert not (tmp_path / "b-checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("mine", ["torch", "text"])
+def test_cli_never_writes_over_a_file_of_yours_where_its_checkpoint_goes(tmp_path, capsys, mine):
+    """A file of yours at OUT-checkpoint.pt was written over by the first epoch, then deleted."""
+    path = tmp_path / "o-checkpoint.pt"
+    if mine == "torch":
+        torch.save({"my": "weights"}, path)
+    else:
+        path.write_text("my notes")
+    before = path.read_bytes()
+    args = tiny_args(tmp_path, SENTENCES, SENTENCES)
+    assert cli.main([*args, "--json", str(tmp_path / "o.json")]) == 2
+    line = error_line(capsys)
+    assert f"--checkpoint {path} exists and is not a checkpoint of helpers.finetune" in line, line
+    assert path.read_bytes() == before and not (tmp_path / "o.json").exists()
+
+
+def test_a_report_or_checkpoint_in_the_model_folder_leaves_its_digest_alone(tmp_path):
+    """--json inside the --model folder put the checkpoint there, and the folder's digest (in the
+    checkpoint's fingerprint) changed with it: the run never resumed, saying "the model changed"."""
+    from helpers.files import folder_digest
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    digest = folder_digest(tmp_path)
+    (tmp_path / "run.json").write_text("{}")
+    (tmp_path / "run-checkpoint.pt").write_bytes(b"epochs")
+    assert folder_digest(tmp_path) == digest
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    assert folder_digest(tmp_path) != digest
 
 
 @pytest.mark.parametrize("name, said", [("model.pt", "give a file of its own ending in .pt"),

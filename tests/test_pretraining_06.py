@@ -64,6 +64,9 @@ def test_compare_stops_at_a_diverged_run(saved, sst_file, tmp_path, capsys):
         in capsys.readouterr().err
     )
     assert not out.exists()
+    assert not (
+        tmp_path / "compare-runs"
+    ).exists()  # a diverged run's checkpoint: nothing to resume
 
 
 def test_compare_leaves_a_diverged_rate_out_of_the_choice(saved, sst_file, tmp_path, capsys):
@@ -167,26 +170,29 @@ def test_a_fine_tuning_checkpoint_of_other_weights_trains_again(saved, sst_file,
     )
 
 
-@pytest.mark.parametrize("case", ["file", "foreign", "inside pretrained"])
+@pytest.mark.parametrize("case", ["file", "foreign", "named like a run", "inside pretrained"])
 def test_compare_refuses_a_checkpoints_folder_it_could_harm(
     saved, sst_file, tmp_path, capsys, case
 ):
-    folder = {
-        "file": tmp_path / "ck",
-        "foreign": tmp_path / "ck",
-        "inside pretrained": saved / "ck",
-    }[case]
+    """Also a file of yours named like a run's checkpoint: it was written over, then deleted."""
+    folder = saved / "ck" if case == "inside pretrained" else tmp_path / "ck"
     if case == "file":
         folder.write_text("mine")
     if case == "foreign":
         folder.mkdir()
         (folder / "notes.txt").write_text("mine")
+    if case == "named like a run":
+        folder.mkdir()
+        torch.save({"my": "weights"}, folder / "pretrained-lr0.0003-seed0.pt")
     argv = compare_argv(saved, sst_file, tmp_path / "o.json", "--checkpoints", str(folder))
     assert twin.main(argv) == 2
     said = capsys.readouterr().err
     assert {"file": "is a file; give a folder", "foreign": "holds files this command did not write (notes.txt)",
+            "named like a run": "pretrained-lr0.0003-seed0.pt exists and is not a checkpoint of helpers.finetune",
             "inside pretrained": "and the --pretrained"}[case] in said, said  # fmt: skip
     assert not (tmp_path / "o.json").exists()
+    if case == "named like a run":
+        assert torch.load(folder / "pretrained-lr0.0003-seed0.pt") == {"my": "weights"}
 
 
 def test_compare_dropout_sets_the_small_models_fine_tuning_dropout(

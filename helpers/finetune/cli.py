@@ -22,7 +22,7 @@ from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import RUN_FILES, check_not_an_input, check_report, check_writable, write_json
 from helpers.finetune.data import Task, loader, make_collate
-from helpers.finetune.experiments import FinetuneConfig, largest_batch_here, run_identity
+from helpers.finetune.experiments import MADE_BY, FinetuneConfig, largest_batch_here, run_identity
 from helpers.finetune.models import check_max_length, load_classifier
 from helpers.pretrained import offline_miss, short_error
 from helpers.tables import (
@@ -33,6 +33,7 @@ from helpers.tables import (
     read_rows_and_lines,
 )
 from helpers.training import choose_precision, distributed, evaluate, fit
+from helpers.training.checkpoints import check_own_checkpoint
 from helpers.training.loop import check_finite_losses
 
 
@@ -91,6 +92,7 @@ def check_json(args: argparse.Namespace) -> None:
         raise ValueError(f"--checkpoint {checkpoint}: give a file of its own ending in .pt (not "
                          "model.pt or checkpoint.pt, a saved model's or run's)")  # fmt: skip
     check_writable(checkpoint, create=False)
+    check_own_checkpoint(checkpoint, MADE_BY, "--checkpoint")  # it is written over, then deleted
 
 
 def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: int | None,
@@ -266,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                 "labels": list(labels),
             },  # fmt: skip
         )
+    distributed.barrier()  # every process has read the checkpoint before rank 0 deletes it
     train_seconds = time.perf_counter() - start
     try:
         check_finite_losses(history["train_loss"], args.lr)
@@ -287,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_loss_per_epoch": history["train_loss"],
         "seconds": {
             "load": load_seconds,
-            "train_and_eval": train_seconds,
+            "train_and_eval": sum(history["seconds"]),  # every epoch's, resumed ones too
             "test": time.perf_counter() - start - train_seconds,
             "per_epoch": history["seconds"],
         },  # fmt: skip

@@ -56,6 +56,9 @@ class FinetuneRun:
     collate: Callable
 
 
+MADE_BY = "helpers.finetune"  # in the fingerprint of every fine-tuning checkpoint
+
+
 def run_identity(
     model_name: str, cfg: FinetuneConfig, task: Task, data: object, dropout: float | None = None
 ) -> dict:
@@ -63,7 +66,8 @@ def run_identity(
     (``fit`` checks those): the files the model starts from (a digest; for a stand-in or a hub id, its
     name), the rows (a digest of ``data``) and the settings ``fit`` does not see."""
     source = None if model_name in ("tiny", "t5-tiny") else resolve_model(model_name)
-    return {"model": folder_digest(source) if source and Path(source).is_dir() else model_name,
+    return {"made_by": MADE_BY,
+            "model": folder_digest(source) if source and Path(source).is_dir() else model_name,
             "data": json_digest(data), "finetune": cfg.to_dict(), "task": task.columns(),
             "dropout": dropout}  # fmt: skip
 

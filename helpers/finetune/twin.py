@@ -39,6 +39,7 @@ from helpers.env import pick_device, seeded
 from helpers.files import check_report, check_writable, write_json
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
 from helpers.finetune.experiments import (
+    MADE_BY,
     FinetuneConfig,
     FinetuneRun,
     classification_scores,
@@ -46,9 +47,10 @@ from helpers.finetune.experiments import (
     spread,
 )
 from helpers.finetune.models import check_max_length
-from helpers.mlm.runs import read_state
+from helpers.mlm.runs import CHECKPOINT, STATE, read_state
 from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, short_error
 from helpers.tables import read_rows
+from helpers.training.checkpoints import check_own_checkpoint
 from helpers.training.loop import Diverged, check_finite_losses
 
 TASK = Task("sentence", "label")
@@ -205,14 +207,14 @@ def finetune_runs(
     dropout: float | None = None, checkpoints: Path | None = None,
 ) -> list[dict]:  # fmt: skip
     """Fine-tune every model (name -> folder or "minilm") with ``seeds[name]`` seeds (0, 1, ...); one
-    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds.
+    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds of
+    its epochs (training and dev scoring; those of a run resumed included).
     ``trained``: a list that gets each run (model, collate), in the rows' order, to score later;
     ``dropout``: every model's in fine-tuning (default: each one's config); ``checkpoints``: a folder
     where each run keeps its finished epochs (``run_checkpoint``), so that a run stopped resumes."""
     rows = []
     for name, source in models.items():
         for seed in range(seeds[name]):
-            start = time.perf_counter()
             run = experiment(
                 source,
                 splits,
@@ -226,13 +228,29 @@ def finetune_runs(
                 and run_checkpoint(checkpoints, name, configs[name].lr, seed),
             )
             flag = "--lr" if name == "minilm" else "--small-lr"
-            check_finite_losses(run.history["train_loss"], configs[name].lr, flag)  # before a score
+            try:
+                check_finite_losses(
+                    run.history["train_loss"], configs[name].lr, flag
+                )  # before a score
+            except Diverged:
+                if checkpoints is not None:  # nothing to resume: a later run would only reload NaN
+                    diverged = run_checkpoint(checkpoints, name, configs[name].lr, seed)
+                    diverged.unlink(missing_ok=True)
+                    if not any(checkpoints.iterdir()):
+                        checkpoints.rmdir()
+                raise
             scores = classification_scores(
                 run.model, loader(splits["dev"], run.collate, 64, False), device
             )
-            rows.append({"model": name, "seed": seed, **scores,
-                         "dev_accuracy_per_epoch": run.history["dev_accuracy"],
-                         "seconds": time.perf_counter() - start})  # fmt: skip
+            rows.append(
+                {
+                    "model": name,
+                    "seed": seed,
+                    **scores,
+                    "dev_accuracy_per_epoch": run.history["dev_accuracy"],
+                    "seconds": sum(run.history["seconds"]),
+                }
+            )  # every epoch's, resumed ones too
             if trained is not None:
                 trained.append(run)
             print(f"{name} seed {seed}: dev accuracy {scores['accuracy']:.4f}, F1 {scores['f1']:.4f} "
@@ -339,7 +357,7 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
     too, with that said)."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{flag} writes the folder {folder}, but that is a file; move it")
-    run = [f for f in ("checkpoint.pt", "mlm-state.json") if (folder / f).exists()]
+    run = [f for f in (CHECKPOINT, STATE) if (folder / f).exists()]
     if run:
         raise ValueError(f"{flag} writes {folder}, which holds a pretraining run ({', '.join(run)}); "
                          f"move or delete it, {where}")  # fmt: skip
@@ -466,11 +484,15 @@ def check_checkpoint_folder(folder: Path, others: dict[str, Path | None]) -> Non
         raise ValueError(
             f"--checkpoints {folder} is a file; give a folder (it is created if missing)"
         )
-    foreign = sorted(f.name for f in folder.iterdir() if not f.name.startswith(".")
-                     and not RUN_CHECKPOINT.fullmatch(f.name)) if folder.is_dir() else []  # fmt: skip
+    files = (
+        sorted(f for f in folder.iterdir() if not f.name.startswith(".")) if folder.is_dir() else []
+    )
+    foreign = [f.name for f in files if not RUN_CHECKPOINT.fullmatch(f.name)]
     if foreign:
         raise ValueError(f"--checkpoints {folder} holds files this command did not write "
                          f"({', '.join(foreign[:5])}); give --checkpoints a folder of its own")  # fmt: skip
+    for file in files:  # named like a run's checkpoint: it must be one
+        check_own_checkpoint(file, MADE_BY, "--checkpoints: the file")
     try:
         check_writable(folder / ".probe", create=False)
     except ValueError as err:

@@ -43,18 +43,13 @@ from helpers.training import History, TrainConfig, fit, perplexity
 from helpers.training.loop import make_optimizer
 from helpers.training.precision import autocast, choose_precision
 
-Batch = tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor
-]  # inputs (B, T), attention mask (B, T), labels (B, T)
-CHECKPOINT = (
-    "checkpoint.pt"  # in the save folder: the model, optimizer and history after each epoch
-)
-STATE = (
-    "mlm-state.json"  # in the save folder: what a resumed run must reuse (tokenizer, epochs chosen)
-)
-SAFETY = (
-    1.1  # --minutes plans for epochs 10% slower than the probe (a busy machine, the last batch)
-)
+# inputs (B, T), attention mask (B, T), labels (B, T)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+# In the save folder: the model, optimizer and history after each epoch; what a resumed run must
+# reuse (tokenizer, epochs chosen).
+CHECKPOINT, STATE = "checkpoint.pt", "mlm-state.json"
+# --minutes plans for epochs 10% slower than the probe (a busy machine, the last batch).
+SAFETY = 1.1
 EVAL_MASK_SEED = 1234  # the held-out masks: the same for every epoch and every run
 
 

@@ -126,6 +126,23 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+def check_own_checkpoint(path: str | Path, made_by: str, flag: str) -> None:
+    """A ValueError unless ``path`` is missing or a checkpoint whose fingerprint says ``made_by``
+    wrote it: anything else there (a file of yours, one that cannot be read) would be written over by
+    the first epoch, and deleted with the run's checkpoints once its report is written."""
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        owner = state["fingerprint"].get("made_by")
+    except Exception:  # not a checkpoint, or not one of ours
+        owner = None
+    if owner != made_by:
+        raise ValueError(f"{flag} {path} exists and is not a checkpoint of {made_by}: training would "
+                         f"write over it; move it, or give another {flag}")  # fmt: skip
+
+
 def load_checkpoint(
     path: str | Path, current: dict, device: torch.device
 ) -> tuple[dict | None, str]:

@@ -103,6 +103,12 @@ def per_process(accumulate: int, world: int) -> int:
     return accumulate // world if accumulate % world == 0 else accumulate
 
 
+def barrier() -> None:
+    """Wait until every process gets here (nothing with one process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
 def total(*values: float) -> list[float]:
     """The sum of each value over all processes (itself with one process)."""
     if not (dist.is_available() and dist.is_initialized()):
