@@ -20,6 +20,7 @@ from helpers.imdb import cli
 from helpers.imdb import data as imdb_data
 from helpers.profiles import Sizes03
 from helpers.synthetic import synthetic_glove, synthetic_reviews
+from helpers.training import fit
 
 CPU = torch.device("cpu")
 SMALL = imdb.CONFIGS["course"].replace(epochs=3, max_len=64, lr=3e-3)
@@ -426,6 +427,39 @@ def test_cli_writes_the_report(cli_files):
         report["seconds"]
     )
     assert report["examples"] == {"train": 216, "valid": 24, "test": 60}
+
+
+def test_cli_resumes_after_ctrl_c_with_the_run_that_never_stopped(
+    cli_files, capsys, monkeypatch, tmp_path
+):
+    """Ctrl-C lost every finished epoch; they are kept in the cache and the same command resumes."""
+    args = ("--epochs", "3", "--lr", "3e-3", "--max-len", "48")
+    evaluate, calls = fit.__globals__["evaluate"], []
+
+    def stop_in_epoch_3(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return evaluate(*a, **k)
+
+    monkeypatch.setitem(fit.__globals__, "evaluate", stop_in_epoch_3)
+    assert call(cli_files, *args) == 130
+    assert (
+        "the finished epochs are kept in the cache's checkpoints/ folder" in capsys.readouterr().err
+    )
+    monkeypatch.setitem(fit.__globals__, "evaluate", evaluate)
+    assert call(cli_files, *args) == 0
+    assert "after epoch 2" in capsys.readouterr().out
+    resumed = json.loads(cli_files["--json"].read_text())
+    monkeypatch.setenv("HELPERS_CACHE", str(tmp_path / "fresh-cache"))  # no checkpoint: a whole run
+    cli_files["--json"].unlink()
+    assert call(cli_files, *args) == 0
+    never_stopped = json.loads(cli_files["--json"].read_text())
+    for key in ("valid_loss", "valid_accuracy", "train_loss"):
+        assert resumed["history"][key] == pytest.approx(never_stopped["history"][key], rel=1e-6), (
+            key
+        )
+    assert resumed["test_accuracy"] == never_stopped["test_accuracy"]
 
 
 def error_line(capsys) -> str:

@@ -69,7 +69,10 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
                          "--json, or delete it to replace it")  # fmt: skip
 
 
-@stops_cleanly("the run keeps no checkpoint: the same command starts again from the beginning")
+@stops_cleanly(
+    "the finished epochs are kept in the cache's checkpoints/ folder ($HELPERS_CACHE): the same "
+    "command resumes after the last one"
+)
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if main_rank:
         print(f"{len(prepared.itos)} words in the vocabulary; "
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
-    result = run(prepared, cfg, device, seed=args.seed)
+    result = run(prepared, cfg, device, seed=args.seed, checkpoint=True)  # resumes after Ctrl-C
     history = result.history
     if not main_rank:
         return 0  # rank 0 scores the test file and writes the report
