@@ -347,6 +347,69 @@ def test_cli_a_diverged_run_is_an_error_not_a_score(tiny_model, files, capsys):
     assert not out.exists()
 
 
+def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
+    tiny_model, files, capsys, monkeypatch
+):
+    """Ctrl-C lost every finished epoch; they are kept (with the best epoch's weights) in
+    OUT-checkpoint.pt until the report is written, and the same command resumes."""
+    from helpers.training import fit
+
+    def argv(name: str) -> list[str]:
+        return ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file", str(files["dev"]),
+                "--test-file", str(files["test"]), "--option", "finetune", "--epochs", "3", "--lr", "3e-3",
+                "--batch-size", "16", "--max-len", "64", "--json", str(files["dir"] / name)]  # fmt: skip
+
+    assert cli.main(argv("a.json")) == 0
+    never_stopped = json.loads((files["dir"] / "a.json").read_text())
+    assert not (files["dir"] / "a-checkpoint.pt").exists()  # deleted once the report is written
+    evaluate, calls = fit.__globals__["evaluate"], []
+
+    def stop_in_epoch_3(*a, **k):  # dev and test are scored after every epoch
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return evaluate(*a, **k)
+
+    monkeypatch.setitem(fit.__globals__, "evaluate", stop_in_epoch_3)
+    capsys.readouterr()
+    assert cli.main(argv("b.json")) == 130
+    assert "the finished epochs are kept in --checkpoint" in capsys.readouterr().err
+    assert (files["dir"] / "b-checkpoint.pt").is_file()
+    monkeypatch.setitem(fit.__globals__, "evaluate", evaluate)
+    assert cli.main(argv("b.json")) == 0
+    assert "resuming from b-checkpoint.pt after epoch 2" in capsys.readouterr().out
+    resumed = json.loads((files["dir"] / "b.json").read_text())
+    for key in ("dev_accuracy_per_epoch", "test_accuracy_per_epoch", "train_loss_per_epoch", "best_epoch",
+                "dev_accuracy", "test_accuracy"):  # fmt: skip
+        assert resumed[key] == pytest.approx(never_stopped[key], rel=1e-6), key
+    assert not (files["dir"] / "b-checkpoint.pt").exists()
+
+
+def test_cli_never_writes_over_a_file_of_yours_where_its_checkpoint_goes(tiny_model, files, capsys):
+    mine = files["dir"] / "out-checkpoint.pt"
+    mine.write_text("my notes")
+    argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--epochs", "1", "--max-len", "64",
+            "--json", str(files["dir"] / "out.json")]  # fmt: skip
+    assert exit_status(argv) == 2
+    assert "exists and is not a checkpoint of helpers.minbert" in capsys.readouterr().err
+    assert mine.read_text() == "my notes"
+
+
+def test_keep_best_state_survives_a_resume(tmp_path):
+    """fit keeps a callback's state_dict in the checkpoint: the best epoch's weights, from before a
+    stop, are the ones restored after the resume."""
+    model = torch.nn.Linear(2, 2)
+    keep, history = KeepBest(model), History()
+    for accuracy, fill in ((0.7, 2.0), (0.5, 1.0)):
+        torch.nn.init.constant_(model.weight, fill)
+        history.log(dev_accuracy=accuracy)
+        keep(history)
+    again = KeepBest(model)
+    again.load_state_dict(keep.state_dict())
+    again.restore()
+    assert again.epoch == 1 and again.best == 0.7 and torch.all(model.weight == 2.0)
+
+
 def test_cli_refuses_a_dev_file_that_is_the_train_file(tiny_model, files, capsys, tmp_path):
     argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file", str(files["train"]),
             "--max-len", "64", "--json", str(tmp_path / "o.json")]  # fmt: skip

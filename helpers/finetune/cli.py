@@ -20,7 +20,7 @@ from pathlib import Path
 
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
-from helpers.files import RUN_FILES, check_not_an_input, check_report, check_writable, write_json
+from helpers.files import check_not_an_input, check_report, write_json
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import MADE_BY, FinetuneConfig, largest_batch_here, run_identity
 from helpers.finetune.models import check_max_length, load_classifier
@@ -33,7 +33,7 @@ from helpers.tables import (
     read_rows_and_lines,
 )
 from helpers.training import choose_precision, distributed, evaluate, fit
-from helpers.training.checkpoints import check_own_checkpoint
+from helpers.training.checkpoints import report_checkpoint
 from helpers.training.loop import check_finite_losses
 
 
@@ -72,27 +72,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def checkpoint_path(args: argparse.Namespace) -> Path:
-    """--checkpoint, or beside --json: ``run.json`` keeps its epochs in ``run-checkpoint.pt``."""
-    return args.checkpoint or args.json.with_name(args.json.stem + "-checkpoint.pt")
-
-
 def check_json(args: argparse.Namespace) -> None:
     """``--json`` and the checkpoint are files of their own: not one of the inputs, which they would
-    replace, nor each other; the checkpoint a ``.pt`` file that is not a saved model's."""
+    replace, nor each other (``args.checkpoint`` becomes the checkpoint's path)."""
     inputs = {
         "--train-file": args.train_file,
         "--eval-file": args.eval_file,
         "--test-file": args.test_file,
     }
     check_not_an_input(args.json, inputs)
-    checkpoint = checkpoint_path(args)
-    check_not_an_input(checkpoint, {**inputs, "--json": args.json}, "--checkpoint")
-    if checkpoint.suffix != ".pt" or checkpoint.name in RUN_FILES:
-        raise ValueError(f"--checkpoint {checkpoint}: give a file of its own ending in .pt (not "
-                         "model.pt or checkpoint.pt, a saved model's or run's)")  # fmt: skip
-    check_writable(checkpoint, create=False)
-    check_own_checkpoint(checkpoint, MADE_BY, "--checkpoint")  # it is written over, then deleted
+    args.checkpoint = report_checkpoint(args.checkpoint, args.json, inputs, MADE_BY)
 
 
 def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: int | None,
@@ -262,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg.train_config(args.seed),
             device,
             eval_batches={"eval": loader(eval_rows, collate, 2 * args.batch_size, shuffle=False)},
-            checkpoint=checkpoint_path(args),
+            checkpoint=args.checkpoint,
             identity={
                 **run_identity(args.model, cfg, task, [train_rows, eval_rows]),
                 "labels": list(labels),
@@ -273,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_finite_losses(history["train_loss"], args.lr)
     except ValueError as err:
-        checkpoint_path(args).unlink(missing_ok=True)  # a diverged run: nothing to resume
+        args.checkpoint.unlink(missing_ok=True)  # a diverged run: nothing to resume
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not distributed.current().main:
@@ -302,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "largest_batch": largest,
     }
     write_json(args.json, report)
-    checkpoint_path(args).unlink(missing_ok=True)  # its work is in the report now
+    args.checkpoint.unlink(missing_ok=True)  # its work is in the report now
     tested = f"; test accuracy {test:.4f}" if test is not None else ""
     print(
         f"--eval-file accuracy per epoch (choose by it) {[round(a, 4) for a in history['eval_accuracy']]}{tested}; wrote {args.json}"

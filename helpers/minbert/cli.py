@@ -26,6 +26,7 @@ from helpers.finetune.models import check_max_length
 from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
 from helpers.minbert.runs import (
     DEFAULTS,
+    MADE_BY,
     OPTIONS,
     MinbertConfig,
     load_bert,
@@ -34,6 +35,7 @@ from helpers.minbert.runs import (
     train_classifier,
 )
 from helpers.training import choose_precision
+from helpers.training.checkpoints import report_checkpoint
 from helpers.training.loop import check_finite_losses
 
 SETTINGS = ("epochs", "lr", "batch_size", "hidden_dropout_prob", "max_len", "precision")
@@ -65,6 +67,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", help="auto (by hardware), fp32, bf16 or fp16")
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    parser.add_argument(
+        "--checkpoint", type=Path,
+        help="where the finished epochs are kept until the report is written, so that the same "
+        "command resumes after Ctrl-C (default: beside --json, named after it: OUT-checkpoint.pt)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.unset = [k for k in SETTINGS if getattr(args, k) is None]
     return args
@@ -86,9 +93,15 @@ def config_of(args: argparse.Namespace) -> MinbertConfig:
 
 
 def check_json(args: argparse.Namespace) -> None:
-    """``--json`` is a file of its own: not one of the inputs, which the report would replace."""
-    check_not_an_input(args.json, {"--train-file": args.train_file, "--dev-file": args.dev_file,
-                                   "--test-file": args.test_file})  # fmt: skip
+    """``--json`` and the checkpoint are files of their own: not one of the inputs, which they would
+    replace, nor each other (``args.checkpoint`` becomes the checkpoint's path)."""
+    inputs = {
+        "--train-file": args.train_file,
+        "--dev-file": args.dev_file,
+        "--test-file": args.test_file,
+    }
+    check_not_an_input(args.json, inputs)
+    args.checkpoint = report_checkpoint(args.checkpoint, args.json, inputs, MADE_BY)
 
 
 def check_max_len(cfg: MinbertConfig, bert, args: argparse.Namespace) -> None:
@@ -102,7 +115,10 @@ def check_max_len(cfg: MinbertConfig, bert, args: argparse.Namespace) -> None:
         raise ValueError(said.replace("--max-length", "--max-len")) from None
 
 
-@stops_cleanly("fine-tuning keeps no checkpoint: the same command starts again from the beginning")
+@stops_cleanly(
+    "the finished epochs are kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
+    "same command resumes after the last one"
+)
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse(argv)
@@ -146,10 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     hidden = bool(test) and labels_hidden(test)
     watch = {"test": test} if test and not hidden else {}
-    run = train_classifier(args.model, cfg, train, dev, device, watch=watch, loaded=loaded)
+    run = train_classifier(args.model, cfg, train, dev, device, watch=watch, loaded=loaded,
+                           checkpoint=args.checkpoint)  # fmt: skip
     try:
         check_finite_losses(run.history["train_loss"], cfg.lr)
     except ValueError as err:
+        args.checkpoint.unlink(missing_ok=True)  # a diverged run: nothing to resume
         print(f"error: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
@@ -188,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     })  # fmt: skip
     write_json(args.json, report)
+    args.checkpoint.unlink(missing_ok=True)  # its work is in the report now
     tested = (
         "test labels hidden: predictions written"
         if hidden

@@ -13,6 +13,7 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -21,6 +22,7 @@ from helpers import pretrained
 from helpers.bert import BertClassifier, BertModel
 from helpers.config import ConfigError, config, positive
 from helpers.env import pick_device, seeded
+from helpers.files import folder_digest, json_digest
 from helpers.minbert.data import (
     Carved,
     Example,
@@ -107,16 +109,19 @@ DEFAULTS: dict[str, MinbertConfig] = {
 }
 
 
+def model_source(model_name_or_dir: str) -> str:
+    """The folder (or hub id) a model name means: "minilm" is the offline all-MiniLM-L6-v2."""
+    if model_name_or_dir == "minilm":
+        return pretrained.minilm_path()
+    return pretrained.model_source(model_name_or_dir)
+
+
 def load_bert(model_name_or_dir: str) -> tuple[BertModel, object]:
     """(our BertModel with the checkpoint's weights, its tokenizer). "minilm" is the offline
     all-MiniLM-L6-v2; a folder must hold config.json, the weights and the tokenizer's files."""
     from transformers import AutoTokenizer
 
-    source = (
-        pretrained.minilm_path()
-        if model_name_or_dir == "minilm"
-        else pretrained.model_source(model_name_or_dir)
-    )
+    source = model_source(model_name_or_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(pretrained.require_tokenizer(source))
     except FileNotFoundError:  # a folder without a tokenizer: named as such
@@ -213,6 +218,27 @@ class KeepBest:
         if self.state is not None:  # strict=False: the frozen encoder's weights are not in the copy
             self.model.load_state_dict(self.state, strict=False)
 
+    def state_dict(self) -> dict:  # kept in fit's checkpoint: a resumed run knows its best epoch
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, kept: dict) -> None:
+        self.best, self.epoch, self.state = kept["best"], kept["epoch"], kept["state"]
+
+
+MADE_BY = "helpers.minbert"  # in the fingerprint of its checkpoints
+
+
+def run_identity(
+    model_name_or_dir: str, cfg: "MinbertConfig", examples: dict, classes: int
+) -> dict:
+    """What a checkpoint of ``train_classifier`` must match besides the model's code and the training
+    settings (``fit`` checks those): the model's own files (a digest; a hub id by name), the examples
+    of each split (a digest) and the config."""
+    source = model_source(model_name_or_dir)
+    rows = {name: [(e.label, e.text) for e in split] for name, split in examples.items()}
+    return {"made_by": MADE_BY, "model": folder_digest(source) if Path(source).is_dir() else source,
+            "data": json_digest(rows), "config": cfg.to_dict(), "classes": classes}  # fmt: skip
+
 
 def train_classifier(
     model_name_or_dir: str,
@@ -225,13 +251,16 @@ def train_classifier(
     watch: Mapping[str, Sequence[Example]] | None = None,
     callbacks: Sequence[Callable[[History], None]] = (),
     loaded: tuple[BertModel, object] | None = None,
+    checkpoint: str | Path | None = None,
 ) -> MinbertRun:
     """Train a classifier on ``train`` (frozen encoder or fine-tuned, as ``cfg.option`` says), score
     ``dev`` after every epoch, and keep the epoch with the best dev accuracy.
 
     ``watch`` names more labelled splits scored after every epoch, for learning curves only: the choice
     of epoch reads dev alone. ``loaded`` is a (BertModel, tokenizer) already loaded (the command line
-    loads it first, to report a missing model before any work)."""
+    loads it first, to report a missing model before any work). With ``checkpoint``, each finished
+    epoch (and the best one's weights) is saved there, and a later call with the same model files,
+    examples and settings resumes after it."""
     device = pick_device() if device is None else device
     classes = num_classes(list(train), "the training examples")
     splits = {"dev": list(dev), **{name: list(rows) for name, rows in (watch or {}).items()}}
@@ -273,6 +302,10 @@ def train_classifier(
             device,
             eval_batches=held,
             callbacks=[best, *callbacks],
+            checkpoint=checkpoint,
+            identity=run_identity(model_name_or_dir, cfg, splits | {"train": list(train)}, classes)
+            if checkpoint
+            else None,
             progress=progress,
         )
     best.restore()

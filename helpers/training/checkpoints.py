@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from helpers.files import atomic_write
+from helpers.files import RUN_FILES, atomic_write, check_not_an_input, check_writable
 
 
 def _digest(text: str | bytes) -> str:
@@ -141,6 +141,23 @@ def check_own_checkpoint(path: str | Path, made_by: str, flag: str) -> None:
     if owner != made_by:
         raise ValueError(f"{flag} {path} exists and is not a checkpoint of {made_by}: training would "
                          f"write over it; move it, or give another {flag}")  # fmt: skip
+
+
+def report_checkpoint(
+    given: Path | None, report: Path, inputs: dict[str, str | Path | None], made_by: str
+) -> Path:
+    """Where a command writing ``report`` keeps its finished epochs until the report is written:
+    ``given`` (its --checkpoint), or beside the report (``run.json`` -> ``run-checkpoint.pt``). A
+    ValueError unless that is a ``.pt`` file of its own: not one of ``inputs`` (flag -> path), not the
+    report, not named like a saved model's file, and, if it exists, a checkpoint ``made_by`` wrote."""
+    path = given or report.with_name(report.stem + "-checkpoint.pt")
+    check_not_an_input(path, {**inputs, "--json": report}, "--checkpoint")
+    if path.suffix != ".pt" or path.name in RUN_FILES:
+        raise ValueError(f"--checkpoint {path}: give a file of its own ending in .pt (not "
+                         "model.pt or checkpoint.pt, a saved model's or run's)")  # fmt: skip
+    check_writable(path, create=False)
+    check_own_checkpoint(path, made_by, "--checkpoint")  # it is written over, then deleted
+    return path
 
 
 def load_checkpoint(

@@ -279,7 +279,8 @@ def fit(
     ``train_batches`` is a list of batches, or ``f(epoch)`` giving each epoch's (reshuffled) batches.
     ``progress`` shows a bar and, with ``epoch_lines``, one line of scores per epoch (off where the
     "epochs" are only evaluation rounds and a plot shows the curve).
-    ``callbacks`` are called with the history after every epoch (live plots). With ``checkpoint``, the
+    ``callbacks`` are called with the history after every epoch (live plots); a callback with
+    ``state_dict``/``load_state_dict`` has its state checkpointed too. With ``checkpoint``, the
     model, optimizer, schedule and history are saved after every epoch, and a later call resumes after
     the last saved epoch (a DataLoader's shuffling generator too: the same orders as a run never
     stopped), but only if the model's code, ``cfg`` and ``identity`` (the model's config, a digest of
@@ -322,6 +323,9 @@ def fit(
             torch.set_rng_state(state["rng"].cpu())
             if shuffler is not None and state.get("shuffler") is not None:  # the next epoch's order
                 shuffler.set_state(state["shuffler"].cpu())
+            for callback, kept in zip(callbacks, state.get("callbacks") or ()):
+                if kept is not None:  # e.g. the best epoch's weights a KeepBest holds
+                    callback.load_state_dict(kept)
         if place.main and (progress or Path(checkpoint).exists()):
             print(reason)  # never resume or retrain silently
     bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
@@ -355,6 +359,7 @@ def fit(
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "history": dict(history), "epoch": epoch + 1, "rng": torch.get_rng_state(),
                 "shuffler": shuffler.get_state() if shuffler is not None else None,
+                "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks],
                 "fingerprint": identity,
             })  # fmt: skip
     bar.close()
