@@ -18,9 +18,11 @@ import torch
 
 from helpers.cli import Parser
 from helpers.env import pick_device, seeded
-from helpers.files import check_report, write_json
+from helpers.files import check_report, write_report
 from helpers.layers import Block, SelfAttention
 from helpers.loops import loop_self_attention
+
+COMMAND = "python -m helpers.benchmark"  # in its JSON reports: another command never replaces one
 
 
 def _sync(device: torch.device) -> None:
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
         return 2
     try:
-        check_report(args.json, create=True)
+        check_report(args.json, create=True, command=f"{COMMAND} {args.which}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         result = attention_speed([16, 32, 64, 128, 256, 512], repeats=max(3, args.repeats // 6))
         summary = f"{len(result['rows'])} sizes"
     result["machine"] = machine()
-    write_json(args.json, result)
+    write_report(args.json, f"{COMMAND} {args.which}", result)
     print(f"{args.which}: {summary}; wrote {args.json}")
     return 0
 

@@ -78,10 +78,13 @@ RUN_FILES = ("checkpoint.pt", "model.pt", "model.safetensors", "pytorch_model.bi
              "generation_config.json")  # fmt: skip
 
 
-def check_report(path: str | Path, flag: str = "--json", create: bool = False) -> Path:
+def check_report(
+    path: str | Path, flag: str = "--json", create: bool = False, command: str | None = None
+) -> Path:
     """Like ``check_writable`` for a command's JSON report, and a ValueError if ``path`` is named like
     a file of a saved model or run (``config.json``, ``*.index.json``), or is an existing file that is
-    not a JSON report (another suffix, or not JSON): writing the report would replace it."""
+    not a JSON report (another suffix, or not JSON) or, with ``command``, not a report of that command
+    (``write_report``'s "command" field): writing the report would replace it."""
     path = check_writable(path, create=create)
     if path.name in RUN_FILES or path.name.endswith(".index.json"):
         raise ValueError(f"{flag} {path}: {path.name} is the name of a saved model's or run's file; "
@@ -90,12 +93,26 @@ def check_report(path: str | Path, flag: str = "--json", create: bool = False) -
         return path
     if path.suffix.lower() == ".json":  # another suffix: a notebook (.ipynb) is JSON too
         try:
-            json.loads(path.read_text(encoding="utf-8"))
-            return path
+            saved = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, ValueError):
-            pass
+            saved = None
+        writer = saved.get("command") if isinstance(saved, dict) else None
+        if saved is not None and (command is None or writer == command):
+            return path
+        if saved is not None:
+            what = (f"is the report of {writer}" if isinstance(writer, str)
+                    else f"holds JSON that {command} did not write (no \"command\" field: another "
+                    "tool's file, or a report from before the field)")  # fmt: skip
+            raise ValueError(f"{flag} {path} {what}: writing would replace it; give another {flag}, "
+                             "or delete the file")  # fmt: skip
     raise ValueError(f"{flag} {path} exists and is not a JSON report: writing would replace it; "
                      f"give another {flag}, or delete the file")  # fmt: skip
+
+
+def write_report(path: str | Path, command: str, report: dict) -> Path:
+    """Write a command's JSON report atomically, with the command's name first (``"command"``): a
+    later run of another command refuses to replace it (``check_report``)."""
+    return write_json(path, {"command": command, **report})
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

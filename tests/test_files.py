@@ -1,5 +1,7 @@
 """The one atomic write: complete files only, and no write over something that is not a file."""
 
+import json
+
 import pytest
 
 from helpers.files import atomic_write, check_writable, save_into, write_json
@@ -72,3 +74,26 @@ def test_a_report_never_replaces_a_run_file_or_a_file_that_is_not_a_report(tmp_p
     for name in ("lesson.ipynb", "notes.json"):
         with pytest.raises(ValueError, match="exists and is not a JSON report"):
             check_report(tmp_path / name)
+
+
+def test_a_report_never_replaces_another_commands_report(tmp_path):
+    """Any JSON passed as a report: `finetune --json pretrain.json` replaced mlm's report, exit 0."""
+    from helpers.files import check_report, write_report
+
+    mine = write_report(
+        tmp_path / "mine.json", "python -m helpers.mlm", {"eval_perplexity": [70.0]}
+    )
+    assert json.loads(mine.read_text()) == {
+        "command": "python -m helpers.mlm",
+        "eval_perplexity": [70.0],
+    }
+    assert check_report(mine, command="python -m helpers.mlm") == mine  # a rerun's own report
+    assert check_report(mine) == mine  # no command named: any JSON report
+    with pytest.raises(ValueError, match="mine.json is the report of python -m helpers.mlm: writing "
+                       "would replace it; give another --json, or delete the file"):  # fmt: skip
+        check_report(mine, command="python -m helpers.finetune")
+    (tmp_path / "data.json").write_text('[{"text": "a review", "label": 1}]')
+    with pytest.raises(
+        ValueError, match="holds JSON that python -m helpers.finetune did not write"
+    ):
+        check_report(tmp_path / "data.json", command="python -m helpers.finetune")

@@ -630,7 +630,7 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     monkeypatch.setitem(cli.fit.__globals__, "evaluate", stop_in_epoch_3)
     capsys.readouterr()
     assert cli.main([*args, "--json", str(tmp_path / "b.json")]) == 130
-    assert "the finished epochs are kept in --checkpoint" in capsys.readouterr().err
+    assert "each finished epoch is kept in --checkpoint" in capsys.readouterr().err
     assert (tmp_path / "b-checkpoint.pt").is_file() and not (tmp_path / "b.json").exists()
     monkeypatch.undo()
     assert cli.main([*args, "--json", str(tmp_path / "b.json")]) == 0
@@ -687,6 +687,15 @@ def test_cli_refuses_a_checkpoint_that_would_replace_a_file(tmp_path, capsys, na
     line = error_line(capsys)
     assert said in line and str(checkpoint) in line, line
     assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_never_replaces_another_commands_report(tmp_path, capsys):
+    report = tmp_path / "pretrain.json"
+    report.write_text('{"command": "python -m helpers.mlm", "eval_perplexity": [581.0, 70.0]}')
+    before = report.read_text()
+    assert cli.main([*tiny_args(tmp_path, SENTENCES, SENTENCES), "--json", str(report)]) == 2
+    assert "pretrain.json is the report of python -m helpers.mlm" in error_line(capsys)
+    assert report.read_text() == before
 
 
 @pytest.mark.parametrize(

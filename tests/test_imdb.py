@@ -14,7 +14,7 @@ import torch.nn as nn
 from helpers import env, imdb, layers, text
 from helpers.classifier import MyTransformer, masked_mean
 from helpers.config import ConfigError
-from helpers.download import DownloadError
+from helpers.download import DownloadError, cache_dir
 from helpers.files import extract_tar
 from helpers.imdb import cli
 from helpers.imdb import data as imdb_data
@@ -445,7 +445,7 @@ def test_cli_resumes_after_ctrl_c_with_the_run_that_never_stopped(
     monkeypatch.setitem(fit.__globals__, "evaluate", stop_in_epoch_3)
     assert call(cli_files, *args) == 130
     assert (
-        "the finished epochs are kept in the cache's checkpoints/ folder" in capsys.readouterr().err
+        "each finished epoch is kept in the cache's checkpoints/ folder" in capsys.readouterr().err
     )
     monkeypatch.setitem(fit.__globals__, "evaluate", evaluate)
     assert call(cli_files, *args) == 0
@@ -460,6 +460,22 @@ def test_cli_resumes_after_ctrl_c_with_the_run_that_never_stopped(
             key
         )
     assert resumed["test_accuracy"] == never_stopped["test_accuracy"]
+
+
+def test_cli_runs_of_other_seeds_keep_checkpoints_of_their_own(cli_files, capsys):
+    """The checkpoint's name left the seed out: --seed 2 replaced --seed 1's finished run, which then
+    trained again."""
+    reports = {
+        seed: {**cli_files, "--json": cli_files["--json"].with_name(f"seed{seed}.json")}
+        for seed in "12"
+    }
+    for seed in "12":
+        assert call(reports[seed], "--epochs", "1", "--max-len", "48", "--seed", seed) == 0
+    assert len(list((cache_dir() / "checkpoints").glob("imdb-*.pt"))) == 2
+    capsys.readouterr()
+    assert call(reports["1"], "--epochs", "1", "--max-len", "48", "--seed", "1") == 0
+    said = capsys.readouterr().out
+    assert "after epoch 1" in said and "training again" not in said, said
 
 
 def error_line(capsys) -> str:

@@ -373,7 +373,7 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     monkeypatch.setitem(fit.__globals__, "evaluate", stop_in_epoch_3)
     capsys.readouterr()
     assert cli.main(argv("b.json")) == 130
-    assert "the finished epochs are kept in --checkpoint" in capsys.readouterr().err
+    assert "each finished epoch is kept in --checkpoint" in capsys.readouterr().err
     assert (files["dir"] / "b-checkpoint.pt").is_file()
     monkeypatch.setitem(fit.__globals__, "evaluate", evaluate)
     assert cli.main(argv("b.json")) == 0

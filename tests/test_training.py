@@ -294,6 +294,51 @@ def test_resuming_a_shuffling_dataloader_draws_the_orders_of_the_run_that_never_
     assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-6)
 
 
+def test_a_checkpoint_knows_the_precision_used_and_keeps_only_stateful_callbacks(tmp_path, capsys):
+    """The fingerprint held the precision's name ("auto"), not the one used: a bf16 GPU run would have
+    resumed in fp32 on a CPU. A callback's state is kept only with both state_dict and
+    load_state_dict, and given back only to a callback of its type."""
+
+    class HalfStateful:  # state_dict alone: nothing kept, nothing called
+        def __call__(self, history):
+            pass
+
+        def state_dict(self):
+            raise AssertionError("not kept: it cannot be loaded back")
+
+    class Counter:
+        def __init__(self):
+            self.calls = 0
+
+        def __call__(self, history):
+            self.calls += 1
+
+        def state_dict(self):
+            return {"calls": self.calls}
+
+        def load_state_dict(self, kept):
+            self.calls = kept["calls"]
+
+    path, data = tmp_path / "run.pt", toy_data()
+    counter = Counter()
+    fit(toy_model(), data, TrainConfig(epochs=2, precision="fp32"), CPU, checkpoint=path,
+        callbacks=[HalfStateful(), counter], progress=False)  # fmt: skip
+    assert torch.load(path, weights_only=False)["fingerprint"]["train"]["precision"] == "fp32"
+    again = Counter()
+    fit(toy_model(), data, TrainConfig(epochs=2, precision="auto"), CPU, checkpoint=path,
+        callbacks=[HalfStateful(), again], progress=False)  # fmt: skip
+    assert "resuming from run.pt after epoch 2" in capsys.readouterr().out  # auto is fp32 on a CPU
+    assert again.calls == 2  # its state from the checkpoint: two epochs counted before
+
+    class Other(Counter):
+        pass
+
+    other = Other()
+    fit(toy_model(), data, TrainConfig(epochs=2), CPU, checkpoint=path, callbacks=[HalfStateful(), other],
+        progress=False)  # fmt: skip
+    assert other.calls == 0  # another type's state is not handed to it
+
+
 def test_an_unreadable_checkpoint_retrains_and_says_so(tmp_path, capsys):
     path = tmp_path / "broken.pt"
     path.write_bytes(b"not a checkpoint")

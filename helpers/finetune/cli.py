@@ -20,7 +20,7 @@ from pathlib import Path
 
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
-from helpers.files import check_not_an_input, check_report, write_json
+from helpers.files import check_not_an_input, check_report, write_report
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import MADE_BY, FinetuneConfig, largest_batch_here, run_identity
 from helpers.finetune.models import check_max_length, load_classifier
@@ -35,6 +35,8 @@ from helpers.tables import (
 from helpers.training import choose_precision, distributed, evaluate, fit
 from helpers.training.checkpoints import report_checkpoint
 from helpers.training.loop import check_finite_losses
+
+COMMAND = "python -m helpers.finetune"  # in its JSON reports: another command never replaces one
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -143,8 +145,8 @@ def train_labels(args: argparse.Namespace, task: Task, rows: list, lines: list,
 
 
 @stops_cleanly(
-    "the finished epochs are kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
-    "same command resumes after the last one"
+    "each finished epoch is kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
+    "same command resumes after the last one (or starts again if none finished)"
 )
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_report(args.json)  # its folders are made when it is written
+        check_report(args.json, command=COMMAND)  # its folders are made when it is written
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if args.max_train_examples is not None and args.max_train_examples < 1:
@@ -290,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "processes": distributed.current().world,
         "largest_batch": largest,
     }
-    write_json(args.json, report)
+    write_report(args.json, COMMAND, report)
     args.checkpoint.unlink(missing_ok=True)  # its work is in the report now
     tested = f"; test accuracy {test:.4f}" if test is not None else ""
     print(

@@ -36,7 +36,7 @@ from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
-from helpers.files import check_report, check_writable, write_json
+from helpers.files import check_report, check_writable, write_json, write_report
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
 from helpers.finetune.experiments import (
     MADE_BY,
@@ -52,6 +52,10 @@ from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, short_error
 from helpers.tables import read_rows
 from helpers.training.checkpoints import check_own_checkpoint
 from helpers.training.loop import Diverged, check_finite_losses
+
+COMMAND = (
+    "python -m helpers.finetune compare"  # in its JSON reports: another command never replaces one
+)
 
 TASK = Task("sentence", "label")
 RESCALED = "pretrained, rescaled"  # the pretrained model with its embeddings at BERT's initial size
@@ -514,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         check_inputs(args, pretrained, twin, rescaled)
-        check_report(args.json)  # its folder is made when it is written
+        check_report(args.json, command=COMMAND)  # its folder is made when it is written
         small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
         minilm = finetune_config("--lr", args.lr, args)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)
@@ -599,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             summary[RESCALED]["accuracy"]["mean"] - summary["random init"]["accuracy"]["mean"]
         )
         report["rescale_factor"] = factor
-    write_json(args.json, report)
+    write_report(args.json, COMMAND, report)
     plan = [(name, lr, seed) for lr in small for name in models if name != "minilm"
             for seed in range(args.seeds)] + [("minilm", args.lr, seed) for seed in range(args.minilm_seeds)]  # fmt: skip
     remove_checkpoints(checkpoints, plan)

@@ -26,12 +26,14 @@ from pathlib import Path
 
 from helpers.cli import DefaultsHelp, Parser, stops_cleanly
 from helpers.env import pick_device
-from helpers.files import check_report, check_writable, write_json
+from helpers.files import check_report, check_writable, write_report
 from helpers.gpt.attention import MASKS, VARIANTS
 from helpers.gpt.data import LEVELS, Corpus, build_corpus
 from helpers.gpt.runs import GPTRunConfig, load_model, read_plan, run_key, sample, train
 from helpers.tables import read_utf8
 from helpers.training import distributed
+
+COMMAND = "python -m helpers.gpt train"  # in its JSON reports: another command never replaces one
 
 FLAGS = {  # GPTRunConfig field -> its flag, for error messages
     "level": "--level", "attention": "--attention", "mask": "--mask", "minutes": "--minutes",
@@ -144,7 +146,7 @@ def check_paths(args: argparse.Namespace) -> None:
     save = args.save.resolve()
     if json_path == save or save in json_path.parents:
         raise ValueError(f"--json {args.json} is inside --save {args.save}; write it elsewhere")
-    check_report(args.json)
+    check_report(args.json, command=COMMAND)
 
 
 def shown(value: object) -> str:
@@ -242,7 +244,7 @@ def run_train(args: argparse.Namespace) -> int:
         **run.report,
         "command_seconds": time.perf_counter() - started,
     }
-    write_json(args.json, report)
+    write_report(args.json, COMMAND, report)
     if (
         args.minutes is not None
         and report["iters"] == 1

@@ -10,9 +10,13 @@ import time
 from pathlib import Path
 
 from helpers.cli import Parser
-from helpers.files import check_not_an_input, check_report, write_json
+from helpers.files import check_not_an_input, check_report, write_report
 from helpers.imdb.data import Split, check_apart, check_splits, read_jsonl, split_off
 from helpers.text import clean
+
+COMMAND = (
+    "python -m helpers.imdb.baseline"  # in its JSON reports: another command never replaces one
+)
 
 C_GRID: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)  # inverse regularisation, tried
 
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         check_not_an_input(
             args.json, {"--train-file": args.train_file, "--test-file": args.test_file}
         )
-        check_report(args.json, create=True)
+        check_report(args.json, create=True, command=COMMAND)
         everything = read_jsonl(args.train_file)
         train, valid = split_off(everything, args.valid_fraction)
         test = read_jsonl(args.test_file)
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
               "valid_accuracy_by_C": scores, "chosen_C": chosen, "test_accuracy": model.score(*test),
               "examples": {"train": len(train[0]), "valid": len(valid[0]), "test": len(test[0])},
               "seconds": time.perf_counter() - start}  # fmt: skip
-    write_json(args.json, report)
+    write_report(args.json, COMMAND, report)
     print(f"C = {chosen} (validation {scores[chosen]:.2%}); test accuracy "
           f"{report['test_accuracy']:.2%}; wrote {args.json}")  # fmt: skip
     return 0

@@ -16,11 +16,13 @@ import torch
 
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_writable, write_json
+from helpers.files import check_not_an_input, check_writable, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
 from helpers.training import choose_precision, distributed
+
+COMMAND = "python -m helpers.imdb"  # in its JSON reports: another command never replaces one
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +59,7 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
         return
     try:
         saved = json.loads(path.read_text())
-        ours = isinstance(saved, dict) and "test_accuracy" in saved
+        ours = isinstance(saved, dict) and saved.get("command") == COMMAND
     except ValueError:
         ours = False
     if not ours:
@@ -70,8 +72,9 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
 
 
 @stops_cleanly(
-    "the finished epochs are kept in the cache's checkpoints/ folder ($HELPERS_CACHE): the same "
-    "command resumes after the last one"
+    "each finished epoch is kept in the cache's checkpoints/ folder ($HELPERS_CACHE, by default "
+    "~/.cache/attention-lab): the same command resumes after the last one (or starts again if none "
+    "finished)"
 )
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
@@ -141,6 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         "processes": distributed.current().world,
         "torch": torch.__version__,
     }
-    write_json(args.json, report)
+    write_report(args.json, COMMAND, report)
     print(f"test accuracy {report['test_accuracy']:.2%}; wrote {args.json}")
     return 0

@@ -173,10 +173,13 @@ class ImdbRun:
     seconds: dict[str, float]
 
 
-def checkpoint_path(prepared: Prepared, cfg: ImdbConfig, custom: bool) -> str:
-    """Where a run with ``cfg`` on these data keeps its checkpoint (the student's modules separately)."""
+def checkpoint_path(prepared: Prepared, cfg: ImdbConfig, custom: bool, seed: int) -> str:
+    """Where a run with ``cfg`` and ``seed`` on these data keeps its checkpoint (the student's modules
+    separately): runs that differ only in their seed never replace each other's."""
     key = hashlib.sha256(
-        repr(sorted(cfg.to_dict().items())).encode() + prepared.fingerprint().encode()
+        repr(sorted(cfg.to_dict().items())).encode()
+        + prepared.fingerprint().encode()
+        + f"|seed {seed}".encode()
     )
     return str(
         cache_dir() / "checkpoints" / f"imdb-{key.hexdigest()[:16]}{'-custom' if custom else ''}.pt"
@@ -204,7 +207,9 @@ def run(
     """
     seed = current_seed() if seed is None else seed
     size, max_len = cfg.batch_size, cfg.max_len
-    path = checkpoint_path(prepared, cfg, bool(attention or layer_norm)) if checkpoint else None
+    path = (
+        checkpoint_path(prepared, cfg, bool(attention or layer_norm), seed) if checkpoint else None
+    )
     start = time.perf_counter()
     with seeded(seed):
         model = build_model(prepared, cfg, attention, layer_norm)

@@ -21,7 +21,7 @@ import torch
 from helpers.cli import Parser, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_report, same_file, write_json
+from helpers.files import check_not_an_input, check_report, same_file, write_report
 from helpers.finetune.models import check_max_length
 from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
 from helpers.minbert.runs import (
@@ -37,6 +37,8 @@ from helpers.minbert.runs import (
 from helpers.training import choose_precision
 from helpers.training.checkpoints import report_checkpoint
 from helpers.training.loop import check_finite_losses
+
+COMMAND = "python -m helpers.minbert"  # in its JSON reports: another command never replaces one
 
 SETTINGS = ("epochs", "lr", "batch_size", "hidden_dropout_prob", "max_len", "precision")
 
@@ -116,8 +118,8 @@ def check_max_len(cfg: MinbertConfig, bert, args: argparse.Namespace) -> None:
 
 
 @stops_cleanly(
-    "the finished epochs are kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
-    "same command resumes after the last one"
+    "each finished epoch is kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
+    "same command resumes after the last one (or starts again if none finished)"
 )
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_report(args.json)  # its folders are made when it is written
+        check_report(args.json, command=COMMAND)  # its folders are made when it is written
         if args.dev_file is None and not 0 < args.dev_fraction < 1:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "
                              f"held out as dev), not {args.dev_fraction}")  # fmt: skip
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": split_note,
         "examples": {"train": len(train), "dev": len(dev), "test": len(test)},
         "seconds": {
-            "load": load_seconds, "tokenize": run.seconds["tokenize"], "train": run.seconds["train"],
+            "load": load_seconds, "tokenize": run.seconds["tokenize"], "train": sum(run.history["seconds"]),
             "per_epoch": run.history["seconds"], "test": time.perf_counter() - start,
             "total": time.perf_counter() - started,
         },
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     })  # fmt: skip
-    write_json(args.json, report)
+    write_report(args.json, COMMAND, report)
     args.checkpoint.unlink(missing_ok=True)  # its work is in the report now
     tested = (
         "test labels hidden: predictions written"

@@ -24,7 +24,7 @@ from pathlib import Path
 from helpers.cli import Parser
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_report, check_writable, write_json
+from helpers.files import check_not_an_input, check_report, check_writable, write_report
 from helpers.mlm.runs import (
     CHECKPOINT,
     SAFETY,
@@ -35,6 +35,8 @@ from helpers.mlm.runs import (
     texts_key,
 )
 from helpers.training import choose_precision
+
+COMMAND = "python -m helpers.mlm"  # in its JSON reports: another command never replaces one
 
 FLAGS = {  # MlmConfig field -> its flag, for error messages
     "layers": "--layers", "hidden": "--hidden", "heads": "--heads", "vocab_size": "--vocab-size",
@@ -179,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_json(args)
-        check_report(args.json)  # its folder is made when it is written
+        check_report(args.json, command=COMMAND)  # its folder is made when it is written
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(
                 f"--save {args.save} is a file; give a folder (it is created if missing)"
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"train_file": str(args.train_file), "eval_file": str(args.eval_file or ""), "split": split,
               **run.report}  # fmt: skip
     report["seconds"]["command"] = time.perf_counter() - started
-    write_json(args.json, report)
+    write_report(args.json, COMMAND, report)
     plan = report["plan"]
     if plan and plan["epochs"] == 1 and plan["estimated_epoch_seconds"] * SAFETY > 60 * cfg.minutes:
         print(f"note: --minutes {cfg.minutes:g} fits no whole epoch (one takes about "

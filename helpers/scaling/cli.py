@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from helpers.cli import Parser, check_magnitude
-from helpers.files import check_report, check_writable, write_json
+from helpers.files import check_report, check_writable, write_report
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
     best_on_dev,
@@ -34,6 +34,8 @@ from helpers.scaling.slurm import (
     task_command,  # fmt: skip
     write_jobs,
 )
+
+COMMAND = "python -m helpers.scaling"  # in its JSON reports: another command never replaces one
 
 
 def numbers(kind: type):
@@ -122,7 +124,7 @@ def run_collect(args: argparse.Namespace) -> int:
         if path is not None:
             check_outside_grid(flag, path, args.folder)
             if flag == "--json":
-                check_report(path, flag, create=True)
+                check_report(path, flag, create=True, command=f"{COMMAND} collect")
             else:
                 check_writable(path)
     rows, missing = collect(args.folder)
@@ -136,7 +138,9 @@ def run_collect(args: argparse.Namespace) -> int:
     print(f"chosen on dev: {best['model']}, lr {best['lr']}, {best['epochs']} epochs: dev "
           f"{best['dev']:.4f}, test {best['test']}")  # fmt: skip
     if args.json:
-        write_json(args.json, {"runs": rows, "missing": missing, "best_on_dev": best})
+        write_report(
+            args.json, f"{COMMAND} collect", {"runs": rows, "missing": missing, "best_on_dev": best}
+        )
     if args.plot:
         from helpers.plots.scaling import dev_test_bars
 
@@ -147,11 +151,15 @@ def run_collect(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     if not args.data.is_file():
         raise ValueError(f"--data {args.data} is not a file; give a UTF-8 text file")
-    check_report(args.json, create=True)
+    check_report(args.json, create=True, command=f"{COMMAND} compare")
     folder = args.folder or args.json.with_suffix("")
     rows = compare_processes(args.data, folder, tuple(args.processes), iters=args.iters,
                              accumulate=args.accumulate, dropout=args.dropout)  # fmt: skip
-    write_json(args.json, {"data": str(args.data), "rows": rows, "cpus": os.cpu_count()})
+    write_report(
+        args.json,
+        f"{COMMAND} compare",
+        {"data": str(args.data), "rows": rows, "cpus": os.cpu_count()},
+    )
     for r in rows:
         print(f"{r['processes']} process(es): dev loss {r['dev_loss']:.4f}, {r['steps']} steps, "
               f"training {r['train_seconds']:.1f} s, wall {r['wall_seconds']:.1f} s")  # fmt: skip

@@ -260,6 +260,13 @@ def run_epoch(
     return total, count
 
 
+def _kind(callback: object) -> str | None:
+    """A callback's class name if ``fit`` keeps its state (it has ``state_dict`` and
+    ``load_state_dict``), else None."""
+    stateful = hasattr(callback, "state_dict") and hasattr(callback, "load_state_dict")
+    return type(callback).__qualname__ if stateful else None
+
+
 def fit(
     model: nn.Module,
     train_batches: Sequence[Batch] | Callable[[int], Sequence[Batch]],
@@ -311,7 +318,7 @@ def fit(
     history, start = History(), 0
     shuffler = getattr(train_batches, "generator", None)  # a DataLoader's: each epoch's order
     if checkpoint is not None:  # the batches per step, not the process count, decide a resume
-        train = {**cfg.to_dict(), "accumulate": accumulate * place.world}
+        train = {**cfg.to_dict(), "accumulate": accumulate * place.world, "precision": precision}
         identity = fingerprint(model, train=train, **(identity or {}))
         state, reason = load_checkpoint(checkpoint, identity, device)
         if state is not None:
@@ -321,11 +328,13 @@ def fit(
             scaler.load_state_dict(state["scaler"])
             history, start = History(state["history"]), state["epoch"]
             torch.set_rng_state(state["rng"].cpu())
+            if device.type == "cuda" and state.get("cuda_rng") is not None:  # GPU dropout's stream
+                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
             if shuffler is not None and state.get("shuffler") is not None:  # the next epoch's order
                 shuffler.set_state(state["shuffler"].cpu())
             for callback, kept in zip(callbacks, state.get("callbacks") or ()):
-                if kept is not None:  # e.g. the best epoch's weights a KeepBest holds
-                    callback.load_state_dict(kept)
+                if kept is not None and kept["type"] == _kind(callback):  # KeepBest's best epoch
+                    callback.load_state_dict(kept["state"])
         if place.main and (progress or Path(checkpoint).exists()):
             print(reason)  # never resume or retrain silently
     bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
@@ -359,7 +368,9 @@ def fit(
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "history": dict(history), "epoch": epoch + 1, "rng": torch.get_rng_state(),
                 "shuffler": shuffler.get_state() if shuffler is not None else None,
-                "callbacks": [c.state_dict() if hasattr(c, "state_dict") else None for c in callbacks],
+                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+                "callbacks": [{"type": _kind(c), "state": c.state_dict()} if _kind(c) else None
+                              for c in callbacks],  # fmt: skip
                 "fingerprint": identity,
             })  # fmt: skip
     bar.close()
