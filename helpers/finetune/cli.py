@@ -20,7 +20,7 @@ from pathlib import Path
 
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
-from helpers.files import check_not_an_input, check_report, write_report
+from helpers.files import check_report, write_report
 from helpers.finetune.data import Task, loader, make_collate
 from helpers.finetune.experiments import MADE_BY, FinetuneConfig, largest_batch_here, run_identity
 from helpers.finetune.models import check_max_length, load_classifier
@@ -82,7 +82,6 @@ def check_json(args: argparse.Namespace) -> None:
         "--eval-file": args.eval_file,
         "--test-file": args.test_file,
     }
-    check_not_an_input(args.json, inputs)
     args.checkpoint = report_checkpoint(args.checkpoint, args.json, inputs, MADE_BY)
 
 

@@ -21,7 +21,7 @@ import torch
 from helpers.cli import Parser, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_report, same_file, write_report
+from helpers.files import check_report, same_file, write_report
 from helpers.finetune.models import check_max_length
 from helpers.minbert.data import carve_dev, check_labels, labels_hidden, num_classes, read_examples
 from helpers.minbert.runs import (
@@ -102,7 +102,6 @@ def check_json(args: argparse.Namespace) -> None:
         "--dev-file": args.dev_file,
         "--test-file": args.test_file,
     }
-    check_not_an_input(args.json, inputs)
     args.checkpoint = report_checkpoint(args.checkpoint, args.json, inputs, MADE_BY)
 
 

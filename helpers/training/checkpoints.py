@@ -148,8 +148,10 @@ def report_checkpoint(
 ) -> Path:
     """Where a command writing ``report`` keeps its finished epochs until the report is written:
     ``given`` (its --checkpoint), or beside the report (``run.json`` -> ``run-checkpoint.pt``). A
-    ValueError unless that is a ``.pt`` file of its own: not one of ``inputs`` (flag -> path), not the
-    report, not named like a saved model's file, and, if it exists, a checkpoint ``made_by`` wrote."""
+    ValueError unless the report is none of ``inputs`` (flag -> path) and the checkpoint a ``.pt`` file
+    of its own: not an input, not the report, not named like a saved model's file, and, if it exists,
+    a checkpoint ``made_by`` wrote."""
+    check_not_an_input(report, inputs)
     path = given or report.with_name(report.stem + "-checkpoint.pt")
     check_not_an_input(path, {**inputs, "--json": report}, "--checkpoint")
     if path.suffix != ".pt" or path.name in RUN_FILES:
