@@ -22,7 +22,8 @@ from helpers.files import check_report, write_report
 from helpers.layers import Block, SelfAttention
 from helpers.loops import loop_self_attention
 
-COMMAND = "python -m helpers.benchmark"  # in its JSON reports: another command never replaces one
+COMMAND = "python -m helpers.benchmark"  # named in its reports: no other command replaces one
+SHAPE = ("machine",)  # the keys of its reports from before that field
 
 
 def _sync(device: torch.device) -> None:
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --repeats must be at least 1, got {args.repeats}", file=sys.stderr)
         return 2
     try:
-        check_report(args.json, create=True, command=f"{COMMAND} {args.which}")
+        check_report(args.json, create=True, command=f"{COMMAND} {args.which}", shape=SHAPE)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -79,12 +79,17 @@ RUN_FILES = ("checkpoint.pt", "model.pt", "model.safetensors", "pytorch_model.bi
 
 
 def check_report(
-    path: str | Path, flag: str = "--json", create: bool = False, command: str | None = None
+    path: str | Path,
+    flag: str = "--json",
+    create: bool = False,
+    command: str | None = None,
+    shape: tuple[str, ...] = (),
 ) -> Path:
     """Like ``check_writable`` for a command's JSON report, and a ValueError if ``path`` is named like
     a file of a saved model or run (``config.json``, ``*.index.json``), or is an existing file that is
     not a JSON report (another suffix, or not JSON) or, with ``command``, not a report of that command
-    (``write_report``'s "command" field): writing the report would replace it."""
+    (``write_report``'s "command" field; without it, a report from before the field is recognised by
+    holding every key of ``shape``): writing the report would replace it."""
     path = check_writable(path, create=create)
     if path.name in RUN_FILES or path.name.endswith(".index.json"):
         raise ValueError(f"{flag} {path}: {path.name} is the name of a saved model's or run's file; "
@@ -97,12 +102,18 @@ def check_report(
         except (UnicodeDecodeError, ValueError):
             saved = None
         writer = saved.get("command") if isinstance(saved, dict) else None
-        if saved is not None and (command is None or writer == command):
+        older = (
+            isinstance(saved, dict)
+            and "command" not in saved
+            and shape
+            and set(shape) <= set(saved)
+        )
+        if saved is not None and (command is None or writer == command or older):
             return path
         if saved is not None:
             what = (f"is the report of {writer}" if isinstance(writer, str)
-                    else f"holds JSON that {command} did not write (no \"command\" field: another "
-                    "tool's file, or a report from before the field)")  # fmt: skip
+                    else f"holds JSON that {command} did not write (nothing in it names {command}: "
+                    "another tool's file, or your data)")  # fmt: skip
             raise ValueError(f"{flag} {path} {what}: writing would replace it; give another {flag}, "
                              "or delete the file")  # fmt: skip
     raise ValueError(f"{flag} {path} exists and is not a JSON report: writing would replace it; "

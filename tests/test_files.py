@@ -97,3 +97,19 @@ def test_a_report_never_replaces_another_commands_report(tmp_path):
         ValueError, match="holds JSON that python -m helpers.finetune did not write"
     ):
         check_report(tmp_path / "data.json", command="python -m helpers.finetune")
+
+
+def test_a_report_from_before_the_command_field_is_recognised_by_its_keys(tmp_path):
+    """Notebook 09 reruns its gpt and finetune commands over their cached reports: one written before
+    the "command" field must not stop the rerun, while JSON of another shape still does."""
+    from helpers.files import check_report
+
+    old = tmp_path / "1.json"
+    old.write_text('{"dev_losses": [4.1, 3.9], "train_losses": [4.3, 4.0], "config": {}}')
+    shape = ("dev_losses", "train_losses")
+    assert check_report(old, command="python -m helpers.gpt train", shape=shape) == old
+    with pytest.raises(ValueError, match="nothing in it names python -m helpers.finetune"):
+        check_report(old, command="python -m helpers.finetune", shape=("accuracy_per_epoch",))
+    old.write_text('{"command": 5, "dev_losses": [4.1], "train_losses": [4.3]}')  # not a name
+    with pytest.raises(ValueError, match="nothing in it names python -m helpers.gpt train"):
+        check_report(old, command="python -m helpers.gpt train", shape=shape)

@@ -532,6 +532,39 @@ def test_proxy_refuses_a_file_that_is_not_label_sentence(tmp_path, capsys):
         )
 
 
+def test_proxy_never_writes_over_its_inputs_or_another_commands_report(tmp_path, capsys):
+    """--out holding the --train-file: its train.tsv replaced the input (4 rows -> 2), exit 0; and
+    proxy.json replaced a finetune report."""
+    from helpers.finetune import proxy
+
+    (tmp_path / "sst.txt").write_text("4 ||| A Fine Film .\n0 ||| A dull film .\n3 ||| Nice .\n")
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\na fine film . \t1\nfine \t1\ndull film \t0\nok \t1\n")
+    before = train.read_text()
+    args = [
+        "--sst-file",
+        str(tmp_path / "sst.txt"),
+        "--train-file",
+        str(train),
+        "--tune",
+        "1",
+        "--confirm",
+        "1",
+    ]
+    assert proxy.main([*args, "--out", str(tmp_path)]) == 2
+    assert f"--out {tmp_path / 'train.tsv'} is the --train-file" in capsys.readouterr().err
+    assert train.read_text() == before
+    (tmp_path / "px").mkdir()
+    (tmp_path / "px" / "proxy.json").write_text(
+        '{"command": "python -m helpers.finetune", "final_accuracy": 0.9}'
+    )
+    assert proxy.main([*args, "--out", str(tmp_path / "px")]) == 2
+    assert "proxy.json is the report of python -m helpers.finetune" in capsys.readouterr().err
+    assert proxy.main([*args, "--out", str(tmp_path / "new")]) == 0
+    assert json.loads((tmp_path / "new" / "proxy.json").read_text())["command"] == proxy.COMMAND
+    assert proxy.main([*args, "--out", str(tmp_path / "new")]) == 0  # its own again
+
+
 # --- the batch-size probe, seeds, the homework's cost ------------------------------------------
 
 

@@ -478,6 +478,11 @@ def test_cli_runs_of_other_seeds_keep_checkpoints_of_their_own(cli_files, capsys
     assert "after epoch 1" in said and "training again" not in said, said
 
 
+def test_cli_refuses_a_report_named_like_a_saved_models_file(cli_files, capsys, tmp_path):
+    assert call({**cli_files, "--json": tmp_path / "model" / "config.json"}) == 2
+    assert "config.json is the name of a saved model's or run's file" in capsys.readouterr().err
+
+
 def error_line(capsys) -> str:
     err = capsys.readouterr().err
     assert err.endswith("\n") and err.count("\n") == 1, err  # one line
@@ -700,7 +705,7 @@ def test_cli_never_writes_its_report_over_an_input_or_other_work(cli_files, caps
     other.write_text(json.dumps({"setting": {}, "runs": []}))
     for target, said in ((cli_files["--train-file"], "is the --train-file"), (hard, "is the --train-file"),
                          (cli_files["--glove-file"], "is the --glove-file"),
-                         (other, "exists and is not a report of this command")):  # fmt: skip
+                         (other, "holds JSON that python -m helpers.imdb did not write")):  # fmt: skip
         before = target.read_bytes()
         assert call({**cli_files, "--json": target}, "--epochs", "1") == 2
         assert said in error_line(capsys) and target.read_bytes() == before

@@ -376,3 +376,16 @@ def test_compare_processes_names_a_process_count_below_1(tmp_path):
 
     with pytest.raises(ValueError, match="a process count must be at least 1, not 0"):
         compare_processes(tmp_path / "text.txt", tmp_path / "work", (1, 0))
+
+
+def test_compare_refuses_a_json_where_one_of_its_runs_writes(tmp_path, capsys):
+    """--json sc/1.json: gpt train's report there was replaced, and the same command then refused to
+    run again."""
+    data = tmp_path / "text.txt"
+    data.write_text("to be or not to be\n" * 50)
+    argv = ["compare", "--data", str(data), "--processes", "1", "--iters", "2", "--folder",
+            str(tmp_path / "sc"), "--json", str(tmp_path / "sc" / "1.json")]  # fmt: skip
+    assert main(argv) == 2
+    said = capsys.readouterr().err
+    assert "1.json is where the run in 1 process(es) writes its own report" in said, said
+    assert not (tmp_path / "sc" / "1.json").exists()

@@ -36,7 +36,11 @@ from helpers.training import choose_precision, distributed, evaluate, fit
 from helpers.training.checkpoints import report_checkpoint
 from helpers.training.loop import check_finite_losses
 
-COMMAND = "python -m helpers.finetune"  # in its JSON reports: another command never replaces one
+COMMAND = "python -m helpers.finetune"  # named in its reports: no other command replaces one
+SHAPE = (
+    "accuracy_per_epoch",
+    "final_accuracy",
+)  # the keys of its reports from before that field
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -164,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_report(args.json, command=COMMAND)  # its folders are made when it is written
+        check_report(
+            args.json, command=COMMAND, shape=SHAPE
+        )  # its folders are made when it is written
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if args.max_train_examples is not None and args.max_train_examples < 1:

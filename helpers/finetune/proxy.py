@@ -18,9 +18,11 @@ import sys
 from pathlib import Path
 
 from helpers.cli import Parser
-from helpers.files import write_json, write_text
+from helpers.files import check_not_an_input, check_report, write_report, write_text
 from helpers.finetune.splits import leaking_rows, words
 from helpers.tables import read_rows
+
+COMMAND = "python -m helpers.finetune.proxy"  # named in proxy.json: no other command replaces it
 
 BINARY = {"0": 0, "1": 0, "3": 1, "4": 1}  # SST's 5 classes; 2 (neutral) is not in SST-2
 PTB = {"\\/": "/", "\\*": "*", "-lrb-": "(", "-rrb-": ")"}  # GLUE keeps `` and '' as they are
@@ -95,11 +97,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        check_report(
+            args.out / "proxy.json",
+            "--out",
+            command=COMMAND,
+            shape=("sentences", "train_rows_kept"),
+        )
+        for name in ("train.tsv", "tune.tsv", "confirm.tsv"):  # written over: never an input
+            check_not_an_input(args.out / name, {"--sst-file": args.sst_file, "--train-file": args.train_file},
+                               "--out")  # fmt: skip
         report = build(args.sst_file, args.train_file, args.out, args.tune, args.confirm, args.seed)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    write_json(args.out / "proxy.json", report)
+    write_report(args.out / "proxy.json", COMMAND, report)
     print(json.dumps(report))
     return 0
 

@@ -53,9 +53,9 @@ from helpers.tables import read_rows
 from helpers.training.checkpoints import check_own_checkpoint
 from helpers.training.loop import Diverged, check_finite_losses
 
-COMMAND = (
-    "python -m helpers.finetune compare"  # in its JSON reports: another command never replaces one
-)
+# Named in its reports (no other command replaces one); the keys of its reports from before that.
+COMMAND = "python -m helpers.finetune compare"
+SHAPE = ("pretrained_minus_random_accuracy", "summary")
 
 TASK = Task("sentence", "label")
 RESCALED = "pretrained, rescaled"  # the pretrained model with its embeddings at BERT's initial size
@@ -518,7 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         check_inputs(args, pretrained, twin, rescaled)
-        check_report(args.json, command=COMMAND)  # its folder is made when it is written
+        check_report(
+            args.json, command=COMMAND, shape=SHAPE
+        )  # its folder is made when it is written
         small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
         minilm = finetune_config("--lr", args.lr, args)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)

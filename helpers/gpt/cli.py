@@ -33,7 +33,8 @@ from helpers.gpt.runs import GPTRunConfig, load_model, read_plan, run_key, sampl
 from helpers.tables import read_utf8
 from helpers.training import distributed
 
-COMMAND = "python -m helpers.gpt train"  # in its JSON reports: another command never replaces one
+COMMAND = "python -m helpers.gpt train"  # named in its reports: no other command replaces one
+SHAPE = ("dev_losses", "train_losses")  # the keys of its reports from before that field
 
 FLAGS = {  # GPTRunConfig field -> its flag, for error messages
     "level": "--level", "attention": "--attention", "mask": "--mask", "minutes": "--minutes",
@@ -146,7 +147,7 @@ def check_paths(args: argparse.Namespace) -> None:
     save = args.save.resolve()
     if json_path == save or save in json_path.parents:
         raise ValueError(f"--json {args.json} is inside --save {args.save}; write it elsewhere")
-    check_report(args.json, command=COMMAND)
+    check_report(args.json, command=COMMAND, shape=SHAPE)
 
 
 def shown(value: object) -> str:

@@ -20,10 +20,12 @@ from tqdm.auto import tqdm
 from helpers.cli import Parser
 from helpers.download import project_file
 from helpers.env import pick_device
-from helpers.files import check_writable, write_json
+from helpers.files import check_report, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
+
+COMMAND = "python -m helpers.imdb.ablation"  # named in its file: no other command replaces it
 
 # One change from the course config per row; "course" itself is the reference.
 CHANGES: dict[str, dict] = {
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--seeds must be between 1 and 20, got {args.seeds}")
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
-        check_writable(args.json)
+        check_report(args.json)  # not a saved model's file; read_saved refuses another's JSON
         saved, done = read_saved(args.json)
         everything = read_jsonl(args.train_file)
         train, valid = split_off(everything, args.valid_fraction)
@@ -189,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def save(rows: list[dict]) -> None:
-        write_json(args.json, {"setting": setting, "device": pick_device().type,
+        write_report(args.json, COMMAND, {"setting": setting, "device": pick_device().type,
                                "torch": torch.__version__, "runs": rows})  # fmt: skip
 
     seeds = list(range(42, 42 + args.seeds))

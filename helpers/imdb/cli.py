@@ -16,13 +16,13 @@ import torch
 
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_writable, write_report
+from helpers.files import check_not_an_input, check_report, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
 from helpers.training import choose_precision, distributed
 
-COMMAND = "python -m helpers.imdb"  # in its JSON reports: another command never replaces one
+COMMAND = "python -m helpers.imdb"  # named in its reports: no other command replaces one
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -53,19 +53,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def check_earlier_report(path: Path, config: dict, seed: int) -> None:
-    """A ValueError if ``path`` exists and is not this command's report of a run with the same config
-    and seed (a rerun of one command writes its report again; nothing else is written over)."""
+    """A ValueError if ``path`` is named like a saved model's file, or exists and is not this
+    command's report of a run with the same config and seed (a rerun of one command writes its report
+    again; nothing else is written over)."""
+    check_report(path, command=COMMAND, shape=("test_accuracy", "config", "seed"))
     if not path.exists():
         return
-    try:
-        saved = json.loads(path.read_text())
-        ours = isinstance(saved, dict) and saved.get("command") == COMMAND
-    except ValueError:
-        ours = False
-    if not ours:
-        raise ValueError(
-            f"--json {path} exists and is not a report of this command; give another --json"
-        )
+    saved = json.loads(path.read_text())
     if saved.get("config") != config or saved.get("seed") != seed:
         raise ValueError(f"--json {path} holds the report of a run with other settings; give another "
                          "--json, or delete it to replace it")  # fmt: skip
@@ -86,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_writable(args.json)
         check_not_an_input(args.json, {"--train-file": args.train_file, "--test-file": args.test_file,
                                        "--glove-file": args.glove_file})  # fmt: skip
         check_earlier_report(args.json, cfg.to_dict(), args.seed)

@@ -38,7 +38,8 @@ from helpers.training import choose_precision
 from helpers.training.checkpoints import report_checkpoint
 from helpers.training.loop import check_finite_losses
 
-COMMAND = "python -m helpers.minbert"  # in its JSON reports: another command never replaces one
+COMMAND = "python -m helpers.minbert"  # named in its reports: no other command replaces one
+SHAPE = ("best_epoch", "chosen_by")  # the keys of its reports from before that field
 
 SETTINGS = ("epochs", "lr", "batch_size", "hidden_dropout_prob", "max_len", "precision")
 
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_report(args.json, command=COMMAND)  # its folders are made when it is written
+        check_report(
+            args.json, command=COMMAND, shape=SHAPE
+        )  # its folders are made when it is written
         if args.dev_file is None and not 0 < args.dev_fraction < 1:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "
                              f"held out as dev), not {args.dev_fraction}")  # fmt: skip

@@ -36,7 +36,8 @@ from helpers.mlm.runs import (
 )
 from helpers.training import choose_precision
 
-COMMAND = "python -m helpers.mlm"  # in its JSON reports: another command never replaces one
+COMMAND = "python -m helpers.mlm"  # named in its reports: no other command replaces one
+SHAPE = ("eval_perplexity", "tokens_seen")  # the keys of its reports from before that field
 
 FLAGS = {  # MlmConfig field -> its flag, for error messages
     "layers": "--layers", "hidden": "--hidden", "heads": "--heads", "vocab_size": "--vocab-size",
@@ -181,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_json(args)
-        check_report(args.json, command=COMMAND)  # its folder is made when it is written
+        check_report(
+            args.json, command=COMMAND, shape=SHAPE
+        )  # its folder is made when it is written
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(
                 f"--save {args.save} is a file; give a folder (it is created if missing)"

@@ -35,7 +35,7 @@ from helpers.scaling.slurm import (
     write_jobs,
 )
 
-COMMAND = "python -m helpers.scaling"  # in its JSON reports: another command never replaces one
+COMMAND = "python -m helpers.scaling"  # named in its reports: no other command replaces one
 
 
 def numbers(kind: type):
@@ -124,7 +124,8 @@ def run_collect(args: argparse.Namespace) -> int:
         if path is not None:
             check_outside_grid(flag, path, args.folder)
             if flag == "--json":
-                check_report(path, flag, create=True, command=f"{COMMAND} collect")
+                check_report(path, flag, create=True, command=f"{COMMAND} collect",
+                             shape=("runs", "missing", "best_on_dev"))  # fmt: skip
             else:
                 check_writable(path)
     rows, missing = collect(args.folder)
@@ -151,8 +152,12 @@ def run_collect(args: argparse.Namespace) -> int:
 def run_compare(args: argparse.Namespace) -> int:
     if not args.data.is_file():
         raise ValueError(f"--data {args.data} is not a file; give a UTF-8 text file")
-    check_report(args.json, create=True, command=f"{COMMAND} compare")
+    check_report(args.json, create=True, command=f"{COMMAND} compare", shape=("rows", "cpus"))
     folder = args.folder or args.json.with_suffix("")
+    runs = {(folder / f"{n}.json").resolve() for n in args.processes}  # each run's report
+    if args.json.resolve() in runs:
+        raise ValueError(f"--json {args.json} is where the run in {args.json.stem} process(es) writes its "
+                         "own report; give a --json outside --folder's N.json files")  # fmt: skip
     rows = compare_processes(args.data, folder, tuple(args.processes), iters=args.iters,
                              accumulate=args.accumulate, dropout=args.dropout)  # fmt: skip
     write_report(
