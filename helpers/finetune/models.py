@@ -3,12 +3,7 @@ text-to-text classifier, and tiny random ones for tests where the real weights a
 
 from helpers import pretrained
 from helpers.finetune.t5 import load_t5_classifier, tiny_t5
-
-
-def resolve_model(name: str) -> str:
-    """ "minilm" means all-MiniLM-L6-v2 (the offline package if installed); anything else is passed on
-    (a hub id, or a local folder, which must exist)."""
-    return pretrained.minilm_path() if name == "minilm" else pretrained.model_source(name)
+from helpers.pretrained import resolve_model
 
 
 def load_tokenizer(name_or_dir: str):

@@ -47,7 +47,7 @@ from helpers.finetune.experiments import (
     spread,
 )
 from helpers.finetune.models import check_max_length
-from helpers.mlm.runs import CHECKPOINT, STATE, read_state
+from helpers.mlm.runs import read_state
 from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, short_error
 from helpers.tables import read_rows
 from helpers.training.checkpoints import check_own_checkpoint
@@ -361,7 +361,9 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
     too, with that said)."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{flag} writes the folder {folder}, but that is a file; move it")
-    run = [f for f in (CHECKPOINT, STATE) if (folder / f).exists()]
+    run = [
+        f for f in ("checkpoint.pt", "mlm-state.json") if (folder / f).exists()
+    ]  # a pretraining run
     if run:
         raise ValueError(f"{flag} writes {folder}, which holds a pretraining run ({', '.join(run)}); "
                          f"move or delete it, {where}")  # fmt: skip

@@ -22,7 +22,7 @@ from helpers import pretrained
 from helpers.bert import BertClassifier, BertModel
 from helpers.config import ConfigError, config, positive
 from helpers.env import pick_device, seeded
-from helpers.files import folder_digest, json_digest
+from helpers.files import json_digest
 from helpers.minbert.data import (
     Carved,
     Example,
@@ -109,19 +109,12 @@ DEFAULTS: dict[str, MinbertConfig] = {
 }
 
 
-def model_source(model_name_or_dir: str) -> str:
-    """The folder (or hub id) a model name means: "minilm" is the offline all-MiniLM-L6-v2."""
-    if model_name_or_dir == "minilm":
-        return pretrained.minilm_path()
-    return pretrained.model_source(model_name_or_dir)
-
-
 def load_bert(model_name_or_dir: str) -> tuple[BertModel, object]:
     """(our BertModel with the checkpoint's weights, its tokenizer). "minilm" is the offline
     all-MiniLM-L6-v2; a folder must hold config.json, the weights and the tokenizer's files."""
     from transformers import AutoTokenizer
 
-    source = model_source(model_name_or_dir)
+    source = pretrained.resolve_model(model_name_or_dir)
     try:
         tokenizer = AutoTokenizer.from_pretrained(pretrained.require_tokenizer(source))
     except FileNotFoundError:  # a folder without a tokenizer: named as such
@@ -234,9 +227,8 @@ def run_identity(
     """What a checkpoint of ``train_classifier`` must match besides the model's code and the training
     settings (``fit`` checks those): the model's own files (a digest; a hub id by name), the examples
     of each split (a digest) and the config."""
-    source = model_source(model_name_or_dir)
     rows = {name: [(e.label, e.text) for e in split] for name, split in examples.items()}
-    return {"made_by": MADE_BY, "model": folder_digest(source) if Path(source).is_dir() else source,
+    return {"made_by": MADE_BY, "model": pretrained.model_digest(pretrained.resolve_model(model_name_or_dir)),
             "data": json_digest(rows), "config": cfg.to_dict(), "classes": classes}  # fmt: skip
 
 

@@ -196,11 +196,12 @@ def plan_difference(old: dict, new: dict) -> str | None:
 
 
 def results_in(folder: str | Path) -> list[Path]:
-    """The files in ``folder/results`` (finished runs, job.json), hidden ones (part-written) aside."""
+    """The reports in ``folder/results`` (finished runs, job.json): not hidden ones (part-written),
+    nor a task's checkpoint (``N-checkpoint.pt``, kept there until its report is written)."""
     results = Path(folder) / "results"
     if not results.is_dir():
         return []
-    return sorted(p for p in results.iterdir() if not p.name.startswith("."))
+    return sorted(p for p in results.glob("*.json") if not p.name.startswith("."))
 
 
 def folder_conflict(plan: dict) -> str | None:

@@ -329,7 +329,7 @@ def fit(
             history, start = History(state["history"]), state["epoch"]
             torch.set_rng_state(state["rng"].cpu())
             if device.type == "cuda" and state.get("cuda_rng") is not None:  # GPU dropout's stream
-                torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+                torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
             if shuffler is not None and state.get("shuffler") is not None:  # the next epoch's order
                 shuffler.set_state(state["shuffler"].cpu())
             for callback, kept in zip(callbacks, state.get("callbacks") or ()):
@@ -368,7 +368,7 @@ def fit(
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "history": dict(history), "epoch": epoch + 1, "rng": torch.get_rng_state(),
                 "shuffler": shuffler.get_state() if shuffler is not None else None,
-                "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "callbacks": [{"type": _kind(c), "state": c.state_dict()} if _kind(c) else None
                               for c in callbacks],  # fmt: skip
                 "fingerprint": identity,
