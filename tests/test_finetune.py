@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 import torch
+from ctrl_c_support import ctrl_c_at
 
 from helpers import env
 from helpers.config import ConfigError
@@ -652,15 +653,8 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     assert cli.main([*args, "--json", str(tmp_path / "a.json")]) == 0
     never_stopped = json.loads((tmp_path / "a.json").read_text())
     assert not (tmp_path / "a-checkpoint.pt").exists()  # deleted once the report is written
-    evaluate, calls = cli.fit.__globals__["evaluate"], []
-
-    def stop_in_epoch_3(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return evaluate(*a, **k)
-
-    monkeypatch.setitem(cli.fit.__globals__, "evaluate", stop_in_epoch_3)
+    evaluate = cli.fit.__globals__["evaluate"]
+    monkeypatch.setitem(cli.fit.__globals__, "evaluate", ctrl_c_at(3, evaluate))  # in epoch 3
     capsys.readouterr()
     assert cli.main([*args, "--json", str(tmp_path / "b.json")]) == 130
     assert "each finished epoch is kept in --checkpoint" in capsys.readouterr().err

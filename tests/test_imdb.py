@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from ctrl_c_support import ctrl_c_at
 
 from helpers import env, imdb, layers, text
 from helpers.classifier import MyTransformer, masked_mean
@@ -434,15 +435,8 @@ def test_cli_resumes_after_ctrl_c_with_the_run_that_never_stopped(
 ):
     """Ctrl-C lost every finished epoch; they are kept in the cache and the same command resumes."""
     args = ("--epochs", "3", "--lr", "3e-3", "--max-len", "48")
-    evaluate, calls = fit.__globals__["evaluate"], []
-
-    def stop_in_epoch_3(*a, **k):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return evaluate(*a, **k)
-
-    monkeypatch.setitem(fit.__globals__, "evaluate", stop_in_epoch_3)
+    evaluate = fit.__globals__["evaluate"]
+    monkeypatch.setitem(fit.__globals__, "evaluate", ctrl_c_at(3, evaluate))  # in epoch 3
     assert call(cli_files, *args) == 130
     assert (
         "each finished epoch is kept in the cache's checkpoints/ folder" in capsys.readouterr().err
@@ -785,15 +779,8 @@ def test_ablation_refuses_what_the_imdb_command_refuses(cli_files, capsys, chang
 def test_ablation_interrupted_says_so_in_one_line_and_resumes(cli_files, capsys, monkeypatch):
     from helpers.imdb import ablation
 
-    real, calls = ablation.run, []
-
-    def stop_on_the_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ablation, "run", stop_on_the_second)
+    real = ablation.run
+    monkeypatch.setattr(ablation, "run", ctrl_c_at(2, real))
     monkeypatch.setattr(ablation, "CHANGES", {"course": {}, "lr 3e-3": {"lr": 3e-3}})
     assert ablation.main(ablation_args(cli_files)) == 130
     err = capsys.readouterr().err

@@ -9,6 +9,7 @@ from collections import Counter
 
 import pytest
 import torch
+from ctrl_c_support import ctrl_c_at
 from safetensors.torch import save_file
 
 from helpers.bert import BertClassifier, BertConfig, BertModel
@@ -362,15 +363,10 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     assert cli.main(argv("a.json")) == 0
     never_stopped = json.loads((files["dir"] / "a.json").read_text())
     assert not (files["dir"] / "a-checkpoint.pt").exists()  # deleted once the report is written
-    evaluate, calls = fit.__globals__["evaluate"], []
-
-    def stop_in_epoch_3(*a, **k):  # dev and test are scored after every epoch
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return evaluate(*a, **k)
-
-    monkeypatch.setitem(fit.__globals__, "evaluate", stop_in_epoch_3)
+    evaluate = fit.__globals__[
+        "evaluate"
+    ]  # dev and test are scored after every epoch: 5 is in epoch 3
+    monkeypatch.setitem(fit.__globals__, "evaluate", ctrl_c_at(5, evaluate))
     capsys.readouterr()
     assert cli.main(argv("b.json")) == 130
     assert "each finished epoch is kept in --checkpoint" in capsys.readouterr().err

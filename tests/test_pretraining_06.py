@@ -9,6 +9,7 @@ import sys
 import matplotlib
 import pytest
 import torch
+from ctrl_c_support import ctrl_c_at
 from test_mlm import TINY, saved_tiny, tiny_text
 
 from helpers.finetune import twin
@@ -117,15 +118,8 @@ def test_compare_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     never_stopped = json.loads((tmp_path / "a.json").read_text())
     assert not (tmp_path / "a-runs").exists()  # deleted once the report is written
     capsys.readouterr()
-    scores, calls = twin.classification_scores, []
-
-    def stop_at_the_third(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return scores(*args, **kwargs)
-
-    monkeypatch.setattr(twin, "classification_scores", stop_at_the_third)
+    scores = twin.classification_scores
+    monkeypatch.setattr(twin, "classification_scores", ctrl_c_at(3, scores))
     out = tmp_path / "b.json"
     assert twin.main(compare_argv(saved, sst_file, out, "--epochs", "2")) == 130
     assert (
