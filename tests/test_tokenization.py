@@ -2,6 +2,11 @@
 trained with `tokenizers` that save and load through transformers, and BPE written out equal to the
 `tokenizers` BPE trainer."""
 
+import io
+import keyword
+import tokenize
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -40,6 +45,24 @@ def batch(B: int = 64, T: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.
 
 
 # --- masking -----------------------------------------------------------------------------------
+
+
+def test_the_ignored_label_is_one_constant():
+    """-100 (cross-entropy's "no target") is written once, as ``tokenization.mlm.IGNORE``; every
+    other module imports it, so no copy can drift."""
+    import helpers
+
+    root = Path(helpers.__file__).parent
+    written = []
+    for path in sorted(root.rglob("*.py")):
+        tokens = [t for t in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+                  if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)]  # fmt: skip
+        written += [f"{path.relative_to(root)}:{b.start[0]}"
+                    for before, a, b in zip(tokens, tokens[1:], tokens[2:])
+                    if a.string == "-" and b.string == "100"  # a minus sign, not x - 100
+                    and not (before.type == tokenize.NAME and not keyword.iskeyword(before.string))
+                    and before.type != tokenize.NUMBER and before.string not in ")]}"]  # fmt: skip
+    assert [w.split(":")[0] for w in written] == ["tokenization/mlm.py"] and IGNORE == -100, written
 
 
 def test_special_tokens_mask_and_non_special_ids():

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 
 from helpers.bert.model import BertConfig, BertEmbeddings, BertModel
 from helpers.layers import LayerNorm
-
-IGNORE = -100  # the label of a position the loss skips (not chosen for prediction)
+from helpers.tokenization.mlm import IGNORE  # the label of a position not chosen for prediction
 
 # Hugging Face name -> ours, for the MLM head (the decoder's weight is the word embeddings: tied).
 HEAD_RENAMES = {
@@ -143,7 +142,7 @@ def mlm_outputs(
     model: BertForMaskedLM, batch: Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``fit``'s ``outputs=`` for a batch ``(input_ids, attention_mask, labels)``: the cross-entropy
-    over the masked positions only (labels != -100), with their logits (N, V) and labels (N,), so the
+    over the masked positions only (labels != IGNORE), with their logits (N, V) and labels (N,), so the
     trainer's accuracy is the share of masked tokens guessed right and its mean loss, weighted by N, is
     the mean over every masked token (exp of it: the perplexity)."""
     input_ids, attention_mask, labels = batch

@@ -14,6 +14,7 @@ import torch
 
 from helpers.feedback import CheckResult, failed, passed, returned, returned_not, run_check
 from helpers.tokenization import bpe
+from helpers.tokenization.mlm import IGNORE
 
 # --- BPE: pair counts --------------------------------------------------------------------------
 
@@ -313,7 +314,6 @@ def _learn(name: str, fn: Callable, texts: list[str], num_merges: int) -> CheckR
 PAD, UNK, CLS, SEP, MASK = range(5)
 VOCAB = 40
 RANDOM_IDS = torch.arange(5, VOCAB)  # the non-special ids
-IGNORE = -100
 
 
 BATCH_SEED = 20_240_601  # the batch's generator: never one the student's function is given

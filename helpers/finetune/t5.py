@@ -14,6 +14,8 @@ from types import SimpleNamespace
 import torch
 import torch.nn as nn
 
+from helpers.tokenization.mlm import IGNORE
+
 PREFIX = "sst2 sentence: "
 
 
@@ -34,8 +36,8 @@ class T5Classifier(nn.Module):
         )
         words_ids = [tokenizer(w, add_special_tokens=False)["input_ids"] + [end] for w in words]
         longest = max(map(len, words_ids))
-        # (C, L): each class word's tokens and end-of-text; -100 (no token) after a shorter one
-        answers = torch.tensor([ids + [-100] * (longest - len(ids)) for ids in words_ids])
+        # (C, L): each class word's tokens and end-of-text; IGNORE (no token) after a shorter one
+        answers = torch.tensor([ids + [IGNORE] * (longest - len(ids)) for ids in words_ids])
         firsts = answers[:, 0].tolist()
         if len(set(firsts)) < len(words):
             raise ValueError(f"the class words {words} do not start with distinct tokens in this "

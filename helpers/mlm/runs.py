@@ -32,6 +32,7 @@ from helpers.config import ConfigError, config, positive
 from helpers.env import pick_device, seeded
 from helpers.files import json_digest, save_into, write_json
 from helpers.tokenization.mlm import (
+    IGNORE,
     continuation_ids,
     mask_tokens,
     non_special_ids,
@@ -370,7 +371,7 @@ def pretrain(
     )
     eval_batches = masked_batches(held, tokenizer, 2 * cfg.batch_size, cfg.mask_prob,
                                   EVAL_MASK_SEED, shuffle=False, whole_words=cfg.whole_words)  # fmt: skip
-    if not any((labels != -100).any() for _, _, labels in eval_batches):
+    if not any((labels != IGNORE).any() for _, _, labels in eval_batches):
         raise ValueError(f"no token of the held-out text ({held.tokens} tokens, special tokens "
                          "included) was chosen for the perplexity; give a longer --eval-file, a larger "
                          "--eval-fraction or a larger --mask-prob")  # fmt: skip
@@ -439,7 +440,7 @@ def pretrain(
             "eval_sequences": len(held.ids),
             "train_tokens": train.tokens,
             "eval_tokens": held.tokens,
-            "eval_masked_tokens": sum(int((b[2] != -100).sum()) for b in eval_batches),
+            "eval_masked_tokens": sum(int((b[2] != IGNORE).sum()) for b in eval_batches),
             "vocab_size": len(tokenizer),
         },  # fmt: skip
         "model": bert_cfg.to_dict(),

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from helpers.config import ConfigError, config, positive
+from helpers.tokenization.mlm import IGNORE  # -100: cross-entropy's "no target"
 from helpers.training import distributed
 from helpers.training.checkpoints import fingerprint, load_checkpoint, save_checkpoint
 from helpers.training.precision import PRECISIONS, autocast, choose_precision, grad_scaler
@@ -112,7 +113,7 @@ def _all_outputs(model: nn.Module, batch: Batch) -> Outputs:
     *inputs, targets = batch
     logits = model(*inputs).flatten(0, -2).float()  # (N, C): N examples, or N = B·T tokens
     targets = targets.flatten()
-    return F.cross_entropy(logits, targets), logits, targets  # the loss ignores -100
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE), logits, targets
 
 
 def batch_outputs(model: nn.Module, batch: Batch) -> Outputs:
@@ -120,7 +121,7 @@ def batch_outputs(model: nn.Module, batch: Batch) -> Outputs:
     targets of -100 (cross-entropy's "no target") are left out of the loss and of what is returned,
     so accuracy and the loss's weight count real targets only."""
     loss, logits, targets = _all_outputs(model, batch)
-    real = targets != -100  # (N,)
+    real = targets != IGNORE  # (N,)
     return loss, logits[real], targets[real]
 
 
