@@ -54,6 +54,12 @@ class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def stopped(what_is_kept: str) -> int:
+    """After Ctrl-C: one line on stderr (``stopped: ...``, saying what is kept) and exit status 130."""
+    print(f"\nstopped: {what_is_kept}", file=sys.stderr)
+    return 130
+
+
 def stops_cleanly(what_is_kept: str) -> Callable:
     """A command's ``main`` that Ctrl-C ends with one line (``stopped: ...``, saying what is kept)
     and exit status 130, instead of a traceback from wherever training was."""
@@ -64,8 +70,7 @@ def stops_cleanly(what_is_kept: str) -> Callable:
             try:
                 return main(*args, **kwargs)
             except KeyboardInterrupt:
-                print(f"\nstopped: {what_is_kept}", file=sys.stderr)
-                return 130
+                return stopped(what_is_kept)
 
         return run
 

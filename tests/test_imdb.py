@@ -785,7 +785,7 @@ def test_ablation_interrupted_says_so_in_one_line_and_resumes(cli_files, capsys,
     assert ablation.main(ablation_args(cli_files)) == 130
     err = capsys.readouterr().err
     last = err.splitlines()[-1]  # after the progress bars
-    assert last.startswith("interrupted: 1 run saved in") and "Traceback" not in err, err
+    assert last.startswith("stopped: 1 run saved in") and "Traceback" not in err, err
     monkeypatch.setattr(ablation, "run", real)
     assert ablation.main(ablation_args(cli_files)) == 0
     runs = json.loads(cli_files["--json"].read_text())["runs"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from helpers.cli import Parser
+from helpers.cli import Parser, stopped
 from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_report, write_report
@@ -200,9 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = ablation(prepared, base, seeds, pick_device(), changes, done=done, save=save)
     except KeyboardInterrupt:
         kept = len(read_saved(args.json)[1])
-        print(f"interrupted: {kept} run{'s' * (kept != 1)} saved in {args.json}; the same command "
-              "runs the rest", file=sys.stderr)  # fmt: skip
-        return 130
+        return stopped(f"{kept} run{'s' * (kept != 1)} saved in {args.json}; the same command "
+                       "runs the rest")  # fmt: skip
     save(rows)
     print(summary(rows).to_string(float_format=lambda x: f"{x:.4f}"))
     return 0

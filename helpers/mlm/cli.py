@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.cli import Parser
+from helpers.cli import Parser, stopped
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, check_writable, write_report
@@ -213,9 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {flagged(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nstopped: the same command resumes after the last whole epoch, checkpointed in "
-              f"{args.save / CHECKPOINT} (or starts again if none finished)", file=sys.stderr)  # fmt: skip
-        return 130
+        return stopped(f"the same command resumes after the last whole epoch, checkpointed in "
+                       f"{args.save / CHECKPOINT} (or starts again if none finished)")  # fmt: skip
     report = {"train_file": str(args.train_file), "eval_file": str(args.eval_file or ""), "split": split,
               **run.report}  # fmt: skip
     report["seconds"]["command"] = time.perf_counter() - started
