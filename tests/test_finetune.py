@@ -641,6 +641,24 @@ def tiny_args(tmp_path, train_text: str, eval_text: str, suffix: str = ".tsv") -
 SENTENCES = "sentence\tlabel\n" + "".join(f"film number {i} .\t{i % 2}\n" for i in range(12))
 
 
+def test_cli_names_a_label_only_one_training_row_holds(tmp_path, capsys):
+    """A typo in one label ("2" among 0s and 1s) became a third class without a word; now a note
+    names its line (the run goes on: a class may be rare on purpose)."""
+    train = SENTENCES.replace("film number 5 .\t1", "film number 5 .\t2")
+    args = [*tiny_args(tmp_path, train, SENTENCES), "--max-length", "16"]
+    assert cli.main([*args, "--json", str(tmp_path / "a.json")]) == 0
+    out, err = capsys.readouterr()
+    assert "3 classes from" in out
+    assert (
+        f"note: class '2' has 1 of the 12 training rows ({tmp_path / 'train.tsv'}, line 7)" in err
+    )
+    assert (
+        cli.main([*tiny_args(tmp_path, SENTENCES, SENTENCES), "--json", str(tmp_path / "b.json")])
+        == 0
+    )
+    assert "note: class" not in capsys.readouterr().err
+
+
 def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     tmp_path, capsys, monkeypatch
 ):

@@ -16,6 +16,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from helpers.cli import Parser, stops_cleanly
@@ -147,6 +148,16 @@ def train_labels(args: argparse.Namespace, task: Task, rows: list, lines: list,
     return label_index([r[task.label] for r in rows], args.train_file, lines)
 
 
+def lone_labels(task: Task, rows: list, lines: list) -> list[tuple[object, int]]:
+    """(label, line) of each label that only one of 10 or more training rows holds: most likely a
+    typo, which would otherwise become a class of its own without a word."""
+    counts = Counter(r[task.label] for r in rows)
+    if len(rows) < 10:
+        return []
+    return [(r[task.label], n) for n, r in sorted(zip(lines, rows), key=lambda p: p[0])
+            if counts[r[task.label]] == 1]  # fmt: skip
+
+
 @stops_cleanly(
     "each finished epoch is kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
     "same command resumes after the last one (or starts again if none finished)"
@@ -242,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
         print(f"{len(labels)} classes from {args.train_file}'s labels: {', '.join(shown)}{more}",
               flush=True)  # fmt: skip
+        for label, line in lone_labels(task, train_rows, train_lines):
+            print(f"note: class {label!r} has 1 of the {len(train_rows)} training rows "
+                  f"({args.train_file}, line {line}): if it is a typo, fix that line; as it is, "
+                  "it trains as a class of its own", file=sys.stderr)  # fmt: skip
     collate = make_collate(tokenizer, task, labels, args.max_length)
     largest = None
     if args.find_batch:  # on each GPU of the job: every process probes its own
