@@ -116,8 +116,8 @@ def precision_check(steps: int = 300, device: str = "cpu") -> dict:
     """Train the same small causal language model (one ``layers.Block``) through ``training.fit`` in every
     precision the device offers: fp32, and on a GPU bf16 and fp16 with loss scaling. Reports the final
     losses, the seconds, and which precision ``auto`` picks here."""
-    from helpers.corpora import synthetic_text
-    from helpers.masking import STYLES, CharLM, char_batches
+    from helpers.corpora import synthetic_text, windows
+    from helpers.masking import STYLES, CharLM
     from helpers.training import TrainConfig, choose_precision, fit
 
     text = synthetic_text(20_000)
@@ -129,8 +129,8 @@ def precision_check(steps: int = 300, device: str = "cpu") -> dict:
     for precision in offered:
         with seeded(0):
             g = torch.Generator().manual_seed(0)
-            train = char_batches(data[:18_000], steps, 64, 32, g)
-            valid = char_batches(data[18_000:], 8, 64, 32, g)
+            train = windows(data[:18_000], steps, 64, 32, g)
+            valid = windows(data[18_000:], 8, 64, 32, g)
             model = CharLM(len(chars), 64, 128, 4, STYLES[0])
             cfg = TrainConfig(epochs=1, lr=3e-3, schedule="cosine", warmup=0.1, precision=precision)
             _sync(dev)

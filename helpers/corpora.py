@@ -1,8 +1,10 @@
-"""Small text corpora for the language-model demos."""
+"""Small text corpora for the language-model demos, and random windows of a token stream to train on."""
 
 import os
 import random
 from pathlib import Path
+
+import torch
 
 from helpers.download import fetch
 
@@ -57,3 +59,18 @@ def wikitext2_lines(split: str = "validation", path: str | None = None) -> list[
 
     rows = load_dataset(*WIKITEXT_HUB, split=split)["text"]
     return [line.strip() for line in rows if line.strip()]
+
+
+def windows(
+    data: torch.Tensor, count: int, block_size: int, batch_size: int, generator: torch.Generator
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``count`` batches of random windows: inputs (B, T) and targets (B, T), the tokens one later."""
+    if len(data) < block_size + 1:  # a window starting at 0 and its targets, one later, fit
+        raise ValueError(f"{len(data)} tokens cannot fill a window of block_size={block_size} "
+                         "(plus one target); use a longer text or a smaller block size")  # fmt: skip
+    batches = []
+    for _ in range(count):
+        starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
+        offsets = starts[:, None] + torch.arange(block_size)  # (B, T)
+        batches.append((data[offsets], data[offsets + 1]))
+    return batches

@@ -12,6 +12,7 @@ import re
 import torch
 import torch.nn as nn
 
+from helpers.corpora import windows
 from helpers.env import current_seed, seeded
 from helpers.layers import Block, MultiHeadAttention, allowed_keys, register_attention
 from helpers.training import TrainConfig, fit, generate
@@ -109,19 +110,6 @@ class CharLM(nn.Module):
         return self.head(self.ln_f(self.blocks(x)))  # (B, T, vocab)
 
 
-def char_batches(
-    data: torch.Tensor, count: int, block_size: int, batch_size: int, generator: torch.Generator
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``count`` batches of random windows: inputs (B, T) and targets (B, T), the next characters."""
-    batches = []
-    for _ in range(count):
-        starts = torch.randint(len(data) - block_size - 1, (batch_size,), generator=generator)
-        x = torch.stack([data[s : s + block_size] for s in starts])  # (B, T)
-        y = torch.stack([data[s + 1 : s + block_size + 1] for s in starts])  # (B, T)
-        batches.append((x, y))
-    return batches
-
-
 def train_char_lm(
     text: str,
     style: str,
@@ -155,10 +143,10 @@ def train_char_lm(
     with seeded(seed):
         model = CharLM(len(chars), block_size, embed_dim, 4, style, depth, norm)
         g = torch.Generator().manual_seed(seed)
-        valid = char_batches(data[split:], 4, block_size, batch_size, g)
+        valid = windows(data[split:], 4, block_size, batch_size, g)
         history = fit(
             model,
-            lambda r: char_batches(data[:split], per_round[r], block_size, batch_size, g),
+            lambda r: windows(data[:split], per_round[r], block_size, batch_size, g),
             config,
             torch.device(device),
             eval_batches={"valid": valid},

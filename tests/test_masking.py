@@ -21,6 +21,20 @@ def test_masked_softmax_two_ways():
         masking.masked_softmax(scores, allowed, "zeros")
 
 
+def test_character_models_draw_every_window_with_the_one_window_sampler():
+    """Notebook 02's character models and notebook 07's GPT draw their windows with one function,
+    which reaches every start, the last one included (a second copy here never drew the last)."""
+    from helpers.gpt import runs
+
+    assert masking.windows is runs.windows is corpora.windows
+    g = torch.Generator().manual_seed(0)
+    batches = corpora.windows(torch.arange(20), 100, 16, 4, g)  # starts 0..3: targets end at 19
+    starts = {int(x[0]) for inputs, _ in batches for x in inputs}
+    assert starts == {0, 1, 2, 3}
+    for inputs, targets in batches:
+        assert torch.equal(targets, inputs + 1)  # (B, T): the next token
+
+
 def test_only_the_shortcut_lets_the_past_see_the_future():
     right = masking.future_influence(HONEST)
     wrong = masking.future_influence(LEAKY)

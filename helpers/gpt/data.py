@@ -1,4 +1,5 @@
-"""Text for the small GPT: a character or word vocabulary, the train/dev split, and random windows.
+"""Text for the small GPT: a character or word vocabulary and the train/dev split (its random windows:
+``helpers.corpora.windows``, which notebook 02's character models draw too).
 
 - ``char``: every distinct character is a token (Tiny Shakespeare: 65); the split is nanoGPT's, the
   first 90% of the characters for training and the last 10% for dev.
@@ -96,18 +97,3 @@ def build_corpus(text: str, level: str, dev_fraction: float = 0.1) -> Corpus:
         vocab = Vocab("word", [UNK, EOS, *words])
     ids = [torch.tensor(vocab.encode(part), dtype=torch.long) for part in (train, dev)]
     return Corpus(vocab, *ids)
-
-
-def windows(
-    data: torch.Tensor, count: int, block_size: int, batch_size: int, generator: torch.Generator
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``count`` batches of random windows: inputs (B, T) and targets (B, T), the tokens one later."""
-    if len(data) < block_size + 1:  # a window starting at 0 and its targets, one later, fit
-        raise ValueError(f"{len(data)} tokens cannot fill a window of block_size={block_size} "
-                         "(plus one target); use a longer text or a smaller block size")  # fmt: skip
-    batches = []
-    for _ in range(count):
-        starts = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-        offsets = starts[:, None] + torch.arange(block_size)  # (B, T)
-        batches.append((data[offsets], data[offsets + 1]))
-    return batches

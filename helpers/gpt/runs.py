@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from helpers.config import ConfigError, config, positive
+from helpers.corpora import windows
 from helpers.env import seeded
 from helpers.files import atomic_write, write_json
-from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus, windows
+from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus
 from helpers.gpt.model import GPT, GPTConfig
 from helpers.training import History, TrainConfig, distributed, fit, generate, perplexity
 from helpers.training.loop import make_optimizer
