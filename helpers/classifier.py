@@ -57,7 +57,7 @@ class MyTransformer(nn.Module):
         attention: ModuleFactory | None = None,
         layer_norm: ModuleFactory | None = None,
         pooling: str = "mean",
-    ):
+    ) -> None:
         super().__init__()
         dim = vectors.shape[1]
         if pooling not in POOLINGS:

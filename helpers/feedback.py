@@ -58,7 +58,7 @@ class InputChanged(Exception):
     """A checker's signal: the student's code changed an input in place (the message names it)."""
 
 
-def kind_of(value) -> str:
+def kind_of(value: object) -> str:
     """What a value is, for a message: "None", "an int", "a list"."""
     if value is None:
         return "None"
@@ -66,12 +66,12 @@ def kind_of(value) -> str:
     return f"{_article(noun)} {noun}"
 
 
-def returned(value) -> str:
+def returned(value: object) -> str:
     """What code returned, for a verdict: "None: did you forget `return`?", "a list", …"""
     return "None: did you forget `return`?" if value is None else kind_of(value)
 
 
-def returned_not(value, what: str) -> str:
+def returned_not(value: object, what: str) -> str:
     """For "it returned …": "None: did you forget `return`?", or "a list, not ``what``"."""
     return returned(value) if value is None else f"{kind_of(value)}, not {what}"
 

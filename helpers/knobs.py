@@ -138,7 +138,7 @@ def _fields_of(config: str, **others) -> Callable:
     value is checked, so that one notebook's check loads no other notebook's lesson), with
     ``others``, which the notebook adds."""
 
-    def takes(value) -> str | None:
+    def takes(value: object) -> str | None:
         module, name = config.rsplit(".", 1)
         cls = getattr(importlib.import_module(module), name)
         try:

@@ -94,7 +94,7 @@ def attend(
 class SelfAttention(nn.Module):
     """Single-head self-attention: softmax(Q Kᵀ / √d) V with Q, K, V linear maps of x (notebook 02)."""
 
-    def __init__(self, embed_dim: int, fast: bool = False):
+    def __init__(self, embed_dim: int, fast: bool = False) -> None:
         super().__init__()
         self.embed_dim, self.fast = embed_dim, fast
         self.query = nn.Linear(embed_dim, embed_dim)
@@ -146,7 +146,7 @@ class MultiHeadAttention(nn.Module):
         causal: bool = False,
         dropout: float = 0.0,
         fast: bool = False,
-    ):
+    ) -> None:
         super().__init__()
         if embed_dim % num_heads:
             raise ValueError(
@@ -206,7 +206,7 @@ class LayerNorm(nn.Module):
 
     def __init__(
         self, normalized_shape: int | tuple[int, ...], eps: float = 1e-8, fast: bool = False
-    ):
+    ) -> None:
         super().__init__()
         shape = (
             (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
@@ -240,7 +240,7 @@ class FeedForward(nn.Module):
         hidden_dim: int | None = None,
         dropout: float = 0.0,
         activation: str = "gelu",
-    ):
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(
@@ -289,7 +289,7 @@ class Block(nn.Module):
         norm_eps: float = 1e-5,
         fast: bool = False,
         activation: str = "gelu",
-    ):
+    ) -> None:
         super().__init__()
         if norm not in ("pre", "post"):
             raise ValueError(f"norm must be 'pre' or 'post', not {norm!r}")

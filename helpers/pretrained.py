@@ -10,16 +10,20 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from helpers.files import folder_digest
 
+if TYPE_CHECKING:
+    import transformers
+
 HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 @contextlib.contextmanager
-def no_progress_bars():
+def no_progress_bars() -> Iterator[None]:
     """transformers' own progress bars off inside, as they were after: a stand-in written or a
     checkpoint a checker loads is not something the user asked to watch."""
     from transformers.utils import logging
@@ -120,7 +124,7 @@ def require_tokenizer(source: str) -> str:
 class OfflineMiss(OSError):
     """A model name that is neither a folder here nor in the hub cache, while offline."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         super().__init__(_miss("model", name))
         self.name = name
 
@@ -168,7 +172,7 @@ def _listing(folder: Path, shown: int = 8) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
-def load_minilm():
+def load_minilm() -> "tuple[transformers.BertModel, transformers.PreTrainedTokenizerBase]":
     """(model, tokenizer) for all-MiniLM-L6-v2, with eager attention so its weights can be read."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -188,8 +192,8 @@ def load_minilm():
 
 @torch.no_grad()
 def attention_map(
-    model,
-    tokenizer,
+    model: "transformers.BertModel",
+    tokenizer: "transformers.PreTrainedTokenizerBase",
     sentence: str,
     layer: int,
     head: int,
@@ -213,8 +217,8 @@ def attention_map(
 
 
 def attention_maps(
-    model,
-    tokenizer,
+    model: "transformers.BertModel",
+    tokenizer: "transformers.PreTrainedTokenizerBase",
     sentence: str,
     layer: int,
     temperature: float = 1.0,

@@ -134,7 +134,10 @@ MLM_06 = dict(layers=2, hidden=128, heads=4, vocab_size=4000, seq_len=64, batch_
 # Notebook 07's study: every attention variant with the right mask, and dot-product with the leaky one.
 VARIANTS_07 = (("dot", "inf"), ("additive", "inf"), ("shared-qk", "inf"), ("shared-qkv", "inf"), ("dot", "zero"))  # fmt: skip
 
-SIZES: dict[str, dict[str, object]] = {
+# One notebook's sizes: what ``sizes_for`` returns.
+Sizes = Sizes01 | Sizes02 | Sizes03 | Sizes04 | Sizes05 | Sizes06 | Sizes07 | Sizes08 | Sizes09
+
+SIZES: dict[str, dict[str, Sizes]] = {
     "01": {
         "full": Sizes01(sweep_points=401),
         "quick": Sizes01(sweep_points=201),
@@ -235,7 +238,7 @@ for _notebook in ("01", "02", "03"):  # a class runs these at their full sizes: 
     SIZES[_notebook].setdefault("class", SIZES[_notebook]["full"])
 
 
-def sizes_for(notebook: str, profile: str):
+def sizes_for(notebook: str, profile: str) -> Sizes:
     """The sizes notebook ``notebook`` (e.g. "01") uses in ``profile``."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")

@@ -187,7 +187,9 @@ def check_columns(rows: list[dict], needed: list[str], where: str, hint: str = "
         )
 
 
-def check_texts(rows: list[dict], columns: list[str], where: str, lines: list[int] | None = None):
+def check_texts(
+    rows: list[dict], columns: list[str], where: str, lines: list[int] | None = None
+) -> None:
     """Raise ValueError naming the first row whose value in one of ``columns`` is not a string (a
     JSON null, number, boolean, array or object): it would be read as its Python spelling ("None");
     or is empty or blank: a row with nothing to read.

@@ -91,7 +91,7 @@ def tokenize_cached(texts: list[str], progress: bool = True) -> tuple[Tokenized,
 class Vocab:
     """Token <-> id. Id 0 is padding, id 1 stands for every token outside the vocabulary."""
 
-    def __init__(self, words: list[str]):
+    def __init__(self, words: list[str]) -> None:
         self.itos = [PAD, UNK] + [w for w in words if w not in (PAD, UNK)]
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 

@@ -84,7 +84,7 @@ class BertOutput:
 class BertEmbeddings(nn.Module):
     """Each token's vector: its word's, plus its position's, plus its segment's (sentence A or B)."""
 
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, cfg: BertConfig) -> None:
         super().__init__()
         H = cfg.hidden_size
         self.word = nn.Embedding(cfg.vocab_size, H, padding_idx=0)
@@ -114,7 +114,7 @@ class BertEmbeddings(nn.Module):
 class BertPooler(nn.Module):
     """The [CLS] token's final vector through a dense layer and tanh (trained on next-sentence prediction)."""
 
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, cfg: BertConfig) -> None:
         super().__init__()
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
@@ -125,7 +125,7 @@ class BertPooler(nn.Module):
 class BertModel(nn.Module):
     """The BERT encoder. ``BertModel.from_pretrained("bert-base-uncased")`` or a local folder loads real weights."""
 
-    def __init__(self, cfg: BertConfig | Mapping[str, Any] | Any):
+    def __init__(self, cfg: BertConfig | Mapping[str, Any] | Any) -> None:
         super().__init__()
         self.config = cfg = BertConfig.of(cfg)
         self.embeddings = BertEmbeddings(cfg)
@@ -174,7 +174,7 @@ class BertClassifier(nn.Module):
 
     def __init__(
         self, bert: BertModel, num_labels: int, dropout: float | None = None, freeze: bool = False
-    ):
+    ) -> None:
         super().__init__()
         self.bert = bert
         self.dropout = nn.Dropout(bert.config.hidden_dropout_prob if dropout is None else dropout)

@@ -15,6 +15,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch.nn as nn
 
@@ -22,6 +23,9 @@ from helpers.bert.mlm import HEAD_RENAMES, BertForMaskedLM
 from helpers.bert.model import BertModel
 from helpers.bert.weights import RENAMES
 from helpers.files import atomic_write, save_into, write_text
+
+if TYPE_CHECKING:
+    import transformers
 
 # ours -> Hugging Face's (after the "bert." prefix): RENAMES read right to left.
 INVERSE = [
@@ -77,7 +81,9 @@ def hf_state(model: BertModel | BertForMaskedLM) -> dict:
 
 
 def save_pretrained(
-    model: BertModel | BertForMaskedLM | nn.Module, folder: str | os.PathLike, tokenizer=None
+    model: BertModel | BertForMaskedLM | nn.Module,
+    folder: str | os.PathLike,
+    tokenizer: "transformers.PreTrainedTokenizerBase | None" = None,
 ) -> Path:
     """Write ``model`` (our BertModel or BertForMaskedLM) and ``tokenizer`` to ``folder`` in Hugging
     Face's format; each file atomically. Returns the folder."""

@@ -9,10 +9,14 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from helpers import pretrained
+
+if TYPE_CHECKING:
+    from helpers.bert.model import BertModel
 
 # Hugging Face name (after "bert." is stripped) -> ours. "{i}" is a layer number.
 RENAMES = {
@@ -95,7 +99,7 @@ def read_state(folder: Path) -> dict[str, torch.Tensor]:
     )
 
 
-def load_pretrained(cls, name_or_dir: str | os.PathLike):
+def load_pretrained(cls: "type[BertModel]", name_or_dir: str | os.PathLike) -> "BertModel":
     """``cls(config)`` (a BertModel) with the checkpoint's weights; "minilm" means all-MiniLM-L6-v2."""
     folder = checkpoint_folder(
         pretrained.minilm_path() if name_or_dir == "minilm" else str(name_or_dir)

@@ -202,7 +202,7 @@ def _scores(m: nn.Module, x: torch.Tensor, h: int, scale: float | None = None):
     (default √(H/h))."""
     B, T, d = x.shape
 
-    def split(t):
+    def split(t: torch.Tensor) -> torch.Tensor:
         return t.view(B, T, h, d // h).transpose(1, 2)
 
     q, k, v = split(m.query(x)), split(m.key(x)), split(m.value(x))
@@ -241,7 +241,7 @@ def _mask_mistakes(
     scores, v = _scores(m, x, h)  # (B, h, T, T)
     keys = mask[:, None, None, :].float()
 
-    def out(s):
+    def out(s: torch.Tensor) -> torch.Tensor:
         return _merge_out(m, torch.softmax(s, dim=-1), v)
 
     return {
@@ -639,11 +639,18 @@ def _variant(mistake: str) -> Callable:
     """An AdamW with one known mistake, as an optimizer class for ``_trajectory``."""
 
     class Variant(torch.optim.Optimizer):
-        def __init__(self, params, lr, betas, eps, weight_decay):
+        def __init__(
+            self,
+            params: list[dict],
+            lr: float,
+            betas: tuple[float, float],
+            eps: float,
+            weight_decay: float,
+        ) -> None:
             super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
         @torch.no_grad()
-        def step(self):
+        def step(self) -> None:
             for group in self.param_groups:
                 (b1, b2), lr, eps, wd = (
                     group["betas"],

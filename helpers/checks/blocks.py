@@ -4,6 +4,7 @@ known mistake would produce from the student's own weights, and the match names 
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -16,7 +17,10 @@ from helpers.layers import MultiHeadAttention, to_torch_multihead
 # --- multi-head attention ----------------------------------------------------------------------
 
 
-def check_split_merge(split, merge) -> CheckResult:
+def check_split_merge(
+    split: Callable[[torch.Tensor, int], torch.Tensor],
+    merge: Callable[[torch.Tensor], torch.Tensor],
+) -> CheckResult:
     """``split(x, h)``: (B, T, d) -> (B, h, T, d/h), head i holding columns i·d/h … (i+1)·d/h of
     every token; ``merge`` undoes it."""
     name = "split and merge"
@@ -114,7 +118,14 @@ def _head_mistakes(m: nn.Module, x: torch.Tensor, mask: torch.Tensor, h: int) ->
     def merge(y: torch.Tensor) -> torch.Tensor:  # (B, h, T, hs) -> (B, T, d)
         return y.transpose(1, 2).reshape(B, T, d)
 
-    def attend(q, k, v, scale=hs, keys=mask[:, None, None, :], dim=-1):
+    def attend(
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        scale: float = hs,
+        keys: torch.Tensor = mask[:, None, None, :],
+        dim: int = -1,
+    ) -> torch.Tensor:
         scores = (q @ k.transpose(-2, -1) / math.sqrt(scale)).masked_fill(~keys, float("-inf"))
         return torch.softmax(scores, dim=dim) @ v
 

@@ -12,6 +12,7 @@ import math
 import numbers
 import warnings
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, kind_of, passed, returned_not, run_check
 from helpers.finetune import experiments
 from helpers.finetune.data import Task, collate_rows, make_collate
+
+if TYPE_CHECKING:
+    import transformers
 
 # --- the collate function ----------------------------------------------------------------------
 
@@ -40,7 +44,9 @@ PAIRS = [
 PAIR_LENGTH = 24  # the question alone is 17 tokens: only the passage may be cut to fit
 
 
-def check_collate(collate: Callable, tokenizer) -> CheckResult:
+def check_collate(
+    collate: Callable, tokenizer: "transformers.PreTrainedTokenizerBase"
+) -> CheckResult:
     """``collate(rows, tokenizer, task, labels, max_length)`` -> a dict of tensors: input_ids,
     attention_mask, token_type_ids (B, T) padded to the batch's longest, and labels (B,)."""
     name = "collate with dynamic padding"
@@ -52,7 +58,7 @@ def _call_tokenizer_mistakes(tokenizer, rows, task, labels, max_length) -> dict[
     texts = [r[task.text] for r in rows]
     pairs = [r[task.pair] for r in rows] if task.pair else None
 
-    def tok(*args, **kw):
+    def tok(*args: object, **kw: object) -> dict[str, torch.Tensor]:
         options = {"padding": True, "truncation": True, "max_length": max_length, **kw}
         try:
             with warnings.catch_warnings():
@@ -236,7 +242,9 @@ class TinyClassifier(nn.Module):
     ``SequenceClassifierOutput`` (``.loss``, ``["logits"]``, ``[0]`` as on the real models); it records
     whether gradients were on, the mode it ran in, and whether its inputs were moved to its device."""
 
-    def __init__(self, vocab: int = 20, width: int = 8, classes: int = 2, dropout: float = 0.0):
+    def __init__(
+        self, vocab: int = 20, width: int = 8, classes: int = 2, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, width)
         self.drop = nn.Dropout(dropout)
@@ -257,7 +265,13 @@ class TinyClassifier(nn.Module):
         self.named |= {t.named_device for t in tensors if getattr(t, "named_device", None)}
         return [None if t is None else _plain(t).to(self.device) for t in tensors]
 
-    def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput:
         self.calls.append((torch.is_grad_enabled(), self.training))
         input_ids, attention_mask, labels, _ = self._inputs(
             input_ids, attention_mask, labels, token_type_ids
@@ -405,7 +419,7 @@ def _train_step(name: str, train_step: Callable) -> CheckResult:
     right = _variant(RIGHT_ORDER)
     got = [p.detach() for p in model.parameters()]
 
-    def same(params):
+    def same(params: list[torch.Tensor]) -> bool:
         return all(torch.allclose(a, b, atol=1e-6) for a, b in zip(got, params))
 
     if not same(right):
@@ -459,11 +473,17 @@ reference_evaluate = experiments.classification_scores
 class FixedPredictions(TinyClassifier):
     """Predicts a fixed class for each input id (its first token), with dropout that would show."""
 
-    def __init__(self, predictions: dict[int, int]):
+    def __init__(self, predictions: dict[int, int]) -> None:
         super().__init__(dropout=0.9)
         self.predictions = predictions
 
-    def forward(self, input_ids, attention_mask, labels=None, token_type_ids=None):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> SequenceClassifierOutput:
         out = super().forward(input_ids, attention_mask, labels, token_type_ids)
         ids = _plain(input_ids)
         classes = torch.tensor([self.predictions[int(i)] for i in ids[:, 0]], device=self.device)
@@ -497,7 +517,7 @@ def _eval_mistakes() -> dict[str, dict[str, float]]:
     pred = [EVAL_PREDICTIONS[i] for i in range(1, 10)]
     right = reference_evaluate(FixedPredictions(EVAL_PREDICTIONS), _eval_batches(), "cpu")
 
-    def scores(**options):
+    def scores(**options: object) -> tuple:
         return precision_recall_fscore_support(true, pred, zero_division=0, **options)
 
     macro, weighted, micro = (scores(average=a) for a in ("macro", "weighted", "micro"))

@@ -93,7 +93,7 @@ class _Watched:
     however it was reached (an import inside the function, a local alias): what no reading of the
     code before the call can see."""
 
-    def __init__(self, fn: Callable, references: tuple[Callable, ...]):
+    def __init__(self, fn: Callable, references: tuple[Callable, ...]) -> None:
         self.fn = fn
         self.codes = {inspect.unwrap(r).__code__: r.__name__ for r in references}
         self.used: str | None = None
@@ -290,7 +290,7 @@ class ToyLM(nn.Module):
     token, last token and length (so the crop matters), spread out, so that a crop off by one, an ignored generator or a
     missing temperature all change the draws. Like a GPT, it refuses more than ``block_size`` tokens."""
 
-    def __init__(self, vocab: int = 12, block_size: int = 6):
+    def __init__(self, vocab: int = 12, block_size: int = 6) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(3)
         self.block_size = block_size

@@ -1,6 +1,8 @@
 """Notebook 01's checkers (attention by hand): each runs the student's function on inputs built to
 expose a known mistake, compares with helpers' own answer, and names the mistake it finds."""
 
+from collections.abc import Callable
+
 import torch
 
 from helpers import attention as att
@@ -21,7 +23,9 @@ def _close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-5) -> bool:
 # --- part a: softmax attention ------------------------------------------------------------------
 
 
-def check_softmax_attention(fn) -> CheckResult:
+def check_softmax_attention(
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+) -> CheckResult:
     """``fn(query, keys, values) -> (output, weights)`` with raw dot-product scores (no 1/√d)."""
     name = "softmax attention"
     return run_check(name, lambda: _softmax_attention(name, fn))
@@ -133,7 +137,12 @@ def _weights_hints(w: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.T
 # --- part b: gradients through argmax and softmax ---------------------------------------------
 
 
-def check_query_gradients(fn) -> CheckResult:
+def check_query_gradients(
+    fn: Callable[
+        [att.Attend, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+        tuple[torch.Tensor, torch.Tensor],
+    ],
+) -> CheckResult:
     """``fn(attend, query, keys, values, target) -> (grad_query, grad_keys)`` of Σ(output - target)²."""
     name = "gradients through attention"
     return run_check(name, lambda: _query_gradients(name, fn))
@@ -230,7 +239,7 @@ def _key(i: int) -> str:
     return f"k{i + 1}"
 
 
-def check_selection_query(fn) -> CheckResult:
+def check_selection_query(fn: Callable[[torch.Tensor, int, float], torch.Tensor]) -> CheckResult:
     """``fn(keys, j, strength) -> query`` whose lookup returns value j as the strength grows."""
     name = "selection query"
     return run_check(name, lambda: _selection_query(name, fn))
@@ -286,7 +295,7 @@ def _selection_query(name: str, fn) -> CheckResult:
     return passed(name, "copies every value once S is large, and sharpens as S grows")
 
 
-def check_copy_queries(fn) -> CheckResult:
+def check_copy_queries(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> CheckResult:
     """``fn(keys, strength) -> queries`` (n, d): row i copies value i, so the weights → identity."""
     name = "copy queries"
     return run_check(name, lambda: _copy_queries(name, fn))
@@ -364,7 +373,9 @@ def _copy_queries(name: str, fn) -> CheckResult:
     return passed(name, "every position copies its own value once S is large, on 2 key sets")
 
 
-def check_averaging_query(fn) -> CheckResult:
+def check_averaging_query(
+    fn: Callable[[torch.Tensor, int, int, float], torch.Tensor],
+) -> CheckResult:
     """``fn(keys, a, b, strength) -> query`` whose lookup averages values a and b (orthonormal keys)."""
     name = "averaging query"
     return run_check(name, lambda: _averaging_query(name, fn))
@@ -428,7 +439,9 @@ def _averaging_query(name: str, fn) -> CheckResult:
     return passed(name, "averages exactly the two chosen values, sharper as C grows")
 
 
-def check_balanced_query(fn) -> CheckResult:
+def check_balanced_query(
+    fn: Callable[[torch.Tensor, int, int, float], torch.Tensor],
+) -> CheckResult:
     """``fn(keys, a, b, strength) -> query`` giving k_a and k_b equal weight, above every other key,
     for keys that are not orthogonal; the weights on k_a and k_b approach 1/2 each as C grows."""
     name = "balanced query"
@@ -535,7 +548,9 @@ def _balanced_query(name: str, fn) -> CheckResult:
 # --- part e: recovering a signal from an average -----------------------------------------------
 
 
-def check_recovery_matrix(fn, trials: int = 10) -> CheckResult:
+def check_recovery_matrix(
+    fn: Callable[[torch.Tensor], torch.Tensor], trials: int = 10
+) -> CheckResult:
     """``fn(basis_a) -> M`` with M·(v_a + v_b)/2 = v_a for every v_a in span(A), v_b ⟂ A."""
     name = "recovery matrix"
     return run_check(name, lambda: _recovery_matrix(name, fn, trials))

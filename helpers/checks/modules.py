@@ -11,6 +11,7 @@ import inspect
 import math
 import textwrap
 from collections.abc import Callable
+from typing import TypeVar, overload
 
 import torch
 import torch.nn as nn
@@ -29,6 +30,12 @@ from helpers.feedback import (
 from helpers.loops import loop_layer_norm, loop_self_attention
 
 TOL = {"atol": 1e-4, "rtol": 1e-4}
+M = TypeVar("M", bound=nn.Module)
+R = TypeVar("R")
+# The loop reference's signature: query, key, value (nn.Linear), x (B, T, d), mask (B, T) or None.
+LoopAttention = Callable[
+    [nn.Linear, nn.Linear, nn.Linear, torch.Tensor, torch.Tensor | None], torch.Tensor
+]
 LOOP_HINT = (
     "no Python loops over the batch or the tokens: one matmul computes every score at once "
     "(q @ k.transpose(-2, -1) has shape (B, T, T))"
@@ -67,7 +74,13 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.equal(a, b)
 
 
-def guarded(code, names: tuple[str, ...] = ("x", "mask")):
+@overload
+def guarded(code: M, names: tuple[str, ...] = ...) -> M: ...
+@overload
+def guarded(code: Callable[..., R], names: tuple[str, ...] = ...) -> Callable[..., R]: ...
+def guarded(
+    code: nn.Module | Callable[..., R], names: tuple[str, ...] = ("x", "mask")
+) -> nn.Module | Callable[..., R]:
     """``code`` (a module, or a function) that raises InputChanged, naming the argument, when a call
     changes a tensor argument in place; a module is returned itself, watched through its hooks."""
 
@@ -86,7 +99,7 @@ def guarded(code, names: tuple[str, ...] = ("x", "mask")):
         return code
 
     @functools.wraps(code)
-    def watched(*args):
+    def watched(*args: object) -> R:
         before = copies(args)
         out = code(*args)
         compare(args, before)
@@ -365,7 +378,7 @@ def _self_attention(name: str, cls: type) -> CheckResult:
 # --- the tester first: a loop reference, then the vectorised module against it -------------------
 
 
-def check_loop_attention(fn) -> CheckResult:
+def check_loop_attention(fn: LoopAttention) -> CheckResult:
     """``fn(query, key, value, x, mask=None)`` (three ``nn.Linear`` layers, x (B, T, d), mask (B, T))
     computing self-attention the slow, obvious way; compared with helpers' loop reference."""
     name = "loop reference"
@@ -415,7 +428,7 @@ def _loop_attention(name: str, fn) -> CheckResult:
     )
 
 
-def compare_with_reference(cls: type, reference) -> CheckResult:
+def compare_with_reference(cls: type, reference: LoopAttention) -> CheckResult:
     """The student's vectorised ``cls(d)`` against the student's own loop ``reference`` (with the
     module's weights), on the tester's inputs: the tester written first, then used."""
     name = "vectorised vs your loop reference"

@@ -8,16 +8,27 @@ import functools
 import math
 import numbers
 import re
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from helpers.checks.modules import _close, find_loop
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
 from helpers.text import pad_batch
+
+Example = tuple[np.ndarray, int]  # a document's token ids and its label
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids (B, T), mask (B, T), labels (B,)
+Collate = Callable[[list[Example], int], Batch]  # (examples, max_len) -> batch
+MakeLoaders = Callable[
+    [list[Example], list[Example], int, Callable[[list[Example]], object]],
+    tuple[DataLoader, DataLoader],
+]  # (train_items, valid_items, batch_size, collate) -> (train, valid)
+Evaluate = Callable[[nn.Module, Iterable[Batch]], float]  # (model, batches) -> accuracy
 
 # --- (a) the collate function ---------------------------------------------------------------------
 
@@ -25,7 +36,7 @@ _DOCS = [np.array([5, 6, 7]), np.array([8, 9, 10, 11, 12, 13]), np.array([14])]
 _LABELS = [1, 0, 1]
 
 
-def check_collate(collate) -> CheckResult:
+def check_collate(collate: Collate) -> CheckResult:
     """``collate(examples, max_len)``: a list of (token ids, label) -> ids (B, T) long, padded with
     0 to the longest document (at most ``max_len``), mask (B, T) bool, True at real tokens, and
     labels (B,) long."""
@@ -142,7 +153,7 @@ def _collate_mistake(ids, mask, labels, max_len: int) -> tuple[str, ...] | None:
 # --- (b) masked mean pooling ----------------------------------------------------------------------
 
 
-def check_masked_mean(fn) -> CheckResult:
+def check_masked_mean(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(x, mask)``: x (B, T, d), mask (B, T) with True/1 at real tokens -> (B, d), the mean over
     each row's real tokens only."""
     name = "masked mean"
@@ -237,7 +248,7 @@ def _broadcast_failure(name: str, error: str, batch: int, tokens: int, dim: int)
 # --- (c) loaders, one training step, the evaluation pass -----------------------------------------
 
 
-def check_loaders(make_loaders) -> CheckResult:
+def check_loaders(make_loaders: MakeLoaders) -> CheckResult:
     """``make_loaders(train_items, valid_items, batch_size, collate)`` -> (train, valid) DataLoaders:
     train shuffled in batches of ``batch_size``, valid every example once in a fixed order, both
     batching with ``collate``."""
@@ -319,7 +330,7 @@ class _Probe(nn.Module):
     """A small classifier that records, for each forward pass, whether gradients were on and
     whether it was in train mode."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.linear = nn.Linear(4, 2)
         self.dropout = nn.Dropout(0.5)
@@ -341,7 +352,9 @@ def _probe_batch(
     return x, torch.ones(8, 3, dtype=torch.bool), (x.sum((1, 2)) > 0).long()
 
 
-def check_train_step(step) -> CheckResult:
+def check_train_step(
+    step: Callable[[nn.Module, Batch, torch.optim.Optimizer], float],
+) -> CheckResult:
     """``step(model, batch, optimizer)``: model(ids, mask) on batch = (ids, mask, labels), the
     cross-entropy, one update; returns the loss as a number."""
     name = "training step"
@@ -452,7 +465,7 @@ def _batch_loss(weights: dict[str, torch.Tensor], batch) -> float:
         return F.cross_entropy(model(ids, mask), labels).item()
 
 
-def check_evaluate(evaluate) -> CheckResult:
+def check_evaluate(evaluate: Evaluate) -> CheckResult:
     """``evaluate(model, batches)``: accuracy over all batches of (ids, mask, labels), with dropout
     off and no gradients tracked."""
     name = "evaluation pass"
@@ -511,8 +524,8 @@ def _evaluate(name: str, evaluate) -> CheckResult:
 
 
 def check_pipeline_on_model(
-    collate, make_loaders, evaluate, model: nn.Module, valid_items: list, max_len: int,
-    reference: float,
+    collate: Collate, make_loaders: MakeLoaders, evaluate: Evaluate, model: nn.Module,
+    valid_items: list, max_len: int, reference: float,
 ) -> CheckResult:  # fmt: skip
     """Score the trained ``model`` on the validation items with the student's collate, loaders and
     evaluation pass (on the CPU); it should match ``reference``, what the course's loop measured."""

@@ -6,9 +6,10 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.nn as nn
@@ -19,9 +20,12 @@ from helpers.files import json_digest
 from helpers.finetune.data import Example, Task, loader, make_collate, notebook_data
 from helpers.finetune.models import load_classifier
 from helpers.pretrained import model_digest, resolve_model
+from helpers.profiles import Sizes04
 from helpers.tables import label_index
 from helpers.training import History, TrainConfig, autocast, choose_precision, fit, grad_scaler
 from helpers.training.loop import lr_factor, to_device
+
+T = TypeVar("T")
 
 
 @config
@@ -115,7 +119,13 @@ def experiment(
     return FinetuneRun(history, model, tokenizer, collate)
 
 
-def train_step(model, batch, optimizer, scheduler, clip: float = 1.0) -> float:
+def train_step(
+    model: nn.Module,
+    batch: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    clip: float = 1.0,
+) -> float:
     """One optimizer step on one batch (the exercise's answer; ``training.run_epoch`` adds precision
     and accumulation): train mode, clear, forward, backward, clip, step, schedule."""
     model.train()  # dropout on (evaluate switched it off)
@@ -129,7 +139,9 @@ def train_step(model, batch, optimizer, scheduler, clip: float = 1.0) -> float:
 
 
 @torch.no_grad()  # no graph: evaluation never calls backward
-def classification_scores(model, batches, device) -> dict[str, float]:
+def classification_scores(
+    model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], device: torch.device | str
+) -> dict[str, float]:
     """Accuracy over all examples, and precision, recall and F1 of the positive class (label 1),
     with scikit-learn; the model in eval mode (dropout off)."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
@@ -147,8 +159,8 @@ def classification_scores(model, batches, device) -> dict[str, float]:
 
 
 def overfit_check(
-    model, rows: list[Example], collate: Callable, device: torch.device, epochs: int = 20,
-    lr: float = 1e-4, seed: int | None = None, step: Callable = train_step,
+    model: nn.Module, rows: list[Example], collate: Callable, device: torch.device,
+    epochs: int = 20, lr: float = 1e-4, seed: int | None = None, step: Callable = train_step,
     evaluate: Callable = classification_scores,
 ) -> History:  # fmt: skip
     """Train on 10 examples and measure accuracy on the same 10: a working setup reaches 100%.
@@ -171,7 +183,7 @@ def overfit_check(
 
 
 def training_probe(
-    model,
+    model: nn.Module,
     rows: list[Example],
     collate: Callable,
     device: torch.device,
@@ -248,12 +260,17 @@ def largest_batch_size(
     }
 
 
-def grid(lrs, epochs) -> list[dict]:
+def grid(lrs: Sequence[float], epochs: Sequence[int]) -> list[dict]:
     """Every (lr, epochs) pair."""
     return [{"lr": lr, "epochs": e} for lr in lrs for e in epochs]
 
 
-def random_configs(n: int, lr_range=(1e-5, 1e-3), epochs=(2, 3, 4), seed: int = 42) -> list[dict]:
+def random_configs(
+    n: int,
+    lr_range: tuple[float, float] = (1e-5, 1e-3),
+    epochs: Sequence[int] = (2, 3, 4),
+    seed: int = 42,
+) -> list[dict]:
     """``n`` configurations: lr log-uniform in ``lr_range``, epochs from ``epochs``."""
     rng = random.Random(seed)
     low, high = math.log10(lr_range[0]), math.log10(lr_range[1])
@@ -290,7 +307,7 @@ def compare(names: list[str], run: Callable[[str], dict]) -> list[dict]:
     return rows
 
 
-def explorer_data(name: str, sizes) -> dict[str, tuple[dict, Task]]:
+def explorer_data(name: str, sizes: Sizes04) -> dict[str, tuple[dict, Task]]:
     """Both data sets for the explorer widget; one that cannot be loaded is left out, and it says so."""
     data = {}
     for each in dict.fromkeys([name, "sst2", "boolq"]):
@@ -308,7 +325,7 @@ def explorer_data(name: str, sizes) -> dict[str, tuple[dict, Task]]:
 
 def seeded_runs(
     model_name: str, splits: dict[str, list[Example]], task: Task, device: torch.device,
-    cfg: FinetuneConfig, seeds: int, first_seed: int | None = None, **options,
+    cfg: FinetuneConfig, seeds: int, first_seed: int | None = None, **options: Any,
 ) -> list[FinetuneRun]:  # fmt: skip
     """The same run with ``seeds`` seeds (``first_seed``, +1, …): the spread shows what is luck."""
     first = current_seed() if first_seed is None else first_seed
@@ -333,7 +350,10 @@ def summarize(scores: list[dict[str, float]]) -> dict[str, str]:
 
 
 def score_runs(
-    runs: list[FinetuneRun], rows: list[Example], device, evaluate: Callable = classification_scores
+    runs: list[FinetuneRun],
+    rows: list[Example],
+    device: torch.device,
+    evaluate: Callable = classification_scores,
 ) -> list[dict]:
     """``evaluate`` of every run's model on ``rows`` (batched by the run's own collate)."""
     return [
@@ -372,7 +392,7 @@ def format_seconds(seconds: float) -> str:
     )
 
 
-def timed(fn: Callable, *args, **kwargs):
+def timed(fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
     """(result, seconds) of ``fn(*args, **kwargs)``."""
     start = time.perf_counter()
     return fn(*args, **kwargs), time.perf_counter() - start
@@ -392,8 +412,8 @@ def baselines(splits: dict[str, list[Example]], task: Task, split: str = "dev") 
     }
 
 
-def largest_batch_here(model, rows: list[Example], collate: Callable, device: torch.device,
-                       precision: str = "auto") -> dict:  # fmt: skip
+def largest_batch_here(model: nn.Module, rows: list[Example], collate: Callable,
+                       device: torch.device, precision: str = "auto") -> dict:  # fmt: skip
     """The largest training batch that fits on this process's GPU, probed on a copy of ``model``;
     with the GPU's name (``--find-batch`` prints it in every process of a job)."""
     found = largest_batch_size(

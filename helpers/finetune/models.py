@@ -1,12 +1,18 @@
 """Notebook 04's models: pretrained BERT-family encoders with a new classification head, T5 as a
 text-to-text classifier, and tiny random ones for tests where the real weights add nothing."""
 
+from typing import TYPE_CHECKING
+
 from helpers import pretrained
 from helpers.finetune.t5 import load_t5_classifier, tiny_t5
 from helpers.pretrained import resolve_model
 
+if TYPE_CHECKING:
+    import torch.nn as nn
+    import transformers
 
-def load_tokenizer(name_or_dir: str):
+
+def load_tokenizer(name_or_dir: str) -> "transformers.PreTrainedTokenizerBase":
     from transformers import AutoTokenizer
 
     with pretrained.naming_offline_misses(name_or_dir):
@@ -15,7 +21,9 @@ def load_tokenizer(name_or_dir: str):
         )
 
 
-def load_classifier(name_or_dir: str, num_labels: int, dropout: float | None = None):
+def load_classifier(
+    name_or_dir: str, num_labels: int, dropout: float | None = None
+) -> "tuple[nn.Module, transformers.PreTrainedTokenizerBase]":
     """(model, tokenizer): a pretrained encoder with a new, randomly initialised classification head.
 
     ``dropout``: a BERT's dropout (hidden states and attention weights) for fine-tuning instead of the
@@ -58,7 +66,7 @@ def load_classifier(name_or_dir: str, num_labels: int, dropout: float | None = N
     return model, tokenizer
 
 
-def check_max_length(model, max_length: int, source: str) -> None:
+def check_max_length(model: "nn.Module", max_length: int, source: str) -> None:
     """A ValueError, naming ``source``, if inputs of ``max_length`` tokens would not fit the model's
     position table (it would fail inside the model); models without one (T5's relative positions) pass."""
     positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
@@ -67,7 +75,7 @@ def check_max_length(model, max_length: int, source: str) -> None:
                          f"{source}; give --max-length {positions} or less")  # fmt: skip
 
 
-def tiny_bert(vocab_size: int, num_labels: int = 2):
+def tiny_bert(vocab_size: int, num_labels: int = 2) -> "transformers.BertForSequenceClassification":
     """A 2-layer, 64-wide BERT from a config (random weights, from torch's current generator)."""
     from transformers import BertConfig, BertForSequenceClassification
 

@@ -10,6 +10,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,6 +20,9 @@ from helpers.download import cache_dir
 from helpers.gpt.model import GPT
 from helpers.gpt.pretrained import tiny_gpt2
 from helpers.training import generate
+
+if TYPE_CHECKING:
+    import transformers
 
 TINY = "tiny"  # the offline stand-in: a random 2-layer GPT-2 and a byte-level BPE trained on made-up text
 
@@ -49,8 +53,9 @@ def _encode(tokenizer, text: str, device: torch.device) -> torch.Tensor:
     return torch.tensor([ids], device=device)  # (1, T)
 
 
-def prefix_samples(model: GPT, tokenizer, prefixes: Sequence[str], samples: int = 5, tokens: int = 20,
-                   seed: int = 42, **sampling) -> dict[str, list[str]]:  # fmt: skip
+def prefix_samples(model: GPT, tokenizer: "transformers.PreTrainedTokenizerBase",
+                   prefixes: Sequence[str], samples: int = 5, tokens: int = 20, seed: int = 42,
+                   **sampling: float | None) -> dict[str, list[str]]:  # fmt: skip
     """{prefix: ``samples`` continuations of ``tokens`` tokens}, drawn with ``sampling`` (temperature,
     top_k, top_p) from one generator seeded ``seed``: the same seed gives the same table."""
     device = next(model.parameters()).device
@@ -68,7 +73,9 @@ def prefix_samples(model: GPT, tokenizer, prefixes: Sequence[str], samples: int 
 
 
 @torch.no_grad()
-def next_token_table(model: GPT, tokenizer, text: str, top: int = 10) -> list[tuple[str, float]]:
+def next_token_table(
+    model: GPT, tokenizer: "transformers.PreTrainedTokenizerBase", text: str, top: int = 10
+) -> list[tuple[str, float]]:
     """The ``top`` most likely next tokens after ``text``, with their probabilities."""
     model.eval()
     idx = _encode(tokenizer, text, next(model.parameters()).device)[:, -model.config.block_size :]
@@ -125,7 +132,9 @@ def tokens_per_second(model: GPT, prompt: torch.Tensor, tokens: int, cache: bool
 
 
 @torch.no_grad()
-def transformers_greedy(hf_model, prompt: torch.Tensor, tokens: int) -> torch.Tensor:
+def transformers_greedy(
+    hf_model: "transformers.GPT2LMHeadModel", prompt: torch.Tensor, tokens: int
+) -> torch.Tensor:
     """``hf_model.generate`` greedy for exactly ``tokens`` new tokens (no stop at end-of-text, which
     our loop does not have either). Every setting goes into a copy of the model's generation config:
     passing it together with ``max_new_tokens=`` is deprecated in transformers 5."""

@@ -89,7 +89,7 @@ class CausalSelfAttention(nn.Module):
         dropout: float = 0.0,
         fast: bool = False,
         additive_dim: int | None = None,
-    ):
+    ) -> None:
         super().__init__()
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {variant!r}")

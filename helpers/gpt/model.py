@@ -59,7 +59,7 @@ class GPTConfig:
 class GPT(nn.Module):
     """A decoder-only transformer language model (nanoGPT's shape) built from the course's one block."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
         self.config = cfg
         d = cfg.embd

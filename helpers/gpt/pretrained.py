@@ -7,6 +7,7 @@ and the fused query-key-value weight ``c_attn`` (d, 3d) is cut into the three.
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -14,10 +15,13 @@ from helpers.env import seeded
 from helpers.files import save_into
 from helpers.gpt.model import GPT, GPTConfig
 
+if TYPE_CHECKING:
+    import transformers
+
 ACTIVATION = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu"}
 
 
-def config_from_gpt2(hf_config) -> GPTConfig:
+def config_from_gpt2(hf_config: "transformers.GPT2Config") -> GPTConfig:
     """Our ``GPTConfig`` for a ``transformers.GPT2Config``."""
     if hf_config.activation_function not in ACTIVATION:
         raise ValueError(f"GPT-2 activation {hf_config.activation_function!r} is not supported; "

@@ -8,11 +8,15 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpers.cli import Parser
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.imdb.data import Split, check_apart, check_splits, read_jsonl, split_off
 from helpers.text import clean
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline  # noqa: F401 (only in string annotations: vulture misses it)
 
 COMMAND = "python -m helpers.imdb.baseline"  # named in its reports: no other command replaces one
 SHAPE = ("valid_accuracy_by_C", "chosen_C")  # the keys of its reports from before that field
@@ -20,13 +24,15 @@ SHAPE = ("valid_accuracy_by_C", "chosen_C")  # the keys of its reports from befo
 C_GRID: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 256.0, 1024.0)  # inverse regularisation, tried
 
 
-def fit_baseline(train: Split, valid: Split, c_grid: tuple[float, ...] = C_GRID):
+def fit_baseline(
+    train: Split, valid: Split, c_grid: tuple[float, ...] = C_GRID
+) -> "tuple[Pipeline, dict[float, float]]":
     """(the pipeline refit with the chosen C, validation accuracy of every C)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    def pipeline(c: float):
+    def pipeline(c: float) -> "Pipeline":
         vectorizer = TfidfVectorizer(preprocessor=clean, ngram_range=(1, 2), min_df=2,
                                      sublinear_tf=True)  # fmt: skip
         return make_pipeline(vectorizer, LogisticRegression(C=c, max_iter=1000))

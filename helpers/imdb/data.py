@@ -11,6 +11,7 @@ from pathlib import Path
 from helpers.download import DownloadError, cache_dir, fetch
 from helpers.files import extract_tar, same_file
 from helpers.glove import Glove, download_glove, load_glove
+from helpers.profiles import Sizes03
 from helpers.synthetic import synthetic_glove, synthetic_reviews
 from helpers.tables import check_columns, check_texts, int_labels, label_index, read_rows
 
@@ -176,7 +177,7 @@ def local_glove(dim: int) -> Path | None:
     return found[0] if found else None
 
 
-def notebook_data(sizes) -> tuple[dict[str, Split], Glove, str]:
+def notebook_data(sizes: Sizes03) -> tuple[dict[str, Split], Glove, str]:
     """Notebook 03's train/valid/test splits and GloVe vectors for a profile's ``sizes``
     (``helpers.profiles.Sizes03``), and where they came from. Repeated real reviews are dropped, so
     each review is in one split once."""

@@ -4,7 +4,9 @@ with the one training loop, test it once, and look inside it."""
 import hashlib
 import re
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +20,9 @@ from helpers.imdb.data import Split
 from helpers.layers import ModuleFactory
 from helpers.text import bucketed_batches, pad_batch, tokenize_cached
 from helpers.training import History, Metrics, TrainConfig, evaluate, fit, predict
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @config
@@ -196,7 +201,7 @@ def run(
     progress: bool = True,
     attention: ModuleFactory | None = None,
     layer_norm: ModuleFactory | None = None,
-    callbacks=(),
+    callbacks: Sequence[Callable[[History], None]] = (),
 ) -> ImdbRun:
     """Train on "train" and validate each epoch on "valid". The test split is never touched here:
     choose settings on validation, then call ``score_test`` once, for the settings chosen.
@@ -238,7 +243,7 @@ def score_test(
 def misclassified(
     prepared: Prepared, model: MyTransformer, device: torch.device, k: int = 10,
     split: str = "valid", chars: int = 1500,
-):  # fmt: skip
+) -> "pd.DataFrame":  # fmt: skip
     """The ``k`` reviews of ``split`` the model gets wrong most confidently, as a DataFrame (each
     review's first ``chars`` characters)."""
     import pandas as pd

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from helpers.bert import BertModel
 from helpers.cli import Parser, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
@@ -106,7 +107,7 @@ def check_json(args: argparse.Namespace) -> None:
     args.checkpoint = report_checkpoint(args.checkpoint, args.json, inputs, MADE_BY)
 
 
-def check_max_len(cfg: MinbertConfig, bert, args: argparse.Namespace) -> None:
+def check_max_len(cfg: MinbertConfig, bert: BertModel, args: argparse.Namespace) -> None:
     """``--max-len`` (given or the default) within the model's position table, before training
     (a longer batch would fail inside the model)."""
     try:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -34,6 +35,9 @@ from helpers.minbert.data import (
 )
 from helpers.text import bucketed_batches
 from helpers.training import History, TrainConfig, evaluate, fit, predict
+
+if TYPE_CHECKING:
+    import transformers
 
 OPTIONS = ("pretrain", "finetune")
 Batch = tuple[
@@ -144,7 +148,9 @@ def set_hidden_dropout(model: nn.Module, p: float) -> None:
             module.p = p
 
 
-def encode(tokenizer, examples: Sequence[Example], max_len: int) -> list[list[int]]:
+def encode(
+    tokenizer: "transformers.PreTrainedTokenizerBase", examples: Sequence[Example], max_len: int
+) -> list[list[int]]:
     """Token ids of every sentence: [CLS] sentence [SEP], cut to ``max_len`` tokens."""
     texts = [e.text for e in examples]
     return tokenizer(texts, truncation=True, max_length=max_len)["input_ids"] if texts else []
@@ -192,7 +198,7 @@ class KeepBest:
     """A ``fit`` callback: after each epoch, keep a copy of the weights if ``key`` is the best so far
     (the first of equal scores); ``restore`` puts the best copy back."""
 
-    def __init__(self, model: nn.Module, key: str = "dev_accuracy"):
+    def __init__(self, model: nn.Module, key: str = "dev_accuracy") -> None:
         self.model, self.key = model, key
         self.best, self.epoch, self.state = -1.0, 0, None
 

@@ -5,12 +5,13 @@ Each plot function returns a matplotlib Figure. Only ``training`` imports pandas
 """
 
 import inspect
+from collections.abc import Callable
 
 import torch
 from IPython.display import Code
 
 
-def show_source(obj) -> Code:
+def show_source(obj: type | Callable) -> Code:
     """The source code of a helpers function or class, highlighted in the notebook."""
     return Code(inspect.getsource(obj), language="python")
 

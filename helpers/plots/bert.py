@@ -1,5 +1,8 @@
 """Notebook 05: BERT's parameters per component, and frozen vs fine-tuned learning curves."""
 
+from collections.abc import Mapping
+from typing import Any
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
@@ -17,7 +20,7 @@ FORMULAS = {
 }
 
 
-def parameter_table(config) -> pd.DataFrame:
+def parameter_table(config: BertConfig | Mapping[str, Any] | Any) -> pd.DataFrame:
     """Each component's formula, its value for ``config``, and its share of the total."""
     parts = parameter_breakdown(config)
     total = sum(parts.values())

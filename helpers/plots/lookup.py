@@ -44,7 +44,7 @@ def _labels(prefix: str, n: int) -> list[str]:
     return [f"{prefix}{i + 1}" for i in range(n)]
 
 
-def lookup_table(query, keys, values) -> Table:
+def lookup_table(query: att.Array, keys: att.Array, values: att.Array) -> Table:
     """One row per key: the key, its value, the score q·k and the argmax and softmax weights."""
     q, k, v = att.validate(query, keys, values)
     soft = att.softmax_attention(q, k, v, scale=1.0, return_weights=True)[1]
@@ -59,7 +59,7 @@ def lookup_table(query, keys, values) -> Table:
     return Table(columns, index=_labels("k", k.shape[0]))
 
 
-def queries_table(keys, queries: dict[str, torch.Tensor]) -> Table:
+def queries_table(keys: att.Array, queries: dict[str, torch.Tensor]) -> Table:
     """One row per labelled query: its score q·k and its softmax weight on each key (scale 1)."""
     k = att.as_float(keys)
     columns: dict[str, list] = {}
@@ -138,7 +138,12 @@ def plot_weight_matrix(weights: torch.Tensor, title: str = "") -> Figure:
 
 
 def plot_argmax_vs_softmax(
-    query, keys, values, target, points: int = 201, span: float = 3.0
+    query: att.Array,
+    keys: att.Array,
+    values: att.Array,
+    target: att.Array,
+    points: int = 201,
+    span: float = 3.0,
 ) -> Figure:
     """Left: the loss as q[0] moves, for both lookups. Right: the gradient size at q, for both."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))

@@ -2,11 +2,13 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 
 def dev_test_bars(
     rows: list[dict], title: str = "Fine-tuned on the cluster: the run dev chose per model"
-):
+) -> Figure:
     """Grouped bars: dev and test accuracy for each row (one per model)."""
     fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 3, 3.5))
     x = np.arange(len(rows))
@@ -21,7 +23,7 @@ def dev_test_bars(
     return fig
 
 
-def plot_sharding(batches: int, processes: int, accumulate: int, ax=None):
+def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None = None) -> Figure:
     """An epoch's batches dealt to the processes (a row per rank, its batches in order): each cell is
     coloured by the optimizer step it joins and numbered with its batch; ``accumulate`` is per process.
     The batches no rank can take are counted in the x label."""

@@ -19,6 +19,7 @@ model's dev and test accuracy. Bad input exits 2.
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from helpers.cli import Parser, check_magnitude
@@ -38,7 +39,7 @@ from helpers.scaling.slurm import (
 COMMAND = "python -m helpers.scaling"  # named in its reports: no other command replaces one
 
 
-def numbers(kind: type):
+def numbers(kind: type) -> Callable[[str], list]:
     def parse(text: str) -> list:
         pieces = [v.strip() for v in text.split(",") if v.strip()]
         try:

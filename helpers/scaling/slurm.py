@@ -18,9 +18,13 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpers.files import write_json, write_text
 from helpers.tables import check_columns, check_labels, label_index, read_rows
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FLAGS = ("train_file", "eval_file", "test_file", "text_column", "label_column",
          "max_train_examples", "batch_size", "max_length", "seed")  # fmt: skip
@@ -384,7 +388,7 @@ def best_on_dev(rows: list[dict]) -> dict:
     return max(scored, key=lambda r: r["dev"])
 
 
-def grid_table(rows: list[dict]):
+def grid_table(rows: list[dict]) -> "pd.DataFrame":
     """Dev accuracy as a table: one row per (model, lr), one column per epochs."""
     import pandas as pd
 

@@ -25,6 +25,7 @@ with the same ids (tested); on that text, the same 4,000 pieces as two of the li
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenizers import (
     Tokenizer,
@@ -37,6 +38,9 @@ from tokenizers import (
 )
 
 from helpers.tables import read_utf8
+
+if TYPE_CHECKING:
+    import transformers
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0 … 4
 MODEL_MAX_LENGTH = 512
@@ -83,7 +87,7 @@ def _specials() -> dict[str, str]:
 
 def train_wordpiece(
     texts: Iterable[str], vocab_size: int, *, lowercase: bool = True, min_frequency: int = 2
-):
+) -> "transformers.BertTokenizerFast":
     """A BERT WordPiece tokenizer (``transformers.BertTokenizerFast``) trained on ``texts``."""
     from transformers import BertTokenizerFast
 
@@ -137,7 +141,7 @@ def _alphabet(tok: Tokenizer, texts: list[str]) -> list[str]:
 
 def train_bpe(
     texts: Iterable[str], vocab_size: int, *, lowercase: bool = True, min_frequency: int = 2
-):
+) -> "transformers.PreTrainedTokenizerFast":
     """A BPE tokenizer (``transformers.PreTrainedTokenizerFast``) with BERT's special tokens, trained on
     ``texts``; its merges are ``bpe.learn_bpe``'s (same pre-tokeniser, no word-boundary marker)."""
     from transformers import PreTrainedTokenizerFast
@@ -163,7 +167,9 @@ def train_bpe(
     )
 
 
-def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, model_max_length: int = 1024):
+def train_byte_level_bpe(
+    texts: Iterable[str], vocab_size: int, model_max_length: int = 1024
+) -> "transformers.PreTrainedTokenizerFast":
     """A GPT-2-style tokenizer (``transformers.PreTrainedTokenizerFast``) trained on ``texts``: byte-level
     BPE (every byte is in the vocabulary, so no text is ever unknown; a space is part of the word after
     it, "Ġ"), one special token ``<|endoftext|>``, and a decoder that gives the text back exactly."""
@@ -183,14 +189,16 @@ def train_byte_level_bpe(texts: Iterable[str], vocab_size: int, model_max_length
                                    bos_token=end, eos_token=end, unk_token=end)  # fmt: skip
 
 
-def bpe_merges(tokenizer) -> list[tuple[str, str]]:
+def bpe_merges(
+    tokenizer: "Tokenizer | transformers.PreTrainedTokenizerFast",
+) -> list[tuple[str, str]]:
     """The merges of a BPE tokenizer (``tokenizers.Tokenizer`` or a ``transformers`` fast one), in order."""
     tok = getattr(tokenizer, "backend_tokenizer", tokenizer)
     merges = json.loads(tok.to_str())["model"]["merges"]
     return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in merges]
 
 
-def fertility(tokenizer, texts: Iterable[str]) -> float:
+def fertility(tokenizer: "transformers.PreTrainedTokenizerBase", texts: Iterable[str]) -> float:
     """Tokens per whitespace-separated word over ``texts``, special tokens not counted.
 
     1.0 means every word is one token; a tokenizer cut for another kind of text splits more. Punctuation

@@ -6,7 +6,7 @@
 - fp32 on a CPU or Apple's mps.
 """
 
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 
@@ -30,7 +30,7 @@ def choose_precision(device: torch.device, requested: str = "auto") -> str:
     return "bf16" if major >= 8 else "fp16"
 
 
-def autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[None]:
     """The autocast context for ``precision`` (nothing for fp32)."""
     if precision == "fp32":
         return nullcontext()
@@ -38,7 +38,9 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def grad_scaler(device: torch.device, precision: str):
+def grad_scaler(
+    device: torch.device, precision: str
+) -> "torch.amp.GradScaler | torch.cuda.amp.GradScaler":
     """Loss scaling for fp16 (a no-op otherwise). torch 2.2 has only torch.cuda.amp's GradScaler."""
     enabled = precision == "fp16"
     if hasattr(torch.amp, "GradScaler"):

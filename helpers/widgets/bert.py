@@ -1,6 +1,7 @@
 """Notebook 05's widget: how BERT's parameters split between its parts, for any shape."""
 
 import ipywidgets as w
+from matplotlib.figure import Figure
 
 from helpers.bert import BertConfig, count_parameters
 from helpers.plots.bert import plot_parameter_breakdown
@@ -46,7 +47,7 @@ def parameter_explorer(layers: int = 12, hidden: int = 768, heads: int = 12, int
         "positions": _int("max positions P", positions, 128, 4096, 128),
     }
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         configs = {"all-MiniLM-L6-v2": MINILM, "bert-base": {}, "yours": state["config"]}
         title = f"yours: {state['total']:,} parameters; {state['note']}"
         return plot_parameter_breakdown(configs, title)

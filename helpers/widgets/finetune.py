@@ -1,14 +1,23 @@
 """Notebook 04's widget: fine-tune a chosen model on a chosen data set and compare the dev curves
 (dev only: the test set is scored once, at the end of the notebook, never here)."""
 
+from typing import TYPE_CHECKING
+
 import ipywidgets as w
+from matplotlib.figure import Figure
 
 from helpers.finetune import experiments
 from helpers.plots.training import plot_curves
+from helpers.profiles import Sizes04
 from helpers.widgets.live import STYLE, live_runs
 
+if TYPE_CHECKING:
+    import torch
 
-def finetune_explorer(models: list[str], data: dict, device, sizes) -> w.VBox:
+
+def finetune_explorer(
+    models: list[str], data: dict, device: "torch.device", sizes: Sizes04
+) -> w.VBox:
     """Choose a model, a data set, lr, epochs and batch size; "run" fine-tunes and adds a dev curve.
 
     ``data`` maps a data-set name to (splits, task) as ``experiments.explorer_data`` returns them;
@@ -41,7 +50,7 @@ def finetune_explorer(models: list[str], data: dict, device, sizes) -> w.VBox:
         runs[label] = result.history
         return f"{label}: dev accuracy {result.history.last('dev_accuracy'):.1%}"
 
-    def draw(runs: dict[str, dict]):
+    def draw(runs: dict[str, dict]) -> Figure:
         return plot_curves(runs, "dev", "dev accuracy of every run")
 
     # A model that cannot load (offline: OSError), does not fit (RuntimeError) or a bad setting

@@ -2,15 +2,27 @@
 length, and the next-token distribution of a text the student types."""
 
 import html
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
+from matplotlib.figure import Figure
 
 from helpers.generation.runs import next_token_table, prefix_samples
 from helpers.plots.generation import plot_next_tokens
 from helpers.widgets.live import STYLE, int_slider, live_html, live_plot, slider
 
+if TYPE_CHECKING:
+    import transformers
 
-def sampling_explorer(model, tokenizer, prefixes: list[str], seed: int = 42) -> w.VBox:
+    from helpers.gpt.model import GPT
+
+
+def sampling_explorer(
+    model: "GPT",
+    tokenizer: "transformers.PreTrainedTokenizerBase",
+    prefixes: list[str],
+    seed: int = 42,
+) -> w.VBox:
     """Sliders for temperature, top-k (0: off), top-p and length; one sample per prefix, redrawn on
     release with the same seed, so only the sliders change what is written."""
     controls = {
@@ -38,7 +50,9 @@ def sampling_explorer(model, tokenizer, prefixes: list[str], seed: int = 42) -> 
     return live_html(controls, compute, draw)
 
 
-def next_token_explorer(model, tokenizer, text: str) -> w.VBox:
+def next_token_explorer(
+    model: "GPT", tokenizer: "transformers.PreTrainedTokenizerBase", text: str
+) -> w.VBox:
     """Type a text (Enter to apply): the ten most likely next tokens as bars."""
     controls = {"text": w.Text(value=text, description="text", continuous_update=False,
                                layout=w.Layout(width="600px"), style=STYLE)}  # fmt: skip
@@ -46,7 +60,7 @@ def next_token_explorer(model, tokenizer, text: str) -> w.VBox:
     def compute(text: str) -> dict:
         return {"text": text or " ", "rows": next_token_table(model, tokenizer, text or " ")}
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         return plot_next_tokens(state["rows"], f"after {state['text'][-40:]!r}")
 
     return live_plot(controls, compute, draw)

@@ -7,6 +7,7 @@ They are given the trained models: ``{label: (model, vocab)}``.
 import html
 
 import ipywidgets as w
+from matplotlib.figure import Figure
 
 from helpers.gpt.runs import inspect, sample
 from helpers.plots.gpt import plot_attention_and_next
@@ -42,7 +43,7 @@ def attention_explorer(models: dict, prompt: str) -> w.VBox:
         return {**state, "name": name, "layer": min(layer, cfg.layers - 1),
                 "head": min(head, cfg.heads - 1), "dropped": unknown}  # fmt: skip
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         note = f" (left out: {state['dropped']})" if state["dropped"] else ""
         return plot_attention_and_next(
             state, state["layer"], state["head"], title=state["name"] + note

@@ -4,11 +4,17 @@ and what padding does to it.
 They are given the model and tokenizer, so they never import transformers themselves.
 """
 
+from typing import TYPE_CHECKING
+
 import ipywidgets as w
+from matplotlib.figure import Figure
 
 from helpers.plots.layers import plot_attention_heatmap, plot_heads_grid
 from helpers.pretrained import attention_map, attention_maps
 from helpers.widgets.live import index_slider, live_plot, slider
+
+if TYPE_CHECKING:
+    import transformers
 
 
 def sentence_box(sentence: str) -> w.Text:
@@ -17,7 +23,13 @@ def sentence_box(sentence: str) -> w.Text:
                   layout=w.Layout(width="600px"))  # fmt: skip
 
 
-def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int = 0) -> w.VBox:
+def attention_heatmap(
+    model: "transformers.BertModel",
+    tokenizer: "transformers.PreTrainedTokenizerBase",
+    sentence: str,
+    layer: int = 2,
+    head: int = 0,
+) -> w.VBox:
     """A pretrained encoder's attention over a sentence (a text box): sliders for layer, head,
     temperature, padding length, and a mask on/off switch."""
     config = model.config
@@ -30,10 +42,10 @@ def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int
         "use_mask": w.Checkbox(value=True, description="mask the padding"),
     }
 
-    def compute(sentence: str, **settings) -> dict:
+    def compute(sentence: str, **settings: float | bool) -> dict:
         return attention_map(model, tokenizer, sentence or "(empty)", **settings)
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         on_padding = state["on_padding"]  # each real token's weight on the padding
         leak = float(on_padding.mean()) if on_padding.any() else 0.0
         title = (
@@ -46,7 +58,12 @@ def attention_heatmap(model, tokenizer, sentence: str, layer: int = 2, head: int
     return live_plot(controls, compute, draw)
 
 
-def heads_grid(model, tokenizer, sentence: str, layer: int = 2) -> w.VBox:
+def heads_grid(
+    model: "transformers.BertModel",
+    tokenizer: "transformers.PreTrainedTokenizerBase",
+    sentence: str,
+    layer: int = 2,
+) -> w.VBox:
     """Every head of one layer at once, over a sentence the student types."""
     controls = {
         "sentence": sentence_box(sentence),
@@ -56,7 +73,7 @@ def heads_grid(model, tokenizer, sentence: str, layer: int = 2) -> w.VBox:
     def compute(sentence: str, layer: int) -> dict:
         return attention_maps(model, tokenizer, sentence or "(empty)", layer)
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         return plot_heads_grid(state["tokens"], state["weights"], "every head of one layer")
 
     return live_plot(controls, compute, draw)

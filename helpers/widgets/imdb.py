@@ -1,5 +1,7 @@
 """Notebook 03's widgets: train the GloVe transformer with other settings, and read what it attends to."""
 
+from typing import TYPE_CHECKING
+
 import ipywidgets as w
 
 from helpers import imdb
@@ -7,12 +9,19 @@ from helpers.plots.imdb import highlight_signed
 from helpers.plots.training import highlight_tokens, plot_runs
 from helpers.widgets.live import STYLE, index_slider, live_html, live_runs
 
+if TYPE_CHECKING:
+    import torch
+
+    from helpers.classifier import MyTransformer
+
 
 def _with(options: list, value) -> list:
     return sorted({*options, value})
 
 
-def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
+def hyperparameter_explorer(
+    prepared: imdb.Prepared, device: "torch.device", base: imdb.ImdbConfig
+) -> w.VBox:
     """Controls for blocks, heads, lr, epochs, max length and frozen embeddings; "train" runs a quick
     training with them and overlays its validation loss on every earlier run's."""
     controls = {
@@ -45,7 +54,7 @@ def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
     }
     runs: list[dict] = []
 
-    def run(**settings) -> str:
+    def run(**settings: float | bool) -> str:
         result = imdb.run(prepared, base.replace(**settings), device, progress=False)
         accuracy = result.history.last(
             "valid_accuracy"
@@ -58,7 +67,13 @@ def hyperparameter_explorer(prepared, device, base: imdb.ImdbConfig) -> w.VBox:
     return live_runs(controls, run, plot_runs, runs, "train", "training…", errors=(ValueError,))
 
 
-def review_attention(prepared, model, device, split: str = "valid", index: int = 0) -> w.VBox:
+def review_attention(
+    prepared: imdb.Prepared,
+    model: "MyTransformer",
+    device: "torch.device",
+    split: str = "valid",
+    index: int = 0,
+) -> w.VBox:
     """A review twice: each token shaded by the attention it receives in the first block, and by how
     much the prediction drops without it (leave one token out)."""
     n = len(prepared.docs[split])

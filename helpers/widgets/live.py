@@ -99,7 +99,7 @@ def live_runs(
     box = w.VBox([*controls.values(), button, status, out])
     box.controls, box.button, box.runs = controls, button, runs
 
-    def on_click(_button=None) -> None:
+    def on_click(_button: w.Button | None = None) -> None:
         status.value = busy
         try:
             summary = run(**_values(controls))
@@ -123,7 +123,7 @@ def _live(
     box = w.VBox([*controls.values(), view])
     box.controls, box.state = controls, {}
 
-    def redraw(_change=None) -> None:
+    def redraw(_change: dict | None = None) -> None:
         box.state = compute(**_values(controls))
         show(box.state)
 

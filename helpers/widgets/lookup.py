@@ -6,6 +6,7 @@ Keys are numbered k1 … kn here as in the text and the plots: a key slider runs
 
 import ipywidgets as w
 import torch
+from matplotlib.figure import Figure
 
 from helpers import attention as att
 from helpers.plots.lookup import plot_lookup, plot_weight_matrix
@@ -22,7 +23,9 @@ def key_slider(description: str, number: int, n: int) -> w.IntSlider:
     )  # fmt: skip
 
 
-def attention_explorer(keys, values, query=None, scale: float = 1.0) -> w.VBox:
+def attention_explorer(
+    keys: att.Array, values: att.Array, query: att.Array | None = None, scale: float = 1.0
+) -> w.VBox:
     """A slider per query component, a scale (inverse temperature) slider and a softmax/argmax toggle."""
     k, v = att.as_float(keys), att.as_float(values)
     q = att.as_float(query) if query is not None else k.new_zeros(k.shape[1])
@@ -39,7 +42,7 @@ def attention_explorer(keys, values, query=None, scale: float = 1.0) -> w.VBox:
         query = [components[f"q{i}"] for i in range(k.shape[1])]
         return {**att.lookup(query, k, v, scale=scale, mode=mode), "mode": mode, "scale": scale}
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         title = "weights = " + (
             "softmax(scale · q·k)" if state["mode"] == "softmax" else "one-hot(argmax q·k)"
         )
@@ -48,7 +51,9 @@ def attention_explorer(keys, values, query=None, scale: float = 1.0) -> w.VBox:
     return live_plot(controls, compute, draw)
 
 
-def selection_explorer(keys, values, strength: float = 1.0, j: int = 1) -> w.VBox:
+def selection_explorer(
+    keys: att.Array, values: att.Array, strength: float = 1.0, j: int = 1
+) -> w.VBox:
     """Part c: sliders for S and the key number j; the lookup with q = S·k_j, its scores, weights
     and distance from v_j."""
     k, v = att.as_float(keys), att.as_float(values)
@@ -60,7 +65,7 @@ def selection_explorer(keys, values, strength: float = 1.0, j: int = 1) -> w.VBo
     def compute(strength: float, j: int) -> dict:
         return att.lookup_state(att.selection_query(k, j - 1, strength), k, v, v[j - 1])
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         title = f"q = S·k_j: distance from v_j = {state['distance']:.3f}"
         return plot_lookup(
             state["weights"], state["output"], state["target"], title, state["scores"]
@@ -69,7 +74,7 @@ def selection_explorer(keys, values, strength: float = 1.0, j: int = 1) -> w.VBo
     return live_plot(controls, compute, draw)
 
 
-def copy_explorer(keys, strength: float = 1.0) -> w.VBox:
+def copy_explorer(keys: att.Array, strength: float = 1.0) -> w.VBox:
     """Part c, every position at once: Q = S·K, the (n, n) weights softmax(Q·Kᵀ) as a heatmap."""
     k = att.as_float(keys)
     controls = {"strength": slider("strength S", strength, 0.0, 20.0, 0.5, continuous_update=True)}
@@ -79,14 +84,16 @@ def copy_explorer(keys, strength: float = 1.0) -> w.VBox:
         eye = torch.eye(len(k), dtype=weights.dtype)
         return {"weights": weights, "distance": float((weights - eye).abs().max())}
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         title = f"Q = S·K: largest gap from the identity = {state['distance']:.3f}"
         return plot_weight_matrix(state["weights"], title)
 
     return live_plot(controls, compute, draw)
 
 
-def averaging_explorer(keys, values, strength: float = 1.0, a: int = 1, b: int = 2) -> w.VBox:
+def averaging_explorer(
+    keys: att.Array, values: att.Array, strength: float = 1.0, a: int = 1, b: int = 2
+) -> w.VBox:
     """Part d: sliders for C and the key numbers a and b; the lookup with q = C·(k_a + k_b)
     against (v_a + v_b)/2."""
     k, v = att.as_float(keys), att.as_float(values)
@@ -100,7 +107,7 @@ def averaging_explorer(keys, values, strength: float = 1.0, a: int = 1, b: int =
         query = att.averaging_query(k, a - 1, b - 1, strength)
         return att.lookup_state(query, k, v, (v[a - 1] + v[b - 1]) / 2)
 
-    def draw(state: dict):
+    def draw(state: dict) -> Figure:
         title = f"q = C·(k_a + k_b): distance from (v_a + v_b)/2 = {state['distance']:.3f}"
         return plot_lookup(
             state["weights"], state["output"], state["target"], title, state["scores"]

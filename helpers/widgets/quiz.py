@@ -5,7 +5,7 @@ import html
 
 import ipywidgets as w
 
-from helpers.quiz import grade, load_quiz
+from helpers.quiz import Question, grade, load_quiz
 
 
 def quiz(name: str) -> w.VBox:
@@ -34,7 +34,12 @@ def quiz(name: str) -> w.VBox:
         button = w.Button(description="Check", button_style="info")
         feedback = w.HTML()
 
-        def on_click(_button, question=question, checkboxes=checkboxes, feedback=feedback) -> None:
+        def on_click(
+            _button: w.Button,
+            question: Question = question,
+            checkboxes: list[w.Checkbox] = checkboxes,
+            feedback: w.HTML = feedback,
+        ) -> None:
             chosen = {i for i, checkbox in enumerate(checkboxes) if checkbox.value}
             result = grade(question, chosen)
             box.results[question.id] = result
