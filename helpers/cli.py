@@ -9,6 +9,7 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
+from typing import Any, NoReturn
 
 INT_MAX = 2**31 - 1  # a count or size beyond this cannot be allocated or run: refused at parsing
 FLOAT32_MAX = 3.4e38  # a number beyond it is inf in float32, where the models compute
@@ -40,7 +41,7 @@ class Parser(argparse.ArgumentParser):
             check_magnitude(value, action.type, arg_string, action)
         return value
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
@@ -66,7 +67,7 @@ def stops_cleanly(what_is_kept: str) -> Callable:
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
-        def run(*args, **kwargs) -> int:
+        def run(*args: Any, **kwargs: Any) -> int:
             try:
                 return main(*args, **kwargs)
             except KeyboardInterrupt:

@@ -43,7 +43,7 @@ def config(cls: type[T]) -> type[T]:
     valid = {f.name for f in dataclasses.fields(cls)}
 
     @functools.wraps(init)
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         unknown = [k for k in kwargs if k not in valid]
         if unknown:
             raise _unknown(type(self), unknown)

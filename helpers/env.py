@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from helpers.profiles import PROFILE_NOTES, PROFILES, sizes_for
+from helpers.profiles import PROFILE_NOTES, PROFILES, Sizes, sizes_for
 
 SEED = 42
 _current_seed = SEED  # the seed of the last setup(): every run function's default
@@ -26,7 +26,7 @@ class Lab:
     device: torch.device
     profile: str
     in_colab: bool
-    sizes: object  # this notebook's sizes in this profile: a config from helpers.profiles
+    sizes: Sizes  # this notebook's sizes in this profile: a config from helpers.profiles
     seed: int = SEED
 
     def describe(self) -> str:

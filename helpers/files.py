@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def json_digest(value: object) -> str:
@@ -185,7 +186,7 @@ def write_json(path: str | Path, data: object) -> Path:
     return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def save_arrays(path: str | Path, **arrays) -> Path:
+def save_arrays(path: str | Path, **arrays: Any) -> Path:
     """``np.savez`` atomically (the arrays keep their names)."""
     import numpy as np
 

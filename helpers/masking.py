@@ -81,7 +81,7 @@ class CharLM(nn.Module):
         style: str,
         depth: int = 1,
         norm: str = "pre",
-    ):
+    ) -> None:
         super().__init__()
         if style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, not {style!r}")

@@ -76,7 +76,7 @@ def rescale_embeddings(embeddings: BertEmbeddings, std: float = 0.02) -> float:
 class MlmHead(nn.Module):
     """Hidden vectors -> a score for every word of the vocabulary (the decoder tied to ``word``)."""
 
-    def __init__(self, cfg: BertConfig, word: nn.Embedding):
+    def __init__(self, cfg: BertConfig, word: nn.Embedding) -> None:
         super().__init__()
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.norm = LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps, fast=True)
@@ -93,7 +93,7 @@ class BertForMaskedLM(nn.Module):
     ``model(ids, mask, positions=chosen)`` only at the chosen positions (N, V), which is all the loss
     needs and (V ≫ H) most of the head's cost saved."""
 
-    def __init__(self, cfg: BertConfig | Mapping[str, Any] | Any, *, init: bool = True):
+    def __init__(self, cfg: BertConfig | Mapping[str, Any] | Any, *, init: bool = True) -> None:
         super().__init__()
         self.bert = BertModel(cfg)
         self.config = self.bert.config

@@ -9,6 +9,7 @@ import math
 import numbers
 import re
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,7 +24,14 @@ from helpers.text import pad_batch
 
 Example = tuple[np.ndarray, int]  # a document's token ids and its label
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # ids (B, T), mask (B, T), labels (B,)
-Collate = Callable[[list[Example], int], Batch]  # (examples, max_len) -> batch
+
+
+class Collate(Protocol):
+    """A student's ``collate(examples, max_len)``; the checks also call it with ``max_len=``."""
+
+    def __call__(self, examples: list[Example], max_len: int) -> Batch: ...
+
+
 MakeLoaders = Callable[
     [list[Example], list[Example], int, Callable[[list[Example]], object]],
     tuple[DataLoader, DataLoader],

@@ -18,11 +18,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, write_report
-from helpers.finetune.data import Task, loader, make_collate
+from helpers.finetune.data import Example, Task, loader, make_collate
 from helpers.finetune.experiments import MADE_BY, FinetuneConfig, largest_batch_here, run_identity
 from helpers.finetune.models import check_max_length, load_classifier
 from helpers.pretrained import offline_miss, short_error
@@ -36,6 +37,9 @@ from helpers.tables import (
 from helpers.training import choose_precision, distributed, evaluate, fit
 from helpers.training.checkpoints import report_checkpoint
 from helpers.training.loop import check_finite_losses
+
+if TYPE_CHECKING:
+    import transformers
 
 COMMAND = "python -m helpers.finetune"  # named in its reports: no other command replaces one
 SHAPE = (
@@ -90,8 +94,9 @@ def check_json(args: argparse.Namespace) -> None:
     args.checkpoint = report_checkpoint(args.checkpoint, args.json, inputs, MADE_BY)
 
 
-def check_first_texts(tokenizer, task: Task, files, max_length: int, positions: int | None,
-                      model_name: str) -> None:  # fmt: skip
+def check_first_texts(tokenizer: "transformers.PreTrainedTokenizerBase", task: Task,
+                      files: list[tuple[Path, list[Example], list[int]]], max_length: int,
+                      positions: int | None, model_name: str) -> None:  # fmt: skip
     """Text pairs: the first text (the question) is never cut, only the second (the passage), so
     each first text must fit whole with the special tokens and at least one token of the second;
     else the tokenizer fails mid-training. ``files``: (name, rows, each row's line) of each file."""

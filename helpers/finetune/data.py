@@ -6,12 +6,18 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch.utils.data import DataLoader
 
 from helpers.finetune import splits
+from helpers.profiles import Sizes04
 from helpers.synthetic import synthetic_pairs, synthetic_reviews
 from helpers.tables import check_columns, read_rows
+
+if TYPE_CHECKING:
+    import transformers
 
 Example = dict  # one row: a text column, maybe a text-pair column, and a label column
 
@@ -148,7 +154,7 @@ def local_folder(name: str) -> str | None:
     return folder if folder and (Path(folder) / name / first).exists() else None
 
 
-def notebook_data(name: str, sizes) -> tuple[dict[str, list[Example]], Task, str]:
+def notebook_data(name: str, sizes: Sizes04) -> tuple[dict[str, list[Example]], Task, str]:
     """Train/dev/test rows of SST-2 or BoolQ for a profile's ``sizes`` (``helpers.profiles.Sizes04``),
     the task's columns, and where the rows came from and how they were split (several lines)."""
     task = HUB[name][2]
@@ -177,7 +183,12 @@ def notebook_data(name: str, sizes) -> tuple[dict[str, list[Example]], Task, str
     return rows, task, "\n".join([source, *result.notes])
 
 
-def make_collate(tokenizer, task: Task, labels: dict, max_length: int = 128) -> Callable:
+def make_collate(
+    tokenizer: "transformers.PreTrainedTokenizerBase",
+    task: Task,
+    labels: dict,
+    max_length: int = 128,
+) -> Callable:
     """A DataLoader collate function: tokenise a batch and pad it to its own longest example only."""
 
     def collate(rows: list[Example]) -> dict[str, torch.Tensor]:
@@ -198,17 +209,21 @@ def make_collate(tokenizer, task: Task, labels: dict, max_length: int = 128) -> 
 
 
 def collate_rows(
-    rows: list[Example], tokenizer, task: Task, labels: dict, max_length: int = 128
+    rows: list[Example],
+    tokenizer: "transformers.PreTrainedTokenizerBase",
+    task: Task,
+    labels: dict,
+    max_length: int = 128,
 ) -> dict:
     """``make_collate``'s batch with the notebook exercise's signature (all settings as arguments)."""
     return make_collate(tokenizer, task, labels, max_length)(rows)
 
 
-def loader(rows: list[Example], collate: Callable, batch_size: int, shuffle: bool, seed: int = 42):
+def loader(
+    rows: list[Example], collate: Callable, batch_size: int, shuffle: bool, seed: int = 42
+) -> DataLoader:
     """A DataLoader over ``rows`` (shuffled with ``seed``, so a run is repeatable)."""
     if not rows:
         raise ValueError("no examples to batch: the split is empty")
     generator = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(
-        rows, batch_size, shuffle=shuffle, collate_fn=collate, generator=generator
-    )
+    return DataLoader(rows, batch_size, shuffle=shuffle, collate_fn=collate, generator=generator)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn as nn
@@ -24,6 +24,9 @@ from helpers.profiles import Sizes04
 from helpers.tables import label_index
 from helpers.training import History, TrainConfig, autocast, choose_precision, fit, grad_scaler
 from helpers.training.loop import lr_factor, to_device
+
+if TYPE_CHECKING:
+    import transformers
 
 T = TypeVar("T")
 
@@ -57,7 +60,7 @@ class FinetuneConfig:
 class FinetuneRun:
     history: History
     model: torch.nn.Module
-    tokenizer: object
+    tokenizer: "transformers.PreTrainedTokenizerBase"
     collate: Callable
 
 

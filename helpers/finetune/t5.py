@@ -10,11 +10,15 @@ notebook 04's comparison take it unchanged.
 """
 
 from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
 
 from helpers.tokenization.mlm import IGNORE
+
+if TYPE_CHECKING:
+    import transformers
 
 PREFIX = "sst2 sentence: "
 
@@ -27,7 +31,13 @@ def class_words(num_labels: int) -> list[str]:
 class T5Classifier(nn.Module):
     """``t5`` (a ``T5ForConditionalGeneration``) answering with one of ``words`` after ``prefix``."""
 
-    def __init__(self, t5: nn.Module, tokenizer, words: list[str], prefix: str = PREFIX):
+    def __init__(
+        self,
+        t5: nn.Module,
+        tokenizer: "transformers.PreTrainedTokenizerBase",
+        words: list[str],
+        prefix: str = PREFIX,
+    ) -> None:
         super().__init__()
         self.t5, self.words = t5, words
         prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
@@ -47,7 +57,7 @@ class T5Classifier(nn.Module):
         self.register_buffer("firsts", torch.tensor(firsts), persistent=False)  # (C,)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor | None = None, **_) -> SimpleNamespace:  # fmt: skip
+                labels: torch.Tensor | None = None, **_: Any) -> SimpleNamespace:  # fmt: skip
         B = input_ids.shape[0]
         prefix = self.prefix.expand(B, -1)  # (B, P)
         input_ids = torch.cat([prefix, input_ids], dim=1)  # (B, P + T)
@@ -66,7 +76,9 @@ class T5Classifier(nn.Module):
         return SimpleNamespace(loss=out.loss, logits=out.logits[:, 0, self.firsts])  # (B, C)
 
 
-def load_t5_classifier(name_or_dir: str, num_labels: int, tokenizer) -> T5Classifier:
+def load_t5_classifier(
+    name_or_dir: str, num_labels: int, tokenizer: "transformers.PreTrainedTokenizerBase"
+) -> T5Classifier:
     """A pretrained T5 (``t5-small``, a local folder) as a text-to-text classifier."""
     from transformers import T5ForConditionalGeneration
 
@@ -74,7 +86,7 @@ def load_t5_classifier(name_or_dir: str, num_labels: int, tokenizer) -> T5Classi
                         class_words(num_labels))  # fmt: skip
 
 
-def tiny_t5(tokenizer, num_labels: int = 2) -> T5Classifier:
+def tiny_t5(tokenizer: "transformers.PreTrainedTokenizerBase", num_labels: int = 2) -> T5Classifier:
     """A 2-layer, 64-wide T5 from a config (random weights) over ``tokenizer``'s vocabulary: the
     offline stand-in for t5-small in the tests and the smoke profile."""
     from transformers import T5Config, T5ForConditionalGeneration

@@ -10,7 +10,7 @@ import contextlib
 import copy
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 TINY = "tiny"  # the offline stand-in: a random 2-layer GPT-2 and a byte-level BPE trained on made-up text
 
 
-def load_gpt2_and_tokenizer(name: str) -> tuple[GPT, object, str]:
+def load_gpt2_and_tokenizer(name: str) -> tuple[GPT, "transformers.PreTrainedTokenizerBase", str]:
     """(model, tokenizer, name): ``gpt2``, ``distilgpt2``, ``gpt2-medium`` or a folder (from the hub or
     the cache), or ``"tiny"``: the offline stand-in, built once in the helpers cache."""
     from transformers import AutoTokenizer
@@ -55,7 +55,7 @@ def _encode(tokenizer, text: str, device: torch.device) -> torch.Tensor:
 
 def prefix_samples(model: GPT, tokenizer: "transformers.PreTrainedTokenizerBase",
                    prefixes: Sequence[str], samples: int = 5, tokens: int = 20, seed: int = 42,
-                   **sampling: float | None) -> dict[str, list[str]]:  # fmt: skip
+                   **sampling: Any) -> dict[str, list[str]]:  # fmt: skip
     """{prefix: ``samples`` continuations of ``tokens`` tokens}, drawn with ``sampling`` (temperature,
     top_k, top_p) from one generator seeded ``seed``: the same seed gives the same table."""
     device = next(model.parameters()).device

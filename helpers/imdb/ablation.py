@@ -12,7 +12,9 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -24,6 +26,9 @@ from helpers.files import check_report, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 COMMAND = "python -m helpers.imdb.ablation"  # named in its file: no other command replaces it
 
@@ -56,7 +61,7 @@ def ablation(
     device: torch.device,
     changes: dict[str, dict] = CHANGES,
     done: list[dict] = (),
-    save=None,
+    save: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """Train ``base`` with each change for each seed; one row per run with its validation scores (and
     its final model's accuracy on the "choose" split, if ``prepared`` has one). Rows already in
@@ -83,7 +88,7 @@ def ablation(
     return rows
 
 
-def summary(rows: list[dict], reference: str | None = None):
+def summary(rows: list[dict], reference: str | None = None) -> "pd.DataFrame":
     """One line per change: the accuracy the choice is made on (the choose file's if the runs have
     one, else validation's) as mean, spread (sample sd) and range over seeds, and the mean difference
     from ``reference`` (default: the first change, the base itself)."""

@@ -16,7 +16,7 @@ from helpers.imdb.data import Split, check_apart, check_splits, read_jsonl, spli
 from helpers.text import clean
 
 if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline  # noqa: F401 (only in string annotations: vulture misses it)
+    from sklearn.pipeline import Pipeline  # noqa: F401 (vulture: used only in string annotations)
 
 COMMAND = "python -m helpers.imdb.baseline"  # named in its reports: no other command replaces one
 SHAPE = ("valid_accuracy_by_C", "chosen_C")  # the keys of its reports from before that field

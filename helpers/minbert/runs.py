@@ -113,7 +113,7 @@ DEFAULTS: dict[str, MinbertConfig] = {
 }
 
 
-def load_bert(model_name_or_dir: str) -> tuple[BertModel, object]:
+def load_bert(model_name_or_dir: str) -> tuple[BertModel, "transformers.PreTrainedTokenizerBase"]:
     """(our BertModel with the checkpoint's weights, its tokenizer). "minilm" is the offline
     all-MiniLM-L6-v2; a folder must hold config.json, the weights and the tokenizer's files."""
     from transformers import AutoTokenizer
@@ -185,7 +185,7 @@ class MinbertRun:
 
     history: History
     model: BertClassifier
-    tokenizer: object
+    tokenizer: "transformers.PreTrainedTokenizerBase"
     cfg: MinbertConfig
     classes: int
     best_epoch: int
@@ -248,7 +248,7 @@ def train_classifier(
     *,
     watch: Mapping[str, Sequence[Example]] | None = None,
     callbacks: Sequence[Callable[[History], None]] = (),
-    loaded: tuple[BertModel, object] | None = None,
+    loaded: tuple[BertModel, "transformers.PreTrainedTokenizerBase"] | None = None,
     checkpoint: str | Path | None = None,
 ) -> MinbertRun:
     """Train a classifier on ``train`` (frozen encoder or fine-tuned, as ``cfg.option`` says), score

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -40,6 +41,9 @@ from helpers.tokenization.mlm import (
     whole_word_choice,
 )
 from helpers.tokenization.train import train_wordpiece
+
+if TYPE_CHECKING:
+    import transformers
 from helpers.training import History, TrainConfig, fit, perplexity
 from helpers.training.loop import make_optimizer
 from helpers.training.precision import autocast, choose_precision
@@ -143,7 +147,9 @@ class Packed:
         return hashlib.sha256(self.ids.numpy().tobytes()).hexdigest()[:16]
 
 
-def pack(tokenizer, texts: Sequence[str], seq_len: int) -> Packed:
+def pack(
+    tokenizer: "transformers.PreTrainedTokenizerBase", texts: Sequence[str], seq_len: int
+) -> Packed:
     """Every text tokenised and the tokens laid end to end, cut into sequences of ``seq_len - 2``
     tokens, each framed as [CLS] … [SEP]; the last one is padded with [PAD] (mask 0)."""
     pieces = (
@@ -168,7 +174,7 @@ def pack(tokenizer, texts: Sequence[str], seq_len: int) -> Packed:
 
 
 def masked_batches(
-    data: Packed, tokenizer, batch_size: int, prob: float, seed: int, shuffle: bool,
+    data: Packed, tokenizer: "transformers.PreTrainedTokenizerBase", batch_size: int, prob: float, seed: int, shuffle: bool,
     whole_words: bool = False,
 ) -> list[Batch]:  # fmt: skip
     """Batches ``(inputs, attention_mask, labels)``: the sequences (shuffled with ``seed`` if asked)

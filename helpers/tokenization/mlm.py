@@ -17,8 +17,12 @@ tokens: every piece of a chosen word is chosen, so "##ing" is seldom guessed fro
 """
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    import transformers
 
 IGNORE = -100  # the label F.cross_entropy (ignore_index) skips
 
@@ -89,7 +93,7 @@ def mask_tokens(
     return inputs, labels
 
 
-def continuation_ids(tokenizer) -> torch.Tensor:
+def continuation_ids(tokenizer: "transformers.PreTrainedTokenizerBase") -> torch.Tensor:
     """(V,) bool: True for the WordPiece ids that continue a word ("##ing"), False for word starts."""
     tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     return torch.tensor([t.startswith("##") for t in tokens])

@@ -87,7 +87,7 @@ def _specials() -> dict[str, str]:
 
 def train_wordpiece(
     texts: Iterable[str], vocab_size: int, *, lowercase: bool = True, min_frequency: int = 2
-) -> "transformers.BertTokenizerFast":
+) -> "transformers.PreTrainedTokenizerFast":
     """A BERT WordPiece tokenizer (``transformers.BertTokenizerFast``) trained on ``texts``."""
     from transformers import BertTokenizerFast
 

@@ -4,7 +4,7 @@ and what padding does to it.
 They are given the model and tokenizer, so they never import transformers themselves.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 from matplotlib.figure import Figure
@@ -42,7 +42,7 @@ def attention_heatmap(
         "use_mask": w.Checkbox(value=True, description="mask the padding"),
     }
 
-    def compute(sentence: str, **settings: float | bool) -> dict:
+    def compute(sentence: str, **settings: Any) -> dict:
         return attention_map(model, tokenizer, sentence or "(empty)", **settings)
 
     def draw(state: dict) -> Figure:

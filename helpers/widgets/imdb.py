@@ -1,6 +1,6 @@
 """Notebook 03's widgets: train the GloVe transformer with other settings, and read what it attends to."""
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
@@ -54,7 +54,7 @@ def hyperparameter_explorer(
     }
     runs: list[dict] = []
 
-    def run(**settings: float | bool) -> str:
+    def run(**settings: Any) -> str:
         result = imdb.run(prepared, base.replace(**settings), device, progress=False)
         accuracy = result.history.last(
             "valid_accuracy"
