@@ -44,3 +44,49 @@ def test_no_dead_code_in_helpers():
         if item.typ != "attribute" and (ROOT / "helpers") in item.filename.parents
     ]
     assert not unused, "unused code (delete it, or use it):\n" + "\n".join(unused)
+
+
+def test_every_public_function_of_helpers_has_type_hints_that_resolve():
+    """Typed signatures: each public function and method (and every ``__init__``) annotates every
+    parameter and its return, and each annotation, string ones included (with the names a module
+    imports only for type checkers), names something that exists."""
+    import ast
+    import importlib
+    import inspect
+    import typing
+
+    missing = []
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if node.name.startswith("_") and node.name != "__init__":
+                continue
+            a = node.args
+            params = [
+                p for p in a.posonlyargs + a.args + a.kwonlyargs if p.arg not in ("self", "cls")
+            ]
+            params += [p for p in (a.vararg, a.kwarg) if p is not None]
+            bare = [p.arg for p in params if p.annotation is None]
+            if bare or node.returns is None:
+                where = f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+                missing.append(f"{where}: {', '.join(bare) or 'the return'} not annotated")
+    assert not missing, "\n".join(missing)
+    unresolved = []
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        if path.name == "__main__.py":
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        module = importlib.import_module(name)
+        for node in ast.parse(path.read_text()).body:  # the names imported for type checkers
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+                exec(compile(ast.Module(node.body, []), name, "exec"), module.__dict__)
+        for obj in list(vars(module).values()):
+            members = list(vars(obj).values()) if inspect.isclass(obj) else []
+            for fn in [obj, *members]:
+                if inspect.isfunction(fn) and fn.__module__ == name:
+                    try:
+                        typing.get_type_hints(fn)
+                    except Exception as err:  # a name that does not exist, or a typo
+                        unresolved.append(f"{name}.{fn.__qualname__}: {err}")
+    assert not unresolved, "\n".join(unresolved)
