@@ -2,7 +2,9 @@
 
 import importlib.util
 import json
+import random
 import shutil
+from collections import Counter
 
 import pytest
 import torch
@@ -643,20 +645,29 @@ SENTENCES = "sentence\tlabel\n" + "".join(f"film number {i} .\t{i % 2}\n" for i 
 
 def test_cli_names_a_label_only_one_training_row_holds(tmp_path, capsys):
     """A typo in one label ("2" among 0s and 1s) became a third class without a word; now a note
-    names its line (the run goes on: a class may be rare on purpose)."""
+    names its line (the run goes on: a class may be rare on purpose). A label common in the file
+    that --max-train-examples happens to keep once is no typo; many one-row classes get one note."""
     train = SENTENCES.replace("film number 5 .\t1", "film number 5 .\t2")
     args = [*tiny_args(tmp_path, train, SENTENCES), "--max-length", "16"]
     assert cli.main([*args, "--json", str(tmp_path / "a.json")]) == 0
     out, err = capsys.readouterr()
     assert "3 classes from" in out
+    assert f"note: class '2' has 1 of the 12 rows of {tmp_path / 'train.tsv'} (line 7)" in err, err
+    three = "sentence\tlabel\n" + "".join(f"film number {i} .\t{i % 3}\n" for i in range(60))
+    kept = [row.split("\t")[1] for row in three.splitlines()[1:]]
+    random.Random(0).shuffle(kept)  # the rows --max-train-examples 10 --seed 0 keeps
+    assert 1 in Counter(kept[:10]).values()  # one class kept once: not a typo, 20 rows in the file
+    args = [*tiny_args(tmp_path, three, SENTENCES), "--max-train-examples", "10", "--seed", "0"]
+    assert cli.main([*args, "--json", str(tmp_path / "b.json")]) == 0
+    assert "note:" not in capsys.readouterr().err
+    unique = "sentence\tlabel\n" + "".join(f"film number {i} .\t{i}\n" for i in range(12))
     assert (
-        f"note: class '2' has 1 of the 12 training rows ({tmp_path / 'train.tsv'}, line 7)" in err
+        cli.main([*tiny_args(tmp_path, unique, SENTENCES), "--json", str(tmp_path / "c.json")]) == 0
     )
-    assert (
-        cli.main([*tiny_args(tmp_path, SENTENCES, SENTENCES), "--json", str(tmp_path / "b.json")])
-        == 0
-    )
-    assert "note: class" not in capsys.readouterr().err
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: 12 of the 12 classes have one row each in {tmp_path / 'train.tsv'} "
+                     "(lines 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ...): is --label-column label the "
+                     "column of classes?"], notes  # fmt: skip
 
 
 def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(

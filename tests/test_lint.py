@@ -78,15 +78,19 @@ def test_every_public_function_of_helpers_has_type_hints_that_resolve():
             continue
         name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         module = importlib.import_module(name)
+        names = dict(vars(module))  # a copy: the module itself gains no name from this test
         for node in ast.parse(path.read_text()).body:  # the names imported for type checkers
             if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
-                exec(compile(ast.Module(node.body, []), name, "exec"), module.__dict__)
+                exec(compile(ast.Module(node.body, []), name, "exec"), names)
         for obj in list(vars(module).values()):
             members = list(vars(obj).values()) if inspect.isclass(obj) else []
             for fn in [obj, *members]:
+                fn = getattr(fn, "fget", None) or getattr(
+                    fn, "__func__", fn
+                )  # property, classmethod
                 if inspect.isfunction(fn) and fn.__module__ == name:
                     try:
-                        typing.get_type_hints(fn)
+                        typing.get_type_hints(fn, globalns=names)
                     except Exception as err:  # a name that does not exist, or a typo
                         unresolved.append(f"{name}.{fn.__qualname__}: {err}")
     assert not unresolved, "\n".join(unresolved)

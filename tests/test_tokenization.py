@@ -2,9 +2,7 @@
 trained with `tokenizers` that save and load through transformers, and BPE written out equal to the
 `tokenizers` BPE trainer."""
 
-import io
-import keyword
-import tokenize
+import ast
 from pathlib import Path
 
 import pytest
@@ -53,15 +51,13 @@ def test_the_ignored_label_is_one_constant():
     import helpers
 
     root = Path(helpers.__file__).parent
-    written = []
-    for path in sorted(root.rglob("*.py")):
-        tokens = [t for t in tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
-                  if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE)]  # fmt: skip
-        written += [f"{path.relative_to(root)}:{b.start[0]}"
-                    for before, a, b in zip(tokens, tokens[1:], tokens[2:])
-                    if a.string == "-" and b.string == "100"  # a minus sign, not x - 100
-                    and not (before.type == tokenize.NAME and not keyword.iskeyword(before.string))
-                    and before.type != tokenize.NUMBER and before.string not in ")]}"]  # fmt: skip
+    written = [
+        f"{path.relative_to(root).as_posix()}:{node.lineno}"
+        for path in sorted(root.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant) and node.operand.value == 100
+    ]  # fmt: skip
     assert [w.split(":")[0] for w in written] == ["tokenization/mlm.py"] and IGNORE == -100, written
 
 

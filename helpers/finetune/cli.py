@@ -28,6 +28,7 @@ from helpers.finetune.experiments import MADE_BY, FinetuneConfig, largest_batch_
 from helpers.finetune.models import check_max_length, load_classifier
 from helpers.pretrained import offline_miss, short_error
 from helpers.tables import (
+    SHOWN,
     check_label_values,
     check_labels,
     check_texts,
@@ -95,7 +96,7 @@ def check_json(args: argparse.Namespace) -> None:
 
 
 def check_first_texts(tokenizer: "transformers.PreTrainedTokenizerBase", task: Task,
-                      files: list[tuple[Path, list[Example], list[int]]], max_length: int,
+                      files: list[tuple[str | Path, list[Example], list[int]]], max_length: int,
                       positions: int | None, model_name: str) -> None:  # fmt: skip
     """Text pairs: the first text (the question) is never cut, only the second (the passage), so
     each first text must fit whole with the special tokens and at least one token of the second;
@@ -153,14 +154,23 @@ def train_labels(args: argparse.Namespace, task: Task, rows: list, lines: list,
     return label_index([r[task.label] for r in rows], args.train_file, lines)
 
 
-def lone_labels(task: Task, rows: list, lines: list) -> list[tuple[object, int]]:
-    """(label, line) of each label that only one of 10 or more training rows holds: most likely a
-    typo, which would otherwise become a class of its own without a word."""
-    counts = Counter(r[task.label] for r in rows)
-    if len(rows) < 10:
+def lone_label_notes(task: Task, every: list[tuple[int, Example]], labels: dict,
+                     train_file: str) -> list[str]:  # fmt: skip
+    """Notes on the classes that only one row of a training file of 10 or more rows holds (``every``:
+    its (line, row) pairs; ``labels``: the classes trained): most likely a typo, which would otherwise
+    become a class of its own without a word. Many such classes get one note: the wrong column?"""
+    counts = Counter(r[task.label] for _, r in every)
+    lone = sorted((n, r[task.label]) for n, r in every
+                  if counts[r[task.label]] == 1 and r[task.label] in labels)  # fmt: skip
+    if len(every) < 10 or not lone:
         return []
-    return [(r[task.label], n) for n, r in sorted(zip(lines, rows), key=lambda p: p[0])
-            if counts[r[task.label]] == 1]  # fmt: skip
+    if len(lone) > 3 or 2 * len(lone) > len(labels):
+        lines = ", ".join(str(n) for n, _ in lone[:SHOWN]) + (", ..." if len(lone) > SHOWN else "")
+        return [f"note: {len(lone)} of the {len(labels)} classes have one row each in {train_file} "
+                f"(lines {lines}): is --label-column {task.label} the column of classes?"]  # fmt: skip
+    return [f"note: class {label!r} has 1 of the {len(every)} rows of {train_file} (line {n}): if it "
+            "is a typo, fix that line; as it is, it trains as a class of its own"
+            for n, label in lone]  # fmt: skip
 
 
 @stops_cleanly(
@@ -258,10 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
         print(f"{len(labels)} classes from {args.train_file}'s labels: {', '.join(shown)}{more}",
               flush=True)  # fmt: skip
-        for label, line in lone_labels(task, train_rows, train_lines):
-            print(f"note: class {label!r} has 1 of the {len(train_rows)} training rows "
-                  f"({args.train_file}, line {line}): if it is a typo, fix that line; as it is, "
-                  "it trains as a class of its own", file=sys.stderr)  # fmt: skip
+        for note in lone_label_notes(task, numbered_all, labels, args.train_file):
+            print(note, file=sys.stderr)
     collate = make_collate(tokenizer, task, labels, args.max_length)
     largest = None
     if args.find_batch:  # on each GPU of the job: every process probes its own

@@ -12,7 +12,7 @@ import argparse
 import json
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,7 +60,7 @@ def ablation(
     seeds: list[int],
     device: torch.device,
     changes: dict[str, dict] = CHANGES,
-    done: list[dict] = (),
+    done: Sequence[dict] = (),
     save: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
     """Train ``base`` with each change for each seed; one row per run with its validation scores (and
