@@ -25,7 +25,13 @@ from helpers.config import ConfigError, config, positive
 from helpers.tokenization.mlm import IGNORE  # -100: cross-entropy's "no target"
 from helpers.training import distributed
 from helpers.training.checkpoints import fingerprint, load_checkpoint, save_checkpoint
-from helpers.training.precision import PRECISIONS, autocast, choose_precision, grad_scaler
+from helpers.training.precision import (
+    PRECISIONS,
+    GradScaler,
+    autocast,
+    choose_precision,
+    grad_scaler,
+)
 
 Batch = Mapping[str, torch.Tensor] | Sequence[torch.Tensor]
 Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # loss (), logits (N, C), targets (N,)
@@ -221,7 +227,7 @@ def run_epoch(
     batches: Iterable[Batch],
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: "torch.amp.GradScaler",  # torch.cuda.amp's under torch 2.2
+    scaler: GradScaler,
     cfg: TrainConfig,
     device: torch.device,
     precision: str,

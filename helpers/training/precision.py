@@ -38,10 +38,12 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager[Non
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def grad_scaler(
-    device: torch.device, precision: str
-) -> "torch.amp.GradScaler | torch.cuda.amp.GradScaler":
-    """Loss scaling for fp16 (a no-op otherwise). torch 2.2 has only torch.cuda.amp's GradScaler."""
+# torch 2.2 has only torch.cuda.amp's GradScaler; later versions have torch.amp's, its parent class.
+GradScaler = getattr(torch.amp, "GradScaler", None) or torch.cuda.amp.GradScaler
+
+
+def grad_scaler(device: torch.device, precision: str) -> GradScaler:
+    """Loss scaling for fp16 (a no-op otherwise)."""
     enabled = precision == "fp16"
     if hasattr(torch.amp, "GradScaler"):
         return torch.amp.GradScaler(device.type, enabled=enabled)
