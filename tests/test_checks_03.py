@@ -135,6 +135,19 @@ def collate_lengths(examples, max_len):
     return ids, mask.sum(1), labels
 
 
+def collate_labels_sorted_by_length(examples, max_len):
+    """The batch sorted longest first (as pack_padded_sequence wants) for the labels only."""
+    ids, mask = pad_batch([d for d, _ in examples], max_len)
+    longest_first = sorted(examples, key=lambda example: len(example[0]), reverse=True)
+    return ids, mask, torch.tensor([y for _, y in longest_first])
+
+
+def test_collate_labels_in_another_order_than_the_documents_are_named():
+    result = check_collate(collate_labels_sorted_by_length)
+    assert not result.passed and "not in the documents' order" in result.verdict, result
+    assert "labels[i] belongs to document i" in said(result), result
+
+
 def collate_time_first(examples, max_len):
     docs = [torch.as_tensor(d[:max_len]) for d, _ in examples]
     ids = torch.nn.utils.rnn.pad_sequence(docs, padding_value=0)  # no batch_first: (T, B)
@@ -587,6 +600,39 @@ def test_the_pipeline_on_the_model_waits_for_the_three_checks():
     result = check_pipeline_on_model(collate_loop, loaders, evaluate_stub, model, [], 64, 0.85)
     assert not result.passed
     assert "your evaluation pass does not yet pass its check above" in result.verdict, result
+
+
+class _MeanClassifier(torch.nn.Module):
+    """Two classes from the masked mean of 2-d word vectors: enough to score a pipeline on."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(20, 2)
+
+    def forward(self, ids, mask):
+        return masked_mean(self.embed(ids), mask)
+
+
+def test_the_pipeline_on_the_model_scores_as_the_courses_loop_or_names_both_scores():
+    rng = np.random.default_rng(0)
+    items = [(rng.integers(1, 20, rng.integers(1, 12)), int(rng.integers(0, 2))) for _ in range(50)]
+    model = _MeanClassifier()
+    course = torch.utils.data.DataLoader(
+        items, batch_size=16, collate_fn=functools.partial(collate_helpers, max_len=8)
+    )
+    reference = evaluate_decorated(model, course)  # the course's loop, by its own code
+    assert 0.2 < reference < 1
+
+    ok = check_pipeline_on_model(
+        collate_loop, loaders, evaluate_decorated, model, items, 8, reference
+    )
+    assert ok.passed and f"{reference:.1%}" in ok.verdict, ok
+    off = check_pipeline_on_model(
+        collate_loop, loaders, evaluate_decorated, model, items, 8, reference - 0.2
+    )
+    assert not off.passed and f"your pipeline scores {reference:.1%} on validation" in off.verdict
+    assert f"the course's loop measured {reference - 0.2:.1%}" in off.verdict, off
 
 
 def test_a_crash_in_students_code_is_a_verdict_not_a_traceback():

@@ -718,6 +718,19 @@ def test_evaluate_checker_accepts_a_device_computed_in_the_code(move, tmp_path):
     assert result.passed, str(result)
 
 
+def test_evaluate_checker_judges_code_without_source_by_its_numbers(tmp_path):
+    """Typed at a plain Python prompt, a function has no source to read: a device written in it
+    cannot be seen, so on a CPU the move to "cpu" is not blamed (on a GPU the batches left on the
+    CPU are) and the check neither crashes nor guesses."""
+    namespace = {}
+    exec(compile(STUDENT_EVALUATE.format(move='v.to("cpu")'), "<stdin>", "exec"), namespace)
+    result = checks.check_evaluate(namespace["evaluate"])
+    if torch.cuda.is_available():
+        assert not result.passed and "move each batch with .to(device)" in hints(result)
+    else:
+        assert result.passed, str(result)
+
+
 def test_evaluate_checker_catches_as_tensor_to_a_named_device():
     move = lambda v, model, device: torch.as_tensor(v, device="cpu")  # noqa: E731
     result = checks.check_evaluate(_evaluate_moving(move))

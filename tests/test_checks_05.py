@@ -348,6 +348,30 @@ def test_attention_checker_names_an_attention_without_dropout():
     assert not result.passed and "takes no `dropout` argument" in result.verdict, str(result)
 
 
+class MaskedPathWithoutReturn(Attention):
+    """Two paths, one per kind of call: the one without a mask returns, the masked one forgot to."""
+
+    def forward(self, x, mask=None):
+        B, T, H = x.shape
+        h = self.num_heads
+        q, k, v = (
+            p(x).view(B, T, h, H // h).transpose(1, 2) for p in (self.query, self.key, self.value)
+        )
+        scores = q @ k.transpose(-2, -1) / math.sqrt(H // h)
+        if mask is None:
+            weights = self.dropout(scores.softmax(dim=-1))
+            return self.out((weights @ v).transpose(1, 2).reshape(B, T, H))
+        scores = scores + (1.0 - mask[:, None, None, :].float()) * -10000.0
+        weights = self.dropout(scores.softmax(dim=-1))
+        self.out((weights @ v).transpose(1, 2).reshape(B, T, H))
+
+
+def test_attention_checker_names_a_missing_return_on_the_masked_path_only():
+    result = checks.check_bert_attention(MaskedPathWithoutReturn)
+    assert not result.passed and "the output is None: did you forget `return`?" in result.verdict
+    assert "with a mask, return the same (B, T, H) as without one" in hints(result), str(result)
+
+
 def test_attention_checker_blames_a_crash_on_its_line_not_on_the_missing_mask():
     result = checks.check_bert_attention(attention("view, not reshape"))
     assert not result.passed and "your code raised RuntimeError" in result.verdict, str(result)

@@ -424,6 +424,29 @@ def test_learn_checker_names_each_mistake(fn, expected):
     assert not result.passed and expected in hints(result), str(result)
 
 
+def learn_peeks_at_the_runner_up(words, num_merges):  # unpacks the top two pairs, to see ties
+    merges = []
+    for _ in range(num_merges):
+        counts = Counter(bpe.pair_counts(words))
+        if not counts:
+            break
+        (pair, n), (_, runner_up) = counts.most_common(2)
+        if n < 2:
+            break
+        merges.append(pair)
+        words = bpe.merge(words, pair)
+    return merges
+
+
+def test_learn_checker_shows_a_crash_on_one_pair_as_the_students_not_as_running_out():
+    """{('a', 'b'): 3} has one pair: unpacking two crashes before any merge. That is the student's
+    own line to fix, not the loop running out of pairs after the one merge there is."""
+    result = checks.check_learn_bpe(learn_peeks_at_the_runner_up)
+    assert not result.passed and "your code raised ValueError" in result.verdict, str(result)
+    assert "most_common(2)" in result.verdict and "got 1" in hints(result), str(result)
+    assert "every word is one piece" not in hints(result), str(result)
+
+
 def test_bpe_on_a_corpus_counts_the_steps_equal_to_the_trainer():
     texts = [checks.LEARN_TEXT, "Then the Thane there, thither, then; whether the weather"] * 3
     exact = checks.check_bpe_on_corpus(lambda words, n: bpe.learn_bpe({"".join(w): c for w, c in words.items()}, n), texts, 40)  # fmt: skip
@@ -716,6 +739,28 @@ def test_rescale_checker_names_each_mistake(how, expected):
 
     result = pretraining.check_rescale(lambda emb, std: rescale_wrong(emb, std, how))
     assert not result.passed and expected in hints(result), str(result)
+
+
+def rescale_standardised(emb, std):
+    """Standardised like a data column: each table's per-feature mean removed, then one factor."""
+    with torch.no_grad():
+        for name in TABLES:
+            w = getattr(emb, name).weight
+            w.sub_(w.mean(dim=0))
+        factor = emb.word.weight.std().item() / std
+        for name in TABLES:
+            getattr(emb, name).weight.div_(factor)
+    return factor
+
+
+def test_rescale_checker_names_tables_changed_beyond_the_one_factor():
+    """The word table reaches 0.02 and all three shrink by one factor, but the per-feature means
+    removed first shift every token's vector: the LayerNorm's output changes."""
+    from helpers.checks import pretraining
+
+    result = pretraining.check_rescale(rescale_standardised)
+    assert not result.passed and "the embeddings' output changed" in result.verdict, str(result)
+    assert "by one factor, nothing else" in hints(result), str(result)
 
 
 def test_a_tensor_factor_that_requires_grad_passes_without_a_warning():

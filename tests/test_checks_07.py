@@ -262,6 +262,19 @@ def test_causal_checker_names_a_finite_fill_and_its_value(fill, named):
     assert "not negative enough" in result.verdict, hints(result)
 
 
+def test_causal_checker_names_a_fill_that_underflows_only_part_of_the_future():
+    """-104 is a large finite fill: exp(-104 - max) is a subnormal float32, so some future weights
+    round to 0 and others keep a tiny weight; no single fill value reproduces that, so none is named."""
+
+    def weak(s):
+        return torch.softmax(s.masked_fill(~tril(s.shape[-1]), -104.0), -1)
+
+    result = check_causal_softmax(weak)
+    assert not result.passed, hints(result)
+    assert result.verdict.startswith("the future keeps a tiny weight: the fill value is not")
+    assert "float('-inf')" in hints(result), hints(result)
+
+
 def test_causal_checker_stub_and_crash():
     def stub(s):
         raise NotImplementedError
