@@ -142,6 +142,19 @@ def collate_labels_sorted_by_length(examples, max_len):
     return ids, mask, torch.tensor([y for _, y in longest_first])
 
 
+def collate_labels_flipped(examples, max_len):
+    """Each label turned into the other class: wrong values, not a wrong order."""
+    ids, mask = pad_batch([d for d, _ in examples], max_len)
+    return ids, mask, torch.tensor([1 - y for _, y in examples])
+
+
+def test_collate_labels_that_are_not_the_documents_are_not_called_reordered():
+    result = check_collate(collate_labels_flipped)
+    assert not result.passed and "not the documents' labels" in result.verdict, result
+    assert "not in the documents' order" not in result.verdict, result
+    assert "each example's own label" in said(result), result
+
+
 def test_collate_labels_in_another_order_than_the_documents_are_named():
     result = check_collate(collate_labels_sorted_by_length)
     assert not result.passed and "not in the documents' order" in result.verdict, result

@@ -3,6 +3,7 @@ answers written several ways pass; each named mistake gets its own hint."""
 
 from collections import Counter, defaultdict
 
+import numpy as np
 import pytest
 import torch
 
@@ -283,6 +284,25 @@ def learn_no_empty_guard(words, num_merges):  # the stop rule, but max() before 
     return merges
 
 
+def learn_array_max(make_array):
+    """The stop rule on an array of the counts (numpy or torch): its max() of no pairs crashes."""
+
+    def learn(words, num_merges):
+        merges = []
+        for _ in range(num_merges):
+            counts = bpe.pair_counts(words)
+            pairs = list(counts)
+            freq = make_array([counts[p] for p in pairs])
+            if freq.max() < 2:
+                break
+            pair = pairs[int(freq.argmax())]
+            merges.append(pair)
+            words = bpe.merge(words, pair)
+        return merges
+
+    return learn
+
+
 TOP_PAIR = {  # ways to take the most frequent pair, none guarded against an empty count
     "most_common [0]": lambda counts: counts.most_common(1)[0],
     "sorted [0]": lambda counts: sorted(counts.items(), key=lambda kv: kv[1], reverse=True)[0],
@@ -402,6 +422,8 @@ def test_learn_checker_accepts_each_way_to_take_the_top_pair(top):
         (learn_no_stop, "occurs only once"),
         (learn_no_stop_at_all, "your loop ran out of pairs"),
         (learn_no_empty_guard, "no pair left too"),
+        (learn_array_max(np.array), "no pair left too"),
+        (learn_array_max(torch.tensor), "no pair left too"),
         (learn_most_common("most_common [0]"), "no pair left too"),
         (learn_most_common("unpack"), "no pair left too"),
         (learn_most_common("sorted [0]"), "no pair left too"),

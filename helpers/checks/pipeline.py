@@ -153,6 +153,9 @@ def _collate_mistake(ids, mask, labels, max_len: int) -> tuple[str, ...] | None:
     if labels.shape != (3,):
         return (f"labels have shape {tuple(labels.shape)}, expected (3,)",
                 "one class id per document: torch.tensor([label for _, label in examples])")  # fmt: skip
+    if sorted(labels.tolist()) != sorted(_LABELS):
+        return (f"the labels are {labels.tolist()}, not the documents' labels {_LABELS}",
+                "take each example's own label: torch.tensor([label for _, label in examples])")  # fmt: skip
     if labels.tolist() != _LABELS:
         return ("the labels are not in the documents' order", "labels[i] belongs to document i")
     return None

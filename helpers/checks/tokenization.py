@@ -213,7 +213,7 @@ def _learn_twice(name: str, fn: Callable) -> CheckResult:
             return result
     try:
         last = fn({("a", "b"): 3}, 5)
-    except (ValueError, IndexError) as err:
+    except (ValueError, IndexError, RuntimeError) as err:
         if not _out_of_pairs(err):
             raise
         return failed(name, "on {('a', 'b'): 3} with 5 merges your loop crashed after the one merge "
@@ -228,10 +228,13 @@ def _learn_twice(name: str, fn: Callable) -> CheckResult:
 
 def _out_of_pairs(err: Exception) -> bool:
     """The crash of taking the most frequent pair when none is left, however it is taken: max() of
-    nothing, [0] of an empty list (most_common(1)[0], sorted(...)[0]), or unpacking one."""
+    nothing, [0] of an empty list (most_common(1)[0], sorted(...)[0]), unpacking one, or the max of
+    an empty numpy array or torch tensor."""
     if isinstance(err, IndexError):
         return "list index out of range" in str(err)
-    return "empty" in str(err) or "got 0)" in str(err)
+    if isinstance(err, RuntimeError):
+        return "numel() == 0" in str(err)  # torch: max() of an empty tensor
+    return any(sign in str(err) for sign in ("empty", "got 0)", "zero-size array"))
 
 
 def _once_per_word(words: Mapping) -> Counter:
