@@ -538,7 +538,7 @@ def test_evaluate_right_answers_pass(fn):
 
 
 def _eval(eval_mode=True, no_grad=True, per_batch=False, percent=False, eval_late=False,
-          count=False, last_only=False, no_return=False):  # fmt: skip
+          count=False, last_only=False, no_return=False, all_right=False):  # fmt: skip
     def fn(model, batches):
         if eval_mode:
             model.eval()
@@ -555,6 +555,8 @@ def _eval(eval_mode=True, no_grad=True, per_batch=False, percent=False, eval_lat
             value = scores[-1].mean()
         if count:
             value = torch.cat(scores).sum()
+        if all_right:
+            return torch.cat(scores).bool().all()  # a 0-d bool tensor: "were all right?"
         return 100 * float(value) if percent else float(value)
 
     return fn
@@ -571,6 +573,7 @@ def _eval(eval_mode=True, no_grad=True, per_batch=False, percent=False, eval_lat
         (_eval(count=True), "number of correct predictions"),
         (_eval(last_only=True), "only the last batch"),
         (_eval(no_return=True), "did you forget `return`"),
+        (_eval(all_right=True), "expected the accuracy as one number"),
     ],
     ids=[
         "no-eval-mode",
@@ -581,6 +584,7 @@ def _eval(eval_mode=True, no_grad=True, per_batch=False, percent=False, eval_lat
         "count",
         "last-batch",
         "no-return",
+        "bool-tensor",
     ],
 )
 def test_evaluate_mistakes_are_named(fn, words):

@@ -461,7 +461,8 @@ def _as_number(value) -> float | None:
         return None
     if isinstance(value, torch.Tensor | np.ndarray | np.generic):
         size = value.numel() if isinstance(value, torch.Tensor) else value.size
-        return float(value.item()) if size == 1 else None
+        boolean = value.dtype in (torch.bool, np.bool_)  # (preds == labels).all(): not a score
+        return float(value.item()) if size == 1 and not boolean else None
     return float(value) if isinstance(value, numbers.Real) else None
 
 
