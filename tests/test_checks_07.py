@@ -275,6 +275,19 @@ def test_causal_checker_names_a_fill_that_underflows_only_part_of_the_future():
     assert "float('-inf')" in hints(result), hints(result)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_causal_checker_names_weights_computed_in_half_precision(dtype):
+    """Right in float16 or bfloat16, the rows sum to 1 only to 3 digits: the precision is named,
+    not a softmax over the wrong dimension."""
+
+    def low(s):
+        return torch.softmax(s.to(dtype).masked_fill(~tril(s.shape[-1]), float("-inf")), -1)
+
+    result = check_causal_softmax(low)
+    assert not result.passed and f"they are {dtype}" in result.verdict, hints(result)
+    assert "do not sum to 1" not in result.verdict and "float32" in hints(result), hints(result)
+
+
 def test_causal_checker_stub_and_crash():
     def stub(s):
         raise NotImplementedError
