@@ -1,4 +1,5 @@
-"""Small text corpora for the language-model demos, and random windows of a token stream to train on."""
+"""Small text corpora for the language-model demos, and random windows of a token stream to train
+on."""
 
 import os
 import random

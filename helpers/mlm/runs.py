@@ -174,8 +174,8 @@ def pack(
 
 
 def masked_batches(
-    data: Packed, tokenizer: "transformers.PreTrainedTokenizerBase", batch_size: int, prob: float, seed: int, shuffle: bool,
-    whole_words: bool = False,
+    data: Packed, tokenizer: "transformers.PreTrainedTokenizerBase", batch_size: int, prob: float,
+    seed: int, shuffle: bool, whole_words: bool = False,
 ) -> list[Batch]:  # fmt: skip
     """Batches ``(inputs, attention_mask, labels)``: the sequences (shuffled with ``seed`` if asked)
     masked with BERT's recipe from a generator seeded with ``seed``; the same seed, the same batches.
