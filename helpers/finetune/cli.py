@@ -43,10 +43,8 @@ if TYPE_CHECKING:
     import transformers
 
 COMMAND = "python -m helpers.finetune"  # named in its reports: no other command replaces one
-SHAPE = (
-    "accuracy_per_epoch",
-    "final_accuracy",
-)  # the keys of its reports from before that field
+# the keys of its reports from before that field
+SHAPE = ("accuracy_per_epoch", "final_accuracy")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -159,10 +157,12 @@ def lone_label_notes(task: Task, every: list[tuple[int, Example]], labels: dict,
     """Notes on the classes that only one row of a training file of 10 or more rows holds (``every``:
     its (line, row) pairs; ``labels``: the classes trained): most likely a typo, which would otherwise
     become a class of its own without a word. Many such classes get one note: the wrong column?"""
+    if len(every) < 10:
+        return []
     counts = Counter(r[task.label] for _, r in every)
     lone = sorted((n, r[task.label]) for n, r in every
                   if counts[r[task.label]] == 1 and r[task.label] in labels)  # fmt: skip
-    if len(every) < 10 or not lone:
+    if not lone:
         return []
     if len(lone) > 3 or 2 * len(lone) > len(labels):
         lines = ", ".join(str(n) for n, _ in lone[:SHOWN]) + (", ..." if len(lone) > SHOWN else "")
@@ -194,9 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_report(
-            args.json, command=COMMAND, shape=SHAPE
-        )  # its folders are made when it is written
+        # its folders are made when it is written
+        check_report(args.json, command=COMMAND, shape=SHAPE)
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if args.max_train_examples is not None and args.max_train_examples < 1:

@@ -520,9 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         check_inputs(args, pretrained, twin, rescaled)
-        check_report(
-            args.json, command=COMMAND, shape=SHAPE
-        )  # its folder is made when it is written
+        # its folder is made when it is written
+        check_report(args.json, command=COMMAND, shape=SHAPE)
         small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
         minilm = finetune_config("--lr", args.lr, args)
         data = sst2_data(args.sst_file, args.train_rows, args.dev_size)

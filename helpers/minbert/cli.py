@@ -130,9 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_report(
-            args.json, command=COMMAND, shape=SHAPE
-        )  # its folders are made when it is written
+        # its folders are made when it is written
+        check_report(args.json, command=COMMAND, shape=SHAPE)
         if args.dev_file is None and not 0 < args.dev_fraction < 1:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "
                              f"held out as dev), not {args.dev_fraction}")  # fmt: skip

@@ -182,9 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_json(args)
-        check_report(
-            args.json, command=COMMAND, shape=SHAPE
-        )  # its folder is made when it is written
+        # its folder is made when it is written
+        check_report(args.json, command=COMMAND, shape=SHAPE)
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(
                 f"--save {args.save} is a file; give a folder (it is created if missing)"
