@@ -1,7 +1,6 @@
 """Typed configs: frozen, keyword-only dataclasses that reject a field they do not have.
 
-    @config
-    class RunConfig:
+    class RunConfig(Config):
         lr: float = 1e-3
         epochs: int = 3
 
@@ -17,9 +16,7 @@ import functools
 import math
 import numbers
 import typing
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any, Self
 
 
 class ConfigError(ValueError):
@@ -36,32 +33,34 @@ def _unknown(cls: type, names: list[str]) -> ConfigError:
     )
 
 
-def config(cls: type[T]) -> type[T]:
-    """Make ``cls`` a frozen keyword-only dataclass whose constructor names the valid fields on a typo."""
-    cls = dataclasses.dataclass(frozen=True, kw_only=True)(cls)
-    init = cls.__init__
-    valid = {f.name for f in dataclasses.fields(cls)}
+@typing.dataclass_transform(kw_only_default=True, frozen_default=True)
+class Config:
+    """Base of every config: a subclass is a frozen keyword-only dataclass whose constructor names the
+    valid fields on a typo and checks that numeric fields hold numbers."""
 
-    @functools.wraps(init)
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        unknown = [k for k in kwargs if k not in valid]
-        if unknown:
-            raise _unknown(type(self), unknown)
-        _check_numbers(type(self), kwargs)  # before __post_init__ compares them
-        init(self, *args, **kwargs)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
+        init = cls.__init__
+        valid = {f.name for f in dataclasses.fields(cls)}
 
-    def replace(self: T, **changes: Any) -> T:
+        @functools.wraps(init)
+        def __init__(self: Config, *args: Any, **kwargs: Any) -> None:
+            unknown = [k for k in kwargs if k not in valid]
+            if unknown:
+                raise _unknown(type(self), unknown)
+            _check_numbers(type(self), kwargs)  # before __post_init__ compares them
+            init(self, *args, **kwargs)
+
+        cls.__init__ = __init__
+
+    def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied (unknown names fail the same way)."""
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (for JSON and checkpoints)."""
         return dataclasses.asdict(self)
-
-    cls.__init__ = __init__
-    cls.replace = replace
-    cls.to_dict = to_dict
-    return cls
 
 
 def _check_numbers(cls: type, values: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ Each notebook's sizes are a typed config (``Sizes01`` ...); a notebook reads the
 ``sizes_for("02", profile)`` picks them; ``helpers.setup`` does it for you.
 """
 
-from helpers.config import config
+from helpers.config import Config
 
 PROFILES: tuple[str, ...] = ("class", "full", "quick", "smoke")
 
@@ -22,13 +22,11 @@ PROFILE_NOTES: dict[str, str] = {
 }
 
 
-@config
-class Sizes01:
+class Sizes01(Config):
     sweep_points: int  # resolution of the loss curve in part b
 
 
-@config
-class Sizes02:
+class Sizes02(Config):
     lm_steps: int  # training steps of each masking-lesson language model
     timing_tokens: tuple[int, ...]  # sequence lengths of the speed plot
     loop_max_tokens: int  # the loop version is timed only up to here
@@ -38,8 +36,7 @@ class Sizes02:
     norm_depth: int  # blocks in its character model
 
 
-@config
-class Sizes03:
+class Sizes03(Config):
     synthetic: bool  # offline stand-in data
     max_train: int | None  # training reviews used (None = all 25k)
     max_test: int | None  # test reviews used (None = all 25k)
@@ -48,8 +45,7 @@ class Sizes03:
     max_len: int | None  # overrides the run config's (None = keep it)
 
 
-@config
-class Sizes04:
+class Sizes04(Config):
     synthetic: bool  # offline stand-in data
     model: str  # the model most cells fine-tune ("minilm" = all-MiniLM-L6-v2, "tiny" = 2-layer random BERT)
     max_train: int | None  # training examples used (None = all)
@@ -66,8 +62,7 @@ class Sizes04:
     homework: bool  # run the grid search and the model comparison (the cost is printed first)
 
 
-@config
-class Sizes05:
+class Sizes05(Config):
     model: str  # the checkpoint part 3's BERT loads ("minilm" = all-MiniLM-L6-v2)
     synthetic: bool  # part 6: stand-in sentences (offline), else minBERT's SST-5 and CFIMDB files
     train_model: str  # part 6: the BERT trained frozen and fine-tuned (a name, folder or hub id)
@@ -80,8 +75,7 @@ class Sizes05:
     lrs: dict  # part 6's grid: learning rates per option: {"pretrain": (...), "finetune": (...)}
 
 
-@config
-class Sizes06:
+class Sizes06(Config):
     synthetic: bool  # offline stand-in text and sentences (smoke), else Tiny Shakespeare, WikiText-2, SST-2
     bpe_lines: int  # Tiny Shakespeare lines for part 1's from-scratch BPE against tokenizers'
     bpe_merges: int  # merges learnt there
@@ -95,8 +89,7 @@ class Sizes06:
     minilm_seeds: int  # part 5: seeds for MiniLM (0: leave it out)
 
 
-@config
-class Sizes07:
+class Sizes07(Config):
     synthetic: bool  # offline stand-in text (smoke), else Tiny Shakespeare and WikiText-2
     study: dict  # parts 3-5: helpers.gpt.GPTRunConfig's fields, the same for every variant
     variants: tuple[tuple[str, str], ...]  # (attention, mask) pairs trained in the study
@@ -105,16 +98,14 @@ class Sizes07:
     sample_tokens: int  # characters (or words) per sample shown
 
 
-@config
-class Sizes08:
+class Sizes08(Config):
     model: str  # GPT-2 checkpoint: "gpt2", "distilgpt2" (hub) or "tiny" (the offline stand-in)
     tokens: int  # new tokens per sample in the prefix table
     lengths: tuple[int, ...]  # sequence lengths at which the KV cache is timed
     generate_tokens: int  # tokens generated for the tokens/s comparison
 
 
-@config
-class Sizes09:
+class Sizes09(Config):
     gpt_iters: int  # part 3: optimizer steps of the GPT run made in 1 and in 2 processes
     synthetic: bool  # offline stand-in rows (smoke), else SST-2 (hub, or ../shared's copy)
     max_train: int | None  # training rows each array task fine-tunes on

@@ -90,6 +90,37 @@ def test_unknown_or_bad_config_fields_fail_at_construction_and_name_the_valid_on
         TrainConfig().replace(epoch=3)
 
 
+def test_configs_are_one_base_class_that_type_checkers_read_as_frozen_keyword_dataclasses():
+    import dataclasses
+    import typing
+
+    from helpers.config import Config
+
+    # what mypy, pyright and editors read: fields as keyword-only constructor arguments, frozen
+    # (Python 3.11 keeps frozen_default among the extra keywords)
+    transform = Config.__dataclass_transform__
+    assert transform["kw_only_default"] is True
+    assert {**transform.get("kwargs", {}), **transform}["frozen_default"] is True
+    assert typing.get_type_hints(Config.replace)["return"] is typing.Self
+
+    class Outer(Config):
+        lr: float = 1e-3
+
+    class Inner(Outer):  # a config extending another keeps both checks
+        epochs: int = 3
+
+    cfg = Inner(lr=0.1).replace(epochs=5)
+    assert type(cfg) is Inner and cfg.to_dict() == {"lr": 0.1, "epochs": 5}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0
+    with pytest.raises(ConfigError, match=r"Inner has no field 'lrr' \(did you mean 'lr'\?\)"):
+        Inner(lrr=0.1)
+    with pytest.raises(ConfigError, match="Inner.epochs must be a whole number, got 1.5"):
+        cfg.replace(epochs=1.5)
+    with pytest.raises(TypeError, match="positional"):
+        Inner(0.1)  # keyword-only
+
+
 def test_precision_follows_the_hardware(monkeypatch):
     assert choose_precision(CPU) == "fp32"
     with pytest.raises(ValueError, match="'bf16' needs a CUDA GPU, but the device is cpu"):

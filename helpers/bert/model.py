@@ -11,18 +11,17 @@ The names of the fields follow Hugging Face's ``BertConfig`` so a checkpoint's c
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from helpers.config import ConfigError, config, positive
+from helpers.config import Config, ConfigError, positive
 from helpers.layers import Block, LayerNorm
 
 
-@config
-class BertConfig:
+class BertConfig(Config):
     """The shape of a BERT (defaults: bert-base-uncased)."""
 
     vocab_size: int = 30522
@@ -66,7 +65,7 @@ class BertConfig:
             )
         if values.get("position_embedding_type", "absolute") != "absolute":
             raise ConfigError("only absolute position embeddings are supported")
-        names = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import torch
 import torch.nn as nn
 
-from helpers.config import config, positive
+from helpers.config import Config, positive
 from helpers.env import current_seed, seeded
 from helpers.files import json_digest
 from helpers.finetune.data import Example, Task, loader, make_collate, notebook_data
@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@config
-class FinetuneConfig:
+class FinetuneConfig(Config):
     """One fine-tuning run: AdamW (or another optimizer) with linear warm-up and decay."""
 
     lr: float = 5e-5

@@ -13,13 +13,12 @@ from functools import partial
 import torch
 import torch.nn as nn
 
-from helpers.config import ConfigError, config, positive
+from helpers.config import Config, ConfigError, positive
 from helpers.gpt.attention import MASKS, VARIANTS, CausalSelfAttention, KVCache
 from helpers.layers import ACTIVATIONS, Block, LayerNorm
 
 
-@config
-class GPTConfig:
+class GPTConfig(Config):
     """The architecture: sizes, the attention variant and how the future is masked."""
 
     vocab_size: int

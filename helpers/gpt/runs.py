@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from helpers.config import ConfigError, config, positive
+from helpers.config import Config, ConfigError, positive
 from helpers.corpora import windows
 from helpers.env import seeded
 from helpers.files import atomic_write, write_json
@@ -32,8 +32,7 @@ DEV_SEED = 1234  # every run is scored on the same dev windows, whatever its own
 MAX_ROUND = 2000  # batches between evaluations at most (a round's batches are drawn up front)
 
 
-@config
-class GPTRunConfig:
+class GPTRunConfig(Config):
     """One training run: the data's level, the model, and the budget (``iters`` or ``minutes``)."""
 
     level: str = "char"  # char | word

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from helpers.classifier import POOLINGS, MyTransformer
-from helpers.config import ConfigError, config, positive
+from helpers.config import Config, ConfigError, positive
 from helpers.download import cache_dir
 from helpers.env import current_seed, seeded
 from helpers.glove import Glove, align
@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-@config
-class ImdbConfig:
+class ImdbConfig(Config):
     """One training run of notebook 03: the model's shape and how it is trained."""
 
     blocks: int = 1

@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from helpers import pretrained
 from helpers.bert import BertClassifier, BertModel
-from helpers.config import ConfigError, config, positive
+from helpers.config import Config, ConfigError, positive
 from helpers.env import pick_device, seeded
 from helpers.files import json_digest
 from helpers.minbert.data import (
@@ -61,8 +61,7 @@ __all__ = [
 ]
 
 
-@config
-class MinbertConfig:
+class MinbertConfig(Config):
     """One run of minBERT's classifier: the course's hyperparameter table, plus the tokens kept."""
 
     option: str = (

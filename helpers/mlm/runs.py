@@ -29,7 +29,7 @@ import torch
 from helpers.bert import BertConfig
 from helpers.bert.mlm import BertForMaskedLM, mlm_outputs
 from helpers.bert.save import save_pretrained
-from helpers.config import ConfigError, config, positive
+from helpers.config import Config, ConfigError, positive
 from helpers.env import pick_device, seeded
 from helpers.files import json_digest, save_into, write_json
 from helpers.tokenization.mlm import (
@@ -58,8 +58,7 @@ SAFETY = 1.1
 EVAL_MASK_SEED = 1234  # the held-out masks: the same for every epoch and every run
 
 
-@config
-class MlmConfig:
+class MlmConfig(Config):
     """A pretraining run: the small BERT's shape, the tokenizer, the masking and the optimisation.
     Give ``epochs`` or ``minutes`` (a time budget: as many whole epochs as fit, timed on a probe)."""
 

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from helpers.config import ConfigError, config, positive
+from helpers.config import Config, ConfigError, positive
 from helpers.tokenization.mlm import IGNORE  # -100: cross-entropy's "no target"
 from helpers.training import distributed
 from helpers.training.checkpoints import fingerprint, load_checkpoint, save_checkpoint
@@ -39,8 +39,7 @@ OPTIMIZERS = ("adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "linear", "cosine")
 
 
-@config
-class TrainConfig:
+class TrainConfig(Config):
     """How to train: optimizer, learning-rate schedule, clipping, accumulation, precision, seed."""
 
     epochs: int = 3
