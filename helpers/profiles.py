@@ -10,7 +10,7 @@ Each notebook's sizes are a typed config (``Sizes01`` ...); a notebook reads the
 ``sizes_for("02", profile)`` picks them; ``helpers.setup`` does it for you.
 """
 
-from helpers.config import Config
+from helpers.config import Config, ConfigError
 
 PROFILES: tuple[str, ...] = ("class", "full", "quick", "smoke")
 
@@ -237,3 +237,14 @@ def sizes_for(notebook: str, profile: str) -> Sizes:
         known = ", ".join(sorted(SIZES))
         raise ValueError(f"no sizes for notebook {notebook!r}; known notebooks: {known}")
     return SIZES[notebook][profile]
+
+
+def made_to_order(**counts: int | None) -> None:
+    """A ConfigError naming the first of ``counts`` that is None ("all") where the data is synthetic:
+    made-up data is generated to a count, it has no "all"."""
+    for name, count in counts.items():
+        if count is None:
+            raise ConfigError(
+                f"{name} is None (all rows), but the smoke profile's synthetic examples are made to "
+                "a count: give a number"
+            )

@@ -184,6 +184,28 @@ def test_adamw_written_out_matches_torch(weight_decay):
     torch.testing.assert_close(ours_w, torch_w, atol=1e-6, rtol=0)
 
 
+def test_adamw_runs_a_closure_as_torch_optimizers_do():
+    torch.manual_seed(0)
+    ours_w = torch.randn(5, 3, requires_grad=True)
+    torch_w = ours_w.detach().clone().requires_grad_()
+    x = torch.randn(4, 5)
+    for w, opt in (
+        (ours_w, AdamW([ours_w], lr=1e-2)),
+        (torch_w, torch.optim.AdamW([torch_w], lr=1e-2)),
+    ):
+
+        def closure(w=w, opt=opt):  # the standard idiom: step(closure) recomputes the loss
+            opt.zero_grad()
+            loss = (x @ w).sin().sum()
+            loss.backward()
+            return loss
+
+        for _ in range(3):
+            loss = opt.step(closure)
+        assert loss.grad_fn is not None
+    torch.testing.assert_close(ours_w, torch_w, atol=1e-6, rtol=0)
+
+
 def test_adamw_refuses_bad_settings():
     with pytest.raises(ValueError, match="lr > 0"):
         AdamW([torch.zeros(1, requires_grad=True)], lr=0)

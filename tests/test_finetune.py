@@ -926,3 +926,23 @@ def test_a_model_name_missing_offline_is_named_in_the_notebooks_and_the_command(
     args = boolq_args(tmp_path, rows([1, 0, 1, 0]), rows([0, 1]), model="bert-bse-uncased")
     assert cli.main(args) == 2
     assert error_line(capsys).startswith("error: --model bert-bse-uncased: not a folder here")
+
+
+@pytest.mark.parametrize("field", ["max_train", "max_eval"])
+def test_synthetic_data_names_a_count_left_as_none_all_instead_of_a_type_error(field):
+    from helpers.finetune.twin import sst2_notebook_rows
+
+    sizes = SIZES["04"]["smoke"].replace(**{field: None})  # None means "all" of a real data set
+    for name in ("sst2", "boolq"):
+        with pytest.raises(ConfigError, match=f"{field} is None .* synthetic examples are made to"):
+            notebook_data(name, sizes)
+    knob = {"max_train": "SST_TRAIN", "max_eval": "SST_EVAL"}[field]
+    counts = {"train_rows": 24, "eval_rows": 12} | {f"{field[4:]}_rows": None}
+    with pytest.raises(ConfigError, match=f"{knob} is None"):  # notebook 06's knob, by its name
+        sst2_notebook_rows(True, counts["train_rows"], counts["eval_rows"])
+    rows, source = sst2_notebook_rows(True, 24, 12)
+    assert [len(rows[s]) for s in ("train", "dev", "test")] == [
+        24,
+        12,
+        12,
+    ] and "synthetic" in source

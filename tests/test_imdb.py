@@ -915,3 +915,12 @@ def test_use_my_modules_without_the_classes_says_where_to_paste_them():
     ):
         imdb.my_modules({"MySelfAttention": object})
     assert imdb.my_modules({"MySelfAttention": int, "MyLayerNorm": float}) == (int, float)
+
+
+@pytest.mark.parametrize("field", ["max_train", "max_test"])
+def test_synthetic_reviews_name_a_count_left_as_none_all_instead_of_a_type_error(field):
+    from helpers.profiles import sizes_for
+
+    sizes = sizes_for("03", "smoke").replace(**{field: None})  # None means all 25k real reviews
+    with pytest.raises(ConfigError, match=f"{field} is None .* synthetic examples are made to"):
+        imdb_data.notebook_data(sizes)

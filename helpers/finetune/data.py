@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from helpers.finetune import splits
-from helpers.profiles import Sizes04
+from helpers.profiles import Sizes04, made_to_order
 from helpers.synthetic import synthetic_pairs, synthetic_reviews
 from helpers.tables import check_columns, read_rows
 
@@ -159,6 +159,7 @@ def notebook_data(name: str, sizes: Sizes04) -> tuple[dict[str, list[Example]], 
     the task's columns, and where the rows came from and how they were split (several lines)."""
     task = HUB[name][2]
     if sizes.synthetic:
+        made_to_order(max_train=sizes.max_train, max_eval=sizes.max_eval)
         n = sizes.max_train + 2 * sizes.max_eval
         if name == "boolq":
             rows = synthetic_pairs(n)

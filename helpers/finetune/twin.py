@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import torch
 
 from helpers.bert import BertModel
@@ -49,6 +50,7 @@ from helpers.finetune.experiments import (
 from helpers.finetune.models import check_max_length
 from helpers.mlm.runs import read_state
 from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, short_error
+from helpers.profiles import made_to_order
 from helpers.tables import read_rows
 from helpers.training.checkpoints import check_own_checkpoint
 from helpers.training.loop import Diverged, check_finite_losses
@@ -156,6 +158,8 @@ def sst2_notebook_rows(synthetic: bool, train_rows: int, eval_rows: int | None) 
     """Notebook 06's SST-2 with notebook 04's leak-free splits (``notebook_data``: GLUE from the hub, its
     validation set as test, or ``$HELPERS_DATA_DIR/sst2/``) or made-up sentences; (rows per split, where
     they came from)."""
+    if synthetic:
+        made_to_order(SST_TRAIN=train_rows, SST_EVAL=eval_rows)  # the notebook's names
     sizes = SimpleNamespace(synthetic=synthetic, max_train=train_rows, max_eval=eval_rows)
     rows, _, source = notebook_data("sst2", sizes)
     return rows, source.splitlines()[0]
@@ -173,7 +177,7 @@ def frozen_probe(
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     model = BertModel.from_pretrained(folder).to(device).eval()
 
-    def features(rows: list[dict]) -> dict[str, torch.Tensor]:
+    def features(rows: list[dict]) -> dict[str, "np.ndarray"]:
         out: dict[str, list] = {"word embeddings": [], "last layer": []}
         for start in range(0, len(rows), batch_size):
             text = [r[TASK.text] for r in rows[start : start + batch_size]]

@@ -11,7 +11,7 @@ from pathlib import Path
 from helpers.download import DownloadError, cache_dir, fetch
 from helpers.files import extract_tar, same_file
 from helpers.glove import Glove, download_glove, load_glove
-from helpers.profiles import Sizes03
+from helpers.profiles import Sizes03, made_to_order
 from helpers.synthetic import synthetic_glove, synthetic_reviews
 from helpers.tables import check_columns, check_texts, int_labels, label_index, read_rows
 
@@ -182,6 +182,7 @@ def notebook_data(sizes: Sizes03) -> tuple[dict[str, Split], Glove, str]:
     (``helpers.profiles.Sizes03``), and where they came from. Repeated real reviews are dropped, so
     each review is in one split once."""
     if sizes.synthetic:
+        made_to_order(max_train=sizes.max_train, max_test=sizes.max_test)
         train_data = synthetic_reviews(sizes.max_train)
         test_data = synthetic_reviews(sizes.max_test, seed=7)
         glove = synthetic_glove(sizes.glove_dim)

@@ -228,7 +228,7 @@ class MlmRun:
 
     history: History
     model: BertForMaskedLM
-    tokenizer: object
+    tokenizer: "transformers.PreTrainedTokenizerBase"
     report: dict = field(default_factory=dict)
 
 
@@ -293,7 +293,7 @@ def texts_key(train_texts: Sequence[str], eval_texts: Sequence[str]) -> str:
 
 def load_or_train_tokenizer(
     cfg: MlmConfig, texts: Sequence[str], folder: Path
-) -> tuple[object, str | None]:
+) -> tuple["transformers.PreTrainedTokenizerBase", str | None]:
     """(tokenizer, None) for the one a run with the same text and tokenizer settings saved in ``folder``
     (a resumed run must see the same ids, whatever version of ``tokenizers`` runs the resume), else
     (a new one trained on ``texts``, its key): ``pretrain`` saves it once the data is known to be good."""

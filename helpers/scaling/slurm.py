@@ -18,7 +18,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from helpers.files import write_json, write_text
 from helpers.tables import check_columns, check_labels, label_index, read_rows
@@ -64,7 +64,7 @@ def _listed(name: str, values: list) -> list:
 
 
 def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs: list[int],
-              files: dict[str, object], gpus: int = 1, time: str = "01:00:00",
+              files: dict[str, Any], gpus: int = 1, time: str = "01:00:00",
               partition: str | None = None, parallel: int = 4, cpus: int = 4) -> dict:  # fmt: skip
     """Every (model, lr, epochs) combination as one run of ``python -m helpers.finetune``; ``files``
     holds its other flags (train_file, eval_file, test_file, batch_size, ...)."""

@@ -18,10 +18,13 @@ import atexit
 import gc
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+T = TypeVar("T")
 
 VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
 
@@ -119,7 +122,7 @@ def total(*values: float) -> list[float]:
     return summed.tolist()
 
 
-def agree(value: object) -> object:
+def agree(value: T) -> T:
     """Rank 0's ``value`` on every process (e.g. a number of steps timed on rank 0)."""
     if not (dist.is_available() and dist.is_initialized()):
         return value

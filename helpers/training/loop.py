@@ -98,7 +98,7 @@ class History(dict):
         return self[key][-1]
 
 
-def to_device(batch: Batch, device: torch.device) -> Batch:
+def to_device(batch: Batch, device: torch.device | str) -> Batch:
     if isinstance(batch, Mapping):
         return {k: v.to(device) for k, v in batch.items()}
     return tuple(t.to(device) for t in batch)
@@ -275,7 +275,7 @@ def _kind(callback: object) -> str | None:
 
 def fit(
     model: nn.Module,
-    train_batches: Sequence[Batch] | Callable[[int], Sequence[Batch]],
+    train_batches: Iterable[Batch] | Callable[[int], Iterable[Batch]],
     cfg: TrainConfig,
     device: torch.device,
     *,
@@ -289,7 +289,8 @@ def fit(
 ) -> History:
     """Train ``model`` for ``cfg.epochs``; evaluate each of ``eval_batches`` after every epoch.
 
-    ``train_batches`` is a list of batches, or ``f(epoch)`` giving each epoch's (reshuffled) batches.
+    ``train_batches`` is a list of batches or a DataLoader (read anew every epoch), or ``f(epoch)``
+    giving each epoch's (reshuffled) batches.
     ``progress`` shows a bar and, with ``epoch_lines``, one line of scores per epoch (off where the
     "epochs" are only evaluation rounds and a plot shows the curve).
     ``callbacks`` are called with the history after every epoch (live plots); a callback with
