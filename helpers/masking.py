@@ -25,9 +25,8 @@ def masked_softmax(scores: torch.Tensor, allowed: torch.Tensor, style: str) -> t
     if style == STYLES[0]:
         return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
     if style == STYLES[1]:
-        return (
-            torch.softmax(scores, dim=-1) * allowed
-        )  # the bug: the denominator still sums over all keys
+        # the bug: the denominator still sums over all keys
+        return torch.softmax(scores, dim=-1) * allowed
     raise ValueError(f"style must be one of {STYLES}, not {style!r}")
 
 

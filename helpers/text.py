@@ -100,9 +100,8 @@ class Vocab:
 
     def encode(self, tokens: Tokenized) -> list[np.ndarray]:
         """Each document of ``tokens`` as an int64 array of vocabulary ids (unknown words -> 1)."""
-        remap = np.array(
-            [self.stoi.get(w, 1) for w in tokens.words], dtype=np.int64
-        )  # corpus id -> vocab id
+        # corpus id -> vocab id
+        remap = np.array([self.stoi.get(w, 1) for w in tokens.words], dtype=np.int64)
         ids = remap[tokens.ids] if len(tokens.ids) else tokens.ids.astype(np.int64)
         return [ids[a:b] for a, b in zip(tokens.offsets[:-1], tokens.offsets[1:])]
 

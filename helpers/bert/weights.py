@@ -53,9 +53,8 @@ PATTERNS = [(_pattern(theirs), ours) for theirs, ours in RENAMES.items()]
 def our_name(name: str) -> str | None:
     """Our parameter's name for a checkpoint tensor's ``name``; None for tensors we do not use."""
     name = name.removeprefix("bert.").replace("LayerNorm.gamma", "LayerNorm.weight")
-    name = name.replace(
-        "LayerNorm.beta", "LayerNorm.bias"
-    )  # names in the original 2018 checkpoints
+    # names in the original 2018 checkpoints
+    name = name.replace("LayerNorm.beta", "LayerNorm.bias")
     if name.startswith(IGNORED):
         return None
     for pattern, ours in PATTERNS:

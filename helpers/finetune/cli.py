@@ -110,9 +110,8 @@ def check_first_texts(tokenizer: "transformers.PreTrainedTokenizerBase", task: T
     if not too_long:
         return
     tokens, _, line, where = min(too_long, key=lambda t: (-t[0], t[1], t[2]))  # the longest, first
-    too_long = {
-        (str(t[3]), t[2]) for t in too_long
-    }  # a file given twice (train = eval) counts once
+    # a file given twice (train = eval) counts once
+    too_long = {(str(t[3]), t[2]) for t in too_long}
     need = tokens + specials + 1
     more = (
         f"; {len(too_long)} rows need more than {max_length}, this is the longest"
@@ -226,9 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         labels = train_labels(args, task, train_rows, train_lines, numbered_all)
         in_file = {r[task.label] for _, r in numbered_all}  # the labels before --max-train-examples
         for where, rows, lines in files[1:]:
-            check_label_values(
-                [r[task.label] for r in rows], str(where), lines
-            )  # hashable from here
+            # hashable from here
+            check_label_values([r[task.label] for r in rows], str(where), lines)
             if dropped := [(n, r[task.label]) for n, r in sorted(zip(lines, rows), key=lambda p: p[0])
                            if r[task.label] not in labels and r[task.label] in in_file]:  # fmt: skip
                 raise ValueError(f"{where} has label {dropped[0][1]!r} (first at line {dropped[0][0]}) that "

@@ -113,9 +113,8 @@ def rescaled_embeddings(
         model = BertModel.from_pretrained(pretrained_dir)
     encoder = model.bert if isinstance(model, BertForMaskedLM) else model
     factor = rescale_embeddings(encoder.embeddings, std)
-    _mark(
-        Path(out_dir), "rescaled", pretrained_dir
-    )  # first: a save cut off is still this command's
+    # first: a save cut off is still this command's
+    _mark(Path(out_dir), "rescaled", pretrained_dir)
     return save_pretrained(model, out_dir, _tokenizer_of(pretrained_dir)), factor
 
 
@@ -237,9 +236,8 @@ def finetune_runs(
             )
             flag = "--lr" if name == "minilm" else "--small-lr"
             try:
-                check_finite_losses(
-                    run.history["train_loss"], configs[name].lr, flag
-                )  # before a score
+                # before a score
+                check_finite_losses(run.history["train_loss"], configs[name].lr, flag)
             except Diverged:
                 if checkpoints is not None:  # nothing to resume: a later run would only reload NaN
                     diverged = run_checkpoint(checkpoints, name, configs[name].lr, seed)
@@ -365,9 +363,8 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
     too, with that said)."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{flag} writes the folder {folder}, but that is a file; move it")
-    run = [
-        f for f in ("checkpoint.pt", "mlm-state.json") if (folder / f).exists()
-    ]  # a pretraining run
+    # a pretraining run
+    run = [f for f in ("checkpoint.pt", "mlm-state.json") if (folder / f).exists()]
     if run:
         raise ValueError(f"{flag} writes {folder}, which holds a pretraining run ({', '.join(run)}); "
                          f"move or delete it, {where}")  # fmt: skip
@@ -381,9 +378,8 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
                          f"{MADE}, so this command did not write them (or a version before it did); "
                          f"move or delete them, {where}")  # fmt: skip
     try:
-        check_writable(
-            folder / "config.json", create=False
-        )  # no empty folder left if a check fails
+        # no empty folder left if a check fails
+        check_writable(folder / "config.json", create=False)
     except ValueError as err:
         raise ValueError(f"{flag}: {err}") from None
 

@@ -113,9 +113,8 @@ class CausalSelfAttention(nn.Module):
             self.value = nn.Linear(embed_dim, embed_dim)
         if variant == "additive":
             hs, da = embed_dim // num_heads, additive_dim or embed_dim // num_heads
-            self.w_q = nn.Parameter(
-                torch.randn(num_heads, hs, da) / math.sqrt(2 * hs)
-            )  # W1 = [W1q W1k]
+            # W1 = [W1q W1k]
+            self.w_q = nn.Parameter(torch.randn(num_heads, hs, da) / math.sqrt(2 * hs))
             self.w_k = nn.Parameter(torch.randn(num_heads, hs, da) / math.sqrt(2 * hs))
             self.w2 = nn.Parameter(torch.randn(num_heads, da) / math.sqrt(da))
         self.out = nn.Linear(embed_dim, embed_dim)

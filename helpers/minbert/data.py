@@ -18,11 +18,8 @@ from helpers.download import fetch
 from helpers.tables import read_utf8
 
 SEPARATOR = "|||"
-HIDDEN = (
-    "",
-    "?",
-    "-1",
-)  # label fields that mean "not given" (a test file whose answers are held back)
+# label fields that mean "not given" (a test file whose answers are held back)
+HIDDEN = ("", "?", "-1")
 
 
 @dataclass(frozen=True)
@@ -190,9 +187,8 @@ def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> 
     chosen: set[str] = set()
     totals = Counter(e.label for e in examples)
     for label in sorted(by_label):
-        texts = sorted(
-            by_label[label]
-        )  # sorted first: the draw does not depend on the file's order
+        # sorted first: the draw does not depend on the file's order
+        texts = sorted(by_label[label])
         rng.shuffle(texts)
         want = max(1, round(fraction * totals[label]))
         taken = 0
@@ -217,11 +213,8 @@ def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> 
     return Carved(train, dev, repeats, dropped, note)
 
 
-FILES = (
-    "sst-train.txt",
-    "cfimdb-train.txt",
-    "cfimdb-dev.txt",
-)  # what minBERT publishes with labels
+# what minBERT publishes with labels
+FILES = ("sst-train.txt", "cfimdb-train.txt", "cfimdb-dev.txt")
 
 
 def data_file(name: str) -> Path:

@@ -40,9 +40,8 @@ if TYPE_CHECKING:
     import transformers
 
 OPTIONS = ("pretrain", "finetune")
-Batch = tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor
-]  # input_ids (B, T), attention_mask (B, T), labels (B,)
+# input_ids (B, T), attention_mask (B, T), labels (B,)
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 __all__ = [
     "DEFAULTS",

@@ -93,9 +93,8 @@ def course_plan(folder: str | Path, splits: dict[str, list[dict]], models: list[
 
     held = (grid / "plan.json").exists() or bool(results_in(grid))
     if held:
-        conflict = folder_conflict(
-            plan()
-        )  # "<grid> holds another plan (...) and N results in results/"
+        # "<grid> holds another plan (...) and N results in results/"
+        conflict = folder_conflict(plan())
         why = (f"the {', '.join(f'{n}.jsonl' for n in changed)} data changed" if changed
                else conflict and conflict.removeprefix(f"{grid} holds ").split(" and ")[0])  # fmt: skip
         if why:

@@ -221,9 +221,8 @@ def folder_conflict(plan: dict) -> str | None:
         except ValueError as err:
             return f"{folder} holds a plan.json that is not a plan ({err}){held}"
         difference = plan_difference(old, plan)
-        ran = results or any(
-            (folder / "logs").glob("*")
-        )  # a task of the old plan ran, or is running
+        # a task of the old plan ran, or is running
+        ran = results or any((folder / "logs").glob("*"))
         return f"{folder} holds another plan ({difference}){held}" if difference and ran else None
     if results:
         names = ", ".join(p.name for p in results[:5]) + (" ..." if len(results) > 5 else "")

@@ -243,9 +243,8 @@ def run_epoch(
     for i, batch in enumerate(batches):
         _nonempty(batch, f"training batch {i}")
         stepping = (i + 1) % accumulate == 0 or i + 1 == len(batches)
-        group = min(
-            accumulate, len(batches) - i // accumulate * accumulate
-        )  # the last may be short
+        # the last may be short
+        group = min(accumulate, len(batches) - i // accumulate * accumulate)
         # DDP all-reduces the gradients in backward: only on the batch that ends an accumulation
         sync = model.no_sync() if not stepping and hasattr(model, "no_sync") else nullcontext()
         with sync:

@@ -56,9 +56,8 @@ def hyperparameter_explorer(
 
     def run(**settings: Any) -> str:
         result = imdb.run(prepared, base.replace(**settings), device, progress=False)
-        accuracy = result.history.last(
-            "valid_accuracy"
-        )  # validation only: test is scored once, at the end
+        # validation only: test is scored once, at the end
+        accuracy = result.history.last("valid_accuracy")
         label = ", ".join(f"{name}={value}" for name, value in settings.items())
         runs.append({"label": label, "history": result.history, "valid_accuracy": accuracy})
         return f"run {len(runs)}: validation accuracy {accuracy:.1%}"
