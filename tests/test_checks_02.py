@@ -61,9 +61,26 @@ def with_sdpa(self, x, mask=None):
     )
 
 
+def with_the_projections_named_first(self, x, mask=None):  # a loop over the three layers, not data
+    projections = (self.query, self.key, self.value)
+    q, k, v = [p(x) for p in projections]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+def loops_over_a_named_length(self, x, mask=None):  # still a loop over the batch, through T
+    B = x.shape[0]
+    return torch.stack([with_matmul(self, x[i : i + 1], mask if mask is None else mask[i : i + 1])[0]
+                        for i in range(B)])  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "forward", [with_matmul, with_bmm_and_large_negative, with_einsum_and_where, with_sdpa]
-)
+    "forward",
+    [with_matmul, with_bmm_and_large_negative, with_einsum_and_where, with_sdpa,
+     with_the_projections_named_first],
+)  # fmt: skip
 def test_right_self_attention_passes(forward):
     result = check_self_attention(attention_class(forward))
     assert result.passed, str(result)
@@ -208,6 +225,7 @@ ATTENTION_MISTAKES = {
     "naive softmax overflows": (bug(naive=True), "exp of a large score overflows"),
     "batch mixed": (flattened_batch, "mixes tokens of different sequences"),
     "loops": (loops, "loops over `range(x.shape[0])`"),
+    "loops over a named size": (loops_over_a_named_length, "loops over `range(B)`"),
     "loops over features": (loops_over_features, "loops over `range(self.query.out_features)`"),
     "wrong output shape": (returns_weights, "(B, T, T) weight matrix"),
     "scale hard-coded for d = 8": (scaled_for_d_8, "differs from SDPA on (B, T, d) = (3, 7, 16)"),
@@ -326,9 +344,26 @@ def norm_dims_by_comprehension(self, x):  # loops over the settings, not the dat
     return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
+def norm_dims_by_a_named_count(self, x):  # the same, through a local count
+    n = len(self.normalized_shape)
+    dims = [-(i + 1) for i in range(n)]
+    return (x - x.mean(dims, keepdim=True)) / torch.sqrt(
+        x.var(dims, keepdim=True, unbiased=False) + self.eps
+    ) * self.weight + self.bias
+
+
+def norm_dims_from_a_named_shape(self, x):
+    shape = self.normalized_shape
+    dims = [-i for i in range(1, len(shape) + 1)]
+    mean, var = x.mean(dims, keepdim=True), x.var(dims, keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
 @pytest.mark.parametrize(
-    "forward", [norm_var_mean, norm_two_pass, norm_functional, norm_dims_by_comprehension]
-)
+    "forward",
+    [norm_var_mean, norm_two_pass, norm_functional, norm_dims_by_comprehension,
+     norm_dims_by_a_named_count, norm_dims_from_a_named_shape],
+)  # fmt: skip
 def test_right_layer_norm_passes(forward):
     result = check_layer_norm(norm_class(forward))
     assert result.passed, str(result)
@@ -367,6 +402,11 @@ def norm_loops(self, x):
     for i in range(x.shape[0]):
         out[i] = F.layer_norm(x[i], self.normalized_shape, self.weight, self.bias, self.eps)
     return out
+
+
+def norm_loops_named(self, x):  # n is the batch size: a loop over the data
+    n = x.shape[0]
+    return torch.stack([norm_var_mean(self, x[i]) for i in range(n)])
 
 
 def norm_while_loop(self, x):
@@ -465,6 +505,7 @@ NORM_MISTAKES = {
     "across the batch": (norm_class(norm_bug(axes="batch")), "across the batch"),
     "E[x²] - E[x]²": (norm_class(norm_bug(naive=True)), "E[x²] - E[x]²"),
     "loops": (norm_class(norm_loops), "loops over `range(x.shape[0])`"),
+    "loops through a named size": (norm_class(norm_loops_named), "loops over `range(n)`"),
     "while loop": (norm_class(norm_while_loop), "`forward` has a while loop"),
     "mean and variance of the whole tensor": (
         norm_with(

@@ -124,7 +124,19 @@ def with_sdpa(self, x, mask=None):
     return self.out(layers.merge_heads(y))
 
 
-@pytest.mark.parametrize("forward", [with_view_and_transpose, with_einsum, with_sdpa])
+def with_the_projections_named_first(self, x, mask=None):  # loops over three layers, not heads
+    B, T, d = x.shape
+    qkv = self.query(x), self.key(x), self.value(x)
+    q, k, v = [t.view(B, T, self.num_heads, -1).transpose(1, 2) for t in qkv]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+    return self.out((scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, d))
+
+
+@pytest.mark.parametrize(
+    "forward", [with_view_and_transpose, with_einsum, with_sdpa, with_the_projections_named_first]
+)
 def test_right_multi_head_attention_passes(forward):
     result = checks.check_multi_head_attention(heads_class(forward))
     assert result.passed, str(result)

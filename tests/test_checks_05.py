@@ -324,6 +324,23 @@ def test_attention_checker_refuses_a_loop_over_heads():
     result = checks.check_bert_attention(PerHead)
     assert not result.passed and "loops over `range(self.num_heads)`" in result.verdict, str(result)
 
+    class PerNamedHead(Attention):
+        def forward(self, x, mask=None):
+            B, T, H = x.shape
+            h = self.num_heads  # the count of heads under a name of its own
+            heads = [self.one(x, mask, slice(i * H // h, (i + 1) * H // h)) for i in range(h)]
+            return self.out(torch.cat(heads, -1))
+
+        def one(self, x, mask, cut):
+            q, k, v = self.query(x)[..., cut], self.key(x)[..., cut], self.value(x)[..., cut]
+            scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+            if mask is not None:
+                scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+            return self.dropout(scores.softmax(-1)) @ v
+
+    result = checks.check_bert_attention(PerNamedHead)
+    assert not result.passed and "loops over `range(h)`" in result.verdict, str(result)
+
 
 def test_attention_checker_names_a_renamed_layer():
     class Renamed(Attention):

@@ -21,7 +21,14 @@ import torch.nn as nn
 
 from helpers.bert import BertConfig, BertEmbeddings, BertModel, parameter_breakdown
 from helpers.checks.blocks import _head_mistakes
-from helpers.checks.modules import _close, find_loop, not_a_tensor, source_tree
+from helpers.checks.modules import (
+    _close,
+    expanded,
+    find_loop,
+    not_a_tensor,
+    once_bound,
+    source_tree,
+)
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, returned_not, run_check
 from helpers.layers import LayerNorm, MultiHeadAttention
@@ -320,9 +327,11 @@ def _head_loop(cls: type) -> str | None:
     ``find_loop`` takes for a walk over settings), or None."""
     if "forward" not in vars(cls) or (tree := source_tree(vars(cls)["forward"])) is None:
         return None
+    bound = once_bound(tree)  # h = self.num_heads, then range(h)
     for node in ast.walk(tree):
-        if isinstance(node, ast.For | ast.comprehension) and "head" in ast.unparse(node.iter):
-            return f"`forward` loops over `{ast.unparse(node.iter)}`"
+        if isinstance(node, ast.For | ast.comprehension):
+            if "head" in ast.unparse(expanded(node.iter, bound)):
+                return f"`forward` loops over `{ast.unparse(node.iter)}`"
     return None
 
 

@@ -11,6 +11,7 @@ import inspect
 import math
 import textwrap
 from collections.abc import Callable
+from copy import deepcopy
 from typing import TypeVar, overload
 
 import torch
@@ -117,17 +118,44 @@ def source_tree(fn: Callable) -> ast.AST | None:
         return None
 
 
+def once_bound(tree: ast.AST) -> dict[str, ast.expr]:
+    """The local names of ``tree`` bound once, by ``name = value``, each with its value: a loop over
+    one of them loops over what it names (``qkv = q, k, v``, ``n = len(self.normalized_shape)``)."""
+    stored = [
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    ]
+    values = {
+        target.id: node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    return {name: value for name, value in values.items() if stored.count(name) == 1}
+
+
+def expanded(node: ast.expr, bound: dict[str, ast.expr], depth: int = 4) -> ast.expr:
+    """``node`` with each name of ``bound`` replaced by its value, ``depth`` times at most."""
+
+    class Inline(ast.NodeTransformer):
+        def visit_Name(self, name: ast.Name) -> ast.expr:
+            return (
+                expanded(bound[name.id], bound, depth - 1) if name.id in bound and depth else name
+            )
+
+    return Inline().visit(deepcopy(node))
+
+
 def find_loop(code: type | Callable, strict: bool = False) -> str | None:
     """Where a method of the class ``code`` (or the function ``code``) loops over data (for/while over
     range, shapes or its inputs), or None. ``strict``: every loop but one over a written-out tuple or
     list (``(self.query, self.key)``) counts, so ``range(self.num_heads)`` and ``q.split(...)`` do
-    too (attention has nothing else to loop over)."""
+    too (attention has nothing else to loop over). A local name bound once is read as its value."""
     method = isinstance(code, type)
     members = vars(code).items() if method else [(getattr(code, "__name__", "it"), code)]
     for name, member in members:
-        if (
-            not inspect.isfunction(member) or name == "__init__"
-        ):  # building layers in a loop is fine
+        # building layers in a loop is fine
+        if not inspect.isfunction(member) or name == "__init__":
             continue
         if (tree := source_tree(member)) is None:
             continue  # source not available: nothing to report
@@ -135,16 +163,17 @@ def find_loop(code: type | Callable, strict: bool = False) -> str | None:
         if not defs:
             continue
         inputs = {a.arg for a in defs[0].args.args[int(method) :]}  # without self
+        bound = {k: v for k, v in once_bound(tree).items() if k not in inputs}
         for node in ast.walk(tree):
             if isinstance(node, ast.While):
                 return f"`{name}` has a while loop"
             if isinstance(node, ast.For | ast.comprehension):
-                over = ast.unparse(node.iter)
-                if isinstance(node.iter, ast.Tuple | ast.List):  # (self.query, self.key), (x, mask)
+                over, iterable = ast.unparse(node.iter), expanded(node.iter, bound)
+                if isinstance(iterable, ast.Tuple | ast.List):  # (self.query, self.key), (x, mask)
                     continue
                 if strict:
                     return f"`{name}` loops over `{over}`"
-                names = {n.id for n in ast.walk(node.iter) if isinstance(n, ast.Name)}
+                names = {n.id for n in ast.walk(iterable) if isinstance(n, ast.Name)}
                 if names <= SETTINGS_ONLY:  # e.g. range(len(self.normalized_shape)): not data
                     continue
                 if any(s in over for s in ("range(", "shape", "size(", "len(")) or names & inputs:
