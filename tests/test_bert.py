@@ -209,3 +209,18 @@ def test_adamw_runs_a_closure_as_torch_optimizers_do():
 def test_adamw_refuses_bad_settings():
     with pytest.raises(ValueError, match="lr > 0"):
         AdamW([torch.zeros(1, requires_grad=True)], lr=0)
+
+
+def test_bert_classifier_applies_its_head_dropout_in_training_only():
+    """Catches BertClassifier's head reading the pooled vector without its dropout."""
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=20, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)  # fmt: skip
+    clf = BertClassifier(BertModel(cfg), 2, dropout=0.5)
+    ids = torch.randint(1, 50, (4, 10))
+    with torch.no_grad():
+        clf.train()
+        assert not torch.allclose(clf(ids), clf(ids))  # only the head's dropout is random
+        clf.eval()
+        assert torch.equal(clf(ids), clf(ids))

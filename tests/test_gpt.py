@@ -653,3 +653,30 @@ def test_cli_reads_text_without_its_byte_order_mark(tmp_path):
     assert cli.read_text(path) == "the cat sat.\n"
     path.write_bytes(b"the cat\r\nsat.\r\n")  # saved on Windows: no \r characters to learn
     assert cli.read_text(path) == "the cat\nsat.\n"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_gpt_attention_dropout_is_off_in_eval_mode(fast):
+    """Catches CausalSelfAttention applying its attention dropout in eval mode (notebook 07's
+    profiles train with dropout 0.1-0.2, so eval losses and greedy samples would be random)."""
+    torch.manual_seed(0)
+    with_dropout = CausalSelfAttention(16, 2, dropout=0.5, fast=fast).eval()
+    without = CausalSelfAttention(16, 2, dropout=0.0, fast=fast).eval()
+    without.load_state_dict(with_dropout.state_dict())
+    x = torch.randn(2, 7, 16)
+    with torch.no_grad():
+        assert torch.allclose(with_dropout(x), without(x), atol=1e-6)
+
+
+def test_generate_gives_back_the_mode_it_found():
+    """Catches generate leaving the model in eval mode (a sample in a training callback would turn
+    dropout off for the rest of training)."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=8, layers=1, heads=2, embd=16, dropout=0.1))
+    model.train()
+    start = torch.zeros(1, 1, dtype=torch.long)
+    generate(model, start, 3, 8, 1.0, torch.Generator().manual_seed(0))
+    assert model.training
+    model.eval()
+    generate(model, start, 3, 8, 0.0)
+    assert not model.training

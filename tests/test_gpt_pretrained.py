@@ -88,3 +88,24 @@ def test_byte_level_bpe_names_a_vocabulary_too_small():
 
     with pytest.raises(ValueError, match="at least 257"):
         train_byte_level_bpe(["some text"], 100)
+
+
+def test_from_pretrained_matches_transformers_with_trained_like_weights(tmp_path):
+    """Catches ln1 used in place of ln2 (identical at init), and gelu_tanh dropped (differs < 1e-4
+    on init-sized activations). Every parameter is perturbed before saving."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=97, n_positions=24, n_embd=32, n_layer=2, n_head=4)
+    torch.manual_seed(0)
+    hf = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for name, p in hf.named_parameters():
+            if "ln" in name:  # LayerNorms that differ from each other and from (1, 0)
+                noise = torch.randn_like(p)
+                p.copy_(1 + 0.5 * noise if name.endswith("weight") else noise)
+            else:  # weights the size training gives them: activations reach GELU's curved part
+                p.mul_(10)
+    hf.save_pretrained(tmp_path)
+    ours = GPT.from_pretrained(str(tmp_path)).eval()
+    idx = torch.randint(97, (2, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(idx), hf(idx).logits, rtol=1e-4, atol=1e-4)

@@ -175,3 +175,17 @@ def test_bad_layer_norm_and_head_counts():
         layers.LayerNorm((5, 8))(torch.randn(2, 4, 8))
     with pytest.raises(ValueError, match="embed_dim=10 is not divisible by num_heads=4"):
         layers.MultiHeadAttention(10, 4)
+
+
+def test_block_drops_the_attention_branch_in_training():
+    """Catches Block's pre-norm residual ``x + dropout(attn(ln1(x)))`` losing its dropout."""
+    torch.manual_seed(0)
+    block = layers.Block(8, 2, dropout=0.5).train()
+    with torch.no_grad():
+        block.ff.down.weight.zero_()
+        block.ff.down.bias.zero_()  # the feed-forward branch adds 0: what is left is attention's
+    x = torch.randn(4, 6, 8)
+    with torch.no_grad():
+        branch = block(x) - x
+    zeros = (branch == 0).float().mean().item()
+    assert 0.35 < zeros < 0.65, zeros  # half the attention branch dropped

@@ -6,7 +6,7 @@ import torch
 
 from helpers.gpt import GPT, GPTConfig
 from helpers.training import generate
-from helpers.training.generate import next_token
+from helpers.training.generate import filter_logits, next_token
 
 
 def model_of(**changes) -> GPT:
@@ -73,3 +73,35 @@ def test_next_token_filters():
     assert next_token(logits, temperature=0).item() == 0
     with pytest.raises(ValueError, match="top_p"):
         generate(model_of(), torch.zeros(1, 1, dtype=torch.long), 1, 16, top_p=0)
+
+
+def captured_probs(monkeypatch, logits, **kw) -> torch.Tensor:
+    seen = []
+    real = torch.multinomial
+
+    def spy(probs, *args, **kwargs):
+        seen.append(probs.clone())
+        return real(probs, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "multinomial", spy)
+    next_token(logits, generator=torch.Generator().manual_seed(0), **kw)
+    return seen[-1]
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_temperature_divides_the_logits_once(monkeypatch, temperature):
+    """Catches the temperature applied twice (invisible at the tested 1.0, 1e-45, 1e30)."""
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    probs = captured_probs(monkeypatch, logits, temperature=temperature)
+    torch.testing.assert_close(probs, torch.softmax(logits / temperature, -1))
+
+
+def test_top_p_keeps_the_most_likely_tokens_whatever_their_ids():
+    """Catches top-p's drop mask left in sorted order (not scattered back to the token ids): with
+    logits already sorted, as in test_next_token_filters, the two agree."""
+    p = torch.tensor([[0.05, 0.3, 0.15, 0.5]])  # most likely: id 3, then 1
+    z = torch.log(p)
+    kept = filter_logits(z, top_p=0.6).isfinite()
+    assert kept.tolist() == [[False, True, False, True]]
+    perm = torch.randperm(4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(filter_logits(z[:, perm], top_p=0.6), filter_logits(z, top_p=0.6)[:, perm])

@@ -342,3 +342,16 @@ def test_read_lines_names_the_line_that_is_not_utf8_and_drops_a_bom(tmp_path):
         "a review\x85 still one line\r\nnext\rlast\n".encode()
     )  # 127 IMDB reviews hold \x85
     assert read_lines(path) == ["a review\x85 still one line", "next", "last"]
+
+
+def test_default_random_replacements_never_draw_the_mask_token():
+    """Catches the default random ids forgetting to leave out [MASK] (replacements would then add
+    to the 80% masked). Ids 0-3 are real tokens, 4 is [MASK], 5 is [PAD]."""
+    ids = torch.randint(0, 4, (400, 250), generator=torch.Generator().manual_seed(0))
+    ids[:, -1] = 5
+    special = ids == 5
+    g = torch.Generator().manual_seed(1)
+    inputs, labels = mask_tokens(ids, special, 4, 6, prob=1.0, generator=g)
+    chosen = labels != -100
+    masked = (inputs[chosen] == 4).float().mean().item()
+    assert abs(masked - 0.8) < 0.006, masked  # ~100,000 chosen: sd 0.0013; the bug gives 0.82

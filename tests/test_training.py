@@ -22,7 +22,7 @@ from helpers.training import (
     perplexity,
     predict,
 )
-from helpers.training.loop import lr_factor
+from helpers.training.loop import batch_outputs, lr_factor
 
 CPU = torch.device("cpu")
 
@@ -467,3 +467,42 @@ def test_an_infinite_learning_rate_is_refused():
 def test_perplexity_is_exp_of_the_loss_and_inf_past_overflow():
     assert perplexity(torch.tensor(0.0)) == 1.0 and abs(perplexity(2.0) - 7.389) < 1e-3
     assert perplexity(800.0) == math.inf and math.isnan(perplexity(math.nan))  # a diverged run
+
+
+def sized_batches(sizes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(n, 2, generator=g), torch.randint(0, 2, (n,), generator=g)) for n in sizes]
+
+
+def test_linear_schedule_with_accumulation_counts_optimizer_steps():
+    """8 batches, 2 a step: 4 optimizer steps an epoch, 16 in 4 epochs, so each epoch starts at
+    1, 3/4, 1/2, 1/4 of the rate. Catches the schedule's total counted in batches (32 steps):
+    the rate ends at half instead of 0, and any warm-up lasts twice as long."""
+    cfg = TrainConfig(epochs=4, lr=0.1, accumulate=2, schedule="linear", optimizer="sgd")
+    history = fit(toy_model(), sized_batches([8] * 8), cfg, CPU, progress=False)
+    assert history["lr"] == pytest.approx([0.1, 0.075, 0.05, 0.025])
+
+
+def test_train_loss_is_the_mean_over_predictions_not_over_batches():
+    """A batch of 8 and a batch of 1: the epoch's loss weighs each example alike (as evaluate does).
+    With a vanishing learning rate the training pass and an evaluation see the same model.
+    Catches train_loss as the mean of the batch means."""
+    batches = sized_batches([8, 1], seed=3)
+    model = toy_model()
+    cfg = TrainConfig(epochs=1, lr=1e-12, optimizer="sgd", schedule="constant", clip=None)
+    history = fit(model, batches, cfg, CPU, progress=False)
+    assert history["train_loss"][0] == pytest.approx(evaluate(model, batches, CPU).loss, rel=1e-5)
+
+
+def test_evaluate_runs_in_eval_mode_without_a_graph():
+    """Catches evaluate leaving dropout on or
+    building an autograd graph (memory)."""
+    seen = []
+
+    def outputs(model, batch):
+        seen.append((model.training, torch.is_grad_enabled()))
+        return batch_outputs(model, batch)
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
+    evaluate(model, sized_batches([4, 4]), CPU, outputs=outputs)
+    assert seen == [(False, False), (False, False)]
