@@ -90,10 +90,16 @@ def read_utf8(path: str | Path) -> str:
         ) from None
 
 
+def split_lines(text: str) -> list[str]:
+    """``text``'s lines, each ended by \\n, \\r\\n or \\r only: ``str.splitlines`` also ends one at
+    \\x85, \\u2028 and other characters that real reviews hold (IMDB's do)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def _jsonl_rows(text: str, path: Path) -> tuple[list[dict], list[int]]:
     """One dict per non-blank line, and its line number."""
     rows, numbers = [], []
-    lines = text.split("\n")  # not splitlines(): a JSON string may hold \u2028, which it splits at
+    lines = split_lines(text)
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue

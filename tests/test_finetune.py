@@ -517,6 +517,19 @@ def test_proxy_build_holds_sentences_out_and_drops_their_phrases(tmp_path):
     }
 
 
+def test_proxy_reads_sst_files_as_minbert_does_bom_spacing_and_line_ends(tmp_path):
+    """A byte-order mark, '3|||' without spaces and a U+0085 inside a sentence are read, as
+    `python -m helpers.minbert` reads them (the proxy refused the first two by line 1)."""
+    from helpers.finetune.proxy import read_sst
+
+    path = tmp_path / "sst.txt"
+    path.write_bytes("\ufeff4|||A fine\x85 film .\r\n2 ||| So-so .\n0 |||Dull .".encode())
+    assert read_sst(path) == [
+        {"sentence": "a fine film . ", "label": 1},
+        {"sentence": "dull . ", "label": 0},
+    ]
+
+
 def test_proxy_refuses_a_file_that_is_not_label_sentence(tmp_path, capsys):
     from helpers.finetune import proxy
 

@@ -131,6 +131,14 @@ def test_training_learns_from_the_context(one_thread):
     assert report["tokens_per_second"] > 0 and report["iters"] == 200 and len(report["steps"]) == 4
 
 
+def test_word_level_lines_end_only_at_a_newline():
+    """A word-level text's <eos> goes where a line ends, not at a U+0085 or U+2028 inside it."""
+    vocab = build_corpus("the film was slow\x85 then good\r\nthe end\n" * 10, "word").vocab
+    assert vocab.tokens("was slow\x85 then\u2028 good\r\nend") == [
+        "was", "slow", "then", "good", "<eos>", "end", "<eos>"
+    ]  # fmt: skip
+
+
 def test_word_level_corpus_maps_unseen_dev_words_to_unk():
     text = "the cat sat\nthe dog ran\n\nthe cat ran\n" * 9 + "a zebra sat\n"
     corpus = build_corpus(text, "word")

@@ -101,6 +101,18 @@ def test_read_examples_skips_blank_lines_and_keeps_line_numbers(tmp_path):
     assert [e.line for e in examples] == [1, 3]  # the second ||| belongs to the sentence
 
 
+def test_a_line_ends_only_at_a_newline_not_at_characters_reviews_hold(tmp_path):
+    """IMDB's reviews hold U+0085 (and text can hold U+2028 or a form feed): str.splitlines broke a
+    line there, and the command refused the line after it, by the wrong number."""
+    path = tmp_path / "c.txt"
+    path.write_bytes(
+        "1 ||| building\x85 a seed ,\u2028 then\x0c more .\r\n0 ||| Dull .\r\n".encode()
+    )
+    examples = read_examples(path)
+    assert [(e.label, e.line) for e in examples] == [(1, 1), (0, 2)]
+    assert examples[0].text == "building\x85 a seed ,\u2028 then\x0c more ."
+
+
 @pytest.mark.parametrize(
     "lines, said",
     [
@@ -171,6 +183,19 @@ def test_carve_dev_is_stratified_deterministic_and_keeps_sentences_on_one_side()
     assert carve_dev(examples, 0.1, seed=4).dev != dev
     with pytest.raises(ValueError, match="between 0 and 1"):
         carve_dev(examples, 1.5)
+
+
+def test_carve_dev_keeps_a_class_of_one_sentence_in_train():
+    """Drawn for dev, the largest label's only example left train a class short (the command then
+    said dev's label 2 was past the training file's, naming no file)."""
+    examples = [Example(i % 2, f"sentence {i}") for i in range(9)] + [Example(2, "the only one .")]
+    examples += [Example(2, "The only  one .")]  # a copy: still one sentence
+    for seed in range(20):
+        split = carve_dev(examples, 0.1, seed=seed)
+        assert [e.label for e in split.train].count(2) == 2 and 2 not in {
+            e.label for e in split.dev
+        }
+    assert "class 2: one sentence, kept in train" in split.note
 
 
 # --- runs on a tiny random BERT ------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from helpers.cli import Parser
 from helpers.files import check_not_an_input, check_report, write_report, write_text
 from helpers.finetune.splits import leaking_rows, words
-from helpers.tables import read_rows
+from helpers.tables import read_rows, read_utf8, split_lines
 
 COMMAND = "python -m helpers.finetune.proxy"  # named in proxy.json: no other command replaces it
 
@@ -39,10 +39,10 @@ def glue_form(sentence: str) -> str:
 def read_sst(path: Path) -> list[dict]:
     """Binary rows ``{"sentence", "label"}`` from a minBERT-style ``LABEL ||| SENTENCE`` file."""
     rows = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(split_lines(read_utf8(path)), 1):
         if not line.strip():
             continue
-        label, sep, sentence = line.partition(" ||| ")
+        label, sep, sentence = line.partition("|||")
         if not sep or label.strip() not in ("0", "1", "2", "3", "4"):
             raise ValueError(
                 f"{path}, line {number}: expected 'LABEL ||| SENTENCE' with a label 0-4"

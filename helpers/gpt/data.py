@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from helpers.tables import split_lines
+
 LEVELS = ("char", "word")
 UNK, EOS = "<unk>", "<eos>"
 
@@ -38,7 +40,7 @@ class Vocab:
         """Characters, or words with ``<eos>`` after every non-blank line."""
         if self.level == "char":
             return list(text)
-        return [w for line in text.splitlines() if line.split() for w in [*line.split(), EOS]]
+        return [w for line in split_lines(text) if line.split() for w in [*line.split(), EOS]]
 
     def unknown(self, text: str) -> list[str]:
         """The tokens of ``text`` that are not in the vocabulary (sorted, each once)."""
@@ -90,7 +92,7 @@ def build_corpus(text: str, level: str, dev_fraction: float = 0.1) -> Corpus:
         cut = int(len(text) * (1 - dev_fraction))
         train, dev = text[:cut], text[cut:]
     else:
-        lines = [line for line in text.splitlines() if line.split()]
+        lines = [line for line in split_lines(text) if line.split()]
         cut = int(len(lines) * (1 - dev_fraction))
         train, dev = "\n".join(lines[:cut]), "\n".join(lines[cut:])
         words = sorted({w for line in lines[:cut] for w in line.split()} - {UNK, EOS})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.download import fetch
-from helpers.tables import read_utf8
+from helpers.tables import read_utf8, split_lines
 
 SEPARATOR = "|||"
 # label fields that mean "not given" (a test file whose answers are held back)
@@ -36,7 +36,7 @@ def _read_lines(path: Path) -> list[str]:
         raise FileNotFoundError(f"{path} does not exist; check the path (relative to {Path.cwd()})")
     if not path.is_file():
         raise ValueError(f"{path} is not a file; give the path of a LABEL ||| SENTENCE text file")
-    return read_utf8(path).splitlines()  # a byte-order mark dropped; not UTF-8: line and byte named
+    return split_lines(read_utf8(path))  # a byte-order mark dropped; not UTF-8: line and byte named
 
 
 def read_examples(path: str | Path) -> list[Example]:
@@ -171,7 +171,7 @@ class Carved:
 
 def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> Carved:
     """Hold ``fraction`` of ``examples`` out as dev: the same share of every class (stratified), drawn
-    with ``seed``. A sentence that occurs more than once goes to one side only: if it is chosen for
+    with ``seed``; a class of one sentence stays in train. A sentence that occurs more than once goes to one side only: if it is chosen for
     dev, dev keeps one copy and its other copies leave train (counted in ``dropped``)."""
     if not 0 < fraction < 1:
         raise ValueError(f"the dev fraction must be between 0 and 1, not {fraction!r}")
@@ -186,7 +186,9 @@ def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> 
     rng = random.Random(seed)
     chosen: set[str] = set()
     totals = Counter(e.label for e in examples)
-    for label in sorted(by_label):
+    # a class of one sentence stays in train: taken for dev, no model could learn it
+    lone = [label for label in sorted(by_label) if len(by_label[label]) == 1]
+    for label in sorted(set(by_label) - set(lone)):
         # sorted first: the draw does not depend on the file's order
         texts = sorted(by_label[label])
         rng.shuffle(texts)
@@ -210,6 +212,8 @@ def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> 
         f"{repeats:,} example{'s' * (repeats != 1)} repeat an earlier sentence; "
         f"{dropped:,} cop{'ies' if dropped != 1 else 'y'} of dev sentences left out of train"
     )
+    if lone:
+        note += f"; class{'es' * (len(lone) > 1)} {', '.join(map(str, lone))}: one sentence, kept in train"
     return Carved(train, dev, repeats, dropped, note)
 
 
