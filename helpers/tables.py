@@ -20,8 +20,12 @@ from pathlib import Path
 FORMATS = {
     ".jsonl": "one JSON object per line",
     ".csv": "comma-separated values under a header line that names the columns",
-    ".tsv": "tab-separated values under a header line that names the columns",
+    ".tsv": "tab-separated values under a header line that names the columns, one row a line",
 }
+# A .tsv is read as GLUE writes it: every tab separates and every line is a row, so a quote is text
+# ('"Great" film'); only a value wholly in quotes with each quote inside doubled, as pandas writes
+# one, is unquoted.
+QUOTED = re.compile(r'"((?:[^"]|"")*)"')
 JSONL_EXAMPLE = '{"text": "...", "label": 1}'
 QUOTES = (
     "an opening double quote that is never closed swallows the lines after it; a value that "
@@ -130,13 +134,17 @@ def _jsonl_rows(text: str, path: Path) -> tuple[list[dict], list[int]]:
 def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], list[int]]:
     """One dict per non-blank line below the header, keyed by the header's column names, and the
     line each starts on."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    tsv = delimiter == "\t"
+    quoting = csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     header: list[str] = []
     rows, numbers = [], []
     end = 0  # the line the last row ended on
     try:
         for values in reader:
             start, end = end + 1, reader.line_num  # a quoted value may span lines
+            if tsv:
+                values = [_unquoted(v) for v in values]
             if not values or (not header and not "".join(values).strip()):
                 continue  # a blank line (before the header: spaces too)
             if not header:
@@ -146,6 +154,9 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
                     fix = f"this row runs from line {start} to line {end}: {QUOTES}"
                 elif delimiter == ",":
                     fix = "put double quotes around a value that holds a comma"
+                elif any(v.startswith('"') and not QUOTED.fullmatch(v) for v in values):
+                    fix = ("a .tsv is read one row a line, as GLUE writes it: write a value that runs "
+                           "over lines on one line (or save the file as .csv)")  # fmt: skip
                 else:
                     fix = "a value may not hold a tab: replace tabs inside texts with spaces"
                 raise ValueError(
@@ -164,6 +175,12 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
     if not rows:
         raise ValueError(f"{path} has a header line ({', '.join(header)}) but no rows below it")
     return rows, numbers
+
+
+def _unquoted(value: str) -> str:
+    """A .tsv value: the text inside quotes if it is wholly quoted, pandas-style, else as written."""
+    quoted = QUOTED.fullmatch(value)
+    return quoted.group(1).replace('""', '"') if quoted else value
 
 
 def check_columns(rows: list[dict], needed: list[str], where: str, hint: str = "") -> None:

@@ -46,6 +46,33 @@ def test_reads_tsv(tmp_path):
     assert read_rows(str(path)) == ROWS
 
 
+def test_tsv_is_read_as_glue_writes_it_a_quote_is_text(tmp_path):
+    """An opening quote never closed on its line swallowed the lines up to the next quote (six rows
+    of a file became one, with no word); a quoted word at the start lost its quotes."""
+    text = ('sentence\tlabel\n"the film opens with a bang \t1\nok \t1\n'
+            'it is "so bad" it is good \t0\n"Great" movie, really\t1\n')  # fmt: skip
+    rows, lines = read_rows_and_lines(write(tmp_path / "t.tsv", text))
+    assert [r["sentence"] for r in rows] == [
+        '"the film opens with a bang ', "ok ", 'it is "so bad" it is good ', '"Great" movie, really'
+    ]  # fmt: skip
+    assert lines == [2, 3, 4, 5]
+
+
+def test_tsv_value_wholly_in_quotes_with_doubled_quotes_is_unquoted_as_pandas_writes_it(tmp_path):
+    pandas_tsv = 'sentence\tlabel\n"it is ""so bad"" it is good"\t0\n""\t1\n'
+    rows = read_rows(write(tmp_path / "p.tsv", pandas_tsv))
+    assert rows == [
+        {"sentence": 'it is "so bad" it is good', "label": "0"},
+        {"sentence": "", "label": "1"},
+    ]
+
+
+def test_tsv_value_over_two_lines_is_refused_by_its_line(tmp_path):
+    path = write(tmp_path / "m.tsv", 'sentence\tlabel\nok\t1\n"two\nlines"\t0\n')
+    with pytest.raises(ValueError, match=r"m\.tsv, line 3: 1 value.*one row a line.*as \.csv"):
+        read_rows(path)
+
+
 # --- bad files ------------------------------------------------------------------------------------
 
 
