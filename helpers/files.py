@@ -6,12 +6,15 @@ looks finished. Checkpoints, cached arrays, downloads and JSON reports all go th
 ``save_into`` does the same for the files a library's ``save_pretrained`` writes.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import tarfile
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,18 +150,37 @@ def check_not_an_input(
             )
 
 
+@contextlib.contextmanager
+def interrupt_after() -> Iterator[None]:
+    """Ctrl-C (SIGINT) during the block waits for its end, then raises KeyboardInterrupt: a save that
+    has begun finishes (a checkpoint cut off is no checkpoint). Only the main thread gets signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def atomic_write(path: str | Path, save: Callable[[Path], object]) -> Path:
-    """Call ``save(tmp)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    """Call ``save(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; Ctrl-C
+    meanwhile waits until it is done."""
     path = check_writable(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        save(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it (mkstemp's is owner-only)
-        os.replace(tmp, path)  # atomic on one file system
+        with interrupt_after():
+            save(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it (mkstemp's is owner-only)
+            os.replace(tmp, path)  # atomic on one file system
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -166,10 +188,11 @@ def atomic_write(path: str | Path, save: Callable[[Path], object]) -> Path:
 
 def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
     """Call ``save(tmp)`` on a temporary folder inside ``folder`` (a library's ``save_pretrained``),
-    then rename each file it wrote into ``folder``: no file there is ever half written."""
+    then rename each file it wrote into ``folder``: no file there is ever half written, and Ctrl-C
+    waits until every file is in place."""
     folder = Path(folder)
     check_writable(folder / ".probe")
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp:
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp, interrupt_after():
         save(Path(tmp))
         for file in sorted(Path(tmp).iterdir()):
             os.replace(file, folder / file.name)  # atomic on one file system

@@ -1,10 +1,12 @@
 """The one atomic write: complete files only, and no write over something that is not a file."""
 
 import json
+import os
+import signal
 
 import pytest
 
-from helpers.files import atomic_write, check_writable, save_into, write_json
+from helpers.files import atomic_write, check_writable, interrupt_after, save_into, write_json
 
 
 def test_a_failed_save_leaves_no_file_and_no_temporary(tmp_path):
@@ -113,3 +115,39 @@ def test_a_report_from_before_the_command_field_is_recognised_by_its_keys(tmp_pa
     old.write_text('{"command": 5, "dev_losses": [4.1], "train_losses": [4.3]}')  # not a name
     with pytest.raises(ValueError, match="nothing in it names python -m helpers.gpt train"):
         check_report(old, command="python -m helpers.gpt train", shape=shape)
+
+
+def test_ctrl_c_during_a_save_waits_until_the_file_is_whole(tmp_path):
+    """A Ctrl-C that lands while a checkpoint is written (273 MB: about a second) cut the save off, and
+    the epoch it held was lost, though it had been announced."""
+    path = tmp_path / "checkpoint.pt"
+
+    def save(tmp):
+        with open(tmp, "w") as f:
+            f.write("first half, ")
+            os.kill(os.getpid(), signal.SIGINT)  # the key pressed mid-save
+            f.write("second half")
+
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, save)
+    assert path.read_text() == "first half, second half"
+    assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C works as before afterwards
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
+
+
+def test_ctrl_c_while_a_model_folder_is_saved_leaves_every_file_in_place(tmp_path):
+    def save(tmp):
+        (tmp / "config.json").write_text("{}")
+        os.kill(os.getpid(), signal.SIGINT)
+        (tmp / "model.safetensors").write_text("weights")
+
+    with pytest.raises(KeyboardInterrupt):
+        save_into(tmp_path, save)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_interrupt_after_lets_a_block_without_ctrl_c_through():
+    with interrupt_after():
+        done = True
+    assert done

@@ -506,3 +506,18 @@ def test_evaluate_runs_in_eval_mode_without_a_graph():
     model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5)).train()
     evaluate(model, sized_batches([4, 4]), CPU, outputs=outputs)
     assert seen == [(False, False), (False, False)]
+
+
+def test_an_epoch_line_is_printed_once_its_checkpoint_is_saved(tmp_path, capsys, monkeypatch):
+    """The line was printed before the save: a Ctrl-C in between lost an epoch the run had shown."""
+    from helpers.training import loop
+
+    printed, real = [], loop.save_checkpoint
+
+    def save(path, state):
+        printed.append(capsys.readouterr().out)  # what the run had printed when the save began
+        return real(path, state)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    fit(toy_model(), toy_data(), TrainConfig(epochs=2), CPU, checkpoint=tmp_path / "c.pt")
+    assert "epoch 1/2" not in printed[0] and "epoch 1/2" in printed[1] + capsys.readouterr().out

@@ -361,11 +361,6 @@ def fit(
         history.log(seconds=time.perf_counter() - started)
         if not place.main:
             continue
-        if progress and epoch_lines:
-            scores = ", ".join(
-                f"{k} {v[-1]:.3f}" for k, v in history.items() if k.endswith(("_loss", "_accuracy"))
-            )
-            bar.write(f"epoch {epoch + 1}/{cfg.epochs}: {scores} ({history.last('seconds'):.0f} s)")
         for callback in callbacks:
             callback(history)
         if checkpoint is not None:
@@ -379,5 +374,10 @@ def fit(
                               for c in callbacks],  # fmt: skip
                 "fingerprint": identity,
             })  # fmt: skip
+        if progress and epoch_lines:  # after the save: an epoch shown is an epoch kept
+            scores = ", ".join(
+                f"{k} {v[-1]:.3f}" for k, v in history.items() if k.endswith(("_loss", "_accuracy"))
+            )
+            bar.write(f"epoch {epoch + 1}/{cfg.epochs}: {scores} ({history.last('seconds'):.0f} s)")
     bar.close()
     return history
