@@ -688,3 +688,16 @@ def test_generate_gives_back_the_mode_it_found():
     model.eval()
     generate(model, start, 3, 8, 0.0)
     assert not model.training
+
+
+def test_save_folder_with_only_hidden_files_is_a_new_folder(tmp_path):
+    """.ipynb_checkpoints and .DS_Store are not a run's files: no run writes a hidden file."""
+    from helpers.gpt import cli
+
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".DS_Store").write_bytes(b"finder")
+    text = synthetic_text(2_000)
+    cli.check_save(tmp_path, GPTRunConfig(**TINY, iters=2), build_corpus(text, "char"))
+    (tmp_path / "model.pt").write_bytes(b"someone's")
+    with pytest.raises(ValueError, match=r"holds files \(model\.pt\) that no run"):
+        cli.check_save(tmp_path, GPTRunConfig(**TINY, iters=2), build_corpus(text, "char"))

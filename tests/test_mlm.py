@@ -599,3 +599,14 @@ def test_encoder_alone_saves_without_a_head(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["architectures"] == ["BertModel"]
     with pytest.raises(ValueError, match="holds no MLM head"):
         BertForMaskedLM.from_pretrained(tmp_path)
+
+
+def test_save_folder_with_only_hidden_files_is_a_new_folder(tmp_path):
+    """Jupyter's .ipynb_checkpoints and macOS's .DS_Store appear by themselves: the folder looks
+    empty to a student, and no run writes a hidden file over them; it was refused."""
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".DS_Store").write_bytes(b"finder")
+    cli.check_save(tmp_path, MlmConfig(epochs=1, **TINY_CFG), ["a b c"], ["a b"])
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"holds files \(notes\.txt\) that no run"):
+        cli.check_save(tmp_path, MlmConfig(epochs=1, **TINY_CFG), ["a b c"], ["a b"])

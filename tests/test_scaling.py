@@ -2,6 +2,7 @@
 task runs, the collector's table and choice, and the command line's messages for bad input."""
 
 import json
+import shlex
 import subprocess
 
 import pytest
@@ -402,3 +403,14 @@ def test_a_tasks_checkpoint_in_results_is_not_a_result(tmp_path):
     assert results_in(tmp_path) == []
     (tmp_path / "results" / "0.json").write_text("{}")
     assert results_in(tmp_path) == [tmp_path / "results" / "0.json"]
+
+
+def test_the_submit_line_can_be_pasted_for_a_folder_with_a_space(
+    tmp_path, files, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    argv = ["write", "--out", "slurm runs", "--models", "m", "--train-file", "train.jsonl",
+            "--eval-file", "dev.jsonl"]  # fmt: skip
+    assert main(argv) == 0
+    line = capsys.readouterr().out.strip().split("submit with: ")[1]
+    assert shlex.split(line) == ["sbatch", str(tmp_path / "slurm runs" / "array.sh")]

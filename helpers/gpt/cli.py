@@ -123,7 +123,6 @@ def read_text(path: Path) -> str:
 
 SAVED = ("model.pt", "checkpoint.pt", "plan.json")  # what train --save writes in its folder
 # a write of one of them cut off by a kill (atomic_write's temporary file) or check_writable's probe
-LEFTOVER = re.compile(r"\.(?:model\.pt|checkpoint\.pt|plan\.json)\..+\.(?:part|probe)")
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -159,7 +158,8 @@ def check_save(folder: Path, cfg: GPTRunConfig, corpus: Corpus) -> None:
     a ValueError otherwise, before anything is written, so no run and no other tool's files are lost."""
     if not folder.is_dir():
         return
-    files = sorted(f.name for f in folder.iterdir() if not LEFTOVER.fullmatch(f.name))
+    # hidden files (.ipynb_checkpoints, .DS_Store, a save's leftover .part) are never written over
+    files = sorted(f.name for f in folder.iterdir() if not f.name.startswith("."))
     if not files:
         return
     plan = read_plan(folder)

@@ -148,7 +148,8 @@ def check_save(folder: Path, cfg: MlmConfig, train: list[str], held: list[str]) 
         return
     state = read_state(folder)
     if not state:  # every run of this command writes its state before anything else
-        files = sorted(f.name for f in folder.iterdir())
+        # hidden files (.ipynb_checkpoints, .DS_Store) are never written over
+        files = sorted(f.name for f in folder.iterdir() if not f.name.startswith("."))
         if files:
             shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
             raise ValueError(f"--save {folder} holds files ({shown}) that no run of this command "

@@ -18,6 +18,7 @@ model's dev and test accuracy. Bad input exits 2.
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -102,7 +103,7 @@ def run_write(args: argparse.Namespace) -> int:
     check_writable(args.out / "plan.json")
     paths = write_jobs(plan)
     print(f"{len(plan['runs'])} runs; wrote {paths['plan']}, {paths['job']} and {paths['array']}; "
-          f"submit with: sbatch {paths['array']}")  # fmt: skip
+          f"submit with: sbatch {shlex.quote(str(paths['array']))}")  # fmt: skip
     return 0
 
 
