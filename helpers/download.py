@@ -149,7 +149,8 @@ def download(url: str, filename: str | None = None, checksum: str | None = None)
                 "is corrupt or the file changed upstream. Run the cell again to retry."
             )
 
-    atomic_write(dest, save)  # renamed into place only when complete and verified
+    # renamed into place only when complete and verified; Ctrl-C stops the download at once
+    atomic_write(dest, save, wait=False)
     return dest
 
 

@@ -150,37 +150,48 @@ def check_not_an_input(
             )
 
 
+_guarding = 0  # interrupt_after blocks open in the main thread
+
+
 @contextlib.contextmanager
 def interrupt_after() -> Iterator[None]:
     """Ctrl-C (SIGINT) during the block waits for its end, then raises KeyboardInterrupt: a save that
-    has begun finishes (a checkpoint cut off is no checkpoint). Only the main thread gets signals."""
-    if threading.current_thread() is not threading.main_thread():
+    has begun finishes (a checkpoint cut off is no checkpoint). Only the main thread gets signals; an
+    ignored SIGINT (a background job) stays ignored; a block inside another leaves it to the outer."""
+    global _guarding
+    previous = signal.getsignal(signal.SIGINT)
+    in_main = threading.current_thread() is threading.main_thread()
+    if not in_main or _guarding or previous in (signal.SIG_IGN, None):
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    _guarding += 1
     try:
         yield
     finally:
+        _guarding -= 1
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
 
 
-def atomic_write(path: str | Path, save: Callable[[Path], object]) -> Path:
-    """Call ``save(tmp)`` on a temporary file beside ``path``, then rename it to ``path``; Ctrl-C
-    meanwhile waits until it is done."""
+def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool = True) -> Path:
+    """Call ``save(tmp)`` on a temporary file beside ``path``, then rename it to ``path``. With
+    ``wait``, Ctrl-C meanwhile waits until it is done; without (a download: minutes), it stops the
+    save at once and leaves no file."""
     path = check_writable(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with interrupt_after():
+        with interrupt_after() if wait else contextlib.nullcontext():
             save(tmp)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it (mkstemp's is owner-only)
-            os.replace(tmp, path)  # atomic on one file system
+            with interrupt_after():  # the rename at least (inside the block above: that block's)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it (mkstemp's: 0o600)
+                os.replace(tmp, path)  # atomic on one file system
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -135,16 +135,15 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
     """One dict per non-blank line below the header, keyed by the header's column names, and the
     line each starts on."""
     tsv = delimiter == "\t"
-    quoting = csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)  # fmt: skip
     header: list[str] = []
     rows, numbers = [], []
     end = 0  # the line the last row ended on
     try:
-        for values in reader:
+        for raw in reader:
             start, end = end + 1, reader.line_num  # a quoted value may span lines
-            if tsv:
-                values = [_unquoted(v) for v in values]
+            values = _tsv_values(raw, len(header)) if tsv else raw
             if not values or (not header and not "".join(values).strip()):
                 continue  # a blank line (before the header: spaces too)
             if not header:
@@ -154,7 +153,7 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
                     fix = f"this row runs from line {start} to line {end}: {QUOTES}"
                 elif delimiter == ",":
                     fix = "put double quotes around a value that holds a comma"
-                elif any(v.startswith('"') and not QUOTED.fullmatch(v) for v in values):
+                elif any(v.startswith('"') and v.count('"') % 2 for v in raw):  # never closed
                     fix = ("a .tsv is read one row a line, as GLUE writes it: write a value that runs "
                            "over lines on one line (or save the file as .csv)")  # fmt: skip
                 else:
@@ -168,13 +167,27 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
                 rows.append(dict(zip(header, values)))
                 numbers.append(start)
     except csv.Error as err:
-        raise ValueError(f"{path}, line {end + 1}: {err}; {QUOTES}") from None
+        quotes = "" if tsv else f"; {QUOTES}"  # in a .tsv a quote is text
+        raise ValueError(f"{path}, line {end + 1}: {err}{quotes}") from None
     if not header:
         blank = " (only blank lines)" if text.strip() == "" and text else ""
         raise ValueError(f"{path} is empty{blank}; expected {FORMATS[path.suffix.lower()]}")
     if not rows:
         raise ValueError(f"{path} has a header line ({', '.join(header)}) but no rows below it")
     return rows, numbers
+
+
+def _tsv_values(raw: list[str], width: int) -> list[str]:
+    """A .tsv line's values: as written, each wholly quoted one unquoted; a line whose quoted values
+    hold tabs (pandas quotes such a value) is read with CSV's quoting if that gives ``width`` values."""
+    values = [_unquoted(v) for v in raw]
+    if not width or len(values) == width or not any(v.startswith('"') for v in raw):
+        return values
+    try:
+        quoted = next(csv.reader(["\t".join(raw)], delimiter="\t", strict=True))
+    except csv.Error:  # not CSV's quoting either ('"Great" film')
+        return values
+    return quoted if len(quoted) == width else values
 
 
 def _unquoted(value: str) -> str:

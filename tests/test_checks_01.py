@@ -443,6 +443,17 @@ def test_a_loop_over_the_queries_is_named():
     assert not result.passed and "loops over `range(q.shape[0])`" in result.verdict, str(result)
 
 
+def test_a_loop_over_a_list_spreading_the_queries_is_named():
+    def per_query(query, keys, values):  # [*query] is written as a list, but holds every row
+        rows = [*query.reshape(-1, query.shape[-1])]
+        w = torch.stack([torch.softmax(r @ keys.T, dim=-1) for r in rows])
+        w = w.reshape(*query.shape[:-1], -1)
+        return w @ values, w
+
+    result = checks.check_softmax_attention(per_query)
+    assert not result.passed and "loops over `rows`" in result.verdict, str(result)
+
+
 def test_a_loop_over_a_copy_of_the_query_is_named():
     def per_row(query, keys, values):
         rows = query if query.dim() == 2 else query[None]  # a new name: no parameter is looped over

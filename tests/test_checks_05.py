@@ -342,6 +342,41 @@ def test_attention_checker_refuses_a_loop_over_heads():
     assert not result.passed and "loops over `range(h)`" in result.verdict, str(result)
 
 
+def test_attention_checker_passes_a_loop_over_q_k_v_and_names_one_over_heads_under_a_name():
+    """A loop over (q, k, v) built with num_heads is not a loop over heads; a loop over a name that
+    holds the heads (zip of splits) is, though its expansion never says "head"."""
+
+    class SplitThenTranspose(Attention):
+        def forward(self, x, mask=None):
+            B, T, H = x.shape
+            q = self.query(x).view(B, T, self.num_heads, -1)
+            k = self.key(x).view(B, T, self.num_heads, -1)
+            v = self.value(x).view(B, T, self.num_heads, -1)
+            qh, kh, vh = [t.transpose(1, 2) for t in (q, k, v)]
+            scores = qh @ kh.transpose(-2, -1) / math.sqrt(qh.shape[-1])
+            if mask is not None:
+                scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+            y = self.dropout(scores.softmax(-1)) @ vh
+            return self.out(y.transpose(1, 2).reshape(B, T, H))
+
+    class NamedHeads(Attention):
+        def forward(self, x, mask=None):
+            B, T, H = x.shape
+            h, d = self.num_heads, H // self.num_heads
+            q, k, v = self.query(x), self.key(x), self.value(x)
+            heads = list(zip(q.split(d, -1), k.split(d, -1)))
+            scores = torch.stack([a @ b.transpose(-2, -1) / math.sqrt(d) for a, b in heads], 1)
+            if mask is not None:
+                scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+            y = self.dropout(scores.softmax(-1)) @ v.view(B, T, h, d).transpose(1, 2)
+            return self.out(y.transpose(1, 2).reshape(B, T, H))
+
+    result = checks.check_bert_attention(SplitThenTranspose)
+    assert result.passed, str(result)
+    result = checks.check_bert_attention(NamedHeads)
+    assert not result.passed and "loops over `heads`" in result.verdict, str(result)
+
+
 def test_attention_checker_names_a_renamed_layer():
     class Renamed(Attention):
         def __init__(self, hidden_size, num_heads, dropout=0.0):

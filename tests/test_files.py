@@ -147,7 +147,47 @@ def test_ctrl_c_while_a_model_folder_is_saved_leaves_every_file_in_place(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_interrupt_after_lets_a_block_without_ctrl_c_through():
-    with interrupt_after():
-        done = True
-    assert done
+def test_interrupt_after_keeps_an_ignored_sigint_ignored_and_leaves_nesting_to_the_outer_block():
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job (`cmd &`)
+    try:
+        with interrupt_after():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_after():
+            with interrupt_after():
+                os.kill(os.getpid(), signal.SIGINT)
+            steps.append("inner done")  # the inner block does not raise inside the outer one
+    assert steps == ["inner done"]
+
+
+def test_interrupt_after_in_a_thread_changes_no_handler(tmp_path):
+    import threading
+
+    handler, seen = signal.getsignal(signal.SIGINT), []
+
+    def save():
+        atomic_write(tmp_path / "t.txt", lambda tmp: tmp.write_text("x"))
+        seen.append(signal.getsignal(signal.SIGINT))
+
+    thread = threading.Thread(target=save)
+    thread.start()
+    thread.join()
+    assert seen == [handler] and (tmp_path / "t.txt").read_text() == "x"
+
+
+def test_a_download_stops_at_ctrl_c_at_once_leaving_no_file(tmp_path):
+    """A download can take minutes (GloVe's zip is 822 MB): Ctrl-C stops it then and there."""
+    written = []
+
+    def fetch(tmp):
+        tmp.write_text("part")
+        os.kill(os.getpid(), signal.SIGINT)
+        written.append("rest")  # not reached: the interrupt stops the fetch
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "glove.zip", fetch, wait=False)
+    assert written == [] and list(tmp_path.iterdir()) == []

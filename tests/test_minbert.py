@@ -196,6 +196,8 @@ def test_carve_dev_keeps_a_class_of_one_sentence_in_train():
             e.label for e in split.dev
         }
     assert "class 2: one sentence, kept in train" in split.note
+    with pytest.raises(ValueError, match="no class has two different sentences .* give --dev-file"):
+        carve_dev([Example(0, "good ."), Example(1, "bad ."), Example(1, "BAD .")], 0.1)
 
 
 # --- runs on a tiny random BERT ------------------------------------------------------------------

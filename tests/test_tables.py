@@ -59,12 +59,24 @@ def test_tsv_is_read_as_glue_writes_it_a_quote_is_text(tmp_path):
 
 
 def test_tsv_value_wholly_in_quotes_with_doubled_quotes_is_unquoted_as_pandas_writes_it(tmp_path):
-    pandas_tsv = 'sentence\tlabel\n"it is ""so bad"" it is good"\t0\n""\t1\n'
-    rows = read_rows(write(tmp_path / "p.tsv", pandas_tsv))
-    assert rows == [
-        {"sentence": 'it is "so bad" it is good', "label": "0"},
-        {"sentence": "", "label": "1"},
-    ]
+    pd = pytest.importorskip("pandas")
+    texts = [
+        'it is "so bad" it is good',
+        "a\ttab inside",
+        "",
+        "plain",
+    ]  # pandas quotes the first two
+    pd.DataFrame({"sentence": texts, "label": [0, 1, 1, 0]}).to_csv(
+        tmp_path / "p.tsv", sep="\t", index=False
+    )
+    rows = read_rows(tmp_path / "p.tsv")
+    assert rows == [{"sentence": t, "label": y} for t, y in zip(texts, "0110")]
+
+
+def test_tsv_stray_tab_after_a_quoted_word_is_named_as_a_tab(tmp_path):
+    path = write(tmp_path / "s.tsv", 'sentence\tlabel\n"Great" film\t1\t\n')
+    with pytest.raises(ValueError, match=r"s\.tsv, line 2: 3 values.*replace tabs"):
+        read_rows(path)
 
 
 def test_tsv_value_over_two_lines_is_refused_by_its_line(tmp_path):

@@ -22,7 +22,7 @@ import torch.nn as nn
 from helpers.bert.mlm import HEAD_RENAMES, BertForMaskedLM
 from helpers.bert.model import BertModel
 from helpers.bert.weights import RENAMES
-from helpers.files import atomic_write, save_into, write_text
+from helpers.files import save_into
 
 if TYPE_CHECKING:
     import transformers
@@ -97,10 +97,12 @@ def save_pretrained(
     folder.mkdir(parents=True, exist_ok=True)
     pad = getattr(tokenizer, "pad_token_id", None) or 0
     state = hf_state(model)
-    atomic_write(
-        folder / "model.safetensors", lambda tmp: save_file(state, str(tmp), {"format": "pt"})
-    )
-    write_text(folder / "config.json", json.dumps(hf_config(model, pad), indent=2) + "\n")
-    if tokenizer is not None:
-        save_into(folder, lambda tmp: tokenizer.save_pretrained(str(tmp)))
-    return folder
+
+    def write(tmp: Path) -> None:  # every file at once: a Ctrl-C never leaves a folder half saved
+        save_file(state, str(tmp / "model.safetensors"), {"format": "pt"})
+        config = json.dumps(hf_config(model, pad), indent=2) + "\n"
+        (tmp / "config.json").write_text(config, encoding="utf-8")
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+
+    return save_into(folder, write)

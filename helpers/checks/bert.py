@@ -28,6 +28,7 @@ from helpers.checks.modules import (
     not_a_tensor,
     once_bound,
     source_tree,
+    written_out,
 )
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, returned_not, run_check
@@ -329,9 +330,11 @@ def _head_loop(cls: type) -> str | None:
         return None
     bound = once_bound(tree)  # h = self.num_heads, then range(h)
     for node in ast.walk(tree):
-        if isinstance(node, ast.For | ast.comprehension):
-            if "head" in ast.unparse(expanded(node.iter, bound)):
-                return f"`forward` loops over `{ast.unparse(node.iter)}`"
+        if not isinstance(node, ast.For | ast.comprehension):
+            continue
+        over, iterable = ast.unparse(node.iter), expanded(node.iter, bound)
+        if not written_out(iterable) and "head" in over + ast.unparse(iterable):
+            return f"`forward` loops over `{over}`"
     return None
 
 

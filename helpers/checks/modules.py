@@ -64,6 +64,7 @@ def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
 
 # A loop whose iterable names nothing but these walks the module's settings, not the data.
 SETTINGS_ONLY = {"self", "range", "len", "enumerate", "zip", "reversed", "tuple", "list"}
+TENSOR_SIZES = {"shape", "size", "numel", "nelement", "ndim", "dim"}
 
 
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -146,6 +147,20 @@ def expanded(node: ast.expr, bound: dict[str, ast.expr], depth: int = 4) -> ast.
     return Inline().visit(deepcopy(node))
 
 
+def written_out(node: ast.expr) -> bool:
+    """A tuple or list written out item by item (``(q, k, v)``), not one spreading a tensor
+    (``[*query]``)."""
+    return isinstance(node, ast.Tuple | ast.List) and not any(
+        isinstance(item, ast.Starred) for item in node.elts
+    )
+
+
+def sizes_of_tensors(node: ast.expr) -> bool:
+    """Whether ``node`` reads a tensor's size (``self.weight.numel()``, ``.shape``): a loop over it
+    walks the features, not the settings."""
+    return any(isinstance(n, ast.Attribute) and n.attr in TENSOR_SIZES for n in ast.walk(node))
+
+
 def find_loop(code: type | Callable, strict: bool = False) -> str | None:
     """Where a method of the class ``code`` (or the function ``code``) loops over data (for/while over
     range, shapes or its inputs), or None. ``strict``: every loop but one over a written-out tuple or
@@ -169,12 +184,13 @@ def find_loop(code: type | Callable, strict: bool = False) -> str | None:
                 return f"`{name}` has a while loop"
             if isinstance(node, ast.For | ast.comprehension):
                 over, iterable = ast.unparse(node.iter), expanded(node.iter, bound)
-                if isinstance(iterable, ast.Tuple | ast.List):  # (self.query, self.key), (x, mask)
+                if written_out(iterable):  # (self.query, self.key), (x, mask)
                     continue
                 if strict:
                     return f"`{name}` loops over `{over}`"
                 names = {n.id for n in ast.walk(iterable) if isinstance(n, ast.Name)}
-                if names <= SETTINGS_ONLY:  # e.g. range(len(self.normalized_shape)): not data
+                # e.g. range(len(self.normalized_shape)): the settings, not the data's sizes
+                if names <= SETTINGS_ONLY and not sizes_of_tensors(iterable):
                     continue
                 if any(s in over for s in ("range(", "shape", "size(", "len(")) or names & inputs:
                     return f"`{name}` loops over `{over}`"

@@ -122,7 +122,6 @@ def read_text(path: Path) -> str:
 
 
 SAVED = ("model.pt", "checkpoint.pt", "plan.json")  # what train --save writes in its folder
-# a write of one of them cut off by a kill (atomic_write's temporary file) or check_writable's probe
 
 
 def check_paths(args: argparse.Namespace) -> None:

@@ -207,6 +207,11 @@ def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> 
         raise ValueError(
             f"carving {fraction:.0%} for dev left no training examples ({len(examples)} in all)"
         )
+    if not dev:
+        raise ValueError(
+            f"no class has two different sentences to hold one out for dev ({len(examples)} "
+            "examples): add examples, or give --dev-file"
+        )
     note = (
         f"dev: {len(dev):,} of {len(examples):,} examples ({fraction:.0%} of each class, seed {seed}); "
         f"{repeats:,} example{'s' * (repeats != 1)} repeat an earlier sentence; "
