@@ -97,7 +97,8 @@ def read_utf8(path: str | Path) -> str:
 def split_lines(text: str) -> list[str]:
     """``text``'s lines, each ended by \\n, \\r\\n or \\r only: ``str.splitlines`` also ends one at
     \\x85, \\u2028 and other characters that real reviews hold (IMDB's do)."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return lines[:-1] if lines[-1] == "" else lines  # a last line break ends a line, as splitlines
 
 
 def _jsonl_rows(text: str, path: Path) -> tuple[list[dict], list[int]]:

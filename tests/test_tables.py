@@ -373,3 +373,16 @@ def test_a_file_of_blank_lines_is_called_empty(tmp_path):
     path.write_text("\n\n   \n\n")
     with pytest.raises(ValueError, match=r"blank\.tsv is empty \(only blank lines\); expected"):
         read_rows(path)
+
+
+@pytest.mark.parametrize(
+    "text, lines",
+    [("", []), ("a", ["a"]), ("a\n", ["a"]), ("a\r\nb\rc\n\n", ["a", "b", "c", ""]),
+     ("\n  \n", ["", "  "]), ("x\x85y\u2028z\x0cw\nv", ["x\x85y\u2028z\x0cw", "v"])],
+)  # fmt: skip
+def test_split_lines_ends_lines_where_a_file_does_and_nowhere_else(text, lines):
+    """As str.splitlines for \\n, \\r\\n and \\r (a last line break ends a line, it does not start
+    an empty one: "2 lines, all blank" stays 2), but not at U+0085, U+2028 or a form feed."""
+    from helpers.tables import split_lines
+
+    assert split_lines(text) == lines
