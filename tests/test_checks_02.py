@@ -411,11 +411,11 @@ def norm_loops_named(self, x):  # n is the batch size: a loop over the data
 
 def norm_loops_features(self, x):  # sums the features one at a time
     flat = x.flatten(-len(self.normalized_shape))
-    n = self.weight.numel()
+    features = self.weight.numel()
     total = 0
-    for i in range(n):
+    for i in range(features):
         total = total + flat[..., i]
-    mean = (total / n)[..., None]
+    mean = (total / features)[..., None]
     var = ((flat - mean) ** 2).mean(-1, keepdim=True)
     return ((flat - mean) / torch.sqrt(var + self.eps)).view_as(x) * self.weight + self.bias
 
@@ -517,7 +517,7 @@ NORM_MISTAKES = {
     "E[x²] - E[x]²": (norm_class(norm_bug(naive=True)), "E[x²] - E[x]²"),
     "loops": (norm_class(norm_loops), "loops over `range(x.shape[0])`"),
     "loops through a named size": (norm_class(norm_loops_named), "loops over `range(n)`"),
-    "loops over the features": (norm_class(norm_loops_features), "loops over `range(n)`"),
+    "loops over the features": (norm_class(norm_loops_features), "loops over `range(features)`"),
     "while loop": (norm_class(norm_while_loop), "`forward` has a while loop"),
     "mean and variance of the whole tensor": (
         norm_with(

@@ -117,7 +117,15 @@ def test_a_report_from_before_the_command_field_is_recognised_by_its_keys(tmp_pa
         check_report(old, command="python -m helpers.gpt train", shape=shape)
 
 
-def test_ctrl_c_during_a_save_waits_until_the_file_is_whole(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT as at a terminal (a job started with `cmd &` inherits it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_a_save_waits_until_the_file_is_whole(tmp_path, ctrl_c_raises):
     """A Ctrl-C that lands while a checkpoint is written (273 MB: about a second) cut the save off, and
     the epoch it held was lost, though it had been announced."""
     path = tmp_path / "checkpoint.pt"
@@ -136,7 +144,7 @@ def test_ctrl_c_during_a_save_waits_until_the_file_is_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
 
 
-def test_ctrl_c_while_a_model_folder_is_saved_leaves_every_file_in_place(tmp_path):
+def test_ctrl_c_while_a_model_folder_is_saved_leaves_every_file_in_place(tmp_path, ctrl_c_raises):
     def save(tmp):
         (tmp / "config.json").write_text("{}")
         os.kill(os.getpid(), signal.SIGINT)
@@ -147,7 +155,9 @@ def test_ctrl_c_while_a_model_folder_is_saved_leaves_every_file_in_place(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
 
 
-def test_interrupt_after_keeps_an_ignored_sigint_ignored_and_leaves_nesting_to_the_outer_block():
+def test_interrupt_after_keeps_an_ignored_sigint_ignored_and_leaves_nesting_to_the_outer_block(
+    ctrl_c_raises,
+):
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a background job (`cmd &`)
     try:
         with interrupt_after():
@@ -179,7 +189,7 @@ def test_interrupt_after_in_a_thread_changes_no_handler(tmp_path):
     assert seen == [handler] and (tmp_path / "t.txt").read_text() == "x"
 
 
-def test_a_download_stops_at_ctrl_c_at_once_leaving_no_file(tmp_path):
+def test_a_download_stops_at_ctrl_c_at_once_leaving_no_file(tmp_path, ctrl_c_raises):
     """A download can take minutes (GloVe's zip is 822 MB): Ctrl-C stops it then and there."""
     written = []
 
