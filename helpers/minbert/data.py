@@ -171,8 +171,9 @@ class Carved:
 
 def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> Carved:
     """Hold ``fraction`` of ``examples`` out as dev: the same share of every class (stratified), drawn
-    with ``seed``; a class of one sentence stays in train. A sentence that occurs more than once goes to one side only: if it is chosen for
-    dev, dev keeps one copy and its other copies leave train (counted in ``dropped``)."""
+    with ``seed``; a class of one sentence stays in train. A sentence that occurs more than once goes
+    to one side only: if it is chosen for dev, dev keeps one copy and its other copies leave train
+    (counted in ``dropped``)."""
     if not 0 < fraction < 1:
         raise ValueError(f"the dev fraction must be between 0 and 1, not {fraction!r}")
     if labels_hidden(examples):
@@ -218,7 +219,8 @@ def carve_dev(examples: list[Example], fraction: float = 0.1, seed: int = 0) -> 
         f"{dropped:,} cop{'ies' if dropped != 1 else 'y'} of dev sentences left out of train"
     )
     if lone:
-        note += f"; class{'es' * (len(lone) > 1)} {', '.join(map(str, lone))}: one sentence, kept in train"
+        classes = f"class{'es' * (len(lone) > 1)} {', '.join(map(str, lone))}"
+        note += f"; {classes}: one sentence, kept in train"
     return Carved(train, dev, repeats, dropped, note)
 
 
