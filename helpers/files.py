@@ -150,6 +150,15 @@ def check_not_an_input(
             )
 
 
+def visible_files(folder: str | Path) -> list[Path]:
+    """The files and folders in ``folder`` (none if it is missing), sorted, hidden ones left out
+    (.ipynb_checkpoints, .DS_Store, a save's leftover .part): no run keeps or writes over one."""
+    folder = Path(folder)
+    return (
+        sorted(f for f in folder.iterdir() if not f.name.startswith(".")) if folder.is_dir() else []
+    )
+
+
 _guarding = 0  # interrupt_after blocks open in the main thread
 
 

@@ -37,7 +37,7 @@ from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
 from helpers.cli import Parser, stops_cleanly
 from helpers.env import pick_device, seeded
-from helpers.files import check_report, check_writable, write_json, write_report
+from helpers.files import check_report, check_writable, visible_files, write_json, write_report
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
 from helpers.finetune.experiments import (
     MADE_BY,
@@ -368,11 +368,7 @@ def check_output_folder(flag: str, folder: Path, where: str) -> None:
     if run:
         raise ValueError(f"{flag} writes {folder}, which holds a pretraining run ({', '.join(run)}); "
                          f"move or delete it, {where}")  # fmt: skip
-    others = (
-        sorted(f.name for f in folder.iterdir() if not f.name.startswith("."))
-        if folder.is_dir()
-        else []
-    )
+    others = [f.name for f in visible_files(folder)]
     if others and MADE not in others:
         raise ValueError(f"{flag} writes {folder}, which holds files ({', '.join(others[:5])}) and no "
                          f"{MADE}, so this command did not write them (or a version before it did); "
@@ -490,9 +486,7 @@ def check_checkpoint_folder(folder: Path, others: dict[str, Path | None]) -> Non
         raise ValueError(
             f"--checkpoints {folder} is a file; give a folder (it is created if missing)"
         )
-    files = (
-        sorted(f for f in folder.iterdir() if not f.name.startswith(".")) if folder.is_dir() else []
-    )
+    files = visible_files(folder)
     foreign = [f.name for f in files if not RUN_CHECKPOINT.fullmatch(f.name)]
     if foreign:
         raise ValueError(f"--checkpoints {folder} holds files this command did not write "

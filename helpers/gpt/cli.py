@@ -26,7 +26,7 @@ from pathlib import Path
 
 from helpers.cli import DefaultsHelp, Parser, stops_cleanly
 from helpers.env import pick_device
-from helpers.files import check_report, check_writable, write_report
+from helpers.files import check_report, check_writable, visible_files, write_report
 from helpers.gpt.attention import MASKS, VARIANTS
 from helpers.gpt.data import LEVELS, Corpus, build_corpus
 from helpers.gpt.runs import GPTRunConfig, load_model, read_plan, run_key, sample, train
@@ -157,8 +157,7 @@ def check_save(folder: Path, cfg: GPTRunConfig, corpus: Corpus) -> None:
     a ValueError otherwise, before anything is written, so no run and no other tool's files are lost."""
     if not folder.is_dir():
         return
-    # hidden files (.ipynb_checkpoints, .DS_Store, a save's leftover .part) are never written over
-    files = sorted(f.name for f in folder.iterdir() if not f.name.startswith("."))
+    files = [f.name for f in visible_files(folder)]
     if not files:
         return
     plan = read_plan(folder)

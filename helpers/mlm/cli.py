@@ -24,7 +24,13 @@ from pathlib import Path
 from helpers.cli import Parser, stopped
 from helpers.config import ConfigError
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_report, check_writable, write_report
+from helpers.files import (
+    check_not_an_input,
+    check_report,
+    check_writable,
+    visible_files,
+    write_report,
+)
 from helpers.mlm.runs import (
     CHECKPOINT,
     SAFETY,
@@ -148,8 +154,7 @@ def check_save(folder: Path, cfg: MlmConfig, train: list[str], held: list[str]) 
         return
     state = read_state(folder)
     if not state:  # every run of this command writes its state before anything else
-        # hidden files (.ipynb_checkpoints, .DS_Store) are never written over
-        files = sorted(f.name for f in folder.iterdir() if not f.name.startswith("."))
+        files = [f.name for f in visible_files(folder)]
         if files:
             shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
             raise ValueError(f"--save {folder} holds files ({shown}) that no run of this command "
