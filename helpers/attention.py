@@ -1,8 +1,8 @@
 """Attention arithmetic: scores, soft and hard lookups, and the worked examples of notebook 01.
 
 Shapes: a query is (d,) or (m, d); keys are (n, d); values are (n, d_v).
-Every function takes tensors, numpy arrays or nested lists; results are float tensors (a margin is a
-float, and a few return a tuple of them).
+An argument typed ``Array`` takes a tensor, a numpy array or nested lists (``squared_error`` takes
+tensors); results are float tensors (a margin is a float, and a few return a tuple of them).
 """
 
 from collections.abc import Callable

@@ -58,7 +58,8 @@ def block_speed(
     repeats: int = 30,
     device: str = "cpu",
 ) -> dict:
-    """Forward + backward of a block from helpers' layers vs the same block from nn.LayerNorm + SDPA."""
+    """Forward + backward of a block from helpers' layers vs the same block on torch's kernels
+    (``fast=True``: F.layer_norm, which nn.LayerNorm runs, and SDPA)."""
     with seeded(0):  # the same weights and inputs every time, the caller's generators untouched
         scratch = Block(embed_dim, heads).to(device)
         x = torch.randn(batch, tokens, embed_dim, device=device)
@@ -193,11 +194,14 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m helpers.benchmark", description=__doc__.split("\n")[0])
+    parser = Parser(
+        prog="python -m helpers.benchmark", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("which", choices=["block", "attention", "precision", "kv-cache"])
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument("--repeats", type=int,
-                        help="timed repeats of block and attention (default 30); the others take none")  # fmt: skip
+                        help="timed repeats: block's (default 30); attention times each size max(3, repeats // 6) "
+                        "times; precision and kv-cache take none")  # fmt: skip
     args = parser.parse_args(argv)
     if args.repeats is not None and args.which in ("precision", "kv-cache"):
         print(f"error: --repeats is for block and attention; {args.which} has a fixed length, so "

@@ -2,7 +2,8 @@
 
 ``Parser`` prints ``error: MESSAGE (see PROG --help)`` and exits 2, instead of argparse's usage block,
 so a wrong flag reads like every other bad input the commands refuse. ``DefaultsHelp`` shows each
-flag's default in --help, except where it is None (the flag's help says what happens then).
+flag's default in --help, except where it is None (the flag's help says what happens then); a flag
+with no help text shows its default under any formatter.
 """
 
 import argparse
@@ -40,6 +41,15 @@ class Parser(argparse.ArgumentParser):
         if action.type in (int, float) and not seed:
             check_magnitude(value, action.type, arg_string, action)
         return value
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """As argparse's, but a flag with a default and no help still shows its default in --help
+        (argparse leaves a flag without help text out of the formatter)."""
+        action = super().add_argument(*args, **kwargs)
+        shown = action.default not in (None, argparse.SUPPRESS)
+        if action.option_strings and action.help is None and shown:
+            action.help = "(default: %(default)s)"
+        return action
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)

@@ -18,7 +18,7 @@ def tiny_shakespeare() -> str:
 
 
 def synthetic_text(n_chars: int = 20_000, seed: int = 42) -> str:
-    """Random sentences over a 17-word vocabulary: offline text for the smoke profile's tests."""
+    """Random sentences over an 18-word vocabulary: offline text for the smoke profile's tests."""
     rng = random.Random(seed)
     sentences: list[str] = []
     while sum(map(len, sentences)) < n_chars:

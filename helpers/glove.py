@@ -214,6 +214,7 @@ def align(glove: Glove, counts: dict[str, int], min_count: int = 1) -> Alignment
     vectors[1] = glove.vectors.mean(axis=0)  # <unk>: the average word
     total = sum(counts.values())
     covered = sum(c for w, c in counts.items() if w in index)
+    types = sum(w in index for w in counts)  # as coverage: whatever min_count keeps out
     return Alignment(
-        vocab, torch.from_numpy(vectors), covered / max(total, 1), len(known) / max(len(counts), 1)
+        vocab, torch.from_numpy(vectors), covered / max(total, 1), types / max(len(counts), 1)
     )

@@ -36,7 +36,8 @@ def causal_mask(T: int) -> torch.Tensor:
 
 
 def future_influence(style: str, T: int = 8, d: int = 16, seed: int = 42) -> torch.Tensor:
-    """How much each position's output changes when only the last token changes: (T,). Zero = no leak."""
+    """How much each position's output changes when only the last token changes: (T,). Zero at every
+    position before the last = no leak (the last position sees its own token change)."""
     g = torch.Generator().manual_seed(seed)
     q_proj, k_proj, v_proj = (torch.randn(d, d, generator=g) / math.sqrt(d) for _ in range(3))
     x = torch.randn(T, d, generator=g)

@@ -84,3 +84,25 @@ def test_ctrl_c_stops_a_command_with_one_line_saying_what_is_kept(capsys):
                    "helpers.minbert.cli", "helpers.imdb.cli", "helpers.mlm.cli", "helpers.imdb.ablation"):  # fmt: skip
         source = Path(importlib.import_module(module).__file__).read_text()
         assert "@stops_cleanly(" in source or "return stopped(" in source, module
+
+
+def test_help_shows_the_default_of_a_flag_without_help_text(capsys):
+    """argparse leaves a flag with no help text out of its formatter, so its default was never shown
+    (gpt train's --layers, --heads, --lr, ...)."""
+    from helpers.cli import Parser
+
+    parser = Parser(prog="p")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--note", help="with help text")
+    parser.add_argument("--out")
+    text = parser.format_help()
+    assert "--layers LAYERS  (default: 4)" in text and "--out OUT\n" in text + "\n", text
+    with pytest.raises(SystemExit):
+        importlib.import_module("helpers.gpt.cli").main(["train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for flag in (
+        "--layers LAYERS (default: 4)",
+        "--lr LR (default: 0.002)",
+        "--seed SEED (default: 42)",
+    ):
+        assert flag in shown, shown

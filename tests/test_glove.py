@@ -129,3 +129,13 @@ def test_real_glove_50d(shared_data, cache):
 def test_unmirrored_size_is_refused():
     with pytest.raises(ValueError, match="GloVe 6B 300d is not mirrored here"):
         glove.download_glove(300)
+
+
+def test_coverage_and_types_covered_both_ignore_min_count():
+    """Both say how much of the corpus GloVe knows; min_count only decides the vocabulary."""
+    g = glove.Glove(["a", "b"], np.ones((2, 3), dtype=np.float32))
+    aligned = glove.align(g, {"a": 1, "b": 5, "c": 4}, min_count=2)
+    assert aligned.vocab.itos[2:] == ["b"]
+    assert aligned.coverage == pytest.approx(6 / 10) and aligned.types_covered == pytest.approx(
+        2 / 3
+    )

@@ -1,6 +1,8 @@
 import json
+import re
 import subprocess
 import sys
+import tokenize
 
 from conftest import ROOT
 from IPython.core.inputtransformer2 import TransformerManager
@@ -94,3 +96,18 @@ def test_every_public_function_of_helpers_has_type_hints_that_resolve():
                     except Exception as err:  # a name that does not exist, or a typo
                         unresolved.append(f"{name}.{fn.__qualname__}: {err}")
     assert not unresolved, "\n".join(unresolved)
+
+
+def test_no_docstring_line_ends_in_a_lone_backslash():
+    """A usage line ending in ``\\`` inside a (non-raw) docstring joins the next line to it, so the
+    shown command loses its shell continuation: write ``\\\\``."""
+    joined = []
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        with tokenize.open(path) as f:
+            for token in tokenize.generate_tokens(f.readline):
+                prefix = re.match(r"[A-Za-z]*", token.string).group(0).lower()
+                if token.type == tokenize.STRING and "r" not in prefix:
+                    for m in re.finditer(r"(?<!\\)(?:\\\\)*\\\n", token.string):
+                        line = token.start[0] + token.string[: m.start()].count("\n")
+                        joined.append(f"{path.relative_to(ROOT)}:{line}")
+    assert not joined, f"a lone backslash ends these lines (write \\\\): {joined}"

@@ -1,13 +1,16 @@
 """Exercise checkers. Each takes the student's function or class and returns a ``CheckResult``;
-it never raises: a stub reads "not implemented yet", a crash becomes a short verdict.
+it never raises on the student's code (a setting the notebook passes, such as a head count of 0, is
+refused with a ValueError): a stub reads "not implemented yet", a crash becomes a short verdict.
 
 - ``lookup``: notebook 01 (attention by hand)
 - ``modules``: notebook 02 (the loop tester, self-attention and LayerNorm from scratch)
 - ``blocks``: notebook 02 (multi-head attention, BERT's post-LN block)
 - ``pipeline``: notebook 03 (collate and mask, masked mean, loaders, training step, evaluation)
-- ``finetune``: notebook 04; ``bert``: notebook 05; ``tokenization``: notebook 06 (BPE, masking)
+- ``finetune``: notebook 04; ``bert``: notebook 05
+- ``tokenization``: notebook 06 (BPE, masking); ``pretraining``: notebook 06 (rescaling the weights)
 - ``gpt``: notebook 07 (the causal softmax, additive scores, the sampling loop)
 - ``sampling``: notebook 08 (greedy, temperature, top-k, top-p)
+- ``scaling``: notebook 09
 """
 
 from helpers.checks.blocks import (

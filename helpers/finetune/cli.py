@@ -2,7 +2,7 @@
 
     python -m helpers.finetune --model NAME_OR_DIR --train-file F --eval-file F [--test-file F] \\
         [--text-column C --text-pair-column C --label-column C --max-train-examples N \\
-         --epochs N --lr X --batch-size N --accumulate N --max-length N --seed N --find-batch \
+         --epochs N --lr X --batch-size N --accumulate N --max-length N --seed N --find-batch \\
          --checkpoint FILE.pt] --json OUT
 
 Each finished epoch is kept in a checkpoint (default: beside OUT) until the report is written: the
@@ -49,7 +49,10 @@ SHAPE = ("accuracy_per_epoch", "final_accuracy")
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser(
-        prog="python -m helpers.finetune", description="Fine-tune a BERT-family classifier."
+        prog="python -m helpers.finetune",
+        description="Fine-tune a BERT-family classifier.",
+        epilog="Also: python -m helpers.finetune compare (see its --help), notebook 06's pretrained "
+        "model against its random twin and MiniLM.",
     )
     parser.add_argument("--model", required=True, help="a hub name or a local folder")
     parser.add_argument("--train-file", required=True, help=".csv, .tsv or .jsonl")

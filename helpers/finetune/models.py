@@ -1,5 +1,5 @@
-"""Notebook 04's models: pretrained BERT-family encoders with a new classification head, T5 as a
-text-to-text classifier, and tiny random ones for tests where the real weights add nothing."""
+"""The fine-tuning models: pretrained BERT-family encoders with a new classification head (notebook
+04), T5 as a text-to-text classifier (notebook 09), and tiny random ones for tests where the real weights add nothing."""
 
 from typing import TYPE_CHECKING
 

@@ -2,7 +2,7 @@
 
     python -m helpers.gpt train --data FILE --level char|word --attention dot|additive|shared-qk|shared-qkv \\
         --mask inf|zero [--minutes M | --iters N] [--layers N --heads N --embd N --block-size N \\
-        --batch-size N --accumulate N --lr X --dropout P --additive-dim N --evals N --seed S --quiet] \
+        --batch-size N --accumulate N --lr X --dropout P --additive-dim N --evals N --seed S --quiet] \\
         --save DIR --json OUT
     python -m helpers.gpt sample --load DIR --prompt TEXT [--tokens N --temperature T --top-k K --seed S]
 

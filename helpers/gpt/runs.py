@@ -145,7 +145,7 @@ def train(
     """Train a GPT on ``text`` (split 90/10 by ``build_corpus``, or a ``Corpus`` already built at
     ``cfg.level``); with ``save``, checkpoint every evaluation (the same call again resumes; other
     settings train that folder again: ``python -m helpers.gpt train`` refuses instead) and write the
-    model there for ``load``. Bad input raises before anything is written. Under torchrun the
+    model there for ``load_model``. Bad input raises before anything is written. Under torchrun the
     processes share each round's batches; rank 0 plans, evaluates and writes. The caller's random
     generator is given back as it was."""
     with seeded(cfg.seed):  # the weights and the dropout masks: from the run's seed

@@ -1,7 +1,7 @@
 """Plots and tables, one module per topic: ``lookup`` (notebook 01), ``layers`` (02), ``imdb`` (03), ``training``
-(03 and 04); here, two small helpers every notebook uses.
+(03 and 04), ``bert`` (05), ``pretraining`` (06), ``gpt`` (07), ``generation`` (08), ``scaling`` (09); here, two small helpers every notebook uses.
 
-Each plot function returns a matplotlib Figure. Only ``training`` imports pandas.
+Each plot function returns a matplotlib Figure. Only ``training`` and ``bert`` import pandas.
 """
 
 import inspect

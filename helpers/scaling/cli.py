@@ -5,7 +5,7 @@
         --seed S --gpus N --time HH:MM:SS --partition P --parallel N --cpus N]
     python -m helpers.scaling task DIR/plan.json INDEX      # what array task INDEX runs
     python -m helpers.scaling collect DIR [--json OUT --plot PNG]
-    python -m helpers.scaling compare --data TEXT --json OUT [--processes 1,2 --iters N --accumulate N \
+    python -m helpers.scaling compare --data TEXT --json OUT [--processes 1,2 --iters N --accumulate N \\
         --dropout P]                                       # the same GPT run in 1 and N processes
 
 ``write`` makes DIR/plan.json (every model × lr × epochs), DIR/job.sh (the first run, data-parallel on

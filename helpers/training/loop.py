@@ -53,7 +53,8 @@ class TrainConfig(Config):
         1  # batches per optimizer step, over all processes (a larger batch, same memory)
     )
     precision: str = "auto"  # auto (bf16 / fp16 / fp32 by hardware) | fp32 | bf16 | fp16
-    seed: int = 42  # the run's seed: model init, dropout, shuffling
+    # kept with each checkpoint; fit seeds nothing: build the model and call fit under env.seeded
+    seed: int = 42
 
     def __post_init__(self) -> None:
         positive(self, epochs=self.epochs, lr=self.lr, accumulate=self.accumulate, clip=self.clip)
