@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from helpers.files import DiskFull
+
 INT_MAX = 2**31 - 1  # a count or size beyond this cannot be allocated or run: refused at parsing
 FLOAT32_MAX = 3.4e38  # a number beyond it is inf in float32, where the models compute
 
@@ -71,9 +73,16 @@ def stopped(what_is_kept: str) -> int:
     return 130
 
 
+def disk_full(err: DiskFull, what_is_kept: str) -> int:
+    """After a full disk: one line on stderr (``error: ...``, saying what is kept) and exit status 1."""
+    print(f"error: {err}; {what_is_kept}", file=sys.stderr)
+    return 1
+
+
 def stops_cleanly(what_is_kept: str) -> Callable:
     """A command's ``main`` that Ctrl-C ends with one line (``stopped: ...``, saying what is kept)
-    and exit status 130, instead of a traceback from wherever training was."""
+    and exit status 130, and a full disk with one line and exit status 1, instead of a traceback from
+    wherever training was."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -82,6 +91,8 @@ def stops_cleanly(what_is_kept: str) -> Callable:
                 return main(*args, **kwargs)
             except KeyboardInterrupt:
                 return stopped(what_is_kept)
+            except DiskFull as err:
+                return disk_full(err, what_is_kept)
 
         return run
 

@@ -90,10 +90,18 @@ class DownloadError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """The cache folder: $HELPERS_CACHE if set, else ~/.cache/attention-lab. Created if missing."""
+    """The cache folder: $HELPERS_CACHE if set (a relative one from the current folder, made
+    absolute), else ~/.cache/attention-lab. Created if missing; a ValueError says why it cannot be."""
     root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attention-lab"
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    path = Path(root).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        where = f"${CACHE_ENV}={root}" if os.environ.get(CACHE_ENV) else f"the default cache {path}"
+        problem = "is a file" if path.is_file() else f"cannot be made ({err.strerror})"
+        raise ValueError(
+            f"{where} {problem}: point ${CACHE_ENV} at a folder you can write"
+        ) from None
     return path
 
 
@@ -137,8 +145,11 @@ def download(url: str, filename: str | None = None, checksum: str | None = None)
     """
     dest = cache_dir() / (filename or url.rstrip("/").rsplit("/", 1)[-1])
     algorithm = algorithm_of(checksum) if checksum else "sha256"
-    if dest.exists() and (checksum is None or digest_of(dest, algorithm) == checksum):
-        return dest
+    stale = None  # the cached copy's digest when it is not the published one
+    if dest.exists():
+        if checksum is None or (stale := digest_of(dest, algorithm)) == checksum:
+            return dest
+        print(f"{dest} has {algorithm} {stale}, not the published {checksum}: downloading it again")
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as out:
@@ -146,11 +157,20 @@ def download(url: str, filename: str | None = None, checksum: str | None = None)
         if checksum is not None and (got := digest_of(tmp, algorithm)) != checksum:
             raise DownloadError(
                 f"{dest.name} from {url} has {algorithm} {got}, but {checksum} was expected: the download "
-                "is corrupt or the file changed upstream. Run the cell again to retry."
+                "is corrupt or the file changed upstream. Run it again to retry."
             )
 
     # renamed into place only when complete and verified; Ctrl-C stops the download at once
-    atomic_write(dest, save, wait=False)
+    try:
+        atomic_write(dest, save, wait=False)
+    except DownloadError as err:
+        if stale is None:
+            raise
+        raise DownloadError(
+            f"{err} The copy already at {dest} is not the published file ({algorithm} {stale}, not "
+            f"{checksum}: cut short, or its line endings changed?): replace it with the original, or "
+            "delete it."
+        ) from None
     return dest
 
 
@@ -158,10 +178,17 @@ def _fetch(url: str, out, name: str) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
+            received = 0
             with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
                 while chunk := response.read(CHUNK):
                     out.write(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
+            if total is not None and received < total:  # the server closed early
+                raise DownloadError(
+                    f"the download of {name} from {url} stopped after {received:,} of its {total:,} "
+                    "bytes. Run it again to retry."
+                )
     except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
         reason = getattr(err, "reason", err)
         raise DownloadError(
@@ -190,15 +217,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the entries and the cache folder")
     args = parser.parse_args(argv)
     names = sorted(DOWNLOADS) if args.all else args.names
+    try:
+        cache = cache_dir()
+    except ValueError as err:  # $HELPERS_CACHE names a file, or a folder that cannot be made
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.list or not names:
-        print(f"cache: {cache_dir()}  (set ${CACHE_ENV} to move it)")
+        print(f"cache: {cache}  (set ${CACHE_ENV} to move it)")
         for name, remote in sorted(DOWNLOADS.items()):
             print(f"  {name:30s} {remote.about}  <- {remote.url}")
         return 0
     for name in names:
         try:
             print(f"{name}: {fetch(name)}")
-        except (KeyError, DownloadError) as err:
+        except KeyError as err:  # a name not in the table
+            print(f"error: {err.args[0]}", file=sys.stderr)
+            return 2
+        except ValueError as err:  # a cache it cannot write
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except (DownloadError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
     return 0

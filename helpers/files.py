@@ -7,9 +7,11 @@ looks finished. Checkpoints, cached arrays, downloads and JSON reports all go th
 """
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
 import tarfile
 import tempfile
@@ -185,16 +187,41 @@ def interrupt_after() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+FULL = 1 << 20  # bytes: less free space than this after a failed write is a full disk
+
+
+class DiskFull(RuntimeError):
+    """A write stopped because its disk is full; the message names the file and the space left."""
+
+
+@contextlib.contextmanager
+def disk_full_named(path: Path) -> Iterator[None]:
+    """A write's failure on a full disk as a ``DiskFull`` naming ``path``: Python's error 28, or
+    torch's writer's "unexpected pos" (a RuntimeError), instead of either."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        free = shutil.disk_usage(path.parent).free  # the partial file is still there
+        if getattr(err, "errno", None) != errno.ENOSPC and not (
+            isinstance(err, RuntimeError) and free < FULL
+        ):
+            raise
+        raise DiskFull(
+            f"the disk holding {path.parent} is full ({free:,} bytes free) and {path.name} could "
+            "not be written; nothing there was replaced: make room and run it again"
+        ) from err
+
+
 def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool = True) -> Path:
     """Call ``save(tmp)`` on a temporary file beside ``path``, then rename it to ``path``. With
     ``wait``, Ctrl-C meanwhile waits until it is done; without (a download: minutes), it stops the
-    save at once and leaves no file."""
+    save at once and leaves no file. A full disk raises ``DiskFull``."""
     path = check_writable(path)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with interrupt_after() if wait else contextlib.nullcontext():
+        with interrupt_after() if wait else contextlib.nullcontext(), disk_full_named(path):
             save(tmp)
             with interrupt_after():  # the rename at least (inside the block above: that block's)
                 umask = os.umask(0)
@@ -212,7 +239,11 @@ def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
     waits until every file is in place."""
     folder = Path(folder)
     check_writable(folder / ".probe")
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp, interrupt_after():
+    with (
+        tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp,
+        interrupt_after(),
+        disk_full_named(folder / "model files"),
+    ):
         save(Path(tmp))
         for file in sorted(Path(tmp).iterdir()):
             os.replace(file, folder / file.name)  # atomic on one file system
@@ -238,6 +269,22 @@ def save_arrays(path: str | Path, **arrays: Any) -> Path:
             np.savez(f, **arrays)
 
     return atomic_write(path, save)
+
+
+def load_arrays(path: str | Path, *names: str) -> list | None:
+    """The arrays ``names`` of a .npz that ``save_arrays`` wrote, or None when there is none or it
+    cannot be read (a cache copied from elsewhere and cut short): the caller builds it again."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as f:
+            return [f[name] for name in names]
+    except Exception as err:  # BadZipFile, EOFError, a missing array, a pickle it refuses
+        print(f"cached {path} could not be read ({type(err).__name__}: {err}); building it again")
+        return None
 
 
 def extract_tar(archive: str | Path, target: str | Path) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from helpers.download import DownloadError, cache_dir, download, fetch
-from helpers.files import save_arrays
+from helpers.files import load_arrays, save_arrays
 from helpers.text import Vocab
 
 STANFORD_GLOVE = "https://nlp.stanford.edu/data/glove.6B.zip"
@@ -156,9 +156,9 @@ def load_glove(path: str | Path, member: str | None = None) -> tuple[Glove, bool
         f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
     ).hexdigest()[:20]
     cached = cache_dir() / "glove" / f"{member or path.stem}.{key}.npz"
-    if cached.exists():
-        with np.load(cached) as f:
-            return Glove(json.loads(str(f["words"])), f["vectors"]), True
+    if (arrays := load_arrays(cached, "words", "vectors")) is not None:
+        words, vectors = arrays
+        return Glove(json.loads(str(words)), vectors), True
     if path.suffix == ".zip":
         try:
             archive = zipfile.ZipFile(path)
@@ -187,7 +187,10 @@ def download_glove(dim: int) -> Glove:
         return load_glove(fetch(f"glove.6B.{dim}d.zip"))[0]
     except DownloadError as mirror_error:
         print(f"d2l's mirror failed ({mirror_error}); trying Stanford's server")
-        stanford = download(STANFORD_GLOVE)  # no published checksum
+        try:
+            stanford = download(STANFORD_GLOVE)  # no published checksum
+        except DownloadError:  # offline: name the mirror's small file, the one to copy
+            raise DownloadError(f"{mirror_error} (Stanford's server failed too)") from None
         return load_glove(stanford, member=f"glove.6B.{dim}d.txt")[0]
 
 

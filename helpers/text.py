@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from helpers.download import cache_dir
-from helpers.files import save_arrays
+from helpers.files import load_arrays, save_arrays
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 in every Vocab
 BREAKS = re.compile(r"(?:<br\s*/?>\s*)+", re.IGNORECASE)
@@ -78,9 +78,9 @@ def tokenize_cached(texts: list[str], progress: bool = True) -> tuple[Tokenized,
     Returns (tokens, True if it came from the cache).
     """
     path = cache_dir() / "tokens" / f"{_fingerprint(texts)}.npz"
-    if path.exists():
-        with np.load(path) as f:
-            return Tokenized(json.loads(str(f["words"])), f["ids"], f["offsets"]), True
+    if (arrays := load_arrays(path, "words", "ids", "offsets")) is not None:
+        words, ids, offsets = arrays
+        return Tokenized(json.loads(str(words)), ids, offsets), True
     tokens = tokenize(texts, progress=progress)
     save_arrays(
         path, words=np.array(json.dumps(tokens.words)), ids=tokens.ids, offsets=tokens.offsets

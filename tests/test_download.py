@@ -1,4 +1,5 @@
 import hashlib
+import io
 import urllib.error
 
 import pytest
@@ -105,3 +106,58 @@ def test_tiny_shakespeare_checksum_matches_the_real_file(shared_data):
 @pytest.mark.parametrize("name", ["sst-train.txt", "cfimdb-train.txt", "cfimdb-dev.txt"])
 def test_minbert_checksums_match_the_real_files(shared_data, name):
     assert dl.digest_of(shared_data / "minbert" / name) == dl.DOWNLOADS[f"minbert-{name}"].checksum
+
+
+def test_a_cache_that_is_a_file_or_cannot_be_made_is_named(tmp_path, monkeypatch, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("HELPERS_CACHE", str(afile))
+    with pytest.raises(ValueError, match=f"HELPERS_CACHE={afile} is a file: point"):
+        dl.cache_dir()
+    assert dl.main(["--list"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: $HELPERS_CACHE={afile} is a file")
+    monkeypatch.setenv("HELPERS_CACHE", str(afile / "below"))
+    with pytest.raises(ValueError, match=r"below cannot be made \(Not a directory\)"):
+        dl.cache_dir()
+
+
+def test_a_relative_cache_is_made_absolute(tmp_path, monkeypatch):
+    """Notebooks run from notebooks/, commands from the project root: one relative $HELPERS_CACHE
+    must not mean two caches, and the path printed must say which."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HELPERS_CACHE", "rel cache")
+    assert dl.cache_dir() == tmp_path / "rel cache" and dl.cache_dir().is_absolute()
+
+
+def test_offline_with_a_cached_copy_that_fails_its_checksum_says_so(tmp_path, cache, monkeypatch):
+    url, sha, content = served(tmp_path)
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "vectors.txt").write_bytes(content[:100])  # a copy cut short
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", offline)
+    with pytest.raises(dl.DownloadError, match="is not the published file .* or delete it"):
+        dl.download(url, checksum=sha)
+    assert (cache / "vectors.txt").read_bytes() == content[:100]  # left for the user to see
+
+
+def test_a_download_cut_short_by_the_server_is_refused(tmp_path, cache, monkeypatch):
+    """Without a checksum (Stanford's GloVe) the Content-Length is the only check."""
+
+    class Short(io.BytesIO):
+        headers = {"Content-Length": "300"}
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", lambda url, timeout: Short(b"x" * 100))
+    with pytest.raises(dl.DownloadError, match="stopped after 100 of its 300 bytes"):
+        dl.download("https://example.org/f.zip")
+    assert list(cache.iterdir()) == []
+
+
+def test_cli_refuses_an_unknown_name_with_exit_2(cache, capsys):
+    assert dl.main(["nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: no download called 'nope'; known: ")

@@ -1,12 +1,25 @@
 """The one atomic write: complete files only, and no write over something that is not a file."""
 
+import errno
 import json
 import os
 import signal
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
-from helpers.files import atomic_write, check_writable, interrupt_after, save_into, write_json
+from helpers.cli import stops_cleanly
+from helpers.files import (
+    DiskFull,
+    atomic_write,
+    check_writable,
+    interrupt_after,
+    load_arrays,
+    save_arrays,
+    save_into,
+    write_json,
+)
 
 
 def test_a_failed_save_leaves_no_file_and_no_temporary(tmp_path):
@@ -201,3 +214,54 @@ def test_a_download_stops_at_ctrl_c_at_once_leaving_no_file(tmp_path, ctrl_c_rai
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "glove.zip", fetch, wait=False)
     assert written == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_is_named_and_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    """Python's error 28, and torch's writer's RuntimeError when the disk has no room left, become
+    one DiskFull naming the file; another RuntimeError stays itself."""
+    target = tmp_path / "checkpoint.pt"
+    target.write_text("the last good epoch")
+
+    def no_space(tmp):
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFull, match=r"is full \(.* bytes free\) and checkpoint.pt could not be"):
+        atomic_write(target, no_space)
+    assert target.read_text() == "the last good epoch" and len(list(tmp_path.iterdir())) == 1
+
+    def torch_writer(tmp):
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:672] . unexpected pos 49216 vs 49108"
+        )
+
+    monkeypatch.setattr("helpers.files.shutil.disk_usage", lambda p: SimpleNamespace(free=0))
+    with pytest.raises(DiskFull, match="0 bytes free"):
+        atomic_write(target, torch_writer)
+    with pytest.raises(DiskFull):
+        save_into(tmp_path / "model", lambda tmp: torch_writer(tmp))
+    monkeypatch.setattr("helpers.files.shutil.disk_usage", lambda p: SimpleNamespace(free=1 << 30))
+    with pytest.raises(RuntimeError, match="unexpected pos") as err:
+        atomic_write(target, torch_writer)
+    assert not isinstance(err.value, DiskFull)
+
+
+def test_a_command_stopped_by_a_full_disk_says_so_in_one_line(capsys):
+    @stops_cleanly("the last epoch is kept")
+    def main():
+        raise DiskFull("the disk holding /x is full (0 bytes free) and r.json could not be written")
+
+    assert main() == 1
+    err = capsys.readouterr().err
+    expected = "error: the disk holding /x is full (0 bytes free) and r.json could not be written"
+    assert err == f"{expected}; the last epoch is kept\n", err
+
+
+def test_a_cached_array_file_cut_short_is_built_again(tmp_path, capsys):
+    path = tmp_path / "cached.npz"
+    save_arrays(path, a=np.arange(5))
+    assert load_arrays(path, "a")[0].tolist() == [0, 1, 2, 3, 4]
+    path.write_bytes(path.read_bytes()[:100])
+    assert load_arrays(path, "a") is None
+    assert f"cached {path} could not be read (BadZipFile" in capsys.readouterr().out
+    assert load_arrays(tmp_path / "none.npz", "a") is None

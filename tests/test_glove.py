@@ -139,3 +139,35 @@ def test_coverage_and_types_covered_both_ignore_min_count():
     assert aligned.coverage == pytest.approx(6 / 10) and aligned.types_covered == pytest.approx(
         2 / 3
     )
+
+
+def test_a_cached_copy_cut_short_is_parsed_again(glove_file, cache, capsys):
+    first, _ = glove.load_glove(glove_file)
+    (cached,) = (cache / "glove").iterdir()
+    cached.write_bytes(cached.read_bytes()[:100])
+    again, from_cache = glove.load_glove(glove_file)
+    assert (
+        not from_cache
+        and again.words == first.words
+        and "could not be read" in capsys.readouterr().out
+    )
+    assert glove.load_glove(glove_file)[1]  # and cached again
+
+
+def test_offline_both_sources_fail_and_the_message_names_the_mirrors_file(monkeypatch):
+    """Stanford's error named its 822 MB glove.6B.zip, which `download --all` does not fetch."""
+
+    def mirror(name):
+        raise glove.DownloadError(
+            f"could not download {name} (offline). If you are offline, copy it"
+        )
+
+    def stanford(url):
+        raise glove.DownloadError("could not download glove.6B.zip (offline)")
+
+    monkeypatch.setattr(glove, "fetch", mirror)
+    monkeypatch.setattr(glove, "download", stanford)
+    with pytest.raises(glove.DownloadError) as err:
+        glove.download_glove(50)
+    assert "glove.6B.50d.zip" in str(err.value) and "glove.6B.zip" not in str(err.value)
+    assert str(err.value).endswith("(Stanford's server failed too)")

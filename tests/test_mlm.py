@@ -17,6 +17,7 @@ from helpers.bert.mlm import IGNORE, BertForMaskedLM, mlm_outputs
 from helpers.bert.save import hf_name, save_pretrained
 from helpers.bert.weights import our_name
 from helpers.env import seeded
+from helpers.files import DiskFull
 from helpers.mlm import MlmConfig, cli, masked_batches, pack, pretrain, runs, split_eval
 from helpers.mlm.runs import STATE
 from helpers.tokenization.train import train_wordpiece
@@ -610,3 +611,29 @@ def test_save_folder_with_only_hidden_files_is_a_new_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match=r"holds files \(notes\.txt\) that no run"):
         cli.check_save(tmp_path, MlmConfig(epochs=1, **TINY_CFG), ["a b c"], ["a b"])
+
+
+def test_a_full_disk_ends_the_command_with_one_line_saying_what_is_kept(
+    text_file, tmp_path, monkeypatch, capsys
+):
+    def full(*args, **kwargs):
+        raise DiskFull(
+            "the disk holding /x is full (0 bytes free) and out.json could not be written"
+        )
+
+    monkeypatch.setattr(cli, "write_report", full)
+    argv = [
+        "--train-file",
+        str(text_file),
+        *TINY,
+        "--save",
+        str(tmp_path / "s"),
+        "--json",
+        "o.json",
+    ]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: the disk holding /x is full") and "the same command resumes" in err
+    )
+    assert "Traceback" not in err and err.count("\n") == 1, err

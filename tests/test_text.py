@@ -87,3 +87,15 @@ def test_bucketed_batches_refuses_an_empty_bucket():
     with pytest.raises(ValueError, match="bucket must be a whole number of at least 1, not 0"):
         text.bucketed_batches([3, 1, 2], 2, shuffle=True, bucket=0)
     assert text.bucketed_batches([3, 1, 2], np.int64(2), shuffle=False) == [[1, 2], [0]]
+
+
+def test_a_cached_copy_cut_short_is_tokenized_again(cache, capsys):
+    texts = ["A film, and a good one.", "Not good."]
+    first, _ = text.tokenize_cached(texts, progress=False)
+    (cached,) = (cache / "tokens").iterdir()
+    cached.write_bytes(b"")
+    again, from_cache = text.tokenize_cached(texts, progress=False)
+    assert (
+        not from_cache and again.words == first.words and again.ids.tolist() == first.ids.tolist()
+    )
+    assert "could not be read" in capsys.readouterr().out

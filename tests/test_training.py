@@ -22,6 +22,7 @@ from helpers.training import (
     perplexity,
     predict,
 )
+from helpers.training.checkpoints import load_checkpoint
 from helpers.training.loop import batch_outputs, lr_factor
 
 CPU = torch.device("cpu")
@@ -521,3 +522,52 @@ def test_an_epoch_line_is_printed_once_its_checkpoint_is_saved(tmp_path, capsys,
     monkeypatch.setattr(loop, "save_checkpoint", save)
     fit(toy_model(), toy_data(), TrainConfig(epochs=2), CPU, checkpoint=tmp_path / "c.pt")
     assert "epoch 1/2" not in printed[0] and "epoch 1/2" in printed[1] + capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", b"PK\x03\x04" + b"\x00" * 40])
+def test_a_checkpoint_that_unpickles_into_nonsense_retrains(tmp_path, capsys, content):
+    """Bytes that unpickle into an error other than torch's (a ValueError from b"garbage\\n") or
+    into something with no fingerprint retrain, as a file cut short does."""
+    path = tmp_path / "odd.pt"
+    path.write_bytes(content)
+    history = fit(
+        toy_model(), toy_data(), TrainConfig(epochs=1), CPU, checkpoint=path, progress=False
+    )
+    assert len(history["epoch"]) == 1
+    torch.save({"fingerprint": "not a dict"}, path)
+    assert load_checkpoint(path, {}, CPU)[0] is None
+
+
+def test_a_checkpoint_that_cannot_be_written_is_refused_before_the_first_epoch(
+    tmp_path, monkeypatch
+):
+    """A read-only place (a shared cache) lost a whole epoch before the save failed; a finished run
+    there still loads, since nothing is left to write."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    steps = []
+    model = toy_model()
+    model.register_forward_hook(lambda *args: steps.append(1))
+    with pytest.raises(ValueError, match="a-file is a file, not a folder"):
+        fit(
+            model,
+            toy_data(),
+            TrainConfig(epochs=1),
+            CPU,
+            checkpoint=blocked / "c.pt",
+            progress=False,
+        )
+    assert steps == []
+    path = tmp_path / "c.pt"
+    torch.manual_seed(0)
+    fit(toy_model(), toy_data(), TrainConfig(epochs=1), CPU, checkpoint=path, progress=False)
+
+    def read_only(path, create=True):
+        raise ValueError(f"cannot write {path}: Permission denied; choose another place")
+
+    monkeypatch.setattr("helpers.training.loop.check_writable", read_only)
+    torch.manual_seed(0)
+    again = fit(
+        toy_model(), toy_data(), TrainConfig(epochs=1), CPU, checkpoint=path, progress=False
+    )
+    assert len(again["epoch"]) == 1

@@ -21,10 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.cli import Parser, stopped
+from helpers.cli import Parser, disk_full, stopped
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import (
+    DiskFull,
     check_not_an_input,
     check_report,
     check_writable,
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    kept = (f"the same command resumes after the last whole epoch, checkpointed in "
+            f"{args.save / CHECKPOINT} (or starts again if none finished)")  # fmt: skip
     try:
         run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
     except ValueError as err:  # e.g. a text too small to hold a token, a run that diverged
@@ -218,12 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {flagged(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return stopped(f"the same command resumes after the last whole epoch, checkpointed in "
-                       f"{args.save / CHECKPOINT} (or starts again if none finished)")  # fmt: skip
+        return stopped(kept)
+    except DiskFull as err:
+        return disk_full(err, kept)
     report = {"train_file": str(args.train_file), "eval_file": str(args.eval_file or ""), "split": split,
               **run.report}  # fmt: skip
     report["seconds"]["command"] = time.perf_counter() - started
-    write_report(args.json, COMMAND, report)
+    try:
+        write_report(args.json, COMMAND, report)
+    except DiskFull as err:
+        return disk_full(err, kept)
     plan = report["plan"]
     if plan and plan["epochs"] == 1 and plan["estimated_epoch_seconds"] * SAFETY > 60 * cfg.minutes:
         print(f"note: --minutes {cfg.minutes:g} fits no whole epoch (one takes about "

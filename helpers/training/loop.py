@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from helpers.config import Config, ConfigError, positive
+from helpers.files import check_writable
 from helpers.tokenization.mlm import IGNORE  # -100: cross-entropy's "no target"
 from helpers.training import distributed
 from helpers.training.checkpoints import fingerprint, load_checkpoint, save_checkpoint
@@ -342,6 +343,8 @@ def fit(
             for callback, kept in zip(callbacks, state.get("callbacks") or ()):
                 if kept is not None and kept["type"] == _kind(callback):  # KeepBest's best epoch
                     callback.load_state_dict(kept["state"])
+        if place.main and start < cfg.epochs:  # epochs to save: refused now, not after the first
+            check_writable(checkpoint)
         if place.main and (progress or Path(checkpoint).exists()):
             print(reason)  # never resume or retrain silently
     bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
