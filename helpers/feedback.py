@@ -112,8 +112,8 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         result = failed(name, f"your code returned None for the {err}: did you forget `return`?",
                         f"end the function with `return` and the {err}")  # fmt: skip
     except NotImplementedError as err:
-        hint = str(err) or "replace the `raise NotImplementedError` line with your code"
-        return CheckResult(name, False, NOT_IMPLEMENTED, [hint])
+        hints = [str(err)] if str(err) else []
+        return CheckResult(name, False, NOT_IMPLEMENTED, [*hints, _stub_named(err)])
     except SystemExit as err:  # sys.exit() in a function would end the check, not just the function
         code = "" if err.code is None else repr(err.code)
         return CheckResult(name, False, f"your code called sys.exit({code})",
@@ -174,6 +174,21 @@ def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:
                        f"({type(err).__name__}): check what it returns", message)  # fmt: skip
 
 
+def _stub_named(err: NotImplementedError) -> str:
+    """Which function still raises (an exercise's check may call another exercise's), and that code
+    under the ``raise`` line never runs."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code if tb is not None else None
+    if code is not None and _library(code.co_filename):  # torch's "not implemented for ..."
+        code = None
+    # co_qualname (Python 3.11+) names the class too: MyBertSelfAttention.forward
+    where = f"`{getattr(code, 'co_qualname', code.co_name)}` still raises it: " if code else ""
+    return (f"{where}write your code in place of the `raise NotImplementedError(...)` line (code "
+            "under it never runs)")  # fmt: skip
+
+
 def _students_frame(err: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame of the traceback that is the student's. Going outwards from where the
     error arose, library code (installed packages, Python's own, helpers' layers a student may call)
@@ -181,14 +196,17 @@ def _students_frame(err: BaseException) -> traceback.FrameSummary | None:
     student's decides. None for a checker's: the student's code returned, and the checker could not
     use what it returned."""
     frames = traceback.extract_tb(err.__traceback__)
-    helpers_dir, stdlib = Path(__file__).parent, sysconfig.get_paths()["stdlib"]
+    helpers_dir = Path(__file__).parent
     checkers = (str(helpers_dir / "checks"), str(helpers_dir / "quiz.py"))
     for frame in reversed(frames):
         if frame.filename.startswith(checkers):
             return None
-        library = (
-            frame.filename.startswith((str(helpers_dir), stdlib)) or "-packages" in frame.filename
-        )
-        if not library:
+        if not _library(frame.filename):
             return frame
     return frames[-1] if frames else None
+
+
+def _library(filename: str) -> bool:
+    """Whether code in ``filename`` is not the student's: installed packages, Python's own, helpers."""
+    own = (str(Path(__file__).parent), sysconfig.get_paths()["stdlib"])
+    return filename.startswith(own) or "-packages" in filename

@@ -5,6 +5,7 @@ import functools
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.checks.pipeline import (
@@ -14,6 +15,7 @@ from helpers.checks.pipeline import (
     check_masked_mean,
     check_pipeline_on_model,
     check_train_step,
+    checked_modules,
 )
 from helpers.classifier import masked_mean
 from helpers.text import pad_batch
@@ -658,3 +660,34 @@ def test_a_crash_in_students_code_is_a_verdict_not_a_traceback():
 
     result = check_collate(broken)
     assert not result.passed and "raised ValueError" in result.verdict
+
+
+def test_your_own_modules_train_only_once_notebook_02s_checks_pass():
+    """USE_MY_MODULES = True with a notebook-02 attention whose softmax ran over the queries trained
+    to NaN losses and reported 56.7% without a word; it now stops, with the check's verdict."""
+    from helpers.layers import LayerNorm, SelfAttention
+
+    assert checked_modules({"MySelfAttention": SelfAttention, "MyLayerNorm": LayerNorm}) == (
+        SelfAttention,
+        LayerNorm,
+    )
+
+    class OverQueries(SelfAttention):
+        def forward(self, x, mask=None):
+            s = self.query(x) @ self.key(x).transpose(1, 2) / x.shape[-1] ** 0.5
+            if mask is not None:
+                s = s.masked_fill(~mask[:, None, :], float("-inf"))
+            return torch.softmax(s, dim=1) @ self.value(x)
+
+    with pytest.raises(
+        ValueError, match="check says:\n❌ self-attention: (.|\n)*softmax over the wrong"
+    ):
+        checked_modules({"MySelfAttention": OverQueries, "MyLayerNorm": LayerNorm})
+
+    class Stub(nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            raise NotImplementedError("γ and β")
+
+    with pytest.raises(ValueError, match="⏳ LayerNorm: not implemented yet"):
+        checked_modules({"MySelfAttention": SelfAttention, "MyLayerNorm": Stub})

@@ -8,7 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.checks.gpt import check_additive_scores, check_causal_softmax, check_generate
+from helpers.checks.gpt import (
+    ADDITIVE_RECIPE,
+    check_additive_scores,
+    check_causal_softmax,
+    check_generate,
+)
 from helpers.gpt.attention import additive_scores, causal_softmax
 from helpers.training import generate
 
@@ -335,6 +340,22 @@ def am_relu(q, k, wq, wk, w2):  # relu where the formula has tanh
 def test_additive_checker_names_other_wrong_scores():
     result = check_additive_scores(am_relu)
     assert not result.passed and "wrong scores" in result.verdict, hints(result)
+
+
+def test_the_last_hint_for_other_wrong_scores_is_code_that_passes():
+    """The hint was `tanh(a.unsqueeze(3) + b.unsqueeze(2)) @ w2`, which raises (w2 is (h, d_a)); and
+    it came first, before any idea-level hint."""
+    assert "einsum" not in check_additive_scores(am_relu).hints[0]  # the idea first, then code
+    assert check_additive_scores(am_relu).hints[1] == ADDITIVE_RECIPE
+    steps = ADDITIVE_RECIPE.split(" is (B, h, T, T)")[0].split("; ")
+    assert steps[1] == "b likewise with k, w_k"
+
+    def typed_from_the_hint(q, k, w_q, w_k, w2):
+        a = eval(steps[0].removeprefix("a = "))
+        b = eval(steps[0].removeprefix("a = ").replace("q, w_q", "k, w_k"))
+        return eval(steps[2], {"torch": torch, "a": a, "b": b, "w2": w2})
+
+    assert check_additive_scores(typed_from_the_hint).passed
 
 
 def gm_crop_short(model, idx, steps, bs, t, gen):

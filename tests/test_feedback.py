@@ -1,3 +1,5 @@
+import torch
+
 from helpers.feedback import NOT_IMPLEMENTED, CheckResult, failed, passed, run_check
 
 
@@ -21,7 +23,42 @@ def test_a_stub_reads_not_implemented_with_its_hint():
 
     result = run_check("attention", stub)
     assert not result.passed and result.verdict == NOT_IMPLEMENTED and result.not_implemented
-    assert result.hints == ["scores = query @ keys.T"] and str(result).startswith("⏳")
+    assert result.hints[0] == "scores = query @ keys.T" and str(result).startswith("⏳")
+    assert "still raises it: write your code in place of the `raise" in result.hints[1]
+
+
+def test_a_stub_is_named_where_it_is_and_code_under_its_raise_line_is_said_never_to_run():
+    """A solution written under a kept `raise` line read "not implemented yet" for ever, and a check
+    calling another exercise's stub (notebook 06's BPE check calling my_merge) showed that stub's
+    hint as its own."""
+
+    def my_merge(word, pair):
+        raise NotImplementedError("walk each word left to right")
+        return word  # the student's code, under the raise line
+
+    def my_learn_bpe(words):
+        return my_merge(words, ("a", "b"))
+
+    class MyAttention:
+        def forward(self, x):
+            raise NotImplementedError
+
+    result = run_check("learn BPE", lambda: my_learn_bpe(["ab"]))
+    assert result.hints[0] == "walk each word left to right"
+    assert (
+        "my_merge` still raises it" in result.hints[1]
+        and "code under it never runs" in result.hints[1]
+    )
+    assert run_check("attention", lambda: MyAttention().forward(1)).hints == [
+        "`test_a_stub_is_named_where_it_is_and_code_under_its_raise_line_is_said_never_to_run.<locals>"
+        ".MyAttention.forward` still raises it: write your code in place of the `raise "
+        "NotImplementedError(...)` line (code under it never runs)"
+    ]
+
+    # torch's own NotImplementedError (a module with no forward): torch's message, no name
+    torch_result = run_check("x", lambda: torch.nn.Module()(1))
+    assert 'missing the required "forward"' in torch_result.hints[0]
+    assert "still raises it" not in " ".join(torch_result.hints)
 
 
 def test_a_crash_becomes_a_short_result_naming_the_students_line():

@@ -22,6 +22,7 @@ from helpers.imdb import data as imdb_data
 from helpers.profiles import Sizes03
 from helpers.synthetic import synthetic_glove, synthetic_reviews
 from helpers.training import fit
+from helpers.training.loop import Diverged
 
 CPU = torch.device("cpu")
 SMALL = imdb.CONFIGS["course"].replace(epochs=3, max_len=64, lr=3e-3)
@@ -428,6 +429,16 @@ def test_cli_writes_the_report(cli_files):
         report["seconds"]
     )
     assert report["examples"] == {"train": 216, "valid": 24, "test": 60}
+
+
+def test_cli_a_diverged_run_exits_2_naming_the_flag(cli_files, capsys):
+    assert call(cli_files, "--epochs", "1", "--lr", "1e30", "--max-len", "48") == 2
+    last = capsys.readouterr().err.splitlines()[-1]  # after the progress bars
+    assert (
+        last
+        == "error: training diverged: the training loss was nan in epoch 1 at --lr 1e+30; give a smaller --lr"
+    )
+    assert not cli_files["--json"].exists()
 
 
 def test_cli_resumes_after_ctrl_c_with_the_run_that_never_stopped(
@@ -924,3 +935,11 @@ def test_synthetic_reviews_name_a_count_left_as_none_all_instead_of_a_type_error
     sizes = sizes_for("03", "smoke").replace(**{field: None})  # None means all 25k real reviews
     with pytest.raises(ConfigError, match=f"{field} is None .* synthetic examples are made to"):
         imdb_data.notebook_data(sizes)
+
+
+def test_a_run_whose_loss_turned_nan_stops_instead_of_reporting_scores(prepared):
+    """Its validation accuracy (the majority class) looked like a model's."""
+    with pytest.raises(
+        Diverged, match=r"training loss was nan in epoch \d at lr 1e\+30; give a smaller lr"
+    ):
+        imdb.run(prepared, SMALL.replace(epochs=2, lr=1e30), CPU, progress=False)

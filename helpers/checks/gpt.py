@@ -281,8 +281,16 @@ def _additive(name: str, fn: Callable) -> CheckResult:
         if _same(got, output, 1e-4):
             return failed(name, hint.split(":")[0], hint)
     return failed(name, f"wrong scores (largest difference {(got - want).abs().max():.3g})",
-                  "a = q @ w_q (per head: einsum 'bhtd,hde->bhte'), b likewise for k; "
-                  "tanh(a.unsqueeze(3) + b.unsqueeze(2)) @ w2 gives (B, h, T, T)")  # fmt: skip
+                  "per head: project the queries with w_q and the keys with w_k to d_a features, add "
+                  "each query's features to each key's, take tanh, then weight the d_a features "
+                  "with w2", ADDITIVE_RECIPE)  # fmt: skip
+
+
+# the last hint, as code a student can type (a test runs it)
+ADDITIVE_RECIPE = (
+    "a = torch.einsum('bhtd,hde->bhte', q, w_q); b likewise with k, w_k; "
+    "torch.einsum('bhije,he->bhij', torch.tanh(a.unsqueeze(3) + b.unsqueeze(2)), w2) is (B, h, T, T)"
+)
 
 
 # --- the sampling loop -------------------------------------------------------------------------

@@ -17,9 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from helpers.checks.modules import _close, find_loop
+from helpers.checks.modules import _close, check_layer_norm, check_self_attention, find_loop
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
+from helpers.imdb.runs import my_modules
+from helpers.layers import ModuleFactory
 from helpers.text import pad_batch
 
 Example = tuple[np.ndarray, int]  # a document's token ids and its label
@@ -574,3 +576,18 @@ def _on_model(name, collate, make_loaders, evaluate, model, valid_items, max_len
                       f"measured {reference:.1%}", "run the three checks above first")  # fmt: skip
     return passed(name, f"{got:.1%} on {len(valid_items):,} validation reviews, as the course's "
                   f"loop measured ({reference:.1%})")  # fmt: skip
+
+
+# --- your own modules --------------------------------------------------------------------------
+
+
+def checked_modules(names: dict) -> tuple[ModuleFactory, ModuleFactory]:
+    """``imdb.my_modules(names)`` once notebook 02's checks pass on both classes: a class they fail
+    stops here with its verdict (a wrong module trained to NaN or chance without a word)."""
+    attention, layer_norm = my_modules(names)
+    for result in (check_self_attention(attention), check_layer_norm(layer_norm)):
+        if not result.passed:
+            raise ValueError(f"USE_MY_MODULES = True, but notebook 02's check says:\n{result}\nfix "
+                             "the class in notebook 02 (its check names the mistake) and paste it "
+                             "again, or set USE_MY_MODULES = False")  # fmt: skip
+    return attention, layer_norm

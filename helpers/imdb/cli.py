@@ -8,6 +8,7 @@ Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
 from helpers.training import choose_precision, distributed
+from helpers.training.loop import Diverged
 
 COMMAND = "python -m helpers.imdb"  # named in its reports: no other command replaces one
 
@@ -108,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     if main_rank:
         print(f"{len(prepared.itos)} words in the vocabulary; "
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
-    result = run(prepared, cfg, device, seed=args.seed, checkpoint=True)  # resumes after Ctrl-C
+    try:
+        result = run(prepared, cfg, device, seed=args.seed, checkpoint=True)  # resumes after Ctrl-C
+    except Diverged as err:  # "... at lr 1e+30; give a smaller lr": the flag is --lr
+        print("error: " + re.sub(r"\blr\b", "--lr", str(err)), file=sys.stderr)
+        return 2
     history = result.history
     if not main_rank:
         return 0  # rank 0 scores the test file and writes the report

@@ -20,6 +20,7 @@ from helpers.imdb.data import Split
 from helpers.layers import ModuleFactory
 from helpers.text import bucketed_batches, pad_batch, tokenize_cached
 from helpers.training import History, Metrics, TrainConfig, evaluate, fit, predict
+from helpers.training.loop import check_finite_losses
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -228,6 +229,8 @@ def run(
             callbacks=callbacks,
             progress=progress,
         )
+    # a NaN loss would still leave a validation accuracy that looks like a model's
+    check_finite_losses(history["train_loss"], cfg.lr, "lr")
     return ImdbRun(history, model, {"train": time.perf_counter() - start})
 
 
