@@ -91,6 +91,8 @@ def _variant(**change):
             mask = torch.arange(max_len)[None, :] < lengths[:, None]
         if change.get("mask_inclusive"):
             mask = torch.arange(T)[None, :] <= lengths[:, None]
+        if change.get("mask_short"):
+            mask = torch.arange(T)[None, :] < lengths[:, None] - 1
         if change.get("inverted"):
             mask = ~mask
         if change.get("mask_int"):
@@ -123,7 +125,8 @@ def _variant(**change):
         ({"labels_column": True}, "labels have shape (3, 1)"),
         ({"shortest": True}, "expected (3, 6)"),
         ({"mask_to_max_len": True}, "mask has shape (3, 10), expected (3, 6)"),
-        ({"mask_inclusive": True}, "does not mark exactly the real tokens"),
+        ({"mask_inclusive": True}, "the mask is one position too long"),
+        ({"mask_short": True}, "does not mark exactly the real tokens"),
     ],
 )
 def test_collate_mistakes_are_named(change, words):
@@ -691,3 +694,25 @@ def test_your_own_modules_train_only_once_notebook_02s_checks_pass():
 
     with pytest.raises(ValueError, match="⏳ LayerNorm: not implemented yet"):
         checked_modules({"MySelfAttention": SelfAttention, "MyLayerNorm": Stub})
+
+
+def test_a_step_that_leaves_out_the_mask_reads_as_the_classifier_wanting_it():
+    """The hint said `_Probe.forward() missing ... 'mask'`: the check's own class name."""
+
+    def step_without_mask(model, batch, optimizer):
+        ids, mask, labels = batch
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(ids), labels)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    result = check_train_step(step_without_mask)
+    assert result.hints == ["Classifier.forward() missing 1 required positional argument: 'mask'"]
+
+
+def test_an_unnamed_wrong_mask_gets_the_idea_before_the_code():
+    """Its only hint was the line of code that builds the mask."""
+    first = check_collate(_variant(mask_short=True))
+    assert first.hints[0].startswith("True exactly where row i holds a token") and first.shown == 1
+    assert "torch.arange" in check_collate(_variant(mask_short=True)).hints[1]

@@ -194,7 +194,7 @@ def test_a_collate_stub_is_not_implemented(tokenizer):
         raise NotImplementedError("which padding?")
 
     result = checks.check_collate(stub, tokenizer)
-    assert result.not_implemented and result.hints == ["which padding?"]
+    assert result.not_implemented and result.hints[0] == "which padding?"
 
 
 # --- the training step -------------------------------------------------------------------------
@@ -761,3 +761,11 @@ def test_yours_if_passed_says_which_one_is_used(capsys):
     chosen = checks.yours_if_passed(stubbed, stub, checks.reference_evaluate, "evaluate")
     assert chosen is checks.reference_evaluate
     assert "helpers' version (yours is not implemented yet" in capsys.readouterr().out
+    wrong = checks.check_evaluate(evaluate_accuracy_per_example)
+    assert checks.yours_if_passed(
+        wrong, evaluate_accuracy_per_example, checks.reference_evaluate, "evaluate"
+    )
+    said = capsys.readouterr().out  # it read "yours is the weights after ... differ"
+    assert said.startswith(
+        f"evaluate: helpers' version (yours does not pass its check yet: {wrong.verdict}"
+    )

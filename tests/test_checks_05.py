@@ -199,6 +199,8 @@ class Attention(nn.Module):
                 scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
             elif how == "multiply mask":
                 scores = scores * keys
+            elif how == "add mask":  # the 0/1 mask itself, not (1 - mask) · -10000
+                scores = scores + keys
             elif how == "multiply extended":
                 scores = scores * extended
             elif how == "mask queries":
@@ -275,6 +277,7 @@ def test_helpers_multi_head_attention_passes():
     ("how", "expected"),
     [
         ("multiply mask", "the mask is multiplied into the scores"),
+        ("add mask", "the 0/1 mask itself is added to the scores"),
         ("multiply extended", "the extended mask is multiplied into the scores"),
         ("after softmax", "after the softmax"),
         ("added after softmax", "added after the softmax, to the weights"),

@@ -93,6 +93,14 @@ def counts_overwritten(words):
     return counts
 
 
+def counts_last_pair_left_out(words):
+    counts = Counter()
+    for word, n in words.items():
+        for i in range(len(word) - 2):  # one short: the last pair is never counted
+            counts[word[i], word[i + 1]] += n
+    return counts
+
+
 def counts_in_place(words):
     counts = counts_loop(words)
     words.clear()
@@ -110,12 +118,20 @@ def counts_in_place(words):
         (counts_pieces, "pairs of pieces"),
         (counts_in_place, "changed the words"),
         (counts_overwritten, "the pair ('l', 'o') counted 2 times; expected 7"),
+        (counts_last_pair_left_out, "the last pair of each word is missing"),
         (lambda words: list(counts_loop(words).items()), "not a dict or Counter"),
     ],
 )
 def test_pair_counts_checker_names_each_mistake(fn, expected):
     result = checks.check_pair_counts(fn)
     assert not result.passed and expected in hints(result), str(result)
+
+
+def test_an_unnamed_wrong_count_gets_the_idea_before_the_code():
+    """Its only hint was the whole loop."""
+    first = checks.check_pair_counts(counts_overwritten)
+    assert first.shown == 1 and "for word, n in" not in first.hints[0]
+    assert "for word, n in words.items()" in checks.check_pair_counts(counts_overwritten).hints[1]
 
 
 # --- merge -------------------------------------------------------------------------------------

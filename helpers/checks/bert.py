@@ -257,6 +257,9 @@ def _mask_mistakes(
         "weight after the softmax; add a large negative number to it instead, (1 - mask) · min": out(
             scores * keys
         ),
+        "the 0/1 mask itself is added to the scores: real keys get +1 and padded keys +0, which "
+        "hides nothing; add the extended mask, (1 - mask) · -10000, so padded keys get a large "
+        "negative score": out(scores + keys),
         "the extended mask is multiplied into the scores: add it, scores + (1 - mask) · min, so "
         "real keys keep their scores and padded keys get a large negative one": out(
             scores * extended_attention_mask(mask)

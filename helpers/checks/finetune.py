@@ -667,9 +667,9 @@ def yours_if_passed(result: CheckResult, yours: Callable, ours: Callable, what: 
     if result.passed:
         print(f"{what}: yours")
         return yours
-    print(
-        f"{what}: helpers' version (yours is {result.verdict}; it takes over once its check passes)"
-    )
+    state = (f"is {result.verdict}" if result.not_implemented
+             else f"does not pass its check yet: {result.verdict}")  # fmt: skip
+    print(f"{what}: helpers' version (yours {state}; it takes over once its check passes)")
     return ours
 
 

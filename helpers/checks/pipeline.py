@@ -143,9 +143,15 @@ def _collate_mistake(ids, mask, labels, max_len: int) -> tuple[str, ...] | None:
     if torch.equal(mask.bool(), ~want_mask):
         return ("the mask is True at the padding and False at the real tokens",
                 "True = a real token: positions < that document's length")  # fmt: skip
+    T = want_mask.shape[1]
+    lengths = torch.tensor([min(len(d), T) for d in _DOCS])
+    if torch.equal(mask.bool(), torch.arange(T)[None, :] <= lengths[:, None]):
+        return ("the mask is one position too long: True at position len(doc) too",
+                "positions 0 … len(doc) - 1 hold tokens: compare with < the length, not <=")  # fmt: skip
     if not torch.equal(mask.bool(), want_mask):
         return ("the mask does not mark exactly the real tokens",
-                "torch.arange(T)[None, :] < lengths[:, None], with lengths cut at T")  # fmt: skip
+                "True exactly where row i holds a token of document i: its first min(len(doc), T) "
+                "positions", "torch.arange(T)[None, :] < lengths[:, None], with lengths cut at T")  # fmt: skip
     if mask.dtype != torch.bool:
         return (f"the mask is right but has dtype {mask.dtype}", "the model takes a boolean mask "
                 "(it uses ~mask and masked_fill): compare, don't convert to numbers")  # fmt: skip
@@ -339,9 +345,10 @@ def _loaders(name: str, make_loaders) -> CheckResult:
                   "order, both batched by your collate")  # fmt: skip
 
 
-class _Probe(nn.Module):
+class Classifier(nn.Module):
     """A small classifier that records, for each forward pass, whether gradients were on and
-    whether it was in train mode."""
+    whether it was in train mode. Its name shows in a student's error ("Classifier.forward() missing
+    1 required positional argument: 'mask'"): say what it is, not how the check uses it."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -378,7 +385,7 @@ def check_train_step(
 def _sgd_reference(weights: dict[str, torch.Tensor], batches, variant: str = "right"):
     """The weights after an SGD step (lr 0.1) per batch in train mode, dropout seeded as the check
     seeds the student's; ``variant`` makes one of the classic mistakes instead."""
-    reference, total = _Probe(), None
+    reference, total = Classifier(), None
     for ids, mask, labels in batches:
         reference.load_state_dict(weights)
         torch.manual_seed(1)
@@ -408,7 +415,7 @@ _STEP_MISTAKES = {
 
 
 def _train_step(name: str, step) -> CheckResult:
-    model = _Probe()
+    model = Classifier()
     with torch.no_grad():  # zero weights and inputs of 8 sd: the first gradient's norm is over 1.8
         for p in model.parameters():  # whatever dropout's mask (2,000 masks tried), so clipping
             p.zero_()  # at 1.0 always shows (with a random init it hid under torch 2.2's masks)
@@ -471,7 +478,7 @@ def _as_number(value) -> float | None:
 def _batch_loss(weights: dict[str, torch.Tensor], batch) -> float:
     """The cross-entropy of the probe model holding ``weights`` on ``batch``, in train mode with
     the dropout the check seeds."""
-    model = _Probe()
+    model = Classifier()
     model.load_state_dict(weights)
     ids, mask, labels = batch
     torch.manual_seed(1)
@@ -489,7 +496,7 @@ def check_evaluate(evaluate: Evaluate) -> CheckResult:
 
 def _evaluate(name: str, evaluate) -> CheckResult:
     torch.manual_seed(0)
-    model = _Probe()
+    model = Classifier()
     batches = [_probe_batch(s) for s in range(3)]
     batches.append(tuple(t[:3] for t in _probe_batch(9)))  # a short last batch
     model.eval()

@@ -69,7 +69,13 @@ def _pair_counts(name: str, fn: Callable) -> CheckResult:
         text = "".join(word)
         for pair in zip(text, text[1:]):
             chars[pair] += n
+    short = Counter()
+    for word, n in WORDS.items():
+        for pair in zip(word[:-1], word[1:-1]):  # range(len(word) - 2): the last pair left out
+            short[pair] += n
     mistakes = {
+        "the last pair of each word is missing (range(len(word) - 2)?): a word of k pieces has "
+        "k - 1 pairs": short,
         "each word counted once: a word that occurs n times adds n to each of its pairs "
         "(counts[pair] += n)": once,
         "a pair that occurs twice in one word is counted once (a set of pairs per word?): "
@@ -90,7 +96,9 @@ def _pair_counts(name: str, fn: Callable) -> CheckResult:
                       "pair only neighbours inside one word: a pair never spans two words")  # fmt: skip
     wrong = next(k for k in want if got.get(k) != want[k])
     return failed(name, f"the pair {wrong!r} counted {got.get(wrong, 0)} times; expected {want[wrong]}",
-                  "for word, n in words.items(): for pair in zip(word, word[1:]): counts[pair] += n")  # fmt: skip
+                  "each piece and the next one in a word form a pair, counted as often as the word "
+                  "occurs", "for word, n in words.items(): for pair in zip(word, word[1:]): "
+                  "counts[pair] += n")  # fmt: skip
 
 
 # --- BPE: one merge ----------------------------------------------------------------------------
