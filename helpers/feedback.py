@@ -6,11 +6,12 @@ more (a new mistake starts from its own first hint), and a pass starts every cou
 again. ``result.hints`` always holds them all (for code and tests).
 """
 
+import contextlib
 import html
 import re
 import sysconfig
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,18 @@ class ReturnedNone(Exception):
     """Raised by a checker when the student's code gave None where ``what`` belongs."""
 
 
+@contextlib.contextmanager
+def on_case(label: str) -> Iterator[None]:
+    """Inside a checker, around a call of the student's code on the input ``label`` ("3 queries at
+    once, (m, d)"): a crash there is reported with the input it happened on."""
+    try:
+        yield
+    except Exception as err:
+        with contextlib.suppress(AttributeError):  # a few C-level exceptions take no attributes
+            err._check_case = label  # type: ignore[attr-defined]
+        raise
+
+
 def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
     """Run ``check``; a stub's NotImplementedError or any crash becomes a result, never a traceback.
 
@@ -125,6 +138,8 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         if frame is None:
             return _checker_side(name, err, message)
         where = f"line {frame.lineno} (`{frame.line}`)" if frame.line else f"line {frame.lineno}"
+        if case := getattr(err, "_check_case", None):
+            where += f" (input: {case})"
         return CheckResult(
             name, False, f"your code raised {type(err).__name__} at {where}", message
         )

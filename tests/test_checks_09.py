@@ -185,3 +185,12 @@ def test_task_one_based_is_named_with_or_without_the_range_check(fn, named):
     result = check_task(fn)
     assert not result.passed and named in hints(result), hints(result)
     assert "counts from 0" in hints(result) and "raised" not in hints(result), hints(result)
+
+
+def test_a_task_that_crashes_names_the_index_it_crashed_on():
+    def my_task(lrs, epochs, index):
+        return lrs[index], epochs[0]  # IndexError from index 3 on
+
+    result = check_task(my_task)
+    assert "raised IndexError" in result.verdict
+    assert result.verdict.endswith("(input: index 3 (lrs [1e-05, 3e-05, 0.0001], epochs [2, 3]))")

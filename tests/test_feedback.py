@@ -132,3 +132,19 @@ def test_a_value_is_described_with_its_article():
         "a str",
         "a dict",
     ]
+
+
+def test_a_crash_names_the_input_it_happened_on():
+    """The course example passed and the crash on 3 queries at once read as if on any input."""
+
+    def wrong(query, keys, values):
+        scores = keys @ query.transpose(0, -1)  # (n, m), not (m, n): fine for one query only
+        weights = torch.softmax(scores, dim=-1)
+        return weights @ values, weights
+
+    from helpers.checks import check_softmax_attention
+
+    result = check_softmax_attention(wrong)
+    assert result.verdict.startswith("your code raised RuntimeError at line ")
+    assert result.verdict.endswith("(input: 3 queries at once, (m, d))"), result.verdict
+    assert "mat1 and mat2 shapes cannot be multiplied" in result.hints[0]

@@ -7,7 +7,15 @@ import torch
 
 from helpers import attention as att
 from helpers.checks.modules import find_loop, guarded
-from helpers.feedback import CheckResult, ReturnedNone, failed, passed, returned, run_check
+from helpers.feedback import (
+    CheckResult,
+    ReturnedNone,
+    failed,
+    on_case,
+    passed,
+    returned,
+    run_check,
+)
 
 
 def _tensor(x, what: str) -> torch.Tensor:
@@ -51,7 +59,8 @@ def _softmax_attention(name: str, fn) -> CheckResult:
             if v is None
             else v.double()
         )
-        result = fn(q, k, v)
+        with on_case(label):
+            result = fn(q, k, v)
         if not isinstance(result, tuple | list) or len(result) != 2:
             return failed(
                 name,

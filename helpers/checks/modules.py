@@ -24,6 +24,7 @@ from helpers.feedback import (
     InputChanged,
     failed,
     kind_of,
+    on_case,
     passed,
     returned,
     run_check,
@@ -355,7 +356,8 @@ def _self_attention(name: str, cls: type) -> CheckResult:
         return failed(name, f"{loop}", LOOP_HINT)
     with torch.no_grad():
         x = torch.randn(2, 5, d)
-        out = m(x)
+        with on_case("x of shape (B, T, d) = (2, 5, 8), no mask"):
+            out = m(x)
         if wrong := not_a_tensor(out, tuple(x.shape), "(B, T, d)"):
             hint = "return the attended values, one d-vector per token"
             if isinstance(out, torch.Tensor) and out.shape == (2, 5, 5):

@@ -12,6 +12,7 @@ from helpers.feedback import (
     CheckResult,
     failed,
     kind_of,
+    on_case,
     passed,
     returned,
     returned_not,
@@ -203,7 +204,10 @@ def _task(name: str, fn: Callable) -> CheckResult:
         return failed(name, "task 0 was refused and task i ran pair i - 1: SLURM_ARRAY_TASK_ID counts "
                       "from 0 here (--array=0-5), not from 1",
                       "do not subtract 1: accept 0 … len - 1 and return pair number index")  # fmt: skip
-    values = [fn(lrs, epochs, i) for i in range(n)]
+    values = []
+    for i in range(n):
+        with on_case(f"index {i} (lrs {lrs}, epochs {epochs})"):
+            values.append(fn(lrs, epochs, i))
     got = [_pair(value) for value in values]
     if None in got:
         bad = values[got.index(None)]
