@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("which", choices=["block", "attention", "precision", "kv-cache"])
     parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument("--repeats", type=int,
-                        help="timed repeats: block's (default 30); attention times each size max(3, repeats // 6) "
+                        help="timed repeats: block's (default: 30); attention times each size max(3, repeats // 6) "
                         "times; precision and kv-cache take none")  # fmt: skip
     args = parser.parse_args(argv)
     if args.repeats is not None and args.which in ("precision", "kv-cache"):

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from helpers.cli import Parser
-from helpers.files import atomic_write
+from helpers.files import DiskFull, atomic_write
 
 CACHE_ENV = "HELPERS_CACHE"
 CHUNK = 1 << 20  # 1 MiB
@@ -90,15 +90,21 @@ class DownloadError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """The cache folder: $HELPERS_CACHE if set (a relative one from the current folder, made
-    absolute), else ~/.cache/attention-lab. Created if missing; a ValueError says why it cannot be."""
+    """The cache folder: $HELPERS_CACHE if set (an absolute path, or one from ~), else
+    ~/.cache/attention-lab. Created if missing; a ValueError says why it cannot be."""
     root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attention-lab"
-    path = Path(root).expanduser().absolute()
+    path = Path(root).expanduser()
+    where = f"${CACHE_ENV}={root}" if os.environ.get(CACHE_ENV) else f"the default cache {path}"
+    if not path.is_absolute():  # notebooks run in notebooks/, commands in the project root
+        raise ValueError(f"{where} is a relative path, another folder from each folder a notebook "
+                         f"or command runs in: give an absolute one, e.g. {path.absolute()}")  # fmt: skip
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        where = f"${CACHE_ENV}={root}" if os.environ.get(CACHE_ENV) else f"the default cache {path}"
-        problem = "is a file" if path.is_file() else f"cannot be made ({err.strerror})"
+        problem = (
+            "exists and is not a folder" if path.exists() and not path.is_dir()
+            else f"cannot be made ({err.strerror})"
+        )  # fmt: skip
         raise ValueError(
             f"{where} {problem}: point ${CACHE_ENV} at a folder you can write"
         ) from None
@@ -227,16 +233,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, remote in sorted(DOWNLOADS.items()):
             print(f"  {name:30s} {remote.about}  <- {remote.url}")
         return 0
+    if unknown := [name for name in names if name not in DOWNLOADS]:  # before fetching any
+        print(f"error: no download called {unknown[0]!r}; known: {', '.join(sorted(DOWNLOADS))}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     for name in names:
         try:
             print(f"{name}: {fetch(name)}")
-        except KeyError as err:  # a name not in the table
-            print(f"error: {err.args[0]}", file=sys.stderr)
-            return 2
         except ValueError as err:  # a cache it cannot write
             print(f"error: {err}", file=sys.stderr)
             return 2
-        except (DownloadError, OSError) as err:
+        except (DownloadError, DiskFull, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
     return 0

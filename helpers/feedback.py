@@ -125,8 +125,8 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         result = failed(name, f"your code returned None for the {err}: did you forget `return`?",
                         f"end the function with `return` and the {err}")  # fmt: skip
     except NotImplementedError as err:
-        hints = [str(err)] if str(err) else []
-        return CheckResult(name, False, NOT_IMPLEMENTED, [*hints, _stub_named(err)])
+        hints = [hint for hint in (str(err), _stub_named(err)) if hint]
+        return CheckResult(name, False, NOT_IMPLEMENTED, hints)
     except SystemExit as err:  # sys.exit() in a function would end the check, not just the function
         code = "" if err.code is None else repr(err.code)
         return CheckResult(name, False, f"your code called sys.exit({code})",
@@ -189,19 +189,18 @@ def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:
                        f"({type(err).__name__}): check what it returns", message)  # fmt: skip
 
 
-def _stub_named(err: NotImplementedError) -> str:
+def _stub_named(err: NotImplementedError) -> str | None:
     """Which function still raises (an exercise's check may call another exercise's), and that code
     under the ``raise`` line never runs."""
     tb = err.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     code = tb.tb_frame.f_code if tb is not None else None
-    if code is not None and _library(code.co_filename):  # torch's "not implemented for ..."
-        code = None
+    if code is None or _library(code.co_filename):  # torch's "missing the required forward"
+        return None
     # co_qualname (Python 3.11+) names the class too: MyBertSelfAttention.forward
-    where = f"`{getattr(code, 'co_qualname', code.co_name)}` still raises it: " if code else ""
-    return (f"{where}write your code in place of the `raise NotImplementedError(...)` line (code "
-            "under it never runs)")  # fmt: skip
+    return (f"`{getattr(code, 'co_qualname', code.co_name)}` still raises it: write your code in "
+            "place of the `raise NotImplementedError(...)` line (code under it never runs)")  # fmt: skip
 
 
 def _students_frame(err: BaseException) -> traceback.FrameSummary | None:

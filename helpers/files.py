@@ -16,6 +16,8 @@ import signal
 import tarfile
 import tempfile
 import threading
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -187,28 +189,32 @@ def interrupt_after() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-FULL = 1 << 20  # bytes: less free space than this after a failed write is a full disk
+NO_SPACE = ("No space left on device", "os error 28")  # Python's ENOSPC, Rust's (safetensors)
+TORCH_WRITER = ("unexpected pos", "PytorchStreamWriter failed")  # torch.save's zip writer
 
 
 class DiskFull(RuntimeError):
-    """A write stopped because its disk is full; the message names the file and the space left."""
+    """A write stopped because its disk is full; the message names the file."""
 
 
 @contextlib.contextmanager
 def disk_full_named(path: Path) -> Iterator[None]:
-    """A write's failure on a full disk as a ``DiskFull`` naming ``path``: Python's error 28, or
-    torch's writer's "unexpected pos" (a RuntimeError), instead of either."""
+    """A write's failure on a full disk as a ``DiskFull`` naming ``path``: Python's error 28, a
+    library's "No space left on device", or torch's writer's "unexpected pos" with the disk full."""
     try:
         yield
-    except (OSError, RuntimeError) as err:
-        free = shutil.disk_usage(path.parent).free  # the partial file is still there
-        if getattr(err, "errno", None) != errno.ENOSPC and not (
-            isinstance(err, RuntimeError) and free < FULL
-        ):
+    except Exception as err:
+        said = str(err)
+        full = getattr(err, "errno", None) == errno.ENOSPC or any(s in said for s in NO_SPACE)
+        # torch's writer names no cause: the disk must have less than 1 MiB left
+        torch_full = (
+            any(s in said for s in TORCH_WRITER) and shutil.disk_usage(path.parent).free < 1 << 20
+        )
+        if not (full or torch_full):
             raise
         raise DiskFull(
-            f"the disk holding {path.parent} is full ({free:,} bytes free) and {path.name} could "
-            "not be written; nothing there was replaced: make room and run it again"
+            f"the disk holding {path.parent} is full: {path.name} could not be written, and nothing "
+            "there was replaced; make room and run it again"
         ) from err
 
 
@@ -282,7 +288,8 @@ def load_arrays(path: str | Path, *names: str) -> list | None:
     try:
         with np.load(path) as f:
             return [f[name] for name in names]
-    except Exception as err:  # BadZipFile, EOFError, a missing array, a pickle it refuses
+    # a copy cut short or damaged (BadZipFile, EOFError, zlib.error), or of an older layout (KeyError)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
         print(f"cached {path} could not be read ({type(err).__name__}: {err}); building it again")
         return None
 

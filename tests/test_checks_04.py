@@ -762,9 +762,10 @@ def test_yours_if_passed_says_which_one_is_used(capsys):
     assert chosen is checks.reference_evaluate
     assert "helpers' version (yours is not implemented yet" in capsys.readouterr().out
     wrong = checks.check_evaluate(evaluate_accuracy_per_example)
-    assert checks.yours_if_passed(
+    chosen = checks.yours_if_passed(
         wrong, evaluate_accuracy_per_example, checks.reference_evaluate, "evaluate"
     )
+    assert chosen is checks.reference_evaluate
     said = capsys.readouterr().out  # it read "yours is the weights after ... differ"
     assert said.startswith(
         f"evaluate: helpers' version (yours does not pass its check yet: {wrong.verdict}"

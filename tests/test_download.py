@@ -112,21 +112,28 @@ def test_a_cache_that_is_a_file_or_cannot_be_made_is_named(tmp_path, monkeypatch
     afile = tmp_path / "afile"
     afile.write_text("")
     monkeypatch.setenv("HELPERS_CACHE", str(afile))
-    with pytest.raises(ValueError, match=f"HELPERS_CACHE={afile} is a file: point"):
+    with pytest.raises(
+        ValueError, match=f"HELPERS_CACHE={afile} exists and is not a folder: point"
+    ):
         dl.cache_dir()
     assert dl.main(["--list"]) == 2
-    assert capsys.readouterr().err.startswith(f"error: $HELPERS_CACHE={afile} is a file")
+    assert capsys.readouterr().err.startswith(f"error: $HELPERS_CACHE={afile} exists and is not")
     monkeypatch.setenv("HELPERS_CACHE", str(afile / "below"))
     with pytest.raises(ValueError, match=r"below cannot be made \(Not a directory\)"):
         dl.cache_dir()
 
 
-def test_a_relative_cache_is_made_absolute(tmp_path, monkeypatch):
+def test_a_relative_cache_is_refused(tmp_path, monkeypatch):
     """Notebooks run from notebooks/, commands from the project root: one relative $HELPERS_CACHE
-    must not mean two caches, and the path printed must say which."""
+    would be two caches."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HELPERS_CACHE", "rel cache")
-    assert dl.cache_dir() == tmp_path / "rel cache" and dl.cache_dir().is_absolute()
+    with pytest.raises(ValueError, match=f"is a relative path, .*e.g. {tmp_path / 'rel cache'}"):
+        dl.cache_dir()
+    assert not (tmp_path / "rel cache").exists()
+    monkeypatch.setenv("HELPERS_CACHE", "~/x-attention-lab-test")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert dl.cache_dir() == tmp_path / "x-attention-lab-test"
 
 
 def test_offline_with_a_cached_copy_that_fails_its_checksum_says_so(tmp_path, cache, monkeypatch):
@@ -158,6 +165,8 @@ def test_a_download_cut_short_by_the_server_is_refused(tmp_path, cache, monkeypa
     assert list(cache.iterdir()) == []
 
 
-def test_cli_refuses_an_unknown_name_with_exit_2(cache, capsys):
-    assert dl.main(["nope"]) == 2
+def test_cli_refuses_an_unknown_name_with_exit_2_before_fetching_any(cache, capsys, monkeypatch):
+    fetched = []
+    monkeypatch.setattr(dl, "fetch", fetched.append)
+    assert dl.main(["tinyshakespeare.txt", "nope"]) == 2 and fetched == []
     assert capsys.readouterr().err.startswith("error: no download called 'nope'; known: ")

@@ -359,7 +359,7 @@ def test_imdb_run_reshuffles_the_training_batches_every_epoch(monkeypatch):
 
     def fit(model, batches, config, device, **_):
         captured["batches"] = batches
-        return History({"train_loss": [0.7]})  # run() checks the losses are finite
+        return History()
 
     monkeypatch.setattr(runs, "fit", fit)
     docs = [np.arange(1, 2 + i % 7) for i in range(40)]

@@ -5,6 +5,7 @@ import linecache
 import math
 import random
 import tarfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,11 +18,11 @@ from helpers.classifier import MyTransformer, masked_mean
 from helpers.config import ConfigError
 from helpers.download import DownloadError, cache_dir
 from helpers.files import extract_tar
-from helpers.imdb import cli
+from helpers.imdb import ablation, cli
 from helpers.imdb import data as imdb_data
 from helpers.profiles import Sizes03
 from helpers.synthetic import synthetic_glove, synthetic_reviews
-from helpers.training import fit
+from helpers.training import History, fit
 from helpers.training.loop import Diverged
 
 CPU = torch.device("cpu")
@@ -439,6 +440,38 @@ def test_cli_a_diverged_run_exits_2_naming_the_flag(cli_files, capsys):
         == "error: training diverged: the training loss was nan in epoch 1 at --lr 1e+30; give a smaller --lr"
     )
     assert not cli_files["--json"].exists()
+
+
+def test_cli_a_cache_whose_checkpoints_cannot_be_written_exits_2_before_training(
+    cli_files, cache, capsys
+):
+    """A shared cache made read-only (here: checkpoints/ is a file) trained an epoch, then crashed."""
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / "checkpoints").write_text("")
+    assert call(cli_files, "--epochs", "1", "--max-len", "48") == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: cannot write ") and "point HELPERS_CACHE at a folder" in last
+    assert "epoch 1/1" not in err and "Traceback" not in err
+
+
+def test_ablation_names_the_run_that_diverged_and_keeps_the_others(tmp_path, monkeypatch, capsys):
+    runs_done = []
+
+    def run(prepared, cfg, device, seed, progress):
+        if len(runs_done) == 1:
+            raise Diverged("training diverged: the training loss was nan in epoch 1 at lr 0.1")
+        runs_done.append(seed)
+        history = History()
+        history.log(epoch=1, train_loss=0.5, valid_loss=0.6, valid_accuracy=0.7, seconds=1.0)
+        return SimpleNamespace(history=history, model=None)
+
+    monkeypatch.setattr(ablation, "run", run)
+    saved = []
+    with pytest.raises(Diverged, match=r"the run of 'lr 1e-3' with seed 43: training diverged"):
+        ablation.ablation(SimpleNamespace(docs={}), imdb.CONFIGS["course"], [42, 43], CPU, {"lr 1e-3": {"lr": 1e-3}},
+                          save=saved.append)  # fmt: skip
+    assert len(saved[-1]) == 1 and saved[-1][0]["seed"] == 42
 
 
 def test_cli_resumes_after_ctrl_c_with_the_run_that_never_stopped(
@@ -938,8 +971,13 @@ def test_synthetic_reviews_name_a_count_left_as_none_all_instead_of_a_type_error
 
 
 def test_a_run_whose_loss_turned_nan_stops_instead_of_reporting_scores(prepared):
-    """Its validation accuracy (the majority class) looked like a model's."""
+    """Its validation accuracy (the majority class) looked like a model's. It stops after the first
+    such epoch, before the epoch's other callbacks and its checkpoint."""
+    seen = []
     with pytest.raises(
-        Diverged, match=r"training loss was nan in epoch \d at lr 1e\+30; give a smaller lr"
+        Diverged, match=r"training loss was nan in epoch 1 at lr 1e\+30; give a smaller lr"
     ):
-        imdb.run(prepared, SMALL.replace(epochs=2, lr=1e30), CPU, progress=False)
+        imdb.run(
+            prepared, SMALL.replace(epochs=3, lr=1e30), CPU, progress=False, callbacks=[seen.append]
+        )
+    assert seen == []

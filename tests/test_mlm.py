@@ -617,9 +617,7 @@ def test_a_full_disk_ends_the_command_with_one_line_saying_what_is_kept(
     text_file, tmp_path, monkeypatch, capsys
 ):
     def full(*args, **kwargs):
-        raise DiskFull(
-            "the disk holding /x is full (0 bytes free) and out.json could not be written"
-        )
+        raise DiskFull("the disk holding /x is full: out.json could not be written")
 
     monkeypatch.setattr(cli, "write_report", full)
     argv = [

@@ -1,6 +1,7 @@
 """Exercise checkers. Each takes the student's function or class and returns a ``CheckResult``;
 it never raises on the student's code (a setting the notebook passes, such as a head count of 0, is
-refused with a ValueError): a stub reads "not implemented yet", a crash becomes a short verdict.
+refused with a ValueError; notebook 03's ``pipeline.checked_modules`` raises on purpose, to stop
+a run with modules that fail notebook 02's checks): a stub reads "not implemented yet", a crash becomes a short verdict.
 
 - ``lookup``: notebook 01 (attention by hand)
 - ``modules``: notebook 02 (the loop tester, self-attention and LayerNorm from scratch)

@@ -310,7 +310,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-4, help="MiniLM's (notebook 04's choice)")
     parser.add_argument(
         "--small-lr", type=float, nargs="+", default=[3e-4],
-        help="the small BERT's and its twin's (default 3e-4); several: each small model at each, its "
+        help="the small BERT's and its twin's (default: 3e-4); several: each small model at each, its "
         "rate chosen on dev, test scored at it",
     )  # fmt: skip
     parser.add_argument("--max-length", type=int, default=128)

@@ -57,7 +57,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     t.add_argument("--mask", choices=MASKS, default="inf")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="as many steps as fit in this many minutes")
-    budget.add_argument("--iters", type=int, help="optimizer steps (default 2000)")
+    budget.add_argument("--iters", type=int, help="optimizer steps (default: 2000)")
     defaults = GPTRunConfig(iters=1)
     for name in (
         "layers",
@@ -70,7 +70,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ):
         t.add_argument(FLAGS[name], type=int, default=getattr(defaults, name))
     t.add_argument(
-        "--evals", type=int, help=f"dev evaluations along the run (default {defaults.evals})"
+        "--evals", type=int, help=f"dev evaluations along the run (default: {defaults.evals})"
     )
     t.add_argument("--additive-dim", type=int, default=defaults.additive_dim)
     t.add_argument("--lr", type=float, default=defaults.lr)

@@ -26,6 +26,7 @@ from helpers.files import check_report, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
+from helpers.training.loop import Diverged
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +72,10 @@ def ablation(
             if not any(r["change"] == name and r["seed"] == seed for r in rows)]  # fmt: skip
     for name, seed in tqdm(todo, desc="ablation", unit="run"):
         cfg = base.replace(**changes[name])
-        result = run(prepared, cfg, device, seed=seed, progress=False)
+        try:
+            result = run(prepared, cfg, device, seed=seed, progress=False)
+        except Diverged as err:  # the runs before it are saved; say which one
+            raise Diverged(f"the run of {name!r} with seed {seed}: {err}") from None
         history = result.history
         rows.append({
             "change": name, "seed": seed, "config": cfg.to_dict(),
@@ -147,7 +151,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-file", required=True, help="jsonl with fields text and label")
     parser.add_argument("--glove-file", required=True, help="GloVe in its text format")
     parser.add_argument("--base", choices=sorted(CONFIGS), default="course",
-                        help="the config the changes start from (default course)")  # fmt: skip
+                        help="the config the changes start from (default: course)")  # fmt: skip
     parser.add_argument("--choose-file", type=Path,
                         help="jsonl of other reviews: each run's final model is scored on it, and "
                              "the summary ranks by it")  # fmt: skip
@@ -207,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         kept = len(read_saved(args.json)[1])
         return stopped(f"{kept} run{'s' * (kept != 1)} saved in {args.json}; the same command "
                        "runs the rest")  # fmt: skip
+    except Diverged as err:
+        kept = len(read_saved(args.json)[1])
+        print(f"error: {err}; {kept} run{'s' * (kept != 1)} saved in {args.json}", file=sys.stderr)
+        return 2
     save(rows)
     print(summary(rows).to_string(float_format=lambda x: f"{x:.4f}"))
     return 0

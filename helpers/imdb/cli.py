@@ -42,7 +42,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float)
     parser.add_argument("--max-len", type=int)
     parser.add_argument("--accumulate", type=int,
-                        help="batches per optimizer step, over all processes (default 1)")  # fmt: skip
+                        help="batches per optimizer step, over all processes (default: 1)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
@@ -112,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
     try:
         result = run(prepared, cfg, device, seed=args.seed, checkpoint=True)  # resumes after Ctrl-C
-    except Diverged as err:  # "... at lr 1e+30; give a smaller lr": the flag is --lr
-        print("error: " + re.sub(r"\blr\b", "--lr", str(err)), file=sys.stderr)
+    except ValueError as err:  # a diverged run, or a checkpoint place it cannot write
+        message = str(err)
+        if isinstance(err, Diverged):  # "... at lr 1e+30; give a smaller lr": the flag is --lr
+            message = re.sub(r"\blr\b", "--lr", message)
+        elif message.startswith("cannot write"):  # the cache's checkpoints/ folder
+            message += " (checkpoints go to $HELPERS_CACHE/checkpoints: point HELPERS_CACHE at a folder you can write)"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     history = result.history
     if not main_rank:

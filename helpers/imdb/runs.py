@@ -226,11 +226,10 @@ def run(
             eval_batches={"valid": prepared.batches("valid", size, max_len, shuffle=False)},
             checkpoint=path,
             identity={"model": cfg.to_dict(), "data": prepared.fingerprint()},
-            callbacks=callbacks,
+            # stops at the first NaN loss: its validation accuracy would look like a model's
+            callbacks=[lambda h: check_finite_losses(h["train_loss"], cfg.lr, "lr"), *callbacks],
             progress=progress,
         )
-    # a NaN loss would still leave a validation accuracy that looks like a model's
-    check_finite_losses(history["train_loss"], cfg.lr, "lr")
     return ImdbRun(history, model, {"train": time.perf_counter() - start})
 
 

@@ -349,39 +349,45 @@ def fit(
             print(reason)  # never resume or retrain silently
     bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
                unit="batch", disable=not (progress and place.main))  # fmt: skip
-    for epoch in range(start, cfg.epochs):
-        started = time.perf_counter()
-        batches = first if epoch == 0 else distributed.shard(list(epoch_batches(epoch)), place)
-        lr = optimizer.param_groups[0]["lr"]
-        loss_sum, count = run_epoch(trained, batches, optimizer, scheduler, scaler, cfg, device,
-                                    precision, outputs, bar, accumulate)  # fmt: skip
-        loss_sum, count = distributed.total(loss_sum, count)  # over all processes' batches
-        history.log(epoch=epoch + 1, train_loss=loss_sum / count, lr=lr,
-                    train_seconds=time.perf_counter() - started)  # fmt: skip
-        if place.main:
-            for name, held_out in (eval_batches or {}).items():
-                metrics = evaluate(model, held_out, device, precision, outputs)
-                history.log(**{f"{name}_loss": metrics.loss, f"{name}_accuracy": metrics.accuracy})
-        history.log(seconds=time.perf_counter() - started)
-        if not place.main:
-            continue
-        for callback in callbacks:
-            callback(history)
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "history": dict(history), "epoch": epoch + 1, "rng": torch.get_rng_state(),
-                "shuffler": shuffler.get_state() if shuffler is not None else None,
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "callbacks": [{"type": _kind(c), "state": c.state_dict()} if _kind(c) else None
-                              for c in callbacks],  # fmt: skip
-                "fingerprint": identity,
-            })  # fmt: skip
-        if progress and epoch_lines:  # after the save: an epoch shown is an epoch kept
-            scores = ", ".join(
-                f"{k} {v[-1]:.3f}" for k, v in history.items() if k.endswith(("_loss", "_accuracy"))
-            )
-            bar.write(f"epoch {epoch + 1}/{cfg.epochs}: {scores} ({history.last('seconds'):.0f} s)")
-    bar.close()
+    with bar:  # closed on an error too: its last line before the error's
+        for epoch in range(start, cfg.epochs):
+            started = time.perf_counter()
+            batches = first if epoch == 0 else distributed.shard(list(epoch_batches(epoch)), place)
+            lr = optimizer.param_groups[0]["lr"]
+            loss_sum, count = run_epoch(trained, batches, optimizer, scheduler, scaler, cfg, device,
+                                        precision, outputs, bar, accumulate)  # fmt: skip
+            loss_sum, count = distributed.total(loss_sum, count)  # over all processes' batches
+            history.log(epoch=epoch + 1, train_loss=loss_sum / count, lr=lr,
+                        train_seconds=time.perf_counter() - started)  # fmt: skip
+            if place.main:
+                for name, held_out in (eval_batches or {}).items():
+                    metrics = evaluate(model, held_out, device, precision, outputs)
+                    history.log(
+                        **{f"{name}_loss": metrics.loss, f"{name}_accuracy": metrics.accuracy}
+                    )
+            history.log(seconds=time.perf_counter() - started)
+            if not place.main:
+                continue
+            for callback in callbacks:
+                callback(history)
+            if checkpoint is not None:
+                save_checkpoint(checkpoint, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                    "history": dict(history), "epoch": epoch + 1, "rng": torch.get_rng_state(),
+                    "shuffler": shuffler.get_state() if shuffler is not None else None,
+                    "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                    "callbacks": [{"type": _kind(c), "state": c.state_dict()} if _kind(c) else None
+                                  for c in callbacks],  # fmt: skip
+                    "fingerprint": identity,
+                })  # fmt: skip
+            if progress and epoch_lines:  # after the save: an epoch shown is an epoch kept
+                scores = ", ".join(
+                    f"{k} {v[-1]:.3f}"
+                    for k, v in history.items()
+                    if k.endswith(("_loss", "_accuracy"))
+                )
+                bar.write(
+                    f"epoch {epoch + 1}/{cfg.epochs}: {scores} ({history.last('seconds'):.0f} s)"
+                )
     return history
