@@ -224,3 +224,20 @@ def test_bert_classifier_applies_its_head_dropout_in_training_only():
         assert not torch.allclose(clf(ids), clf(ids))  # only the head's dropout is random
         clf.eval()
         assert torch.equal(clf(ids), clf(ids))
+
+
+def test_attention_probs_dropout_reaches_every_layers_attention():
+    """Catches attention_probs_dropout_prob never reaching the blocks (only the hidden dropout did):
+    with it alone at 0.5, two training passes differ and evaluation does not."""
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=16, hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.5)  # fmt: skip
+    bert = BertModel(cfg)
+    ids = torch.randint(0, 30, (2, 7))
+    with torch.no_grad():
+        bert.train()
+        assert not torch.equal(bert(ids).last_hidden_state, bert(ids).last_hidden_state)
+        bert.eval()
+        assert torch.equal(bert(ids).last_hidden_state, bert(ids).last_hidden_state)
+    assert {block.attn.dropout for block in bert.blocks} == {0.5}

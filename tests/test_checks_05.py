@@ -857,6 +857,17 @@ def test_sanity_check_says_which_output_differs(minilm):
     assert not result.passed and "layer 2's output differs" in result.verdict, str(result)
     assert "check_bert_attention" in hints(result)
 
+    class PoolerWithoutTanh(BertModel):  # the one diagnosis no test reached
+        def __init__(self, cfg):
+            super().__init__(cfg)
+            self.pooler.forward = lambda hidden: self.pooler.dense(hidden[:, 0])
+
+    result = checks.check_bert(PoolerWithoutTanh, minilm)
+    assert result.verdict.startswith("every layer matches but the pooler's output differs"), str(
+        result
+    )
+    assert "tanh(dense(h[:, 0]))" in hints(result)
+
 
 def test_sanity_check_does_not_blame_the_embeddings_for_a_layer_that_changes_its_input(minilm):
     """The hooks keep copies: an add & norm that adds into x in place (the right numbers, a backward

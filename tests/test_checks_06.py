@@ -181,7 +181,16 @@ def test_merge_checker_accepts_right_answers(fn):
 
 
 def merge_first_only(words, pair):
-    return {checks._first_only(w, pair): n for w, n in words.items()}
+    """Merges the first occurrence of the pair in each word, and no other."""
+    merged = {}
+    for word, n in words.items():
+        pieces = list(word)
+        for i in range(len(pieces) - 1):
+            if (pieces[i], pieces[i + 1]) == pair:
+                pieces[i : i + 2] = [pieces[i] + pieces[i + 1]]
+                break
+        merged[tuple(pieces)] = n
+    return merged
 
 
 def merge_replace(words, pair):

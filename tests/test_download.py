@@ -95,7 +95,7 @@ def test_project_file_finds_data_folder():
 def test_every_table_entry_has_a_checksum_and_a_purpose():
     for name, remote in dl.DOWNLOADS.items():
         assert remote.url.startswith("https://") and remote.about, name
-        assert remote.checksum is None or len(remote.checksum) in (40, 64), name
+        assert remote.checksum is not None and len(remote.checksum) in (40, 64), name
 
 
 def test_tiny_shakespeare_checksum_matches_the_real_file(shared_data):

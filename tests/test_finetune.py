@@ -609,6 +609,19 @@ def test_seeded_runs_summarize_as_mean_and_spread():
     assert len(scores) == 2 and set(scores[0]) == {"accuracy", "precision", "recall", "f1"}
     summary = experiments.summarize(scores)
     assert summary["accuracy"].endswith("(2 seeds)") and " ± " in summary["accuracy"]
+    three = [
+        {"accuracy": 0.8, "f1": 0.5},
+        {"accuracy": 0.9, "f1": 0.5},
+        {"accuracy": 1.0, "f1": 0.5},
+    ]
+    assert experiments.summarize(three) == {
+        "accuracy": "0.900 ± 0.100 (3 seeds)",
+        "f1": "0.500 ± 0.000 (3 seeds)",
+    }
+    assert experiments.summarize(three[:1]) == {
+        "accuracy": "0.800 ± 0.000 (1 seed)",
+        "f1": "0.500 ± 0.000 (1 seed)",
+    }
     assert experiments.spread([0.8, 0.9, 1.0]) == pytest.approx((0.9, 0.1))
     assert experiments.seconds_per_example_epoch(runs, len(splits["train"])) > 0
 

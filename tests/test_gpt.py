@@ -701,3 +701,10 @@ def test_save_folder_with_only_hidden_files_is_a_new_folder(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"someone's")
     with pytest.raises(ValueError, match=r"holds files \(model\.pt\) that no run"):
         cli.check_save(tmp_path, GPTRunConfig(**TINY, iters=2), build_corpus(text, "char"))
+
+
+def test_dropout_reaches_the_attention_weights_of_every_block():
+    """Catches GPT's attention dropout left at 0 while the rest of the model drops."""
+    model = GPT(GPTConfig(vocab_size=10, block_size=8, layers=2, heads=2, embd=16, dropout=0.3))
+    assert {block.attn.dropout for block in model.blocks} == {0.3}
+    assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}

@@ -22,7 +22,7 @@ from helpers.imdb import ablation, cli
 from helpers.imdb import data as imdb_data
 from helpers.profiles import Sizes03
 from helpers.synthetic import synthetic_glove, synthetic_reviews
-from helpers.training import History, fit
+from helpers.training import History, fit, predict
 from helpers.training.loop import Diverged
 
 CPU = torch.device("cpu")
@@ -386,6 +386,23 @@ def test_misclassified_lists_the_most_confident_mistakes_first(prepared):
     table = imdb.misclassified(prepared, result.model, CPU, k=3)
     assert len(table) <= 3 and list(table.columns) == ["confidence", "true", "review"]
     assert (table["confidence"].diff().dropna() <= 0).all()
+
+
+def test_misclassified_lists_only_mistakes_with_the_models_confidence(prepared):
+    """The test above held whatever rows it got: listing right answers passed."""
+    torch.manual_seed(0)
+    model = imdb.build_model(prepared, SMALL).eval()  # untrained: many wrong answers to list
+    table = imdb.misclassified(prepared, model, CPU, k=5, chars=10**6)
+    order = [
+        i for idx in prepared.batch_indices("valid", 64, model.max_len, shuffle=False) for i in idx
+    ]
+    probs = predict(model, prepared.batches("valid", 64, model.max_len, shuffle=False), CPU)
+    guessed = {prepared.texts["valid"][i]: p for i, p in zip(order, probs)}
+    assert len(table) == 5
+    for row in table.itertuples():
+        p = guessed[row.review]
+        assert ("pos" if p.argmax() else "neg") != row.true and 0.5 <= row.confidence <= 1
+        assert row.confidence == pytest.approx(p.max().item(), abs=1e-3)
 
 
 def test_token_attention_shares_sum_to_one(prepared):

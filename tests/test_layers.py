@@ -189,3 +189,21 @@ def test_block_drops_the_attention_branch_in_training():
         branch = block(x) - x
     zeros = (branch == 0).float().mean().item()
     assert 0.35 < zeros < 0.65, zeros  # half the attention branch dropped
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+@pytest.mark.parametrize("branch", ["attention", "feed-forward"])
+def test_each_branch_of_each_block_is_dropped_in_training_only(norm, branch):
+    """Catches a branch of either norm losing its dropout (only pre-LN attention was checked): with
+    identity norms and the other branch adding 0, the block's change to x is the branch, dropped."""
+    torch.manual_seed(0)
+    block = layers.Block(8, 2, norm=norm, dropout=0.5, layer_norm=lambda d: torch.nn.Identity())
+    silent = block.ff.down if branch == "attention" else block.attn.out
+    with torch.no_grad():
+        silent.weight.zero_()
+        silent.bias.zero_()
+    x = torch.randn(4, 6, 8)
+    with torch.no_grad():
+        trained = (block.train()(x) - x == 0).float().mean().item()
+        evaluated = (block.eval()(x) - x == 0).float().mean().item()
+    assert 0.35 < trained < 0.65 and evaluated == 0, (trained, evaluated)

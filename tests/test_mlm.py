@@ -257,6 +257,28 @@ def test_dropout_reaches_the_model_and_its_saved_config_and_a_new_value_retrains
     )
     assert again.report["resumed_after_epoch"] == 0 and again.report["config"]["dropout"] == 0.1
     assert {m.p for m in again.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}
+    # attention dropout is a rate on each attention module, not an nn.Dropout
+    assert {b.attn.dropout for b in run.model.bert.blocks} == {0.0}
+    assert {b.attn.dropout for b in again.model.bert.blocks} == {0.1}
+
+
+def test_each_epoch_masks_other_tokens(tmp_path, monkeypatch):
+    """Fresh masks every epoch (README): the same masks every epoch still passed every test."""
+    seen = {}
+    real_fit = runs.fit
+
+    def fit(model, epoch_batches, *args, **kwargs):
+        seen["batches"] = epoch_batches
+        return real_fit(model, epoch_batches, *args, **kwargs)
+
+    monkeypatch.setattr(runs, "fit", fit)
+    train, held = split_eval(tiny_text())
+    pretrain(MlmConfig(epochs=1, **TINY_CFG), train, held, tmp_path / "m", CPU, progress=False)
+
+    def labels(epoch):
+        return torch.cat([batch[2].flatten() for batch in seen["batches"](epoch)])
+
+    assert torch.equal(labels(0), labels(0)) and not torch.equal(labels(0), labels(1))
 
 
 def test_whole_words_mask_every_piece_of_a_word_and_a_change_retrains(tmp_path, monkeypatch):

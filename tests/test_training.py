@@ -23,7 +23,7 @@ from helpers.training import (
     predict,
 )
 from helpers.training.checkpoints import load_checkpoint
-from helpers.training.loop import batch_outputs, lr_factor
+from helpers.training.loop import batch_outputs, lr_factor, make_optimizer
 
 CPU = torch.device("cpu")
 
@@ -571,3 +571,41 @@ def test_a_checkpoint_that_cannot_be_written_is_refused_before_the_first_epoch(
         toy_model(), toy_data(), TrainConfig(epochs=1), CPU, checkpoint=path, progress=False
     )
     assert len(again["epoch"]) == 1
+
+
+def test_predict_gives_class_probabilities_in_batch_order():
+    """Only its shape was checked: raw logits passed, and notebook 03's "confidence" would show them."""
+    model, batches = toy_model(), toy_data()
+    probs = predict(model, batches, CPU)
+    with torch.no_grad():
+        want = torch.softmax(torch.cat([model(x) for x, _ in batches]), dim=-1)
+    assert torch.allclose(probs, want, atol=1e-6) and torch.allclose(probs.sum(1), torch.ones(64))
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD), ("rmsprop", torch.optim.RMSprop)],
+)
+def test_each_optimizer_name_builds_that_optimizer(name, kind):
+    """Notebook 04 compares the three: "rmsprop" running SGD passed every test."""
+    optimizer = make_optimizer(TrainConfig(optimizer=name, lr=0.01), toy_model())
+    assert type(optimizer) is kind and optimizer.defaults["lr"] == 0.01
+    if name == "sgd":
+        assert optimizer.defaults["momentum"] == 0.9
+
+
+def test_training_batches_run_in_train_mode():
+    """Catches run_epoch leaving the model in eval mode (after an evaluation): no dropout."""
+    modes = []
+    model = toy_model()
+    model.register_forward_hook(lambda module, args, out: modes.append(module.training))
+    fit(
+        model,
+        toy_data(16),
+        TrainConfig(epochs=2),
+        CPU,
+        eval_batches={"valid": toy_data(8)},
+        progress=False,
+    )
+    # per epoch: 2 training batches, then 1 evaluation batch
+    assert modes == [True, True, False, True, True, False]
