@@ -220,7 +220,12 @@ def _students_frame(err: BaseException) -> traceback.FrameSummary | None:
     return frames[-1] if frames else None
 
 
+_NOT_STUDENTS = (
+    str(Path(__file__).parent),
+    sysconfig.get_paths()["stdlib"],
+)  # helpers, Python's own
+
+
 def _library(filename: str) -> bool:
     """Whether code in ``filename`` is not the student's: installed packages, Python's own, helpers."""
-    own = (str(Path(__file__).parent), sysconfig.get_paths()["stdlib"])
-    return filename.startswith(own) or "-packages" in filename
+    return filename.startswith(_NOT_STUDENTS) or "-packages" in filename

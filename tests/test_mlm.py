@@ -56,6 +56,16 @@ def small_bert_config(vocab_size: int = 50) -> BertConfig:
 # --- the command ----------------------------------------------------------------------------------
 
 
+def test_seed_takes_the_range_every_command_takes(text_file, tmp_path, capsys):
+    """Seeds up to 2**63 - 1, as imdb, finetune and gpt take; the next one is refused by name."""
+    out, save = tmp_path / "out.json", tmp_path / "saved"
+    argv = ["--train-file", str(text_file), *TINY, "--epochs", "1", "--save", str(save)]
+    assert cli.main([*argv, "--json", str(out), "--seed", str(2**63 - 1)]) == 0
+    assert json.loads(out.read_text())["config"]["seed"] == 2**63 - 1
+    assert cli.main([*argv, "--json", str(tmp_path / "o2.json"), "--seed", str(2**63)]) == 2
+    assert "--seed must be in [0, 2**63), not 9223372036854775808" in capsys.readouterr().err
+
+
 def test_command_writes_perplexity_per_epoch_and_a_loadable_folder(text_file, tmp_path, capsys):
     out, save = tmp_path / "out.json", tmp_path / "saved"
     assert (

@@ -8,7 +8,6 @@ Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,6 @@ from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
 from helpers.training import choose_precision, distributed
-from helpers.training.loop import Diverged
 
 COMMAND = "python -m helpers.imdb"  # named in its reports: no other command replaces one
 
@@ -111,12 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(prepared.itos)} words in the vocabulary; "
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
     try:
-        result = run(prepared, cfg, device, seed=args.seed, checkpoint=True)  # resumes after Ctrl-C
+        # resumes after Ctrl-C; a diverged run's error names the --lr flag
+        result = run(prepared, cfg, device, seed=args.seed, checkpoint=True, lr_flag="--lr")
     except ValueError as err:  # a diverged run, or a checkpoint place it cannot write
         message = str(err)
-        if isinstance(err, Diverged):  # "... at lr 1e+30; give a smaller lr": the flag is --lr
-            message = re.sub(r"\blr\b", "--lr", message)
-        elif message.startswith("cannot write"):  # the cache's checkpoints/ folder
+        if message.startswith("cannot write"):  # the cache's checkpoints/ folder
             message += " (checkpoints go to $HELPERS_CACHE/checkpoints: point HELPERS_CACHE at a folder you can write)"
         print(f"error: {message}", file=sys.stderr)
         return 2

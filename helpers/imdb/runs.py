@@ -202,6 +202,7 @@ def run(
     attention: ModuleFactory | None = None,
     layer_norm: ModuleFactory | None = None,
     callbacks: Sequence[Callable[[History], None]] = (),
+    lr_flag: str = "lr",
 ) -> ImdbRun:
     """Train on "train" and validate each epoch on "valid". The test split is never touched here:
     choose settings on validation, then call ``score_test`` once, for the settings chosen.
@@ -209,6 +210,7 @@ def run(
     ``seed`` (default: the one ``helpers.setup`` was given) fixes the initial weights, dropout and the
     shuffling; the caller's random generators are left as they were. With ``checkpoint``, training
     resumes from the last epoch saved for this config, data and code, and retrains if any changed.
+    A NaN training loss stops the run with a ``Diverged`` error that names the rate as ``lr_flag``.
     """
     seed = current_seed() if seed is None else seed
     size, max_len = cfg.batch_size, cfg.max_len
@@ -227,7 +229,7 @@ def run(
             checkpoint=path,
             identity={"model": cfg.to_dict(), "data": prepared.fingerprint()},
             # stops at the first NaN loss: its validation accuracy would look like a model's
-            callbacks=[lambda h: check_finite_losses(h["train_loss"], cfg.lr, "lr"), *callbacks],
+            callbacks=[lambda h: check_finite_losses(h["train_loss"], cfg.lr, lr_flag), *callbacks],
             progress=progress,
         )
     return ImdbRun(history, model, {"train": time.perf_counter() - start})

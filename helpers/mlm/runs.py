@@ -107,8 +107,8 @@ class MlmConfig(Config):
             raise ConfigError(f"MlmConfig.mask_prob must be in (0, 1), not {self.mask_prob!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"MlmConfig.dropout must be in [0, 1), not {self.dropout!r}")
-        if not 0 <= self.seed < 2**31:
-            raise ConfigError(f"MlmConfig.seed must be in [0, 2**31), not {self.seed!r}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"MlmConfig.seed must be in [0, 2**63), not {self.seed!r}")
         self.train_config(1)  # warm-up and precision are checked there
 
     def bert_config(self, vocab_size: int) -> BertConfig:
@@ -388,7 +388,7 @@ def pretrain(
 
     def epoch_batches(epoch: int) -> list[Batch]:  # a seed per epoch: fresh masks, repeatable
         return masked_batches(train, tokenizer, cfg.batch_size, cfg.mask_prob,
-                              cfg.seed * 100_003 + epoch, shuffle=True, whole_words=cfg.whole_words)  # fmt: skip
+                              (cfg.seed * 100_003 + epoch) % 2**63, shuffle=True, whole_words=cfg.whole_words)  # fmt: skip
 
     identity = {"model": bert_cfg.to_dict(), "train_data": train.digest(), "eval_data": held.digest(),
                 "batch_size": cfg.batch_size, "mask_prob": cfg.mask_prob}  # fmt: skip
