@@ -17,18 +17,13 @@ from pathlib import Path
 import torch
 
 from helpers.cli import Parser
-from helpers.env import pick_device, seeded
+from helpers.env import pick_device, seeded, synchronize
 from helpers.files import check_report, write_report
 from helpers.layers import Block, SelfAttention
 from helpers.loops import loop_self_attention
 
 COMMAND = "python -m helpers.benchmark"  # named in its reports: no other command replaces one
 SHAPE = ("machine",)  # the keys of its reports from before that field
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def interleaved_medians(
@@ -42,10 +37,10 @@ def interleaved_medians(
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            _sync(device)
+            synchronize(device)
             start = time.perf_counter()
             fn()
-            _sync(device)
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(ts) for name, ts in times.items()}
 
@@ -134,10 +129,10 @@ def precision_check(steps: int = 300, device: str = "cpu") -> dict:
             valid = windows(data[18_000:], 8, 64, 32, g)
             model = CharLM(len(chars), 64, 128, 4, STYLES[0])
             cfg = TrainConfig(epochs=1, lr=3e-3, schedule="cosine", warmup=0.1, precision=precision)
-            _sync(dev)
+            synchronize(dev)
             start = time.perf_counter()
             history = fit(model, train, cfg, dev, eval_batches={"valid": valid}, progress=False)
-            _sync(dev)
+            synchronize(dev)
         rows.append({"precision": precision, "train_loss": history.last("train_loss"),
                      "valid_loss": history.last("valid_loss"), "seconds": time.perf_counter() - start})  # fmt: skip
     return {
@@ -168,10 +163,10 @@ def kv_cache_speed(tokens: dict[str, int], prompt: int = 8, device: str = "cpu")
         outputs, speed = {}, {}
         for cache in (False, True):
             generate(model, idx, 3, model.config.block_size, 0.0, cache=cache)  # warm-up
-            _sync(dev)
+            synchronize(dev)
             started = time.perf_counter()
             outputs[cache] = generate(model, idx, steps, model.config.block_size, 0.0, cache=cache)
-            _sync(dev)
+            synchronize(dev)
             speed[cache] = steps / (time.perf_counter() - started)
         rows.append({"model": name, "config": KV_MODELS[name], "new_tokens": steps,
                      "tokens_per_second_without_cache": speed[False],

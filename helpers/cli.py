@@ -7,12 +7,16 @@ with no help text shows its default under any formatter.
 """
 
 import argparse
+import errno
 import functools
+import hashlib
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
-from helpers.files import DiskFull
+from helpers.files import DiskFull, terminate_as_interrupt
 
 INT_MAX = 2**31 - 1  # a count or size beyond this cannot be allocated or run: refused at parsing
 FLOAT32_MAX = 3.4e38  # a number beyond it is inf in float32, where the models compute
@@ -79,20 +83,90 @@ def disk_full(err: DiskFull, what_is_kept: str) -> int:
     return 1
 
 
+class Busy(ValueError):
+    """Another run is using the same output (a --save folder, a --json report)."""
+
+
+_HELD: list[int] = []  # the run locks this process holds for the command now running
+_BUSY = {errno.EAGAIN, errno.EACCES, errno.EDEADLK}  # flock's "held", and msvcrt's on Windows
+
+
+def lock_output(path: Path, flag: str) -> None:
+    """Hold ``path``'s run lock until the command ends (``release_outputs``): a second run on the same
+    ``flag`` output is refused by name instead of mixing its files with this one's (two runs given
+    one --save each saw it empty, and both wrote there). The lock is the operating system's, on a
+    file in $HELPERS_CACHE/locks: a killed run holds none. Only rank 0 of a torchrun group takes it;
+    where the file system cannot lock (or the cache cannot be written), the run goes on without."""
+    from helpers.download import cache_dir
+    from helpers.training.distributed import current
+
+    if not current().main:
+        return
+    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
+    try:
+        lock = cache_dir() / "locks" / f"{key}.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except (OSError, ValueError):
+        return
+    try:
+        _lock(fd)
+    except OSError as err:
+        holder = _holder(fd)
+        os.close(fd)
+        if err.errno in _BUSY:
+            raise Busy(f"{flag} {path} is in use by another run{holder}: let it finish (or stop "
+                       f"it), or give another {flag}") from None  # fmt: skip
+        return  # a file system without locks (some network mounts)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD.append(fd)
+
+
+def release_outputs() -> None:
+    """Drop the run locks ``lock_output`` took (closing the file drops its lock)."""
+    while _HELD:
+        os.close(_HELD.pop())
+
+
+def _lock(fd: int) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _holder(fd: int) -> str:
+    """ " (process N)" from a lock file the holder wrote its pid into, else ""."""
+    try:
+        pid = os.pread(fd, 20, 0).decode().strip() if hasattr(os, "pread") else ""
+    except OSError:
+        return ""
+    return f" (process {pid})" if pid.isdigit() else ""
+
+
 def stops_cleanly(what_is_kept: str) -> Callable:
-    """A command's ``main`` that Ctrl-C ends with one line (``stopped: ...``, saying what is kept)
-    and exit status 130, and a full disk with one line and exit status 1, instead of a traceback from
-    wherever training was."""
+    """A command's ``main`` that Ctrl-C or SIGTERM ends with one line (``stopped: ...``, saying what
+    is kept) and exit status 130, and a full disk with one line and exit status 1, instead of a
+    traceback from wherever training was (or, for SIGTERM, no word at all). The outputs it locked
+    (``lock_output``) are free again when it returns."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> int:
             try:
-                return main(*args, **kwargs)
+                with terminate_as_interrupt():  # scancel and a job's time limit send SIGTERM
+                    return main(*args, **kwargs)
             except KeyboardInterrupt:
                 return stopped(what_is_kept)
             except DiskFull as err:
                 return disk_full(err, what_is_kept)
+            finally:
+                release_outputs()  # the outputs main locked
 
         return run
 

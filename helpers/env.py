@@ -67,9 +67,21 @@ def in_colab() -> bool:
 
 
 def pick_device() -> torch.device:
-    """cuda if there is a GPU (under torchrun, the GPU of this process's LOCAL_RANK), else Apple's
-    mps, else cpu."""
-    if torch.cuda.is_available():
+    """$HELPERS_DEVICE (cpu, cuda or mps) when set, else cuda if there is a GPU (under torchrun, the GPU
+    of this process's LOCAL_RANK), else Apple's mps, else cpu."""
+    mps = getattr(torch.backends, "mps", None)
+    has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
+    asked = os.environ.get("HELPERS_DEVICE", "").strip().lower()
+    if asked and not has.get(asked):
+        why = (
+            "is not a device; use cpu, cuda or mps"
+            if asked not in has
+            else "but torch sees none here"
+        )
+        raise ValueError(f"HELPERS_DEVICE={asked!r} {why} (or unset it to choose by the hardware)")
+    if asked in ("cpu", "mps"):
+        return torch.device(asked)
+    if has["cuda"]:
         local = os.environ.get("LOCAL_RANK", "")
         if local.isdigit():  # started by torchrun: one GPU per process
             if int(local) >= torch.cuda.device_count():
@@ -78,10 +90,15 @@ def pick_device() -> torch.device:
             torch.cuda.set_device(int(local))
             return torch.device("cuda", int(local))
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return torch.device("mps" if has["mps"] else "cpu")
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (GPUs run it asynchronously): before reading a clock."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def resolve_profile(device: torch.device, requested: str | None = None) -> str:

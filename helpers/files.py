@@ -8,6 +8,7 @@ looks finished. Checkpoints, cached arrays, downloads and JSON reports all go th
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import tarfile
 import tempfile
 import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -164,32 +166,67 @@ def visible_files(folder: str | Path) -> list[Path]:
 
 
 _guarding = 0  # interrupt_after blocks open in the main thread
+_UMASK = os.umask(0o022)  # read once, at import (os.umask can only read it by setting it)
+os.umask(_UMASK)
+STALE_SECONDS = 24 * 3600  # a temporary .part file this old is a killed write's
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (Slurm's scancel or time limit, a kernel shut down, torchrun stopping the others) raises
+    KeyboardInterrupt inside, as Ctrl-C does: the command stops the same clean way (a save under way
+    finishes, no temporary file is left) instead of dying where it was. Main thread only; a SIGTERM
+    handler someone else set is left alone."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
 def interrupt_after() -> Iterator[None]:
-    """Ctrl-C (SIGINT) during the block waits for its end, then raises KeyboardInterrupt: a save that
-    has begun finishes (a checkpoint cut off is no checkpoint). Only the main thread gets signals; an
-    ignored SIGINT (a background job) stays ignored; a block inside another leaves it to the outer."""
+    """Ctrl-C (SIGINT, and SIGTERM inside ``terminate_as_interrupt``) during the block waits for its
+    end, then raises KeyboardInterrupt: a save that has begun finishes (a checkpoint cut off is no
+    checkpoint). Only the main thread gets signals; an ignored SIGINT (a background job) stays ignored;
+    a block inside another leaves it to the outer."""
     global _guarding
-    previous = signal.getsignal(signal.SIGINT)
-    in_main = threading.current_thread() is threading.main_thread()
-    if not in_main or _guarding or previous in (signal.SIG_IGN, None):
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deferred = [signal.SIGINT] if previous[signal.SIGINT] not in (signal.SIG_IGN, None) else []
+    deferred += [signal.SIGTERM] if previous[signal.SIGTERM] is _raise_interrupt else []
+    if threading.current_thread() is not threading.main_thread() or _guarding or not deferred:
         yield
         return
     caught: list[int] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    for sig in deferred:
+        signal.signal(sig, lambda signum, frame: caught.append(signum))
     _guarding += 1
     try:
         yield
     finally:
         _guarding -= 1
-        signal.signal(signal.SIGINT, previous)
+        for sig in deferred:
+            signal.signal(sig, previous[sig])
     if caught:
         raise KeyboardInterrupt
 
 
-NO_SPACE = ("No space left on device", "os error 28")  # Python's ENOSPC, Rust's (safetensors)
+NO_SPACE = (
+    "No space left on device",
+    "os error 28",
+    "os error 112",
+    "not enough space on the disk",
+)
 TORCH_WRITER = ("unexpected pos", "PytorchStreamWriter failed")  # torch.save's zip writer
 
 
@@ -230,13 +267,27 @@ def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool
         with interrupt_after() if wait else contextlib.nullcontext(), disk_full_named(path):
             save(tmp)
             with interrupt_after():  # the rename at least (inside the block above: that block's)
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)  # as open() would have made it (mkstemp's: 0o600)
-                os.replace(tmp, path)  # atomic on one file system
+                _put(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    _remove_stale_parts(path)
     return path
+
+
+def _put(tmp: Path, path: Path) -> None:
+    """Move the finished ``tmp`` to ``path``, readable as open() would have made it (mkstemp and
+    safetensors make their files 0o600: other users of a shared cache could not read them)."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)  # atomic on one file system
+
+
+def _remove_stale_parts(path: Path) -> None:
+    """Delete the temporary files of writes of ``path`` that a killed process left over a day ago."""
+    cutoff = time.time() - STALE_SECONDS
+    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        with contextlib.suppress(OSError):  # another process may have just removed it
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
 
 
 def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
@@ -252,13 +303,13 @@ def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
     ):
         save(Path(tmp))
         for file in sorted(Path(tmp).iterdir()):
-            os.replace(file, folder / file.name)  # atomic on one file system
+            _put(file, folder / file.name)
     return folder
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) atomically."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    """Write ``text`` (UTF-8, "\\n" line ends on every system: a Slurm script runs under bash) atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n"))
 
 
 def write_json(path: str | Path, data: object) -> Path:

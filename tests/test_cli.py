@@ -106,3 +106,80 @@ def test_help_shows_the_default_of_a_flag_without_help_text(capsys):
         "--seed SEED (default: 42)",
     ):
         assert flag in shown, shown
+
+
+# --- two runs on one output ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def held(cache, tmp_path):
+    """Another process holding the run lock of an output, as a second command on it would."""
+    import subprocess
+    import sys
+
+    def hold(path: Path, flag: str) -> subprocess.Popen:
+        code = ("import sys; from pathlib import Path; from helpers.cli import lock_output; "
+                f"lock_output(Path({str(path)!r}), {flag!r}); print('held', flush=True); sys.stdin.read()")  # fmt: skip
+        other = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True, cwd=ROOT)  # fmt: skip
+        holders.append(other)
+        assert other.stdout.readline() == "held\n"
+        return other
+
+    holders: list = []
+    yield hold
+    for other in holders:
+        other.kill()
+        other.wait()
+
+
+def test_a_second_run_on_the_same_save_or_json_is_refused_by_name(held, tmp_path, capsys):
+    """Two runs given one --save each found it empty and both wrote there (plan.json of one, model.pt
+    of the other), or both wrote one --json and one result was lost, each saying "wrote"."""
+    from helpers.corpora import synthetic_text
+    from helpers.gpt import cli as gpt
+    from helpers.mlm import cli as mlm
+
+    data = tmp_path / "text.txt"
+    data.write_text(synthetic_text(3000), encoding="utf-8")
+    save, out = tmp_path / "m", tmp_path / "run.json"
+    args = ["train", "--data", str(data), "--iters", "4", "--layers", "1", "--heads", "2", "--embd", "16",
+            "--block-size", "16", "--batch-size", "8", "--evals", "2", "--save", str(save), "--json", str(out), "--quiet"]  # fmt: skip
+    other = held(save, "--save")
+    assert gpt.main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"error: --save {save} is in use by another run (process {other.pid}): let it finish" in err
+    )
+    assert not save.exists() and not out.exists()  # nothing of this run written
+    mlm_args = [
+        "--train-file",
+        str(data),
+        "--save",
+        str(tmp_path / "p"),
+        "--json",
+        str(out),
+        "--quiet",
+    ]
+    held(out, "--json")
+    assert mlm.main(mlm_args) == 2
+    assert f"error: --json {out} is in use by another run" in capsys.readouterr().err
+    other.kill()
+    other.wait()  # a killed holder holds nothing: the operating system dropped its lock
+    assert gpt.main([*args[:-2], str(tmp_path / "other.json"), "--quiet"]) == 0
+
+
+def test_only_rank_0_locks_the_outputs_and_a_finished_command_frees_them(
+    cache, tmp_path, monkeypatch
+):
+    from helpers import cli
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    cli.lock_output(tmp_path / "run.json", "--json")  # rank 1 writes nothing: no lock
+    assert cli._HELD == []
+    monkeypatch.setenv("RANK", "0")
+    cli.lock_output(tmp_path / "run.json", "--json")
+    assert len(cli._HELD) == 1
+    cli.release_outputs()
+    assert cli._HELD == []

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from helpers.synthetic import synthetic_glove, synthetic_reviews
 from helpers.training import distributed
@@ -63,6 +64,15 @@ def test_rank_from_the_launchers_variables(monkeypatch):
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert distributed.current() == distributed.Rank(3, 4, 1) and not distributed.current().main
+
+
+def test_several_processes_on_apples_gpu_are_told_to_use_the_cpu(monkeypatch):
+    """gloo reduces CPU and CUDA tensors only: DDP over mps failed deep inside torch."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ValueError, match="set HELPERS_DEVICE=cpu"):
+        distributed.start(torch.device("mps"))
+    assert not torch.distributed.is_initialized()
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,35 @@ def test_seeded_is_repeatable_and_gives_the_caller_its_generator_back():
     assert torch.equal(torch.get_rng_state(), state)  # given back after an error too
 
 
+def test_helpers_device_chooses_the_device_and_a_wrong_one_is_named(monkeypatch):
+    monkeypatch.setenv("HELPERS_DEVICE", " CPU ")
+    assert pick_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for asked, said in (
+        ("gpu", "'gpu' is not a device; use cpu, cuda or mps"),
+        ("cuda", "'cuda' but torch sees none"),
+    ):
+        monkeypatch.setenv("HELPERS_DEVICE", asked)
+        with pytest.raises(ValueError, match=f"HELPERS_DEVICE={said}"):
+            pick_device()
+    monkeypatch.delenv("HELPERS_DEVICE")
+    assert pick_device().type in ("cpu", "mps")  # by the hardware
+
+
+def test_synchronize_waits_for_the_gpu_it_was_given(monkeypatch):
+    waited = []
+    monkeypatch.setattr(
+        torch.cuda, "synchronize", lambda device=None: waited.append(("cuda", device))
+    )
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: waited.append(("mps", None)))
+    for name in ("cpu", "cuda", "mps"):
+        env.synchronize(torch.device(name))
+    assert waited == [
+        ("cuda", torch.device("cuda")),
+        ("mps", None),
+    ]  # Apple's too: timings were wrong
+
+
 def test_profile_defaults_to_quick_on_cpu_and_class_on_gpu(monkeypatch):
     monkeypatch.delenv("HELPERS_PROFILE", raising=False)
     assert resolve_profile(torch.device("cpu")) == "quick"

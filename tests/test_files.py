@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import signal
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -58,6 +59,57 @@ def test_a_library_save_moves_in_whole_files_or_none(tmp_path):
         "vocab.txt": "vocab.txt",
     }
     assert save_into(tmp_path / "new" / "folder", lambda tmp: None).is_dir()  # made when missing
+
+
+def test_saved_files_are_readable_by_others_as_open_would_make_them(tmp_path):
+    """mkstemp and safetensors make 0o600 files: a model saved into a shared folder would be the saver's
+    alone. Saved files get open()'s mode (0o666 less the umask), as a plain write would."""
+    old = os.umask(0o022)
+    os.umask(old)
+
+    def private(tmp):
+        tmp.write_text("weights")
+        tmp.chmod(0o600)
+
+    atomic_write(tmp_path / "report.json", private)
+    save_into(tmp_path / "model", lambda tmp: private(tmp / "model.safetensors"))
+    for path in (tmp_path / "report.json", tmp_path / "model" / "model.safetensors"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~old, path
+
+
+def test_temporary_files_a_killed_write_left_are_removed_after_a_day(tmp_path):
+    """kill -9 (or a SIGKILL after Slurm's SIGTERM) runs no clean-up: its .part file stays. The next
+    write of the same file removes those over a day old; a fresh one may be another process's."""
+    target = tmp_path / "glove.6B.zip"
+    stale, fresh, other = (
+        tmp_path / f".{n}.part" for n in ("glove.6B.zip.ab12", "glove.6B.zip.cd34", "x.zip.ef56")
+    )
+    for part in (stale, fresh, other):
+        part.write_text("half a download")
+    day_ago = time.time() - 24 * 3600 - 60
+    for part in (stale, other):
+        os.utime(part, (day_ago, day_ago))
+    atomic_write(target, lambda tmp: tmp.write_text("whole"))
+    assert (
+        not stale.exists() and fresh.exists() and other.exists()
+    )  # another file's: not this write's
+
+
+def test_text_is_written_as_utf8_with_newline_line_ends(tmp_path, monkeypatch):
+    """On Windows, Python's defaults would write cp1252 and \\r\\n (a job script bash cannot run): the
+    writer names both. (Here on Linux the defaults agree, so the call's arguments are what is checked.)"""
+    from pathlib import Path
+
+    from helpers.files import write_text
+
+    calls = []
+    plain = Path.write_text
+    monkeypatch.setattr(
+        Path, "write_text", lambda self, text, **kw: calls.append(kw) or plain(self, text, **kw)
+    )
+    path = write_text(tmp_path / "job.sh", "#!/bin/bash\necho Łukasz\n")
+    assert calls == [{"encoding": "utf-8", "newline": "\n"}]
+    assert path.read_bytes() == "#!/bin/bash\necho Łukasz\n".encode()
 
 
 def test_targets_that_are_not_files_are_refused_before_any_work(tmp_path):
@@ -261,6 +313,12 @@ def test_only_a_write_out_of_space_is_called_a_full_disk(tmp_path, monkeypatch):
 
     with pytest.raises(DiskFull, match="model.safetensors could not be written"):
         atomic_write(tmp_path / "model.safetensors", rust)
+
+    def windows(tmp):  # ERROR_DISK_FULL, as Rust writes it on Windows
+        raise SafetensorError("I/O error: There is not enough space on the disk. (os error 112)")
+
+    with pytest.raises(DiskFull, match="model.safetensors could not be written"):
+        atomic_write(tmp_path / "model.safetensors", windows)
     monkeypatch.setattr("helpers.files.shutil.disk_usage", lambda p: SimpleNamespace(free=0))
 
     def offline(tmp):
@@ -279,6 +337,33 @@ def test_a_command_stopped_by_a_full_disk_says_so_in_one_line(capsys):
     err = capsys.readouterr().err
     expected = "error: the disk holding /x is full: r.json could not be written"
     assert err == f"{expected}; the last epoch is kept\n", err
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does_after_the_save_under_way(tmp_path, capsys):
+    """Slurm's scancel and time limit, and torchrun stopping the other ranks, send SIGTERM: it killed
+    the command where it was (a checkpoint's .part file left, no word said). Now it is Ctrl-C's: the
+    save finishes, one line, exit 130, and the default handler is back afterwards."""
+    previous = signal.signal(
+        signal.SIGTERM, signal.SIG_DFL
+    )  # as in a command (pytest's tiers set one)
+    try:
+
+        @stops_cleanly("the last epoch is kept")
+        def main():
+            def save(tmp):
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives mid-save
+                tmp.write_text("whole")
+
+            atomic_write(tmp_path / "checkpoint.pt", save)
+            raise AssertionError("SIGTERM did not stop the command after the save")
+
+        assert main() == 130
+        assert (tmp_path / "checkpoint.pt").read_text() == "whole"
+        assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no .part left
+        assert capsys.readouterr().err == "\nstopped: the last epoch is kept\n"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_cached_array_file_cut_short_is_built_again(tmp_path, capsys):

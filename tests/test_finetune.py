@@ -83,6 +83,17 @@ def test_pair_tokenisation_packs_cls_a_sep_b_sep(tokenizer):
     assert encoded["token_type_ids"] == [0] * 6 + [1] * 6
 
 
+def test_collate_pickles_for_dataloader_workers(tokenizer):
+    """DataLoader workers are started with spawn on macOS and Windows: the collate function goes to
+    them pickled (a function made inside another could not be)."""
+    import pickle
+
+    collate = make_collate(tokenizer, Task("sentence", "label"), {0: 0, 1: 1}, max_length=8)
+    rows = [{"sentence": "a fine film", "label": 1}, {"sentence": "dull", "label": 0}]
+    again = pickle.loads(pickle.dumps(collate))
+    assert all(torch.equal(again(rows)[k], collate(rows)[k]) for k in collate(rows))
+
+
 def test_collate_pads_dynamically_and_truncates_only_the_passage(tokenizer):
     task = Task("question", "answer", pair="passage")
     collate = make_collate(tokenizer, task, {False: 0, True: 1}, max_length=16)
@@ -108,6 +119,25 @@ def test_missing_column_names_the_columns_and_the_flags():
 
 
 # --- experiments -------------------------------------------------------------------------------
+
+
+def test_loading_a_classifier_leaves_transformers_logging_as_it_was():
+    """Quiet while it loads (the new head's "newly initialized" warning is expected), but a student's
+    own from_pretrained afterwards reports as usual: it set transformers' verbosity for good."""
+    from transformers.utils import logging
+
+    before = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_warning()
+    logging.enable_progress_bar()
+    try:
+        load_classifier(resolve_model("minilm"), 2)
+        assert (logging.get_verbosity(), logging.is_progress_bar_enabled()) == (
+            logging.WARNING,
+            True,
+        )
+    finally:
+        logging.set_verbosity(before[0])
+        (logging.enable_progress_bar if before[1] else logging.disable_progress_bar)()
 
 
 def test_overfit_check_reaches_100_percent():

@@ -169,6 +169,32 @@ def test_tarball_extraction_refuses_paths_outside_the_target(tmp_path):
     assert data["train"] == (["A fine film.", "A fine film."], [0, 1]) and data["test"][1] == [1]
 
 
+def test_a_second_process_extracting_the_reviews_uses_the_first_ones_copy(
+    tmp_path, cache, monkeypatch
+):
+    """Two tabs on one cache, offline from the hub: both extract Stanford's archive; the second rename
+    meets the first one's folder. It used shutil.move, which put a second copy inside the first (and
+    a third process failed: "Destination path ... already exists")."""
+    names = ["aclImdb/train/pos/1_9.txt", "aclImdb/train/neg/2_1.txt", "aclImdb/test/pos/3_8.txt"]
+    archive = tar_with(tmp_path, names)
+    monkeypatch.setattr(imdb_data, "fetch", lambda name: archive)
+    real = imdb_data.extract_tar
+
+    def meanwhile(path, target):  # the other process finishes while this one extracts
+        real(path, target)
+        if not (cache_dir() / "aclImdb").exists():
+            real(path, cache_dir())
+
+    monkeypatch.setattr(imdb_data, "extract_tar", meanwhile)
+    data = imdb_data._from_tarball()
+    assert data["train"] == (["A fine film.", "A fine film."], [0, 1])
+    assert sorted(p.name for p in (cache_dir() / "aclImdb").iterdir()) == [
+        "test",
+        "train",
+    ]  # one copy
+    assert [p.name for p in cache_dir().iterdir()] == ["aclImdb"]  # the extraction's folder removed
+
+
 # --- model -------------------------------------------------------------------------------------
 
 
@@ -362,7 +388,11 @@ def test_hyperparameter_explorer_overlays_runs(prepared):
     explorer.controls["blocks"].value = 2
     explorer.controls["epochs"].value = 2
     explorer.button.click()
-    assert len(explorer.runs) == 2 and "blocks=2" in explorer.runs[1]["label"]
+    # each run's legend line names only what differs from the starting settings
+    assert [run["label"] for run in explorer.runs] == [
+        "run 1: the starting settings",
+        "run 2: blocks=2, epochs=2",
+    ]
     assert len(explorer.runs[1]["history"]["epoch"]) == 2
     explorer.controls["heads"].value = 5  # 5 does not divide 16
     explorer.button.click()

@@ -1,3 +1,4 @@
+import ast
 import json
 import re
 import subprocess
@@ -111,3 +112,42 @@ def test_no_docstring_line_ends_in_a_lone_backslash():
                         line = token.start[0] + token.string[: m.start()].count("\n")
                         joined.append(f"{path.relative_to(ROOT)}:{line}")
     assert not joined, f"a lone backslash ends these lines (write \\\\): {joined}"
+
+
+def _unencoded(tree: ast.AST) -> list[int]:
+    """Lines of ``open(...)`` in text mode and ``.read_text()``/``.write_text()`` without ``encoding=``."""
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or any(k.arg == "encoding" for k in node.keywords):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("read_text", "write_text"):
+            lines.append(node.lineno)
+        elif isinstance(func, ast.Name) and func.id == "open":
+            mode = node.args[1] if len(node.args) > 1 else None
+            mode = next((k.value for k in node.keywords if k.arg == "mode"), mode)
+            if not (isinstance(mode, ast.Constant) and "b" in str(mode.value)):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_text_files_are_read_and_written_as_utf8():
+    """Without ``encoding=``, Python uses the system's: cp1252 on Windows, where a user name like
+    Łukasz in a path, or a review's é, is misread or cannot be written. Helpers and the notebooks'
+    code name UTF-8 every time (helpers' own ``files.write_text`` and ``read_text`` functions do)."""
+    found = []
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        found += [
+            f"{path.relative_to(ROOT)}:{n}"
+            for n in _unencoded(ast.parse(path.read_text(encoding="utf-8")))
+        ]
+    for path in sorted((ROOT / "notebooks").rglob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        for i, cell in enumerate(cells):
+            if cell["cell_type"] == "code":
+                code = TransformerManager().transform_cell("".join(cell["source"]))  # %pip and !ls
+                found += [
+                    f"{path.relative_to(ROOT)} cell {i} line {n}"
+                    for n in _unencoded(ast.parse(code))
+                ]
+    assert not found, f"text read or written without encoding=: {found}"

@@ -6,7 +6,20 @@ import torch
 
 from helpers import attention as att
 from helpers import benchmark, masking
-from helpers.plots import gpt, layers, lookup, rounded, training
+from helpers.plots import (
+    COLORS,
+    bert,
+    generation,
+    gpt,
+    imdb,
+    layers,
+    lookup,
+    number,
+    pretraining,
+    rounded,
+    scaling,
+    training,
+)
 
 matplotlib.use("Agg")
 
@@ -18,10 +31,20 @@ LEAKY = (
     torch.softmax(torch.randn(1, 1, 3, 3, generator=torch.Generator().manual_seed(0)), -1)
     * torch.ones(3, 3).tril()
 )  # dot / zero's weights
+SUMMARY = {  # notebook 06's comparison as ``helpers.finetune.twin.summarize`` gives it, class-like values
+    name: {"seeds": 3, **{k: {"mean": m, "sd": 0.01} for k in pretraining.METRICS}}
+    for name, m in (
+        ("pretrained", 0.72),
+        ("random init", 0.70),
+        ("rescaled", 0.71),
+        ("minilm", 0.86),
+    )
+}
 INSPECTED = {"tokens": ["a", "b", " "], "itos": ["a", "b", " ", "c"], "weights": LEAKY,
              "probs": torch.tensor([0.1, 0.2, 0.3, 0.4])}  # fmt: skip
 FIGURES = {
     "lookup": lambda: lookup.plot_lookup(W, V[0], V[1], "lookup"),
+    "lookup with scores": lambda: lookup.plot_lookup(W, V[0], V[1], "lookup", scores=K @ Q),
     "argmax vs softmax": lambda: lookup.plot_argmax_vs_softmax(Q, K, V, V[1], points=11),
     "heatmap": lambda: layers.plot_attention_heatmap(["a", "b"], torch.eye(2), "heatmap"),
     "masking": lambda: layers.plot_masking(
@@ -66,6 +89,29 @@ FIGURES = {
         {"a": {"steps": [1, 2], "dev_losses": [2.0, 1.5], "dev_loss": 1.5}}
     ),
     "gpt attention and next": lambda: gpt.plot_attention_and_next(INSPECTED, 0, 0, top=3),
+    "ablation": lambda: imdb.plot_ablation(
+        [
+            {"change": c, "valid_accuracy": a}
+            for c, a in (("course", 0.8), ("course", 0.82), ("lr", 0.7))
+        ]
+    ),
+    "perplexity": lambda: pretraining.plot_perplexity(
+        {"eval_perplexity": [700.0, 60.0], "tokens_seen": 10**6, "seconds": {"train": 60.0}}
+    ),
+    "comparison": lambda: pretraining.plot_comparison(SUMMARY),
+    "dev and test": lambda: scaling.dev_test_bars(
+        [{"model": m, "lr": 3e-4, "epochs": 2, "dev": 0.9, "test": 0.88} for m in ("a", "b", "c")]
+    ),
+    "sharding": lambda: scaling.plot_sharding(24, 2, 2),
+    "time per token": lambda: generation.plot_time_per_token(
+        [8, 16], [0.010, 0.012], [0.009, 0.0095]
+    ),
+    "next tokens": lambda: generation.plot_next_tokens(
+        [(" Paris", 0.4), (" the", 0.05)], "after 'is'"
+    ),
+    "learning curves": lambda: bert.plot_learning_curves(
+        {"mini": {"train_loss": [1.0, 0.8], "dev_accuracy": [0.5, 0.6]}}, "SST-5"
+    ),
 }
 
 
@@ -79,12 +125,158 @@ def test_every_axis_is_titled_and_labelled(name):
     matplotlib.pyplot.close(fig)
 
 
-def test_gpt_curves_legend_lies_beside_the_axes_not_over_the_curves():
-    fig = FIGURES["gpt curves"]()
+def boxes(texts) -> list:
+    """The drawn extents of the texts that show something."""
+    return [t.get_window_extent() for t in texts if t.get_visible() and t.get_text().strip()]
+
+
+def overlaps(a, b, slack: float = 0.5) -> bool:
+    return (
+        a.x0 + slack < b.x1 and b.x0 + slack < a.x1 and a.y0 + slack < b.y1 and b.y0 + slack < a.y1
+    )
+
+
+def crowded_ticks(fig) -> list[str]:
+    """Tick labels drawn over their neighbours ("101112…" on a crowded axis)."""
+    fig.canvas.draw()
+    found = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text().strip()]
+            for a, b in zip(labels, labels[1:]):
+                if overlaps(a.get_window_extent(), b.get_window_extent()):
+                    found.append(f"{a.get_text()!r} and {b.get_text()!r}")
+    return found
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_no_tick_label_is_drawn_over_another(name):
+    fig = FIGURES[name]()
+    assert crowded_ticks(fig) == [], name
+    matplotlib.pyplot.close(fig)
+
+
+def test_crowded_axes_of_class_sized_inputs_stay_readable():
+    prompt = "First Citizen: We are accounted poor"  # notebook 07's class prompt, 36 characters
+    T = len(prompt)
+    weights = torch.softmax(torch.randn(1, 1, T, T), -1) * torch.ones(T, T).tril()
+    state = {"tokens": list(prompt), "itos": sorted(set(prompt)), "weights": weights,
+             "probs": torch.softmax(torch.randn(len(set(prompt))), -1)}  # fmt: skip
+    twenty = {
+        "": {"epoch": list(range(1, 21)), "train_accuracy": [0.5] * 20}
+    }  # notebook 04's check
+    for fig in (
+        gpt.plot_attention_and_next(state, 0, 0),
+        training.plot_accuracy(twenty, ("train",), "sanity check"),
+        layers.plot_heads_grid([f"tok{i}" for i in range(12)], torch.rand(12, 12, 12), "layer 2"),
+    ):
+        assert crowded_ticks(fig) == [], fig.axes[0].get_title()
+        matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("name", ["gpt curves", "comparison", "dev and test", "runs"])
+def test_legends_lie_beside_the_axes_not_over_the_data(name):
+    fig = FIGURES[name]()
     fig.canvas.draw()
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 > ax.get_window_extent().x1  # right of the plotting area, whatever the data
+    matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize(
+    "name", ["lookup with scores", "argmax vs softmax", "perplexity", "next tokens", "dev and test"]
+)
+def test_numbers_and_notes_sit_inside_the_axes_clear_of_the_bars(name):
+    fig = FIGURES[name]()
+    fig.canvas.draw()
+    for ax in fig.axes:
+        frame = ax.get_window_extent()
+        bars = [p.get_window_extent() for p in ax.patches]
+        for text in ax.texts:
+            if not text.get_text().strip():
+                continue
+            box = text.get_window_extent()
+            inside = (
+                frame.x0 <= box.x0
+                and box.x1 <= frame.x1
+                and frame.y0 <= box.y0
+                and box.y1 <= frame.y1
+            )
+            assert inside, (name, text.get_text(), "crosses the frame")
+            assert not any(overlaps(box, bar) for bar in bars), (
+                name,
+                text.get_text(),
+                "covers a bar",
+            )
+    matplotlib.pyplot.close(fig)
+
+
+def test_plots_use_the_colour_blind_safe_palette_and_leave_matplotlibs_alone():
+    before = matplotlib.rcParams["axes.prop_cycle"]
+    runs = {f"run {i}": [{"step": [1, 2], "valid": [2.0, 1.0 + i]}] for i in range(3)}
+    fig = layers.plot_runs_with_spread(runs, "t")
+    assert [line.get_color() for line in fig.axes[0].get_lines()] == list(COLORS[:3])
+    fig = FIGURES["gpt curves"]()  # the axes' own cycle, not named colours
+    assert fig.axes[0].get_lines()[0].get_color() == COLORS[0]
+    fig = FIGURES["comparison"]()
+    firsts = [matplotlib.colors.to_hex(c.patches[0].get_facecolor()) for c in fig.axes[0].containers
+              if isinstance(c, matplotlib.container.BarContainer)]  # fmt: skip
+    assert firsts == [c.lower() for c in COLORS[:4]]  # no red beside a green
+    assert matplotlib.rcParams["axes.prop_cycle"] == before
+    matplotlib.pyplot.close("all")
+
+
+def test_a_white_space_token_is_named_on_both_panels():
+    probs = torch.tensor([0.1, 0.2, 0.6, 0.1])  # the space is the most likely next token
+    fig = gpt.plot_attention_and_next({**INSPECTED, "probs": probs}, 0, 0, top=2)
+    left, right = fig.axes[0], fig.axes[1]
+    assert [t.get_text() for t in right.get_yticklabels()][-1] == "' '"  # the top bar
+    assert [t.get_text() for t in left.get_xticklabels()] == ["a", "b", "' '"]
+    matplotlib.pyplot.close(fig)
+
+
+def test_heads_grid_has_one_labelled_colour_bar():
+    fig = layers.plot_heads_grid(["a", "b"], torch.rand(5, 2, 2), "layer 2: every head")
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "attention weight"
+    assert min(t.get_fontsize() for t in fig.axes[0].get_xticklabels()) >= 8
+    matplotlib.pyplot.close(fig)
+
+
+def test_next_tokens_shows_each_probability_and_their_total():
+    fig = FIGURES["next tokens"]()
+    ax = fig.axes[0]
+    assert ax.get_title() == "after 'is': the top 2 hold 45%"
+    assert [t.get_text() for t in ax.texts] == ["5.0%", "40.0%"]  # bottom bar first
+    matplotlib.pyplot.close(fig)
+
+
+def test_time_axis_starts_at_zero_and_chance_is_named():
+    fig = FIGURES["time per token"]()
+    assert fig.axes[0].get_ylim()[0] == 0
+    fig = FIGURES["comparison"]()
+    assert "chance (0.5)" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    matplotlib.pyplot.close("all")
+
+
+def test_timings_are_ticked_at_the_lengths_measured():
+    fig = layers.plot_attention_timings(benchmark.attention_speed([8, 24], embed_dim=4, repeats=1))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["8", "24"] and not ax.get_xticks(
+        minor=True
+    ).size
+    matplotlib.pyplot.close(fig)
+
+
+def test_number_never_shows_minus_zero():
+    assert [number(v) for v in (-1e-17, -0.004, -0.5, 3, 0.0)] == [
+        "0.00",
+        "0.00",
+        "-0.50",
+        "3.00",
+        "0.00",
+    ]
 
 
 def test_gpt_attention_plot_shows_a_colour_bar_and_the_row_sums():

@@ -80,7 +80,7 @@ def test_the_student_types_a_sentence_and_sees_every_head(minilm):
     assert torch.equal(grid.state["weights"][7], one), "the grid shows the same heads, all at once"
     grid.controls["sentence"].value = "Dogs bark."
     grid.controls["layer"].value = 4
-    assert grid.state["weights"].shape == (12, 5, 5)
+    assert grid.state["weights"].shape == (12, 5, 5) and grid.state["layer"] == 4  # for the title
     with pytest.raises(ValueError, match="the sentence is empty"):
         attention_maps(*minilm, "   ", layer=0)
 

@@ -486,7 +486,7 @@ def test_plots_have_titles_and_labelled_axes():
     assert ax.get_title() and ax.get_ylabel() and len(ax.patches) == 8  # 2 models × 4 metrics
     assert ax.patches[0].get_height() == pytest.approx(0.75)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["pretrained (2 seeds)", "random init (1 seed)"]
+    assert labels == ["chance (0.5)", "pretrained (2 seeds)", "random init (1 seed)"]
 
 
 # --- data, BPE against the trainer, the profile ------------------------------------------------

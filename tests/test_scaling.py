@@ -126,8 +126,13 @@ def test_sharding_plot_numbers_steps_and_dropped_batches():
     assert (
         "6 batches per step, 4 steps" in ax.get_title()
     )  # 8 batches per rank: steps of 2, 2, 2, 2
-    assert "1 batch(es) dropped" in ax.get_xlabel()
+    assert "1 batch dropped" in ax.get_xlabel()
     assert [t.get_text() for t in ax.texts][:3] == ["0", "3", "6"]  # rank 0 takes every 3rd batch
+    one = plot_sharding(2, 1, 2).axes[0]  # counts of one read in the singular
+    assert (
+        one.get_title() == "2 batches, 1 process × 2 accumulated each: 2 batches per step, 1 step"
+    )
+    assert "0 batches dropped" in one.get_xlabel()
 
 
 @pytest.mark.parametrize("extra, said", [
@@ -369,6 +374,29 @@ def test_compare_processes_with_other_settings_in_the_same_folder_trains_again(t
         text, tmp_path / "work", (1,), iters=3, **sizes
     )  # resumes: nothing new
     assert same[0]["dev_losses"] == again[0]["dev_losses"]
+
+
+def test_compare_processes_runs_cpu_processes_on_every_system(tmp_path, monkeypatch):
+    """HELPERS_DEVICE=cpu (CUDA_VISIBLE_DEVICES hides no Apple GPU), UTF-8 output (a path with Ł in
+    a Windows pipe), and no libuv store on Windows (its torch wheels have none)."""
+    import subprocess
+
+    from helpers.scaling import runs
+
+    seen = {}
+
+    def fake(command, env, **kw):
+        seen.update(env=env, **kw)
+        return subprocess.CompletedProcess(command, 1, "", "stopped here")
+
+    monkeypatch.setattr(runs.subprocess, "run", fake)
+    monkeypatch.setattr(runs.sys, "platform", "win32")
+    with pytest.raises(RuntimeError, match="stopped here"):
+        runs.compare_processes(tmp_path / "t.txt", tmp_path / "work", (1,))
+    env = seen["env"]
+    assert (env["HELPERS_DEVICE"], env["CUDA_VISIBLE_DEVICES"], env["PYTHONIOENCODING"], env["USE_LIBUV"]) == (
+        "cpu", "", "utf-8", "0")  # fmt: skip
+    assert seen["encoding"] == "utf-8" and seen["errors"] == "replace"
 
 
 def test_compare_processes_names_a_process_count_below_1(tmp_path):

@@ -103,7 +103,7 @@ def load_pretrained(cls: "type[BertModel]", name_or_dir: str | os.PathLike) -> "
     folder = checkpoint_folder(
         pretrained.minilm_path() if name_or_dir == "minilm" else str(name_or_dir)
     )
-    hf_config = json.loads((folder / "config.json").read_text())
+    hf_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if hf_config.get("model_type", "bert") != "bert":
         raise ValueError(
             f"{folder} holds a {hf_config['model_type']!r} model, not a BERT; this loader reads BERT checkpoints"

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser, stops_cleanly
+from helpers.cli import Parser, lock_output, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, write_report
 from helpers.finetune.data import Example, Task, loader, make_collate
@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        # its folders are made when it is written
+        # its folders are made when it is written; a second run on it meanwhile is refused
+        lock_output(args.json, "--json")
         check_report(args.json, command=COMMAND, shape=SHAPE)
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")

@@ -189,24 +189,12 @@ def make_collate(
     task: Task,
     labels: dict,
     max_length: int = 128,
-) -> Callable:
-    """A DataLoader collate function: tokenise a batch and pad it to its own longest example only."""
-
-    def collate(rows: list[Example]) -> dict[str, torch.Tensor]:
-        texts = [str(r[task.text]) for r in rows]
-        pairs = [str(r[task.pair]) for r in rows] if task.pair else None
-        batch = tokenizer(
-            texts,
-            pairs,
-            padding=True,  # dynamic padding: to the longest in this batch, not to max_length
-            truncation="only_second" if pairs else True,  # cut the passage, never the question
-            max_length=max_length,
-            return_tensors="pt",
-        )
-        batch["labels"] = torch.tensor([labels[r[task.label]] for r in rows])
-        return dict(batch)
-
-    return collate
+) -> Callable[[list[Example]], dict]:
+    """A DataLoader collate function: tokenise a batch and pad it to its own longest example only (a
+    ``functools.partial`` of ``collate_rows``: it pickles, so DataLoader workers can take it)."""
+    return functools.partial(
+        collate_rows, tokenizer=tokenizer, task=task, labels=labels, max_length=max_length
+    )
 
 
 def collate_rows(
@@ -216,8 +204,20 @@ def collate_rows(
     labels: dict,
     max_length: int = 128,
 ) -> dict:
-    """``make_collate``'s batch with the notebook exercise's signature (all settings as arguments)."""
-    return make_collate(tokenizer, task, labels, max_length)(rows)
+    """One batch of ``rows``: tokenised, padded to its longest example, with a ``labels`` tensor (the
+    notebook exercise's signature: every setting an argument)."""
+    texts = [str(r[task.text]) for r in rows]
+    pairs = [str(r[task.pair]) for r in rows] if task.pair else None
+    batch = tokenizer(
+        texts,
+        pairs,
+        padding=True,  # dynamic padding: to the longest in this batch, not to max_length
+        truncation="only_second" if pairs else True,  # cut the passage, never the question
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    batch["labels"] = torch.tensor([labels[r[task.label]] for r in rows])
+    return dict(batch)
 
 
 def loader(

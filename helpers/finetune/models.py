@@ -34,7 +34,6 @@ def load_classifier(
     (``helpers.finetune.t5``).
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
-    from transformers.utils import logging
 
     if name_or_dir in ("tiny", "t5-tiny"):
         if dropout is not None:
@@ -45,24 +44,24 @@ def load_classifier(
         if name_or_dir == "t5-tiny":
             return tiny_t5(tokenizer, num_labels), tokenizer
         return tiny_bert(tokenizer.vocab_size, num_labels), tokenizer
-    logging.set_verbosity_error()  # "some weights are newly initialized" is expected: it is the new head
-    logging.disable_progress_bar()  # one bar per run is the caller's; not one per checkpoint loaded
-    with pretrained.naming_offline_misses(name_or_dir):
-        config = AutoConfig.from_pretrained(resolve_model(name_or_dir))
-    if dropout is not None and not hasattr(config, "attention_probs_dropout_prob"):
-        raise ValueError(f"dropout= sets a BERT's hidden_dropout_prob and attention_probs_dropout_prob; "
-                         f"{name_or_dir} ({config.model_type}) has no such settings")  # fmt: skip
-    tokenizer = load_tokenizer(name_or_dir)
-    if config.model_type == "t5":
-        return load_t5_classifier(resolve_model(name_or_dir), num_labels, tokenizer), tokenizer
-    rates = (
-        {}
-        if dropout is None
-        else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
-    )
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model(name_or_dir), num_labels=num_labels, **rates
-    )
+    # quiet: "some weights are newly initialized" is expected (the new head); both as they were after
+    with pretrained.quiet_loading():
+        with pretrained.naming_offline_misses(name_or_dir):
+            config = AutoConfig.from_pretrained(resolve_model(name_or_dir))
+        if dropout is not None and not hasattr(config, "attention_probs_dropout_prob"):
+            raise ValueError(f"dropout= sets a BERT's hidden_dropout_prob and attention_probs_dropout_prob; "
+                             f"{name_or_dir} ({config.model_type}) has no such settings")  # fmt: skip
+        tokenizer = load_tokenizer(name_or_dir)
+        if config.model_type == "t5":
+            return load_t5_classifier(resolve_model(name_or_dir), num_labels, tokenizer), tokenizer
+        rates = (
+            {}
+            if dropout is None
+            else {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
+        )
+        model = AutoModelForSequenceClassification.from_pretrained(
+            resolve_model(name_or_dir), num_labels=num_labels, **rates
+        )
     return model, tokenizer
 
 

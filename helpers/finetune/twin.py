@@ -35,7 +35,7 @@ import torch
 from helpers.bert import BertModel
 from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
-from helpers.cli import Parser, stops_cleanly
+from helpers.cli import Parser, lock_output, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, check_writable, visible_files, write_json, write_report
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
@@ -81,7 +81,7 @@ def _mark(folder: Path, kind: str, pretrained_dir: str | Path) -> None:
 def random_twin(pretrained_dir: str | Path, out_dir: str | Path, seed: int = 0) -> Path:
     """The pretrained model's architecture and tokenizer with fresh random weights (BERT's init), saved
     in Hugging Face's format in ``out_dir``: the control that says what the pretraining added."""
-    hf_config = json.loads((Path(pretrained_dir) / "config.json").read_text())
+    hf_config = json.loads((Path(pretrained_dir) / "config.json").read_text(encoding="utf-8"))
     with seeded(seed):
         model = BertForMaskedLM(hf_config)
     _mark(Path(out_dir), "twin", pretrained_dir)  # first: a save cut off is still this command's
@@ -404,7 +404,7 @@ def check_inputs(
         raise ValueError(f"--pretrained {args.pretrained} holds no config.json; give a folder saved "
                          "by python -m helpers.mlm --save")  # fmt: skip
     try:
-        json.loads((pretrained / "config.json").read_text())
+        json.loads((pretrained / "config.json").read_text(encoding="utf-8"))
     except ValueError as err:
         raise ValueError(f"--pretrained {args.pretrained}: config.json is not valid JSON ({err}); "
                          "save the model again with python -m helpers.mlm") from None  # fmt: skip
@@ -514,7 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         check_inputs(args, pretrained, twin, rescaled)
-        # its folder is made when it is written
+        # its folder is made when it is written; a second run on it meanwhile is refused
+        lock_output(args.json, "--json")
         check_report(args.json, command=COMMAND, shape=SHAPE)
         small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
         minilm = finetune_config("--lr", args.lr, args)

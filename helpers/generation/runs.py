@@ -17,6 +17,7 @@ import torch
 from helpers import pretrained
 from helpers.corpora import synthetic_text
 from helpers.download import cache_dir
+from helpers.env import synchronize
 from helpers.gpt.model import GPT
 from helpers.gpt.pretrained import tiny_gpt2
 from helpers.training import generate
@@ -105,29 +106,24 @@ def time_per_token(
             with model.kv_cache() if cache else contextlib.nullcontext():
                 if cache and length > 1:
                     model(idx[:, :-1])  # the earlier tokens, once (not timed)
-                _sync(device)
+                synchronize(device)
                 started = time.perf_counter()
                 model(idx[:, -1:], start=length - 1) if cache else model(idx)
-                _sync(device)
+                synchronize(device)
             runs.append(time.perf_counter() - started)
         runs = runs[1:]
         times.append(sorted(runs)[len(runs) // 2])
     return times
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def tokens_per_second(model: GPT, prompt: torch.Tensor, tokens: int, cache: bool) -> float:
     """Greedy generation's speed: ``tokens`` new tokens after ``prompt`` (1, T), after a warm-up."""
     device = prompt.device
     generate(model, prompt, 2, model.config.block_size, 0.0, cache=cache)  # warm-up
-    _sync(device)
+    synchronize(device)
     started = time.perf_counter()
     generate(model, prompt, tokens, model.config.block_size, 0.0, cache=cache)
-    _sync(device)
+    synchronize(device)
     return tokens / (time.perf_counter() - started)
 
 

@@ -66,7 +66,8 @@ def additive_scores(
         pairs = torch.tanh(a.unsqueeze(3) + b.unsqueeze(2))  # (B, h, T, T, da)
         return torch.einsum("bhije,he->bhij", pairs, w2)  # (B, h, T, T)
     T = q.shape[-2]
-    i, j = torch.tril_indices(T, T, device=q.device)  # the P = T(T+1)/2 pairs with j <= i
+    # the P = T(T+1)/2 pairs with j <= i (made on the CPU: Apple's mps lacked tril_indices)
+    i, j = torch.tril_indices(T, T).to(q.device)
     pairs = torch.tanh(a[:, :, i] + b[:, :, j])  # (B, h, P, da)
     scores = q.new_full((*q.shape[:2], T, T), float("-inf"))  # (B, h, T, T)
     scores[:, :, i, j] = torch.einsum("bhpe,he->bhp", pairs, w2)

@@ -16,15 +16,15 @@ Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-
 """
 
 import argparse
+import contextlib
 import math
 import re
-import shutil
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-from helpers.cli import DefaultsHelp, Parser, stops_cleanly
+from helpers.cli import DefaultsHelp, Parser, lock_output, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_report, check_writable, visible_files, write_report
 from helpers.gpt.attention import MASKS, VARIANTS
@@ -145,6 +145,8 @@ def check_paths(args: argparse.Namespace) -> None:
     save = args.save.resolve()
     if json_path == save or save in json_path.parents:
         raise ValueError(f"--json {args.json} is inside --save {args.save}; write it elsewhere")
+    lock_output(args.save, "--save")  # a second run on either meanwhile is refused
+    lock_output(args.json, "--json")
     check_report(args.json, command=COMMAND, shape=SHAPE)
 
 
@@ -192,8 +194,9 @@ def discard_new(folder: Path, existed: bool) -> None:
     if any((folder / name).exists() for name in SAVED[:2]):
         return  # it saved something: a run to resume
     (folder / SAVED[2]).unlink(missing_ok=True)
-    if not existed and folder.is_dir() and not any(folder.iterdir()):
-        shutil.rmtree(folder)
+    if not existed:
+        with contextlib.suppress(OSError):  # not empty: another run has written there meanwhile
+            folder.rmdir()
 
 
 def allocator_said(err: RuntimeError) -> str:

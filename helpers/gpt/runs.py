@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from helpers.config import Config, ConfigError, positive
 from helpers.corpora import windows
-from helpers.env import seeded
+from helpers.env import seeded, synchronize
 from helpers.files import atomic_write, write_json
 from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus
 from helpers.gpt.model import GPT, GPTConfig
@@ -97,14 +97,12 @@ def step_seconds(model: GPT, batch: tuple[torch.Tensor, torch.Tensor], cfg: GPTR
     x, y = (t.to(device) for t in batch)
     for i in range(steps + 1):
         if i == 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(device)
             started = time.perf_counter()
         F.cross_entropy(probe(x).flatten(0, 1), y.flatten()).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return (time.perf_counter() - started) / steps
 
 
@@ -128,7 +126,11 @@ def read_plan(folder: str | Path | None) -> dict:
     """``folder``/plan.json as written by ``train`` (``key``, ``iters``, and since they were recorded
     ``settings`` and ``data``); {} if there is none or it is some other file."""
     try:
-        plan = json.loads((Path(folder) / PLAN).read_text()) if folder is not None else {}
+        plan = (
+            json.loads((Path(folder) / PLAN).read_text(encoding="utf-8"))
+            if folder is not None
+            else {}
+        )
     except (OSError, ValueError):
         return {}
     ours = isinstance(plan, dict) and isinstance(plan.get("key"), str) and "iters" in plan

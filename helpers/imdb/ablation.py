@@ -119,7 +119,7 @@ def read_saved(path: Path) -> tuple[dict | None, list[dict]]:
     if not path.exists():
         return None, []
     try:
-        saved = json.loads(path.read_text())
+        saved = json.loads(path.read_text(encoding="utf-8"))
         setting, runs = dict(saved["setting"]), list(saved["runs"])
         ours = all(isinstance(r, dict) and isinstance(r.get("change"), str)
                    and isinstance(r.get("seed"), int) and isinstance(r.get("valid_accuracy"), float)

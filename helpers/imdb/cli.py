@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.cli import Parser, stops_cleanly
+from helpers.cli import Parser, lock_output, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.glove import load_glove
@@ -56,10 +56,11 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
     """A ValueError if ``path`` is named like a saved model's file, or exists and is not this
     command's report of a run with the same config and seed (a rerun of one command writes its report
     again; nothing else is written over)."""
+    lock_output(path, "--json")  # a second run on it meanwhile is refused
     check_report(path, command=COMMAND, shape=("test_accuracy", "config", "seed"))
     if not path.exists():
         return
-    saved = json.loads(path.read_text())
+    saved = json.loads(path.read_text(encoding="utf-8"))
     if saved.get("config") != config or saved.get("seed") != seed:
         raise ValueError(f"--json {path} holds the report of a run with other settings; give another "
                          "--json, or delete it to replace it")  # fmt: skip

@@ -3,7 +3,6 @@ tarball, split into train / validation / test."""
 
 import os
 import random
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -140,7 +139,11 @@ def _from_tarball() -> dict[str, Split]:
         archive = fetch("aclImdb_v1.tar.gz")
         with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
             extract_tar(archive, Path(tmp))
-            shutil.move(str(Path(tmp) / "aclImdb"), folder)  # complete folders only
+            try:  # complete folders only: one rename, on the cache's own file system
+                os.rename(Path(tmp) / "aclImdb", folder)
+            except OSError:  # another process (a second tab) put its copy there first: use that
+                if not folder.is_dir():
+                    raise
     return read_aclimdb(folder)
 
 

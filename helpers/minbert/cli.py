@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from helpers.bert import BertModel
-from helpers.cli import Parser, stops_cleanly
+from helpers.cli import Parser, lock_output, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_report, same_file, write_report
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        # its folders are made when it is written
+        # its folders are made when it is written; a second run on it meanwhile is refused
+        lock_output(args.json, "--json")
         check_report(args.json, command=COMMAND, shape=SHAPE)
         if args.dev_file is None and not 0 < args.dev_fraction < 1:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "

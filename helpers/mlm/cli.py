@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.cli import Parser, disk_full, stopped
+from helpers.cli import Parser, disk_full, lock_output, release_outputs, stopped
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import (
@@ -29,6 +29,7 @@ from helpers.files import (
     check_not_an_input,
     check_report,
     check_writable,
+    terminate_as_interrupt,
     visible_files,
     write_report,
 )
@@ -181,6 +182,13 @@ def check_json(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    finally:
+        release_outputs()  # the --save and --json it locked
+
+
+def _run(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     started = time.perf_counter()
     args = parse(argv)
@@ -189,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
         check_json(args)
-        # its folder is made when it is written
+        # its folder is made when it is written; a second run on either meanwhile is refused
+        lock_output(args.save, "--save")
+        lock_output(args.json, "--json")
         check_report(args.json, command=COMMAND, shape=SHAPE)
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(
@@ -214,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = (f"the same command resumes after the last whole epoch, checkpointed in "
             f"{args.save / CHECKPOINT} (or starts again if none finished)")  # fmt: skip
     try:
-        run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
+        with terminate_as_interrupt():  # SIGTERM (scancel, a time limit) stops it as Ctrl-C does
+            run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
     except ValueError as err:  # e.g. a text too small to hold a token, a run that diverged
         if new_folder and not any(args.save.iterdir()):
             args.save.rmdir()  # nothing was written: leave no empty folder behind

@@ -30,7 +30,7 @@ from helpers.bert import BertConfig
 from helpers.bert.mlm import BertForMaskedLM, mlm_outputs
 from helpers.bert.save import save_pretrained
 from helpers.config import Config, ConfigError, positive
-from helpers.env import pick_device, seeded
+from helpers.env import pick_device, seeded, synchronize
 from helpers.files import json_digest, save_into, write_json
 from helpers.tokenization.mlm import (
     IGNORE,
@@ -247,13 +247,11 @@ def probe_epoch_seconds(
     precision = choose_precision(device, cfg.precision)
 
     def timed(run: Callable[[Batch], None], batch: Batch) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         started = time.perf_counter()
         with autocast(device, precision):
             run(tuple(t.to(device) for t in batch))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         return time.perf_counter() - started
 
     def step(batch: Batch) -> None:
@@ -276,7 +274,7 @@ def probe_epoch_seconds(
 def read_state(folder: Path) -> dict:
     """The run's state in ``folder`` (tokenizer key, plan, settings, whether it finished); {} if none."""
     try:
-        state = json.loads((Path(folder) / STATE).read_text())
+        state = json.loads((Path(folder) / STATE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return state if isinstance(state, dict) else {}

@@ -1,14 +1,36 @@
 """Plots and tables, one module per topic: ``lookup`` (notebook 01), ``layers`` (02), ``imdb`` (03), ``training``
-(03 and 04), ``bert`` (05), ``pretraining`` (06), ``gpt`` (07), ``generation`` (08), ``scaling`` (09); here, two small helpers every notebook uses.
+(03 and 04), ``bert`` (05), ``pretraining`` (06), ``gpt`` (07), ``generation`` (08), ``scaling`` (09); here, the
+helpers they share and two every notebook uses.
 
-Each plot function returns a matplotlib Figure. Only ``training`` and ``bert`` import pandas.
+Each plot function returns a matplotlib Figure, drawn with ``COLORS``. Only ``training`` and ``bert`` import
+pandas.
 """
 
 import inspect
 from collections.abc import Callable
+from typing import Any
 
+import matplotlib.pyplot as plt
 import torch
 from IPython.display import Code
+from matplotlib import cycler
+from matplotlib.figure import Figure
+
+# Okabe and Ito's palette: its colours stay apart for the common colour-vision deficiencies (matplotlib's
+# default cycle puts a red beside a green)
+COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+
+def subplots(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
+    """``plt.subplots`` whose axes cycle through ``COLORS``; matplotlib's own settings are left alone."""
+    with plt.rc_context({"axes.prop_cycle": cycler(color=COLORS)}):
+        return plt.subplots(*args, **kwargs)
+
+
+def number(value: float, digits: int = 2) -> str:
+    """``value`` rounded for a label, without the "-0.00" of a tiny negative."""
+    text = f"{value:.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
 def show_source(obj: type | Callable) -> Code:

@@ -3,12 +3,12 @@
 from collections.abc import Mapping
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from helpers.bert import BertConfig, parameter_breakdown
+from helpers.plots import subplots
 
 COMPONENTS = ("embeddings", "attention", "feed-forward", "LayerNorm", "pooler")
 FORMULAS = {
@@ -32,7 +32,7 @@ def parameter_table(config: BertConfig | Mapping[str, Any] | Any) -> pd.DataFram
 
 def plot_parameter_breakdown(configs: dict[str, BertConfig | dict], title: str) -> Figure:
     """One horizontal bar per config, stacked by component, in millions of parameters."""
-    fig, ax = plt.subplots(figsize=(9, 0.7 * len(configs) + 1.6))
+    fig, ax = subplots(figsize=(9, 0.7 * len(configs) + 1.6))
     names = list(configs)
     left = [0.0] * len(names)
     parts = [parameter_breakdown(configs[n]) for n in names]
@@ -51,7 +51,7 @@ def plot_parameter_breakdown(configs: dict[str, BertConfig | dict], title: str) 
 
 def plot_learning_curves(curves: dict[str, dict[str, list[float]]], title: str) -> Figure:
     """Training loss (left) and dev accuracy (right) per epoch, one line per run (e.g. frozen, fine-tuned)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.4))
     for label, history in curves.items():
         epochs = range(1, len(history["dev_accuracy"]) + 1)
         left.plot(epochs, history["train_loss"], "o-", label=label)

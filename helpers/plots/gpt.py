@@ -1,15 +1,16 @@
 """Notebook 07's plots: the variants' dev-loss curves, and one model's attention with its next-token
 distribution."""
 
-import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+
+from helpers.plots import subplots
 
 
 def plot_curves(reports: dict[str, dict], title: str = "Dev loss while training") -> Figure:
     """Each run's dev loss (nats per token) against the training step, overlaid; ``reports`` maps a
     label to a run's report (``train(...).report`` or the JSON of ``python -m helpers.gpt train``)."""
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax = subplots(figsize=(9, 3.8))
     for label, report in reports.items():
         ax.plot(
             report["steps"],
@@ -32,9 +33,10 @@ def plot_attention_and_next(
     and the ``top`` most likely next tokens."""
     tokens, weights, probs = state["tokens"], state["weights"][layer, head], state["probs"]
     T = len(tokens)
-    shown = [repr(t)[1:-1] if t.strip() else repr(t) for t in tokens]
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.3, 1]}
+    shown = [_label(t) for t in tokens]
+    height = min(7.0, max(4.2, 0.14 * T + 1.2))  # a readable row per token up to about 40 tokens
+    fig, (left, right) = subplots(
+        1, 2, figsize=(11, height), gridspec_kw={"width_ratios": [1.3, 1]}
     )
     image = left.imshow(weights.numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=left, label="attention weight", fraction=0.046, pad=0.03)
@@ -49,7 +51,7 @@ def plot_attention_and_next(
         ylabel="query (attending)",
     )
     p, idx = torch.topk(probs, min(top, len(probs)))
-    names = [repr(state["itos"][i])[1:-1] if "itos" in state else str(i) for i in idx.tolist()]
+    names = [_label(state["itos"][i]) if "itos" in state else str(i) for i in idx.tolist()]
     right.barh(range(len(p)), p.numpy()[::-1])
     right.set_yticks(range(len(p)), names[::-1])
     right.set(
@@ -61,3 +63,8 @@ def plot_attention_and_next(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _label(token: str) -> str:
+    """A token as a tick label: as it is, or quoted when it is white space (' ', '\\n')."""
+    return repr(token)[1:-1] if token.strip() else repr(token)

@@ -2,26 +2,31 @@
 
 import html
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
+
+from helpers.plots import subplots
 
 
 def plot_ablation(rows: list[dict], title: str = "one change at a time") -> Figure:
     """Validation accuracy of every run: a dot per seed, a bar at the mean, one row per change; the
     course config's mean as a dashed line."""
     changes = list(dict.fromkeys(r["change"] for r in rows))
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(changes) + 1.2))
+    fig, ax = subplots(figsize=(8, 0.45 * len(changes) + 1.2))
     for y, change in enumerate(changes):
         scores = [r["valid_accuracy"] for r in rows if r["change"] == change]
-        ax.plot(scores, [y] * len(scores), "o", color="tab:blue", alpha=0.6)
-        ax.plot([sum(scores) / len(scores)] * 2, [y - 0.3, y + 0.3], color="black")
+        first = y == 0  # one legend entry for the dots and one for the bars
+        ax.plot(scores, [y] * len(scores), "o", color="tab:blue", alpha=0.6,
+                label="a seed" if first else None)  # fmt: skip
+        ax.plot([sum(scores) / len(scores)] * 2, [y - 0.3, y + 0.3], color="black",
+                label="their mean" if first else None)  # fmt: skip
     course = [r["valid_accuracy"] for r in rows if r["change"] == changes[0]]
     ax.axvline(
         sum(course) / len(course), color="gray", linestyle="--", label=f"{changes[0]} (mean)"
     )
     ax.set_yticks(range(len(changes)), changes)
     ax.invert_yaxis()
-    ax.set(title=f"{title}: validation accuracy, each dot a seed", xlabel="validation accuracy")
+    ax.set(title=f"{title}: validation accuracy, each dot a seed", xlabel="validation accuracy",
+           ylabel=f"{changes[0]}, then one change each")  # fmt: skip
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return fig

@@ -1,14 +1,18 @@
 """Notebook 02's plots: attention maps over real tokens, masking, causal loss curves, timings."""
 
-import matplotlib.pyplot as plt
+import itertools
+
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from helpers.plots import COLORS, subplots
 
 
 def plot_attention_heatmap(tokens: list[str], weights: torch.Tensor, title: str = "") -> Figure:
     """A (T, T) weight matrix with the tokens on both axes: row = query, column = key."""
     T = len(tokens)
-    fig, ax = plt.subplots(figsize=(0.45 * T + 2.5, 0.45 * T + 1.5))
+    fig, ax = subplots(figsize=(0.45 * T + 2.5, 0.45 * T + 1.5))
     image = ax.imshow(weights.detach().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(T), tokens, rotation=90)
     ax.set_yticks(range(T), tokens)
@@ -24,32 +28,32 @@ def plot_heads_grid(tokens: list[str], weights: torch.Tensor, title: str = "") -
     cols = min(4, heads)
     rows = -(-heads // cols)
     size = max(2.2, 0.22 * T + 0.8)
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
     for h, ax in enumerate(axes.flat):
         if h >= heads:
             fig.delaxes(ax)
             continue
-        ax.imshow(weights[h].detach().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
-        ax.set_title(f"head {h}", fontsize=9)
-        ax.set_xticks(range(T), tokens, rotation=90, fontsize=6)
-        ax.set_yticks(range(T), tokens, fontsize=6)
-        ax.set_xlabel("key", fontsize=7)
-        ax.set_ylabel("query", fontsize=7)
+        image = ax.imshow(weights[h].detach().numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+        ax.set_title(f"head {h}", fontsize=10)
+        ax.set_xticks(range(T), tokens, rotation=90, fontsize=8)
+        ax.set_yticks(range(T), tokens, fontsize=8)
+        ax.set_xlabel("key", fontsize=9)
+        ax.set_ylabel("query", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
+    # one scale for every head (each is drawn from 0 to 1), beside the grid
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="attention weight", fraction=0.02, pad=0.02)
     return fig
 
 
 def plot_runs_with_spread(runs: dict[str, list[dict]], title: str) -> Figure:
     """Validation loss per setting: the mean over its seeds' runs, and their range shaded."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    for (label, seeded), color in zip(
-        runs.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    ):
+    fig, ax = subplots(figsize=(8, 3.5))
+    for (label, seeded), color in zip(runs.items(), itertools.cycle(COLORS)):
         curves = torch.tensor([run["valid"] for run in seeded])  # (seeds, points)
         steps = seeded[0]["step"]
         ax.plot(
-            steps, curves.mean(0).tolist(), color=color, label=f"{label} ({len(seeded)} seed(s))"
+            steps, curves.mean(0).tolist(), color=color, label=f"{label} ({_seeds(len(seeded))})"
         )
         if len(seeded) > 1:
             ax.fill_between(steps, curves.min(0).values.tolist(), curves.max(0).values.tolist(),
@@ -66,7 +70,7 @@ def plot_masking(
     """One query's weights under both masking styles, with the sum of each printed on the chart."""
     labels = [f"k{i + 1}" + ("" if ok else " (pad)") for i, ok in enumerate(allowed.tolist())]
     x = torch.arange(len(labels)).double()
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = subplots(figsize=(8, 3.2))
     for offset, w, name in (
         (-0.2, weights_right, "-inf before softmax"),
         (0.2, weights_wrong, "zeros after softmax"),
@@ -83,7 +87,7 @@ def plot_masking(
 
 def plot_future_influence(influence: dict[str, torch.Tensor]) -> Figure:
     """How much each position's output moves when only the last token changes, per masking style."""
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = subplots(figsize=(8, 3.2))
     T = len(next(iter(influence.values())))
     x = torch.arange(T).double()
     for offset, (style, change) in zip((-0.2, 0.2), influence.items()):
@@ -106,10 +110,8 @@ def plot_loss_curves(
 ) -> Figure:
     """Train (dashed) and validation (solid) loss per run; ``reference`` = (loss, label) draws a
     horizontal line, e.g. another model's published result."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    for (name, h), color in zip(
-        histories.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    ):
+    fig, ax = subplots(figsize=(8, 3.5))
+    for (name, h), color in zip(histories.items(), itertools.cycle(COLORS)):
         ax.plot(h["step"], h["train"], "--", color=color, alpha=0.6, label=f"{name} (train)")
         ax.plot(h["step"], h["valid"], "-", color=color, label=f"{name} (validation)")
     if reference is not None:
@@ -124,11 +126,18 @@ def plot_loss_curves(
 
 def plot_attention_timings(result: dict) -> Figure:
     """Seconds per forward pass as T grows, log-log: loops vs vectorised vs torch."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = subplots(figsize=(7, 3.5))
     for name, marker in (("loops", "s"), ("vectorised", "o"), ("torch", "^")):
         rows = [r for r in result["rows"] if name in r]
         ax.loglog([r["tokens"] for r in rows], [r[name] for r in rows], marker=marker, label=name)
+    lengths = sorted({r["tokens"] for r in result["rows"]})
+    ax.set_xticks(lengths, [str(t) for t in lengths])  # the lengths measured, not powers of ten
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set(title="self-attention forward time", xlabel="tokens T", ylabel="seconds (median)")
     ax.legend(loc="best")
     fig.tight_layout()
     return fig
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"

@@ -3,11 +3,11 @@
 import html
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
 from helpers import attention as att
+from helpers.plots import number, subplots
 
 
 @dataclass
@@ -82,16 +82,18 @@ def plot_lookup(
     (beside a target, if given)."""
     weights, output = weights.detach().double(), output.detach().double()
     panels = 3 if scores is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2))
+    fig, axes = subplots(1, panels, figsize=(4.2 * panels, 3.2))
     keys = _labels("k", len(weights))
     if scores is not None:
-        bars = axes[0].bar(keys, scores.detach().double().tolist(), color="tab:gray")
-        axes[0].bar_label(bars, fmt="%.2f", fontsize=8)
+        values = scores.detach().double().tolist()
+        bars = axes[0].bar(keys, values, color="tab:gray")
+        axes[0].bar_label(bars, [number(v) for v in values], fontsize=8)
         axes[0].axhline(0, color="black", linewidth=0.5)
+        axes[0].margins(y=0.15)  # room for the labels of the tallest and the lowest bar
         axes[0].set(title="score q·k of each key", xlabel="key", ylabel="score")
     left, right = axes[-2], axes[-1]
     bars = left.bar(keys, weights.tolist(), color="tab:blue")
-    left.bar_label(bars, fmt="%.2f", fontsize=8)
+    left.bar_label(bars, [number(v) for v in weights.tolist()], fontsize=8)
     left.set(title="weight on each key", xlabel="key", ylabel="attention weight", ylim=(0, 1.12))
     positions = torch.arange(len(output)).double()
     width = 0.4 if target is not None else 0.8
@@ -121,7 +123,7 @@ def plot_weight_matrix(weights: torch.Tensor, title: str = "") -> Figure:
     """The (n, n) weights of n queries over n keys as a heatmap, each cell labelled."""
     weights = weights.detach().double()
     n = weights.shape[0]
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax = subplots(figsize=(5.6, 4.0))
     image = ax.imshow(weights.tolist(), vmin=0, vmax=1, cmap="Blues")
     for i in range(n):
         for j in range(n):
@@ -146,7 +148,7 @@ def plot_argmax_vs_softmax(
     span: float = 3.0,
 ) -> Figure:
     """Left: the loss as q[0] moves, for both lookups. Right: the gradient size at q, for both."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.5))
     norms = {}
     for label, attend in (("softmax", att.raw_softmax_attention), ("argmax", att.argmax_attention)):
         offsets, losses = att.loss_along_query(attend, query, keys, values, target, 0, span, points)
@@ -164,8 +166,10 @@ def plot_argmax_vs_softmax(
     x = torch.arange(len(names)).double()
     right.bar((x - 0.2).tolist(), norms["softmax"], 0.4, label="softmax")
     right.bar((x + 0.2).tolist(), norms["argmax"], 0.4, label="argmax")
-    if not any(norms["argmax"]):
-        right.text(0.5, 0.9, "argmax: exactly 0 everywhere", transform=right.transAxes, ha="center")
+    if not any(norms["argmax"]):  # above the tallest bar, in the room the margin leaves
+        right.margins(y=0.25)
+        right.text(0.5, 0.92, "argmax: 0 for q and every key", transform=right.transAxes,
+                   ha="center", va="top")  # fmt: skip
     right.set_xticks(x.tolist(), names)
     right.set(title="gradient size at our query", xlabel="tensor", ylabel="‖∂loss/∂·‖")
     right.legend(loc="best")

@@ -1,8 +1,9 @@
 """Notebook 06: the pretraining curve (held-out MLM perplexity per epoch) and the SST-2 comparison."""
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from helpers.plots import subplots
 
 METRICS = ("accuracy", "precision", "recall", "f1")
 
@@ -12,10 +13,11 @@ def plot_perplexity(report: dict, title: str = "Pretraining: held-out MLM perple
     tokens seen on a second axis."""
     ppl = report["eval_perplexity"]
     epochs = range(1, len(ppl) + 1)
-    fig, ax = plt.subplots(figsize=(6.5, 3.5))
+    fig, ax = subplots(figsize=(6.5, 3.5))
     ax.plot(epochs, ppl, marker="o")
     ax.set(title=title, xlabel="epoch", ylabel="perplexity (exp of masked cross-entropy)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.margins(y=0.12)  # room for the first and last epoch's numbers
     for x, y in ((1, ppl[0]), (len(ppl), ppl[-1])):
         ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 6))
     tokens = report["tokens_seen"] / 1e6
@@ -28,15 +30,16 @@ def plot_perplexity(report: dict, title: str = "Pretraining: held-out MLM perple
 def plot_comparison(summary: dict[str, dict], title: str = "SST-2 dev, fine-tuned") -> Figure:
     """One bar chart: each metric (groups) for each model (bars), mean over seeds with ±1 sd
     (``helpers.finetune.twin.summarize``'s output)."""
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = subplots(figsize=(9, 3.8))
     width = 0.8 / max(1, len(summary))
     for i, (name, s) in enumerate(summary.items()):
         x = [m + (i - (len(summary) - 1) / 2) * width for m in range(len(METRICS))]
         ax.bar(x, [s[k]["mean"] for k in METRICS], width, yerr=[s[k]["sd"] for k in METRICS],
                capsize=3, label=f"{name} ({s['seeds']} seed{'s' * (s['seeds'] > 1)})")  # fmt: skip
-    ax.axhline(0.5, color="gray", linestyle=":", linewidth=1)
+    ax.axhline(0.5, color="gray", linestyle=":", linewidth=1, label="chance (0.5)")
     ax.set_xticks(range(len(METRICS)), METRICS)
-    ax.set(title=title, ylabel="score (mean ± sd)", ylim=(0, 1.05))
-    ax.legend(loc="lower right", fontsize="small")
+    ax.set(title=title, xlabel="metric", ylabel="score (mean ± sd)", ylim=(0, 1.05))
+    # beside the axes: inside, it covered the bars of the last metric
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     fig.tight_layout()
     return fig

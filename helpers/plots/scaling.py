@@ -5,12 +5,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from helpers.plots import subplots
+
 
 def dev_test_bars(
     rows: list[dict], title: str = "Fine-tuned on the cluster: the run dev chose per model"
 ) -> Figure:
     """Grouped bars: dev and test accuracy for each row (one per model)."""
-    fig, ax = plt.subplots(figsize=(1.6 * len(rows) + 3, 3.5))
+    fig, ax = subplots(figsize=(1.6 * len(rows) + 3, 3.5))
     x = np.arange(len(rows))
     for shift, split in ((-0.2, "dev"), (0.2, "test")):
         values = [r[split] if r[split] is not None else np.nan for r in rows]
@@ -18,7 +20,7 @@ def dev_test_bars(
         ax.bar_label(bars, fmt="%.3f", fontsize=8)
     ax.set_xticks(x, [f"{r['model']}\nlr {r['lr']:g}, {r['epochs']} ep" for r in rows])
     ax.set(ylim=(0, 1.08), ylabel="accuracy", xlabel="model (the settings dev chose)", title=title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, not over the last one
     fig.tight_layout()
     return fig
 
@@ -36,16 +38,21 @@ def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None
         for j in range(per_rank):
             grid[rank, j] = j // accumulate
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(14, 1.0 + 0.45 * per_rank), 0.9 + 0.45 * processes))
+        _, ax = subplots(figsize=(min(14, 1.0 + 0.45 * per_rank), 0.9 + 0.45 * processes))
     colours = ListedColormap(plt.get_cmap("tab20").colors[: max(1, min(20, steps))])
     ax.imshow(grid % 20, cmap=colours, aspect="auto", vmin=0, vmax=max(1, min(20, steps)) - 0.999)
     for rank in range(processes):
         for j in range(per_rank):
-            ax.text(j, rank, str(rank + j * processes), ha="center", va="center", fontsize=7)
+            ax.text(j, rank, str(rank + j * processes), ha="center", va="center", fontsize=8)
     ax.set_yticks(range(processes), [f"rank {r}" for r in range(processes)])
     ax.set_xticks([])
     dropped = batches - per_rank * processes
-    ax.set(xlabel=f"each rank's batches in order (colour: the optimizer step; {dropped} batch(es) dropped)",
-           title=f"{batches} batches, {processes} process(es) × {accumulate} accumulated each: "
-                 f"{processes * accumulate} batches per step, {steps} steps")  # fmt: skip
+    ax.set(ylabel="process", xlabel=f"each rank's batches in order (colour: the optimizer step; {_count(dropped, 'batch')} dropped)",
+           title=f"{_count(batches, 'batch')}, {_count(processes, 'process')} × {accumulate} accumulated each: "
+                 f"{_count(processes * accumulate, 'batch')} per step, {_count(steps, 'step')}")  # fmt: skip
     return ax.figure
+
+
+def _count(n: int, noun: str) -> str:
+    """A count with its noun: 1 batch, 2 batches, 3 steps."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith(('s', 'ch')) else 's'}"

@@ -3,16 +3,17 @@ classifier attends to."""
 
 import html
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from helpers.plots import subplots
+
 
 def plot_history(history: dict[str, list[float]], title: str = "training") -> Figure:
     """Train and validation loss per epoch (left) and validation accuracy (right)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    fig, (left, right) = subplots(1, 2, figsize=(10, 3.5))
     left.plot(history["epoch"], history["train_loss"], "o-", label="train")
     left.plot(history["epoch"], history["valid_loss"], "o-", label="validation")
     left.set(title=f"{title}: loss", xlabel="epoch", ylabel="cross-entropy")
@@ -27,7 +28,7 @@ def plot_history(history: dict[str, list[float]], title: str = "training") -> Fi
 
 def plot_runs(runs: list[dict]) -> Figure:
     """Validation loss per epoch of every run so far, one line each, labelled by its settings."""
-    fig, ax = plt.subplots(figsize=(9, 3.8))
+    fig, ax = subplots(figsize=(9, 3.8))
     for run in runs:
         h = run["history"]
         ax.plot(
@@ -41,15 +42,15 @@ def plot_runs(runs: list[dict]) -> Figure:
         xlabel="epoch",
         ylabel="validation cross-entropy",
     )
-    if runs:
-        ax.legend(loc="best", fontsize="small")
+    if runs:  # beside the axes: each label names a run's settings, too long to sit on the curves
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     fig.tight_layout()
     return fig
 
 
 def plot_accuracy(histories: dict[str, dict], keys: tuple[str, ...], title: str) -> Figure:
     """Accuracy per epoch: one panel per run in ``histories``, one line per key (e.g. train, dev)."""
-    fig, axes = plt.subplots(
+    fig, axes = subplots(
         1, len(histories), figsize=(4.2 * len(histories), 3.4), squeeze=False, sharey=True
     )
     for ax, (name, history) in zip(axes[0], histories.items()):
@@ -61,7 +62,7 @@ def plot_accuracy(histories: dict[str, dict], keys: tuple[str, ...], title: str)
             ylabel="accuracy",
             ylim=(0, 1.02),
         )
-        ax.set_xticks(history["epoch"])
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # 20 epochs: no crowded ticks
         ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
@@ -69,7 +70,7 @@ def plot_accuracy(histories: dict[str, dict], keys: tuple[str, ...], title: str)
 
 def plot_curves(histories: dict[str, dict], key: str, title: str) -> Figure:
     """One accuracy curve per run on shared axes, e.g. key="dev" for every optimizer's dev accuracy."""
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = subplots(figsize=(7, 3.5))
     for name, history in histories.items():
         ax.plot(history["epoch"], history[f"{key}_accuracy"], "o-", label=name)
     ax.set(title=title, xlabel="epoch", ylabel=f"{key} accuracy", ylim=(0, 1.02))
@@ -82,7 +83,7 @@ def plot_curves(histories: dict[str, dict], key: str, title: str) -> Figure:
 def plot_model_comparison(rows: list[dict]) -> Figure:
     """Accuracy per model on each split the rows hold (``dev_accuracy``, …); a model that could not
     run shows 0 and why."""
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 3.8))
+    fig, ax = subplots(figsize=(max(6, 1.6 * len(rows)), 3.8))
     x = torch.arange(len(rows)).double()
     splits = (
         [k.removesuffix("_accuracy") for k in rows[0] if k.endswith("_accuracy")] if rows else []

@@ -40,7 +40,12 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in distributed.VARIABLES}
-    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU processes (gloo): a Colab GPU cannot hold two NCCL ranks
+    # CPU processes (gloo): a Colab GPU cannot hold two NCCL ranks, and gloo cannot reduce on Apple's mps
+    env.update(
+        CUDA_VISIBLE_DEVICES="", HELPERS_DEVICE="cpu", PYTHONIOENCODING="utf-8"
+    )  # paths in any script
+    if sys.platform == "win32":  # torch's Windows wheels have no libuv for torchrun's store
+        env["USE_LIBUV"] = "0"
     rows = []
     for n in processes:
         args = ["-m", "helpers.gpt", "train", "--data", str(Path(data).resolve()), "--iters", str(iters),
@@ -57,12 +62,13 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
             str(folder / f"{n}.json"),
         ]
         started = time.perf_counter()
-        done = subprocess.run(launch_command(args, n), env=env, capture_output=True, text=True)
+        done = subprocess.run(launch_command(args, n), env=env, capture_output=True, encoding="utf-8",
+                              errors="replace")  # fmt: skip
         if done.returncode != 0:
             err = done.stderr  # its start says why; torchrun's own traceback ends it
             err = err if len(err) < 3000 else err[:1500] + "\n…\n" + err[-1500:]
             raise RuntimeError(f"{n} processes failed (exit {done.returncode}):\n{err}")
-        report = json.loads((folder / f"{n}.json").read_text())
+        report = json.loads((folder / f"{n}.json").read_text(encoding="utf-8"))
         rows.append({"processes": n, "dev_loss": report["dev_loss"], "dev_losses": report["dev_losses"],
                      "steps": report["iters"], "batches_per_step": accumulate,
                      "train_seconds": report["train_seconds"],

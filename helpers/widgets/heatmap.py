@@ -71,9 +71,11 @@ def heads_grid(
     }
 
     def compute(sentence: str, layer: int) -> dict:
-        return attention_maps(model, tokenizer, sentence or "(empty)", layer)
+        return {**attention_maps(model, tokenizer, sentence or "(empty)", layer), "layer": layer}
 
     def draw(state: dict) -> Figure:
-        return plot_heads_grid(state["tokens"], state["weights"], "every head of one layer")
+        return plot_heads_grid(
+            state["tokens"], state["weights"], f"layer {state['layer']}: every head"
+        )
 
     return live_plot(controls, compute, draw)

@@ -58,7 +58,8 @@ def hyperparameter_explorer(
         result = imdb.run(prepared, base.replace(**settings), device, progress=False)
         # validation only: test is scored once, at the end
         accuracy = result.history.last("valid_accuracy")
-        label = ", ".join(f"{name}={value}" for name, value in settings.items())
+        changed = ", ".join(f"{k}={v}" for k, v in settings.items() if getattr(base, k) != v)
+        label = f"run {len(runs) + 1}: {changed or 'the starting settings'}"  # short legend lines
         runs.append({"label": label, "history": result.history, "valid_accuracy": accuracy})
         return f"run {len(runs)}: validation accuracy {accuracy:.1%}"
 
