@@ -89,6 +89,15 @@ def failed(name: str, verdict: str, *hints: str) -> CheckResult:
     return CheckResult(name, False, verdict, list(hints))
 
 
+def named(name: str, mistake: str, *more: str, prefix: str = "") -> CheckResult:
+    """A failure from a named mistake written "what is wrong: what to do next": the verdict is the
+    first part (after ``prefix``) and the first hint the rest, so neither repeats the other."""
+    verdict, _, hint = mistake.partition(": ")
+    if not hint:
+        raise ValueError(f"a named mistake needs a hint after ': ': {mistake!r}")
+    return failed(name, prefix + verdict, hint, *more)
+
+
 def forget_attempts() -> None:
     """Start every exercise's hints again from the first (the tests do, before each test)."""
     _FAILED.clear()
@@ -163,7 +172,9 @@ _FLOAT64 = re.compile(r"Double did not match Float|Float did not match Double|ex
 
 def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:
     """An error raised in the checker's own frame: the student's code could not be called as the
-    exercise says, returned float64, or returned something the check cannot use."""
+    exercise says, returned float64, or returned something the check cannot use. Python's message
+    comes first where it names the problem (the parameters, the attribute), after what to do where
+    the verdict already says all it says (a None, a float64)."""
     if isinstance(err, TypeError) and _SIGNATURE.search(message[0]):
         return CheckResult(name, False, "the checker could not call your code the way the exercise "
                            "does: check its parameters", message + [
@@ -174,17 +185,17 @@ def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:
         what = (
             "None: did you forget `return`?" if noun == "NoneType" else f"{_article(noun)} {noun}"
         )
-        return CheckResult(name, False, f"your code returned {what}", message + [
-            "return what the exercise asks for (a tensor, unless it says otherwise)"])  # fmt: skip
+        return CheckResult(name, False, f"your code returned {what}", [
+            "return what the exercise asks for (a tensor, unless it says otherwise)", *message])  # fmt: skip
     if noun and isinstance(err, AttributeError):
         return CheckResult(name, False, f"the checker looked for an attribute your {noun} does not "
                            "have", message + ["keep the names the exercise gives (the layers "
                                               "__init__ creates)"])  # fmt: skip
     if isinstance(err, RuntimeError) and _FLOAT64.search(message[0]):
         return CheckResult(name, False, "your code works in float64 (double) where the checker "
-                           "uses float32", message + [
+                           "uses float32", [
                                "keep the input's dtype: torch.tensor of Python floats is float32, "
-                               "but numpy arrays and .double() give float64"])  # fmt: skip
+                               "but numpy arrays and .double() give float64", *message])  # fmt: skip
     return CheckResult(name, False, "the checker could not use what your code returned "
                        f"({type(err).__name__}): check what it returns", message)  # fmt: skip
 

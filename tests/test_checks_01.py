@@ -164,7 +164,7 @@ def test_gradients_accept_the_right_answer():
         (lambda *a: gradients(*a, sign=-1.0), "wrong sign"),
         (
             lambda *a: gradients(*a, reduce=lambda squares: squares.sum().sqrt()),  # the norm
-            "loss = ((attend(q, K, V) - target) ** 2).sum()",
+            "loss = ((attend(q, k, values) - target) ** 2).sum()",
         ),
         (lambda *a: gradients(*a)[0], "return a pair (grad_query, grad_keys)"),
         (lambda a, q, k, v, t: (torch.zeros_like(q), torch.zeros_like(k)), "did you detach"),
@@ -387,7 +387,7 @@ def test_recovery_matrix():
         "scale the projector by 2": lambda a: a @ a.T,
         "you recovered v_b": lambda a: 2 * (torch.eye(a.shape[0], dtype=a.dtype) - a @ a.T),
         "leaves the average unchanged": lambda a: torch.eye(a.shape[0], dtype=a.dtype),
-        "AᵀA is the (m, m) identity": lambda a: 2 * a.T @ a,
+        "AᵀA is (m, m), but M acts on vectors in R^d": lambda a: 2 * a.T @ a,
         "keeps every vector of A": lambda a: 3 * a @ a.T,
     }
     for hint, fn in cases.items():

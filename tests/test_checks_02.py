@@ -228,8 +228,14 @@ ATTENTION_MISTAKES = {
     "loops over a named size": (loops_over_a_named_length, "loops over `range(B)`"),
     "loops over features": (loops_over_features, "loops over `range(self.query.out_features)`"),
     "wrong output shape": (returns_weights, "(B, T, T) weight matrix"),
-    "scale hard-coded for d = 8": (scaled_for_d_8, "differs from SDPA on (B, T, d) = (3, 7, 16)"),
-    "scores clamped": (clamped_scores, "wrong on large inputs (x × 100)"),
+    "scale hard-coded for d = 8": (
+        scaled_for_d_8,
+        "on (B, T, d) = (3, 7, 16), no mask\n   hint: right for d = 8, wrong for d = 16",
+    ),
+    "scores clamped": (
+        clamped_scores,
+        "(x × 100)\n   hint: right on ordinary inputs, wrong only when the scores are large",
+    ),
     "numpy output": (
         lambda self, x, mask=None: bug()(self, x, mask).numpy(),
         "an ndarray, not a tensor",
@@ -525,7 +531,7 @@ NORM_MISTAKES = {
                 (x - x.mean()) / torch.sqrt(x.var(correction=0) + m.eps) * m.weight + m.bias
             )
         ),
-        "compare with loop_layer_norm on one example",
+        "compare with torch's nn.LayerNorm(normalized_shape, eps=eps) on one example",
     ),
     "mis-shaped gamma": (
         norm_class(norm_functional, param_shape=(8,)),

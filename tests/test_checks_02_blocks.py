@@ -56,7 +56,7 @@ def test_the_loop_tester_accepts_right_answers(fn):
         (loop_ignoring_the_mask, "the mask has no effect"),
         (loop_ignoring_the_mask, "give key j the score -inf when mask[b, j] is False"),
         (loop_skipping_the_value, "weight value(x[b, j]), not x[b, j]"),
-        (lambda q, k, v, x, mask=None: x, "compare with the loop reference"),
+        (lambda q, k, v, x, mask=None: x, "work out one (b, i) by hand on B=1, T=2"),
         (lambda q, k, v, x, mask=None: x[..., 0], "should be (2, 4, 6); it is (2, 4)"),
     ],
 )

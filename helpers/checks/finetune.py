@@ -130,13 +130,15 @@ def _collate(name: str, collate: Callable, tokenizer) -> CheckResult:
                           "return the tokenizer's output (a dict) with a 'labels' entry added")  # fmt: skip
         for key in want:
             if key not in got:
-                hint = (
-                    "add the targets: batch['labels'] = torch.tensor([labels[r[task.label]] for r in rows])"
+                hints = (
+                    ["the model needs the targets too: a 'labels' tensor of each row's label, mapped "
+                     "through `labels`",
+                     "batch['labels'] = torch.tensor([labels[r[task.label]] for r in rows])"]
                     if key == "labels"
-                    else "return everything the tokenizer gives back (input_ids, attention_mask, "
-                    "token_type_ids)"
-                )
-                return failed(name, f"{what}: the batch has no {key!r}", hint)
+                    else ["return everything the tokenizer gives back (input_ids, attention_mask, "
+                          "token_type_ids)"]
+                )  # fmt: skip
+                return failed(name, f"{what}: the batch has no {key!r}", *hints)
             if not isinstance(got[key], torch.Tensor):
                 hint = ("torch.tensor([...]) turns the list of class indices into a tensor"
                         if key == "labels" else

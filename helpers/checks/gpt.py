@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from helpers.feedback import CheckResult, failed, passed, returned, returned_not, run_check
+from helpers.feedback import CheckResult, failed, named, passed, returned, returned_not, run_check
 from helpers.gpt.attention import additive_scores, causal_softmax
 from helpers.training.generate import generate, next_token
 
@@ -198,7 +198,7 @@ def _causal(name: str, fn: Callable) -> CheckResult:
     }  # fmt: skip
     for hint, output in mistakes.items():
         if _same(got, output):
-            return failed(name, hint.split(":")[0], hint)
+            return named(name, hint)
     if bool((got[..., future] > 0).all()):  # a finite fill c: w_01 / w_00 = exp(c - s_00)
         c = got[..., 0, 1].double().log() - got[..., 0, 0].double().log() + original[..., 0, 0]
         c = c.mean().item()
@@ -217,6 +217,8 @@ def _causal(name: str, fn: Callable) -> CheckResult:
         return failed(name, "the weights of a query do not sum to 1",
                       "take the softmax over the last dimension (the keys), after masking")  # fmt: skip
     return failed(name, f"wrong weights (largest difference {(got - want).abs().max():.3g})",
+                  "before the softmax, every key after its query (j > i) gets -inf; the diagonal and "
+                  "the past keep their scores; then a softmax over the keys",
                   "scores.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float('-inf')), "
                   "then torch.softmax(..., dim=-1)")  # fmt: skip
 
@@ -257,9 +259,11 @@ def _additive(name: str, fn: Callable) -> CheckResult:
             torch.tanh(torch.einsum("bhije,he->bhij", pre, w2)),
         "queries and keys swapped: scores[..., i, j] must use query i (rows) and key j (columns)":
             additive_scores(q, k, w_q, w_k, w2).transpose(-2, -1),
-        "the da features are summed instead of weighted by w2":
+        "the da features are summed instead of weighted by w2: each head's w2 weights the d_a "
+        "features of tanh(...), a dot product over the last dimension":
             torch.tanh(pre).sum(-1),
-        "w_q is applied to the keys and w_k to the queries":
+        "w_q is applied to the keys and w_k to the queries: w_q projects the queries (rows), w_k "
+        "the keys (columns)":
             additive_scores(q, k, w_k, w_q, w2),
         "w_q applied to the keys too: project the keys with w_k": additive_scores(q, k, w_q, w_q, w2),
         "scaled by √d_h: that scaling belongs to dot-product scores; additive scores are not scaled":
@@ -279,7 +283,7 @@ def _additive(name: str, fn: Callable) -> CheckResult:
                       "the future")  # fmt: skip
     for hint, output in mistakes.items():
         if _same(got, output, 1e-4):
-            return failed(name, hint.split(":")[0], hint)
+            return named(name, hint)
     return failed(name, f"wrong scores (largest difference {(got - want).abs().max():.3g})",
                   "per head: project the queries with w_q and the keys with w_k to d_a features, add "
                   "each query's features to each key's, take tanh, then weight the d_a features "
@@ -429,8 +433,11 @@ def _generate(name: str, fn: Callable) -> CheckResult:
                 if torch.equal(
                     got, _reference(model, idx, steps, block_size, temperature, seed, how)
                 ):
-                    return failed(name, hint.split(":")[0], hint)
+                    return named(name, hint)
         return failed(name, f"different tokens from the reference at temperature {temperature}",
+                      "each step: crop to the last block_size tokens, take the last position's "
+                      "logits, divide them by the temperature, softmax over the vocabulary, draw one "
+                      "token with the generator, append it",
                       "logits = model(idx[:, -block_size:])[:, -1, :]; probs = softmax(logits / "
                       "temperature); torch.multinomial(probs, 1, generator=generator)")  # fmt: skip
     return passed(name, "the same tokens as the reference at temperatures 1, 0.5 and 2, the context "

@@ -65,7 +65,7 @@ def _softmax_attention(name: str, fn) -> CheckResult:
             return failed(
                 name,
                 f"it returned {returned(result)}: return a pair (output, weights)",
-                "end with `return weights @ values, weights`",
+                "return both, in this order: the output first, then the weights",
             )
         out, w = _tensor(result[0], "output"), _tensor(result[1], "weights")
         want_out, want_w = att.softmax_attention(q, k, v, scale=1.0, return_weights=True)
@@ -217,7 +217,7 @@ def _query_gradients(name: str, fn) -> CheckResult:
                 name,
                 "softmax gives zero gradients",
                 "did you detach, or compute the loss under torch.no_grad()? work on copies that "
-                "require grad, q = query.detach().clone().requires_grad_() (and K the same), "
+                "require grad, q = query.detach().clone().requires_grad_() (and keys the same), "
                 "before calling attend",
             )
         if _close(got_q, want_q / 3):
@@ -235,7 +235,11 @@ def _query_gradients(name: str, fn) -> CheckResult:
                 "direction −∂L/∂q",
             )
         return failed(
-            name, f"wrong gradients for {label}", "loss = ((attend(q, K, V) - target) ** 2).sum()"
+            name,
+            f"wrong gradients for {label}",
+            "copies of query and keys that require grad, the loss on them, one backward(), then "
+            "their .grad",
+            "loss = ((attend(q, k, values) - target) ** 2).sum(), where q and k are those copies",
         )
     return passed(name, "softmax gradients match autograd, and argmax gives exactly zero")
 
@@ -575,9 +579,7 @@ def _recovery_matrix(name: str, fn, trials: int) -> CheckResult:
         if m.shape != (d, d):
             hint = "M acts on vectors in R^d, so it is (d, d)"
             if m.shape == (dim_a, dim_a):
-                hint = (
-                    "AᵀA is the (m, m) identity; the projector onto span(A) is A Aᵀ, shape (d, d)"
-                )
+                hint = "AᵀA is (m, m), but M acts on vectors in R^d: which product of A and Aᵀ is (d, d)?"
             return failed(
                 name, f"M has shape {tuple(m.shape)} for d={d}; expected ({d}, {d})", hint
             )

@@ -81,7 +81,8 @@ def _collate_order(ids, mask, labels) -> tuple[str, ...] | None:
         lengths = [min(len(d), ids.shape[1]) for d in _DOCS]
         if mask.tolist() in (lengths, [len(d) for d in _DOCS]):
             return ("the second tensor holds each document's length, not the mask",
-                    "the mask has the ids' shape (B, T), True at real tokens: "
+                    "the mask has the ids' shape (B, T): one True or False per position, True where "
+                    "the position is below that document's length",
                     "torch.arange(T)[None, :] < lengths[:, None]")  # fmt: skip
     if (
         shapes[1] == (3,)
@@ -227,6 +228,8 @@ def _masked_mean(name: str, fn) -> CheckResult:
             if _close(got, wrong):
                 return failed(name, verdict, hint)
         return failed(name, "not the mean of each row's real tokens",
+                      "padded positions must add 0 to the sum and 0 to the count: print both for "
+                      "one row and compare with its real tokens",
                       "(x · m).sum over tokens / m.sum over tokens, with m = mask (B, T, 1)")  # fmt: skip
     for dtype, label in ((torch.long, "an integer 0/1 mask, as tokenizers return it"),
                          (torch.float32, "a float 0/1 mask")):  # fmt: skip
@@ -441,8 +444,10 @@ def _train_step(name: str, step) -> CheckResult:
             if all(_close(got[k], v) for k, v in wrong.items()):
                 return failed(name, *verdict)
         return failed(name, "after two steps the weights differ from two plain SGD steps",
+                      "which of model.train(), zero_grad, the loss, backward and step is missing, "
+                      "doubled or out of order? (and nothing else: no clipping here, fit adds it)",
                       "the loss is F.cross_entropy(model(ids, mask), labels): one backward, "
-                      "one optimizer.step(), nothing else (no clipping here: fit adds it)")  # fmt: skip
+                      "one optimizer.step(), nothing else")  # fmt: skip
     loss = losses[0]
     if isinstance(loss, torch.Tensor) and loss.requires_grad:
         return failed(name, "returned the loss tensor itself, with its whole graph attached",
@@ -535,8 +540,11 @@ def _evaluate(name: str, evaluate) -> CheckResult:
             if abs(got - value) < 1e-6:
                 return failed(name, f"{verdict} ({got:.3f}; expected {want:.3f})", hint)
         return failed(name, f"accuracy {got:.3f}, expected {want:.3f}",
-                      "correct = (logits.argmax(dim=-1) == labels).sum(); divide by the number of "
-                      "examples")  # fmt: skip
+                      "a prediction is right when its highest-scoring class is the label: count those "
+                      "and the examples over every batch, then divide once (nan is 0 / 0: did a "
+                      "count stay 0?)",
+                      "for ids, mask, labels in batches: correct += (model(ids, mask).argmax(dim=-1) "
+                      "== labels).sum().item(); total += len(labels)")  # fmt: skip
     return passed(name, f"accuracy {want:.3f} over 27 examples in 4 batches, in eval mode, "
                   "without gradients")  # fmt: skip
 

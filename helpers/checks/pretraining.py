@@ -85,6 +85,8 @@ def _rescale(name: str, fn: Callable) -> CheckResult:
                       "divided by its inverse std / std(word): divide by std(word) / std")  # fmt: skip
     if not _close(new["word"], TARGET):
         return failed(name, f"the word table's standard deviation is {new['word']:.4f}, not {TARGET}",
+                      "the target is the std argument: which factor turns the word table's standard "
+                      "deviation into std when you divide by it?",
                       "factor = embeddings.word.weight.std() / std, then divide the table by it")  # fmt: skip
     if _close(new["position"], old["position"]):
         return failed(name, "the position (and perhaps segment) table was left as it was",

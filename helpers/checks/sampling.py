@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.feedback import CheckResult, failed, passed, returned, returned_not, run_check
+from helpers.feedback import CheckResult, failed, named, passed, returned, returned_not, run_check
 from helpers.training.generate import filter_logits
 
 
@@ -42,11 +42,11 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 def _graded(name: str, what: str, got: object, want: torch.Tensor, mistakes: Callable[[], dict],
-            fallback: str, precheck: Callable[[torch.Tensor], CheckResult | None] = lambda _: None,
+            fallback: tuple[str, ...], precheck: Callable[[torch.Tensor], CheckResult | None] = lambda _: None,
             ) -> CheckResult | None:  # fmt: skip
     """None when ``got`` is ``want``; else the failure: a wrong type or shape, logits, what
     ``precheck`` finds, the first of ``mistakes()`` (hint -> the output it gives) that ``got`` equals,
-    or ``fallback``. ``what`` names the setting (``k = 3``)."""
+    or ``fallback`` (its hints, the idea first). ``what`` names the setting (``k = 3``)."""
     problem = _as_probs(got, want, name)
     if problem is not None or _close(got, want):
         return problem
@@ -57,8 +57,8 @@ def _graded(name: str, what: str, got: object, want: torch.Tensor, mistakes: Cal
         return problem
     for hint, output in mistakes().items():
         if _close(got, output):
-            return failed(name, f"{what}: {hint.split(':')[0]}", hint)
-    return failed(name, f"wrong probabilities for {what}", fallback)
+            return named(name, hint, prefix=f"{what}: ")
+    return failed(name, f"wrong probabilities for {what}", *fallback)
 
 
 def check_greedy(fn: Callable) -> CheckResult:
@@ -82,7 +82,9 @@ def _greedy(name: str, fn: Callable) -> CheckResult:
         return failed(name, f"it returned {returned(got)}", "return the (B, 1) tensor of ids")
     if got.shape != want.shape:
         return failed(name, f"it returned {tuple(got.shape)}; expected {tuple(want.shape)}",
-                      "argmax over the vocabulary (the last dimension), keepdim=True")  # fmt: skip
+                      "one id per row: the position of the row's largest logit along the vocabulary, "
+                      "kept as a column", "argmax over the vocabulary (the last dimension), "
+                      "keepdim=True")  # fmt: skip
     if got.is_floating_point():
         values = torch.equal(got, logits.max(-1, keepdim=True).values)
         return failed(name, "the largest logits themselves, not their positions" if values
@@ -93,7 +95,8 @@ def _greedy(name: str, fn: Callable) -> CheckResult:
     if torch.equal(got, logits.argmin(-1, keepdim=True)):
         return failed(name, "the least likely token: argmin", "use argmax")
     return failed(name, "not the most likely token of every row",
-                  "take the argmax of each row (no sampling): argmax(dim=-1, keepdim=True)")  # fmt: skip
+                  "which dimension of (B, vocab) is the vocabulary? take the position of the largest "
+                  "entry along it, for each row (no sampling)", "argmax(dim=-1, keepdim=True)")  # fmt: skip
 
 
 def check_temperature(fn: Callable) -> CheckResult:
@@ -122,15 +125,17 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
                 soft / t,
             "the temperature has no effect: applied after the softmax and renormalised, or added to "
             "the logits (the softmax ignores a constant shift); divide the logits, then softmax": soft,
-            "the logits are multiplied by the temperature; divide them (a high temperature must "
-            "flatten the distribution)": torch.softmax(logits * t, dim=-1),
-            "the softmax runs over the batch (dim=0); it must run over the vocabulary, dim=-1":
-                torch.softmax(logits / t, dim=0),
+            "the logits are multiplied by the temperature: a high temperature must flatten the "
+            "distribution; which operation makes large logits smaller?": torch.softmax(logits * t, dim=-1),
+            "the softmax runs over the batch (dim=0): each row's probabilities must sum to 1 over "
+            "the vocabulary, the last dimension": torch.softmax(logits / t, dim=0),
         }  # fmt: skip
         for hint, output in mistakes.items():
             if _close(got, output):
-                return failed(name, f"at temperature {t}: {hint.split(':')[0]}", hint)
+                return named(name, hint, prefix=f"at temperature {t}: ")
         return failed(name, f"wrong probabilities at temperature {t}",
+                      "compare T = 0.5 with T = 2: a lower temperature must sharpen the distribution "
+                      "(the top token gains), and every row must sum to 1",
                       "torch.softmax(logits / temperature, dim=-1)")  # fmt: skip
     return passed(name, "softmax(logits / T) at T = 0.5, 2 and 1")
 
@@ -173,7 +178,10 @@ def _top_k(name: str, fn: Callable) -> CheckResult:
             }  # fmt: skip
 
         problem = _graded(name, f"k = {k}", fn(logits.clone(), k), want, mistakes,
-                          "mask every logit below the k-th largest with -inf, then softmax")  # fmt: skip
+                          ("print your output for k = 1: is there one 1.0 per row, at that row's "
+                           "largest logit, and 0 elsewhere?",
+                           "mask every logit below the k-th largest (topk(k).values[:, -1:]) with "
+                           "-inf, then softmax"))  # fmt: skip
         if problem is not None:
             return problem
     return passed(
@@ -231,7 +239,11 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
             }  # fmt: skip
 
         problem = _graded(name, f"p = {p}", fn(logits.clone(), p), want, mistakes,
-                          "sort descending, cumsum, drop where cumsum - probs >= p, renormalise", nan)  # fmt: skip
+                          ("for one row, print the sorted probabilities, their running sum and what "
+                           "you keep: the most likely tokens, up to and including the one whose "
+                           "running sum crosses p",
+                           "sort descending, cumsum, drop where cumsum - probs >= p, renormalise"),
+                          nan)  # fmt: skip
         if problem is not None:
             return problem
     return passed(

@@ -48,7 +48,9 @@ def _shard(name: str, fn: Callable) -> CheckResult:
         usable = n - n % world
         if world > 1 and got == [batches[r + 1 : usable : world] for r in range(world)]:
             return failed(name, f"{where}, rank r started at batch r + 1: ranks count from 0, so "
-                          "rank 0 takes batch 0", "start at the rank itself: batches[rank:usable:world]")  # fmt: skip
+                          "rank 0 takes batch 0", "start at the rank itself, take every world-th batch, "
+                          "and cut the list so every rank gets as many",
+                          "batches[rank : len(batches) - len(batches) % world : world]")  # fmt: skip
         if len(set(counts)) > 1:
             return failed(name, f"{where}, the ranks got {counts} batches: the rank with more waits "
                           "in all-reduce for partners that have finished, until the collective's "
@@ -112,10 +114,11 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
     got = list(got)
     if len(got) != len(grads):
         return failed(name, f"{len(got)} tensor{'' if len(got) == 1 else 's'} for {len(grads)} "
-                      "ranks", "one gradient per rank")  # fmt: skip
+                      "ranks", "a list holding a copy of the mean for each rank")  # fmt: skip
     if any(not isinstance(t, torch.Tensor) or t.shape != want[0].shape for t in got):
         return failed(name, f"each rank's gradient must keep the shape {tuple(want[0].shape)}",
-                      "average across ranks (torch.stack(grads).mean(dim=0)), not within a gradient")  # fmt: skip
+                      "average across the ranks, entry by entry, not over one gradient's own entries",
+                      "torch.stack(grads).mean(dim=0): the ranks become a new first dimension")  # fmt: skip
     total = torch.stack(grads).sum(dim=0)
     if all(torch.allclose(t, total, atol=1e-6) for t in got):
         return failed(name, "the sum, not the mean: the step would be N times too large, as if the "
@@ -130,6 +133,8 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
     if all(torch.allclose(t, want[0], atol=1e-6) for t in got):
         return passed(name, "every rank holds the mean gradient: all copies take the same step")
     return failed(name, "rank 0's gradient is not the mean of the ranks' gradients",
+                  "stack the ranks' gradients on a new first dimension and average over that one; "
+                  "every rank gets the same result",
                   "torch.stack(grads).mean(dim=0), the same for every rank")  # fmt: skip
 
 
@@ -217,7 +222,7 @@ def _task(name: str, fn: Callable) -> CheckResult:
     if got != want:
         if got == [(lrs[i % len(lrs)], epochs[i // len(lrs)]) for i in range(n)]:
             return failed(name, "the epochs vary slowest: a valid order, but not the plan's",
-                          "the plan lists for lr in lrs: for epochs in epochs: task i is pair i of that list")  # fmt: skip
+                          "the plan lists for lr in lrs: for e in epochs: task i is pair i of that list")  # fmt: skip
         if got[1:] == want[:-1]:
             return failed(name, "task 1 ran task 0's pair: SLURM_ARRAY_TASK_ID counts from 0 here (--array=0-5)",
                           "do not subtract 1")  # fmt: skip

@@ -180,6 +180,8 @@ def _merge(name: str, fn: Callable) -> CheckResult:
             return failed(name, f"{wrong!r} is missing from your result, though it does not hold "
                           f"{pair!r}", "keep every word, merged or not, with its count")  # fmt: skip
         return failed(name, f"wrong result for the pair {pair!r}{where}",
+                      "walk each word once, left to right: are the next two pieces the pair? after a "
+                      "merge, where does the walk go on?",
                       "walk the word: where (word[i], word[i + 1]) == pair append word[i] + "
                       "word[i + 1] and step 2, else append word[i] and step 1")  # fmt: skip
     return passed(name, "every occurrence merged, left to right, within pieces only, counts kept")
@@ -384,7 +386,7 @@ def _masking(name: str, fn: Callable) -> CheckResult:
                       "change those; the caller still needs the original ids")  # fmt: skip
     if not (isinstance(out, tuple | list) and len(out) == 2):
         return failed(name, f"it returned {returned(out)}: return two tensors, (inputs, labels)",
-                      "return inputs, labels")  # fmt: skip
+                      "the masked ids first, then the labels, both (B, T)")  # fmt: skip
     inputs, labels = out
     for what, t in (("inputs", inputs), ("labels", labels)):
         if not isinstance(t, torch.Tensor) or t.shape != ids.shape:
@@ -429,7 +431,8 @@ def _masking(name: str, fn: Callable) -> CheckResult:
         pads = (bad & (ids == PAD)).sum().item()
         return failed(name, f"{bad.sum().item()} special or padding positions were chosen or changed "
                       f"({pads} of them padding)", "never choose a position where special_mask is True: "
-                      "give it probability 0, chance.masked_fill(special_mask, 0.0), or & ~special_mask")  # fmt: skip
+                      "give it probability 0, torch.full(input_ids.shape, 0.15).masked_fill(special_mask, 0.0), "
+                      "or & ~special_mask")  # fmt: skip
     if not torch.equal(labels[chosen], ids[chosen]):
         if torch.equal(labels[chosen], inputs[chosen]):
             return failed(name, "the labels hold the replaced ids ([MASK] and the random tokens)",

@@ -1,0 +1,142 @@
+"""Hints escalate from the idea to the answer (notebook 01's own test: tests/test_checks_01.py): across
+the notebooks, the first hint a catch-all mistake prints holds no answer code, and a named mistake's
+verdict and first hint never say the same thing twice."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers.checks import gpt, pipeline, pretraining, sampling, scaling, tokenization
+from helpers.feedback import named
+
+
+def causal_scaled_again(s):
+    T = s.shape[-1]
+    return torch.softmax(
+        (s / 2).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")), -1
+    )
+
+
+def generate_temperature_squared(model, idx, steps, block_size, temperature, generator):
+    for _ in range(steps):
+        logits = model(idx[:, -block_size:])[:, -1, :] / temperature**2
+        idx = torch.cat(
+            [idx, torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)], 1
+        )
+    return idx
+
+
+def train_step_half_loss(model, batch, optimizer):
+    ids, mask, labels = batch
+    model.train()
+    optimizer.zero_grad()
+    loss = 0.5 * F.cross_entropy(model(ids, mask), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def evaluate_off_by_one(model, batches):
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for ids, mask, labels in batches:
+            correct += (model(ids, mask).argmax(dim=-1) == labels).sum().item()
+            total += len(labels)
+    return correct / (total + 1)
+
+
+def merge_with_a_joiner(words, pair):
+    out = {}
+    for word, n in words.items():
+        new, i = [], 0
+        while i < len(word):
+            if i + 1 < len(word) and (word[i], word[i + 1]) == pair:
+                new.append(word[i] + "+" + word[i + 1])  # a piece the vocabulary does not hold
+                i += 2
+            else:
+                new.append(word[i])
+                i += 1
+        out[tuple(new)] = out.get(tuple(new), 0) + n
+    return out
+
+
+def rescale_by_the_old_std(emb, std):
+    factor = emb.word.weight.std().item() / std
+    with torch.no_grad():
+        for table in (emb.word, emb.position, emb.token_type):
+            table.weight.div_(factor * std)  # std 1, not std
+    return factor
+
+
+CATCH_ALLS = {  # checker, a wrong answer that reaches its catch-all, the answer its last hint gives
+    "causal softmax": (gpt.check_causal_softmax, causal_scaled_again, "masked_fill(~torch.ones"),
+    "sampling loop": (
+        gpt.check_generate,
+        generate_temperature_squared,
+        "torch.multinomial(probs, 1",
+    ),
+    "temperature": (
+        sampling.check_temperature,
+        lambda z, t: torch.softmax(z, -1) ** (1 / t),
+        "torch.softmax(logits / temperature",
+    ),
+    "greedy": (sampling.check_greedy, lambda z: z.topk(2, dim=-1).indices[:, 1:], "argmax(dim=-1"),
+    "masked mean": (
+        pipeline.check_masked_mean,
+        lambda x, m: (x * m.unsqueeze(-1)).sum(1) / (m.sum(1, keepdim=True) + 1),
+        "m.sum over tokens",
+    ),
+    "train step": (
+        pipeline.check_train_step,
+        train_step_half_loss,
+        "F.cross_entropy(model(ids, mask)",
+    ),
+    "evaluate": (pipeline.check_evaluate, evaluate_off_by_one, "argmax(dim=-1) == labels"),
+    "all-reduce": (
+        scaling.check_all_reduce,
+        lambda grads: [torch.stack(grads).median(0).values for _ in grads],
+        "torch.stack(grads).mean(dim=0)",
+    ),
+    "merge": (tokenization.check_merge, merge_with_a_joiner, "append word[i] + word[i + 1]"),
+    "rescale": (
+        pretraining.check_rescale,
+        rescale_by_the_old_std,
+        "factor = embeddings.word.weight.std()",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CATCH_ALLS)
+def test_a_catch_alls_first_hint_gives_the_idea_not_the_answer(name):
+    check, wrong, answer = CATCH_ALLS[name]
+    result = check(wrong)
+    assert not result.passed and len(result.hints) >= 2, str(result)
+    assert answer not in str(result) and answer in result.hints[-1], str(result)  # shown: the first
+    shown = [str(check(wrong)) for _ in result.hints[1:]]  # one more hint per further try
+    assert answer in shown[-1], shown[-1]
+
+
+NAMED = {  # checker, a named mistake whose text once had no hint part (or repeated it)
+    "temperature multiplied": (sampling.check_temperature, lambda z, t: torch.softmax(z * t, -1)),
+    "temperature over the batch": (
+        sampling.check_temperature,
+        lambda z, t: torch.softmax(z / t, 0),
+    ),
+    "causal: no mask": (gpt.check_causal_softmax, lambda s: torch.softmax(s, -1)),
+}
+
+
+@pytest.mark.parametrize("name", NAMED)
+def test_a_named_mistakes_verdict_and_first_hint_say_different_things(name):
+    check, wrong = NAMED[name]
+    result = check(wrong)
+    verdict = result.verdict.split(": ")[-1]  # after "at temperature 0.5: "
+    assert not result.passed and result.hints and verdict not in result.hints[0], str(result)
+    assert not result.hints[0].startswith(verdict[:20]), str(result)
+
+
+def test_a_named_mistake_without_a_hint_is_a_bug_in_the_checker():
+    assert named("x", "the sum: divide by N").hints == ["divide by N"]
+    with pytest.raises(ValueError, match="needs a hint after ': '"):
+        named("x", "the da features are summed instead of weighted by w2")
