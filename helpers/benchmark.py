@@ -208,19 +208,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         check_report(args.json, create=True, command=f"{COMMAND} {args.which}", shape=SHAPE)
+        device = pick_device().type
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.which == "block":
-        result = block_speed(repeats=args.repeats, device=pick_device().type)
+        result = block_speed(repeats=args.repeats, device=device)
         summary = f"from-scratch / torch = {result['ratio_from_scratch_over_torch']:.2f}x"
     elif args.which == "precision":
-        result = precision_check(device=pick_device().type)
+        result = precision_check(device=device)
         summary = ", ".join(
             f"{r['precision']} valid loss {r['valid_loss']:.3f}" for r in result["rows"]
         )
     elif args.which == "kv-cache":
-        result = kv_cache_speed({"tiny": 200, "gpt2-shape": 100}, device=pick_device().type)
+        result = kv_cache_speed({"tiny": 200, "gpt2-shape": 100}, device=device)
         summary = ", ".join(
             f"{r['model']} {r['tokens_per_second_without_cache']:.1f} -> "
             f"{r['tokens_per_second_with_cache']:.1f} tokens/s"

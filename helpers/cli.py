@@ -7,6 +7,7 @@ with no help text shows its default under any formatter.
 """
 
 import argparse
+import contextlib
 import errno
 import functools
 import hashlib
@@ -106,7 +107,10 @@ def lock_output(path: Path, flag: str) -> None:
     try:
         lock = cache_dir() / "locks" / f"{key}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's lock file in a shared cache: locking reads it
+            fd = os.open(lock, os.O_RDONLY)
     except (OSError, ValueError):
         return
     try:
@@ -118,15 +122,23 @@ def lock_output(path: Path, flag: str) -> None:
             raise Busy(f"{flag} {path} is in use by another run{holder}: let it finish (or stop "
                        f"it), or give another {flag}") from None  # fmt: skip
         return  # a file system without locks (some network mounts)
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
     _HELD.append(fd)
+    with contextlib.suppress(OSError):  # the holder's id, for the message (a full disk: none)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
 
 
 def release_outputs() -> None:
     """Drop the run locks ``lock_output`` took (closing the file drops its lock)."""
     while _HELD:
-        os.close(_HELD.pop())
+        fd = _HELD.pop()
+        if sys.platform == "win32":  # Windows may drop a lock late when the file is just closed
+            import msvcrt
+
+            with contextlib.suppress(OSError):
+                os.lseek(fd, 0, os.SEEK_SET)
+                msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        os.close(fd)
 
 
 def _lock(fd: int) -> None:

@@ -70,7 +70,7 @@ def pick_device() -> torch.device:
     """$HELPERS_DEVICE (cpu, cuda or mps) when set, else cuda if there is a GPU (under torchrun, the GPU
     of this process's LOCAL_RANK), else Apple's mps, else cpu."""
     mps = getattr(torch.backends, "mps", None)
-    has = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
+    has = {"cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available()), "cpu": True}
     asked = os.environ.get("HELPERS_DEVICE", "").strip().lower()
     if asked and not has.get(asked):
         why = (
@@ -79,18 +79,18 @@ def pick_device() -> torch.device:
             else "but torch sees none here"
         )
         raise ValueError(f"HELPERS_DEVICE={asked!r} {why} (or unset it to choose by the hardware)")
-    if asked in ("cpu", "mps"):
-        return torch.device(asked)
-    if has["cuda"]:
-        local = os.environ.get("LOCAL_RANK", "")
-        if local.isdigit():  # started by torchrun: one GPU per process
-            if int(local) >= torch.cuda.device_count():
-                raise ValueError(f"LOCAL_RANK={local} but this machine shows {torch.cuda.device_count()} "
-                                 "GPU(s): start at most one process per GPU (--nproc_per_node)")  # fmt: skip
-            torch.cuda.set_device(int(local))
-            return torch.device("cuda", int(local))
-        return torch.device("cuda")
-    return torch.device("mps" if has["mps"] else "cpu")
+    name = asked or next(n for n, present in has.items() if present)
+    if name == "mps" and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"):
+        raise ValueError("several processes cannot share gradients on Apple's mps device (gloo reduces "
+                         "CPU and CUDA tensors only): set HELPERS_DEVICE=cpu")  # fmt: skip
+    local = os.environ.get("LOCAL_RANK", "")
+    if name == "cuda" and local.isdigit():  # started by torchrun: one GPU per process
+        if int(local) >= torch.cuda.device_count():
+            raise ValueError(f"LOCAL_RANK={local} but this machine shows {torch.cuda.device_count()} "
+                             "GPU(s): start at most one process per GPU (--nproc_per_node)")  # fmt: skip
+        torch.cuda.set_device(int(local))
+        return torch.device("cuda", int(local))
+    return torch.device(name)
 
 
 def synchronize(device: torch.device) -> None:

@@ -284,7 +284,8 @@ def _put(tmp: Path, path: Path) -> None:
 def _remove_stale_parts(path: Path) -> None:
     """Delete the temporary files of writes of ``path`` that a killed process left over a day ago."""
     cutoff = time.time() - STALE_SECONDS
-    for part in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+    # mkstemp's random part is 8 characters: .a.json.bak.k3j2h1x9.part is another file's
+    for part in path.parent.glob(f".{glob.escape(path.name)}.{'?' * 8}.part"):
         with contextlib.suppress(OSError):  # another process may have just removed it
             if part.stat().st_mtime < cutoff:
                 part.unlink()

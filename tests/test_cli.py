@@ -183,3 +183,56 @@ def test_only_rank_0_locks_the_outputs_and_a_finished_command_frees_them(
     assert len(cli._HELD) == 1
     cli.release_outputs()
     assert cli._HELD == []
+
+
+def test_a_lock_whose_holder_id_cannot_be_written_is_still_released(cache, tmp_path, monkeypatch):
+    """A full disk while writing the holder's id left the lock held for good (notebook 09 runs the
+    finetune command in its kernel: that --json was refused until a restart)."""
+    import errno
+    import os
+
+    from helpers import cli
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cli.os, "write", full)
+    cli.lock_output(tmp_path / "run.json", "--json")
+    cli.release_outputs()
+    monkeypatch.setattr(cli.os, "write", os.write)
+    cli.lock_output(tmp_path / "run.json", "--json")  # free again
+    cli.release_outputs()
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [("helpers.mlm.cli", ["--train-file", "t.txt", "--save", "s", "--json", "o.json"]),
+     ("helpers.minbert.cli", ["--model", "tiny", "--train-file", "t.txt", "--json", "o.json"]),
+     ("helpers.finetune.twin", ["--pretrained", "p", "--sst-file", "t.tsv", "--json", "o.json"]),
+     ("helpers.imdb.ablation", ["--train-file", "t.jsonl", "--glove-file", "g.txt", "--json", "o.json"]),
+     ("helpers.benchmark", ["block", "--json", "o.json"])],
+)  # fmt: skip
+def test_a_wrong_helpers_device_is_one_line_and_exit_2(
+    module, args, cache, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HELPERS_DEVICE", "gpu")
+    assert importlib.import_module(module).main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: HELPERS_DEVICE='gpu' is not a device") and "Traceback" not in err
+
+
+def test_the_ablation_and_an_explicit_checkpoint_are_locked_too(held, cache, tmp_path, capsys):
+    from helpers.finetune import cli as finetune
+    from helpers.imdb import ablation
+
+    out, checkpoint = tmp_path / "ablation.json", tmp_path / "mine.pt"
+    held(out, "--json")
+    args = ["--train-file", "t.jsonl", "--glove-file", "g.txt", "--json", str(out)]
+    assert ablation.main(args) == 2
+    assert f"error: --json {out} is in use by another run" in capsys.readouterr().err
+    held(checkpoint, "--checkpoint")
+    args = ["--model", "tiny", "--train-file", "t.csv", "--eval-file", "e.csv", "--json", str(tmp_path / "f.json"),
+            "--checkpoint", str(checkpoint)]  # fmt: skip
+    assert finetune.main(args) == 2
+    assert f"error: --checkpoint {checkpoint} is in use by another run" in capsys.readouterr().err

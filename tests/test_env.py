@@ -74,6 +74,20 @@ def test_helpers_device_chooses_the_device_and_a_wrong_one_is_named(monkeypatch)
     assert pick_device().type in ("cpu", "mps")  # by the hardware
 
 
+def test_several_processes_are_refused_apples_gpu_before_any_work(monkeypatch):
+    """gloo cannot reduce mps tensors: on a Mac, torchrun's processes must train on the CPU."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    monkeypatch.delenv("HELPERS_DEVICE", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert pick_device() == torch.device("mps")  # one process: Apple's GPU
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="set HELPERS_DEVICE=cpu"):
+        pick_device()
+    monkeypatch.setenv("HELPERS_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+
+
 def test_synchronize_waits_for_the_gpu_it_was_given(monkeypatch):
     waited = []
     monkeypatch.setattr(

@@ -81,18 +81,23 @@ def test_temporary_files_a_killed_write_left_are_removed_after_a_day(tmp_path):
     """kill -9 (or a SIGKILL after Slurm's SIGTERM) runs no clean-up: its .part file stays. The next
     write of the same file removes those over a day old; a fresh one may be another process's."""
     target = tmp_path / "glove.6B.zip"
-    stale, fresh, other = (
-        tmp_path / f".{n}.part" for n in ("glove.6B.zip.ab12", "glove.6B.zip.cd34", "x.zip.ef56")
+    names = (
+        "glove.6B.zip.ab12cd34",
+        "glove.6B.zip.ef56gh78",
+        "x.zip.ij90kl12",
+        "glove.6B.zip.bak.mn34op56",
     )
-    for part in (stale, fresh, other):
+    stale, fresh, other, longer = (tmp_path / f".{n}.part" for n in names)
+    for part in (stale, fresh, other, longer):
         part.write_text("half a download")
     day_ago = time.time() - 24 * 3600 - 60
-    for part in (stale, other):
+    for part in (stale, other, longer):
         os.utime(part, (day_ago, day_ago))
     atomic_write(target, lambda tmp: tmp.write_text("whole"))
+    assert not stale.exists() and fresh.exists()
     assert (
-        not stale.exists() and fresh.exists() and other.exists()
-    )  # another file's: not this write's
+        other.exists() and longer.exists()
+    )  # other files' (x.zip's, glove.6B.zip.bak's): not this write's
 
 
 def test_text_is_written_as_utf8_with_newline_line_ends(tmp_path, monkeypatch):

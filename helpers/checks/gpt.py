@@ -425,7 +425,7 @@ def _generate(name: str, fn: Callable) -> CheckResult:
                       "distribution with torch.multinomial",
             "no temperature": "the temperature has no effect (left out, or applied to the probabilities, "
                               "which multinomial renormalises): divide the logits by it, then softmax",
-            "multiply": "the logits are multiplied by the temperature; divide them: a high temperature "
+            "multiply": "the logits are multiplied by the temperature: divide them; a high temperature "
                         "flattens the distribution, a low one sharpens it",
         }  # fmt: skip
         for how, hint in mistakes.items():

@@ -171,16 +171,16 @@ def _query_gradients(name: str, fn) -> CheckResult:
                     name,
                     f"autograd refused on {label}: nothing the loss depends on requires grad",
                     "through argmax the loss depends on the values only, so its gradients with "
-                    "respect to q and K are zero: what should your function return then?",
-                    "return torch.zeros_like(q) and torch.zeros_like(K) when the loss has no "
+                    "respect to the query and the keys are zero: what should your function return then?",
+                    "return torch.zeros_like(query) and torch.zeros_like(keys) when the loss has no "
                     "grad_fn (loss.requires_grad is False); or make the values require grad too (a "
-                    "model learns them as well), call torch.autograd.grad(loss, [q, K], "
-                    "allow_unused=True) and turn each None into zeros",
+                    "model learns them as well), call torch.autograd.grad(loss, [q, k], "
+                    "allow_unused=True) on your copies q and k, and turn each None into zeros",
                 )
             if "not have been used in the graph" in str(err):
                 return failed(
                     name,
-                    f"autograd refused on {label}: the loss does not depend on q or K there",
+                    f"autograd refused on {label}: the loss does not depend on the query or the keys there",
                     "that is the point of part b! pass allow_unused=True to torch.autograd.grad and "
                     "turn a None gradient into torch.zeros_like(...)",
                 )
@@ -189,8 +189,8 @@ def _query_gradients(name: str, fn) -> CheckResult:
             return failed(name, "your function made the query and keys it was given require grad "
                           "(requires_grad_ changes the caller's tensors; with backward(), their .grad "
                           "adds up from one call to the next)", "work on copies: q = query.detach()"
-                          ".clone().requires_grad_(); torch.autograd.grad(loss, [q, K]) returns the "
-                          "gradients without touching .grad")  # fmt: skip
+                          ".clone().requires_grad_() and k the same from keys; torch.autograd.grad(loss, "
+                          "[q, k]) returns the gradients without touching .grad")  # fmt: skip
         if not isinstance(result, tuple | list) or len(result) != 2:
             return failed(
                 name, f"it returned {returned(result)}: return a pair (grad_query, grad_keys)"

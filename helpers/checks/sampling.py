@@ -232,7 +232,7 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
                 "not renormalised: the kept probabilities must sum to 1": soft * (want > 0),
                 "the cumulative sum runs over the vocabulary's order, not the sorted probabilities: sort "
                 "first (descending)": torch.softmax(logits.masked_fill(unsorted, float("-inf")), dim=-1),
-                "the sorted mask was put back with gather; use scatter(-1, order, ...): gather reads "
+                "the sorted mask was put back with gather: use scatter(-1, order, ...); gather reads "
                 "position order[j], scatter writes to it": torch.softmax(logits.masked_fill(gathered, float("-inf")), dim=-1),
                 "the dropped logits were set to 0, not -inf: exp(0) = 1, so they keep probability":
                     torch.softmax(logits.masked_fill(want == 0, 0.0), dim=-1),

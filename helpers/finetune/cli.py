@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     task = Task(args.text_column, args.label_column, args.text_pair_column)
     try:
+        lock_output(args.json, "--json")  # before the checks: a second run on either is refused
+        if args.checkpoint is not None:
+            lock_output(args.checkpoint, "--checkpoint")
         check_json(args)
         if args.label_column in (args.text_column, args.text_pair_column):
             raise ValueError(f"--label-column {args.label_column} is also a text column: the model "
@@ -196,8 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        # its folders are made when it is written; a second run on it meanwhile is refused
-        lock_output(args.json, "--json")
+        # its folders are made when it is written
         check_report(args.json, command=COMMAND, shape=SHAPE)
         if not 0 <= args.seed < 2**63:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")

@@ -506,16 +506,17 @@ def check_checkpoint_folder(folder: Path, others: dict[str, Path | None]) -> Non
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse(argv)
-    device = pick_device()
     pretrained = args.pretrained.resolve()
     twin = (args.twin or pretrained.with_name(pretrained.name + "-random-twin")).resolve()
     rescaled = (
         pretrained.with_name(pretrained.name + "-rescaled").resolve() if args.rescaled else None
     )
     try:
+        device = pick_device()
+        lock_output(args.json, "--json")  # before the checks: a second run on either is refused
+        lock_output(checkpoint_folder(args), "--checkpoints")
         check_inputs(args, pretrained, twin, rescaled)
-        # its folder is made when it is written; a second run on it meanwhile is refused
-        lock_output(args.json, "--json")
+        # its folder is made when it is written
         check_report(args.json, command=COMMAND, shape=SHAPE)
         small = {lr: finetune_config("--small-lr", lr, args) for lr in args.small_lr}
         minilm = finetune_config("--lr", args.lr, args)

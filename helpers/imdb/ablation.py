@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from helpers.cli import Parser, stopped
+from helpers.cli import Parser, lock_output, release_outputs, stopped
 from helpers.download import project_file
 from helpers.env import pick_device
-from helpers.files import check_report, write_report
+from helpers.files import check_report, terminate_as_interrupt, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
@@ -165,8 +165,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
     try:
+        with terminate_as_interrupt():  # scancel and a job's time limit stop it as Ctrl-C does
+            return _run(parse(argv))
+    finally:
+        release_outputs()  # the --json it locked
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        device = pick_device()
+        lock_output(args.json, "--json")  # before the checks: a second run on it is refused
         base = CONFIGS[args.base].replace(
             **({} if args.epochs is None else {"epochs": args.epochs})
         )
@@ -200,13 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def save(rows: list[dict]) -> None:
-        write_report(args.json, COMMAND, {"setting": setting, "device": pick_device().type,
+        write_report(args.json, COMMAND, {"setting": setting, "device": device.type,
                                "torch": torch.__version__, "runs": rows})  # fmt: skip
 
     seeds = list(range(42, 42 + args.seeds))
     changes = CHANGES if args.base == "course" else BEST_CHANGES
     try:
-        rows = ablation(prepared, base, seeds, pick_device(), changes, done=done, save=save)
+        rows = ablation(prepared, base, seeds, device, changes, done=done, save=save)
     except KeyboardInterrupt:
         kept = len(read_saved(args.json)[1])
         return stopped(f"{kept} run{'s' * (kept != 1)} saved in {args.json}; the same command "

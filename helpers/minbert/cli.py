@@ -125,13 +125,15 @@ def check_max_len(cfg: MinbertConfig, bert: BertModel, args: argparse.Namespace)
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = parse(argv)
-    device = pick_device()
     try:
+        lock_output(args.json, "--json")  # before the checks: a second run on either is refused
+        if args.checkpoint is not None:
+            lock_output(args.checkpoint, "--checkpoint")
+        device = pick_device()
         check_json(args)
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        # its folders are made when it is written; a second run on it meanwhile is refused
-        lock_output(args.json, "--json")
+        # its folders are made when it is written
         check_report(args.json, command=COMMAND, shape=SHAPE)
         if args.dev_file is None and not 0 < args.dev_fraction < 1:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "

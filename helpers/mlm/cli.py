@@ -192,14 +192,14 @@ def _run(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     started = time.perf_counter()
     args = parse(argv)
-    device = pick_device()
     try:
+        device = pick_device()
         cfg = config_of(args)
         choose_precision(device, cfg.precision)  # fp16 on a CPU fails here, before any work
-        check_json(args)
-        # its folder is made when it is written; a second run on either meanwhile is refused
-        lock_output(args.save, "--save")
+        lock_output(args.save, "--save")  # before the checks: a second run on either is refused
         lock_output(args.json, "--json")
+        check_json(args)
+        # its folder is made when it is written
         check_report(args.json, command=COMMAND, shape=SHAPE)
         if args.save.exists() and not args.save.is_dir():
             raise ValueError(

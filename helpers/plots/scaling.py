@@ -1,11 +1,10 @@
 """Notebook 09's figures: each model's dev and test accuracy from the cluster's runs."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from helpers.plots import subplots
+from helpers.plots import COLORS, subplots
 
 
 def dev_test_bars(
@@ -39,8 +38,9 @@ def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None
             grid[rank, j] = j // accumulate
     if ax is None:
         _, ax = subplots(figsize=(min(14, 1.0 + 0.45 * per_rank), 0.9 + 0.45 * processes))
-    colours = ListedColormap(plt.get_cmap("tab20").colors[: max(1, min(20, steps))])
-    ax.imshow(grid % 20, cmap=colours, aspect="auto", vmin=0, vmax=max(1, min(20, steps)) - 0.999)
+    n = max(1, min(7, steps))  # the palette's colours but black, which would hide the numbers
+    colours = ListedColormap(COLORS[:n])  # colour-blind-safe; light enough for black numbers
+    ax.imshow(grid % n, cmap=colours, alpha=0.55, aspect="auto", vmin=0, vmax=n - 0.999)
     for rank in range(processes):
         for j in range(per_rank):
             ax.text(j, rank, str(rank + j * processes), ha="center", va="center", fontsize=8)
