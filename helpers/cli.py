@@ -88,7 +88,7 @@ class Busy(ValueError):
     """Another run is using the same output (a --save folder, a --json report)."""
 
 
-_HELD: list[int] = []  # the run locks this process holds for the command now running
+_HELD: dict[str, int] = {}  # the run locks this process holds for the command now running, by key
 _BUSY = {errno.EAGAIN, errno.EACCES, errno.EDEADLK}  # flock's "held", and msvcrt's on Windows
 
 
@@ -104,6 +104,8 @@ def lock_output(path: Path, flag: str) -> None:
     if not current().main:
         return
     key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
+    if key in _HELD:  # one file given to two of its flags: the other flag's check names that
+        return
     try:
         lock = cache_dir() / "locks" / f"{key}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,7 @@ def lock_output(path: Path, flag: str) -> None:
             raise Busy(f"{flag} {path} is in use by another run{holder}: let it finish (or stop "
                        f"it), or give another {flag}") from None  # fmt: skip
         return  # a file system without locks (some network mounts)
-    _HELD.append(fd)
+    _HELD[key] = fd
     with contextlib.suppress(OSError):  # the holder's id, for the message (a full disk: none)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
@@ -131,7 +133,7 @@ def lock_output(path: Path, flag: str) -> None:
 def release_outputs() -> None:
     """Drop the run locks ``lock_output`` took (closing the file drops its lock)."""
     while _HELD:
-        fd = _HELD.pop()
+        fd = _HELD.popitem()[1]
         if sys.platform == "win32":  # Windows may drop a lock late when the file is just closed
             import msvcrt
 

@@ -224,7 +224,7 @@ def top_p_logits(z, p):  # the masked logits, without the softmax
         (top_p_strict, "most likely token is always kept"),
         (top_p_strict_kept_first, "crosses p is dropped"),
         (top_p_unsorted, "sort first"),
-        (top_p_gather, "put back with gather; use scatter(-1, order"),
+        (top_p_gather, "put back with gather"),
         (top_p_zero, "set to 0, not -inf"),
         (top_p_logits, "logits, not probabilities"),
     ],

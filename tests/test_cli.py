@@ -177,12 +177,15 @@ def test_only_rank_0_locks_the_outputs_and_a_finished_command_frees_them(
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     cli.lock_output(tmp_path / "run.json", "--json")  # rank 1 writes nothing: no lock
-    assert cli._HELD == []
+    assert cli._HELD == {}
     monkeypatch.setenv("RANK", "0")
     cli.lock_output(tmp_path / "run.json", "--json")
+    cli.lock_output(
+        tmp_path / "sub" / ".." / "run.json", "--checkpoint"
+    )  # the same file: held already
     assert len(cli._HELD) == 1
     cli.release_outputs()
-    assert cli._HELD == []
+    assert cli._HELD == {}
 
 
 def test_a_lock_whose_holder_id_cannot_be_written_is_still_released(cache, tmp_path, monkeypatch):

@@ -140,3 +140,49 @@ def test_a_named_mistake_without_a_hint_is_a_bug_in_the_checker():
     assert named("x", "the sum: divide by N").hints == ["divide by N"]
     with pytest.raises(ValueError, match="needs a hint after ': '"):
         named("x", "the da features are summed instead of weighted by w2")
+
+
+def test_named_mistakes_hint_what_to_do_not_only_what_went_wrong():
+    """A second review of the rewrite: the causal mask's named mistakes printed, as their hint, only a
+    restatement; temperature's 'multiply' hint asked which operation shrinks the logits, which at
+    T = 0.5 is the student's own multiplication."""
+
+    def after(s):
+        return torch.softmax(s, -1) * torch.ones(s.shape[-1], s.shape[-1]).tril()
+
+    hint = gpt.check_causal_softmax(after).hints[0]
+    assert hint.startswith("put -inf on the future scores before the softmax"), hint
+    hint = sampling.check_temperature(lambda z, t: torch.softmax(z * t, -1)).hints[0]
+    assert hint.startswith("divide them instead"), hint
+
+
+def test_the_nan_note_shows_only_for_a_nan_accuracy():
+    hint = pipeline.check_evaluate(evaluate_off_by_one).hints[0]
+    assert "nan is 0 / 0" not in hint, hint
+
+
+def test_a_size_written_in_is_named_only_when_the_module_is_right_at_d_8_without_a_mask():
+    import math
+
+    from helpers.checks.modules import check_self_attention
+
+    class CausalWithoutMask(torch.nn.Module):  # another bug in the no-mask path, not a size
+        def __init__(self, embed_dim):
+            super().__init__()
+            self.query, self.key, self.value = (
+                torch.nn.Linear(embed_dim, embed_dim) for _ in range(3)
+            )
+
+        def forward(self, x, mask=None):
+            q, k, v = self.query(x), self.key(x), self.value(x)
+            s = q @ k.transpose(1, 2) / math.sqrt(x.shape[-1])
+            T = x.shape[1]
+            allowed = (
+                torch.ones(T, T, dtype=torch.bool).tril()[None]
+                if mask is None
+                else mask[:, None, :]
+            )
+            return torch.softmax(s.masked_fill(~allowed, float("-inf")), -1) @ v
+
+    result = check_self_attention(CausalWithoutMask)
+    assert not result.passed and "right for d = 8" not in str(result), str(result)

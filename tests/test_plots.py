@@ -78,7 +78,9 @@ FIGURES = {
         ]  # fmt: skip
     ),
     "weight matrix": lambda: lookup.plot_weight_matrix(torch.eye(3), "identity"),
-    "heads grid": lambda: layers.plot_heads_grid(["a", "b"], torch.rand(5, 2, 2), "grid"),
+    "heads grid": lambda: layers.plot_heads_grid(
+        [f"tok{i}" for i in range(12)], torch.rand(12, 12, 12), "grid"
+    ),
     "runs with spread": lambda: layers.plot_runs_with_spread(
         {"a": [HISTORY["run"], {"step": [1, 2], "train": [2.0, 1.0], "valid": [2.3, 1.1]}]}, "t"
     ),
@@ -156,6 +158,37 @@ def test_no_tick_label_is_drawn_over_another(name):
     matplotlib.pyplot.close(fig)
 
 
+def clipped(fig) -> list[str]:
+    """Texts drawn past the figure's edge (cut off when the figure is saved as it is)."""
+    fig.canvas.draw()
+    edge = fig.bbox
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    for ax in fig.axes:
+        texts += [ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts]
+        for ticks, labels, limits in ((ax.get_xticks(), ax.get_xticklabels(), ax.get_xlim()),
+                                      (ax.get_yticks(), ax.get_yticklabels(), ax.get_ylim())):  # fmt: skip
+            texts += [t for x, t in zip(ticks, labels) if min(limits) <= x <= max(limits)]  # drawn
+    return [
+        t.get_text()
+        for t in texts
+        if t.get_visible() and t.get_text().strip()
+        for box in [t.get_window_extent()]
+        if box.x0 < edge.x0 - 1
+        or box.x1 > edge.x1 + 1
+        or box.y0 < edge.y0 - 1
+        or box.y1 > edge.y1 + 1
+    ]
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_no_text_is_cut_off_at_the_figures_edge(name):
+    """A colour bar added after tight_layout (the heads grid) and a title wider than its figure
+    (the sharding chart) were cut off when saved without bbox_inches="tight"."""
+    fig = FIGURES[name]()
+    assert clipped(fig) == [], name
+    matplotlib.pyplot.close(fig)
+
+
 def test_crowded_axes_of_class_sized_inputs_stay_readable():
     prompt = "First Citizen: We are accounted poor"  # notebook 07's class prompt, 36 characters
     T = len(prompt)
@@ -174,7 +207,9 @@ def test_crowded_axes_of_class_sized_inputs_stay_readable():
         matplotlib.pyplot.close(fig)
 
 
-@pytest.mark.parametrize("name", ["gpt curves", "comparison", "dev and test", "runs"])
+@pytest.mark.parametrize(
+    "name", ["gpt curves", "comparison", "dev and test", "runs", "time per token"]
+)
 def test_legends_lie_beside_the_axes_not_over_the_data(name):
     fig = FIGURES[name]()
     fig.canvas.draw()

@@ -184,17 +184,20 @@ def _causal(name: str, fn: Callable) -> CheckResult:
                       "the diagonal (diagonal=0), tril(diagonal=-1) drops it")  # fmt: skip
     soft = torch.softmax(original, dim=-1)
     mistakes = {
-        "the mask is applied after the softmax (weights zeroed): the rows no longer sum to 1, and the "
-        "future still sits in the softmax's denominator, so it leaks into every output":
+        "the mask is applied after the softmax (weights zeroed), so the rows no longer sum to 1 and the "
+        "future still sits in the denominator: put -inf on the future scores before the softmax":
             soft * ones.tril(),
-        "the mask has the wrong orientation: each query sees its future (triu) instead of its past "
-        "(tril)": masked(ones.triu()),
-        "off by one: each query also sees the next token (tril(diagonal=1))": masked(ones.tril(1)),
-        "off by one: the diagonal is masked, so a token cannot see itself (tril(diagonal=-1)); with a "
-        "finite fill the first query's row comes out uniform": masked(ones.tril(-1), -1e9),
-        "the masked scores are set to 0, not -inf: exp(0) = 1, so the future still gets weight":
-            masked(ones.tril(), 0.0),
-        "no mask at all: every query sees every key": soft,
+        "the mask has the wrong orientation, each query sees its future (triu): keep its past and "
+        "itself, the lower triangle (tril)": masked(ones.triu()),
+        "off by one, each query also sees the next token (tril(diagonal=1)): allow the diagonal and "
+        "below only (diagonal=0)": masked(ones.tril(1)),
+        "off by one, the diagonal is masked so a token cannot see itself (tril(diagonal=-1)): keep the "
+        "diagonal (diagonal=0); with a finite fill the first query's row came out uniform":
+            masked(ones.tril(-1), -1e9),
+        "the masked scores are set to 0, not -inf, and exp(0) = 1 gives the future weight: fill them "
+        "with float('-inf')": masked(ones.tril(), 0.0),
+        "no mask at all, every query sees every key: give each key after its query (j > i) -inf "
+        "before the softmax": soft,
     }  # fmt: skip
     for hint, output in mistakes.items():
         if _same(got, output):
@@ -253,7 +256,8 @@ def _additive(name: str, fn: Callable) -> CheckResult:
     pre = a.unsqueeze(3) + b.unsqueeze(2)  # (B, h, T, T, da)
     mistakes = {
         "no tanh: without it the score is linear, w2ᵀW1q q_i + w2ᵀW1k k_j, and splits into a query "
-        "part plus a key part; the softmax over keys cancels the query part":
+        "part plus a key part that the softmax over keys cancels; apply tanh to W1q q_i + W1k k_j "
+        "before weighting with w2":
             torch.einsum("bhije,he->bhij", pre, w2),
         "tanh after w2: squash the da-vector W1q q + W1k k first, then weight it with w2":
             torch.tanh(torch.einsum("bhije,he->bhij", pre, w2)),
@@ -420,11 +424,11 @@ def _generate(name: str, fn: Callable) -> CheckResult:
             "dim 0": "the softmax is taken over dim=0, the batch: each row's probabilities must sum "
                      "to 1 over the vocabulary, softmax(logits / temperature, dim=-1)",
             "first": "the prediction is read at the first position: the next token's scores are at "
-                     "the last, logits[:, -1, :]",
+                     "the last position, logits[:, -1, :]",
             "greedy": "it takes the most likely token every time (argmax): sampling draws from the "
                       "distribution with torch.multinomial",
             "no temperature": "the temperature has no effect (left out, or applied to the probabilities, "
-                              "which multinomial renormalises): divide the logits by it, then softmax",
+                              "which multinomial renormalises): divide the logits by the temperature, then softmax",
             "multiply": "the logits are multiplied by the temperature: divide them; a high temperature "
                         "flattens the distribution, a low one sharpens it",
         }  # fmt: skip

@@ -65,7 +65,7 @@ def _softmax_attention(name: str, fn) -> CheckResult:
             return failed(
                 name,
                 f"it returned {returned(result)}: return a pair (output, weights)",
-                "return both, in this order: the output first, then the weights",
+                "two values come back from a function as one tuple: `return first, second`",
             )
         out, w = _tensor(result[0], "output"), _tensor(result[1], "weights")
         want_out, want_w = att.softmax_attention(q, k, v, scale=1.0, return_weights=True)

@@ -298,8 +298,8 @@ def _attention_mistakes(
 
 GENERIC_HINT = "compare with the loop reference on a tiny input (B=1, T=2) and print the weights"
 # the loop reference's own: there is no other reference to compare it with
-LOOP_GENERIC_HINT = ("work out one (b, i) by hand on B=1, T=2: print q·k_j / √d for each key j, their "
-                     "softmax over j, and Σ_j w_j · value(x[b, j])")  # fmt: skip
+LOOP_GENERIC_HINT = ("work out one (b, i) by hand on B=1, T=2: print query(x[b, i]) · key(x[b, j]) / √d "
+                     "for each key j, their softmax over j, and Σ_j w_j · value(x[b, j])")  # fmt: skip
 
 
 # The hints in the loop tester's terms: there, one query and one key at a time, no module, no dims.
@@ -390,6 +390,8 @@ def _self_attention(name: str, cls: type) -> CheckResult:
         ):
             return failed(name, "differs from the loop reference on (B, T, d) = (2, 5, 8) with padding",
                           _diagnose(m(x, mask), m, x, mask, mask))  # fmt: skip
+        # right at d = 8 with and without a mask: then a failure at another d is a size written in
+        right_at_d = _close(m(x), loop_self_attention(m.query, m.key, m.value, x, None))
         for B, T, dim, scale, seed in ((3, 7, 16, 1.0, 1), (1, 1, 4, 1.0, 2), (4, 6, 8, 3.0, 3)):
             torch.manual_seed(seed)
             m = guarded(cls(dim))
@@ -403,7 +405,7 @@ def _self_attention(name: str, cls: type) -> CheckResult:
                 if not _close(got[rows], _sdpa_reference(m, x, mk)[rows]):
                     where = f"(B, T, d) = ({B}, {T}, {dim}), {'no mask' if mk is None else 'padding mask'}"
                     hint = _diagnose(got, m, x, mk, rows)
-                    if hint == GENERIC_HINT and dim != d:  # right at d = 8 (the loop reference's)
+                    if hint == GENERIC_HINT and dim != d and right_at_d:
                         hint = (f"right for d = {d}, wrong for d = {dim}: take every size from the "
                                 "input (x.shape) or the layers, none written in")  # fmt: skip
                     return failed(name, f"differs from SDPA on {where}", hint)

@@ -445,7 +445,8 @@ def _train_step(name: str, step) -> CheckResult:
                 return failed(name, *verdict)
         return failed(name, "after two steps the weights differ from two plain SGD steps",
                       "which of model.train(), zero_grad, the loss, backward and step is missing, "
-                      "doubled or out of order? (and nothing else: no clipping here, fit adds it)",
+                      "doubled or out of order? (and nothing else: no clipping here, the course's "
+                      "loop adds it)",
                       "the loss is F.cross_entropy(model(ids, mask), labels): one backward, "
                       "one optimizer.step(), nothing else")  # fmt: skip
     loss = losses[0]
@@ -539,10 +540,10 @@ def _evaluate(name: str, evaluate) -> CheckResult:
         for verdict, (value, hint) in others.items():
             if abs(got - value) < 1e-6:
                 return failed(name, f"{verdict} ({got:.3f}; expected {want:.3f})", hint)
+        nan = " (nan is 0 / 0: did a count stay 0?)" if math.isnan(got) else ""
         return failed(name, f"accuracy {got:.3f}, expected {want:.3f}",
                       "a prediction is right when its highest-scoring class is the label: count those "
-                      "and the examples over every batch, then divide once (nan is 0 / 0: did a "
-                      "count stay 0?)",
+                      f"and the examples over every batch, then divide once{nan}",
                       "for ids, mask, labels in batches: correct += (model(ids, mask).argmax(dim=-1) "
                       "== labels).sum().item(); total += len(labels)")  # fmt: skip
     return passed(name, f"accuracy {want:.3f} over 27 examples in 4 batches, in eval mode, "

@@ -87,7 +87,7 @@ def _rescale(name: str, fn: Callable) -> CheckResult:
         return failed(name, f"the word table's standard deviation is {new['word']:.4f}, not {TARGET}",
                       "the target is the std argument: which factor turns the word table's standard "
                       "deviation into std when you divide by it?",
-                      "factor = embeddings.word.weight.std() / std, then divide the table by it")  # fmt: skip
+                      "factor = embeddings.word.weight.std() / std, then divide all three tables by it")  # fmt: skip
     if _close(new["position"], old["position"]):
         return failed(name, "the position (and perhaps segment) table was left as it was",
                       "divide all three tables, word, position and token_type, by the same factor, "

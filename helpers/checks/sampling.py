@@ -125,8 +125,8 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
                 soft / t,
             "the temperature has no effect: applied after the softmax and renormalised, or added to "
             "the logits (the softmax ignores a constant shift); divide the logits, then softmax": soft,
-            "the logits are multiplied by the temperature: a high temperature must flatten the "
-            "distribution; which operation makes large logits smaller?": torch.softmax(logits * t, dim=-1),
+            "the logits are multiplied by the temperature: divide them instead; T > 1 must shrink "
+            "the logits (flatter), T < 1 enlarge them (sharper)": torch.softmax(logits * t, dim=-1),
             "the softmax runs over the batch (dim=0): each row's probabilities must sum to 1 over "
             "the vocabulary, the last dimension": torch.softmax(logits / t, dim=0),
         }  # fmt: skip
@@ -164,8 +164,8 @@ def _top_k(name: str, fn: Callable) -> CheckResult:
             return {
                 "not renormalised: the kept probabilities must sum to 1 (divide by their sum)":
                     soft * keep,
-                "renormalised over the wrong set: the dropped tokens' share went to the kept ones "
-                "unevenly; divide the kept probabilities by their own sum": soft * keep + (1 - (soft * keep).sum(-1, keepdim=True)) / k * keep,
+                "the dropped probability was shared out equally among the kept tokens: divide the kept "
+                "probabilities by their own sum, so each keeps its ratio to the others": soft * keep + (1 - (soft * keep).sum(-1, keepdim=True)) / k * keep,
                 "the k *least* likely tokens were kept: topk returns the largest by default; keep "
                 "logits >= the k-th largest": torch.softmax(logits.masked_fill(logits > (-logits).topk(k, dim=-1).values[:, -1:].neg(), float("-inf")), dim=-1),
                 "one token too many: keep exactly the k largest (compare with the k-th largest value, "
@@ -229,11 +229,11 @@ def _top_p(name: str, fn: Callable) -> CheckResult:
                 "(scatter with the sort's indices)": want.sort(dim=-1, descending=True).values,
                 "the token that crosses p is dropped: keep a token while the probability *before* it is "
                 "below p (cumsum - probs < p)": torch.softmax(logits.masked_fill(strict, float("-inf")), dim=-1),
-                "not renormalised: the kept probabilities must sum to 1": soft * (want > 0),
+                "not renormalised: divide the kept probabilities by their sum": soft * (want > 0),
                 "the cumulative sum runs over the vocabulary's order, not the sorted probabilities: sort "
                 "first (descending)": torch.softmax(logits.masked_fill(unsorted, float("-inf")), dim=-1),
-                "the sorted mask was put back with gather: use scatter(-1, order, ...); gather reads "
-                "position order[j], scatter writes to it": torch.softmax(logits.masked_fill(gathered, float("-inf")), dim=-1),
+                "the sorted mask was put back with gather: scatter it with the indices your sort "
+                "returned; gather reads from those positions, scatter writes to them": torch.softmax(logits.masked_fill(gathered, float("-inf")), dim=-1),
                 "the dropped logits were set to 0, not -inf: exp(0) = 1, so they keep probability":
                     torch.softmax(logits.masked_fill(want == 0, 0.0), dim=-1),
             }  # fmt: skip

@@ -117,7 +117,8 @@ def _all_reduce(name: str, fn: Callable) -> CheckResult:
                       "ranks", "a list holding a copy of the mean for each rank")  # fmt: skip
     if any(not isinstance(t, torch.Tensor) or t.shape != want[0].shape for t in got):
         return failed(name, f"each rank's gradient must keep the shape {tuple(want[0].shape)}",
-                      "average across the ranks, entry by entry, not over one gradient's own entries",
+                      "each rank gets one tensor of the gradient's shape: the mean over the ranks, "
+                      "entry by entry",
                       "torch.stack(grads).mean(dim=0): the ranks become a new first dimension")  # fmt: skip
     total = torch.stack(grads).sum(dim=0)
     if all(torch.allclose(t, total, atol=1e-6) for t in got):
@@ -222,7 +223,7 @@ def _task(name: str, fn: Callable) -> CheckResult:
     if got != want:
         if got == [(lrs[i % len(lrs)], epochs[i // len(lrs)]) for i in range(n)]:
             return failed(name, "the epochs vary slowest: a valid order, but not the plan's",
-                          "the plan lists for lr in lrs: for e in epochs: task i is pair i of that list")  # fmt: skip
+                          "the plan lists for lr in lrs: for e in epochs: task index runs pair number index of that list")  # fmt: skip
         if got[1:] == want[:-1]:
             return failed(name, "task 1 ran task 0's pair: SLURM_ARRAY_TASK_ID counts from 0 here (--array=0-5)",
                           "do not subtract 1")  # fmt: skip

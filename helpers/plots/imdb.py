@@ -11,7 +11,7 @@ def plot_ablation(rows: list[dict], title: str = "one change at a time") -> Figu
     """Validation accuracy of every run: a dot per seed, a bar at the mean, one row per change; the
     course config's mean as a dashed line."""
     changes = list(dict.fromkeys(r["change"] for r in rows))
-    fig, ax = subplots(figsize=(8, 0.45 * len(changes) + 1.2))
+    fig, ax = subplots(figsize=(8, 0.45 * len(changes) + 1.6))
     for y, change in enumerate(changes):
         scores = [r["valid_accuracy"] for r in rows if r["change"] == change]
         first = y == 0  # one legend entry for the dots and one for the bars
@@ -26,7 +26,7 @@ def plot_ablation(rows: list[dict], title: str = "one change at a time") -> Figu
     ax.set_yticks(range(len(changes)), changes)
     ax.invert_yaxis()
     ax.set(title=f"{title}: validation accuracy, each dot a seed", xlabel="validation accuracy",
-           ylabel=f"{changes[0]}, then one change each")  # fmt: skip
+           ylabel="one change each")  # fmt: skip
     ax.legend(loc="best", fontsize="small")
     fig.tight_layout()
     return fig

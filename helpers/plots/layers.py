@@ -28,7 +28,9 @@ def plot_heads_grid(tokens: list[str], weights: torch.Tensor, title: str = "") -
     cols = min(4, heads)
     rows = -(-heads // cols)
     size = max(2.2, 0.22 * T + 0.8)
-    fig, axes = subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    # constrained: the grid and its colour bar laid out together (tight_layout leaves the bar out)
+    fig, axes = subplots(rows, cols, figsize=(size * cols + 0.8, size * rows), squeeze=False,
+                         layout="constrained")  # fmt: skip
     for h, ax in enumerate(axes.flat):
         if h >= heads:
             fig.delaxes(ax)
@@ -40,9 +42,10 @@ def plot_heads_grid(tokens: list[str], weights: torch.Tensor, title: str = "") -
         ax.set_xlabel("key", fontsize=9)
         ax.set_ylabel("query", fontsize=9)
     fig.suptitle(title)
-    fig.tight_layout()
     # one scale for every head (each is drawn from 0 to 1), beside the grid
-    fig.colorbar(image, ax=axes.ravel().tolist(), label="attention weight", fraction=0.02, pad=0.02)
+    fig.colorbar(
+        image, ax=list(axes.flat[:heads]), label="attention weight", fraction=0.02, pad=0.02
+    )
     return fig
 
 

@@ -36,8 +36,9 @@ def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None
     for rank in range(processes):
         for j in range(per_rank):
             grid[rank, j] = j // accumulate
-    if ax is None:
-        _, ax = subplots(figsize=(min(14, 1.0 + 0.45 * per_rank), 0.9 + 0.45 * processes))
+    own = ax is None
+    if ax is None:  # wide enough for the title, whatever the batches
+        _, ax = subplots(figsize=(min(14, max(8.5, 1.0 + 0.45 * per_rank)), 1.2 + 0.45 * processes))
     n = max(1, min(7, steps))  # the palette's colours but black, which would hide the numbers
     colours = ListedColormap(COLORS[:n])  # colour-blind-safe; light enough for black numbers
     ax.imshow(grid % n, cmap=colours, alpha=0.55, aspect="auto", vmin=0, vmax=n - 0.999)
@@ -50,6 +51,8 @@ def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None
     ax.set(ylabel="process", xlabel=f"each rank's batches in order (colour: the optimizer step; {_count(dropped, 'batch')} dropped)",
            title=f"{_count(batches, 'batch')}, {_count(processes, 'process')} × {accumulate} accumulated each: "
                  f"{_count(processes * accumulate, 'batch')} per step, {_count(steps, 'step')}")  # fmt: skip
+    if own:
+        ax.figure.tight_layout()
     return ax.figure
 
 

@@ -42,6 +42,7 @@ def plot_runs(runs: list[dict]) -> Figure:
         xlabel="epoch",
         ylabel="validation cross-entropy",
     )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if runs:  # beside the axes: each label names a run's settings, too long to sit on the curves
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     fig.tight_layout()
