@@ -127,9 +127,11 @@ def test_every_axis_is_titled_and_labelled(name):
     matplotlib.pyplot.close(fig)
 
 
-def boxes(texts) -> list:
-    """The drawn extents of the texts that show something."""
-    return [t.get_window_extent() for t in texts if t.get_visible() and t.get_text().strip()]
+def drawn(name: str):
+    """FIGURES[name], drawn: its texts have their places."""
+    fig = FIGURES[name]()
+    fig.canvas.draw()
+    return fig
 
 
 def overlaps(a, b, slack: float = 0.5) -> bool:
@@ -211,8 +213,7 @@ def test_crowded_axes_of_class_sized_inputs_stay_readable():
     "name", ["gpt curves", "comparison", "dev and test", "runs", "time per token"]
 )
 def test_legends_lie_beside_the_axes_not_over_the_data(name):
-    fig = FIGURES[name]()
-    fig.canvas.draw()
+    fig = drawn(name)
     ax = fig.axes[0]
     legend = ax.get_legend().get_window_extent()
     assert legend.x0 > ax.get_window_extent().x1  # right of the plotting area, whatever the data
@@ -223,8 +224,7 @@ def test_legends_lie_beside_the_axes_not_over_the_data(name):
     "name", ["lookup with scores", "argmax vs softmax", "perplexity", "next tokens", "dev and test"]
 )
 def test_numbers_and_notes_sit_inside_the_axes_clear_of_the_bars(name):
-    fig = FIGURES[name]()
-    fig.canvas.draw()
+    fig = drawn(name)
     for ax in fig.axes:
         frame = ax.get_window_extent()
         bars = [p.get_window_extent() for p in ax.patches]
