@@ -155,7 +155,7 @@ def _lock(fd: int) -> None:
 
 
 def _holder(fd: int) -> str:
-    """ " (process N)" from a lock file the holder wrote its pid into, else ""."""
+    """The holder's process id, written into the lock file, as " (process N)"; else ""."""
     try:
         pid = os.pread(fd, 20, 0).decode().strip() if hasattr(os, "pread") else ""
     except OSError:

@@ -221,6 +221,7 @@ def interrupt_after() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+# Python's ENOSPC, Rust's (safetensors), and Windows' ERROR_DISK_FULL as Rust and Python write it
 NO_SPACE = (
     "No space left on device",
     "os error 28",
