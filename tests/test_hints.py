@@ -186,3 +186,41 @@ def test_a_size_written_in_is_named_only_when_the_module_is_right_at_d_8_without
 
     result = check_self_attention(CausalWithoutMask)
     assert not result.passed and "right for d = 8" not in str(result), str(result)
+
+
+def _future(s, diagonal=0):
+    return ~torch.ones(s.shape[-1], s.shape[-1], dtype=torch.bool).tril(diagonal)
+
+
+CAUSAL_MISTAKES = {  # each named mistake of the causal mask, and the start of its hint: what to do
+    "after the softmax": (lambda s: torch.softmax(s, -1) * ~_future(s), "put -inf on the future scores"),
+    "wrong orientation": (lambda s: torch.softmax(s.masked_fill(~_future(s, -1), float("-inf")), -1), "keep its past"),
+    "sees the next token": (lambda s: torch.softmax(s.masked_fill(_future(s, 1), float("-inf")), -1), "allow the diagonal"),
+    "diagonal masked": (lambda s: torch.softmax(s.masked_fill(_future(s, -1), -1e9), -1), "keep the diagonal"),
+    "filled with 0": (lambda s: torch.softmax(s.masked_fill(_future(s), 0.0), -1), "fill them with float('-inf')"),
+    "no mask": (lambda s: torch.softmax(s, -1), "give each key after its query"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", CAUSAL_MISTAKES)
+def test_each_causal_mask_mistake_hints_what_to_do(name):
+    wrong, action = CAUSAL_MISTAKES[name]
+    result = gpt.check_causal_softmax(wrong)
+    assert not result.passed and result.hints[0].startswith(action), str(result)
+
+
+def test_the_all_reduce_shape_and_top_k_share_hints_fit_their_mistakes():
+    unreduced = scaling.check_all_reduce(
+        lambda grads: [torch.stack(grads) for _ in grads]
+    )  # no mean
+    assert unreduced.hints[0].startswith("each rank gets one tensor of the gradient's shape"), str(
+        unreduced
+    )
+
+    def equal_share(z, k):  # the dropped probability shared out equally among the kept tokens
+        soft = torch.softmax(z, -1)
+        keep = z >= z.topk(k, dim=-1).values[:, -1:]
+        return soft * keep + (1 - (soft * keep).sum(-1, keepdim=True)) / k * keep
+
+    result = sampling.check_top_k(equal_share)
+    assert "shared out equally among the kept tokens" in result.verdict, str(result)

@@ -183,7 +183,8 @@ def check_json(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _run(argv)
+        with terminate_as_interrupt():  # scancel and a job's time limit stop it as Ctrl-C does
+            return _run(argv)
     finally:
         release_outputs()  # the --save and --json it locked
 
@@ -224,8 +225,7 @@ def _run(argv: list[str] | None) -> int:
     kept = (f"the same command resumes after the last whole epoch, checkpointed in "
             f"{args.save / CHECKPOINT} (or starts again if none finished)")  # fmt: skip
     try:
-        with terminate_as_interrupt():  # SIGTERM (scancel, a time limit) stops it as Ctrl-C does
-            run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
+        run = pretrain(cfg, train, held, args.save, device, progress=not args.quiet)
     except ValueError as err:  # e.g. a text too small to hold a token, a run that diverged
         if new_folder and not any(args.save.iterdir()):
             args.save.rmdir()  # nothing was written: leave no empty folder behind
