@@ -13,7 +13,7 @@ import functools
 import hashlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -163,6 +163,17 @@ def _holder(fd: int) -> str:
     return f" (process {pid})" if pid.isdigit() else ""
 
 
+@contextlib.contextmanager
+def running() -> Iterator[None]:
+    """A command's run: SIGTERM (``scancel``, a job's time limit) stops it as Ctrl-C does, and the
+    outputs it locked (``lock_output``) are free again when it ends, however it ends."""
+    try:
+        with terminate_as_interrupt():
+            yield
+    finally:
+        release_outputs()
+
+
 def stops_cleanly(what_is_kept: str) -> Callable:
     """A command's ``main`` that Ctrl-C or SIGTERM ends with one line (``stopped: ...``, saying what
     is kept) and exit status 130, and a full disk with one line and exit status 1, instead of a
@@ -173,14 +184,12 @@ def stops_cleanly(what_is_kept: str) -> Callable:
         @functools.wraps(main)
         def run(*args: Any, **kwargs: Any) -> int:
             try:
-                with terminate_as_interrupt():  # scancel and a job's time limit send SIGTERM
+                with running():
                     return main(*args, **kwargs)
             except KeyboardInterrupt:
                 return stopped(what_is_kept)
             except DiskFull as err:
                 return disk_full(err, what_is_kept)
-            finally:
-                release_outputs()  # the outputs main locked
 
         return run
 

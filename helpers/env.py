@@ -66,6 +66,11 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+# gloo, torch's CPU backend, reduces CPU and CUDA tensors only
+MPS_SEVERAL = ("several processes cannot share gradients on Apple's mps device (gloo reduces CPU and "
+               "CUDA tensors only): set HELPERS_DEVICE=cpu")  # fmt: skip
+
+
 def pick_device() -> torch.device:
     """$HELPERS_DEVICE (cpu, cuda or mps) when set, else cuda if there is a GPU (under torchrun, the GPU
     of this process's LOCAL_RANK), else Apple's mps, else cpu."""
@@ -81,8 +86,7 @@ def pick_device() -> torch.device:
         raise ValueError(f"HELPERS_DEVICE={asked!r} {why} (or unset it to choose by the hardware)")
     name = asked or next(n for n, present in has.items() if present)
     if name == "mps" and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"):
-        raise ValueError("several processes cannot share gradients on Apple's mps device (gloo reduces "
-                         "CPU and CUDA tensors only): set HELPERS_DEVICE=cpu")  # fmt: skip
+        raise ValueError(MPS_SEVERAL)
     local = os.environ.get("LOCAL_RANK", "")
     if name == "cuda" and local.isdigit():  # started by torchrun: one GPU per process
         if int(local) >= torch.cuda.device_count():

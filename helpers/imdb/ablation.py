@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from helpers.cli import Parser, lock_output, release_outputs, stopped
+from helpers.cli import Parser, lock_output, running, stopped
 from helpers.download import project_file
 from helpers.env import pick_device
-from helpers.files import check_report, terminate_as_interrupt, write_report
+from helpers.files import check_report, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
@@ -165,11 +165,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        with terminate_as_interrupt():  # scancel and a job's time limit stop it as Ctrl-C does
-            return _run(parse(argv))
-    finally:
-        release_outputs()  # the --json it locked
+    with running():  # SIGTERM as Ctrl-C; the --json it locks freed at the end
+        return _run(parse(argv))
 
 
 def _run(args: argparse.Namespace) -> int:

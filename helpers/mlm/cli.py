@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.cli import Parser, disk_full, lock_output, release_outputs, stopped
+from helpers.cli import Parser, disk_full, lock_output, running, stopped
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import (
@@ -29,7 +29,6 @@ from helpers.files import (
     check_not_an_input,
     check_report,
     check_writable,
-    terminate_as_interrupt,
     visible_files,
     write_report,
 )
@@ -182,11 +181,8 @@ def check_json(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        with terminate_as_interrupt():  # scancel and a job's time limit stop it as Ctrl-C does
-            return _run(argv)
-    finally:
-        release_outputs()  # the --save and --json it locked
+    with running():  # SIGTERM as Ctrl-C; the --save and --json it locks freed at the end
+        return _run(argv)
 
 
 def _run(argv: list[str] | None) -> int:

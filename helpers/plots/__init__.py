@@ -33,6 +33,11 @@ def number(value: float, digits: int = 2) -> str:
     return text[1:] if text.startswith("-") and not text.strip("-0.") else text
 
 
+def count(n: int, noun: str) -> str:
+    """A count with its noun: 1 seed, 2 seeds, 1 batch, 2 batches."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith(('s', 'ch')) else 's'}"
+
+
 def show_source(obj: type | Callable) -> Code:
     """The source code of a helpers function or class, highlighted in the notebook."""
     return Code(inspect.getsource(obj), language="python")

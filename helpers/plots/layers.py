@@ -6,7 +6,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
-from helpers.plots import COLORS, subplots
+from helpers.plots import COLORS, count, subplots
 
 
 def plot_attention_heatmap(tokens: list[str], weights: torch.Tensor, title: str = "") -> Figure:
@@ -56,7 +56,10 @@ def plot_runs_with_spread(runs: dict[str, list[dict]], title: str) -> Figure:
         curves = torch.tensor([run["valid"] for run in seeded])  # (seeds, points)
         steps = seeded[0]["step"]
         ax.plot(
-            steps, curves.mean(0).tolist(), color=color, label=f"{label} ({_seeds(len(seeded))})"
+            steps,
+            curves.mean(0).tolist(),
+            color=color,
+            label=f"{label} ({count(len(seeded), 'seed')})",
         )
         if len(seeded) > 1:
             ax.fill_between(steps, curves.min(0).values.tolist(), curves.max(0).values.tolist(),
@@ -140,7 +143,3 @@ def plot_attention_timings(result: dict) -> Figure:
     ax.legend(loc="best")
     fig.tight_layout()
     return fig
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed" if n == 1 else f"{n} seeds"

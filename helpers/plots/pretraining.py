@@ -3,7 +3,7 @@
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from helpers.plots import subplots
+from helpers.plots import count, subplots
 
 METRICS = ("accuracy", "precision", "recall", "f1")
 
@@ -35,7 +35,7 @@ def plot_comparison(summary: dict[str, dict], title: str = "SST-2 dev, fine-tune
     for i, (name, s) in enumerate(summary.items()):
         x = [m + (i - (len(summary) - 1) / 2) * width for m in range(len(METRICS))]
         ax.bar(x, [s[k]["mean"] for k in METRICS], width, yerr=[s[k]["sd"] for k in METRICS],
-               capsize=3, label=f"{name} ({s['seeds']} seed{'s' * (s['seeds'] > 1)})")  # fmt: skip
+               capsize=3, label=f"{name} ({count(s['seeds'], 'seed')})")  # fmt: skip
     ax.axhline(0.5, color="gray", linestyle=":", linewidth=1, label="chance (0.5)")
     ax.set_xticks(range(len(METRICS)), METRICS)
     ax.set(title=title, xlabel="metric", ylabel="score (mean ± sd)", ylim=(0, 1.05))

@@ -4,7 +4,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from helpers.plots import COLORS, subplots
+from helpers.plots import COLORS, count, subplots
 
 
 def dev_test_bars(
@@ -48,14 +48,9 @@ def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None
     ax.set_yticks(range(processes), [f"rank {r}" for r in range(processes)])
     ax.set_xticks([])
     dropped = batches - per_rank * processes
-    ax.set(ylabel="process", xlabel=f"each rank's batches in order (colour: the optimizer step; {_count(dropped, 'batch')} dropped)",
-           title=f"{_count(batches, 'batch')}, {_count(processes, 'process')} × {accumulate} accumulated each: "
-                 f"{_count(processes * accumulate, 'batch')} per step, {_count(steps, 'step')}")  # fmt: skip
+    ax.set(ylabel="process", xlabel=f"each rank's batches in order (colour: the optimizer step; {count(dropped, 'batch')} dropped)",
+           title=f"{count(batches, 'batch')}, {count(processes, 'process')} × {accumulate} accumulated each: "
+                 f"{count(processes * accumulate, 'batch')} per step, {count(steps, 'step')}")  # fmt: skip
     if own:
         ax.figure.tight_layout()
     return ax.figure
-
-
-def _count(n: int, noun: str) -> str:
-    """A count with its noun: 1 batch, 2 batches, 3 steps."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith(('s', 'ch')) else 's'}"

@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from helpers.env import MPS_SEVERAL
+
 T = TypeVar("T")
 
 VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
@@ -61,9 +63,8 @@ def current() -> Rank:
 def start(device: torch.device) -> Rank:
     """Join the other processes (once): NCCL between GPUs, gloo between CPU processes."""
     place = current()
-    if place.world > 1 and device.type == "mps":  # gloo reduces CPU and CUDA tensors only
-        raise ValueError("several processes cannot share gradients on Apple's mps device: set "
-                         "HELPERS_DEVICE=cpu to train them on the CPU")  # fmt: skip
+    if place.world > 1 and device.type == "mps":  # a device given directly, not by pick_device
+        raise ValueError(MPS_SEVERAL)
     if place.world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         atexit.register(finish)  # leave the group when the command ends
