@@ -12,6 +12,7 @@ import errno
 import functools
 import hashlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -88,6 +89,9 @@ class Busy(ValueError):
     """Another run is using the same output (a --save folder, a --json report)."""
 
 
+_NOT_PLAIN = (
+    "the run lock {} is a link or a special file, not a plain file: delete it, then run again"
+)
 _HELD: dict[str, int] = {}  # the run locks this process holds for the command now running, by key
 _BUSY = {errno.EAGAIN, errno.EACCES, errno.EDEADLK}  # flock's "held", and msvcrt's on Windows
 
@@ -106,15 +110,26 @@ def lock_output(path: Path, flag: str) -> None:
     key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
     if key in _HELD:  # one file given to two of its flags: the other flag's check names that
         return
+    # never through a link: the holder's id is written into the file, and a link planted in a shared
+    # cache would have that write empty the file it points to
+    plain = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         lock = cache_dir() / "locks" / f"{key}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | plain, 0o666)
         except PermissionError:  # another user's lock file in a shared cache: locking reads it
-            fd = os.open(lock, os.O_RDONLY)
-    except (OSError, ValueError):
+            fd = os.open(lock, os.O_RDONLY | plain)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(_NOT_PLAIN.format(lock)) from None
         return
+    except ValueError:
+        return
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a hard link, a device, a pipe
+        os.close(fd)
+        raise ValueError(_NOT_PLAIN.format(lock))
     try:
         _lock(fd)
     except OSError as err:

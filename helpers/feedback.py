@@ -22,7 +22,8 @@ _FAILED: dict[tuple[str, str], int] = {}  # (exercise, mistake) -> failed attemp
 
 @dataclass(repr=False)
 class CheckResult:
-    """Prints as ✅/❌ with hints in a notebook; code reads ``result.passed`` and ``result.hints``."""
+    """Prints as "✅ name (passed): …" or "❌ name (not yet): …" with hints in a notebook; code reads
+    ``result.passed`` and ``result.hints``."""
 
     name: str
     passed: bool
@@ -38,8 +39,14 @@ class CheckResult:
         return self.passed
 
     def __str__(self) -> str:
-        mark = "✅" if self.passed else ("⏳" if self.not_implemented else "❌")
-        lines = [f"{mark} {self.name}: {self.verdict}"]
+        # The outcome in words as well as a mark and a colour (a screen reader, a dark theme).
+        if self.passed:
+            head = f"✅ {self.name} (passed)"
+        elif self.not_implemented:
+            head = f"⏳ {self.name}"
+        else:
+            head = f"❌ {self.name} (not yet)"
+        lines = [f"{head}: {self.verdict}"]
         label = "why" if self.passed else "hint"
         shown = self.hints if self.shown is None else self.hints[: max(1, self.shown)]
         lines += [f"   {label}: {hint}" for hint in shown]

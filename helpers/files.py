@@ -166,8 +166,6 @@ def visible_files(folder: str | Path) -> list[Path]:
 
 
 _guarding = 0  # interrupt_after blocks open in the main thread
-_UMASK = os.umask(0o022)  # read once, at import (os.umask can only read it by setting it)
-os.umask(_UMASK)
 STALE_SECONDS = 24 * 3600  # a temporary .part file this old is a killed write's
 
 
@@ -278,8 +276,19 @@ def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool
 def _put(tmp: Path, path: Path) -> None:
     """Move the finished ``tmp`` to ``path``, readable as open() would have made it (mkstemp and
     safetensors make their files 0o600: other users of a shared cache could not read them)."""
-    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)  # atomic on one file system
+
+
+def _umask() -> int:
+    """The process's umask now (a notebook may have changed it since import): Linux shows it in
+    /proc; elsewhere os.umask reads it only by setting it, so it is set back at once."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text(encoding="utf-8").splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _remove_stale_parts(path: Path) -> None:
@@ -348,18 +357,19 @@ def load_arrays(path: str | Path, *names: str) -> list | None:
 
 
 def extract_tar(archive: str | Path, target: str | Path) -> None:
-    """Extract ``archive`` into ``target``, refusing links and any member that would land outside it."""
+    """Extract ``archive`` into ``target``: plain files and folders only, none landing outside it,
+    none setuid or writable by others (what tarfile's "data" filter, missing before Python 3.11.4,
+    also ensures)."""
     archive, root = Path(archive), Path(target).resolve()
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
-            if (
-                member.issym()
-                or member.islnk()
-                or not (root / member.name).resolve().is_relative_to(root)
-            ):
-                raise ValueError(
-                    f"refusing to extract {member.name!r} from {archive}: it points outside {target}"
-                )
+            if not (root / member.name).resolve().is_relative_to(root):
+                raise ValueError(f"refusing to extract {member.name!r} from {archive}: it would "
+                                 f"land outside {target}")  # fmt: skip
+            if not (member.isfile() or member.isdir()):
+                raise ValueError(f"refusing to extract {member.name!r} from {archive}: it is a "
+                                 "link, a device or a pipe, not a plain file or folder")  # fmt: skip
+            member.mode &= 0o755
         if hasattr(tarfile, "data_filter"):
             tar.extractall(root, filter="data")
         else:

@@ -207,6 +207,40 @@ def test_a_lock_whose_holder_id_cannot_be_written_is_still_released(cache, tmp_p
     cli.release_outputs()
 
 
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_left_alone(cache, tmp_path, capsys):
+    """The lock's name is a hash anyone can compute: a link planted in a shared cache's locks folder
+    had the holder's id written through it, emptying the file it pointed to."""
+    import hashlib
+    import os
+
+    from helpers import cli
+    from helpers.corpora import synthetic_text
+    from helpers.gpt import cli as gpt
+
+    data, save = tmp_path / "text.txt", tmp_path / "m"
+    data.write_text(synthetic_text(3000), encoding="utf-8")
+    victim = tmp_path / "notes.txt"
+    victim.write_text("two lines\nof work\n", encoding="utf-8")
+    locks = cache / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(str(save.resolve()).encode()).hexdigest()[:24]
+    (locks / f"{key}.lock").symlink_to(victim)
+    args = ["train", "--data", str(data), "--iters", "4", "--layers", "1", "--heads", "2", "--embd", "16",
+            "--block-size", "16", "--batch-size", "8", "--evals", "2", "--save", str(save),
+            "--json", str(tmp_path / "run.json"), "--quiet"]  # fmt: skip
+    assert gpt.main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"the run lock {locks / key}.lock is a link or a special file" in err and "delete it" in err
+    )
+    assert victim.read_text(encoding="utf-8") == "two lines\nof work\n" and not save.exists()
+    (locks / f"{key}.lock").unlink()
+    os.link(victim, locks / f"{key}.lock")  # a hard link: the same file under two names
+    with pytest.raises(ValueError, match="is a link or a special file"):
+        cli.lock_output(save, "--save")
+    assert victim.read_text(encoding="utf-8") == "two lines\nof work\n" and cli._HELD == {}
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [("helpers.mlm.cli", ["--train-file", "t.txt", "--save", "s", "--json", "o.json"]),

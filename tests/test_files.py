@@ -77,6 +77,23 @@ def test_saved_files_are_readable_by_others_as_open_would_make_them(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o666 & ~old, path
 
 
+@pytest.mark.parametrize("proc", [True, False])
+def test_a_umask_set_after_import_is_the_one_used(tmp_path, monkeypatch, proc):
+    """The umask was read once, at import: a notebook that then set a private one (0o077) still got
+    files others could read, where open() would have made them private."""
+    from helpers import files
+
+    if not proc:  # macOS, Windows: no /proc, os.umask read by setting it back
+        monkeypatch.setattr(files.Path, "read_text", lambda *a, **k: (_ for _ in ()).throw(OSError))
+    old = os.umask(0o077)
+    try:
+        atomic_write(tmp_path / "private.json", lambda tmp: tmp.write_text("{}"))
+        assert os.umask(0o077) == 0o077  # left as it was
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+
+
 def test_temporary_files_a_killed_write_left_are_removed_after_a_day(tmp_path):
     """kill -9 (or a SIGKILL after Slurm's SIGTERM) runs no clean-up: its .part file stays. The next
     write of the same file removes those over a day old; a fresh one may be another process's."""

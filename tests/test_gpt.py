@@ -555,7 +555,7 @@ def test_rounds_end_on_whole_steps_and_more_evals_than_steps_is_said(
     assert cli.main(argv) == 0
     report = json.loads((tmp_path / "out.json").read_text())
     assert (report["iters"], report["batches"], report["steps"]) == (3, batches, steps)
-    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert state["scheduler"]["last_epoch"] == 3  # the optimizer steps actually taken
     err = capsys.readouterr().err
     said = "note: --evals 5: the run has 3 steps, so 3 evaluations"
@@ -593,7 +593,7 @@ def test_an_old_checkpoint_with_another_round_split_trains_again(tmp_path, capsy
     argv = small_argv(tmp_path, {"--iters": "4", "--accumulate": "2", "--evals": "2"})
     assert cli.main(argv) == 0
     path = tmp_path / "run" / "checkpoint.pt"
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)
     assert state["fingerprint"]["rounds"] == [4, 4]
     state["fingerprint"]["rounds"] = [5, 3]
     torch.save(state, path)

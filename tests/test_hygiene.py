@@ -97,3 +97,23 @@ def test_student_versions_hold_no_solutions(path):
     instructor = nbformat.read(path, as_version=4)
     blocks = sum(c.source.count("# BEGIN SOLUTION") for c in instructor.cells)
     assert source.count("raise NotImplementedError(") == blocks
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_headings_nest_and_exercises_are_headings(path):
+    """One title, no skipped heading level (screen readers navigate by them), and every exercise
+    under a heading of its own, so heading navigation finds it."""
+    levels, loose = [], []
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            heading = re.match(r"(#{1,6}) ", line)
+            if heading:
+                levels.append((i, len(heading.group(1))))
+            elif re.match(r"\W*Exercise \w+\b", line):
+                loose.append((i, line[:60]))
+    assert [level for _, level in levels].count(1) == 1 and levels[0][1] == 1
+    skipped = [(i, b) for (_, a), (i, b) in zip(levels, levels[1:]) if b > a + 1]
+    assert not skipped, f"(cell, level) headings that skip a level: {skipped}"
+    assert not loose, f"exercises not under a '### Exercise …' heading: {loose}"

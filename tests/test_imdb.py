@@ -1,3 +1,4 @@
+import html
 import io
 import itertools
 import json
@@ -148,19 +149,36 @@ def test_offline_without_data_says_what_to_do(monkeypatch, cache):
     assert "offline" in str(err.value) and "aclImdb_v1.tar.gz" in str(err.value)
 
 
-def tar_with(tmp_path, names):
+def tar_with(tmp_path, names, kind=tarfile.REGTYPE, mode=0o644):
     path = tmp_path / "a.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
         for name in names:
-            data = b"A fine film."
+            data = b"A fine film." if kind == tarfile.REGTYPE else b""
             info = tarfile.TarInfo(name)
-            info.size = len(data)
+            info.size, info.type, info.mode = len(data), kind, mode
             tar.addfile(info, io.BytesIO(data))
     return path
 
 
+@pytest.mark.parametrize("data_filter", [True, False])
+def test_tarball_extraction_keeps_plain_files_only(tmp_path, monkeypatch, data_filter):
+    """Without tarfile's data filter (Python 3.11.0 to 3.11.3) a pipe or device was extracted, and a
+    setuid, world-writable mode kept."""
+    if not data_filter:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    for kind, name in ((tarfile.FIFOTYPE, "pipe"), (tarfile.CHRTYPE, "device"),
+                       (tarfile.SYMTYPE, "link")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"'{name}' .*: it is a link, a device or a pipe"):
+            extract_tar(tar_with(tmp_path, [name], kind), tmp_path / "out")
+        assert not (tmp_path / "out" / name).exists()
+    extract_tar(tar_with(tmp_path, ["film.txt"], mode=0o4777), tmp_path / "out")
+    assert (tmp_path / "out" / "film.txt").stat().st_mode & 0o7777 == 0o755
+
+
 def test_tarball_extraction_refuses_paths_outside_the_target(tmp_path):
-    with pytest.raises(ValueError, match="refusing to extract '../evil.txt'"):
+    with pytest.raises(
+        ValueError, match="refusing to extract '../evil.txt' .*: it would land outside"
+    ):
         extract_tar(tar_with(tmp_path, ["../evil.txt"]), tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists()
     names = ["aclImdb/train/pos/1_9.txt", "aclImdb/train/neg/2_1.txt", "aclImdb/test/pos/3_8.txt"]
@@ -409,6 +427,17 @@ def test_review_attention(prepared):
     view.controls["index"].value = 5
     assert view.state["label"] == int(prepared.labels["valid"][5])
     assert len(view.state["occlusion"]) == len(view.state["tokens"])
+    # each shading's strongest tokens in words, not in colour alone, the tokens escaped
+    page, state = view.children[-1].children[0].value, view.state
+    rises = sorted(zip([-d for d in state["occlusion"]], state["tokens"]), reverse=True)
+    against = [f"{html.escape(t)} ({-r:+.2f})" for r, t in rises[:5] if r > 0]
+    assert f"argued against most: {', '.join(against) or 'none'}<br>" in page
+    drops = sorted(zip(state["occlusion"], state["tokens"]), reverse=True)
+    supported = [f"{html.escape(t)} ({d:+.2f})" for d, t in drops[:5] if d > 0]
+    assert f"supported most: {', '.join(supported) or 'none'}<br>" in page
+    looked = sorted(zip(state["weights"], state["tokens"]), reverse=True)[:5]
+    assert "most attention: " + ", ".join(f"{html.escape(t)} ({v:.2f})" for v, t in looked) in page
+    assert ("✅ right" in page) == (state["predicted"] == state["label"])
 
 
 def test_misclassified_lists_the_most_confident_mistakes_first(prepared):

@@ -353,5 +353,16 @@ def test_highlight_tokens_shades_relative_to_the_top_weight_and_escapes():
     assert "&lt;b&gt;" in page and "rgba(255, 140, 0, 0.50)" in page and "0, 1.00)" in page
 
 
+def test_shaded_tokens_are_black_on_white_whatever_the_theme():
+    """Pale shading under a dark theme's light text was unreadable: the panel sets both, and each
+    token's number is on hover, not only in its shade."""
+    from helpers.plots.imdb import highlight_signed
+
+    for page in (training.highlight_tokens(["a", "b"], [0.2, 0.4]),
+                 highlight_signed(["a", "b"], [0.3, -0.1])):  # fmt: skip
+        assert page.startswith('<div style="line-height: 1.8; background: #fff; color: #000;')
+        assert 'title="0.' in page or 'title="+0.' in page
+
+
 def test_rounded():
     assert rounded(torch.tensor([[0.12345, 1.0]]), 2) == [0.12, 1.0]

@@ -135,6 +135,22 @@ def test_sharding_plot_numbers_steps_and_dropped_batches():
     assert "0 batches dropped" in one.get_xlabel()
 
 
+def test_sharding_plot_tells_steps_apart_without_colour():
+    """The palette's seven colours come round again: 64 batches, one process, a step each drew
+    steps 0 and 7 alike, and colour alone says nothing to a colour-blind student or in print."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots.scaling import plot_sharding
+
+    for batches, processes, accumulate in ((64, 1, 1), (25, 3, 2), (24, 2, 5)):
+        ax = plot_sharding(batches, processes, accumulate).axes[0]
+        steps = -(-(batches // processes) // accumulate)
+        edges = sorted(line.get_xdata()[0] for line in ax.lines)
+        assert edges == [k * accumulate - 0.5 for k in range(1, steps)]
+        assert "a line per optimizer step" in ax.get_xlabel()
+
+
 @pytest.mark.parametrize("extra, said", [
     (["--lrs", "nan"], "finite"), (["--time", "banana"], "is not Slurm's HH:MM:SS"),
     (["--batch-size", "-3"], "--batch-size must be at least 1"), (["--gpus", "-1"], "--gpus must be ≥ 0"),
@@ -180,6 +196,31 @@ def test_collect_names_a_result_that_is_not_a_finetune_report(tmp_path, capsys, 
     assert (
         "0.json is not a report of `python -m helpers.finetune`" in err and err.count("\n") == 1
     ), err
+
+
+@pytest.mark.parametrize("out, partition, said", [
+    ("grid", "gpu\ntouch PWNED #", "--partition 'gpu\\ntouch PWNED #' is not a Slurm partition name"),
+    ("grid", "gpu;id", "is not a Slurm partition name"),
+    ("nl\ntouch PWNED #", None, "holds a line break or another control character"),
+])  # fmt: skip
+def test_write_refuses_values_that_would_break_the_sbatch_lines(
+    tmp_path, monkeypatch, capsys, files, out, partition, said
+):
+    """A line break in --partition or --out started a shell line in the script (run by sbatch, and
+    ending Slurm's reading of --array and --output after it)."""
+    monkeypatch.chdir(tmp_path)
+    argv = write_argv("--models", "tiny")
+    argv[2] = out
+    code = main([*argv, *(["--partition", partition] if partition else [])])
+    err = capsys.readouterr().err
+    assert code == 2 and said in err and err.count("\n") == 1, err
+    assert not list(tmp_path.rglob("*.sh")) and not (tmp_path / "PWNED").exists()
+    assert main([*write_argv("--models", "tiny"), "--partition", "gpu-a100,gpu_v100"]) == 0
+    script = (tmp_path / "grid" / "array.sh").read_text()
+    assert "#SBATCH --partition=gpu-a100,gpu_v100\n" in script
+    assert (
+        f"#SBATCH --output={tmp_path / 'grid'}/logs/%x-%A_%a.out\n" in script
+    )  # quoted if need be
 
 
 def write_argv(*extra: str) -> list[str]:

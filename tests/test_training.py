@@ -22,7 +22,7 @@ from helpers.training import (
     perplexity,
     predict,
 )
-from helpers.training.checkpoints import load_checkpoint
+from helpers.training.checkpoints import check_own_checkpoint, load_checkpoint
 from helpers.training.loop import batch_outputs, lr_factor, make_optimizer
 
 CPU = torch.device("cpu")
@@ -291,7 +291,7 @@ def test_resuming_mid_run_gives_the_run_that_never_stopped(tmp_path):
     path = tmp_path / "part.pt"
     with seeded(3):
         fit(toy_model(), data, cfg.replace(epochs=2), CPU, checkpoint=path, progress=False)
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)
     state["fingerprint"]["train"]["epochs"] = 4  # pretend the 4-epoch run was killed after epoch 2
     torch.save(state, path)
     with seeded(3):
@@ -318,7 +318,7 @@ def test_resuming_a_shuffling_dataloader_draws_the_orders_of_the_run_that_never_
     path = tmp_path / "part.pt"
     with seeded(3):
         fit(toy_model(), batches(), cfg.replace(epochs=2), CPU, checkpoint=path, progress=False)
-    state = torch.load(path, weights_only=False)
+    state = torch.load(path, weights_only=True)
     state["fingerprint"]["train"]["epochs"] = 4  # pretend the 4-epoch run was killed after epoch 2
     torch.save(state, path)
     with seeded(3):
@@ -355,7 +355,7 @@ def test_a_checkpoint_knows_the_precision_used_and_keeps_only_stateful_callbacks
     counter = Counter()
     fit(toy_model(), data, TrainConfig(epochs=2, precision="fp32"), CPU, checkpoint=path,
         callbacks=[HalfStateful(), counter], progress=False)  # fmt: skip
-    assert torch.load(path, weights_only=False)["fingerprint"]["train"]["precision"] == "fp32"
+    assert torch.load(path, weights_only=True)["fingerprint"]["train"]["precision"] == "fp32"
     again = Counter()
     fit(toy_model(), data, TrainConfig(epochs=2, precision="auto"), CPU, checkpoint=path,
         callbacks=[HalfStateful(), again], progress=False)  # fmt: skip
@@ -609,3 +609,25 @@ def test_training_batches_run_in_train_mode():
     )
     # per epoch: 2 training batches, then 1 evaluation batch
     assert modes == [True, True, False, True, True, False]
+
+
+class _RunsCode:
+    """Unpickled, it calls open(marker, "w"): what a planted checkpoint could do with any function."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    """A checkpoint found in a shared run folder or a copied cache is loaded tensors-only: with
+    weights_only=False, reading it ran its code even where the command then refused the file."""
+    marker, path = tmp_path / "code ran", tmp_path / "run-checkpoint.pt"
+    torch.save({"fingerprint": _RunsCode(marker), "epoch": 1}, path)
+    state, why = load_checkpoint(path, {}, torch.device("cpu"))
+    assert state is None and "cannot run code" in why and "weights_only" not in why
+    with pytest.raises(ValueError, match="is not a checkpoint of helpers.finetune"):
+        check_own_checkpoint(path, "helpers.finetune", "--checkpoint")
+    assert not marker.exists()

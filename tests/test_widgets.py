@@ -161,3 +161,27 @@ def test_live_runs_keeps_every_run_and_reports_errors_in_the_widget():
     box.controls["x"].value = -1.0
     box.button.click()
     assert box.runs == [1.0, 2.0] and "ValueError: x must not be negative" in status.value
+
+
+def test_every_control_has_a_description():
+    """A control without one is announced by a screen reader as "checkbox, not checked" and nothing
+    more (the quiz's boxes were): every ipywidgets control helpers/widgets builds names itself."""
+    import ast
+
+    from conftest import ROOT
+
+    controls = {name for name in dir(ipywidgets) if name[0].isupper()} - {
+        "Layout", "HTML", "HTMLMath", "Label", "Output", "Box", "HBox", "VBox", "GridBox", "Image",
+        "Widget", "DOMWidget", "CoreWidget", "ValueWidget", "Style", "Tab", "Accordion",
+    }  # fmt: skip
+    bare, seen = [], 0
+    for path in sorted((ROOT / "helpers" / "widgets").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in controls):  # fmt: skip
+                seen += 1
+                if "description" not in {k.arg for k in node.keywords}:
+                    bare.append(f"{path.name}:{node.lineno} {node.func.attr}")
+    assert seen >= 20 and not bare, bare
+    box = quiz("01_concepts").questions[0]["choices"]
+    assert [c.description for c in box] == [f"{i}." for i in range(1, len(box) + 1)]

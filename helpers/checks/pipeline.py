@@ -574,7 +574,7 @@ def _on_model(name, collate, make_loaders, evaluate, model, valid_items, max_len
                 ok = False
             if not ok:
                 return failed(name, f"your {what} does not yet pass its check above",
-                              "run the three checks above until each shows ✅")  # fmt: skip
+                              "run the three checks above until each says passed")  # fmt: skip
     device = next(model.parameters()).device
     try:
         batch = functools.partial(collate, max_len=max_len)

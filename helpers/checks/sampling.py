@@ -125,8 +125,8 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
                 soft / t,
             "the temperature has no effect: applied after the softmax and renormalised, or added to "
             "the logits (the softmax ignores a constant shift); divide the logits, then softmax": soft,
-            "the logits are multiplied by the temperature: divide them instead; T > 1 must shrink "
-            "the logits (flatter), T < 1 enlarge them (sharper)": torch.softmax(logits * t, dim=-1),
+            "the logits are multiplied by the temperature: divide them instead; τ > 1 must shrink "
+            "the logits (flatter), τ < 1 enlarge them (sharper)": torch.softmax(logits * t, dim=-1),
             "the softmax runs over the batch (dim=0): each row's probabilities must sum to 1 over "
             "the vocabulary, the last dimension": torch.softmax(logits / t, dim=0),
         }  # fmt: skip
@@ -134,10 +134,10 @@ def _temperature(name: str, fn: Callable) -> CheckResult:
             if _close(got, output):
                 return named(name, hint, prefix=f"at temperature {t}: ")
         return failed(name, f"wrong probabilities at temperature {t}",
-                      "compare T = 0.5 with T = 2: a lower temperature must sharpen the distribution "
+                      "compare τ = 0.5 with τ = 2: a lower temperature must sharpen the distribution "
                       "(the top token gains), and every row must sum to 1",
                       "torch.softmax(logits / temperature, dim=-1)")  # fmt: skip
-    return passed(name, "softmax(logits / T) at T = 0.5, 2 and 1")
+    return passed(name, "softmax(logits / τ) at τ = 0.5, 2 and 1")
 
 
 def top_k_probs(logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -16,6 +16,8 @@ from IPython.display import Code
 from matplotlib import cycler
 from matplotlib.figure import Figure
 
+# Shaded tokens (HTML) sit on a panel of their own: black text on white, readable in a dark theme.
+PANEL = "line-height: 1.8; background: #fff; color: #000; padding: 2px 4px"
 # Okabe and Ito's palette: its colours stay apart for the common colour-vision deficiencies (matplotlib's
 # default cycle puts a red beside a green)
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")

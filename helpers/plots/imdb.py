@@ -4,7 +4,7 @@ import html
 
 from matplotlib.figure import Figure
 
-from helpers.plots import subplots
+from helpers.plots import PANEL, subplots
 
 
 def plot_ablation(rows: list[dict], title: str = "one change at a time") -> Figure:
@@ -33,11 +33,12 @@ def plot_ablation(rows: list[dict], title: str = "one change at a time") -> Figu
 
 
 def highlight_signed(tokens: list[str], values: list[float]) -> str:
-    """HTML: each token on blue (positive) or red (negative), as dark as |value| relative to the largest."""
+    """HTML: each token on blue (positive) or red (negative), as dark as |value| relative to the largest
+    (its value shown on hover), black on a white panel in light and dark themes alike."""
     top = max((abs(v) for v in values), default=0.0) or 1.0
     spans = []
     for token, value in zip(tokens, values):
         color = "30, 110, 220" if value >= 0 else "220, 50, 50"
         spans.append(f'<span style="background: rgba({color}, {abs(value) / top:.2f}); '
                      f'padding: 1px" title="{value:+.3f}">{html.escape(token)}</span>')  # fmt: skip
-    return '<div style="line-height: 1.8">' + " ".join(spans) + "</div>"
+    return f'<div style="{PANEL}">' + " ".join(spans) + "</div>"

@@ -26,8 +26,9 @@ def dev_test_bars(
 
 def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None = None) -> Figure:
     """An epoch's batches dealt to the processes (a row per rank, its batches in order): each cell is
-    coloured by the optimizer step it joins and numbered with its batch; ``accumulate`` is per process.
-    The batches no rank can take are counted in the x label."""
+    numbered with its batch and coloured by the optimizer step it joins, a line between two steps
+    (the colours come round again after seven steps); ``accumulate`` is per process. The batches no
+    rank can take are counted in the x label."""
     from matplotlib.colors import ListedColormap
 
     per_rank = batches // processes
@@ -45,10 +46,12 @@ def plot_sharding(batches: int, processes: int, accumulate: int, ax: Axes | None
     for rank in range(processes):
         for j in range(per_rank):
             ax.text(j, rank, str(rank + j * processes), ha="center", va="center", fontsize=8)
+    for step in range(1, steps):  # the steps told apart without colour
+        ax.axvline(step * accumulate - 0.5, color="black", linewidth=1.5)
     ax.set_yticks(range(processes), [f"rank {r}" for r in range(processes)])
     ax.set_xticks([])
     dropped = batches - per_rank * processes
-    ax.set(ylabel="process", xlabel=f"each rank's batches in order (colour: the optimizer step; {count(dropped, 'batch')} dropped)",
+    ax.set(ylabel="process", xlabel=f"each rank's batches in order (a colour and a line per optimizer step; {count(dropped, 'batch')} dropped)",
            title=f"{count(batches, 'batch')}, {count(processes, 'process')} × {accumulate} accumulated each: "
                  f"{count(processes * accumulate, 'batch')} per step, {count(steps, 'step')}")  # fmt: skip
     if own:

@@ -8,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from helpers.plots import subplots
+from helpers.plots import PANEL, subplots
 
 
 def plot_history(history: dict[str, list[float]], title: str = "training") -> Figure:
@@ -122,10 +122,12 @@ def search_table(results: list[dict]) -> pd.DataFrame:
 
 
 def highlight_tokens(tokens: list[str], weights: list[float]) -> str:
-    """HTML: each token on a background as dark as its weight (relative to the largest)."""
+    """HTML: each token on a background as dark as its weight (relative to the largest; the weight
+    shown on hover), black on a white panel in light and dark themes alike."""
     top = max(weights) if weights else 1.0
     spans = [
-        f'<span style="background: rgba(255, 140, 0, {w / top:.2f}); padding: 1px">{html.escape(t)}</span>'
+        f'<span style="background: rgba(255, 140, 0, {w / top:.2f}); padding: 1px" '
+        f'title="{w:.3f}">{html.escape(t)}</span>'
         for t, w in zip(tokens, weights)
     ]
-    return '<div style="line-height: 1.8">' + " ".join(spans) + "</div>"
+    return f'<div style="{PANEL}">' + " ".join(spans) + "</div>"

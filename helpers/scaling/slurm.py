@@ -239,6 +239,21 @@ def _header(plan: dict, what: str, script: str, name: str, gpus: int) -> str:
     return text
 
 
+def _check_script_values(plan: dict) -> None:
+    """Refuse what would break the scripts' #SBATCH lines: a line break there (in --out, or in
+    --partition, which is written as it is) starts a shell line, which would run, and ends Slurm's
+    reading of the options after it."""
+    partition = plan["partition"]
+    if partition is not None and not re.fullmatch(r"[A-Za-z0-9_.,-]+", str(partition)):
+        raise ValueError(f"--partition {partition!r} is not a Slurm partition name (letters, digits "
+                         "and _ . , - ; several separated by commas)")  # fmt: skip
+    folder = str(plan["folder"])
+    if not folder.isprintable():
+        raise ValueError(f"--out {folder!r} holds a line break or another control character: in the "
+                         "job scripts it would end an #SBATCH line and run the rest as a command; "
+                         "give a folder without one")  # fmt: skip
+
+
 def write_jobs(plan: dict) -> dict[str, Path]:
     """``plan.json``, ``job.sh`` (the first run, on all the node's GPUs) and ``array.sh`` (every run,
     one array task each) in the plan's folder; logs/ and results/ beside them. Raises ValueError when
@@ -248,8 +263,10 @@ def write_jobs(plan: dict) -> dict[str, Path]:
     conflict = folder_conflict(plan)
     if conflict:  # the old plan's results would be read as this plan's
         raise ValueError(f"{conflict}; give another --out or move it away")
+    _check_script_values(plan)
     for sub in ("logs", "results"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
+    # quoted for the shell lines and for #SBATCH's, which sbatch splits at spaces outside quotes
     values = {"folder": shlex.quote(str(folder)), "workdir": shlex.quote(str(Path.cwd())),
               "python": shlex.quote(sys.executable)}  # fmt: skip
     first = " ".join(map(shlex.quote, plan["runs"][0]["args"] + plan["common"]))

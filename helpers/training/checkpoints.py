@@ -10,6 +10,7 @@ what changed and trains again.
 
 import hashlib
 import inspect
+import pickle
 from pathlib import Path
 
 import torch
@@ -134,8 +135,8 @@ def check_own_checkpoint(path: str | Path, made_by: str, flag: str) -> None:
         return
     try:
         # mmap: the weights stay on disk, only the fingerprint is read (2 ms for a 285 MB file here);
-        # torch 2.2 maps only a file named by a str
-        state = torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
+        # torch 2.2 maps only a file named by a str; weights_only: see load_checkpoint
+        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
         owner = state["fingerprint"].get("made_by")
     except Exception:  # not a checkpoint, or not one of ours
         owner = None
@@ -172,9 +173,15 @@ def load_checkpoint(
     if not path.exists():
         return None, f"no checkpoint at {path}: training from the start"
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
+        # weights_only: a checkpoint holds tensors, numbers, strings and containers of them, and a file
+        # from elsewhere (a shared run folder, a copied cache) must not run code when it is loaded
+        state = torch.load(path, map_location=device, weights_only=True)
     # not a checkpoint, or a damaged one: unpickling a flipped byte raises almost anything
     except Exception as err:
+        if isinstance(err, pickle.UnpicklingError):  # not torch's advice to load it unsafely
+            return None, (f"{path} could not be read: it is damaged or holds objects other than "
+                          "tensors, numbers and strings (only those are loaded, so a file from "
+                          "elsewhere cannot run code); training again")  # fmt: skip
         return None, f"{path} could not be read ({type(err).__name__}: {err}); training again"
     saved = state.get("fingerprint") if isinstance(state, dict) else None
     if not isinstance(saved, dict) or "epoch" not in state:

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from helpers.finetune import experiments
 from helpers.plots.training import plot_curves
 from helpers.profiles import Sizes04
-from helpers.widgets.live import STYLE, live_runs
+from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_runs
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,14 @@ def finetune_explorer(
             description="learning rate",
             style=STYLE,
         ),
-        "epochs": w.IntSlider(value=sizes.epochs, min=1, max=10, description="epochs", style=STYLE),
+        "epochs": w.IntSlider(
+            value=sizes.epochs,
+            min=1,
+            max=10,
+            description="epochs",
+            layout=SLIDER_LAYOUT,
+            style=STYLE,
+        ),
         "batch_size": w.Dropdown(
             options=[8, 16, 32, 64], value=32, description="batch size", style=STYLE
         ),

@@ -1,5 +1,6 @@
 """Notebook 03's widgets: train the GloVe transformer with other settings, and read what it attends to."""
 
+import html
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
@@ -7,7 +8,7 @@ import ipywidgets as w
 from helpers import imdb
 from helpers.plots.imdb import highlight_signed
 from helpers.plots.training import highlight_tokens, plot_runs
-from helpers.widgets.live import STYLE, index_slider, live_html, live_runs
+from helpers.widgets.live import SLIDER_LAYOUT, STYLE, index_slider, live_html, live_runs
 
 if TYPE_CHECKING:
     import torch
@@ -27,7 +28,12 @@ def hyperparameter_explorer(
     controls = {
         # the ranges hold the notebook's own settings too, so each control starts where they are
         "blocks": w.IntSlider(
-            value=base.blocks, min=1, max=max(4, base.blocks), description="blocks", style=STYLE
+            value=base.blocks,
+            min=1,
+            max=max(4, base.blocks),
+            description="blocks",
+            layout=SLIDER_LAYOUT,
+            style=STYLE,
         ),  # fmt: skip
         "heads": w.Dropdown(
             options=_with([1, 2, 4, 5], base.heads),
@@ -42,12 +48,17 @@ def hyperparameter_explorer(
             style=STYLE,
         ),  # fmt: skip
         "epochs": w.IntSlider(
-            value=base.epochs, min=1, max=max(10, base.epochs), description="epochs", style=STYLE
+            value=base.epochs,
+            min=1,
+            max=max(10, base.epochs),
+            description="epochs",
+            layout=SLIDER_LAYOUT,
+            style=STYLE,
         ),  # fmt: skip
         "max_len": w.Dropdown(
             options=_with([32, 64, 128, 256, 512], base.max_len),
             value=base.max_len,
-            description="max length",
+            description="max length (tokens)",
             style=STYLE,
         ),  # fmt: skip
         "freeze_embeddings": w.Checkbox(value=base.freeze_embeddings, description="freeze GloVe"),
@@ -83,15 +94,27 @@ def review_attention(
         return {**state, "occlusion": imdb.token_occlusion(prepared, model, device, split, index)}
 
     def draw(state: dict) -> w.HTML:
-        verdict = "✅" if state["predicted"] == state["label"] else "❌"
+        verdict = "✅ right" if state["predicted"] == state["label"] else "❌ wrong"
         truth, guess = ("pos" if state[k] else "neg" for k in ("label", "predicted"))
         head = f"<b>true: {truth} · predicted: {guess} ({state['confidence']:.0%}) {verdict}</b>"
-        top = sorted(zip(state["occlusion"], state["tokens"]), reverse=True)[:5]
-        words = ", ".join(f"{t} ({d:+.2f})" for d, t in top)
-        return w.HTML(f"{head}<br><i>attention received (orange)</i>"
+        # each shading's strongest tokens in words too (no colour needed to read them)
+        return w.HTML(f"{head}<br><i>attention received (orange)</i><br>"
+                      + _strongest("most attention", state["weights"], state["tokens"], "{:.2f}")
                       + highlight_tokens(state["tokens"], state["weights"])
                       + "<i>leave one token out: the drop in P(predicted) without it (blue: it "
-                      f"supported the prediction, red: it argued against)</i><br>top 5: {words}"
+                      "supported the prediction, red: it argued against)</i><br>"
+                      + _strongest("supported most", state["occlusion"], state["tokens"])
+                      + _strongest("argued against most", [-d for d in state["occlusion"]],
+                                   state["tokens"], sign=-1)
                       + highlight_signed(state["tokens"], state["occlusion"]))  # fmt: skip
 
     return live_html({"index": index_slider("review", index, n)}, compute, draw)
+
+
+def _strongest(
+    label: str, values: list[float], tokens: list[str], fmt: str = "{:+.2f}", sign: int = 1
+) -> str:
+    """HTML line "label: the 5 tokens of largest positive value (each value × sign)", or "none"."""
+    top = [(v, t) for v, t in sorted(zip(values, tokens), reverse=True)[:5] if v > 0]
+    words = ", ".join(f"{html.escape(t)} ({fmt.format(sign * v)})" for v, t in top)
+    return f"{label}: {words or 'none'}<br>"

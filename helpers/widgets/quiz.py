@@ -14,22 +14,20 @@ def quiz(name: str) -> w.VBox:
     box = w.VBox([w.HTML(f"<h3>{html.escape(title)}</h3>")])
     box.questions, box.results = [], {}
     for number, question in enumerate(questions, 1):
-        # The option's text beside its box, in an HTML widget: it wraps, where a description would
-        # be cut off at the label's width.
+        # Each box's description is its option's number (what a screen reader announces for it);
+        # the option's text beside it, in an HTML widget: it wraps, where a description would be
+        # cut off at the label's width.
         checkboxes = [
-            w.Checkbox(value=False, indent=False, layout=w.Layout(width="28px"))
-            for _ in question.options
+            w.Checkbox(
+                value=False, description=f"{i}.", indent=False, layout=w.Layout(width="56px")
+            )
+            for i in range(1, len(question.options) + 1)
         ]
         rows = [
             w.HBox(
-                [
-                    box_,
-                    w.HTML(
-                        f"{i}. {html.escape(option.text)}", layout=w.Layout(width="auto", flex="1")
-                    ),
-                ]
+                [box_, w.HTML(html.escape(option.text), layout=w.Layout(width="auto", flex="1"))]
             )
-            for i, (box_, option) in enumerate(zip(checkboxes, question.options), 1)
+            for box_, option in zip(checkboxes, question.options)
         ]
         button = w.Button(description="Check", button_style="info")
         feedback = w.HTML()

@@ -12,7 +12,7 @@ def sharding_explorer(batches: int = 24, processes: int = 2, accumulate: int = 2
     controls = {
         "batches": int_slider("batches", batches, 4, 64, continuous_update=True),
         "processes": int_slider("processes", processes, 1, 8, continuous_update=True),
-        "accumulate": int_slider("accumulated", accumulate, 1, 8, continuous_update=True),
+        "accumulate": int_slider("accumulate A", accumulate, 1, 8, continuous_update=True),
     }
 
     def compute(batches: int, processes: int, accumulate: int) -> dict:

@@ -8,7 +8,7 @@ from helpers.tokenization.bpe import Pair, segmentations_by_step
 from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_html
 
 PIECE = ("display:inline-block;margin:1px;padding:1px 5px;border-radius:4px;font-family:monospace;"
-         "background:{};border:1px solid #bbb")  # fmt: skip
+         "background:{};color:#000;border:1px solid #bbb")  # fmt: skip
 NEW, OLD = "#ffd88a", "#e8eef7"  # a piece the latest merge made, any other piece
 
 
@@ -50,6 +50,6 @@ def merge_explorer(words: list[str], merges: list[Pair], step: int | None = None
         lines = "".join(_word_html(word, p, made) for word, p in state["pieces"].items())
         tail = (f"{state['pieces_per_word']:.2f} pieces per word here; vocabulary: the characters "
                 f"+ {state['step']} merges = {state['vocab']}")  # fmt: skip
-        return w.HTML(f"<div>{head}</div>{lines}<div style='color:#555'>{tail}</div>")
+        return w.HTML(f"<div>{head}</div>{lines}<div style='opacity:0.7'>{tail}</div>")
 
     return live_html({"step": control}, compute, draw)
