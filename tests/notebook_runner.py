@@ -206,10 +206,18 @@ class StallProofClient(NotebookClient):
 
 
 def run_notebook(
-    path: Path, kernel_name: str, label: str, timeout: int = CELL_SECONDS, client_class=None
+    path: Path,
+    kernel_name: str,
+    label: str,
+    timeout: int = CELL_SECONDS,
+    client_class=None,
+    then: str | None = None,
 ):
-    """Execute the notebook at `path` with kernel `kernel_name`; return it and the seconds taken."""
+    """Execute the notebook at `path` with kernel `kernel_name` (and the code `then` in a last cell
+    of its own); return it and the seconds taken."""
     nb = nbformat.read(path, as_version=4)
+    if then is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(then))
     client = (client_class or StallProofClient)(
         nb,
         timeout=timeout,
@@ -224,6 +232,16 @@ def run_notebook(
         cell = getattr(client, "_current_index", "?")
         raise NotebookFailed(f"{label}: cell {cell}: {error.ename}: {error.evalue}") from None
     return nb, time.perf_counter() - start
+
+
+# Run last: the inline backend shows and closes every figure a cell makes, so one still open was never
+# drawn (a figure made in plt.rc_context as a kernel's first left every later one undrawn: 7 of 20).
+UNSHOWN = "import matplotlib.pyplot as plt\nprint('figures never drawn:', plt.get_fignums())"
+
+
+def assert_every_figure_drawn(text: str) -> None:
+    """``text``, a notebook's output run with ``then=UNSHOWN``, names no figure left undrawn."""
+    assert "figures never drawn: []" in text, text[text.find("figures never drawn") :]
 
 
 class NotebookFailed(AssertionError):

@@ -23,6 +23,8 @@ import pytest
 from conftest import ROOT
 from notebook_runner import (
     COLAB_SECONDS,
+    UNSHOWN,
+    assert_every_figure_drawn,
     errors_and_text,
     on_jupyter_path,
     run_notebook,
@@ -176,11 +178,12 @@ def test_notebook_runs_under_colab_pins(path, colab_kernel, fresh_helpers, monke
     smoke_environment(monkeypatch, tmp_path / "cache")
     monkeypatch.setenv("PYTHONWARNINGS", UNKNOWN_WIDGET_ARGUMENTS_FAIL)
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # debugpy's note on Python 3.13
-    nb, seconds = run_notebook(path, colab_kernel, label=f"colab {path.stem}")
+    nb, seconds = run_notebook(path, colab_kernel, label=f"colab {path.stem}", then=UNSHOWN)
     COLAB_SECONDS[path.name] = seconds
     errors, text = errors_and_text(nb)
     assert not errors, "\n".join(errors)
     assert "profile: smoke" in text, "the setup cell should print the active profile"
+    assert_every_figure_drawn(text)
 
 
 # colab/refresh.py: `python colab/refresh.py path/to/pip-freeze.gpu.txt`

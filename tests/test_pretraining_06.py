@@ -477,6 +477,13 @@ def test_plots_have_titles_and_labelled_axes():
     ax = fig.axes[0]
     assert ax.get_title() and ax.get_xlabel() == "epoch" and "perplexity" in ax.get_ylabel()
     assert list(ax.lines[0].get_ydata()) == [700.0, 500.0, 420.0]
+    assert "3.00M tokens seen in 300 s of training" in [t.get_text() for t in ax.texts]
+    # resumed after its last epoch: ~1 s of loading, the epochs' own seconds in the report's history
+    resumed = {"eval_perplexity": [700.0, 500.0], "tokens_seen": 2_000_000,
+               "seconds": {"train": 1.3, "per_epoch": [150.2, 149.9]}}  # fmt: skip
+    assert "2.00M tokens seen in 300 s of training" in [
+        t.get_text() for t in plot_perplexity(resumed).axes[0].texts
+    ]
     summary = twin.summarize([
         {"model": m, "seed": s, "accuracy": a, "precision": a, "recall": a, "f1": a}
         for m, s, a in (("pretrained", 0, 0.8), ("pretrained", 1, 0.7), ("random init", 0, 0.6))

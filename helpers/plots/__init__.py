@@ -24,9 +24,15 @@ COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0
 
 
 def subplots(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
-    """``plt.subplots`` whose axes cycle through ``COLORS``; matplotlib's own settings are left alone."""
-    with plt.rc_context({"axes.prop_cycle": cycler(color=COLORS)}):
-        return plt.subplots(*args, **kwargs)
+    """``plt.subplots`` whose axes cycle through ``COLORS``; matplotlib's own settings are left alone.
+
+    Each axis gets the cycle itself: a figure made inside ``plt.rc_context`` as a kernel's first one
+    left every later figure of the kernel undrawn under Jupyter's inline backend (the context's exit
+    turns interactive mode back off: matplotlib#24351, ipython/matplotlib-inline#22)."""
+    fig, axes = plt.subplots(*args, **kwargs)
+    for ax in fig.axes:
+        ax.set_prop_cycle(cycler(color=COLORS))
+    return fig, axes
 
 
 def number(value: float, digits: int = 2) -> str:

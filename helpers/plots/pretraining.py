@@ -21,7 +21,9 @@ def plot_perplexity(report: dict, title: str = "Pretraining: held-out MLM perple
     for x, y in ((1, ppl[0]), (len(ppl), ppl[-1])):
         ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 6))
     tokens = report["tokens_seen"] / 1e6
-    ax.text(0.98, 0.95, f"{tokens:.2f}M tokens seen in {report['seconds']['train']:.0f} s",
+    # the epochs' own seconds: a run resumed after its last epoch trains for none ("train" is ~1 s)
+    seconds = sum(report["seconds"].get("per_epoch") or [report["seconds"]["train"]])
+    ax.text(0.98, 0.95, f"{tokens:.2f}M tokens seen in {seconds:.0f} s of training",
             transform=ax.transAxes, ha="right", va="top", fontsize="small")  # fmt: skip
     fig.tight_layout()
     return fig
