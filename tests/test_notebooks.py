@@ -138,6 +138,34 @@ def run_cut(tmp_path, monkeypatch, name: str, knob: str, value: str, through: st
     return "", errors_and_text(nb)[1]
 
 
+def run_again(tmp_path, monkeypatch, name: str, through: str, between: str = "") -> list[str]:
+    """Notebook ``name`` in smoke through the first code cell containing ``through``, then ``between``
+    and that cell once more in the same kernel (an instructor re-running it): each run's lines."""
+    smoke_environment(monkeypatch, tmp_path / "cache")
+    nb = nbformat.read(next((ROOT / "notebooks").glob(f"{name}_*.ipynb")), as_version=4)
+    last = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and through in c.source)
+    nb.cells = nb.cells[: last + 1] + [new_code_cell(between), new_code_cell(nb.cells[last].source)]
+    path = tmp_path / f"{name}_again.ipynb"
+    nbformat.write(nb, path)
+    nb, _ = run_notebook(path, "python3", label=f"{name}, cell {last} run again")
+    return ["".join(o.get("text", "") for o in nb.cells[i].outputs) for i in (last, last + 2)]
+
+
+def test_notebook_03_trains_with_a_knob_changed_after_part_5(tmp_path, monkeypatch):
+    """The settings were built in part 5's model cell only: EPOCHS changed and the training cell run
+    again resumed the old run ("after 2 epochs") instead of training for 3."""
+    first, again = run_again(tmp_path, monkeypatch, "03", "result = imdb.run(", "EPOCHS = 3")
+    assert "validation accuracy after 2 epochs" in first, first
+    assert "validation accuracy after 3 epochs" in again, again
+
+
+def test_notebook_09_stand_in_t5_is_the_same_when_its_cell_runs_again(tmp_path, monkeypatch):
+    """The offline stand-in's random weights came from the global generator: a re-run printed another
+    loss and other scores, and the dev accuracy below it changed."""
+    first, again = run_again(tmp_path, monkeypatch, "09", "t5_name = next(")
+    assert "before our fine-tuning" in first and first == again, (first, again)
+
+
 def test_a_review_index_beyond_the_validation_reviews_is_named_once_the_data_are_loaded(
     tmp_path, monkeypatch
 ):
