@@ -110,24 +110,36 @@ def lock_output(path: Path, flag: str) -> None:
     key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
     if key in _HELD:  # one file given to two of its flags: the other flag's check names that
         return
-    # never through a link: the holder's id is written into the file, and a link planted in a shared
-    # cache would have that write empty the file it points to
-    plain = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         lock = cache_dir() / "locks" / f"{key}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | plain, 0o666)
+            before = os.lstat(lock)  # the name itself, not what a link there points to
+        except FileNotFoundError:
+            before = None
+    except (OSError, ValueError):
+        return
+    # Only a plain file of its own: the holder's id is written into it, so a link planted in a shared
+    # cache would have that write empty the file it points to, and opening a pipe could wait forever.
+    # Checked before opening (Windows has no O_NOFOLLOW), then the opened file is the one checked.
+    if before is not None and not _plain(before):
+        raise ValueError(_NOT_PLAIN.format(lock))
+    flags = (
+        getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    )
+    try:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | flags, 0o666)
         except PermissionError:  # another user's lock file in a shared cache: locking reads it
-            fd = os.open(lock, os.O_RDONLY | plain)
+            fd = os.open(lock, os.O_RDONLY | flags)
     except OSError as err:
-        if err.errno == errno.ELOOP:
+        if err.errno in (errno.ELOOP, errno.EMLINK):  # a link made meanwhile (EMLINK: BSDs)
             raise ValueError(_NOT_PLAIN.format(lock)) from None
         return
-    except ValueError:
-        return
     info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:  # a hard link, a device, a pipe
+    if not _plain(info) or (
+        before and (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino)
+    ):
         os.close(fd)
         raise ValueError(_NOT_PLAIN.format(lock))
     try:
@@ -143,6 +155,11 @@ def lock_output(path: Path, flag: str) -> None:
     with contextlib.suppress(OSError):  # the holder's id, for the message (a full disk: none)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
+
+
+def _plain(info: os.stat_result) -> bool:
+    """A regular file under one name (not a link, a hard link, a pipe or a device)."""
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1
 
 
 def release_outputs() -> None:

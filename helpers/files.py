@@ -357,9 +357,9 @@ def load_arrays(path: str | Path, *names: str) -> list | None:
 
 
 def extract_tar(archive: str | Path, target: str | Path) -> None:
-    """Extract ``archive`` into ``target``: plain files and folders only, none landing outside it,
-    none setuid or writable by others (what tarfile's "data" filter, missing before Python 3.11.4,
-    also ensures)."""
+    """Extract ``archive`` into ``target``: plain files and folders only, none landing outside it;
+    folders 0o755, files readable and writable by their owner, none setuid or writable by others
+    (the modes tarfile's "data" filter gives, done here too: Python 3.11.0 to 3.11.3 lack it)."""
     archive, root = Path(archive), Path(target).resolve()
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
@@ -369,7 +369,10 @@ def extract_tar(archive: str | Path, target: str | Path) -> None:
             if not (member.isfile() or member.isdir()):
                 raise ValueError(f"refusing to extract {member.name!r} from {archive}: it is a "
                                  "link, a device or a pipe, not a plain file or folder")  # fmt: skip
-            member.mode &= 0o755
+            if member.isdir():
+                member.mode = 0o755
+            else:  # the owner reads and writes; execute bits only if the owner's is set
+                member.mode = (member.mode | 0o600) & (0o755 if member.mode & 0o100 else 0o644)
         if hasattr(tarfile, "data_filter"):
             tar.extractall(root, filter="data")
         else:

@@ -241,6 +241,37 @@ def test_a_lock_file_that_is_a_link_is_refused_and_its_target_left_alone(cache, 
     assert victim.read_text(encoding="utf-8") == "two lines\nof work\n" and cli._HELD == {}
 
 
+def test_a_lock_that_is_a_pipe_or_a_link_without_o_nofollow_is_refused_at_once(
+    cache, tmp_path, monkeypatch
+):
+    """Opening a pipe read-only waits for a writer (another user's pipe in a shared cache hung the
+    command for good); where os has no O_NOFOLLOW (Windows) the link was followed and its target
+    written over with the holder's id."""
+    import hashlib
+    import os
+
+    from helpers import cli
+
+    locks = cache / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "run.json"
+    lock = locks / f"{hashlib.sha256(str(out.resolve()).encode()).hexdigest()[:24]}.lock"
+    os.mkfifo(lock)
+    with monkeypatch.context() as as_another_user:  # who may only read it
+        as_another_user.setattr(cli.os, "O_RDWR", os.O_RDONLY)
+        with pytest.raises(ValueError, match="is a link or a special file"):
+            cli.lock_output(out, "--json")
+    lock.unlink()
+    victim = tmp_path / "notes.txt"
+    victim.write_text("my notes\n", encoding="utf-8")
+    lock.symlink_to(victim)
+    with monkeypatch.context() as windows:
+        windows.delattr(os, "O_NOFOLLOW")
+        with pytest.raises(ValueError, match="is a link or a special file"):
+            cli.lock_output(out, "--json")
+    assert victim.read_text(encoding="utf-8") == "my notes\n" and cli._HELD == {}
+
+
 @pytest.mark.parametrize(
     ("module", "args"),
     [("helpers.mlm.cli", ["--train-file", "t.txt", "--save", "s", "--json", "o.json"]),

@@ -173,6 +173,12 @@ def test_tarball_extraction_keeps_plain_files_only(tmp_path, monkeypatch, data_f
         assert not (tmp_path / "out" / name).exists()
     extract_tar(tar_with(tmp_path, ["film.txt"], mode=0o4777), tmp_path / "out")
     assert (tmp_path / "out" / "film.txt").stat().st_mode & 0o7777 == 0o755
+    # an unreadable folder or file (0o000) would leave a cache one cannot read or delete
+    for kind, name, mode, want in ((tarfile.DIRTYPE, "shut", 0o000, 0o755),
+                                   (tarfile.REGTYPE, "closed.txt", 0o000, 0o600),
+                                   (tarfile.REGTYPE, "read-only.txt", 0o444, 0o644)):  # fmt: skip
+        extract_tar(tar_with(tmp_path, [name], kind, mode), tmp_path / "out")
+        assert (tmp_path / "out" / name).stat().st_mode & 0o7777 == want, name
 
 
 def test_tarball_extraction_refuses_paths_outside_the_target(tmp_path):
@@ -436,7 +442,7 @@ def test_review_attention(prepared):
     supported = [f"{html.escape(t)} ({d:+.2f})" for d, t in drops[:5] if d > 0]
     assert f"supported most: {', '.join(supported) or 'none'}<br>" in page
     looked = sorted(zip(state["weights"], state["tokens"]), reverse=True)[:5]
-    assert "most attention: " + ", ".join(f"{html.escape(t)} ({v:.2f})" for v, t in looked) in page
+    assert "most attention: " + ", ".join(f"{html.escape(t)} ({v:.3f})" for v, t in looked) in page
     assert ("✅ right" in page) == (state["predicted"] == state["label"])
 
 

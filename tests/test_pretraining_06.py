@@ -477,11 +477,11 @@ def test_plots_have_titles_and_labelled_axes():
     ax = fig.axes[0]
     assert ax.get_title() and ax.get_xlabel() == "epoch" and "perplexity" in ax.get_ylabel()
     assert list(ax.lines[0].get_ydata()) == [700.0, 500.0, 420.0]
-    assert "3.00M tokens seen in 300 s of training" in [t.get_text() for t in ax.texts]
+    assert "3.00M tokens seen; the epochs took 300 s" in [t.get_text() for t in ax.texts]
     # resumed after its last epoch: ~1 s of loading, the epochs' own seconds in the report's history
     resumed = {"eval_perplexity": [700.0, 500.0], "tokens_seen": 2_000_000,
                "seconds": {"train": 1.3, "per_epoch": [150.2, 149.9]}}  # fmt: skip
-    assert "2.00M tokens seen in 300 s of training" in [
+    assert "2.00M tokens seen; the epochs took 300 s" in [
         t.get_text() for t in plot_perplexity(resumed).axes[0].texts
     ]
     summary = twin.summarize([

@@ -214,13 +214,25 @@ def test_write_refuses_values_that_would_break_the_sbatch_lines(
     code = main([*argv, *(["--partition", partition] if partition else [])])
     err = capsys.readouterr().err
     assert code == 2 and said in err and err.count("\n") == 1, err
-    assert not list(tmp_path.rglob("*.sh")) and not (tmp_path / "PWNED").exists()
+    assert not list(tmp_path.rglob("*.sh"))  # nothing written
     assert main([*write_argv("--models", "tiny"), "--partition", "gpu-a100,gpu_v100"]) == 0
     script = (tmp_path / "grid" / "array.sh").read_text()
     assert "#SBATCH --partition=gpu-a100,gpu_v100\n" in script
-    assert (
-        f"#SBATCH --output={tmp_path / 'grid'}/logs/%x-%A_%a.out\n" in script
-    )  # quoted if need be
+
+
+def test_write_takes_any_printable_folder_and_an_empty_partition(tmp_path, monkeypatch, files):
+    """Letters beyond ASCII, a non-breaking space and a zero-width non-joiner (Persian spelling) are
+    no control characters; an empty --partition (a template's unset "$PART") is none, as before."""
+    monkeypatch.chdir(tmp_path)
+    folder = "zoé run\xa02 می\u200cخواهم"
+    argv = write_argv("--models", "tiny", "--partition", "")
+    argv[2] = folder
+    assert main(argv) == 0
+    script = (tmp_path / folder / "array.sh").read_text(encoding="utf-8")
+    assert "--partition" not in script
+    # sbatch groups quoted text in an #SBATCH line as a shell does: the folder, spaces and all
+    line = next(x for x in script.splitlines() if x.startswith("#SBATCH --output="))
+    assert shlex.split(line)[1] == f"--output={tmp_path / folder}/logs/%x-%A_%a.out"
 
 
 def write_argv(*extra: str) -> list[str]:

@@ -21,9 +21,10 @@ def plot_perplexity(report: dict, title: str = "Pretraining: held-out MLM perple
     for x, y in ((1, ppl[0]), (len(ppl), ppl[-1])):
         ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(4, 6))
     tokens = report["tokens_seen"] / 1e6
-    # the epochs' own seconds: a run resumed after its last epoch trains for none ("train" is ~1 s)
+    # the epochs' own seconds (held-out evaluation included): a run resumed after its last epoch
+    # spends none in them ("train" is then ~1 s)
     seconds = sum(report["seconds"].get("per_epoch") or [report["seconds"]["train"]])
-    ax.text(0.98, 0.95, f"{tokens:.2f}M tokens seen in {seconds:.0f} s of training",
+    ax.text(0.98, 0.95, f"{tokens:.2f}M tokens seen; the epochs took {seconds:.0f} s",
             transform=ax.transAxes, ha="right", va="top", fontsize="small")  # fmt: skip
     fig.tight_layout()
     return fig

@@ -244,11 +244,11 @@ def _check_script_values(plan: dict) -> None:
     --partition, which is written as it is) starts a shell line, which would run, and ends Slurm's
     reading of the options after it."""
     partition = plan["partition"]
-    if partition is not None and not re.fullmatch(r"[A-Za-z0-9_.,-]+", str(partition)):
+    if partition and not re.fullmatch(r"[A-Za-z0-9_.,-]+", str(partition)):  # "": none, as before
         raise ValueError(f"--partition {partition!r} is not a Slurm partition name (letters, digits "
                          "and _ . , - ; several separated by commas)")  # fmt: skip
     folder = str(plan["folder"])
-    if not folder.isprintable():
+    if re.search(r"[\x00-\x1f\x7f]", folder):  # é, a non-breaking space, a ZWNJ are fine
         raise ValueError(f"--out {folder!r} holds a line break or another control character: in the "
                          "job scripts it would end an #SBATCH line and run the rest as a command; "
                          "give a folder without one")  # fmt: skip

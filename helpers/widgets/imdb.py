@@ -99,7 +99,7 @@ def review_attention(
         head = f"<b>true: {truth} · predicted: {guess} ({state['confidence']:.0%}) {verdict}</b>"
         # each shading's strongest tokens in words too (no colour needed to read them)
         return w.HTML(f"{head}<br><i>attention received (orange)</i><br>"
-                      + _strongest("most attention", state["weights"], state["tokens"], "{:.2f}")
+                      + _strongest("most attention", state["weights"], state["tokens"], "{:.3f}")
                       + highlight_tokens(state["tokens"], state["weights"])
                       + "<i>leave one token out: the drop in P(predicted) without it (blue: it "
                       "supported the prediction, red: it argued against)</i><br>"
