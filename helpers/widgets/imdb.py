@@ -8,7 +8,7 @@ import ipywidgets as w
 from helpers import imdb
 from helpers.plots.imdb import highlight_signed
 from helpers.plots.training import highlight_tokens, plot_runs
-from helpers.widgets.live import SLIDER_LAYOUT, STYLE, index_slider, live_html, live_runs
+from helpers.widgets.live import STYLE, index_slider, int_slider, live_html, live_runs
 
 if TYPE_CHECKING:
     import torch
@@ -27,14 +27,7 @@ def hyperparameter_explorer(
     training with them and overlays its validation loss on every earlier run's."""
     controls = {
         # the ranges hold the notebook's own settings too, so each control starts where they are
-        "blocks": w.IntSlider(
-            value=base.blocks,
-            min=1,
-            max=max(4, base.blocks),
-            description="blocks",
-            layout=SLIDER_LAYOUT,
-            style=STYLE,
-        ),  # fmt: skip
+        "blocks": int_slider("blocks", base.blocks, 1, max(4, base.blocks)),
         "heads": w.Dropdown(
             options=_with([1, 2, 4, 5], base.heads),
             value=base.heads,
@@ -47,14 +40,7 @@ def hyperparameter_explorer(
             description="learning rate",
             style=STYLE,
         ),  # fmt: skip
-        "epochs": w.IntSlider(
-            value=base.epochs,
-            min=1,
-            max=max(10, base.epochs),
-            description="epochs",
-            layout=SLIDER_LAYOUT,
-            style=STYLE,
-        ),  # fmt: skip
+        "epochs": int_slider("epochs", base.epochs, 1, max(10, base.epochs)),
         "max_len": w.Dropdown(
             options=_with([32, 64, 128, 256, 512], base.max_len),
             value=base.max_len,
