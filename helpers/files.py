@@ -358,8 +358,9 @@ def load_arrays(path: str | Path, *names: str) -> list | None:
 
 def extract_tar(archive: str | Path, target: str | Path) -> None:
     """Extract ``archive`` into ``target``: plain files and folders only, none landing outside it;
-    folders 0o755, files readable and writable by their owner, none setuid or writable by others
-    (the modes tarfile's "data" filter gives, done here too: Python 3.11.0 to 3.11.3 lack it)."""
+    folders with the default mode (0o777 less the umask), files readable and writable by their owner,
+    none setuid or writable by others (the modes tarfile's "data" filter gives, done here too:
+    Python 3.11.0 to 3.11.3 lack it)."""
     archive, root = Path(archive), Path(target).resolve()
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
@@ -370,7 +371,7 @@ def extract_tar(archive: str | Path, target: str | Path) -> None:
                 raise ValueError(f"refusing to extract {member.name!r} from {archive}: it is a "
                                  "link, a device or a pipe, not a plain file or folder")  # fmt: skip
             if member.isdir():
-                member.mode = 0o755
+                member.mode = 0o777 & ~_umask()
             else:  # the owner reads and writes; execute bits only if the owner's is set
                 member.mode = (member.mode | 0o600) & (0o755 if member.mode & 0o100 else 0o644)
         if hasattr(tarfile, "data_filter"):

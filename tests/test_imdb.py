@@ -4,6 +4,7 @@ import itertools
 import json
 import linecache
 import math
+import os
 import random
 import tarfile
 from types import SimpleNamespace
@@ -174,7 +175,9 @@ def test_tarball_extraction_keeps_plain_files_only(tmp_path, monkeypatch, data_f
     extract_tar(tar_with(tmp_path, ["film.txt"], mode=0o4777), tmp_path / "out")
     assert (tmp_path / "out" / "film.txt").stat().st_mode & 0o7777 == 0o755
     # an unreadable folder or file (0o000) would leave a cache one cannot read or delete
-    for kind, name, mode, want in ((tarfile.DIRTYPE, "shut", 0o000, 0o755),
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for kind, name, mode, want in ((tarfile.DIRTYPE, "shut", 0o000, 0o777 & ~umask),
                                    (tarfile.REGTYPE, "closed.txt", 0o000, 0o600),
                                    (tarfile.REGTYPE, "read-only.txt", 0o444, 0o644)):  # fmt: skip
         extract_tar(tar_with(tmp_path, [name], kind, mode), tmp_path / "out")
