@@ -242,10 +242,12 @@ def attention_maps(
     use_mask: bool = True,
 ) -> dict:
     """Every head's attention weights over ``sentence`` in ``layer``: (h, T, T), with the tokens and
-    which of them are real (1) or padding (0)."""
+    which of them are real (1) or padding (0); a sentence longer than the model's positions is cut."""
     if not sentence.strip():
         raise ValueError("the sentence is empty: type a few words")
-    ids = tokenizer(sentence)["input_ids"] + [tokenizer.pad_token_id] * pad
+    fits = model.config.max_position_embeddings - pad  # 600 words failed inside the model
+    ids = tokenizer(sentence, truncation=True, max_length=fits)["input_ids"]
+    ids += [tokenizer.pad_token_id] * pad
     real = torch.tensor([[1] * (len(ids) - pad) + [0] * pad])  # (1, T)
     hidden = model(
         torch.tensor([ids]), attention_mask=real, output_hidden_states=True

@@ -637,7 +637,12 @@ def test_widgets_redraw_when_driven():
     assert explorer.state["name"] == "additive" and explorer.state["dropped"] == ["!", "z"]
     explorer.controls["layer"].value = 1
     assert explorer.state["layer"] == 1
+    assert not explorer.controls["layer"].continuous_update  # 0.4-0.5 s a redraw at quick's size
     sampler = sample_explorer(models, "ab", tokens=10)
+    seed = sampler.controls["seed"]
+    seed.value = 10**20  # typed into the box: it keeps to the seeds torch takes
+    assert seed.value == 2**31 - 1 and len(sampler.state["text"]) == 10  # drawn, not an overflow
+    seed.value = 0
     cold = sampler.state["text"]
     sampler.controls["temperature"].value = 2.0
     assert len(cold) == len(sampler.state["text"]) == 10 and sampler.state["temperature"] == 2.0
