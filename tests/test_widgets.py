@@ -185,3 +185,32 @@ def test_every_control_has_a_description():
     assert seen >= 20 and not bare, bare
     box = quiz("01_concepts").questions[0]["choices"]
     assert [c.description for c in box] == [f"{i}." for i in range(1, len(box) + 1)]
+
+
+def test_an_error_in_a_redraw_is_shown_in_the_widget_and_cleared_by_the_next_good_one():
+    """Jupyter only logs an error raised in a widget's callback: the old view stayed up unexplained."""
+
+    def compute(n: int) -> dict:
+        if n == 3:
+            raise ValueError("three is not allowed")
+        return {"square": n * n}
+
+    box = live.live_html(
+        {"n": live.index_slider("n", 1, 5)}, compute, lambda s: ipywidgets.HTML(str(s["square"]))
+    )
+    with pytest.raises(ValueError, match="three"):
+        box.controls["n"].value = 3
+    assert "ValueError: three is not allowed" in box.status.value
+    assert "last values that worked" in box.status.value and box.state == {"square": 1}
+    box.controls["n"].value = 2
+    assert box.status.value == "" and box.children[-1].children[0].value == "4"
+
+
+def test_a_fault_in_a_run_is_shown_not_left_at_running():
+    def run(x: float) -> str:
+        raise RuntimeError("out of memory")
+
+    box = live.live_runs({"x": live.slider("x", 1.0, 0.0, 2.0)}, run, lambda r: None, [], "go")
+    box.button.click()  # ipywidgets' button hands the traceback to IPython, or logs it without one
+    status = box.children[-2]
+    assert "RuntimeError: out of memory (the run stopped)" in status.value

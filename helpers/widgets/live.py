@@ -2,7 +2,8 @@
 
 A widget is a VBox of controls above a view. On every change it calls ``compute(**values)``, keeps the
 result in ``widget.state`` and redraws it, so a test can set ``widget.controls[name].value`` and read
-``widget.state``. Core ipywidgets only (7.7 in Colab, 8.x in JupyterLab); matplotlib redrawn inline.
+``widget.state``. An error in a redraw is shown in red in the widget (Jupyter would only log it, leaving
+the old view up unexplained) and raised again. Core ipywidgets only (7.7 in Colab, 8.x in JupyterLab); matplotlib redrawn inline.
 """
 
 import html
@@ -104,9 +105,11 @@ def live_runs(
         try:
             summary = run(**_values(controls))
         except errors as err:  # e.g. heads that do not divide the embedding size, a missing model
-            message = f"{type(err).__name__}: {err}"[:300]
-            status.value = f"<span style='color:#cf222e'>{html.escape(message)}</span>"
+            status.value = _error(err)
             return
+        except Exception as err:  # a fault: said here, not left at "running…", and raised
+            status.value = _error(err, "(the run stopped)")
+            raise
         status.value = html.escape(summary)
         _show(out, draw(runs))
 
@@ -120,17 +123,28 @@ def _live(
     view: w.Widget,
     show: Callable[[dict], None],
 ) -> w.VBox:
-    box = w.VBox([*controls.values(), view])
-    box.controls, box.state = controls, {}
+    status = w.HTML()
+    box = w.VBox([*controls.values(), status, view])
+    box.controls, box.state, box.status = controls, {}, status
 
     def redraw(_change: dict | None = None) -> None:
-        box.state = compute(**_values(controls))
-        show(box.state)
+        try:
+            box.state = compute(**_values(controls))
+            show(box.state)
+        except Exception as err:
+            status.value = _error(err, "(the view below is from the last values that worked)")
+            raise
+        status.value = ""
 
     for control in controls.values():
         control.observe(redraw, names="value")
     redraw()
     return box
+
+
+def _error(err: Exception, after: str = "") -> str:
+    message = f"{type(err).__name__}: {err}"[:300]
+    return f"<span style='color:#cf222e'>{html.escape(f'{message} {after}'.strip())}</span>"
 
 
 def _values(controls: dict[str, w.ValueWidget]) -> dict:
