@@ -119,16 +119,23 @@ def test_a_lost_wake_up_costs_a_second_and_is_logged(three_quick_cells, monkeypa
     assert seconds < 3 * 1 + 30, "one second per lost wake-up (plus the kernel's start), not 120"
 
 
+def smoke_notebook_through(tmp_path, monkeypatch, name: str, through: str):
+    """Notebook ``name`` cut after its first code cell containing ``through``, set to run in smoke:
+    the notebook and that cell's index."""
+    smoke_environment(monkeypatch, tmp_path / "cache")
+    nb = nbformat.read(next((ROOT / "notebooks").glob(f"{name}_*.ipynb")), as_version=4)
+    last = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and through in c.source)
+    nb.cells = nb.cells[: last + 1]
+    return nb, last
+
+
 def run_cut(tmp_path, monkeypatch, name: str, knob: str, value: str, through: str):
     """Notebook ``name`` in smoke with ``knob = value`` in its parameters cell, run through the first
     code cell containing ``through``: the error it stopped at ("" if none), and its stream text."""
-    smoke_environment(monkeypatch, tmp_path / "cache")
-    nb = nbformat.read(next((ROOT / "notebooks").glob(f"{name}_*.ipynb")), as_version=4)
+    nb, last = smoke_notebook_through(tmp_path, monkeypatch, name, through)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assert re.search(rf"^[\w, ]*\b{knob}\b[\w, ]* = ", cell.source, re.MULTILINE), knob
     cell.source += f"\n{knob} = {value}"
-    last = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and through in c.source)
-    nb.cells = nb.cells[: last + 1]
     path = tmp_path / f"{name}_cut.ipynb"
     nbformat.write(nb, path)
     try:
@@ -141,10 +148,8 @@ def run_cut(tmp_path, monkeypatch, name: str, knob: str, value: str, through: st
 def run_again(tmp_path, monkeypatch, name: str, through: str, between: str = "") -> list[str]:
     """Notebook ``name`` in smoke through the first code cell containing ``through``, then ``between``
     and that cell once more in the same kernel (an instructor re-running it): each run's lines."""
-    smoke_environment(monkeypatch, tmp_path / "cache")
-    nb = nbformat.read(next((ROOT / "notebooks").glob(f"{name}_*.ipynb")), as_version=4)
-    last = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and through in c.source)
-    nb.cells = nb.cells[: last + 1] + [new_code_cell(between), new_code_cell(nb.cells[last].source)]
+    nb, last = smoke_notebook_through(tmp_path, monkeypatch, name, through)
+    nb.cells += [new_code_cell(between), new_code_cell(nb.cells[last].source)]
     path = tmp_path / f"{name}_again.ipynb"
     nbformat.write(nb, path)
     nb, _ = run_notebook(path, "python3", label=f"{name}, cell {last} run again")
