@@ -1,5 +1,7 @@
 """Drive each widget through its controls and check the state it recomputed."""
 
+import re
+
 import ipywidgets
 import matplotlib
 import matplotlib.pyplot as plt
@@ -157,7 +159,7 @@ def test_live_runs_keeps_every_run_and_reports_errors_in_the_widget():
     box.controls["x"].value = 2.0
     box.button.click()
     status = box.children[-2]
-    assert box.runs == [1.0, 2.0] and status.value == "run 2: x = 2.0"
+    assert box.runs == [1.0, 2.0] and re.fullmatch(r"run 2: x = 2.0 \(\d+ s\)", status.value)
     box.controls["x"].value = -1.0
     box.button.click()
     assert box.runs == [1.0, 2.0] and "ValueError: x must not be negative" in status.value
@@ -214,3 +216,16 @@ def test_a_fault_in_a_run_is_shown_not_left_at_running():
     box.button.click()  # ipywidgets' button hands the traceback to IPython, or logs it without one
     status = box.children[-2]
     assert "RuntimeError: out of memory (the run stopped)" in status.value
+
+
+def test_a_run_button_says_how_long_the_run_took_and_the_busy_line_the_last_ones_time(monkeypatch):
+    seen = []
+    box = live.live_runs({"x": live.slider("x", 1.0, 0.0, 2.0)}, lambda x: "done", lambda r: None,
+                         [], "go", busy="training…")  # fmt: skip
+    status = box.children[-2]
+    clock = iter([100.0, 142.4, 200.0, 203.0])
+    monkeypatch.setattr(live.time, "perf_counter", lambda: next(clock))
+    status.observe(lambda change: seen.append(change["new"]), names="value")
+    box.button.click()
+    box.button.click()
+    assert seen == ["training…", "done (42 s)", "training… (the last run took 42 s)", "done (3 s)"]

@@ -8,6 +8,7 @@ the old view up unexplained) and raised again. Core ipywidgets only (7.7 in Cola
 
 import html
 import numbers
+import time
 from collections.abc import Callable
 
 import ipywidgets as w
@@ -92,16 +93,20 @@ def live_runs(
 ) -> w.VBox:
     """``controls``, an ``action`` button, a status line and a plot of every run so far.
 
-    Each click calls ``run(**values)``, which adds its run to ``runs`` and returns a one-line summary;
-    then the plot shows ``draw(runs)``. An error in ``errors`` is shown in the status line, not raised.
+    Each click calls ``run(**values)``, which adds its run to ``runs`` and returns a one-line summary,
+    shown with the seconds it took (the busy line gives the last run's); then the plot shows
+    ``draw(runs)``. An error in ``errors`` is shown in the status line, not raised.
     """
     button = w.Button(description=action, button_style="success")
     status, out = w.HTML(), w.Output()
     box = w.VBox([*controls.values(), button, status, out])
     box.controls, box.button, box.runs = controls, button, runs
 
+    last: list[float] = []  # the seconds of the last run that finished
+
     def on_click(_button: w.Button | None = None) -> None:
-        status.value = busy
+        status.value = busy + (f" (the last run took {last[0]:.0f} s)" if last else "")
+        started = time.perf_counter()
         try:
             summary = run(**_values(controls))
         except errors as err:  # e.g. heads that do not divide the embedding size, a missing model
@@ -110,7 +115,8 @@ def live_runs(
         except Exception as err:  # a fault: said here, not left at "running…", and raised
             status.value = _error(err, "(the run stopped)")
             raise
-        status.value = html.escape(summary)
+        last[:] = [time.perf_counter() - started]
+        status.value = html.escape(f"{summary} ({last[0]:.0f} s)")
         _show(out, draw(runs))
 
     button.on_click(on_click)
