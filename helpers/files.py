@@ -301,12 +301,22 @@ def _remove_stale_parts(path: Path) -> None:
                 part.unlink()
 
 
+def _remove_stale_saves(folder: Path) -> None:
+    """Delete the temporary folders of saves into ``folder`` that a killed process left a day ago."""
+    cutoff = time.time() - STALE_SECONDS
+    for tmp in folder.glob(f".saving-{'?' * 8}"):  # TemporaryDirectory's random part: 8 characters
+        with contextlib.suppress(OSError):  # another process may have just removed it
+            if tmp.is_dir() and not tmp.is_symlink() and tmp.stat().st_mtime < cutoff:
+                shutil.rmtree(tmp)
+
+
 def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
     """Call ``save(tmp)`` on a temporary folder inside ``folder`` (a library's ``save_pretrained``),
     then rename each file it wrote into ``folder``: no file there is ever half written, and Ctrl-C
-    waits until every file is in place."""
+    waits until every file is in place. A killed save's temporary folder is removed after a day."""
     folder = Path(folder)
     check_writable(folder / ".probe")
+    _remove_stale_saves(folder)
     with (
         tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp,
         interrupt_after(),

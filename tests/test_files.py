@@ -117,6 +117,23 @@ def test_temporary_files_a_killed_write_left_are_removed_after_a_day(tmp_path):
     )  # other files' (x.zip's, glove.6B.zip.bak's): not this write's
 
 
+def test_a_killed_model_save_s_folder_is_removed_after_a_day(tmp_path):
+    """A hard kill during save_into left its hidden .saving-XXXXXXXX folder in the model folder for
+    good; the next save into that folder removes those over a day old (a fresh one may be running)."""
+    stale, fresh, other = (
+        tmp_path / n for n in (".saving-ab12cd34", ".saving-ef56gh78", ".saving-x")
+    )
+    for tmp in (stale, fresh, other):
+        tmp.mkdir()
+        (tmp / "model.safetensors").write_text("half a save")
+    day_ago = time.time() - 24 * 3600 - 60
+    for tmp in (stale, other):
+        os.utime(tmp, (day_ago, day_ago))
+    save_into(tmp_path, lambda tmp: (tmp / "config.json").write_text("{}"))
+    assert not stale.exists() and fresh.exists() and other.exists()  # other: not a save's name
+    assert (tmp_path / "config.json").read_text() == "{}"
+
+
 def test_text_is_written_as_utf8_with_newline_line_ends(tmp_path, monkeypatch):
     """On Windows, Python's defaults would write cp1252 and \\r\\n (a job script bash cannot run): the
     writer names both. (Here on Linux the defaults agree, so the call's arguments are what is checked.)"""
