@@ -128,6 +128,7 @@ def test_sliders_redraw_on_release_unless_asked_to_follow_the_drag():
     assert live.slider("s", 0.5, 0.0, 1.0, continuous_update=True).continuous_update
     index = live.index_slider("i", 0, 4, continuous_update=True)
     assert index.continuous_update and (index.min, index.max) == (0, 3)
+    assert index.description == "i (from 0)"  # a student counting layers from 1 is told
 
 
 def test_live_html_recomputes_and_redraws():

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from helpers.plots.layers import plot_attention_heatmap, plot_heads_grid
 from helpers.pretrained import attention_map, attention_maps
-from helpers.widgets.live import index_slider, live_plot, slider
+from helpers.widgets.live import index_slider, int_slider, live_plot, slider
 
 if TYPE_CHECKING:
     import transformers
@@ -38,7 +38,7 @@ def attention_heatmap(
         "layer": index_slider("layer", layer, config.num_hidden_layers),
         "head": index_slider("head", head, config.num_attention_heads),
         "temperature": slider("temperature", 1.0, 0.1, 5.0),
-        "pad": index_slider("padding tokens", 0, 9),
+        "pad": int_slider("padding tokens", 0, 0, 8),
         "use_mask": w.Checkbox(value=True, description="mask the padding"),
     }
 

@@ -58,8 +58,9 @@ def _in_range(description: str, value: float, lo: float, hi: float) -> None:
 def index_slider(
     description: str, value: int, n: int, continuous_update: bool = False
 ) -> w.IntSlider:
-    """An integer slider over 0 … n - 1, e.g. which key, layer or review."""
-    return int_slider(description, value, 0, n - 1, continuous_update)
+    """An integer slider over 0 … n - 1, e.g. which key, layer or review; its description says that
+    it counts from 0, as Python's indices and the figures' titles do."""
+    return int_slider(f"{description} (from 0)", value, 0, n - 1, continuous_update)
 
 
 def live_plot(
