@@ -188,6 +188,12 @@ def test_every_control_has_a_description():
     assert seen >= 20 and not bare, bare
     box = quiz("01_concepts").questions[0]["choices"]
     assert [c.description for c in box] == [f"{i}." for i in range(1, len(box) + 1)]
+    # the option's text, in its own HTML widget beside the box, is the box's tooltip too
+    from helpers.quiz import load_quiz
+    from helpers.widgets.quiz import TOOLTIP
+
+    texts = [option.text for option in load_quiz("01_concepts")[1][0].options]
+    assert [getattr(c, TOOLTIP) for c in box] == texts and all(texts)
 
 
 def test_an_error_in_a_redraw_is_shown_in_the_widget_and_cleared_by_the_next_good_one():

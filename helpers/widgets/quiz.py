@@ -7,6 +7,9 @@ import ipywidgets as w
 
 from helpers.quiz import Question, grade, load_quiz
 
+# The hover text's trait: "tooltip" in ipywidgets 8, "description_tooltip" in 7 (Colab's 7.7.1)
+TOOLTIP = "tooltip" if "tooltip" in w.Checkbox.class_traits() else "description_tooltip"
+
 
 def quiz(name: str) -> w.VBox:
     """The quiz data/quiz_<name>.json; ``box.results`` maps a question id to its latest grade."""
@@ -16,12 +19,16 @@ def quiz(name: str) -> w.VBox:
     for number, question in enumerate(questions, 1):
         # Each box's description is its option's number (what a screen reader announces for it);
         # the option's text beside it, in an HTML widget: it wraps, where a description would be
-        # cut off at the label's width.
+        # cut off at the label's width. The text is also the box's tooltip (its title attribute).
         checkboxes = [
             w.Checkbox(
-                value=False, description=f"{i}.", indent=False, layout=w.Layout(width="56px")
-            )
-            for i in range(1, len(question.options) + 1)
+                value=False,
+                description=f"{i}.",
+                indent=False,
+                layout=w.Layout(width="56px"),
+                **{TOOLTIP: option.text},
+            )  # fmt: skip
+            for i, option in enumerate(question.options, 1)
         ]
         rows = [
             w.HBox(
