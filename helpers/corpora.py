@@ -26,9 +26,10 @@ def synthetic_text(n_chars: int = 20_000, seed: int = 42) -> str:
     return "".join(sentences)[:n_chars]
 
 
-def char_corpus(profile: str) -> tuple[str, str]:
-    """(name, text): synthetic text in the smoke profile (offline), Tiny Shakespeare otherwise."""
-    if profile == "smoke":
+def char_corpus(synthetic: bool) -> tuple[str, str]:
+    """(name, text): made-up sentences if ``synthetic`` (the smoke profile's offline stand-in, as its
+    sizes say), else Tiny Shakespeare."""
+    if synthetic:
         return "synthetic sentences (smoke profile: offline)", synthetic_text()
     return "Tiny Shakespeare", tiny_shakespeare()
 

@@ -27,6 +27,7 @@ class Sizes01(Config):
 
 
 class Sizes02(Config):
+    synthetic: bool  # offline stand-in text (smoke), else Tiny Shakespeare
     lm_steps: int  # training steps of each masking-lesson language model
     timing_tokens: tuple[int, ...]  # sequence lengths of the speed plot
     loop_max_tokens: int  # the loop version is timed only up to here
@@ -135,11 +136,11 @@ SIZES: dict[str, dict[str, Sizes]] = {
         "smoke": Sizes01(sweep_points=41),
     },
     "02": {
-        "full": Sizes02(lm_steps=1500, timing_tokens=(16, 32, 64, 128, 256, 512, 1024), loop_max_tokens=128,
+        "full": Sizes02(synthetic=False, lm_steps=1500, timing_tokens=(16, 32, 64, 128, 256, 512, 1024), loop_max_tokens=128,
                         block_repeats=30, norm_steps=600, norm_seeds=3, norm_depth=6),
-        "quick": Sizes02(lm_steps=400, timing_tokens=(16, 32, 64, 128, 256, 512), loop_max_tokens=64,
+        "quick": Sizes02(synthetic=False, lm_steps=400, timing_tokens=(16, 32, 64, 128, 256, 512), loop_max_tokens=64,
                          block_repeats=10, norm_steps=300, norm_seeds=1, norm_depth=6),
-        "smoke": Sizes02(lm_steps=20, timing_tokens=(8, 16), loop_max_tokens=16, block_repeats=2,
+        "smoke": Sizes02(synthetic=True, lm_steps=20, timing_tokens=(8, 16), loop_max_tokens=16, block_repeats=2,
                          norm_steps=10, norm_seeds=1, norm_depth=2),
     },
     "03": {

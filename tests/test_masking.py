@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from helpers import corpora, env, layers, masking
+from helpers.profiles import sizes_for
 from helpers.training import generate
 
 HONEST, LEAKY = masking.STYLES  # "-inf before softmax", "zeros after softmax"
@@ -168,8 +169,10 @@ def test_leaky_mask_reports_an_impossible_loss_on_tiny_shakespeare(shared_data):
 
 def test_synthetic_text_is_deterministic_and_char_corpus_stays_offline_in_smoke():
     assert corpora.synthetic_text(300) == corpora.synthetic_text(300)
-    name, text = corpora.char_corpus("smoke")
+    name, text = corpora.char_corpus(sizes_for("02", "smoke").synthetic)
     assert "synthetic" in name and len(text) == 20_000
+    for profile in ("class", "full", "quick"):  # the others read Tiny Shakespeare (downloaded)
+        assert not sizes_for("02", profile).synthetic and not sizes_for("09", profile).synthetic
 
 
 def test_the_warmup_experiment_runs_every_setting_per_seed():
