@@ -2,8 +2,9 @@
 
 A widget is a VBox of controls above a view. On every change it calls ``compute(**values)``, keeps the
 result in ``widget.state`` and redraws it, so a test can set ``widget.controls[name].value`` and read
-``widget.state``. An error in a redraw is shown in red in the widget (Jupyter would only log it, leaving
-the old view up unexplained) and raised again. Core ipywidgets only (7.7 in Colab, 8.x in JupyterLab); matplotlib redrawn inline.
+``widget.state``. An error in a redraw is shown in red in the widget (Jupyter would only log it,
+leaving the old view up unexplained) and raised again. Core ipywidgets only (7.7 in Colab, 8.x in
+JupyterLab); matplotlib redrawn inline.
 """
 
 import html

@@ -27,7 +27,7 @@ def quiz(name: str) -> w.VBox:
                 indent=False,
                 layout=w.Layout(width="56px"),
                 **{TOOLTIP: option.text},
-            )  # fmt: skip
+            )
             for i, option in enumerate(question.options, 1)
         ]
         rows = [
