@@ -133,6 +133,24 @@ def _sentence(value) -> str | None:
     )
 
 
+def _words(value) -> str | None:
+    from helpers.tokenization.bpe import PRE_TOKENIZE
+
+    ok = (
+        isinstance(value, list | tuple)
+        and 0 < len(value) <= 20
+        and all(
+            isinstance(word, str) and len(word) <= 30 and PRE_TOKENIZE.fullmatch(word)
+            for word in value
+        )
+    )
+    return (
+        None
+        if ok
+        else "1 to 20 single words of up to 30 characters (BPE cuts text into words first)"
+    )
+
+
 def _fields_of(config: str, **others) -> Callable:
     """A dict knob that is the fields of the config class ``config`` ("module.Class"; imported when a
     value is checked, so that one notebook's check loads no other notebook's lesson), with
@@ -192,7 +210,7 @@ KNOBS: dict[str, dict[str, Knob | Callable]] = {
            "MAX_TRAIN": Knob("int", 1, none=True), "MAX_EVAL": Knob("int", 1, none=True),
            "MAX_LEN": Knob("int", 1, 512), "EPOCHS": POSITIVE_INT, "BATCH_SIZE": POSITIVE_INT,
            "DROPOUTS": Knob("floats", 0, 0.99), "LRS": _lrs},
-    "06": {"BPE_LINES": POSITIVE_INT, "BPE_MERGES": POSITIVE_INT, "SLIDER_WORDS": Knob("strs"),
+    "06": {"BPE_LINES": POSITIVE_INT, "BPE_MERGES": POSITIVE_INT, "SLIDER_WORDS": _words,
            "VOCAB_SIZE": POSITIVE_INT, "WIKITEXT_SPLIT": Knob("str", choices=SPLITS),
            "WIKITEXT_FILE": Knob("path", none=True), "MLM": _fields_of(MLM_RUN, seed=0),
            "SAVE_DIR": Knob("path", none=True), "SST_TRAIN": POSITIVE_INT, "SST_EVAL": Knob("int", 1, none=True),

@@ -316,6 +316,8 @@ def test_word_level_sample_continues_from_the_prompts_last_word(monkeypatch):
     sample(tiny_model(), vocab, "the\ncat\n", 0)  # a prompt ending in a newline keeps its <eos>
     sample(tiny_model(), vocab, "the\ncat\n  ", 0)  # spaces after the newline too
     assert seen == [[2, 3], [2, 1, 3, 1], [2, 1, 3, 1]]
+    # inspect reads the same ids: the next token after "cat", not after the <eos> (it showed that)
+    assert inspect(tiny_model(), vocab, "the cat")["tokens"] == ["the", "cat"]
 
 
 def small_argv(tmp_path, changes: dict | None = None) -> list[str]:
@@ -635,6 +637,11 @@ def test_widgets_redraw_when_driven():
     explorer.controls["name"].value = "additive"
     explorer.controls["prompt"].value = "abz!"
     assert explorer.state["name"] == "additive" and explorer.state["dropped"] == ["!", "z"]
+    for prompt, said in (("", "the prompt is empty"), ("!?", r"knows none of .*\['!', '\?'\]")):
+        with pytest.raises(ValueError, match=said):  # it drew the vocabulary's first token instead
+            explorer.controls["prompt"].value = prompt
+        assert said.split()[0] in explorer.status.value
+    explorer.controls["prompt"].value = "abz!"
     explorer.controls["layer"].value = 1
     assert explorer.state["layer"] == 1
     assert not explorer.controls["layer"].continuous_update  # 0.4-0.5 s a redraw at quick's size

@@ -268,7 +268,27 @@ def test_a_white_space_token_is_named_on_both_panels():
     left, right = fig.axes[0], fig.axes[1]
     assert [t.get_text() for t in right.get_yticklabels()][-1] == "' '"  # the top bar
     assert [t.get_text() for t in left.get_xticklabels()] == ["a", "b", "' '"]
+    assert (
+        right.get_title() == "next token after ' '"
+    )  # quoted once (it read "next token after "' '"")
     matplotlib.pyplot.close(fig)
+
+
+def test_a_long_sentence_keeps_its_figures_small_and_its_labels_readable():
+    """A 512-token heatmap was 233 inches wide (85 s and 17 GB to draw), its heads grid bigger."""
+    tokens = [f"w{i}" for i in range(512)]
+    heatmap = layers.plot_attention_heatmap(tokens, torch.rand(512, 512), "costs $5 and $6")
+    grid = layers.plot_heads_grid(tokens, torch.rand(12, 512, 512), "layer 2")
+    assert max(heatmap.get_size_inches()) <= 16 and max(grid.get_size_inches()) <= 22
+    for ax, most in (
+        (heatmap.axes[0], layers.MOST_TOKENS),
+        (grid.axes[0], layers.MOST_TOKENS_GRID),
+    ):
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert most - 3 <= len(labels) <= most and labels[:2] == ["w0", f"w{-(-512 // most)}"]
+    title = heatmap.axes[0].title
+    assert title._preprocess_math(title.get_text()) == ("costs $5 and $6", False)  # text, not math
+    matplotlib.pyplot.close("all")
 
 
 def test_heads_grid_has_one_labelled_colour_bar():

@@ -83,6 +83,10 @@ def test_the_student_types_a_sentence_and_sees_every_head(minilm):
     assert grid.state["weights"].shape == (12, 5, 5) and grid.state["layer"] == 4  # for the title
     with pytest.raises(ValueError, match="the sentence is empty"):
         attention_maps(*minilm, "   ", layer=0)
+    for box in (widget, grid):  # an emptied box drew "( empty )" as if it had been typed
+        with pytest.raises(ValueError, match="the sentence is empty"):
+            box.controls["sentence"].value = ""
+        assert "the sentence is empty" in box.status.value
     # 600 words failed inside the model (512 positions); cut, [SEP] kept, padding still fits
     long = attention_maps(*minilm, "word " * 600, layer=0, pad=3)
     assert long["weights"].shape[-1] == 512 and long["tokens"][-4] == "[SEP]"

@@ -452,8 +452,9 @@ def test_sst2_notebook_rows_offline_are_made_up_and_leak_free():
 def test_merge_explorer_shows_each_step_and_redraws_on_the_slider():
     from helpers.widgets.tokenization import merge_explorer
 
-    merges = bpe.learn_bpe(["low lower lowest newer newest wider widest"] * 3, 20)
-    explorer = merge_explorer(["lowest", "newer", "unseen"], merges, step=0)
+    lines = ["low lower lowest newer newest wider widest"] * 3
+    merges = bpe.learn_bpe(lines, 20)
+    explorer = merge_explorer(["lowest", "newer", "unseen"], merges, bpe.alphabet(lines), step=0)
     assert explorer.state["pieces"]["lowest"] == list("lowest") and explorer.state["merge"] is None
     html = explorer.children[-1].children[0].value
     assert "every word in characters" in html
@@ -466,6 +467,14 @@ def test_merge_explorer_shows_each_step_and_redraws_on_the_slider():
     html = explorer.children[-1].children[0].value
     assert f"step {len(merges)}: merged" in html and "".join(merges[-1]) in html
     assert explorer.controls["step"].continuous_update  # cheap: it redraws while dragged
+    # the vocabulary: the text's 11 characters (d e i l n o r s t w + none else) plus the merges,
+    # whatever words are shown (it counted the shown words' characters: an emoji added one)
+    assert explorer.state["vocab"] == len(set("".join(lines)) - {" "}) + len(merges)
+    shown = merge_explorer(["lowest", "🙂"], merges, bpe.alphabet(lines))
+    assert shown.state["vocab"] == explorer.state["vocab"]
+    for entry in ("the cat", "don't"):  # BPE cuts text into words first: one word per entry
+        with pytest.raises(ValueError, match="not one word"):
+            merge_explorer([entry], merges, bpe.alphabet(lines))
 
 
 def test_plots_have_titles_and_labelled_axes():

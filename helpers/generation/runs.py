@@ -48,7 +48,7 @@ def load_gpt2_and_tokenizer(name: str) -> tuple[GPT, "transformers.PreTrainedTok
 
 
 def _encode(tokenizer, text: str, device: torch.device) -> torch.Tensor:
-    ids = tokenizer(text)["input_ids"]
+    ids = tokenizer(text, verbose=False)["input_ids"]  # no "longer than": the callers crop
     if not ids:
         raise ValueError("the text is empty; type at least one character")
     return torch.tensor([ids], device=device)  # (1, T)
@@ -82,7 +82,14 @@ def next_token_table(
     idx = _encode(tokenizer, text, next(model.parameters()).device)[:, -model.config.block_size :]
     probs = torch.softmax(model(idx)[0, -1].float(), dim=-1)
     p, ids = probs.topk(top)
-    return [(tokenizer.decode([i]), q) for i, q in zip(ids.tolist(), p.tolist())]
+    return [(_token_text(tokenizer, i), q) for i, q in zip(ids.tolist(), p.tolist())]
+
+
+def _token_text(tokenizer: "transformers.PreTrainedTokenizerBase", i: int) -> str:
+    """Token ``i`` as text; a byte-level piece of a character (it decodes to "\ufffd" alone) named
+    with its id, so that two such bars are told apart."""
+    text = tokenizer.decode([i])
+    return f"part of a character (id {i})" if "\ufffd" in text else text
 
 
 @torch.no_grad()

@@ -273,15 +273,22 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
     return model.to(device).eval(), vocab
 
 
+def _prompt_ids(vocab: Vocab, prompt: str) -> list[int]:
+    """``prompt``'s ids to go on from: at word level without the ``<eos>`` that ``Vocab.tokens`` puts
+    after the last line (unless the prompt ends a line), so the model continues its last word."""
+    ids = vocab.encode(prompt)
+    if vocab.level == "word" and ids and not prompt.rstrip(" \t").endswith("\n"):
+        ids = ids[:-1]
+    if not ids:
+        raise ValueError("the prompt is empty; give at least one character or word")
+    return ids
+
+
 def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: float = 1.0,
            top_k: int | None = None, seed: int = 0) -> str:  # fmt: skip
     """The ``tokens`` tokens the model writes after ``prompt`` (decoded to text), one at a time.
     ``temperature`` 0 (or one that is 0 in float32) takes the most likely token each time."""
-    ids = vocab.encode(prompt)
-    if vocab.level == "word" and ids and not prompt.rstrip(" \t").endswith("\n"):
-        ids = ids[:-1]  # the <eos> tokens() puts after the last line: go on from its last word
-    if not ids:
-        raise ValueError("the prompt is empty; give at least one character or word")
+    ids = _prompt_ids(vocab, prompt)
     device = next(model.parameters()).device
     idx = torch.tensor([ids], device=device)  # (1, T)
     g = torch.Generator().manual_seed(seed)
@@ -323,9 +330,7 @@ def inspect(model: GPT, vocab: Vocab, prompt: str) -> dict:
     """What the model does with ``prompt``: its tokens, the vocabulary (itos), every layer's
     attention weights (L, h, T, T) and the next-token probabilities (vocab,)."""
     model.eval()
-    ids = vocab.encode(prompt)[-model.config.block_size :]
-    if not ids:
-        raise ValueError("the prompt is empty; give at least one character or word")
+    ids = _prompt_ids(vocab, prompt)[-model.config.block_size :]
     inputs: list[torch.Tensor] = []
     hooks = [block.attn.register_forward_hook(lambda m, args, out: inputs.append(args[0]))
              for block in model.blocks]  # fmt: skip

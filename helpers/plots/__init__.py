@@ -35,6 +35,20 @@ def subplots(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
     return fig, axes
 
 
+def plain(text: str) -> str:
+    """``text`` for a title or tick label as typed: matplotlib reads a pair of $ as math ("$5 and $6"
+    lost its dollars and spacing; "$\\foo$" raised a parser error)."""
+    return text.replace("$", r"\$")
+
+
+def token_ticks(ax: Any, labels: list[str], most: int, fontsize: float = 8) -> None:
+    """Tokens on both axes of a (T, T) map, at most ``most`` of them labelled (every k-th past that,
+    so a long sentence's labels stay readable), each as typed."""
+    ticks = list(range(0, len(labels), -(-len(labels) // most)))
+    ax.set_xticks(ticks, [plain(labels[i]) for i in ticks], rotation=90, fontsize=fontsize)
+    ax.set_yticks(ticks, [plain(labels[i]) for i in ticks], fontsize=fontsize)
+
+
 def number(value: float, digits: int = 2) -> str:
     """``value`` rounded for a label, without the "-0.00" of a tiny negative."""
     text = f"{value:.{digits}f}"

@@ -3,7 +3,7 @@ distribution."""
 
 from matplotlib.figure import Figure
 
-from helpers.plots import subplots
+from helpers.plots import plain, subplots
 
 
 def plot_time_per_token(lengths: list[int], without: list[float], with_cache: list[float],
@@ -28,14 +28,14 @@ def plot_next_tokens(rows: list[tuple[str, float]], title: str) -> Figure:
     """A horizontal bar per candidate token (most likely on top) with its probability; the title says how
     much probability they hold together."""
     fig, ax = subplots(figsize=(7.5, 3.6))
-    names = [repr(t) for t, _ in rows][::-1]
+    names = [plain(repr(t)) for t, _ in rows][::-1]
     probs = [p for _, p in rows][::-1]
     bars = ax.barh(range(len(rows)), probs)
     ax.bar_label(
         bars, [f"{p:.1%}" for p in probs], padding=2, fontsize=8
     )  # small ones stay readable
     ax.set_yticks(range(len(rows)), names)
-    ax.set(title=f"{title}: the top {len(rows)} hold {sum(probs):.0%}", xlabel="probability",
+    ax.set(title=plain(f"{title}: the top {len(rows)} hold {sum(probs):.0%}"), xlabel="probability",
            ylabel="next token", xlim=(0, 1.1))  # fmt: skip
     fig.tight_layout()
     return fig

@@ -4,7 +4,7 @@ distribution."""
 import torch
 from matplotlib.figure import Figure
 
-from helpers.plots import subplots
+from helpers.plots import plain, subplots, token_ticks
 
 
 def plot_curves(reports: dict[str, dict], title: str = "Dev loss while training") -> Figure:
@@ -42,9 +42,7 @@ def plot_attention_and_next(
     fig.colorbar(image, ax=left, label="attention weight", fraction=0.046, pad=0.03)
     rows = weights.sum(-1)  # 1 for a causal softmax; less where weights were zeroed after it
     low, high = rows.min().item(), rows.max().item()
-    ticks = range(T) if T <= 40 else range(0, T, max(1, T // 20))
-    left.set_xticks(list(ticks), [shown[i] for i in ticks], rotation=90, fontsize=7)
-    left.set_yticks(list(ticks), [shown[i] for i in ticks], fontsize=7)
+    token_ticks(left, shown, most=40, fontsize=7)
     left.set(
         title=f"layer {layer}, head {head} (row sums {low:.2f}–{high:.2f})",
         xlabel="key (attended to)",
@@ -53,14 +51,14 @@ def plot_attention_and_next(
     p, idx = torch.topk(probs, min(top, len(probs)))
     names = [_label(state["itos"][i]) if "itos" in state else str(i) for i in idx.tolist()]
     right.barh(range(len(p)), p.numpy()[::-1])
-    right.set_yticks(range(len(p)), names[::-1])
+    right.set_yticks(range(len(p)), [plain(name) for name in names[::-1]])
     right.set(
-        title=f"next token after {shown[-1]!r}",
+        title=plain(f"next token after {tokens[-1]!r}"),
         xlabel="probability",
         ylabel="next token",
         xlim=(0, 1),
     )
-    fig.suptitle(title)
+    fig.suptitle(plain(title))
     fig.tight_layout()
     return fig
 

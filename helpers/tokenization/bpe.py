@@ -37,6 +37,11 @@ def word_counts(texts: Iterable[str], lowercase: bool = False) -> Counter:
     return counts
 
 
+def alphabet(texts: Iterable[str], lowercase: bool = False) -> set[str]:
+    """The characters of the words of ``texts``: the pieces BPE starts from, before any merge."""
+    return {ch for word in word_counts(texts, lowercase) for ch in word}
+
+
 def pair_counts(words: Mapping[Word, int]) -> Counter:
     """How often each adjacent pair of pieces occurs, each word counted as often as it occurs."""
     counts: Counter = Counter()

@@ -217,10 +217,10 @@ def trainer_merges(
     """The first ``num_merges`` merges the ``tokenizers`` library's BPE trainer learns on ``texts``
     (``train_bpe``'s settings, no special tokens; fewer if no pair occurs ``min_frequency`` times):
     ``bpe.learn_bpe``'s reference."""
-    from helpers.tokenization.bpe import word_counts
+    from helpers.tokenization.bpe import alphabet as characters
 
     texts = list(texts)
-    alphabet = {ch for word in word_counts(texts, lowercase) for ch in word}
+    alphabet = characters(texts, lowercase)
     tok = Tokenizer(models.BPE())
     if lowercase:
         tok.normalizer = normalizers.Lowercase()

@@ -58,7 +58,7 @@ def next_token_explorer(
                                layout=w.Layout(width="600px"), style=STYLE)}  # fmt: skip
 
     def compute(text: str) -> dict:
-        return {"text": text or " ", "rows": next_token_table(model, tokenizer, text or " ")}
+        return {"text": text, "rows": next_token_table(model, tokenizer, text)}
 
     def draw(state: dict) -> Figure:
         return plot_next_tokens(state["rows"], f"after {state['text'][-40:]!r}")

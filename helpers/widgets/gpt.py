@@ -38,7 +38,10 @@ def attention_explorer(models: dict, prompt: str) -> w.VBox:
     def compute(name: str, prompt: str, layer: int, head: int) -> dict:
         model, vocab = models[name]
         unknown = vocab.unknown(prompt) if vocab.level == "char" else []
-        text = "".join(c for c in prompt if c not in unknown) or vocab.itos[0]
+        text = "".join(c for c in prompt if c not in unknown)
+        if unknown and not text:
+            raise ValueError(f"the model knows none of the prompt's characters {unknown}: type "
+                             "characters of its training text")  # fmt: skip
         state = inspect(model, vocab, text)
         cfg = model.config
         return {**state, "name": name, "layer": min(layer, cfg.layers - 1),

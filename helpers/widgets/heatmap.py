@@ -43,7 +43,7 @@ def attention_heatmap(
     }
 
     def compute(sentence: str, **settings: Any) -> dict:
-        return attention_map(model, tokenizer, sentence or "(empty)", **settings)
+        return attention_map(model, tokenizer, sentence, **settings)
 
     def draw(state: dict) -> Figure:
         on_padding = state["on_padding"]  # each real token's weight on the padding
@@ -71,7 +71,7 @@ def heads_grid(
     }
 
     def compute(sentence: str, layer: int) -> dict:
-        return {**attention_maps(model, tokenizer, sentence or "(empty)", layer), "layer": layer}
+        return {**attention_maps(model, tokenizer, sentence, layer), "layer": layer}
 
     def draw(state: dict) -> Figure:
         return plot_heads_grid(

@@ -4,7 +4,7 @@ import html
 
 import ipywidgets as w
 
-from helpers.tokenization.bpe import Pair, segmentations_by_step
+from helpers.tokenization.bpe import PRE_TOKENIZE, Pair, segmentations_by_step
 from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_html
 
 PIECE = ("display:inline-block;margin:1px;padding:1px 5px;border-radius:4px;font-family:monospace;"
@@ -12,17 +12,17 @@ PIECE = ("display:inline-block;margin:1px;padding:1px 5px;border-radius:4px;font
 NEW, OLD = "#ffd88a", "#e8eef7"  # a piece the latest merge made, any other piece
 
 
-def merge_state(step: int, words: list[str], merges: list[Pair], steps: list[dict]) -> dict:
+def merge_state(step: int, alphabet: int, merges: list[Pair], steps: list[dict]) -> dict:
     """After the first ``step`` merges: each word's pieces, the merge just made (None at step 0),
-    the pieces per word on average and the vocabulary size (the characters plus one per merge)."""
+    the pieces per word on average and the vocabulary size (the ``alphabet`` characters the merges
+    were learnt from, plus one per merge)."""
     pieces = steps[step]
-    alphabet = {ch for text in [*words, *("".join(p) for p in merges)] for ch in text}
     return {
         "step": step,
         "merge": merges[step - 1] if step else None,
         "pieces": pieces,
         "pieces_per_word": sum(len(p) for p in pieces.values()) / max(1, len(pieces)),
-        "vocab": len(alphabet) + step,
+        "vocab": alphabet + step,
     }
 
 
@@ -32,24 +32,31 @@ def _word_html(word: str, pieces: list[str], made: str | None) -> str:
     return f"<div><span style='display:inline-block;width:130px'>{html.escape(word)}</span>{boxes}</div>"
 
 
-def merge_explorer(words: list[str], merges: list[Pair], step: int | None = None) -> w.VBox:
+def merge_explorer(
+    words: list[str], merges: list[Pair], alphabet: set[str], step: int | None = None
+) -> w.VBox:
     """A slider over the merge steps 0 … len(merges): each word of ``words`` in its pieces after that
-    many merges, the pieces the latest merge made highlighted; redraws while dragged."""
+    many merges, the pieces the latest merge made highlighted; redraws while dragged. ``alphabet``:
+    the characters of the text the merges were learnt from (``bpe.alphabet(lines)``)."""
+    for word in words:
+        if not PRE_TOKENIZE.fullmatch(word):
+            raise ValueError(f"{word!r} is not one word: BPE cuts text into words first "
+                             f"({PRE_TOKENIZE.findall(word)}); give one word per entry")  # fmt: skip
     steps = segmentations_by_step(words, merges)
     start = len(merges) if step is None else step
     control = w.IntSlider(value=start, min=0, max=len(merges), description="merges applied",
                           continuous_update=True, layout=SLIDER_LAYOUT, style=STYLE)  # fmt: skip
 
     def compute(step: int) -> dict:
-        return merge_state(step, words, merges, steps)
+        return merge_state(step, len(alphabet), merges, steps)
 
     def draw(state: dict) -> w.HTML:
         made = "".join(state["merge"]) if state["merge"] else None
         head = (f"step {state['step']}: merged {html.escape(' + '.join(state['merge']))} → "
                 f"<b>{html.escape(made)}</b>" if made else "step 0: every word in characters")  # fmt: skip
         lines = "".join(_word_html(word, p, made) for word, p in state["pieces"].items())
-        tail = (f"{state['pieces_per_word']:.2f} pieces per word here; vocabulary: the characters "
-                f"+ {state['step']} merges = {state['vocab']}")  # fmt: skip
+        tail = (f"{state['pieces_per_word']:.2f} pieces per word here; vocabulary: the text's "
+                f"{len(alphabet)} characters + {state['step']} merges = {state['vocab']}")  # fmt: skip
         return w.HTML(f"<div>{head}</div>{lines}<div style='opacity:0.7'>{tail}</div>")
 
     return live_html({"step": control}, compute, draw)
