@@ -157,9 +157,15 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"out of date: {path.relative_to(ROOT)} (run python -m helpers.authoring students)"
             )
+        if not stale:
+            print(f"{len(instructor_notebooks())} student notebooks up to date")
         return 1 if stale else 0
     elif args.command == "set-repo":
-        for path in set_repo(args.repo):
+        try:
+            changed = set_repo(args.repo)
+        except ValueError as err:  # not OWNER/NAME: one line, as every command's bad input
+            parser.error(str(err))
+        for path in changed:
             print(f"updated {path.relative_to(ROOT)}")
     elif args.command == "strip":
         strip_outputs(sorted(NOTEBOOKS.rglob("*.ipynb")))

@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no download called {unknown[0]!r}; known: {', '.join(sorted(DOWNLOADS))}",
               file=sys.stderr)  # fmt: skip
         return 2
-    for name in names:
+    failed = []
+    for name in names:  # one failure does not stop the rest (--all stopped at its first)
         try:
             print(f"{name}: {fetch(name)}")
         except ValueError as err:  # a cache it cannot write
@@ -245,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         except (DownloadError, DiskFull, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
-            return 1
-    return 0
+            failed.append(name)
+    if failed and len(names) > 1:
+        print(f"error: {len(failed)} of {len(names)} failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

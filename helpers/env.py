@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from helpers.files import interrupt_after
 from helpers.profiles import PROFILE_NOTES, PROFILES, Sizes, sizes_for
 
 SEED = 42
@@ -30,10 +31,13 @@ class Lab:
     seed: int = SEED
 
     def describe(self) -> str:
+        # class and full are sized for a GPU: chosen on a CPU (HELPERS_PROFILE), said so
+        slow = self.device.type == "cpu" and self.profile in ("class", "full")
         return (
             f"device: {self.device.type} | profile: {self.profile} "
             f"({PROFILE_NOTES[self.profile]}) | torch {torch.__version__}"
             + (" | Colab" if self.in_colab else "")
+            + (f" | {self.profile} is sized for a GPU; quick is the CPU's profile" if slow else "")
         )
 
 
@@ -132,6 +136,12 @@ def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
             f"this notebook needs {', '.join(missing)}, which is not installed; "
             'run `pip install -e ".[dev]"` in the attention-lab folder (Colab already has them)'
         )
+    if notebook != "01":  # the one notebook without an optimizer
+        with interrupt_after():
+            # The first optimizer of a kernel imports these (2-6 s); interrupted half-way, they stayed
+            # half imported and every later optimizer failed ("module 'sympy' has no attribute
+            # 'core'") until a restart. Here, an interrupt waits for the import's end.
+            importlib.import_module("torch._dynamo")
     seed_everything(seed)
     device = pick_device()
     chosen = resolve_profile(device, profile)

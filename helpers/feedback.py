@@ -8,6 +8,7 @@ again. ``result.hints`` always holds them all (for code and tests).
 
 import contextlib
 import html
+import importlib.util
 import re
 import sysconfig
 import traceback
@@ -150,6 +151,11 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
                             "than your function"])  # fmt: skip
     except Exception as err:  # the student's code crashed, or returned what the check cannot use
         message = [str(err).splitlines()[0] if str(err) else type(err).__name__]
+        if _half_imported(err, message[0]):
+            return CheckResult(name, False, "a library's import was cut short, not your code's fault "
+                               "(a cell interrupted while it imported?)", [
+                                   "restart the kernel (Kernel → Restart) and run the cells again",
+                                   *message])  # fmt: skip
         frame = _students_frame(err)
         if frame is None:
             return _checker_side(name, err, message)
@@ -175,6 +181,26 @@ _RETURNED = {"NoneType", "tuple", "list", "dict", "str", "int", "float", "bool",
 _SIGNATURE = re.compile(r"positional argument|keyword argument|multiple values for argument")
 _FLOAT64 = re.compile(r"Double did not match Float|Float did not match Double|expected .*Float.*Double|"
                       r"expected .*Double.*Float|mixed dtype|scalar type Double")  # fmt: skip
+
+
+def _half_imported(err: Exception, message: str) -> bool:
+    """An import a KeyboardInterrupt cut short leaves its module half made: a library then fails with
+    "partially initialized module", or misses a submodule that exists ("module 'sympy' has no
+    attribute 'core'"; a name that is no submodule, torch.no_such_function, is a typo)."""
+    if not isinstance(err, ImportError | AttributeError) or not err.__traceback__:
+        return False
+    where = traceback.extract_tb(err.__traceback__)[-1].filename
+    if not _library(where) or where.startswith(str(Path(__file__).parent)):
+        return False
+    if "partially initialized module" in message:
+        return True
+    missing = _MISSING.match(message)
+    with contextlib.suppress(ImportError, ValueError):
+        return bool(missing) and importlib.util.find_spec(".".join(missing.groups())) is not None
+    return False
+
+
+_MISSING = re.compile(r"module '([\w.]+)' has no attribute '(\w+)'")
 
 
 def _checker_side(name: str, err: Exception, message: list[str]) -> CheckResult:

@@ -17,7 +17,7 @@ PROFILES: tuple[str, ...] = ("class", "full", "quick", "smoke")
 PROFILE_NOTES: dict[str, str] = {
     "class": "GPU: sized for a 75-minute class; HELPERS_PROFILE=full for whole data sets and the homework runs",
     "full": "GPU: whole data sets, every experiment, the homework runs included",
-    "quick": "CPU: smaller data and models, minutes per notebook; HELPERS_PROFILE=full for everything",
+    "quick": "CPU: smaller data and models, minutes per notebook; on a GPU, class or full",
     "smoke": "tests: offline, tiny, seconds per notebook",
 }
 

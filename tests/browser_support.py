@@ -27,7 +27,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 WIDGETS7_VENV = Path(os.environ.get("BROWSER_WIDGETS7_VENV", ROOT / ".venv-widgets7"))
 SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", ROOT / "browser-screenshots"))
-SETUP_HINT = "set it up with `bash .ci/browser-env` (chromium, playwright, .venv-widgets7/)"
+SETUP_HINT = (
+    "set it up with `bash .ci/browser-env` (chromium, playwright in the environment at .venv "
+    "or $MAIN_VENV, .venv-widgets7/)"
+)
 
 # Seconds: a notebook's run in the smoke profile (04, the longest, takes ~40 s headless), one
 # slider's or button's effect, and the server's start.

@@ -60,12 +60,18 @@ def test_set_repo_rewrites_every_badge_and_install_cell(copy_of_project):
     assert authoring.stale_students() == []  # rewriting both keeps the student versions in step
 
 
-def test_set_repo_rejects_nonsense(copy_of_project):
+def test_set_repo_rejects_nonsense(copy_of_project, capsys):
     with pytest.raises(ValueError, match="is not OWNER/NAME"):
         authoring.set_repo("not a repo")
+    with pytest.raises(SystemExit) as stopped:  # the command: one line and exit 2, no traceback
+        authoring.main(["set-repo", "foo"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith("error: 'foo' is not OWNER/NAME")
+    assert err.count("\n") == 1
 
 
-def test_students_command_regenerates(copy_of_project):
+def test_students_command_regenerates(copy_of_project, capsys):
     (copy_of_project / "notebooks" / "student" / authoring.instructor_notebooks()[0].name).unlink()
     assert authoring.main(["check"]) == 1
     assert authoring.main(["students"]) == 0 and authoring.main(["check"]) == 0
+    assert capsys.readouterr().out.endswith("9 student notebooks up to date\n")  # said, not silent

@@ -4,10 +4,13 @@ alone writing, a resume across process counts, and the same accuracy within nois
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -191,3 +194,32 @@ def test_finetune_command_names_a_bad_launch(tmp_path, monkeypatch, capsys, env,
                  "--text-column", "text", "--batch-size", "8", "--json", str(tmp_path / "o.json")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and said in err and "Traceback" not in err, err
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_dies_with_the_launcher_that_started_it(tmp_path):
+    """A kernel restarted hard killed torchrun, and its workers waited for it for good, holding the
+    run's lock; a worker now asks the kernel to kill it when its parent dies."""
+    pid_file = tmp_path / "worker.pid"
+    worker = ("import os, time, sys; from helpers.training.distributed import die_with_parent; "
+              f"die_with_parent(); open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(60)")  # fmt: skip
+    launcher = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {worker!r}], "
+                "start_new_session=True); time.sleep(60)")  # fmt: skip
+    parent = subprocess.Popen([sys.executable, "-c", launcher])
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
+    parent.kill()  # as a hard restart kills torchrun
+    parent.wait()
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return  # gone with its parent
+        if psutil.Process(child).status() == psutil.STATUS_ZOMBIE:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the worker outlived its launcher")

@@ -86,6 +86,19 @@ def test_cli_fetches_a_table_entry(tmp_path, cache, monkeypatch, capsys):
     assert (cache / "vectors.txt").read_bytes() == content
 
 
+def test_cli_goes_on_past_a_failed_download_and_names_the_failures(
+    tmp_path, cache, monkeypatch, capsys
+):
+    """Offline, --all stopped at its first name (alphabetically a fallback) and tried nothing else."""
+    url, sha, content = served(tmp_path)
+    gone = (tmp_path / "missing.txt").as_uri()
+    monkeypatch.setattr(dl, "DOWNLOADS", {"a-gone.txt": dl.Remote(gone, sha, "unreachable"),
+                                          "vectors.txt": dl.Remote(url, sha, "test vectors")})  # fmt: skip
+    assert dl.main(["--all"]) == 1
+    assert (cache / "vectors.txt").read_bytes() == content  # fetched after the failure
+    assert capsys.readouterr().err.splitlines()[-1] == "error: 1 of 2 failed: a-gone.txt"
+
+
 def test_project_file_finds_data_folder():
     assert dl.project_file("quiz_01_concepts.json").name == "quiz_01_concepts.json"
     with pytest.raises(FileNotFoundError, match="missing from the project's data/ folder"):

@@ -1,5 +1,8 @@
 import dataclasses
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -28,6 +31,11 @@ def test_setup_prints_one_line_and_seeds_everything(monkeypatch, capsys):
     assert len(lines) == 2 and "device: cpu" in lines[0] and "profile: smoke" in lines[0]
     assert f"torch {torch.__version__}" in lines[0]
     assert lab.profile == "smoke" and lab.device == pick_device()
+    assert "sized for a GPU" not in lines[0]
+    # HELPERS_PROFILE=full on a CPU was taken without a word; the quick line pointed CPUs at it
+    full = dataclasses.replace(lab, profile="full", device=torch.device("cpu"))
+    assert full.describe().endswith("| full is sized for a GPU; quick is the CPU's profile")
+    assert "full for everything" not in dataclasses.replace(lab, profile="quick").describe()
     assert lab.sizes == SIZES["01"]["smoke"] and lab.sizes.sweep_points == 41
 
 
@@ -161,3 +169,16 @@ def test_seed_everything_is_repeatable_and_becomes_the_default():
     assert torch.equal(a, torch.randn(3))
     seed_everything(9)
     assert current_seed() == 9
+
+
+@pytest.mark.parametrize(("notebook", "imported"), [("01", False), ("02", True)])
+def test_setup_makes_the_first_optimizers_slow_imports_where_an_interrupt_waits(notebook, imported):
+    """Interrupted half-way, torch's lazy import of dynamo (and sympy, inductor) at a kernel's first
+    optimizer broke every later optimizer until a restart; the setup cell now makes it, under
+    interrupt_after. Notebook 01 has no optimizer and skips the 1-6 s."""
+    code = (f"import sys, helpers; helpers.setup(notebook={notebook!r}); "
+            "print('torch._dynamo' in sys.modules)")  # fmt: skip
+    env = {**os.environ, "HELPERS_PROFILE": "smoke"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == str(imported)

@@ -151,3 +151,33 @@ def test_a_crash_names_the_input_it_happened_on():
     assert result.verdict.startswith("your code raised RuntimeError at line ")
     assert result.verdict.endswith("(input: 3 queries at once, (m, d))"), result.verdict
     assert "mat1 and mat2 shapes cannot be multiplied" in result.hints[0]
+
+
+def test_a_library_import_an_interrupt_cut_short_is_not_blamed_on_the_student(tmp_path):
+    """An interrupt during torch's first import of sympy left it half made; a checker then said of a
+    right answer "the checker could not use what your code returned (AttributeError)"."""
+    import sys
+
+    library = tmp_path / "site-packages" / "halfmade.py"
+    library.parent.mkdir()
+    library.write_text(
+        "import types\nsympy = types.ModuleType('sympy')\n\ndef use():\n    return sympy.core\n"
+    )
+    sys.path.insert(0, str(library.parent))
+    try:
+        import halfmade
+
+        result = run_check("training step", lambda: halfmade.use())
+    finally:
+        sys.path.remove(str(library.parent))
+        sys.modules.pop("halfmade", None)
+    assert not result.passed and "import was cut short, not your code's fault" in result.verdict
+    assert result.hints[0].startswith("restart the kernel")
+
+    def students_code():
+        import torch
+
+        return torch.no_such_function()  # the student's own typo: theirs, with its line
+
+    result = run_check("training step", students_code)
+    assert "your code raised AttributeError at line" in result.verdict

@@ -495,3 +495,27 @@ def test_the_submit_line_can_be_pasted_for_a_folder_with_a_space(
     assert main(argv) == 0
     line = capsys.readouterr().out.strip().split("submit with: ")[1]
     assert shlex.split(line) == ["sbatch", str(tmp_path / "slurm runs" / "array.sh")]
+
+
+def test_notebook_09s_task_cell_passes_an_interrupt_on(monkeypatch):
+    """Interrupted, the in-process command returns 130 (its finished epochs kept); the cell said
+    "task 0 failed" (an AssertionError), as if the run had broken."""
+    import json
+
+    from conftest import ROOT
+
+    from helpers.finetune import cli
+
+    nb = json.loads((ROOT / "notebooks" / "09_scaling_out.ipynb").read_text(encoding="utf-8"))
+    cell = next(
+        "".join(c["source"])
+        for c in nb["cells"]
+        if "slurm.task_command(plan, i)" in "".join(c["source"])
+    )
+    plan = {"runs": [{"args": ["--model", "tiny"]}]}
+    names = {"RUN_TASKS": True, "plan": plan, "paths": {"plan": "plan.json"},
+             "slurm": type("S", (), {"task_command": staticmethod(lambda plan, i: ["a", "b", "c", "--x"])})}  # fmt: skip
+    for code, raised in ((130, KeyboardInterrupt), (2, AssertionError)):
+        monkeypatch.setattr(cli, "main", lambda argv, code=code: code)
+        with pytest.raises(raised):
+            exec(cell, dict(names))

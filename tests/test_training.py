@@ -51,6 +51,23 @@ def test_fit_learns_and_logs_one_row_per_epoch():
     assert history.last("valid_accuracy") >= 0.9
 
 
+def test_an_interrupt_while_the_bar_is_built_leaves_no_half_built_bar(monkeypatch):
+    """Kernel > Interrupt landing inside the notebook bar's construction left it in tqdm's list of
+    bars; every later fit in the kernel failed on it (no attribute 'container')."""
+    from helpers.training import loop
+
+    class Interrupted(loop.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)  # registered, then the interrupt
+            raise KeyboardInterrupt
+
+    bars = len(loop.tqdm._instances)
+    monkeypatch.setattr(loop, "tqdm", Interrupted)
+    with pytest.raises(KeyboardInterrupt) as caught:  # kept, as IPython keeps the last traceback
+        fit(toy_model(), toy_data(), TrainConfig(epochs=1, lr=0.05), CPU)
+    assert len(loop.tqdm._instances) == bars and caught.tb is not None
+
+
 def test_progress_prints_a_line_per_epoch_unless_epoch_lines_is_off(capsys):
     cfg = TrainConfig(epochs=3, lr=0.05)
     fit(toy_model(), toy_data(), cfg, CPU, eval_batches={"valid": toy_data(16, seed=1)})

@@ -15,8 +15,11 @@ Without a launcher (``WORLD_SIZE`` unset) all of this is a no-op: one process, t
 """
 
 import atexit
+import ctypes
 import gc
 import os
+import signal
+import sys
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -66,9 +69,20 @@ def start(device: torch.device) -> Rank:
     if place.world > 1 and device.type == "mps":  # a device given directly, not by pick_device
         raise ValueError(MPS_SEVERAL)
     if place.world > 1 and not dist.is_initialized():
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # started by torchrun (or accelerate launch)
+            die_with_parent()
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         atexit.register(finish)  # leave the group when the command ends
     return place
+
+
+def die_with_parent() -> None:
+    """On Linux, have this process killed when its parent dies. A notebook's kernel restarted hard
+    during notebook 09's two-process run killed torchrun but left its workers (each in a session of
+    its own) waiting for it for good, holding the run's lock, so the cell run again was refused."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the kernel sends it when the parent exits
 
 
 def finish() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -274,6 +275,19 @@ def _kind(callback: object) -> str | None:
     return type(callback).__qualname__ if stateful else None
 
 
+def _progress_bar(**options: Any) -> tqdm:
+    """``tqdm(**options)``; interrupted while it is built (in a notebook, while its widget is made),
+    the half-built bar is taken out of tqdm's list of bars: left there, every later bar's line failed
+    on it ("'tqdm' object has no attribute 'container'") until the kernel was restarted."""
+    before = set(tqdm._instances)
+    try:
+        return tqdm(**options)
+    except BaseException:
+        for stray in set(tqdm._instances) - before:
+            tqdm._instances.discard(stray)
+        raise
+
+
 def fit(
     model: nn.Module,
     train_batches: Iterable[Batch] | Callable[[int], Iterable[Batch]],
@@ -347,8 +361,8 @@ def fit(
             check_writable(checkpoint)
         if place.main and (progress or Path(checkpoint).exists()):
             print(reason)  # never resume or retrain silently
-    bar = tqdm(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
-               unit="batch", disable=not (progress and place.main))  # fmt: skip
+    bar = _progress_bar(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
+                        unit="batch", disable=not (progress and place.main))  # fmt: skip
     with bar:  # closed on an error too: its last line before the error's
         for epoch in range(start, cfg.epochs):
             started = time.perf_counter()
