@@ -136,9 +136,9 @@ def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
             f"this notebook needs {', '.join(missing)}, which is not installed; "
             'run `pip install -e ".[dev]"` in the attention-lab folder (Colab already has them)'
         )
-    if notebook != "01":  # the one notebook without an optimizer
+    if notebook != "01":  # 01 never trains; in the others the import comes soon anyway
         with interrupt_after():
-            # The first optimizer of a kernel imports these (2-6 s); interrupted half-way, they stayed
+            # The first optimizer of a kernel imports these (1-6 s); interrupted half-way, they stayed
             # half imported and every later optimizer failed ("module 'sympy' has no attribute
             # 'core'") until a restart. Here, an interrupt waits for the import's end.
             importlib.import_module("torch._dynamo")

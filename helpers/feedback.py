@@ -8,8 +8,9 @@ again. ``result.hints`` always holds them all (for code and tests).
 
 import contextlib
 import html
-import importlib.util
+import importlib.machinery
 import re
+import sys
 import sysconfig
 import traceback
 from collections.abc import Callable, Iterator
@@ -154,8 +155,9 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         if _half_imported(err, message[0]):
             return CheckResult(name, False, "a library's import was cut short, not your code's fault "
                                "(a cell interrupted while it imported?)", [
-                                   "restart the kernel (Kernel → Restart) and run the cells again",
-                                   *message])  # fmt: skip
+                                   "restart the kernel (Kernel → Restart) and run the cells again "
+                                   "(a file of yours named like the library would do this too: "
+                                   "rename it)", *message])  # fmt: skip
         frame = _students_frame(err)
         if frame is None:
             return _checker_side(name, err, message)
@@ -186,7 +188,8 @@ _FLOAT64 = re.compile(r"Double did not match Float|Float did not match Double|ex
 def _half_imported(err: Exception, message: str) -> bool:
     """An import a KeyboardInterrupt cut short leaves its module half made: a library then fails with
     "partially initialized module", or misses a submodule that exists ("module 'sympy' has no
-    attribute 'core'"; a name that is no submodule, torch.no_such_function, is a typo)."""
+    attribute 'core'"; a name that is no submodule, torch.no_such_function, is a typo). Looked up
+    without importing anything."""
     if not isinstance(err, ImportError | AttributeError) or not err.__traceback__:
         return False
     where = traceback.extract_tb(err.__traceback__)[-1].filename
@@ -195,8 +198,12 @@ def _half_imported(err: Exception, message: str) -> bool:
     if "partially initialized module" in message:
         return True
     missing = _MISSING.match(message)
-    with contextlib.suppress(ImportError, ValueError):
-        return bool(missing) and importlib.util.find_spec(".".join(missing.groups())) is not None
+    package = sys.modules.get(missing.group(1)) if missing else None
+    with contextlib.suppress(
+        Exception
+    ):  # a guess about a library's state: never the checker's crash
+        name = f"{missing.group(1)}.{missing.group(2)}"
+        return importlib.machinery.PathFinder.find_spec(name, package.__path__) is not None
     return False
 
 

@@ -134,15 +134,12 @@ def _sentence(value) -> str | None:
 
 
 def _words(value) -> str | None:
-    from helpers.tokenization.bpe import PRE_TOKENIZE
+    from helpers.tokenization.bpe import is_word
 
     ok = (
         isinstance(value, list | tuple)
         and 0 < len(value) <= 20
-        and all(
-            isinstance(word, str) and len(word) <= 30 and PRE_TOKENIZE.fullmatch(word)
-            for word in value
-        )
+        and all(isinstance(word, str) and len(word) <= 30 and is_word(word) for word in value)
     )
     return (
         None

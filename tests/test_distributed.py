@@ -223,3 +223,40 @@ def test_a_worker_dies_with_the_launcher_that_started_it(tmp_path):
         time.sleep(0.1)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the worker outlived its launcher")
+
+
+@pytest.mark.parametrize(("launched", "asked"), [(True, True), (False, False)])
+def test_only_a_torchrun_worker_asks_to_die_with_its_parent(monkeypatch, launched, asked):
+    """A Slurm task started by srun (no torchrun) keeps its parent's rules."""
+    calls = []
+    monkeypatch.setattr(distributed, "die_with_parent", lambda: calls.append(True))
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: None)
+    monkeypatch.setattr(distributed.atexit, "register", lambda f: None)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    if launched:
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    else:
+        monkeypatch.delenv("TORCHELASTIC_RUN_ID", raising=False)
+    distributed.start(torch.device("cpu"))
+    assert calls == ([True] if asked else [])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_whose_launcher_died_before_it_asked_stops_at_once(monkeypatch, capsys):
+    """Adopted by init before its prctl, the signal would never come: it stops instead."""
+    asked = []
+    monkeypatch.setattr(
+        distributed.ctypes,
+        "CDLL",
+        lambda *a, **k: type("C", (), {"prctl": lambda *a: asked.append(a)})(),
+    )
+    monkeypatch.setattr(distributed.os, "getppid", lambda: 1)
+    monkeypatch.setattr(
+        distributed.os, "_exit", lambda code: (_ for _ in ()).throw(SystemExit(code))
+    )
+    with pytest.raises(SystemExit) as stopped:
+        distributed.die_with_parent()
+    assert stopped.value.code == 1 and [a[-2:] for a in asked] == [(1, signal.SIGKILL)]
+    assert "the launcher (torchrun) is gone" in capsys.readouterr().err

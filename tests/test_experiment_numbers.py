@@ -71,7 +71,8 @@ class Letters:
 
     pad_token_id = 0
 
-    def __call__(self, text, padding=False, truncation=False, max_length=None, return_tensors=None):
+    def __call__(self, text, padding=False, truncation=False, max_length=None, return_tensors=None,
+                 verbose=True):  # fmt: skip
         from transformers import BatchEncoding
 
         if isinstance(text, str):

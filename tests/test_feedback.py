@@ -158,21 +158,30 @@ def test_a_library_import_an_interrupt_cut_short_is_not_blamed_on_the_student(tm
     right answer "the checker could not use what your code returned (AttributeError)"."""
     import sys
 
-    library = tmp_path / "site-packages" / "halfmade.py"
-    library.parent.mkdir()
-    library.write_text(
-        "import types\nsympy = types.ModuleType('sympy')\n\ndef use():\n    return sympy.core\n"
-    )
-    sys.path.insert(0, str(library.parent))
+    site = tmp_path / "site-packages"
+    (site / "halfpkg").mkdir(parents=True)
+    (site / "halfpkg" / "__init__.py").write_text("")  # its import cut short: core never set
+    (site / "halfpkg" / "core.py").write_text("")
+    (site / "brokenpkg").mkdir()  # importing it would have a side effect: it must not be imported
+    (site / "brokenpkg" / "__init__.py").write_text("raise RuntimeError('imported')\n")
+    (site / "uses.py").write_text("import halfpkg, types\nbroken = types.ModuleType('brokenpkg')\n\n"
+                                  "def core():\n    return halfpkg.core\n\n"
+                                  "def other():\n    return broken.sub\n")  # fmt: skip
+    sys.path.insert(0, str(site))
     try:
-        import halfmade
+        import uses
 
-        result = run_check("training step", lambda: halfmade.use())
+        half = run_check("training step", uses.core)
+        other = run_check("training step", uses.other)
     finally:
-        sys.path.remove(str(library.parent))
-        sys.modules.pop("halfmade", None)
-    assert not result.passed and "import was cut short, not your code's fault" in result.verdict
-    assert result.hints[0].startswith("restart the kernel")
+        sys.path.remove(str(site))
+        for name in ("uses", "halfpkg", "brokenpkg"):
+            sys.modules.pop(name, None)
+    assert not half.passed and "import was cut short, not your code's fault" in half.verdict
+    assert half.hints[0].startswith("restart the kernel")
+    assert (
+        "cut short" not in other.verdict and "brokenpkg" not in sys.modules
+    )  # looked up, not imported
 
     def students_code():
         import torch

@@ -160,7 +160,7 @@ def test_live_runs_keeps_every_run_and_reports_errors_in_the_widget():
     box.controls["x"].value = 2.0
     box.button.click()
     status = box.children[-2]
-    assert box.runs == [1.0, 2.0] and re.fullmatch(r"run 2: x = 2.0 \(\d+ s\)", status.value)
+    assert box.runs == [1.0, 2.0] and re.fullmatch(r"run 2: x = 2.0 \(\d+\.\d s\)", status.value)
     box.controls["x"].value = -1.0
     box.button.click()
     assert box.runs == [1.0, 2.0] and "ValueError: x must not be negative" in status.value
@@ -207,12 +207,28 @@ def test_an_error_in_a_redraw_is_shown_in_the_widget_and_cleared_by_the_next_goo
     box = live.live_html(
         {"n": live.index_slider("n", 1, 5)}, compute, lambda s: ipywidgets.HTML(str(s["square"]))
     )
+    assert box.status.layout.display == "none"  # no empty row while all is well
     with pytest.raises(ValueError, match="three"):
         box.controls["n"].value = 3
-    assert "ValueError: three is not allowed" in box.status.value
+    assert (
+        "ValueError: three is not allowed" in box.status.value and box.status.layout.display is None
+    )
     assert "last values that worked" in box.status.value and box.state == {"square": 1}
     box.controls["n"].value = 2
     assert box.status.value == "" and box.children[-1].children[0].value == "4"
+    assert box.status.layout.display == "none"
+
+
+def test_a_view_that_fails_to_draw_keeps_the_state_it_shows():
+    def draw(state: dict) -> ipywidgets.HTML:
+        if state["square"] == 9:
+            raise RuntimeError("cannot draw nine")
+        return ipywidgets.HTML(str(state["square"]))
+
+    box = live.live_html({"n": live.index_slider("n", 1, 5)}, lambda n: {"square": n * n}, draw)
+    with pytest.raises(RuntimeError):
+        box.controls["n"].value = 3
+    assert box.state == {"square": 1} and box.children[-1].children[0].value == "1"
 
 
 def test_a_fault_in_a_run_is_shown_not_left_at_running():
@@ -231,8 +247,13 @@ def test_a_run_button_says_how_long_the_run_took_and_the_busy_line_the_last_ones
                          [], "go", busy="training…")  # fmt: skip
     status = box.children[-2]
     clock = iter([100.0, 142.4, 200.0, 203.0])
-    monkeypatch.setattr(live.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(live, "perf_counter", lambda: next(clock))
     status.observe(lambda change: seen.append(change["new"]), names="value")
     box.button.click()
     box.button.click()
-    assert seen == ["training…", "done (42 s)", "training… (the last run took 42 s)", "done (3 s)"]
+    assert seen == [
+        "training…",
+        "done (42 s)",
+        "training… (the last run took 42 s)",
+        "done (3.0 s)",
+    ]

@@ -42,9 +42,12 @@ def plain(text: str) -> str:
 
 
 def token_ticks(ax: Any, labels: list[str], most: int, fontsize: float = 8) -> None:
-    """Tokens on both axes of a (T, T) map, at most ``most`` of them labelled (every k-th past that,
-    so a long sentence's labels stay readable), each as typed."""
-    ticks = list(range(0, len(labels), -(-len(labels) // most)))
+    """Tokens on both axes of a (T, T) map, about ``most`` of them labelled (every k-th past that,
+    so a long sentence's labels stay readable, and the last: [SEP], or the token predicted after),
+    each as typed."""
+    ticks = list(range(0, len(labels), max(1, -(-len(labels) // most))))
+    if ticks and ticks[-1] != len(labels) - 1:
+        ticks.append(len(labels) - 1)
     ax.set_xticks(ticks, [plain(labels[i]) for i in ticks], rotation=90, fontsize=fontsize)
     ax.set_yticks(ticks, [plain(labels[i]) for i in ticks], fontsize=fontsize)
 

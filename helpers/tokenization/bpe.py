@@ -37,6 +37,11 @@ def word_counts(texts: Iterable[str], lowercase: bool = False) -> Counter:
     return counts
 
 
+def is_word(text: str) -> bool:
+    """Whether ``text`` is one word as the pre-tokeniser cuts them ("don't" is three: don ' t)."""
+    return PRE_TOKENIZE.fullmatch(text) is not None
+
+
 def alphabet(texts: Iterable[str], lowercase: bool = False) -> set[str]:
     """The characters of the words of ``texts``: the pieces BPE starts from, before any merge."""
     return {ch for word in word_counts(texts, lowercase) for ch in word}

@@ -80,9 +80,15 @@ def die_with_parent() -> None:
     """On Linux, have this process killed when its parent dies. A notebook's kernel restarted hard
     during notebook 09's two-process run killed torchrun but left its workers (each in a session of
     its own) waiting for it for good, holding the run's lock, so the cell run again was refused."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the kernel sends it when the parent exits
+    if sys.platform != "linux":
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # best effort: a C library without prctl
+        return
+    if os.getppid() == 1:  # the launcher died before the line above: adopted by init already
+        print("error: the launcher (torchrun) is gone; this worker stops", file=sys.stderr)
+        os._exit(1)
 
 
 def finish() -> None:

@@ -283,8 +283,10 @@ def _progress_bar(**options: Any) -> tqdm:
     try:
         return tqdm(**options)
     except BaseException:
-        for stray in set(tqdm._instances) - before:
-            tqdm._instances.discard(stray)
+        with tqdm.get_lock():
+            for stray in set(tqdm._instances) - before:
+                stray.disable = True  # its close(), when it is collected, does nothing
+                tqdm._instances.discard(stray)
         raise
 
 

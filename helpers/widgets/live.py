@@ -9,8 +9,8 @@ JupyterLab); matplotlib redrawn inline.
 
 import html
 import numbers
-import time
 from collections.abc import Callable
+from time import perf_counter
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
@@ -107,8 +107,8 @@ def live_runs(
     last: list[float] = []  # the seconds of the last run that finished
 
     def on_click(_button: w.Button | None = None) -> None:
-        status.value = busy + (f" (the last run took {last[0]:.0f} s)" if last else "")
-        started = time.perf_counter()
+        status.value = busy + (f" (the last run took {_seconds(last[0])})" if last else "")
+        started = perf_counter()
         try:
             summary = run(**_values(controls))
         except errors as err:  # e.g. heads that do not divide the embedding size, a missing model
@@ -117,8 +117,8 @@ def live_runs(
         except Exception as err:  # a fault: said here, not left at "running…", and raised
             status.value = _error(err, "(the run stopped)")
             raise
-        last[:] = [time.perf_counter() - started]
-        status.value = html.escape(f"{summary} ({last[0]:.0f} s)")
+        last[:] = [perf_counter() - started]
+        status.value = html.escape(f"{summary} ({_seconds(last[0])})")
         _show(out, draw(runs))
 
     button.on_click(on_click)
@@ -131,23 +131,29 @@ def _live(
     view: w.Widget,
     show: Callable[[dict], None],
 ) -> w.VBox:
-    status = w.HTML()
+    status = w.HTML(layout=w.Layout(display="none"))  # shown only with an error: no empty row
     box = w.VBox([*controls.values(), status, view])
     box.controls, box.state, box.status = controls, {}, status
 
     def redraw(_change: dict | None = None) -> None:
         try:
-            box.state = compute(**_values(controls))
-            show(box.state)
+            state = compute(**_values(controls))
+            show(state)
         except Exception as err:
             status.value = _error(err, "(the view below is from the last values that worked)")
+            status.layout.display = None
             raise
-        status.value = ""
+        box.state = state  # only once drawn: it is what the view shows
+        status.value, status.layout.display = "", "none"
 
     for control in controls.values():
         control.observe(redraw, names="value")
     redraw()
     return box
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
 def _error(err: Exception, after: str = "") -> str:

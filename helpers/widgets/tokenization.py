@@ -4,7 +4,7 @@ import html
 
 import ipywidgets as w
 
-from helpers.tokenization.bpe import PRE_TOKENIZE, Pair, segmentations_by_step
+from helpers.tokenization.bpe import PRE_TOKENIZE, Pair, is_word, segmentations_by_step
 from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_html
 
 PIECE = ("display:inline-block;margin:1px;padding:1px 5px;border-radius:4px;font-family:monospace;"
@@ -12,9 +12,9 @@ PIECE = ("display:inline-block;margin:1px;padding:1px 5px;border-radius:4px;font
 NEW, OLD = "#ffd88a", "#e8eef7"  # a piece the latest merge made, any other piece
 
 
-def merge_state(step: int, alphabet: int, merges: list[Pair], steps: list[dict]) -> dict:
+def merge_state(step: int, letters: int, merges: list[Pair], steps: list[dict]) -> dict:
     """After the first ``step`` merges: each word's pieces, the merge just made (None at step 0),
-    the pieces per word on average and the vocabulary size (the ``alphabet`` characters the merges
+    the pieces per word on average and the vocabulary size (the ``letters`` characters the merges
     were learnt from, plus one per merge)."""
     pieces = steps[step]
     return {
@@ -22,7 +22,7 @@ def merge_state(step: int, alphabet: int, merges: list[Pair], steps: list[dict])
         "merge": merges[step - 1] if step else None,
         "pieces": pieces,
         "pieces_per_word": sum(len(p) for p in pieces.values()) / max(1, len(pieces)),
-        "vocab": alphabet + step,
+        "vocab": letters + step,
     }
 
 
@@ -33,13 +33,13 @@ def _word_html(word: str, pieces: list[str], made: str | None) -> str:
 
 
 def merge_explorer(
-    words: list[str], merges: list[Pair], alphabet: set[str], step: int | None = None
+    words: list[str], merges: list[Pair], alphabet: set[str], *, step: int | None = None
 ) -> w.VBox:
     """A slider over the merge steps 0 … len(merges): each word of ``words`` in its pieces after that
     many merges, the pieces the latest merge made highlighted; redraws while dragged. ``alphabet``:
     the characters of the text the merges were learnt from (``bpe.alphabet(lines)``)."""
     for word in words:
-        if not PRE_TOKENIZE.fullmatch(word):
+        if not is_word(word):
             raise ValueError(f"{word!r} is not one word: BPE cuts text into words first "
                              f"({PRE_TOKENIZE.findall(word)}); give one word per entry")  # fmt: skip
     steps = segmentations_by_step(words, merges)
