@@ -199,9 +199,10 @@ def _half_imported(err: Exception, message: str) -> bool:
         return True
     missing = _MISSING.match(message)
     package = sys.modules.get(missing.group(1)) if missing else None
-    with contextlib.suppress(
-        Exception
-    ):  # a guess about a library's state: never the checker's crash
+    if missing is None or package is None:
+        return False
+    # a guess about a library's state: never a crash of the checker's own
+    with contextlib.suppress(Exception):
         name = f"{missing.group(1)}.{missing.group(2)}"
         return importlib.machinery.PathFinder.find_spec(name, package.__path__) is not None
     return False
