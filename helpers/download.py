@@ -89,6 +89,9 @@ class DownloadError(RuntimeError):
     """A download failed; the message says which file and how to get it by hand."""
 
 
+AHEAD = " `python -m helpers.download --all` fetches everything ahead of class."  # not said by it
+
+
 def cache_dir() -> Path:
     """The cache folder: $HELPERS_CACHE if set (an absolute path, or one from ~), else
     ~/.cache/attention-lab. Created if missing; a ValueError says why it cannot be."""
@@ -200,7 +203,7 @@ def _fetch(url: str, out, name: str) -> None:
         raise DownloadError(
             f"could not download {name} from {url} ({reason}). If you are offline, download it "
             f"on a connected machine and copy it to {cache_dir() / name} (or point ${CACHE_ENV} at "
-            "a folder that has it); `python -m helpers.download --all` fetches everything ahead of class."
+            f"a folder that has it);{AHEAD}"
         ) from None
 
 
@@ -245,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         except (DownloadError, DiskFull, OSError) as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {str(err).removesuffix(AHEAD)}", file=sys.stderr)
             failed.append(name)
     if failed and len(names) > 1:
         print(f"error: {len(failed)} of {len(names)} failed: {', '.join(failed)}", file=sys.stderr)

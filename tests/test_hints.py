@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers.checks import gpt, pipeline, pretraining, sampling, scaling, tokenization
+from helpers.checks import gpt, lookup, pipeline, pretraining, sampling, scaling, tokenization
 from helpers.feedback import named
 
 
@@ -224,3 +224,38 @@ def test_the_all_reduce_shape_and_top_k_share_hints_fit_their_mistakes():
 
     result = sampling.check_top_k(equal_share)
     assert "shared out equally among the kept tokens" in result.verdict, str(result)
+
+
+def softmax_over_the_queries(q, k, v):
+    weights = torch.softmax(q @ k.T, dim=0)
+    return weights @ v, weights
+
+
+def crop_one_short(model, idx, steps, block_size, temperature, generator):
+    for _ in range(steps):
+        logits = model(idx[:, -block_size + 1 :])[:, -1, :] / temperature
+        idx = torch.cat(
+            [idx, torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)], 1
+        )
+    return idx
+
+
+def choose_above_the_rate(input_ids, special_mask, mask_id, random_ids, generator):
+    chosen = (torch.rand(input_ids.shape, generator=generator) > 0.15) & ~special_mask
+    labels = input_ids.masked_fill(~chosen, -100)
+    inputs = input_ids.masked_fill(chosen, mask_id)
+    return inputs, labels
+
+
+@pytest.mark.parametrize(
+    ("check", "fn", "reason"),
+    [
+        (lookup.check_softmax_attention, softmax_over_the_queries, "must sum to 1"),
+        (gpt.check_generate, crop_one_short, "keep the last block_size"),
+        (tokenization.check_masking, choose_above_the_rate, "below 0.15 15% of the time"),
+    ],
+)
+def test_these_mistakes_hint_why_not_only_a_line_of_code(check, fn, reason):
+    """Their only hint was code: dim=-1, idx[:, -block_size:], rand < 0.15."""
+    result = check(fn)
+    assert not result.passed and reason in result.hints[0], str(result)

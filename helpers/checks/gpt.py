@@ -416,8 +416,9 @@ def _generate(name: str, fn: Callable) -> CheckResult:
             return failed(name, "two runs with equally seeded generators gave different tokens",
                           "draw with torch.multinomial(probs, 1, generator=generator)")  # fmt: skip
         mistakes = {
-            "crop off by one": "the context is cropped to block_size - 1 tokens: idx[:, -block_size:] "
-                               "keeps exactly block_size",
+            "crop off by one": "the context is cropped to block_size - 1 tokens: the model takes up to "
+                               "block_size, so keep the last block_size; a slice from -n keeps n, "
+                               "idx[:, -block_size:]",
             "crop start": "the context keeps the first block_size tokens, not the last: once it is "
                           "full the model never sees what it wrote; idx[:, -block_size:] keeps the "
                           "last, idx[:, :block_size] the first",

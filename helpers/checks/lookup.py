@@ -129,7 +129,10 @@ def _weights_hints(w: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.T
     if _close(w, torch.exp(scores)):
         return ["you took exp of the scores but did not normalise: divide by the sum over the keys"]
     if scores.dim() == 2 and _close(w, torch.softmax(scores, dim=0)):
-        return ["the softmax runs over the queries; normalise over the keys: dim=-1"]
+        return [
+            "the softmax runs over the queries (each key's column sums to 1): each query's weights over "
+            "the keys must sum to 1, so normalise along the keys' axis, the last one: dim=-1"
+        ]
     if scores.dim() == 2 and _close(w, torch.softmax(scores, dim=-1).T):
         return ["the weights are transposed: use scores = query @ keys.T, shape (m, n)"]
     if v.shape[1] == q.shape[-1] and _close(w, torch.softmax(q @ v.T, dim=-1)):

@@ -454,7 +454,8 @@ def _masking(name: str, fn: Callable) -> CheckResult:
     randomised = replaced.sum().item() / n if n else 0.0
     kept = 1 - masked - randomised
     if abs(rate - 0.15) > 0.03:
-        hint = ("you chose with probability 1 - 0.15: choose where rand < 0.15"
+        hint = ("you chose with probability 1 - 0.15: a uniform draw is below 0.15 15% of the time "
+                "and above it 85%; choose where rand < 0.15"
                 if abs(rate - 0.85) < 0.03 else "choose each real token with probability 0.15: "
                 "torch.bernoulli(torch.full(shape, 0.15), generator=generator), or torch.rand(shape, "
                 "generator=generator) < 0.15")  # fmt: skip
