@@ -232,3 +232,41 @@ def test_the_dev_packages_some_tests_skip_without_are_installed():
         assert importlib.util.find_spec(module) is not None, (
             f"{module} is missing: pip install -e '.[dev]'"
         )
+
+
+def _hub_models() -> set[str]:
+    """Every hub model id a profile names (the offline stand-ins and the "minilm" alias left out)."""
+    from dataclasses import fields
+
+    from helpers.profiles import SIZES
+
+    found = set()
+    for by_profile in SIZES.values():
+        for sizes in by_profile.values():
+            for f in fields(sizes):
+                value = getattr(sizes, f.name)
+                if "model" in f.name or f.name == "compare":  # model, models, train_model, compare
+                    found.update(value if isinstance(value, tuple) else (value,))
+    return found - {"minilm", "tiny", "t5-tiny"}
+
+
+def test_every_data_set_and_model_the_notebooks_fetch_is_in_the_licence_table():
+    """README's "Data, models and their licences" names each source, so its terms and citation travel
+    with the course; a model or data set added without a row fails here."""
+    from helpers import download, pretrained
+    from helpers.corpora import WIKITEXT_HUB
+    from helpers.finetune.data import HUB
+    from helpers.imdb.data import HUB_ID as IMDB
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Data, models and their licences\n", 1)[1].split("\n## ", 1)[0]
+    models = _hub_models()
+    assert {"gpt2", "t5-small", "bert-base-uncased"} <= models  # the collection works
+    names = (
+        models | {pretrained.HUB_ID, IMDB, WIKITEXT_HUB[0]} | {hub for hub, _, _ in HUB.values()}
+    )
+    for remote in download.DOWNLOADS.values():
+        host = re.match(r"https://raw\.githubusercontent\.com/([^/]+/[^/]+)/", remote.url)
+        names.add(host.group(1) if host else "d2l's mirror")
+    missing = sorted(name for name in names if f"`{name}`" not in table and name not in table)
+    assert not missing, f"add a row (terms, citation) to README's licence table for {missing}"
