@@ -150,9 +150,20 @@ def loss_along_query(
     return offsets, losses
 
 
+def key_indices(keys: torch.Tensor, **indices: int) -> None:
+    """A ValueError naming an index that is not a key's (they count from 0; -1 would wrap round)."""
+    n = keys.shape[0]
+    for name, i in indices.items():
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n:
+            raise ValueError(f"{name} must be a key's index, counted from 0: 0 to {n - 1} for {n} "
+                             f"keys, not {i!r}")  # fmt: skip
+
+
 def selection_query(keys: Array, j: int, strength: float) -> torch.Tensor:
     """Part c: q = S·k_j, a query that selects value j as the strength S grows."""
-    return strength * as_float(keys)[j]
+    k = as_float(keys)
+    key_indices(k, j=j)
+    return strength * k[j]
 
 
 def copy_queries(keys: Array, strength: float) -> torch.Tensor:
@@ -164,6 +175,7 @@ def copy_queries(keys: Array, strength: float) -> torch.Tensor:
 def averaging_query(keys: Array, a: int, b: int, strength: float) -> torch.Tensor:
     """Part d: q = C·(k_a + k_b), a query that averages values a and b (for orthonormal keys)."""
     k = as_float(keys)
+    key_indices(k, a=a, b=b)
     return strength * (k[a] + k[b])
 
 
@@ -171,6 +183,7 @@ def score_margin(query: Array, keys: Array, a: int, b: int) -> float:
     """By how much k_a's score beats every key but k_a and k_b, for ``query`` scaled to length 1
     (negative: another key scores higher)."""
     q, k, _ = validate(query, keys)
+    key_indices(k, a=a, b=b)
     q = q / q.norm()
     others = [i for i in range(k.shape[0]) if i not in (a, b)]
     return float(q @ k[a] - (k[others] @ q).max()) if others else float("inf")
@@ -186,6 +199,7 @@ def balanced_query(
     ``candidates`` random unit directions of that subspace, the one whose worst margin is largest.
     """
     _, k, _ = validate(torch.zeros(as_float(keys).shape[1]), keys)
+    key_indices(k, a=a, b=b)
     if a == b:
         raise ValueError(f"a and b are both {a}: averaging a value with itself is copying (part c)")
     k = k.double()

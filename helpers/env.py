@@ -43,6 +43,8 @@ class Lab:
 
 def seed_everything(seed: int = SEED) -> None:
     """Seed Python's, numpy's and torch's random generators; later runs default to ``seed`` too."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int from 0 to 2**32 - 1 (numpy's range), not {seed!r}")
     global _current_seed
     _current_seed = seed
     random.seed(seed)
@@ -116,10 +118,10 @@ def resolve_profile(device: torch.device, requested: str | None = None) -> str:
     if profile is None:
         return "class" if device.type == "cuda" else "quick"
     if profile not in PROFILES:
-        raise ValueError(
-            f"HELPERS_PROFILE={profile!r} is not a profile; use one of {', '.join(PROFILES)} "
-            "(or unset it to pick class on a GPU and quick on a CPU)"
-        )
+        where = f"profile={profile!r}" if requested else f"HELPERS_PROFILE={profile!r}"
+        unset = "leave it out" if requested else "unset it"
+        raise ValueError(f"{where} is not a profile; use one of {', '.join(PROFILES)} (or {unset} to "
+                         "pick class on a GPU and quick on a CPU)")  # fmt: skip
     return profile
 
 

@@ -28,6 +28,10 @@ ModuleFactory = Callable[[int], nn.Module]
 
 def check_inputs(x: torch.Tensor, mask: torch.Tensor | None, embed_dim: int) -> None:
     """Raise a ValueError that says what is wrong with ``x`` (B, T, d) or ``mask`` (B, T)."""
+    for name, value in (("x", x), ("mask", mask)):
+        if value is not None and not isinstance(value, torch.Tensor):  # a numpy array, a list
+            raise TypeError(f"{name} must be a torch tensor, not {type(value).__name__}: "
+                            f"torch.as_tensor({name})")  # fmt: skip
     if x.dim() != 3 or x.shape[-1] != embed_dim:
         raise ValueError(
             f"x has shape {tuple(x.shape)}; expected (B, T, {embed_dim}): a batch of B sequences of "
@@ -107,9 +111,19 @@ class SelfAttention(nn.Module):
         return attend(q, k, v, mask, fast=self.fast)  # (B, T, d)
 
 
+def _sizes(**sizes: int) -> None:
+    """A ValueError naming the first size that is not a positive int (2.0 and "8" included)."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, not {value!r}")
+
+
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """(B, T, d) -> (B, h, T, d/h): each head gets its own slice of the features."""
     B, T, d = x.shape
+    if d % num_heads:
+        raise ValueError(f"x's last dimension d={d} is not divisible by num_heads={num_heads}: each "
+                         "head needs an equal slice")  # fmt: skip
     return x.view(B, T, num_heads, d // num_heads).transpose(1, 2)
 
 
@@ -148,6 +162,11 @@ class MultiHeadAttention(nn.Module):
         fast: bool = False,
     ) -> None:
         super().__init__()
+        _sizes(embed_dim=embed_dim, num_heads=num_heads)
+        if not 0 <= dropout < 1:
+            raise ValueError(
+                f"dropout is the probability of zeroing a weight, in [0, 1), not {dropout!r}"
+            )
         if embed_dim % num_heads:
             raise ValueError(
                 f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}; each head needs an "
@@ -208,6 +227,8 @@ class LayerNorm(nn.Module):
         self, normalized_shape: int | tuple[int, ...], eps: float = 1e-8, fast: bool = False
     ) -> None:
         super().__init__()
+        if not eps > 0:  # 0 divides a constant row by 0; a negative one takes a root of < 0: NaN
+            raise ValueError(f"eps must be > 0 (a small number such as 1e-5), not {eps!r}")
         shape = (
             (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
         )
@@ -247,7 +268,8 @@ class FeedForward(nn.Module):
                 f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}"
             )
         self.approximate = "tanh" if activation == "gelu_tanh" else "none"
-        hidden_dim = hidden_dim or 4 * embed_dim
+        hidden_dim = 4 * embed_dim if hidden_dim is None else hidden_dim
+        _sizes(embed_dim=embed_dim, hidden_dim=hidden_dim)
         self.up = nn.Linear(embed_dim, hidden_dim)
         self.down = nn.Linear(hidden_dim, embed_dim)
         self.dropout = nn.Dropout(dropout)

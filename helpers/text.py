@@ -49,6 +49,8 @@ class Tokenized:
 
 def tokenize(texts: list[str], batch_size: int = 1000, progress: bool = True) -> Tokenized:
     """Tokenise with spaCy's rule-based English tokenizer (``spacy.blank("en")``: no model download)."""
+    if isinstance(texts, str):  # it would tokenise each character as a document
+        raise TypeError("texts must be a list of strings, not one string: wrap it as [text]")
     import spacy
 
     tokenizer = spacy.blank("en").tokenizer

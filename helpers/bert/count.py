@@ -37,4 +37,7 @@ def count_parameters(config: BertConfig | Mapping[str, Any] | Any) -> int:
 
 def head_parameters(hidden_size: int, num_labels: int) -> int:
     """What a classification head on the pooled vector adds: a H x C weight and C biases."""
+    for name, value in (("hidden_size", hidden_size), ("num_labels", num_labels)):
+        if not value >= 1:
+            raise ValueError(f"{name} must be at least 1, not {value!r}")
     return hidden_size * num_labels + num_labels

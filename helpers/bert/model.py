@@ -9,6 +9,8 @@ The names of the fields follow Hugging Face's ``BertConfig`` so a checkpoint's c
 ``helpers.bert.weights`` maps a checkpoint's tensors onto these modules.
 """
 
+import difflib
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -57,6 +59,11 @@ class BertConfig(Config):
         (fields we do not use, like ``pad_token_id``, are ignored; missing ones take bert-base's value)."""
         if isinstance(source, BertConfig):
             return source
+        if not isinstance(source, Mapping) and not hasattr(
+            source, "to_dict"
+        ):  # "bert-base-uncased", 8
+            raise TypeError(f"a BERT config is a BertConfig, a dict or a transformers config, not "
+                            f"{source!r}; for a checkpoint's weights: BertModel.from_pretrained(name)")  # fmt: skip
         values = source if isinstance(source, Mapping) else source.to_dict()
         act = values.get("hidden_act", "gelu")
         if act != "gelu":
@@ -66,7 +73,23 @@ class BertConfig(Config):
         if values.get("position_embedding_type", "absolute") != "absolute":
             raise ConfigError("only absolute position embeddings are supported")
         names = {f.name for f in fields(cls)}
+        if isinstance(source, Mapping):
+            _refuse_typos(source, names)
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+# Hugging Face config fields that look like ours (transformers 4 and 5): a config.json may hold them.
+HF_LOOKALIKES = {"cross_attention_hidden_size", "hidden_act", "output_attentions", "output_hidden_states",
+                 "position_embedding_type", "tie_word_embeddings"}  # fmt: skip
+
+
+def _refuse_typos(values: Mapping[str, Any], names: set[str]) -> None:
+    """A key that is none of ours but close to one of ours ("num_hidden_layer") is a typo: ignored like
+    Hugging Face's other fields, it would leave bert-base's value in place."""
+    for key in values:
+        if key not in names and key not in HF_LOOKALIKES:
+            if match := difflib.get_close_matches(key, names, n=1, cutoff=0.6):
+                raise ConfigError(f"BertConfig has no field {key!r}; did you mean {match[0]!r}?")
 
 
 @dataclass
@@ -175,6 +198,11 @@ class BertClassifier(nn.Module):
         self, bert: BertModel, num_labels: int, dropout: float | None = None, freeze: bool = False
     ) -> None:
         super().__init__()
+        if not isinstance(bert, BertModel):
+            raise TypeError(f"BertClassifier wraps a BertModel, not {type(bert).__name__}: "
+                            "BertClassifier(BertModel(config), num_labels)")  # fmt: skip
+        if not (isinstance(num_labels, numbers.Integral) and num_labels >= 2):
+            raise ValueError(f"num_labels must be an int >= 2 (the classes), not {num_labels!r}")
         self.bert = bert
         self.dropout = nn.Dropout(bert.config.hidden_dropout_prob if dropout is None else dropout)
         self.head = nn.Linear(bert.config.hidden_size, num_labels)

@@ -206,6 +206,14 @@ def collate_rows(
 ) -> dict:
     """One batch of ``rows``: tokenised, padded to its longest example, with a ``labels`` tensor (the
     notebook exercise's signature: every setting an argument)."""
+    if not rows:
+        raise ValueError("no rows to collate: a batch needs at least one example")
+    if missing := [column for column in task.columns() if column not in rows[0]]:
+        raise ValueError(f"the rows have no column {missing[0]!r} (they have {', '.join(map(repr, rows[0]))}): "
+                         "name the Task's columns as the data does")  # fmt: skip
+    if unknown := {r[task.label] for r in rows} - set(labels):
+        raise ValueError(f"label {sorted(unknown, key=str)[0]!r} is not in the label map {labels}: map "
+                         "every label the data holds to a class number")  # fmt: skip
     texts = [str(r[task.text]) for r in rows]
     pairs = [str(r[task.pair]) for r in rows] if task.pair else None
     batch = tokenizer(

@@ -35,6 +35,8 @@ def load_classifier(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
+        raise ValueError(f"num_labels must be an int >= 2 (the classes), not {num_labels!r}")
     if name_or_dir in ("tiny", "t5-tiny"):
         if dropout is not None:
             raise ValueError(

@@ -38,6 +38,9 @@ class KVCache:
 
 def causal_softmax(scores: torch.Tensor, mask: str = "inf") -> torch.Tensor:
     """Attention weights from scores (..., T, S), each query seeing only keys at or before it."""
+    if scores.dim() < 2 or scores.shape[-1] < scores.shape[-2]:  # (T,) would broadcast to (T, T)
+        raise ValueError(f"scores must be (..., T, S) with S >= T (a query per row, a key per column), "
+                         f"not {tuple(scores.shape)}")  # fmt: skip
     hidden = future(*scores.shape[-2:], device=scores.device)
     if mask == "inf":
         return torch.softmax(scores.masked_fill(hidden, float("-inf")), dim=-1)

@@ -85,6 +85,13 @@ class Corpus:
 
 def build_corpus(text: str, level: str, dev_fraction: float = 0.1) -> Corpus:
     """Split ``text`` (characters at the 90% mark, or whole lines) and number its tokens."""
+    if not isinstance(text, str):  # a list of lines would make each line one "character"
+        many = f"a list of {len(text)} strings" if isinstance(text, list) else type(text).__name__
+        raise TypeError(f"text must be one string, not {many}: join lines with '\\n'.join(lines)")
+    if not 0 < dev_fraction < 1:
+        raise ValueError(
+            f"dev_fraction must be between 0 and 1 (0.1: the last 10%), not {dev_fraction}"
+        )
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, not {level!r}")
     if level == "char":

@@ -60,6 +60,9 @@ class GPT(nn.Module):
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
+        if not isinstance(cfg, GPTConfig):  # a run's settings, or a dict
+            raise TypeError(f"GPT takes a GPTConfig, not {type(cfg).__name__}; from a GPTRunConfig: "
+                            "GPT(run_cfg.model_config(len(vocab)))")  # fmt: skip
         self.config = cfg
         d = cfg.embd
         self.tok = nn.Embedding(cfg.vocab_size, d)

@@ -25,7 +25,7 @@ from helpers.files import atomic_write, write_json
 from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus
 from helpers.gpt.model import GPT, GPTConfig
 from helpers.training import History, TrainConfig, distributed, fit, generate, perplexity
-from helpers.training.loop import make_optimizer
+from helpers.training.loop import Diverged, check_finite_losses, make_optimizer
 
 SAFETY = 1.1  # --minutes plans for steps 10% slower than the probe (a busy machine)
 DEV_SEED = 1234  # every run is scored on the same dev windows, whatever its own seed
@@ -70,6 +70,15 @@ class GPTRunConfig(Config):
                 f"GPTRunConfig.level must be one of {', '.join(LEVELS)}, not {self.level!r}"
             )
         self.model_config(2)  # the model's own checks, now
+        try:
+            self.train_config(1)  # the warm-up and the weight decay, now
+        except ConfigError as err:  # named as the student wrote them
+            raise ConfigError(str(err).replace("TrainConfig.", "GPTRunConfig.")) from None
+
+    def train_config(self, rounds: int) -> TrainConfig:
+        return TrainConfig(epochs=rounds, lr=self.lr, schedule="cosine", warmup=self.warmup,
+                           weight_decay=self.weight_decay, clip=1.0, precision="fp32",
+                           accumulate=self.accumulate, seed=self.seed)  # fmt: skip
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, block_size=self.block_size, layers=self.layers,
@@ -140,7 +149,7 @@ def read_plan(folder: str | Path | None) -> dict:
 def train(
     text: str | Corpus,
     cfg: GPTRunConfig,
-    device: torch.device,
+    device: torch.device | str,
     save: str | Path | None = None,
     progress: bool = True,
 ) -> GPTRun:
@@ -150,6 +159,7 @@ def train(
     model there for ``load_model``. Bad input raises before anything is written. Under torchrun the
     processes share each round's batches; rank 0 plans, evaluates and writes. The caller's random
     generator is given back as it was."""
+    device = torch.device(device)  # "cpu" works too
     with seeded(cfg.seed):  # the weights and the dropout masks: from the run's seed
         return _train(text, cfg, device, save, progress)
 
@@ -201,15 +211,13 @@ def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: st
         g = torch.Generator().manual_seed(cfg.seed * 1000 + r)
         return windows(corpus.train, per_round[r], cfg.block_size, cfg.batch_size, g)
 
-    train_cfg = TrainConfig(epochs=rounds, lr=cfg.lr, schedule="cosine", warmup=cfg.warmup,
-                            weight_decay=cfg.weight_decay, clip=1.0, precision="fp32",
-                            accumulate=cfg.accumulate, seed=cfg.seed)  # fmt: skip
-    history = fit(model, round_batches, train_cfg, device, eval_batches={"dev": dev},
+    history = fit(model, round_batches, cfg.train_config(rounds), device, eval_batches={"dev": dev},
                   checkpoint=folder / "checkpoint.pt" if folder else None,
                   identity={"run": cfg.to_dict(), "data": corpus.digest(), "rounds": per_round},
                   progress=progress)  # fmt: skip
     round_steps = [math.ceil(n // place.world / share) for n in per_round]  # optimizer steps
     history["step"] = [sum(round_steps[:e]) for e in history["epoch"]]
+    check_diverged(history, cfg.lr, len(corpus.vocab))
     if not place.main:  # the other processes trained; rank 0 evaluated and reports
         return GPTRun(history, model, corpus.vocab)
     report = make_report(cfg, corpus, model, history, per_round, time.perf_counter() - started)
@@ -218,6 +226,19 @@ def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: st
     if folder is not None and place.main:
         save_model(model, corpus.vocab, folder)
     return GPTRun(history, model, corpus.vocab, report)
+
+
+def check_diverged(history: History, lr: float, vocab_size: int) -> None:
+    """A ``Diverged`` error if a loss is NaN, infinite or over three times a uniform guess's (ln V
+    nats per token; a model starts near it): such a run's curve and samples are no result."""
+    uniform = math.log(vocab_size)
+    for name in ("train_loss", "dev_loss"):
+        check_finite_losses(history[name], lr, "GPTRunConfig.lr")
+        if (worst := max(history[name])) > 3 * uniform:
+            raise Diverged(f"training diverged: the {name.replace('_', ' ')} reached {worst:.3g} nats "
+                           f"per token, over three times a uniform guess's {uniform:.2f} (ln of "
+                           f"{vocab_size} tokens), at GPTRunConfig.lr {lr:g}; give a smaller "
+                           "GPTRunConfig.lr")  # fmt: skip
 
 
 def make_report(cfg: GPTRunConfig, corpus: Corpus, model: GPT, history: History,
@@ -273,6 +294,13 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
     return model.to(device).eval(), vocab
 
 
+def _same_vocab(model: GPT, vocab: Vocab) -> None:
+    if len(vocab) != model.config.vocab_size:  # another corpus's: wrong text, or an IndexError
+        raise ValueError(f"the vocabulary has {len(vocab)} tokens but the model was built for "
+                         f"{model.config.vocab_size}: pass the vocabulary it was trained with "
+                         "(run.vocab)")  # fmt: skip
+
+
 def _prompt_ids(vocab: Vocab, prompt: str) -> list[int]:
     """``prompt``'s ids to go on from: at word level without the ``<eos>`` that ``Vocab.tokens`` puts
     after the last line (unless the prompt ends a line), so the model continues its last word."""
@@ -288,6 +316,7 @@ def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: floa
            top_k: int | None = None, seed: int = 0) -> str:  # fmt: skip
     """The ``tokens`` tokens the model writes after ``prompt`` (decoded to text), one at a time.
     ``temperature`` 0 (or one that is 0 in float32) takes the most likely token each time."""
+    _same_vocab(model, vocab)
     ids = _prompt_ids(vocab, prompt)
     device = next(model.parameters()).device
     idx = torch.tensor([ids], device=device)  # (1, T)
@@ -299,6 +328,7 @@ def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: floa
 @torch.no_grad()
 def sentence_losses(model: GPT, vocab: Vocab, sentences: Sequence[str]) -> list[float]:
     """Each sentence's mean loss (nats per token) when the model reads it from its first token."""
+    _same_vocab(model, vocab)
     model.eval()
     device = next(model.parameters()).device
     losses = []
@@ -315,6 +345,9 @@ def sentence_losses(model: GPT, vocab: Vocab, sentences: Sequence[str]) -> list[
 def future_leak(model: GPT, ids: torch.Tensor, position: int, seed: int = 0) -> float:
     """How much the predictions at positions before ``position`` change when only the tokens from
     ``position`` on are replaced (max |Δ logit|). 0 for a causal model; > 0 means it sees the future."""
+    if not 1 <= position < ids.shape[-1]:  # 0 compares nothing; past the end changes nothing: "0.0"
+        raise ValueError(f"position must be between 1 and {ids.shape[-1] - 1} (the tokens before it "
+                         f"are compared, the rest replaced), not {position}")  # fmt: skip
     model.eval()
     g = torch.Generator().manual_seed(seed)
     changed = ids.clone()  # (1, T)
@@ -329,6 +362,7 @@ def future_leak(model: GPT, ids: torch.Tensor, position: int, seed: int = 0) -> 
 def inspect(model: GPT, vocab: Vocab, prompt: str) -> dict:
     """What the model does with ``prompt``: its tokens, the vocabulary (itos), every layer's
     attention weights (L, h, T, T) and the next-token probabilities (vocab,)."""
+    _same_vocab(model, vocab)
     model.eval()
     ids = _prompt_ids(vocab, prompt)[-model.config.block_size :]
     inputs: list[torch.Tensor] = []

@@ -31,6 +31,8 @@ PRE_TOKENIZE = re.compile(r"\w+|[^\w\s]+")  # tokenizers' Whitespace pre-tokenis
 
 def word_counts(texts: Iterable[str], lowercase: bool = False) -> Counter:
     """How often each word occurs in ``texts``, words cut as ``tokenizers``' Whitespace pre-tokeniser does."""
+    if isinstance(texts, str):  # each character would count as a text
+        raise TypeError("texts must be a list of strings, not one string: wrap it as [text]")
     counts: Counter = Counter()
     for text in texts:
         counts.update(PRE_TOKENIZE.findall(text.lower() if lowercase else text))

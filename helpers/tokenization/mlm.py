@@ -64,8 +64,7 @@ def mask_tokens(
             f"special_mask has shape {tuple(special_mask.shape)} but input_ids has shape "
             f"{tuple(input_ids.shape)}; it needs one entry per token"
         )
-    if not 0.0 <= prob <= 1.0:
-        raise ValueError(f"prob is the chance of choosing a token, between 0 and 1, not {prob!r}")
+    _chance_and_ids(input_ids, prob)
     special_mask = special_mask.bool()
     if random_ids is None:
         random_ids = non_special_ids(vocab_size, [mask_id, *input_ids[special_mask].tolist()])
@@ -99,6 +98,17 @@ def continuation_ids(tokenizer: "transformers.PreTrainedTokenizerBase") -> torch
     return torch.tensor([t.startswith("##") for t in tokens])
 
 
+def _chance_and_ids(input_ids: torch.Tensor, prob: float) -> None:
+    if not 0.0 <= prob <= 1.0:
+        raise ValueError(f"prob is the chance of choosing a token, between 0 and 1, not {prob!r}")
+    if (
+        input_ids.is_floating_point() or input_ids.dtype == torch.bool
+    ):  # ids come out as "ids" of that type
+        raise ValueError(
+            f"input_ids are token ids, an integer tensor, not {input_ids.dtype}: .long()"
+        )
+
+
 def whole_word_choice(
     input_ids: torch.Tensor,
     special_mask: torch.Tensor,
@@ -110,6 +120,11 @@ def whole_word_choice(
     special token. A word is a token that does not continue (``continues``, (V,) bool) and the
     continuing tokens after it; a special token is a word of its own, and so is a piece just after one
     or at the start of a row (packing can cut a word in two)."""
+    _chance_and_ids(input_ids, prob)
+    if input_ids.numel() and int(input_ids.max()) >= len(continues):
+        raise ValueError(f"continues has {len(continues)} entries but input_ids holds id "
+                         f"{int(input_ids.max())}: it needs one per vocabulary id, "
+                         "continuation_ids(tokenizer) of the tokenizer that made the ids")  # fmt: skip
     special_mask = special_mask.bool()
     starts = ~continues[input_ids] | special_mask  # (B, T)
     starts[:, 1:] |= special_mask[:, :-1]  # a piece cut from its word by [CLS] starts a word
