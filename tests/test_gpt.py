@@ -312,12 +312,13 @@ def test_word_level_sample_continues_from_the_prompts_last_word(monkeypatch):
         return idx
 
     monkeypatch.setattr("helpers.gpt.runs.generate", fake_generate)
-    sample(tiny_model(), vocab, "the cat", 0)
-    sample(tiny_model(), vocab, "the\ncat\n", 0)  # a prompt ending in a newline keeps its <eos>
-    sample(tiny_model(), vocab, "the\ncat\n  ", 0)  # spaces after the newline too
+    model = GPT(GPTConfig(vocab_size=len(vocab), block_size=12, layers=2, heads=2, embd=16)).eval()
+    sample(model, vocab, "the cat", 0)
+    sample(model, vocab, "the\ncat\n", 0)  # a prompt ending in a newline keeps its <eos>
+    sample(model, vocab, "the\ncat\n  ", 0)  # spaces after the newline too
     assert seen == [[2, 3], [2, 1, 3, 1], [2, 1, 3, 1]]
     # inspect reads the same ids: the next token after "cat", not after the <eos> (it showed that)
-    assert inspect(tiny_model(), vocab, "the cat")["tokens"] == ["the", "cat"]
+    assert inspect(model, vocab, "the cat")["tokens"] == ["the", "cat"]
 
 
 def small_argv(tmp_path, changes: dict | None = None) -> list[str]:
