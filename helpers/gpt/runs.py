@@ -217,9 +217,9 @@ def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: st
                   progress=progress)  # fmt: skip
     round_steps = [math.ceil(n // place.world / share) for n in per_round]  # optimizer steps
     history["step"] = [sum(round_steps[:e]) for e in history["epoch"]]
-    check_diverged(history, cfg.lr, len(corpus.vocab))
     if not place.main:  # the other processes trained; rank 0 evaluated and reports
         return GPTRun(history, model, corpus.vocab)
+    check_diverged(history, cfg.lr, len(corpus.vocab))
     report = make_report(cfg, corpus, model, history, per_round, time.perf_counter() - started)
     report.update(processes=place.world, batches=sum(per_round), accumulate=cfg.accumulate,
                   iters=sum(round_steps))  # fmt: skip
