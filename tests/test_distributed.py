@@ -260,3 +260,18 @@ def test_a_worker_whose_launcher_died_before_it_asked_stops_at_once(monkeypatch,
         distributed.die_with_parent()
     assert stopped.value.code == 1 and [a[-2:] for a in asked] == [(1, signal.SIGKILL)]
     assert "the launcher (torchrun) is gone" in capsys.readouterr().err
+
+
+def test_the_process_comparison_leaves_no_torchrun_log_folder(text_dir, tmp_path, monkeypatch):
+    """torchrun without --log-dir made a torchelastic_* folder in the temp folder on every run of
+    notebook 09's comparison cell and never removed it."""
+    from helpers.scaling.runs import compare_processes
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))  # the launched torchrun's temp folder
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    rows = compare_processes(text_dir / "text.txt", tmp_path / "work", (2,), iters=2, accumulate=2,
+                             layers=1, embd=16, block_size=16, batch_size=4)  # fmt: skip
+    assert rows[0]["processes"] == 2 and rows[0]["steps"] == 2
+    assert not list(temp.glob("torchelastic_*"))

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,12 +18,16 @@ from helpers.scaling.slurm import folder_conflict, make_plan, results_in
 from helpers.training import distributed
 
 
-def launch_command(module_args: list[str], processes: int) -> list[str]:
-    """``python ARGS`` for one process; ``python -m torch.distributed.run ... ARGS`` (torchrun) for N."""
+def launch_command(
+    module_args: list[str], processes: int, log_dir: str | Path | None = None
+) -> list[str]:
+    """``python ARGS`` for one process; ``python -m torch.distributed.run ... ARGS`` (torchrun) for N,
+    its logs in ``log_dir`` (without it torchrun makes a torchelastic_* folder in /tmp and leaves it)."""
     if processes == 1:
         return [sys.executable, *module_args]
+    logs = ["--log_dir", str(log_dir)] if log_dir is not None else []
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-            str(processes), *module_args]  # fmt: skip
+            str(processes), *logs, *module_args]  # fmt: skip
 
 
 def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int, ...] = (1, 2), *,
@@ -62,8 +67,9 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
             str(folder / f"{n}.json"),
         ]
         started = time.perf_counter()
-        done = subprocess.run(launch_command(args, n), env=env, capture_output=True, encoding="utf-8",
-                              errors="replace")  # fmt: skip
+        with tempfile.TemporaryDirectory() as logs:
+            done = subprocess.run(launch_command(args, n, logs), env=env, capture_output=True,
+                                  encoding="utf-8", errors="replace")  # fmt: skip
         if done.returncode != 0:
             err = done.stderr  # its start says why; torchrun's own traceback ends it
             err = err if len(err) < 3000 else err[:1500] + "\n…\n" + err[-1500:]

@@ -79,7 +79,12 @@ def live_html(
     view = w.Box()
 
     def show(state: dict) -> None:
+        old = view.children
         view.children = (draw(state),)
+        for widget in old:  # closed, or each redraw left three widgets (and their comms) behind
+            for part in (widget, getattr(widget, "layout", None), getattr(widget, "style", None)):
+                if isinstance(part, w.Widget):
+                    part.close()
 
     return _live(controls, compute, view, show)
 
