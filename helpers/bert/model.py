@@ -59,9 +59,8 @@ class BertConfig(Config):
         (fields we do not use, like ``pad_token_id``, are ignored; missing ones take bert-base's value)."""
         if isinstance(source, BertConfig):
             return source
-        if not isinstance(source, Mapping) and not hasattr(
-            source, "to_dict"
-        ):  # "bert-base-uncased", 8
+        # a model's name or a number is no config: say where weights come from
+        if not (isinstance(source, Mapping) or hasattr(source, "to_dict")):
             raise TypeError(f"a BERT config is a BertConfig, a dict or a transformers config, not "
                             f"{source!r}; for a checkpoint's weights: BertModel.from_pretrained(name)")  # fmt: skip
         values = source if isinstance(source, Mapping) else source.to_dict()
@@ -87,7 +86,7 @@ def _refuse_typos(values: Mapping[str, Any], names: set[str]) -> None:
     """A key that is none of ours but close to one of ours ("num_hidden_layer") is a typo: ignored like
     Hugging Face's other fields, it would leave bert-base's value in place."""
     for key in values:
-        if key not in names and key not in HF_LOOKALIKES:
+        if isinstance(key, str) and key not in names and key not in HF_LOOKALIKES:
             if match := difflib.get_close_matches(key, names, n=1, cutoff=0.6):
                 raise ConfigError(f"BertConfig has no field {key!r}; did you mean {match[0]!r}?")
 
