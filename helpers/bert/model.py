@@ -187,6 +187,16 @@ class BertModel(nn.Module):
         return load_pretrained(cls, name_or_dir)
 
 
+def check_num_labels(num_labels: int) -> None:
+    """A ValueError unless ``num_labels`` is an int >= 2: a classifier's classes."""
+    if (
+        isinstance(num_labels, bool)
+        or not isinstance(num_labels, numbers.Integral)
+        or num_labels < 2
+    ):
+        raise ValueError(f"num_labels must be an int >= 2 (the classes), not {num_labels!r}")
+
+
 class BertClassifier(nn.Module):
     """A sentence classifier on BERT: dropout and a linear layer on the pooled [CLS] vector -> logits (B, C).
 
@@ -200,8 +210,7 @@ class BertClassifier(nn.Module):
         if not isinstance(bert, BertModel):
             raise TypeError(f"BertClassifier wraps a BertModel, not {type(bert).__name__}: "
                             "BertClassifier(BertModel(config), num_labels)")  # fmt: skip
-        if not (isinstance(num_labels, numbers.Integral) and num_labels >= 2):
-            raise ValueError(f"num_labels must be an int >= 2 (the classes), not {num_labels!r}")
+        check_num_labels(num_labels)
         self.bert = bert
         self.dropout = nn.Dropout(bert.config.hidden_dropout_prob if dropout is None else dropout)
         self.head = nn.Linear(bert.config.hidden_size, num_labels)

@@ -4,6 +4,7 @@
 from typing import TYPE_CHECKING
 
 from helpers import pretrained
+from helpers.bert.model import check_num_labels
 from helpers.finetune.t5 import load_t5_classifier, tiny_t5
 from helpers.pretrained import resolve_model
 
@@ -35,8 +36,7 @@ def load_classifier(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
-        raise ValueError(f"num_labels must be an int >= 2 (the classes), not {num_labels!r}")
+    check_num_labels(num_labels)
     if name_or_dir in ("tiny", "t5-tiny"):
         if dropout is not None:
             raise ValueError(

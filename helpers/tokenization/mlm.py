@@ -101,9 +101,8 @@ def continuation_ids(tokenizer: "transformers.PreTrainedTokenizerBase") -> torch
 def _chance_and_ids(input_ids: torch.Tensor, prob: float) -> None:
     if not 0.0 <= prob <= 1.0:
         raise ValueError(f"prob is the chance of choosing a token, between 0 and 1, not {prob!r}")
-    if (
-        input_ids.is_floating_point() or input_ids.dtype == torch.bool
-    ):  # ids come out as "ids" of that type
+    # float or bool "ids" would come back out as "ids" of that type
+    if input_ids.is_floating_point() or input_ids.dtype == torch.bool:
         raise ValueError(
             f"input_ids are token ids, an integer tensor, not {input_ids.dtype}: .long()"
         )
