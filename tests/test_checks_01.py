@@ -348,6 +348,11 @@ def least_squares(k, a, b, c):
         (balanced_unseeded, "is a good query but points another way", "seed your search"),
         (lambda k, a, b, c: torch.zeros(k.shape[1], dtype=k.dtype), "the query is zero", "uniform"),
         (lambda k, a, b, c: c * k[[a, b]], "shape (2, 3)", "one vector"),
+        (
+            lambda k, a, b, c: 10 * balanced_by_search(k, a, b, c),
+            "has length 10, not 1",
+            "normalise the direction",
+        ),
     ],
     ids=[
         "naive sum",
@@ -358,6 +363,7 @@ def least_squares(k, a, b, c):
         "unseeded",
         "zero",
         "shape",
+        "not unit length",
     ],  # fmt: skip
 )
 def test_balanced_query_names_each_mistake(fn, first, later):

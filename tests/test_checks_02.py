@@ -160,6 +160,14 @@ def variant(queries="query", keys="key", values="value", weigh=None, fill=None, 
     return forward
 
 
+def masked_pairs(self, x, mask=None):  # real rows right; a padded query has no key left: NaN
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    s = q @ k.transpose(1, 2) / math.sqrt(x.shape[-1])
+    if mask is not None:
+        s = s.masked_fill(~(mask[:, :, None] & mask[:, None, :]), float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
 def scaled_after_softmax(self, x, mask=None):
     q, k, v = self.query(x), self.key(x), self.value(x)
     s = (q @ k.transpose(1, 2)).masked_fill(~mask[:, None, :], float("-inf")) if mask is not None \
@@ -210,6 +218,11 @@ NEW_ATTENTION_MISTAKES = {
     ),
     "padded scores filled with 0": (variant(fill=0.0), "filled the padded scores with 0"),
     "queries masked instead of keys": (variant(rows=True), "masked the queries (rows)"),
+    "queries masked as well as keys": (
+        masked_pairs,
+        "outputs are NaN or inf on (B, T, d) = (2, 5, 8) "
+        "(the real tokens' are right)\n   hint: mask the keys only",
+    ),
 }
 
 ATTENTION_MISTAKES = {
@@ -593,3 +606,16 @@ def test_any_initialisation_passes():
 
     assert check_self_attention(XavierAttention).passed
     assert check_layer_norm(ScaledNorm).passed
+
+
+def test_padded_outputs_set_to_zero_pass_and_nan_there_stops_notebook_03():
+    def padding_zeroed(self, x, mask=None):  # the padded outputs are never read: any finite value
+        out = with_matmul(self, x, mask)
+        return out if mask is None else out * mask[..., None]
+
+    assert check_self_attention(attention_class(padding_zeroed)).passed
+    from helpers.checks.pipeline import checked_modules
+
+    names = {"MySelfAttention": attention_class(masked_pairs), "MyLayerNorm": LayerNorm}
+    with pytest.raises(ValueError, match="outputs are NaN or inf"):
+        checked_modules(names)  # it trained to a NaN loss, blamed on the learning rate

@@ -44,6 +44,18 @@ def loop_ignoring_the_mask(query, key, value, x, mask=None):
     return loops.loop_self_attention(query, key, value, x, None)
 
 
+def loop_skipping_padded_queries(query, key, value, x, mask=None):  # their keys all -inf: NaN
+    B, T, d = x.shape
+    out = torch.zeros_like(x)
+    for b in range(B):
+        for i in range(T):
+            scores = torch.stack([query(x[b, i]) @ key(x[b, j]) / math.sqrt(d) for j in range(T)])
+            if mask is not None:
+                scores = scores.masked_fill(~(mask[b] & mask[b, i]), float("-inf"))
+            out[b, i] = torch.softmax(scores, dim=0) @ value(x[b])
+    return out
+
+
 @pytest.mark.parametrize("fn", [loops.loop_self_attention, loop_with_softmax])
 def test_the_loop_tester_accepts_right_answers(fn):
     assert checks.check_loop_attention(fn).passed
@@ -56,6 +68,7 @@ def test_the_loop_tester_accepts_right_answers(fn):
         (loop_ignoring_the_mask, "the mask has no effect"),
         (loop_ignoring_the_mask, "give key j the score -inf when mask[b, j] is False"),
         (loop_skipping_the_value, "weight value(x[b, j]), not x[b, j]"),
+        (loop_skipping_padded_queries, "for every query i, padded ones too"),
         (lambda q, k, v, x, mask=None: x, "work out one (b, i) by hand on B=1, T=2"),
         (lambda q, k, v, x, mask=None: x[..., 0], "should be (2, 4, 6); it is (2, 4)"),
     ],
@@ -159,7 +172,8 @@ def heads_bug(split="right", scale="head", merge="right", mask_shape="right", ou
         )  # the scale is √size
         scores = q @ k.transpose(-2, -1) / math.sqrt(size)
         shapes = {"(B, 1, T)": mask[:, None, :], "rows": mask[:, None, :, None],
-                  "inverted": ~mask[:, None, None, :]} if mask is not None else {}  # fmt: skip
+                  "inverted": ~mask[:, None, None, :],
+                  "pairs": mask[:, None, :, None] & mask[:, None, None, :]} if mask is not None else {}  # fmt: skip
         if mask is not None and mask_shape not in ("ignored", "after"):
             allowed = shapes.get(mask_shape, mask[:, None, None, :])
             fill = 0.0 if mask_shape == "fill 0" else float("-inf")
@@ -203,6 +217,10 @@ HEAD_MISTAKES = {
     "mask ignored": (heads_bug(mask_shape="ignored"), "the mask has no effect"),
     "mask inverted": (heads_bug(mask_shape="inverted"), "the mask is inverted"),
     "queries masked": (heads_bug(mask_shape="rows"), "masked the queries (rows)"),
+    "queries masked as well as keys": (
+        heads_bug(mask_shape="pairs"),
+        "the padded positions' outputs are NaN or inf for (B, T, d, h) = (4, 5, 16, 4)",
+    ),
     "filled with 0": (heads_bug(mask_shape="fill 0"), "filled the padded scores with 0"),
     "zeros after the softmax": (heads_bug(mask_shape="after"), "zeroed the padded weights after"),
     "no output projection": (heads_bug(out=False), "output projection is skipped"),
@@ -426,6 +444,8 @@ def test_split_and_merge_mistakes_are_named(split, merge, hint):
 
 def test_the_comparison_with_torch_multihead():
     assert checks.same_as_torch_multihead(layers.MultiHeadAttention, 4).passed
+    nan_at_padding = checks.same_as_torch_multihead(heads_bug(mask_shape="pairs"), 4)
+    assert not nan_at_padding.passed and "NaN or inf at the padded ones" in str(nan_at_padding)
     wrong = checks.same_as_torch_multihead(HEAD_MISTAKES["scaled by sqrt(d)"][0], 4)
     assert not wrong.passed and "they differ by up to" in wrong.verdict
 

@@ -208,7 +208,7 @@ def mean_where(x, mask):
 
 
 def mean_einsum(x, mask):
-    m = mask.float()
+    m = mask.to(x.dtype)
     return torch.einsum("btd,bt->bd", x, m) / m.sum(1, keepdim=True).clamp(min=1)
 
 
@@ -246,6 +246,10 @@ def test_masked_mean_right_answers_pass(fn):
         (lambda x, mask: (x * mask[..., None]).sum(1) / mask.sum(), "of the whole batch"),
         (lambda x, mask: (x * mask[..., None].double()).sum(1) / mask.sum(1, keepdim=True), "float64"),
         (mean_count_without_keepdim, "keepdim=True"),
+        (lambda x, mask: (x * mask[..., None].float()).sum(1) / mask.sum(1, keepdim=True).clamp(min=1),
+         "with a bfloat16 x it comes back as torch.float32"),
+        (lambda x, mask: torch.einsum("btd,bt->bd", x, mask.float())
+         / mask.sum(1, keepdim=True).clamp(min=1), "with a bfloat16 x it raised"),
         (lambda x, mask: None, "forget `return`"),
         (mean_in_a_loop, "loops over `range(x.shape[0])`"),
         (lambda x, mask: (x * mask[..., None]).sum(1, keepdim=True)
@@ -254,7 +258,7 @@ def test_masked_mean_right_answers_pass(fn):
          "not the mean of each row's real tokens"),  # + 1 against 0 / 0, instead of clamp
     ],
     ids=["over-padding", "padded-length", "inverted", "no-last-axis", "bitwise-not", "empty-row",
-         "batch-size", "batch-total", "float64", "count-without-keepdim", "no-return", "loop",
+         "batch-size", "batch-total", "float64", "count-without-keepdim", "float-mask", "float-einsum", "no-return", "loop",
          "keepdim-sum", "count-plus-one"],
 )  # fmt: skip
 def test_masked_mean_mistakes_are_named(fn, words):

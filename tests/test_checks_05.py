@@ -203,6 +203,9 @@ class Attention(nn.Module):
                 scores = scores + keys
             elif how == "multiply extended":
                 scores = scores * extended
+            elif how == "mask pairs":  # queries too: a padded query has no key left, so NaN
+                pairs = mask[:, None, :, None] & mask[:, None, None, :]
+                scores = scores.masked_fill(~pairs, float("-inf"))
             elif how == "mask queries":
                 scores = scores + (1.0 - mask[:, None, :, None].float()) * -10000.0
             elif how == "mask over heads":
@@ -282,6 +285,7 @@ def test_helpers_multi_head_attention_passes():
         ("after softmax", "after the softmax"),
         ("added after softmax", "added after the softmax, to the weights"),
         ("mask queries", "masking the queries"),
+        ("mask pairs", "padded keys' scores only"),
         ("mask over heads", "not broadcast over the heads"),
         ("merge order", "merged in the wrong order"),
         ("no transpose", "without a transpose"),
@@ -861,6 +865,20 @@ def test_sanity_check_says_which_output_differs(minilm):
         def __init__(self, cfg):
             super().__init__(cfg)
             self.pooler.forward = lambda hidden: self.pooler.dense(hidden[:, 0])
+
+    class PairMask(
+        BertModel
+    ):  # real tokens right in layer 0; its NaN at padding spreads in layer 1
+        def __init__(self, cfg):
+            super().__init__(cfg)
+            H, h = self.config.hidden_size, self.config.num_attention_heads
+            for block in self.blocks:
+                block.attn = attention("mask pairs")(H, h)
+
+    result = checks.check_bert(PairMask, minilm)
+    assert not result.passed and "layer 1's output differs" in result.verdict, str(result)
+    assert "layer 0's output is NaN or inf at the padded tokens" in hints(result), str(result)
+    assert "its input matches" not in hints(result)
 
     result = checks.check_bert(PoolerWithoutTanh, minilm)
     assert result.verdict.startswith("every layer matches but the pooler's output differs"), str(

@@ -202,7 +202,7 @@ def test_right_answers_in_numpy_or_literal_tuples_pass():
         return np.float32(step_zero_first(model, batch, optimizer))
 
     def mean_over_a_literal_tuple(x, mask):
-        x, m = (t.float() for t in (x, mask))  # a loop over two names, not over the data
+        x, m = (t.to(x.dtype) for t in (x, mask))  # a loop over two names, not over the data
         m = m.unsqueeze(-1)
         return (x * m).sum(1) / m.sum(1).clamp(min=1)
 

@@ -27,6 +27,7 @@ from helpers.checks.modules import (
     find_loop,
     not_a_tensor,
     once_bound,
+    padded_not_finite,
     source_tree,
     written_out,
 )
@@ -294,6 +295,11 @@ NAN = (
     "large finite negative number (-10000, or torch.finfo(scores.dtype).min) to the scores, before "
     "the softmax, or fill: scores.masked_fill(~mask, float('-inf'))"
 )
+PADDED_NAN = (
+    "add the large negative number to the padded keys' scores only, mask[:, None, None, :]: a padded "
+    "query still attends to the real keys. NaN there is not harmless: in the next layer a real "
+    "token's 0 weight on that padded token's value is 0 · NaN = NaN"
+)
 GENERIC = (
     "check each step's shape: split (B, h, T, H/h), scores (B, h, T, T), extended mask (B, 1, 1, T) "
     "added, softmax over the keys, merged (B, T, H)",
@@ -400,6 +406,9 @@ def _attention_outputs(name: str, cls: type) -> CheckResult:
             raise
         if wrong := not_a_tensor(got, tuple(x.shape), "(B, T, H)"):
             return failed(name, wrong, "with a mask, return the same (B, T, H) as without one")
+        if _close(got[mask], want_masked[mask]) and padded_not_finite(got, mask):
+            return failed(name, f"the padded positions' outputs are NaN or inf for {shape} (the real "
+                          "tokens' are right)", PADDED_NAN)  # fmt: skip
         if _close(got[mask], want_masked[mask]):
             continue
         where = f"wrong output for {shape} with padding"
@@ -922,12 +931,16 @@ def _bert(name: str, cls: type, name_or_dir: str) -> CheckResult:
         ref = theirs(**batch, output_hidden_states=True)
     states, pooled = _hidden_states(ours, batch)
     where = ["the embeddings'", *(f"layer {i}'s" for i in range(len(states) - 1))]
-    for label, got, want in zip(where, states, ref.hidden_states):
+    for i, (label, got, want) in enumerate(zip(where, states, ref.hidden_states)):
         gap = (got[real] - want[real]).abs().max().item() if got.shape == want.shape else math.inf
         if not gap <= SANITY_ATOL:
             hint = ("run check_embeddings: it names the usual mistakes" if label == "the embeddings'" else
                     "its input matches, so the mistake is inside the layer: run check_bert_attention and "
                     "check_add_norm")  # fmt: skip
+            if i and padded_not_finite(states[i - 1], real):  # its real tokens' input matched
+                before = "the embeddings'" if i == 1 else f"layer {i - 2}'s"
+                hint = (f"{before} output is NaN or inf at the padded tokens, and this layer spread "
+                        f"it to the real ones: {PADDED_NAN}")  # fmt: skip
             return failed(name, f"{label} output differs from transformers' by up to {gap:.3g} on the real "
                           f"tokens (tolerance {SANITY_ATOL:g})", hint)  # fmt: skip
     gap = (pooled - ref.pooler_output).abs().max().item()

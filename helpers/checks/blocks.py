@@ -9,7 +9,14 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from helpers.checks.modules import _close, find_loop, guarded, not_a_tensor
+from helpers.checks.modules import (
+    PADDED_NAN,
+    _close,
+    find_loop,
+    guarded,
+    not_a_tensor,
+    padded_not_finite,
+)
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, returned, run_check
 from helpers.layers import MultiHeadAttention, to_torch_multihead
@@ -84,7 +91,11 @@ def _same_as_torch(name: str, cls: type, num_heads: int) -> CheckResult:
     x = torch.randn(2, 5, d)
     mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
     with torch.no_grad():
-        got, want = ours(x, mask)[mask], theirs(x, x, x, key_padding_mask=~mask)[0][mask]
+        out = ours(x, mask)
+        got, want = out[mask], theirs(x, x, x, key_padding_mask=~mask)[0][mask]
+    if _close(got, want) and padded_not_finite(out, mask):
+        return failed(name, "equal on every real token, but yours is NaN or inf at the padded ones "
+                      "(PyTorch's is not)", "run check_multi_head_attention: it names the mistake")  # fmt: skip
     if _close(got, want):
         return passed(name, "equal on every real token, with padding")
     return failed(name, f"they differ by up to {float((got - want).abs().max()):.3g}",
@@ -227,9 +238,13 @@ def _multi_head(name: str, cls: type) -> CheckResult:
                 return failed(name, wrong, hint)
             want = _reference(m, d, h)(x, mask)
             rows = mask  # padded queries' outputs are never used
+            where = f"(B, T, d, h) = ({B}, {T}, {d}, {h}) with padding"
+            if _close(got[rows], want[rows]) and padded_not_finite(got, mask):
+                return failed(name, f"the padded positions' outputs are NaN or inf for {where} (the "
+                              "real tokens' are right)",
+                              PADDED_NAN.replace("mask[:, None, :]", "mask[:, None, None, :]"))  # fmt: skip
             if _close(got[rows], want[rows]):
                 continue
-            where = f"(B, T, d, h) = ({B}, {T}, {d}, {h}) with padding"
             if (
                 torch.isnan(got[~rows]).any() and torch.isfinite(got[rows]).all()
             ):  # the mask hit rows

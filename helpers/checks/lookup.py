@@ -558,6 +558,10 @@ def _balanced_query(name: str, fn) -> CheckResult:
                 f"on {label}, fn(..., C = 50) is not 50 × fn(..., C = 1)",
                 "the strength C must only scale the query: return C times one fixed direction",
             )
+        if abs(float(q.norm()) - 1.0) > 1e-4:
+            return failed(name, f"on {label}, fn(..., C = 1) has length {float(q.norm()):.3g}, not 1",
+                          "normalise the direction (u / u.norm()) before multiplying by C, so that C "
+                          "alone sets how sharp the weights are")  # fmt: skip
     return passed(name, "equal scores above every other key for 3 key sets, sharpening with C")
 
 

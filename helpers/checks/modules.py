@@ -297,6 +297,22 @@ def _attention_mistakes(
 
 
 GENERIC_HINT = "compare with the loop reference on a tiny input (B=1, T=2) and print the weights"
+
+# A padded query still attends to the real keys, so the reference's output there is finite. Its value
+# is free (nothing reads it), NaN is not: pooling's 0 · NaN is NaN, and the next layer's 0 weight on a
+# NaN value too. Masking queries as well as keys (mask[:, :, None] & mask[:, None, :]) makes it NaN.
+PADDED_NAN = ("mask the keys only, mask[:, None, :]: a padded query still attends to the real keys. "
+              "NaN there is not harmless: pooling multiplies it by 0, and 0 · NaN is NaN")  # fmt: skip
+LOOP_PADDED_NAN = ("skip key j when mask[b, j] is False, for every query i, padded ones too: a padded "
+                   "query still attends to the real keys. NaN there is not harmless: pooling "
+                   "multiplies it by 0, and 0 · NaN is NaN")  # fmt: skip
+
+
+def padded_not_finite(got: torch.Tensor, mask: torch.Tensor | None) -> bool:
+    """Whether ``got`` (B, T, d) holds NaN or inf at the positions ``mask`` (B, T) marks as padding."""
+    return mask is not None and not bool(torch.isfinite(got[~mask]).all())
+
+
 # the loop reference's own: there is no other reference to compare it with
 LOOP_GENERIC_HINT = ("work out one (b, i) by hand on B=1, T=2: print query(x[b, i]) · key(x[b, j]) / √d "
                      "for each key j, their softmax over j, and Σ_j w_j · value(x[b, j])")  # fmt: skip
@@ -390,6 +406,9 @@ def _self_attention(name: str, cls: type) -> CheckResult:
         ):
             return failed(name, "differs from the loop reference on (B, T, d) = (2, 5, 8) with padding",
                           _diagnose(m(x, mask), m, x, mask, mask))  # fmt: skip
+        if padded_not_finite(m(x, mask), mask):
+            return failed(name, "the padded positions' outputs are NaN or inf on (B, T, d) = (2, 5, 8) "
+                          "(the real tokens' are right)", PADDED_NAN)  # fmt: skip
         # right at d = 8 with and without a mask: then a failure at another d is a size written in
         right_at_d = _close(m(x), loop_self_attention(m.query, m.key, m.value, x, None))
         for B, T, dim, scale, seed in ((3, 7, 16, 1.0, 1), (1, 1, 4, 1.0, 2), (4, 6, 8, 3.0, 3)):
@@ -480,6 +499,9 @@ def _loop_attention(name: str, fn) -> CheckResult:
                     f"differs from the formula on {where}",
                     _diagnose(got, m, x, mask, rows, loop=True),
                 )
+            if padded_not_finite(got, mask):
+                return failed(name, f"the padded positions' outputs are NaN or inf on {where} (the "
+                              "real tokens' are right)", LOOP_PADDED_NAN)  # fmt: skip
     return passed(
         name,
         "matches the formula on 3 inputs, with and without padding: now it can test your module",
