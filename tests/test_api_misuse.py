@@ -15,7 +15,7 @@ from helpers.bert.model import BertClassifier, BertConfig, BertModel
 from helpers.config import ConfigError
 from helpers.corpora import synthetic_text
 from helpers.finetune.data import Task, collate_rows
-from helpers.gpt import GPT, GPTRunConfig, train
+from helpers.gpt import GPT, GPTConfig, GPTRunConfig, train
 from helpers.gpt.attention import causal_softmax
 from helpers.gpt.data import build_corpus
 from helpers.gpt.runs import future_leak, sample, sentence_losses
@@ -217,3 +217,12 @@ def test_masking_refuses_float_ids_and_a_short_continuation_table():
 def test_train_takes_a_device_name():
     run = train(synthetic_text(3000), GPTRunConfig(iters=2, **TINY_RUN), "cpu", progress=False)
     assert run.report["iters"] == 2
+
+
+@pytest.mark.parametrize("knob", ["temperature", "top_k", "top_p"])
+def test_a_sampling_knob_typed_as_text_is_named(knob):
+    from helpers.training.generate import generate
+
+    model = GPT(GPTConfig(vocab_size=5, block_size=4, layers=1, heads=1, embd=8))
+    with pytest.raises(TypeError, match=f"{knob} must be a number, not the string '0.5'"):
+        generate(model, torch.zeros(1, 1, dtype=torch.long), 2, 4, **{knob: "0.5"})

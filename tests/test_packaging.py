@@ -156,6 +156,20 @@ def test_version_is_written_once_in_helpers():
     assert len(versions) == 1 and re.fullmatch(r"\d+\.\d+\.\d+\S*", versions[0])
 
 
+def test_the_citation_file_agrees_with_the_licence_and_the_repository():
+    yaml = pytest.importorskip("yaml")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    assert {"message", "title", "authors", "abstract"} <= set(cff)
+    assert "version" not in cff  # helpers.__version__ is the one place (the test above)
+    assert cff["license"] == PYPROJECT["project"]["license"]
+    holder = re.search(r"Copyright \(c\) \d{4} (.+)", (ROOT / "LICENSE").read_text()).group(1)
+    assert cff["authors"] == [{"name": holder}]
+    colab = re.search(r"colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/main/",
+                      (ROOT / "README.md").read_text(encoding="utf-8")).group(1)  # fmt: skip
+    assert cff["repository-code"] == f"https://github.com/{colab}"
+
+
 def test_every_subpackage_goes_into_the_wheel():
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     found = {

@@ -49,6 +49,10 @@ def filter_logits(
 def _check(
     steps: int, block_size: int, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
+    for name, value in (("steps", steps), ("block_size", block_size), ("temperature", temperature),
+                        ("top_k", top_k), ("top_p", top_p)):  # fmt: skip
+        if isinstance(value, str):  # from a text box: "0.8" >= 0 fails with a TypeError about str
+            raise TypeError(f"{name} must be a number, not the string {value!r}: float({value!r})")
     if steps < 0 or block_size < 1:
         raise ValueError(f"steps must be ≥ 0 and block_size ≥ 1, not {steps} and {block_size}")
     if not temperature >= 0:  # nan too
