@@ -41,8 +41,16 @@ def with_bmm_and_large_negative(self, x, mask=None):
     q, k, v = self.query(x), self.key(x), self.value(x)
     scores = torch.bmm(q, k.permute(0, 2, 1)) / x.size(-1) ** 0.5
     if mask is not None:
-        scores = scores.masked_fill(mask.unsqueeze(1) == 0, -1e9)
+        scores = scores.masked_fill(mask.unsqueeze(1) == 0, torch.finfo(scores.dtype).min)
     return torch.bmm(F.softmax(scores, dim=2), v)
+
+
+def filled_with_minus_1e9(self, x, mask=None):  # right in float32; float16 cannot hold -1e9
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, :], -1e9)
+    return torch.softmax(scores, dim=-1) @ v
 
 
 def with_einsum_and_where(self, x, mask=None):
@@ -248,6 +256,10 @@ ATTENTION_MISTAKES = {
     "scores clamped": (
         clamped_scores,
         "(x × 100)\n   hint: right on ordinary inputs, wrong only when the scores are large",
+    ),
+    "a fill float16 cannot hold": (
+        filled_with_minus_1e9,
+        "in float16 it raises: value cannot be converted to type c10::Half without overflow",
     ),
     "numpy output": (
         lambda self, x, mask=None: bug()(self, x, mask).numpy(),

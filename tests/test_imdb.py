@@ -517,6 +517,18 @@ def test_cli_writes_the_report(cli_files):
     assert report["examples"] == {"train": 216, "valid": 24, "test": 60}
 
 
+def test_cli_scores_the_test_file_in_the_precision_it_trained_in(cli_files, monkeypatch):
+    """`--precision fp32` trained in float32 and scored the test file in "auto": float16 on a T4
+    (a helper session's mixed-precision audit)."""
+    from helpers.imdb import runs
+
+    asked = []
+    scored = runs.evaluate
+    monkeypatch.setattr(runs, "evaluate", lambda *a, **k: asked.append(k) or scored(*a, **k))
+    assert call(cli_files, "--epochs", "1", "--max-len", "48", "--precision", "fp32") == 0
+    assert asked == [{"precision": "fp32"}]
+
+
 def test_cli_a_diverged_run_exits_2_naming_the_flag(cli_files, capsys):
     assert call(cli_files, "--epochs", "1", "--lr", "1e30", "--max-len", "48") == 2
     last = capsys.readouterr().err.splitlines()[-1]  # after the progress bars

@@ -656,3 +656,46 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     with pytest.raises(ValueError, match="is not a checkpoint of helpers.finetune"):
         check_own_checkpoint(path, "helpers.finetune", "--checkpoint")
     assert not marker.exists()
+
+
+class _SkipsFirstStep:
+    """GradScaler's contract in fp16 when the first step's gradients are inf: ``step`` skips the
+    update, ``update`` cuts the scale (what a T4 run meets while the scale settles)."""
+
+    def __init__(self):
+        self.steps, self.current = 0, 2.0**16
+
+    def scale(self, loss):
+        return loss
+
+    def unscale_(self, optimizer):
+        pass
+
+    def step(self, optimizer):
+        self.steps += 1
+        if self.steps > 1:
+            optimizer.step()
+
+    def update(self):
+        if self.steps == 1:
+            self.current /= 2
+
+    def get_scale(self):
+        return self.current
+
+
+def test_a_step_the_fp16_scaler_skips_spends_no_learning_rate_step():
+    """The schedule went on through skipped steps: a warm-up spent on them left the first real
+    update at the peak rate (a helper session's mixed-precision audit)."""
+    from tqdm.auto import tqdm
+
+    from helpers.training.loop import run_epoch
+
+    model, cfg = toy_model(), TrainConfig(epochs=1, lr=0.1, warmup=0.5, schedule="linear")
+    optimizer = make_optimizer(cfg, model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: step + 1.0)
+    scaler = _SkipsFirstStep()
+    with tqdm(disable=True) as bar:
+        run_epoch(model, toy_data(32), optimizer, scheduler, scaler, cfg, CPU, "fp32",
+                  batch_outputs, bar)  # fmt: skip
+    assert scaler.steps == 4 and scheduler.last_epoch == 3  # 4 steps, the first skipped

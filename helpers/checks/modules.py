@@ -285,7 +285,9 @@ def _attention_mistakes(
             )
             @ v,
             "you filled the padded scores with 0, and e^0 = 1 still gives them weight: fill with "
-            "-inf (or -1e9)": torch.softmax((scores / math.sqrt(d)).masked_fill(~keys_ok, 0.0), -1)
+            "-inf (or torch.finfo(scores.dtype).min)": torch.softmax(
+                (scores / math.sqrt(d)).masked_fill(~keys_ok, 0.0), -1
+            )
             @ v,
             "you masked the queries (rows) instead of the keys (columns): padded keys must get no "
             "weight, so mask[:, None, :]; a fully masked row is NaN": torch.softmax(
@@ -346,6 +348,17 @@ def _diagnose(
     for module_terms, loop_terms in LOOP_TERMS if loop else ():
         hint = hint.replace(module_terms, loop_terms)
     return hint
+
+
+def _half_overflow(m: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> str | None:
+    """The error a float16 copy of ``m`` raises because a number it writes does not fit in float16
+    (masked_fill(..., -1e9)), or None. A torch without float16 kernels on the CPU answers None."""
+    try:
+        deepcopy(m).half()(x.half(), mask)
+    except RuntimeError as err:
+        if "overflow" in str(err):
+            return str(err).splitlines()[0]
+    return None
 
 
 def _known_mistake(got: torch.Tensor, mistakes: dict, rows) -> str:
@@ -409,6 +422,11 @@ def _self_attention(name: str, cls: type) -> CheckResult:
         if padded_not_finite(m(x, mask), mask):
             return failed(name, "the padded positions' outputs are NaN or inf on (B, T, d) = (2, 5, 8) "
                           "(the real tokens' are right)", PADDED_NAN)  # fmt: skip
+        if overflow := _half_overflow(m, x, mask):
+            return failed(name, f"right in float32, but in float16 it raises: {overflow}",
+                          "notebook 03 trains in float16 on a T4 GPU, where numbers end at ±65,504: "
+                          "a fill such as -1e9 does not fit; fill with float('-inf') or "
+                          "torch.finfo(scores.dtype).min")  # fmt: skip
         # right at d = 8 with and without a mask: then a failure at another d is a size written in
         right_at_d = _close(m(x), loop_self_attention(m.query, m.key, m.value, x, None))
         for B, T, dim, scale, seed in ((3, 7, 16, 1.0, 1), (1, 1, 4, 1.0, 2), (4, 6, 8, 3.0, 3)):

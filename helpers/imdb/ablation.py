@@ -85,7 +85,7 @@ def ablation(
         })  # fmt: skip
         if "choose" in prepared.docs:
             rows[-1]["choose_accuracy"] = score_test(
-                prepared, result.model, device, "choose"
+                prepared, result.model, device, "choose", cfg.precision
             ).accuracy
         if save is not None:
             save(rows)

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if not main_rank:
         return 0  # rank 0 scores the test file and writes the report
     start = time.perf_counter()
-    test = score_test(prepared, result.model, device)  # once, after training
+    test = score_test(prepared, result.model, device, precision=cfg.precision)  # once, at the end
     test_seconds = time.perf_counter() - start
     report = {
         "config": cfg.to_dict(),

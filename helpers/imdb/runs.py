@@ -236,16 +236,18 @@ def run(
 
 
 def score_test(
-    prepared: Prepared, model: MyTransformer, device: torch.device, split: str = "test"
-) -> Metrics:
+    prepared: Prepared, model: MyTransformer, device: torch.device, split: str = "test",
+    precision: str = "auto",
+) -> Metrics:  # fmt: skip
     """The test split's loss and accuracy: once, for the model whose settings validation chose (or
-    another held-out ``split``'s, such as the ablation's choose file)."""
-    return evaluate(model, prepared.batches(split, 64, model.max_len, shuffle=False), device)
+    another held-out ``split``'s, such as the ablation's choose file), in the run's ``precision``."""
+    batches = prepared.batches(split, 64, model.max_len, shuffle=False)
+    return evaluate(model, batches, device, precision=precision)
 
 
 def misclassified(
     prepared: Prepared, model: MyTransformer, device: torch.device, k: int = 10,
-    split: str = "valid", chars: int = 1500,
+    split: str = "valid", chars: int = 1500, precision: str = "auto",
 ) -> "pd.DataFrame":  # fmt: skip
     """The ``k`` reviews of ``split`` the model gets wrong most confidently, as a DataFrame (each
     review's first ``chars`` characters)."""
@@ -254,7 +256,7 @@ def misclassified(
     batches = prepared.batch_indices(split, 64, model.max_len, shuffle=False)
     order = [i for idx in batches for i in idx]
     probs = predict(
-        model, prepared.batches(split, 64, model.max_len, shuffle=False), device
+        model, prepared.batches(split, 64, model.max_len, shuffle=False), device, precision
     )  # (N, 2)
     labels = prepared.labels[split][order]
     wrong = (probs.argmax(dim=1) != labels).nonzero().flatten()

@@ -258,10 +258,12 @@ def run_epoch(
             scaler.unscale_(optimizer)  # fp16: back to true gradient sizes before clipping
             if cfg.clip is not None:  # one bad batch cannot blow up the weights
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            scale = scaler.get_scale()  # fp16: a step with inf gradients is skipped, its scale cut
             scaler.step(optimizer)  # the update
             scaler.update()
             optimizer.zero_grad(set_to_none=True)  # gradients add up until cleared
-            scheduler.step()  # the learning rate for the next step
+            if scaler.get_scale() >= scale:  # a skipped step spends none of the warm-up or decay
+                scheduler.step()  # the learning rate for the next step
         total, count = total + loss.item() * targets.numel(), count + targets.numel()
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
