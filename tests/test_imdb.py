@@ -529,6 +529,23 @@ def test_cli_scores_the_test_file_in_the_precision_it_trained_in(cli_files, monk
     assert asked == [{"precision": "fp32"}]
 
 
+def test_cli_scores_no_test_review_the_train_file_holds(cli_files, capsys):
+    """A review in both files was scored on what the model trained on (7 of the 2,000 held-out
+    reviews README's figures used; a helper session's evaluation audit). The baseline too."""
+    from helpers.imdb import baseline
+
+    train = [json.loads(line) for line in cli_files["--train-file"].read_text().splitlines()]
+    test = [json.loads(line) for line in cli_files["--test-file"].read_text().splitlines()]
+    write_jsonl(cli_files["--test-file"], train[:3] + test + test[:1])  # 3 copies and a repeat
+    assert call(cli_files, "--epochs", "1", "--max-len", "48") == 0
+    assert json.loads(cli_files["--json"].read_text())["examples"]["test"] == len(test)
+    assert f"note: 4 of the {len(test) + 4} reviews in --test-file" in capsys.readouterr().err
+    report = cli_files["--json"].with_name("baseline.json")
+    assert baseline.main(["--train-file", str(cli_files["--train-file"]), "--test-file",
+                          str(cli_files["--test-file"]), "--json", str(report)]) == 0  # fmt: skip
+    assert json.loads(report.read_text())["examples"]["test"] == len(test)
+
+
 def test_cli_a_diverged_run_exits_2_naming_the_flag(cli_files, capsys):
     assert call(cli_files, "--epochs", "1", "--lr", "1e30", "--max-len", "48") == 2
     last = capsys.readouterr().err.splitlines()[-1]  # after the progress bars

@@ -24,7 +24,7 @@ from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_report, write_report
 from helpers.glove import load_glove
-from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
+from helpers.imdb.data import check_splits, kept_apart, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
 from helpers.training.loop import Diverged
 
@@ -187,10 +187,8 @@ def _run(args: argparse.Namespace) -> int:
         check_splits(train, valid, args.train_file, args.valid_fraction)
         splits = {"train": train, "valid": valid}
         if args.choose_file is not None:
-            splits["choose"] = read_jsonl(args.choose_file)
-            check_apart(
-                everything, args.train_file, splits["choose"], args.choose_file, "--choose-file"
-            )
+            splits["choose"] = kept_apart(everything, args.train_file, read_jsonl(args.choose_file),
+                                          args.choose_file, "--choose-file")  # fmt: skip
         glove, _ = load_glove(args.glove_file)
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {as_flags(str(err))}", file=sys.stderr)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from helpers.cli import Parser
 from helpers.files import check_not_an_input, check_report, write_report
-from helpers.imdb.data import Split, check_apart, check_splits, read_jsonl, split_off
+from helpers.imdb.data import Split, check_splits, kept_apart, read_jsonl, split_off
 from helpers.text import clean
 
 if TYPE_CHECKING:
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         check_report(args.json, create=True, command=COMMAND, shape=SHAPE)
         everything = read_jsonl(args.train_file)
         train, valid = split_off(everything, args.valid_fraction)
-        test = read_jsonl(args.test_file)
         check_splits(train, valid, args.train_file, args.valid_fraction)
-        check_apart(everything, args.train_file, test, args.test_file, "--test-file")
+        test = kept_apart(everything, args.train_file, read_jsonl(args.test_file), args.test_file,
+                          "--test-file")  # fmt: skip
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

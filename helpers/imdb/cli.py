@@ -18,7 +18,7 @@ from helpers.cli import Parser, lock_output, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.glove import load_glove
-from helpers.imdb.data import check_apart, check_splits, read_jsonl, split_off
+from helpers.imdb.data import check_splits, kept_apart, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
 from helpers.training import choose_precision, distributed
 
@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         everything = read_jsonl(args.train_file)
         train_data, valid_data = split_off(everything, args.valid_fraction)
-        test_data = read_jsonl(args.test_file)
         check_splits(train_data, valid_data, args.train_file, args.valid_fraction)
-        check_apart(everything, args.train_file, test_data, args.test_file, "--test-file")
+        test_data = kept_apart(everything, args.train_file, read_jsonl(args.test_file),
+                               args.test_file, "--test-file")  # fmt: skip
         read_seconds = time.perf_counter() - start
         start = time.perf_counter()
         glove, cached = load_glove(args.glove_file)

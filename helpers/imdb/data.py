@@ -61,6 +61,19 @@ def check_apart(train: Split, train_file: str | Path, other: Split, other_file: 
               file=sys.stderr)  # fmt: skip
 
 
+def kept_apart(train: Split, train_file: str | Path, other: Split, other_file: str | Path,
+               flag: str) -> Split:  # fmt: skip
+    """``check_apart``, then ``other`` without the reviews the training file holds and without its
+    own repeats, with a note on stderr saying how many went: each would be scored on memory."""
+    check_apart(train, train_file, other, other_file, flag)
+    kept = drop_repeats(other, seen=train)
+    if dropped := len(other[0]) - len(kept[0]):
+        print(f"note: {dropped} of the {len(other[0])} reviews in {flag} {other_file} repeat a review "
+              f"of the --train-file or an earlier one of its own; scoring the other {len(kept[0])}",
+              file=sys.stderr)  # fmt: skip
+    return kept
+
+
 def split_off(data: Split, fraction: float, seed: int = 42) -> tuple[Split, Split]:
     """(rest, held out): a random ``fraction`` of the examples held out, the same one for the same seed."""
     order = list(range(len(data[0])))
