@@ -249,12 +249,16 @@ class NotebookFailed(AssertionError):
 
 
 def errors_and_text(nb) -> tuple[list[str], str]:
-    """One line per error output of a notebook ("cell N: Name: value"), and all its stream text."""
+    """One line per error output of a notebook ("cell N: Name: value") and per stderr output (a
+    warning or a log line a student would read as something gone wrong: none in any notebook, under
+    either env's versions), and all its stream text."""
     errors, text = [], []
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             if output.output_type == "error":
                 errors.append(f"cell {index}: {output.ename}: {output.evalue}")
+            elif output.output_type == "stream" and output.name == "stderr":
+                errors.append(f"cell {index}: on stderr: {output.text.strip()[:300]}")
             text.append(output.get("text", ""))
     return errors, "".join(text)
 

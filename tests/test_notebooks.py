@@ -119,6 +119,23 @@ def test_a_lost_wake_up_costs_a_second_and_is_logged(three_quick_cells, monkeypa
     assert seconds < 3 * 1 + 30, "one second per lost wake-up (plus the kernel's start), not 120"
 
 
+def test_a_warning_a_cell_prints_fails_the_notebook(tmp_path, monkeypatch):
+    """A warning or log line on stderr reads to a student as something gone wrong: none is let
+    through (none in any notebook, instructor or student version, under either env's versions)."""
+    smoke_environment(monkeypatch, tmp_path / "cache")
+    path = tmp_path / "warns.ipynb"
+    cells = [
+        "import warnings\nwarnings.warn('this API is deprecated', FutureWarning)",
+        "print('fine')",
+    ]
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), path)
+    nb, _ = run_notebook(path, "python3", "warns")
+    errors, text = errors_and_text(nb)
+    assert len(errors) == 1 and errors[0].startswith("cell 0: on stderr:"), errors
+    assert "FutureWarning: this API is deprecated" in errors[0]
+    assert "fine" in text
+
+
 def smoke_notebook_through(tmp_path, monkeypatch, name: str, through: str):
     """Notebook ``name`` cut after its first code cell containing ``through``, set to run in smoke:
     the notebook and that cell's index."""
