@@ -53,6 +53,14 @@ def filled_with_minus_1e9(self, x, mask=None):  # right in float32; float16 cann
     return torch.softmax(scores, dim=-1) @ v
 
 
+def filled_with_the_inputs_smallest(self, x, mask=None):  # under autocast x is float32, scores not
+    q, k, v = self.query(x), self.key(x), self.value(x)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask[:, None, :], torch.finfo(x.dtype).min)
+    return torch.softmax(scores, dim=-1) @ v
+
+
 def with_einsum_and_where(self, x, mask=None):
     q, k, v = self.query(x), self.key(x), self.value(x)
     scores = torch.einsum("btd,bsd->bts", q, k) / math.sqrt(q.shape[-1])
@@ -260,6 +268,10 @@ ATTENTION_MISTAKES = {
     "a fill float16 cannot hold": (
         filled_with_minus_1e9,
         "in float16 it raises: value cannot be converted to type c10::Half without overflow",
+    ),
+    "float32's smallest number as the fill": (
+        filled_with_the_inputs_smallest,
+        "in float16 it raises",
     ),
     "numpy output": (
         lambda self, x, mask=None: bug()(self, x, mask).numpy(),

@@ -1095,3 +1095,15 @@ def test_a_run_whose_loss_turned_nan_stops_instead_of_reporting_scores(prepared)
             prepared, SMALL.replace(epochs=3, lr=1e30), CPU, progress=False, callbacks=[seen.append]
         )
     assert seen == []
+
+
+def test_a_test_file_left_with_one_class_after_its_repeats_go_says_so(capsys):
+    from helpers.imdb.data import kept_apart
+
+    train = (["p1", "p2", "n1", "n2"], [1, 1, 0, 0])
+    kept = kept_apart(train, "train.jsonl", (["p1", "p2", "x1", "x2", "x3"], [1, 1, 0, 0, 0]),
+                      "test.jsonl", "--test-file")  # fmt: skip
+    assert kept == (["x1", "x2", "x3"], [0, 0, 0])
+    err = capsys.readouterr().err
+    assert "2 of the 5 reviews in --test-file test.jsonl repeat" in err
+    assert "every review in --test-file test.jsonl is labelled 0" in err

@@ -250,12 +250,12 @@ def _masked_mean(name: str, fn) -> CheckResult:
                       "clamp the count of real tokens at 1: mask.sum(1).clamp(min=1)")  # fmt: skip
     x, mask = _pooling_case(torch.bool)
     try:
-        half = fn(x.to(torch.bfloat16), mask)  # as mixed precision hands it over
-    except RuntimeError as err:  # einsum and matmul refuse a float32 mask with a bfloat16 x
+        half = fn(x.half(), mask)  # the statement: x's dtype back (float16: numpy has it too)
+    except RuntimeError as err:  # einsum and matmul refuse a float32 mask with a float16 x
         half = f"raised: {str(err).splitlines()[0]}"
-    if not isinstance(half, torch.Tensor) or half.dtype != torch.bfloat16:
+    if not isinstance(half, torch.Tensor) or half.dtype != torch.float16:
         said = f"comes back as {half.dtype}" if isinstance(half, torch.Tensor) else half
-        return failed(name, f"right in float32, but with a bfloat16 x it {said}",
+        return failed(name, f"right in float32, but with a float16 x it {said}",
                       "keep x's dtype: convert the mask with mask.to(x.dtype), not .float()")  # fmt: skip
     if loop := find_loop(fn):
         return failed(name, f"right values, but {loop}", "no loops: multiply by the (B, T, 1) mask, "

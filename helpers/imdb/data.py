@@ -53,10 +53,15 @@ def check_apart(train: Split, train_file: str | Path, other: Split, other_file: 
     if shared > len(other[0]) / 2:
         raise ValueError(f"{flag} {other_file}: {shared} of its {len(other[0])} reviews are in the "
                          "--train-file; give reviews kept apart from training")  # fmt: skip
-    classes = set(other[1])
+    _one_class_note(other, other_file, flag)
+
+
+def _one_class_note(data: Split, file: str | Path, flag: str) -> None:
+    """A note on stderr if ``data`` holds one class only: its accuracy is then that class's recall."""
+    classes = set(data[1])
     if len(classes) == 1:
         (label,) = classes
-        print(f"note: every review in {flag} {other_file} is labelled {label}, so its accuracy is the "
+        print(f"note: every review in {flag} {file} is labelled {label}, so its accuracy is the "
               f"recall of class {label} alone; a model that always says {label} scores 100%",
               file=sys.stderr)  # fmt: skip
 
@@ -71,6 +76,8 @@ def kept_apart(train: Split, train_file: str | Path, other: Split, other_file: s
         print(f"note: {dropped} of the {len(other[0])} reviews in {flag} {other_file} repeat a review "
               f"of the --train-file or an earlier one of its own; scoring the other {len(kept[0])}",
               file=sys.stderr)  # fmt: skip
+        if len(set(other[1])) > 1:  # one class left only after the drop
+            _one_class_note(kept, other_file, flag)
     return kept
 
 
