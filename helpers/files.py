@@ -358,7 +358,8 @@ def load_arrays(path: str | Path, *names: str) -> list | None:
     if not path.exists():
         return None
     try:
-        with np.load(path) as f:
+        # numpy leaves a file it opened unclosed when the zip is cut short: open it here instead
+        with open(path, "rb") as file, np.load(file) as f:
             return [f[name] for name in names]
     # a copy cut short or damaged (BadZipFile, EOFError, zlib.error), or of an older layout (KeyError)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:

@@ -131,6 +131,8 @@ def held(cache, tmp_path):
     for other in holders:
         other.kill()
         other.wait()
+        other.stdin.close()
+        other.stdout.close()
 
 
 def test_a_second_run_on_the_same_save_or_json_is_refused_by_name(held, tmp_path, capsys):

@@ -925,7 +925,8 @@ def _bert(name: str, cls: type, name_or_dir: str) -> CheckResult:
         theirs = transformers.BertModel.from_pretrained(folder, attn_implementation="eager").eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     rows = [tokenizer(text) for text in SINGLES] + [tokenizer(*PAIR)]  # two sentences, one pair
-    batch = tokenizer.pad(rows, return_tensors="pt")  # padded to the longest
+    with pretrained.quiet_loading():  # transformers 4.x advises __call__ over pad, on stderr
+        batch = tokenizer.pad(rows, return_tensors="pt")  # padded to the longest
     real = batch["attention_mask"].bool()
     with torch.no_grad():
         ref = theirs(**batch, output_hidden_states=True)
