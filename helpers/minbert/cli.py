@@ -5,8 +5,8 @@
         --max-len N --seed S] --json OUT
 
 Without ``--dev-file``, 10% of the training file (``--dev-fraction``, stratified, ``--split-seed``) is
-dev. Dev is scored after every epoch and chooses the epoch kept; the test file, if given, is scored for
-the learning curve and, with the chosen epoch's weights, once at the end. A test file whose labels are
+dev. Dev is scored after every epoch and chooses the epoch kept; the test file, if given, is scored
+once, at the end, with the chosen epoch's weights. A test file whose labels are
 all hidden (``?``, ``-1`` or nothing before ``|||``) gets predictions instead of an accuracy.
 """
 
@@ -168,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     hidden = bool(test) and labels_hidden(test)
-    watch = {"test": test} if test and not hidden else {}
-    run = train_classifier(args.model, cfg, train, dev, device, watch=watch, loaded=loaded,
+    run = train_classifier(args.model, cfg, train, dev, device, loaded=loaded,
                            checkpoint=args.checkpoint)  # fmt: skip
     try:
         check_finite_losses(run.history["train_loss"], cfg.lr)
@@ -186,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         "best_epoch": run.best_epoch,
         "chosen_by": "the epoch with the best dev accuracy (its weights are the ones tested)",
         "dev_accuracy_per_epoch": run.history["dev_accuracy"],
-        "test_accuracy_per_epoch": run.history.get("test_accuracy"),
         "train_loss_per_epoch": run.history["train_loss"],
     }
     if hidden:

@@ -11,7 +11,7 @@ The model kept is the epoch with the best dev accuracy (minBERT's rule): its wei
 
 import textwrap
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,8 +177,7 @@ def make_batches(
 
 @dataclass
 class MinbertRun:
-    """What ``train_classifier`` returns. ``history``: per epoch, train_loss, dev_accuracy (and each
-    watched split's), seconds. ``model`` holds the weights of ``best_epoch``, whose dev accuracy is
+    """What ``train_classifier`` returns. ``history``: per epoch, train_loss, dev_accuracy, seconds. ``model`` holds the weights of ``best_epoch``, whose dev accuracy is
     ``dev_accuracy``."""
 
     history: History
@@ -244,7 +243,6 @@ def train_classifier(
     device: torch.device | None = None,
     progress: bool = True,
     *,
-    watch: Mapping[str, Sequence[Example]] | None = None,
     callbacks: Sequence[Callable[[History], None]] = (),
     loaded: tuple[BertModel, "transformers.PreTrainedTokenizerBase"] | None = None,
     checkpoint: str | Path | None = None,
@@ -252,19 +250,17 @@ def train_classifier(
     """Train a classifier on ``train`` (frozen encoder or fine-tuned, as ``cfg.option`` says), score
     ``dev`` after every epoch, and keep the epoch with the best dev accuracy.
 
-    ``watch`` names more labelled splits scored after every epoch, for learning curves only: the choice
-    of epoch reads dev alone. ``loaded`` is a (BertModel, tokenizer) already loaded (the command line
+    The test set is not scored here: ``score`` it once, with the weights dev chose. ``loaded`` is a (BertModel, tokenizer) already loaded (the command line
     loads it first, to report a missing model before any work). With ``checkpoint``, each finished
     epoch (and the best one's weights) is saved there, and a later call with the same model files,
     examples and settings resumes after it."""
     device = pick_device() if device is None else device
     classes = num_classes(list(train), "the training examples")
-    splits = {"dev": list(dev), **{name: list(rows) for name, rows in (watch or {}).items()}}
-    for name, rows in splits.items():
-        if not rows or labels_hidden(rows):
-            raise ValueError(f"the {name} examples are {'empty' if not rows else 'unlabelled'}; "
-                             "scoring them every epoch needs labels")  # fmt: skip
-        check_labels(rows, classes, f"the {name} examples", "the training examples")
+    splits = {"dev": list(dev)}
+    if not dev or labels_hidden(list(dev)):
+        raise ValueError(f"the dev examples are {'empty' if not dev else 'unlabelled'}; "
+                         "scoring them every epoch needs labels")  # fmt: skip
+    check_labels(list(dev), classes, "the dev examples", "the training examples")
     start = time.perf_counter()
     bert, tokenizer = load_bert(model_name_or_dir) if loaded is None else loaded
     seconds = {"load": time.perf_counter() - start}
