@@ -88,6 +88,24 @@ def test_bad_launcher_variables_are_named(monkeypatch, world, rank, said):
         distributed.current()
 
 
+@pytest.mark.parametrize("backend, ids", [("nccl", [[3], [3]]), ("gloo", [None, None])])
+def test_barriers_name_this_processs_gpu_under_nccl(monkeypatch, backend, ids):
+    """Under NCCL a barrier without device_ids makes torch guess the GPU (and warn on rank 0); every
+    barrier, the one before leaving the group included, names the GPU this process set."""
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "get_backend", lambda *group: backend)
+    monkeypatch.setattr(
+        distributed.dist, "barrier", lambda **kw: calls.append(kw.get("device_ids"))
+    )
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda *group: None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    distributed.barrier()
+    distributed.finish()
+    assert calls == ids
+
+
 def test_shard_gives_each_rank_every_nth_batch_and_equal_counts():
     batches = list(range(7))
     shares = [distributed.shard(batches, distributed.Rank(r, 3)) for r in range(3)]

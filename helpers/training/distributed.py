@@ -97,7 +97,7 @@ def finish() -> None:
     if dist.is_available() and dist.is_initialized():
         gc.collect()  # free DDP wrappers left in reference cycles: they hold the group, whose threads
         # would otherwise be torn down during interpreter shutdown ("terminate called", SIGABRT)
-        dist.barrier()
+        _wait()
         dist.destroy_process_group()
 
 
@@ -133,6 +133,14 @@ def per_process(accumulate: int, world: int) -> int:
 def barrier() -> None:
     """Wait until every process gets here (nothing with one process)."""
     if dist.is_available() and dist.is_initialized():
+        _wait()
+
+
+def _wait() -> None:
+    """``dist.barrier``, naming this process's GPU under NCCL (torch warns when it has to guess one)."""
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
         dist.barrier()
 
 
