@@ -78,6 +78,18 @@ def test_layer_norm_keeps_precision_with_a_large_mean():
     assert torch.allclose(layers.LayerNorm(8, eps=1e-5)(x), nn.LayerNorm(8)(x), atol=1e-2)
 
 
+def test_layer_norm_in_float16_computes_its_statistics_in_float32():
+    """float16 rounds the default eps 1e-8 to 0, so a constant row was 0/0 = NaN, and x² of a
+    value above 256 overflows; F.layer_norm (the fast path) computes in float32, and so does ours."""
+    ours, theirs = layers.LayerNorm(8).half(), nn.LayerNorm(8, eps=1e-8).half()
+    x = torch.cat([torch.full((1, 8), 3.0), 300 * torch.randn(1, 8)]).half()  # (2, 8)
+    with torch.no_grad():
+        got = ours(x)
+        assert got.dtype == torch.float16 and torch.isfinite(got).all()
+        assert torch.allclose(got.float(), theirs(x).float(), atol=1e-2)
+        assert layers.LayerNorm(8)(x).dtype == torch.float32  # float32 γ, β: as x * γ promotes
+
+
 @pytest.mark.parametrize("norm", ["pre", "post"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_block_from_scratch_equals_block_from_torch(norm, causal):
