@@ -39,7 +39,7 @@ HEADER = """#!/bin/bash
 """
 
 JOB = """#SBATCH --ntasks-per-node=1
-#SBATCH --output={folder}/logs/%x-%j.out
+#SBATCH --output={logs}/logs/%x-%j.out
 set -euo pipefail
 cd {workdir}
 # The Python that wrote this script; on a cluster, `module load` / activate your environment instead.
@@ -49,7 +49,7 @@ cd {workdir}
 """
 
 ARRAY = """#SBATCH --array=0-{last}%{parallel}
-#SBATCH --output={folder}/logs/%x-%A_%a.out
+#SBATCH --output={logs}/logs/%x-%A_%a.out
 set -euo pipefail
 cd {workdir}
 # Task $SLURM_ARRAY_TASK_ID of the array runs line $SLURM_ARRAY_TASK_ID of {folder}/plan.json.
@@ -269,6 +269,8 @@ def write_jobs(plan: dict) -> dict[str, Path]:
     # quoted for the shell lines and for #SBATCH's, which sbatch splits at spaces outside quotes
     values = {"folder": shlex.quote(str(folder)), "workdir": shlex.quote(str(Path.cwd())),
               "python": shlex.quote(sys.executable)}  # fmt: skip
+    # in --output Slurm reads %x, %j, %A ... as its own placeholders: %% is a plain %
+    values["logs"] = values["folder"].replace("%", "%%")
     first = " ".join(map(shlex.quote, plan["runs"][0]["args"] + plan["common"]))
     job = _header(plan, "One run, data-parallel on all the GPUs of one node.", "job.sh",
                   "attention-lab", plan["gpus"]) + JOB.format(args=first, **values)  # fmt: skip
