@@ -100,8 +100,9 @@ def lock_output(path: Path, flag: str) -> None:
     """Hold ``path``'s run lock until the command ends (``release_outputs``): a second run on the same
     ``flag`` output is refused by name instead of mixing its files with this one's (two runs given
     one --save each saw it empty, and both wrote there). The lock is the operating system's, on a
-    file in $HELPERS_CACHE/locks: a killed run holds none. Only rank 0 of a torchrun group takes it;
-    where the file system cannot lock (or the cache cannot be written), the run goes on without."""
+    file in $HELPERS_CACHE/locks: a killed run holds none. Only rank 0 of a torchrun group takes it.
+    A $HELPERS_CACHE that is not a folder one can make is a ValueError; where the file system cannot
+    lock (or the locks folder cannot be written), the run goes on without one and says so."""
     from helpers.download import cache_dir
     from helpers.training.distributed import current
 
@@ -110,15 +111,15 @@ def lock_output(path: Path, flag: str) -> None:
     key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
     if key in _HELD:  # one file given to two of its flags: the other flag's check names that
         return
+    lock = cache_dir() / "locks" / f"{key}.lock"  # a bad $HELPERS_CACHE: named, not passed over
     try:
-        lock = cache_dir() / "locks" / f"{key}.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
         try:
             before = os.lstat(lock)  # the name itself, not what a link there points to
         except FileNotFoundError:
             before = None
-    except (OSError, ValueError):
-        return
+    except OSError as err:
+        return _unlocked(flag, path, err)
     # Only a plain file of its own: the holder's id is written into it, so a link planted in a shared
     # cache would have that write empty the file it points to, and opening a pipe could wait forever.
     # Checked before opening (Windows has no O_NOFOLLOW), then the opened file is the one checked.
@@ -135,7 +136,7 @@ def lock_output(path: Path, flag: str) -> None:
     except OSError as err:
         if err.errno in (errno.ELOOP, errno.EMLINK):  # a link made meanwhile (EMLINK: BSDs)
             raise ValueError(_NOT_PLAIN.format(lock)) from None
-        return
+        return _unlocked(flag, path, err)
     info = os.fstat(fd)
     if not _plain(info) or (
         before and (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino)
@@ -150,11 +151,16 @@ def lock_output(path: Path, flag: str) -> None:
         if err.errno in _BUSY:
             raise Busy(f"{flag} {path} is in use by another run{holder}: let it finish (or stop "
                        f"it), or give another {flag}") from None  # fmt: skip
-        return  # a file system without locks (some network mounts)
+        return _unlocked(flag, path, err)  # a file system without locks (some network mounts)
     _HELD[key] = fd
     with contextlib.suppress(OSError):  # the holder's id, for the message (a full disk: none)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
+
+
+def _unlocked(flag: str, path: Path, err: OSError) -> None:
+    print(f"note: {flag} {path} runs without a run lock ({err.strerror or err}): a second run on "
+          "it would not be refused", file=sys.stderr)  # fmt: skip
 
 
 def _plain(info: os.stat_result) -> bool:

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from helpers.cli import Parser
-from helpers.files import DiskFull, atomic_write
+from helpers.files import DiskFull, atomic_write, expand_home
 
 CACHE_ENV = "HELPERS_CACHE"
 CHUNK = 1 << 20  # 1 MiB
@@ -96,7 +96,7 @@ def cache_dir() -> Path:
     """The cache folder: $HELPERS_CACHE if set (an absolute path, or one from ~), else
     ~/.cache/attention-lab. Created if missing; a ValueError says why it cannot be."""
     root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attention-lab"
-    path = Path(root).expanduser()
+    path = expand_home(root, f"${CACHE_ENV}=" if os.environ.get(CACHE_ENV) else "the home folder")
     where = f"${CACHE_ENV}={root}" if os.environ.get(CACHE_ENV) else f"the default cache {path}"
     if not path.is_absolute():  # notebooks run in notebooks/, commands in the project root
         raise ValueError(f"{where} is a relative path, another folder from each folder a notebook "

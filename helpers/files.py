@@ -38,6 +38,16 @@ MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "token
                "pytorch_model.bin.index.json")  # fmt: skip
 
 
+def expand_home(path: str | Path, what: str) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded; a ValueError naming ``what`` when this
+    machine has no such home folder (Python's own error was a RuntimeError from deep inside)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise ValueError(f"{what} {path}: its ~ names no home folder on this machine; "
+                         "give the whole path") from None  # fmt: skip
+
+
 def folder_digest(folder: str | Path) -> str:
     """A short digest of a saved model's own files in ``folder`` (``MODEL_FILES`` and the weights,
     names and bytes): what a fine-tuning run starts from. Other files (a report, a run's checkpoint)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from helpers.files import folder_digest
+from helpers.files import expand_home, folder_digest
 
 if TYPE_CHECKING:
     import transformers
@@ -65,7 +65,22 @@ def minilm_path() -> str:
 def resolve_model(name: str) -> str:
     """ "minilm" means all-MiniLM-L6-v2 (the offline package if installed); anything else is passed on
     (a hub id, or a local folder, which must exist: ``model_source``)."""
-    return minilm_path() if name == "minilm" else model_source(name)
+    return minilm_path() if built_in(name, ("minilm",)) else model_source(name)
+
+
+BUILT_IN = {"minilm": "all-MiniLM-L6-v2", "tiny": "tiny stand-in", "t5-tiny": "tiny T5 stand-in"}
+
+
+def built_in(name: str, names: tuple[str, ...]) -> bool:
+    """Whether ``name`` is one of ``names``, the course's own models (``BUILT_IN``); a ValueError when
+    a folder of that name is here too: a saved model named ``tiny`` was silently passed over."""
+    if name not in names:
+        return False
+    if Path(name).exists():
+        raise ValueError(f"{name!r} names the course's {BUILT_IN.get(name, 'built-in model')}, and "
+                         f"{Path(name).absolute()} is here too: write ./{name} for the folder, or "
+                         "rename it")  # fmt: skip
+    return True
 
 
 def model_digest(source: str) -> str:
@@ -87,7 +102,7 @@ def model_source(name_or_dir: str) -> str:
         raise ValueError(
             "the model name is empty; give a hub id like 'bert-base-uncased' or a folder"
         )
-    path = Path(name_or_dir).expanduser()
+    path = expand_home(name_or_dir, "the model folder")
     shown = str(path) if path.is_absolute() else f"{path} ({path.absolute()})"
     if not path.exists():
         if not (

@@ -306,3 +306,73 @@ def test_the_ablation_and_an_explicit_checkpoint_are_locked_too(held, cache, tmp
             "--checkpoint", str(checkpoint)]  # fmt: skip
     assert finetune.main(args) == 2
     assert f"error: --checkpoint {checkpoint} is in use by another run" in capsys.readouterr().err
+
+
+LOCKING = [  # (command, argv): each locks an output before its other checks
+    ("helpers.gpt.cli", ["train", "--data", "t.txt", "--save", "s", "--json", "o.json"]),
+    ("helpers.mlm.cli", ["--train-file", "t.txt", "--save", "s", "--json", "o.json"]),
+    ("helpers.minbert.cli", ["--model", "tiny", "--train-file", "t.txt", "--json", "o.json"]),
+    ("helpers.finetune.cli", ["--model", "tiny", "--train-file", "t.csv", "--eval-file", "e.csv", "--json", "o.json"]),
+    ("helpers.finetune.twin", ["--pretrained", "p", "--sst-file", "t.tsv", "--json", "o.json"]),
+    ("helpers.imdb.cli", ["--train-file", "t.jsonl", "--test-file", "e.jsonl", "--glove-file", "g.txt", "--json", "o.json"]),
+    ("helpers.imdb.ablation", ["--train-file", "t.jsonl", "--glove-file", "g.txt", "--json", "o.json"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", ["relative-cache", "a-file", "~no-such-user-here/cache"])
+@pytest.mark.parametrize(("module", "args"), LOCKING)
+def test_a_bad_helpers_cache_is_named_not_a_run_without_its_lock(
+    module, args, bad, tmp_path, monkeypatch, capsys
+):
+    """A relative $HELPERS_CACHE, or one that is a file, turned the run lock off without a word (two
+    runs on one --save both wrote there); a ~user this machine lacks was a RuntimeError traceback."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text(
+        "some text to train on\n" * 50, encoding="utf-8"
+    )  # gpt reads it first
+    (tmp_path / "a-file").write_text("not a folder\n", encoding="utf-8")
+    monkeypatch.setenv("HELPERS_CACHE", str(tmp_path / bad) if bad == "a-file" else bad)
+    assert importlib.import_module(module).main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: $HELPERS_CACHE=") and err.count("\n") == 1, err
+
+
+def test_a_run_without_a_lock_says_so(cache, tmp_path, monkeypatch, capsys):
+    """Where the locks folder cannot be written the run goes on, but not silently."""
+    from helpers import cli
+
+    mkdir = Path.mkdir
+
+    def unwritable_locks(path: Path, *args, **kwargs) -> None:
+        if path.name == "locks":
+            raise PermissionError(13, "Permission denied")
+        mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", unwritable_locks)
+    cli.lock_output(tmp_path / "o.json", "--json")
+    assert cli._HELD == {}
+    assert capsys.readouterr().err == (f"note: --json {tmp_path / 'o.json'} runs without a run lock (Permission "
+                                       "denied): a second run on it would not be refused\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(("module", "args"), [
+    ("helpers.finetune.cli", ["--model", "tiny", "--train-file", "t.tsv", "--eval-file", "t.tsv", "--json", "o.json"]),
+    ("helpers.minbert.cli", ["--model", "minilm", "--train-file", "t.txt", "--json", "o.json"]),
+])  # fmt: skip
+def test_a_folder_named_like_a_built_in_model_is_not_passed_over(
+    module, args, cache, tmp_path, monkeypatch, capsys
+):
+    """A saved model in a folder named tiny (or minilm) was silently replaced by the built-in one."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / args[1]
+    folder.mkdir()
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    lines = [f"{i % 2} ||| {'good' if i % 2 else 'bad'} film number {i}" for i in range(20)]
+    (tmp_path / "t.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tsv = [f"{'good' if i % 2 else 'bad'} film number {i}\t{i % 2}" for i in range(20)]
+    (tmp_path / "t.tsv").write_text("sentence\tlabel\n" + "\n".join(tsv) + "\n", encoding="utf-8")
+    assert importlib.import_module(module).main(args) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"'{args[1]}' names the course's" in err and f"write ./{args[1]} for the folder" in err
+    ), err

@@ -33,7 +33,7 @@ def load_gpt2_and_tokenizer(name: str) -> tuple[GPT, "transformers.PreTrainedTok
     the cache), or ``"tiny"``: the offline stand-in, built once in the helpers cache."""
     from transformers import AutoTokenizer
 
-    if name == TINY:
+    if pretrained.built_in(name, (TINY,)):
         folder = cache_dir() / "tiny-gpt2"
         if not (folder / "config.json").is_file() or not (folder / "tokenizer.json").is_file():
             tiny_gpt2(folder, synthetic_text(20_000).splitlines())
