@@ -243,6 +243,22 @@ def test_cli_train_bad_input_exits_2_with_a_message(trained, tmp_path, capsys, a
     assert data.read_text().startswith(synthetic_text(50)[:20])  # the data is never overwritten
 
 
+def test_cli_train_messages_keep_the_paths_as_given(tmp_path, monkeypatch, capsys):
+    """A folder named heads was called "--heads" in the message, and runs of spaces in a path were
+    squeezed to one, so the path shown was not the one to fix."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "heads").write_text("a file\n", encoding="utf-8")
+    (tmp_path / "t.txt").write_text(synthetic_text(3000), encoding="utf-8")
+    for args, said in (
+        (["--data", "t.txt", "--save", "heads"], "--save heads is a file"),
+        (["--data", "a heads  b.txt", "--save", "m"], "--data a heads  b.txt does not exist"),
+        (["--data", "t.txt", "--save", "heads dir", "--embd", "30", "--heads", "4"], "--embd=30 is not divisible by --heads=4"),
+    ):  # fmt: skip
+        assert cli.main(["train", *args, "--iters", "2", "--json", "o.json"]) == 2
+        err = capsys.readouterr().err
+        assert said in err, err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--load", "nowhere"], "does not exist"), (["--prompt", "€"], "--prompt: characters ['€'] are not in"),

@@ -92,15 +92,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def flagged(message: str) -> str:
-    """An error about a config field, reworded with its flag: "GPTRunConfig.embd=100" -> "--embd=100"."""
+def flagged(message: str, paths: tuple[str, ...] = ()) -> str:
+    """An error about a config field, reworded with its flag: "GPTRunConfig.embd=100" -> "--embd=100";
+    the ``paths`` the user gave stay as they are (a folder named heads is not a flag)."""
+    kept = sorted({p for p in paths if "heads" in p or "block_size" in p}, key=len, reverse=True)
+    for i, path in enumerate(kept):
+        message = message.replace(path, f"\0{i}\0")
     message = re.sub(r"(?:GPTRunConfig|GPTConfig|TrainConfig)\.(\w+)",
                      lambda m: FLAGS.get(m.group(1), m.group(1)), message)  # fmt: skip
     message = message.replace("GPTRunConfig needs iters or minutes", "give --iters or --minutes")
     # a bare field name only: not "--heads" (already a flag) nor a path such as runs/heads or heads.txt
-    return re.sub(
+    message = re.sub(
         r"(?<![\w/.-])(heads|block_size)(?![\w/.-])", lambda m: FLAGS[m.group(1)], message
     )
+    for i, path in enumerate(kept):
+        message = message.replace(f"\0{i}\0", path)
+    return message
 
 
 def read_text(path: Path) -> str:
@@ -227,7 +234,9 @@ def run_train(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as err:  # ConfigError is a ValueError
         if fresh:
             discard_new(args.save, existed)
-        message = flagged(" ".join(str(err).split())).replace("; the text has", "; --data has")
+        one_line = " ".join(line.strip() for line in str(err).splitlines())  # spaces in paths kept
+        message = flagged(one_line, tuple(map(str, (args.data, args.save, args.json))))
+        message = message.replace("; the text has", "; --data has")
         print(f"error: {message}", file=sys.stderr)
         return 2
     except RuntimeError as err:  # the allocator's "can't allocate" / "out of memory"
