@@ -12,11 +12,10 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-from helpers.cli import Parser
+from helpers.cli import Parser, output_file
 from helpers.env import pick_device, seeded, synchronize
 from helpers.files import check_report, write_report
 from helpers.layers import Block, SelfAttention
@@ -193,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m helpers.benchmark", description=" ".join(__doc__.split("\n\n")[0].split())
     )
     parser.add_argument("which", choices=["block", "attention", "precision", "kv-cache"])
-    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    parser.add_argument(
+        "--json", type=output_file, required=True, help="where to write the results"
+    )
     parser.add_argument("--repeats", type=int,
                         help="timed repeats: block's (default: 30); attention times each size max(3, repeats // 6) "
                         "times; precision and kv-cache take none")  # fmt: skip

@@ -38,6 +38,15 @@ def check_magnitude(
     raise argparse.ArgumentError(action, message)
 
 
+def output_file(text: str) -> Path:
+    """An argparse type for a file a command writes: a name, not a folder's spelling (``runs/`` was
+    written as a file named runs; ``.`` and an empty name failed later without naming the flag)."""
+    if Path(text).name in ("", ".", "..") or text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name (empty, or a folder's): give "
+                                         "one such as run.json")  # fmt: skip
+    return Path(text)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with its errors as one line (``error: ...``, exit 2) instead of the usage block, and
     ``type=int`` (except seeds) and ``type=float`` values of absurd magnitude (``--batch-size`` with

@@ -376,3 +376,22 @@ def test_a_folder_named_like_a_built_in_model_is_not_passed_over(
     assert (
         f"'{args[1]}' names the course's" in err and f"write ./{args[1]} for the folder" in err
     ), err
+
+
+@pytest.mark.parametrize("given", ["", ".", "runs/", "/"])
+@pytest.mark.parametrize(("module", "args"), [
+    *LOCKING, ("helpers.imdb.baseline", ["--train-file", "t.jsonl", "--test-file", "e.jsonl", "--json"]),
+    ("helpers.benchmark", ["block", "--json"]), ("helpers.scaling.cli", ["collect", "runs", "--json"]),
+])  # fmt: skip
+def test_an_output_file_that_names_a_folder_is_refused_at_parsing(module, args, given, capsys):
+    """--json runs/ wrote a file named runs; --json . failed after the checks with "PosixPath('.')
+    has an empty name", naming no flag."""
+    argv = [*args[: args.index("--json") + 1], given] if args[-1] != "--json" else [*args, given]
+    with pytest.raises(SystemExit) as exited:
+        importlib.import_module(module).main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith(f"error: argument --json: {given!r} is not a file name")
+        and err.count("\n") == 1
+    ), err

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser, lock_output, stops_cleanly
+from helpers.cli import Parser, lock_output, output_file, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, write_report
 from helpers.finetune.data import Example, Task, loader, make_collate
@@ -76,9 +76,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--find-batch", action="store_true",
                         help="first, each process prints the largest batch that fits on its GPU")  # fmt: skip
-    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--json", type=output_file, required=True)
     parser.add_argument(
-        "--checkpoint", type=Path,
+        "--checkpoint", type=output_file,
         help="where the finished epochs are kept until the report is written, so that the same "
         "command resumes after Ctrl-C (default: beside --json, named after it: OUT-checkpoint.pt)",
     )  # fmt: skip

@@ -35,7 +35,7 @@ import torch
 from helpers.bert import BertModel
 from helpers.bert.mlm import BertForMaskedLM, rescale_embeddings
 from helpers.bert.save import save_pretrained
-from helpers.cli import Parser, lock_output, stops_cleanly
+from helpers.cli import Parser, lock_output, output_file, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, check_writable, visible_files, write_json, write_report
 from helpers.finetune.data import Task, loader, notebook_data, sst2_splits
@@ -327,7 +327,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="also fine-tune a copy of --pretrained with its embeddings brought to BERT's initial size "
         "(saved beside it as NAME-rescaled)",
     )  # fmt: skip
-    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--json", type=output_file, required=True)
     parser.add_argument(
         "--checkpoints", type=Path,
         help="where each run keeps its finished epochs until the report is written, so that the same "

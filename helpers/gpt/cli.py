@@ -24,7 +24,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from helpers.cli import DefaultsHelp, Parser, lock_output, stops_cleanly
+from helpers.cli import DefaultsHelp, Parser, lock_output, output_file, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_report, check_writable, visible_files, write_report
 from helpers.gpt.attention import MASKS, VARIANTS
@@ -78,7 +78,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     t.add_argument(
         "--save", type=Path, required=True, help="folder for model.pt and the checkpoint"
     )
-    t.add_argument("--json", type=Path, required=True, help="where to write the results")
+    t.add_argument("--json", type=output_file, required=True, help="where to write the results")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     s = commands.add_parser("sample", help="write text with a saved GPT",
                             formatter_class=DefaultsHelp)  # fmt: skip

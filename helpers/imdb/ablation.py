@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from helpers.cli import Parser, lock_output, running, stopped
+from helpers.cli import Parser, lock_output, output_file, running, stopped
 from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_report, write_report
@@ -159,7 +159,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--valid-fraction", type=float, default=0.1)
     parser.add_argument("--epochs", type=int, help="override the base config's epochs (for a test)")
     parser.add_argument(
-        "--json", type=Path, required=True, help="results, rewritten after each run"
+        "--json", type=output_file, required=True, help="results, rewritten after each run"
     )
     return parser.parse_args(argv)
 

@@ -7,10 +7,9 @@
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser
+from helpers.cli import Parser, output_file
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.imdb.data import Split, check_splits, kept_apart, read_jsonl, split_off
 from helpers.text import clean
@@ -50,7 +49,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--valid-fraction", type=float, default=0.1, help="as python -m helpers.imdb"
     )
-    parser.add_argument("--json", type=Path, required=True)
+    parser.add_argument("--json", type=output_file, required=True)
     return parser.parse_args(argv)
 
 

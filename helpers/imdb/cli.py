@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.cli import Parser, lock_output, stops_cleanly
+from helpers.cli import Parser, lock_output, output_file, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.glove import load_glove
@@ -48,7 +48,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--valid-fraction", type=float, default=0.1, help="of the train file, held out (seed 42)"
     )
-    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    parser.add_argument(
+        "--json", type=output_file, required=True, help="where to write the results"
+    )
     return parser.parse_args(argv)
 
 

@@ -14,12 +14,11 @@ import argparse
 import re
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from helpers.bert import BertModel
-from helpers.cli import Parser, lock_output, stops_cleanly
+from helpers.cli import Parser, lock_output, output_file, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_report, same_file, write_report
@@ -70,9 +69,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-len", type=int, help="tokens kept per sentence")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", help="auto (by hardware), fp32, bf16 or fp16")
-    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
     parser.add_argument(
-        "--checkpoint", type=Path,
+        "--json", type=output_file, required=True, help="where to write the results"
+    )
+    parser.add_argument(
+        "--checkpoint", type=output_file,
         help="where the finished epochs are kept until the report is written, so that the same "
         "command resumes after Ctrl-C (default: beside --json, named after it: OUT-checkpoint.pt)",
     )  # fmt: skip

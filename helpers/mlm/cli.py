@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.cli import Parser, disk_full, lock_output, running, stopped
+from helpers.cli import Parser, disk_full, lock_output, output_file, running, stopped
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import (
@@ -100,7 +100,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--save", type=Path, required=True, help="folder for the model, tokenizer and checkpoint"
     )
-    parser.add_argument("--json", type=Path, required=True, help="where to write the results")
+    parser.add_argument(
+        "--json", type=output_file, required=True, help="where to write the results"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.cli import Parser, check_magnitude
+from helpers.cli import Parser, check_magnitude, output_file
 from helpers.files import check_report, check_writable, write_report
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
@@ -80,11 +80,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     t.add_argument("index", type=int)
     c = commands.add_parser("collect", help="the grid table and the chart from the results")
     c.add_argument("folder", type=Path)
-    c.add_argument("--json", type=Path)
-    c.add_argument("--plot", type=Path, help="a .png of each model's dev and test accuracy")
+    c.add_argument("--json", type=output_file)
+    c.add_argument("--plot", type=output_file, help="a .png of each model's dev and test accuracy")
     m = commands.add_parser("compare", help="the same GPT training in 1 and N processes")
     m.add_argument("--data", type=Path, required=True, help="a UTF-8 text file")
-    m.add_argument("--json", type=Path, required=True)
+    m.add_argument("--json", type=output_file, required=True)
     m.add_argument("--processes", type=numbers(int), default=[1, 2])
     m.add_argument("--iters", type=int, default=200)
     m.add_argument("--accumulate", type=int, default=2)
