@@ -473,6 +473,47 @@ def test_compare_refuses_a_json_where_one_of_its_runs_writes(tmp_path, capsys):
     assert not (tmp_path / "sc" / "1.json").exists()
 
 
+def test_compare_refuses_a_json_without_a_suffix_before_training(tmp_path, monkeypatch, capsys):
+    """--json comp: the runs' default folder (--json without its suffix) was the report itself,
+    found only after every run had trained."""
+    import helpers.scaling.cli as scaling
+
+    data = tmp_path / "text.txt"
+    data.write_text("to be or not to be\n" * 50)
+    monkeypatch.setattr(scaling, "compare_processes", lambda *a, **k: pytest.fail("it trained"))
+    assert (
+        main(["compare", "--data", str(data), "--iters", "2", "--json", str(tmp_path / "comp")])
+        == 2
+    )
+    assert "has no suffix, so the runs' folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("plot, said", [
+    ("bars", "give a file ending in .png, .pdf, .svg"), ("train.jsonl", "give a file ending in"),
+    ("./all.json", "is the --json report"), ("mine.png", "exists and is not a .png image"),
+])  # fmt: skip
+def test_collect_checks_its_plot_before_any_work(tmp_path, monkeypatch, capsys, files, plot, said):
+    """--plot bars wrote bars.png, --plot ./r.json replaced the report just written, a file of the
+    user's under the plot's name was replaced, and a wrong suffix failed after --json was written."""
+    monkeypatch.chdir(tmp_path)
+    write_jobs(make_plan(tmp_path / "grid", models=["a"], lrs=[1e-5], epochs=[1], files=files))
+    finished(tmp_path / "grid", 0)
+    (tmp_path / "mine.png").write_text("my notes\n", encoding="utf-8")
+    assert main(["collect", "grid", "--json", "all.json", "--plot", plot]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err, err
+    assert not (tmp_path / "all.json").exists() and not (tmp_path / "bars.png").exists()
+    assert (tmp_path / "mine.png").read_text(encoding="utf-8") == "my notes\n"
+    assert main(["collect", "grid", "--json", "all.json", "--plot", "chart.png"]) == 0
+    assert (
+        main(["collect", "grid", "--json", "all.json", "--plot", "chart.png"]) == 0
+    )  # its own, again
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+    assert [
+        p.name for p in tmp_path.iterdir() if p.name.startswith(".")
+    ] == []  # no temporary file left
+
+
 def test_a_tasks_checkpoint_in_results_is_not_a_result(tmp_path):
     """python -m helpers.finetune keeps its epochs beside its report: results/3-checkpoint.pt, left by
     a task that was stopped, made the folder "hold results (3-checkpoint.pt) but no plan.json"."""

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers.cli import Parser, check_magnitude, output_file
-from helpers.files import check_report, check_writable, write_report
+from helpers.files import atomic_write, check_report, check_writable, write_report
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
     best_on_dev,
@@ -121,6 +121,30 @@ def check_outside_grid(flag: str, path: Path, folder: Path) -> None:
                          "reads; give a file outside plan.json, job.sh, array.sh, results/ and logs/")  # fmt: skip
 
 
+IMAGES = {
+    ".png": b"\x89PNG",
+    ".pdf": b"%PDF",
+    ".svg": b"<",
+}  # --plot's formats, how each file starts
+
+
+def check_plot(path: Path, report: Path | None) -> None:
+    """``--plot`` is an image file of its own: a suffix matplotlib writes, not the report, and, if it
+    exists, an image of that format (a chart drawn before), never another file."""
+    if report is not None and path.resolve() == report.resolve():
+        raise ValueError(f"--plot {path} is the --json report; give each its own file")
+    if path.suffix.lower() not in IMAGES:
+        raise ValueError(f"--plot {path}: give a file ending in {', '.join(IMAGES)} (matplotlib "
+                         "would add .png to a name without one, or fail on another)")  # fmt: skip
+    check_writable(path)
+    if path.is_file():
+        with path.open("rb") as f:
+            start = f.read(64).lstrip()
+        if not start.startswith(IMAGES[path.suffix.lower()]):
+            raise ValueError(f"--plot {path} exists and is not a {path.suffix} image: writing would "
+                             "replace it; give another --plot, or delete the file")  # fmt: skip
+
+
 def run_collect(args: argparse.Namespace) -> int:
     for flag, path in (("--json", args.json), ("--plot", args.plot)):  # before any work
         if path is not None:
@@ -129,7 +153,7 @@ def run_collect(args: argparse.Namespace) -> int:
                 check_report(path, flag, create=True, command=f"{COMMAND} collect",
                              shape=("runs", "missing", "best_on_dev"))  # fmt: skip
             else:
-                check_writable(path)
+                check_plot(path, args.json)
     rows, missing = collect(args.folder)
     for line in missing:
         print(f"missing: {line}", file=sys.stderr)
@@ -147,7 +171,11 @@ def run_collect(args: argparse.Namespace) -> int:
     if args.plot:
         from helpers.plots.scaling import dev_test_bars
 
-        dev_test_bars(per_model(rows)).savefig(args.plot, dpi=120, bbox_inches="tight")
+        figure = dev_test_bars(per_model(rows))
+        form = args.plot.suffix.lower()[1:]  # the temporary file's name ends in .part
+        atomic_write(
+            args.plot, lambda tmp: figure.savefig(tmp, format=form, dpi=120, bbox_inches="tight")
+        )
     return 0
 
 
@@ -156,6 +184,10 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ValueError(f"--data {args.data} is not a file; give a UTF-8 text file")
     check_report(args.json, create=True, command=f"{COMMAND} compare", shape=("rows", "cpus"))
     folder = args.folder or args.json.with_suffix("")
+    if folder.resolve() == args.json.resolve():  # found only after every run had trained
+        raise ValueError(f"--json {args.json} has no suffix, so the runs' folder (--json without its "
+                         "suffix) would be the report itself: name it like compare.json, or give "
+                         "--folder")  # fmt: skip
     runs = {(folder / f"{n}.json").resolve() for n in args.processes}  # each run's report
     if args.json.resolve() in runs:
         raise ValueError(f"--json {args.json} is where the run in {args.json.stem} process(es) writes its "
