@@ -970,6 +970,21 @@ def test_baseline_refuses_its_input_as_json_and_the_train_file_as_test_file(cli_
     assert "--test-file" in error_line(capsys) and not cli_files["--json"].exists()
 
 
+def test_baseline_bad_input_leaves_no_folder_behind(cli_files, tmp_path, capsys):
+    """A missing --train-file exited 2 but left --json's new folders behind."""
+    from helpers.imdb import baseline
+
+    out = tmp_path / "fresh dir" / "a" / "b.json"
+    args = [
+        "--train-file",
+        str(tmp_path / "missing.jsonl"),
+        "--test-file",
+        str(cli_files["--test-file"]),
+    ]
+    assert baseline.main([*args, "--json", str(out)]) == 2
+    assert "missing.jsonl" in error_line(capsys) and not (tmp_path / "fresh dir").exists()
+
+
 def test_the_measured_ablation_ships_with_the_package():
     from helpers.imdb import ablation
 

@@ -51,6 +51,20 @@ def test_plan_is_every_model_lr_and_epochs_and_the_scripts_run_it(tmp_path, file
         task_command(plan, 8)
 
 
+def test_a_relative_model_folder_is_written_as_an_absolute_path(tmp_path, monkeypatch, files):
+    """--models ./p ü stayed relative in plan.json: `scaling task` started elsewhere failed with
+    "the model folder p ü does not exist"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "p ü").mkdir()
+    (tmp_path / "p ü" / "config.json").write_text("{}", encoding="utf-8")
+    plan = make_plan(
+        tmp_path / "runs", models=["./p ü", "minilm"], lrs=[1e-5], epochs=[1], files=files
+    )
+    assert plan["runs"][0]["model"] == "./p ü"  # the name the table shows
+    assert plan["runs"][0]["args"][:2] == ["--model", str(tmp_path / "p ü")]
+    assert plan["runs"][1]["args"][:2] == ["--model", "minilm"]
+
+
 def test_collector_chooses_on_dev_and_names_the_missing_runs(tmp_path, files):
     plan = make_plan(tmp_path, models=["a", "b"], lrs=[1e-5, 1e-4], epochs=[2], files=files)
     write_jobs(plan)

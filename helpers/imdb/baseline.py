@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         check_not_an_input(
             args.json, {"--train-file": args.train_file, "--test-file": args.test_file}
         )
-        check_report(args.json, create=True, command=COMMAND, shape=SHAPE)
+        check_report(
+            args.json, command=COMMAND, shape=SHAPE
+        )  # its folders: made when it is written
         everything = read_jsonl(args.train_file)
         train, valid = split_off(everything, args.valid_fraction)
         check_splits(train, valid, args.train_file, args.valid_fraction)

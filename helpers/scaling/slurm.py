@@ -102,7 +102,7 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
         if value is not None:  # files as absolute paths: a job runs wherever Slurm starts it
             value = Path(str(value)).resolve() if name.endswith("_file") else value
             common += [f"--{name.replace('_', '-')}", str(value)]
-    runs = [{"model": m, "lr": lr, "epochs": e, "args": ["--model", m, "--lr", str(lr), "--epochs", str(e)]}
+    runs = [{"model": m, "lr": lr, "epochs": e, "args": ["--model", _model_arg(m), "--lr", str(lr), "--epochs", str(e)]}
             for m in _listed("models", models) for lr in _listed("lrs", lrs) for e in _listed("epochs", epochs)]  # fmt: skip
     data = {name: _sha256(files[name]) for name in ("train_file", "eval_file", "test_file")
             if files.get(name)}  # fmt: skip
@@ -125,6 +125,15 @@ def _check_once(models: list[str], lrs: list[float], epochs: list[int]) -> None:
             raise ValueError(
                 f"{flag} lists the same value more than once ({named}); give each once"
             )
+
+
+def _model_arg(name: str) -> str:
+    """A local model folder as an absolute path (a task runs from plan.json's folder or wherever it is
+    started), a hub id or the course's own name as it is."""
+    path = Path(name).expanduser()
+    return (
+        str(path.resolve()) if name not in ("minilm", "tiny", "t5-tiny") and path.exists() else name
+    )
 
 
 def _check_models(models: list[str]) -> None:
