@@ -1,13 +1,12 @@
 """Small text corpora for the language-model demos, and random windows of a token stream to train
 on."""
 
-import os
 import random
 from pathlib import Path
 
 import torch
 
-from helpers.download import fetch
+from helpers.download import fetch, local_data
 
 WORDS = "the a cat dog sat ran on under mat tree and then it was happy tired big small".split()
 
@@ -46,10 +45,11 @@ def wikitext2_lines(split: str = "validation", path: str | None = None) -> list[
 
     if split not in ("train", "validation", "test"):
         raise ValueError(f"WikiText-2's splits are train, validation and test, not {split!r}")
-    local = Path(os.environ.get("HELPERS_DATA_DIR", "")) / "corpus" / "wikitext-2"
-    local = local / f"wiki.{'valid' if split == 'validation' else split}.tokens"
-    if path is None and os.environ.get("HELPERS_DATA_DIR") and local.is_file():
-        path = str(local)
+    if path is None:
+        local = local_data(
+            "corpus", "wikitext-2", f"wiki.{'valid' if split == 'validation' else split}.tokens"
+        )
+        path = str(local) if local else None
     if path is not None:
         if not Path(path).is_file():
             raise FileNotFoundError(

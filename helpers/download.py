@@ -92,6 +92,24 @@ class DownloadError(RuntimeError):
 AHEAD = " `python -m helpers.download --all` fetches everything ahead of class."  # not said by it
 
 
+DATA_ENV = "HELPERS_DATA_DIR"
+
+
+def local_data(*parts: str) -> Path | None:
+    """``$HELPERS_DATA_DIR/<parts>`` (a local copy of a data set: ``~`` expanded, relative to the
+    folder Python runs in) if that file is there; None when the variable is unset. Set but without
+    the file, a note on stderr says so (the caller then downloads): not a silent switch to the web."""
+    raw = os.environ.get(DATA_ENV)
+    if not raw:
+        return None
+    path = expand_home(raw, f"${DATA_ENV}=").joinpath(*parts)
+    if path.is_file():
+        return path
+    print(f"note: ${DATA_ENV}={raw} has no {'/'.join(parts)} ({path.absolute()}): "
+          "downloading instead", file=sys.stderr)  # fmt: skip
+    return None
+
+
 def cache_dir() -> Path:
     """The cache folder: $HELPERS_CACHE if set (an absolute path, or one from ~), else
     ~/.cache/attention-lab. Created if missing; a ValueError says why it cannot be."""

@@ -44,8 +44,9 @@ def expand_home(path: str | Path, what: str) -> Path:
     try:
         return Path(path).expanduser()
     except RuntimeError:
-        raise ValueError(f"{what} {path}: its ~ names no home folder on this machine; "
-                         "give the whole path") from None  # fmt: skip
+        shown = f"{what}{path}" if what.endswith("=") else f"{what} {path}"
+        raise ValueError(f"{shown}: its ~ names no home folder on this machine; give the whole "
+                         "path") from None  # fmt: skip
 
 
 def folder_digest(folder: str | Path) -> str:

@@ -185,3 +185,33 @@ def test_cli_refuses_an_unknown_name_with_exit_2_before_fetching_any(cache, caps
     monkeypatch.setattr(dl, "fetch", fetched.append)
     assert dl.main(["tinyshakespeare.txt", "nope"]) == 2 and fetched == []
     assert capsys.readouterr().err.startswith("error: no download called 'nope'; known: ")
+
+
+def test_every_local_data_set_reads_helpers_data_dir_the_same_way(
+    tmp_path, cache, monkeypatch, capsys
+):
+    """A ~ in $HELPERS_DATA_DIR was expanded for none of minBERT's files, SST-2/BoolQ and WikiText-2,
+    and a data dir without the file switched to a download without a word (only IMDB said so)."""
+    from helpers.corpora import wikitext2_lines
+    from helpers.finetune.data import local_folder
+    from helpers.minbert.data import data_file
+
+    home = tmp_path / "home"
+    for parts, text in ((("minbert", "sst-train.txt"), "3 ||| A fine film .\n"),
+                        (("sst2", "train.tsv"), "sentence\tlabel\nfine\t1\n"),
+                        (("corpus", "wikitext-2", "wiki.valid.tokens"), " = Heading = \n words here \n")):  # fmt: skip
+        path = home.joinpath("data", *parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("HELPERS_DATA_DIR", "~/data")
+    assert data_file("sst-train.txt") == home / "data" / "minbert" / "sst-train.txt"
+    assert local_folder("sst2") == str(home / "data")
+    assert wikitext2_lines("validation") == ["= Heading =", "words here"]
+    assert capsys.readouterr().err == ""
+    assert local_folder("boolq") is None  # the caller then goes to the hub
+    assert capsys.readouterr().err.startswith(
+        "note: $HELPERS_DATA_DIR=~/data has no boolq/train.jsonl ("
+    )
+    monkeypatch.delenv("HELPERS_DATA_DIR")
+    assert dl.local_data("sst2", "train.tsv") is None and capsys.readouterr().err == ""

@@ -1,7 +1,6 @@
 """Notebook 04's data: SST-2 and BoolQ (hub, local files or synthetic), and batches a BERT can read."""
 
 import functools
-import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.data import DataLoader
 
+from helpers.download import local_data
 from helpers.finetune import splits
 from helpers.profiles import Sizes04, made_to_order
 from helpers.synthetic import synthetic_pairs, synthetic_reviews
@@ -149,9 +149,8 @@ def _optional(path: Path) -> list[Example]:
 def local_folder(name: str) -> str | None:
     """$HELPERS_DATA_DIR if it holds this data set: sst2/train.tsv (+ valid.tsv, more GLUE train rows,
     and optionally test.tsv, GLUE's validation sentences) or boolq/{train,valid}.jsonl."""
-    folder = os.environ.get("HELPERS_DATA_DIR")
-    first = "train.tsv" if name == "sst2" else "train.jsonl"
-    return folder if folder and (Path(folder) / name / first).exists() else None
+    first = local_data(name, "train.tsv" if name == "sst2" else "train.jsonl")
+    return str(first.parent.parent) if first else None
 
 
 def notebook_data(name: str, sizes: Sizes04) -> tuple[dict[str, list[Example]], Task, str]:

@@ -7,14 +7,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from helpers.download import DownloadError, cache_dir, fetch
-from helpers.files import extract_tar, same_file
+from helpers.download import DATA_ENV, DownloadError, cache_dir, fetch
+from helpers.files import expand_home, extract_tar, same_file
 from helpers.glove import Glove, download_glove, load_glove
 from helpers.profiles import Sizes03, made_to_order
 from helpers.synthetic import synthetic_glove, synthetic_reviews
 from helpers.tables import check_columns, check_texts, int_labels, label_index, read_rows
 
-DATA_ENV = "HELPERS_DATA_DIR"
 HUB_ID = "stanfordnlp/imdb"
 
 Split = tuple[list[str], list[int]]  # texts, labels (0 = negative, 1 = positive)
@@ -116,7 +115,7 @@ def _from_local() -> dict[str, Split] | None:
     folder = os.environ.get(DATA_ENV)
     if not folder:
         return None
-    train_file = Path(folder) / "imdb" / "train.jsonl"
+    train_file = expand_home(folder, f"${DATA_ENV}=") / "imdb" / "train.jsonl"
     test_file = train_file.with_name("test.jsonl")
     if not train_file.exists():
         raise FileNotFoundError(
@@ -196,7 +195,8 @@ def load_imdb() -> tuple[dict[str, Split], str]:
 def local_glove(dim: int) -> Path | None:
     """$HELPERS_DATA_DIR/glove/glove.6B.<dim>d*.txt if there is one."""
     folder = os.environ.get(DATA_ENV)
-    found = sorted((Path(folder) / "glove").glob(f"glove.6B.{dim}d*.txt")) if folder else []
+    glove = expand_home(folder, f"${DATA_ENV}=") / "glove" if folder else None
+    found = sorted(glove.glob(f"glove.6B.{dim}d*.txt")) if glove else []
     return found[0] if found else None
 
 

@@ -7,14 +7,13 @@ A test file may hide its labels: a label field that is empty, ``?`` or ``-1`` is
 line of a file hides its label or none does.
 """
 
-import os
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.download import fetch
+from helpers.download import fetch, local_data
 from helpers.tables import read_utf8, split_lines
 
 SEPARATOR = "|||"
@@ -233,7 +232,4 @@ def data_file(name: str) -> Path:
     from minBERT's repository into the cache (checksum-verified)."""
     if name not in FILES:
         raise ValueError(f"minBERT has no labelled file {name!r}; its files: {', '.join(FILES)}")
-    local = Path(os.environ.get("HELPERS_DATA_DIR", "")) / "minbert" / name
-    if os.environ.get("HELPERS_DATA_DIR") and local.is_file():
-        return local
-    return fetch(f"minbert-{name}")
+    return local_data("minbert", name) or fetch(f"minbert-{name}")
