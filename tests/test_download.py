@@ -213,5 +213,8 @@ def test_every_local_data_set_reads_helpers_data_dir_the_same_way(
     assert capsys.readouterr().err.startswith(
         "note: $HELPERS_DATA_DIR=~/data has no boolq/train.jsonl ("
     )
+    from helpers.imdb.data import local_glove
+
+    assert local_glove(50) is None and "has no glove/glove.6B.50d*.txt" in capsys.readouterr().err
     monkeypatch.delenv("HELPERS_DATA_DIR")
     assert dl.local_data("sst2", "train.tsv") is None and capsys.readouterr().err == ""

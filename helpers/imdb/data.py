@@ -193,10 +193,14 @@ def load_imdb() -> tuple[dict[str, Split], str]:
 
 
 def local_glove(dim: int) -> Path | None:
-    """$HELPERS_DATA_DIR/glove/glove.6B.<dim>d*.txt if there is one."""
+    """$HELPERS_DATA_DIR/glove/glove.6B.<dim>d*.txt if there is one (set without one: a note)."""
     folder = os.environ.get(DATA_ENV)
-    glove = expand_home(folder, f"${DATA_ENV}=") / "glove" if folder else None
-    found = sorted(glove.glob(f"glove.6B.{dim}d*.txt")) if glove else []
+    if not folder:
+        return None
+    found = sorted((expand_home(folder, f"${DATA_ENV}=") / "glove").glob(f"glove.6B.{dim}d*.txt"))
+    if not found:
+        print(f"note: ${DATA_ENV}={folder} has no glove/glove.6B.{dim}d*.txt: downloading instead",
+              file=sys.stderr)  # fmt: skip
     return found[0] if found else None
 
 
