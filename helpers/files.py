@@ -82,7 +82,7 @@ def check_writable(path: str | Path, create: bool = True) -> Path:
     folder = path.parent if create else next(d for d in (path.parent, *path.parents) if d.exists())
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{_short(path.name)}.", suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
@@ -270,7 +270,7 @@ def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool
     ``wait``, Ctrl-C meanwhile waits until it is done; without (a download: minutes), it stops the
     save at once and leaves no file. A full disk raises ``DiskFull``."""
     path = check_writable(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{_short(path.name)}.", suffix=".part")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -302,11 +302,19 @@ def _umask() -> int:
     return mask
 
 
+def _short(name: str) -> str:
+    """``name`` cut to at most 238 bytes, so that a temporary file's name beside it (a dot, 8 random
+    characters, .probe) fits the 255 bytes file systems allow: a long legal name was refused."""
+    while len(name.encode()) > 238:
+        name = name[:-1]
+    return name
+
+
 def _remove_stale_parts(path: Path) -> None:
     """Delete the temporary files of writes of ``path`` that a killed process left over a day ago."""
     cutoff = time.time() - STALE_SECONDS
     # mkstemp's random part is 8 characters: .a.json.bak.k3j2h1x9.part is another file's
-    for part in path.parent.glob(f".{glob.escape(path.name)}.{'?' * 8}.part"):
+    for part in path.parent.glob(f".{glob.escape(_short(path.name))}.{'?' * 8}.part"):
         with contextlib.suppress(OSError):  # another process may have just removed it
             if part.stat().st_mtime < cutoff:
                 part.unlink()

@@ -119,6 +119,23 @@ def test_temporary_files_a_killed_write_left_are_removed_after_a_day(tmp_path):
     )  # other files' (x.zip's, glove.6B.zip.bak's): not this write's
 
 
+def test_a_long_legal_file_name_is_written(tmp_path):
+    """A 251-byte name (82 × 日 + .json) was refused as "File name too long": the temporary files
+    beside it added 15-16 bytes to it. Their names are cut instead, and a killed write's is still
+    found and removed after a day."""
+    target = tmp_path / ("日" * 82 + ".json")
+    assert len(target.name.encode()) == 251
+    check_writable(target)
+    write_json(target, {"a": 1})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": 1}
+    part = tmp_path / f".{'日' * 79}.ab12cd34.part"  # the name cut to 237 bytes
+    part.write_text("half a write")
+    day_ago = time.time() - 24 * 3600 - 60
+    os.utime(part, (day_ago, day_ago))
+    write_json(target, {"a": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
 def test_a_killed_model_save_s_folder_is_removed_after_a_day(tmp_path):
     """A hard kill during save_into left its hidden .saving-XXXXXXXX folder in the model folder for
     good; the next save into that folder removes those over a day old (a fresh one may be running)."""
