@@ -270,7 +270,9 @@ def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool
     ``wait``, Ctrl-C meanwhile waits until it is done; without (a download: minutes), it stops the
     save at once and leaves no file. A full disk raises ``DiskFull``."""
     path = check_writable(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{_short(path.name)}.", suffix=".part")
+    fd, tmp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{_short(path.name)}.", suffix=".part"
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -61,9 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         check_not_an_input(
             args.json, {"--train-file": args.train_file, "--test-file": args.test_file}
         )
-        check_report(
-            args.json, command=COMMAND, shape=SHAPE
-        )  # its folders: made when it is written
+        # its folders are made when it is written: bad input leaves none behind
+        check_report(args.json, command=COMMAND, shape=SHAPE)
         everything = read_jsonl(args.train_file)
         train, valid = split_off(everything, args.valid_fraction)
         check_splits(train, valid, args.train_file, args.valid_fraction)

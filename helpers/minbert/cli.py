@@ -6,8 +6,8 @@
 
 Without ``--dev-file``, 10% of the training file (``--dev-fraction``, stratified, ``--split-seed``) is
 dev. Dev is scored after every epoch and chooses the epoch kept; the test file, if given, is scored
-once, at the end, with the chosen epoch's weights. A test file whose labels are
-all hidden (``?``, ``-1`` or nothing before ``|||``) gets predictions instead of an accuracy.
+once, at the end, with the chosen epoch's weights. A test file whose labels are all hidden (``?``,
+``-1`` or nothing before ``|||``) gets predictions instead of an accuracy.
 """
 
 import argparse

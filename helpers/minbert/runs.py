@@ -177,8 +177,8 @@ def make_batches(
 
 @dataclass
 class MinbertRun:
-    """What ``train_classifier`` returns. ``history``: per epoch, train_loss, dev_accuracy, seconds. ``model`` holds the weights of ``best_epoch``, whose dev accuracy is
-    ``dev_accuracy``."""
+    """What ``train_classifier`` returns. ``history``: per epoch, train_loss, dev_accuracy, seconds.
+    ``model`` holds the weights of ``best_epoch``, whose dev accuracy is ``dev_accuracy``."""
 
     history: History
     model: BertClassifier
@@ -250,8 +250,9 @@ def train_classifier(
     """Train a classifier on ``train`` (frozen encoder or fine-tuned, as ``cfg.option`` says), score
     ``dev`` after every epoch, and keep the epoch with the best dev accuracy.
 
-    The test set is not scored here: ``score`` it once, with the weights dev chose. ``loaded`` is a (BertModel, tokenizer) already loaded (the command line
-    loads it first, to report a missing model before any work). With ``checkpoint``, each finished
+    The test set is not scored here: ``score`` it once, with the weights dev chose. ``loaded`` is a
+    (BertModel, tokenizer) already loaded (the command line loads it first, to report a missing model
+    before any work). With ``checkpoint``, each finished
     epoch (and the best one's weights) is saved there, and a later call with the same model files,
     examples and settings resumes after it."""
     device = pick_device() if device is None else device
