@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     text, notes = refresh(
         args.constraints.read_text(encoding="utf-8"), freeze, args.date, args.python
     )
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:  # run as a script from colab/: the project's helpers
+        sys.path.insert(0, str(ROOT))
     from helpers.files import write_text
 
     write_text(args.constraints, text)

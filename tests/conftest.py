@@ -1,4 +1,5 @@
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,28 @@ def first_hints():
     from helpers.feedback import forget_attempts
 
     forget_attempts()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache(tmp_path_factory):
+    """Without HELPERS_CACHE set, the session gets a cache of its own: tests that run a command
+    without the ``cache`` fixture had left its run locks (about 360 a run, more each time) and built
+    models in the user's ~/.cache/attention-lab, and read whatever that held."""
+    if "HELPERS_CACHE" in os.environ:  # a cache chosen on purpose (e.g. one holding downloads)
+        yield
+        return
+    patch = pytest.MonkeyPatch()
+    patch.setenv("HELPERS_CACHE", str(tmp_path_factory.mktemp("helpers-cache")))
+    yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True)
+def figures_closed():
+    """Figures a test leaves open are closed after it (matplotlib warns past 20 open ones)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
 
 
 @pytest.fixture

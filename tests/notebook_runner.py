@@ -83,11 +83,15 @@ def on_jupyter_path(folder: Path):
             os.environ["JUPYTER_PATH"] = old
 
 
+# The cache set before pytest started (not conftest's session cache): notebooks share only that one.
+USER_CACHE = os.environ.get("HELPERS_CACHE")
+
+
 def smoke_environment(monkeypatch, cache: Path) -> None:
     """The environment a kernel inherits in the tests: smoke profile, offline, its own cache."""
     for name, value in SMOKE_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("HELPERS_CACHE", os.environ.get("HELPERS_CACHE", str(cache)))
+    monkeypatch.setenv("HELPERS_CACHE", USER_CACHE or str(cache))
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel uses its inline backend
 
 

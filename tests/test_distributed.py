@@ -4,9 +4,11 @@ alone writing, a resume across process counts, and the same accuracy within nois
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,12 +26,16 @@ GPT = ["-m", "helpers.gpt", "train", "--layers", "1", "--heads", "2", "--embd", 
 
 
 def launch(command: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    scratch = tempfile.mkdtemp(prefix="attention-lab-launch-")  # torchrun's log folder goes here
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": scratch}
     for name in distributed.VARIABLES:  # a launcher sets these; a plain run must not inherit them
         env.pop(name, None)
-    done = subprocess.run(
-        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    try:
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    finally:  # torchrun leaves a torchelastic_* folder in $TMPDIR per launch, never removed
+        shutil.rmtree(scratch, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 

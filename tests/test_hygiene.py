@@ -1,6 +1,7 @@
 """Notebook conventions: clean, titled, badged, set up, parameterised, short cells."""
 
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -122,3 +123,16 @@ def test_headings_nest_and_exercises_are_headings(path):
     skipped = [(i, b) for (_, a), (i, b) in zip(levels, levels[1:]) if b > a + 1]
     assert not skipped, f"(cell, level) headings that skip a level: {skipped}"
     assert not loose, f"exercises not under a '### Exercise …' heading: {loose}"
+
+
+def test_tests_never_use_the_users_cache():
+    """Tests that ran a command without the `cache` fixture left its run locks (about 360 a run)
+    in ~/.cache/attention-lab, and read whatever that held; the session now has a cache of its own."""
+    from notebook_runner import USER_CACHE
+
+    from helpers.download import cache_dir
+
+    if USER_CACHE:
+        pytest.skip("HELPERS_CACHE was set before pytest started: the tests use that cache")
+    default = Path.home() / ".cache" / "attention-lab"
+    assert default != cache_dir() and default not in cache_dir().parents

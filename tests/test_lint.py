@@ -12,7 +12,10 @@ from vulture import Vulture
 
 def ruff(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "ruff", *args, "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
 
 
