@@ -245,9 +245,12 @@ class LayerNorm(nn.Module):
         if self.fast:
             return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         dims = tuple(range(-len(self.normalized_shape), 0))
-        x32 = x.float()  # float16 rounds eps 1e-8 to 0 (a constant row: 0/0) and overflows x²
-        var, mean = torch.var_mean(x32, dim=dims, correction=0, keepdim=True)  # biased: divide by N
-        return ((x32 - mean) * torch.rsqrt(var + self.eps)).to(x.dtype) * self.weight + self.bias
+        # at least float32: float16 rounds eps 1e-8 to 0 (a constant row: 0/0) and overflows x²
+        wide = x.to(torch.promote_types(x.dtype, torch.float32))
+        var, mean = torch.var_mean(
+            wide, dim=dims, correction=0, keepdim=True
+        )  # biased: divide by N
+        return ((wide - mean) * torch.rsqrt(var + self.eps)).to(x.dtype) * self.weight + self.bias
 
 
 ACTIVATIONS = ("gelu", "gelu_tanh")  # GELU with erf (BERT), or its tanh approximation (GPT-2)

@@ -395,3 +395,15 @@ def test_an_output_file_that_names_a_folder_is_refused_at_parsing(module, args, 
         err.startswith(f"error: argument --json: {given!r} is not a file name")
         and err.count("\n") == 1
     ), err
+
+
+def test_a_built_in_name_the_course_uses_itself_is_not_refused(cache, tmp_path, monkeypatch):
+    """The tiny stand-in loads MiniLM's tokenizer: a folder ./minilm the user never named had made
+    --model tiny fail."""
+    from helpers.finetune.models import load_classifier
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "minilm").mkdir()
+    (tmp_path / "minilm" / "config.json").write_text("{}", encoding="utf-8")
+    model, tokenizer = load_classifier("tiny", 2)
+    assert tokenizer.vocab_size > 1000

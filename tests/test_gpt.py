@@ -253,6 +253,7 @@ def test_cli_train_messages_keep_the_paths_as_given(tmp_path, monkeypatch, capsy
         (["--data", "t.txt", "--save", "heads"], "--save heads is a file"),
         (["--data", "a heads  b.txt", "--save", "m"], "--data a heads  b.txt does not exist"),
         (["--data", "t.txt", "--save", "heads dir", "--embd", "30", "--heads", "4"], "--embd=30 is not divisible by --heads=4"),
+        (["--data", "t.txt", "--save", "heads", "--embd", "30", "--heads", "4"], "--embd=30 is not divisible by --heads=4"),
     ):  # fmt: skip
         assert cli.main(["train", *args, "--iters", "2", "--json", "o.json"]) == 2
         err = capsys.readouterr().err

@@ -136,3 +136,16 @@ def test_tests_never_use_the_users_cache():
         pytest.skip("HELPERS_CACHE was set before pytest started: the tests use that cache")
     default = Path.home() / ".cache" / "attention-lab"
     assert default != cache_dir() and default not in cache_dir().parents
+
+
+def test_the_top_level_holds_only_the_projects_own_files():
+    """A run's leftovers (a report named `runs`, a `mlm.pid`) were once committed beside README;
+    `runs` then broke README's own `scaling write --out runs` example."""
+    import subprocess
+
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    top = {line.split("/")[0] for line in tracked.stdout.splitlines()}
+    assert top <= {".ci", ".gitignore", "CITATION.cff", "LICENSE", "README.md", "colab", "data",
+                   "environment.yml", "helpers", "notebooks", "pyproject.toml", "tests"}, top  # fmt: skip

@@ -88,6 +88,9 @@ def test_layer_norm_in_float16_computes_its_statistics_in_float32():
         assert got.dtype == torch.float16 and torch.isfinite(got).all()
         assert torch.allclose(got.float(), theirs(x).float(), atol=1e-2)
         assert layers.LayerNorm(8)(x).dtype == torch.float32  # float32 γ, β: as x * γ promotes
+        wide = torch.randn(4, 8, dtype=torch.float64) + 1e6  # float64 keeps its precision
+        want = nn.LayerNorm(8, eps=1e-8).double()(wide)
+        assert (layers.LayerNorm(8).double()(wide) - want).abs().max() < 1e-9
 
 
 @pytest.mark.parametrize("norm", ["pre", "post"])

@@ -4,6 +4,7 @@ task runs, the collector's table and choice, and the command line's messages for
 import json
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,28 @@ def test_a_relative_model_folder_is_written_as_an_absolute_path(tmp_path, monkey
     assert plan["runs"][0]["model"] == "./p ü"  # the name the table shows
     assert plan["runs"][0]["args"][:2] == ["--model", str(tmp_path / "p ü")]
     assert plan["runs"][1]["args"][:2] == ["--model", "minilm"]
+
+
+def test_write_refuses_a_built_in_name_shadowed_by_a_folder(tmp_path, monkeypatch, files):
+    """--models tiny with a ./tiny folder was written into plan.json; every task then failed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    with pytest.raises(ValueError, match="--models tiny: 'tiny' names the course's"):
+        make_plan(tmp_path / "runs", models=["tiny"], lrs=[1e-5], epochs=[1], files=files)
+
+
+def test_a_percent_in_the_folder_is_a_plain_percent_in_slurms_output_path(tmp_path, files):
+    """Slurm reads %x, %j, %A ... in --output as placeholders; the folder's own % is written %%."""
+    paths = write_jobs(
+        make_plan(tmp_path / "r 100%x", models=["tiny"], lrs=[1e-5], epochs=[1], files=files)
+    )
+    folder = str(tmp_path / "r 100%%x")
+    assert f"#SBATCH --output='{folder}'/logs/%x-%A_%a.out" in paths["array"].read_text()
+    assert f"#SBATCH --output='{folder}'/logs/%x-%j.out" in paths["job"].read_text()
+    assert (
+        f"cd {shlex.quote(str(Path.cwd()))}" in paths["job"].read_text()
+    )  # shell lines: as they are
+    assert f"{shlex.quote(str(tmp_path / 'r 100%x'))}/plan.json" in paths["array"].read_text()
 
 
 def test_collector_chooses_on_dev_and_names_the_missing_runs(tmp_path, files):
@@ -503,7 +526,8 @@ def test_compare_refuses_a_json_without_a_suffix_before_training(tmp_path, monke
 
 
 @pytest.mark.parametrize("plot, said", [
-    ("bars", "give a file ending in .png, .pdf, .svg"), ("train.jsonl", "give a file ending in"),
+    ("bars", "give a file ending in one of matplotlib's formats ("),
+    ("train.jsonl", "give a file ending in one of"),
     ("./all.json", "is the --json report"), ("mine.png", "exists and is not a .png image"),
 ])  # fmt: skip
 def test_collect_checks_its_plot_before_any_work(tmp_path, monkeypatch, capsys, files, plot, said):
@@ -523,6 +547,11 @@ def test_collect_checks_its_plot_before_any_work(tmp_path, monkeypatch, capsys, 
         main(["collect", "grid", "--json", "all.json", "--plot", "chart.png"]) == 0
     )  # its own, again
     assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+    assert (
+        main(["collect", "grid", "--json", "all.json", "--plot", "chart.jpg"]) == 0
+    )  # other formats too
+    assert main(["collect", "grid", "--json", "all.json", "--plot", "chart.jpg"]) == 0
+    assert (tmp_path / "chart.jpg").read_bytes().startswith(b"\xff\xd8")
     assert [
         p.name for p in tmp_path.iterdir() if p.name.startswith(".")
     ] == []  # no temporary file left

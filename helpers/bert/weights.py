@@ -101,7 +101,7 @@ def read_state(folder: Path) -> dict[str, torch.Tensor]:
 def load_pretrained(cls: "type[BertModel]", name_or_dir: str | os.PathLike) -> "BertModel":
     """``cls(config)`` (a BertModel) with the checkpoint's weights; "minilm" means all-MiniLM-L6-v2."""
     folder = checkpoint_folder(
-        pretrained.minilm_path() if name_or_dir == "minilm" else str(name_or_dir)
+        pretrained.resolve_model(name_or_dir) if name_or_dir == "minilm" else str(name_or_dir)
     )
     hf_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if hf_config.get("model_type", "bert") != "bert":

@@ -42,7 +42,7 @@ def load_classifier(
             raise ValueError(
                 f"dropout= is for a saved BERT; the stand-in {name_or_dir!r} takes none"
             )
-        tokenizer = load_tokenizer("minilm")
+        tokenizer = load_tokenizer(pretrained.minilm_path())  # not a name the user gave
         if name_or_dir == "t5-tiny":
             return tiny_t5(tokenizer, num_labels), tokenizer
         return tiny_bert(tokenizer.vocab_size, num_labels), tokenizer

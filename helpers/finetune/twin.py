@@ -49,7 +49,7 @@ from helpers.finetune.experiments import (
 )
 from helpers.finetune.models import check_max_length
 from helpers.mlm.runs import read_state
-from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, short_error
+from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, minilm_path, short_error
 from helpers.profiles import made_to_order
 from helpers.tables import read_rows
 from helpers.training.checkpoints import check_own_checkpoint
@@ -556,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             raise Diverged(f"training diverged at every --small-lr ({', '.join(f'{lr:g}' for lr in small)}); "
                            "give smaller rates")  # fmt: skip
         if args.minilm_seeds > 0:
-            rows += finetune_runs({"minilm": "minilm"}, data["splits"], {"minilm": args.minilm_seeds},
+            rows += finetune_runs({"minilm": minilm_path()}, data["splits"], {"minilm": args.minilm_seeds},
                                   {"minilm": minilm}, device, checkpoints=checkpoints)  # fmt: skip
             models["minilm"] = "minilm"
     except Diverged as err:

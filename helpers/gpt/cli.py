@@ -92,10 +92,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def flagged(message: str, paths: tuple[str, ...] = ()) -> str:
+def flagged(message: str, paths: dict[str, str] | None = None) -> str:
     """An error about a config field, reworded with its flag: "GPTRunConfig.embd=100" -> "--embd=100";
-    the ``paths`` the user gave stay as they are (a folder named heads is not a flag)."""
-    kept = sorted({p for p in paths if "heads" in p or "block_size" in p}, key=len, reverse=True)
+    the ``paths`` the user gave (flag -> path) stay as they are after their flag: "--save heads" is a
+    folder named heads, not the flag --heads."""
+    shown = (f"{flag} {path}" for flag, path in (paths or {}).items())
+    kept = sorted({s for s in shown if "heads" in s or "block_size" in s}, key=len, reverse=True)
     for i, path in enumerate(kept):
         message = message.replace(path, f"\0{i}\0")
     message = re.sub(r"(?:GPTRunConfig|GPTConfig|TrainConfig)\.(\w+)",
@@ -235,7 +237,8 @@ def run_train(args: argparse.Namespace) -> int:
         if fresh:
             discard_new(args.save, existed)
         one_line = " ".join(line.strip() for line in str(err).splitlines())  # spaces in paths kept
-        message = flagged(one_line, tuple(map(str, (args.data, args.save, args.json))))
+        paths = {"--data": str(args.data), "--save": str(args.save), "--json": str(args.json)}
+        message = flagged(one_line, paths)
         message = message.replace("; the text has", "; --data has")
         print(f"error: {message}", file=sys.stderr)
         return 2

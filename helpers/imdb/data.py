@@ -197,10 +197,11 @@ def local_glove(dim: int) -> Path | None:
     folder = os.environ.get(DATA_ENV)
     if not folder:
         return None
-    found = sorted((expand_home(folder, f"${DATA_ENV}=") / "glove").glob(f"glove.6B.{dim}d*.txt"))
-    if not found:
-        print(f"note: ${DATA_ENV}={folder} has no glove/glove.6B.{dim}d*.txt: downloading instead",
-              file=sys.stderr)  # fmt: skip
+    glove = expand_home(folder, f"${DATA_ENV}=") / "glove"
+    found = sorted(glove.glob(f"glove.6B.{dim}d*.txt"))
+    if not found:  # as helpers.download.local_data says it
+        print(f"note: ${DATA_ENV}={folder} has no glove/glove.6B.{dim}d*.txt ({glove.absolute()}): "
+              "downloading instead", file=sys.stderr)  # fmt: skip
     return found[0] if found else None
 
 

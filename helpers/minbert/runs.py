@@ -258,10 +258,10 @@ def train_classifier(
     device = pick_device() if device is None else device
     classes = num_classes(list(train), "the training examples")
     splits = {"dev": list(dev)}
-    if not dev or labels_hidden(list(dev)):
+    if not splits["dev"] or labels_hidden(splits["dev"]):
         raise ValueError(f"the dev examples are {'empty' if not dev else 'unlabelled'}; "
                          "scoring them every epoch needs labels")  # fmt: skip
-    check_labels(list(dev), classes, "the dev examples", "the training examples")
+    check_labels(splits["dev"], classes, "the dev examples", "the training examples")
     start = time.perf_counter()
     bert, tokenizer = load_bert(model_name_or_dir) if loaded is None else loaded
     seconds = {"load": time.perf_counter() - start}

@@ -121,26 +121,27 @@ def check_outside_grid(flag: str, path: Path, folder: Path) -> None:
                          "reads; give a file outside plan.json, job.sh, array.sh, results/ and logs/")  # fmt: skip
 
 
-IMAGES = {
-    ".png": b"\x89PNG",
-    ".pdf": b"%PDF",
-    ".svg": b"<",
-}  # --plot's formats, how each file starts
+STARTS = {".png": (b"\x89PNG",), ".pdf": (b"%PDF",), ".svg": (b"<",), ".svgz": (b"\x1f\x8b",),
+          ".jpg": (b"\xff\xd8",), ".jpeg": (b"\xff\xd8",), ".eps": (b"%!PS",), ".ps": (b"%!PS",),
+          ".tif": (b"II*", b"MM\x00*"), ".tiff": (b"II*", b"MM\x00*"), ".webp": (b"RIFF",), ".gif": (b"GIF8",)}  # fmt: skip
 
 
 def check_plot(path: Path, report: Path | None) -> None:
-    """``--plot`` is an image file of its own: a suffix matplotlib writes, not the report, and, if it
-    exists, an image of that format (a chart drawn before), never another file."""
+    """``--plot`` is an image file of its own: a format matplotlib writes (by its suffix), not the
+    report, and, if it exists, an image of that format (a chart drawn before), never another file."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
     if report is not None and path.resolve() == report.resolve():
         raise ValueError(f"--plot {path} is the --json report; give each its own file")
-    if path.suffix.lower() not in IMAGES:
-        raise ValueError(f"--plot {path}: give a file ending in {', '.join(IMAGES)} (matplotlib "
-                         "would add .png to a name without one, or fail on another)")  # fmt: skip
+    formats = sorted(f".{name}" for name in FigureCanvasBase.get_supported_filetypes())
+    if path.suffix.lower() not in formats:
+        raise ValueError(f"--plot {path}: give a file ending in one of matplotlib's formats "
+                         f"({', '.join(formats)}), such as .png")  # fmt: skip
     check_writable(path)
     if path.is_file():
         with path.open("rb") as f:
-            start = f.read(64).lstrip()
-        if not start.startswith(IMAGES[path.suffix.lower()]):
+            head = f.read(64).lstrip()
+        if not head.startswith(STARTS.get(path.suffix.lower(), ())):
             raise ValueError(f"--plot {path} exists and is not a {path.suffix} image: writing would "
                              "replace it; give another --plot, or delete the file")  # fmt: skip
 

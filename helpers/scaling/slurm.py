@@ -129,24 +129,27 @@ def _check_once(models: list[str], lrs: list[float], epochs: list[int]) -> None:
 
 def _model_arg(name: str) -> str:
     """A local model folder as an absolute path (a task runs from plan.json's folder or wherever it is
-    started), a hub id or the course's own name as it is."""
+    started), a hub id or the course's own name as it is (``_check_models`` has refused a name that
+    is both)."""
     path = Path(name).expanduser()
-    return (
-        str(path.resolve()) if name not in ("minilm", "tiny", "t5-tiny") and path.exists() else name
-    )
+    return str(path.resolve()) if path.exists() else name
 
 
 def _check_models(models: list[str]) -> None:
     """A model that looks like a local folder (absolute, starting with "." or "~", ...) must exist and
     hold config.json, as ``python -m helpers.finetune`` will require; hub ids are not looked up."""
-    from helpers.pretrained import model_source  # imports torch: only when a plan is made
+    from helpers.pretrained import (  # imports torch: when a plan is made
+        BUILT_IN,
+        built_in,
+        model_source,
+    )
 
     for name in models:
-        if name not in ("minilm", "tiny", "t5-tiny"):
-            try:
+        try:
+            if not built_in(name, tuple(BUILT_IN)):  # a folder named like one is refused too
                 model_source(name)
-            except (OSError, ValueError) as err:
-                raise ValueError(f"--models {name}: {err}") from None
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--models {name}: {err}") from None
 
 
 def _check_tables(files: dict[str, object]) -> None:
