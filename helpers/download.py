@@ -97,14 +97,16 @@ DATA_ENV = "HELPERS_DATA_DIR"
 
 def local_data(*parts: str) -> Path | None:
     """``$HELPERS_DATA_DIR/<parts>`` (a local copy of a data set: ``~`` expanded, relative to the
-    folder Python runs in) if that file is there; None when the variable is unset. Set but without
-    the file, a note on stderr says so (the caller then downloads): not a silent switch to the web."""
+    folder Python runs in) if that file is there (the last part may be a glob pattern: its first
+    file in sorted order); None when the variable is unset. Set but without the file, a note on
+    stderr says so (the caller then downloads): not a silent switch to the web."""
     raw = os.environ.get(DATA_ENV)
     if not raw:
         return None
     path = expand_home(raw, f"${DATA_ENV}=").joinpath(*parts)
-    if path.is_file():
-        return path
+    found = [p for p in sorted(path.parent.glob(path.name)) if p.is_file()]
+    if found:
+        return found[0]
     print(f"note: ${DATA_ENV}={raw} has no {'/'.join(parts)} ({path.absolute()}): "
           "downloading instead", file=sys.stderr)  # fmt: skip
     return None

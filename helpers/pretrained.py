@@ -69,6 +69,7 @@ def resolve_model(name: str) -> str:
 
 
 BUILT_IN = {"minilm": "all-MiniLM-L6-v2", "tiny": "tiny stand-in", "t5-tiny": "tiny T5 stand-in"}
+STAND_INS = ("tiny", "t5-tiny")  # built from a config (random weights): no files to read
 
 
 def built_in(name: str, names: tuple[str, ...]) -> bool:

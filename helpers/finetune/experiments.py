@@ -19,7 +19,7 @@ from helpers.env import current_seed, seeded
 from helpers.files import json_digest
 from helpers.finetune.data import Example, Task, loader, make_collate, notebook_data
 from helpers.finetune.models import load_classifier
-from helpers.pretrained import model_digest, resolve_model
+from helpers.pretrained import STAND_INS, model_digest, resolve_model
 from helpers.profiles import Sizes04
 from helpers.tables import label_index
 from helpers.training import History, TrainConfig, autocast, choose_precision, fit, grad_scaler
@@ -72,7 +72,7 @@ def run_identity(
     """What a fine-tuning checkpoint must match besides the model's code and the training settings
     (``fit`` checks those): the files the model starts from (a digest; for a stand-in or a hub id, its
     name), the rows (a digest of ``data``) and the settings ``fit`` does not see."""
-    stand_in = model_name in ("tiny", "t5-tiny")  # built from a config: its name says it all
+    stand_in = model_name in STAND_INS  # built from a config: its name says it all
     return {"made_by": MADE_BY,
             "model": model_name if stand_in else model_digest(resolve_model(model_name)),
             "data": json_digest(data), "finetune": cfg.to_dict(), "task": task.columns(),

@@ -37,7 +37,7 @@ def load_classifier(
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     check_num_labels(num_labels)
-    if pretrained.built_in(name_or_dir, ("tiny", "t5-tiny")):
+    if pretrained.built_in(name_or_dir, pretrained.STAND_INS):
         if dropout is not None:
             raise ValueError(
                 f"dropout= is for a saved BERT; the stand-in {name_or_dir!r} takes none"

@@ -92,24 +92,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def flagged(message: str, paths: dict[str, str] | None = None) -> str:
-    """An error about a config field, reworded with its flag: "GPTRunConfig.embd=100" -> "--embd=100";
-    the ``paths`` the user gave (flag -> path) stay as they are after their flag: "--save heads" is a
-    folder named heads, not the flag --heads."""
-    shown = (f"{flag} {path}" for flag, path in (paths or {}).items())
-    kept = sorted({s for s in shown if "heads" in s or "block_size" in s}, key=len, reverse=True)
-    for i, path in enumerate(kept):
-        message = message.replace(path, f"\0{i}\0")
+def flagged(message: str) -> str:
+    """An error about a config field, reworded with its flag: "GPTRunConfig.embd=100" -> "--embd=100"
+    (every field a message names is written with its class)."""
     message = re.sub(r"(?:GPTRunConfig|GPTConfig|TrainConfig)\.(\w+)",
                      lambda m: FLAGS.get(m.group(1), m.group(1)), message)  # fmt: skip
-    message = message.replace("GPTRunConfig needs iters or minutes", "give --iters or --minutes")
-    # a bare field name only: not "--heads" (already a flag) nor a path such as runs/heads or heads.txt
-    message = re.sub(
-        r"(?<![\w/.-])(heads|block_size)(?![\w/.-])", lambda m: FLAGS[m.group(1)], message
-    )
-    for i, path in enumerate(kept):
-        message = message.replace(f"\0{i}\0", path)
-    return message
+    return message.replace("GPTRunConfig needs iters or minutes", "give --iters or --minutes")
 
 
 def read_text(path: Path) -> str:
@@ -237,8 +225,7 @@ def run_train(args: argparse.Namespace) -> int:
         if fresh:
             discard_new(args.save, existed)
         one_line = " ".join(line.strip() for line in str(err).splitlines())  # spaces in paths kept
-        paths = {"--data": str(args.data), "--save": str(args.save), "--json": str(args.json)}
-        message = flagged(one_line, paths)
+        message = flagged(one_line)
         message = message.replace("; the text has", "; --data has")
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -46,7 +46,7 @@ class GPTConfig(Config):
                 f"GPTConfig.mask must be one of {', '.join(MASKS)}, not {self.mask!r}"
             )
         if self.embd % self.heads:
-            raise ConfigError(f"GPTConfig.embd={self.embd} is not divisible by heads={self.heads}; "
+            raise ConfigError(f"GPTConfig.embd={self.embd} is not divisible by GPTConfig.heads={self.heads}; "
                               "each head needs an equal slice")  # fmt: skip
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"GPTConfig.activation must be one of {', '.join(ACTIVATIONS)}, "

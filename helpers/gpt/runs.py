@@ -178,7 +178,8 @@ def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: st
                          "of several lines, or GPTRunConfig.level 'char'")  # fmt: skip
     for name, part in (("training", corpus.train), ("dev", corpus.dev)):
         if len(part) < cfg.block_size + 1:
-            raise ValueError(f"the {name} split has {len(part)} tokens, fewer than block_size + 1 = "
+            raise ValueError(f"the {name} split has {len(part)} tokens, fewer than "
+                             f"GPTRunConfig.block_size + 1 = "
                              f"{cfg.block_size + 1} (a window and its target); give a longer text or a "
                              "smaller block size")  # fmt: skip
     model = GPT(cfg.model_config(len(corpus.vocab)))

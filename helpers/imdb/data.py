@@ -7,7 +7,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from helpers.download import DATA_ENV, DownloadError, cache_dir, fetch
+from helpers.download import DATA_ENV, DownloadError, cache_dir, fetch, local_data
 from helpers.files import expand_home, extract_tar, same_file
 from helpers.glove import Glove, download_glove, load_glove
 from helpers.profiles import Sizes03, made_to_order
@@ -193,16 +193,8 @@ def load_imdb() -> tuple[dict[str, Split], str]:
 
 
 def local_glove(dim: int) -> Path | None:
-    """$HELPERS_DATA_DIR/glove/glove.6B.<dim>d*.txt if there is one (set without one: a note)."""
-    folder = os.environ.get(DATA_ENV)
-    if not folder:
-        return None
-    glove = expand_home(folder, f"${DATA_ENV}=") / "glove"
-    found = sorted(glove.glob(f"glove.6B.{dim}d*.txt"))
-    if not found:  # as helpers.download.local_data says it
-        print(f"note: ${DATA_ENV}={folder} has no glove/glove.6B.{dim}d*.txt ({glove.absolute()}): "
-              "downloading instead", file=sys.stderr)  # fmt: skip
-    return found[0] if found else None
+    """$HELPERS_DATA_DIR/glove/glove.6B.<dim>d*.txt if there is one (``helpers.download.local_data``)."""
+    return local_data("glove", f"glove.6B.{dim}d*.txt")
 
 
 def notebook_data(sizes: Sizes03) -> tuple[dict[str, Split], Glove, str]:

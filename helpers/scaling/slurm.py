@@ -94,7 +94,7 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
     if seed is not None and not 0 <= seed < 2**63:  # python -m helpers.finetune's range
         raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {seed}")
     _check_once(models, lrs, epochs)
-    _check_models(models)
+    model_args = _check_models(models)
     _check_tables(files)
     common = []
     for name in FLAGS:
@@ -102,7 +102,7 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
         if value is not None:  # files as absolute paths: a job runs wherever Slurm starts it
             value = Path(str(value)).resolve() if name.endswith("_file") else value
             common += [f"--{name.replace('_', '-')}", str(value)]
-    runs = [{"model": m, "lr": lr, "epochs": e, "args": ["--model", _model_arg(m), "--lr", str(lr), "--epochs", str(e)]}
+    runs = [{"model": m, "lr": lr, "epochs": e, "args": ["--model", model_args[m], "--lr", str(lr), "--epochs", str(e)]}
             for m in _listed("models", models) for lr in _listed("lrs", lrs) for e in _listed("epochs", epochs)]  # fmt: skip
     data = {name: _sha256(files[name]) for name in ("train_file", "eval_file", "test_file")
             if files.get(name)}  # fmt: skip
@@ -127,29 +127,28 @@ def _check_once(models: list[str], lrs: list[float], epochs: list[int]) -> None:
             )
 
 
-def _model_arg(name: str) -> str:
-    """A local model folder as an absolute path (a task runs from plan.json's folder or wherever it is
-    started), a hub id or the course's own name as it is (``_check_models`` has refused a name that
-    is both)."""
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
-
-
-def _check_models(models: list[str]) -> None:
-    """A model that looks like a local folder (absolute, starting with "." or "~", ...) must exist and
-    hold config.json, as ``python -m helpers.finetune`` will require; hub ids are not looked up."""
+def _check_models(models: list[str]) -> dict[str, str]:
+    """Each model's ``--model`` for its task. A model that looks like a local folder (absolute, starting
+    with "." or "~", ...) must exist and hold config.json, as ``python -m helpers.finetune`` will
+    require, and is given as an absolute path (a task runs from plan.json's folder or wherever it is
+    started); hub ids (not looked up) and the course's own names stay as they are."""
     from helpers.pretrained import (  # imports torch: when a plan is made
         BUILT_IN,
         built_in,
         model_source,
     )
 
+    args = {}
     for name in models:
         try:
-            if not built_in(name, tuple(BUILT_IN)):  # a folder named like one is refused too
-                model_source(name)
+            if built_in(name, tuple(BUILT_IN)):  # a folder named like one is refused too
+                args[name] = name
+                continue
+            source = model_source(name)
         except (OSError, ValueError) as err:
             raise ValueError(f"--models {name}: {err}") from None
+        args[name] = str(Path(source).resolve()) if Path(source).exists() else source
+    return args
 
 
 def _check_tables(files: dict[str, object]) -> None:
