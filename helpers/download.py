@@ -7,6 +7,7 @@ Face hub are not here: they go to Hugging Face's own caches when a notebook firs
 """
 
 import hashlib
+import http.client
 import os
 import sys
 import urllib.error
@@ -218,7 +219,8 @@ def _fetch(url: str, out, name: str) -> None:
                     f"the download of {name} from {url} stopped after {received:,} of its {total:,} "
                     "bytes. Run it again to retry."
                 )
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+    # HTTPException: a connection that drops mid-body raises IncompleteRead, not an OSError
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         raise DownloadError(
             f"could not download {name} from {url} ({reason}). If you are offline, download it "

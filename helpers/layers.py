@@ -83,7 +83,8 @@ def attend(
     fast: bool = False,
     dropout: float = 0.0,
 ) -> torch.Tensor:
-    """softmax(q kᵀ / √hs) v over (..., T, hs) tensors, ignoring padded keys (and future keys if causal)."""
+    """softmax(q kᵀ / √hs) v over (..., T, hs) tensors, ignoring padded keys (and future keys if causal);
+    a query with no key left (causal attention at a padded first position) gets zeros, as SDPA gives."""
     T, hs = q.shape[-2], q.shape[-1]
     allowed = allowed_keys(mask, causal, T, q.dim(), q.device)
     if fast:
@@ -92,6 +93,8 @@ def attend(
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))  # zero weight after the softmax
     weights = torch.softmax(scores, dim=-1)  # (..., T, T), each row sums to 1
+    if allowed is not None:  # a query with no key to see (causal, padded first): 0, not 0/0 = NaN
+        weights = weights.masked_fill(~allowed.any(-1, keepdim=True), 0.0)
     return F.dropout(weights, dropout, training=dropout > 0) @ v  # (..., T, hs)
 
 

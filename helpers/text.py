@@ -8,6 +8,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
+from importlib.metadata import version
 
 import numpy as np
 import torch
@@ -15,10 +16,10 @@ from tqdm.auto import tqdm
 
 from helpers.download import cache_dir
 from helpers.files import load_arrays, save_arrays
+from helpers.source import code_digest
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 in every Vocab
 BREAKS = re.compile(r"(?:<br\s*/?>\s*)+", re.IGNORECASE)
-TOKENIZER_VERSION = "spacy-blank-en-lower-v1"  # change it when the preprocessing changes
 
 
 def clean(text: str) -> str:
@@ -67,7 +68,8 @@ def tokenize(texts: list[str], batch_size: int = 1000, progress: bool = True) ->
 
 
 def _fingerprint(texts: list[str]) -> str:
-    digest = hashlib.sha256(TOKENIZER_VERSION.encode())
+    """The texts, the code that tokenises them (``clean`` included) and spaCy's version (its rules)."""
+    digest = hashlib.sha256(f"{code_digest(tokenize)} spacy {version('spacy')}".encode())
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass"))
         digest.update(b"\0")
@@ -75,7 +77,8 @@ def _fingerprint(texts: list[str]) -> str:
 
 
 def tokenize_cached(texts: list[str], progress: bool = True) -> tuple[Tokenized, bool]:
-    """``tokenize(texts)``, stored on disk under a hash of the texts: a re-run loads it in a blink.
+    """``tokenize(texts)``, stored on disk under a hash of the texts and of the tokenising code and
+    spaCy version: a re-run loads it in a blink.
 
     Returns (tokens, True if it came from the cache).
     """

@@ -1,4 +1,5 @@
 import hashlib
+import http.client
 import io
 import urllib.error
 
@@ -176,6 +177,25 @@ def test_a_download_cut_short_by_the_server_is_refused(tmp_path, cache, monkeypa
 
     monkeypatch.setattr(dl.urllib.request, "urlopen", lambda url, timeout: Short(b"x" * 100))
     with pytest.raises(dl.DownloadError, match="stopped after 100 of its 300 bytes"):
+        dl.download("https://example.org/f.zip")
+    assert list(cache.iterdir()) == []
+
+
+def test_a_connection_dropped_mid_download_is_one_message(tmp_path, cache, monkeypatch):
+    """http.client.IncompleteRead is not an OSError: it reached `python -m helpers.download` as a
+    traceback."""
+
+    class Dropped(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self, *args):
+            raise http.client.IncompleteRead(b"x" * 10, 90)
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", lambda url, timeout: Dropped())
+    with pytest.raises(dl.DownloadError, match=r"could not download f.zip .*IncompleteRead"):
         dl.download("https://example.org/f.zip")
     assert list(cache.iterdir()) == []
 

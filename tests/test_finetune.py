@@ -12,6 +12,7 @@ from ctrl_c_support import ctrl_c_at
 
 from helpers import env
 from helpers.config import ConfigError
+from helpers.files import DiskFull
 from helpers.finetune import cli, experiments
 from helpers.finetune.data import Task, make_collate, notebook_data
 from helpers.finetune.experiments import FinetuneConfig
@@ -220,6 +221,25 @@ def test_comparison_reports_failures_as_zero_with_a_reason():
     rows = experiments.compare(["ok", "huge", "missing"], run)
     assert rows[0]["reason"] == "" and rows[1]["reason"] == "out of memory"
     assert rows[2]["dev_accuracy"] == 0 and rows[2]["reason"].startswith("OSError: missing is not")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DiskFull("the disk holding runs/ is full"),
+        RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+    ],
+)
+def test_comparison_stops_on_an_error_that_is_not_the_models(error):
+    """A full disk or a fault in the code became a bar at accuracy 0 labelled with its first words."""
+
+    def run(name):
+        if name == "broken":
+            raise error
+        return {"dev_accuracy": 0.9}
+
+    with pytest.raises(type(error)):
+        experiments.compare(["ok", "broken"], run)
 
 
 def test_real_minilm_learns_synthetic_sentiment_quickly():

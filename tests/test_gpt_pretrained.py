@@ -47,6 +47,21 @@ def test_config_names_an_unsupported_activation():
         config_from_gpt2(config)
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [{"scale_attn_weights": False}, {"scale_attn_by_inverse_layer_idx": True},
+     {"tie_word_embeddings": False}],
+    ids=lambda s: next(iter(s)),
+)  # fmt: skip
+def test_config_refuses_gpt2_settings_gpt_does_not_have(setting):
+    """They were ignored: logits 0.26 to 20 away from GPT2LMHeadModel's on a small random GPT-2."""
+    config = transformers.GPT2Config(**setting)
+    with pytest.raises(
+        ValueError, match=f"this GPT-2 sets {next(iter(setting))}=.*GPT2LMHeadModel"
+    ):
+        config_from_gpt2(config)
+
+
 def test_greedy_generation_equals_transformers_generate(saved_gpt2):
     from helpers.training import generate
 

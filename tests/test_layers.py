@@ -93,6 +93,29 @@ def test_layer_norm_in_float16_computes_its_statistics_in_float32():
         assert (layers.LayerNorm(8).double()(wide) - want).abs().max() < 1e-9
 
 
+def test_causal_attention_with_left_padding_keeps_real_tokens_finite():
+    """A padded first position under a causal mask has no key to see: the teaching path's softmax gave
+    0/0 = NaN there, and the next block's weight 0 on that NaN value turned real tokens NaN (SDPA
+    gives zeros under torch 2.13). Now zeros on both paths."""
+    torch.manual_seed(0)
+    x, mask = torch.randn(2, 5, 8), torch.tensor([[False, True, True, True, True], [True] * 5])
+    outputs = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        blocks = [layers.Block(8, 2, causal=True, fast=fast).eval() for _ in range(2)]
+        h = x
+        with torch.no_grad():
+            for block in blocks:
+                h = block(h, mask)
+        outputs.append(h)
+    assert torch.isfinite(outputs[0][mask]).all()
+    if torch.isfinite(outputs[1][mask]).all():  # where this torch's SDPA gives zeros too
+        assert torch.allclose(outputs[0][mask], outputs[1][mask], atol=1e-5)
+    q = torch.randn(1, 3, 4)
+    weights_out = layers.attend(q, q, q, torch.tensor([[False, True, True]]), causal=True)
+    assert torch.equal(weights_out[0, 0], torch.zeros(4))
+
+
 @pytest.mark.parametrize("norm", ["pre", "post"])
 @pytest.mark.parametrize("causal", [False, True])
 def test_block_from_scratch_equals_block_from_torch(norm, causal):

@@ -509,17 +509,42 @@ def test_ctrl_c_says_the_same_command_resumes(text_file, tmp_path, monkeypatch, 
     assert "the same command resumes" in err and "Traceback" not in err, err
 
 
-def test_damaged_state_and_tokenizer_files_are_trained_again(tmp_path):
+def test_damaged_state_and_tokenizer_files_are_trained_again(tmp_path, capsys):
+    """A damaged tokenizer is trained again with a note (it was silent): the same ids, so the
+    checkpoint resumes."""
     train, held = split_eval(tiny_text())
     cfg = MlmConfig(epochs=1, **TINY_CFG)
     first = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
     (tmp_path / "run" / "tokenizer.json").write_text('{"x": 1}')  # JSON, but not a tokenizer
+    capsys.readouterr()
     again = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
     assert not again.report["tokenizer_reused"] and again.report["resumed_after_epoch"] == 1
+    assert (
+        f"note: the tokenizer saved in {tmp_path / 'run'} cannot be read ("
+        in capsys.readouterr().err
+    )
     (tmp_path / "run" / STATE).write_text("[1]")  # JSON, but not the state's dict
     assert runs.read_state(tmp_path / "run") == {}
     third = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
     assert third.history["eval_loss"] == pytest.approx(first.history["eval_loss"])
+
+
+def test_a_tokenizer_trained_by_other_code_is_trained_again(tmp_path, monkeypatch):
+    """The saved tokenizer was reused whenever the text and settings matched, whatever
+    train_wordpiece now did: a changed pre-tokeniser resumed the old ids and checkpoint."""
+    train, held = split_eval(tiny_text())
+    cfg = MlmConfig(epochs=1, **TINY_CFG)
+    pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
+    real = runs.train_wordpiece
+
+    def edited(texts, vocab_size, **options):  # another training code (the same pieces here)
+        return real(texts, vocab_size, **options)
+
+    monkeypatch.setattr(runs, "train_wordpiece", edited)
+    again = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
+    assert not again.report["tokenizer_reused"]
+    third = pretrain(cfg, train, held, tmp_path / "run", CPU, progress=False)
+    assert third.report["tokenizer_reused"]  # the same code again: kept
 
 
 # --- the masked loss ------------------------------------------------------------------------------

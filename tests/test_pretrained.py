@@ -187,3 +187,40 @@ def test_a_model_folder_without_a_tokenizer_is_named(tmp_path):
     assert (
         require_tokenizer("bert-base-uncased") == "bert-base-uncased"
     )  # a hub id: not checked here
+
+
+@needs_minilm
+def test_an_unreadable_offline_minilm_names_its_error_not_the_network(monkeypatch):
+    """With HF_HUB_OFFLINE=1 (as in every test), a permission error on the installed copy's weights
+    said only "HF_HUB_OFFLINE=1 is set" and told the user to install what was installed."""
+    import transformers
+
+    from helpers.pretrained import load_minilm
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "model.safetensors")
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", denied)
+    with pytest.raises(OSError) as raised:
+        load_minilm()
+    said = str(raised.value)
+    assert "PermissionError: [Errno 13] Permission denied: 'model.safetensors'" in said, said
+    assert "--force-reinstall" in said and "HF_HUB_OFFLINE" not in said
+
+
+def test_a_failed_hub_download_gives_its_reason_offline_too(monkeypatch):
+    """Offline, any failure of the download (an unknown id, no access) read "HF_HUB_OFFLINE=1 is set"
+    without the hub's own reason."""
+    import huggingface_hub
+
+    from helpers.bert.weights import checkpoint_folder
+
+    def refused(*args, **kwargs):
+        raise ValueError("no access to org/name")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", refused)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError) as raised:
+        checkpoint_folder("org/name")
+    said = str(raised.value)
+    assert "(ValueError: no access to org/name; HF_HUB_OFFLINE=1 is set)" in said, said

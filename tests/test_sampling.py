@@ -29,6 +29,18 @@ def test_kv_cache_gives_the_same_greedy_tokens(attention, fast):
         assert torch.equal(plain, cached), steps
 
 
+def test_a_model_whose_mask_leaks_refuses_the_cache():
+    """With mask="zero" earlier positions see later tokens through the softmax's denominator, so
+    cached keys and values go stale: the cache gave other tokens than a full recompute."""
+    model = model_of(mask="zero").train()
+    idx = torch.randint(30, (3, 5), generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="a KV cache needs mask='inf'.*generate without the cache"):
+        generate(model, idx, 10, 16, temperature=0.0, cache=True)
+    assert model.training  # its mode as it was
+    assert generate(model, idx, 10, 16, temperature=0.0).shape == (3, 15)
+    assert model.blocks[0].attn.cache is None
+
+
 def test_kv_cache_logits_match_a_full_forward():
     model = model_of()
     idx = torch.randint(30, (2, 10), generator=torch.Generator().manual_seed(2))

@@ -29,6 +29,20 @@ def test_tokens_are_cached_atomically(cache):
     assert not text.tokenize_cached(texts[:2], progress=False)[1]  # other texts, other cache entry
 
 
+def test_cached_tokens_are_made_again_when_the_tokenising_code_changes(cache, monkeypatch):
+    """The cache was keyed by a version string bumped by hand: `clean` without its lowercasing
+    reused the old (lowercased) tokens, and every checkpoint trained on them."""
+    texts = ["A Good movie."]
+    assert text.tokenize_cached(texts, progress=False)[0].document(0) == ["a", "good", "movie", "."]
+
+    def clean(review: str) -> str:  # an edit: keep the case
+        return text.BREAKS.sub(" ", review)
+
+    monkeypatch.setattr(text, "clean", clean)
+    tokens, cached = text.tokenize_cached(texts, progress=False)
+    assert not cached and tokens.document(0) == ["A", "Good", "movie", "."]
+
+
 def test_vocab_maps_unknown_words_to_one_and_keeps_zero_for_padding():
     tokens = text.tokenize(["good movie", "good unknownword"], progress=False)
     vocab = text.Vocab(["good", "movie"])

@@ -3,6 +3,7 @@ trained with `tokenizers` that save and load through transformers, and BPE writt
 `tokenizers` BPE trainer."""
 
 import ast
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -297,6 +298,25 @@ def test_learn_bpe_equals_the_tokenizers_trainer_on_a_small_corpus(lowercase):
     theirs = bpe_merges(tokenizers_bpe(TEXTS, 200, lowercase))
     assert len(theirs) > 50
     assert bpe.learn_bpe(TEXTS, 200, lowercase=lowercase) == theirs
+
+
+@pytest.mark.parametrize(
+    "text, lowercase",
+    [("café café naïve naïve résumé résumé", False),  # written as letter + combining accent (NFD)
+     ("x² x² m³ m³ x2 x2", False),  # a superscript digit is no word character in Rust's classes
+     ("a‿b a‿b a‿b a_b a_b", False),  # nor is only "_" a connector
+     ("İstanbul İstanbul ISTANBUL ISTANBUL", True)],  # İ lowercases to i + a combining dot
+    ids=["combining-accents", "superscripts", "connectors", "dotted-capital-i"],
+)  # fmt: skip
+def test_learn_bpe_cuts_words_as_the_library_does_beyond_ascii(text, lowercase):
+    """Python's \\w differs from the Rust regex behind the Whitespace pre-tokeniser on combining
+    marks, superscripts and connectors: cut with `re`, the merges differed from the first one."""
+    from helpers.tokenization.train import bpe_merges
+
+    texts = [unicodedata.normalize("NFD", text)]
+    assert bpe.learn_bpe(texts, 30, lowercase=lowercase) == bpe_merges(
+        tokenizers_bpe(texts, 30, lowercase)
+    )
 
 
 def test_learn_bpe_equals_the_tokenizers_trainer_on_tiny_shakespeare(shared_data):

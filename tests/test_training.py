@@ -560,7 +560,37 @@ def test_a_checkpoint_that_unpickles_into_nonsense_retrains(tmp_path, capsys, co
     )
     assert len(history["epoch"]) == 1
     torch.save({"fingerprint": "not a dict"}, path)
-    assert load_checkpoint(path, {}, CPU)[0] is None
+    assert load_checkpoint(path, {})[0] is None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [PermissionError(13, "Permission denied"), OSError(5, "Input/output error"), MemoryError()],
+    ids=["permission", "disk", "memory"],
+)
+def test_a_checkpoint_that_cannot_be_read_now_is_never_trained_over(tmp_path, monkeypatch, error):
+    """Reading a good checkpoint can fail for a while (permissions, a disk or network error, memory):
+    that error reached the user as "could not be read; training again", and the first epoch wrote
+    over the checkpoint. A file cut short (EINVAL) is still damage, trained again."""
+    from helpers.training import checkpoints
+
+    path = tmp_path / "run.pt"
+    fit(toy_model(), toy_data(), TrainConfig(epochs=1), CPU, checkpoint=path, progress=False)
+    kept = path.read_bytes()
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(checkpoints.torch, "load", failing)
+    with pytest.raises(type(error)):
+        fit(toy_model(), toy_data(), TrainConfig(epochs=2), CPU, checkpoint=path, progress=False)
+    with pytest.raises(type(error)):
+        check_own_checkpoint(path, "helpers.finetune", "--checkpoint")
+    assert path.read_bytes() == kept
+    monkeypatch.undo()
+    path.write_bytes(kept[:-1])  # cut short: torch raises OSError(EINVAL)
+    state, why = load_checkpoint(path, {})
+    assert state is None and "training again" in why
 
 
 def test_a_checkpoint_that_cannot_be_written_is_refused_before_the_first_epoch(
@@ -651,7 +681,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path
     weights_only=False, reading it ran its code even where the command then refused the file."""
     marker, path = tmp_path / "code ran", tmp_path / "run-checkpoint.pt"
     torch.save({"fingerprint": _RunsCode(marker), "epoch": 1}, path)
-    state, why = load_checkpoint(path, {}, torch.device("cpu"))
+    state, why = load_checkpoint(path, {})
     assert state is None and "cannot run code" in why and "weights_only" not in why
     with pytest.raises(ValueError, match="is not a checkpoint of helpers.finetune"):
         check_own_checkpoint(path, "helpers.finetune", "--checkpoint")
@@ -699,3 +729,84 @@ def test_a_step_the_fp16_scaler_skips_spends_no_learning_rate_step():
         run_epoch(model, toy_data(32), optimizer, scheduler, scaler, cfg, CPU, "fp32",
                   batch_outputs, bar)  # fmt: skip
     assert scaler.steps == 4 and scheduler.last_epoch == 3  # 4 steps, the first skipped
+
+
+def _loss_plain(model, batch):
+    x, y = batch
+    logits = model(x)
+    return F.cross_entropy(logits, y), logits, y
+
+
+def _loss_smoothed(model, batch):
+    x, y = batch
+    logits = model(x)
+    return F.cross_entropy(logits, y, label_smoothing=0.5), logits, y
+
+
+def _collate(rows):
+    return torch.stack([x for x, _ in rows]), torch.stack([y for _, y in rows])
+
+
+def _collate_noisy(rows):
+    return torch.stack([x + 1 for x, _ in rows]), torch.stack([y for _, y in rows])
+
+
+def _resumes(tmp_path, capsys, first: dict, second: dict) -> str:
+    """What a second fit on the first's (finished) checkpoint printed."""
+    path = tmp_path / "run.pt"
+    fit(
+        toy_model(), cfg=TrainConfig(epochs=2), device=CPU, checkpoint=path, progress=False, **first
+    )
+    capsys.readouterr()
+    fit(
+        toy_model(), cfg=TrainConfig(epochs=2), device=CPU, checkpoint=path, progress=True, **second
+    )
+    return capsys.readouterr().out
+
+
+def test_a_checkpoint_trained_with_another_loss_or_batches_code_is_not_resumed(tmp_path, capsys):
+    """Only the model's classes were fingerprinted: a run whose loss (``outputs``), collate function
+    or batch-making function had changed resumed the old weights as if nothing had."""
+    rows = [(x, y) for xs, ys in toy_data() for x, y in zip(xs, ys)]
+
+    def loader(collate):
+        return torch.utils.data.DataLoader(rows, batch_size=16, collate_fn=collate)
+
+    cases = [
+        ({"train_batches": toy_data(), "outputs": _loss_plain}, {"outputs": _loss_smoothed}),
+        ({"train_batches": loader(_collate)}, {"train_batches": loader(_collate_noisy)}),
+        ({"train_batches": lambda epoch: [(x, y) for x, y in toy_data()]},
+         {"train_batches": lambda epoch: [(x * 2, y) for x, y in toy_data()]}),
+    ]  # fmt: skip
+    for first, changed in cases:
+        said = _resumes(tmp_path, capsys, first, {**first, **changed})
+        assert "(the training code changed): training again" in said, said
+        (tmp_path / "run.pt").unlink()
+        said = _resumes(tmp_path, capsys, first, first)  # the same code: resumed
+        assert "resuming from run.pt after epoch 2" in said, said
+        (tmp_path / "run.pt").unlink()
+
+
+STATIC_INIT = """
+import torch.nn as nn
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+"""
+
+
+def test_code_fingerprint_reads_static_and_class_methods():
+    """A static method (GPT's weight init) was left out of the fingerprint: a changed init resumed."""
+    cell = {"__name__": "__main__"}
+    exec(STATIC_INIT, cell)
+    before = code_fingerprint(cell["Net"]())
+    exec(STATIC_INIT.replace("std=0.02", "std=0.5"), cell)
+    assert code_fingerprint(cell["Net"]()) != before

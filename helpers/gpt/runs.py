@@ -25,6 +25,7 @@ from helpers.files import atomic_write, write_json
 from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus
 from helpers.gpt.model import GPT, GPTConfig
 from helpers.training import History, TrainConfig, distributed, fit, generate, perplexity
+from helpers.training.checkpoints import not_the_files_fault
 from helpers.training.loop import Diverged, check_finite_losses, make_optimizer
 
 SAFETY = 1.1  # --minutes plans for steps 10% slower than the probe (a busy machine)
@@ -278,7 +279,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
         raise FileNotFoundError(f"{path} does not exist; train a model there first: python -m "
                                 f"helpers.gpt train ... --save {folder}")  # fmt: skip
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # moved once built
         model = GPT(GPTConfig(**state["config"]))
         model.load_state_dict(state["weights"])
         vocab = Vocab(**state["vocab"])
@@ -287,6 +288,8 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
                 f"{len(vocab)} tokens in the vocabulary, {model.config.vocab_size} in the model"
             )
     except Exception as e:  # a truncated or foreign file: say which, not torch's traceback
+        if not_the_files_fault(e):  # permissions, a disk error, memory: the file may be good
+            raise
         detail = " ".join(str(e).split())[:200]
         if isinstance(e, pickle.UnpicklingError):  # not torch's advice to load it unsafely
             detail = "not a file torch.save wrote"

@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from helpers.bert.save import save_pretrained
 from helpers.config import Config, ConfigError, positive
 from helpers.env import pick_device, seeded, synchronize
 from helpers.files import json_digest, save_into, write_json
+from helpers.source import code_digest
 from helpers.tokenization.mlm import (
     IGNORE,
     continuation_ids,
@@ -292,19 +294,22 @@ def texts_key(train_texts: Sequence[str], eval_texts: Sequence[str]) -> str:
 def load_or_train_tokenizer(
     cfg: MlmConfig, texts: Sequence[str], folder: Path
 ) -> tuple["transformers.PreTrainedTokenizerBase", str | None]:
-    """(tokenizer, None) for the one a run with the same text and tokenizer settings saved in ``folder``
-    (a resumed run must see the same ids, whatever version of ``tokenizers`` runs the resume), else
+    """(tokenizer, None) for the one a run with the same text, tokenizer settings and training code
+    (``train_wordpiece``) saved in ``folder`` (a resumed run must see the same ids, whatever version
+    of ``tokenizers`` runs the resume), else
     (a new one trained on ``texts``, its key): ``pretrain`` saves it once the data is known to be good."""
     from transformers import AutoTokenizer
 
     key = json_digest({"texts": hashlib.sha256("\n".join(texts).encode()).hexdigest(),
                    "vocab_size": cfg.vocab_size, "lowercase": cfg.lowercase,
-                   "min_frequency": cfg.min_frequency})  # fmt: skip
+                   "min_frequency": cfg.min_frequency, "code": code_digest(train_wordpiece)})  # fmt: skip
     if read_state(folder).get("tokenizer") == key:
         try:
             return AutoTokenizer.from_pretrained(str(folder)), None
-        except Exception:  # the files are gone or damaged (in many ways): train again
-            pass
+        except Exception as err:  # the files are gone or damaged (in many ways): trained again
+            # (deterministic: the same ids, so a checkpoint resumes; other ids retrain it, saying so)
+            print(f"note: the tokenizer saved in {folder} cannot be read ({type(err).__name__}: "
+                  f"{err}): training it again", file=sys.stderr)  # fmt: skip
     tokenizer = train_wordpiece(list(texts), cfg.vocab_size, lowercase=cfg.lowercase,
                                 min_frequency=cfg.min_frequency)  # fmt: skip
     return tokenizer, key

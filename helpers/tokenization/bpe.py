@@ -7,9 +7,10 @@ A corpus is a dict from a word, as a tuple of its current pieces, to how often i
 ``learn_bpe`` gives the same merges, in the same order, as the ``tokenizers`` library's
 ``BpeTrainer`` with matching settings (``train.train_bpe`` uses them; a test compares the two):
 
-- pre-tokeniser: ``tokenizers.pre_tokenizers.Whitespace``, runs of letters/digits/underscore or runs
-  of other non-space characters (the regex ``\\w+|[^\\w\\s]+``); ``lowercase=True`` adds the
-  ``Lowercase`` normaliser;
+- pre-tokeniser: ``tokenizers.pre_tokenizers.Whitespace`` itself (``words``): runs of word characters
+  or runs of other non-space characters (the regex ``\\w+|[^\\w\\s]+`` in Rust's Unicode classes,
+  where combining accents and connectors such as "‿" are word characters and "²" is not: Python's
+  ``re`` differs on those three); ``lowercase=True`` adds the ``Lowercase`` normaliser;
 - no word-end marker (``end_of_word_suffix``) and no continuing prefix ("##"): with either, the trainer
   numbers the marked characters in hash-map order, so it breaks ties differently from run to run;
 - it stops when the most frequent pair occurs fewer than ``min_frequency`` times;
@@ -20,13 +21,19 @@ A corpus is a dict from a word, as a tuple of its current pieces, to how often i
   pair whose right token did. ``learn_bpe`` keeps the same order (``rank``).
 """
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from tokenizers.pre_tokenizers import Whitespace
+
 Word = tuple[str, ...]
 Pair = tuple[str, str]
-PRE_TOKENIZE = re.compile(r"\w+|[^\w\s]+")  # tokenizers' Whitespace pre-tokeniser
+_WHITESPACE = Whitespace()
+
+
+def words(text: str) -> list[str]:
+    """``text`` cut into words as ``tokenizers``' Whitespace pre-tokeniser cuts them ("don't": don ' t)."""
+    return [word for word, _ in _WHITESPACE.pre_tokenize_str(text)]
 
 
 def word_counts(texts: Iterable[str], lowercase: bool = False) -> Counter:
@@ -35,13 +42,13 @@ def word_counts(texts: Iterable[str], lowercase: bool = False) -> Counter:
         raise TypeError("texts must be a list of strings, not one string: wrap it as [text]")
     counts: Counter = Counter()
     for text in texts:
-        counts.update(PRE_TOKENIZE.findall(text.lower() if lowercase else text))
+        counts.update(words(text.lower() if lowercase else text))
     return counts
 
 
 def is_word(text: str) -> bool:
     """Whether ``text`` is one word as the pre-tokeniser cuts them ("don't" is three: don ' t)."""
-    return PRE_TOKENIZE.fullmatch(text) is not None
+    return words(text) == [text]
 
 
 def alphabet(texts: Iterable[str], lowercase: bool = False) -> set[str]:

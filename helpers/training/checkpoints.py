@@ -1,15 +1,15 @@
 """Checkpoints that know what they trained.
 
 A checkpoint stores, beside the weights, a fingerprint of what produced them: the training config,
-the model's config, the data, the parameter shapes, and the source code of every class in the model
-(a student's ``MySelfAttention`` included, also when it was written in a notebook cell) and of the
-functions its methods call by name (``attend``, a helper from another cell). Resuming compares
+the model's config, the data, the parameter shapes, the source code of every class in the model (a
+student's ``MySelfAttention`` included, also when it was written in a notebook cell) and of the
+course's code it reaches (``attend``, a helper from another cell: ``helpers.source``), and the code
+that trains it (``fit`` adds the loss, the batches' making and its own steps). Resuming compares
 fingerprints first: a checkpoint made by other code, config or data is never reused; the run says
 what changed and trains again.
 """
 
-import hashlib
-import inspect
+import errno
 import pickle
 from pathlib import Path
 
@@ -17,69 +17,18 @@ import torch
 import torch.nn as nn
 
 from helpers.files import RUN_FILES, atomic_write, check_not_an_input, check_writable
+from helpers.source import code_digest, digest
+
+# errors of the disk or the network, not of the file: it may be good when read again
+NOT_THE_FILE = {errno.EIO, errno.ENOMEM, errno.ESTALE, errno.ETIMEDOUT, errno.EACCES, errno.EPERM}
 
 
-def _digest(text: str | bytes) -> str:
-    return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()[:16]
-
-
-def _code_bytes(code) -> bytes:
-    """A code object's bytecode and constants, nested code (lambdas, comprehensions) included, without
-    the memory addresses that ``repr`` would put in."""
-    consts = (_code_bytes(c) if inspect.iscode(c) else repr(c).encode() for c in code.co_consts)
-    return code.co_code + b"|" + b"|".join(consts)
-
-
-def _function_source(fn) -> bytes:
-    try:
-        return inspect.getsource(fn).encode()
-    except (OSError, TypeError):  # no source (e.g. made by exec): the compiled code instead
-        return _code_bytes(fn.__code__)
-
-
-def _names(code) -> set[str]:
-    """The global names ``code`` (and the code nested in it) looks up."""
-    nested = (_names(c) for c in code.co_consts if inspect.iscode(c))
-    return set(code.co_names).union(*nested)
-
-
-def _called_functions(functions: list, home: str) -> list:
-    """The plain functions of ``home``'s module or of the course (``helpers``, a notebook's
-    ``__main__``) that ``functions`` reach through their global names, and those they reach in turn
-    (each once, also where two share a name: a wrapper around a function it replaced)."""
-    found, seen = [], {id(inspect.unwrap(fn)) for fn in functions}
-    todo = [inspect.unwrap(fn) for fn in functions]  # a decorated method: its own body
-    while todo:
-        fn = todo.pop()
-        for name in sorted(_names(fn.__code__)):
-            target = fn.__globals__.get(name)
-            if not inspect.isfunction(target) or id(target) in seen:
-                continue
-            module = target.__module__ or ""
-            if module == home or module == "__main__" or module.split(".")[0] == "helpers":
-                seen.add(id(target))
-                found.append(target)
-                todo.append(target)
-    return found
-
-
-def class_source(cls: type) -> bytes:
-    """What defines ``cls``: the source of each of its methods (found through their code, so it is
-    exact also for a class re-defined in a notebook cell), else their bytecode, its plain class
-    attributes, and the source of the module-level functions its methods call (``attend``, a helper
-    written in another cell)."""
-    parts: list[str | bytes] = []
-    methods = []
-    for name, member in sorted(vars(cls).items(), key=lambda item: item[0]):
-        if inspect.isfunction(member):
-            parts.append(_function_source(member))
-            methods.append(member)
-        elif isinstance(member, int | float | str | bool | tuple) and not name.startswith("__"):
-            parts.append(f"{name} = {member!r}")
-    called = [(f"{fn.__module__}.{fn.__qualname__}", _function_source(fn))
-              for fn in _called_functions(methods, cls.__module__)]  # fmt: skip
-    parts += [source for _, source in sorted(called)]
-    return b"\n".join(p.encode() if isinstance(p, str) else p for p in parts)
+def not_the_files_fault(err: BaseException) -> bool:
+    """Memory that ran out, or an OSError of the disk or the network (a file cut short raises EINVAL:
+    that one is the file's)."""
+    return isinstance(err, (MemoryError, PermissionError)) or (
+        isinstance(err, OSError) and err.errno in NOT_THE_FILE
+    )
 
 
 def code_fingerprint(model: nn.Module) -> dict[str, str]:
@@ -90,14 +39,14 @@ def code_fingerprint(model: nn.Module) -> dict[str, str]:
             if cls.__module__.startswith("torch") or cls is object:
                 continue
             classes[f"{cls.__module__}.{cls.__qualname__}"] = cls
-    return {name: _digest(class_source(cls)) for name, cls in sorted(classes.items())}
+    return {name: code_digest(cls) for name, cls in sorted(classes.items())}
 
 
 def fingerprint(model: nn.Module, /, **parts: object) -> dict:
     """What a checkpoint must match to be reused: the model's code and parameter shapes, plus ``parts``
     (the training config, the model config, a digest of the data, ...)."""
     shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
-    return {"code": code_fingerprint(model), "shapes": _digest(repr(shapes)), **parts}
+    return {"code": code_fingerprint(model), "shapes": digest(repr(shapes)), **parts}
 
 
 def differences(saved: dict, current: dict) -> list[str]:
@@ -138,7 +87,9 @@ def check_own_checkpoint(path: str | Path, made_by: str, flag: str) -> None:
         # torch 2.2 maps only a file named by a str; weights_only: see load_checkpoint
         state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
         owner = state["fingerprint"].get("made_by")
-    except Exception:  # not a checkpoint, or not one of ours
+    except Exception as err:  # not a checkpoint, or not one of ours
+        if not_the_files_fault(err):
+            raise
         owner = None
     if owner != made_by:
         raise ValueError(f"{flag} {path} exists and is not a checkpoint of {made_by}: training would "
@@ -164,20 +115,22 @@ def report_checkpoint(
     return path
 
 
-def load_checkpoint(
-    path: str | Path, current: dict, device: torch.device
-) -> tuple[dict | None, str]:
-    """The checkpoint at ``path`` if it exists and its fingerprint equals ``current``, with a reason
-    either way: (state, "resuming ...") or (None, "... training again")."""
+def load_checkpoint(path: str | Path, current: dict) -> tuple[dict | None, str]:
+    """The checkpoint at ``path`` (on the CPU) if it exists and its fingerprint equals ``current``, with
+    a reason either way: (state, "resuming ...") or (None, "... training again"). A file that cannot
+    be read now (permissions, a disk or network error) or memory that runs out raises: training
+    again would write over a checkpoint that may be good."""
     path = Path(path)
     if not path.exists():
         return None, f"no checkpoint at {path}: training from the start"
     try:
         # weights_only: a checkpoint holds tensors, numbers, strings and containers of them, and a file
         # from elsewhere (a shared run folder, a copied cache) must not run code when it is loaded
-        state = torch.load(path, map_location=device, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     # not a checkpoint, or a damaged one: unpickling a flipped byte raises almost anything
     except Exception as err:
+        if not_the_files_fault(err):
+            raise
         if isinstance(err, pickle.UnpicklingError):  # not torch's advice to load it unsafely
             return None, (f"{path} could not be read: it is damaged or holds objects other than "
                           "tensors, numbers and strings (only those are loaded, so a file from "

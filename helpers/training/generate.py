@@ -82,24 +82,30 @@ def generate(
     _check(steps, block_size, temperature, top_k, top_p)
     was_training = model.training
     model.eval()
-    if not cache:
-        for _ in range(steps):
-            logits = model(idx[:, -block_size:])[:, -1, :]  # (B, vocab): the next token's scores
-            idx = torch.cat([idx, next_token(logits, temperature, generator, top_k, top_p)], dim=1)
-    elif steps:
-        with model.kv_cache():
-            context = idx[:, -block_size:]
-            logits, start = model(context)[:, -1, :], context.shape[1]  # the prompt, once
-            for step in range(steps):
-                nxt = next_token(logits, temperature, generator, top_k, top_p)  # (B, 1)
-                idx = torch.cat([idx, nxt], dim=1)  # (B, T + 1)
-                if step == steps - 1:
-                    break
-                if start == block_size:  # the window is full: positions would run out
-                    model.reset_cache()
-                    context = idx[:, -block_size:]
-                    logits = model(context)[:, -1, :]
-                else:
-                    logits, start = model(nxt, start=start)[:, -1, :], start + 1
-    model.train(was_training)
+    try:
+        if not cache:
+            for _ in range(steps):
+                logits = model(idx[:, -block_size:])[
+                    :, -1, :
+                ]  # (B, vocab): the next token's scores
+                idx = torch.cat(
+                    [idx, next_token(logits, temperature, generator, top_k, top_p)], dim=1
+                )
+        elif steps:
+            with model.kv_cache():
+                context = idx[:, -block_size:]
+                logits, start = model(context)[:, -1, :], context.shape[1]  # the prompt, once
+                for step in range(steps):
+                    nxt = next_token(logits, temperature, generator, top_k, top_p)  # (B, 1)
+                    idx = torch.cat([idx, nxt], dim=1)  # (B, T + 1)
+                    if step == steps - 1:
+                        break
+                    if start == block_size:  # the window is full: positions would run out
+                        model.reset_cache()
+                        context = idx[:, -block_size:]
+                        logits = model(context)[:, -1, :]
+                    else:
+                        logits, start = model(nxt, start=start)[:, -1, :], start + 1
+    finally:  # an error (a refused cache, an interrupt) leaves the model's mode as it was
+        model.train(was_training)
     return idx

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from helpers.config import Config, ConfigError, positive
 from helpers.files import check_writable
+from helpers.source import code_digest
 from helpers.tokenization.mlm import IGNORE  # -100: cross-entropy's "no target"
 from helpers.training import distributed
 from helpers.training.checkpoints import fingerprint, load_checkpoint, save_checkpoint
@@ -316,8 +317,10 @@ def fit(
     ``state_dict``/``load_state_dict`` has its state checkpointed too. With ``checkpoint``, the
     model, optimizer, schedule and history are saved after every epoch, and a later call resumes after
     the last saved epoch (a DataLoader's shuffling generator too: the same orders as a run never
-    stopped), but only if the model's code, ``cfg`` and ``identity`` (the model's config, a digest of
-    the data, ...) are what they were; otherwise it says what changed and trains again.
+    stopped), but only if the model's code, the training code (this loop's, ``outputs``' and that
+    of the batches' making: ``train_batches``' function or collate_fn and what they reach), ``cfg``
+    and ``identity`` (the model's config, a digest of the data, ...) are what they were; otherwise it
+    says what changed and trains again.
     Started by torchrun or accelerate launch, it trains data-parallel (``training.distributed``): the
     history's evaluations, the callbacks, the printing and the checkpoint are rank 0's alone.
     """
@@ -345,8 +348,10 @@ def fit(
     shuffler = getattr(train_batches, "generator", None)  # a DataLoader's: each epoch's order
     if checkpoint is not None:  # the batches per step, not the process count, decide a resume
         train = {**cfg.to_dict(), "accumulate": accumulate * place.world, "precision": precision}
-        identity = fingerprint(model, train=train, **(identity or {}))
-        state, reason = load_checkpoint(checkpoint, identity, device)
+        code = code_digest(run_epoch, make_optimizer, lr_factor, outputs, train_batches,
+                           getattr(train_batches, "collate_fn", None))  # fmt: skip
+        identity = fingerprint(model, train=train, **{"training code": code}, **(identity or {}))
+        state, reason = load_checkpoint(checkpoint, identity)
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])

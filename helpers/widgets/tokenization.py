@@ -4,7 +4,8 @@ import html
 
 import ipywidgets as w
 
-from helpers.tokenization.bpe import PRE_TOKENIZE, Pair, is_word, segmentations_by_step
+from helpers.tokenization.bpe import Pair, is_word, segmentations_by_step
+from helpers.tokenization.bpe import words as cut_into_words
 from helpers.widgets.live import SLIDER_LAYOUT, STYLE, live_html
 
 PIECE = ("display:inline-block;margin:1px;padding:1px 5px;border-radius:4px;font-family:monospace;"
@@ -41,7 +42,7 @@ def merge_explorer(
     for word in words:
         if not is_word(word):
             raise ValueError(f"{word!r} is not one word: BPE cuts text into words first "
-                             f"({PRE_TOKENIZE.findall(word)}); give one word per entry")  # fmt: skip
+                             f"({cut_into_words(word)}); give one word per entry")  # fmt: skip
     steps = segmentations_by_step(words, merges)
     start = len(merges) if step is None else step
     control = w.IntSlider(value=start, min=0, max=len(merges), description="merges applied",
