@@ -117,3 +117,11 @@ def test_top_p_keeps_the_most_likely_tokens_whatever_their_ids():
     assert kept.tolist() == [[False, True, False, True]]
     perm = torch.randperm(4, generator=torch.Generator().manual_seed(0))
     assert torch.equal(filter_logits(z[:, perm], top_p=0.6), filter_logits(z, top_p=0.6)[:, perm])
+
+
+def test_top_p_among_equal_probabilities_keeps_the_lower_ids():
+    """The sort was not stable: which of several equally likely tokens top-p kept was up to torch."""
+    kept = filter_logits(torch.zeros(1, 100), top_p=0.025).isfinite()[0]  # 0.01 each: 3 reach it
+    assert kept.nonzero().flatten().tolist() == [0, 1, 2]
+    tied_k = filter_logits(torch.tensor([[3.0, 1.0, 1.0, 0.0]]), top_k=2).isfinite()[0]
+    assert tied_k.tolist() == [True, True, True, False]  # ties with the k-th are kept

@@ -33,13 +33,16 @@ def next_token(
 def filter_logits(
     z: torch.Tensor, top_k: int | None = None, top_p: float | None = None
 ) -> torch.Tensor:
-    """(B, vocab) scores with -inf on every token outside the ``top_k`` most likely and outside the
-    smallest set whose probability reaches ``top_p`` (the token that crosses it included)."""
+    """(B, vocab) scores with -inf on every token outside the ``top_k`` most likely (tokens tied with
+    the k-th kept too, as transformers does) and outside the smallest set whose probability reaches
+    ``top_p`` (the token that crosses it included; among equal probabilities the lower ids first)."""
     if top_k is not None and top_k < z.shape[-1]:
         kth = z.topk(top_k, dim=-1).values[:, -1:]  # (B, 1): the k-th largest score
         z = z.masked_fill(z < kth, float("-inf"))
     if top_p is not None and top_p < 1:
-        probs, order = torch.softmax(z, dim=-1).sort(dim=-1, descending=True)  # (B, vocab) each
+        probs, order = torch.softmax(z, dim=-1).sort(
+            dim=-1, descending=True, stable=True
+        )  # (B, vocab)
         before = probs.cumsum(-1) - probs  # probability of the tokens ranked above each one
         drop = torch.zeros_like(z, dtype=torch.bool).scatter(-1, order, before >= top_p)
         z = z.masked_fill(drop, float("-inf"))
