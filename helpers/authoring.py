@@ -148,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     fork.add_argument("repo", help="OWNER/NAME on GitHub, e.g. my-school/attention-lab")
     sub.add_parser("strip", help="remove outputs from every notebook")
     args = parser.parse_args(argv)
+    if not (ROOT / "pyproject.toml").is_file() or not NOTEBOOKS.is_dir():  # an installed copy
+        print(f"error: python -m helpers.authoring works on a source checkout, and {ROOT} is not "
+              "one (no pyproject.toml and notebooks/ there): clone the repository and pip install "
+              "-e . in it", file=sys.stderr)  # fmt: skip
+        return 2
     if args.command == "students":
         for path in write_students():
             print(f"wrote {path.relative_to(ROOT)}")

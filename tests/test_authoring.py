@@ -75,3 +75,15 @@ def test_students_command_regenerates(copy_of_project, capsys):
     assert authoring.main(["check"]) == 1
     assert authoring.main(["students"]) == 0 and authoring.main(["check"]) == 0
     assert capsys.readouterr().out.endswith("9 student notebooks up to date\n")  # said, not silent
+
+
+@pytest.mark.parametrize("command", [["check"], ["students"], ["strip"], ["set-repo", "me/fork"]])
+def test_an_installed_copy_says_it_needs_a_source_checkout(tmp_path, monkeypatch, capsys, command):
+    """Installed into site-packages, `check` reported "0 student notebooks up to date" (exit 0, having
+    checked nothing), `strip` did nothing silently and the others ended in a FileNotFoundError."""
+    monkeypatch.setattr(authoring, "ROOT", tmp_path / "site-packages")
+    monkeypatch.setattr(authoring, "NOTEBOOKS", tmp_path / "site-packages" / "notebooks")
+    assert authoring.main(command) == 2
+    said = capsys.readouterr()
+    assert said.err.startswith("error: python -m helpers.authoring works on a source checkout")
+    assert said.out == ""
