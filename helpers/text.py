@@ -97,7 +97,9 @@ class Vocab:
     """Token <-> id. Id 0 is padding, id 1 stands for every token outside the vocabulary."""
 
     def __init__(self, words: list[str]) -> None:
-        self.itos = [PAD, UNK] + [w for w in words if w not in (PAD, UNK)]
+        self.itos = [PAD, UNK] + [
+            w for w in dict.fromkeys(words) if w not in (PAD, UNK)
+        ]  # each once
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     def __len__(self) -> int:

@@ -145,6 +145,17 @@ def test_hold_out_draws_its_sentences_with_the_generator_it_is_given():
     assert again == hold_out(rows, "sentence", 3, random.Random(1))[1]
 
 
+def test_hold_out_holds_a_repeated_sentence_out_once():
+    """Every row of a repeated sentence was in the pool: 2 held out could be one sentence twice."""
+    rows = [{"sentence": "a b c d e ."}, {"sentence": "a b c d e ."}, {"sentence": "f g h i j ."}]
+    for seed in range(20):
+        kept, held, dropped = hold_out(rows, "sentence", 2, random.Random(seed))
+        assert sorted(r["sentence"] for r in held) == ["a b c d e .", "f g h i j ."]
+        assert kept == [] and dropped == 1  # the second copy leaks into dev: dropped
+    with pytest.raises(ValueError, match="only 2 complete sentences to hold 3 out from"):
+        hold_out(rows, "sentence", 3, random.Random(0))
+
+
 # --- notebook 05: minBERT's dev split ---------------------------------------------------------------
 
 

@@ -125,3 +125,17 @@ def test_top_p_among_equal_probabilities_keeps_the_lower_ids():
     assert kept.nonzero().flatten().tolist() == [0, 1, 2]
     tied_k = filter_logits(torch.tensor([[3.0, 1.0, 1.0, 0.0]]), top_k=2).isfinite()[0]
     assert tied_k.tolist() == [True, True, True, False]  # ties with the k-th are kept
+
+
+@pytest.mark.parametrize(
+    "options, said",
+    [({"top_k": 0}, "top_k must be ≥ 1"), ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+     ({"temperature": -1.0}, "temperature must be a number ≥ 0")],
+)  # fmt: skip
+def test_next_token_alone_checks_its_settings_as_generate_does(options, said):
+    """Called alone (notebook 08 shows it), top_k=0 and top_p=0 failed inside torch, and a negative
+    temperature favoured the least likely token."""
+    with pytest.raises(ValueError, match=said):
+        next_token(torch.tensor([[0.0, 5.0]]), **{"temperature": 1.0, **options})
+    with pytest.raises(ValueError, match=r"logits must be \(B, vocab\), not of shape \(2,\)"):
+        next_token(torch.tensor([0.0, 5.0]))

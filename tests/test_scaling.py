@@ -190,6 +190,8 @@ def test_sharding_plot_tells_steps_apart_without_colour():
 
 @pytest.mark.parametrize("extra, said", [
     (["--lrs", "nan"], "finite"), (["--time", "banana"], "is not Slurm's HH:MM:SS"),
+    (["--time", "0:60:00"], "is not Slurm's HH:MM:SS"), (["--time", "01:00:99"], "is not Slurm's HH:MM:SS"),
+    (["--time", "٠١:٠٠:٠٠"], "is not Slurm's HH:MM:SS"),  # Python's \d matched Arabic-Indic digits
     (["--batch-size", "-3"], "--batch-size must be at least 1"), (["--gpus", "-1"], "--gpus must be ≥ 0"),
 ])  # fmt: skip
 def test_write_refuses_settings_that_would_only_fail_on_the_cluster(
@@ -603,3 +605,20 @@ def test_notebook_09s_task_cell_passes_an_interrupt_on(monkeypatch):
         monkeypatch.setattr(cli, "main", lambda argv, code=code: code)
         with pytest.raises(raised):
             exec(cell, dict(names))
+
+
+def test_models_listed_with_spaces_after_the_commas_are_the_same_models():
+    """`--models "minilm, t5-small"` planned a model named " t5-small" (a hub id no task could load),
+    and "minilm, minilm" passed the check for a model listed twice."""
+    from helpers.scaling.cli import parse
+
+    base = ["write", "--out", "o", "--train-file", "t.jsonl", "--eval-file", "d.jsonl"]
+    assert parse([*base, "--models", "minilm, t5-small ,tiny"]).models == [
+        "minilm",
+        "t5-small",
+        "tiny",
+    ]
+    assert parse([*base, "--models", "minilm, minilm"]).models == [
+        "minilm",
+        "minilm",
+    ]  # then refused

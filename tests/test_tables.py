@@ -379,3 +379,16 @@ def test_split_lines_ends_lines_where_a_file_does_and_nowhere_else(text, lines):
     from helpers.tables import split_lines
 
     assert split_lines(text) == lines
+
+
+@pytest.mark.parametrize("name, text", [("d.tsv", "sentence\tlabel\tlabel\nhi\t1\t0\n"),
+                                        ("d.csv", "text,label,text\nhello,1,\n")])  # fmt: skip
+def test_a_header_naming_a_column_twice_is_refused(tmp_path, name, text):
+    """Each row was a dict of the header's names: the last column of a name won, silently (a wrong
+    label, or an empty text reported as "the text is empty")."""
+    path = write(tmp_path / name, text)
+    with pytest.raises(
+        ValueError,
+        match=rf"{re.escape(str(path))}, line 1: the header names the column '(label|text)' more than once",
+    ):
+        read_rows(path)

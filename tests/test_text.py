@@ -113,3 +113,9 @@ def test_a_cached_copy_cut_short_is_tokenized_again(cache, capsys):
         not from_cache and again.words == first.words and again.ids.tolist() == first.ids.tolist()
     )
     assert "could not be read" in capsys.readouterr().out
+
+
+def test_vocab_keeps_a_word_given_twice_once():
+    """A repeated word took two ids (len counted both; stoi pointed at the second)."""
+    vocab = text.Vocab(["a", "b", "a"])
+    assert vocab.itos == ["<pad>", "<unk>", "a", "b"] and len(vocab) == 4 and vocab.stoi["a"] == 2

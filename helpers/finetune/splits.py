@@ -107,7 +107,8 @@ def hold_out(
     every other row that does not leak into them; ``dropped`` counts the rows removed besides the held
     ones (their duplicates, sub-phrases and super-phrases)."""
     texts = [str(r[text]) for r in rows]
-    pool = complete_sentences(texts)
+    # a sentence in several rows once (its first row): drawn twice, dev would score it twice
+    pool = sorted({words(texts[i]): i for i in reversed(complete_sentences(texts))}.values())
     if len(pool) < n:
         raise ValueError(f"only {len(pool)} complete sentences to hold {n} out from")
     chosen = sorted(rng.sample(pool, n))

@@ -21,6 +21,10 @@ def next_token(
     too small for float32, below about 1e-45, which the logits could not be divided by); otherwise
     softmax(logits / temperature) restricted to the ``top_k`` most likely tokens and to the smallest
     set whose probability reaches ``top_p`` (the token that crosses it included), then one draw."""
+    _check(0, 1, temperature, top_k, top_p)  # called alone too (notebook 08 shows it)
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (B, vocab), not of shape {tuple(logits.shape)}: for a "
+                         "model's (B, T, vocab) output, take the last position, logits[:, -1, :]")  # fmt: skip
     if torch.tensor(temperature, dtype=torch.float32).item() == 0:
         return logits.argmax(dim=-1, keepdim=True)  # (B, 1)
     z = (
