@@ -1,22 +1,28 @@
-"""Code as a digest: the source of the course's functions and classes (``helpers``, a notebook's
+"""Code as a digest: the code of the course's functions and classes (``helpers``, a notebook's
 ``__main__``) and of everything of the course they reach, so that a result saved by other code (a
 checkpoint, cached tokens) is never taken for this code's.
 
-What a function reaches: the functions and classes it names as globals (``attend``, a helper from
-another cell), and what its closure holds (a ``collate`` made by ``make_collate``, a data object whose
-methods build the batches). What a class reaches: its methods (static and class methods, properties),
-its plain class attributes, and what those methods reach. A method called on an object another way
-(``self.blocks[0].attn``) is reached through that object's class only when the object is reached.
+A function counts by its parsed source without comments and docstrings (an edit of either retrains
+nothing), or, without a source (made by exec), by its bytecode, constants and names. What a function
+reaches: the functions and classes it names as globals (``attend``, a helper from another cell), and
+what its closure holds (a ``collate`` made by ``make_collate``, a data object whose methods build the
+batches, a plain value such as a label smoothing). What a class reaches: its methods (static and
+class methods, properties), its plain class attributes, its bases, and what those reach. A method
+called on an object another way (``self.blocks[0].attn``) is reached through that object's class
+only when the object is reached. PyTorch's own code is never read: an upgrade of torch retrains
+nothing by itself.
 """
 
+import ast
 import dis
 import functools
 import hashlib
 import inspect
+import textwrap
 import weakref
 from collections.abc import Callable, Iterable
 
-_SOURCES: "weakref.WeakKeyDictionary[object, bytes]" = weakref.WeakKeyDictionary()
+_SOURCES: "weakref.WeakKeyDictionary[object, bytes]" = weakref.WeakKeyDictionary()  # by code object
 
 
 def digest(text: str | bytes) -> str:
@@ -24,22 +30,60 @@ def digest(text: str | bytes) -> str:
     return hashlib.sha256(text.encode() if isinstance(text, str) else text).hexdigest()[:16]
 
 
+def _literal(value: object) -> bool:
+    """A value whose repr is the same in every process: numbers, strings, None, and tuples, lists and
+    frozensets of those (not an object whose repr holds its memory address)."""
+    if isinstance(value, tuple | list | frozenset):
+        return all(_literal(v) for v in value)
+    return value is None or isinstance(value, int | float | str | bytes | bool)
+
+
+def _stable_repr(value: object) -> str:
+    """``repr`` with a frozenset in sorted order (a set literal's order follows the hash seed)."""
+    if isinstance(value, frozenset):
+        return "frozenset(" + repr(sorted(map(_stable_repr, value))) + ")"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(_stable_repr, value)) + ",)"
+    return repr(value)
+
+
 def _code_bytes(code) -> bytes:
-    """A code object's bytecode and constants, nested code (lambdas, comprehensions) included, without
-    the memory addresses that ``repr`` would put in."""
-    consts = (_code_bytes(c) if inspect.iscode(c) else repr(c).encode() for c in code.co_consts)
-    return code.co_code + b"|" + b"|".join(consts)
+    """A code object's bytecode, constants and names, nested code (lambdas, comprehensions) included,
+    without the memory addresses or hash-seed orders that ``repr`` would put in."""
+    consts = (
+        _code_bytes(c) if inspect.iscode(c) else _stable_repr(c).encode() for c in code.co_consts
+    )
+    return code.co_code + b"|" + b"|".join(consts) + b"|" + " ".join(code.co_names).encode()
+
+
+def _without_docstrings(source: str) -> bytes:
+    """The parsed ``source`` (comments gone) with every docstring dropped, as text."""
+    tree = ast.parse(textwrap.dedent(source))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):  # fmt: skip
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
 
 
 def function_source(fn: Callable) -> bytes:
-    """``fn``'s source (found through its code, so exact for a function re-defined in a notebook
-    cell), else its compiled code (a function made by exec has no source)."""
-    if fn not in _SOURCES:
+    """``fn``'s code as ``helpers.source`` counts it (found through its code object, so exact for a
+    function re-defined in a notebook cell or reloaded): its parsed source without comments and
+    docstrings, else its source as text (a lambda amid other code), else its compiled code."""
+    code = fn.__code__
+    if code not in _SOURCES:
         try:
-            _SOURCES[fn] = inspect.getsource(fn).encode()
-        except (OSError, TypeError):
-            _SOURCES[fn] = _code_bytes(fn.__code__)
-    return _SOURCES[fn]
+            source = inspect.getsource(fn)
+        except Exception:  # no source (exec), or a file changed on disk mid-edit
+            _SOURCES[code] = _code_bytes(code)
+        else:
+            try:
+                _SOURCES[code] = _without_docstrings(source)
+            except SyntaxError:  # a lambda's lines hold other code around it
+                _SOURCES[code] = source.encode()
+    return _SOURCES[code]
 
 
 def _names(code) -> set[str]:
@@ -74,17 +118,28 @@ def _methods(cls: type) -> list:
     return found
 
 
+def _module(obj: object) -> str:
+    module = getattr(obj, "__module__", None)
+    return module if isinstance(module, str) else ""
+
+
 def reached(roots: Iterable[object]) -> list[tuple[str, bytes]]:
     """The course's functions and classes ``roots`` reach (functions, classes, bound methods,
-    ``functools.partial``, or objects whose class is the course's), each once as (qualified name,
-    code), sorted: a function's source, a class's plain attributes (its methods are entries of their
-    own). Two functions may share a name (a wrapper around the one it replaced): both are kept."""
-    roots = list(roots)  # the modules of the functions and classes given are the course's too
-    homes = {r.__module__ for r in roots if inspect.isfunction(r) or isinstance(r, type)}
+    ``functools.partial``, wrapped functions, or objects whose class is the course's), each once as
+    (qualified name, code), sorted: a function's code and the plain values its closure holds, a
+    class's plain attributes (its methods are entries of their own). Two functions may share a name (a
+    wrapper around the one it replaced): both are kept."""
+    roots = [r for r in roots if _module(r).split(".")[0] != "torch"]  # never torch's own code
+    homes = {_module(r) for r in roots if inspect.isfunction(r) or isinstance(r, type)}
 
     def ours(obj: object) -> bool:
-        module = getattr(obj, "__module__", None) or ""
+        module = _module(obj)
         return module in homes or module == "__main__" or module.split(".")[0] == "helpers"
+
+    def follows(o: object) -> bool:
+        if inspect.isfunction(o) or isinstance(o, type):
+            return ours(o)
+        return ours(type(o)) or isinstance(o, functools.partial)
 
     found: list[tuple[str, bytes]] = []
     seen: set[int] = set()
@@ -97,22 +152,30 @@ def reached(roots: Iterable[object]) -> list[tuple[str, bytes]]:
         if inspect.ismethod(obj):
             todo += [obj.__func__, obj.__self__]
         elif isinstance(obj, functools.partial):
-            todo += [obj.func, *obj.args, *obj.keywords.values()]
+            values = [*obj.args, *obj.keywords.values()]
+            found.append((f"partial of {_module(obj.func)}.{getattr(obj.func, '__qualname__', '')}",
+                          _stable_repr(tuple(v for v in values if _literal(v))).encode()))  # fmt: skip
+            todo += [obj.func, *values]
         elif inspect.isfunction(obj):
-            fn = inspect.unwrap(obj)  # a decorated function: its own body
-            if fn is not obj:
-                todo.append(fn)
+            wrapped = getattr(obj, "__wrapped__", None)
+            if callable(wrapped):  # a decorated function: its own body
+                todo.append(wrapped)
                 continue
-            found.append((f"{fn.__module__}.{fn.__qualname__}", function_source(fn)))
-            names = (fn.__globals__.get(name) for name in sorted(_names(fn.__code__)))
-            todo += [o for o in (*names, *_cells(fn)) if inspect.isfunction(o) and ours(o)
-                     or isinstance(o, type) and ours(o) or not isinstance(o, type) and ours(type(o))]  # fmt: skip
+            name = f"{_module(obj)}.{obj.__qualname__}"
+            cells = _cells(obj)
+            plain = tuple(c for c in cells if _literal(c))
+            found.append((name, function_source(obj) + _stable_repr(plain).encode()))
+            globals_ = (obj.__globals__.get(g) for g in sorted(_names(obj.__code__)))
+            todo += [o for o in (*globals_, *cells) if follows(o)]
         elif isinstance(obj, type):
-            attributes = sorted((name, repr(value)) for name, value in vars(obj).items()
-                                if isinstance(value, int | float | str | bool | tuple)
-                                and not name.startswith("__"))  # fmt: skip
+            attributes = sorted((name, _stable_repr(value)) for name, value in vars(obj).items()
+                                if _literal(value) and not name.startswith("__"))  # fmt: skip
             found.append((f"{obj.__module__}.{obj.__qualname__}", repr(attributes).encode()))
-            todo += _methods(obj)
+            held = [v for v in vars(obj).values() if callable(v) and follows(v)]  # ACT = (fn,)
+            held += [f for v in vars(obj).values() if isinstance(v, tuple) for f in v if follows(f)]
+            todo += [*_methods(obj), *held, *(b for b in obj.__mro__[1:] if ours(b))]
+        elif callable(getattr(obj, "__wrapped__", None)) and not ours(type(obj)):  # lru_cache
+            todo.append(obj.__wrapped__)
         elif ours(type(obj)):
             todo.append(type(obj))
     return sorted(found)

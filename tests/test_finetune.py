@@ -228,6 +228,8 @@ def test_comparison_reports_failures_as_zero_with_a_reason():
     [
         DiskFull("the disk holding runs/ is full"),
         RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+        OSError(28, "No space left on device"),
+        PermissionError(13, "Permission denied"),
     ],
 )
 def test_comparison_stops_on_an_error_that_is_not_the_models(error):

@@ -1,9 +1,10 @@
-"""Every ``python -m helpers.X`` command README and the notebooks' Markdown show still parses: each
-flag it names exists, and a command in a code block parses whole (types, choices, required flags). Only
-the command's parser runs: it is stopped as soon as it has parsed, so nothing is trained, read or
-written."""
+"""Every ``python -m helpers.X`` command README, the notebooks' Markdown and helpers' docstrings show
+still parses: each flag it names exists, and a command in a code block parses whole (types, choices,
+required flags). Only the command's parser runs: it is stopped as soon as it has parsed, so nothing
+is trained, read or written."""
 
 import argparse
+import ast
 import importlib
 import json
 import re
@@ -87,7 +88,32 @@ def _commands() -> tuple[list[Command], list[Command]]:
     return whole, others
 
 
-WHOLE, OTHERS = _commands()
+def _placeholder(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Z][A-Z_]*|\.\.\.|…", value))
+
+
+def _docstring_commands() -> tuple[list[Command], list[Command]]:
+    """The commands helpers' docstrings show: an indented line is a whole command unless it holds a
+    placeholder, a ``literal`` in the text a part of one."""
+    whole, others = [], []
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Module | ast.FunctionDef | ast.ClassDef):
+                continue
+            doc = (ast.get_docstring(node) or "").replace("\\\n", " ")
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}"
+            for line in doc.splitlines():
+                if line.startswith("    ") and "-m helpers" in line and (c := _command(line)):
+                    (others if any(map(_placeholder, c[1])) else whole).append((where, *c))
+            others += [(where, *c) for span in re.findall(r"``([^`]+)``", doc)
+                       if "-m helpers" in span and (c := _command(span))]  # fmt: skip
+    return whole, others
+
+
+WHOLE, OTHERS = (
+    shown + documented for shown, documented in zip(_commands(), _docstring_commands())
+)
 
 
 class _Parsed(BaseException):  # not an Exception: no command's error handling can catch it
@@ -112,10 +138,6 @@ def _parser_of(module: str, args: list[str], monkeypatch, parse: bool) -> _Parse
         else:  # a module already imported here: its main, which python -m calls
             imported.main(args)
     return stopped.value
-
-
-def _placeholder(value: str) -> bool:
-    return bool(re.fullmatch(r"[A-Z][A-Z_]*|\.\.\.|…", value))
 
 
 def _problems(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
@@ -150,6 +172,7 @@ def _problems(parser: argparse.ArgumentParser, args: list[str]) -> list[str]:
 
 def test_readme_and_the_notebooks_show_commands_to_check():
     shown = {where for where, _, _ in WHOLE + OTHERS}
+    assert any(where.startswith("helpers/") for where in shown)  # the docstrings' too
     assert len(WHOLE) >= 25 and len(OTHERS) >= 10 and len(shown) >= 6, (
         len(WHOLE),
         len(OTHERS),

@@ -4,7 +4,7 @@
     save_pretrained(model, "small-bert/", tokenizer)
     BertModel.from_pretrained("small-bert/")                                   # ours again
     transformers.AutoModelForSequenceClassification.from_pretrained("small-bert/")  # theirs, + a new head
-    transformers.BertForMaskedLM.from_pretrained("small-bert/")                # with the MLM head
+    transformers.BertForMaskedLM.from_pretrained("small-bert/")  # its MLM head too, if model had one
 
 Encoder tensors get the ``bert.`` prefix (as ``BertForMaskedLM`` and ``BertForSequenceClassification``
 save them); the MLM head, if the model has one, is written as ``cls.predictions.*``, its decoder weight

@@ -2,6 +2,7 @@
 batch that fits, hyperparameter search chosen on dev, and a comparison across models."""
 
 import copy
+import errno
 import math
 import random
 import statistics
@@ -295,13 +296,19 @@ def search(configs: list[dict], run: Callable[[dict], dict]) -> dict:
 
 def compare(names: list[str], run: Callable[[str], dict]) -> list[dict]:
     """Run each model; one that cannot be loaded or does not fit gets accuracy 0 and the reason. Any
-    other error (a full disk, a fault in the code) stops the comparison: it is not the model's."""
+    other error (a full disk, no permission, a disk error, a fault in the code) stops the comparison:
+    it is not the model's."""
     rows = []
     for name in names:
         try:
             rows.append({"model": name, **run(name), "reason": ""})
         except (OSError, RuntimeError) as err:  # not downloadable, offline, out of memory
-            if not isinstance(err, OSError) and not is_out_of_memory(err):
+            if isinstance(
+                err, OSError
+            ):  # a full disk, no permission, a disk error: not the model's
+                if isinstance(err, PermissionError) or err.errno in (errno.ENOSPC, errno.EIO):
+                    raise
+            elif not is_out_of_memory(err):
                 raise
             reason = (
                 "out of memory"

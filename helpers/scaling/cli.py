@@ -3,7 +3,7 @@
     python -m helpers.scaling write --out DIR --models minilm[,t5-small,...] --lrs 2e-5,5e-5 --epochs 2,3 \\
         --train-file F --eval-file F [--test-file F --batch-size N --max-train-examples N --max-length N \\
         --seed S --gpus N --time HH:MM:SS --partition P --parallel N --cpus N]
-    python -m helpers.scaling task DIR/plan.json INDEX      # what array task INDEX runs
+    python -m helpers.scaling task DIR/plan.json INDEX      # run array task INDEX (its fine-tuning)
     python -m helpers.scaling collect DIR [--json OUT --plot PNG]
     python -m helpers.scaling compare --data TEXT --json OUT [--processes 1,2 --iters N --accumulate N \\
         --dropout P]                                       # the same GPT run in 1 and N processes

@@ -5,7 +5,7 @@ reads the JSON every run wrote.
     plan = make_plan(folder, models=["minilm"], lrs=[1e-5, 3e-5], epochs=[2, 3], files=...)
     write_jobs(plan)            # folder/plan.json, folder/job.sh, folder/array.sh
     # on the cluster: sbatch folder/array.sh; squeue --me; then, when it is done:
-    rows = collect(folder)      # one row per run: its settings, dev and test accuracy
+    rows, missing = collect(folder)  # a row per finished run (its settings, dev, test); a line per other
 
 Every run is ``python -m helpers.finetune`` with the plan's arguments; it writes
 ``folder/results/<index>.json``. The collector never chooses on test: ``best_on_dev`` picks on dev.

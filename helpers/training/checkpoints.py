@@ -24,10 +24,17 @@ NOT_THE_FILE = {errno.EIO, errno.ENOMEM, errno.ESTALE, errno.ETIMEDOUT, errno.EA
 
 
 def not_the_files_fault(err: BaseException) -> bool:
-    """Memory that ran out, or an OSError of the disk or the network (a file cut short raises EINVAL:
-    that one is the file's)."""
-    return isinstance(err, (MemoryError, PermissionError)) or (
-        isinstance(err, OSError) and err.errno in NOT_THE_FILE
+    """Memory that ran out (a MemoryError, or torch's RuntimeError: "can't allocate memory" on a CPU,
+    "out of memory" on a GPU), or an OSError of the disk or the network (a file cut short raises
+    EINVAL: that one is the file's)."""
+    said = str(err).lower()
+    out_of_memory = isinstance(err, RuntimeError) and (
+        "out of memory" in said or "can't allocate memory" in said
+    )
+    return (
+        out_of_memory
+        or isinstance(err, (MemoryError, PermissionError))
+        or (isinstance(err, OSError) and err.errno in NOT_THE_FILE)
     )
 
 
