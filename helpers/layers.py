@@ -88,7 +88,13 @@ def attend(
     T, hs = q.shape[-2], q.shape[-1]
     allowed = allowed_keys(mask, causal, T, q.dim(), q.device)
     if fast:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+        if mask is None:  # causal alone: every query sees itself
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
+        empty = ~allowed.any(
+            -1, keepdim=True
+        )  # queries with no key: older SDPA is reported to give NaN
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | empty, dropout_p=dropout)
+        return out.masked_fill(empty, 0.0)  # (..., T, hs)
     scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (..., T, T)
     if allowed is not None:
         scores = scores.masked_fill(~allowed, float("-inf"))  # zero weight after the softmax

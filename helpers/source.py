@@ -31,19 +31,27 @@ def digest(text: str | bytes) -> str:
 
 
 def _literal(value: object) -> bool:
-    """A value whose repr is the same in every process: numbers, strings, None, and tuples, lists and
-    frozensets of those (not an object whose repr holds its memory address)."""
-    if isinstance(value, tuple | list | frozenset):
+    """A value whose repr is the same in every process: numbers, strings, None, and tuples, lists,
+    sets and dicts of those (not an object whose repr holds its memory address)."""
+    if isinstance(value, dict):
+        return all(_literal(k) and _literal(v) for k, v in value.items())
+    if isinstance(value, tuple | list | set | frozenset):
         return all(_literal(v) for v in value)
     return value is None or isinstance(value, int | float | str | bytes | bool)
 
 
 def _stable_repr(value: object) -> str:
-    """``repr`` with a frozenset in sorted order (a set literal's order follows the hash seed)."""
-    if isinstance(value, frozenset):
-        return "frozenset(" + repr(sorted(map(_stable_repr, value))) + ")"
-    if isinstance(value, tuple):
-        return "(" + ", ".join(map(_stable_repr, value)) + ",)"
+    """``repr`` with sets in sorted order (a set's order follows the hash seed)."""
+    if isinstance(value, set | frozenset):
+        return f"{type(value).__name__}({sorted(map(_stable_repr, value))!r})"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(sorted(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items()))
+            + "}"
+        )
+    if isinstance(value, tuple | list):
+        return type(value).__name__ + "(" + ", ".join(map(_stable_repr, value)) + ")"
     return repr(value)
 
 
@@ -57,7 +65,8 @@ def _code_bytes(code) -> bytes:
 
 
 def _without_docstrings(source: str) -> bytes:
-    """The parsed ``source`` (comments gone) with every docstring dropped, as text."""
+    """The parsed ``source`` with every docstring dropped, written out again (comments and layout
+    gone; ``ast.unparse``, whose text changes less across Python versions than ``ast.dump``'s)."""
     tree = ast.parse(textwrap.dedent(source))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -65,7 +74,7 @@ def _without_docstrings(source: str) -> bytes:
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):  # fmt: skip
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree).encode()
+    return ast.unparse(tree).encode()
 
 
 def function_source(fn: Callable) -> bytes:
@@ -153,8 +162,10 @@ def reached(roots: Iterable[object]) -> list[tuple[str, bytes]]:
             todo += [obj.__func__, obj.__self__]
         elif isinstance(obj, functools.partial):
             values = [*obj.args, *obj.keywords.values()]
+            plain = [v if _literal(v) else "..." for v in obj.args]
+            plain += [(k, v if _literal(v) else "...") for k, v in sorted(obj.keywords.items())]
             found.append((f"partial of {_module(obj.func)}.{getattr(obj.func, '__qualname__', '')}",
-                          _stable_repr(tuple(v for v in values if _literal(v))).encode()))  # fmt: skip
+                          _stable_repr(tuple(plain)).encode()))  # fmt: skip
             todo += [obj.func, *values]
         elif inspect.isfunction(obj):
             wrapped = getattr(obj, "__wrapped__", None)
@@ -163,10 +174,12 @@ def reached(roots: Iterable[object]) -> list[tuple[str, bytes]]:
                 continue
             name = f"{_module(obj)}.{obj.__qualname__}"
             cells = _cells(obj)
-            plain = tuple(c for c in cells if _literal(c))
+            names = sorted(_names(obj.__code__))
+            plain = tuple(c for c in cells if _literal(c))  # a label smoothing a closure holds
+            plain += tuple((g, obj.__globals__[g]) for g in names  # a constant it reads: SCALE
+                           if g in obj.__globals__ and _literal(obj.__globals__[g]))  # fmt: skip
             found.append((name, function_source(obj) + _stable_repr(plain).encode()))
-            globals_ = (obj.__globals__.get(g) for g in sorted(_names(obj.__code__)))
-            todo += [o for o in (*globals_, *cells) if follows(o)]
+            todo += [o for o in (*(obj.__globals__.get(g) for g in names), *cells) if follows(o)]
         elif isinstance(obj, type):
             attributes = sorted((name, _stable_repr(value)) for name, value in vars(obj).items()
                                 if _literal(value) and not name.startswith("__"))  # fmt: skip

@@ -149,7 +149,7 @@ def _delimited_rows(text: str, path: Path, delimiter: str) -> tuple[list[dict], 
                 continue  # a blank line (before the header: spaces too)
             if not header:
                 header, header_line = values, reader.line_num
-                twice = sorted({name for name in header if header.count(name) > 1})
+                twice = sorted({name for name in header if name and header.count(name) > 1})
                 if twice:  # a dict would keep the last column of a name and drop the others
                     raise ValueError(f"{path}, line {header_line}: the header names the column "
                                      f"{', '.join(map(repr, twice))} more than once ({', '.join(header)}); "

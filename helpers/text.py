@@ -97,9 +97,8 @@ class Vocab:
     """Token <-> id. Id 0 is padding, id 1 stands for every token outside the vocabulary."""
 
     def __init__(self, words: list[str]) -> None:
-        self.itos = [PAD, UNK] + [
-            w for w in dict.fromkeys(words) if w not in (PAD, UNK)
-        ]  # each once
+        once = dict.fromkeys(words)  # a word given twice gets one id
+        self.itos = [PAD, UNK] + [w for w in once if w not in (PAD, UNK)]
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     def __len__(self) -> int:

@@ -128,3 +128,18 @@ def test_running_out_of_memory_while_loading_never_trains_over_the_checkpoint(
     monkeypatch.setattr(checkpoints.torch, "load", out_of_memory)
     with pytest.raises(RuntimeError, match="can't allocate memory"):
         load_checkpoint(path, {})
+
+
+def test_a_constant_a_function_reads_and_a_partials_keyword_names_count():
+    """A module constant read by name (``SCALE``), a set class attribute and the keyword a partial
+    passes were left out: each could change under a resumed checkpoint."""
+    source = "SCALE = 0.5\nclass K:\n    KINDS = {'a', 'b'}\ndef loss(x, smoothing=0.0, weight=0.0):\n    return x * SCALE\n"
+    before, scale, kinds = (
+        cell(source),
+        cell(source.replace("0.5", "2.0")),
+        cell(source.replace("'b'", "'c'")),
+    )
+    assert code_digest(before["loss"]) != code_digest(scale["loss"])
+    assert code_digest(before["K"]) != code_digest(kinds["K"])
+    smoothing = functools.partial(before["loss"], smoothing=0.5)
+    assert code_digest(smoothing) != code_digest(functools.partial(before["loss"], weight=0.5))

@@ -392,3 +392,9 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path, name, text):
         match=rf"{re.escape(str(path))}, line 1: the header names the column '(label|text)' more than once",
     ):
         read_rows(path)
+
+
+def test_columns_without_names_are_not_a_name_given_twice(tmp_path):
+    """A header ending in commas (Excel writes them) names no column twice: it still loads."""
+    path = write(tmp_path / "d.csv", "text,label,,\ngood,1,,\n")
+    assert read_rows(path) == [{"text": "good", "label": "1", "": ""}]

@@ -303,9 +303,8 @@ def compare(names: list[str], run: Callable[[str], dict]) -> list[dict]:
         try:
             rows.append({"model": name, **run(name), "reason": ""})
         except (OSError, RuntimeError) as err:  # not downloadable, offline, out of memory
-            if isinstance(
-                err, OSError
-            ):  # a full disk, no permission, a disk error: not the model's
+            # a full disk, no permission, a disk error: not the model's
+            if isinstance(err, OSError):
                 if isinstance(err, PermissionError) or err.errno in (errno.ENOSPC, errno.EIO):
                     raise
             elif not is_out_of_memory(err):

@@ -92,12 +92,9 @@ def generate(
     try:
         if not cache:
             for _ in range(steps):
-                logits = model(idx[:, -block_size:])[
-                    :, -1, :
-                ]  # (B, vocab): the next token's scores
-                idx = torch.cat(
-                    [idx, next_token(logits, temperature, generator, top_k, top_p)], dim=1
-                )
+                logits = model(idx[:, -block_size:])[:, -1, :]  # (B, vocab): next token's
+                nxt = next_token(logits, temperature, generator, top_k, top_p)  # (B, 1)
+                idx = torch.cat([idx, nxt], dim=1)
         elif steps:
             with model.kv_cache():
                 context = idx[:, -block_size:]

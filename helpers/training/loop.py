@@ -317,10 +317,10 @@ def fit(
     ``state_dict``/``load_state_dict`` has its state checkpointed too. With ``checkpoint``, the
     model, optimizer, schedule and history are saved after every epoch, and a later call resumes after
     the last saved epoch (a DataLoader's shuffling generator too: the same orders as a run never
-    stopped), but only if the model's code, the training code (this loop's, ``outputs``' and that
-    of the batches' making: ``train_batches``' function or collate_fn and what they reach), ``cfg``
-    and ``identity`` (the model's config, a digest of the data, ...) are what they were; otherwise it
-    says what changed and trains again.
+    stopped), but only if the model's code, the training code (the loop's step, optimizer and
+    schedule, ``outputs``, and the batches' making: ``train_batches``' function or collate_fn, and
+    what they reach), ``cfg`` and ``identity`` (the model's config, a digest of the data, ...) are
+    what they were; otherwise it says what changed and trains again.
     Started by torchrun or accelerate launch, it trains data-parallel (``training.distributed``): the
     history's evaluations, the callbacks, the printing and the checkpoint are rank 0's alone.
     """
