@@ -90,9 +90,8 @@ def attend(
     if fast:
         if mask is None:  # causal alone: every query sees itself
             return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout)
-        empty = ~allowed.any(
-            -1, keepdim=True
-        )  # queries with no key: older SDPA is reported to give NaN
+        # a query with no key (causal, a padded first position): older SDPA is reported to give NaN
+        empty = ~allowed.any(-1, keepdim=True)  # (..., T, 1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | empty, dropout_p=dropout)
         return out.masked_fill(empty, 0.0)  # (..., T, hs)
     scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (..., T, T)

@@ -22,7 +22,9 @@ import textwrap
 import weakref
 from collections.abc import Callable, Iterable
 
-_SOURCES: "weakref.WeakKeyDictionary[object, bytes]" = weakref.WeakKeyDictionary()  # by code object
+# by function, with the code object it was read from (``%autoreload`` replaces a function's code); not
+# by code object: two cells' equal code objects are equal whatever their file, one with a source
+_SOURCES: "weakref.WeakKeyDictionary[Callable, tuple[object, bytes]]" = weakref.WeakKeyDictionary()
 
 
 def digest(text: str | bytes) -> str:
@@ -82,17 +84,19 @@ def function_source(fn: Callable) -> bytes:
     function re-defined in a notebook cell or reloaded): its parsed source without comments and
     docstrings, else its source as text (a lambda amid other code), else its compiled code."""
     code = fn.__code__
-    if code not in _SOURCES:
+    if fn in _SOURCES and _SOURCES[fn][0] is code:
+        return _SOURCES[fn][1]
+    try:
+        source = inspect.getsource(fn)
+    except Exception:  # no source (exec), or a file changed on disk mid-edit
+        counted = _code_bytes(code)
+    else:
         try:
-            source = inspect.getsource(fn)
-        except Exception:  # no source (exec), or a file changed on disk mid-edit
-            _SOURCES[code] = _code_bytes(code)
-        else:
-            try:
-                _SOURCES[code] = _without_docstrings(source)
-            except SyntaxError:  # a lambda's lines hold other code around it
-                _SOURCES[code] = source.encode()
-    return _SOURCES[code]
+            counted = _without_docstrings(source)
+        except SyntaxError:  # a lambda's lines hold other code around it
+            counted = source.encode()
+    _SOURCES[fn] = (code, counted)
+    return counted
 
 
 def _names(code) -> set[str]:

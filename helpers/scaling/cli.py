@@ -63,9 +63,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     w = commands.add_parser("write", help="write plan.json, job.sh and array.sh")
     w.add_argument("--out", type=Path, required=True, help="the folder for the scripts and results")
-    w.add_argument(
-        "--models", type=lambda t: [m.strip() for m in t.split(",") if m.strip()], required=True
-    )  # "a, b"
+    names = lambda t: [m.strip() for m in t.split(",") if m.strip()]  # noqa: E731 ("a, b" too)
+    w.add_argument("--models", type=names, required=True)
     w.add_argument("--lrs", type=numbers(float), default=[5e-5])
     w.add_argument("--epochs", type=numbers(int), default=[3])
     for flag in ("--train-file", "--eval-file", "--test-file", "--text-column", "--label-column"):

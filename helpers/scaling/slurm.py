@@ -81,9 +81,8 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
         raise ValueError(
             f"learning rates must be finite and > 0 and epochs ≥ 1, not {lrs} and {epochs}"
         )
-    if not re.fullmatch(
-        r"([0-9]+-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]", time
-    ):  # ASCII digits, MM and SS < 60
+    # ASCII digits (\d takes any script's), minutes and seconds below 60
+    if not re.fullmatch(r"([0-9]+-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]", time):
         raise ValueError(f"--time {time!r} is not Slurm's HH:MM:SS or D-HH:MM:SS (e.g. 01:30:00)")
     for name in ("max_train_examples", "batch_size", "max_length"):
         if files.get(name) is not None and files[name] < 1:
