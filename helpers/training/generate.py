@@ -21,7 +21,7 @@ def next_token(
     too small for float32, below about 1e-45, which the logits could not be divided by); otherwise
     softmax(logits / temperature) restricted to the ``top_k`` most likely tokens and to the smallest
     set whose probability reaches ``top_p`` (the token that crosses it included), then one draw."""
-    _check(0, 1, temperature, top_k, top_p)  # called alone too (notebook 08 shows it)
+    _check_sampling(temperature, top_k, top_p)  # called alone too (notebook 08 shows it)
     if logits.dim() != 2:
         raise ValueError(f"logits must be (B, vocab), not of shape {tuple(logits.shape)}: for a "
                          "model's (B, T, vocab) output, take the last position, logits[:, -1, :]")  # fmt: skip
@@ -53,21 +53,29 @@ def filter_logits(
     return z
 
 
-def _check(
-    steps: int, block_size: int, temperature: float, top_k: int | None, top_p: float | None
-) -> None:
-    for name, value in (("steps", steps), ("block_size", block_size), ("temperature", temperature),
-                        ("top_k", top_k), ("top_p", top_p)):  # fmt: skip
+def _numbers(**values: object) -> None:
+    for name, value in values.items():
         if isinstance(value, str):  # from a text box: "0.8" >= 0 fails with a TypeError about str
             raise TypeError(f"{name} must be a number, not the string {value!r}: float({value!r})")
-    if steps < 0 or block_size < 1:
-        raise ValueError(f"steps must be ≥ 0 and block_size ≥ 1, not {steps} and {block_size}")
+
+
+def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    _numbers(temperature=temperature, top_k=top_k, top_p=top_p)
     if not temperature >= 0:  # nan too
         raise ValueError(f"temperature must be a number ≥ 0, not {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be ≥ 1 (or None: every token), not {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1] (or None: every token), not {top_p}")
+
+
+def _check(
+    steps: int, block_size: int, temperature: float, top_k: int | None, top_p: float | None
+) -> None:
+    _numbers(steps=steps, block_size=block_size, temperature=temperature, top_k=top_k, top_p=top_p)
+    if steps < 0 or block_size < 1:
+        raise ValueError(f"steps must be ≥ 0 and block_size ≥ 1, not {steps} and {block_size}")
+    _check_sampling(temperature, top_k, top_p)
 
 
 @torch.no_grad()
