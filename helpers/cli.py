@@ -38,6 +38,19 @@ def check_magnitude(
     raise argparse.ArgumentError(action, message)
 
 
+def check_plain(text: str, kind: type, action: argparse.Action | None = None) -> None:
+    """An argparse error if ``text`` is a number Python reads but a reader would not: digits of
+    another script (``int("٣")`` is 3) or underscores (``int("1_000")``); as ``check_magnitude``."""
+    if text.isascii() and "_" not in text:
+        return
+    example = "1000" if kind is int else "0.5 or 3e-4"
+    message = (f"{text!r} is not a plain {kind.__name__}: write it with the ASCII digits 0-9 and no "
+               f"underscores (e.g. {example})")  # fmt: skip
+    if action is None:
+        raise argparse.ArgumentTypeError(message)
+    raise argparse.ArgumentError(action, message)
+
+
 def output_file(text: str) -> Path:
     """An argparse type for a file a command writes: a name, not a folder's spelling (``runs/`` was
     written as a file named runs; ``.`` and an empty name failed later without naming the flag)."""
@@ -55,8 +68,10 @@ class Parser(argparse.ArgumentParser):
     def _get_value(self, action: argparse.Action, arg_string: str) -> object:
         value = super()._get_value(action, arg_string)
         seed = action.dest == "seed" or action.dest.endswith("_seed")  # --seeds is a count
-        if action.type in (int, float) and not seed:
-            check_magnitude(value, action.type, arg_string, action)
+        if action.type in (int, float):
+            check_plain(arg_string, action.type, action)
+            if not seed:
+                check_magnitude(value, action.type, arg_string, action)
         return value
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
@@ -68,9 +83,22 @@ class Parser(argparse.ArgumentParser):
             action.help = "(default: %(default)s)"
         return action
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Commands)
+
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
+
+
+class _Commands(argparse._SubParsersAction):
+    """Sub-commands whose own --help opens with the line the command list shows (argparse's has no
+    description: ``python -m helpers.scaling task --help`` said nothing of what the task is)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))
+        return super().add_parser(name, **kwargs)
 
 
 class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):

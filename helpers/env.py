@@ -135,8 +135,9 @@ def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
     missing = missing_modules()
     if missing:
         raise ImportError(
-            f"this notebook needs {', '.join(missing)}, which is not installed; "
-            'run `pip install -e ".[dev]"` in the attention-lab folder (Colab already has them)'
+            f"this notebook needs {', '.join(missing)}, which is not installed: run `pip install "
+            f"{' '.join(missing)}` (or, in a clone of attention-lab, `pip install -e .`, which installs "
+            "everything the course uses; Colab already has them)"
         )
     if notebook != "01":  # 01 never trains; in the others the import comes soon anyway
         with interrupt_after():

@@ -61,6 +61,41 @@ def test_absurd_magnitudes_are_refused_at_parsing(module, argv, capsys):
     ), err
 
 
+ODD_DIGITS = [  # (command, argv): numbers Python's int() and float() read, a reader would not
+    ("helpers.gpt.cli", ["sample", "--load", "s", "--prompt", "a", "--tokens", "1_000"]),
+    ("helpers.mlm.cli", ["--train-file", "t.txt", "--save", "s", "--json", "o.json", "--seed", "٣"]),
+    ("helpers.finetune.cli", ["--train-file", "t.tsv", "--json", "o.json", "--lr", "1_0e-4"]),
+    ("helpers.scaling.cli", ["write", "--out", "o", "--models", "tiny", "--epochs", "1,٣"]),
+    ("helpers.scaling.cli", ["write", "--out", "o", "--models", "tiny", "--lrs", "1e-4, 2_0e-4"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("module", "argv"), ODD_DIGITS)
+def test_digits_of_other_scripts_and_underscores_are_refused_at_parsing(module, argv, capsys):
+    """``int("٣")`` is 3 and ``int("1_000")`` is 1000: they ran as those numbers; now one line naming
+    the flag and the value."""
+    with pytest.raises(SystemExit) as exited:
+        importlib.import_module(module).main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"argument {argv[-2]}: " in err and "is not a plain" in err, err
+
+
+def test_every_sub_command_help_says_what_it_does(capsys):
+    """``python -m helpers.scaling task --help`` showed a usage line and two bare names."""
+    commands = {"helpers.gpt.cli": ["train", "sample"], "helpers.authoring": ["students", "check"],
+                "helpers.scaling.cli": ["write", "task", "collect", "compare"]}  # fmt: skip
+    for module, names in commands.items():
+        for name in names:
+            with pytest.raises(SystemExit):
+                importlib.import_module(module).main([name, "--help"])
+            usage, description = capsys.readouterr().out.split("\n\n")[:2]
+            assert "usage:" in usage and description.strip() and ":" not in description, description
+    with pytest.raises(SystemExit):
+        importlib.import_module("helpers.scaling.cli").main(["task", "--help"])
+    assert "$SLURM_ARRAY_TASK_ID" in capsys.readouterr().out
+
+
 def test_seeds_keep_their_whole_range(capsys):
     from helpers.cli import Parser
 

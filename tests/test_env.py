@@ -182,3 +182,15 @@ def test_setup_makes_the_first_optimizers_slow_imports_where_an_interrupt_waits(
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == str(imported)
+
+
+def test_a_missing_module_is_named_with_the_pip_line_that_installs_it(monkeypatch):
+    """The message named only `pip install -e ".[dev]"` in the attention-lab folder, which a helpers
+    installed from its repository's address (no folder) cannot run."""
+    monkeypatch.setattr(env, "RUNTIME_MODULES", ("tqdm", "no_such_module_x", "no_such_module_y"))
+    monkeypatch.setattr(env.missing_modules, "__defaults__", (env.RUNTIME_MODULES,))
+    with pytest.raises(ImportError) as raised:
+        env.setup("02")
+    message = str(raised.value)
+    assert "needs no_such_module_x, no_such_module_y" in message, message
+    assert "`pip install no_such_module_x no_such_module_y`" in message, message

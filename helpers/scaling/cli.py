@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.cli import Parser, check_magnitude, output_file
+from helpers.cli import Parser, check_magnitude, check_plain, output_file
 from helpers.files import atomic_write, check_report, check_writable, write_report
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
@@ -45,6 +45,8 @@ def numbers(kind: type) -> Callable[[str], list]:
         pieces = [v.strip() for v in text.split(",") if v.strip()]
         try:
             values = [kind(v) for v in pieces]
+            for piece in pieces:
+                check_plain(piece, kind)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a comma-separated list of {kind.__name__}s"
@@ -77,10 +79,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     w.add_argument("--parallel", type=int, default=4, help="array tasks running at once at most")
     w.add_argument("--cpus", type=int, default=4, help="CPU cores per task")
     t = commands.add_parser("task", help="run one array task (array.sh calls this)")
-    t.add_argument("plan", type=Path)
-    t.add_argument("index", type=int)
+    t.add_argument("plan", type=Path, help="the plan.json `write` wrote")
+    t.add_argument("index", type=int, help="the task's row in the plan ($SLURM_ARRAY_TASK_ID)")
     c = commands.add_parser("collect", help="the grid table and the chart from the results")
-    c.add_argument("folder", type=Path)
+    c.add_argument("folder", type=Path, help="the --out folder of `write`, its tasks run")
     c.add_argument("--json", type=output_file)
     c.add_argument("--plot", type=output_file, help="a .png of each model's dev and test accuracy")
     m = commands.add_parser("compare", help="the same GPT training in 1 and N processes")
