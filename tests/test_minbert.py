@@ -131,6 +131,21 @@ def test_bad_lines_name_file_and_line(tmp_path, lines, said):
         read_examples(write(tmp_path / "b.txt", lines))
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    ("two\nlines .", "holds a line break"), ("a\rb .", "holds a line break"), ("  ", "is empty"),
+])  # fmt: skip
+def test_write_examples_refuses_a_sentence_it_could_not_read_back(tmp_path, text, said):
+    """A sentence holding a line break was written as two lines, which read_examples then refused."""
+    from helpers.minbert.data import write_examples
+
+    path = tmp_path / "out.txt"
+    with pytest.raises(ValueError, match=rf"example 1 of the 2 to write .*{said}"):
+        write_examples(path, [Example(1, "fine ."), Example(0, text)])
+    assert not path.exists()
+    kept = [Example(1, "fine ."), Example(0, "ünïcode \u2028 stays one line")]
+    assert read_examples(write_examples(path, kept)) == kept
+
+
 def test_a_byte_order_mark_is_not_part_of_the_first_label(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_text("\ufeff3 ||| A gorgeous film .\n", encoding="utf-8")

@@ -303,7 +303,12 @@ def test_a_checkpoint_made_by_other_code_is_never_reused(tmp_path, capsys):
     assert "resuming from run.pt after epoch 2" in capsys.readouterr().out
     assert again["train_loss"] == fixed["train_loss"] and again["seconds"] == fixed["seconds"]
     fit(model(fixed_attention()), data, cfg.replace(lr=0.01), CPU, checkpoint=path, progress=False)
-    assert "the train changed" in capsys.readouterr().out
+    assert "(the train's lr 0.05 -> 0.01): training again" in capsys.readouterr().out
+    fit(model(fixed_attention()), data, cfg.replace(lr=0.01, seed=7), CPU, checkpoint=path,
+        progress=False)  # fmt: skip
+    assert (
+        "(the train's seed 42 -> 7): training again" in capsys.readouterr().out
+    )  # each field named
     fit(model(fixed_attention()), data, cfg.replace(lr=0.01), CPU, checkpoint=path, progress=False,
         identity={"data": "other"})  # fmt: skip
     assert "the data changed" in capsys.readouterr().out

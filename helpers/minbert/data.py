@@ -136,9 +136,19 @@ def check_labels(examples: list[Example], classes: int, where: str, train: str =
 
 
 def write_examples(path: str | Path, examples: list[Example]) -> Path:
-    """Write ``examples`` as ``LABEL ||| SENTENCE`` lines (atomically; a hidden label as ``?``)."""
+    """Write ``examples`` as ``LABEL ||| SENTENCE`` lines (atomically; a hidden label as ``?``). A
+    sentence ``read_examples`` could not read back (empty, or holding a line break) is a ValueError."""
     from helpers.files import write_text
 
+    for i, e in enumerate(examples):
+        if not e.text.strip() or "\n" in e.text or "\r" in e.text:  # split_lines' breaks
+            problem = "is empty" if not e.text.strip() else "holds a line break"
+            read = f" (read from line {e.line})" if e.line else ""
+            raise ValueError(
+                f"example {i}{read} of the {len(examples)} to write to {path}: its sentence "
+                f"{problem}, but each line of the file is one LABEL {SEPARATOR} SENTENCE; give it one "
+                "line of text (e.g. ' '.join(text.split()))"
+            )
     lines = [f"{'?' if e.label is None else e.label} {SEPARATOR} {e.text}\n" for e in examples]
     return write_text(path, "".join(lines))
 

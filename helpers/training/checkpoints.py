@@ -72,9 +72,19 @@ def differences(saved: dict, current: dict) -> list[str]:
             found.append(f"the code of {', '.join(changed)} changed")
         elif key == "shapes":
             found.append("the model's parameter shapes changed")
+        elif isinstance(old, dict) and isinstance(new, dict):  # a config: its fields, then and now
+            fields = [f"{f} {_brief(old.get(f))} -> {_brief(new.get(f))}"
+                      for f in sorted(set(old) | set(new), key=str) if old.get(f) != new.get(f)]  # fmt: skip
+            found.append(f"the {key}'s {', '.join(fields)}")
         else:
             found.append(f"the {key} changed")
     return found
+
+
+def _brief(value: object, width: int = 30) -> str:
+    """``repr(value)``, cut to ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
