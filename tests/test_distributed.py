@@ -165,6 +165,20 @@ def test_resume_in_another_process_count_gives_the_uninterrupted_result(tmp_path
     assert max(abs(a - b) for a, b in flat) < 1e-6
 
 
+def test_two_processes_weigh_uneven_batches_as_one_batch_would(tmp_path):
+    """A step over a batch of 16 on one rank and of 4 on the other is the step of one batch of 20 (DDP
+    alone averages the ranks' gradients: the 4 examples weighed as much as the 16, 0.44 off here)."""
+    script = str(HERE / "ddp_fit.py")
+    launch(
+        [sys.executable, script, "--json", "merged.json", "--merged", "--accumulate", "1"], tmp_path
+    )
+    launch([*TORCHRUN, script, "--json", "two.json", "--uneven", "--accumulate", "2"], tmp_path)
+    merged, two = (json.loads((tmp_path / f).read_text()) for f in ("merged.json", "two.json"))
+    assert two["processes"] == 2
+    flat = [(a, b) for p, q in zip(merged["weights"], two["weights"]) for a, b in zip(p, q)]
+    assert max(abs(a - b) for a, b in flat) < 1e-5
+
+
 def test_finetune_and_imdb_commands_run_under_torchrun(tmp_path):
     texts, labels = synthetic_reviews(96)
     rows = [{"text": t, "label": y} for t, y in zip(texts, labels)]

@@ -740,3 +740,19 @@ def test_dropout_reaches_the_attention_weights_of_every_block():
     model = GPT(GPTConfig(vocab_size=10, block_size=8, layers=2, heads=2, embd=16, dropout=0.3))
     assert {block.attn.dropout for block in model.blocks} == {0.3}
     assert {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)} == {0.3}
+
+
+def test_the_cosine_schedule_ends_near_0_when_rounds_differ_in_length():
+    """21 steps in 20 rounds (the first round 2 steps, the rest 1): the schedule was sized as 20 rounds
+    of the first round's 2 steps, so the last step ran at half the peak rate instead of near 0."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    rates = []
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: rates.append(opt.param_groups[0]["lr"]))
+    try:
+        cfg = GPTRunConfig(**{**TINY, "evals": 20}, iters=21, lr=1e-3, warmup=0.0)
+        train(synthetic_text(3000), cfg, torch.device("cpu"), progress=False)
+    finally:
+        hook.remove()
+    assert len(rates) == 21 and rates[0] == pytest.approx(1e-3)
+    assert rates[-1] < 0.01 * 1e-3 and rates == sorted(rates, reverse=True), rates

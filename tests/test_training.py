@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from helpers import layers
 from helpers.config import ConfigError
 from helpers.env import seeded
+from helpers.tokenization.mlm import IGNORE
 from helpers.training import (
     History,
     TrainConfig,
@@ -199,6 +200,60 @@ def test_a_short_last_accumulation_averages_its_own_batches():
     halves = [(torch.randn(8, 2), torch.randint(0, 2, (8,))) for _ in range(6)]
     full = [tuple(torch.cat(parts) for parts in zip(*halves[a:b])) for a, b in ((0, 4), (4, 6))]
     assert_accumulating_equals_merged_batches(full, halves, 4)
+
+
+def test_batches_of_unequal_size_count_by_their_examples_as_one_batch_would():
+    """A step over batches of 8 and 2 examples is the step of one batch of 10: the short batch weighed
+    as much as the full one (the mean of the two batches' means), 0.01 off here."""
+    x, y = torch.randn(20, 2), torch.randint(0, 2, (20,))
+    split = [(x[:8], y[:8]), (x[8:10], y[8:10]), (x[10:18], y[10:18]), (x[18:], y[18:])]
+    assert_accumulating_equals_merged_batches([(x[:10], y[:10]), (x[10:], y[10:])], split, 2)
+
+
+class TokenModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        with seeded(0):
+            self.embed, self.head = nn.Embedding(6, 8), nn.Linear(8, 6)
+
+    def forward(self, ids):
+        return self.head(self.embed(ids))  # (B, T, 6)
+
+
+def test_token_batches_count_by_their_real_targets_as_one_batch_would():
+    """Token-level batches with ignored positions: one real target in the first batch, six in the
+    second. Accumulated, they make the update of the two as one batch (the mean over seven targets)."""
+    ids = torch.randint(0, 6, (4, 3), generator=torch.Generator().manual_seed(0))
+    targets = ids.roll(1, dims=1)
+    targets[:2] = IGNORE
+    targets[0, 0] = 2  # batch 1 (rows 0-1): one real target; batch 2 (rows 2-3): six
+    split = [(ids[:2], targets[:2]), (ids[2:], targets[2:])]
+    cfg = TrainConfig(epochs=1, lr=0.5, optimizer="sgd", schedule="constant", clip=None)
+    one, other = TokenModel(), TokenModel()
+    fit(one, [(ids, targets)], cfg, CPU, progress=False)
+    fit(other, split, cfg.replace(accumulate=2), CPU, progress=False)
+    for a, b in zip(one.parameters(), other.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
+
+
+def test_equal_batches_step_exactly_as_before_weights():
+    """Batches that hold as many predictions each are weighted 1: the loss over the batches in a step,
+    bit for bit as it was before batches were weighted by their predictions."""
+    data = toy_data()
+    cfg = TrainConfig(epochs=2, lr=0.1, accumulate=2, clip=0.5, schedule="constant")
+    model = toy_model()
+    fit(model, data, cfg, CPU, progress=False)
+    reference = toy_model()
+    optimizer = make_optimizer(cfg, reference)
+    for _ in range(2):
+        for i in range(0, len(data), 2):
+            for x, y in data[i : i + 2]:
+                (F.cross_entropy(reference(x), y) / 2).backward()
+            nn.utils.clip_grad_norm_(reference.parameters(), cfg.clip)
+            optimizer.step()
+            optimizer.zero_grad()
+    for a, b in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_clipping_bounds_the_update():
@@ -815,3 +870,26 @@ def test_code_fingerprint_reads_static_and_class_methods():
     before = code_fingerprint(cell["Net"]())
     exec(STATIC_INIT.replace("std=0.02", "std=0.5"), cell)
     assert code_fingerprint(cell["Net"]()) != before
+
+
+def test_evaluate_and_predict_give_the_model_back_in_the_mode_it_had():
+    """Both left a training model in evaluation mode: a caller's own loop lost its dropout."""
+    model, data = toy_model(), toy_data()
+    for mode in (True, False):
+        model.train(mode)
+        evaluate(model, data, CPU)
+        assert model.training is mode
+        predict(model, data, CPU)
+        assert model.training is mode
+
+
+def test_gradients_left_on_the_model_are_not_part_of_the_first_step():
+    """A backward before fit (a probe, an earlier cell) added its gradients to fit's first step."""
+    data, cfg = toy_data()[:1], TrainConfig(epochs=1, lr=0.5, optimizer="sgd", schedule="constant")
+    clean, dirty = toy_model(), toy_model()
+    x, y = toy_data(seed=5)[0]
+    F.cross_entropy(dirty(x), y).backward()
+    fit(clean, data, cfg, CPU, progress=False)
+    fit(dirty, data, cfg, CPU, progress=False)
+    for a, b in zip(clean.parameters(), dirty.parameters()):
+        assert torch.equal(a, b)

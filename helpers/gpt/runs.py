@@ -203,7 +203,7 @@ def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: st
     iters = distributed.agree(plan["iters"])  # batches in all: rank 0's plan
     share = distributed.per_process(cfg.accumulate, place.world)  # batches per step per process
     group = share * place.world  # batches per optimizer step, all processes together
-    # rounds end on whole steps; batches short of a step join the first round, which sizes the schedule
+    # rounds end on whole steps; batches short of a step join the first round
     steps, rest = divmod(iters, group)
     rounds = max(1, min(steps, max(cfg.evals, math.ceil(iters / MAX_ROUND))))
     per_round = [(steps // rounds + (r < steps % rounds)) * group for r in range(rounds)]
@@ -213,11 +213,12 @@ def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: st
         g = torch.Generator().manual_seed(cfg.seed * 1000 + r)
         return windows(corpus.train, per_round[r], cfg.block_size, cfg.batch_size, g)
 
+    round_steps = [math.ceil(n // place.world / share) for n in per_round]  # optimizer steps
+    # the first round may be a step longer: the schedule spans the steps the rounds take
     history = fit(model, round_batches, cfg.train_config(rounds), device, eval_batches={"dev": dev},
                   checkpoint=folder / "checkpoint.pt" if folder else None,
                   identity={"run": cfg.to_dict(), "data": corpus.digest(), "rounds": per_round},
-                  progress=progress)  # fmt: skip
-    round_steps = [math.ceil(n // place.world / share) for n in per_round]  # optimizer steps
+                  progress=progress, total_steps=sum(round_steps))  # fmt: skip
     history["step"] = [sum(round_steps[:e]) for e in history["epoch"]]
     if not place.main:  # the other processes trained; rank 0 evaluated and reports
         return GPTRun(history, model, corpus.vocab)

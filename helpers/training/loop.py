@@ -50,11 +50,12 @@ class TrainConfig(Config):
     optimizer: str = "adamw"  # adamw | sgd (momentum 0.9) | rmsprop
     weight_decay: float = 0.01  # AdamW only
     schedule: str = "linear"  # after warm-up: constant | linear decay to 0 | cosine decay to 0
-    warmup: float = 0.0  # fraction of the optimizer steps spent warming the rate up from 0
-    clip: float | None = 1.0  # max gradient norm; None = no clipping
-    accumulate: int = (
-        1  # batches per optimizer step, over all processes (a larger batch, same memory)
+    warmup: float = (
+        0.0  # fraction of the optimizer steps spent warming the rate up (from 1/w of it)
     )
+    clip: float | None = 1.0  # max gradient norm; None = no clipping
+    # batches per optimizer step, over all processes: one batch that many times larger, same memory
+    accumulate: int = 1
     precision: str = "auto"  # auto (bf16 / fp16 / fp32 by hardware) | fp32 | bf16 | fp16
     # kept with each checkpoint; fit seeds nothing: build the model and call fit under env.seeded
     seed: int = 42
@@ -146,7 +147,7 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
     """The multiple of the base learning rate at optimizer ``step`` of ``total``."""
     if step < warmup:
-        return (step + 1) / warmup  # linear warm-up from ~0
+        return (step + 1) / warmup  # linear warm-up: the first step at 1/warmup of the rate
     if schedule == "constant":
         return 1.0
     progress = (step - warmup) / max(1, total - warmup)  # 0 -> 1 over the rest of training
@@ -183,18 +184,22 @@ def evaluate(
     precision: str = "auto",
     outputs: Callable[[nn.Module, Batch], Outputs] = batch_outputs,
 ) -> Metrics:
-    """Mean loss and accuracy of ``model`` over ``batches`` (dropout off)."""
+    """Mean loss and accuracy of ``model`` over ``batches`` (dropout off, then the mode it had)."""
+    training = model.training
     model.eval()
     precision = choose_precision(device, precision)
     loss_sum, correct, count = 0.0, 0, 0
-    for batch in batches:
-        _nonempty(batch, "an evaluation batch")
-        with autocast(device, precision):
-            loss, logits, targets = outputs(model, to_device(batch, device))
-        n = targets.numel()  # predictions: one per example, or one per token
-        loss_sum += loss.float().item() * n
-        correct += (logits.argmax(dim=-1) == targets).sum().item()
-        count += n
+    try:
+        for batch in batches:
+            _nonempty(batch, "an evaluation batch")
+            with autocast(device, precision):
+                loss, logits, targets = outputs(model, to_device(batch, device))
+            n = targets.numel()  # predictions: one per example, or one per token
+            loss_sum += loss.float().item() * n
+            correct += (logits.argmax(dim=-1) == targets).sum().item()
+            count += n
+    finally:  # a caller's training loop keeps its dropout
+        model.train(training)
     if count == 0:
         raise ValueError("nothing to evaluate: the evaluation batches are empty")
     return Metrics(loss_sum / count, correct / count, count)
@@ -204,14 +209,19 @@ def evaluate(
 def predict(
     model: nn.Module, batches: Iterable[Batch], device: torch.device, precision: str = "auto"
 ) -> torch.Tensor:
-    """Class probabilities for every example, in batch order: (N, C)."""
+    """Class probabilities for every example, in batch order: (N, C) (dropout off, then the mode it
+    had)."""
+    training = model.training
     model.eval()
     precision = choose_precision(device, precision)
     probs = []
-    for batch in batches:
-        with autocast(device, precision):
-            _, logits, _ = _all_outputs(model, to_device(batch, device))  # a row per example
-        probs.append(torch.softmax(logits.float(), dim=-1).cpu())
+    try:
+        for batch in batches:
+            with autocast(device, precision):
+                _, logits, _ = _all_outputs(model, to_device(batch, device))  # a row per example
+            probs.append(torch.softmax(logits.float(), dim=-1).cpu())
+    finally:
+        model.train(training)
     return torch.cat(probs)
 
 
@@ -239,10 +249,15 @@ def run_epoch(
     accumulate: int | None = None,
 ) -> tuple[float, int]:
     """One pass over the training batches, an optimizer step every ``accumulate`` batches (default
-    ``cfg.accumulate``). Returns the sum of the losses and the number of predictions they cover."""
+    ``cfg.accumulate``). Returns the sum of the losses and the number of predictions they cover.
+
+    A step's batches (over all processes) count by the predictions each holds, as one batch that size
+    would: a short last batch, or one with fewer real tokens, weighs less, not as much as a full one."""
     model.train()  # dropout on
     accumulate = accumulate or cfg.accumulate
+    world = distributed.current().world
     total, count = 0.0, 0
+    norm, weights = None, 0.0  # a batch's weight: its predictions over the epoch's first batch's
     batches = list(batches)
     for i, batch in enumerate(batches):
         _nonempty(batch, f"training batch {i}")
@@ -254,9 +269,23 @@ def run_epoch(
         with sync:
             with autocast(device, precision):  # bf16/fp16 on a GPU, nothing on a CPU
                 loss, _, targets = outputs(model, to_device(batch, device))
-            scaler.scale(loss / group).backward()  # d loss / d every parameter, added up
+            weight = 1.0
+            if (
+                accumulate > 1 or world > 1
+            ):  # one batch alone needs no weight: its mean is the step's
+                norm = norm or distributed.agree(max(targets.numel(), 1))  # rank 0's, on every rank
+                weight = targets.numel() / norm
+            weights += weight
+            scaler.scale(loss * weight / group).backward()  # d loss / d every parameter, added up
         if stepping:
             scaler.unscale_(optimizer)  # fp16: back to true gradient sizes before clipping
+            # the mean over the step's predictions: 1 (nothing to do) when every batch holds as many
+            share = (distributed.total(weights)[0] if world > 1 else weights) / (world * group)
+            if share != 1.0:
+                for p in model.parameters():
+                    if p.grad is not None:
+                        p.grad.div_(share)
+            weights = 0.0
             if cfg.clip is not None:  # one bad batch cannot blow up the weights
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             scale = scaler.get_scale()  # fp16: a step with inf gradients is skipped, its scale cut
@@ -306,11 +335,13 @@ def fit(
     identity: Mapping[str, object] | None = None,
     progress: bool = True,
     epoch_lines: bool = True,
+    total_steps: int | None = None,
 ) -> History:
     """Train ``model`` for ``cfg.epochs``; evaluate each of ``eval_batches`` after every epoch.
 
     ``train_batches`` is a list of batches or a DataLoader (read anew every epoch), or ``f(epoch)``
-    giving each epoch's (reshuffled) batches.
+    giving each epoch's (reshuffled) batches. The schedule spans the first epoch's optimizer steps
+    times ``cfg.epochs``, or ``total_steps`` where epochs differ in length.
     ``progress`` shows a bar and, with ``epoch_lines``, one line of scores per epoch (off where the
     "epochs" are only evaluation rounds and a plot shows the curve).
     ``callbacks`` are called with the history after every epoch (live plots); a callback with
@@ -337,9 +368,12 @@ def fit(
     if place.world > 1 and place.main and progress:
         print(f"{place.world} processes, each taking 1 batch in {place.world}: an optimizer step "
               f"sees {accumulate * place.world} batches (TrainConfig.accumulate={cfg.accumulate})")  # fmt: skip
-    steps = math.ceil(len(first) / accumulate) * cfg.epochs  # optimizer steps in the whole run
+    steps = total_steps or math.ceil(len(first) / accumulate) * cfg.epochs  # in the whole run
     warmup = int(cfg.warmup * steps)
     optimizer = make_optimizer(cfg, model)
+    optimizer.zero_grad(
+        set_to_none=True
+    )  # gradients a caller left (a probe's backward) are no step's
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, steps, warmup, cfg.schedule)
     )
@@ -347,7 +381,8 @@ def fit(
     history, start = History(), 0
     shuffler = getattr(train_batches, "generator", None)  # a DataLoader's: each epoch's order
     if checkpoint is not None:  # the batches per step, not the process count, decide a resume
-        train = {**cfg.to_dict(), "accumulate": accumulate * place.world, "precision": precision}
+        train = {**cfg.to_dict(), "accumulate": accumulate * place.world, "precision": precision,
+                 "steps": steps}  # fmt: skip
         code = code_digest(run_epoch, make_optimizer, lr_factor, outputs, train_batches,
                            getattr(train_batches, "collate_fn", None))  # fmt: skip
         identity = fingerprint(model, train=train, **{"training code": code}, **(identity or {}))
