@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.download import fetch, local_data
+from helpers.download import fetch, hub_dataset, local_data
 
 WORDS = "the a cat dog sat ran on under mat tree and then it was happy tired big small".split()
 
@@ -57,9 +57,10 @@ def wikitext2_lines(split: str = "validation", path: str | None = None) -> list[
                 f"to download {WIKITEXT_HUB[0]} ({WIKITEXT_HUB[1]}) from the hub"
             )
         return read_lines(path)
-    from datasets import load_dataset
-
-    rows = load_dataset(*WIKITEXT_HUB, split=split)["text"]
+    name = f"wiki.{'valid' if split == 'validation' else split}.tokens"
+    offline = (f"put {name} in $HELPERS_DATA_DIR/corpus/wikitext-2/ and set HELPERS_DATA_DIR, or "
+               "give its path (the notebooks' WIKITEXT_FILE)")  # fmt: skip
+    rows = hub_dataset(*WIKITEXT_HUB, split=split, offline=offline)["text"]
     return [line.strip() for line in rows if line.strip()]
 
 

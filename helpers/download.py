@@ -11,13 +11,16 @@ import http.client
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from tqdm.auto import tqdm
 
-from helpers.cli import Parser
+from helpers.cli import Parser, stops_cleanly
 from helpers.files import DiskFull, atomic_write, expand_home
 
 CACHE_ENV = "HELPERS_CACHE"
@@ -93,6 +96,27 @@ class DownloadError(RuntimeError):
 AHEAD = " `python -m helpers.download --all` fetches everything ahead of class."  # not said by it
 
 
+class HubUnreachable(ConnectionError):
+    """A data set the Hugging Face hub could not give (offline, or the hub down); the message says
+    where a local copy goes. A ConnectionError, so code that passes over a missing data set still
+    does."""
+
+
+def hub_dataset(hub_id: str, *args: str, offline: str, **kwargs: Any) -> Any:
+    """``datasets.load_dataset(hub_id, *args, **kwargs)``; offline, a ``HubUnreachable`` naming
+    ``offline`` (where a local copy goes) instead of the hub client's retries' traceback."""
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(hub_id, *args, **kwargs)
+    except (OSError, ConnectionError) as err:  # offline, the hub down, no such data set
+        first = (str(err).splitlines() or [""])[0]
+        raise HubUnreachable(
+            f"could not load the data set {hub_id} from the Hugging Face hub ({type(err).__name__}: "
+            f"{first}). Offline, {offline}"
+        ) from None
+
+
 DATA_ENV = "HELPERS_DATA_DIR"
 
 
@@ -166,20 +190,39 @@ def algorithm_of(checksum: str) -> str:
     return algorithms[len(checksum)]
 
 
-def download(url: str, filename: str | None = None, checksum: str | None = None) -> Path:
+def url_name(url: str) -> str:
+    """The file name at the end of ``url``'s path (no query or fragment, %20 decoded)."""
+    name = urllib.parse.unquote(PurePosixPath(urllib.parse.urlsplit(url).path).name)
+    if not name or name in (".", ".."):
+        raise ValueError(f"{url} names no file at the end of its path; pass filename=")
+    return name
+
+
+def download(
+    url: str,
+    filename: str | None = None,
+    checksum: str | None = None,
+    check: Callable[[Path], str | None] | None = None,
+) -> Path:
     """Download ``url`` into the cache once and return its path.
 
     A file already in the cache (with the right checksum) is not downloaded again. The bytes go to a
     temporary file in the same folder and are renamed into place only when complete and verified, so
-    an interrupted download never leaves a file that looks finished.
+    an interrupted download never leaves a file that looks finished. Without a published checksum,
+    ``check(path)`` says what is wrong with a file (an HTML page where a zip should be), or None.
     """
-    dest = cache_dir() / (filename or url.rstrip("/").rsplit("/", 1)[-1])
+    dest = cache_dir() / (filename or url_name(url))
     algorithm = algorithm_of(checksum) if checksum else "sha256"
     stale = None  # the cached copy's digest when it is not the published one
     if dest.exists():
-        if checksum is None or (stale := digest_of(dest, algorithm)) == checksum:
+        if checksum is None and (problem := check and check(dest)):
+            print(f"{dest} {problem}: downloading it again")
+        elif checksum is None or (stale := digest_of(dest, algorithm)) == checksum:
             return dest
-        print(f"{dest} has {algorithm} {stale}, not the published {checksum}: downloading it again")
+        else:
+            print(
+                f"{dest} has {algorithm} {stale}, not the published {checksum}: downloading it again"
+            )
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as out:
@@ -189,6 +232,9 @@ def download(url: str, filename: str | None = None, checksum: str | None = None)
                 f"{dest.name} from {url} has {algorithm} {got}, but {checksum} was expected: the download "
                 "is corrupt or the file changed upstream. Run it again to retry."
             )
+        if checksum is None and (problem := check and check(tmp)):
+            raise DownloadError(f"{dest.name} from {url} {problem}: it was not saved. Run it again "
+                                "to retry, or download it by hand.")  # fmt: skip
 
     # renamed into place only when complete and verified; Ctrl-C stops the download at once
     try:
@@ -204,29 +250,52 @@ def download(url: str, filename: str | None = None, checksum: str | None = None)
     return dest
 
 
+# What the network can raise: OSError (refused, reset, timed out, TLS errors, HTTP statuses) and, for a
+# connection that drops mid-body, http.client's IncompleteRead, which is no OSError. A full disk, from
+# writing, is not among them: atomic_write names it.
+NETWORK_ERRORS = (OSError, http.client.HTTPException)
+
+
 def _fetch(url: str, out, name: str) -> None:
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            if total is not None and received < total:  # the server closed early
-                raise DownloadError(
-                    f"the download of {name} from {url} stopped after {received:,} of its {total:,} "
-                    "bytes. Run it again to retry."
-                )
-    # HTTPException: a connection that drops mid-body raises IncompleteRead, not an OSError
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
-        reason = getattr(err, "reason", err)
+        response = urllib.request.urlopen(url, timeout=60)
+    except NETWORK_ERRORS as err:
+        raise _failed(url, name, err) from None
+    with response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        received = 0
+        with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
+            while True:
+                try:  # read1: what has arrived (up to 1 MiB), so the bar moves on a slow link
+                    chunk = response.read1(CHUNK)
+                except NETWORK_ERRORS as err:
+                    raise _failed(url, name, err) from None
+                if not chunk:
+                    break
+                out.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and received < total:  # the server closed early
         raise DownloadError(
-            f"could not download {name} from {url} ({reason}). If you are offline, download it "
-            f"on a connected machine and copy it to {cache_dir() / name} (or point ${CACHE_ENV} at "
-            f"a folder that has it);{AHEAD}"
-        ) from None
+            f"the download of {name} from {url} stopped after {received:,} of its {total:,} "
+            "bytes. Run it again to retry."
+        )
+
+
+def _failed(url: str, name: str, err: BaseException) -> DownloadError:
+    """The one message for a download the network or the server refused."""
+    by_hand = (f"download it on a connected machine and copy it to {cache_dir() / name} (or point "
+               f"${CACHE_ENV} at a folder that has it)")  # fmt: skip
+    if isinstance(err, urllib.error.HTTPError):  # the server answered: not an offline machine
+        return DownloadError(
+            f"could not download {name} from {url}: the server answered HTTP {err.code} "
+            f"{' '.join(str(err.reason).split())} (the file moved, or the address is wrong); "
+            f"{by_hand}.{AHEAD}"
+        )
+    reason = " ".join(str(getattr(err, "reason", err)).split())  # one line (a redirect loop's two)
+    return DownloadError(
+        f"could not download {name} from {url} ({reason}). If you are offline, {by_hand}.{AHEAD}"
+    )
 
 
 def fetch(name: str) -> Path:
@@ -238,6 +307,10 @@ def fetch(name: str) -> Path:
     return download(remote.url, name, remote.checksum)
 
 
+@stops_cleanly(
+    "the files already fetched are in the cache, nothing half-downloaded is kept: run it "
+    "again for the rest"
+)
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
         prog="python -m helpers.download",
@@ -267,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"{name}: {fetch(name)}")
         except ValueError as err:  # a cache it cannot write
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {err} (${CACHE_ENV} moves the cache: {cache})", file=sys.stderr)
             return 2
         except (DownloadError, DiskFull, OSError) as err:
             print(f"error: {str(err).removesuffix(AHEAD)}", file=sys.stderr)

@@ -322,7 +322,7 @@ def _remove_stale_parts(path: Path) -> None:
                 part.unlink()
 
 
-def _remove_stale_saves(folder: Path) -> None:
+def remove_stale_saves(folder: Path) -> None:
     """Delete the temporary folders of saves into ``folder`` that a killed process left a day ago."""
     cutoff = time.time() - STALE_SECONDS
     for tmp in folder.glob(f".saving-{'?' * 8}"):  # TemporaryDirectory's random part: 8 characters
@@ -337,7 +337,7 @@ def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
     waits until every file is in place. A killed save's temporary folder is removed after a day."""
     folder = Path(folder)
     check_writable(folder / ".probe")
-    _remove_stale_saves(folder)
+    remove_stale_saves(folder)
     with (
         tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp,
         interrupt_after(),

@@ -179,6 +179,17 @@ def load_glove(path: str | Path, member: str | None = None) -> tuple[Glove, bool
     return glove, False
 
 
+def not_a_zip(path: Path) -> str | None:
+    """What is wrong with ``path`` as a zip archive, or None: a file with no checksum to check (a
+    login portal's HTML page was saved as Stanford's zip, and kept)."""
+    if zipfile.is_zipfile(path):
+        return None
+    with open(path, "rb") as f:
+        start = f.read(512).lstrip().lower()
+    page = start.startswith((b"<!doctype", b"<html", b"<?xml", b"<"))
+    return f"is not a zip archive{' but a web page (a login portal, or an error page?)' if page else ''}"
+
+
 def download_glove(dim: int) -> Glove:
     """GloVe 6B <dim>d: from d2l's mirror (sha1-verified), else Stanford's 822 MB zip of all sizes."""
     if dim not in (50, 100):
@@ -188,7 +199,7 @@ def download_glove(dim: int) -> Glove:
     except DownloadError as mirror_error:
         print(f"d2l's mirror failed ({mirror_error}); trying Stanford's server")
         try:
-            stanford = download(STANFORD_GLOVE)  # no published checksum
+            stanford = download(STANFORD_GLOVE, check=not_a_zip)  # no published checksum
         except DownloadError:  # offline: name the mirror's small file, the one to copy
             raise DownloadError(f"{mirror_error} (Stanford's server failed too)") from None
         return load_glove(stanford, member=f"glove.6B.{dim}d.txt")[0]

@@ -1,7 +1,12 @@
+import contextlib
 import hashlib
 import http.client
+import http.server
 import io
+import ssl
+import threading
 import urllib.error
+import zipfile
 
 import pytest
 
@@ -191,7 +196,7 @@ def test_a_connection_dropped_mid_download_is_one_message(tmp_path, cache, monke
         def __exit__(self, *exc):
             return False
 
-        def read(self, *args):
+        def read1(self, *args):
             raise http.client.IncompleteRead(b"x" * 10, 90)
 
     monkeypatch.setattr(dl.urllib.request, "urlopen", lambda url, timeout: Dropped())
@@ -238,3 +243,127 @@ def test_every_local_data_set_reads_helpers_data_dir_the_same_way(
     assert local_glove(50) is None and "has no glove/glove.6B.50d*.txt" in capsys.readouterr().err
     monkeypatch.delenv("HELPERS_DATA_DIR")
     assert dl.local_data("sst2", "train.tsv") is None and capsys.readouterr().err == ""
+
+
+@contextlib.contextmanager
+def server(pages: dict[str, tuple[int, bytes]]):
+    """A local HTTP server answering each path with (status, body); its base URL."""
+
+    class Pages(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            status, body = pages.get(self.path.split("?")[0], (404, b"<html>not here</html>"))
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_a_server_that_answers_an_http_error_is_named_with_its_status(cache):
+    """A 404 read "could not download ... (Not Found). If you are offline, ...": the server answered,
+    so the machine is not offline; the status says what went wrong."""
+    with server({}) as base, pytest.raises(dl.DownloadError) as raised:
+        dl.download(f"{base}/gone.zip")
+    message = str(raised.value)
+    assert "the server answered HTTP 404 Not Found" in message and "offline" not in message, message
+    assert list(cache.iterdir()) == []
+
+
+def test_a_tls_error_mid_download_is_one_message(cache, monkeypatch):
+    """ssl.SSLError is an OSError the download did not catch: a traceback from ssl.py, and notebook 03's
+    GloVe never tried Stanford's server."""
+
+    class Broken(io.BytesIO):
+        headers = {"Content-Length": "100"}
+
+        def __exit__(self, *exc):
+            return False
+
+        def read1(self, *args):
+            raise ssl.SSLError(1, "[SSL: DECRYPTION_FAILED_OR_BAD_RECORD_MAC] decryption failed")
+
+    monkeypatch.setattr(dl.urllib.request, "urlopen", lambda url, timeout: Broken())
+    with pytest.raises(dl.DownloadError, match=r"could not download f.zip .*DECRYPTION_FAILED"):
+        dl.download("https://example.org/f.zip")
+    assert list(cache.iterdir()) == []
+
+
+def test_a_web_page_where_stanfords_glove_zip_should_be_is_not_kept(cache, capsys):
+    """Stanford's zip has no published checksum: a login portal's HTML page was saved as glove.6B.zip
+    and returned from the cache ever after."""
+    from helpers.glove import not_a_zip
+
+    page = b"<!DOCTYPE html><html>Sign in to the network</html>"
+    with server({"/glove.6B.zip": (200, page)}) as base:
+        with pytest.raises(dl.DownloadError, match="is not a zip archive but a web page"):
+            dl.download(f"{base}/glove.6B.zip", check=not_a_zip)
+        assert list(cache.iterdir()) == []
+        (cache / "glove.6B.zip").write_bytes(page)  # kept by an earlier version
+        zipped = io.BytesIO()
+        with zipfile.ZipFile(zipped, "w") as z:
+            z.writestr("glove.6B.50d.txt", "the 0.1 0.2\n")
+        with server({"/glove.6B.zip": (200, zipped.getvalue())}) as fixed:
+            path = dl.download(f"{fixed}/glove.6B.zip", check=not_a_zip)
+        assert zipfile.is_zipfile(path)
+        assert "glove.6B.zip is not a zip archive but a web page" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("url", "name"), [
+    ("https://example.org/d/glove.zip?X-Amz-Signature=abc&dl=1", "glove.zip"),
+    ("https://example.org/d/glove.zip#part", "glove.zip"),
+    ("https://example.org/d/a%20b.txt", "a b.txt"),
+])  # fmt: skip
+def test_the_cached_name_is_the_file_name_of_the_urls_path(url, name):
+    """The name kept the query string, the fragment and %20."""
+    assert dl.url_name(url) == name
+
+
+def test_a_url_ending_in_a_folder_needs_a_file_name():
+    with pytest.raises(ValueError, match="names no file at the end of its path; pass filename="):
+        dl.url_name("https://example.org/")
+
+
+def test_ctrl_c_stops_the_download_command_with_one_line(cache, monkeypatch, capsys):
+    """Ctrl-C was a 20-line traceback from socket.py (and SIGTERM left a .part file for a day)."""
+
+    def interrupted(url, out, name):
+        out.write(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dl, "_fetch", interrupted)
+    assert dl.main(["tinyshakespeare.txt"]) == 130
+    assert "stopped: the files already fetched are in the cache" in capsys.readouterr().err
+    assert [p.name for p in cache.iterdir() if p.name != "locks"] == []
+
+
+def test_the_hub_offline_names_where_a_local_copy_goes(monkeypatch):
+    """Notebooks 04, 06, 07 and 09 showed the datasets library's ConnectionError after its retries,
+    naming neither $HELPERS_DATA_DIR's files nor the knob for a local copy."""
+    import datasets
+
+    from helpers.corpora import wikitext2_lines
+    from helpers.finetune.data import _real_splits
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.delenv("HELPERS_DATA_DIR", raising=False)
+    with pytest.raises(
+        ConnectionError, match=r"\$HELPERS_DATA_DIR/corpus/wikitext-2/.*WIKITEXT_FILE"
+    ):
+        wikitext2_lines("validation")
+    _real_splits.cache_clear()
+    with pytest.raises(dl.HubUnreachable, match=r"nyu-mll/glue .*sst2/train.tsv"):
+        _real_splits("sst2", None, 872)

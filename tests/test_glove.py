@@ -162,7 +162,7 @@ def test_offline_both_sources_fail_and_the_message_names_the_mirrors_file(monkey
             f"could not download {name} (offline). If you are offline, copy it"
         )
 
-    def stanford(url):
+    def stanford(url, check=None):
         raise glove.DownloadError("could not download glove.6B.zip (offline)")
 
     monkeypatch.setattr(glove, "fetch", mirror)

@@ -7,6 +7,7 @@ import math
 import os
 import random
 import tarfile
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -220,6 +221,26 @@ def test_a_second_process_extracting_the_reviews_uses_the_first_ones_copy(
         "train",
     ]  # one copy
     assert [p.name for p in cache_dir().iterdir()] == ["aclImdb"]  # the extraction's folder removed
+
+
+def test_a_killed_extractions_folder_is_hidden_and_removed_after_a_day(
+    tmp_path, cache, monkeypatch
+):
+    """A kernel restart mid-extraction left a visible tmpXXXXXXXX folder (hundreds of MB for the real
+    archive) in the cache for good."""
+    archive = tar_with(tmp_path, ["aclImdb/train/pos/1_9.txt", "aclImdb/test/neg/2_1.txt"])
+    monkeypatch.setattr(imdb_data, "fetch", lambda name: archive)
+    made = []
+    real = imdb_data.extract_tar
+    monkeypatch.setattr(
+        imdb_data, "extract_tar", lambda path, target: made.append(target) or real(path, target)
+    )
+    killed = cache_dir() / ".saving-k1lled00"
+    (killed / "aclImdb").mkdir(parents=True)
+    os.utime(killed, (time.time() - 2 * 86400,) * 2)
+    imdb_data._from_tarball()
+    assert made[0].name.startswith(".saving-") and not killed.exists()
+    assert [p.name for p in cache_dir().iterdir()] == ["aclImdb"]
 
 
 # --- model -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch.utils.data import DataLoader
 
-from helpers.download import local_data
+from helpers.download import hub_dataset, local_data
 from helpers.finetune import splits
 from helpers.profiles import Sizes04, made_to_order
 from helpers.synthetic import synthetic_pairs, synthetic_reviews
@@ -128,10 +128,13 @@ def _real_splits(name: str, folder: str | None, dev_size: int) -> Splits:
             result = boolq_splits(read_rows(base / "train.jsonl"), read_rows(base / "valid.jsonl"))
         result.source = f"$HELPERS_DATA_DIR ({folder})"
         return result
-    from datasets import load_dataset
-
     hub_id, subset, _ = HUB[name]
-    data = load_dataset(hub_id, subset) if subset else load_dataset(hub_id)
+    files = ("sst2/train.tsv (and valid.tsv, test.tsv; columns sentence, label)" if name == "sst2"
+             else "boolq/train.jsonl and boolq/valid.jsonl")  # fmt: skip
+    offline = (f"put a copy in $HELPERS_DATA_DIR as {files} and set HELPERS_DATA_DIR (README, "
+               "notebook 04's data); HELPERS_PROFILE=smoke runs on made-up sentences, to try the "
+               "code only")  # fmt: skip
+    data = hub_dataset(hub_id, *([subset] if subset else []), offline=offline)
     train, validation = [dict(r) for r in data["train"]], [dict(r) for r in data["validation"]]
     result = (
         sst2_splits(train, validation, dev_size)

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from helpers.download import DATA_ENV, DownloadError, cache_dir, fetch, local_data
-from helpers.files import expand_home, extract_tar, same_file
+from helpers.files import expand_home, extract_tar, remove_stale_saves, same_file
 from helpers.glove import Glove, download_glove, load_glove
 from helpers.profiles import Sizes03, made_to_order
 from helpers.synthetic import synthetic_glove, synthetic_reviews
@@ -156,7 +156,8 @@ def _from_tarball() -> dict[str, Split]:
     folder = cache_dir() / "aclImdb"
     if not folder.exists():
         archive = fetch("aclImdb_v1.tar.gz")
-        with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        remove_stale_saves(cache_dir())  # a killed extraction's folder, after a day
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".saving-") as tmp:
             extract_tar(archive, Path(tmp))
             try:  # complete folders only: one rename, on the cache's own file system
                 os.rename(Path(tmp) / "aclImdb", folder)
