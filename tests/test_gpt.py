@@ -756,3 +756,19 @@ def test_the_cosine_schedule_ends_near_0_when_rounds_differ_in_length():
         hook.remove()
     assert len(rates) == 21 and rates[0] == pytest.approx(1e-3)
     assert rates[-1] < 0.01 * 1e-3 and rates == sorted(rates, reverse=True), rates
+
+
+def test_a_saved_model_that_cannot_be_read_now_is_named_in_the_error(tmp_path, monkeypatch):
+    """Memory running out while loading re-raised torch's error, which names no file."""
+    from helpers.gpt import runs
+
+    train(synthetic_text(2000), GPTRunConfig(**TINY, iters=2), torch.device("cpu"), save=tmp_path,
+          progress=False)  # fmt: skip
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(runs.torch, "load", no_memory)
+    with pytest.raises(MemoryError) as raised:
+        load_model(tmp_path)
+    assert raised.value.__notes__ == [f"(while reading the saved model {tmp_path / 'model.pt'})"]

@@ -642,10 +642,14 @@ def test_a_checkpoint_that_cannot_be_read_now_is_never_trained_over(tmp_path, mo
         raise error
 
     monkeypatch.setattr(checkpoints.torch, "load", failing)
-    with pytest.raises(type(error)):
+    with pytest.raises(type(error)) as raised:
         fit(toy_model(), toy_data(), TrainConfig(epochs=2), CPU, checkpoint=path, progress=False)
-    with pytest.raises(type(error)):
+    named = f"(while reading the checkpoint {path}: it is kept, not trained over)"
+    assert raised.value.__notes__ == [named]  # the error alone did not say which file
+    error.__notes__.clear()
+    with pytest.raises(type(error)) as raised:
         check_own_checkpoint(path, "helpers.finetune", "--checkpoint")
+    assert raised.value.__notes__ == [named]
     assert path.read_bytes() == kept
     monkeypatch.undo()
     path.write_bytes(kept[:-1])  # cut short: torch raises OSError(EINVAL)

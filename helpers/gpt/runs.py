@@ -290,6 +290,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
             )
     except Exception as e:  # a truncated or foreign file: say which, not torch's traceback
         if not_the_files_fault(e):  # permissions, a disk error, memory: the file may be good
+            e.add_note(f"(while reading the saved model {path})")
             raise
         detail = " ".join(str(e).split())[:200]
         if isinstance(e, pickle.UnpicklingError):  # not torch's advice to load it unsafely

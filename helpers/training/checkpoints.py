@@ -106,6 +106,7 @@ def check_own_checkpoint(path: str | Path, made_by: str, flag: str) -> None:
         owner = state["fingerprint"].get("made_by")
     except Exception as err:  # not a checkpoint, or not one of ours
         if not_the_files_fault(err):
+            err.add_note(f"(while reading the checkpoint {path}: it is kept, not trained over)")
             raise
         owner = None
     if owner != made_by:
@@ -147,6 +148,7 @@ def load_checkpoint(path: str | Path, current: dict) -> tuple[dict | None, str]:
     # not a checkpoint, or a damaged one: unpickling a flipped byte raises almost anything
     except Exception as err:
         if not_the_files_fault(err):
+            err.add_note(f"(while reading the checkpoint {path}: it is kept, not trained over)")
             raise
         if isinstance(err, pickle.UnpicklingError):  # not torch's advice to load it unsafely
             return None, (f"{path} could not be read: it is damaged or holds objects other than "
