@@ -1,5 +1,6 @@
-"""Speed measurements that write JSON. Timings are medians of interleaved repeats, so both sides of a
-comparison see the same machine load.
+"""Speed measurements that write JSON. ``block`` and ``attention`` time medians of interleaved repeats,
+so both sides of a comparison see the same machine load; ``precision`` times one ``fit`` per precision
+and ``kv-cache`` one generation per side, one after the other (no warm-up, no repeats).
 
     python -m helpers.benchmark block --json block.json          # from-scratch block vs nn.LayerNorm + SDPA
     python -m helpers.benchmark attention --json attention.json  # loop vs vectorised vs torch as T grows

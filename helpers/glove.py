@@ -15,6 +15,7 @@ import torch
 
 from helpers.download import DownloadError, cache_dir, download, fetch
 from helpers.files import load_arrays, save_arrays
+from helpers.source import code_digest
 from helpers.text import Vocab
 
 STANFORD_GLOVE = "https://nlp.stanford.edu/data/glove.6B.zip"
@@ -152,8 +153,10 @@ def load_glove(path: str | Path, member: str | None = None) -> tuple[Glove, bool
     if path.is_dir():
         raise ValueError(f"GloVe file {path} is a folder; pass a glove.6B.*d.txt or .zip")
     stat = path.stat()
+    # the parser's code too: arrays an older parser wrote (before its checks for nan) are parsed again
+    parser = code_digest(parse_glove_text)
     key = hashlib.sha256(
-        f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+        f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{parser}".encode()
     ).hexdigest()[:20]
     cached = cache_dir() / "glove" / f"{member or path.stem}.{key}.npz"
     if (arrays := load_arrays(cached, "words", "vectors")) is not None:

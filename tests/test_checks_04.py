@@ -560,7 +560,7 @@ def evaluate_accuracy_per_example(model, batches, device):
 
 
 def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=False, per_batch=False,
-              percent=False, move=True, f1=None):  # fmt: skip
+              percent=False, move=True, f1=None, recall=None):  # fmt: skip
     def evaluate(model, batches, device):
         if eval_mode:
             model.eval()
@@ -587,7 +587,7 @@ def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=
         return {
             "accuracy": accuracy * (100 if percent else 1),
             "precision": p,
-            "recall": r,
+            "recall": r if recall is None else recall(true, predicted),
             "f1": f1_value if f1 is None else f1(p, r),
         }
 
@@ -614,6 +614,15 @@ def _evaluate(eval_mode=True, no_grad=True, average="binary", pos_label=1, swap=
         (_evaluate(pos_label=0), "negative class"),
         (_evaluate(swap=True), "precision and recall are swapped"),
         (_evaluate(per_batch=True), "the last batch is smaller"),
+        # each recall a student may return in its place (all equal to the right one on older data)
+        (_evaluate(recall=lambda t, p: recall_score(t, p, average="macro")), "average='macro'"),
+        (_evaluate(recall=lambda t, p: recall_score(t, p, average="micro")), "equals the accuracy"),
+        (
+            _evaluate(recall=lambda t, p: recall_score(t, p, average="weighted")),
+            "equals the accuracy",
+        ),
+        (_evaluate(recall=lambda t, p: recall_score(t, p, pos_label=0)), "negative class"),
+        (_evaluate(recall=accuracy_score), "equals the accuracy"),
         (_evaluate(percent=True), "a fraction between 0 and 1"),
         (lambda model, batches, device: [0.5], "not a dict"),
         (lambda model, batches, device: {"accuracy": 0.5}, "'precision', 'recall', 'f1'"),

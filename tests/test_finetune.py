@@ -670,11 +670,12 @@ def test_seeded_runs_summarize_as_mean_and_spread():
         "accuracy": "0.900 ± 0.100 (3 seeds)",
         "f1": "0.500 ± 0.000 (3 seeds)",
     }
-    assert experiments.summarize(three[:1]) == {
-        "accuracy": "0.800 ± 0.000 (1 seed)",
-        "f1": "0.500 ± 0.000 (1 seed)",
+    assert experiments.summarize(three[:1]) == {  # not "± 0.000": one run says nothing of spread
+        "accuracy": "0.800 (no spread: 1 seed)",
+        "f1": "0.500 (no spread: 1 seed)",
     }
     assert experiments.spread([0.8, 0.9, 1.0]) == pytest.approx((0.9, 0.1))
+    assert experiments.spread([0.8]) == (0.8, None)
     assert experiments.seconds_per_example_epoch(runs, len(splits["train"])) > 0
 
 

@@ -29,6 +29,18 @@ def test_load_caches_arrays(glove_file, cache):
     assert cached and again.words == first.words and np.array_equal(again.vectors, first.vectors)
 
 
+def test_arrays_an_older_parser_cached_are_parsed_again(glove_file, cache, monkeypatch):
+    """The cache was keyed by the file alone: arrays written before the parser refused nan were loaded
+    without that check (a nan vector reached training as a "diverged" run)."""
+    real = glove.code_digest
+    monkeypatch.setattr(glove, "code_digest", lambda fn: "an older parser")
+    assert glove.load_glove(glove_file)[1] is False
+    assert glove.load_glove(glove_file)[1] is True
+    monkeypatch.setattr(glove, "code_digest", real)
+    assert glove.load_glove(glove_file)[1] is False  # this parser's own arrays
+    assert glove.load_glove(glove_file)[1] is True
+
+
 def test_load_from_zip_with_member(tmp_path, cache):
     archive = tmp_path / "glove.6B.zip"
     with zipfile.ZipFile(archive, "w") as z:

@@ -609,6 +609,33 @@ def test_ablation_names_the_run_that_diverged_and_keeps_the_others(tmp_path, mon
     assert len(saved[-1]) == 1 and saved[-1][0]["seed"] == 42
 
 
+def test_ablation_runs_again_the_saved_runs_of_other_code(monkeypatch, capsys):
+    """A --json of runs from an older helpers was resumed as it was: its runs and the new ones were
+    summarised together, without a word."""
+    trained = []
+
+    def run(prepared, cfg, device, seed, progress):
+        trained.append(seed)
+        history = History()
+        history.log(epoch=1, train_loss=0.5, valid_loss=0.6, valid_accuracy=0.7, seconds=1.0)
+        return SimpleNamespace(history=history, model=None)
+
+    monkeypatch.setattr(ablation, "run", run)
+    digested = []  # (this run stand-in's digest would change with the list it fills)
+    monkeypatch.setattr(ablation, "code_digest", lambda *fns: digested.append(fns) or "this code")
+    course, prepared = imdb.CONFIGS["course"], SimpleNamespace(docs={})
+    rows = ablation.ablation(prepared, course, [42, 43], CPU, {"course": {}})
+    assert digested[0] == (run, ablation.score_test)  # what trains and scores a run
+    assert trained == [42, 43] and all(r["code"] == "this code" for r in rows)
+    assert ablation.ablation(prepared, course, [42, 43], CPU, {"course": {}}, done=rows) == rows
+    assert trained == [42, 43] and "note:" not in capsys.readouterr().out  # the same code: kept
+    older = [{k: v for k, v in r.items() if k != "code"} for r in rows]  # rows before the digest
+    older[1]["code"] = "0" * 16  # a row of an edited trainer
+    again = ablation.ablation(prepared, course, [42, 43], CPU, {"course": {}}, done=older)
+    assert trained == [42, 43, 42, 43] and [r["seed"] for r in again] == [42, 43]
+    assert "note: 2 of the 2 saved runs were trained by other code" in capsys.readouterr().out
+
+
 def test_cli_resumes_after_ctrl_c_with_the_run_that_never_stopped(
     cli_files, capsys, monkeypatch, tmp_path
 ):
@@ -781,7 +808,7 @@ def test_ablation_runs_every_change_and_seed_resumes_and_summarises(cli_files, c
         assert [(r["change"], r["seed"]) for r in saved["runs"]] == [
             ("course", 42), ("course", 43), ("lr 3e-3", 42), ("lr 3e-3", 43)]  # fmt: skip
         assert saved["setting"]["examples"] == {"train": 216, "valid": 24}  # no test split at all
-        capsys.readouterr()
+        assert "validation accuracy over seeds" in capsys.readouterr().out
         assert ablation.main([*args, "--seeds", "3", "--epochs", "1"]) == 0  # resumes: 2 runs more
     again = json.loads(cli_files["--json"].read_text())["runs"]
     assert again[:4] == saved["runs"] and len(again) == 6
@@ -827,7 +854,8 @@ def test_ablation_from_best_scores_a_choose_file_as_the_command_scores_its_test_
     assert list(table.columns[:5]) == ["runs", "mean", "sd", "low", "high"]
     assert table.loc["1 head", "mean"] == runs[1]["choose_accuracy"] != runs[1]["valid_accuracy"]
     assert table.loc["best", "vs best"] == 0
-    assert "vs best" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "vs best" in out and "--choose-file's accuracy over seeds" in out  # which split, said
     tmp = cli_files["--json"].with_name("cli.json")
     assert call({**cli_files, "--test-file": cli_files["--test-file"], "--json": tmp},
                 "--config", "best", "--epochs", "1") == 0  # fmt: skip

@@ -387,3 +387,13 @@ def test_shaded_tokens_are_black_on_white_whatever_the_theme():
 
 def test_rounded():
     assert rounded(torch.tensor([[0.12345, 1.0]]), 2) == [0.12, 1.0]
+
+
+def test_a_model_with_one_seed_has_no_error_bar_not_one_of_zero():
+    """One seed's sd was written as 0.0 and drawn as an error bar of 0 (no spread seen, none measured)."""
+    one = {name: {"seeds": 1, **{k: {"mean": 0.7, "sd": None} for k in pretraining.METRICS}}
+           for name in ("pretrained", "random init")}  # fmt: skip
+    fig = pretraining.plot_comparison(one)
+    assert not [c for c in fig.axes[0].containers if type(c).__name__ == "ErrorbarContainer"]
+    fig = pretraining.plot_comparison(SUMMARY)
+    assert [c for c in fig.axes[0].containers if type(c).__name__ == "ErrorbarContainer"]

@@ -236,6 +236,24 @@ def test_token_batches_count_by_their_real_targets_as_one_batch_would():
         assert torch.allclose(a, b, atol=1e-6), (a - b).abs().max()
 
 
+def test_a_batch_whose_targets_are_all_ignored_adds_nothing():
+    """Its mean loss is 0/0: evaluate's loss was NaN, and in training the NaN reached the gradients and
+    the epoch's loss (a "diverged" run)."""
+    ids = torch.randint(0, 6, (4, 3), generator=torch.Generator().manual_seed(1))
+    targets = ids.roll(1, dims=1)
+    none = torch.full_like(targets[:2], IGNORE)
+    cfg = TrainConfig(epochs=1, lr=0.5, optimizer="sgd", schedule="constant", clip=None)
+    alone, with_empty = TokenModel(), TokenModel()
+    expected = fit(alone, [(ids[2:], targets[2:])], cfg, CPU, progress=False)
+    got = fit(with_empty, [(ids[:2], none), (ids[2:], targets[2:])], cfg.replace(accumulate=2), CPU,
+              progress=False)  # fmt: skip
+    assert got["train_loss"] == pytest.approx(expected["train_loss"])
+    for a, b in zip(alone.parameters(), with_empty.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    real = evaluate(alone, [(ids[2:], targets[2:])], CPU)
+    assert evaluate(alone, [(ids[:2], none), (ids[2:], targets[2:])], CPU) == real
+
+
 def test_equal_batches_step_exactly_as_before_weights():
     """Batches that hold as many predictions each are weighted 1: the loss over the batches in a step,
     bit for bit as it was before batches were weighted by their predictions."""
@@ -367,6 +385,25 @@ def test_a_checkpoint_made_by_other_code_is_never_reused(tmp_path, capsys):
     fit(model(fixed_attention()), data, cfg.replace(lr=0.01), CPU, checkpoint=path, progress=False,
         identity={"data": "other"})  # fmt: skip
     assert "the data changed" in capsys.readouterr().out
+
+
+def test_a_checkpoint_of_an_older_helpers_is_named_as_such(tmp_path, capsys):
+    """After an upgrade, a checkpoint was said to differ by changes the student never made ("the code
+    of GELUActivation, ... changed; the train's precision 'auto' -> 'fp32', steps None -> 300"): the
+    way its fingerprint was made had changed."""
+    path, cfg = tmp_path / "run.pt", TrainConfig(epochs=1, lr=0.05)
+    fit(toy_model(), toy_data(), cfg, CPU, checkpoint=path, progress=False)
+    state = torch.load(path, weights_only=True)
+    older = state["fingerprint"]
+    del older["format"], older["train"]["steps"]  # as the last helpers wrote it
+    older["code"] = {name: "digested otherwise" for name in older["code"]}
+    torch.save(state, path)
+    fit(toy_model(), toy_data(), cfg, CPU, checkpoint=path, progress=False)
+    said = capsys.readouterr().out
+    assert ("run.pt was written by another version of helpers (checkpoint format 1, now 2): training "
+            "again") in said and "steps" not in said, said  # fmt: skip
+    fit(toy_model(), toy_data(), cfg, CPU, checkpoint=path)
+    assert "resuming from run.pt after epoch 1" in capsys.readouterr().out
 
 
 def test_resuming_mid_run_gives_the_run_that_never_stopped(tmp_path):

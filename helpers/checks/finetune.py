@@ -498,7 +498,8 @@ class FixedPredictions(TinyClassifier):
 def _eval_batches(loader: bool = False) -> list[dict[str, torch.Tensor]]:
     """9 examples in batches of 4, 4, 1: per-batch means differ from the overall mean. With
     ``loader``, the tensors are ``LoaderTensor``s: the model can tell whether they were moved."""
-    # true:      1 1 1 1 1 1 0 0 0 ; predicted: 1 1 1 1 0 0 1 0 0  (first token = example id)
+    # true:      1 1 1 1 1 1 0 0 0 ; predicted: 0 1 1 1 1 1 1 1 0  (first token = example id)
+    # accuracy .667, P .714, R .833, F1 .769: apart from each other and from every mistake's score
     ids = torch.arange(1, 10).unsqueeze(1).repeat(1, 3)
     labels = torch.tensor([1, 1, 1, 1, 1, 1, 0, 0, 0])
     cuts = [(0, 4), (4, 8), (8, 9)]
@@ -509,7 +510,7 @@ def _eval_batches(loader: bool = False) -> list[dict[str, torch.Tensor]]:
     return batches
 
 
-EVAL_PREDICTIONS = {1: 1, 2: 1, 3: 1, 4: 1, 5: 0, 6: 0, 7: 1, 8: 0, 9: 0}
+EVAL_PREDICTIONS = {1: 0, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1, 7: 1, 8: 1, 9: 0}
 
 
 def _eval_mistakes() -> dict[str, dict[str, float]]:
@@ -547,6 +548,9 @@ def _eval_mistakes() -> dict[str, dict[str, float]]:
         "recall": {
             "precision and recall are swapped: scikit-learn takes (y_true, y_pred) in that order": right["precision"],
             "you averaged over both classes (average='macro'); use average='binary'": macro[1],
+            "recall of the negative class: the positive class is label 1": negative[1],
+            "this recall equals the accuracy: averaged over every example (average='micro' or "
+            "'weighted'); use average='binary' for the positive class's": micro[1],
         },
         "accuracy": {
             "you averaged the batches' accuracies, but the last batch is smaller: count correct "

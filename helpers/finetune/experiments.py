@@ -346,9 +346,15 @@ def seeded_runs(
     ]
 
 
-def spread(values: list[float]) -> tuple[float, float]:
-    """(mean, standard deviation) of ``values``; one value has spread 0."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def spread(values: list[float]) -> tuple[float, float | None]:
+    """(mean, sample standard deviation) of ``values``; one value has none (None, not 0: one run
+    says nothing of how much the next would differ)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def plus_minus(mean: float, sd: float | None) -> str:
+    """ "0.871 ± 0.004", or "0.871 (no spread: 1 seed)" where there is no sd."""
+    return f"{mean:.3f} (no spread: 1 seed)" if sd is None else f"{mean:.3f} ± {sd:.3f}"
 
 
 def summarize(scores: list[dict[str, float]]) -> dict[str, str]:
@@ -356,7 +362,7 @@ def summarize(scores: list[dict[str, float]]) -> dict[str, str]:
     out = {}
     for key in scores[0]:
         mean, sd = spread([s[key] for s in scores])
-        out[key] = f"{mean:.3f} ± {sd:.3f} ({len(scores)} seed{'s' * (len(scores) > 1)})"
+        out[key] = plus_minus(mean, sd) + (f" ({len(scores)} seeds)" if sd is not None else "")
     return out
 
 

@@ -45,6 +45,7 @@ from helpers.finetune.experiments import (
     FinetuneRun,
     classification_scores,
     experiment,
+    plus_minus,
     spread,
 )
 from helpers.finetune.models import check_max_length
@@ -609,7 +610,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in summary.items():
         print(
             f"{name:20s} "
-            + "  ".join(f"{k} {s[k]['mean']:.3f} ± {s[k]['sd']:.3f}" for k in METRICS)
+            + "  ".join(f"{k} {plus_minus(s[k]['mean'], s[k]['sd'])}" for k in METRICS)
         )
     if several:
         for name, rate in chosen.items():
@@ -618,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             test = report["test_accuracy"][name]
             print(f"{name}: mean dev accuracy {tried}; {rate:g} chosen on dev (the scores above); test "
-                  f"accuracy at it {test['mean']:.3f} ± {test['sd']:.3f}")  # fmt: skip
+                  f"accuracy at it {plus_minus(test['mean'], test['sd'])}")  # fmt: skip
     if rescaled is not None:
         print(
             f"{RESCALED} - random init: {100 * report['rescaled_minus_random_accuracy']:+.1f} points"

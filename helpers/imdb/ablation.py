@@ -26,6 +26,7 @@ from helpers.files import check_report, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import check_splits, kept_apart, read_jsonl, split_off
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
+from helpers.source import code_digest
 from helpers.training.loop import Diverged
 
 if TYPE_CHECKING:
@@ -66,8 +67,14 @@ def ablation(
 ) -> list[dict]:
     """Train ``base`` with each change for each seed; one row per run with its validation scores (and
     its final model's accuracy on the "choose" split, if ``prepared`` has one). Rows already in
-    ``done`` are kept, not retrained; ``save(rows)`` is called after every run."""
-    rows = list(done)
+    ``done`` are kept, not retrained, if the code that trains and scores a run is the same (a row
+    of an older helpers, or of an edited trainer, is run again); ``save(rows)`` is called after
+    every run."""
+    code = code_digest(run, score_test)  # and what they reach: the model, fit, the data's batches
+    rows = [r for r in done if r.get("code") == code]
+    if len(rows) < len(done):
+        print(f"note: {len(done) - len(rows)} of the {len(done)} saved runs were trained by other code "
+              "(an older helpers, or an edited trainer): running them again")  # fmt: skip
     todo = [(name, seed) for name in changes for seed in seeds
             if not any(r["change"] == name and r["seed"] == seed for r in rows)]  # fmt: skip
     for name, seed in tqdm(todo, desc="ablation", unit="run"):
@@ -81,7 +88,7 @@ def ablation(
             "change": name, "seed": seed, "config": cfg.to_dict(),
             "valid_accuracy": history.last("valid_accuracy"), "valid_loss": history.last("valid_loss"),
             "best_epoch_valid_accuracy": max(history["valid_accuracy"]),
-            "seconds_per_epoch": statistics.mean(history["seconds"]),
+            "seconds_per_epoch": statistics.mean(history["seconds"]), "code": code,
         })  # fmt: skip
         if "choose" in prepared.docs:
             rows[-1]["choose_accuracy"] = score_test(
@@ -220,7 +227,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}; {kept} run{'s' * (kept != 1)} saved in {args.json}", file=sys.stderr)
         return 2
     save(rows)
-    print(summary(rows).to_string(float_format=lambda x: f"{x:.4f}"))
+    table = summary(rows)
+    scored = "--choose-file's" if "choose_accuracy" in rows[0] else "validation"
+    print(f"{scored} accuracy over seeds (mean, sample sd, range) and each change's mean minus "
+          f"{table.index[0]}'s; seconds per epoch:")  # fmt: skip
+    print(table.to_string(float_format=lambda x: f"{x:.4f}"))
     return 0
 
 

@@ -31,14 +31,15 @@ def plot_perplexity(report: dict, title: str = "Pretraining: held-out MLM perple
 
 
 def plot_comparison(summary: dict[str, dict], title: str = "SST-2 dev, fine-tuned") -> Figure:
-    """One bar chart: each metric (groups) for each model (bars), mean over seeds with ±1 sd
-    (``helpers.finetune.twin.summarize``'s output)."""
+    """One bar chart: each metric (groups) for each model (bars), mean over seeds with ±1 sd (none
+    for one seed) (``helpers.finetune.twin.summarize``'s output)."""
     fig, ax = subplots(figsize=(9, 3.8))
     width = 0.8 / max(1, len(summary))
     for i, (name, s) in enumerate(summary.items()):
         x = [m + (i - (len(summary) - 1) / 2) * width for m in range(len(METRICS))]
-        ax.bar(x, [s[k]["mean"] for k in METRICS], width, yerr=[s[k]["sd"] for k in METRICS],
-               capsize=3, label=f"{name} ({count(s['seeds'], 'seed')})")  # fmt: skip
+        spreads = [s[k]["sd"] for k in METRICS]  # None for one seed: no bar, not a bar of 0
+        ax.bar(x, [s[k]["mean"] for k in METRICS], width,
+               yerr=None if None in spreads else spreads, capsize=3, label=f"{name} ({count(s['seeds'], 'seed')})")  # fmt: skip
     ax.axhline(0.5, color="gray", linestyle=":", linewidth=1, label="chance (0.5)")
     ax.set_xticks(range(len(METRICS)), METRICS)
     ax.set(title=title, xlabel="metric", ylabel="score (mean ± sd)", ylim=(0, 1.05))

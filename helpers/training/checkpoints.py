@@ -49,11 +49,17 @@ def code_fingerprint(model: nn.Module) -> dict[str, str]:
     return {name: code_digest(cls) for name, cls in sorted(classes.items())}
 
 
+# The fingerprint's own make: one more whenever what it holds or how code is digested changes, so a
+# checkpoint of an older helpers is named as such, not as changes the student never made.
+FORMAT = 2
+
+
 def fingerprint(model: nn.Module, /, **parts: object) -> dict:
     """What a checkpoint must match to be reused: the model's code and parameter shapes, plus ``parts``
     (the training config, the model config, a digest of the data, ...)."""
     shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
-    return {"code": code_fingerprint(model), "shapes": digest(repr(shapes)), **parts}
+    return {"format": FORMAT, "code": code_fingerprint(model), "shapes": digest(repr(shapes)),
+            **parts}  # fmt: skip
 
 
 def differences(saved: dict, current: dict) -> list[str]:
@@ -158,6 +164,9 @@ def load_checkpoint(path: str | Path, current: dict) -> tuple[dict | None, str]:
     saved = state.get("fingerprint") if isinstance(state, dict) else None
     if not isinstance(saved, dict) or "epoch" not in state:
         return None, f"{path} has no fingerprint (an older format); training again"
+    if saved.get("format") != current.get("format"):  # 1: before the format was written down
+        return None, (f"{path.name} was written by another version of helpers (checkpoint format "
+                      f"{saved.get('format', 1)}, now {current.get('format')}): training again")  # fmt: skip
     changed = differences(saved, current)
     if changed:
         return None, f"{path.name} was trained differently ({'; '.join(changed)}): training again"

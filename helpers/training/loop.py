@@ -195,7 +195,8 @@ def evaluate(
             with autocast(device, precision):
                 loss, logits, targets = outputs(model, to_device(batch, device))
             n = targets.numel()  # predictions: one per example, or one per token
-            loss_sum += loss.float().item() * n
+            if n:  # a batch whose targets are all ignored has no loss (NaN), and adds nothing
+                loss_sum += loss.float().item() * n
             correct += (logits.argmax(dim=-1) == targets).sum().item()
             count += n
     finally:  # a caller's training loop keeps its dropout
@@ -268,13 +269,14 @@ def run_epoch(
         sync = model.no_sync() if not stepping and hasattr(model, "no_sync") else nullcontext()
         with sync:
             with autocast(device, precision):  # bf16/fp16 on a GPU, nothing on a CPU
-                loss, _, targets = outputs(model, to_device(batch, device))
-            weight = 1.0
-            if (
-                accumulate > 1 or world > 1
-            ):  # one batch alone needs no weight: its mean is the step's
-                norm = norm or distributed.agree(max(targets.numel(), 1))  # rank 0's, on every rank
-                weight = targets.numel() / norm
+                loss, logits, targets = outputs(model, to_device(batch, device))
+            n = targets.numel()  # predictions: one per example, or one per real token
+            if n == 0:  # every target ignored: no mean (0/0 is NaN); a step of nothing, graph kept
+                loss = logits.sum() * 0.0
+            weight = 1.0  # one batch alone needs no weight: its mean is the step's
+            if accumulate > 1 or world > 1:
+                norm = norm or distributed.agree(max(n, 1))  # rank 0's, on every rank
+                weight = n / norm
             weights += weight
             scaler.scale(loss * weight / group).backward()  # d loss / d every parameter, added up
         if stepping:
@@ -294,7 +296,7 @@ def run_epoch(
             optimizer.zero_grad(set_to_none=True)  # gradients add up until cleared
             if scaler.get_scale() >= scale:  # a skipped step spends none of the warm-up or decay
                 scheduler.step()  # the learning rate for the next step
-        total, count = total + loss.item() * targets.numel(), count + targets.numel()
+        total, count = total + loss.item() * n, count + n
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return total, count
