@@ -41,8 +41,9 @@ def test_plan_is_every_model_lr_and_epochs_and_the_scripts_run_it(tmp_path, file
     paths = write_jobs(plan)
     array, job = paths["array"].read_text(), paths["job"].read_text()
     assert "#SBATCH --array=0-7%4" in array and "#SBATCH --gpus-per-node=2" in job
-    assert "#SBATCH --partition=gpu" in array and '"$SLURM_ARRAY_TASK_ID"' in array
-    assert '--nproc_per_node "${SLURM_GPUS_ON_NODE:-1}"' in job and "--find-batch" in job
+    assert "#SBATCH --partition=gpu" in array and '"${SLURM_ARRAY_TASK_ID:?submit it' in array
+    assert 'processes="${SLURM_GPUS_ON_NODE:-1}"' in job and '--nproc_per_node "$processes"' in job
+    assert "--find-batch" in job and "#SBATCH --open-mode=append" in job + array  # a requeue's log
     for script in (paths["array"], paths["job"]):
         assert subprocess.run(["bash", "-n", str(script)]).returncode == 0  # valid bash
     command = task_command(plan, 7)
@@ -347,7 +348,7 @@ def test_collect_leaves_out_a_result_of_another_run(tmp_path, files):
     rows, missing = collect(tmp_path)
     assert [r["task"] for r in rows] == [0] and len(missing) == 1
     assert (
-        "task 1 (minilm, lr 0.0001, 1 epochs): results/1.json is not this task's result"
+        "task 1 (minilm, lr 0.0001, 1 epoch): results/1.json is not this task's result"
         in missing[0]
     )
     assert (
@@ -383,14 +384,15 @@ def test_collect_names_a_failed_run_and_a_broken_result(tmp_path, capsys, files)
     out, err = capsys.readouterr()
     assert "chosen on dev: a, lr 1e-05" in out
     lines = err.splitlines()
-    assert len(lines) == 3, err
+    assert len(lines) == 4, err
+    assert lines[3] == f"to run just those once more: sbatch --array=1,2,3 {tmp_path / 'array.sh'}"
     assert (
         "results/1.json is not valid JSON (line 1, column 25: " in lines[0]
         and "rerun task 1" in lines[0]
     )
     assert "no 1.json yet" not in err
     assert (
-        "task 2 (b, lr 1e-05, 1 epochs): results/2.json has no dev accuracy (final_accuracy is null)"
+        "task 2 (b, lr 1e-05, 1 epoch): results/2.json has no dev accuracy (final_accuracy is null)"
         in lines[1]
     )
     assert "task 3" in lines[2] and "no 3.json yet" in lines[2]
@@ -622,3 +624,112 @@ def test_models_listed_with_spaces_after_the_commas_are_the_same_models():
         "minilm",
         "minilm",
     ]  # then refused
+
+
+def test_a_task_queued_before_its_plan_was_rewritten_refuses_the_new_plan(
+    tmp_path, monkeypatch, capsys, files
+):
+    """Rewriting a plan nothing had run from was allowed while its array sat in the queue: the queued
+    tasks then ran the new plan's rows, and those beyond it failed."""
+    monkeypatch.chdir(tmp_path)
+    assert main(write_argv("--models", "tiny", "--lrs", "1e-4,2e-4")) == 0
+    queued = (tmp_path / "grid" / "array.sh").read_text()  # sbatch keeps its own copy
+    key = queued.split("--plan-key ")[1].split()[0]
+    assert main(write_argv("--models", "tiny", "--lrs", "1e-4,2e-4", "--time", "02:00:00")) == 0
+    assert f"--plan-key {key}" in (tmp_path / "grid" / "array.sh").read_text()  # Slurm's alone
+    assert main(write_argv("--models", "tiny", "--lrs", "3e-4")) == 0  # no task ran: allowed
+    capsys.readouterr()
+    assert main(["task", "grid/plan.json", "0", "--plan-key", key]) == 2
+    assert "changed since this array.sh was written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    (["--out", "a\\b"], "holds a backslash, which sbatch drops"),
+    (["--time", "00:00:00"], "is no time: Slurm reads 0 as no limit"),
+    (["--time", "0-00:00:00"], "is no time"),
+])  # fmt: skip
+def test_what_slurm_would_read_otherwise_is_refused(
+    tmp_path, monkeypatch, capsys, files, extra, said
+):
+    """A backslash in --out sent the logs to a folder that does not exist (the job failed with no log);
+    --time 00:00:00 meant no time limit at all."""
+    monkeypatch.chdir(tmp_path)
+    assert main([*write_argv("--models", "tiny"), *extra]) == 2  # a later --out replaces "grid"
+    assert said in capsys.readouterr().err
+
+
+def test_a_grid_beyond_slurms_default_array_size_gets_a_note(tmp_path, monkeypatch, capsys, files):
+    monkeypatch.chdir(tmp_path)
+    lrs = ",".join(f"{i}e-6" for i in range(1, 1003))
+    assert main(write_argv("--models", "tiny", "--lrs", lrs)) == 0
+    assert (
+        "an array of 1002 tasks is more than Slurm's default MaxArraySize"
+        in capsys.readouterr().err
+    )
+
+
+def test_collect_says_a_task_that_stopped_kept_its_checkpoint(tmp_path, capsys, files):
+    """A task that ran out of --time was "no 0.json yet", as if it had never started."""
+    write_jobs(make_plan(tmp_path, models=["a"], lrs=[1e-5, 1e-4], epochs=[1], files=files))
+    finished(tmp_path, 0, 0.6)
+    (tmp_path / "results" / "1-checkpoint.pt").write_bytes(b"kept")
+    assert main(["collect", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "task 1 (a, lr 0.0001, 1 epoch): stopped before finishing (its checkpoint is kept)" in err
+    )
+    assert f"sbatch --array=1 {tmp_path / 'array.sh'}" in err
+
+
+def test_the_scripts_name_a_missing_task_id_and_folder_and_share_the_cores(tmp_path, files):
+    """bash said "SLURM_ARRAY_TASK_ID: unbound variable" or "cd: ...: No such file or directory"; and
+    torchrun gave each of N processes one thread of the task's cores."""
+    workdir = tmp_path / "here"
+    workdir.mkdir()
+    plan = make_plan(tmp_path / "grid", models=["a"], lrs=[1e-5], epochs=[1], files=files, gpus=4,
+                     cpus=8)  # fmt: skip
+    import os
+
+    before = Path.cwd()
+    os.chdir(workdir)
+    try:
+        paths = write_jobs(plan)
+    finally:
+        os.chdir(before)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    run = subprocess.run(["bash", str(paths["array"])], capture_output=True, text=True, env=env)
+    assert run.returncode != 0 and "submit it with sbatch (a job array)" in run.stderr
+    workdir.rmdir()
+    run = subprocess.run(["bash", str(paths["job"])], capture_output=True, text=True, env=env)
+    assert run.returncode == 2 and run.stderr.startswith(f"error: cannot enter {workdir}"), (
+        run.stderr
+    )
+    job = paths["job"].read_text()
+    lines = [
+        line for line in job.splitlines() if line.startswith(("processes=", "threads=", "export"))
+    ]
+    for cpus, gpus, threads in ((8, 4, "2"), (1, 2, "1"), (6, None, "6")):
+        slurm = {
+            "SLURM_CPUS_PER_TASK": str(cpus),
+            **({"SLURM_GPUS_ON_NODE": str(gpus)} if gpus else {}),
+        }
+        shown = subprocess.run(["bash", "-c", "\n".join([*lines, 'echo "$OMP_NUM_THREADS"'])],
+                               capture_output=True, text=True, env={**env, **slurm}).stdout.strip()  # fmt: skip
+        assert shown == threads, (cpus, gpus, shown)
+
+
+def test_a_task_prints_its_command_as_a_shell_would_read_it(tmp_path, monkeypatch, capsys, files):
+    """The command at the top of each log was joined with spaces: a path with a space or a quote could
+    not be pasted back."""
+    from helpers.scaling import cli
+
+    odd = tmp_path / "it's a file.jsonl"
+    odd.write_text((tmp_path / "train.jsonl").read_text())
+    plan = make_plan(tmp_path / "grid", models=["tiny"], lrs=[1e-5], epochs=[1],
+                     files={**files, "train_file": odd})  # fmt: skip
+    write_jobs(plan)
+    ran = []
+    monkeypatch.setattr(cli.os, "execv", lambda path, argv: ran.append(argv))
+    cli.main(["task", str(tmp_path / "grid" / "plan.json"), "0"])
+    shown = capsys.readouterr().out.splitlines()[0]
+    assert shlex.split(shown) == ran[0]

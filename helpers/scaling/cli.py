@@ -27,11 +27,13 @@ from helpers.cli import Parser, check_magnitude, check_plain, output_file
 from helpers.files import atomic_write, check_report, check_writable, write_report
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
+    MAX_ARRAY,
     best_on_dev,
     collect,
     grid_table,
     make_plan,
     per_model,
+    plan_key,
     read_plan,
     task_command,  # fmt: skip
     write_jobs,
@@ -81,6 +83,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     t = commands.add_parser("task", help="run one array task (array.sh calls this)")
     t.add_argument("plan", type=Path, help="the plan.json `write` wrote")
     t.add_argument("index", type=int, help="the task's row in the plan ($SLURM_ARRAY_TASK_ID)")
+    t.add_argument("--plan-key", help="the plan's key when array.sh was written: a plan rewritten "
+                   "since is refused")  # fmt: skip
     c = commands.add_parser("collect", help="the grid table and the chart from the results")
     c.add_argument("folder", type=Path, help="the --out folder of `write`, its tasks run")
     c.add_argument("--json", type=output_file)
@@ -105,8 +109,13 @@ def run_write(args: argparse.Namespace) -> int:
                      parallel=args.parallel, cpus=args.cpus)  # fmt: skip
     check_writable(args.out / "plan.json")
     paths = write_jobs(plan)
-    print(f"{len(plan['runs'])} runs; wrote {paths['plan']}, {paths['job']} and {paths['array']}; "
-          f"submit with: sbatch {shlex.quote(str(paths['array']))}")  # fmt: skip
+    count = len(plan["runs"])
+    print(f"{count} run{'s' * (count != 1)}; wrote {paths['plan']}, {paths['job']} and "
+          f"{paths['array']}; submit with: sbatch {shlex.quote(str(paths['array']))}")  # fmt: skip
+    if count > MAX_ARRAY:
+        print(f"note: an array of {count} tasks is more than Slurm's default MaxArraySize "
+              f"({MAX_ARRAY}), which sbatch refuses; see `scontrol show config | grep "
+              "MaxArraySize`, or split the grid", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -161,6 +170,10 @@ def run_collect(args: argparse.Namespace) -> int:
     rows, missing = collect(args.folder)
     for line in missing:
         print(f"missing: {line}", file=sys.stderr)
+    if missing:  # the tasks left, as one command (re-running a finished task trains it again)
+        tasks = ",".join(line.split(" ", 2)[1] for line in missing)
+        array = shlex.quote(str(Path(args.folder) / "array.sh"))
+        print(f"to run just those once more: sbatch --array={tasks} {array}", file=sys.stderr)
     if not rows:
         raise ValueError(f"no run in {args.folder} has finished (no results/*.json); wait for "
                          "squeue to empty, then read the logs")  # fmt: skip
@@ -218,9 +231,13 @@ def main(argv: list[str] | None = None) -> int:
             return run_collect(args)
         if args.command == "compare":
             return run_compare(args)
-        command = task_command(read_plan(args.plan), args.index)
+        plan = read_plan(args.plan)
+        if args.plan_key is not None and args.plan_key != plan_key(plan):
+            raise ValueError(f"{args.plan} changed since this array.sh was written (another plan was "
+                             "written there): scancel the array, then sbatch the new array.sh")  # fmt: skip
+        command = task_command(plan, args.index)
     except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
-    print(" ".join(command), flush=True)  # the log says what ran
+    print(shlex.join(command), flush=True)  # the log says what ran, as a shell would read it
     os.execv(command[0], command)  # the task becomes that command (its exit status is the task's)

@@ -26,6 +26,8 @@ from helpers.tables import check_columns, check_labels, label_index, read_rows
 if TYPE_CHECKING:
     import pandas as pd
 
+MAX_ARRAY = 1001  # Slurm's default MaxArraySize: sbatch refuses a longer array there
+
 FLAGS = ("train_file", "eval_file", "test_file", "text_column", "label_column",
          "max_train_examples", "batch_size", "max_length", "seed")  # fmt: skip
 
@@ -36,24 +38,34 @@ HEADER = """#!/bin/bash
 #SBATCH --nodes=1
 #SBATCH --cpus-per-task={cpus}
 #SBATCH --time={time}
+#SBATCH --open-mode=append
+"""
+# (append: a requeued task's log keeps its first attempt's lines; they were written over)
+
+WORKDIR = """cd {workdir} 2>/dev/null || {{ printf 'error: cannot enter %s, where `python -m helpers.scaling write` ran: write the scripts from a folder the nodes see\\n' {workdir} >&2; exit 2; }}
 """
 
 JOB = """#SBATCH --ntasks-per-node=1
 #SBATCH --output={logs}/logs/%x-%j.out
 set -euo pipefail
-cd {workdir}
-# The Python that wrote this script; on a cluster, `module load` / activate your environment instead.
-# torchrun starts one process per GPU that Slurm gave the job (SLURM_GPUS_ON_NODE; 1 without GPUs).
-{python} -m torch.distributed.run --standalone --nproc_per_node "${{SLURM_GPUS_ON_NODE:-1}}" \\
+{cd}# The Python that wrote this script; on a cluster, `module load` / activate your environment instead.
+# torchrun starts one process per GPU that Slurm gave the job (SLURM_GPUS_ON_NODE; 1 without GPUs),
+# each with its share of the task's cores (torchrun alone would give each process 1 thread).
+processes="${{SLURM_GPUS_ON_NODE:-1}}"
+threads=$(( ${{SLURM_CPUS_PER_TASK:-1}} / (processes > 0 ? processes : 1) ))
+export OMP_NUM_THREADS="${{OMP_NUM_THREADS:-$(( threads > 0 ? threads : 1 ))}}"
+{python} -m torch.distributed.run --standalone --nproc_per_node "$processes" \\
     -m helpers.finetune {args} --find-batch --json {folder}/results/job.json
 """
 
 ARRAY = """#SBATCH --array=0-{last}%{parallel}
 #SBATCH --output={logs}/logs/%x-%A_%a.out
 set -euo pipefail
-cd {workdir}
-# Task $SLURM_ARRAY_TASK_ID of the array runs line $SLURM_ARRAY_TASK_ID of {folder}/plan.json.
-{python} -m helpers.scaling task {folder}/plan.json "$SLURM_ARRAY_TASK_ID"
+{cd}# Task $SLURM_ARRAY_TASK_ID of the array runs line $SLURM_ARRAY_TASK_ID of {folder}/plan.json; the key
+# is the plan's when this script was written: a queued task refuses a plan rewritten since.
+{python} -m helpers.scaling task {folder}/plan.json \\
+    "${{SLURM_ARRAY_TASK_ID:?submit it with sbatch (a job array); one task here: python -m helpers.scaling task PLAN N}}" \\
+    --plan-key {key}
 """
 
 
@@ -84,6 +96,9 @@ def make_plan(folder: str | Path, *, models: list[str], lrs: list[float], epochs
     # ASCII digits (\d takes any script's), minutes and seconds below 60
     if not re.fullmatch(r"([0-9]+-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]", time):
         raise ValueError(f"--time {time!r} is not Slurm's HH:MM:SS or D-HH:MM:SS (e.g. 01:30:00)")
+    if not re.search(r"[1-9]", time):  # Slurm reads a time of 0 as no limit at all
+        raise ValueError(f"--time {time!r} is no time: Slurm reads 0 as no limit; give one such as "
+                         "01:30:00")  # fmt: skip
     for name in ("max_train_examples", "batch_size", "max_length"):
         if files.get(name) is not None and files[name] < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {files[name]}")
@@ -192,6 +207,14 @@ def _summary(plan: dict) -> str:
     return f"{len(runs)} run{'s' * (len(runs) != 1)}: models {listed[0]}; lrs {listed[1]}; epochs {listed[2]}"
 
 
+def plan_key(plan: dict) -> str:
+    """A digest of what the plan's tasks run (their flags, the data's contents), not of Slurm's time,
+    partition or GPUs: array.sh passes it, so a task queued before the plan was rewritten refuses it."""
+    what = {"runs": [r["args"] for r in plan["runs"]], "common": plan["common"],
+            "data": plan.get("data_sha256")}  # fmt: skip
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def plan_difference(old: dict, new: dict) -> str | None:
     """What makes ``new`` another plan than ``old`` (its runs, their settings, the data files' contents),
     or None when its results would be the same runs' (Slurm's time, partition, GPUs may differ)."""
@@ -264,6 +287,10 @@ def _check_script_values(plan: dict) -> None:
         raise ValueError(f"--out {folder!r} holds a line break or another control character: in the "
                          "job scripts it would end an #SBATCH line and run the rest as a command; "
                          "give a folder without one")  # fmt: skip
+    if "\\" in folder:  # sbatch's #SBATCH reader drops a backslash, quoted or not
+        raise ValueError(f"--out {folder!r} holds a backslash, which sbatch drops from its #SBATCH "
+                         "lines (the logs would go to a folder that does not exist); give a folder "
+                         "without one")  # fmt: skip
 
 
 def write_jobs(plan: dict) -> dict[str, Path]:
@@ -281,15 +308,19 @@ def write_jobs(plan: dict) -> dict[str, Path]:
     # quoted for the shell lines and for #SBATCH's, which sbatch splits at spaces outside quotes
     values = {"folder": shlex.quote(str(folder)), "workdir": shlex.quote(str(Path.cwd())),
               "python": shlex.quote(sys.executable)}  # fmt: skip
+    values["cd"] = WORKDIR.format(workdir=values["workdir"])
     # in --output Slurm reads %x, %j, %A ... as its own placeholders: %% is a plain %
     values["logs"] = values["folder"].replace("%", "%%")
     first = " ".join(map(shlex.quote, plan["runs"][0]["args"] + plan["common"]))
-    job = _header(plan, "One run, data-parallel on all the GPUs of one node.", "job.sh",
+    where = "on all the GPUs of one node" if plan["gpus"] else "on one node's CPUs"
+    job = _header(plan, f"One run, data-parallel {where}.", f"{values['folder']}/job.sh",
                   "attention-lab", plan["gpus"]) + JOB.format(args=first, **values)  # fmt: skip
     runs = f"{len(plan['runs'])} run{'s' if len(plan['runs']) > 1 else ''}"
-    array = _header(plan, f"{runs}, one array task each (one process, one GPU per task).", "array.sh",
+    each = "one process, one GPU per task" if plan["gpus"] else "one process per task, on CPUs"
+    array = _header(plan, f"{runs}, one array task each ({each}).", f"{values['folder']}/array.sh",
                     "attention-lab-grid", min(plan["gpus"], 1))  # fmt: skip
-    array += ARRAY.format(last=len(plan["runs"]) - 1, parallel=plan["parallel"], **values)
+    array += ARRAY.format(last=len(plan["runs"]) - 1, parallel=plan["parallel"], key=plan_key(plan),
+                          **values)  # fmt: skip
     return {
         "plan": write_json(folder / "plan.json", plan),
         "job": write_text(folder / "job.sh", job),
@@ -345,12 +376,17 @@ def collect(folder: str | Path) -> tuple[list[dict], list[str]]:
     for i, run in enumerate(plan["runs"]):
         path = folder / "results" / f"{i}.json"
         name = f"results/{i}.json"
-        task = f"task {i} ({run['model']}, lr {run['lr']}, {run['epochs']} epochs)"
+        epochs = f"{run['epochs']} epoch{'s' * (run['epochs'] != 1)}"
+        task = f"task {i} ({run['model']}, lr {run['lr']}, {epochs})"
         log = f"see {folder / 'logs'}/*_{i}.out"
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            missing.append(f"{task}: no {path.name} yet; {log}")
+            if (folder / "results" / f"{i}-checkpoint.pt").exists():  # it trained, then stopped
+                missing.append(f"{task}: stopped before finishing (its checkpoint is kept): "
+                               f"resubmit it to resume, with a longer --time if it ran out; {log}")  # fmt: skip
+            else:
+                missing.append(f"{task}: no {path.name} yet; {log}")
             continue
         except UnicodeDecodeError:
             missing.append(f"{task}: {name} is not UTF-8 text: rerun task {i}; {log}")
