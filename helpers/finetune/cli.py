@@ -198,9 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(
                 f"--max-length must be at least 3 ([CLS], a token, [SEP]), not {args.max_length}"
             )
-        choose_precision(
-            device, cfg.precision
-        )  # bf16 or fp16 without a GPU fails here, before any work
+        # bf16 or fp16 without a GPU fails here, before any work
+        choose_precision(device, cfg.precision)
         # its folders are made when it is written
         check_report(args.json, command=COMMAND, shape=SHAPE)
         if not 0 <= args.seed < 2**63:

@@ -82,9 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("epochs", "blocks", "lr", "max_len", "precision", "accumulate")
         }
         cfg = CONFIGS[args.config].replace(**{k: v for k, v in overrides.items() if v is not None})
-        choose_precision(
-            device, cfg.precision
-        )  # bf16 or fp16 without a GPU fails here, before any work
+        # bf16 or fp16 without a GPU fails here, before any work
+        choose_precision(device, cfg.precision)
         check_not_an_input(args.json, {"--train-file": args.train_file, "--test-file": args.test_file,
                                        "--glove-file": args.glove_file})  # fmt: skip
         check_earlier_report(args.json, cfg.to_dict(), args.seed)

@@ -50,9 +50,8 @@ class TrainConfig(Config):
     optimizer: str = "adamw"  # adamw | sgd (momentum 0.9) | rmsprop
     weight_decay: float = 0.01  # AdamW only
     schedule: str = "linear"  # after warm-up: constant | linear decay to 0 | cosine decay to 0
-    warmup: float = (
-        0.0  # fraction of the optimizer steps spent warming the rate up (from 1/w of it)
-    )
+    # fraction of the optimizer steps spent warming the rate up (over w steps, from 1/w of it)
+    warmup: float = 0.0
     clip: float | None = 1.0  # max gradient norm; None = no clipping
     # batches per optimizer step, over all processes: one batch that many times larger, same memory
     accumulate: int = 1
@@ -373,9 +372,8 @@ def fit(
     steps = total_steps or math.ceil(len(first) / accumulate) * cfg.epochs  # in the whole run
     warmup = int(cfg.warmup * steps)
     optimizer = make_optimizer(cfg, model)
-    optimizer.zero_grad(
-        set_to_none=True
-    )  # gradients a caller left (a probe's backward) are no step's
+    # gradients a caller left (a probe's backward) are no step's
+    optimizer.zero_grad(set_to_none=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, steps, warmup, cfg.schedule)
     )
