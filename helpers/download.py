@@ -6,6 +6,7 @@ Every direct download is listed in ``DOWNLOADS`` (name -> url, checksum), the wa
 Face hub are not here: they go to Hugging Face's own caches when a notebook first loads them.
 """
 
+import errno
 import hashlib
 import http.client
 import os
@@ -96,6 +97,9 @@ class DownloadError(RuntimeError):
 AHEAD = " `python -m helpers.download --all` fetches everything ahead of class."  # not said by it
 
 
+LOCAL_FAULTS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}
+
+
 class HubUnreachable(ConnectionError):
     """A data set the Hugging Face hub could not give (offline, or the hub down); the message says
     where a local copy goes. A ConnectionError, so code that passes over a missing data set still
@@ -110,6 +114,8 @@ def hub_dataset(hub_id: str, *args: str, offline: str, **kwargs: Any) -> Any:
     try:
         return load_dataset(hub_id, *args, **kwargs)
     except (OSError, ConnectionError) as err:  # offline, the hub down, no such data set
+        if getattr(err, "errno", None) in LOCAL_FAULTS:  # this machine's disk, not the hub
+            raise
         first = (str(err).splitlines() or [""])[0]
         raise HubUnreachable(
             f"could not load the data set {hub_id} from the Hugging Face hub ({type(err).__name__}: "

@@ -367,3 +367,17 @@ def test_the_hub_offline_names_where_a_local_copy_goes(monkeypatch):
     _real_splits.cache_clear()
     with pytest.raises(dl.HubUnreachable, match=r"nyu-mll/glue .*sst2/train.tsv"):
         _real_splits("sst2", None, 872)
+
+
+def test_a_full_disk_while_the_hub_downloads_is_not_called_offline(monkeypatch):
+    import errno
+
+    import datasets
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(datasets, "load_dataset", full)
+    with pytest.raises(OSError) as raised:
+        dl.hub_dataset("nyu-mll/glue", "sst2", offline="put a copy ...")
+    assert not isinstance(raised.value, dl.HubUnreachable) and raised.value.errno == errno.ENOSPC
