@@ -91,7 +91,12 @@ DOWNLOADS: dict[str, Remote] = {
 
 
 class DownloadError(RuntimeError):
-    """A download failed; the message says which file and how to get it by hand."""
+    """A download failed; the message says which file and how to get it by hand. ``answer``: what the
+    server sent instead of the file, where it answered (an HTTP status, a web page), else None."""
+
+    def __init__(self, message: str, answer: str | None = None) -> None:
+        super().__init__(message)
+        self.answer = answer
 
 
 AHEAD = " `python -m helpers.download --all` fetches everything ahead of class."  # not said by it
@@ -113,14 +118,14 @@ def hub_dataset(hub_id: str, *args: str, offline: str, **kwargs: Any) -> Any:
 
     try:
         return load_dataset(hub_id, *args, **kwargs)
-    except (OSError, ConnectionError) as err:  # offline, the hub down, no such data set
+    except OSError as err:  # offline, the hub down (ConnectionError), no such data set
         if getattr(err, "errno", None) in LOCAL_FAULTS:  # this machine's disk, not the hub
             raise
         first = (str(err).splitlines() or [""])[0]
         raise HubUnreachable(
             f"could not load the data set {hub_id} from the Hugging Face hub ({type(err).__name__}: "
             f"{first}). Offline, {offline}"
-        ) from None
+        ) from err
 
 
 DATA_ENV = "HELPERS_DATA_DIR"
@@ -199,8 +204,8 @@ def algorithm_of(checksum: str) -> str:
 def url_name(url: str) -> str:
     """The file name at the end of ``url``'s path (no query or fragment, %20 decoded)."""
     name = urllib.parse.unquote(PurePosixPath(urllib.parse.urlsplit(url).path).name)
-    if not name or name in (".", ".."):
-        raise ValueError(f"{url} names no file at the end of its path; pass filename=")
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):  # %2F: not a folder
+        raise ValueError(f"{url} names no plain file at the end of its path; pass filename=")
     return name
 
 
@@ -240,7 +245,7 @@ def download(
             )
         if checksum is None and (problem := check and check(tmp)):
             raise DownloadError(f"{dest.name} from {url} {problem}: it was not saved. Run it again "
-                                "to retry, or download it by hand.")  # fmt: skip
+                                "to retry, or download it by hand.", answer=problem)  # fmt: skip
 
     # renamed into place only when complete and verified; Ctrl-C stops the download at once
     try:
@@ -293,10 +298,11 @@ def _failed(url: str, name: str, err: BaseException) -> DownloadError:
     by_hand = (f"download it on a connected machine and copy it to {cache_dir() / name} (or point "
                f"${CACHE_ENV} at a folder that has it)")  # fmt: skip
     if isinstance(err, urllib.error.HTTPError):  # the server answered: not an offline machine
+        status = f"HTTP {err.code} {' '.join(str(err.reason).split())}"
         return DownloadError(
-            f"could not download {name} from {url}: the server answered HTTP {err.code} "
-            f"{' '.join(str(err.reason).split())} (the file moved, or the address is wrong); "
-            f"{by_hand}.{AHEAD}"
+            f"could not download {name} from {url}: the server answered {status} (the file moved, "
+            f"or the address is wrong); {by_hand}.{AHEAD}",
+            answer=f"it answered {status}",
         )
     reason = " ".join(str(getattr(err, "reason", err)).split())  # one line (a redirect loop's two)
     return DownloadError(

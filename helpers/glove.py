@@ -189,7 +189,7 @@ def not_a_zip(path: Path) -> str | None:
         return None
     with open(path, "rb") as f:
         start = f.read(512).lstrip().lower()
-    page = start.startswith((b"<!doctype", b"<html", b"<?xml", b"<"))
+    page = start.startswith(b"<")  # <!doctype, <html, <?xml, ...
     return f"is not a zip archive{' but a web page (a login portal, or an error page?)' if page else ''}"
 
 
@@ -203,8 +203,9 @@ def download_glove(dim: int) -> Glove:
         print(f"d2l's mirror failed ({mirror_error}); trying Stanford's server")
         try:
             stanford = download(STANFORD_GLOVE, check=not_a_zip)  # no published checksum
-        except DownloadError:  # offline: name the mirror's small file, the one to copy
-            raise DownloadError(f"{mirror_error} (Stanford's server failed too)") from None
+        except DownloadError as err:  # name the mirror's small file, the one to copy
+            said = f": {err.answer}" if err.answer else ""  # a server that answered: what it sent
+            raise DownloadError(f"{mirror_error} (Stanford's server failed too{said})") from None
         return load_glove(stanford, member=f"glove.6B.{dim}d.txt")[0]
 
 

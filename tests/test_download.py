@@ -330,8 +330,13 @@ def test_the_cached_name_is_the_file_name_of_the_urls_path(url, name):
 
 
 def test_a_url_ending_in_a_folder_needs_a_file_name():
-    with pytest.raises(ValueError, match="names no file at the end of its path; pass filename="):
-        dl.url_name("https://example.org/")
+    for url in (
+        "https://example.org/",
+        "https://example.org/d/..%2F..%2Fevil.txt",
+        "https://example.org/sub%2Fx.zip",
+    ):  # decoded, %2F would leave the cache
+        with pytest.raises(ValueError, match="names no plain file at the end of its path"):
+            dl.url_name(url)
 
 
 def test_ctrl_c_stops_the_download_command_with_one_line(cache, monkeypatch, capsys):
@@ -381,3 +386,27 @@ def test_a_full_disk_while_the_hub_downloads_is_not_called_offline(monkeypatch):
     with pytest.raises(OSError) as raised:
         dl.hub_dataset("nyu-mll/glue", "sst2", offline="put a copy ...")
     assert not isinstance(raised.value, dl.HubUnreachable) and raised.value.errno == errno.ENOSPC
+
+
+def test_glove_says_what_stanfords_server_sent_when_it_answered(monkeypatch):
+    """The mirror failing, a login page from Stanford's address was said only as "(Stanford's server
+    failed too)": what it sent was lost."""
+    from helpers import glove
+
+    def mirror(name):
+        raise dl.DownloadError(f"could not download {name} (offline)")
+
+    def portal(url, check=None):
+        raise dl.DownloadError("glove.6B.zip from ... is not a zip archive but a web page ...",
+                               answer="is not a zip archive but a web page (a login portal?)")  # fmt: skip
+
+    monkeypatch.setattr(glove, "fetch", mirror)
+    monkeypatch.setattr(glove, "download", portal)
+    with pytest.raises(dl.DownloadError) as err:
+        glove.download_glove(50)
+    said = str(err.value)
+    assert said.endswith("(Stanford's server failed too: is not a zip archive but a web page "
+                         "(a login portal?))") and "glove.6B.50d.zip" in said  # fmt: skip
+    with server({}) as base, pytest.raises(dl.DownloadError) as raised:
+        dl.download(f"{base}/glove.6B.zip")
+    assert raised.value.answer == "it answered HTTP 404 Not Found"

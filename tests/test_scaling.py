@@ -641,6 +641,13 @@ def test_a_task_queued_before_its_plan_was_rewritten_refuses_the_new_plan(
     capsys.readouterr()
     assert main(["task", "grid/plan.json", "0", "--plan-key", key]) == 2
     assert "changed since this array.sh was written" in capsys.readouterr().err
+    from helpers.scaling import cli
+
+    ran = []
+    monkeypatch.setattr(cli.os, "execv", lambda path, argv: ran.append(argv))
+    current = (tmp_path / "grid" / "array.sh").read_text().split("--plan-key ")[1].split()[0]
+    cli.main(["task", "grid/plan.json", "0", "--plan-key", current])  # its own plan: it runs
+    assert ran and ran[0][ran[0].index("--lr") + 1] == "0.0003"
 
 
 @pytest.mark.parametrize(("extra", "said"), [

@@ -254,6 +254,65 @@ def test_a_batch_whose_targets_are_all_ignored_adds_nothing():
     assert evaluate(alone, [(ids[:2], none), (ids[2:], targets[2:])], CPU) == real
 
 
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_a_step_without_predictions_changes_nothing(accumulate):
+    """Two all-ignored batches in one step divided the gradients by a share of 0: every weight NaN. At
+    accumulate=1 such a batch still took a step (momentum moved the weights 0.34) and the schedule
+    moved on."""
+    ids = torch.randint(0, 6, (4, 3), generator=torch.Generator().manual_seed(1))
+    targets = ids.roll(1, dims=1)
+    none = torch.full_like(targets[:2], IGNORE)
+    cfg = TrainConfig(epochs=1, lr=0.5, optimizer="sgd", schedule="constant", accumulate=accumulate)
+    real = [(ids[:2], targets[:2]), (ids[2:], targets[2:])][:accumulate]
+    empty = [(ids[:2], none), (ids[2:], none)][:accumulate]
+    alone, with_empty = TokenModel(), TokenModel()
+    expected = fit(alone, real, cfg, CPU, progress=False)
+    got = fit(with_empty, real + empty, cfg, CPU, progress=False)  # momentum would move it on
+    assert got["train_loss"] == pytest.approx(expected["train_loss"])
+    for a, b in zip(alone.parameters(), with_empty.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_accumulated_gradients_stay_the_size_of_one_batchs():
+    """Each batch was weighed by its predictions over the epoch's first batch's: after a first batch of
+    1 target, a batch of 4,096 was scaled 4,096 times before backward, and fp16's loss scaler skipped
+    5 of 8 steps. The gradients now hold a running mean: no batch is scaled up."""
+    from helpers.training.loop import run_epoch
+
+    class Recorder:
+        scales: list = []
+
+        def scale(self, loss):
+            Recorder.scales.append(loss.item())
+            return loss
+
+        def unscale_(self, optimizer):
+            pass
+
+        def get_scale(self):
+            return 1.0
+
+        def step(self, optimizer):
+            optimizer.step()
+
+        def update(self):
+            pass
+
+    ids = torch.randint(0, 6, (4, 64), generator=torch.Generator().manual_seed(2))
+    targets = ids.roll(1, dims=1)
+    few = targets[:2].clone()
+    few[:, 1:] = IGNORE  # 2 targets, then a batch of 128
+    model, cfg = TokenModel(), TrainConfig(epochs=1, lr=0.1, optimizer="sgd", accumulate=2)
+    optimizer = make_optimizer(cfg, model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    losses = [F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=IGNORE).item()
+              for x, y in ((ids[:2], few), (ids[2:], targets[2:]))]  # fmt: skip
+    bar = type("Bar", (), {"update": lambda *a: None, "set_postfix": lambda *a, **k: None})()
+    run_epoch(model, [(ids[:2], few), (ids[2:], targets[2:])], optimizer, scheduler, Recorder(), cfg,
+              CPU, "fp32", batch_outputs, bar)  # fmt: skip
+    assert max(Recorder.scales) <= max(losses) + 1e-6, (Recorder.scales, losses)
+
+
 def test_equal_batches_step_exactly_as_before_weights():
     """Batches that hold as many predictions each are weighted 1: the loss over the batches in a step,
     bit for bit as it was before batches were weighted by their predictions."""
@@ -379,9 +438,13 @@ def test_a_checkpoint_made_by_other_code_is_never_reused(tmp_path, capsys):
     assert "(the train's lr 0.05 -> 0.01): training again" in capsys.readouterr().out
     fit(model(fixed_attention()), data, cfg.replace(lr=0.01, seed=7), CPU, checkpoint=path,
         progress=False)  # fmt: skip
-    assert (
-        "(the train's seed 42 -> 7): training again" in capsys.readouterr().out
-    )  # each field named
+    said = capsys.readouterr().out
+    assert "(the train's seed 42 -> 7): training again" in said  # each field, then and now
+    from helpers.training.checkpoints import differences
+
+    assert differences({"run": {"lr": 1, "new": None}}, {"run": {"lr": 1}}) == [
+        "the run's new None -> (unset)"
+    ]  # a field one side lacks is not one set to None
     fit(model(fixed_attention()), data, cfg.replace(lr=0.01), CPU, checkpoint=path, progress=False,
         identity={"data": "other"})  # fmt: skip
     assert "the data changed" in capsys.readouterr().out
@@ -922,6 +985,16 @@ def test_evaluate_and_predict_give_the_model_back_in_the_mode_it_had():
         assert model.training is mode
         predict(model, data, CPU)
         assert model.training is mode
+
+
+def test_fit_with_evaluation_leaves_callbacks_and_the_caller_a_model_in_eval_mode():
+    """With evaluate restoring the mode, callbacks (live plots, samples) and the caller got the model
+    with dropout on; fit keeps what it did before: evaluated, the model stays in eval mode."""
+    seen = []
+    model = toy_model()
+    fit(model, toy_data(), TrainConfig(epochs=2), CPU, eval_batches={"valid": toy_data(16)},
+        callbacks=[lambda history: seen.append(model.training)], progress=False)  # fmt: skip
+    assert seen == [False, False] and not model.training
 
 
 def test_gradients_left_on_the_model_are_not_part_of_the_first_step():

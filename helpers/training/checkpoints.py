@@ -79,17 +79,21 @@ def differences(saved: dict, current: dict) -> list[str]:
         elif key == "shapes":
             found.append("the model's parameter shapes changed")
         elif isinstance(old, dict) and isinstance(new, dict):  # a config: its fields, then and now
-            fields = [f"{f} {_brief(old.get(f))} -> {_brief(new.get(f))}"
-                      for f in sorted(set(old) | set(new), key=str) if old.get(f) != new.get(f)]  # fmt: skip
+            fields = [f"{f} {_brief(old.get(f, UNSET))} -> {_brief(new.get(f, UNSET))}"
+                      for f in sorted(set(old) | set(new), key=str)
+                      if old.get(f, UNSET) != new.get(f, UNSET)]  # fmt: skip
             found.append(f"the {key}'s {', '.join(fields)}")
         else:
             found.append(f"the {key} changed")
     return found
 
 
+UNSET = object()  # a field one fingerprint lacks (not the same as a field set to None)
+
+
 def _brief(value: object, width: int = 30) -> str:
-    """``repr(value)``, cut to ``width`` characters."""
-    text = repr(value)
+    """``repr(value)``, cut to ``width`` characters; a missing field as "(unset)"."""
+    text = "(unset)" if value is UNSET else repr(value)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 

@@ -252,49 +252,54 @@ def run_epoch(
     ``cfg.accumulate``). Returns the sum of the losses and the number of predictions they cover.
 
     A step's batches (over all processes) count by the predictions each holds, as one batch that size
-    would: a short last batch, or one with fewer real tokens, weighs less, not as much as a full one."""
+    would: a short last batch, or one with fewer real tokens, weighs less, not as much as a full one.
+    The gradients hold the mean over the step's predictions so far (sizes of one batch's, so fp16's
+    loss scale fits them all); a step with no predictions at all changes nothing."""
     model.train()  # dropout on
     accumulate = accumulate or cfg.accumulate
     world = distributed.current().world
     total, count = 0.0, 0
-    norm, weights = None, 0.0  # a batch's weight: its predictions over the epoch's first batch's
+    seen = 0  # predictions in this step's batches so far, in this process
     batches = list(batches)
     for i, batch in enumerate(batches):
         _nonempty(batch, f"training batch {i}")
-        stepping = (i + 1) % accumulate == 0 or i + 1 == len(batches)
-        # the last may be short
-        group = min(accumulate, len(batches) - i // accumulate * accumulate)
+        stepping = (i + 1) % accumulate == 0 or i + 1 == len(batches)  # the last group may be short
         # DDP all-reduces the gradients in backward: only on the batch that ends an accumulation
         sync = model.no_sync() if not stepping and hasattr(model, "no_sync") else nullcontext()
         with sync:
             with autocast(device, precision):  # bf16/fp16 on a GPU, nothing on a CPU
                 loss, logits, targets = outputs(model, to_device(batch, device))
             n = targets.numel()  # predictions: one per example, or one per real token
-            if n == 0:  # every target ignored: no mean (0/0 is NaN); a step of nothing, graph kept
+            if n == 0:  # every target ignored: no mean (0/0 is NaN); nothing to learn, graph kept
                 loss = logits.sum() * 0.0
-            weight = 1.0  # one batch alone needs no weight: its mean is the step's
-            if accumulate > 1 or world > 1:
-                norm = norm or distributed.agree(max(n, 1))  # rank 0's, on every rank
-                weight = n / norm
-            weights += weight
-            scaler.scale(loss * weight / group).backward()  # d loss / d every parameter, added up
-        if stepping:
-            scaler.unscale_(optimizer)  # fp16: back to true gradient sizes before clipping
-            # the mean over the step's predictions: 1 (nothing to do) when every batch holds as many
-            share = (distributed.total(weights)[0] if world > 1 else weights) / (world * group)
-            if share != 1.0:
+            # running mean: the mean so far weighs seen / (seen + n), this batch's mean n / (seen + n)
+            weight, kept = (n / (seen + n), seen / (seen + n)) if n else (0.0, 1.0)
+            seen += n
+            if stepping and world > 1:  # DDP averages the processes: weigh each by its predictions
+                everyone = distributed.total(seen)[0]
+                mine = world * seen / everyone if everyone else 0.0
+                weight, kept, seen = weight * mine, kept * mine, int(everyone)
+            if kept != 1.0:
                 for p in model.parameters():
                     if p.grad is not None:
-                        p.grad.div_(share)
-            weights = 0.0
-            if cfg.clip is not None:  # one bad batch cannot blow up the weights
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-            scale = scaler.get_scale()  # fp16: a step with inf gradients is skipped, its scale cut
-            scaler.step(optimizer)  # the update
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)  # gradients add up until cleared
-            if scaler.get_scale() >= scale:  # a skipped step spends none of the warm-up or decay
-                scheduler.step()  # the learning rate for the next step
+                        p.grad.mul_(kept)
+            scaler.scale(loss * weight).backward()  # d loss / d every parameter, added up
+        if stepping:
+            if seen == 0:  # no predictions anywhere in this step: no update, the schedule waits
+                optimizer.zero_grad(set_to_none=True)
+            else:
+                scaler.unscale_(optimizer)  # fp16: back to true gradient sizes before clipping
+                if cfg.clip is not None:  # one bad batch cannot blow up the weights
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+                scale = scaler.get_scale()  # fp16: a step with inf gradients is skipped, scale cut
+                scaler.step(optimizer)  # the update
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)  # gradients add up until cleared
+                if (
+                    scaler.get_scale() >= scale
+                ):  # a skipped step spends none of the warm-up or decay
+                    scheduler.step()  # the learning rate for the next step
+            seen = 0
         total, count = total + loss.item() * n, count + n
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
@@ -417,12 +422,13 @@ def fit(
             loss_sum, count = distributed.total(loss_sum, count)  # over all processes' batches
             history.log(epoch=epoch + 1, train_loss=loss_sum / count, lr=lr,
                         train_seconds=time.perf_counter() - started)  # fmt: skip
-            if place.main:
-                for name, held_out in (eval_batches or {}).items():
+            if place.main and eval_batches:
+                for name, held_out in eval_batches.items():
                     metrics = evaluate(model, held_out, device, precision, outputs)
                     history.log(
                         **{f"{name}_loss": metrics.loss, f"{name}_accuracy": metrics.accuracy}
                     )
+                model.eval()  # callbacks (live plots, samples) and the caller see it dropout off
             history.log(seconds=time.perf_counter() - started)
             if not place.main:
                 continue
