@@ -114,7 +114,8 @@ def synchronize(device: torch.device) -> None:
 def resolve_profile(device: torch.device, requested: str | None = None) -> str:
     """``requested``, else $HELPERS_PROFILE, else ``class`` on a GPU and ``quick`` on a CPU (``full``,
     whole data sets and every experiment, only when asked for)."""
-    profile = requested or os.environ.get("HELPERS_PROFILE", "").strip().lower() or None
+    # "Full" and " quick" as well as "full": the argument read as the variable is
+    profile = (requested or os.environ.get("HELPERS_PROFILE", "")).strip().lower() or None
     if profile is None:
         return "class" if device.type == "cuda" else "quick"
     if profile not in PROFILES:

@@ -1,9 +1,11 @@
 """The one place that decides how big each notebook runs.
 
 Four profiles:
-- ``class``: a GPU runtime (Colab's T4 and up), sized so each notebook fits a 75-minute class.
-- ``full``:  a GPU, whole data sets, every experiment of the course (homework; HELPERS_PROFILE=full).
-- ``quick``: a laptop CPU, subsets and smaller models, a few minutes a notebook.
+- ``class``: a GPU runtime (Colab's T4 and up), sized so each notebook fits a 75-minute class (a
+  target: not measured on a T4).
+- ``full``:  a GPU, whole data sets (notebook 06 keeps its 4,000 labelled phrases), every experiment
+  of the course (homework; HELPERS_PROFILE=full).
+- ``quick``: a laptop CPU, subsets and smaller models, up to about 20 minutes a notebook.
 - ``smoke``: the test suite, offline and tiny, seconds a notebook.
 
 Each notebook's sizes are a typed config (``Sizes01`` ...); a notebook reads them as ``lab.sizes.lm_steps``.
@@ -15,7 +17,7 @@ from helpers.config import Config, ConfigError
 PROFILES: tuple[str, ...] = ("class", "full", "quick", "smoke")
 
 PROFILE_NOTES: dict[str, str] = {
-    "class": "GPU: sized for a 75-minute class; HELPERS_PROFILE=full for whole data sets and the homework runs",
+    "class": "GPU: sized for a 75-minute class (a target, not measured on a T4); HELPERS_PROFILE=full for whole data sets and the homework runs",
     "full": "GPU: whole data sets, every experiment, the homework runs included",
     "quick": "CPU: smaller data and models, minutes per notebook; on a GPU, class or full",
     "smoke": "tests: offline, tiny, seconds per notebook",

@@ -127,6 +127,13 @@ def test_unknown_profile_says_what_to_use(monkeypatch):
         resolve_profile(torch.device("cpu"))
 
 
+def test_the_profile_argument_is_read_as_the_variable_is(monkeypatch):
+    """HELPERS_PROFILE=" Full" was taken, helpers.setup(profile="Full") refused."""
+    monkeypatch.delenv("HELPERS_PROFILE", raising=False)
+    assert resolve_profile(torch.device("cpu"), "Full") == "full"
+    assert resolve_profile(torch.device("cpu"), " quick ") == "quick"
+
+
 def test_every_notebook_has_every_profile_as_one_config_class():
     for notebook, profiles in SIZES.items():
         assert set(profiles) == set(PROFILES), notebook

@@ -1025,3 +1025,32 @@ def test_synthetic_data_names_a_count_left_as_none_all_instead_of_a_type_error(f
         12,
         12,
     ] and "synthetic" in source
+
+
+def test_finetune_explorer_starts_at_the_parameters_cells_knobs(monkeypatch):
+    """It started at the profile's lr and epochs and trained at 128 tokens whatever LR, EPOCHS and
+    MAX_LENGTH the parameters cell held."""
+    from types import SimpleNamespace
+
+    from helpers.training.loop import History
+    from helpers.widgets.finetune import finetune_explorer
+
+    seen = []
+
+    def experiment(model, splits, task, device, cfg, train_rows=None):
+        seen.append(cfg)
+        history = History()
+        history.log(dev_accuracy=0.5)
+        return SimpleNamespace(history=history)
+
+    monkeypatch.setattr(experiments, "experiment", experiment)
+    explorer = finetune_explorer(["tiny"], {"sst2": ([], None)}, CPU, SMOKE, lr=3e-5, epochs=12,
+                                 batch_size=24, max_length=64)  # fmt: skip
+    assert [explorer.controls[k].value for k in ("lr", "epochs", "batch_size")] == [3e-5, 12, 24]
+    explorer.button.click()
+    assert (seen[0].lr, seen[0].epochs, seen[0].batch_size, seen[0].max_length) == (
+        3e-5,
+        12,
+        24,
+        64,
+    )

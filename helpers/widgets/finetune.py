@@ -16,39 +16,56 @@ if TYPE_CHECKING:
 
 
 def finetune_explorer(
-    models: list[str], data: dict, device: "torch.device", sizes: Sizes04
+    models: list[str],
+    data: dict,
+    device: "torch.device",
+    sizes: Sizes04,
+    *,
+    lr: float | None = None,
+    epochs: int | None = None,
+    batch_size: int = 32,
+    max_length: int = 128,
 ) -> w.VBox:
     """Choose a model, a data set, lr, epochs and batch size; "run" fine-tunes and adds a dev curve.
 
     ``data`` maps a data-set name to (splits, task) as ``experiments.explorer_data`` returns them;
-    ``sizes`` is the profile's ``helpers.profiles.Sizes04``.
+    ``sizes`` is the profile's ``helpers.profiles.Sizes04``; ``lr``, ``epochs`` and ``batch_size``
+    (the parameters cell's; default: the profile's) are where the controls start, and every run
+    keeps ``max_length``.
     """
+    lr = sizes.lr if lr is None else lr
+    epochs = sizes.epochs if epochs is None else epochs
     controls = {
         "model": w.Dropdown(options=models, description="model", style=STYLE),
         "dataset": w.Dropdown(options=list(data), description="data set", style=STYLE),
         "lr": w.Dropdown(
-            options=sorted({2e-5, 5e-5, 1e-4, 2e-4, 5e-4, sizes.lr}),
-            value=sizes.lr,  # the profile's learning rate
+            options=sorted({2e-5, 5e-5, 1e-4, 2e-4, 5e-4, lr}),
+            value=lr,  # the parameters cell's learning rate
             description="learning rate",
             style=STYLE,
         ),
         "epochs": w.IntSlider(
-            value=sizes.epochs,
+            value=epochs,
             min=1,
-            max=10,
+            max=max(10, epochs),
             description="epochs",
             layout=SLIDER_LAYOUT,
             style=STYLE,
         ),
         "batch_size": w.Dropdown(
-            options=[8, 16, 32, 64], value=32, description="batch size", style=STYLE
+            options=sorted({8, 16, 32, 64, batch_size}),
+            value=batch_size,
+            description="batch size",
+            style=STYLE,
         ),
     }
     runs: dict[str, dict] = {}  # label -> history
 
     def run(model: str, dataset: str, lr: float, epochs: int, batch_size: int) -> str:
         splits, task = data[dataset]
-        cfg = experiments.FinetuneConfig(lr=lr, epochs=epochs, batch_size=batch_size)
+        cfg = experiments.FinetuneConfig(
+            lr=lr, epochs=epochs, batch_size=batch_size, max_length=max_length
+        )
         result = experiments.experiment(
             model, splits, task, device, cfg, train_rows=sizes.max_train
         )
