@@ -152,6 +152,7 @@ def train_char_lm(
             eval_batches={"valid": valid},
             progress=progress,
             epoch_lines=False,  # 20 evaluation rounds, not epochs: the plot shows them
+            total_steps=steps,  # rounds may differ by a step: the warm-up's share is of these
         )
     return {
         "step": [sum(per_round[:e]) for e in history["epoch"]],

@@ -195,3 +195,19 @@ def test_post_ln_needs_warm_up_at_a_high_learning_rate_on_tiny_shakespeare(share
     assert stuck > 3.2, finals
     for label in ("post-LN, 30% warm-up", "pre-LN, no warm-up", "pre-LN, 30% warm-up"):
         assert finals[label][0] < stuck - 0.8, finals
+
+
+def test_the_warm_up_and_the_bar_count_the_steps_rounds_of_other_lengths_take(capsys):
+    """25 steps in 20 rounds (five of 2 steps, fifteen of 1): the schedule was sized as 20 rounds of 2,
+    so a 20% warm-up lasted 8 steps, not 5, and the bar said 25/40 at the end."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    rates = []
+    hook = register_optimizer_step_pre_hook(lambda opt, *_: rates.append(opt.param_groups[0]["lr"]))
+    try:
+        masking.train_char_lm(corpora.synthetic_text(), "-inf before softmax", 25, lr=1e-2,
+                              warmup=0.2, progress=True)  # fmt: skip
+    finally:
+        hook.remove()
+    assert len(rates) == 25 and rates[4] == pytest.approx(1e-2) and rates[3] < 1e-2  # warm at 5
+    assert "25/25" in capsys.readouterr().err

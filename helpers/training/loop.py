@@ -416,6 +416,7 @@ def fit(
         for epoch in range(start, cfg.epochs):
             started = time.perf_counter()
             batches = first if epoch == 0 else distributed.shard(list(epoch_batches(epoch)), place)
+            bar.total = bar.n + len(batches) * (cfg.epochs - epoch)  # rounds may differ in length
             lr = optimizer.param_groups[0]["lr"]
             loss_sum, count = run_epoch(trained, batches, optimizer, scheduler, scaler, cfg, device,
                                         precision, outputs, bar, accumulate)  # fmt: skip
