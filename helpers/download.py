@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +27,9 @@ from helpers.files import DiskFull, atomic_write, expand_home
 
 CACHE_ENV = "HELPERS_CACHE"
 CHUNK = 1 << 20  # 1 MiB
+# A server that trickles bytes is never timed out by the 60 s a read may wait: under 1 KiB/s over a
+# minute (a 69 MB GloVe zip would take most of a day) the download stops with a message instead.
+SLOW_WINDOW, SLOW_RATE = 60.0, 1024
 
 
 @dataclass(frozen=True)
@@ -274,7 +278,7 @@ def _fetch(url: str, out, name: str) -> None:
         raise _failed(url, name, err) from None
     with response:
         total = int(response.headers.get("Content-Length") or 0) or None
-        received = 0
+        received, window, since = 0, 0, time.monotonic()  # bytes in the last SLOW_WINDOW seconds
         with tqdm(total=total, unit="B", unit_scale=True, desc=name) as bar:
             while True:
                 try:  # read1: what has arrived (up to 1 MiB), so the bar moves on a slow link
@@ -284,8 +288,16 @@ def _fetch(url: str, out, name: str) -> None:
                 if not chunk:
                     break
                 out.write(chunk)
-                received += len(chunk)
+                received, window = received + len(chunk), window + len(chunk)
                 bar.update(len(chunk))
+                if (seconds := time.monotonic() - since) >= SLOW_WINDOW:
+                    if window < SLOW_RATE * seconds:
+                        raise DownloadError(
+                            f"the download of {name} from {url} slowed to {window / seconds:.0f} bytes "
+                            f"a second (after {received:,} bytes): run it again later, or "
+                            f"download it on a faster connection and copy it to {cache_dir() / name}"
+                        )
+                    window, since = 0, time.monotonic()
     if total is not None and received < total:  # the server closed early
         raise DownloadError(
             f"the download of {name} from {url} stopped after {received:,} of its {total:,} "

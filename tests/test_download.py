@@ -410,3 +410,33 @@ def test_glove_says_what_stanfords_server_sent_when_it_answered(monkeypatch):
     with server({}) as base, pytest.raises(dl.DownloadError) as raised:
         dl.download(f"{base}/glove.6B.zip")
     assert raised.value.answer == "it answered HTTP 404 Not Found"
+
+
+def test_a_server_that_trickles_bytes_is_stopped_with_a_message(cache, monkeypatch):
+    """The 60 s timeout is per read: a server sending a byte every half second was waited on for ever
+    (a helper session's probe stopped it after 130 s)."""
+    import time
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.02)
+
+        def log_message(self, *args):
+            pass
+
+    monkeypatch.setattr(dl, "SLOW_WINDOW", 0.3)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(dl.DownloadError, match=r"slowed to \d+ bytes a second"):
+            dl.download(f"http://127.0.0.1:{httpd.server_address[1]}/slow.txt")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert list(cache.iterdir()) == []
