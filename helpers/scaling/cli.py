@@ -171,7 +171,8 @@ def run_collect(args: argparse.Namespace) -> int:
     for line in missing:
         print(f"missing: {line}", file=sys.stderr)
     if missing:  # the tasks left, as one command (re-running a finished task trains it again)
-        tasks = ",".join(line.split(" ", 2)[1] for line in missing)
+        done = {row["task"] for row in rows}  # collect gives each task a row or a missing line
+        tasks = ",".join(str(i) for i in range(len(rows) + len(missing)) if i not in done)
         array = shlex.quote(str(Path(args.folder) / "array.sh"))
         print(f"to run just those once more: sbatch --array={tasks} {array}", file=sys.stderr)
     if not rows:

@@ -72,7 +72,7 @@ def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) 
 def _check(
     steps: int, block_size: int, temperature: float, top_k: int | None, top_p: float | None
 ) -> None:
-    _numbers(steps=steps, block_size=block_size, temperature=temperature, top_k=top_k, top_p=top_p)
+    _numbers(steps=steps, block_size=block_size)  # the sampling settings: _check_sampling's
     if steps < 0 or block_size < 1:
         raise ValueError(f"steps must be ≥ 0 and block_size ≥ 1, not {steps} and {block_size}")
     _check_sampling(temperature, top_k, top_p)
