@@ -229,9 +229,10 @@ def _run(args: argparse.Namespace) -> int:
     save(rows)
     table = summary(rows)
     scored = "--choose-file's" if "choose_accuracy" in rows[0] else "validation"
+    one_seed = " (no sd from one seed: -)" if table["runs"].min() == 1 else ""
     print(f"{scored} accuracy over seeds (mean, sample sd, range) and each change's mean minus "
-          f"{table.index[0]}'s; seconds per epoch:")  # fmt: skip
-    print(table.to_string(float_format=lambda x: f"{x:.4f}"))
+          f"{table.index[0]}'s; seconds per epoch{one_seed}:")  # fmt: skip
+    print(table.to_string(float_format=lambda x: f"{x:.4f}", na_rep="-"))
     return 0
 
 
