@@ -740,3 +740,22 @@ def test_a_task_prints_its_command_as_a_shell_would_read_it(tmp_path, monkeypatc
     cli.main(["task", str(tmp_path / "grid" / "plan.json"), "0"])
     shown = capsys.readouterr().out.splitlines()[0]
     assert shlex.split(shown) == ran[0]
+
+
+def test_a_whole_array_resubmitted_does_not_train_its_finished_tasks_again(
+    tmp_path, monkeypatch, capsys, files
+):
+    """`sbatch array.sh` a second time (after some tasks failed) trained every finished task again
+    and wrote over its result."""
+    from helpers.scaling import cli
+
+    write_jobs(make_plan(tmp_path, models=["a"], lrs=[1e-5, 1e-4], epochs=[1], files=files))
+    finished(tmp_path, 0, 0.6)
+    ran = []
+    monkeypatch.setattr(cli.os, "execv", lambda path, argv: ran.append(argv))
+    assert cli.main(["task", str(tmp_path / "plan.json"), "0"]) == 0
+    out = capsys.readouterr().out
+    assert not ran and "task 0 has finished" in out and "dev accuracy 0.6000" in out
+    assert "delete that file to run it again" in out
+    cli.main(["task", str(tmp_path / "plan.json"), "1"])  # no result yet: it trains
+    assert len(ran) == 1 and ran[0][ran[0].index("--lr") + 1] == "0.0001"

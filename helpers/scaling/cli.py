@@ -35,7 +35,8 @@ from helpers.scaling.slurm import (
     per_model,
     plan_key,
     read_plan,
-    task_command,  # fmt: skip
+    task_command,
+    task_result,
     write_jobs,
 )
 
@@ -80,7 +81,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     w.add_argument("--partition")
     w.add_argument("--parallel", type=int, default=4, help="array tasks running at once at most")
     w.add_argument("--cpus", type=int, default=4, help="CPU cores per task")
-    t = commands.add_parser("task", help="run one array task (array.sh calls this)")
+    t = commands.add_parser(
+        "task", help="run one array task (array.sh calls this); a finished task says so and stops"
+    )
     t.add_argument("plan", type=Path, help="the plan.json `write` wrote")
     t.add_argument("index", type=int, help="the task's row in the plan ($SLURM_ARRAY_TASK_ID)")
     t.add_argument("--plan-key", help="the plan's key when array.sh was written: a plan rewritten "
@@ -170,7 +173,7 @@ def run_collect(args: argparse.Namespace) -> int:
     rows, missing = collect(args.folder)
     for line in missing:
         print(f"missing: {line}", file=sys.stderr)
-    if missing:  # the tasks left, as one command (re-running a finished task trains it again)
+    if missing:  # the tasks left, as one command (a whole array resubmitted skips finished tasks)
         done = {row["task"] for row in rows}  # collect gives each task a row or a missing line
         tasks = ",".join(str(i) for i in range(len(rows) + len(missing)) if i not in done)
         array = shlex.quote(str(Path(args.folder) / "array.sh"))
@@ -237,8 +240,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.plan} changed since this array.sh was written (another plan was "
                              "written there): scancel the array, then sbatch the new array.sh")  # fmt: skip
         command = task_command(plan, args.index)
+        done = task_result(Path(plan["folder"]), plan, args.index)
     except (OSError, ValueError, RuntimeError) as err:
         print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
+    # A whole array resubmitted: its finished tasks are not trained again.
+    if isinstance(done, dict):
+        print(f"task {args.index} has finished: {plan['folder']}/results/{args.index}.json holds its "
+              f"dev accuracy {done['dev']:.4f}; delete that file to run it again")  # fmt: skip
+        return 0
     print(shlex.join(command), flush=True)  # the log says what ran, as a shell would read it
     os.execv(command[0], command)  # the task becomes that command (its exit status is the task's)

@@ -373,47 +373,51 @@ def collect(folder: str | Path) -> tuple[list[dict], list[str]]:
                          "write --out` made (it holds plan.json)")  # fmt: skip
     plan = read_plan(folder / "plan.json")
     rows, missing = [], []
-    for i, run in enumerate(plan["runs"]):
-        path = folder / "results" / f"{i}.json"
-        name = f"results/{i}.json"
-        epochs = f"{run['epochs']} epoch{'s' * (run['epochs'] != 1)}"
-        task = f"task {i} ({run['model']}, lr {run['lr']}, {epochs})"
-        log = f"see {folder / 'logs'}/*_{i}.out"
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            if (folder / "results" / f"{i}-checkpoint.pt").exists():  # it trained, then stopped
-                missing.append(f"{task}: stopped before finishing (its checkpoint is kept): "
-                               f"resubmit it to resume, with a longer --time if it ran out; {log}")  # fmt: skip
-            else:
-                missing.append(f"{task}: no {path.name} yet; {log}")
-            continue
-        except UnicodeDecodeError:
-            missing.append(f"{task}: {name} is not UTF-8 text: rerun task {i}; {log}")
-            continue
-        except json.JSONDecodeError as err:
-            missing.append(f"{task}: {name} is not valid JSON (line {err.lineno}, column "
-                           f"{err.colno}: {err.msg}): rerun task {i}; {log}")  # fmt: skip
-            continue
-        try:
-            scores = {"dev": report["final_accuracy"], "test": report["test_accuracy"],
-                      "seconds": report["seconds"]["train_and_eval"]}  # fmt: skip
-        except (KeyError, TypeError):
-            raise ValueError(f"{path} is not a report of `python -m helpers.finetune` (it needs "
-                             "final_accuracy, test_accuracy and seconds); move it out of results/") from None  # fmt: skip
-        other = _other_run(report.get("settings"), run["args"] + plan["common"])
-        if other:
-            missing.append(f"{task}: {name} is not this task's result ({other}): a run of another "
-                           f"plan; move it out of results/ and rerun task {i}")  # fmt: skip
-            continue
-        dev = scores["dev"]
-        if not _is_number(dev):
-            missing.append(f"{task}: {name} has no dev accuracy (final_accuracy is "
-                           f"{json.dumps(dev)}): the run failed or did not finish; rerun task {i}; {log}")  # fmt: skip
-            continue
-        rows.append({"task": i, "model": run["model"], "lr": run["lr"], "epochs": run["epochs"], **scores,
-                     "largest_batch": report.get("largest_batch")})  # fmt: skip
+    for i in range(len(plan["runs"])):
+        result = task_result(folder, plan, i)
+        if isinstance(result, dict):
+            rows.append(result)
+        else:
+            missing.append(result)
     return rows, missing
+
+
+def task_result(folder: Path, plan: dict, i: int) -> dict | str:
+    """Task ``i``'s row if ``folder/results`` holds a finished run of it, else a line saying why not."""
+    run = plan["runs"][i]
+    path = folder / "results" / f"{i}.json"
+    name = f"results/{i}.json"
+    epochs = f"{run['epochs']} epoch{'s' * (run['epochs'] != 1)}"
+    task = f"task {i} ({run['model']}, lr {run['lr']}, {epochs})"
+    log = f"see {folder / 'logs'}/*_{i}.out"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if (folder / "results" / f"{i}-checkpoint.pt").exists():  # it trained, then stopped
+            return (f"{task}: stopped before finishing (its checkpoint is kept): resubmit it to "
+                    f"resume, with a longer --time if it ran out; {log}")  # fmt: skip
+        return f"{task}: no {path.name} yet; {log}"
+    except UnicodeDecodeError:
+        return f"{task}: {name} is not UTF-8 text: rerun task {i}; {log}"
+    except json.JSONDecodeError as err:
+        return (f"{task}: {name} is not valid JSON (line {err.lineno}, column {err.colno}: "
+                f"{err.msg}): rerun task {i}; {log}")  # fmt: skip
+    try:
+        scores = {"dev": report["final_accuracy"], "test": report["test_accuracy"],
+                  "seconds": report["seconds"]["train_and_eval"]}  # fmt: skip
+    except (KeyError, TypeError):
+        raise ValueError(f"{path} is not a report of `python -m helpers.finetune` (it needs "
+                         "final_accuracy, test_accuracy and seconds); move it out of results/") from None  # fmt: skip
+    other = _other_run(report.get("settings"), run["args"] + plan["common"])
+    if other:
+        return (f"{task}: {name} is not this task's result ({other}): a run of another plan; "
+                f"move it out of results/ and rerun task {i}")  # fmt: skip
+    dev = scores["dev"]
+    if not _is_number(dev):
+        return (f"{task}: {name} has no dev accuracy (final_accuracy is {json.dumps(dev)}): the "
+                f"run failed or did not finish; rerun task {i}; {log}")  # fmt: skip
+    return {"task": i, "model": run["model"], "lr": run["lr"], "epochs": run["epochs"], **scores,
+            "largest_batch": report.get("largest_batch")}  # fmt: skip
 
 
 def _is_number(value: object) -> bool:
