@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from helpers.files import DiskFull, terminate_as_interrupt
+from helpers.files import DiskFull, NotFinite, terminate_as_interrupt
 
 INT_MAX = 2**31 - 1  # a count or size beyond this cannot be allocated or run: refused at parsing
 FLOAT32_MAX = 3.4e38  # a number beyond it is inf in float32, where the models compute
@@ -251,8 +251,9 @@ def running() -> Iterator[None]:
 
 def stops_cleanly(what_is_kept: str) -> Callable:
     """A command's ``main`` that Ctrl-C or SIGTERM ends with one line (``stopped: ...``, saying what
-    is kept) and exit status 130, and a full disk with one line and exit status 1, instead of a
-    traceback from wherever training was (or, for SIGTERM, no word at all). The outputs it locked
+    is kept) and exit status 130, a full disk with one line and exit status 1, and a NaN bound for a
+    JSON report with one line and exit status 2, instead of a traceback from wherever training was
+    (or, for SIGTERM, no word at all). The outputs it locked
     (``lock_output``) are free again when it returns."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
@@ -265,6 +266,11 @@ def stops_cleanly(what_is_kept: str) -> Callable:
                 return stopped(what_is_kept)
             except DiskFull as err:
                 return disk_full(err, what_is_kept)
+            except (
+                NotFinite
+            ) as err:  # a number no check before it caught: one line, not a traceback
+                print(f"error: {err}", file=sys.stderr)
+                return 2
 
         return run
 

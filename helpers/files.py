@@ -11,6 +11,7 @@ import errno
 import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -354,9 +355,31 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8", newline="\n"))
 
 
+class NotFinite(ValueError):
+    """A NaN or an infinity on its way into a JSON file."""
+
+
 def write_json(path: str | Path, data: object) -> Path:
-    """Write ``data`` as indented JSON atomically."""
-    return write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` as indented, strict JSON (UTF-8 text as it is) atomically. A NaN or an infinity
+    is refused, naming where it is: JSON has neither (Python's ``NaN`` breaks jq and JavaScript)."""
+    if (where := _not_finite(data)) is not None:
+        raise NotFinite(f"{path} was not written: {where} is not a finite number, which JSON cannot "
+                         "hold (a diverged run?)")  # fmt: skip
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    return write_text(path, text + "\n")
+
+
+def _not_finite(value: object, where: str = "the value") -> str | None:
+    """Where in ``value`` (nested dicts and lists) a float is NaN or infinite, e.g. "runs[0].loss"."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where} ({value})"
+    if isinstance(value, dict):
+        items = ((f"{k}" if where == "the value" else f"{where}.{k}", v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((w for key, v in items if (w := _not_finite(v, key)) is not None), None)
 
 
 def save_arrays(path: str | Path, **arrays: Any) -> Path:

@@ -15,6 +15,7 @@ import pytest
 from helpers.cli import stops_cleanly
 from helpers.files import (
     DiskFull,
+    NotFinite,
     atomic_write,
     check_writable,
     interrupt_after,
@@ -37,6 +38,32 @@ def test_a_failed_save_leaves_no_file_and_no_temporary(tmp_path):
     assert not target.exists() and list(target.parent.iterdir()) == []
     write_json(target, {"a": 1})
     assert target.read_text() == '{\n  "a": 1\n}\n'
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_json_file_never_holds_nan_or_infinity(tmp_path, bad):
+    """json.dumps wrote NaN and Infinity, which jq and JavaScript's JSON.parse refuse."""
+    target = tmp_path / "report.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(NotFinite, match=rf"runs\[1\]\.loss \({bad}\) is not a finite number"):
+        write_json(target, {"ok": 1.0, "runs": [{"loss": 0.5}, {"loss": bad}]})
+    assert json.loads(target.read_text()) == {"a": 1}  # the file before is kept
+    write_json(target, {"text": "pièce ✓", "n": [1.5, None]})
+    assert "pièce ✓" in target.read_text(encoding="utf-8")  # readable text, not \u00e8 escapes
+    assert json.loads(target.read_text(encoding="utf-8"))["text"] == "pièce ✓"
+
+
+def test_a_command_refuses_a_nan_bound_for_its_report_in_one_line(tmp_path, capsys):
+    @stops_cleanly("nothing")
+    def main() -> int:
+        write_json(tmp_path / "r.json", {"test_loss": float("nan")})
+        return 0
+
+    assert main() == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'r.json'} was not written: test_loss (nan) is not a finite number, "
+        "which JSON cannot hold (a diverged run?)\n"
+    )
 
 
 def test_a_library_save_moves_in_whole_files_or_none(tmp_path):

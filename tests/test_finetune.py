@@ -600,6 +600,20 @@ def test_proxy_refuses_a_file_that_is_not_label_sentence(tmp_path, capsys):
         )
 
 
+@pytest.mark.parametrize("flag, count", [("--tune", "-5"), ("--confirm", "0")])
+def test_proxy_refuses_a_count_below_one(tmp_path, capsys, flag, count):
+    """--tune -5 wrote all but the last 5 sentences to tune.tsv, and "tune": -5 to proxy.json."""
+    from helpers.finetune import proxy
+
+    (tmp_path / "sst.txt").write_text("4 ||| good .\n0 ||| bad .\n")
+    (tmp_path / "train.tsv").write_text("sentence\tlabel\na \t1\n")
+    args = ["--sst-file", str(tmp_path / "sst.txt"), "--train-file", str(tmp_path / "train.tsv"),
+            "--out", str(tmp_path / "out"), flag, count]  # fmt: skip
+    assert proxy.main(args) == 2
+    assert capsys.readouterr().err == f"error: {flag} must be at least 1 sentence, got {count}\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_proxy_never_writes_over_its_inputs_or_another_commands_report(tmp_path, capsys):
     """--out holding the --train-file: its train.tsv replaced the input (4 rows -> 2), exit 0; and
     proxy.json replaced a finetune report."""

@@ -428,6 +428,24 @@ def test_cli_train_refuses_a_folder_another_tool_wrote(tmp_path, capsys, files, 
     assert folder_bytes(tmp_path / "run") == files and not (tmp_path / "out.json").exists()
 
 
+@pytest.mark.parametrize("edit", [
+    lambda plan: {**plan, "iters": str(plan["iters"])},  # a divmod TypeError traceback
+    lambda plan: {**plan, "iters": -5},  # "the training split is empty"
+    lambda plan: json.dumps(plan)[:40],  # cut short: "files that no run of this command wrote"
+])  # fmt: skip
+def test_cli_train_names_its_own_plan_cut_short_or_edited(tmp_path, capsys, edit):
+    assert cli.main(small_argv(tmp_path)) == 0
+    path = tmp_path / "run" / "plan.json"
+    changed = edit(json.loads(path.read_text()))
+    path.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    capsys.readouterr()
+    assert cli.main(small_argv(tmp_path)) == 2
+    assert capsys.readouterr().err == (
+        f"error: --save {tmp_path / 'run'}/plan.json cannot be read as a plan this command wrote "
+        "(cut short or edited?); give a new --save, or delete the folder to train again\n"
+    )
+
+
 def test_cli_train_interrupted_resumes_with_the_same_command_only(tmp_path, monkeypatch, capsys):
     """A run stopped after its first evaluation (and a temporary file a kill left behind) is resumed
     by the same command and refused to any other; an empty folder is a new run."""

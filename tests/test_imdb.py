@@ -532,9 +532,15 @@ def test_cli_writes_the_report(cli_files):
     assert report["config"]["epochs"] == 2 and report["config"]["max_len"] == 48
     assert report["config"]["lr"] == 3e-3 and report["seed"] == 42
     assert len(report["history"]["valid_loss"]) == 2 and 0 <= report["test_accuracy"] <= 1
-    assert {"read", "glove parse", "tokenise train", "epoch 1", "epoch 2", "test"} <= set(
+    assert {"read", "glove", "tokenise train", "epoch 1", "epoch 2", "test"} <= set(
         report["seconds"]
     )
+    assert call(cli_files, "--epochs", "2", "--lr", "3e-3", "--max-len", "48") == 0  # now cached
+    again = json.loads(cli_files["--json"].read_text())
+    assert set(again["seconds"]) == set(
+        report["seconds"]
+    )  # one set of keys: "glove (cached)" was new
+    assert {"glove", "tokenise train", "tokenise test"} <= set(again["cached"])
     assert report["examples"] == {"train": 216, "valid": 24, "test": 60}
 
 

@@ -190,6 +190,11 @@ def test_resume_continues_after_the_last_saved_epoch(tmp_path):
     assert len(again.history["eval_loss"]) == 3
     assert again.history["eval_loss"] == pytest.approx(whole.history["eval_loss"], rel=1e-4)
     assert whole.report["resumed_after_epoch"] == 0
+    # tokens_seen counts every epoch, so its seconds do too (the console said "... tokens seen in 1 s"
+    # from this call's seconds alone, 10 times too fast)
+    seconds = again.report["seconds"]
+    assert seconds["all_epochs"] == pytest.approx(sum(seconds["per_epoch"]))
+    assert len(seconds["per_epoch"]) == 3 and seconds["all_epochs"] > seconds["per_epoch"][-1]
 
 
 def test_minutes_picks_whole_epochs_and_keeps_them_on_resume(tmp_path):
@@ -409,6 +414,10 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
             r"--json \S+: model\.safetensors is the name of a saved model's or run's file",
         ),
         ("json is not json", r"--json \S+ exists and is not a JSON report"),
+        (  # said to hold files no run of this command wrote
+            "state cut short",
+            r"--save \S+/mlm-state\.json cannot be read as the state this command wrote \(cut short",
+        ),
         (
             "eval is train",
             r"--eval-file \S+ is the --train-file: its perplexity would not be held out",
@@ -427,6 +436,9 @@ def test_the_command_never_writes_over_other_work(
         (tmp_path / "copy").mkdir()
         for name in ("config.json", "model.safetensors", "tokenizer.json"):
             (tmp_path / "copy" / name).write_bytes((tmp_path / "run" / name).read_bytes())
+    if case == "state cut short":
+        state = tmp_path / "run" / "mlm-state.json"
+        state.write_text(state.read_text()[:30])
     if case == "another tool's run":  # e.g. python -m helpers.gpt train's folder
         (tmp_path / "copy").mkdir()
         for name in ("checkpoint.pt", "model.pt"):
@@ -440,7 +452,7 @@ def test_the_command_never_writes_over_other_work(
                "json in save": {"--json": "run/out.json"}, "json is the text": {"--json": str(text_file)},
                "json is a run's weights": {"--save": "run2", "--json": "run/model.safetensors"},
                "json is not json": {"--save": "run2", "--json": "notes.txt"},
-               "eval is train": {"--eval-file": str(text_file)}}[case]  # fmt: skip
+               "eval is train": {"--eval-file": str(text_file)}, "state cut short": {}}[case]  # fmt: skip
     again = list(argv)
     for flag, value in changes.items():
         if flag in again:
@@ -456,6 +468,8 @@ def test_the_command_never_writes_over_other_work(
     assert folder_bytes(target) == before and text_file.read_bytes() == text
     assert (tmp_path / "notes.txt").read_text() == "a student's notes, not a report"
     assert not (tmp_path / "run2").exists()
+    if case == "state cut short":
+        return
     assert cli.main(argv) == 0  # the run itself still resumes: nothing left to train
     assert json.loads((tmp_path / "out.json").read_text())["resumed_after_epoch"] == 2
 

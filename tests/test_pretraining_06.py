@@ -204,7 +204,9 @@ def test_compare_dropout_sets_the_small_models_fine_tuning_dropout(
     assert len(seen) == 6  # 3 models (pretrained, twin, rescaled) x 2 seeds
     for run in seen:
         assert {m.p for m in run.model.modules() if isinstance(m, torch.nn.Dropout)} == {0.25}
-    assert json.loads(out.read_text())["settings"]["dropout"] == "0.25"
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["dropout"] == 0.25 and settings["rescaled"] is True  # were "0.25", "True"
+    assert isinstance(settings["small_lr"], list) and isinstance(settings["pretrained"], str)
     twin_dir = saved.with_name(saved.name + "-random-twin")
     for folder in (saved, twin_dir):
         assert json.loads((folder / "config.json").read_text())["hidden_dropout_prob"] == 0.1

@@ -220,11 +220,18 @@ def test_write_refuses_settings_that_would_only_fail_on_the_cluster(
 @pytest.mark.parametrize("plan", [
     {"runs": [], "common": []}, {"folder": "x", "common": [], "runs": ["a"]},
     {"folder": "x", "common": [], "runs": []}, ["not", "a", "plan"],
+    # hand-edited types: a TypeError traceback, a command of single characters, a split grid
+    {"folder": 5, "common": [], "runs": [{"model": "a", "lr": 1e-4, "epochs": 1, "args": []}]},
+    {"folder": "x", "common": [], "runs": [{"model": "a", "lr": 1e-4, "epochs": 1, "args": "--m a"}]},
+    {"folder": "x", "common": [], "runs": [{"model": "a", "lr": 1e-4, "epochs": "1", "args": []}]},
+    {"folder": "x", "common": [], "runs": [{"model": "a", "lr": "1e-4", "epochs": 1, "args": []}]},
+    {"folder": "x", "common": "--seed 1", "runs": [{"model": "a", "lr": 1e-4, "epochs": 1, "args": []}]},
 ])  # fmt: skip
 def test_a_plan_from_something_else_is_named(tmp_path, capsys, plan):
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     assert main(["task", str(tmp_path / "plan.json"), "0"]) == 2
     assert "is not a plan written by `python -m helpers.scaling write`" in capsys.readouterr().err
+    assert main(["collect", str(tmp_path)]) == 2
 
 
 @pytest.mark.parametrize("report", [{"accuracy": 1}, [1, 2]])
@@ -397,6 +404,33 @@ def test_collect_names_a_failed_run_and_a_broken_result(tmp_path, capsys, files)
     )
     assert "task 3" in lines[2] and "no 3.json yet" in lines[2]
     assert best_on_dev([{"dev": None}, {"dev": 0.5, "task": 7}])["task"] == 7
+
+
+def test_collect_lists_a_result_whose_test_accuracy_or_seconds_is_not_a_number(
+    tmp_path, capsys, files
+):
+    """Only dev was checked: a hand-edited NaN test accuracy, "0.5" or "fast" went into collect's own
+    report as they were (NaN made it invalid JSON)."""
+    write_jobs(make_plan(tmp_path, models=["a"], lrs=[1e-5, 1e-4, 1e-3], epochs=[1], files=files))
+    finished(tmp_path, 0, 0.6)
+    (tmp_path / "results" / "1.json").write_text(
+        '{"final_accuracy": 0.7, "test_accuracy": NaN, "seconds": {"train_and_eval": 1.0}}'
+    )
+    (tmp_path / "results" / "2.json").write_text(
+        '{"final_accuracy": 0.8, "test_accuracy": null, "seconds": {"train_and_eval": "fast"}}'
+    )
+    assert main(["collect", str(tmp_path), "--json", str(tmp_path / "c.json")]) == 0
+    err = capsys.readouterr().err
+    assert "results/1.json's test_accuracy is NaN, not a number: rerun task 1" in err
+    assert 'results/2.json\'s seconds.train_and_eval is "fast", not a number: rerun task 2' in err
+    rows = json.loads((tmp_path / "c.json").read_text())["runs"]
+    assert [r["task"] for r in rows] == [0]
+    finished(tmp_path, 2, 0.8)  # a run without --test-file: test_accuracy null is a result
+    report = json.loads((tmp_path / "results" / "2.json").read_text())
+    report["test_accuracy"] = None
+    (tmp_path / "results" / "2.json").write_text(json.dumps(report))
+    assert main(["collect", str(tmp_path), "--json", str(tmp_path / "c.json")]) == 0
+    assert [r["task"] for r in json.loads((tmp_path / "c.json").read_text())["runs"]] == [0, 2]
 
 
 @pytest.mark.parametrize("extra, said", [

@@ -1008,3 +1008,22 @@ def test_gradients_left_on_the_model_are_not_part_of_the_first_step():
     fit(dirty, data, cfg, CPU, progress=False)
     for a, b in zip(clean.parameters(), dirty.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_nan_evaluation_loss_is_a_diverged_run_even_with_a_finite_training_loss():
+    """The training loss is measured before each update, so an update that wrecks the model after the
+    last batch showed only in the evaluations: imdb reported "test accuracy 70.00%" with NaN losses."""
+    from helpers.training.loop import Diverged, check_finite_losses
+
+    history = {
+        "train_loss": [0.7, 0.6],
+        "valid_loss": [0.69, math.nan],
+        "valid_accuracy": [0.5, 0.7],
+    }
+    with pytest.raises(Diverged, match=r"the validation loss was nan in epoch 2 at --lr 0.1;"):
+        check_finite_losses(history, 0.1)
+    with pytest.raises(Diverged, match=r"the dev loss was inf in epoch 1 at --small-lr 1e\+30"):
+        check_finite_losses({"train_loss": [1.0], "dev_loss": [math.inf]}, 1e30, "--small-lr")
+    with pytest.raises(Diverged, match="the training loss was nan in epoch 1"):  # training's first
+        check_finite_losses({"train_loss": [math.nan], "dev_loss": [math.nan]}, 1.0)
+    check_finite_losses({"train_loss": [0.5], "dev_loss": [0.4], "dev_accuracy": [math.nan]}, 1.0)

@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     distributed.barrier()  # every process has read the checkpoint before rank 0 deletes it
     train_seconds = time.perf_counter() - start
     try:
-        check_finite_losses(history["train_loss"], args.lr)
+        check_finite_losses(history, args.lr)
     except ValueError as err:
         args.checkpoint.unlink(missing_ok=True)  # a diverged run: nothing to resume
         print(f"error: {err}", file=sys.stderr)

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        for flag, count in (("--tune", args.tune), ("--confirm", args.confirm)):
+            if count < 1:  # a negative count sliced from the end: tune.tsv held all but 5
+                raise ValueError(f"{flag} must be at least 1 sentence, got {count}")
         check_report(
             args.out / "proxy.json",
             "--out",

@@ -238,7 +238,7 @@ def finetune_runs(
             flag = "--lr" if name == "minilm" else "--small-lr"
             try:
                 # before a score
-                check_finite_losses(run.history["train_loss"], configs[name].lr, flag)
+                check_finite_losses(run.history, configs[name].lr, flag)
             except Diverged:
                 if checkpoints is not None:  # nothing to resume: a later run would only reload NaN
                     diverged = run_checkpoint(checkpoints, name, configs[name].lr, seed)
@@ -578,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": rows,
         "splits": {k: len(v) for k, v in data["splits"].items()},
         "split_notes": data["notes"],
-        "settings": {k: str(v) for k, v in vars(args).items()},
+        # as JSON has them (40, null, false, [0.0003, 0.001]): paths as text, nothing else stringified
+        "settings": json.loads(json.dumps(vars(args), default=str)),
         "diverged_rates": diverged,  # left out of the choice
         "configs": {
             name: (minilm if name == "minilm" else small[chosen[name]]).to_dict() for name in models

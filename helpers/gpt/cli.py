@@ -17,6 +17,7 @@ Under ``torchrun --nproc_per_node N`` (or ``accelerate launch``) it trains data-
 
 import argparse
 import contextlib
+import json
 import math
 import re
 import sys
@@ -29,7 +30,16 @@ from helpers.env import pick_device
 from helpers.files import check_report, check_writable, visible_files, write_report
 from helpers.gpt.attention import MASKS, VARIANTS
 from helpers.gpt.data import LEVELS, Corpus, build_corpus
-from helpers.gpt.runs import GPTRunConfig, load_model, read_plan, run_key, sample, train
+from helpers.gpt.runs import (
+    PLAN,
+    WRITER,
+    GPTRunConfig,
+    load_model,
+    read_plan,
+    run_key,
+    sample,
+    train,
+)
 from helpers.tables import read_utf8
 from helpers.training import distributed
 
@@ -151,6 +161,15 @@ def shown(value: object) -> str:
     return "not given" if value is None else str(value)
 
 
+def _damaged(plan: Path) -> bool:
+    """Whether ``plan`` is this command's plan.json cut short or edited (not another tool's file)."""
+    try:
+        plan_data = json.loads(plan.read_text(encoding="utf-8"))
+    except ValueError:  # not JSON, or not UTF-8
+        return True
+    return isinstance(plan_data, dict) and plan_data.get("written_by") == WRITER
+
+
 def check_save(folder: Path, cfg: GPTRunConfig, corpus: Corpus) -> None:
     """``--save`` is new, empty, or this command's run with the same flags and data (which resumes):
     a ValueError otherwise, before anything is written, so no run and no other tool's files are lost."""
@@ -161,6 +180,10 @@ def check_save(folder: Path, cfg: GPTRunConfig, corpus: Corpus) -> None:
         return
     plan = read_plan(folder)
     if not plan:  # every run writes plan.json before anything else
+        if PLAN in files and _damaged(folder / PLAN):  # not "files no run of this command wrote"
+            raise ValueError(f"--save {folder}/{PLAN} cannot be read as a plan this command wrote "
+                             "(cut short or edited?); give a new --save, or delete the folder to "
+                             "train again")  # fmt: skip
         listed = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
         raise ValueError(f"--save {folder} holds files ({listed}) that no run of this command wrote; "
                          "give a new or empty folder, so they are not written over")  # fmt: skip

@@ -143,7 +143,10 @@ def read_plan(folder: str | Path | None) -> dict:
         )
     except (OSError, ValueError):
         return {}
-    ours = isinstance(plan, dict) and isinstance(plan.get("key"), str) and "iters" in plan
+    if not isinstance(plan, dict):
+        return {}
+    iters = plan.get("iters")  # a whole number, as written: not hand-edited to "20" or -5
+    ours = isinstance(plan.get("key"), str) and type(iters) is int and iters > 0
     return plan if ours and plan.get("written_by", WRITER) == WRITER else {}
 
 
@@ -235,8 +238,8 @@ def check_diverged(history: History, lr: float, vocab_size: int) -> None:
     """A ``Diverged`` error if a loss is NaN, infinite or over three times a uniform guess's (ln V
     nats per token; a model starts near it): such a run's curve and samples are no result."""
     uniform = math.log(vocab_size)
+    check_finite_losses(history, lr, "GPTRunConfig.lr")
     for name in ("train_loss", "dev_loss"):
-        check_finite_losses(history[name], lr, "GPTRunConfig.lr")
         if (worst := max(history[name])) > 3 * uniform:
             raise Diverged(f"training diverged: the {name.replace('_', ' ')} reached {worst:.3g} nats "
                            f"per token, over three times a uniform guess's {uniform:.2f} (ln of "

@@ -134,13 +134,18 @@ def main(argv: list[str] | None = None) -> int:
         "test_accuracy": test.accuracy,
         "test_loss": test.loss,
         "history": dict(history),
+        # the same keys whether or not a step came from the cache ("cached" lists those that did)
         "seconds": {
             "read": read_seconds,
-            "glove (cached)" if cached else "glove parse": glove_seconds,
-            **prepared.seconds,
+            "glove": glove_seconds,
+            **{step.removesuffix(" (cached)"): s for step, s in prepared.seconds.items()},
             **{f"epoch {e}": s for e, s in zip(history["epoch"], history["seconds"])},
             "test": test_seconds,
         },
+        "cached": ["glove"] * cached
+        + [
+            step.removesuffix(" (cached)") for step in prepared.seconds if step.endswith("(cached)")
+        ],
         "examples": {name: len(d) for name, d in prepared.docs.items()},
         "vocabulary": len(prepared.itos),
         "glove_dim": glove.dim,

@@ -210,7 +210,8 @@ def run(
     ``seed`` (default: the one ``helpers.setup`` was given) fixes the initial weights, dropout and the
     shuffling; the caller's random generators are left as they were. With ``checkpoint``, training
     resumes from the last epoch saved for this config, data and code, and retrains if any changed.
-    A NaN training loss stops the run with a ``Diverged`` error that names the rate as ``lr_flag``.
+    A NaN or infinite loss (training or validation) stops the run with a ``Diverged`` error that
+    names the rate as ``lr_flag``.
     """
     seed = current_seed() if seed is None else seed
     size, max_len = cfg.batch_size, cfg.max_len
@@ -229,9 +230,10 @@ def run(
             checkpoint=path,
             identity={"model": cfg.to_dict(), "data": prepared.fingerprint()},
             # stops at the first NaN loss: its validation accuracy would look like a model's
-            callbacks=[lambda h: check_finite_losses(h["train_loss"], cfg.lr, lr_flag), *callbacks],
+            callbacks=[lambda h: check_finite_losses(h, cfg.lr, lr_flag), *callbacks],
             progress=progress,
         )
+    check_finite_losses(history, cfg.lr, lr_flag)  # also when it resumed a finished run
     return ImdbRun(history, model, {"train": time.perf_counter() - start})
 
 

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     run = train_classifier(args.model, cfg, train, dev, device, loaded=loaded,
                            checkpoint=args.checkpoint)  # fmt: skip
     try:
-        check_finite_losses(run.history["train_loss"], cfg.lr)
+        check_finite_losses(run.history, cfg.lr)
     except ValueError as err:
         args.checkpoint.unlink(missing_ok=True)  # a diverged run: nothing to resume
         print(f"error: {err}", file=sys.stderr)

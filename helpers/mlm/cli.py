@@ -35,6 +35,7 @@ from helpers.files import (
 from helpers.mlm.runs import (
     CHECKPOINT,
     SAFETY,
+    STATE,
     MlmConfig,
     pretrain,
     read_state,
@@ -158,6 +159,10 @@ def check_save(folder: Path, cfg: MlmConfig, train: list[str], held: list[str]) 
     state = read_state(folder)
     if not state:  # every run of this command writes its state before anything else
         files = [f.name for f in visible_files(folder)]
+        if STATE in files:  # cut short or edited: not "files no run of this command wrote"
+            raise ValueError(f"--save {folder}/{STATE} cannot be read as the state this command "
+                             "wrote (cut short or edited?); give a new --save, or delete the folder "
+                             "to train again")  # fmt: skip
         if files:
             shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
             raise ValueError(f"--save {folder} holds files ({shown}) that no run of this command "
@@ -246,5 +251,5 @@ def _run(argv: list[str] | None) -> int:
               f"{plan['estimated_epoch_seconds']:.0f} s here); trained 1", file=sys.stderr)  # fmt: skip
     curve = ", ".join(f"{p:.1f}" for p in report["eval_perplexity"])
     print(f"held-out MLM perplexity per epoch: {curve}; {report['tokens_seen']:,} tokens seen in "
-          f"{report['seconds']['train']:.0f} s; saved {args.save}; wrote {args.json}")  # fmt: skip
+          f"{report['seconds']['all_epochs']:.0f} s; saved {args.save}; wrote {args.json}")  # fmt: skip
     return 0

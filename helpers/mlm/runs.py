@@ -422,12 +422,13 @@ def pretrain(
             callbacks=[stop_if_diverged(cfg), lambda h: ran.append(len(h["epoch"])), *callbacks],
             checkpoint=folder / CHECKPOINT, identity=identity, progress=progress,
         )  # fmt: skip
-    seconds["train"] = time.perf_counter() - start
+    seconds["train"] = time.perf_counter() - start  # this call's: less when it resumed
     start = time.perf_counter()
     save_pretrained(model, folder, tokenizer)
     _write_state(folder, finished=True)
     seconds["save"] = time.perf_counter() - start
-    seconds["per_epoch"] = history["seconds"]
+    seconds["per_epoch"] = history["seconds"]  # every epoch's, those of earlier calls too
+    seconds["all_epochs"] = sum(history["seconds"])  # what tokens_seen took
     seconds["total"] = time.perf_counter() - started
     per_epoch = train.tokens
     report = {

@@ -342,12 +342,24 @@ def read_plan(path: str | Path) -> dict:
         raise ValueError(
             f"{path} is not JSON (line {err.lineno}, column {err.colno}): {err.msg}"
         ) from None
-    run_keys = {"model", "lr", "epochs", "args"}
+
+    def strings(value: object) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    def a_run(
+        r: object,
+    ) -> bool:  # the types too: a hand-edited "args": "--model x" ran "- - m o d"
+        return (isinstance(r, dict) and {"model", "lr", "epochs", "args"} <= set(r)
+                and isinstance(r["model"], str) and _is_number(r["lr"]) and strings(r["args"])
+                and isinstance(r["epochs"], int) and not isinstance(r["epochs"], bool))  # fmt: skip
+
     if (not isinstance(plan, dict) or not {"folder", "common", "runs"} <= set(plan)
+            or not isinstance(plan["folder"], str) or not strings(plan["common"])
             or not isinstance(plan["runs"], list) or not plan["runs"]
-            or not all(isinstance(r, dict) and run_keys <= set(r) for r in plan["runs"])):  # fmt: skip
+            or not all(a_run(r) for r in plan["runs"])):  # fmt: skip
         raise ValueError(f"{path} is not a plan written by `python -m helpers.scaling write` (it needs "
-                         "folder, common and a non-empty list of runs with model, lr, epochs, args)")  # fmt: skip
+                         "a folder, the common flags and a non-empty list of runs, each a model name, "
+                         "a number lr, whole epochs and a list of flags); write it again")  # fmt: skip
     return plan
 
 
@@ -416,6 +428,14 @@ def task_result(folder: Path, plan: dict, i: int) -> dict | str:
     if not _is_number(dev):
         return (f"{task}: {name} has no dev accuracy (final_accuracy is {json.dumps(dev)}): the "
                 f"run failed or did not finish; rerun task {i}; {log}")  # fmt: skip
+    for key, value in (
+        ("test_accuracy", scores["test"]),
+        ("seconds.train_and_eval", scores["seconds"]),
+    ):
+        if not (_is_number(value) or (value is None and key == "test_accuracy")):  # no --test-file
+            # a hand-edited result: its value would reach collect's report as it is
+            return (f"{task}: {name}'s {key} is {json.dumps(value)}, not a number: rerun task {i}; "
+                    f"{log}")  # fmt: skip
     return {"task": i, "model": run["model"], "lr": run["lr"], "epochs": run["epochs"], **scores,
             "largest_batch": report.get("largest_batch")}  # fmt: skip
 

@@ -166,13 +166,20 @@ class Diverged(ValueError):
     """A run whose training loss became NaN or infinite."""
 
 
-def check_finite_losses(losses: Sequence[float], lr: float, flag: str = "--lr") -> None:
-    """A ``Diverged`` error naming the first epoch whose training loss is NaN or infinite: the run
-    diverged, and its scores would look like a model's."""
-    for epoch, loss in enumerate(losses, 1):
-        if not math.isfinite(loss):
-            raise Diverged(f"training diverged: the training loss was {loss} in epoch {epoch} at "
-                           f"{flag} {lr:g}; give a smaller {flag}")  # fmt: skip
+def check_finite_losses(
+    history: Mapping[str, Sequence[float]], lr: float, flag: str = "--lr"
+) -> None:
+    """A ``Diverged`` error naming the first loss column (train_loss, then each evaluated split's) and
+    epoch that is NaN or infinite: the run diverged (an update after the last training batch shows
+    only in the evaluations), and its scores would look like a model's."""
+    evaluated = sorted(k for k in history if k.endswith("_loss") and k != "train_loss")
+    for key in ["train_loss", *evaluated]:
+        for epoch, loss in enumerate(history.get(key, ()), 1):
+            if not math.isfinite(loss):
+                split = key.removesuffix("_loss")
+                split = {"train": "training", "valid": "validation"}.get(split, split)
+                raise Diverged(f"training diverged: the {split} loss was {loss} in epoch {epoch} at "
+                               f"{flag} {lr:g}; give a smaller {flag}")  # fmt: skip
 
 
 @torch.no_grad()  # no graph: less memory, faster
