@@ -3,8 +3,10 @@ helpers.finetune compare``), the merge slider, the plots, the WikiText-2 reader,
 trainer, and the profile's sizes."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -21,12 +23,21 @@ from helpers.tokenization import bpe
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def saved(tmp_path):
-    """A tiny pretrained folder, as python -m helpers.mlm saves it."""
-    text = tmp_path / "corpus.txt"
+@pytest.fixture(scope="module")
+def pretrained_once(tmp_path_factory):
+    """A tiny pretrained folder, as python -m helpers.mlm saves it: trained once for this file."""
+    folder = tmp_path_factory.mktemp("pretrained")
+    text = folder / "corpus.txt"
     text.write_text("\n".join(tiny_text()) + "\n", encoding="utf-8")
-    return saved_tiny(text, tmp_path, "small", "p.json")
+    return saved_tiny(text, folder, "small", "p.json")
+
+
+@pytest.fixture
+def saved(tmp_path, pretrained_once):
+    """This test's own copy of the tiny pretrained folder (tests change or move it)."""
+    for name in ("corpus.txt", "p.json"):
+        shutil.copy2(pretrained_once.parent / name, tmp_path / name)
+    return Path(shutil.copytree(pretrained_once, tmp_path / "small"))
 
 
 @pytest.fixture
