@@ -8,6 +8,7 @@ and ``kv-cache`` one generation per side, one after the other (no warm-up, no re
     python -m helpers.benchmark kv-cache --json kv.json          # GPT generation with and without a KV cache
 """
 
+import math
 import platform
 import statistics
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.cli import Parser, output_file
+from helpers.cli import Parser, output_file, refuses_non_finite
 from helpers.env import pick_device, seeded, synchronize
 from helpers.files import check_report, write_report
 from helpers.layers import Block, SelfAttention
@@ -133,8 +134,11 @@ def precision_check(steps: int = 300, device: str = "cpu") -> dict:
             start = time.perf_counter()
             history = fit(model, train, cfg, dev, eval_batches={"valid": valid}, progress=False)
             synchronize(dev)
-        rows.append({"precision": precision, "train_loss": history.last("train_loss"),
-                     "valid_loss": history.last("valid_loss"), "seconds": time.perf_counter() - start})  # fmt: skip
+        seconds = time.perf_counter() - start
+        losses = {k: history.last(k) for k in ("train_loss", "valid_loss")}
+        diverged = not all(math.isfinite(v) for v in losses.values())  # a result here: JSON null
+        rows.append({"precision": precision, **{k: None if diverged else v for k, v in losses.items()},
+                     "diverged": diverged, "seconds": seconds})  # fmt: skip
     return {
         "what": f"{steps} steps of a one-block character LM (d 128, T 64, batch 32) per precision",
         "auto_picks": choose_precision(dev),
@@ -188,6 +192,7 @@ def machine() -> dict:
     }
 
 
+@refuses_non_finite
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
         prog="python -m helpers.benchmark", description=" ".join(__doc__.split("\n\n")[0].split())
@@ -220,7 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     elif args.which == "precision":
         result = precision_check(device=device)
         summary = ", ".join(
-            f"{r['precision']} valid loss {r['valid_loss']:.3f}" for r in result["rows"]
+            f"{r['precision']} "
+            + (
+                "diverged (NaN or infinite loss)"
+                if r["diverged"]
+                else f"valid loss {r['valid_loss']:.3f}"
+            )
+            for r in result["rows"]
         )
     elif args.which == "kv-cache":
         result = kv_cache_speed({"tiny": 200, "gpt2-shape": 100}, device=device)

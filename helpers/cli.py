@@ -249,12 +249,28 @@ def running() -> Iterator[None]:
         release_outputs()
 
 
+def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
+    """A command's ``main`` that a NaN or an infinity bound for its JSON report (``files.NotFinite``)
+    ends with one line and exit status 2, not a traceback."""
+
+    @functools.wraps(main)
+    def run(*args: Any, **kwargs: Any) -> int:
+        try:
+            return main(*args, **kwargs)
+        except NotFinite as err:  # a number no check before it caught
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+
+    run.refuses_non_finite = True  # type: ignore[attr-defined]  # tests/test_cli.py reads it
+    return run
+
+
 def stops_cleanly(what_is_kept: str) -> Callable:
     """A command's ``main`` that Ctrl-C or SIGTERM ends with one line (``stopped: ...``, saying what
     is kept) and exit status 130, a full disk with one line and exit status 1, and a NaN bound for a
     JSON report with one line and exit status 2, instead of a traceback from wherever training was
-    (or, for SIGTERM, no word at all). The outputs it locked
-    (``lock_output``) are free again when it returns."""
+    (or, for SIGTERM, no word at all). The outputs it locked (``lock_output``) are free again when
+    it returns."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -266,12 +282,7 @@ def stops_cleanly(what_is_kept: str) -> Callable:
                 return stopped(what_is_kept)
             except DiskFull as err:
                 return disk_full(err, what_is_kept)
-            except (
-                NotFinite
-            ) as err:  # a number no check before it caught: one line, not a traceback
-                print(f"error: {err}", file=sys.stderr)
-                return 2
 
-        return run
+        return refuses_non_finite(run)
 
     return wrap

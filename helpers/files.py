@@ -360,12 +360,17 @@ class NotFinite(ValueError):
 
 
 def write_json(path: str | Path, data: object) -> Path:
-    """Write ``data`` as indented, strict JSON (UTF-8 text as it is) atomically. A NaN or an infinity
-    is refused, naming where it is: JSON has neither (Python's ``NaN`` breaks jq and JavaScript)."""
+    """Write ``data`` as indented, strict JSON (UTF-8 text as it is, else escaped) atomically. A NaN
+    or an infinity is refused, naming where it is: JSON has neither (Python's ``NaN`` breaks jq and
+    JavaScript)."""
     if (where := _not_finite(data)) is not None:
         raise NotFinite(f"{path} was not written: {where} is not a finite number, which JSON cannot "
                          "hold (a diverged run?)")  # fmt: skip
     text = json.dumps(data, indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name in another encoding ('caf\udce9.txt'): \u escapes
+        text = json.dumps(data, indent=2, default=str, allow_nan=False)
     return write_text(path, text + "\n")
 
 

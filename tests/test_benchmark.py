@@ -58,3 +58,24 @@ def test_cli_refuses_repeats_where_it_is_ignored(tmp_path, capsys):
         "error: --repeats is for block and attention; precision has a fixed length, so leave it out\n"
     )
     assert not out.exists()
+
+
+def test_a_diverged_precision_is_written_as_null_and_said(tmp_path, monkeypatch, capsys):
+    """fp16 diverging is what this check is for: its NaN loss made the report invalid JSON (and, once
+    reports refused NaN, a traceback and no report)."""
+    import json
+    import math
+
+    from helpers.training import History
+
+    def fit(model, train, cfg, device, **kwargs):
+        history = History()
+        history.log(train_loss=math.nan, valid_loss=math.inf)
+        return history
+
+    monkeypatch.setattr("helpers.training.fit", fit)  # imported inside precision_check
+    out = tmp_path / "p.json"
+    assert benchmark.main(["precision", "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["diverged"] is True and row["train_loss"] is None and row["valid_loss"] is None
+    assert "fp32 diverged (NaN or infinite loss)" in capsys.readouterr().out

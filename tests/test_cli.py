@@ -442,3 +442,28 @@ def test_a_built_in_name_the_course_uses_itself_is_not_refused(cache, tmp_path, 
     (tmp_path / "minilm" / "config.json").write_text("{}", encoding="utf-8")
     model, tokenizer = load_classifier("tiny", 2)
     assert tokenizer.vocab_size > 1000
+
+
+REPORTERS = [  # (module, function): every command function that writes a JSON report
+    ("helpers.benchmark", "main"), ("helpers.finetune.cli", "main"), ("helpers.finetune.proxy", "main"),
+    ("helpers.finetune.twin", "main"), ("helpers.gpt.cli", "run_train"), ("helpers.imdb.ablation", "main"),
+    ("helpers.imdb.baseline", "main"), ("helpers.imdb.cli", "main"), ("helpers.minbert.cli", "main"),
+    ("helpers.mlm.cli", "main"), ("helpers.scaling.cli", "main"),
+]  # fmt: skip
+
+
+def test_the_reporters_list_is_every_module_that_writes_a_report():
+    writers = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for path in (ROOT / "helpers").rglob("*.py")
+        if any(f"{call}(" in path.read_text() for call in ("write_report", "write_json"))
+    }
+    commands = {module for module in writers if module in COMMANDS}
+    assert commands == {module for module, _ in REPORTERS}
+
+
+@pytest.mark.parametrize(("module", "function"), REPORTERS)
+def test_a_nan_bound_for_a_report_is_one_line_and_exit_2(module, function):
+    """A NaN no check caught was written as invalid JSON; since reports refuse NaN, each command says
+    so in one line (``cli.refuses_non_finite``, inside ``stops_cleanly`` too) instead of a traceback."""
+    assert getattr(getattr(importlib.import_module(module), function), "refuses_non_finite", False)

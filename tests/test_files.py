@@ -51,6 +51,8 @@ def test_a_json_file_never_holds_nan_or_infinity(tmp_path, bad):
     write_json(target, {"text": "pièce ✓", "n": [1.5, None]})
     assert "pièce ✓" in target.read_text(encoding="utf-8")  # readable text, not \u00e8 escapes
     assert json.loads(target.read_text(encoding="utf-8"))["text"] == "pièce ✓"
+    write_json(target, {"data": "caf\udce9.txt", "text": "pièce"})  # a Latin-1 name on Linux
+    assert json.loads(target.read_text(encoding="utf-8"))["data"] == "caf\udce9.txt"
 
 
 def test_a_command_refuses_a_nan_bound_for_its_report_in_one_line(tmp_path, capsys):

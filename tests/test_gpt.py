@@ -413,7 +413,9 @@ def test_cli_train_refuses_to_write_over_a_run_with_other_settings(tmp_path, cap
       "holds files (checkpoint.pt, config.json, mlm-state.json) that no run of this command wrote"),
      ({"model.pt": b"someone's model", "notes.txt": b"keep", "a.txt": b"", "b.txt": b""},
       "holds files (a.txt, b.txt, model.pt, ...) that no run of this command wrote"),
-     ({"plan.json": b'{"tasks": [{"model": "tiny"}]}'}, "holds files (plan.json) that no run of this")],
+     ({"plan.json": b'{"tasks": [{"model": "tiny"}]}'}, "holds files (plan.json) that no run of this"),
+     ({"plan.json": b"my own plan: write the essay", "essay.md": b"# Essay"},
+      "holds files (essay.md, plan.json) that no run of this command wrote")],
 )  # fmt: skip
 def test_cli_train_refuses_a_folder_another_tool_wrote(tmp_path, capsys, files, said):
     """A python -m helpers.mlm folder, another model, a scaling plan: left as they are (exit 2)."""
@@ -431,13 +433,13 @@ def test_cli_train_refuses_a_folder_another_tool_wrote(tmp_path, capsys, files, 
 @pytest.mark.parametrize("edit", [
     lambda plan: {**plan, "iters": str(plan["iters"])},  # a divmod TypeError traceback
     lambda plan: {**plan, "iters": -5},  # "the training split is empty"
-    lambda plan: json.dumps(plan)[:40],  # cut short: "files that no run of this command wrote"
+    None,  # cut short: "files that no run of this command wrote"
 ])  # fmt: skip
 def test_cli_train_names_its_own_plan_cut_short_or_edited(tmp_path, capsys, edit):
     assert cli.main(small_argv(tmp_path)) == 0
     path = tmp_path / "run" / "plan.json"
-    changed = edit(json.loads(path.read_text()))
-    path.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    text = path.read_text()
+    path.write_text(text[:40] if edit is None else json.dumps(edit(json.loads(text))))
     capsys.readouterr()
     assert cli.main(small_argv(tmp_path)) == 2
     assert capsys.readouterr().err == (

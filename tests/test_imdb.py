@@ -815,7 +815,7 @@ def test_ablation_runs_every_change_and_seed_resumes_and_summarises(cli_files, c
             ("course", 42), ("course", 43), ("lr 3e-3", 42), ("lr 3e-3", 43)]  # fmt: skip
         assert saved["setting"]["examples"] == {"train": 216, "valid": 24}  # no test split at all
         out = capsys.readouterr().out
-        assert "validation accuracy over seeds" in out and "no sd from one seed" not in out
+        assert "validation accuracy over seeds" in out and "one seed gives none" not in out
         assert ablation.main([*args, "--seeds", "3", "--epochs", "1"]) == 0  # resumes: 2 runs more
     again = json.loads(cli_files["--json"].read_text())["runs"]
     assert again[:4] == saved["runs"] and len(again) == 6
@@ -863,7 +863,7 @@ def test_ablation_from_best_scores_a_choose_file_as_the_command_scores_its_test_
     assert table.loc["best", "vs best"] == 0
     out = capsys.readouterr().out
     assert "vs best" in out and "--choose-file's accuracy over seeds" in out  # which split, said
-    assert "NaN" not in out and "no sd from one seed: -" in out  # one seed: no spread, said so
+    assert "NaN" not in out and "sample sd; - where one seed gives none" in out  # said so
     tmp = cli_files["--json"].with_name("cli.json")
     assert call({**cli_files, "--test-file": cli_files["--test-file"], "--json": tmp},
                 "--config", "best", "--epochs", "1") == 0  # fmt: skip

@@ -162,11 +162,16 @@ def shown(value: object) -> str:
 
 
 def _damaged(plan: Path) -> bool:
-    """Whether ``plan`` is this command's plan.json cut short or edited (not another tool's file)."""
+    """Whether ``plan`` is this command's plan.json cut short or edited, not another tool's file: JSON
+    this command wrote, or text that starts as its plans do (``{"key": ...``) but is not JSON."""
     try:
-        plan_data = json.loads(plan.read_text(encoding="utf-8"))
-    except ValueError:  # not JSON, or not UTF-8
-        return True
+        text = plan.read_text(encoding="utf-8")
+    except (OSError, ValueError):  # a folder, unreadable, not UTF-8: not one of ours
+        return False
+    try:
+        plan_data = json.loads(text)
+    except ValueError:
+        return text.lstrip().startswith('{\n  "key": ')  # write_json's first line of a plan
     return isinstance(plan_data, dict) and plan_data.get("written_by") == WRITER
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from helpers.cli import Parser, lock_output, output_file, running, stopped
+from helpers.cli import Parser, lock_output, output_file, refuses_non_finite, running, stopped
 from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_report, write_report
@@ -171,6 +171,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@refuses_non_finite
 def main(argv: list[str] | None = None) -> int:
     with running():  # SIGTERM as Ctrl-C; the --json it locks freed at the end
         return _run(parse(argv))
@@ -229,9 +230,9 @@ def _run(args: argparse.Namespace) -> int:
     save(rows)
     table = summary(rows)
     scored = "--choose-file's" if "choose_accuracy" in rows[0] else "validation"
-    one_seed = " (no sd from one seed: -)" if table["runs"].min() == 1 else ""
-    print(f"{scored} accuracy over seeds (mean, sample sd, range) and each change's mean minus "
-          f"{table.index[0]}'s; seconds per epoch{one_seed}:")  # fmt: skip
+    one_seed = "; - where one seed gives none" if table["runs"].min() == 1 else ""
+    print(f"{scored} accuracy over seeds (mean, sample sd{one_seed}, range) and each change's mean "
+          f"minus {table.index[0]}'s; seconds per epoch:")  # fmt: skip
     print(table.to_string(float_format=lambda x: f"{x:.4f}", na_rep="-"))
     return 0
 

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser, output_file
+from helpers.cli import Parser, output_file, refuses_non_finite
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.imdb.data import Split, check_splits, kept_apart, read_jsonl, split_off
 from helpers.text import clean
@@ -53,6 +53,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@refuses_non_finite
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:

@@ -21,7 +21,15 @@ import sys
 import time
 from pathlib import Path
 
-from helpers.cli import Parser, disk_full, lock_output, output_file, running, stopped
+from helpers.cli import (
+    Parser,
+    disk_full,
+    lock_output,
+    output_file,
+    refuses_non_finite,
+    running,
+    stopped,
+)
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import (
@@ -187,6 +195,7 @@ def check_json(args: argparse.Namespace) -> None:
     check_not_an_input(args.json, {"--train-file": args.train_file, "--eval-file": args.eval_file})
 
 
+@refuses_non_finite
 def main(argv: list[str] | None = None) -> int:
     with running():  # SIGTERM as Ctrl-C; the --save and --json it locks freed at the end
         return _run(argv)

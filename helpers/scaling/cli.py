@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.cli import Parser, check_magnitude, check_plain, output_file
+from helpers.cli import Parser, check_magnitude, check_plain, output_file, refuses_non_finite
 from helpers.files import atomic_write, check_report, check_writable, write_report
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
@@ -226,6 +226,7 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+@refuses_non_finite
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
