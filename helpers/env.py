@@ -18,6 +18,8 @@ SEED = 42
 _current_seed = SEED  # the seed of the last setup(): every run function's default
 # Imported names (not pip names) that notebooks need beyond torch and numpy.
 RUNTIME_MODULES = ("matplotlib", "ipywidgets", "tqdm")
+# a Colab runtime without a GPU runs quick, minutes a notebook on its 2 cores: say where a GPU is
+COLAB_CPU = " | no GPU: Runtime > Change runtime type > a GPU (e.g. T4), then run all cells again"
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Lab:
             f"({PROFILE_NOTES[self.profile]}) | torch {torch.__version__}"
             + (" | Colab" if self.in_colab else "")
             + (f" | {self.profile} is sized for a GPU; quick is the CPU's profile" if slow else "")
+            + (COLAB_CPU if self.in_colab and self.device.type == "cpu" else "")
         )
 
 

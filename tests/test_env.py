@@ -36,6 +36,12 @@ def test_setup_prints_one_line_and_seeds_everything(monkeypatch, capsys):
     full = dataclasses.replace(lab, profile="full", device=torch.device("cpu"))
     assert full.describe().endswith("| full is sized for a GPU; quick is the CPU's profile")
     assert "full for everything" not in dataclasses.replace(lab, profile="quick").describe()
+    # a Colab CPU runtime: the line said "| Colab" and nothing about the GPU a class needs
+    colab = dataclasses.replace(lab, profile="quick", device=torch.device("cpu"), in_colab=True)
+    assert colab.describe().endswith("| Colab | no GPU: Runtime > Change runtime type > a GPU "
+                                     "(e.g. T4), then run all cells again")  # fmt: skip
+    gpu = dataclasses.replace(colab, profile="class", device=torch.device("cuda"))
+    assert "no GPU" not in gpu.describe() and "no GPU" not in full.describe()  # not Colab
     assert lab.sizes == SIZES["01"]["smoke"] and lab.sizes.sweep_points == 41
 
 
