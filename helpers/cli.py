@@ -261,7 +261,6 @@ def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {err}", file=sys.stderr)
             return 2
 
-    run.refuses_non_finite = True  # type: ignore[attr-defined]  # tests/test_cli.py reads it
     return run
 
 

@@ -434,12 +434,17 @@ def test_cli_train_refuses_a_folder_another_tool_wrote(tmp_path, capsys, files, 
     lambda plan: {**plan, "iters": str(plan["iters"])},  # a divmod TypeError traceback
     lambda plan: {**plan, "iters": -5},  # "the training split is empty"
     None,  # cut short: "files that no run of this command wrote"
+    "",  # empty, as a crash can leave it
+    '{\n  "ke',  # cut inside its first key
 ])  # fmt: skip
 def test_cli_train_names_its_own_plan_cut_short_or_edited(tmp_path, capsys, edit):
     assert cli.main(small_argv(tmp_path)) == 0
     path = tmp_path / "run" / "plan.json"
     text = path.read_text()
-    path.write_text(text[:40] if edit is None else json.dumps(edit(json.loads(text))))
+    if edit is None or isinstance(edit, str):
+        path.write_text(text[:40] if edit is None else edit)
+    else:
+        path.write_text(json.dumps(edit(json.loads(text))))
     capsys.readouterr()
     assert cli.main(small_argv(tmp_path)) == 2
     assert capsys.readouterr().err == (

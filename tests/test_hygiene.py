@@ -72,12 +72,13 @@ def test_second_cell_is_setup(path):
     )
 
 
-@pytest.mark.parametrize("case", ["install failed", "another helpers"])
+@pytest.mark.parametrize("case", ["install failed", "another helpers", "a helpers folder"])
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_the_setup_cell_names_a_failed_install_and_another_helpers(path, case, monkeypatch):
-    """A failed %pip (offline, a wrong REPO_URL) ended in "No module named 'helpers'" under Colab's
-    hint to `!pip install helpers`, PyPI's unrelated package; a helpers.py in /content was imported
-    as the course's, and the cell stopped at "module 'helpers' has no attribute 'setup'"."""
+    """A failed %pip (offline, a wrong REPO_URL) ended in "No module named 'helpers'" (and `pip
+    install helpers` fetches PyPI's unrelated package); a helpers.py or a helpers folder in /content
+    was imported as the course's, and the cell stopped at "module 'helpers' has no attribute
+    'setup'"."""
     import importlib.machinery
     import importlib.util
     import sys
@@ -88,13 +89,22 @@ def test_the_setup_cell_names_a_failed_install_and_another_helpers(path, case, m
     code = source.replace(pip, pip[: len(pip) - len(pip.lstrip())] + "pass  # pip failed")
     if case == "install failed":
         monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
-        said = f"helpers did not install from https://github.com/{current_repo()}: check the network"
+        said = (
+            f"helpers did not install from https://github.com/{current_repo()}: check the network"
+        )
     else:
         found = types.ModuleType("helpers")
-        found.__file__ = "/content/helpers.py"
+        found.__file__ = "/content/helpers.py" if case == "another helpers" else None
+        if (
+            case == "a helpers folder"
+        ):  # no __init__.py: a namespace package, whose __file__ is None
+            found.__path__ = ["/content/helpers"]
         found.__spec__ = importlib.machinery.ModuleSpec("helpers", None, origin=found.__file__)
         monkeypatch.setitem(sys.modules, "helpers", found)
-        said = "/content/helpers.py is another 'helpers', not this course's: rename it"
+        where = found.__file__ or "['/content/helpers']"
+        said = (
+            f"{where} is not this course's helpers: rename it (or pip uninstall helpers), restart"
+        )
     with pytest.raises(RuntimeError, match=re.escape(said)):
         exec(compile(code, str(path), "exec"), {})
 

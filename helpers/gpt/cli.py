@@ -170,8 +170,9 @@ def _damaged(plan: Path) -> bool:
         return False
     try:
         plan_data = json.loads(text)
-    except ValueError:
-        return text.lstrip().startswith('{\n  "key": ')  # write_json's first line of a plan
+    except ValueError:  # how write_json starts a plan, or a part of that (an empty file too)
+        start, text = '{\n  "key": ', text.lstrip()
+        return text.startswith(start) or start.startswith(text)
     return isinstance(plan_data, dict) and plan_data.get("written_by") == WRITER
 
 
