@@ -4,6 +4,7 @@ import importlib.util
 import os
 import random
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +19,13 @@ SEED = 42
 _current_seed = SEED  # the seed of the last setup(): every run function's default
 # Imported names (not pip names) that notebooks need beyond torch and numpy.
 RUNTIME_MODULES = ("matplotlib", "ipywidgets", "tqdm")
+# Deprecations inside the libraries at the oldest versions pyproject allows (transformers 4.40 passes
+# resume_download to huggingface_hub 0.23; accelerate 0.30 imports transformers.deepspeed): a student
+# can do nothing about them, and the notebooks' tests fail on any text on stderr
+LIBRARY_DEPRECATIONS = (
+    r"`resume_download` is deprecated",
+    r"transformers\.deepspeed module is deprecated",
+)
 # a Colab runtime without a GPU runs quick, minutes a notebook on its 2 cores: say where a GPU is
 COLAB_CPU = " | no GPU: Runtime > Change runtime type > a GPU (e.g. T4), then run all cells again"
 
@@ -149,6 +157,8 @@ def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
             # half imported and every later optimizer failed ("module 'sympy' has no attribute
             # 'core'") until a restart. Here, an interrupt waits for the import's end.
             importlib.import_module("torch._dynamo")
+    for message in LIBRARY_DEPRECATIONS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
     seed_everything(seed)
     device = pick_device()
     chosen = resolve_profile(device, profile)

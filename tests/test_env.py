@@ -207,3 +207,18 @@ def test_a_missing_module_is_named_with_the_pip_line_that_installs_it(monkeypatc
     message = str(raised.value)
     assert "needs no_such_module_x, no_such_module_y" in message, message
     assert "`pip install no_such_module_x no_such_module_y`" in message, message
+
+
+def test_setup_quiets_the_oldest_libraries_own_deprecations(monkeypatch, capsys):
+    """Under transformers 4.40 and huggingface_hub 0.23 (pyproject's floors) notebooks 04 and 09 put
+    FutureWarnings from inside those libraries on stderr; other warnings still show."""
+    import warnings
+
+    monkeypatch.setenv("HELPERS_PROFILE", "smoke")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        helpers.setup("04")
+        warnings.warn("`resume_download` is deprecated and will be removed", FutureWarning)
+        warnings.warn("transformers.deepspeed module is deprecated", FutureWarning)
+        warnings.warn("a warning of the course's own", FutureWarning)
+    assert [str(w.message) for w in caught] == ["a warning of the course's own"]

