@@ -218,7 +218,7 @@ def test_setup_quiets_the_oldest_libraries_own_deprecations(monkeypatch, capsys)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         helpers.setup("04")
-        warnings.warn("`resume_download` is deprecated and will be removed", FutureWarning)
-        warnings.warn("transformers.deepspeed module is deprecated", FutureWarning)
-        warnings.warn("a warning of the course's own", FutureWarning)
+        warnings.warn("`resume_download` is deprecated and will be removed", FutureWarning, 1)
+        warnings.warn("transformers.deepspeed module is deprecated", FutureWarning, 1)
+        warnings.warn("a warning of the course's own", FutureWarning, 1)
     assert [str(w.message) for w in caught] == ["a warning of the course's own"]

