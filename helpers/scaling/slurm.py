@@ -346,9 +346,8 @@ def read_plan(path: str | Path) -> dict:
     def strings(value: object) -> bool:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
-    def a_run(
-        r: object,
-    ) -> bool:  # the types too: a hand-edited "args": "--model x" ran "- - m o d"
+    # the types too: a hand-edited "args": "--model x" ran "- - m o d"
+    def a_run(r: object) -> bool:
         return (isinstance(r, dict) and {"model", "lr", "epochs", "args"} <= set(r)
                 and isinstance(r["model"], str) and _is_number(r["lr"]) and strings(r["args"])
                 and isinstance(r["epochs"], int) and not isinstance(r["epochs"], bool))  # fmt: skip

@@ -163,7 +163,7 @@ def perplexity(loss: float) -> float:
 
 
 class Diverged(ValueError):
-    """A run whose training loss became NaN or infinite."""
+    """A run whose training or evaluation loss became NaN or infinite."""
 
 
 def check_finite_losses(
