@@ -5,7 +5,8 @@ Four profiles:
   target: not measured on a T4).
 - ``full``:  a GPU, whole data sets (notebook 06 keeps its 4,000 labelled phrases), every experiment
   of the course (homework; HELPERS_PROFILE=full).
-- ``quick``: a laptop CPU, subsets and smaller models, up to about 20 minutes a notebook.
+- ``quick``: a laptop CPU, subsets and smaller models, 6 s to about 23 minutes a notebook (README's
+  table, on a 2-core CPU).
 - ``smoke``: the test suite, offline and tiny, seconds a notebook.
 
 Each notebook's sizes are a typed config (``Sizes01`` ...); a notebook reads them as ``lab.sizes.lm_steps``.

@@ -302,9 +302,8 @@ def run_epoch(
                 scaler.step(optimizer)  # the update
                 scaler.update()
                 optimizer.zero_grad(set_to_none=True)  # gradients add up until cleared
-                if (
-                    scaler.get_scale() >= scale
-                ):  # a skipped step spends none of the warm-up or decay
+                # a skipped step spends none of the warm-up or decay
+                if scaler.get_scale() >= scale:
                     scheduler.step()  # the learning rate for the next step
             seen = 0
         total, count = total + loss.item() * n, count + n
