@@ -19,7 +19,9 @@ import threading
 import time
 import urllib.request
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -32,9 +34,11 @@ SETUP_HINT = (
     "or $MAIN_VENV, .venv-widgets7/)"
 )
 
-# Seconds: a notebook's run in the smoke profile (04, the longest, takes ~40 s headless), one
-# slider's or button's effect, and the server's start.
+# Seconds: a notebook's run in the smoke profile (04, the longest, takes ~40 s headless), its
+# kernel's start and connection (a few seconds), one slider's or button's effect, and the server's
+# start.
 RUN_TIMEOUT = float(os.environ.get("BROWSER_RUN_TIMEOUT", 300))
+CONNECT_TIMEOUT = float(os.environ.get("BROWSER_CONNECT_TIMEOUT", 120))
 EFFECT_TIMEOUT = float(os.environ.get("BROWSER_EFFECT_TIMEOUT", 60))
 START_TIMEOUT = 90
 
@@ -376,6 +380,13 @@ OPENED = f"""(name) => {{
     return !!(panel && panel.context && panel.context.path.endsWith(name) && panel.sessionContext);
 }}"""
 
+# The kernel's status and its websocket's connection status, or 'none'.
+KERNEL_CONNECTION = f"""() => {{
+    const panel = {PANEL};
+    const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
+    return kernel ? [kernel.status, kernel.connectionStatus] : ['none', 'none'];
+}}"""
+
 KERNEL_STATUS = f"""() => {{
     const panel = {PANEL};
     const kernel = panel && panel.sessionContext.session && panel.sessionContext.session.kernel;
@@ -495,6 +506,8 @@ class Result:
     """What the tier saw in one notebook."""
 
     cells: int = 0
+    connected: bool = True  # False: the kernel never connected, no cell was sent to it
+    retried: str = ""  # why the notebook was checked a second time (the first try's error)
     widgets: int = 0
     sliders: int = 0
     changed: int = 0
@@ -518,7 +531,37 @@ class Result:
             f"{len(self.errors)} errors ({self.seconds:.0f} s: "
             + ", ".join(f"{name} {seconds:.0f}" for name, seconds in self.phases.items())
             + ")"
+            + (f"; checked twice, the first try: {self.retried}" if self.retried else "")
         )
+
+
+class NotConnected(RuntimeError):
+    """The notebook's kernel never reached idle over a connected websocket."""
+
+
+def wait_connected(page, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Until the kernel is idle over a connected websocket, before any cell is sent to it."""
+    if not wait_for(
+        lambda: page.evaluate(KERNEL_CONNECTION) == ["idle", "connected"], timeout, page
+    ):
+        status, connection = page.evaluate(KERNEL_CONNECTION)
+        raise NotConnected(
+            f"the kernel had not connected after {timeout:.0f} s "
+            f"(status {status}, websocket {connection})"
+        )
+
+
+def checked(check: Callable[[], Result]) -> Result:
+    """``check()``'s result, checked a second time when its kernel never connected: jupyter_server
+    can answer the kernel's websocket with HTTP 500 (jupyter_server#1265, `'NoneType'
+    object has no attribute 'kernel_ws_protocol'`) and the page then waits for ever. The first try's
+    error stays in the result's line, so a retry is never silent; a second failure fails the test."""
+    result = check()
+    if result.connected:
+        return result
+    again = check()
+    again.retried = result.errors[0] if result.errors else "the kernel never connected"
+    return again
 
 
 def run_all(page, timeout: float = RUN_TIMEOUT) -> None:
@@ -683,6 +726,7 @@ def check_notebook(browser, lab: Lab, path: Path, shots: Path) -> Result:
         page.goto(lab.notebook_url(path.name), wait_until="domcontentloaded")
         page.wait_for_function(OPENED, arg=path.name)
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell")
+        wait_connected(page)
         step = result.phase("open", step)
         run_all(page)
         wait_idle(page)
@@ -707,6 +751,7 @@ def check_notebook(browser, lab: Lab, path: Path, shots: Path) -> Result:
         result.screenshots.append(screenshot(page, shots / f"{name}-moved.png"))
         step = result.phase("screenshots", step)
     except Exception as error:
+        result.connected = not isinstance(error, NotConnected)
         result.errors.append(f"{type(error).__name__}: {error}")
         try:
             result.screenshots.append(screenshot(page, shots / f"{name}-failed.png"))
@@ -747,9 +792,8 @@ class Pass(threading.Thread):
                     raise InterruptedError("stopped")
                 if self.lab.process is None:  # the server starts with the first notebook
                     self.lab.start()
-                self.results[path.stem] = check_notebook(
-                    self.browser.browser, self.lab, path, self.shots
-                )
+                check = partial(check_notebook, self.browser.browser, self.lab, path, self.shots)
+                self.results[path.stem] = checked(check)
                 self.finished[path.stem].set()
         except BaseException as error:
             self.error = f"{type(error).__name__}: {error}".splitlines()[0]

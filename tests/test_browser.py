@@ -5,7 +5,8 @@ smoke profile, then checked as a student would see it: no error output, every wi
 the plot or text it drives (or, behind a train/run button, the button's result appears). The two
 widget stacks run side by side, each in a thread of its own (browser_support.Pass), started with the
 session (tests/conftest.py) so that they run beside the other tests; these tests run last and each
-waits for its notebook's result.
+waits for its notebook's result. A notebook whose kernel never connected (no cell was sent to it)
+is checked once more in a new page, and its line says so (browser_support.checked).
 
 Set up with `bash .ci/browser-env`; without it this tier skips locally and fails under CI=true.
 Run it alone: `pytest tests/test_browser.py`. Screenshots: browser-screenshots/<env>/ (or

@@ -1,0 +1,81 @@
+"""The browser tier's own logic, without a browser: a notebook whose kernel never connected is
+checked a second time and says so (tests/browser_support.checked, wait_connected)."""
+
+import time
+
+import pytest
+from browser_support import NotConnected, Result, checked, wait_connected
+
+
+def tries(*results: Result):
+    """A check returning ``results`` one after another; ``calls`` counts them."""
+    queue = list(results)
+
+    def check() -> Result:
+        check.calls += 1
+        return queue.pop(0)
+
+    check.calls = 0
+    return check
+
+
+def refused() -> Result:
+    error = (
+        "NotConnected: the kernel had not connected after 120 s (status busy, websocket connecting)"
+    )
+    return Result(connected=False, errors=[error])
+
+
+def test_a_connected_notebook_is_checked_once():
+    check = tries(Result(cells=5), Result(cells=5))
+    result = checked(check)
+    assert check.calls == 1 and result.cells == 5 and not result.retried
+    assert "checked twice" not in result.line("w8", "01_x")
+
+
+def test_a_failure_after_connecting_is_not_retried():
+    check = tries(Result(cells=3, errors=["cell 4: ValueError: x"]), Result(cells=9))
+    result = checked(check)
+    assert check.calls == 1 and result.errors == ["cell 4: ValueError: x"]
+
+
+def test_a_kernel_that_never_connected_is_checked_again_and_says_so():
+    check = tries(refused(), Result(cells=7))
+    result = checked(check)
+    assert check.calls == 2 and result.cells == 7 and not result.errors
+    line = result.line("w8", "09_x")
+    assert "checked twice, the first try: NotConnected: the kernel had not connected" in line
+
+
+def test_a_second_refusal_fails_with_both_tries_named():
+    check = tries(refused(), refused(), Result(cells=7))
+    result = checked(check)
+    assert check.calls == 2 and result.errors and not result.connected
+    assert result.retried.startswith("NotConnected")
+
+
+class Page:
+    """A page whose kernel reports ``states`` one poll after another (the last one from then on)."""
+
+    def __init__(self, *states: list[str]) -> None:
+        self.states = list(states)
+
+    def evaluate(self, script: str) -> list[str]:
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    def wait_for_timeout(self, ms: float) -> None:
+        time.sleep(ms / 1000)
+
+
+def test_wait_connected_waits_for_an_idle_kernel_on_a_connected_websocket():
+    page = Page(["none", "none"], ["starting", "connecting"], ["idle", "connected"])
+    wait_connected(page, timeout=5)
+    assert page.states == [["idle", "connected"]]
+
+
+@pytest.mark.parametrize("state", [["busy", "connected"], ["idle", "connecting"], ["none", "none"]])
+def test_wait_connected_names_what_it_saw(state):
+    with pytest.raises(
+        NotConnected, match=rf"after 0 s \(status {state[0]}, websocket {state[1]}\)"
+    ):
+        wait_connected(Page(state), timeout=0.3)
