@@ -1179,3 +1179,50 @@ def test_a_test_file_left_with_one_class_after_its_repeats_go_says_so(capsys):
     err = capsys.readouterr().err
     assert "2 of the 5 reviews in --test-file test.jsonl repeat" in err
     assert "every review in --test-file test.jsonl is labelled 0" in err
+
+
+def test_training_splits_drop_repeats_before_splitting(tmp_path, capsys):
+    """A repeated review is trained on or validated on, never both (a copy on each side of the split
+    was validated on memory: 4 of the 1,000 validation reviews of the shared 10,000)."""
+    from helpers.imdb.data import training_splits
+
+    texts, labels = synthetic_reviews(200)
+    rows = [{"text": t, "label": y} for t, y in zip(texts, labels)]
+    path = write_jsonl(tmp_path / "train.jsonl", rows + rows[:50])
+    everything, train, valid = training_splits(path, 0.2)
+    assert len(everything[0]) == len(set(everything[0])) == 200
+    assert len(train[0]) + len(valid[0]) == 200 and not set(train[0]) & set(valid[0])
+    assert dict(zip(*everything)) == dict(zip(texts, labels))  # labels stay with their texts
+    assert capsys.readouterr().err == (
+        f"note: 50 of the 250 reviews in --train-file {path} repeat an earlier one; training and "
+        "validating on the other 200\n"
+    )
+    training_splits(write_jsonl(tmp_path / "once.jsonl", rows), 0.2)
+    assert capsys.readouterr().err == ""
+
+
+def test_every_imdb_command_trains_and_validates_without_repeats(cli_files, capsys, monkeypatch):
+    from helpers.imdb import ablation, baseline
+
+    train = cli_files["--train-file"]
+    rows = train.read_text().splitlines()
+    train.write_text("\n".join(rows + rows[:40]) + "\n")
+    args = [f"{k}={v}" for k, v in cli_files.items() if k != "--glove-file"]
+    assert baseline.main(args) == 0
+    assert "40 of the 280 reviews in --train-file" in capsys.readouterr().err
+    report = json.loads(cli_files["--json"].read_text())
+    assert report["examples"]["train"] + report["examples"]["valid"] == 240
+    cli_files["--json"].unlink()
+    assert call(cli_files, "--epochs", "1", "--max-len", "32") == 0
+    assert "40 of the 280 reviews in --train-file" in capsys.readouterr().err
+    report = json.loads(cli_files["--json"].read_text())
+    assert report["examples"]["train"] + report["examples"]["valid"] == 240
+    cli_files["--json"].unlink()
+    read = []  # the ablation reads its splits the same way (its runs are tested above)
+
+    def spy(file, fraction):
+        read.append(file)
+        raise ValueError("read")
+
+    monkeypatch.setattr(ablation, "training_splits", spy)
+    assert ablation.main(ablation_args(cli_files)) == 2 and read == [str(train)]

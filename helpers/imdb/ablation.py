@@ -24,7 +24,7 @@ from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_report, write_report
 from helpers.glove import load_glove
-from helpers.imdb.data import check_splits, kept_apart, read_jsonl, split_off
+from helpers.imdb.data import kept_apart, read_jsonl, training_splits
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
 from helpers.source import code_digest
 from helpers.training.loop import Diverged
@@ -190,9 +190,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         check_report(args.json)  # not a saved model's file; read_saved refuses another's JSON
         saved, done = read_saved(args.json)
-        everything = read_jsonl(args.train_file)
-        train, valid = split_off(everything, args.valid_fraction)
-        check_splits(train, valid, args.train_file, args.valid_fraction)
+        everything, train, valid = training_splits(args.train_file, args.valid_fraction)
         splits = {"train": train, "valid": valid}
         if args.choose_file is not None:
             splits["choose"] = kept_apart(everything, args.train_file, read_jsonl(args.choose_file),

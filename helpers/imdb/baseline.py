@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from helpers.cli import Parser, output_file, refuses_non_finite
 from helpers.files import check_not_an_input, check_report, write_report
-from helpers.imdb.data import Split, check_splits, kept_apart, read_jsonl, split_off
+from helpers.imdb.data import Split, kept_apart, read_jsonl, training_splits
 from helpers.text import clean
 
 if TYPE_CHECKING:
@@ -64,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         # its folders are made when it is written: bad input leaves none behind
         check_report(args.json, command=COMMAND, shape=SHAPE)
-        everything = read_jsonl(args.train_file)
-        train, valid = split_off(everything, args.valid_fraction)
-        check_splits(train, valid, args.train_file, args.valid_fraction)
+        everything, train, valid = training_splits(args.train_file, args.valid_fraction)
         test = kept_apart(everything, args.train_file, read_jsonl(args.test_file), args.test_file,
                           "--test-file")  # fmt: skip
     except (OSError, ValueError) as err:

@@ -18,7 +18,7 @@ from helpers.cli import Parser, lock_output, output_file, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.glove import load_glove
-from helpers.imdb.data import check_splits, kept_apart, read_jsonl, split_off
+from helpers.imdb.data import kept_apart, read_jsonl, training_splits
 from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
 from helpers.training import choose_precision, distributed
 
@@ -93,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         start = time.perf_counter()
-        everything = read_jsonl(args.train_file)
-        train_data, valid_data = split_off(everything, args.valid_fraction)
-        check_splits(train_data, valid_data, args.train_file, args.valid_fraction)
+        everything, train_data, valid_data = training_splits(args.train_file, args.valid_fraction)
         test_data = kept_apart(everything, args.train_file, read_jsonl(args.test_file),
                                args.test_file, "--test-file")  # fmt: skip
         read_seconds = time.perf_counter() - start

@@ -28,6 +28,20 @@ def read_jsonl(path: str | Path) -> Split:
     return [r["text"] for r in rows], labels
 
 
+def training_splits(train_file: str | Path, fraction: float) -> tuple[Split, Split, Split]:
+    """(all reviews, train, validation) of ``train_file``, its repeats dropped before the split (a
+    note on stderr says how many: a copy on each side would be validated on memory), then checked."""
+    read = read_jsonl(train_file)
+    everything = drop_repeats(read)
+    if dropped := len(read[0]) - len(everything[0]):
+        print(f"note: {dropped} of the {len(read[0])} reviews in --train-file {train_file} repeat an "
+              f"earlier one; training and validating on the other {len(everything[0])}",
+              file=sys.stderr)  # fmt: skip
+    train, valid = split_off(everything, fraction)
+    check_splits(train, valid, train_file, fraction)
+    return everything, train, valid
+
+
 def check_splits(train: Split, valid: Split, train_file: str | Path, fraction: float) -> None:
     """A ValueError if the training or the validation split of ``train_file`` is empty, or if they
     hold one class only (nothing to classify)."""
