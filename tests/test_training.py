@@ -274,6 +274,22 @@ def test_a_step_without_predictions_changes_nothing(accumulate):
         assert torch.equal(a, b)
 
 
+def test_an_epoch_with_nothing_to_predict_is_named_not_divided_by_zero(tmp_path, capsys):
+    """An epoch whose every target is ignored (a tiny text whose masks chose no token) raised
+    ZeroDivisionError after the checkpoint of the epoch before, and so again on every resume."""
+    ids = torch.randint(0, 6, (4, 3), generator=torch.Generator().manual_seed(1))
+    none = torch.full_like(ids, IGNORE)
+    cfg = TrainConfig(epochs=2, lr=0.5, optimizer="sgd", schedule="constant")
+    batches = {0: [(ids, ids.roll(1, dims=1))], 1: [(ids, none)]}
+    said = (
+        r"epoch 2 had nothing to predict: every target of every training batch is the ignored -100"
+    )
+    for _ in range(2):  # the second time resumes after epoch 1, and stops the same way
+        with pytest.raises(ValueError, match=said):
+            fit(TokenModel(), batches.get, cfg, CPU, checkpoint=tmp_path / "ck.pt", progress=False)
+    assert "resuming" in capsys.readouterr().out
+
+
 def test_accumulated_gradients_stay_the_size_of_one_batchs():
     """Each batch was weighed by its predictions over the epoch's first batch's: after a first batch of
     1 target, a batch of 4,096 was scaled 4,096 times before backward, and fp16's loss scaler skipped

@@ -308,7 +308,8 @@ def run_epoch(
             seen = 0
         total, count = total + loss.item() * n, count + n
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        if n:  # a batch with nothing to predict has no loss to show
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return total, count
 
 
@@ -427,6 +428,10 @@ def fit(
             loss_sum, count = run_epoch(trained, batches, optimizer, scheduler, scaler, cfg, device,
                                         precision, outputs, bar, accumulate)  # fmt: skip
             loss_sum, count = distributed.total(loss_sum, count)  # over all processes' batches
+            if count == 0:  # every rank sees the same total, so every rank stops here
+                raise ValueError(f"epoch {epoch + 1} had nothing to predict: every target of every "
+                                 f"training batch is the ignored {IGNORE}; give more training text "
+                                 "(masked language modelling: or a larger mask rate)")  # fmt: skip
             history.log(epoch=epoch + 1, train_loss=loss_sum / count, lr=lr,
                         train_seconds=time.perf_counter() - started)  # fmt: skip
             if place.main and eval_batches:
