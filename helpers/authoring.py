@@ -18,7 +18,8 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.cli import Parser
+from helpers.cli import Parser, stops_cleanly
+from helpers.files import write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -96,9 +97,7 @@ def write_students() -> list[Path]:
     written = []
     for path in instructor_notebooks():
         target = STUDENT_DIR / path.name
-        target.write_text(
-            render(student_version(nbformat.read(path, as_version=4), path)), encoding="utf-8"
-        )
+        write_text(target, render(student_version(nbformat.read(path, as_version=4), path)))
         written.append(target)
     return written
 
@@ -109,7 +108,7 @@ def strip_outputs(paths: list[Path]) -> None:
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
-        path.write_text(render(nb), encoding="utf-8")
+        write_text(path, render(nb))
 
 
 def current_repo() -> str:
@@ -134,11 +133,12 @@ def set_repo(new: str) -> list[Path]:
             f"colab.research.google.com/github/{old}/", f"colab.research.google.com/github/{new}/"
         )
         if updated != text:
-            path.write_text(updated, encoding="utf-8")
+            write_text(path, updated)
             changed.append(path)
     return changed
 
 
+@stops_cleanly("each notebook is written whole or not at all; run it again")
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m helpers.authoring", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)

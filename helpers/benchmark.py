@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import torch
 
-from helpers.cli import Parser, output_file, refuses_non_finite
+from helpers.cli import Parser, output_file, stops_cleanly
 from helpers.env import pick_device, seeded, synchronize
 from helpers.files import check_report, write_report
 from helpers.layers import Block, SelfAttention
@@ -192,7 +192,7 @@ def machine() -> dict:
     }
 
 
-@refuses_non_finite
+@stops_cleanly("no report is written; run it again")
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
         prog="python -m helpers.benchmark", description=" ".join(__doc__.split("\n\n")[0].split())

@@ -1,9 +1,10 @@
 """The one argparse parser of the commands (``python -m helpers.X``): its errors are one line.
 
 ``Parser`` prints ``error: MESSAGE (see PROG --help)`` and exits 2, instead of argparse's usage block,
-so a wrong flag reads like every other bad input the commands refuse. ``DefaultsHelp`` shows each
-flag's default in --help, except where it is None (the flag's help says what happens then); a flag
-with no help text shows its default under any formatter.
+so a wrong flag reads like every other bad input the commands refuse; a flag is never taken for
+another by its first letters (``--seed`` is not ``--seeds``). Its --help (``DefaultsHelp``) shows
+each flag's default, except where it is None (the flag's help says what happens then) or the flag
+takes no value.
 """
 
 import argparse
@@ -78,14 +79,34 @@ class Parser(argparse.ArgumentParser):
         """As argparse's, but a flag with a default and no help still shows its default in --help
         (argparse leaves a flag without help text out of the formatter)."""
         action = super().add_argument(*args, **kwargs)
-        shown = action.default not in (None, argparse.SUPPRESS)
-        if action.option_strings and action.help is None and shown:
-            action.help = "(default: %(default)s)"
+        if action.option_strings and action.help is None:
+            if (shown := _default_text(action)) is not None:
+                action.help = f"(default: {shown.replace('%', '%%')})"
         return action
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # --seed must not silently mean --seeds (argparse takes any unique prefix of a flag)
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", DefaultsHelp)
         super().__init__(*args, **kwargs)
         self.register("action", "parsers", _Commands)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        """As argparse's, but a flag a sub-command does not take is named with that sub-command's
+        --help (argparse pointed at the top level's, which lists no sub-command's flags)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The parser of the sub-command ``parsed`` chose (this one when there is none)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest, None) or "")
+                if isinstance(chosen, Parser):
+                    return chosen._chosen(parsed)
+        return self
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -101,13 +122,26 @@ class _Commands(argparse._SubParsersAction):
         return super().add_parser(name, **kwargs)
 
 
-class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
-    """--help with "(default: X)" after each flag whose default is not None."""
+def _default_text(action: argparse.Action) -> str | None:
+    """A flag's default as one types it (a list as ``1,2`` or ``1 2``), or None: no default to show
+    (None, or a flag that takes no value)."""
+    value = action.default
+    if value is None or value is argparse.SUPPRESS or action.nargs == 0:
+        return None
+    if isinstance(value, (list, tuple)):
+        value = (" " if action.nargs in ("+", "*") else ",").join(map(str, value))
+    return str(value)
+
+
+class DefaultsHelp(argparse.HelpFormatter):
+    """--help with "(default: X)" after each flag's help, unless its help already names its default,
+    its default is None or the flag takes no value."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
+        text, shown = action.help or "", _default_text(action)
+        if shown is None or "default" in text.lower():
             return action.help
-        return super()._get_help_string(action)
+        return f"{text} (default: {shown.replace('%', '%%')})".strip()
 
 
 def stopped(what_is_kept: str) -> int:

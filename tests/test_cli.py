@@ -57,7 +57,9 @@ def test_absurd_magnitudes_are_refused_at_parsing(module, argv, capsys):
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert (
-        err.count("\n") == 1 and f"argument {argv[-2]}: {argv[-1]} is too large (at most" in err
+        err.count("\n") == 1
+        and f"argument {argv[-2]}" in err  # "--max-len/--max-length" names both spellings
+        and f": {argv[-1]} is too large (at most" in err
     ), err
 
 
@@ -115,8 +117,7 @@ def test_ctrl_c_stops_a_command_with_one_line_saying_what_is_kept(capsys):
 
     assert main([]) == 130
     assert capsys.readouterr().err == "\nstopped: the same command resumes\n"
-    for module in ("helpers.gpt.cli", "helpers.finetune.cli", "helpers.finetune.twin",
-                   "helpers.minbert.cli", "helpers.imdb.cli", "helpers.mlm.cli", "helpers.imdb.ablation"):  # fmt: skip
+    for module in COMMANDS:
         source = Path(importlib.import_module(module).__file__).read_text()
         assert "@stops_cleanly(" in source or "return stopped(" in source, module
 
@@ -471,3 +472,105 @@ def test_a_nan_bound_for_a_report_is_one_line_and_exit_2(module, function):
     command = getattr(importlib.import_module(module), function)
     # the outermost function is the wrapper's own (a marker attribute would be copied by wraps)
     assert command.__code__ is refuses_non_finite(lambda: 0).__code__, command
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "required"),
+    [("helpers.imdb.ablation", ["--seed", "5"], ["--train-file", "t", "--glove-file", "g"]),
+     ("helpers.finetune.twin", ["--seed", "42"], ["--pretrained", "p", "--sst-file", "s"]),
+     ("helpers.finetune.cli", ["--max-leng", "5"], ["--model", "m", "--train-file", "t", "--eval-file", "e"])],
+)  # fmt: skip
+def test_a_flag_is_never_taken_for_a_longer_one(module, argv, required, capsys):
+    """argparse took any unique prefix of a flag: `--seed 42` in `finetune compare` ran 42 seeds of each
+    model (--seeds), `--seed 5` in the ablation 5 seeds per change."""
+    with pytest.raises(SystemExit) as exited:
+        importlib.import_module(module).main([*required, "--json", "o.json", *argv])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {' '.join(argv)}" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "help_of"),
+    [("helpers.gpt.cli", ["train", "--data", "t.txt", "--save", "s", "--json", "o.json", "--bogus", "1"],
+      "python -m helpers.gpt train"),
+     ("helpers.scaling.cli", ["write", "--out", "o", "--models", "tiny", "--bogus"], "python -m helpers.scaling write"),
+     ("helpers.authoring", ["students", "--bogus"], "python -m helpers.authoring students")],
+)  # fmt: skip
+def test_a_sub_commands_unknown_flag_names_that_sub_commands_help(module, argv, help_of, capsys):
+    """It pointed at the top level's --help, which lists none of the sub-command's flags."""
+    with pytest.raises(SystemExit) as exited:
+        importlib.import_module(module).main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.endswith(f"(see {help_of} --help)\n")
+
+
+def help_of(module: str, argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        importlib.import_module(module).main([*argv, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "shown"),
+    [("helpers.imdb.cli", [], "of the train file, held out (seed 42) (default: 0.1)"),
+     ("helpers.imdb.cli", [], "--epochs EPOCHS default: the --config's (course 5, best 6)"),
+     ("helpers.imdb.cli", [], "auto (by hardware), fp32, bf16 or fp16 (default: auto)"),
+     ("helpers.minbert.cli", [], "--lr LR default: the --option's (finetune 0.0001, pretrain 0.01)"),
+     ("helpers.finetune.twin", [], "--seeds SEEDS per small model (default: 3)"),
+     ("helpers.scaling.cli", ["write"], "--parallel PARALLEL array tasks running at once at most (default: 4)"),
+     ("helpers.scaling.cli", ["compare"], "--processes PROCESSES comma-separated (default: 1,2)"),
+     ("helpers.gpt.cli", ["train"], "--quiet no progress bar")],
+)  # fmt: skip
+def test_help_shows_every_default_as_it_is_typed(module, argv, shown, capsys):
+    """Only flags without help text showed their default (`imdb --valid-fraction` did not, the
+    ablation's did); a list's showed as Python's `[1, 2]`; flags left to the config said nothing."""
+    text = help_of(module, argv, capsys)
+    assert shown in text, text
+    assert "default: [" not in text and "(default: False)" not in text, text
+
+
+@pytest.mark.parametrize("module", ["helpers.imdb.cli", "helpers.minbert.cli", "helpers.finetune.cli",
+                                    "helpers.finetune.twin"])  # fmt: skip
+def test_both_spellings_of_the_token_limit_are_taken(module):
+    """`--max-len` in imdb and minbert, `--max-length` in finetune: the other spelling was refused."""
+    parse = importlib.import_module(module).parse
+    required = {"helpers.imdb.cli": ["--train-file", "t", "--test-file", "t", "--glove-file", "g"],
+                "helpers.minbert.cli": ["--model", "m", "--train-file", "t"],
+                "helpers.finetune.cli": ["--model", "m", "--train-file", "t", "--eval-file", "e"],
+                "helpers.finetune.twin": ["--pretrained", "p", "--sst-file", "s"]}[module]  # fmt: skip
+    spelled = [
+        vars(parse([*required, "--json", "o.json", flag, "64"]))
+        for flag in ("--max-len", "--max-length")
+    ]
+    assert spelled[0] == spelled[1] and 64 in spelled[0].values()
+
+
+@pytest.mark.parametrize(
+    ("module", "said"),
+    [("helpers.benchmark", "no report is written; run it again"),
+     ("helpers.imdb.baseline", "no report is written; run it again"),
+     ("helpers.finetune.proxy", "each file is written whole or not at all"),
+     ("helpers.scaling.cli", "compare's gpt runs keep what they saved"),
+     ("helpers.authoring", "each notebook is written whole or not at all")],
+)  # fmt: skip
+def test_ctrl_c_in_the_other_commands_is_one_line_and_exit_130(module, said, monkeypatch, capsys):
+    """They ended in a KeyboardInterrupt traceback (`benchmark block`, `scaling compare`, tried)."""
+    from helpers.cli import Parser
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Parser, "parse_args", interrupted)
+    assert importlib.import_module(module).main(["anything"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("\nstopped: ") and said in err and err.count("\n") == 2, err
+
+
+def test_imdb_names_a_bad_precision_as_its_flag(tmp_path, capsys):
+    from helpers.imdb import cli
+
+    argv = ["--train-file", "t.jsonl", "--test-file", "t.jsonl", "--glove-file", "g", "--json",
+            str(tmp_path / "o.json"), "--precision", "fp8"]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.startswith("error: --precision must be one of auto, fp32")

@@ -380,6 +380,7 @@ def test_collect_never_writes_over_the_grid(tmp_path, monkeypatch, capsys, files
     assert err.count("\n") == 1 and f"{flag} grid/{target} is " in err and "the grid's" in err, err
     assert {p: p.read_bytes() for p in (tmp_path / "grid").rglob("*") if p.is_file()} == before
     assert main(["collect", "grid", "--json", "grid/summary.json"]) == 0  # beside them is fine
+    assert capsys.readouterr().out.endswith("wrote grid/summary.json\n")  # it says where
 
 
 def test_collect_names_a_failed_run_and_a_broken_result(tmp_path, capsys, files):

@@ -54,7 +54,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         epilog="Also: python -m helpers.finetune compare (see its --help), notebook 06's pretrained "
         "model against its random twin and MiniLM.",
     )
-    parser.add_argument("--model", required=True, help="a hub name or a local folder")
+    parser.add_argument("--model", required=True,
+                        help="a hub name, a local folder, or minilm (offline), tiny or t5-tiny (random, tests)")  # fmt: skip
     parser.add_argument("--train-file", required=True, help=".csv, .tsv or .jsonl")
     parser.add_argument(
         "--eval-file", required=True, help=".csv, .tsv or .jsonl: scored every epoch"
@@ -69,14 +70,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--accumulate", type=int, default=1,
                         help="batches per optimizer step, over all processes")  # fmt: skip
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--max-length", "--max-len", type=int, default=128, help="tokens kept per example"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
     )
     parser.add_argument("--find-batch", action="store_true",
                         help="first, each process prints the largest batch that fits on its GPU")  # fmt: skip
-    parser.add_argument("--json", type=output_file, required=True)
+    parser.add_argument(
+        "--json", type=output_file, required=True, help="where to write the results"
+    )
     parser.add_argument(
         "--checkpoint", type=output_file,
         help="where the finished epochs are kept until the report is written, so that the same "

@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-from helpers.cli import Parser, refuses_non_finite
+from helpers.cli import Parser, stops_cleanly
 from helpers.files import check_not_an_input, check_report, write_report, write_text
 from helpers.finetune.splits import leaking_rows, words
 from helpers.tables import read_rows, read_utf8, split_lines
@@ -87,7 +87,7 @@ def build(sst_file: Path, train_file: Path, out: Path, tune: int, confirm: int, 
     }
 
 
-@refuses_non_finite
+@stops_cleanly("each file is written whole or not at all; run it again for all of them")
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m helpers.finetune.proxy", description=__doc__.split("\n")[0])
     parser.add_argument("--sst-file", type=Path, required=True, help="minBERT's sst-train.txt")
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     write_report(args.out / "proxy.json", COMMAND, report)
     print(json.dumps(report))
+    print(f"wrote train.tsv, tune.tsv, confirm.tsv and proxy.json in {args.out}")
     return 0
 
 

@@ -314,7 +314,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="the small BERT's and its twin's (default: 3e-4); several: each small model at each, its "
         "rate chosen on dev, test scored at it",
     )  # fmt: skip
-    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument(
+        "--max-length", "--max-len", type=int, default=128, help="tokens kept per sentence"
+    )
     parser.add_argument(
         "--dropout", type=float,
         help="the small models' dropout in fine-tuning (default: their config's, the one pretraining "
@@ -328,7 +330,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="also fine-tune a copy of --pretrained with its embeddings brought to BERT's initial size "
         "(saved beside it as NAME-rescaled)",
     )  # fmt: skip
-    parser.add_argument("--json", type=output_file, required=True)
+    parser.add_argument(
+        "--json", type=output_file, required=True, help="where to write the results"
+    )
     parser.add_argument(
         "--checkpoints", type=Path,
         help="where each run keeps its finished epochs until the report is written, so that the same "

@@ -232,6 +232,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"{scored} accuracy over seeds (mean, sample sd{one_seed}, range) and each change's mean "
           f"minus {table.index[0]}'s; seconds per epoch:")  # fmt: skip
     print(table.to_string(float_format=lambda x: f"{x:.4f}", na_rep="-"))
+    print(f"wrote {args.json}")
     return 0
 
 

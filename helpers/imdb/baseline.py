@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser, output_file, refuses_non_finite
+from helpers.cli import Parser, output_file, stops_cleanly
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.imdb.data import Split, kept_apart, read_jsonl, training_splits
 from helpers.text import clean
@@ -49,11 +49,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--valid-fraction", type=float, default=0.1, help="as python -m helpers.imdb"
     )
-    parser.add_argument("--json", type=output_file, required=True)
+    parser.add_argument(
+        "--json", type=output_file, required=True, help="where to write the results"
+    )
     return parser.parse_args(argv)
 
 
-@refuses_non_finite
+@stops_cleanly("no report is written; run it again")
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:

@@ -35,10 +35,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--glove-file", required=True, help="GloVe in its text format (.txt or .zip)"
     )
     parser.add_argument("--config", choices=sorted(CONFIGS), default="course")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--blocks", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--max-len", type=int)
+
+    def configs(field: str) -> str:  # what a flag left out takes, in each --config
+        values = ", ".join(f"{name} {getattr(cfg, field):g}" for name, cfg in CONFIGS.items())
+        return f"default: the --config's ({values})"
+
+    parser.add_argument("--epochs", type=int, help=configs("epochs"))
+    parser.add_argument("--blocks", type=int, help=configs("blocks"))
+    parser.add_argument("--lr", type=float, help=configs("lr"))
+    parser.add_argument("--max-len", "--max-length", type=int,
+                        help=f"tokens kept per review; {configs('max_len')}")  # fmt: skip
     parser.add_argument("--accumulate", type=int,
                         help="batches per optimizer step, over all processes (default: 1)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)

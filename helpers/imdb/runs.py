@@ -65,8 +65,9 @@ class ImdbConfig(Config):
 
 def as_flags(message: str) -> str:
     """An ``ImdbConfig`` error with each field named as the commands' flag (``ImdbConfig.max_len`` ->
-    ``--max-len``)."""
-    return re.sub(r"ImdbConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"), message)
+    ``--max-len``; ``TrainConfig.precision``, checked there, -> ``--precision``)."""
+    pattern = r"ImdbConfig\.(\w+)|TrainConfig\.(precision)\b"
+    return re.sub(pattern, lambda m: "--" + (m.group(1) or m.group(2)).replace("_", "-"), message)
 
 
 # "course": the course's 1 block, 5 epochs, lr 1e-4 (with GloVe fine-tuned, in batches of 16).

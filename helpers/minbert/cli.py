@@ -62,11 +62,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         "may all be hidden (then: predictions)")  # fmt: skip
     parser.add_argument("--option", choices=OPTIONS, default="finetune",
                         help="pretrain: the encoder frozen, only the head trains; finetune: everything trains")  # fmt: skip
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--hidden-dropout-prob", type=float)
-    parser.add_argument("--max-len", type=int, help="tokens kept per sentence")
+
+    def options(field: str) -> str:  # what a flag left out takes, for each --option
+        values = ", ".join(f"{name} {getattr(cfg, field):g}" for name, cfg in DEFAULTS.items())
+        return f"default: the --option's ({values})"
+
+    parser.add_argument("--epochs", type=int, help=options("epochs"))
+    parser.add_argument("--lr", type=float, help=options("lr"))
+    parser.add_argument("--batch-size", type=int, help=options("batch_size"))
+    parser.add_argument("--hidden-dropout-prob", "--dropout", type=float,
+                        help=f"every dropout of the encoder and the head; default {MinbertConfig.hidden_dropout_prob}")  # fmt: skip
+    parser.add_argument("--max-len", "--max-length", type=int,
+                        help=f"tokens kept per sentence; {options('max_len')}")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", help="auto (by hardware), fp32, bf16 or fp16")
     parser.add_argument(

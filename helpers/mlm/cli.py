@@ -96,7 +96,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
                         help="AdamW's weight decay (default %(default)s, BERT's)")  # fmt: skip
-    parser.add_argument("--warmup", type=float, default=defaults.warmup)
+    parser.add_argument("--warmup", type=float, default=defaults.warmup,
+                        help="the fraction of the steps warming the rate up, then linear decay to 0")  # fmt: skip
     parser.add_argument("--mask-prob", type=float, default=defaults.mask_prob)
     parser.add_argument("--dropout", type=float, default=defaults.dropout,
                         help="dropout while pretraining (default %(default)s, BERT's; 0 turns it off); "

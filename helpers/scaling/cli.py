@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers.cli import Parser, check_magnitude, check_plain, output_file, refuses_non_finite
+from helpers.cli import Parser, check_magnitude, check_plain, output_file, stops_cleanly
 from helpers.files import atomic_write, check_report, check_writable, write_report
 from helpers.scaling.runs import compare_processes
 from helpers.scaling.slurm import (
@@ -69,9 +69,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     w = commands.add_parser("write", help="write plan.json, job.sh and array.sh")
     w.add_argument("--out", type=Path, required=True, help="the folder for the scripts and results")
     names = lambda t: [m.strip() for m in t.split(",") if m.strip()]  # noqa: E731 ("a, b" too)
-    w.add_argument("--models", type=names, required=True)
-    w.add_argument("--lrs", type=numbers(float), default=[5e-5])
-    w.add_argument("--epochs", type=numbers(int), default=[3])
+    w.add_argument("--models", type=names, required=True,
+                   help="comma-separated: hub names, local folders, minilm, tiny or t5-tiny")  # fmt: skip
+    w.add_argument("--lrs", type=numbers(float), default=[5e-5],
+                   help="comma-separated fine-tuning rates (default: 5e-05, the largest the BERT "
+                   "paper suggests; `finetune` alone defaults to 1e-4, chosen for MiniLM on a CPU)")  # fmt: skip
+    w.add_argument("--epochs", type=numbers(int), default=[3], help="comma-separated")
     for flag in ("--train-file", "--eval-file", "--test-file", "--text-column", "--label-column"):
         w.add_argument(flag, required=flag in ("--train-file", "--eval-file"))
     for flag in ("--max-train-examples", "--batch-size", "--max-length", "--seed"):
@@ -90,12 +93,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
                    "since is refused")  # fmt: skip
     c = commands.add_parser("collect", help="the grid table and the chart from the results")
     c.add_argument("folder", type=Path, help="the --out folder of `write`, its tasks run")
-    c.add_argument("--json", type=output_file)
+    c.add_argument("--json", type=output_file, help="where to write the table as JSON")
     c.add_argument("--plot", type=output_file, help="a .png of each model's dev and test accuracy")
     m = commands.add_parser("compare", help="the same GPT training in 1 and N processes")
     m.add_argument("--data", type=Path, required=True, help="a UTF-8 text file")
-    m.add_argument("--json", type=output_file, required=True)
-    m.add_argument("--processes", type=numbers(int), default=[1, 2])
+    m.add_argument("--json", type=output_file, required=True, help="where to write the results")
+    m.add_argument("--processes", type=numbers(int), default=[1, 2], help="comma-separated")
     m.add_argument("--iters", type=int, default=200)
     m.add_argument("--accumulate", type=int, default=2)
     m.add_argument("--dropout", type=float, default=0.0)
@@ -189,6 +192,7 @@ def run_collect(args: argparse.Namespace) -> int:
         write_report(
             args.json, f"{COMMAND} collect", {"runs": rows, "missing": missing, "best_on_dev": best}
         )
+        print(f"wrote {args.json}")
     if args.plot:
         from helpers.plots.scaling import dev_test_bars
 
@@ -197,6 +201,7 @@ def run_collect(args: argparse.Namespace) -> int:
         atomic_write(
             args.plot, lambda tmp: figure.savefig(tmp, format=form, dpi=120, bbox_inches="tight")
         )
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -223,10 +228,14 @@ def run_compare(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['processes']} process(es): dev loss {r['dev_loss']:.4f}, {r['steps']} steps, "
               f"training {r['train_seconds']:.1f} s, wall {r['wall_seconds']:.1f} s")  # fmt: skip
+    print(f"wrote {args.json}; each run's model and report are in {folder}")
     return 0
 
 
-@refuses_non_finite
+@stops_cleanly(
+    "each file is written whole or not at all; compare's gpt runs keep what they saved in its "
+    "--folder, and the same command resumes them"
+)
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     try:
