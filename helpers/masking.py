@@ -129,8 +129,9 @@ def train_char_lm(
     """Train a CharLM on the first 90% of ``text``; return its train and validation losses (nats/char)
     at 20 points along the way (the one training loop, ``helpers.training.fit``, does the work), the
     model, its characters and its context length (for ``sample_text``)."""
-    if len(text) < 10 * block_size:
-        raise ValueError(f"the text has {len(text)} characters; give at least {10 * block_size}")
+    need = 10 * (block_size + 1)  # the last 10% must fill a validation window and its target
+    if len(text) < need:
+        raise ValueError(f"the text has {len(text)} characters; give at least {need}")
     chars = sorted(set(text))
     data = torch.tensor([chars.index(c) for c in text])
     split = int(0.9 * len(data))

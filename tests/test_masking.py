@@ -153,8 +153,18 @@ def test_the_leaky_model_writes_garbage_on_tiny_shakespeare(shared_data):
 
 
 def test_char_lm_rejects_tiny_text():
-    with pytest.raises(ValueError, match="the text has 20 characters; give at least 320"):
+    with pytest.raises(ValueError, match="the text has 20 characters; give at least 330"):
         masking.train_char_lm("x" * 20, HONEST, steps=1)
+
+
+def test_char_lm_trains_on_the_shortest_text_it_takes():
+    """The guard let 320 characters through at block_size=32; their last 10% (32 characters) cannot
+    fill a validation window and its target, so the run failed there."""
+    text = ("abcdefghij" * 40)[:330]
+    run = masking.train_char_lm(text, HONEST, steps=2, block_size=32, progress=False)
+    assert len(run["valid"]) == 2
+    with pytest.raises(ValueError, match="give at least 330"):
+        masking.train_char_lm(text[:329], HONEST, steps=2, block_size=32, progress=False)
 
 
 def test_leaky_mask_reports_an_impossible_loss_on_tiny_shakespeare(shared_data):

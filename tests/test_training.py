@@ -290,6 +290,15 @@ def test_an_epoch_with_nothing_to_predict_is_named_not_divided_by_zero(tmp_path,
     assert "resuming" in capsys.readouterr().out
 
 
+def test_the_warm_up_spans_its_fraction_of_the_steps_exactly():
+    """int(0.29 * 100) is 28 (0.29 * 100 is 28.999999999999996): 28 warm-up steps, not 29."""
+    model = nn.Linear(2, 2)
+    cfg = TrainConfig(epochs=100, lr=1.0, warmup=0.29, schedule="constant", optimizer="sgd")
+    rates = fit(model, [(torch.randn(1, 2), torch.tensor([0]))], cfg, CPU, progress=False)["lr"]
+    assert rates[0] == pytest.approx(1 / 29) and rates[27] == pytest.approx(28 / 29)
+    assert rates[28] == rates[29] == 1.0
+
+
 def test_accumulated_gradients_stay_the_size_of_one_batchs():
     """Each batch was weighed by its predictions over the epoch's first batch's: after a first batch of
     1 target, a batch of 4,096 was scaled 4,096 times before backward, and fp16's loss scaler skipped

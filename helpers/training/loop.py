@@ -382,7 +382,7 @@ def fit(
         print(f"{place.world} processes, each taking 1 batch in {place.world}: an optimizer step "
               f"sees {accumulate * place.world} batches (TrainConfig.accumulate={cfg.accumulate})")  # fmt: skip
     steps = total_steps or math.ceil(len(first) / accumulate) * cfg.epochs  # in the whole run
-    warmup = int(cfg.warmup * steps)
+    warmup = int(cfg.warmup * steps + 1e-9)  # 0.29 * 100 is 28.999999999999996 in floats
     optimizer = make_optimizer(cfg, model)
     # gradients a caller left (a probe's backward) are no step's
     optimizer.zero_grad(set_to_none=True)
