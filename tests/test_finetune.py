@@ -569,6 +569,24 @@ def test_proxy_build_holds_sentences_out_and_drops_their_phrases(tmp_path):
     }
 
 
+def test_proxy_holds_out_sentences_whose_glue_copy_spells_them_the_american_way(tmp_path):
+    """GLUE writes SST's "humour" as "humor": a held-out sentence with a British spelling kept its
+    same-label GLUE copy in train.tsv (8 of the 2,000 on the real files); GLUE also kept a few British
+    spellings (a title, "the grey zone"), so both sides are compared in American spelling."""
+    from helpers.finetune import proxy
+
+    assert proxy.glue_form("Its Humour , its Theatre .") == "its humor , its theater . "
+    sst = tmp_path / "sst-train.txt"
+    sst.write_text("4 ||| The humour is great .\n0 ||| The Grey Zone is dull .\n")
+    train = tmp_path / "train.tsv"
+    train.write_text("sentence\tlabel\nthe humor is great . \t1\nthe grey zone is dull \t0\n"
+                     "humor \t1\nsomething else \t1\n")  # fmt: skip
+    report = proxy.build(sst, train, tmp_path / "out", tune=1, confirm=1, seed=0)
+    assert report["sentences_found_verbatim_in_train"] == 1  # the humour one, spelled as GLUE does
+    kept = proxy.read_rows(tmp_path / "out" / "train.tsv")
+    assert [r["sentence"] for r in kept] == ["something else "]
+
+
 def test_proxy_reads_sst_files_as_minbert_does_bom_spacing_and_line_ends(tmp_path):
     """A byte-order mark, '3|||' without spaces and a U+0085 inside a sentence are read, as
     `python -m helpers.minbert` reads them (the proxy refused the first two by line 1)."""
