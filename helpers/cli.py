@@ -144,6 +144,20 @@ class DefaultsHelp(argparse.HelpFormatter):
         return f"{text} (default: {shown.replace('%', '%%')})".strip()
 
 
+def check_input_files(files: dict[str, str | Path | None]) -> None:
+    """A ValueError naming the flag and the path of the first input (flag -> path; None: not given)
+    that is missing or a folder, before any of them is read."""
+    for flag, path in files.items():
+        if path is None:
+            continue
+        if not Path(path).exists():
+            raise ValueError(
+                f"{flag} {path} does not exist; check the path (relative to {Path.cwd()})"
+            )
+        if Path(path).is_dir():
+            raise ValueError(f"{flag} {path} is a folder; give a file")
+
+
 def stopped(what_is_kept: str) -> int:
     """After Ctrl-C: one line on stderr (``stopped: ...``, saying what is kept) and exit status 130."""
     print(f"\nstopped: {what_is_kept}", file=sys.stderr)

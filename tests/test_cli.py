@@ -574,3 +574,37 @@ def test_imdb_names_a_bad_precision_as_its_flag(tmp_path, capsys):
             str(tmp_path / "o.json"), "--precision", "fp8"]  # fmt: skip
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.startswith("error: --precision must be one of auto, fp32")
+
+
+INPUTS = {  # command: (its input flags, other required flags)
+    "helpers.imdb.cli": (["--train-file", "--test-file", "--glove-file"], []),
+    "helpers.imdb.baseline": (["--train-file", "--test-file"], []),
+    "helpers.imdb.ablation": (["--train-file", "--glove-file", "--choose-file"], []),
+    "helpers.minbert.cli": (["--train-file", "--dev-file", "--test-file"], ["--model", "minilm"]),
+    "helpers.finetune.cli": (["--train-file", "--eval-file", "--test-file"], ["--model", "tiny"]),
+    "helpers.finetune.proxy": (["--sst-file", "--train-file"], ["--out", "proxy"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("module", "flag"), [(module, flag) for module, (flags, _) in INPUTS.items() for flag in flags]
+)
+def test_a_missing_or_folder_input_is_named_by_its_flag(
+    module, flag, tmp_path, monkeypatch, capsys
+):
+    """imdb, minbert, finetune and the baseline said only "nope.jsonl does not exist", the proxy
+    "[Errno 2] No such file or directory: 'nope'"; mlm and gpt named the flag."""
+    monkeypatch.chdir(tmp_path)
+    flags, other = INPUTS[module]
+    for name in flags:
+        (tmp_path / name.strip("-")).write_text("")
+    main = importlib.import_module(module).main
+    json = [] if module.endswith("proxy") else ["--json", "out.json"]
+    for given, said in (
+        ("nope.txt", "does not exist; check the path"),
+        (".", "is a folder; give a file"),
+    ):
+        argv = [x for f in flags for x in (f, given if f == flag else f.strip("-"))]
+        assert main([*argv, *other, *json]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {flag} {given} {said}") and err.count("\n") == 1, err

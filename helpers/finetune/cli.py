@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser, lock_output, output_file, stops_cleanly
+from helpers.cli import Parser, check_input_files, lock_output, output_file, stops_cleanly
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, write_report
 from helpers.finetune.data import Example, Task, loader, make_collate
@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None:
             lock_output(args.checkpoint, "--checkpoint")
         check_json(args)
+        check_input_files({"--train-file": args.train_file, "--eval-file": args.eval_file,
+                           "--test-file": args.test_file})  # fmt: skip
         if args.label_column in (args.text_column, args.text_pair_column):
             raise ValueError(f"--label-column {args.label_column} is also a text column: the model "
                              "would read the answer; give the column that holds the text")  # fmt: skip

@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-from helpers.cli import Parser, stops_cleanly
+from helpers.cli import Parser, check_input_files, stops_cleanly
 from helpers.files import check_not_an_input, check_report, write_report, write_text
 from helpers.finetune.splits import leaking_rows, words
 from helpers.tables import read_rows, read_utf8, split_lines
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
+        check_input_files({"--sst-file": args.sst_file, "--train-file": args.train_file})
         for flag, count in (("--tune", args.tune), ("--confirm", args.confirm)):
             if count < 1:  # a negative count sliced from the end: tune.tsv held all but 5
                 raise ValueError(f"{flag} must be at least 1 sentence, got {count}")

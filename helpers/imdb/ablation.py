@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from helpers.cli import Parser, lock_output, output_file, refuses_non_finite, running, stopped
+from helpers.cli import (
+    Parser,
+    check_input_files,
+    lock_output,
+    output_file,
+    refuses_non_finite,
+    running,
+    stopped,
+)
 from helpers.download import project_file
 from helpers.env import pick_device
 from helpers.files import check_report, write_report
@@ -179,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        check_input_files({"--train-file": args.train_file, "--glove-file": args.glove_file,
+                           "--choose-file": args.choose_file})  # fmt: skip
         device = pick_device()
         lock_output(args.json, "--json")  # before the checks: a second run on it is refused
         base = CONFIGS[args.base].replace(

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser, output_file, stops_cleanly
+from helpers.cli import Parser, check_input_files, output_file, stops_cleanly
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.imdb.data import Split, kept_apart, read_jsonl, training_splits
 from helpers.text import clean
@@ -59,6 +59,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
+        check_input_files({"--train-file": args.train_file, "--test-file": args.test_file})
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         check_not_an_input(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.cli import Parser, lock_output, output_file, stops_cleanly
+from helpers.cli import Parser, check_input_files, lock_output, output_file, stops_cleanly
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.glove import load_glove
@@ -82,6 +82,8 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
+        check_input_files({"--train-file": args.train_file, "--test-file": args.test_file,
+                           "--glove-file": args.glove_file})  # fmt: skip
         device = pick_device()  # under torchrun: this process's GPU (an error if it has none)
         overrides = {
             k: getattr(args, k)

@@ -18,7 +18,7 @@ import time
 import torch
 
 from helpers.bert import BertModel
-from helpers.cli import Parser, lock_output, output_file, stops_cleanly
+from helpers.cli import Parser, check_input_files, lock_output, output_file, stops_cleanly
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_report, same_file, write_report
@@ -146,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dev_file is None and not 0 < args.dev_fraction < 1:
             raise ValueError(f"--dev-fraction must be between 0 and 1 (the share of --train-file "
                              f"held out as dev), not {args.dev_fraction}")  # fmt: skip
+        check_input_files({"--train-file": args.train_file, "--dev-file": args.dev_file,
+                           "--test-file": args.test_file})  # fmt: skip
         train = read_examples(args.train_file)
         if labels_hidden(train):
             raise ValueError(f"{args.train_file} hides its labels; training needs every label")
