@@ -1086,3 +1086,15 @@ def test_finetune_explorer_starts_at_the_parameters_cells_knobs(monkeypatch):
         24,
         64,
     )
+
+
+def test_cli_quiet_shows_no_progress_bar_or_epoch_lines(tmp_path, capsys):
+    """Only mlm and gpt train had --quiet: a Slurm log of finetune filled with the bar's redraws."""
+    args = [*tiny_args(tmp_path, SENTENCES, SENTENCES), "--max-length", "16"]
+    assert cli.main([*args, "--json", str(tmp_path / "loud.json")]) == 0
+    loud = capsys.readouterr()
+    assert cli.main([*args, "--json", str(tmp_path / "quiet.json"), "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert "epoch 1/1:" in loud.out + loud.err and "training:" in loud.err
+    assert "epoch 1/1:" not in quiet.out + quiet.err and "training:" not in quiet.err
+    assert "wrote" in quiet.out  # the final lines stay

@@ -544,6 +544,17 @@ def test_cli_writes_the_report(cli_files):
     assert report["examples"] == {"train": 216, "valid": 24, "test": 60}
 
 
+def test_cli_quiet_shows_no_progress_bar_or_epoch_lines(cli_files, capsys):
+    assert call(cli_files, "--epochs", "1", "--max-len", "32") == 0
+    loud = capsys.readouterr()
+    cli_files["--json"].unlink()
+    assert call(cli_files, "--epochs", "1", "--max-len", "32", "--seed", "7", "--quiet") == 0
+    quiet = capsys.readouterr()
+    assert "epoch 1/1:" in loud.out + loud.err and "training:" in loud.err
+    assert "epoch 1/1:" not in quiet.out + quiet.err and "%|" not in quiet.err
+    assert "test accuracy" in quiet.out  # the final lines stay
+
+
 def test_cli_scores_the_test_file_in_the_precision_it_trained_in(cli_files, monkeypatch):
     """`--precision fp32` trained in float32 and scored the test file in "auto": float16 on a T4
     (a helper session's mixed-precision audit)."""

@@ -296,6 +296,18 @@ def test_cli_writes_the_documented_keys(tiny_model, files, capsys):
     assert "finetune: dev accuracy" in capsys.readouterr().out
 
 
+def test_cli_quiet_shows_no_progress_bar_or_epoch_lines(tiny_model, files, capsys):
+    argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file",
+            str(files["dev"]), "--epochs", "1", "--max-len", "32"]  # fmt: skip
+    assert cli.main([*argv, "--json", str(files["dir"] / "loud.json")]) == 0
+    loud = capsys.readouterr()
+    assert cli.main([*argv, "--json", str(files["dir"] / "quiet.json"), "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert "epoch 1/1:" in loud.out + loud.err and "training:" in loud.err
+    assert "epoch 1/1:" not in quiet.out + quiet.err and "training:" not in quiet.err
+    assert "dev accuracy" in quiet.out  # the final lines stay
+
+
 def test_cli_hidden_test_labels_give_predictions(tiny_model, files):
     out = files["dir"] / "hidden.json"
     argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--test-file",

@@ -77,6 +77,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
     )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar or per-epoch lines (a log file, a Slurm job)",
+    )
     parser.add_argument("--find-batch", action="store_true",
                         help="first, each process prints the largest batch that fits on its GPU")  # fmt: skip
     parser.add_argument(
@@ -298,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             device,
             eval_batches={"eval": loader(eval_rows, collate, 2 * args.batch_size, shuffle=False)},
             checkpoint=args.checkpoint,
+            progress=not args.quiet,
             identity={
                 **run_identity(args.model, cfg, task, [train_rows, eval_rows]),
                 "labels": list(labels),

@@ -52,6 +52,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
     )
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar or per-epoch lines (a log file, a Slurm job)",
+    )
+    parser.add_argument(
         "--valid-fraction", type=float, default=0.1, help="of the train file, held out (seed 42)"
     )
     parser.add_argument(
@@ -113,14 +118,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     main_rank = distributed.current().main  # under torchrun, only rank 0 shows progress
     prepared = prepare(
-        {"train": train_data, "valid": valid_data, "test": test_data}, glove, main_rank
+        {"train": train_data, "valid": valid_data, "test": test_data},
+        glove,
+        main_rank and not args.quiet,
     )
     if main_rank:
         print(f"{len(prepared.itos)} words in the vocabulary; "
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
     try:
         # resumes after Ctrl-C; a diverged run's error names the --lr flag
-        result = run(prepared, cfg, device, seed=args.seed, checkpoint=True, lr_flag="--lr")
+        result = run(prepared, cfg, device, seed=args.seed, checkpoint=True, lr_flag="--lr",
+                     progress=not args.quiet)  # fmt: skip
     except ValueError as err:  # a diverged run, or a checkpoint place it cannot write
         message = str(err)
         if message.startswith("cannot write"):  # the cache's checkpoints/ folder

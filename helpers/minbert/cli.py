@@ -77,6 +77,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", help="auto (by hardware), fp32, bf16 or fp16")
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bar or per-epoch lines (a log file, a Slurm job)",
+    )
+    parser.add_argument(
         "--json", type=output_file, required=True, help="where to write the results"
     )
     parser.add_argument(
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     hidden = bool(test) and labels_hidden(test)
-    run = train_classifier(args.model, cfg, train, dev, device, loaded=loaded,
+    run = train_classifier(args.model, cfg, train, dev, device, not args.quiet, loaded=loaded,
                            checkpoint=args.checkpoint)  # fmt: skip
     try:
         check_finite_losses(run.history, cfg.lr)
