@@ -187,8 +187,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        check_input_files({"--train-file": args.train_file, "--glove-file": args.glove_file,
-                           "--choose-file": args.choose_file})  # fmt: skip
         device = pick_device()
         lock_output(args.json, "--json")  # before the checks: a second run on it is refused
         base = CONFIGS[args.base].replace(
@@ -200,6 +198,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         check_report(args.json)  # not a saved model's file; read_saved refuses another's JSON
         saved, done = read_saved(args.json)
+        check_input_files({"--train-file": args.train_file, "--glove-file": args.glove_file,
+                           "--choose-file": args.choose_file})  # fmt: skip
         everything, train, valid = training_splits(args.train_file, args.valid_fraction)
         splits = {"train": train, "valid": valid}
         if args.choose_file is not None:

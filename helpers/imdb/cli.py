@@ -87,8 +87,6 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
-        check_input_files({"--train-file": args.train_file, "--test-file": args.test_file,
-                           "--glove-file": args.glove_file})  # fmt: skip
         device = pick_device()  # under torchrun: this process's GPU (an error if it has none)
         overrides = {
             k: getattr(args, k)
@@ -106,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
         start = time.perf_counter()
+        check_input_files({"--train-file": args.train_file, "--test-file": args.test_file,
+                           "--glove-file": args.glove_file})  # fmt: skip
         everything, train_data, valid_data = training_splits(args.train_file, args.valid_fraction)
         test_data = kept_apart(everything, args.train_file, read_jsonl(args.test_file),
                                args.test_file, "--test-file")  # fmt: skip
