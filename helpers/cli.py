@@ -151,9 +151,8 @@ def check_input_files(files: dict[str, str | Path | None]) -> None:
         if path is None:
             continue
         if not Path(path).exists():
-            raise ValueError(
-                f"{flag} {path} does not exist; check the path (relative to {Path.cwd()})"
-            )
+            relative = "" if Path(path).is_absolute() else f" (relative to {Path.cwd()})"
+            raise ValueError(f"{flag} {path} does not exist; check the path{relative}")
         if Path(path).is_dir():
             raise ValueError(f"{flag} {path} is a folder; give a file")
 

@@ -508,6 +508,7 @@ class Result:
     cells: int = 0
     connected: bool = True  # False: the kernel never connected, no cell was sent to it
     retried: str = ""  # why the notebook was checked a second time (the first try's error)
+    retried_log: str = ""  # the end of JupyterLab's log after that first try
     widgets: int = 0
     sliders: int = 0
     changed: int = 0
@@ -561,6 +562,7 @@ def checked(check: Callable[[], Result]) -> Result:
         return result
     again = check()
     again.retried = result.errors[0] if result.errors else "the kernel never connected"
+    again.retried_log = result.log  # the server's side of it (jupyter_server's traceback)
     return again
 
 
@@ -946,6 +948,10 @@ class Tier:
         totals: dict[str, float] = {}
         for (env, name), result in self.results.items():
             terminalreporter.write_line(result.line(env, name))
+            if result.retried:  # the first try's evidence, kept even when the second try passed
+                terminalreporter.write_line(
+                    f"  JupyterLab's log after the first try:\n{result.retried_log}"
+                )
             totals[env] = totals.get(env, 0.0) + result.seconds
         for env, seconds in totals.items():
             terminalreporter.write_line(f"browser {env}: notebooks {seconds:.0f} s")

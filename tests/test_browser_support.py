@@ -23,7 +23,7 @@ def refused() -> Result:
     error = (
         "NotConnected: the kernel had not connected after 120 s (status busy, websocket connecting)"
     )
-    return Result(connected=False, errors=[error])
+    return Result(connected=False, errors=[error], log="HTTP 500 GET /api/kernels/x/channels")
 
 
 def test_a_connected_notebook_is_checked_once():
@@ -45,6 +45,7 @@ def test_a_kernel_that_never_connected_is_checked_again_and_says_so():
     assert check.calls == 2 and result.cells == 7 and not result.errors
     line = result.line("w8", "09_x")
     assert "checked twice, the first try: NotConnected: the kernel had not connected" in line
+    assert result.retried_log == "HTTP 500 GET /api/kernels/x/channels"  # the server's side kept
 
 
 def test_a_second_refusal_fails_with_both_tries_named():

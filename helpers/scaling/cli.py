@@ -78,7 +78,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for flag in ("--train-file", "--eval-file", "--test-file", "--text-column", "--label-column"):
         w.add_argument(flag, required=flag in ("--train-file", "--eval-file"))
     for flag in ("--max-train-examples", "--batch-size", "--max-length", "--seed"):
-        w.add_argument(flag, type=int)
+        w.add_argument(flag, *(["--max-len"] if flag == "--max-length" else []), type=int)
     w.add_argument("--gpus", type=int, default=1, help="GPUs per node (0: a CPU-only cluster)")
     w.add_argument("--time", default="01:00:00", help="each task's time limit, HH:MM:SS")
     w.add_argument("--partition")

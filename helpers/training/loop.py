@@ -431,7 +431,7 @@ def fit(
             if count == 0:  # every rank sees the same total, so every rank stops here
                 raise ValueError(f"epoch {epoch + 1} had nothing to predict: every target of every "
                                  f"training batch is the ignored {IGNORE}; give more training text "
-                                 "(masked language modelling: or a larger mask rate)")  # fmt: skip
+                                 "(masked language modelling: or a larger mask rate, python -m helpers.mlm's --mask-prob)")  # fmt: skip
             history.log(epoch=epoch + 1, train_loss=loss_sum / count, lr=lr,
                         train_seconds=time.perf_counter() - started)  # fmt: skip
             if place.main and eval_batches:
