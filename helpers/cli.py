@@ -144,6 +144,12 @@ class DefaultsHelp(argparse.HelpFormatter):
         return f"{text} (default: {shown.replace('%', '%%')})".strip()
 
 
+def per_config(flag: str, configs: dict[str, Any], field: str) -> str:
+    """Help text for a flag left to a config: what it takes under each choice of ``flag``."""
+    values = ", ".join(f"{name} {getattr(cfg, field):g}" for name, cfg in configs.items())
+    return f"default: the {flag}'s ({values})"
+
+
 def check_input_files(files: dict[str, str | Path | None]) -> None:
     """A ValueError naming the flag and the path of the first input (flag -> path; None: not given)
     that is missing or a folder, before any of them is read."""

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import torch
 
-from helpers.cli import Parser, check_input_files, lock_output, output_file, stops_cleanly
+from helpers.cli import (
+    Parser,
+    check_input_files,
+    lock_output,
+    output_file,
+    per_config,
+    stops_cleanly,
+)
 from helpers.env import pick_device
 from helpers.files import check_not_an_input, check_report, write_report
 from helpers.glove import load_glove
@@ -36,9 +43,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--config", choices=sorted(CONFIGS), default="course")
 
-    def configs(field: str) -> str:  # what a flag left out takes, in each --config
-        values = ", ".join(f"{name} {getattr(cfg, field):g}" for name, cfg in CONFIGS.items())
-        return f"default: the --config's ({values})"
+    def configs(field: str) -> str:
+        return per_config("--config", CONFIGS, field)
 
     parser.add_argument("--epochs", type=int, help=configs("epochs"))
     parser.add_argument("--blocks", type=int, help=configs("blocks"))

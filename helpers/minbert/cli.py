@@ -18,7 +18,14 @@ import time
 import torch
 
 from helpers.bert import BertModel
-from helpers.cli import Parser, check_input_files, lock_output, output_file, stops_cleanly
+from helpers.cli import (
+    Parser,
+    check_input_files,
+    lock_output,
+    output_file,
+    per_config,
+    stops_cleanly,
+)
 from helpers.config import ConfigError
 from helpers.env import pick_device
 from helpers.files import check_report, same_file, write_report
@@ -63,9 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--option", choices=OPTIONS, default="finetune",
                         help="pretrain: the encoder frozen, only the head trains; finetune: everything trains")  # fmt: skip
 
-    def options(field: str) -> str:  # what a flag left out takes, for each --option
-        values = ", ".join(f"{name} {getattr(cfg, field):g}" for name, cfg in DEFAULTS.items())
-        return f"default: the --option's ({values})"
+    def options(field: str) -> str:
+        return per_config("--option", DEFAULTS, field)
 
     parser.add_argument("--epochs", type=int, help=options("epochs"))
     parser.add_argument("--lr", type=float, help=options("lr"))
