@@ -144,8 +144,11 @@ def check_report(
 
 def write_report(path: str | Path, command: str, report: dict) -> Path:
     """Write a command's JSON report atomically, with the command's name first (``"command"``): a
-    later run of another command refuses to replace it (``check_report``)."""
-    return write_json(path, {"command": command, **report})
+    later run of another command refuses to replace it (``check_report``); and last, what wrote it
+    (``"provenance"``: the code, the libraries, the machine)."""
+    from helpers.provenance import provenance
+
+    return write_json(path, {"command": command, **report, "provenance": provenance()})
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

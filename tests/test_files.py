@@ -4,6 +4,7 @@ import errno
 import gc
 import json
 import os
+import pathlib
 import signal
 import time
 import warnings
@@ -237,10 +238,9 @@ def test_a_report_never_replaces_another_commands_report(tmp_path):
     mine = write_report(
         tmp_path / "mine.json", "python -m helpers.mlm", {"eval_perplexity": [70.0]}
     )
-    assert json.loads(mine.read_text()) == {
-        "command": "python -m helpers.mlm",
-        "eval_perplexity": [70.0],
-    }
+    written = json.loads(mine.read_text())
+    assert list(written) == ["command", "eval_perplexity", "provenance"]
+    assert written["command"] == "python -m helpers.mlm" and written["eval_perplexity"] == [70.0]
     assert check_report(mine, command="python -m helpers.mlm") == mine  # a rerun's own report
     assert check_report(mine) == mine  # no command named: any JSON report
     with pytest.raises(ValueError, match="mine.json is the report of python -m helpers.mlm: writing "
@@ -465,3 +465,66 @@ def test_a_cached_array_file_cut_short_is_built_again(tmp_path, capsys):
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], caught
     assert f"cached {path} could not be read (BadZipFile" in capsys.readouterr().out
     assert load_arrays(tmp_path / "none.npz", "a") is None
+
+
+def test_every_report_says_what_wrote_it(tmp_path, monkeypatch):
+    """No report named the code or the libraries: a fix (the warm-up's rounding) moved mlm's perplexity
+    434.1533 -> 433.9036 with two reports alike but for the numbers; the thread count moved imdb's."""
+    import torch
+
+    from helpers import provenance
+    from helpers.files import write_report
+
+    report = json.loads(write_report(tmp_path / "r.json", "python -m x", {"a": 1}).read_text())
+    said = report["provenance"]
+    assert said["libraries"]["torch"] == torch.__version__ and said["cpus"] == os.cpu_count()
+    assert said["torch_threads"] == torch.get_num_threads() and said["python"]
+    assert said["helpers"] == provenance.code() and len(said["helpers"]["source_sha256"]) == 16
+    # the source digest follows any edit of the package, committed or not
+    package = tmp_path / "helpers"
+    (package / "sub").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "sub" / "b.py").write_text("y = 2\n")
+    monkeypatch.setattr(provenance, "PACKAGE", package)
+    digests = []
+    for text in ("y = 2\n", "y = 3\n"):
+        (package / "sub" / "b.py").write_text(text)
+        provenance.code.cache_clear()
+        digests.append(provenance.code())
+    provenance.code.cache_clear()
+    assert digests[0]["source_sha256"] != digests[1]["source_sha256"]
+    assert digests[0]["commit"] is None  # not a checkout, not installed from git
+
+
+def test_the_commit_is_a_checkouts_or_the_one_pip_installed(tmp_path, monkeypatch):
+    import subprocess
+
+    from helpers import provenance
+
+    checkout = tmp_path / "repo"
+    (checkout / "helpers").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    subprocess.run(["git", "-C", str(checkout), "-c", "user.name=t", "-c", "user.email=t@t", "commit",
+                    "-q", "--allow-empty", "-m", "x"], check=True)  # fmt: skip
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    monkeypatch.setattr(provenance, "PACKAGE", checkout / "helpers")
+    assert provenance._commit() == head
+
+    record = pathlib.Path("attention_lab-0.1.0.dist-info") / "direct_url.json"
+    (tmp_path / record.parent).mkdir()
+    (tmp_path / record).write_text(  # pip's, after `pip install git+https://...@main`
+        json.dumps(
+            {"url": "https://github.com/o/r", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}
+        )
+    )
+
+    class Installed:
+        files = [record]
+
+        def locate_file(self, path):
+            return tmp_path / path
+
+    monkeypatch.setattr(provenance, "PACKAGE", tmp_path / "site-packages" / "helpers")
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: Installed())
+    assert provenance._commit() == "abc123"

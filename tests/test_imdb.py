@@ -1237,3 +1237,31 @@ def test_every_imdb_command_trains_and_validates_without_repeats(cli_files, caps
 
     monkeypatch.setattr(ablation, "training_splits", spy)
     assert ablation.main(ablation_args(cli_files)) == 2 and read == [str(train)]
+
+
+def test_cli_never_replaces_the_report_of_a_run_on_other_data(cli_files, capsys):
+    """Only the config and the seed were compared: the same flags on another --train-file or with
+    another --valid-fraction replaced the report (450/50 reviews -> 210/90), exit 0."""
+    assert call(cli_files, "--epochs", "1", "--max-len", "32", "--quiet") == 0
+    report = json.loads(cli_files["--json"].read_text())
+    assert report["valid_fraction"] == 0.1 and len(report["data"]) == 16
+    assert report["files"]["train"] == str(cli_files["--train-file"].resolve())
+    before = cli_files["--json"].read_bytes()
+    capsys.readouterr()
+    assert (
+        call(cli_files, "--epochs", "1", "--max-len", "32", "--quiet", "--valid-fraction", "0.3")
+        == 2
+    )
+    assert "holds the report of a run on other data" in error_line(capsys)
+    rows = cli_files["--train-file"].read_text().splitlines()
+    other = cli_files["--train-file"].with_name("other.jsonl")
+    other.write_text("\n".join(rows[:200]) + "\n")
+    assert (
+        call({**cli_files, "--train-file": other}, "--epochs", "1", "--max-len", "32", "--quiet")
+        == 2
+    )
+    assert "holds the report of a run on other data" in error_line(capsys)
+    assert cli_files["--json"].read_bytes() == before
+    assert (
+        call(cli_files, "--epochs", "1", "--max-len", "32", "--quiet") == 0
+    )  # the same run rewrites its own

@@ -85,6 +85,20 @@ def check_earlier_report(path: Path, config: dict, seed: int) -> None:
                          "--json, or delete it to replace it")  # fmt: skip
 
 
+def check_earlier_data(path: Path, data: str, valid_fraction: float) -> None:
+    """A ValueError if ``path`` holds this command's report of a run on other data (another file, or
+    another --valid-fraction): a rerun on other reviews replaced it without a word."""
+    if not path.exists():
+        return
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if (
+        saved.get("data", data) != data
+        or saved.get("valid_fraction", valid_fraction) != valid_fraction
+    ):
+        raise ValueError(f"--json {path} holds the report of a run on other data (other files or "
+                         "another --valid-fraction); give another --json, or delete it to replace it")  # fmt: skip
+
+
 @stops_cleanly(
     "each finished epoch is kept in the cache's checkpoints/ folder ($HELPERS_CACHE, by default "
     "~/.cache/attention-lab): the same command resumes after the last one (or starts again if none "
@@ -128,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         glove,
         main_rank and not args.quiet,
     )
+    try:
+        check_earlier_data(args.json, prepared.fingerprint(), args.valid_fraction)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if main_rank:
         print(f"{len(prepared.itos)} words in the vocabulary; "
               f"GloVe covers {prepared.coverage:.1%} of the tokens")  # fmt: skip
@@ -173,6 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         "device": device.type,
         "processes": distributed.current().world,
         "torch": torch.__version__,
+        "valid_fraction": args.valid_fraction,
+        "files": {
+            flag: str(Path(path).resolve())
+            for flag, path in (
+                ("train", args.train_file),
+                ("test", args.test_file),
+                ("glove", args.glove_file),
+            )
+        },  # fmt: skip
+        "data": prepared.fingerprint(),  # the encoded reviews, labels and vectors
     }
     write_report(args.json, COMMAND, report)
     print(f"test accuracy {report['test_accuracy']:.2%}; wrote {args.json}")
