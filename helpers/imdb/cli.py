@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
                 ("test", args.test_file),
                 ("glove", args.glove_file),
             )
-        },  # fmt: skip
+        },
         "data": prepared.fingerprint(),  # the encoded reviews, labels and vectors
     }
     write_report(args.json, COMMAND, report)
