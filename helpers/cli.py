@@ -144,6 +144,12 @@ class DefaultsHelp(argparse.HelpFormatter):
         return f"{text} (default: {shown.replace('%', '%%')})".strip()
 
 
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """A training command's ``--quiet``: no progress bar or per-epoch lines."""
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bar or per-epoch lines (a log file, a Slurm job)")  # fmt: skip
+
+
 def per_config(flag: str, configs: dict[str, Any], field: str) -> str:
     """Help text for a flag left to a config: what it takes under each choice of ``flag``."""
     values = ", ".join(f"{name} {getattr(cfg, field):g}" for name, cfg in configs.items())

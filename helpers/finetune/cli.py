@@ -20,7 +20,14 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from helpers.cli import Parser, check_input_files, lock_output, output_file, stops_cleanly
+from helpers.cli import (
+    Parser,
+    add_quiet,
+    check_input_files,
+    lock_output,
+    output_file,
+    stops_cleanly,
+)
 from helpers.env import pick_device, seeded
 from helpers.files import check_report, write_report
 from helpers.finetune.data import Example, Task, loader, make_collate
@@ -77,11 +84,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
     )
-    parser.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar or per-epoch lines (a log file, a Slurm job)",
-    )
+    add_quiet(parser)
     parser.add_argument("--find-batch", action="store_true",
                         help="first, each process prints the largest batch that fits on its GPU")  # fmt: skip
     parser.add_argument(

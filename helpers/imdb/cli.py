@@ -16,6 +16,7 @@ import torch
 
 from helpers.cli import (
     Parser,
+    add_quiet,
     check_input_files,
     lock_output,
     output_file,
@@ -57,11 +58,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--precision", default="auto", help="auto (by hardware), fp32, bf16 or fp16"
     )
-    parser.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar or per-epoch lines (a log file, a Slurm job)",
-    )
+    add_quiet(parser)
     parser.add_argument(
         "--valid-fraction", type=float, default=0.1, help="of the train file, held out (seed 42)"
     )

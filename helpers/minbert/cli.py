@@ -20,6 +20,7 @@ import torch
 from helpers.bert import BertModel
 from helpers.cli import (
     Parser,
+    add_quiet,
     check_input_files,
     lock_output,
     output_file,
@@ -82,11 +83,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help=f"tokens kept per sentence; {options('max_len')}")  # fmt: skip
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--precision", help="auto (by hardware), fp32, bf16 or fp16")
-    parser.add_argument(
-        "--quiet",
-        action="store_true",
-        help="no progress bar or per-epoch lines (a log file, a Slurm job)",
-    )
+    add_quiet(parser)
     parser.add_argument(
         "--json", type=output_file, required=True, help="where to write the results"
     )
