@@ -105,6 +105,7 @@ def attention_speed(
     return {
         "what": "forward seconds of single-head self-attention, batch 1",
         "embed_dim": embed_dim,
+        "repeats": repeats,  # timed calls per size (each the median of them)
         "rows": rows,
     }
 

@@ -15,6 +15,7 @@ def test_block_speed_reports_both_sides_and_the_ratio():
 
 def test_attention_speed_times_loops_only_up_to_the_limit():
     result = benchmark.attention_speed([4, 8], embed_dim=8, loop_max=4, repeats=1)
+    assert result["repeats"] == 1  # in the report: its medians are of this many timed calls
     assert [sorted(r) for r in result["rows"]] == [
         ["loops", "tokens", "torch", "vectorised"],
         ["tokens", "torch", "vectorised"],

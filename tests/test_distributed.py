@@ -312,4 +312,7 @@ def test_the_process_comparison_leaves_no_torchrun_log_folder(text_dir, tmp_path
     rows = compare_processes(text_dir / "text.txt", tmp_path / "work", (2,), iters=2, accumulate=2,
                              layers=1, embd=16, block_size=16, batch_size=4)  # fmt: skip
     assert rows[0]["processes"] == 2 and rows[0]["steps"] == 2
+    # what moves the result, as the run's own report says: seed, dropout, shape, device
+    assert rows[0]["config"]["seed"] == 42 and rows[0]["config"]["dropout"] == 0.0
+    assert rows[0]["model"]["embd"] == 16 and rows[0]["device"] == "cpu"
     assert not list(temp.glob("torchelastic_*"))

@@ -62,6 +62,7 @@ def test_compare_gap_is_pretrained_minus_random_init(monkeypatch, tmp_path, caps
     assert twin.main(argv) == 0
     report = json.loads(out.read_text())
     assert report["pretrained_minus_random_accuracy"] == pytest.approx(0.2)
+    assert (report["device"], report["precision"]) == ("cpu", "fp32")  # "auto" as it resolved
     assert report["summary"]["pretrained"]["accuracy"]["sd"] == pytest.approx(0.1 / 2**0.5)
     assert "+20.0 accuracy points" in capsys.readouterr().out
 

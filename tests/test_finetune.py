@@ -287,6 +287,12 @@ def test_cli_writes_accuracy_per_epoch(tmp_path):
     assert report["test_accuracy"] is None  # no --test-file
     assert report["final_accuracy"] == report["accuracy_per_epoch"][-1]
     assert report["seconds"]["train_and_eval"] > 0 and report["settings"]["epochs"] == 2
+    # --precision as given ("auto") and as used: a report read later says which one ran
+    assert (report["settings"]["precision"], report["precision"], report["device"]) == (
+        "auto",
+        "fp32",
+        "cpu",
+    )
 
 
 def test_cli_a_diverged_run_is_an_error_not_a_score(tmp_path, capsys):

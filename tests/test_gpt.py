@@ -189,6 +189,7 @@ def test_cli_train_writes_the_report_and_a_model_that_samples(trained, capsys):
     report = json.loads(out.read_text())
     assert len(report["dev_losses"]) == 3 and report["dev_loss"] == report["dev_losses"][-1]
     assert report["tokens_per_second"] > 0 and report["seconds"] > 0 and report["iters"] == 30
+    assert (report["device"], report["precision"]) == ("cpu", "fp32")
     model, vocab = load_model(folder / "m")
     assert (
         cli.main(["sample", "--load", str(folder / "m"), "--prompt", "the cat", "--tokens", "20"])

@@ -319,6 +319,8 @@ def test_cli_hidden_test_labels_give_predictions(tiny_model, files):
     assert len(report["predictions"]) == 16 and set(report["predictions"]) <= {0, 1}
     assert report["examples"]["dev"] == 6  # no --dev-file: round(10% of 32) = 3 of each class
     assert "dev: 6 of 64 examples" in report["split"]
+    assert (report["dev_fraction"], report["split_seed"]) == (0.1, 0)  # the carving's own settings
+    assert (report["config"]["precision"], report["precision"]) == ("auto", "fp32")  # as used
 
 
 @pytest.mark.parametrize(

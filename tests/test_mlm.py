@@ -78,6 +78,7 @@ def test_command_writes_perplexity_per_epoch_and_a_loadable_folder(text_file, tm
         torch.tensor(report["eval_loss"][0]).exp().item()
     )
     assert report["tokens_seen"] == 2 * report["data"]["train_tokens"] > 0
+    assert (report["config"]["precision"], report["precision"]) == ("auto", "fp32")  # as used
     assert report["tokens_seen_per_epoch"] == [
         report["data"]["train_tokens"],
         report["tokens_seen"],

@@ -342,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "classes": list(labels),  # the labels of class 0, 1, ...
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "device": device.type,
+        "precision": choose_precision(device, cfg.precision),  # "auto" resolved
         "processes": distributed.current().world,
         "largest_batch": largest,
     }

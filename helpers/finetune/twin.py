@@ -53,6 +53,7 @@ from helpers.mlm.runs import read_state
 from helpers.pretrained import TOKENIZER_FILES, has_tokenizer, minilm_path, short_error
 from helpers.profiles import made_to_order
 from helpers.tables import read_rows
+from helpers.training import choose_precision
 from helpers.training.checkpoints import check_own_checkpoint
 from helpers.training.loop import Diverged, check_finite_losses
 
@@ -590,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "seconds": time.perf_counter() - started,
         "device": device.type,
+        "precision": choose_precision(device, minilm.precision),  # every run's, "auto" resolved
         "threads": torch.get_num_threads(),
     }
     if several:

@@ -228,7 +228,7 @@ def _train(text: str | Corpus, cfg: GPTRunConfig, device: torch.device, save: st
     check_diverged(history, cfg.lr, len(corpus.vocab))
     report = make_report(cfg, corpus, model, history, per_round, time.perf_counter() - started)
     report.update(processes=place.world, batches=sum(per_round), accumulate=cfg.accumulate,
-                  iters=sum(round_steps))  # fmt: skip
+                  iters=sum(round_steps), device=device.type, precision="fp32")  # fmt: skip
     if folder is not None and place.main:
         save_model(model, corpus.vocab, folder)
     return GPTRun(history, model, corpus.vocab, report)

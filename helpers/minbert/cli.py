@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
         "config": cfg.to_dict(),
         "settings_from_defaults": args.unset,
         "split": split_note,
+        # how dev was carved out of train (null with a --dev-file)
+        "dev_fraction": None if args.dev_file else args.dev_fraction,
+        "split_seed": None if args.dev_file else args.split_seed,
         "examples": {"train": len(train), "dev": len(dev), "test": len(test)},
         "seconds": {
             "load": load_seconds, "tokenize": run.seconds["tokenize"], "train": sum(run.history["seconds"]),
@@ -225,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "total": time.perf_counter() - started,
         },
         "device": device.type,
+        "precision": choose_precision(device, cfg.precision),  # "auto" resolved
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     })  # fmt: skip

@@ -459,6 +459,7 @@ def pretrain(
         "saved": str(folder),
         "checkpoint": str(folder / CHECKPOINT),
         "device": device.type,
+        "precision": choose_precision(device, cfg.precision),  # "auto" resolved
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }

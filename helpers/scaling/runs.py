@@ -35,7 +35,8 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
                       embd: int = 64, block_size: int = 64, batch_size: int = 16, seed: int = 42) -> list[dict]:  # fmt: skip
     """``python -m helpers.gpt train`` on ``data`` in each process count, on the CPU, with the same seed
     and the same batches per optimizer step (``accumulate`` over all processes: N must divide it). One
-    row per run: processes, dev loss per evaluation, steps, training and wall seconds (start-up too)."""
+    row per run: processes, dev loss per evaluation, steps, training and wall seconds (start-up too),
+    and the run's device, config and model as its report gives them."""
     for n in processes:
         if n < 1:
             raise ValueError(f"a process count must be at least 1, not {n}")
@@ -78,7 +79,8 @@ def compare_processes(data: str | Path, folder: str | Path, processes: tuple[int
         rows.append({"processes": n, "dev_loss": report["dev_loss"], "dev_losses": report["dev_losses"],
                      "steps": report["iters"], "batches_per_step": accumulate,
                      "train_seconds": report["train_seconds"],
-                     "wall_seconds": time.perf_counter() - started})  # fmt: skip
+                     "wall_seconds": time.perf_counter() - started, "device": report["device"],
+                     "config": report["config"], "model": report["model"]})  # fmt: skip
     return rows
 
 
