@@ -1,4 +1,5 @@
-"""A small `fit` run for tests/test_distributed.py, started by torchrun or as a plain process.
+"""A small `fit` run for tests/test_distributed.py, started by torchrun (or in the test's own process,
+``main(argv)``, for the one-process runs).
 
     python tests/ddp_fit.py --json OUT [--checkpoint PATH --stop-after EPOCH --accumulate N]
                             [--uneven | --merged]
@@ -23,7 +24,7 @@ class Stop(Exception):
     pass
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", required=True)
     parser.add_argument("--checkpoint")
@@ -31,7 +32,7 @@ def main() -> int:
     parser.add_argument("--accumulate", type=int, default=2)
     parser.add_argument("--uneven", action="store_true")
     parser.add_argument("--merged", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(128, 10, generator=g)
     y = (x[:, :3].sum(dim=1) > 0).long()

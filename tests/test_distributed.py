@@ -2,6 +2,7 @@
 by accelerate launch: the same result as 1 process for the same seed and effective batch, rank 0
 alone writing, a resume across process counts, and the same accuracy within noise on a real task."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -12,10 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import ddp_fit
 import psutil
 import pytest
 import torch
 
+from helpers.gpt import cli as gpt_cli
 from helpers.synthetic import synthetic_glove, synthetic_reviews
 from helpers.training import distributed
 
@@ -40,6 +43,22 @@ def launch(command: list[str], cwd: Path, timeout: int = 300) -> subprocess.Comp
     return done
 
 
+@contextlib.contextmanager
+def in_this_process(cwd: Path):
+    """A one-process run in the test's own process (no interpreter start-up, 2-3 s a run) as `launch`
+    starts one: in ``cwd``, with 1 thread and no launcher variables; threads and RNG restored after."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch, torch.random.fork_rng():
+        patch.chdir(cwd)
+        for name in distributed.VARIABLES:
+            patch.delenv(name, raising=False)
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
 def gpt(tmp: Path, name: str, launcher: list[str], *extra: str) -> dict:
     """A GPT run on ``tmp``/text.txt; its JSON report."""
     launch(
@@ -60,9 +79,10 @@ def text_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def one_process(text_dir) -> dict:
     """1 process, 2 batches of 8 per optimizer step, no dropout: the reference."""
-    return gpt(
-        text_dir, "one", [sys.executable], "--iters", "12", "--accumulate", "2", "--dropout", "0"
-    )
+    with in_this_process(text_dir):
+        argv = [*GPT[2:], "--data", "text.txt", "--save", "one", "--json", "one.json"]
+        assert gpt_cli.main([*argv, "--iters", "12", "--accumulate", "2", "--dropout", "0"]) == 0
+    return json.loads((text_dir / "one.json").read_text())
 
 
 def test_rank_from_the_launchers_variables(monkeypatch):
@@ -151,12 +171,15 @@ def test_accelerate_launch_runs_the_same_command(text_dir, one_process):
 
 def test_resume_in_another_process_count_gives_the_uninterrupted_result(tmp_path):
     script = str(HERE / "ddp_fit.py")
-    launch([sys.executable, script, "--json", "ref.json"], tmp_path)
+    with in_this_process(tmp_path):
+        assert ddp_fit.main(["--json", "ref.json"]) == 0
+    # started as a script, as torchrun starts it: the checkpoint's training-code digest reads the
+    # module its batches' function lives in (__main__ there, ddp_fit imported), so it must match
     stopped = subprocess.run([sys.executable, script, "--json", "x.json", "--checkpoint", "ck.pt",
                               "--stop-after", "1"], cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
     assert stopped.returncode == 3 and (tmp_path / "ck.pt").exists(), stopped.stderr[-2000:]
     resumed = launch([*TORCHRUN, script, "--json", "two.json", "--checkpoint", "ck.pt"], tmp_path)
-    assert "resuming from ck.pt after epoch 1" in resumed.stdout
+    assert "resuming from ck.pt after epoch 1" in resumed.stdout, resumed.stdout[:1500]
     assert resumed.stdout.count("resuming") == 1  # rank 0 alone logs
     ref, two = (json.loads((tmp_path / f).read_text()) for f in ("ref.json", "two.json"))
     assert two["processes"] == 2 and two["history"]["epoch"] == [1, 2, 3]
@@ -169,9 +192,8 @@ def test_two_processes_weigh_uneven_batches_as_one_batch_would(tmp_path):
     """A step over a batch of 16 on one rank and of 4 on the other is the step of one batch of 20 (DDP
     alone averages the ranks' gradients: the 4 examples weighed as much as the 16, 0.44 off here)."""
     script = str(HERE / "ddp_fit.py")
-    launch(
-        [sys.executable, script, "--json", "merged.json", "--merged", "--accumulate", "1"], tmp_path
-    )
+    with in_this_process(tmp_path):
+        assert ddp_fit.main(["--json", "merged.json", "--merged", "--accumulate", "1"]) == 0
     launch([*TORCHRUN, script, "--json", "two.json", "--uneven", "--accumulate", "2"], tmp_path)
     merged, two = (json.loads((tmp_path / f).read_text()) for f in ("merged.json", "two.json"))
     assert two["processes"] == 2
