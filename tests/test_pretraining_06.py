@@ -3,8 +3,8 @@ helpers.finetune compare``), the merge slider, the plots, the WikiText-2 reader,
 trainer, and the profile's sizes."""
 
 import json
+import runpy
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -423,12 +423,14 @@ def test_compare_names_a_damaged_tokenizer_and_weights_it_cannot_rescale(
     assert "weights hold nan or inf" in err and err.count("\n") == 1, err
 
 
-def test_compare_is_a_subcommand_of_python_m_helpers_finetune(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "helpers.finetune", "compare", "--pretrained",
-                             str(tmp_path / "nothing"), "--sst-file", "x.tsv", "--json", str(tmp_path / "o.json")],
-                            capture_output=True, text=True)  # fmt: skip
-    assert result.returncode == 2
-    assert "holds no config.json" in result.stderr and "Traceback" not in result.stderr
+def test_compare_is_a_subcommand_of_python_m_helpers_finetune(tmp_path, monkeypatch, capsys):
+    """`python -m helpers.finetune compare` as runpy runs it (what -m does, without a new interpreter)."""
+    argv = ["--pretrained", str(tmp_path / "nothing"), "--sst-file", "x.tsv", "--json", str(tmp_path / "o.json")]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["python -m helpers.finetune", "compare", *argv])
+    with pytest.raises(SystemExit) as ended:
+        runpy.run_module("helpers.finetune", run_name="__main__")
+    assert ended.value.code == 2
+    assert "holds no config.json" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
