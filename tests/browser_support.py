@@ -29,6 +29,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 WIDGETS7_VENV = Path(os.environ.get("BROWSER_WIDGETS7_VENV", ROOT / ".venv-widgets7"))
 SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS", ROOT / "browser-screenshots"))
+FIRST_TRY = "-first-try"  # ends the names of a retried notebook's first screenshots
 SETUP_HINT = (
     "set it up with `bash .ci/browser-env` (chromium, playwright in the environment at .venv "
     "or $MAIN_VENV, .venv-widgets7/)"
@@ -556,13 +557,17 @@ def checked(check: Callable[[], Result]) -> Result:
     """``check()``'s result, checked a second time when its kernel never connected: jupyter_server
     can answer the kernel's websocket with HTTP 500 (jupyter_server#1265, `'NoneType'
     object has no attribute 'kernel_ws_protocol'`) and the page then waits for ever. The first try's
-    error stays in the result's line, so a retry is never silent; a second failure fails the test."""
+    error stays in the result's line, so a retry is never silent; a second failure fails the test.
+    The first try's screenshots are kept beside the second's, as NAME-...-first-try.png."""
     result = check()
     if result.connected:
         return result
-    again = check()
+    kept = [shot.rename(shot.with_name(f"{shot.stem}{FIRST_TRY}.png"))
+            for shot in result.screenshots if shot.exists()]  # fmt: skip
+    again = check(again=True)
     again.retried = result.errors[0] if result.errors else "the kernel never connected"
     again.retried_log = result.log  # the server's side of it (jupyter_server's traceback)
+    again.screenshots = kept + again.screenshots
     return again
 
 
@@ -714,12 +719,14 @@ def exercise_widgets(page, result: Result) -> None:
                 result.changed += 1
 
 
-def check_notebook(browser, lab: Lab, path: Path, shots: Path) -> Result:
+def check_notebook(browser, lab: Lab, path: Path, shots: Path, again: bool = False) -> Result:
     """Open one notebook in a new page, run it all, check what it shows, move its sliders; a
-    screenshot after running and one after the sliders (one on failure)."""
+    screenshot after running and one after the sliders (one on failure). ``again``: a second try,
+    which leaves the first try's screenshots (see `checked`)."""
     name, result = path.stem, Result()
     for old in shots.glob(f"{name}*.png"):
-        old.unlink()  # never a stale picture beside this run's
+        if not (again and old.stem.endswith(FIRST_TRY)):
+            old.unlink()  # never a stale picture beside this run's
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(120_000)
     page.on("pageerror", lambda error: result.console.append(str(error)))

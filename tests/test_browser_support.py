@@ -11,11 +11,12 @@ def tries(*results: Result):
     """A check returning ``results`` one after another; ``calls`` counts them."""
     queue = list(results)
 
-    def check() -> Result:
+    def check(again: bool = False) -> Result:
         check.calls += 1
+        check.again.append(again)
         return queue.pop(0)
 
-    check.calls = 0
+    check.calls, check.again = 0, []
     return check
 
 
@@ -46,6 +47,28 @@ def test_a_kernel_that_never_connected_is_checked_again_and_says_so():
     line = result.line("w8", "09_x")
     assert "checked twice, the first try: NotConnected: the kernel had not connected" in line
     assert result.retried_log == "HTTP 500 GET /api/kernels/x/channels"  # the server's side kept
+    assert check.again == [False, True]  # the second try is told, so it keeps the first's pictures
+
+
+def test_the_first_trys_screenshot_is_kept_beside_the_seconds(tmp_path):
+    """The second try deleted every NAME*.png it found: the page that never connected was lost."""
+    from browser_support import check_notebook
+
+    def check(again: bool = False) -> Result:  # the real clean-up, then this try's picture
+        with pytest.raises(AttributeError):  # no browser here: it stops right after the clean-up
+            check_notebook(None, None, tmp_path / "09_x.ipynb", tmp_path, again=again)
+        shot = tmp_path / ("09_x.png" if again else "09_x-failed.png")
+        shot.write_bytes(b"second" if again else b"first")
+        result = Result(cells=7) if again else refused()
+        result.screenshots = [shot]
+        return result
+
+    for stale in ("09_x-moved.png", "09_x-failed-first-try.png"):  # an earlier tier run's
+        (tmp_path / stale).write_bytes(b"stale")
+    result = checked(check)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["09_x-failed-first-try.png", "09_x.png"]
+    assert [p.name for p in result.screenshots] == ["09_x-failed-first-try.png", "09_x.png"]
+    assert (tmp_path / "09_x-failed-first-try.png").read_bytes() == b"first"
 
 
 def test_a_second_refusal_fails_with_both_tries_named():
