@@ -15,6 +15,7 @@ import hashlib
 import os
 import stat
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -181,6 +182,30 @@ def disk_full(err: DiskFull, what_is_kept: str) -> int:
     return 1
 
 
+def out_of_memory(err: BaseException) -> bool:
+    """A MemoryError, or the allocator's RuntimeError: "can't allocate memory" on a CPU, "out of
+    memory" on a GPU (torch.cuda.OutOfMemoryError)."""
+    said = str(err).lower()
+    return isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError)
+        and ("can't allocate memory" in said or "out of memory" in said)
+    )
+
+
+def allocator_said(err: BaseException) -> str:
+    """The allocator's first line, shortened at a word (never inside a byte count)."""
+    line = (str(err).splitlines() or [type(err).__name__])[0] or type(err).__name__
+    return textwrap.shorten(line, 160, placeholder=" ...")
+
+
+def no_memory(err: BaseException, smaller: str, what_is_kept: str) -> int:
+    """After memory ran out: one line on stderr naming the flags to make ``smaller`` and what is
+    kept, and exit status 2 (settings too large for this machine are bad input)."""
+    print(f"error: the model or a batch does not fit in memory: make {smaller} smaller "
+          f"({allocator_said(err)}); {what_is_kept}", file=sys.stderr)  # fmt: skip
+    return 2
+
+
 class Busy(ValueError):
     """Another run is using the same output (a --save folder, a --json report)."""
 
@@ -323,12 +348,13 @@ def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
     return run
 
 
-def stops_cleanly(what_is_kept: str) -> Callable:
+def stops_cleanly(what_is_kept: str, smaller: str = "") -> Callable:
     """A command's ``main`` that Ctrl-C or SIGTERM ends with one line (``stopped: ...``, saying what
     is kept) and exit status 130, a full disk with one line and exit status 1, and a NaN bound for a
     JSON report with one line and exit status 2, instead of a traceback from wherever training was
-    (or, for SIGTERM, no word at all). The outputs it locked (``lock_output``) are free again when
-    it returns."""
+    (or, for SIGTERM, no word at all). With ``smaller`` (the flags that size the model and its
+    batches), memory that ran out gives one line naming them, exit status 2. The outputs it locked
+    (``lock_output``) are free again when it returns."""
 
     def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
@@ -340,6 +366,10 @@ def stops_cleanly(what_is_kept: str) -> Callable:
                 return stopped(what_is_kept)
             except DiskFull as err:
                 return disk_full(err, what_is_kept)
+            except (MemoryError, RuntimeError) as err:
+                if not (smaller and out_of_memory(err)):
+                    raise
+                return no_memory(err, smaller, what_is_kept)
 
         return refuses_non_finite(run)
 

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tarfile
 import tempfile
 import threading
@@ -242,6 +243,9 @@ NO_SPACE = (
     "not enough space on the disk",
 )
 TORCH_WRITER = ("unexpected pos", "PytorchStreamWriter failed")  # torch.save's zip writer
+# a user's quota used up (a cluster's home folder): error 122 on Linux, as Python and Rust write it
+EDQUOT = getattr(errno, "EDQUOT", 122)
+QUOTA = ("Disk quota exceeded", "os error 122")
 
 
 class DiskFull(RuntimeError):
@@ -249,24 +253,47 @@ class DiskFull(RuntimeError):
 
 
 @contextlib.contextmanager
-def disk_full_named(path: Path) -> Iterator[None]:
+def disk_full_named(path: Path, own: Path | None = None) -> Iterator[None]:
     """A write's failure on a full disk as a ``DiskFull`` naming ``path``: Python's error 28, a
-    library's "No space left on device", or torch's writer's "unexpected pos" with the disk full."""
+    library's "No space left on device", torch's writer's "unexpected pos" with the disk full, or a
+    used-up quota. It names the temporary files killed writes left beside ``path`` (``own``, this
+    write's, aside): their space may be what is missing."""
     try:
         yield
     except Exception as err:
-        said = str(err)
-        full = getattr(err, "errno", None) == errno.ENOSPC or any(s in said for s in NO_SPACE)
+        said, code = str(err), getattr(err, "errno", None)
+        quota = code == EDQUOT or any(s in said for s in QUOTA)
+        full = code == errno.ENOSPC or any(s in said for s in NO_SPACE)
         # torch's writer names no cause: the disk must have less than 1 MiB left
         torch_full = (
             any(s in said for s in TORCH_WRITER) and shutil.disk_usage(path.parent).free < 1 << 20
         )
-        if not (full or torch_full):
+        if not (quota or full or torch_full):
             raise
+        where = (
+            f"your disk quota is used up on the disk holding {path.parent}"
+            if quota
+            else f"the disk holding {path.parent} is full"
+        )
         raise DiskFull(
-            f"the disk holding {path.parent} is full: {path.name} could not be written, and nothing "
-            "there was replaced; make room and run it again"
+            f"{where}: {path.name} could not be written, and nothing there was replaced; make room "
+            f"and run it again{_leftovers(path.parent, own)}"
         ) from err
+
+
+def _leftovers(folder: Path, own: Path | None) -> str:
+    """The temporary files and folders of killed writes in ``folder`` ("" if none), and their size."""
+    found = [p for p in (*folder.glob(".*.part"), *folder.glob(".saving-*")) if p != own]
+    if not found:
+        return ""
+    size = 0
+    for item in found:
+        with contextlib.suppress(OSError):  # another process may have just removed it
+            files = item.rglob("*") if item.is_dir() else [item]
+            size += sum(f.stat().st_size for f in files if f.is_file())
+    names = ", ".join(p.name for p in sorted(found)[:2]) + (", ..." if len(found) > 2 else "")
+    return (f"; {len(found)} temporary file(s) there that killed writes left hold {size / 2**20:.1f} "
+            f"MB ({names}): delete them if no run is writing there")  # fmt: skip
 
 
 def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool = True) -> Path:
@@ -280,7 +307,7 @@ def atomic_write(path: str | Path, save: Callable[[Path], object], *, wait: bool
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with interrupt_after() if wait else contextlib.nullcontext(), disk_full_named(path):
+        with interrupt_after() if wait else contextlib.nullcontext(), disk_full_named(path, tmp):
             save(tmp)
             with interrupt_after():  # the rename at least (inside the block above: that block's)
                 _put(tmp, path)
@@ -345,7 +372,7 @@ def save_into(folder: str | Path, save: Callable[[Path], object]) -> Path:
     with (
         tempfile.TemporaryDirectory(dir=folder, prefix=".saving-") as tmp,
         interrupt_after(),
-        disk_full_named(folder / "model files"),
+        disk_full_named(folder / "model files", Path(tmp)),
     ):
         save(Path(tmp))
         for file in sorted(Path(tmp).iterdir()):
@@ -399,6 +426,17 @@ def save_arrays(path: str | Path, **arrays: Any) -> Path:
             np.savez(f, **arrays)
 
     return atomic_write(path, save)
+
+
+def cache_arrays(path: str | Path, what: str, **arrays: Any) -> None:
+    """``save_arrays`` into a cache, which only saves time: where it cannot be written (read-only, a
+    full disk) a note says so, naming HELPERS_CACHE, and the caller goes on without it."""
+    try:
+        save_arrays(path, **arrays)
+    except (ValueError, DiskFull) as err:
+        why = "the disk is full" if isinstance(err, DiskFull) else str(err).split("; ")[0]
+        print(f"note: {what} not cached ({why}); they are computed again next time (set "
+              "HELPERS_CACHE to a folder you can write to keep them)", file=sys.stderr)  # fmt: skip
 
 
 def load_arrays(path: str | Path, *names: str) -> list | None:

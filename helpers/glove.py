@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from helpers.download import DownloadError, cache_dir, download, fetch
-from helpers.files import load_arrays, save_arrays
+from helpers.files import cache_arrays, load_arrays
 from helpers.source import code_digest
 from helpers.text import Vocab
 
@@ -178,7 +178,8 @@ def load_glove(path: str | Path, member: str | None = None) -> tuple[Glove, bool
                 glove = parse_glove_text(f, name=f"{names[0]} in {path}")
     else:
         glove = parse_glove_text(path)
-    save_arrays(cached, words=np.array(json.dumps(glove.words)), vectors=glove.vectors)
+    cache_arrays(cached, f"{path.name}'s vectors", words=np.array(json.dumps(glove.words)),
+                 vectors=glove.vectors)  # fmt: skip
     return glove, False
 
 

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from helpers.download import cache_dir
-from helpers.files import load_arrays, save_arrays
+from helpers.files import cache_arrays, load_arrays
 from helpers.source import code_digest
 
 PAD, UNK = "<pad>", "<unk>"  # ids 0 and 1 in every Vocab
@@ -87,9 +87,8 @@ def tokenize_cached(texts: list[str], progress: bool = True) -> tuple[Tokenized,
         words, ids, offsets = arrays
         return Tokenized(json.loads(str(words)), ids, offsets), True
     tokens = tokenize(texts, progress=progress)
-    save_arrays(
-        path, words=np.array(json.dumps(tokens.words)), ids=tokens.ids, offsets=tokens.offsets
-    )
+    cache_arrays(path, "the tokens", words=np.array(json.dumps(tokens.words)), ids=tokens.ids,
+                 offsets=tokens.offsets)  # fmt: skip
     return tokens, False
 
 

@@ -426,6 +426,103 @@ def test_a_command_stopped_by_a_full_disk_says_so_in_one_line(capsys):
     assert err == f"{expected}; the last epoch is kept\n", err
 
 
+def test_a_used_up_quota_is_a_full_disk_named_as_a_quota(tmp_path):
+    """A cluster's home folder runs out by quota (error 122): it ended finetune, mlm and imdb in a
+    traceback and gpt train in "error: [Errno 122] Disk quota exceeded" with exit 2."""
+
+    def quota(tmp):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
+
+    with pytest.raises(DiskFull, match=r"^your disk quota is used up on the disk holding .*: r.json "
+                       "could not be written, and nothing there was replaced; make room"):  # fmt: skip
+        atomic_write(tmp_path / "r.json", quota)
+
+    def rust(tmp):  # safetensors' error, not an OSError
+        raise RuntimeError("I/O error: Disk quota exceeded (os error 122)")
+
+    with pytest.raises(DiskFull, match="your disk quota is used up"):
+        atomic_write(tmp_path / "model.safetensors", rust)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_names_the_temporary_files_killed_writes_left(tmp_path):
+    """A `kill -9` during a 25 MB checkpoint's save left its .part file; the next run's save found
+    the disk full and said nothing of where the space had gone (such files go after a day)."""
+    (tmp_path / ".checkpoint.pt.1bb9kjw6.part").write_bytes(b"x" * 3 * 2**20)
+    (tmp_path / ".saving-abcd1234").mkdir()
+    (tmp_path / ".saving-abcd1234" / "model.safetensors").write_bytes(b"x" * 2**20)
+
+    def no_space(tmp):
+        tmp.write_bytes(b"x" * 2**20)  # this write's own temporary file: not a leftover
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DiskFull) as full:
+        atomic_write(tmp_path / "checkpoint.pt", no_space)
+    assert str(full.value).endswith(
+        "make room and run it again; 2 temporary file(s) there that killed writes left hold 4.0 MB "
+        "(.checkpoint.pt.1bb9kjw6.part, .saving-abcd1234): delete them if no run is writing there"
+    ), full.value
+    (tmp_path / ".checkpoint.pt.1bb9kjw6.part").unlink()
+    with pytest.raises(DiskFull, match="could not be written") as full:  # only the save's own
+        save_into(tmp_path / "model", lambda tmp: no_space(tmp / "model.safetensors"))
+    assert "temporary file" not in str(full.value), full.value
+
+
+def test_a_cache_that_cannot_be_written_is_a_note_not_an_error(tmp_path, capsys, monkeypatch):
+    """A read-only or full HELPERS_CACHE stopped imdb at GloVe's arrays ("cannot write
+    .../glove/glove.4e4...npz: Read-only file system; choose another place", with no flag to change),
+    though that cache only saves parsing time."""
+    from helpers.files import cache_arrays, load_arrays
+
+    (tmp_path / "glove").write_text("")  # a file where the cache's folder should be
+    cache_arrays(tmp_path / "glove" / "v.npz", "glove.txt's vectors", a=np.arange(3))
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("note: glove.txt's vectors not cached (cannot write ")
+        and err.count("\n") == 1
+    )
+    assert "set HELPERS_CACHE to a folder you can write" in err
+
+    def full(path, **arrays):
+        raise DiskFull("the disk holding /c is full: v.npz could not be written")
+
+    monkeypatch.setattr("helpers.files.save_arrays", full)
+    cache_arrays(tmp_path / "v.npz", "the tokens", a=np.arange(3))
+    assert "note: the tokens not cached (the disk is full)" in capsys.readouterr().err
+    monkeypatch.undo()
+    cache_arrays(tmp_path / "v.npz", "the tokens", a=np.arange(3))  # and where it can, it is
+    assert load_arrays(tmp_path / "v.npz", "a")[0].tolist() == [0, 1, 2]
+
+
+def test_a_command_out_of_memory_names_the_flags_to_lower(capsys):
+    """mlm, finetune and minbert ended in a traceback from the allocator ("can't allocate memory:
+    you tried to allocate 14400000000 bytes"); gpt train said it in one line."""
+    said = ("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 14400000000 bytes. Error code 12 (Cannot allocate memory)")  # fmt: skip
+
+    @stops_cleanly("the last epoch is kept", smaller="--batch-size or --max-len")
+    def main(error):
+        raise error
+
+    assert main(RuntimeError(said)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the model or a batch does not fit in memory: make --batch-size or "
+                          "--max-len smaller ([enforce fail at alloc_cpu.cpp:127] ")  # fmt: skip
+    assert err.endswith("; the last epoch is kept\n") and err.count("\n") == 1, err
+    assert main(MemoryError()) == 2 and "(MemoryError)" in capsys.readouterr().err
+    cuda = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert main(cuda) == 2 and "Tried to allocate 2.00 GiB" in capsys.readouterr().err
+    with pytest.raises(RuntimeError, match="mat1 and mat2 shapes"):  # not memory: raised as it is
+        main(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
+
+    @stops_cleanly("the last epoch is kept")  # no flags named: memory errors stay themselves
+    def other(error):
+        raise error
+
+    with pytest.raises(RuntimeError, match="can't allocate memory"):
+        other(RuntimeError(said))
+
+
 def test_sigterm_stops_a_command_as_ctrl_c_does_after_the_save_under_way(tmp_path, capsys):
     """Slurm's scancel and time limit, and torchrun stopping the other ranks, send SIGTERM: it killed
     the command where it was (a checkpoint's .part file left, no word said). Now it is Ctrl-C's: the

@@ -838,6 +838,34 @@ def test_ablation_runs_every_change_and_seed_resumes_and_summarises(cli_files, c
     )
 
 
+def test_ablation_stopped_by_a_full_disk_keeps_its_saved_runs_and_says_so(cli_files, capsys):
+    """It was the one training command without a full disk's one line: a chained traceback."""
+    from helpers.files import DiskFull, write_report
+    from helpers.imdb import ablation
+
+    args = ["--train-file", str(cli_files["--train-file"]), "--glove-file",
+            str(cli_files["--glove-file"]), "--json", str(cli_files["--json"])]  # fmt: skip
+    writes = []
+
+    def second_write_fails(path, command, report):
+        writes.append(len(report["runs"]))
+        if len(writes) > 1:
+            raise DiskFull(
+                f"the disk holding {path.parent} is full: {path.name} could not be written"
+            )
+        return write_report(path, command, report)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ablation, "CHANGES", {"course": {}})
+        patch.setattr(ablation, "write_report", second_write_fails)
+        assert ablation.main([*args, "--seeds", "2", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].endswith(f"is full: {cli_files['--json'].name} could not be written; 1 run saved "
+                            f"in {cli_files['--json']}; the same command runs the rest"), err  # fmt: skip
+    assert err[-1].startswith("error: the disk holding") and "Traceback" not in "\n".join(err)
+    assert len(json.loads(cli_files["--json"].read_text())["runs"]) == 1
+
+
 @pytest.mark.parametrize(
     "extra, words",
     [(["--seeds", "0"], "--seeds must be between 1 and 20"),

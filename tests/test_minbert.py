@@ -308,6 +308,40 @@ def test_cli_quiet_shows_no_progress_bar_or_epoch_lines(tiny_model, files, capsy
     assert "dev accuracy" in quiet.out  # the final lines stay
 
 
+def test_cli_out_of_memory_names_the_flags_to_lower(tiny_model, files, monkeypatch, capsys):
+    """--batch-size 2000 --max-len 512 on a small machine: a traceback from the attention's
+    allocation (finetune's the same, from transformers' BERT)."""
+    from helpers.finetune import cli as finetune_cli
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError(
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 3774873600 bytes"
+        )
+
+    monkeypatch.setattr(cli, "train_classifier", no_memory)
+    monkeypatch.setattr(finetune_cli, "fit", no_memory)
+    argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--epochs", "1",
+            "--max-len", "32", "--json", str(files["dir"] / "oom.json")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the model or a batch does not fit in memory: make --batch-size or "
+                          "--max-len smaller (DefaultCPUAllocator: can't allocate memory: you tried "
+                          "to allocate 3774873600 bytes); each finished epoch is kept")  # fmt: skip
+    assert err.count("\n") == 1, err
+    tsv = files["dir"] / "train.tsv"
+    tsv.write_text(
+        "sentence\tlabel\n" + "".join(f"good film {i}\t1\nbad film {i}\t0\n" for i in range(8))
+    )
+    argv = ["--model", tiny_model, "--train-file", str(tsv), "--eval-file", str(tsv), "--epochs",
+            "1", "--max-length", "32", "--json", str(files["dir"] / "ft.json"), "--quiet"]  # fmt: skip
+    assert finetune_cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the model or a batch does not fit in memory: make --batch-size "
+                          "(--accumulate keeps the batch an optimizer step sees) or --max-length "
+                          "smaller (DefaultCPUAllocator")  # fmt: skip
+    assert err.count("\n") == 1, err
+
+
 def test_cli_hidden_test_labels_give_predictions(tiny_model, files):
     out = files["dir"] / "hidden.json"
     argv = ["--model", tiny_model, "--train-file", str(files["train"]), "--test-file",

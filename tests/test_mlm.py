@@ -117,6 +117,30 @@ def saved_tiny(text_file, tmp_path, name: str = "saved", report: str = "o.json")
     return save
 
 
+def test_memory_running_out_is_one_line_and_frees_the_folder_for_a_smaller_run(
+    text_file, tmp_path, monkeypatch, capsys
+):
+    """`--seq-len 100000` ran out of memory in attention: a traceback, and then --save refused the
+    smaller run the error should ask for ("holds a run with other settings: --seq-len 100000")."""
+    said = "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 14400000000 bytes"  # fmt: skip
+
+    def no_memory(*args, **kwargs):
+        raise RuntimeError(said)
+
+    save, out = tmp_path / "run", tmp_path / "out.json"
+    argv = ["--train-file", str(text_file), "--save", str(save), "--json", str(out)]
+    with monkeypatch.context() as patch:
+        patch.setattr(runs, "fit", no_memory)  # the first epoch's first batch
+        assert cli.main([*argv, *TINY, "--hidden", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the model or a batch does not fit in memory: make --hidden, "
+                          "--layers, --seq-len or --batch-size smaller ([enforce fail")  # fmt: skip
+    assert err.count("\n") == 1 and not out.exists(), err
+    assert "settings" not in runs.read_state(save)  # no epoch kept it
+    assert cli.main([*argv, *TINY]) == 0  # the smaller run, in the same --save
+    assert json.loads(out.read_text())["config"]["hidden"] == 16
+
+
 def test_finetune_command_loads_the_saved_folder(text_file, tmp_path):
     """python -m helpers.finetune --model DIR reads the folder through transformers' Auto classes."""
     from helpers.finetune.models import load_classifier

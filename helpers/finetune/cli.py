@@ -190,7 +190,8 @@ def lone_label_notes(task: Task, every: list[tuple[int, Example]], labels: dict,
 
 @stops_cleanly(
     "each finished epoch is kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
-    "same command resumes after the last one (or starts again if none finished)"
+    "same command resumes after the last one (or starts again if none finished)",
+    smaller="--batch-size (--accumulate keeps the batch an optimizer step sees) or --max-length",
 )
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)

@@ -507,7 +507,8 @@ def check_checkpoint_folder(folder: Path, others: dict[str, Path | None]) -> Non
 
 @stops_cleanly(
     "each run's finished epochs are kept in the --checkpoints folder (default: beside --json, "
-    "OUT-runs/): the same command resumes from them"
+    "OUT-runs/): the same command resumes from them",
+    smaller="--max-length",
 )
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()

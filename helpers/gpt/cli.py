@@ -21,11 +21,17 @@ import json
 import math
 import re
 import sys
-import textwrap
 import time
 from pathlib import Path
 
-from helpers.cli import DefaultsHelp, Parser, lock_output, output_file, stops_cleanly
+from helpers.cli import (
+    DefaultsHelp,
+    Parser,
+    allocator_said,
+    lock_output,
+    output_file,
+    stops_cleanly,
+)
 from helpers.env import pick_device
 from helpers.files import check_report, check_writable, visible_files, write_report
 from helpers.gpt.attention import MASKS, VARIANTS
@@ -223,12 +229,6 @@ def discard_new(folder: Path, existed: bool) -> None:
     if not existed:
         with contextlib.suppress(OSError):  # not empty: another run has written there meanwhile
             folder.rmdir()
-
-
-def allocator_said(err: RuntimeError) -> str:
-    """The allocator's first line, shortened at a word (never inside a byte count)."""
-    line = (str(err).splitlines() or [""])[0]
-    return textwrap.shorten(line, 160, placeholder=" ...")
 
 
 @stops_cleanly(

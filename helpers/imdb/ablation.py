@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from helpers.cli import (
     Parser,
     check_input_files,
+    disk_full,
     lock_output,
     output_file,
     refuses_non_finite,
@@ -30,7 +31,7 @@ from helpers.cli import (
 )
 from helpers.download import project_file
 from helpers.env import pick_device
-from helpers.files import check_report, write_report
+from helpers.files import DiskFull, check_report, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import kept_apart, read_jsonl, training_splits
 from helpers.imdb.runs import CONFIGS, ImdbConfig, Prepared, as_flags, prepare, run, score_test
@@ -227,15 +228,19 @@ def _run(args: argparse.Namespace) -> int:
     changes = CHANGES if args.base == "course" else BEST_CHANGES
     try:
         rows = ablation(prepared, base, seeds, device, changes, done=done, save=save)
+        save(rows)
     except KeyboardInterrupt:
         kept = len(read_saved(args.json)[1])
         return stopped(f"{kept} run{'s' * (kept != 1)} saved in {args.json}; the same command "
                        "runs the rest")  # fmt: skip
+    except DiskFull as err:  # the report is written whole or not at all: the last one stands
+        kept = len(read_saved(args.json)[1])
+        return disk_full(err, f"{kept} run{'s' * (kept != 1)} saved in {args.json}; the same "
+                              "command runs the rest")  # fmt: skip
     except Diverged as err:
         kept = len(read_saved(args.json)[1])
         print(f"error: {err}; {kept} run{'s' * (kept != 1)} saved in {args.json}", file=sys.stderr)
         return 2
-    save(rows)
     table = summary(rows)
     scored = "--choose-file's" if "choose_accuracy" in rows[0] else "validation"
     one_seed = "; - where one seed gives none" if table["runs"].min() == 1 else ""

@@ -99,7 +99,8 @@ def check_earlier_data(path: Path, data: str, valid_fraction: float) -> None:
 @stops_cleanly(
     "each finished epoch is kept in the cache's checkpoints/ folder ($HELPERS_CACHE, by default "
     "~/.cache/attention-lab): the same command resumes after the last one (or starts again if none "
-    "finished)"
+    "finished)",
+    smaller="--max-len (or --blocks)",
 )
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)

@@ -136,7 +136,8 @@ def check_max_len(cfg: MinbertConfig, bert: BertModel, args: argparse.Namespace)
 
 @stops_cleanly(
     "each finished epoch is kept in --checkpoint (default: beside --json, OUT-checkpoint.pt): the "
-    "same command resumes after the last one (or starts again if none finished)"
+    "same command resumes after the last one (or starts again if none finished)",
+    smaller="--batch-size or --max-len",
 )
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()

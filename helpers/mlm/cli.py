@@ -25,6 +25,8 @@ from helpers.cli import (
     Parser,
     disk_full,
     lock_output,
+    no_memory,
+    out_of_memory,
     output_file,
     refuses_non_finite,
     running,
@@ -45,6 +47,7 @@ from helpers.mlm.runs import (
     SAFETY,
     STATE,
     MlmConfig,
+    forget_settings,
     pretrain,
     read_state,
     split_eval,
@@ -248,6 +251,11 @@ def _run(argv: list[str] | None) -> int:
         return stopped(kept)
     except DiskFull as err:
         return disk_full(err, kept)
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        forget_settings(args.save)  # no epoch kept: the smaller run may use this --save
+        return no_memory(err, "--hidden, --layers, --seq-len or --batch-size", kept)
     report = {"train_file": str(args.train_file), "eval_file": str(args.eval_file or ""), "split": split,
               **run.report}  # fmt: skip
     report["seconds"]["command"] = time.perf_counter() - started

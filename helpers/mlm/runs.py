@@ -286,6 +286,15 @@ def _write_state(folder: Path, **changes) -> None:
     write_json(folder / STATE, {**read_state(folder), **changes})
 
 
+def forget_settings(folder: Path) -> None:
+    """A run that kept no epoch (its memory ran out) no longer holds ``folder`` for its settings: the
+    smaller run the error asks for may use it (the tokenizer stays, reused if its settings match)."""
+    state = read_state(folder)
+    if "settings" in state and not (folder / CHECKPOINT).exists():
+        del state["settings"]
+        write_json(folder / STATE, state)
+
+
 def texts_key(train_texts: Sequence[str], eval_texts: Sequence[str]) -> str:
     """A short digest of a run's training and held-out lines (kept in its state)."""
     return json_digest({"train": list(train_texts), "eval": list(eval_texts)})
