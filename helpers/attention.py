@@ -48,8 +48,9 @@ def validate(
             f"query has {q.shape[-1]} components but keys have {k.shape[1]}: a query needs one "
             f"number per key dimension, shape ({k.shape[1]},) or (m, {k.shape[1]})"
         )
-    if values is None:
-        return q, k, None
+    if values is None:  # one dtype (a float64 query against float32 keys: a dot product refuses it)
+        dtype = torch.promote_types(q.dtype, k.dtype)
+        return q.to(dtype), k.to(dtype), None
     v = as_float(values)
     if v.dim() != 2 or v.shape[0] != k.shape[0]:
         raise ValueError(

@@ -128,12 +128,39 @@ def on_case(label: str) -> Iterator[None]:
         raise
 
 
+@contextlib.contextmanager
+def torch_defaults() -> Iterator[None]:
+    """Torch's process-wide settings as a fresh kernel has them, whatever a student's cell set before
+    a check (restored after): float32 by default, gradients on, no anomaly detection. Under a
+    float64 default or `torch.set_grad_enabled(False)` right answers failed ("your code works in
+    float64", "does not require grad") and named mistakes passed (an evaluate without no_grad).
+    The global random generator is left as it was: the student's next cell draws what it would
+    have drawn without the check."""
+    import torch
+
+    dtype = torch.get_default_dtype()
+    gpus = [torch.cuda.current_device()] if torch.cuda.is_available() else []  # one: no warning
+    torch.set_default_dtype(torch.float32)
+    try:
+        with (
+            torch.random.fork_rng(devices=gpus),
+            torch.inference_mode(False),
+            torch.enable_grad(),
+            torch.autograd.set_detect_anomaly(False),
+        ):
+            yield
+    finally:
+        torch.set_default_dtype(dtype)
+
+
 def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
-    """Run ``check``; a stub's NotImplementedError or any crash becomes a result, never a traceback.
+    """Run ``check`` (under ``torch_defaults``); a stub's NotImplementedError or any crash becomes a
+    result, never a traceback.
 
     A failed attempt shows one hint more than the last one did (see the module doc)."""
     try:
-        result = check()
+        with torch_defaults():
+            result = check()
     except InputChanged as err:
         result = failed(name, f"your code changed its input {err} in place",
                         "compute into new tensors (y = x + a, not x += a; x = x - mean, not x -= "

@@ -2,6 +2,7 @@
 case was a silent wrong result or an error from deep inside torch that did not name the argument (a
 probe of the public API); now each says what was wrong and what to do."""
 
+import math
 import re
 
 import numpy as np
@@ -217,6 +218,19 @@ def test_masking_refuses_float_ids_and_a_short_continuation_table():
 def test_train_takes_a_device_name():
     run = train(synthetic_text(3000), GPTRunConfig(iters=2, **TINY_RUN), "cpu", progress=False)
     assert run.report["iters"] == 2
+
+
+def test_train_with_minutes_runs_after_a_cell_turned_gradients_off():
+    """Notebook 07's gpt.train under an earlier `torch.set_grad_enabled(False)`: its --minutes probe
+    and then fit stopped at torch's "element 0 of tensors does not require grad"."""
+    torch.set_grad_enabled(False)
+    try:
+        run = train(
+            synthetic_text(3000), GPTRunConfig(minutes=0.02, **TINY_RUN), "cpu", progress=False
+        )
+    finally:
+        torch.set_grad_enabled(True)
+    assert run.report["iters"] >= 1 and math.isfinite(run.report["dev_loss"])
 
 
 @pytest.mark.parametrize("knob", ["temperature", "top_k", "top_p"])

@@ -55,6 +55,16 @@ def test_shape_errors_say_what_is_wrong(query, keys, values, message):
         att.softmax_attention(query, keys, values)
 
 
+def test_a_float64_query_meets_float32_keys():
+    """Under a float64 default (a student's earlier cell), a query made in the notebook against the
+    course's float32 keys: score_margin and the scores stopped at torch's "dot : expected both
+    vectors to have same dtype, but found Double and Float"."""
+    q = torch.tensor([1.0, 0.2, 0.0], dtype=torch.float64)
+    keys = torch.eye(3)
+    assert att.score_margin(q, keys, 0, 1) == pytest.approx(att.score_margin(q.float(), keys, 0, 1))
+    assert att.attention_scores(q, keys).dtype == torch.float64
+
+
 def test_argmax_gives_no_gradient_softmax_does():
     target = V[1]
     grad_q, grad_k = att.query_key_gradients(att.argmax_attention, Q, K, V, target)

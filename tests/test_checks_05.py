@@ -973,6 +973,8 @@ def test_parameter_explorer_recomputes_on_every_slider():
         "positions",
     }
     assert explorer.state["total"] == 109_482_240 and explorer.state["valid"]
+    # cheap (0.04-0.2 s a redraw): it redraws while a slider is dragged, as notebook 01's explorers do
+    assert all(slider.continuous_update for slider in explorer.controls.values())
     explorer.controls["layers"].value = 24
     assert explorer.state["total"] == 109_482_240 + 12 * checks.layer_parameters(768, 3072)
     explorer.controls["heads"].value = 5  # does not divide 768: said so, and the count is unchanged

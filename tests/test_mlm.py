@@ -222,6 +222,20 @@ def test_resume_continues_after_the_last_saved_epoch(tmp_path):
     assert len(seconds["per_epoch"]) == 3 and seconds["all_epochs"] > seconds["per_epoch"][-1]
 
 
+def test_minutes_plans_after_a_cell_turned_gradients_off(tmp_path):
+    """Notebook 06's pretraining under an earlier `torch.set_grad_enabled(False)` stopped in the
+    --minutes probe with torch's "element 0 of tensors does not require grad"."""
+    train, held = split_eval(tiny_text())
+    torch.set_grad_enabled(False)
+    try:
+        run = pretrain(
+            MlmConfig(minutes=0.02, **TINY_CFG), train, held, tmp_path / "m", CPU, progress=False
+        )
+    finally:
+        torch.set_grad_enabled(True)
+    assert run.report["plan"]["estimated_epoch_seconds"] > 0 and run.report["epochs"] >= 1
+
+
 def test_minutes_picks_whole_epochs_and_keeps_them_on_resume(tmp_path):
     train, held = split_eval(tiny_text())
     cfg = MlmConfig(minutes=0.05, **TINY_CFG)

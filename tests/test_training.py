@@ -54,6 +54,28 @@ def test_fit_learns_and_logs_one_row_per_epoch():
     assert history.last("valid_accuracy") >= 0.9
 
 
+def test_fit_trains_after_a_cell_turned_gradients_off_and_takes_a_device_name():
+    """`torch.set_grad_enabled(False)` in an earlier cell ended fit (and notebook 03's imdb.run,
+    07's gpt.train) in torch's "element 0 of tensors does not require grad"; fit(..., "cpu") and
+    evaluate(..., "cpu") in "'str' object has no attribute 'type'"."""
+    torch.set_grad_enabled(False)
+    try:
+        with seeded(0):
+            reference = fit(
+                toy_model(), toy_data(), TrainConfig(epochs=2, lr=0.05), CPU, progress=False
+            )
+        assert not torch.is_grad_enabled()  # the cell's setting again
+    finally:
+        torch.set_grad_enabled(True)
+    with seeded(0):
+        named = fit(toy_model(), toy_data(), TrainConfig(epochs=2, lr=0.05), "cpu", progress=False)
+    assert named["train_loss"] == reference["train_loss"]
+    assert (
+        evaluate(toy_model(), toy_data(), "cpu").accuracy
+        == evaluate(toy_model(), toy_data(), CPU).accuracy
+    )
+
+
 def test_an_interrupt_while_the_bar_is_built_leaves_no_half_built_bar(monkeypatch):
     """Kernel > Interrupt landing inside the notebook bar's construction left it in tqdm's list of
     bars; every later fit in the kernel failed on it (no attribute 'container')."""

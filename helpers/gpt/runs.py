@@ -26,7 +26,7 @@ from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus
 from helpers.gpt.model import GPT, GPTConfig
 from helpers.training import History, TrainConfig, distributed, fit, generate, perplexity
 from helpers.training.checkpoints import not_the_files_fault
-from helpers.training.loop import Diverged, check_finite_losses, make_optimizer
+from helpers.training.loop import Diverged, check_finite_losses, evaluating, make_optimizer
 
 SAFETY = 1.1  # --minutes plans for steps 10% slower than the probe (a busy machine)
 DEV_SEED = 1234  # every run is scored on the same dev windows, whatever its own seed
@@ -99,6 +99,7 @@ class GPTRun:
     report: dict = field(default_factory=dict)
 
 
+@torch.enable_grad()  # whatever a notebook cell set before
 def step_seconds(model: GPT, batch: tuple[torch.Tensor, torch.Tensor], cfg: GPTRunConfig,
                  device: torch.device, steps: int = 5) -> float:  # fmt: skip
     """Seconds per optimizer step, timed on a copy of ``model`` (its weights stay untouched)."""
@@ -338,15 +339,17 @@ def sample(model: GPT, vocab: Vocab, prompt: str, tokens: int, temperature: floa
 def sentence_losses(model: GPT, vocab: Vocab, sentences: Sequence[str]) -> list[float]:
     """Each sentence's mean loss (nats per token) when the model reads it from its first token."""
     _same_vocab(model, vocab)
-    model.eval()
     device = next(model.parameters()).device
     losses = []
-    for sentence in sentences:
-        ids = torch.tensor([vocab.encode(sentence)[: model.config.block_size + 1]], device=device)
-        if ids.shape[1] < 2:
-            raise ValueError(f"{sentence!r} has fewer than 2 tokens: nothing to predict")
-        logits = model(ids[:, :-1])  # (1, T, vocab)
-        losses.append(F.cross_entropy(logits[0], ids[0, 1:]).item())
+    with evaluating(model):
+        for sentence in sentences:
+            ids = torch.tensor(
+                [vocab.encode(sentence)[: model.config.block_size + 1]], device=device
+            )
+            if ids.shape[1] < 2:
+                raise ValueError(f"{sentence!r} has fewer than 2 tokens: nothing to predict")
+            logits = model(ids[:, :-1])  # (1, T, vocab)
+            losses.append(F.cross_entropy(logits[0], ids[0, 1:]).item())
     return losses
 
 
@@ -357,13 +360,13 @@ def future_leak(model: GPT, ids: torch.Tensor, position: int, seed: int = 0) -> 
     if not 1 <= position < ids.shape[-1]:  # 0 compares nothing; past the end changes nothing: "0.0"
         raise ValueError(f"position must be between 1 and {ids.shape[-1] - 1} (the tokens before it "
                          f"are compared, the rest replaced), not {position}")  # fmt: skip
-    model.eval()
     g = torch.Generator().manual_seed(seed)
     changed = ids.clone()  # (1, T)
     changed[:, position:] = torch.randint(
         model.config.vocab_size, changed[:, position:].shape, generator=g
     )
-    before, after = model(ids)[:, :position], model(changed)[:, :position]
+    with evaluating(model):
+        before, after = model(ids)[:, :position], model(changed)[:, :position]
     return (before - after).abs().max().item()
 
 
@@ -372,16 +375,16 @@ def inspect(model: GPT, vocab: Vocab, prompt: str) -> dict:
     """What the model does with ``prompt``: its tokens, the vocabulary (itos), every layer's
     attention weights (L, h, T, T) and the next-token probabilities (vocab,)."""
     _same_vocab(model, vocab)
-    model.eval()
     ids = _prompt_ids(vocab, prompt)[-model.config.block_size :]
     inputs: list[torch.Tensor] = []
     hooks = [block.attn.register_forward_hook(lambda m, args, out: inputs.append(args[0]))
              for block in model.blocks]  # fmt: skip
-    try:
-        logits = model(torch.tensor([ids], device=next(model.parameters()).device))
-    finally:
-        for hook in hooks:
-            hook.remove()
-    weights = torch.stack([b.attn.weights(x)[0] for b, x in zip(model.blocks, inputs)])
+    with evaluating(model):
+        try:
+            logits = model(torch.tensor([ids], device=next(model.parameters()).device))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        weights = torch.stack([b.attn.weights(x)[0] for b, x in zip(model.blocks, inputs)])
     return {"tokens": [vocab.itos[i] for i in ids], "itos": vocab.itos, "weights": weights.cpu(),
             "probs": torch.softmax(logits[0, -1].float(), dim=-1).cpu()}  # fmt: skip

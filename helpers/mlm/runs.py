@@ -234,6 +234,7 @@ class MlmRun:
     report: dict = field(default_factory=dict)
 
 
+@torch.enable_grad()  # whatever a notebook cell set before
 def probe_epoch_seconds(
     model: BertForMaskedLM, train: list[Batch], held_out: list[Batch], cfg: MlmConfig,
     device: torch.device, min_steps: int = 8, max_steps: int = 40, min_seconds: float = 1.0,

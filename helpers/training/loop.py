@@ -11,8 +11,8 @@ A batch is either a dict of tensors for a Hugging Face model (``model(**batch)``
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,15 +182,28 @@ def check_finite_losses(
                                f"{flag} {lr:g}; give a smaller {flag}")  # fmt: skip
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode (dropout off), then in the mode it had: a student's model left in
+    train mode stays so after a helper looked at it."""
+    training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(training)
+
+
 @torch.no_grad()  # no graph: less memory, faster
 def evaluate(
     model: nn.Module,
     batches: Iterable[Batch],
-    device: torch.device,
+    device: torch.device | str,
     precision: str = "auto",
     outputs: Callable[[nn.Module, Batch], Outputs] = batch_outputs,
 ) -> Metrics:
     """Mean loss and accuracy of ``model`` over ``batches`` (dropout off, then the mode it had)."""
+    device = torch.device(device)  # "cpu" works too
     training = model.training
     model.eval()
     precision = choose_precision(device, precision)
@@ -335,11 +348,12 @@ def _progress_bar(**options: Any) -> tqdm:
         raise
 
 
+@torch.enable_grad()  # whatever a notebook cell set before (torch.set_grad_enabled(False))
 def fit(
     model: nn.Module,
     train_batches: Iterable[Batch] | Callable[[int], Iterable[Batch]],
     cfg: TrainConfig,
-    device: torch.device,
+    device: torch.device | str,
     *,
     eval_batches: Mapping[str, Iterable[Batch]] | None = None,
     outputs: Callable[[nn.Module, Batch], Outputs] = batch_outputs,
@@ -368,6 +382,7 @@ def fit(
     Started by torchrun or accelerate launch, it trains data-parallel (``training.distributed``): the
     history's evaluations, the callbacks, the printing and the checkpoint are rank 0's alone.
     """
+    device = torch.device(device)  # "cpu" works too
     place = distributed.start(device)
     model.to(device)
     trained = distributed.wrap(model, device, place)  # DDP(model) in several processes, else model

@@ -11,8 +11,9 @@ MINILM = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, inte
 
 
 def _int(description: str, value: int, lo: int, hi: int, step: int = 1) -> w.IntSlider:
+    # a redraw is a count and a bar chart (0.04-0.2 s): it follows the slider while dragged
     return w.IntSlider(value=value, min=lo, max=hi, step=step, description=description,
-                       continuous_update=False, layout=SLIDER_LAYOUT, style=STYLE)  # fmt: skip
+                       continuous_update=True, layout=SLIDER_LAYOUT, style=STYLE)  # fmt: skip
 
 
 def parameter_state(
