@@ -760,6 +760,22 @@ def tiny_args(tmp_path, train_text: str, eval_text: str, suffix: str = ".tsv") -
 SENTENCES = "sentence\tlabel\n" + "".join(f"film number {i} .\t{i % 2}\n" for i in range(12))
 
 
+def test_hide_test_writes_the_test_accuracy_without_printing_it(tmp_path, capsys):
+    """Notebook 09's grid printed every task's test accuracy, one per model × lr × epochs, before dev
+    had chosen: its tasks pass --hide-test, and collect shows test for the run dev chose alone."""
+    (tmp_path / "test.tsv").write_text(SENTENCES, encoding="utf-8")
+    args = [*tiny_args(tmp_path, SENTENCES, SENTENCES), "--test-file", str(tmp_path / "test.tsv"),
+            "--max-length", "16", "--quiet"]  # fmt: skip
+    assert cli.main([*args, "--json", str(tmp_path / "shown.json")]) == 0
+    assert "; test accuracy 0." in capsys.readouterr().out
+    assert cli.main([*args, "--json", str(tmp_path / "hidden.json"), "--hide-test"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy written to --json, not shown" in out and "test accuracy 0." not in out
+    hidden = json.loads((tmp_path / "hidden.json").read_text())
+    shown = json.loads((tmp_path / "shown.json").read_text())
+    assert hidden["test_accuracy"] == shown["test_accuracy"]  # scored all the same
+
+
 def test_cli_names_a_label_only_one_training_row_holds(tmp_path, capsys):
     """A typo in one label ("2" among 0s and 1s) became a third class without a word; now a note
     names its line (the run goes on: a class may be rare on purpose). A label common in the file

@@ -102,7 +102,8 @@ FIGURES = {
     ),
     "comparison": lambda: pretraining.plot_comparison(SUMMARY),
     "dev and test": lambda: scaling.dev_test_bars(
-        [{"model": m, "lr": 3e-4, "epochs": 2, "dev": 0.9, "test": 0.88} for m in ("a", "b", "c")]
+        [{"model": m, "lr": 3e-4, "epochs": 2, "dev": 0.9, "test": 0.88} for m in ("a", "b", "c")],
+        {"model": "b", "lr": 3e-4, "epochs": 2, "dev": 0.9, "test": 0.88},
     ),
     "sharding": lambda: scaling.plot_sharding(24, 2, 2),
     "time per token": lambda: generation.plot_time_per_token(
@@ -397,3 +398,18 @@ def test_a_model_with_one_seed_has_no_error_bar_not_one_of_zero():
     assert not [c for c in fig.axes[0].containers if type(c).__name__ == "ErrorbarContainer"]
     fig = pretraining.plot_comparison(SUMMARY)
     assert [c for c in fig.axes[0].containers if type(c).__name__ == "ErrorbarContainer"]
+
+
+def test_the_grid_chart_shows_test_for_the_run_dev_chose_alone():
+    """It drew a test bar for every model: a test score per model, to choose a model by."""
+    rows = [
+        {"model": m, "lr": 3e-4, "epochs": 2, "dev": d, "test": 0.8}
+        for m, d in (("a", 0.7), ("b", 0.9))
+    ]
+    fig = scaling.dev_test_bars(rows, rows[1])
+    dev, test = fig.axes[0].containers
+    assert [bar.get_height() for bar in dev] == [0.7, 0.9]
+    heights = [bar.get_height() for bar in test]
+    assert heights[0] != heights[0] and heights[1] == 0.8  # NaN: no bar
+    assert [t.get_text() for t in fig.axes[0].texts if t.get_text()] == ["0.700", "0.900", "0.800"]
+    matplotlib.pyplot.close(fig)

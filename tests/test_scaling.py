@@ -49,6 +49,9 @@ def test_plan_is_every_model_lr_and_epochs_and_the_scripts_run_it(tmp_path, file
     command = task_command(plan, 7)
     assert command[1:6] == ["-m", "helpers.finetune", "--model", "t5-small", "--lr"]
     assert command[-1].endswith("results/7.json") and str(files["train_file"]) in command
+    assert (
+        "--hide-test" in command
+    )  # its test accuracy to its JSON only: collect shows the chosen's
     with pytest.raises(ValueError, match="task 8 is not in the plan: it has tasks 0 to 7"):
         task_command(plan, 8)
 

@@ -87,6 +87,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     add_quiet(parser)
     parser.add_argument("--find-batch", action="store_true",
                         help="first, each process prints the largest batch that fits on its GPU")  # fmt: skip
+    parser.add_argument("--hide-test", action="store_true",
+                        help="write the --test-file accuracy to --json without printing it (a grid's "
+                             "task: `scaling collect` shows test for the run dev chose alone)")  # fmt: skip
     parser.add_argument(
         "--json", type=output_file, required=True, help="where to write the results"
     )
@@ -349,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_report(args.json, COMMAND, report)
     args.checkpoint.unlink(missing_ok=True)  # its work is in the report now
-    tested = f"; test accuracy {test:.4f}" if test is not None else ""
+    tested = "" if test is None else f"; test accuracy {test:.4f}"
+    if test is not None and args.hide_test:  # scored once all the same: a cluster leaves no rerun
+        tested = "; test accuracy written to --json, not shown (--hide-test: choose on dev first)"
     print(
         f"--eval-file accuracy per epoch (choose by it) {[round(a, 4) for a in history['eval_accuracy']]}{tested}; wrote {args.json}"
     )

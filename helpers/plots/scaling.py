@@ -8,15 +8,20 @@ from helpers.plots import COLORS, count, subplots
 
 
 def dev_test_bars(
-    rows: list[dict], title: str = "Fine-tuned on the cluster: the run dev chose per model"
+    rows: list[dict],
+    chosen: dict,
+    title: str = "Fine-tuned on the cluster: the run dev chose per model",
 ) -> Figure:
-    """Grouped bars: dev and test accuracy for each row (one per model)."""
+    """Bars of each row's dev accuracy (one row per model), and beside ``chosen``'s (the run dev
+    chose over all models) its test accuracy, the one test score shown: test chooses nothing."""
     fig, ax = subplots(figsize=(1.6 * len(rows) + 3, 3.5))
     x = np.arange(len(rows))
     for shift, split in ((-0.2, "dev"), (0.2, "test")):
-        values = [r[split] if r[split] is not None else np.nan for r in rows]
-        bars = ax.bar(x + shift, values, width=0.4, label=split)
-        ax.bar_label(bars, fmt="%.3f", fontsize=8)
+        values = [np.nan if r[split] is None or (split == "test" and r != chosen) else r[split]
+                  for r in rows]  # fmt: skip
+        label = "test (the run dev chose, once)" if split == "test" else split
+        bars = ax.bar(x + shift, values, width=0.4, label=label)
+        ax.bar_label(bars, labels=["" if np.isnan(v) else f"{v:.3f}" for v in values], fontsize=8)
     ax.set_xticks(x, [f"{r['model']}\nlr {r['lr']:g}, {r['epochs']} ep" for r in rows])
     ax.set(ylim=(0, 1.08), ylabel="accuracy", xlabel="model (the settings dev chose)", title=title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, not over the last one

@@ -196,7 +196,7 @@ def run_collect(args: argparse.Namespace) -> int:
     if args.plot:
         from helpers.plots.scaling import dev_test_bars
 
-        figure = dev_test_bars(per_model(rows))
+        figure = dev_test_bars(per_model(rows), best)
         form = args.plot.suffix.lower()[1:]  # the temporary file's name ends in .part
         atomic_write(
             args.plot, lambda tmp: figure.savefig(tmp, format=form, dpi=120, bbox_inches="tight")

@@ -363,14 +363,15 @@ def read_plan(path: str | Path) -> dict:
 
 
 def task_command(plan: dict, index: int) -> list[str]:
-    """Array task ``index``: its ``python -m helpers.finetune`` command line."""
+    """Array task ``index``: its ``python -m helpers.finetune`` command line. Its test accuracy goes to
+    its JSON unprinted (``--hide-test``): a grid shows test once, for the run dev chose."""
     if not 0 <= index < len(plan["runs"]):
         raise ValueError(
             f"task {index} is not in the plan: it has tasks 0 to {len(plan['runs']) - 1}"
         )
     result = Path(plan["folder"]) / "results" / f"{index}.json"
     return [sys.executable, "-m", "helpers.finetune", *plan["runs"][index]["args"], *plan["common"],
-            "--find-batch", "--json", str(result)]  # fmt: skip
+            "--find-batch", "--hide-test", "--json", str(result)]  # fmt: skip
 
 
 def collect(folder: str | Path) -> tuple[list[dict], list[str]]:
