@@ -11,6 +11,8 @@ from typing import TypeAlias
 import torch
 from numpy.typing import ArrayLike
 
+from helpers.env import with_gradients
+
 Array: TypeAlias = torch.Tensor | ArrayLike  # a tensor, a numpy array or nested lists
 Attend: TypeAlias = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor
@@ -108,6 +110,7 @@ def squared_error(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((output - target) ** 2).sum()
 
 
+@with_gradients  # whatever a notebook cell set before (torch.set_grad_enabled(False))
 def gradients(
     attend: Attend, query: Array, keys: Array, values: Array, target: Array
 ) -> tuple[torch.Tensor, ...]:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from helpers.cli import Parser, output_file, stops_cleanly
-from helpers.env import pick_device, seeded, synchronize
+from helpers.env import pick_device, seeded, synchronize, with_gradients
 from helpers.files import check_report, write_report
 from helpers.layers import Block, SelfAttention
 from helpers.loops import loop_self_attention
@@ -46,6 +46,7 @@ def interleaved_medians(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+@with_gradients  # a forward and backward step, whatever a notebook cell set before
 def block_speed(
     batch: int = 16,
     tokens: int = 128,

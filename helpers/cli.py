@@ -183,12 +183,12 @@ def disk_full(err: DiskFull, what_is_kept: str) -> int:
 
 
 def out_of_memory(err: BaseException) -> bool:
-    """A MemoryError, or the allocator's RuntimeError: "can't allocate memory" on a CPU, "out of
-    memory" on a GPU (torch.cuda.OutOfMemoryError)."""
+    """A MemoryError, or the allocator's RuntimeError: "can't allocate memory" on a CPU ("not enough
+    memory" on Windows), "out of memory" on a GPU (torch.cuda.OutOfMemoryError)."""
     said = str(err).lower()
     return isinstance(err, MemoryError) or (
         isinstance(err, RuntimeError)
-        and ("can't allocate memory" in said or "out of memory" in said)
+        and any(s in said for s in ("can't allocate memory", "not enough memory", "out of memory"))
     )
 
 

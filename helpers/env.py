@@ -5,9 +5,10 @@ import os
 import random
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +29,16 @@ LIBRARY_DEPRECATIONS = (
 )
 # a Colab runtime without a GPU runs quick, minutes a notebook on its 2 cores: say where a GPU is
 COLAB_CPU = " | no GPU: Runtime > Change runtime type > a GPU (e.g. T4), then run all cells again"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_gradients(fn: F) -> F:
+    """``fn`` run with autograd on, whatever a notebook cell left (``torch.set_grad_enabled(False)``,
+    a ``no_grad`` or ``inference_mode`` block around the call): for helpers that train or take
+    gradients, which stopped at torch's "element 0 of tensors does not require grad"."""
+    return torch.inference_mode(False)(torch.enable_grad()(fn))
 
 
 @dataclass

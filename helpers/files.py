@@ -283,7 +283,9 @@ def disk_full_named(path: Path, own: Path | None = None) -> Iterator[None]:
 
 def _leftovers(folder: Path, own: Path | None) -> str:
     """The temporary files and folders of killed writes in ``folder`` ("" if none), and their size."""
-    found = [p for p in (*folder.glob(".*.part"), *folder.glob(".saving-*")) if p != own]
+    # by name: glob gives a relative folder's paths relative, mkstemp (and 3.12's mkdtemp) absolute
+    found = [p for p in (*folder.glob(".*.part"), *folder.glob(".saving-*"))
+             if own is None or p.name != own.name]  # fmt: skip
     if not found:
         return ""
     size = 0
@@ -434,7 +436,7 @@ def cache_arrays(path: str | Path, what: str, **arrays: Any) -> None:
     try:
         save_arrays(path, **arrays)
     except (ValueError, DiskFull) as err:
-        why = "the disk is full" if isinstance(err, DiskFull) else str(err).split("; ")[0]
+        why = str(err).split(": ")[0] if isinstance(err, DiskFull) else str(err).split("; ")[0]
         print(f"note: {what} not cached ({why}); they are computed again next time (set "
               "HELPERS_CACHE to a folder you can write to keep them)", file=sys.stderr)  # fmt: skip
 

@@ -195,3 +195,38 @@ def test_looking_at_a_gpt_leaves_it_in_the_mode_it_had():
     model.eval()  # and one in eval mode stays so
     future_leak(model, torch.randint(len(corpus.vocab), (1, 8)), 4)
     assert not model.training
+
+
+def test_helpers_that_take_gradients_work_after_a_cell_turned_them_off():
+    """Notebook 01's gradients cell (after its checker, which passed) and notebook 02's timing of a
+    block's step stopped at "element 0 of tensors does not require grad" under a cell's no_grad."""
+    from helpers import attention as att
+    from helpers.benchmark import block_speed
+
+    q, keys, values = torch.tensor([1.0, 0.0]), torch.eye(2), torch.tensor([[1.0], [2.0]])
+    with torch.no_grad():
+        grad_q, grad_k, grad_v = att.gradients(
+            att.softmax_attention, q, keys, values, torch.tensor([2.0])
+        )
+        timed = block_speed(batch=2, tokens=4, embed_dim=8, heads=2, repeats=1)
+    assert grad_q.abs().sum() > 0 and grad_v.abs().sum() > 0
+    assert timed["seconds"]["from_scratch"] > 0 and timed["seconds"]["torch"] > 0
+
+
+def test_scoring_a_classifier_leaves_it_in_the_mode_it_had():
+    """finetune's classification_scores (notebooks 04 and 09) left a model in eval mode."""
+    from types import SimpleNamespace
+
+    from helpers.finetune.experiments import classification_scores
+
+    class Head(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(2, 2)
+
+        def forward(self, x, labels):
+            return SimpleNamespace(logits=self.linear(x))
+
+    model = Head().train()
+    batches = [{"x": torch.randn(4, 2), "labels": torch.tensor([0, 1, 0, 1])}]
+    assert 0 <= classification_scores(model, batches, "cpu")["accuracy"] <= 1 and model.training

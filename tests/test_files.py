@@ -445,7 +445,7 @@ def test_a_used_up_quota_is_a_full_disk_named_as_a_quota(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_full_disk_names_the_temporary_files_killed_writes_left(tmp_path):
+def test_a_full_disk_names_the_temporary_files_killed_writes_left(tmp_path, monkeypatch):
     """A `kill -9` during a 25 MB checkpoint's save left its .part file; the next run's save found
     the disk full and said nothing of where the space had gone (such files go after a day)."""
     (tmp_path / ".checkpoint.pt.1bb9kjw6.part").write_bytes(b"x" * 3 * 2**20)
@@ -462,9 +462,18 @@ def test_a_full_disk_names_the_temporary_files_killed_writes_left(tmp_path):
         "make room and run it again; 2 temporary file(s) there that killed writes left hold 4.0 MB "
         "(.checkpoint.pt.1bb9kjw6.part, .saving-abcd1234): delete them if no run is writing there"
     ), full.value
+    # a relative path (the commands keep --json as typed): glob's paths relative, mkstemp's absolute
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DiskFull) as full:
+        atomic_write("checkpoint.pt", no_space)
+    assert "2 temporary file(s) there that killed writes left hold 4.0 MB" in str(full.value)
     (tmp_path / ".checkpoint.pt.1bb9kjw6.part").unlink()
+    import tempfile
+
+    made = tempfile.mkdtemp  # Python 3.12's gives an absolute path for a relative folder
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: os.path.abspath(made(*a, **k)))
     with pytest.raises(DiskFull, match="could not be written") as full:  # only the save's own
-        save_into(tmp_path / "model", lambda tmp: no_space(tmp / "model.safetensors"))
+        save_into("model", lambda tmp: no_space(tmp / "model.safetensors"))
     assert "temporary file" not in str(full.value), full.value
 
 
@@ -488,7 +497,7 @@ def test_a_cache_that_cannot_be_written_is_a_note_not_an_error(tmp_path, capsys,
 
     monkeypatch.setattr("helpers.files.save_arrays", full)
     cache_arrays(tmp_path / "v.npz", "the tokens", a=np.arange(3))
-    assert "note: the tokens not cached (the disk is full)" in capsys.readouterr().err
+    assert "note: the tokens not cached (the disk holding /c is full)" in capsys.readouterr().err
     monkeypatch.undo()
     cache_arrays(tmp_path / "v.npz", "the tokens", a=np.arange(3))  # and where it can, it is
     assert load_arrays(tmp_path / "v.npz", "a")[0].tolist() == [0, 1, 2]
@@ -512,6 +521,8 @@ def test_a_command_out_of_memory_names_the_flags_to_lower(capsys):
     assert main(MemoryError()) == 2 and "(MemoryError)" in capsys.readouterr().err
     cuda = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
     assert main(cuda) == 2 and "Tried to allocate 2.00 GiB" in capsys.readouterr().err
+    windows = RuntimeError("[enforce fail at alloc_cpu.cpp:116] data. DefaultCPUAllocator: not enough memory: you tried to allocate 3774873600 bytes.")  # fmt: skip
+    assert main(windows) == 2 and "not enough memory: you tried" in capsys.readouterr().err
     with pytest.raises(RuntimeError, match="mat1 and mat2 shapes"):  # not memory: raised as it is
         main(RuntimeError("mat1 and mat2 shapes cannot be multiplied"))
 

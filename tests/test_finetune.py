@@ -815,8 +815,9 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     assert cli.main([*args, "--json", str(tmp_path / "a.json")]) == 0
     never_stopped = json.loads((tmp_path / "a.json").read_text())
     assert not (tmp_path / "a-checkpoint.pt").exists()  # deleted once the report is written
-    evaluate = cli.fit.__globals__["evaluate"]
-    monkeypatch.setitem(cli.fit.__globals__, "evaluate", ctrl_c_at(3, evaluate))  # in epoch 3
+    from helpers.training import loop  # fit's module: its evaluation of each epoch
+
+    monkeypatch.setattr(loop, "evaluate", ctrl_c_at(3, loop.evaluate))  # in epoch 3
     capsys.readouterr()
     assert cli.main([*args, "--json", str(tmp_path / "b.json")]) == 130
     assert "each finished epoch is kept in --checkpoint" in capsys.readouterr().err

@@ -444,7 +444,6 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
 ):
     """Ctrl-C lost every finished epoch; they are kept (with the best epoch's weights) in
     OUT-checkpoint.pt until the report is written, and the same command resumes."""
-    from helpers.training import fit
 
     def argv(name: str) -> list[str]:
         return ["--model", tiny_model, "--train-file", str(files["train"]), "--dev-file", str(files["dev"]),
@@ -454,15 +453,15 @@ def test_cli_resumes_after_ctrl_c_with_the_report_of_a_run_never_stopped(
     assert cli.main(argv("a.json")) == 0
     never_stopped = json.loads((files["dir"] / "a.json").read_text())
     assert not (files["dir"] / "a-checkpoint.pt").exists()  # deleted once the report is written
-    evaluate = fit.__globals__[
-        "evaluate"
-    ]  # dev is scored after every epoch: the 3rd call is in epoch 3
-    monkeypatch.setitem(fit.__globals__, "evaluate", ctrl_c_at(3, evaluate))
+    from helpers.training import loop  # fit's module: dev is scored after every epoch
+
+    evaluate = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", ctrl_c_at(3, evaluate))  # the 3rd call is in epoch 3
     capsys.readouterr()
     assert cli.main(argv("b.json")) == 130
     assert "each finished epoch is kept in --checkpoint" in capsys.readouterr().err
     assert (files["dir"] / "b-checkpoint.pt").is_file()
-    monkeypatch.setitem(fit.__globals__, "evaluate", evaluate)
+    monkeypatch.setattr(loop, "evaluate", evaluate)
     assert cli.main(argv("b.json")) == 0
     assert "resuming from b-checkpoint.pt after epoch 2" in capsys.readouterr().out
     resumed = json.loads((files["dir"] / "b.json").read_text())

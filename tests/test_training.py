@@ -67,12 +67,18 @@ def test_fit_trains_after_a_cell_turned_gradients_off_and_takes_a_device_name():
         assert not torch.is_grad_enabled()  # the cell's setting again
     finally:
         torch.set_grad_enabled(True)
+    model, data = toy_model(), toy_data()  # made outside a student's inference_mode block
+    with seeded(0), torch.inference_mode():
+        inside = fit(model, data, TrainConfig(epochs=2, lr=0.05), CPU, progress=False)
     with seeded(0):
         named = fit(toy_model(), toy_data(), TrainConfig(epochs=2, lr=0.05), "cpu", progress=False)
-    assert named["train_loss"] == reference["train_loss"]
+    assert named["train_loss"] == reference["train_loss"] == inside["train_loss"]
     assert (
         evaluate(toy_model(), toy_data(), "cpu").accuracy
         == evaluate(toy_model(), toy_data(), CPU).accuracy
+    )
+    assert torch.equal(
+        predict(toy_model(), toy_data(), "cpu"), predict(toy_model(), toy_data(), CPU)
     )
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 
 from helpers.config import Config, positive
-from helpers.env import current_seed, seeded
+from helpers.env import current_seed, seeded, with_gradients
 from helpers.files import json_digest
 from helpers.finetune.data import Example, Task, loader, make_collate, notebook_data
 from helpers.finetune.models import load_classifier
@@ -24,7 +24,7 @@ from helpers.pretrained import STAND_INS, model_digest, resolve_model
 from helpers.profiles import Sizes04
 from helpers.tables import label_index
 from helpers.training import History, TrainConfig, autocast, choose_precision, fit, grad_scaler
-from helpers.training.loop import lr_factor, to_device
+from helpers.training.loop import evaluating, lr_factor, to_device
 
 if TYPE_CHECKING:
     import transformers
@@ -146,15 +146,15 @@ def classification_scores(
     model: nn.Module, batches: Iterable[dict[str, torch.Tensor]], device: torch.device | str
 ) -> dict[str, float]:
     """Accuracy over all examples, and precision, recall and F1 of the positive class (label 1),
-    with scikit-learn; the model in eval mode (dropout off)."""
+    with scikit-learn; the model in eval mode (dropout off), then in the mode it had."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-    model.eval()
     predicted, true = [], []
-    for batch in batches:
-        batch = to_device(batch, device)
-        predicted += model(**batch).logits.argmax(-1).tolist()
-        true += batch["labels"].tolist()
+    with evaluating(model):
+        for batch in batches:
+            batch = to_device(batch, device)
+            predicted += model(**batch).logits.argmax(-1).tolist()
+            true += batch["labels"].tolist()
     p, r, f1, _ = precision_recall_fscore_support(
         true, predicted, average="binary", zero_division=0
     )
@@ -185,6 +185,7 @@ def overfit_check(
     return history
 
 
+@with_gradients  # real training steps, whatever a notebook cell set before
 def training_probe(
     model: nn.Module,
     rows: list[Example],

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from helpers.config import Config, ConfigError, positive
 from helpers.corpora import windows
-from helpers.env import seeded, synchronize
+from helpers.env import seeded, synchronize, with_gradients
 from helpers.files import atomic_write, write_json
 from helpers.gpt.data import LEVELS, Corpus, Vocab, build_corpus
 from helpers.gpt.model import GPT, GPTConfig
@@ -99,7 +99,7 @@ class GPTRun:
     report: dict = field(default_factory=dict)
 
 
-@torch.enable_grad()  # whatever a notebook cell set before
+@with_gradients  # whatever a notebook cell set before
 def step_seconds(model: GPT, batch: tuple[torch.Tensor, torch.Tensor], cfg: GPTRunConfig,
                  device: torch.device, steps: int = 5) -> float:  # fmt: skip
     """Seconds per optimizer step, timed on a copy of ``model`` (its weights stay untouched)."""

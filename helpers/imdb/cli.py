@@ -23,8 +23,9 @@ from helpers.cli import (
     per_config,
     stops_cleanly,
 )
+from helpers.download import cache_dir
 from helpers.env import pick_device
-from helpers.files import check_not_an_input, check_report, write_report
+from helpers.files import check_not_an_input, check_report, check_writable, write_report
 from helpers.glove import load_glove
 from helpers.imdb.data import kept_apart, read_jsonl, training_splits
 from helpers.imdb.runs import CONFIGS, as_flags, prepare, run, score_test
@@ -96,6 +97,11 @@ def check_earlier_data(path: Path, data: str, valid_fraction: float) -> None:
                          "another --valid-fraction); give another --json, or delete it to replace it")  # fmt: skip
 
 
+CHECKPOINTS_NOTE = (
+    "(checkpoints go to $HELPERS_CACHE/checkpoints: point HELPERS_CACHE at a folder you can write)"
+)
+
+
 @stops_cleanly(
     "each finished epoch is kept in the cache's checkpoints/ folder ($HELPERS_CACHE, by default "
     "~/.cache/attention-lab): the same command resumes after the last one (or starts again if none "
@@ -121,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--seed must be between 0 and 2**63 - 1, got {args.seed}")
         if not 0 < args.valid_fraction < 1:
             raise ValueError(f"--valid-fraction must be between 0 and 1, got {args.valid_fraction}")
+        try:  # the checkpoints' place, named before minutes of reading and tokenising, not after
+            check_writable(cache_dir() / "checkpoints" / "imdb.pt")
+        except ValueError as err:
+            raise ValueError(f"{err} {CHECKPOINTS_NOTE}") from None
         start = time.perf_counter()
         check_input_files({"--train-file": args.train_file, "--test-file": args.test_file,
                            "--glove-file": args.glove_file})  # fmt: skip
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:  # a diverged run, or a checkpoint place it cannot write
         message = str(err)
         if message.startswith("cannot write"):  # the cache's checkpoints/ folder
-            message += " (checkpoints go to $HELPERS_CACHE/checkpoints: point HELPERS_CACHE at a folder you can write)"
+            message += f" {CHECKPOINTS_NOTE}"
         print(f"error: {message}", file=sys.stderr)
         return 2
     history = result.history

@@ -20,7 +20,7 @@ from helpers.imdb.data import Split
 from helpers.layers import ModuleFactory
 from helpers.text import bucketed_batches, pad_batch, tokenize_cached
 from helpers.training import History, Metrics, TrainConfig, evaluate, fit, predict
-from helpers.training.loop import check_finite_losses
+from helpers.training.loop import check_finite_losses, evaluating
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -280,9 +280,9 @@ def token_attention(
     doc = prepared.docs[split][index][: model.max_len]
     ids, mask = pad_batch([doc], model.max_len)
     ids, mask = ids.to(device), mask.to(device)
-    model.eval()
-    probs = torch.softmax(model(ids, mask).float(), dim=-1)[0].cpu()
-    weights = model.token_attention(ids, mask)[0].cpu()
+    with evaluating(model):  # then the mode it had
+        probs = torch.softmax(model(ids, mask).float(), dim=-1)[0].cpu()
+        weights = model.token_attention(ids, mask)[0].cpu()
     return {
         "tokens": [prepared.itos[i] for i in ids[0].tolist()],
         "weights": weights.tolist(),
@@ -304,12 +304,12 @@ def token_occlusion(
     ids, mask, T = ids.to(device), mask.to(device), ids.shape[1]
     if T == 1:
         return [0.0]  # nothing is left without the only token
-    model.eval()
-    full = torch.softmax(model(ids, mask).float(), dim=-1)[0]  # (2,)
-    predicted = int(full.argmax())
     without = ~torch.eye(T, dtype=torch.bool, device=device)  # (T, T): row t drops token t
     drops = []
-    for rows in without.split(64):  # (≤64, T) reviews at a time
-        probs = torch.softmax(model(ids.expand(len(rows), T), rows).float(), dim=-1)
-        drops.append(full[predicted] - probs[:, predicted])
+    with evaluating(model):  # then the mode it had
+        full = torch.softmax(model(ids, mask).float(), dim=-1)[0]  # (2,)
+        predicted = int(full.argmax())
+        for rows in without.split(64):  # (≤64, T) reviews at a time
+            probs = torch.softmax(model(ids.expand(len(rows), T), rows).float(), dim=-1)
+            drops.append(full[predicted] - probs[:, predicted])
     return torch.cat(drops).cpu().tolist()

@@ -31,7 +31,7 @@ from helpers.bert import BertConfig
 from helpers.bert.mlm import BertForMaskedLM, mlm_outputs
 from helpers.bert.save import save_pretrained
 from helpers.config import Config, ConfigError, positive
-from helpers.env import pick_device, seeded, synchronize
+from helpers.env import pick_device, seeded, synchronize, with_gradients
 from helpers.files import json_digest, save_into, write_json
 from helpers.source import code_digest
 from helpers.tokenization.mlm import (
@@ -234,7 +234,7 @@ class MlmRun:
     report: dict = field(default_factory=dict)
 
 
-@torch.enable_grad()  # whatever a notebook cell set before
+@with_gradients  # whatever a notebook cell set before
 def probe_epoch_seconds(
     model: BertForMaskedLM, train: list[Batch], held_out: list[Batch], cfg: MlmConfig,
     device: torch.device, min_steps: int = 8, max_steps: int = 40, min_seconds: float = 1.0,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from helpers.config import Config, ConfigError, positive
+from helpers.env import with_gradients
 from helpers.files import check_writable
 from helpers.source import code_digest
 from helpers.tokenization.mlm import IGNORE  # -100: cross-entropy's "no target"
@@ -227,10 +228,11 @@ def evaluate(
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, batches: Iterable[Batch], device: torch.device, precision: str = "auto"
+    model: nn.Module, batches: Iterable[Batch], device: torch.device | str, precision: str = "auto"
 ) -> torch.Tensor:
     """Class probabilities for every example, in batch order: (N, C) (dropout off, then the mode it
     had)."""
+    device = torch.device(device)  # "cpu" works too
     training = model.training
     model.eval()
     precision = choose_precision(device, precision)
@@ -348,7 +350,7 @@ def _progress_bar(**options: Any) -> tqdm:
         raise
 
 
-@torch.enable_grad()  # whatever a notebook cell set before (torch.set_grad_enabled(False))
+@with_gradients  # whatever a notebook cell set before (torch.set_grad_enabled(False))
 def fit(
     model: nn.Module,
     train_batches: Iterable[Batch] | Callable[[int], Iterable[Batch]],
