@@ -3,6 +3,7 @@ checkpoints that know what they trained, seeds, and the errors people meet."""
 
 import gc
 import math
+import re
 import sys
 
 import pytest
@@ -80,6 +81,21 @@ def test_fit_trains_after_a_cell_turned_gradients_off_and_takes_a_device_name():
     assert torch.equal(
         predict(toy_model(), toy_data(), "cpu"), predict(toy_model(), toy_data(), CPU)
     )
+
+
+@pytest.mark.parametrize(
+    "targets, said",
+    [
+        (lambda y: y.float(), "a batch's targets (its last element) are torch.float32: cross-entropy takes class indices"),
+        (lambda y: y[:-1], "the model gave 8 predictions but the batch holds 7 targets (its last element)"),
+    ],
+)  # fmt: skip
+def test_targets_the_loss_cannot_take_are_named_not_left_to_torch(targets, said):
+    """torch said "expected target dtype to be Long" and "Expected input batch_size (4) to match
+    target batch_size (5)" from inside functional.py (a brief audit's calls of fit)."""
+    data = [(x, targets(y)) for x, y in toy_data(16)]
+    with pytest.raises(ValueError, match=re.escape(said)):
+        fit(toy_model(), data, TrainConfig(epochs=1), CPU, progress=False)
 
 
 def test_an_interrupt_while_the_bar_is_built_leaves_no_half_built_bar(monkeypatch):

@@ -123,6 +123,13 @@ def _all_outputs(model: nn.Module, batch: Batch) -> Outputs:
     *inputs, targets = batch
     logits = model(*inputs).flatten(0, -2).float()  # (N, C): N examples, or N = B·T tokens
     targets = targets.flatten()
+    # what torch would say from deep inside cross_entropy, said of the batch (shapes only: no sync)
+    if targets.is_floating_point() or targets.dtype == torch.bool:
+        raise ValueError(f"a batch's targets (its last element) are {targets.dtype}: cross-entropy "
+                         "takes class indices, whole numbers (torch.long, e.g. torch.tensor([0, 1]))")  # fmt: skip
+    if len(targets) != len(logits):
+        raise ValueError(f"the model gave {len(logits)} predictions but the batch holds {len(targets)} "
+                         "targets (its last element): one target per example, or per token")  # fmt: skip
     return F.cross_entropy(logits, targets, ignore_index=IGNORE), logits, targets
 
 
