@@ -29,6 +29,7 @@ from helpers.cli import (
     Parser,
     allocator_said,
     lock_output,
+    out_of_memory,
     output_file,
     stops_cleanly,
 )
@@ -259,7 +260,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     except RuntimeError as err:  # the allocator's "can't allocate" / "out of memory"
-        if "alloc" not in str(err) and "out of memory" not in str(err):
+        if not out_of_memory(err):
             raise
         if fresh:
             discard_new(args.save, existed)

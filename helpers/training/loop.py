@@ -212,11 +212,9 @@ def evaluate(
 ) -> Metrics:
     """Mean loss and accuracy of ``model`` over ``batches`` (dropout off, then the mode it had)."""
     device = torch.device(device)  # "cpu" works too
-    training = model.training
-    model.eval()
     precision = choose_precision(device, precision)
     loss_sum, correct, count = 0.0, 0, 0
-    try:
+    with evaluating(model):  # a caller's training loop keeps its dropout
         for batch in batches:
             _nonempty(batch, "an evaluation batch")
             with autocast(device, precision):
@@ -226,8 +224,6 @@ def evaluate(
                 loss_sum += loss.float().item() * n
             correct += (logits.argmax(dim=-1) == targets).sum().item()
             count += n
-    finally:  # a caller's training loop keeps its dropout
-        model.train(training)
     if count == 0:
         raise ValueError("nothing to evaluate: the evaluation batches are empty")
     return Metrics(loss_sum / count, correct / count, count)
@@ -240,17 +236,13 @@ def predict(
     """Class probabilities for every example, in batch order: (N, C) (dropout off, then the mode it
     had)."""
     device = torch.device(device)  # "cpu" works too
-    training = model.training
-    model.eval()
     precision = choose_precision(device, precision)
     probs = []
-    try:
+    with evaluating(model):
         for batch in batches:
             with autocast(device, precision):
                 _, logits, _ = _all_outputs(model, to_device(batch, device))  # a row per example
             probs.append(torch.softmax(logits.float(), dim=-1).cpu())
-    finally:
-        model.train(training)
     return torch.cat(probs)
 
 
