@@ -88,11 +88,14 @@ def test_fit_trains_after_a_cell_turned_gradients_off_and_takes_a_device_name():
     [
         (lambda y: y.float(), "a batch's targets (its last element) are torch.float32: cross-entropy takes class indices"),
         (lambda y: y[:-1], "the model gave 8 predictions but the batch holds 7 targets (its last element)"),
+        (lambda y: y + 1, "targets (its last element) run from 1 to 2, but the model gives 2 classes: targets are 0 to 1 (or -100, no target)"),
+        (lambda y: y - 1, "run from -1 to 0, but the model gives 2 classes"),
     ],
 )  # fmt: skip
 def test_targets_the_loss_cannot_take_are_named_not_left_to_torch(targets, said):
-    """torch said "expected target dtype to be Long" and "Expected input batch_size (4) to match
-    target batch_size (5)" from inside functional.py (a brief audit's calls of fit)."""
+    """torch said "expected target dtype to be Long", "Expected input batch_size (4) to match
+    target batch_size (5)" and "Target 2 is out of bounds" from inside functional.py (a brief
+    audit's calls of fit)."""
     data = [(x, targets(y)) for x, y in toy_data(16)]
     with pytest.raises(ValueError, match=re.escape(said)):
         fit(toy_model(), data, TrainConfig(epochs=1), CPU, progress=False)

@@ -130,7 +130,16 @@ def _all_outputs(model: nn.Module, batch: Batch) -> Outputs:
     if len(targets) != len(logits):
         raise ValueError(f"the model gave {len(logits)} predictions but the batch holds {len(targets)} "
                          "targets (its last element): one target per example, or per token")  # fmt: skip
-    return F.cross_entropy(logits, targets, ignore_index=IGNORE), logits, targets
+    try:
+        loss = F.cross_entropy(logits, targets, ignore_index=IGNORE)
+    except IndexError as error:  # at once on the CPU only (a GPU asserts inside its kernel)
+        if "out of bounds" not in str(error):
+            raise
+        real = targets[targets != IGNORE]  # (N',)
+        raise ValueError(f"a batch's targets (its last element) run from {int(real.min())} to "
+                         f"{int(real.max())}, but the model gives {logits.shape[-1]} classes: targets "
+                         f"are 0 to {logits.shape[-1] - 1} (or {IGNORE}, no target)") from error  # fmt: skip
+    return loss, logits, targets
 
 
 def batch_outputs(model: nn.Module, batch: Batch) -> Outputs:
