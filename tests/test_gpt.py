@@ -496,17 +496,24 @@ def test_cli_train_interrupted_resumes_with_the_same_command_only(tmp_path, monk
     assert json.loads((tmp_path / "out.json").read_text())["dev_losses"] == resumed["dev_losses"]
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 16000"),
+        MemoryError(),  # Python's own (a list or bytes too large), a traceback until stop 56
+    ],
+)
 @pytest.mark.parametrize("existed", [False, True])
-def test_a_run_that_cannot_start_leaves_no_plan_behind(tmp_path, monkeypatch, capsys, existed):
+def test_a_run_that_cannot_start_leaves_no_plan_behind(
+    tmp_path, monkeypatch, capsys, existed, error
+):
     """Out of memory in the first step: exit 2, and the plan.json of the run that never trained is
     gone (the folder too if the command made it), so a smaller model may use the same --save."""
     from helpers.gpt import runs
 
     def no_memory(*args, **kwargs):
         assert (tmp_path / "run" / "plan.json").exists()
-        raise RuntimeError(
-            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 16000"
-        )
+        raise error
 
     if existed:
         (tmp_path / "run").mkdir()

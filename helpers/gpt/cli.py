@@ -259,7 +259,7 @@ def run_train(args: argparse.Namespace) -> int:
         message = message.replace("; the text has", "; --data has")
         print(f"error: {message}", file=sys.stderr)
         return 2
-    except RuntimeError as err:  # the allocator's "can't allocate" / "out of memory"
+    except (MemoryError, RuntimeError) as err:  # the allocator's "can't allocate" / "out of memory"
         if not out_of_memory(err):
             raise
         if fresh:
