@@ -13,6 +13,7 @@ import re
 import sys
 import sysconfig
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,13 +154,33 @@ def torch_defaults() -> Iterator[None]:
         torch.set_default_dtype(dtype)
 
 
+@contextlib.contextmanager
+def warnings_shown() -> Iterator[None]:
+    """Warnings a cell made errors (``warnings.simplefilter("error")``, ``PYTHONWARNINGS=error``)
+    shown instead while a check runs, every other filter kept (restored after): a library's warning
+    raised inside the student's code ended notebook 04's collate check before its verdict."""
+    with warnings.catch_warnings():
+        kept = list(warnings.filters)
+        if any(action == "error" for action, *_ in kept):
+            warnings.resetwarnings()
+            for action, message, category, module, lineno in reversed(kept):  # in the same order
+                warnings.filterwarnings("default" if action == "error" else action,
+                                        _pattern(message), category, _pattern(module), lineno)  # fmt: skip
+        yield
+
+
+def _pattern(regex: "re.Pattern[str] | str | None") -> str:
+    """A filter's message or module as ``filterwarnings`` takes it (stored compiled, as text or None)."""
+    return getattr(regex, "pattern", regex) or ""
+
+
 def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
-    """Run ``check`` (under ``torch_defaults``); a stub's NotImplementedError or any crash becomes a
-    result, never a traceback.
+    """Run ``check`` (under ``torch_defaults`` and ``warnings_shown``); a stub's NotImplementedError
+    or any crash becomes a result, never a traceback.
 
     A failed attempt shows one hint more than the last one did (see the module doc)."""
     try:
-        with torch_defaults():
+        with torch_defaults(), warnings_shown():
             result = check()
     except InputChanged as err:
         result = failed(name, f"your code changed its input {err} in place",

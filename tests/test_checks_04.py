@@ -2,6 +2,7 @@
 written several ways pass; each named mistake gets its own hint."""
 
 import importlib.util
+import warnings
 
 import pytest
 import torch
@@ -171,6 +172,38 @@ def collate_inverted_mask(rows, tokenizer, task, labels, max_length):
 def test_collate_checker_names_each_mistake(fn, hint, tokenizer):
     result = checks.check_collate(fn, tokenizer)
     assert not result.passed and hint in hints(result), str(result)
+
+
+def test_a_cell_that_made_warnings_errors_still_gets_the_verdict(tokenizer):
+    """Under warnings.simplefilter("error") (or PYTHONWARNINGS=error) transformers' "`max_length` is
+    ignored" was raised inside the student's collate: "your code raised UserWarning" instead of
+    "nothing is truncated". The warning is shown instead, and the student's filters come back."""
+    with pytest.warns(UserWarning, match="`max_length` is ignored"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            warnings.filterwarnings("ignore", "student's own", FutureWarning)  # kept, in its place
+            filters = list(warnings.filters)
+            result = checks.check_collate(_with(truncation=False), tokenizer)
+            assert warnings.filters == filters
+    assert not result.passed and "nothing is truncated" in hints(result), str(result)
+
+
+def test_warnings_shown_keeps_every_other_filter_in_its_order():
+    from helpers.feedback import _pattern, warnings_shown
+
+    def plain(filters):  # patterns as text: Python keeps some compiled and some not
+        return [(action, _pattern(m), c, _pattern(mod), n) for action, m, c, mod, n in filters]
+
+    with pytest.warns(UserWarning, match="loud"), warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", "quiet", UserWarning, "some.module", 7)
+        outside = plain(warnings.filters)
+        with warnings_shown():
+            inside = plain(warnings.filters)
+            warnings.warn("loud", UserWarning, stacklevel=1)  # shown (recorded), not raised
+        assert plain(warnings.filters) == outside
+    assert [f[1:] for f in inside] == [f[1:] for f in outside]
+    assert [f[0] for f in inside] == ["default" if f[0] == "error" else f[0] for f in outside]
 
 
 def test_collate_with_equal_shapes_says_the_ids_differ_not_the_shape(tokenizer):
