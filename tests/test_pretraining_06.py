@@ -3,6 +3,7 @@ helpers.finetune compare``), the merge slider, the plots, the WikiText-2 reader,
 trainer, and the profile's sizes."""
 
 import json
+import math
 import runpy
 import shutil
 import sys
@@ -103,6 +104,9 @@ def test_compare_fine_tunes_the_pretrained_model_and_its_random_twin(saved, sst_
     ]  # fmt: skip
     for row in report["runs"]:
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["f1"] <= 1 and row["seconds"] > 0
+        # the losses too, one per epoch (a report kept only accuracies until stop 56)
+        for curve in ("dev_accuracy_per_epoch", "dev_loss_per_epoch", "train_loss_per_epoch"):
+            assert len(row[curve]) == 1 and all(math.isfinite(x) for x in row[curve]), curve
     mean = sum(r["accuracy"] for r in report["runs"][:2]) / 2
     assert report["summary"]["pretrained"]["accuracy"]["mean"] == pytest.approx(mean)
     gap = mean - report["summary"]["random init"]["accuracy"]["mean"]

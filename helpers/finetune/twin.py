@@ -216,8 +216,9 @@ def finetune_runs(
     dropout: float | None = None, checkpoints: Path | None = None,
 ) -> list[dict]:  # fmt: skip
     """Fine-tune every model (name -> folder or "minilm") with ``seeds[name]`` seeds (0, 1, ...); one
-    row per run: dev accuracy, precision, recall, F1 (positive class 1), the curve and the seconds of
-    its epochs (training and dev scoring; those of a run resumed included).
+    row per run: dev accuracy, precision, recall, F1 (positive class 1), its curves (dev accuracy, dev
+    and training loss per epoch) and the seconds of its epochs (training and dev scoring; those of a
+    run resumed included).
     ``trained``: a list that gets each run (model, collate), in the rows' order, to score later;
     ``dropout``: every model's in fine-tuning (default: each one's config); ``checkpoints``: a folder
     where each run keeps its finished epochs (``run_checkpoint``), so that a run stopped resumes."""
@@ -256,6 +257,8 @@ def finetune_runs(
                     "seed": seed,
                     **scores,
                     "dev_accuracy_per_epoch": run.history["dev_accuracy"],
+                    "dev_loss_per_epoch": run.history["dev_loss"],
+                    "train_loss_per_epoch": run.history["train_loss"],
                     "seconds": sum(run.history["seconds"]),
                 }
             )  # every epoch's, resumed ones too
