@@ -7,6 +7,9 @@ For each parameter θ with gradient g, at step t (from 1), with rate α:
     m̂ = m / (1 − β1ᵗ),  v̂ = v / (1 − β2ᵗ)      bias correction: both start at 0
     θ ← θ − α·λ·θ                  decoupled weight decay (not added to g, as L2 in Adam would)
     θ ← θ − α·m̂ / (√v̂ + ε)
+
+The decay is torch's form, scaled by the rate α; the paper's Algorithm 2 subtracts η_t·λ·θ, with
+η_t the schedule's multiplier, to keep the decay apart from the rate.
 """
 
 from collections.abc import Callable, Iterable
