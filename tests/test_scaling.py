@@ -16,6 +16,7 @@ from helpers.scaling.slurm import (
     grid_table,
     make_plan,
     per_model,
+    plan_key,
     task_command,
     write_jobs,
 )
@@ -434,7 +435,13 @@ def test_collect_lists_a_result_whose_test_accuracy_or_seconds_is_not_a_number(
     report["test_accuracy"] = None
     (tmp_path / "results" / "2.json").write_text(json.dumps(report))
     assert main(["collect", str(tmp_path), "--json", str(tmp_path / "c.json")]) == 0
-    assert [r["task"] for r in json.loads((tmp_path / "c.json").read_text())["runs"]] == [0, 2]
+    collected = json.loads((tmp_path / "c.json").read_text())
+    assert [r["task"] for r in collected["runs"]] == [0, 2]
+    # and what the grid ran on: the plan's key, its common flags and its data files' digests
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert collected["plan"] == {"key": plan_key(plan), "common": plan["common"],
+                                 "data_sha256": plan["data_sha256"]}  # fmt: skip
+    assert set(plan["data_sha256"]) and "--train-file" in plan["common"]
 
 
 @pytest.mark.parametrize("extra, said", [

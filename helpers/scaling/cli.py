@@ -189,9 +189,11 @@ def run_collect(args: argparse.Namespace) -> int:
     print(f"chosen on dev: {best['model']}, lr {best['lr']}, {best['epochs']} epochs: dev "
           f"{best['dev']:.4f}, test {best['test']}")  # fmt: skip
     if args.json:
-        write_report(
-            args.json, f"{COMMAND} collect", {"runs": rows, "missing": missing, "best_on_dev": best}
-        )
+        plan = read_plan(Path(args.folder) / "plan.json")  # what every row ran on, as written
+        grid = {"key": plan_key(plan), "common": plan["common"],
+                "data_sha256": plan.get("data_sha256")}  # fmt: skip
+        report = {"runs": rows, "missing": missing, "best_on_dev": best, "plan": grid}
+        write_report(args.json, f"{COMMAND} collect", report)
         print(f"wrote {args.json}")
     if args.plot:
         from helpers.plots.scaling import dev_test_bars
