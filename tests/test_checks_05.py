@@ -918,7 +918,7 @@ def test_sanity_check_names_weights_that_do_not_fit(minilm):
 
     result = checks.check_bert(Renamed, minilm)
     assert not result.passed and "do not fit your modules" in result.verdict, str(result)
-    from helpers.checks.bert import _cut
+    from helpers.checks.bert.sanity import _cut
 
     long = ", ".join(f"'embeddings.layer{i}.weight'" for i in range(40))  # names, cut whole
     assert _cut(long).endswith("weight', …") and len(_cut(long)) <= 403
