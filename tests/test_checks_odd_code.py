@@ -219,7 +219,7 @@ def test_loaders_that_are_not_dataloaders_are_named():
 
 
 def test_messages_read_as_english():
-    from helpers.checks.modules import guarded
+    from helpers.checks.code import guarded
     from helpers.feedback import kind_of
 
     assert run_check("exercise", lambda: exit_plainly()).verdict == "your code called sys.exit()"

@@ -4,10 +4,11 @@ refused with a ValueError; notebook 03's ``pipeline.checked_modules`` raises on 
 a run with modules that fail notebook 02's checks): a stub reads "not implemented yet", a crash becomes a short verdict.
 
 - ``lookup``: notebook 01 (attention by hand)
-- ``modules``: notebook 02 (the loop tester, self-attention and LayerNorm from scratch)
+- ``code``: what every checker reads of the student's code (the loop detector, the in-place guard)
+- ``modules``: notebook 02 (the loop tester, self-attention from scratch); ``layer_norm``: its LayerNorm
 - ``blocks``: notebook 02 (multi-head attention, BERT's post-LN block)
 - ``pipeline``: notebook 03 (collate and mask, masked mean, loaders, training step, evaluation)
-- ``finetune``: notebook 04; ``bert``: notebook 05
+- ``finetune``: notebook 04; ``bert``: notebook 05 (a module per exercise)
 - ``tokenization``: notebook 06 (BPE, masking); ``pretraining``: notebook 06 (rescaling the weights)
 - ``gpt``: notebook 07 (the causal softmax, additive scores, the sampling loop)
 - ``sampling``: notebook 08 (greedy, temperature, top-k, top-p)
@@ -20,6 +21,7 @@ from helpers.checks.blocks import (
     check_split_merge,
     same_as_torch_multihead,
 )
+from helpers.checks.layer_norm import check_layer_norm
 from helpers.checks.lookup import (
     check_averaging_query,
     check_balanced_query,
@@ -30,7 +32,6 @@ from helpers.checks.lookup import (
     check_softmax_attention,
 )
 from helpers.checks.modules import (
-    check_layer_norm,
     check_loop_attention,
     check_self_attention,
     compare_with_reference,

@@ -9,14 +9,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from helpers.checks.modules import (
-    PADDED_NAN,
-    _close,
-    find_loop,
-    guarded,
-    not_a_tensor,
-    padded_not_finite,
-)
+from helpers.checks.code import _close, find_loop, guarded, not_a_tensor
+from helpers.checks.modules import PADDED_NAN, padded_not_finite
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, returned, run_check
 from helpers.layers import MultiHeadAttention, to_torch_multihead

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from helpers.checks.modules import source_tree
+from helpers.checks.code import source_tree
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, kind_of, passed, returned_not, run_check
 from helpers.finetune import experiments

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import torch
 
 from helpers import attention as att
-from helpers.checks.modules import find_loop, guarded
+from helpers.checks.code import find_loop, guarded
 from helpers.feedback import (
     CheckResult,
     ReturnedNone,

@@ -1,202 +1,36 @@
-"""Notebook 02's checkers: the student's self-attention and LayerNorm classes, compared with the loop
-references and with torch (SDPA, ``F.layer_norm``) on inputs built to expose each classic mistake.
+"""Notebook 02's attention checkers: the student's loop reference (the tester), then their self-attention
+class, compared with it and with torch's SDPA on inputs built to expose each classic mistake
+(LayerNorm's checker is ``checks.layer_norm``).
 
 When an output is wrong, the checker recomputes what each known mistake would have produced from the
 student's own weights; the one that matches names the mistake.
 """
 
-import ast
-import functools
-import inspect
 import math
-import textwrap
 import warnings
 from collections.abc import Callable
 from copy import deepcopy
-from typing import TypeVar, overload
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from helpers.checks.code import LOOP_HINT, _close, find_loop, guarded, not_a_tensor
 from helpers.env import seeded
 from helpers.feedback import (
     CheckResult,
-    InputChanged,
     failed,
-    kind_of,
     on_case,
     passed,
     returned,
     run_check,
 )
-from helpers.loops import loop_layer_norm, loop_self_attention
+from helpers.loops import loop_self_attention
 
-TOL = {"atol": 1e-4, "rtol": 1e-4}
-M = TypeVar("M", bound=nn.Module)
-R = TypeVar("R")
 # The loop reference's signature: query, key, value (nn.Linear), x (B, T, d), mask (B, T) or None.
 LoopAttention = Callable[
     [nn.Linear, nn.Linear, nn.Linear, torch.Tensor, torch.Tensor | None], torch.Tensor
 ]
-LOOP_HINT = (
-    "no Python loops over the batch or the tokens: one matmul computes every score at once "
-    "(q @ k.transpose(-2, -1) has shape (B, T, T))"
-)
-
-
-def not_a_tensor(got: object, shape: tuple, what: str) -> str | None:
-    """Why ``got`` is not the (shape) tensor expected, or None when it is: None, a tuple or anything
-    else is named as such, not given a "shape"."""
-    if isinstance(got, torch.Tensor):
-        if tuple(got.shape) == tuple(shape):
-            return None
-        return f"the output has shape {tuple(got.shape)}; expected {what} = {tuple(shape)}"
-    if got is None:
-        return f"the output is None: did you forget `return`? (expected {what} = {tuple(shape)})"
-    if isinstance(got, tuple | list):
-        return (f"the output is a {type(got).__name__} of {len(got)}, not one tensor: return only "
-                f"{what} = {tuple(shape)}")  # fmt: skip
-    return f"the output is {kind_of(got)}, not a tensor: return {what} = {tuple(shape)}"
-
-
-def _close(a: torch.Tensor, b: torch.Tensor, **tol) -> bool:
-    return a.shape == b.shape and torch.allclose(a, b, equal_nan=True, **(tol or TOL))
-
-
-# A loop whose iterable names nothing but these walks the module's settings, not the data.
-SETTINGS_ONLY = {"self", "range", "len", "enumerate", "zip", "reversed", "tuple", "list"}
-TENSOR_SIZES = {"shape", "size", "numel", "nelement", "ndim", "dim"}
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal values, NaN equal to NaN (an input holding NaN that nobody changed is unchanged)."""
-    if a.is_floating_point() or a.is_complex():
-        return a.shape == b.shape and bool(
-            torch.isclose(a, b, rtol=0, atol=0, equal_nan=True).all()
-        )
-    return torch.equal(a, b)
-
-
-@overload
-def guarded(code: M, names: tuple[str, ...] = ...) -> M: ...
-@overload
-def guarded(code: Callable[..., R], names: tuple[str, ...] = ...) -> Callable[..., R]: ...
-def guarded(
-    code: nn.Module | Callable[..., R], names: tuple[str, ...] = ("x", "mask")
-) -> nn.Module | Callable[..., R]:
-    """``code`` (a module, or a function) that raises InputChanged, naming the argument, when a call
-    changes a tensor argument in place; a module is returned itself, watched through its hooks."""
-
-    def compare(args: tuple, before: list) -> None:
-        for name, arg, copy in zip(names, args, before):
-            if isinstance(arg, torch.Tensor) and not _same(arg, copy):
-                raise InputChanged(name)
-
-    def copies(args: tuple) -> list:
-        return [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args]
-
-    if isinstance(code, nn.Module):
-        saved: list[list] = []  # a stack: a forward that raises leaves its entry, popped by nobody
-        code.register_forward_pre_hook(lambda module, args: saved.append(copies(args)))
-        code.register_forward_hook(lambda module, args, out: compare(args, saved.pop()))
-        return code
-
-    @functools.wraps(code)
-    def watched(*args: object) -> R:
-        before = copies(args)
-        out = code(*args)
-        compare(args, before)
-        return out
-
-    return watched
-
-
-def source_tree(fn: Callable) -> ast.AST | None:
-    """The parsed source of the function ``fn`` (unwrapped), or None when Python cannot show it (a
-    function typed at a bare prompt, a builtin)."""
-    try:
-        return ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
-    except (OSError, TypeError, SyntaxError, ValueError):
-        return None
-
-
-def once_bound(tree: ast.AST) -> dict[str, ast.expr]:
-    """The local names of ``tree`` bound once, by ``name = value``, each with its value: a loop over
-    one of them loops over what it names (``qkv = q, k, v``, ``n = len(self.normalized_shape)``)."""
-    stored = [
-        n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-    ]
-    values = {
-        target.id: node.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
-        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        if isinstance(target, ast.Name)
-    }
-    return {name: value for name, value in values.items() if stored.count(name) == 1}
-
-
-def expanded(node: ast.expr, bound: dict[str, ast.expr], depth: int = 4) -> ast.expr:
-    """``node`` with each name of ``bound`` replaced by its value, ``depth`` times at most."""
-
-    class Inline(ast.NodeTransformer):
-        def visit_Name(self, name: ast.Name) -> ast.expr:
-            return (
-                expanded(bound[name.id], bound, depth - 1) if name.id in bound and depth else name
-            )
-
-    return Inline().visit(deepcopy(node))
-
-
-def written_out(node: ast.expr) -> bool:
-    """A tuple or list written out item by item (``(q, k, v)``), not one spreading a tensor
-    (``[*query]``)."""
-    return isinstance(node, ast.Tuple | ast.List) and not any(
-        isinstance(item, ast.Starred) for item in node.elts
-    )
-
-
-def sizes_of_tensors(node: ast.expr) -> bool:
-    """Whether ``node`` reads a tensor's size (``self.weight.numel()``, ``.shape``): a loop over it
-    walks the features, not the settings."""
-    return any(isinstance(n, ast.Attribute) and n.attr in TENSOR_SIZES for n in ast.walk(node))
-
-
-def find_loop(code: type | Callable, strict: bool = False) -> str | None:
-    """Where a method of the class ``code`` (or the function ``code``) loops over data (for/while over
-    range, shapes or its inputs), or None. ``strict``: every loop but one over a written-out tuple or
-    list (``(self.query, self.key)``) counts, so ``range(self.num_heads)`` and ``q.split(...)`` do
-    too (attention has nothing else to loop over). A local name bound once is read as its value."""
-    method = isinstance(code, type)
-    members = vars(code).items() if method else [(getattr(code, "__name__", "it"), code)]
-    for name, member in members:
-        # building layers in a loop is fine
-        if not inspect.isfunction(member) or name == "__init__":
-            continue
-        if (tree := source_tree(member)) is None:
-            continue  # source not available: nothing to report
-        defs = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.Lambda)]
-        if not defs:
-            continue
-        inputs = {a.arg for a in defs[0].args.args[int(method) :]}  # without self
-        bound = {k: v for k, v in once_bound(tree).items() if k not in inputs}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.While):
-                return f"`{name}` has a while loop"
-            if isinstance(node, ast.For | ast.comprehension):
-                over, iterable = ast.unparse(node.iter), expanded(node.iter, bound)
-                if written_out(iterable):  # (self.query, self.key), (x, mask)
-                    continue
-                if strict:
-                    return f"`{name}` loops over `{over}`"
-                names = {n.id for n in ast.walk(iterable) if isinstance(n, ast.Name)}
-                # e.g. range(len(self.normalized_shape)): the settings, not the data's sizes
-                if names <= SETTINGS_ONLY and not sizes_of_tensors(iterable):
-                    continue
-                if any(s in over for s in ("range(", "shape", "size(", "len(")) or names & inputs:
-                    return f"`{name}` loops over `{over}`"
-    return None
 
 
 # --- self-attention ----------------------------------------------------------------------------
@@ -557,178 +391,3 @@ def _compare(name: str, cls: type, reference) -> CheckResult:
                 return failed(name, f"they differ on {where} (by {gap})",
                               "if your loop reference passed its own check, the module is what is wrong")  # fmt: skip
     return passed(name, "equal on 3 inputs, with and without padding")
-
-
-# --- LayerNorm ---------------------------------------------------------------------------------
-
-
-def check_layer_norm(cls: type) -> CheckResult:
-    """``cls(normalized_shape, eps=1e-8)`` with the contract of ``nn.LayerNorm``."""
-    name = "LayerNorm"
-    with seeded(0):
-        return run_check(name, lambda: _layer_norm(name, cls))
-
-
-def _build(cls: type, shape, eps: float) -> nn.Module:
-    m = guarded(cls(shape, eps=eps))
-    with torch.no_grad():  # random γ and β, so forgetting either shows
-        for attr in ("weight", "bias"):
-            if isinstance(getattr(m, attr, None), torch.Tensor):
-                getattr(m, attr).copy_(torch.randn_like(getattr(m, attr)))
-    return m
-
-
-def _norm_mistakes(
-    m: nn.Module, x: torch.Tensor, shape: tuple[int, ...], eps: float
-) -> dict[str, torch.Tensor]:
-    """What each known LayerNorm mistake would output, with the student's own γ and β."""
-    dims = tuple(range(-len(shape), 0))
-    w, b = m.weight, m.bias
-    mean = x.mean(dim=dims, keepdim=True)
-    var = x.var(dim=dims, keepdim=True, correction=0)
-    centred = x - mean
-    last = F.layer_norm(x, shape[-1:], None, None, eps)
-    rms2 = (x**2).mean(dim=dims, keepdim=True)  # the mean square of x itself, not of x - mean
-    over_tokens = (x - x.mean(1, keepdim=True)) / torch.sqrt(
-        x.var(1, keepdim=True, correction=0) + eps
-    )
-    batch = (x - x.mean(0, keepdim=True)) / torch.sqrt(x.var(0, keepdim=True, correction=0) + eps)
-    return {
-        "unbiased variance: LayerNorm divides by N, not N - 1 (correction=0 or unbiased=False)": centred
-        / torch.sqrt(x.var(dim=dims, keepdim=True, correction=1) + eps)
-        * w
-        + b,
-        "ε is outside the square root: use (x - mean) / sqrt(var + eps)": centred
-        / (torch.sqrt(var) + eps)
-        * w
-        + b,
-        "ε is ignored or hard-coded: use the eps passed to __init__ (self.eps)": centred
-        / torch.sqrt(var)
-        * w
-        + b,
-        "γ (self.weight) is not applied: multiply by it after normalising": centred
-        / torch.sqrt(var + eps)
-        + b,
-        "β (self.bias) is not applied: add it after scaling": centred / torch.sqrt(var + eps) * w,
-        "γ and β are not applied: scale by self.weight and shift by self.bias": centred
-        / torch.sqrt(var + eps),
-        f"you normalised over the last dimension only; normalise over all of normalized_shape = {shape}, "
-        f"the last {len(shape)} dimensions": last * w + b,
-        "you normalised across the batch (dim 0); normalise each example over its last dimensions": batch
-        * w
-        + b,
-        "you divided by the variance; divide by the standard deviation, sqrt(var + eps)": centred
-        / (var + eps)
-        * w
-        + b,
-        "x is not centred: subtract the mean before dividing by the standard deviation": x
-        / torch.sqrt(var + eps)
-        * w
-        + b,
-        "you divided by the root mean square of x, not of x - mean: the variance is the mean of "
-        "(x - mean)²": centred / torch.sqrt(rms2 + eps) * w + b,
-        "that is RMSNorm (nothing subtracted): LayerNorm subtracts the mean first": x
-        / torch.sqrt(rms2 + eps)
-        * w
-        + b,
-        "γ and β are swapped: scale by self.weight (γ), shift by self.bias (β)": centred
-        / torch.sqrt(var + eps)
-        * b
-        + w,
-        "β is added before scaling by γ: scale first, then shift": (
-            centred / torch.sqrt(var + eps) + b
-        )
-        * w,
-        "you divided by the mean absolute deviation; LayerNorm divides by the standard deviation": centred
-        / (centred.abs().mean(dim=dims, keepdim=True) + eps)
-        * w
-        + b,
-        "you normalised over the tokens (dim 1) for each feature; normalise each token over its "
-        "features": over_tokens * w + b,
-    }
-
-
-def _layer_norm(name: str, cls: type) -> CheckResult:
-    torch.manual_seed(0)
-    try:
-        cls(8, eps=1e-5)
-    except TypeError as err:
-        return failed(
-            name,
-            f"cls(8, eps=1e-5) fails: {err}",
-            "the signature is __init__(self, normalized_shape, eps=1e-8)",
-        )
-    for shape in ((8,), (4, 8)):
-        m = _build(cls, shape if len(shape) > 1 else shape[0], 1e-5)
-        for attr, label in (("weight", "γ (self.weight)"), ("bias", "β (self.bias)")):
-            p = getattr(m, attr, None)
-            if (
-                isinstance(p, torch.Tensor)
-                and tuple(p.shape) == shape
-                and not isinstance(p, nn.Parameter)
-            ):
-                return failed(
-                    name,
-                    f"{label} has the right shape {shape} but is a plain tensor, so it is not learned",
-                    "wrap it in nn.Parameter(...): the optimiser only sees a module's parameters",
-                )
-            if not isinstance(p, nn.Parameter) or tuple(p.shape) != shape:
-                got = "missing" if p is None else f"shape {tuple(p.shape)}"
-                return failed(
-                    name,
-                    f"{label} is {got} for normalized_shape={shape}",
-                    f"make it nn.Parameter of shape normalized_shape = {shape}, so it is learned and "
-                    "has one entry per normalised element",
-                )
-    if loop := find_loop(cls):
-        return failed(
-            name,
-            loop,
-            "normalise with tensor ops: x.mean(dim=..., keepdim=True) over a tuple of the last "
-            "len(normalized_shape) dimensions",
-        )
-    with torch.no_grad():
-        for shape, eps in (((8,), 1e-5), ((4, 8), 1e-5), ((8,), 0.1), ((4, 8), 0.3)):
-            m = _build(cls, shape if len(shape) > 1 else shape[0], eps)
-            x = 2 * torch.randn(3, 4, 8) + 1
-            want = F.layer_norm(x, shape, m.weight, m.bias, eps)
-            got = m(x)
-            if shape == (4, 8) and eps == 1e-5:
-                want_loop = loop_layer_norm(x, shape, m.weight, m.bias, eps)
-                assert _close(want, want_loop), "helpers' loop reference disagrees with torch"
-            if not _close(got, want):
-                where = f"normalized_shape={shape}, eps={eps}"
-                for hint, output in _norm_mistakes(m, x, shape, eps).items():
-                    if _close(got, output):
-                        return failed(name, f"wrong output for {where}", hint)
-                return failed(
-                    name,
-                    f"wrong output for {where}",
-                    "compare with torch's nn.LayerNorm(normalized_shape, eps=eps) on one example: "
-                    "which of the mean, the variance, eps or the affine step differs?",
-                )
-            other = x.clone()
-            other[1:] = 5 * torch.randn_like(other[1:])
-            if not _close(m(other)[0], got[0]):
-                return failed(
-                    name,
-                    "example 0's output changed when only the other examples did",
-                    "normalise each example over its own last dimensions, never across the batch",
-                )
-        m = _build(cls, 8, 1e-5)
-        x = torch.randn(3, 4, 8) + 1e4  # a large mean: float32 keeps only ~3 digits of x²
-        got = m(x)
-        if not torch.isfinite(got).all() or not _close(
-            got, F.layer_norm(x, (8,), m.weight, m.bias, 1e-5), atol=2e-2
-        ):
-            return failed(
-                name,
-                "wrong when the inputs have a large mean (1e4): precision is lost",
-                "E[x²] - E[x]² subtracts two huge, nearly equal numbers; compute the mean first, then "
-                "the mean of (x - mean)² (or torch.var_mean)",
-            )
-    return passed(
-        name,
-        "matches nn.LayerNorm and the loop reference for per-token and per-sentence shapes, several ε, "
-        "random γ and β, and inputs with a large mean",
-    )

@@ -17,7 +17,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from helpers.checks.modules import _close, check_layer_norm, check_self_attention, find_loop
+from helpers.checks.code import _close, find_loop
+from helpers.checks.layer_norm import check_layer_norm
+from helpers.checks.modules import check_self_attention
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, kind_of, passed, returned, run_check
 from helpers.imdb.runs import my_modules

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from helpers.checks.modules import _close
+from helpers.checks.code import _close
 from helpers.feedback import CheckResult, failed, passed, run_check
 
 ADAMW = dict(lr=0.05, betas=(0.9, 0.99), eps=0.1, weight_decay=0.5)

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from helpers.checks.bert.shared import _first_match, _randomise
-from helpers.checks.modules import _close, not_a_tensor
+from helpers.checks.code import _close, not_a_tensor
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 from helpers.layers import LayerNorm

@@ -8,16 +8,16 @@ import torch.nn as nn
 
 from helpers.checks.bert.shared import EVAL_DROPOUT, _first_match, _train_output, _varies_in_eval
 from helpers.checks.blocks import _head_mistakes
-from helpers.checks.modules import (
+from helpers.checks.code import (
     _close,
     expanded,
     find_loop,
     not_a_tensor,
     once_bound,
-    padded_not_finite,
     source_tree,
     written_out,
 )
+from helpers.checks.modules import padded_not_finite
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 from helpers.layers import MultiHeadAttention

@@ -5,7 +5,7 @@ import torch.nn as nn
 
 from helpers.bert import BertConfig, BertModel
 from helpers.checks.bert.shared import EVAL_DROPOUT, _first_match, _train_output, _varies_in_eval
-from helpers.checks.modules import _close, not_a_tensor
+from helpers.checks.code import _close, not_a_tensor
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 

@@ -13,7 +13,7 @@ from helpers.checks.bert.shared import (
     _train_output,
     _varies_in_eval,
 )
-from helpers.checks.modules import _close, not_a_tensor
+from helpers.checks.code import _close, not_a_tensor
 from helpers.env import seeded
 from helpers.feedback import CheckResult, failed, passed, run_check
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from helpers.checks.modules import _close
+from helpers.checks.code import _close
 from helpers.env import seeded
 from helpers.layers import LayerNorm
 
