@@ -140,7 +140,7 @@ def set_repo(new: str) -> list[Path]:
 
 @stops_cleanly("each notebook is written whole or not at all; run it again")
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m helpers.authoring", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m helpers.authoring", description=(__doc__ or "").split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("students", help="write the student notebooks")
     sub.add_parser("check", help="fail if a student notebook is out of date")

@@ -197,7 +197,8 @@ def machine() -> dict:
 @stops_cleanly("no report is written; run it again")
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
-        prog="python -m helpers.benchmark", description=" ".join(__doc__.split("\n\n")[0].split())
+        prog="python -m helpers.benchmark",
+        description=" ".join((__doc__ or "").split("\n\n")[0].split()),
     )
     parser.add_argument("which", choices=["block", "attention", "precision", "kv-cache"])
     parser.add_argument(

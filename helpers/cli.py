@@ -229,7 +229,7 @@ def lock_output(path: Path, flag: str) -> None:
 
     if not current().main:
         return
-    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
+    key = hashlib.sha256(os.fsencode(Path(path).resolve())).hexdigest()[:24]  # any name the OS took
     if key in _HELD:  # one file given to two of its flags: the other flag's check names that
         return
     lock = cache_dir() / "locks" / f"{key}.lock"  # a bad $HELPERS_CACHE: named, not passed over
@@ -334,18 +334,40 @@ def running() -> Iterator[None]:
 
 
 def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
-    """A command's ``main`` that a NaN or an infinity bound for its JSON report (``files.NotFinite``)
-    ends with one line and exit status 2, not a traceback."""
+    """A command's ``main`` (the outermost wrapper of every command) that a NaN or an infinity bound
+    for its JSON report (``files.NotFinite``) or a launcher's variables without the rest
+    (``env.LaunchError``) end with one line and exit status 2, not a traceback; whose output writes
+    characters its encoding lacks as escapes (``\\u2713``; a Windows code page, the C locale); and
+    that stops quietly, exit status 141, when the reader of its output has gone (``| head -1``)."""
 
     @functools.wraps(main)
     def run(*args: Any, **kwargs: Any) -> int:
+        for stream in (sys.stdout, sys.stderr):
+            if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+                stream.reconfigure(errors="backslashreplace")  # UnicodeEncodeError lost the output
         try:
             return main(*args, **kwargs)
         except NotFinite as err:  # a number no check before it caught
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            return _reader_gone()
+        except ValueError as err:
+            env = sys.modules.get("helpers.env")  # no LaunchError without it
+            if env is None or not isinstance(err, env.LaunchError):
+                raise
+            print(f"error: {err}", file=sys.stderr)
+            return 2
 
     return run
+
+
+def _reader_gone() -> int:
+    """After a write to a pipe whose reader has exited: the rest of the output goes nowhere (Python
+    would otherwise report the failed flush at exit), and the status is a pipe writer's, 128 + 13."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 141
 
 
 def stops_cleanly(what_is_kept: str, smaller: str = "") -> Callable:

@@ -94,6 +94,32 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
+FILE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}  # matplotlib's: no window
+
+
+def show_figures_here() -> str | None:
+    """In a Jupyter kernel whose matplotlib backend only writes files (``MPLBACKEND=agg`` exported
+    before Jupyter started, as on many clusters) no figure was shown and nothing said why: switch to
+    the inline backend and return a note saying so. None anywhere else."""
+    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    if shell is None or not hasattr(shell, "kernel"):
+        return None
+    import matplotlib  # every notebook draws
+
+    backend = matplotlib.get_backend().lower()
+    if backend not in FILE_BACKENDS:
+        return None
+    shell.run_line_magic("matplotlib", "inline")
+    return (f"note: matplotlib's backend was {backend!r} (MPLBACKEND="
+            f"{os.environ.get('MPLBACKEND', '')!r}), which shows no figure in a notebook: "
+            "switched to inline")  # fmt: skip
+
+
+class LaunchError(ValueError):
+    """The launcher's environment variables do not describe a run (``WORLD_SIZE`` without the rest):
+    a command says so in one line (``cli.refuses_non_finite``)."""
+
+
 # gloo, torch's CPU backend, reduces CPU and CUDA tensors only
 MPS_SEVERAL = ("several processes cannot share gradients on Apple's mps device (gloo reduces CPU and "
                "CUDA tensors only): set HELPERS_DEVICE=cpu")  # fmt: skip
@@ -179,4 +205,6 @@ def setup(notebook: str, profile: str | None = None, seed: int = SEED) -> Lab:
     lab = Lab(device=device, profile=chosen, in_colab=in_colab(), sizes=sizes_for(notebook, chosen),
               seed=seed)  # fmt: skip
     print(lab.describe())
+    if note := show_figures_here():
+        print(note)
     return lab

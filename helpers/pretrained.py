@@ -8,6 +8,7 @@ import contextlib
 import importlib.util
 import math
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -204,9 +205,20 @@ def _listing(folder: Path, shown: int = 8) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
+def require_docstrings() -> None:
+    """transformers builds its model classes' signatures from their docstrings, which ``python -OO``
+    (``PYTHONOPTIMIZE=2``) removes: its own error ("No `Args` or `Parameters` section is found in the
+    docstring of ...") read as bad settings in finetune's one line."""
+    if sys.flags.optimize >= 2:
+        raise ValueError("transformers cannot build its models under python -OO (or PYTHONOPTIMIZE=2): "
+                         "it reads their docstrings, which -OO removes; run without -OO (-O is fine)")  # fmt: skip
+
+
 def load_minilm() -> "tuple[transformers.BertModel, transformers.PreTrainedTokenizerBase]":
     """(model, tokenizer) for all-MiniLM-L6-v2, with eager attention so its weights can be read."""
     from transformers import AutoModel, AutoTokenizer
+
+    require_docstrings()
 
     path = model_source(minilm_path())
     try:

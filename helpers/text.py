@@ -59,7 +59,9 @@ def tokenize(texts: list[str], batch_size: int = 1000, progress: bool = True) ->
     ids: list[int] = []
     offsets = [0]
     docs = tokenizer.pipe((clean(t) for t in texts), batch_size=batch_size)
-    for doc in tqdm(docs, total=len(texts), desc="tokenising", unit="doc", disable=not progress):
+    # no disable= when shown: given, it overrode TQDM_DISABLE
+    shown = {} if progress else {"disable": True}
+    for doc in tqdm(docs, total=len(texts), desc="tokenising", unit="doc", **shown):
         ids.extend(index.setdefault(token.text, len(index)) for token in doc if not token.is_space)
         offsets.append(len(ids))
     return Tokenized(

@@ -54,7 +54,7 @@ SMOKE_ENVIRONMENT = {
     "HF_HUB_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
-    "TQDM_DISABLE": "1",  # progress bars are widgets: noise between kernel and client
+    "TQDM_DISABLE": "1",  # libraries' terminal bars; tqdm's notebook bars (the helpers') ignore it
 }
 
 

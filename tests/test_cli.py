@@ -2,6 +2,11 @@
 --help)`` and exit status 2, not argparse's usage block."""
 
 import importlib
+import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -611,3 +616,79 @@ def test_a_missing_or_folder_input_is_named_by_its_flag(
         assert main([*argv, *other, *json]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {flag} {given} {said}") and err.count("\n") == 1, err
+
+
+def test_a_command_writes_characters_its_output_cannot_encode_as_escapes(monkeypatch):
+    """Under PYTHONIOENCODING=ascii, the C locale or a Windows code page, gpt sample printed its
+    sample and finetune its labels ("négatif") into a UnicodeEncodeError traceback: the sample and
+    the report were lost (an environment probe, stop 56)."""
+    from helpers.cli import refuses_non_finite
+
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", errors="strict"))
+    command = refuses_non_finite(lambda: print("négatif ✓") or 0)
+    assert command() == 0
+    sys.stdout.flush()
+    assert raw.getvalue() == b"n\\xe9gatif \\u2713\n"
+
+
+def test_a_command_whose_reader_went_away_stops_quietly(tmp_path):
+    """`gpt sample ... | head -1` ended in a BrokenPipeError traceback (exit 1)."""
+    script = tmp_path / "many_lines.py"
+    script.write_text(
+        "import sys\n"
+        "from helpers.cli import refuses_non_finite\n"
+        "def main():\n"
+        "    for i in range(200_000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "sys.exit(refuses_non_finite(main)())\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, env=env)  # fmt: skip
+    assert writer.stdout.readline() == b"line 0\n"
+    writer.stdout.close()  # as `head -1` exits
+    assert writer.wait(timeout=60) == 141
+    assert writer.stderr.read() == b""  # no traceback, no "Exception ignored" at exit
+
+
+@pytest.mark.parametrize(
+    "module", ["helpers.benchmark", "helpers.authoring", "helpers.finetune.proxy"]
+)
+def test_help_works_under_python_OO(module):
+    """-OO removes docstrings: three commands built --help from __doc__ and gave AttributeError
+    ('NoneType' object has no attribute 'split'), even for --help."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-OO", "-m", module, "--help"], capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
+
+
+def test_finetune_under_python_OO_names_it(tmp_path):
+    """transformers builds its models from their docstrings: under -OO finetune printed its error
+    about a missing `Args` section as if a setting were wrong."""
+    rows = [{"text": "good", "label": 1}, {"text": "bad", "label": 0}] * 4
+    data = tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HELPERS_CACHE": str(tmp_path / "cache")}
+    argv = ["--model", "tiny", "--train-file", str(data), "--eval-file", str(data), "--text-column",
+            "text", "--json", str(tmp_path / "o.json")]  # fmt: skip
+    done = subprocess.run([sys.executable, "-OO", "-m", "helpers.finetune", *argv],
+                          capture_output=True, text=True, env=env)  # fmt: skip
+    assert done.returncode == 2
+    assert "transformers cannot build its models under python -OO" in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a file name of raw bytes is Linux's")
+def test_an_output_whose_name_is_not_utf8_can_be_locked(cache, tmp_path):
+    """A folder named in Latin-1 bytes (read by Python as '\\udce9') stopped every command that locks
+    its outputs: "'utf-8' codec can't encode character '\\udce9' ... surrogates not allowed"."""
+    from helpers import cli
+
+    folder = tmp_path / os.fsdecode(b"lat\xe9")
+    folder.mkdir()
+    cli.lock_output(folder / "r.json", "--json")
+    assert len(cli._HELD) == 1
+    cli.release_outputs()

@@ -240,7 +240,10 @@ def test_two_processes_reach_the_same_accuracy_on_tiny_shakespeare(tmp_path, sha
 
 @pytest.mark.parametrize("env, said", [({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc'"),
                                        ({"WORLD_SIZE": "2", "RANK": "5"}, "RANK=5 but WORLD_SIZE=2"),
-                                       ({"WORLD_SIZE": "4", "RANK": "0"}, "fewer batches of 8 than the 4 processes")])  # fmt: skip
+                                       ({"WORLD_SIZE": "4", "RANK": "0"}, "fewer batches of 8 than the 4 processes"),
+                                       # torch's "environment variable RANK expected, but not set" from rendezvous.py
+                                       ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 is set but RANK and MASTER_ADDR and MASTER_PORT are not: a launcher"),
+                                       ({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "localhost"}, "but MASTER_PORT is not")])  # fmt: skip
 def test_finetune_command_names_a_bad_launch(tmp_path, monkeypatch, capsys, env, said):
     from helpers.finetune.cli import main
 
@@ -293,8 +296,8 @@ def test_only_a_torchrun_worker_asks_to_die_with_its_parent(monkeypatch, launche
     monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
     monkeypatch.setattr(distributed.dist, "init_process_group", lambda backend: None)
     monkeypatch.setattr(distributed.atexit, "register", lambda f: None)
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "localhost", "MASTER_PORT": "29500"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
     if launched:
         monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
     else:

@@ -222,3 +222,34 @@ def test_setup_quiets_the_oldest_libraries_own_deprecations(monkeypatch, capsys)
         warnings.warn("transformers.deepspeed module is deprecated", FutureWarning, 1)
         warnings.warn("a warning of the course's own", FutureWarning, 1)
     assert [str(w.message) for w in caught] == ["a warning of the course's own"]
+
+
+@pytest.mark.parametrize(
+    "backend, switched", [("agg", True), ("module://matplotlib_inline.backend_inline", False)]
+)
+def test_setup_shows_figures_in_a_kernel_whose_backend_only_writes_files(
+    monkeypatch, backend, switched
+):
+    """MPLBACKEND=agg exported before Jupyter started (common on clusters): every figure of the
+    notebook went unshown and nothing said why (an environment probe, stop 56)."""
+    import IPython
+    import matplotlib
+
+    magics = []
+
+    class Kernel:
+        kernel = object()
+
+        def run_line_magic(self, *args):
+            magics.append(args)
+
+    monkeypatch.setattr(IPython, "get_ipython", lambda: Kernel())
+    monkeypatch.setattr(matplotlib, "get_backend", lambda: backend)
+    monkeypatch.setenv("MPLBACKEND", backend)
+    note = env.show_figures_here()
+    assert (magics == [("matplotlib", "inline")]) == switched
+    assert (
+        note is not None and "switched to inline" in note and "MPLBACKEND='agg'" in note
+    ) == switched
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)  # a terminal: nothing to switch
+    assert env.show_figures_here() is None

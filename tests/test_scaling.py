@@ -2,8 +2,10 @@
 task runs, the collector's table and choice, and the command line's messages for bad input."""
 
 import json
+import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -804,3 +806,19 @@ def test_a_whole_array_resubmitted_does_not_train_its_finished_tasks_again(
     assert "delete that file to run it again" in out
     cli.main(["task", str(tmp_path / "plan.json"), "1"])  # no result yet: it trains
     assert len(ran) == 1 and ran[0][ran[0].index("--lr") + 1] == "0.0001"
+
+
+@pytest.mark.parametrize("backend", ["module://no_such_backend", "bogus"])
+def test_collect_draws_its_plot_whatever_mplbackend_says(tmp_path, files, backend):
+    """`python -m helpers.scaling collect --plot` wrote the report, then failed in plt.subplots
+    (ModuleNotFoundError: no module named 'no_such_backend') or stopped at matplotlib's "'bogus' is
+    not a valid value for backend", never naming MPLBACKEND: it only writes image files."""
+    write_jobs(make_plan(tmp_path / "grid", models=["a"], lrs=[1e-5], epochs=[1], files=files))
+    finished(tmp_path / "grid", 0)
+    env = {**os.environ, "MPLBACKEND": backend, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.scaling", "collect", "grid", "--json", "all.json",
+         "--plot", "bars.png"], cwd=tmp_path, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "bars.png").read_bytes().startswith(b"\x89PNG")

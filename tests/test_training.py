@@ -3,8 +3,11 @@ checkpoints that know what they trained, seeds, and the errors people meet."""
 
 import gc
 import math
+import os
 import re
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -1099,3 +1102,19 @@ def test_a_nan_evaluation_loss_is_a_diverged_run_even_with_a_finite_training_los
     with pytest.raises(Diverged, match="the training loss was nan in epoch 1"):  # training's first
         check_finite_losses({"train_loss": [math.nan], "dev_loss": [math.nan]}, 1.0)
     check_finite_losses({"train_loss": [0.5], "dev_loss": [0.4], "dev_accuracy": [math.nan]}, 1.0)
+
+
+@pytest.mark.parametrize("quiet", ["1", ""])
+def test_tqdm_disable_quiets_the_training_bar(quiet):
+    """fit passed disable=False, which overrode TQDM_DISABLE: the bar was drawn whatever it said (an
+    environment probe, stop 56). tqdm reads the variable when it is imported: a process of its own."""
+    code = (
+        "import torch, torch.nn as nn\n"
+        "from helpers.training import TrainConfig, fit\n"
+        "data = [(torch.randn(8, 2), torch.randint(2, (8,))) for _ in range(4)]\n"
+        "fit(nn.Linear(2, 2), data, TrainConfig(epochs=1), 'cpu', epoch_lines=False)\n"
+    )
+    env = {**os.environ, "TQDM_DISABLE": quiet, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert ("training:" in done.stderr) == (quiet == ""), done.stderr

@@ -36,6 +36,7 @@ def load_classifier(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    pretrained.require_docstrings()
     check_num_labels(num_labels)
     if pretrained.built_in(name_or_dir, pretrained.STAND_INS):
         if dropout is not None:

@@ -107,7 +107,9 @@ def build(sst_file: Path, train_file: Path, out: Path, tune: int, confirm: int, 
 
 @stops_cleanly("each file is written whole or not at all; run it again for all of them")
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m helpers.finetune.proxy", description=__doc__.split("\n")[0])
+    parser = Parser(
+        prog="python -m helpers.finetune.proxy", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--sst-file", type=Path, required=True, help="minBERT's sst-train.txt")
     parser.add_argument("--train-file", type=Path, required=True, help="SST-2 train.tsv")
     parser.add_argument("--out", type=Path, required=True, help="folder for train/tune/confirm.tsv")

@@ -50,6 +50,10 @@ class Vocab:
         """Token ids; unknown words become ``<unk>`` (word level); unknown characters raise."""
         if self.level == "char":
             missing = self.unknown(text)
+            if any("\udc80" <= c <= "\udcff" for c in missing):  # bytes the locale could not decode
+                raise ValueError("the text arrived as bytes your locale could not read (a non-UTF-8 "
+                                 "locale such as LC_ALL=C): set PYTHONUTF8=1 or a UTF-8 locale, then "
+                                 "run again")  # fmt: skip
             if missing:
                 raise ValueError(f"characters {missing} are not in the model's vocabulary "
                                  f"of {len(self)}; leave them out")  # fmt: skip

@@ -27,11 +27,13 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from helpers.env import MPS_SEVERAL
+from helpers.env import MPS_SEVERAL, LaunchError
 
 T = TypeVar("T")
 
 VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK")
+# what init_process_group reads besides WORLD_SIZE
+RENDEZVOUS = ("RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,11 @@ def start(device: torch.device) -> Rank:
     if place.world > 1 and device.type == "mps":  # a device given directly, not by pick_device
         raise ValueError(MPS_SEVERAL)
     if place.world > 1 and not dist.is_initialized():
+        if missing := [name for name in RENDEZVOUS if name not in os.environ]:  # torch's traceback
+            raise LaunchError(f"WORLD_SIZE={place.world} is set but {' and '.join(missing)} "
+                              f"{'is' if len(missing) == 1 else 'are'} not: a launcher (torchrun, "
+                              "accelerate launch) sets them all; unset WORLD_SIZE to run one process, "
+                              "or start the command with torchrun")  # fmt: skip
         if "TORCHELASTIC_RUN_ID" in os.environ:  # started by torchrun (or accelerate launch)
             die_with_parent()
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

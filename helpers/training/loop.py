@@ -442,8 +442,10 @@ def fit(
             check_writable(checkpoint)
         if place.main and (progress or Path(checkpoint).exists()):
             print(reason)  # never resume or retrain silently
+    # no disable= when shown: given, it overrode TQDM_DISABLE (which tqdm's notebook bars ignore)
+    shown = {} if progress and place.main else {"disable": True}
     bar = _progress_bar(total=len(first) * cfg.epochs, initial=len(first) * start, desc="training",
-                        unit="batch", disable=not (progress and place.main))  # fmt: skip
+                        unit="batch", **shown)  # fmt: skip
     with bar:  # closed on an error too: its last line before the error's
         for epoch in range(start, cfg.epochs):
             started = time.perf_counter()
