@@ -7,7 +7,8 @@ a run with modules that fail notebook 02's checks): a stub reads "not implemente
 - ``code``: what every checker reads of the student's code (the loop detector, the in-place guard)
 - ``modules``: notebook 02 (the loop tester, self-attention from scratch); ``layer_norm``: its LayerNorm
 - ``blocks``: notebook 02 (multi-head attention, BERT's post-LN block)
-- ``pipeline``: notebook 03 (collate and mask, masked mean, loaders, training step, evaluation)
+- ``pipeline``: notebook 03 (collate and mask, masked mean, loaders, training step, evaluation; a
+  module per exercise)
 - ``finetune``: notebook 04; ``bert``: notebook 05 (each a module per exercise)
 - ``tokenization``: notebook 06 (BPE, masking); ``pretraining``: notebook 06 (rescaling the weights)
 - ``gpt``: notebook 07 (the causal softmax, additive scores, the sampling loop)
