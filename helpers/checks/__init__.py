@@ -3,7 +3,7 @@ it never raises on the student's code (a setting the notebook passes, such as a 
 refused with a ValueError; notebook 03's ``pipeline.checked_modules`` raises on purpose, to stop
 a run with modules that fail notebook 02's checks): a stub reads "not implemented yet", a crash becomes a short verdict.
 
-- ``lookup``: notebook 01 (attention by hand)
+- ``lookup``: notebook 01 (attention by hand; a module per part)
 - ``code``: what every checker reads of the student's code (the loop detector, the in-place guard)
 - ``modules``: notebook 02 (the loop tester, self-attention from scratch); ``layer_norm``: its LayerNorm
 - ``blocks``: notebook 02 (multi-head attention, BERT's post-LN block)
