@@ -10,7 +10,7 @@ a run with modules that fail notebook 02's checks): a stub reads "not implemente
 - ``pipeline``: notebook 03 (collate and mask, masked mean, loaders, training step, evaluation; a
   module per exercise)
 - ``finetune``: notebook 04; ``bert``: notebook 05 (each a module per exercise)
-- ``tokenization``: notebook 06 (BPE, masking); ``pretraining``: notebook 06 (rescaling the weights)
+- ``tokenization``: notebook 06 (BPE, masking: a module each); ``pretraining``: notebook 06 (rescaling the weights)
 - ``gpt``: notebook 07 (the causal softmax, additive scores, the sampling loop)
 - ``sampling``: notebook 08 (greedy, temperature, top-k, top-p)
 - ``scaling``: notebook 09
