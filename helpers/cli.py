@@ -13,6 +13,7 @@ import errno
 import functools
 import hashlib
 import os
+import select
 import stat
 import sys
 import textwrap
@@ -351,7 +352,9 @@ def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {err}", file=sys.stderr)
             return 2
         except BrokenPipeError:
-            return _reader_gone()
+            if not _stdout_reader_gone():  # another pipe: a worker's, a socket
+                raise
+            return _quiet_stdout()
         except ValueError as err:
             env = sys.modules.get("helpers.env")  # no LaunchError without it
             if env is None or not isinstance(err, env.LaunchError):
@@ -362,11 +365,27 @@ def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
     return run
 
 
-def _reader_gone() -> int:
-    """After a write to a pipe whose reader has exited: the rest of the output goes nowhere (Python
+def _stdout_reader_gone() -> bool:
+    """Whether this process's own standard output is a pipe whose reader has exited (Linux and macOS:
+    ``poll`` reports an error on it); never for a command called in a notebook's kernel."""
+    try:
+        fd = sys.stdout.fileno()
+        if sys.stdout is not sys.__stdout__ or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no fileno, no poll (Windows)
+        return False
+
+
+def _quiet_stdout() -> int:
+    """After the reader of standard output has exited: the rest of the output goes nowhere (Python
     would otherwise report the failed flush at exit), and the status is a pipe writer's, 128 + 13."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 141
 
 

@@ -159,13 +159,15 @@ def warnings_shown() -> Iterator[None]:
     """Warnings a cell made errors (``warnings.simplefilter("error")``, ``PYTHONWARNINGS=error``)
     shown instead while a check runs, every other filter kept (restored after): a library's warning
     raised inside the student's code ended notebook 04's collate check before its verdict."""
+    kept = list(warnings.filters)
+    if not any(action == "error" for action, *_ in kept):
+        yield  # filters a check adds (a library imported inside it) stay, as they would without it
+        return
     with warnings.catch_warnings():
-        kept = list(warnings.filters)
-        if any(action == "error" for action, *_ in kept):
-            warnings.resetwarnings()
-            for action, message, category, module, lineno in reversed(kept):  # in the same order
-                warnings.filterwarnings("default" if action == "error" else action,
-                                        _pattern(message), category, _pattern(module), lineno)  # fmt: skip
+        warnings.resetwarnings()
+        for action, message, category, module, lineno in reversed(kept):  # in the same order
+            warnings.filterwarnings("default" if action == "error" else action,
+                                    _pattern(message), category, _pattern(module), lineno)  # fmt: skip
         yield
 
 

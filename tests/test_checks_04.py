@@ -206,6 +206,18 @@ def test_warnings_shown_keeps_every_other_filter_in_its_order():
     assert [f[0] for f in inside] == ["default" if f[0] == "error" else f[0] for f in outside]
 
 
+def test_warnings_shown_keeps_a_filter_a_check_adds_when_nothing_was_an_error():
+    """Every check ran inside catch_warnings, so a filter a library set while a check ran (imported
+    for the first time inside it) was dropped after (a diff review of stop 56)."""
+    from helpers.feedback import warnings_shown
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        with warnings_shown():
+            warnings.filterwarnings("ignore", "a noisy library's message")
+        assert warnings.filters[0][0] == "ignore"  # still there
+
+
 def test_collate_with_equal_shapes_says_the_ids_differ_not_the_shape(tokenizer):
     result = checks.check_collate(_with(truncation=True), tokenizer)
     assert not result.passed

@@ -654,6 +654,26 @@ def test_a_command_whose_reader_went_away_stops_quietly(tmp_path):
     assert writer.stderr.read() == b""  # no traceback, no "Exception ignored" at exit
 
 
+def test_a_broken_pipe_that_is_not_the_output_stays_an_error(tmp_path):
+    """A worker's or a socket's broken pipe is a real fault: not a quiet exit 141 with the rest of
+    the output sent nowhere (a diff review of stop 56)."""
+    script = tmp_path / "other_pipe.py"
+    script.write_text(
+        "import os, sys\n"
+        "from helpers.cli import refuses_non_finite\n"
+        "def main():\n"
+        "    read, write = os.pipe()\n"
+        "    os.close(read)\n"
+        "    os.write(write, b'x')\n"
+        "    return 0\n"
+        "sys.exit(refuses_non_finite(main)())\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and "BrokenPipeError" in done.stderr, done.stderr
+
+
 @pytest.mark.parametrize(
     "module", ["helpers.benchmark", "helpers.authoring", "helpers.finetune.proxy"]
 )

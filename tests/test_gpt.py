@@ -150,10 +150,10 @@ def test_word_level_corpus_maps_unseen_dev_words_to_unk():
     assert Vocab("char", list("ab")).unknown("abc!") == ["!", "c"]
     with pytest.raises(ValueError, match="not in the model's vocabulary"):
         Vocab("char", list("ab")).encode("abc")
-    # "Café" typed under LC_ALL=C without UTF-8 mode reaches Python as undecodable bytes: the
-    # locale is named, not "characters ['\\udcc3', '\\udca9'] are not in the vocabulary"
-    typed = "Café".encode().decode("ascii", "surrogateescape")  # what the C locale hands Python
-    with pytest.raises(ValueError, match="bytes your locale could not read .* PYTHONUTF8=1"):
+    # "Café" typed with UTF-8 mode off (PYTHONUTF8=0 under the C locale) reaches Python as
+    # undecodable bytes: the setting is named, not "characters ['\\udcc3', '\\udca9'] are not in the vocabulary"
+    typed = "Café".encode().decode("ascii", "surrogateescape")  # what such a locale hands Python
+    with pytest.raises(ValueError, match="bytes Python could not decode .* PYTHONUTF8=1"):
         Vocab("char", list("Caféf")).encode(typed)
 
 

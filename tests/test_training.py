@@ -1113,8 +1113,11 @@ def test_tqdm_disable_quiets_the_training_bar(quiet):
         "from helpers.training import TrainConfig, fit\n"
         "data = [(torch.randn(8, 2), torch.randint(2, (8,))) for _ in range(4)]\n"
         "fit(nn.Linear(2, 2), data, TrainConfig(epochs=1), 'cpu', epoch_lines=False)\n"
+        "from helpers.text import tokenize\n"
+        "tokenize(['a film', 'another film'])\n"
     )
     env = {**os.environ, "TQDM_DISABLE": quiet, "PYTHONPATH": str(Path(__file__).parent.parent)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert ("training:" in done.stderr) == (quiet == ""), done.stderr
+    assert ("tokenising:" in done.stderr) == (quiet == ""), done.stderr

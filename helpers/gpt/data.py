@@ -51,9 +51,9 @@ class Vocab:
         if self.level == "char":
             missing = self.unknown(text)
             if any("\udc80" <= c <= "\udcff" for c in missing):  # bytes the locale could not decode
-                raise ValueError("the text arrived as bytes your locale could not read (a non-UTF-8 "
-                                 "locale such as LC_ALL=C): set PYTHONUTF8=1 or a UTF-8 locale, then "
-                                 "run again")  # fmt: skip
+                raise ValueError("the text arrived as bytes Python could not decode (UTF-8 mode off, "
+                                 "PYTHONUTF8=0, under an ASCII locale): set PYTHONUTF8=1 or a UTF-8 "
+                                 "locale, then run again")  # fmt: skip
             if missing:
                 raise ValueError(f"characters {missing} are not in the model's vocabulary "
                                  f"of {len(self)}; leave them out")  # fmt: skip
