@@ -132,11 +132,14 @@ def on_case(label: str) -> Iterator[None]:
 @contextlib.contextmanager
 def torch_defaults() -> Iterator[None]:
     """Torch's process-wide settings as a fresh kernel has them, whatever a student's cell set before
-    a check (restored after): float32 by default, gradients on, no anomaly detection. Under a
-    float64 default or `torch.set_grad_enabled(False)` right answers failed ("your code works in
-    float64", "does not require grad") and named mistakes passed (an evaluate without no_grad).
-    The global random generator is left as it was: the student's next cell draws what it would
-    have drawn without the check."""
+    a check (restored after): float32 by default, gradients on, no anomaly detection, tensors made
+    on the CPU, no autocast. Under a float64 default or `torch.set_grad_enabled(False)` right answers
+    failed ("your code works in float64", "does not require grad") and named mistakes passed (an
+    evaluate without no_grad); under an autocast a cell entered and never left, right answers
+    failed ("BFloat16 did not match Float") and two training-step mistakes passed; under
+    `torch.set_default_device("cuda")` the checkers' CPU generators refuse to draw. The global
+    random generator is left as it was: the student's next cell draws what it would have drawn
+    without the check."""
     import torch
 
     dtype = torch.get_default_dtype()
@@ -148,6 +151,12 @@ def torch_defaults() -> Iterator[None]:
             torch.inference_mode(False),
             torch.enable_grad(),
             torch.autograd.set_detect_anomaly(False),
+            # where torch.randn and friends make tensors (a mode on every call: only when needed)
+            torch.device("cpu")
+            if torch.empty(()).device.type != "cpu"
+            else contextlib.nullcontext(),
+            torch.autocast("cpu", enabled=False),
+            torch.autocast("cuda", enabled=False) if gpus else contextlib.nullcontext(),
         ):
             yield
     finally:
@@ -193,6 +202,8 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         result = failed(name, f"your code returned None for the {err}: did you forget `return`?",
                         f"end the function with `return` and the {err}")  # fmt: skip
     except NotImplementedError as err:
+        if not _a_stub(err):  # torch's, for an operation this device or dtype lacks: a crash
+            return _crashed(name, err)
         hints = [hint for hint in (str(err), _stub_named(err)) if hint]
         return CheckResult(name, False, NOT_IMPLEMENTED, hints)
     except SystemExit as err:  # sys.exit() in a function would end the check, not just the function
@@ -201,22 +212,7 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
                            ["raise an error (ValueError) instead: in a notebook sys.exit stops more "
                             "than your function"])  # fmt: skip
     except Exception as err:  # the student's code crashed, or returned what the check cannot use
-        message = [str(err).splitlines()[0] if str(err) else type(err).__name__]
-        if _half_imported(err, message[0]):
-            return CheckResult(name, False, "a library's import was cut short, not your code's fault "
-                               "(a cell interrupted while it imported?)", [
-                                   "restart the kernel (Kernel → Restart) and run the cells again "
-                                   "(a file of yours named like the library would do this too: "
-                                   "rename it)", *message])  # fmt: skip
-        frame = _students_frame(err)
-        if frame is None:
-            return _checker_side(name, err, message)
-        where = f"line {frame.lineno} (`{frame.line}`)" if frame.line else f"line {frame.lineno}"
-        if case := getattr(err, "_check_case", None):
-            where += f" (input: {case})"
-        return CheckResult(
-            name, False, f"your code raised {type(err).__name__} at {where}", message
-        )
+        return _crashed(name, err)
     if result.passed:
         for key in [key for key in _FAILED if key[0] == name]:
             del _FAILED[key]
@@ -225,6 +221,34 @@ def run_check(name: str, check: Callable[[], CheckResult]) -> CheckResult:
         _FAILED[mistake] = _FAILED.get(mistake, 0) + 1
         result.shown = _FAILED[mistake]
     return result
+
+
+def _crashed(name: str, err: Exception) -> CheckResult:
+    """The result when the student's code crashed, or the checker could not use what it returned."""
+    message = [str(err).splitlines()[0] if str(err) else type(err).__name__]
+    if _half_imported(err, message[0]):
+        return CheckResult(name, False, "a library's import was cut short, not your code's fault "
+                           "(a cell interrupted while it imported?)", [
+                               "restart the kernel (Kernel → Restart) and run the cells again "
+                               "(a file of yours named like the library would do this too: "
+                               "rename it)", *message])  # fmt: skip
+    frame = _students_frame(err)
+    if frame is None:
+        return _checker_side(name, err, message)
+    where = f"line {frame.lineno} (`{frame.line}`)" if frame.line else f"line {frame.lineno}"
+    if case := getattr(err, "_check_case", None):
+        where += f" (input: {case})"
+    return CheckResult(name, False, f"your code raised {type(err).__name__} at {where}", message)
+
+
+def _a_stub(err: NotImplementedError) -> bool:
+    """Raised by a ``raise NotImplementedError`` line (an exercise's stub, or torch's for a module
+    without ``forward``), not from inside a torch operation that this device or dtype lacks
+    ("Cannot copy out of meta tensor", "Could not run 'aten::...'"), which read as "not implemented
+    yet" for finished code. Code whose source Python cannot show counts as a stub, as before."""
+    frames = traceback.extract_tb(err.__traceback__)
+    line = frames[-1].line if frames else None
+    return not line or "NotImplementedError" in line
 
 
 _WRONG_TYPE = re.compile(r"'(\w+)' object (?:has no attribute|is not subscriptable|is not iterable)|"

@@ -3,13 +3,22 @@
 failed and named mistakes passed under them (a helper session's review, stop 55)."""
 
 import contextlib
+import math
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.checks import bert, check_layer_norm, check_query_gradients, gpt, pipeline, scaling
+from helpers.checks import (
+    bert,
+    check_layer_norm,
+    check_query_gradients,
+    check_self_attention,
+    gpt,
+    pipeline,
+    scaling,
+)
 
 
 @contextlib.contextmanager
@@ -27,8 +36,31 @@ def anomaly_detection():
         yield
 
 
+def autocast_on() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch before 2.4 takes no device
+        return torch.is_autocast_cpu_enabled()
+
+
+@contextlib.contextmanager
+def autocast_left_on():  # a cell ran `torch.autocast("cpu", dtype=torch.bfloat16).__enter__()`
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        yield
+
+
+@contextlib.contextmanager
+def default_device_elsewhere():  # stands in for set_default_device("cuda") on a machine without one
+    torch.set_default_device("meta")
+    try:
+        yield
+    finally:
+        torch.set_default_device(None)
+
+
 STATES = {"float64 default": float64_default, "no_grad": torch.no_grad,
-          "inference_mode": torch.inference_mode, "anomaly detection": anomaly_detection}  # fmt: skip
+          "inference_mode": torch.inference_mode, "anomaly detection": anomaly_detection,
+          "autocast left on": autocast_left_on, "another default device": default_device_elsewhere}  # fmt: skip
 
 
 def my_gradients(attend, query, keys, values, target):  # notebook 01's answer
@@ -46,6 +78,13 @@ def my_train_step(model, batch, optimizer):  # notebook 03's
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+def my_step_loss_after_the_update(model, batch, optimizer):  # passed under an autocast
+    ids, mask, labels = batch
+    my_train_step(model, batch, optimizer)
+    torch.manual_seed(1)  # the checker's dropout (tests/test_checks_03.py's twin)
+    return F.cross_entropy(model(ids, mask), labels).item()
 
 
 def my_evaluate(model, batches, graph=False):  # notebook 03's (graph=True: without no_grad)
@@ -69,12 +108,28 @@ def my_all_reduce(grads):  # notebook 09's
     return [mean.clone() for _ in grads]
 
 
+class MySelfAttention(nn.Module):  # notebook 02's
+    def __init__(self, embed_dim):
+        super().__init__()
+        self.query = nn.Linear(embed_dim, embed_dim)
+        self.key = nn.Linear(embed_dim, embed_dim)
+        self.value = nn.Linear(embed_dim, embed_dim)
+
+    def forward(self, x, mask=None):
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        return torch.softmax(scores, dim=-1) @ v
+
+
 RIGHT = {
     "query gradients": lambda: check_query_gradients(my_gradients),
     "train step": lambda: pipeline.check_train_step(my_train_step),
     "evaluate": lambda: pipeline.check_evaluate(my_evaluate),
     "causal softmax": lambda: gpt.check_causal_softmax(my_causal_softmax),
     "all-reduce": lambda: scaling.check_all_reduce(my_all_reduce),
+    "self-attention": lambda: check_self_attention(MySelfAttention),
 }
 
 
@@ -90,6 +145,8 @@ def test_a_right_answer_passes_whatever_the_student_set_before(state, answer):
         )
         assert torch.is_grad_enabled() == (state not in ("no_grad", "inference_mode"))
         assert torch.is_anomaly_enabled() == (state == "anomaly detection")
+        assert autocast_on() == (state == "autocast left on")
+        assert (torch.empty(()).device.type == "meta") == (state == "another default device")
 
 
 class NaiveVarLayerNorm(nn.Module):  # var = E[x²] - E[x]²: cancels in float32 at a large mean
@@ -140,6 +197,8 @@ MISTAKES = {  # a named mistake, the state that hid it, and its verdict
                                    "wrong when the inputs have a large mean"),
     "AdamW's t from 0": (lambda: bert.check_adamw(adamw_counting_t_from_0), "anomaly detection",
                          "they hold inf or NaN"),
+    "the loss read after the update": (lambda: pipeline.check_train_step(my_step_loss_after_the_update),
+                                       "autocast left on", "the loss after the update"),
 }  # fmt: skip
 
 

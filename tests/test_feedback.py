@@ -30,6 +30,23 @@ def test_a_stub_reads_not_implemented_with_its_hint():
     assert "still raises it: write your code in place of the `raise" in result.hints[1]
 
 
+def test_torchs_not_implemented_inside_finished_code_is_a_crash_not_a_stub():
+    """torch raises NotImplementedError for an operation a device or dtype lacks ("Cannot copy out of
+    meta tensor"): finished code read "not implemented yet" (a review of more kernel-wide torch
+    settings, stop 56). A module without forward (torch's own stub) still reads as one."""
+    import torch
+
+    def finished():
+        return torch.empty(2, device="meta").cpu()
+
+    result = run_check("evaluate", finished)
+    assert not result.passed and not result.not_implemented
+    assert result.verdict.startswith("your code raised NotImplementedError at line"), result
+    assert "Cannot copy out of meta tensor" in result.hints[0]
+    no_forward = run_check("BERT", lambda: torch.nn.Module()(torch.zeros(1)))
+    assert no_forward.not_implemented and 'missing the required "forward"' in no_forward.hints[0]
+
+
 def test_a_stub_is_named_where_it_is_and_code_under_its_raise_line_is_said_never_to_run():
     """A solution written under a kept `raise` line read "not implemented yet" for ever, and a check
     calling another exercise's stub (notebook 06's BPE check calling my_merge) showed that stub's

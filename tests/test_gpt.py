@@ -810,3 +810,15 @@ def test_a_saved_model_that_cannot_be_read_now_is_named_in_the_error(tmp_path, m
     with pytest.raises(MemoryError) as raised:
         load_model(tmp_path)
     assert raised.value.__notes__ == [f"(while reading the saved model {tmp_path / 'model.pt'})"]
+
+
+def test_a_corpus_is_built_on_the_cpu_whatever_the_default_device():
+    """Under torch.set_default_device("cuda") (a cell copied from a tutorial) the corpus' ids were
+    made on the GPU and train stopped at .numpy(): "can't convert cuda:0 device type tensor to
+    numpy" ("meta" stands in for a GPU here)."""
+    torch.set_default_device("meta")
+    try:
+        corpus = build_corpus("the cat sat on the mat. " * 20, "char")
+    finally:
+        torch.set_default_device(None)
+    assert corpus.train.device.type == "cpu" and len(corpus.digest()) == 16

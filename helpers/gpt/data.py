@@ -108,5 +108,8 @@ def build_corpus(text: str, level: str, dev_fraction: float = 0.1) -> Corpus:
         train, dev = "\n".join(lines[:cut]), "\n".join(lines[cut:])
         words = sorted({w for line in lines[:cut] for w in line.split()} - {UNK, EOS})
         vocab = Vocab("word", [UNK, EOS, *words])
-    ids = [torch.tensor(vocab.encode(part), dtype=torch.long) for part in (train, dev)]
+    # on the CPU whatever torch.set_default_device a cell chose (batches move to the device later)
+    ids = [
+        torch.tensor(vocab.encode(part), dtype=torch.long, device="cpu") for part in (train, dev)
+    ]
     return Corpus(vocab, *ids)
