@@ -352,9 +352,10 @@ def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
             print(f"error: {err}", file=sys.stderr)
             return 2
         except BrokenPipeError:
-            if not _stdout_reader_gone():  # another pipe: a worker's, a socket
+            gone = [stream for stream in (sys.stdout, sys.stderr) if _reader_gone(stream)]
+            if not gone:  # another pipe: a worker's, a socket
                 raise
-            return _quiet_stdout()
+            return _quiet(gone)
         except ValueError as err:
             env = sys.modules.get("helpers.env")  # no LaunchError without it
             if env is None or not isinstance(err, env.LaunchError):
@@ -365,26 +366,30 @@ def refuses_non_finite(main: Callable[..., int]) -> Callable[..., int]:
     return run
 
 
-def _stdout_reader_gone() -> bool:
-    """Whether this process's own standard output is a pipe whose reader has exited (Linux and macOS:
-    ``poll`` reports an error on it); never for a command called in a notebook's kernel."""
+def _reader_gone(stream: Any) -> bool:
+    """Whether ``stream``, this process's own standard output or error, is a pipe whose reader has
+    exited (``poll`` says POLLERR on Linux, POLLHUP on macOS); never in a notebook's kernel."""
     try:
-        fd = sys.stdout.fileno()
-        if sys.stdout is not sys.__stdout__ or not stat.S_ISFIFO(os.fstat(fd).st_mode):
+        fd = stream.fileno()
+        if stream not in (sys.__stdout__, sys.__stderr__) or not stat.S_ISFIFO(
+            os.fstat(fd).st_mode
+        ):
             return False
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
-        return any(event & select.POLLERR for _, event in poller.poll(0))
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
     except (AttributeError, OSError, ValueError):  # no fileno, no poll (Windows)
         return False
 
 
-def _quiet_stdout() -> int:
-    """After the reader of standard output has exited: the rest of the output goes nowhere (Python
-    would otherwise report the failed flush at exit), and the status is a pipe writer's, 128 + 13."""
+def _quiet(streams: list) -> int:
+    """After the reader of standard output or error has exited: the rest of what goes there goes
+    nowhere (Python would otherwise report the failed flush at exit), and the status is a pipe
+    writer's, 128 + 13."""
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        for stream in streams:
+            os.dup2(devnull, stream.fileno())
         os.close(devnull)
     return 141
 

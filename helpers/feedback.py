@@ -7,6 +7,7 @@ again. ``result.hints`` always holds them all (for code and tests).
 """
 
 import contextlib
+import dis
 import html
 import importlib.machinery
 import re
@@ -242,13 +243,19 @@ def _crashed(name: str, err: Exception) -> CheckResult:
 
 
 def _a_stub(err: NotImplementedError) -> bool:
-    """Raised by a ``raise NotImplementedError`` line (an exercise's stub, or torch's for a module
-    without ``forward``), not from inside a torch operation that this device or dtype lacks
-    ("Cannot copy out of meta tensor", "Could not run 'aten::...'"), which read as "not implemented
-    yet" for finished code. Code whose source Python cannot show counts as a stub, as before."""
-    frames = traceback.extract_tb(err.__traceback__)
-    line = frames[-1].line if frames else None
-    return not line or "NotImplementedError" in line
+    """Raised by a ``raise`` statement (an exercise's stub however it is written, or torch's for a
+    module without ``forward``), not by a call into compiled code: a torch operation that this device
+    or dtype lacks ("Cannot copy out of meta tensor", "Could not run 'aten::...'"), which read as "not
+    implemented yet" for finished code."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return True
+    for instruction in dis.get_instructions(tb.tb_frame.f_code):
+        if instruction.offset == tb.tb_lasti:
+            return instruction.opname in ("RAISE_VARARGS", "RERAISE")
+    return True
 
 
 _WRONG_TYPE = re.compile(r"'(\w+)' object (?:has no attribute|is not subscriptable|is not iterable)|"

@@ -15,6 +15,7 @@ from helpers.checks import (
     check_layer_norm,
     check_query_gradients,
     check_self_attention,
+    finetune,
     gpt,
     pipeline,
     scaling,
@@ -85,6 +86,18 @@ def my_step_loss_after_the_update(model, batch, optimizer):  # passed under an a
     my_train_step(model, batch, optimizer)
     torch.manual_seed(1)  # the checker's dropout (tests/test_checks_03.py's twin)
     return F.cross_entropy(model(ids, mask), labels).item()
+
+
+def my_step_never_cleared(
+    model, batch, optimizer, scheduler, clip=1.0
+):  # notebook 04's, no zero_grad
+    model.train()
+    loss = model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
 
 
 def my_evaluate(model, batches, graph=False):  # notebook 03's (graph=True: without no_grad)
@@ -199,6 +212,8 @@ MISTAKES = {  # a named mistake, the state that hid it, and its verdict
                          "they hold inf or NaN"),
     "the loss read after the update": (lambda: pipeline.check_train_step(my_step_loss_after_the_update),
                                        "autocast left on", "the loss after the update"),
+    "gradients never cleared": (lambda: finetune.check_train_step(my_step_never_cleared),
+                                "autocast left on", "never cleared"),
 }  # fmt: skip
 
 
@@ -207,7 +222,7 @@ def test_a_named_mistake_keeps_its_verdict_whatever_the_student_set_before(mista
     check, state, verdict = MISTAKES[mistake]
     with STATES[state]():
         result = check()
-    assert not result.passed and verdict in result.verdict, str(result)
+    assert not result.passed and verdict in " ".join([result.verdict, *result.hints]), str(result)
 
 
 def test_the_defaults_are_the_students_again_when_a_check_crashes():

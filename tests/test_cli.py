@@ -654,6 +654,52 @@ def test_a_command_whose_reader_went_away_stops_quietly(tmp_path):
     assert writer.stderr.read() == b""  # no traceback, no "Exception ignored" at exit
 
 
+def test_a_command_whose_error_reader_went_away_stops_quietly_too(tmp_path):
+    """`cmd 2>&1 >/dev/null | head -1`: the error stream's reader gone gave exit 1 and a traceback
+    written nowhere (a review of stop 56's diff)."""
+    script = tmp_path / "many_errors.py"
+    script.write_text(
+        "import sys\n"
+        "from helpers.cli import refuses_non_finite\n"
+        "def main():\n"
+        "    for i in range(200_000):\n"
+        "        print('note', i, file=sys.stderr, flush=True)\n"
+        "    return 0\n"
+        "sys.exit(refuses_non_finite(main)())\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    writer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env=env)  # fmt: skip
+    assert writer.stderr.readline() == b"note 0\n"
+    writer.stderr.close()
+    assert writer.wait(timeout=60) == 141
+
+
+def test_a_gone_reader_is_seen_as_linux_and_macos_report_it(monkeypatch):
+    """poll() says POLLERR for a pipe whose reader exited on Linux, POLLHUP on macOS: with POLLERR
+    alone, `| head -1` on a Mac was a traceback again."""
+    import select
+
+    from helpers import cli
+
+    class Poll:
+        def __init__(self, event):
+            self.event = event
+
+        def register(self, fd, mask):
+            pass
+
+        def poll(self, timeout):
+            return [(1, self.event)]
+
+    monkeypatch.setattr(cli.stat, "S_ISFIFO", lambda mode: True)
+    for event, gone in ((select.POLLERR, True), (select.POLLHUP, True), (select.POLLOUT, False)):
+        monkeypatch.setattr(cli.select, "poll", lambda event=event: Poll(event))
+        assert cli._reader_gone(sys.__stdout__) == gone, event
+    assert not cli._reader_gone(io.StringIO())  # not this process's own stream
+
+
 def test_a_broken_pipe_that_is_not_the_output_stays_an_error(tmp_path):
     """A worker's or a socket's broken pipe is a real fault: not a quiet exit 141 with the rest of
     the output sent nowhere (a diff review of stop 56)."""

@@ -47,6 +47,33 @@ def test_torchs_not_implemented_inside_finished_code_is_a_crash_not_a_stub():
     assert no_forward.not_implemented and 'missing the required "forward"' in no_forward.hints[0]
 
 
+def todo(hint):  # a student's helper for their stubs
+    err = NotImplementedError(hint)
+    raise err
+
+
+def test_stubs_written_by_hand_in_other_ways_are_still_stubs():
+    """A raise through a helper or split over lines read as a crash under the first, line-text rule
+    (a review of stop 56's diff)."""
+
+    def through_a_helper():
+        todo("write the scores")
+
+    def over_two_lines():
+        raise (
+            NotImplementedError("write the weights")
+        )  # fmt: skip
+
+    def re_raised():
+        try:
+            raise NotImplementedError("later")
+        except NotImplementedError:
+            raise
+
+    for stub in (through_a_helper, over_two_lines, re_raised):
+        assert run_check("attention", stub).not_implemented, stub.__name__
+
+
 def test_a_stub_is_named_where_it_is_and_code_under_its_raise_line_is_said_never_to_run():
     """A solution written under a kept `raise` line read "not implemented yet" for ever, and a check
     calling another exercise's stub (notebook 06's BPE check calling my_merge) showed that stub's
