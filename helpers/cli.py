@@ -370,11 +370,10 @@ def _reader_gone(stream: Any) -> bool:
     """Whether ``stream``, this process's own standard output or error, is a pipe whose reader has
     exited (``poll`` says POLLERR on Linux, POLLHUP on macOS); never in a notebook's kernel."""
     try:
-        fd = stream.fileno()
-        if stream not in (sys.__stdout__, sys.__stderr__) or not stat.S_ISFIFO(
-            os.fstat(fd).st_mode
-        ):
+        own = stream in (sys.__stdout__, sys.__stderr__)  # not a kernel's or a test's stream
+        if not own or not stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode):
             return False
+        fd = stream.fileno()
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
         return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
