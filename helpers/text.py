@@ -54,6 +54,10 @@ def tokenize(texts: list[str], batch_size: int = 1000, progress: bool = True) ->
         raise TypeError("texts must be a list of strings, not one string: wrap it as [text]")
     import spacy
 
+    if not hasattr(spacy, "blank"):  # "module 'spacy' has no attribute 'blank'" named nothing
+        raise ImportError(f"`import spacy` found {getattr(spacy, '__file__', None) or 'a module'}, "
+                          "not spaCy: rename that file (it hides the installed spaCy), then run "
+                          "again")  # fmt: skip
     tokenizer = spacy.blank("en").tokenizer
     index: dict[str, int] = {}
     ids: list[int] = []

@@ -119,3 +119,17 @@ def test_vocab_keeps_a_word_given_twice_once():
     """A repeated word took two ids (len counted both; stoi pointed at the second)."""
     vocab = text.Vocab(["a", "b", "a"])
     assert vocab.itos == ["<pad>", "<unk>", "a", "b"] and len(vocab) == 4 and vocab.stoi["a"] == 2
+
+
+def test_a_file_named_spacy_py_is_named(tmp_path, monkeypatch):
+    """An empty spacy.py on the path (a student's scratch file) gave "module 'spacy' has no attribute
+    'blank'" without saying where that module came from (an environment probe, stop 56)."""
+    import sys
+
+    from helpers.text import tokenize
+
+    (tmp_path / "spacy.py").write_text("", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "spacy", raising=False)
+    with pytest.raises(ImportError, match=r"`import spacy` found .*spacy\.py, not spaCy: rename"):
+        tokenize(["a film"], progress=False)
