@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -618,18 +619,21 @@ def test_a_missing_or_folder_input_is_named_by_its_flag(
         assert err.startswith(f"error: {flag} {given} {said}") and err.count("\n") == 1, err
 
 
-def test_a_command_writes_characters_its_output_cannot_encode_as_escapes(monkeypatch):
+def test_a_command_writes_characters_its_output_cannot_encode_as_escapes(tmp_path):
     """Under PYTHONIOENCODING=ascii, the C locale or a Windows code page, gpt sample printed its
     sample and finetune its labels ("négatif") into a UnicodeEncodeError traceback: the sample and
-    the report were lost (an environment probe, stop 56)."""
-    from helpers.cli import refuses_non_finite
-
-    raw = io.BytesIO()
-    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", errors="strict"))
-    command = refuses_non_finite(lambda: print("négatif ✓") or 0)
-    assert command() == 0
-    sys.stdout.flush()
-    assert raw.getvalue() == b"n\\xe9gatif \\u2713\n"
+    the report were lost (an environment probe, stop 56). A process of its own: the browser tier's
+    threads share this one's sys.stdout."""
+    script = tmp_path / "accents.py"
+    script.write_text(
+        "import sys\n"
+        "from helpers.cli import refuses_non_finite\n"
+        "sys.exit(refuses_non_finite(lambda: print('négatif ✓') or 0)())\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, env=env)
+    assert done.returncode == 0 and done.stdout == b"n\\xe9gatif \\u2713\n", done.stderr
 
 
 def test_a_command_whose_reader_went_away_stops_quietly(tmp_path):
@@ -693,9 +697,12 @@ def test_a_gone_reader_is_seen_as_linux_and_macos_report_it(monkeypatch):
         def poll(self, timeout):
             return [(1, self.event)]
 
-    monkeypatch.setattr(cli.stat, "S_ISFIFO", lambda mode: True)
+    # cli's own names, not the modules: the browser tier's threads in this process use those
+    monkeypatch.setattr(cli, "stat", SimpleNamespace(S_ISFIFO=lambda mode: True))
     for event, gone in ((select.POLLERR, True), (select.POLLHUP, True), (select.POLLOUT, False)):
-        monkeypatch.setattr(cli.select, "poll", lambda event=event: Poll(event))
+        fake = SimpleNamespace(poll=lambda event=event: Poll(event), POLLOUT=select.POLLOUT,
+                               POLLERR=select.POLLERR, POLLHUP=select.POLLHUP)  # fmt: skip
+        monkeypatch.setattr(cli, "select", fake)
         assert cli._reader_gone(sys.__stdout__) == gone, event
     assert not cli._reader_gone(io.StringIO())  # not this process's own stream
 
