@@ -69,6 +69,10 @@ def _commit() -> str | None:
 
 
 def _version(name: str) -> str | None:
+    """The installed version; torch's own where it is loaded, which names its build (``2.2.0+cu121``)
+    where the package's metadata may not (a wheel from PyPI says ``2.2.0``)."""
+    if name == "torch" and (torch := sys.modules.get("torch")) is not None:
+        return str(torch.__version__)
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:

@@ -1104,6 +1104,10 @@ def test_a_nan_evaluation_loss_is_a_diverged_run_even_with_a_finite_training_los
     check_finite_losses({"train_loss": [0.5], "dev_loss": [0.4], "dev_accuracy": [math.nan]}, 1.0)
 
 
+@pytest.mark.skipif(
+    not hasattr(__import__("tqdm.utils").utils, "envwrap"),
+    reason="tqdm reads TQDM_DISABLE from 4.66",
+)
 @pytest.mark.parametrize("quiet", ["1", ""])
 def test_tqdm_disable_quiets_the_training_bar(quiet):
     """fit passed disable=False, which overrode TQDM_DISABLE: the bar was drawn whatever it said (an
