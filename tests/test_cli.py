@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -619,39 +620,36 @@ def test_a_missing_or_folder_input_is_named_by_its_flag(
         assert err.startswith(f"error: {flag} {given} {said}") and err.count("\n") == 1, err
 
 
+def wrapped_command(tmp_path: Path, body: str) -> list[str]:
+    """The argv of a script whose ``main`` (``body``: its lines, unindented) runs under
+    ``cli.refuses_non_finite``, every command's outermost wrapper."""
+    script = tmp_path / "command.py"
+    script.write_text("import os, sys\nfrom helpers.cli import refuses_non_finite\ndef main():\n"
+                      + textwrap.indent(body, "    ") + "sys.exit(refuses_non_finite(main)())\n",
+                      encoding="utf-8")  # fmt: skip
+    return [sys.executable, str(script)]
+
+
+def script_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
 def test_a_command_writes_characters_its_output_cannot_encode_as_escapes(tmp_path):
     """Under PYTHONIOENCODING=ascii, the C locale or a Windows code page, gpt sample printed its
     sample and finetune its labels ("négatif") into a UnicodeEncodeError traceback: the sample and
     the report were lost (an environment probe, stop 56). A process of its own: the browser tier's
     threads share this one's sys.stdout."""
-    script = tmp_path / "accents.py"
-    script.write_text(
-        "import sys\n"
-        "from helpers.cli import refuses_non_finite\n"
-        "sys.exit(refuses_non_finite(lambda: print('négatif ✓') or 0)())\n",
-        encoding="utf-8",
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "ascii"}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, env=env)
+    argv = wrapped_command(tmp_path, "print('négatif ✓')\nreturn 0\n")
+    done = subprocess.run(argv, capture_output=True, env=script_env(PYTHONIOENCODING="ascii"))
     assert done.returncode == 0 and done.stdout == b"n\\xe9gatif \\u2713\n", done.stderr
 
 
 def test_a_command_whose_reader_went_away_stops_quietly(tmp_path):
     """`gpt sample ... | head -1` ended in a BrokenPipeError traceback (exit 1)."""
-    script = tmp_path / "many_lines.py"
-    script.write_text(
-        "import sys\n"
-        "from helpers.cli import refuses_non_finite\n"
-        "def main():\n"
-        "    for i in range(200_000):\n"
-        "        print('line', i)\n"
-        "    return 0\n"
-        "sys.exit(refuses_non_finite(main)())\n",
-        encoding="utf-8",
+    argv = wrapped_command(tmp_path, "for i in range(200_000):\n    print('line', i)\nreturn 0\n")
+    writer = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=script_env()
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, env=env)  # fmt: skip
     assert writer.stdout.readline() == b"line 0\n"
     writer.stdout.close()  # as `head -1` exits
     assert writer.wait(timeout=60) == 141
@@ -661,20 +659,11 @@ def test_a_command_whose_reader_went_away_stops_quietly(tmp_path):
 def test_a_command_whose_error_reader_went_away_stops_quietly_too(tmp_path):
     """`cmd 2>&1 >/dev/null | head -1`: the error stream's reader gone gave exit 1 and a traceback
     written nowhere (a review of stop 56's diff)."""
-    script = tmp_path / "many_errors.py"
-    script.write_text(
-        "import sys\n"
-        "from helpers.cli import refuses_non_finite\n"
-        "def main():\n"
-        "    for i in range(200_000):\n"
-        "        print('note', i, file=sys.stderr, flush=True)\n"
-        "    return 0\n"
-        "sys.exit(refuses_non_finite(main)())\n",
-        encoding="utf-8",
+    body = "for i in range(200_000):\n    print('note', i, file=sys.stderr, flush=True)\nreturn 0\n"
+    argv = wrapped_command(tmp_path, body)
+    writer = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=script_env()
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    writer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env=env)  # fmt: skip
     assert writer.stderr.readline() == b"note 0\n"
     writer.stderr.close()
     assert writer.wait(timeout=60) == 141
@@ -710,20 +699,9 @@ def test_a_gone_reader_is_seen_as_linux_and_macos_report_it(monkeypatch):
 def test_a_broken_pipe_that_is_not_the_output_stays_an_error(tmp_path):
     """A worker's or a socket's broken pipe is a real fault: not a quiet exit 141 with the rest of
     the output sent nowhere (a diff review of stop 56)."""
-    script = tmp_path / "other_pipe.py"
-    script.write_text(
-        "import os, sys\n"
-        "from helpers.cli import refuses_non_finite\n"
-        "def main():\n"
-        "    read, write = os.pipe()\n"
-        "    os.close(read)\n"
-        "    os.write(write, b'x')\n"
-        "    return 0\n"
-        "sys.exit(refuses_non_finite(main)())\n",
-        encoding="utf-8",
-    )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env)
+    body = "read, write = os.pipe()\nos.close(read)\nos.write(write, b'x')\nreturn 0\n"
+    done = subprocess.run(wrapped_command(tmp_path, body), capture_output=True, text=True,
+                          env=script_env())  # fmt: skip
     assert done.returncode == 1 and "BrokenPipeError" in done.stderr, done.stderr
 
 
@@ -733,7 +711,7 @@ def test_a_broken_pipe_that_is_not_the_output_stays_an_error(tmp_path):
 def test_help_works_under_python_OO(module):
     """-OO removes docstrings: three commands built --help from __doc__ and gave AttributeError
     ('NoneType' object has no attribute 'split'), even for --help."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = script_env()
     done = subprocess.run([sys.executable, "-OO", "-m", module, "--help"], capture_output=True,
                           text=True, env=env)  # fmt: skip
     assert done.returncode == 0 and "usage:" in done.stdout, done.stderr
@@ -745,7 +723,7 @@ def test_finetune_under_python_OO_names_it(tmp_path):
     rows = [{"text": "good", "label": 1}, {"text": "bad", "label": 0}] * 4
     data = tmp_path / "t.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HELPERS_CACHE": str(tmp_path / "cache")}
+    env = script_env(HELPERS_CACHE=str(tmp_path / "cache"))
     argv = ["--model", "tiny", "--train-file", str(data), "--eval-file", str(data), "--text-column",
             "text", "--json", str(tmp_path / "o.json")]  # fmt: skip
     done = subprocess.run([sys.executable, "-OO", "-m", "helpers.finetune", *argv],
